@@ -1,1 +1,16 @@
+//! The Tenantry control plane: the catalog, tenant provisioning and lifecycle, template
+//! roll-outs, operator credentials, and the operator REST API. `main.rs` only parses the
+//! command line and calls into here, so the tests run exactly what the binary runs.
 
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod operators;
+pub mod provisioning;
+pub mod roles;
+pub mod server;
+pub mod templates;
+pub mod tenants;
+
+pub use context::ControlPlane;

@@ -1,1 +1,41 @@
-fn main() {}
+use std::net::TcpListener;
+
+use anyhow::Context as _;
+use clap::Parser;
+use control_plane::cli::{Cli, Command};
+use control_plane::config::Config;
+use control_plane::ControlPlane;
+use shared::config::{config_path, ConfigSource};
+use shared::template::Template;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    shared::observability::init_logging();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = ConfigSource::load(config_path(cli.config).as_deref())?;
+    let config = Config::from_source(&source)?;
+    let control = ControlPlane::new(config, Template::default_template())?;
+    match cli.command {
+        Command::Serve => {
+            let listener = TcpListener::bind(control.config.listen)
+                .with_context(|| format!("binding {}", control.config.listen))?;
+            tracing::info!(address = %control.config.listen, "control plane listening");
+            control_plane::server::build(control, listener)?.await?;
+        }
+        command => {
+            let mut stdout = std::io::stdout().lock();
+            control_plane::cli::execute(command, &control, &mut stdout).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,12 @@
+//! The Tenantry data plane: a stateless node that routes each request to its tenant's schema.
+//! `main.rs` only parses arguments and calls into here, so tests run what the binary runs.
 
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod tenancy;
+pub mod tenant_info;
+
+pub use state::DataPlane;

@@ -1,1 +1,65 @@
-fn main() {}
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use data_plane::config::Config;
+use data_plane::DataPlane;
+use shared::config::{config_path, ConfigSource};
+
+/// Tenantry data plane: serves tenants' requests, each in its own schema.
+#[derive(Debug, Parser)]
+#[command(name = "data-plane", version)]
+struct Cli {
+    /// TOML configuration file (also TENANTRY_CONFIG); TENANTRY_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the tenant API.
+    Serve {
+        /// HTTP worker threads (defaults to the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    shared::observability::init_logging();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = ConfigSource::load(config_path(cli.config).as_deref())?;
+    let config = Config::from_source(&source)?;
+    let Command::Serve { workers } = cli.command;
+    let listen = config.listen;
+    let state = DataPlane::new(config)?;
+    // Serve even if Postgres is not there yet: /readyz tells, and the listener keeps trying.
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.wait_until_listening(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("tenant-change listener not connected yet; starting anyway");
+    }
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let workers =
+        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    tracing::info!(address = %listen, "data plane listening");
+    data_plane::server::build(state, listener, workers)?.await?;
+    Ok(())
+}

@@ -1,1 +1,18 @@
+//! What both planes of Tenantry share: configuration pieces, the tenant model and its
+//! validated names, the error vocabulary and its HTTP mapping, envelope encryption of tenant
+//! data keys, catalog access, the tenant database context, the tenant template, and the
+//! names of the change-notification channels.
+//!
+//! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod error;
+pub mod http;
+pub mod notify;
+pub mod observability;
+pub mod template;
+pub mod tenant;
+pub mod tenant_context;

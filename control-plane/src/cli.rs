@@ -1,0 +1,413 @@
+//! The `control-plane` command line. `main` parses it and calls [`run`]; tests call
+//! [`execute`] with the same parsed commands and read what it printed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use shared::tenant::TenantSlug;
+
+use crate::context::ControlPlane;
+use crate::provisioning::ProvisionOptions;
+use crate::templates::{self, Progress, RolloutOptions};
+use crate::tenants::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName};
+
+/// Tenantry control plane: provisions and manages tenants.
+#[derive(Debug, Parser)]
+#[command(name = "control-plane", version)]
+pub struct Cli {
+    /// TOML configuration file (also TENANTRY_CONFIG); TENANTRY_* variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the catalog (schema `control`) and the data plane's role.
+    Migrate,
+    /// Run the operator REST API.
+    Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Roll tenant template versions over all tenants.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// Manage operator credentials.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and provision it to `active`.
+    Create {
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Plan (free, standard, enterprise; defaults to the configured default plan).
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List live tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant: status, schema, role, quotas, domains, provisioning state.
+    Show {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: the data plane answers 403 `tenant_suspended`; data is kept.
+    Suspend { slug: String },
+    /// Resume a suspended tenant.
+    Resume { slug: String },
+    /// Finish an interrupted or failed provisioning.
+    Retry { slug: String },
+    /// Delete a tenant: drop its schema and role and destroy its data key.
+    Delete {
+        slug: String,
+        /// Write a JSON export of the tenant's data to this file first.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Show or change a tenant's quotas (overrides of its plan's defaults).
+    Quota(QuotaArgs),
+    /// Register or remove a custom domain the data plane serves the tenant on.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    pub slug: String,
+    #[arg(long)]
+    pub max_users: Option<i64>,
+    #[arg(long)]
+    pub max_storage_bytes: Option<i64>,
+    #[arg(long)]
+    pub max_api_keys: Option<i64>,
+    #[arg(long)]
+    pub requests_per_second: Option<i32>,
+    #[arg(long)]
+    pub burst: Option<i32>,
+    #[arg(long)]
+    pub events_per_day: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    Add { slug: String, domain: String },
+    Remove { slug: String, domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Apply the template's newest version to every tenant behind it.
+    Migrate {
+        /// Tenants migrated at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Migrate this many tenants first; stop the roll if any of them fails.
+        #[arg(long)]
+        canary: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an operator token; its secret is printed once and stored only hashed.
+    Create {
+        name: String,
+        /// Print only the token.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+fn slug(raw: &str) -> anyhow::Result<TenantSlug> {
+    TenantSlug::parse(raw).with_context(|| format!("'{raw}' is not a valid tenant slug"))
+}
+
+fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Runs every command but `serve` (which `main` runs, since it never returns).
+pub async fn execute(
+    command: Command,
+    control: &ControlPlane,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            control.migrate().await?;
+            writeln!(
+                out,
+                "catalog migrated; template '{}' at version {}",
+                control.template.name,
+                control.template.latest_version()
+            )?;
+        }
+        Command::Serve => anyhow::bail!("`serve` is run by main"),
+        Command::Tenant(command) => tenant(command, control, out).await?,
+        Command::Templates(TemplatesCommand::Migrate {
+            concurrency,
+            canary,
+            json,
+        }) => {
+            let options = RolloutOptions {
+                concurrency,
+                canary,
+            };
+            let report = templates::migrate_all(control, options, |progress| {
+                if json {
+                    return;
+                }
+                // Progress goes to stderr so stdout stays the report.
+                match progress {
+                    Progress::Started {
+                        behind,
+                        target_version,
+                    } => {
+                        eprintln!("{behind} tenant(s) behind version {target_version}");
+                    }
+                    Progress::Tenant {
+                        done,
+                        behind,
+                        outcome,
+                    } => match &outcome.error {
+                        None => eprintln!(
+                            "[{done}/{behind}] {} v{} -> v{}",
+                            outcome.slug,
+                            outcome.from_version,
+                            outcome.to_version.unwrap_or_default()
+                        ),
+                        Some(error) => {
+                            eprintln!("[{done}/{behind}] {} FAILED: {error}", outcome.slug)
+                        }
+                    },
+                }
+            })
+            .await?;
+            if json {
+                print_json(out, &report)?;
+            } else {
+                writeln!(
+                    out,
+                    "migrated {}, failed {}{}",
+                    report.migrated.len(),
+                    report.failed.len(),
+                    if report.halted_by_canary {
+                        " (halted: canary failed)"
+                    } else {
+                        ""
+                    }
+                )?;
+                for failed in &report.failed {
+                    writeln!(
+                        out,
+                        "  {}: {}",
+                        failed.slug,
+                        failed.error.as_deref().unwrap_or_default()
+                    )?;
+                }
+            }
+            if !report.failed.is_empty() {
+                anyhow::bail!(
+                    "{} tenant(s) failed to migrate; re-run to retry them",
+                    report.failed.len()
+                );
+            }
+        }
+        Command::Operator(OperatorCommand::Token(TokenCommand::Create { name, raw })) => {
+            let token = crate::operators::create_token(control, &name).await?;
+            if raw {
+                writeln!(out, "{}", token.as_str())?;
+            } else {
+                writeln!(
+                    out,
+                    "operator token '{name}' (shown once, store it now):\n{}",
+                    token.as_str()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn tenant(
+    command: TenantCommand,
+    control: &ControlPlane,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create {
+            slug: raw,
+            name,
+            plan,
+            json,
+        } => {
+            let request = CreateTenant {
+                slug: slug(&raw)?,
+                name: name.as_deref().map(TenantName::parse).transpose()?,
+                plan,
+            };
+            let tenant = service::create(control, request, ProvisionOptions::default()).await?;
+            let details = service::details(control, &tenant.slug).await?;
+            if json {
+                print_json(out, &details)?;
+            } else {
+                writeln!(
+                    out,
+                    "tenant {} is {} (schema {}, role {}, host {})",
+                    tenant.slug, tenant.status, tenant.schema, tenant.role, details.host
+                )?;
+            }
+        }
+        TenantCommand::List { json } => {
+            let tenants = service::list(control).await?;
+            if json {
+                print_json(out, &tenants)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<40} {:<13} {:<11} {:>7}  NAME",
+                    "SLUG", "STATUS", "PLAN", "VERSION"
+                )?;
+                for tenant in tenants {
+                    writeln!(
+                        out,
+                        "{:<40} {:<13} {:<11} {:>7}  {}",
+                        tenant.slug,
+                        tenant.status,
+                        tenant.plan,
+                        tenant.template_version,
+                        tenant.name
+                    )?;
+                }
+            }
+        }
+        TenantCommand::Show { slug: raw, json } => {
+            let details = service::details(control, &slug(&raw)?).await?;
+            if json {
+                print_json(out, &details)?;
+            } else {
+                let tenant = &details.tenant;
+                writeln!(out, "slug:      {}\nid:        {}\nname:      {}\nstatus:    {}\nplan:      {}\nschema:    {}\nrole:      {}\nhost:      {}\ntemplate:  {} v{}", tenant.slug, tenant.id, tenant.name, tenant.status, tenant.plan, tenant.schema, tenant.role, details.host, tenant.template, tenant.template_version)?;
+                if !details.domains.is_empty() {
+                    writeln!(out, "domains:   {}", details.domains.join(", "))?;
+                }
+                if let Some(job) = &details.provisioning {
+                    writeln!(
+                        out,
+                        "provisioning: {} after step {} (attempts {}){}",
+                        job.state,
+                        job.last_step,
+                        job.attempts,
+                        job.last_error
+                            .as_deref()
+                            .map(|error| format!(": {error}"))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        TenantCommand::Suspend { slug: raw } => {
+            let tenant = service::suspend(control, &slug(&raw)?).await?;
+            writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        }
+        TenantCommand::Resume { slug: raw } => {
+            let tenant = service::resume(control, &slug(&raw)?).await?;
+            writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        }
+        TenantCommand::Retry { slug: raw } => {
+            let tenant = service::retry_provisioning(control, &slug(&raw)?).await?;
+            writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        }
+        TenantCommand::Delete { slug: raw, export } => {
+            let slug = slug(&raw)?;
+            match export {
+                Some(path) => {
+                    let mut write_export = |value: &serde_json::Value| -> std::io::Result<()> {
+                        let mut file = std::fs::File::create(&path)?;
+                        serde_json::to_writer_pretty(&mut file, value)?;
+                        file.sync_all()
+                    };
+                    service::delete(control, &slug, Some(&mut write_export)).await?;
+                    writeln!(
+                        out,
+                        "tenant {slug} deleted; export written to {}",
+                        path.display()
+                    )?;
+                }
+                None => {
+                    service::delete(control, &slug, None).await?;
+                    writeln!(out, "tenant {slug} deleted")?;
+                }
+            }
+        }
+        TenantCommand::Quota(args) => {
+            let slug = slug(&args.slug)?;
+            let patch = QuotaPatch {
+                max_users: args.max_users.map(Some),
+                max_storage_bytes: args.max_storage_bytes.map(Some),
+                max_api_keys: args.max_api_keys.map(Some),
+                requests_per_second: args.requests_per_second.map(Some),
+                burst: args.burst.map(Some),
+                events_per_day: args.events_per_day.map(Some),
+            };
+            let changes = [
+                args.max_users,
+                args.max_storage_bytes,
+                args.max_api_keys,
+                args.events_per_day,
+            ]
+            .iter()
+            .any(Option::is_some)
+                || args.requests_per_second.is_some()
+                || args.burst.is_some();
+            let view = if changes {
+                service::set_quotas(control, &slug, &patch).await?
+            } else {
+                service::quotas(control, &slug).await?
+            };
+            if args.json {
+                print_json(out, &view)?;
+            } else if let Some(quotas) = &view.effective {
+                writeln!(out, "plan {}\nmax_users {}\nmax_storage_bytes {}\nmax_api_keys {}\nrequests_per_second {}\nburst {}\nevents_per_day {}", view.plan, quotas.max_users, quotas.max_storage_bytes, quotas.max_api_keys, quotas.requests_per_second, quotas.burst, quotas.events_per_day)?;
+            }
+        }
+        TenantCommand::Domain(DomainCommand::Add { slug: raw, domain }) => {
+            let domain = DomainName::parse(&domain, &control.config.base_domain)?;
+            service::add_domain(control, &slug(&raw)?, &domain).await?;
+            writeln!(out, "domain {} now serves tenant {raw}", domain.as_str())?;
+        }
+        TenantCommand::Domain(DomainCommand::Remove { slug: raw, domain }) => {
+            let domain = DomainName::parse(&domain, &control.config.base_domain)?;
+            service::remove_domain(control, &slug(&raw)?, &domain).await?;
+            writeln!(out, "domain {} removed from tenant {raw}", domain.as_str())?;
+        }
+    }
+    Ok(())
+}

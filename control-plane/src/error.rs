@@ -1,0 +1,103 @@
+//! The control plane's domain errors, and their one mapping to HTTP answers.
+
+use actix_web::http::StatusCode;
+use shared::catalog::CatalogError;
+use shared::envelope::EnvelopeError;
+use shared::error::ApiError;
+use shared::template::TemplateError;
+use shared::tenant::{SlugError, TenantStatus};
+
+use crate::provisioning::Step;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("invalid slug: {0}")]
+    InvalidSlug(#[from] SlugError),
+    #[error("invalid {field}: {message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+    #[error("unknown plan '{0}'")]
+    UnknownPlan(String),
+    #[error("a tenant with slug '{0}' already exists")]
+    SlugTaken(String),
+    #[error("no tenant with slug '{0}'")]
+    TenantNotFound(String),
+    #[error("tenant is {from}; it cannot become {to}")]
+    InvalidTransition {
+        from: TenantStatus,
+        to: TenantStatus,
+    },
+    #[error("tenant is {0}; only provisioning or failed tenants can be provisioned")]
+    NotProvisioning(TenantStatus),
+    #[error("another provisioning or deletion of this tenant is running")]
+    Busy,
+    #[error("provisioning step {step} failed: {message}")]
+    ProvisioningFailed { step: Step, message: String },
+    #[error("provisioning stopped after step {0} as asked")]
+    Interrupted(Step),
+    #[error("an operator token named '{0}' already exists")]
+    TokenNameTaken(String),
+    #[error("domain '{0}' is already registered")]
+    DomainTaken(String),
+    #[error("domain '{0}' is not registered to this tenant")]
+    DomainNotFound(String),
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+impl From<shared::tenant_context::TenantDbError> for ControlError {
+    fn from(error: shared::tenant_context::TenantDbError) -> Self {
+        match error {
+            shared::tenant_context::TenantDbError::Pool(error) => Self::Pool(error),
+            shared::tenant_context::TenantDbError::Query(error) => Self::Db(error),
+            shared::tenant_context::TenantDbError::Closed => Self::ProvisioningFailed {
+                step: Step::SeedRoles,
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        let message = error.to_string();
+        match error {
+            ControlError::InvalidSlug(_) => ApiError::bad_request("invalid_slug", message),
+            ControlError::InvalidInput { .. } => ApiError::bad_request("invalid_input", message),
+            ControlError::UnknownPlan(_) => ApiError::bad_request("unknown_plan", message),
+            ControlError::SlugTaken(_) => ApiError::conflict("slug_taken", message),
+            ControlError::TenantNotFound(_) => ApiError::not_found("tenant_not_found", message),
+            ControlError::InvalidTransition { .. } => {
+                ApiError::conflict("invalid_transition", message)
+            }
+            ControlError::NotProvisioning(_) => ApiError::conflict("not_provisioning", message),
+            ControlError::Busy => ApiError::conflict("tenant_busy", message),
+            ControlError::TokenNameTaken(_) => ApiError::conflict("token_name_taken", message),
+            ControlError::DomainTaken(_) => ApiError::conflict("domain_taken", message),
+            ControlError::DomainNotFound(_) => ApiError::not_found("domain_not_found", message),
+            ControlError::ProvisioningFailed { .. } | ControlError::Interrupted(_) => {
+                tracing::error!(error = %message, "provisioning did not finish");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "provisioning_failed",
+                    "provisioning did not finish; the tenant is marked failed and can be retried",
+                )
+            }
+            ControlError::Db(_)
+            | ControlError::Pool(_)
+            | ControlError::Catalog(_)
+            | ControlError::Template(_)
+            | ControlError::Envelope(_) => ApiError::internal(&error),
+        }
+    }
+}

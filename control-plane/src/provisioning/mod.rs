@@ -1,0 +1,149 @@
+//! Tenant provisioning as a resumable state machine.
+//!
+//! `catalog_row` (tenant `provisioning`, done by `tenants::service::create`) -> `role_and_schema`
+//! -> `template_migrations` -> `data_key` -> `seed_roles` -> `activate` (tenant `active`).
+//!
+//! Invariants:
+//! - Every step is idempotent, so a run interrupted anywhere (crash, killed process, lost
+//!   connection) is finished by running again; `provisioning_jobs.last_step` records where
+//!   to resume, and re-doing a step that finished but was not recorded is harmless.
+//! - One run per tenant at a time: a session advisory lock keyed by the tenant id.
+//! - A tenant is only served once `activate` has run; a failed step leaves it `failed` with
+//!   the error recorded, for `tenant retry`.
+
+mod steps;
+mod store;
+
+use std::fmt;
+
+use shared::tenant::{Tenant, TenantStatus};
+use uuid::Uuid;
+
+use crate::context::ControlPlane;
+use crate::error::ControlError;
+
+pub use steps::apply_template;
+pub use store::{insert_job, TenantLock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    CatalogRow,
+    RoleAndSchema,
+    TemplateMigrations,
+    DataKey,
+    SeedRoles,
+    Activate,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [
+        Step::CatalogRow,
+        Step::RoleAndSchema,
+        Step::TemplateMigrations,
+        Step::DataKey,
+        Step::SeedRoles,
+        Step::Activate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::CatalogRow => "catalog_row",
+            Step::RoleAndSchema => "role_and_schema",
+            Step::TemplateMigrations => "template_migrations",
+            Step::DataKey => "data_key",
+            Step::SeedRoles => "seed_roles",
+            Step::Activate => "activate",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|step| step.as_str() == input)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Knobs for a provisioning run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProvisionOptions {
+    /// Stop (as a crash would) right after this step is recorded. For tests and drills of
+    /// the resume path; the tenant stays `provisioning`.
+    pub interrupt_after: Option<Step>,
+}
+
+/// Runs the steps after the last recorded one, to `active`.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug))]
+pub async fn run(
+    control: &ControlPlane,
+    tenant: &Tenant,
+    options: ProvisionOptions,
+) -> Result<Tenant, ControlError> {
+    let lock = TenantLock::acquire(&control.pool, tenant.id).await?;
+    let outcome = run_locked(control, tenant, options).await;
+    lock.release().await;
+    outcome
+}
+
+async fn run_locked(
+    control: &ControlPlane,
+    tenant: &Tenant,
+    options: ProvisionOptions,
+) -> Result<Tenant, ControlError> {
+    let client = control.pool.get().await?;
+    let last_step = store::last_step(&client, tenant.id).await?;
+    drop(client);
+    for step in Step::ALL.into_iter().filter(|step| Some(*step) > last_step) {
+        let started = std::time::Instant::now();
+        if let Err(error) = steps::run_step(control, tenant, step).await {
+            let message = error.to_string();
+            tracing::warn!(%step, error = %message, "provisioning step failed");
+            let client = control.pool.get().await?;
+            store::record_failure(&client, tenant.id, &message).await?;
+            return Err(ControlError::ProvisioningFailed { step, message });
+        }
+        tracing::debug!(%step, elapsed_ms = started.elapsed().as_millis() as u64, "step done");
+        let client = control.pool.get().await?;
+        store::record_step(&client, tenant.id, step).await?;
+        if options.interrupt_after == Some(step) && step != Step::Activate {
+            return Err(ControlError::Interrupted(step));
+        }
+    }
+    let client = control.pool.get().await?;
+    shared::catalog::tenant_by_slug(&client, &tenant.slug)
+        .await?
+        .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))
+}
+
+/// Finishes an interrupted or failed provisioning of `tenant`.
+pub async fn retry(control: &ControlPlane, tenant: &Tenant) -> Result<Tenant, ControlError> {
+    if !matches!(
+        tenant.status,
+        TenantStatus::Provisioning | TenantStatus::Failed
+    ) {
+        return Err(ControlError::NotProvisioning(tenant.status));
+    }
+    let client = control.pool.get().await?;
+    store::mark_retry(&client, tenant.id).await?;
+    drop(client);
+    run(control, tenant, ProvisionOptions::default()).await
+}
+
+/// The recorded state of a tenant's provisioning job, for `tenant show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobState {
+    pub last_step: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+pub async fn job_state(
+    client: &deadpool_postgres::Object,
+    tenant_id: Uuid,
+) -> Result<Option<JobState>, ControlError> {
+    store::job_state(client, tenant_id).await
+}

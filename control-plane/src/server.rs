@@ -1,0 +1,31 @@
+//! The operator REST API server. `build` is what `control-plane serve` and the tests run.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::context::ControlPlane;
+
+pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Server> {
+    let control = web::Data::new(control);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(control.clone())
+            .configure(shared::http::configure_extractors)
+            .wrap(from_fn(shared::http::security_headers))
+            .wrap(from_fn(shared::http::request_id))
+            .route(
+                "/healthz",
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
+            .configure(crate::tenants::routes::configure)
+            .default_service(web::to(shared::http::route_not_found))
+    })
+    .listen(listener)?
+    .workers(2)
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,185 @@
+//! Rolling the tenant template's new versions over every tenant.
+//!
+//! Tenants behind the template's newest version are migrated with bounded concurrency.
+//! A failing tenant is recorded (`control.tenant_template_status`) and reported, and the roll
+//! goes on; running again resumes, since only tenants still behind are picked. With a canary
+//! group, the first tenants are migrated alone and any failure among them halts the roll.
+//! Tenants still provisioning get the newest version when their provisioning resumes.
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
+use shared::tenant::Tenant;
+
+use crate::context::ControlPlane;
+use crate::error::ControlError;
+use crate::provisioning::apply_template;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutOptions {
+    pub concurrency: usize,
+    /// Migrate this many tenants first and stop if any of them fails.
+    pub canary: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantOutcome {
+    pub slug: String,
+    pub from_version: i32,
+    pub to_version: Option<i32>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub template: String,
+    pub target_version: i32,
+    pub behind: usize,
+    pub migrated: Vec<TenantOutcome>,
+    pub failed: Vec<TenantOutcome>,
+    pub halted_by_canary: bool,
+}
+
+/// What a roll reports while it runs, for progress output.
+pub enum Progress<'a> {
+    Started {
+        behind: usize,
+        target_version: i32,
+    },
+    Tenant {
+        done: usize,
+        behind: usize,
+        outcome: &'a TenantOutcome,
+    },
+}
+
+pub async fn migrate_all(
+    control: &ControlPlane,
+    options: RolloutOptions,
+    mut on_progress: impl FnMut(Progress<'_>),
+) -> Result<RolloutReport, ControlError> {
+    let target_version = control.template.latest_version();
+    let tenants = tenants_behind(control, target_version).await?;
+    let behind = tenants.len();
+    on_progress(Progress::Started {
+        behind,
+        target_version,
+    });
+
+    let mut report = RolloutReport {
+        template: control.template.name.clone(),
+        target_version,
+        behind,
+        migrated: Vec::new(),
+        failed: Vec::new(),
+        halted_by_canary: false,
+    };
+    let canary_size = options.canary.unwrap_or(0).min(behind);
+    let (canary, rest) = tenants.split_at(canary_size);
+    let concurrency = options.concurrency.max(1);
+    let mut done = 0;
+
+    for (group, is_canary) in [(canary, true), (rest, false)] {
+        let mut outcomes = stream::iter(group)
+            .map(|tenant| migrate_one(control, tenant))
+            .buffer_unordered(concurrency);
+        while let Some(outcome) = outcomes.next().await {
+            done += 1;
+            on_progress(Progress::Tenant {
+                done,
+                behind,
+                outcome: &outcome,
+            });
+            if outcome.error.is_some() {
+                report.failed.push(outcome);
+            } else {
+                report.migrated.push(outcome);
+            }
+        }
+        if is_canary && !report.failed.is_empty() {
+            report.halted_by_canary = true;
+            break;
+        }
+    }
+    Ok(report)
+}
+
+async fn tenants_behind(control: &ControlPlane, target: i32) -> Result<Vec<Tenant>, ControlError> {
+    let client = control.pool.get().await?;
+    let sql = format!(
+        "SELECT {TENANT_COLUMNS} FROM control.tenants t
+         WHERE t.status IN ('active', 'suspended') AND t.template = $1 AND t.template_version < $2
+         ORDER BY t.created_at, t.id"
+    );
+    let rows = client
+        .query(&sql, &[&control.template.name, &target])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(tenant_from_row)
+        .collect::<Result<_, CatalogError>>()?)
+}
+
+async fn migrate_one(control: &ControlPlane, tenant: &Tenant) -> TenantOutcome {
+    let result = async {
+        let version = apply_template(control, tenant).await?;
+        let client = control.pool.get().await?;
+        client
+            .execute(
+                "UPDATE control.tenants SET template_version = $2, updated_at = now() WHERE id = $1",
+                &[&tenant.id, &version],
+            )
+            .await?;
+        record_status(control, tenant, version, None).await?;
+        Ok::<_, ControlError>(version)
+    }
+    .await;
+    match result {
+        Ok(version) => TenantOutcome {
+            slug: tenant.slug.to_string(),
+            from_version: tenant.template_version,
+            to_version: Some(version),
+            error: None,
+        },
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(tenant = %tenant.slug, error = %message, "template migration failed");
+            if let Err(record_error) = record_status(
+                control,
+                tenant,
+                control.template.latest_version(),
+                Some(&message),
+            )
+            .await
+            {
+                tracing::error!(tenant = %tenant.slug, error = %record_error, "cannot record failure");
+            }
+            TenantOutcome {
+                slug: tenant.slug.to_string(),
+                from_version: tenant.template_version,
+                to_version: None,
+                error: Some(message),
+            }
+        }
+    }
+}
+
+async fn record_status(
+    control: &ControlPlane,
+    tenant: &Tenant,
+    target_version: i32,
+    error: Option<&str>,
+) -> Result<(), ControlError> {
+    let client = control.pool.get().await?;
+    let state = if error.is_some() { "failed" } else { "ok" };
+    client
+        .execute(
+            "INSERT INTO control.tenant_template_status (tenant_id, target_version, state, error)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id) DO UPDATE SET target_version = excluded.target_version,
+                 state = excluded.state, error = excluded.error, updated_at = now()",
+            &[&tenant.id, &target_version, &state, &error],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! SQL over the catalog's tenant tables. Every change a data plane must see is published
+//! with `NOTIFY` inside the same transaction.
+
+use deadpool_postgres::GenericClient;
+use serde_json::{Map, Value};
+use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
+use shared::tenant::{PgIdentifier, Tenant, TenantStatus};
+use uuid::Uuid;
+
+use super::service::QuotaOverrides;
+use crate::error::ControlError;
+
+pub struct NewTenant<'a> {
+    pub id: Uuid,
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub plan: &'a str,
+    pub schema: &'a PgIdentifier,
+    pub role: &'a PgIdentifier,
+}
+
+pub async fn plan_exists(client: &impl GenericClient, plan: &str) -> Result<bool, ControlError> {
+    Ok(client
+        .query_opt("SELECT 1 FROM control.plans WHERE name = $1", &[&plan])
+        .await?
+        .is_some())
+}
+
+pub async fn insert_tenant(
+    client: &impl GenericClient,
+    tenant: &NewTenant<'_>,
+) -> Result<Tenant, ControlError> {
+    let sql = format!(
+        "INSERT INTO control.tenants AS t
+             (id, slug, name, status, plan, schema_name, role_name, cluster_id)
+         VALUES ($1, $2, $3, 'provisioning', $4, $5, $6,
+                 (SELECT id FROM control.postgres_clusters WHERE is_default))
+         RETURNING {TENANT_COLUMNS}"
+    );
+    let row = client
+        .query_one(
+            &sql,
+            &[
+                &tenant.id,
+                &tenant.slug,
+                &tenant.name,
+                &tenant.plan,
+                &tenant.schema.as_str(),
+                &tenant.role.as_str(),
+            ],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO control.tenant_quotas (tenant_id) VALUES ($1)",
+            &[&tenant.id],
+        )
+        .await?;
+    Ok(tenant_from_row(&row)?)
+}
+
+pub async fn list(client: &impl GenericClient) -> Result<Vec<Tenant>, ControlError> {
+    let sql = format!(
+        "SELECT {TENANT_COLUMNS} FROM control.tenants t WHERE t.status <> 'deleted'
+         ORDER BY t.slug"
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows
+        .iter()
+        .map(tenant_from_row)
+        .collect::<Result<_, CatalogError>>()?)
+}
+
+pub async fn set_status(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    from: &[TenantStatus],
+    to: TenantStatus,
+) -> Result<Option<Tenant>, ControlError> {
+    let from: Vec<&str> = from.iter().map(|status| status.as_str()).collect();
+    let sql = format!(
+        "UPDATE control.tenants t SET status = $3, updated_at = now(),
+             deleted_at = CASE WHEN $3 = 'deleted' THEN now() ELSE deleted_at END
+         WHERE t.id = $1 AND t.status = ANY($2)
+         RETURNING {TENANT_COLUMNS}"
+    );
+    let row = client
+        .query_opt(&sql, &[&tenant_id, &from, &to.as_str()])
+        .await?;
+    Ok(row.as_ref().map(tenant_from_row).transpose()?)
+}
+
+pub async fn update_name_and_plan(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    name: Option<&str>,
+    plan: Option<&str>,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE control.tenants
+             SET name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now()
+             WHERE id = $1",
+            &[&tenant_id, &name, &plan],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn quota_overrides(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+) -> Result<QuotaOverrides, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT max_users, max_storage_bytes, max_api_keys, requests_per_second, burst,
+                    events_per_day
+             FROM control.tenant_quotas WHERE tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await?;
+    Ok(row
+        .map(|row| QuotaOverrides {
+            max_users: row.get(0),
+            max_storage_bytes: row.get(1),
+            max_api_keys: row.get(2),
+            requests_per_second: row.get(3),
+            burst: row.get(4),
+            events_per_day: row.get(5),
+        })
+        .unwrap_or_default())
+}
+
+pub async fn write_quota_overrides(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    quotas: &QuotaOverrides,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "INSERT INTO control.tenant_quotas AS q (tenant_id, max_users, max_storage_bytes,
+                 max_api_keys, requests_per_second, burst, events_per_day)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant_id) DO UPDATE SET
+                 max_users = excluded.max_users,
+                 max_storage_bytes = excluded.max_storage_bytes,
+                 max_api_keys = excluded.max_api_keys,
+                 requests_per_second = excluded.requests_per_second,
+                 burst = excluded.burst,
+                 events_per_day = excluded.events_per_day,
+                 updated_at = now()",
+            &[
+                &tenant_id,
+                &quotas.max_users,
+                &quotas.max_storage_bytes,
+                &quotas.max_api_keys,
+                &quotas.requests_per_second,
+                &quotas.burst,
+                &quotas.events_per_day,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn domains(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+) -> Result<Vec<String>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT domain FROM control.tenant_domains WHERE tenant_id = $1 ORDER BY domain",
+            &[&tenant_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Registers a domain; false when it is already registered (to any tenant).
+pub async fn insert_domain(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    domain: &str,
+) -> Result<bool, ControlError> {
+    let inserted = client
+        .execute(
+            "INSERT INTO control.tenant_domains (domain, tenant_id) VALUES ($1, $2)
+             ON CONFLICT (domain) DO NOTHING",
+            &[&domain, &tenant_id],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+pub async fn delete_domain(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    domain: &str,
+) -> Result<bool, ControlError> {
+    let deleted = client
+        .execute(
+            "DELETE FROM control.tenant_domains WHERE domain = $1 AND tenant_id = $2",
+            &[&domain, &tenant_id],
+        )
+        .await?;
+    Ok(deleted == 1)
+}
+
+/// Every base table of the tenant's schema as JSON arrays of rows, keyed by table name.
+pub async fn export_tables(
+    client: &impl GenericClient,
+    schema: &PgIdentifier,
+) -> Result<Map<String, Value>, ControlError> {
+    let tables = client
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+               AND c.relname <> 'refinery_schema_history'
+             ORDER BY c.relname",
+            &[&schema.as_str()],
+        )
+        .await?;
+    let mut exported = Map::new();
+    for table in tables {
+        let name: String = table.get(0);
+        let sql = format!(
+            "SELECT coalesce(json_agg(row_to_json(r)), '[]'::json) FROM {}.{} r",
+            schema.quoted(),
+            shared::tenant::quote_ident(&name)
+        );
+        let rows: Value = client.query_one(&sql, &[]).await?.get(0);
+        exported.insert(name, rows);
+    }
+    Ok(exported)
+}
+
+/// Drops the tenant's schema and role and destroys its data keys and domains. Idempotent.
+pub async fn drop_tenant_storage(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    schema: &PgIdentifier,
+    role: &PgIdentifier,
+) -> Result<(), ControlError> {
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            schema.quoted()
+        ))
+        .await?;
+    client
+        .batch_execute(&format!("DROP ROLE IF EXISTS {}", role.quoted()))
+        .await?;
+    // Crypto-shredding: without its data key, the tenant's encrypted data in any backup is
+    // unreadable.
+    client
+        .execute(
+            "DELETE FROM control.tenant_data_keys WHERE tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM control.tenant_domains WHERE tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The data plane's typed configuration, read once at start from a TOML file and
+//! `TENANTRY_*` environment variables (which win). See README "Configuration".
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shared::config::{ConfigError, ConfigSource};
+use shared::tenant::RolePrefix;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
+    /// as the deployment's data-plane role (`<role_prefix>_dataplane`).
+    pub database: tokio_postgres::Config,
+    pub role_prefix: RolePrefix,
+    pub base_domain: String,
+    pub listen: SocketAddr,
+    pub pool_size: usize,
+    pub clickhouse_url: String,
+    pub clickhouse_database: String,
+    /// Upper bound on how long a tenant's catalog entry is cached; changes normally arrive
+    /// sooner through NOTIFY.
+    pub tenant_cache_ttl: Duration,
+    /// Per-statement limit inside tenant transactions.
+    pub statement_timeout_ms: u32,
+}
+
+impl Config {
+    pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        source.warn_unknown(shared::config::KNOWN_KEYS);
+        let invalid = |key: &str| {
+            let key = key.to_owned();
+            move |reason: String| ConfigError::Invalid {
+                key: key.clone(),
+                reason,
+            }
+        };
+        let role_prefix = RolePrefix::parse(
+            &source
+                .get("role_prefix")
+                .unwrap_or_else(|| "tenantry".to_owned()),
+        )
+        .map_err(invalid("role_prefix"))?;
+        let database = match source.get("data_plane_database_url") {
+            Some(url) => shared::db::pg_config(&url, None),
+            None => shared::db::pg_config(
+                &source.require("database_url")?,
+                Some(role_prefix.data_plane_role().as_str()),
+            ),
+        }
+        .map_err(|error| ConfigError::Invalid {
+            key: "database_url".to_owned(),
+            reason: error.to_string(),
+        })?;
+        Ok(Self {
+            database,
+            role_prefix,
+            base_domain: source
+                .get("base_domain")
+                .unwrap_or_else(|| "localhost".to_owned())
+                .to_ascii_lowercase(),
+            listen: source.parse_or("data_listen", SocketAddr::from(([127, 0, 0, 1], 8781)))?,
+            pool_size: source.parse_or("data_pool_size", 16)?,
+            clickhouse_url: source
+                .get("clickhouse_url")
+                .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned()),
+            clickhouse_database: source
+                .get("clickhouse_database")
+                .unwrap_or_else(|| "tenantry".to_owned()),
+            tenant_cache_ttl: Duration::from_secs(source.parse_or("tenant_cache_ttl_seconds", 60)?),
+            statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,
+        })
+    }
+}

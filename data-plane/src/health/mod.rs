@@ -1,0 +1,3 @@
+//! Liveness, readiness and metrics endpoints (not tenant-scoped).
+
+pub mod routes;

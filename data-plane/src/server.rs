@@ -1,0 +1,53 @@
+//! The data plane's HTTP server. `build` is what `data-plane serve` and the tests run.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
+
+use crate::state::DataPlane;
+
+pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(shared::http::configure_extractors)
+            .wrap(from_fn(shared::http::security_headers))
+            .wrap(from_fn(shared::http::request_id))
+            .wrap(from_fn(record_metrics))
+            .configure(crate::health::routes::configure)
+            .configure(crate::tenant_info::routes::configure)
+            .default_service(web::to(shared::http::route_not_found))
+    })
+    .listen(listener)?
+    .workers(workers)
+    .run();
+    Ok(server)
+}
+
+async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<DataPlane>>().cloned();
+    let started = Instant::now();
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        let class = format!("{}xx", response.status().as_u16() / 100);
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[&class])
+            .inc();
+        state
+            .metrics
+            .http_duration
+            .with_label_values(&[&class])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}

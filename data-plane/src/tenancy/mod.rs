@@ -1,0 +1,13 @@
+//! Which tenant a request is for, and whether it may be served.
+//!
+//! `resolve` reads the tenant's name from the request (host or `X-Tenant`); `registry` turns
+//! it into the catalog's view of the tenant, cached in moka and invalidated by `listener`
+//! when the control plane publishes a change; `context` is the extractor that builds the
+//! request's immutable [`RequestContext`].
+
+pub mod context;
+pub mod listener;
+pub mod registry;
+pub mod resolve;
+
+pub use context::RequestContext;

@@ -1,0 +1,120 @@
+//! The data plane's view of the catalog: tenants by slug and custom domains, cached in moka.
+//!
+//! Entries (also "no such tenant") live at most the configured TTL; the control plane's
+//! NOTIFY normally evicts them within milliseconds of a change (see `listener`). Concurrent
+//! misses for one key share a single catalog query.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use moka::future::Cache;
+use shared::catalog;
+use shared::error::ApiError;
+use shared::tenant::{Tenant, TenantSlug};
+use shared::tenant_context::TenantScope;
+
+use super::resolve::TenantKey;
+use crate::metrics::Metrics;
+
+/// A tenant as the data plane serves it.
+#[derive(Debug)]
+pub struct ServedTenant {
+    pub tenant: Tenant,
+    pub scope: TenantScope,
+}
+
+#[derive(Clone)]
+pub struct TenantRegistry {
+    pool: Pool,
+    by_slug: Cache<TenantSlug, Option<Arc<ServedTenant>>>,
+    domains: Cache<String, Option<TenantSlug>>,
+    statement_timeout_ms: u32,
+    metrics: Metrics,
+}
+
+impl TenantRegistry {
+    pub fn new(pool: Pool, ttl: Duration, statement_timeout_ms: u32, metrics: Metrics) -> Self {
+        Self {
+            pool,
+            by_slug: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            domains: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            statement_timeout_ms,
+            metrics,
+        }
+    }
+
+    /// The tenant `key` names, in whatever status the catalog has it (deleted ones excepted).
+    pub async fn lookup(&self, key: &TenantKey) -> Result<Option<Arc<ServedTenant>>, ApiError> {
+        let slug = match key {
+            TenantKey::Slug(slug) => slug.clone(),
+            TenantKey::Domain(domain) => match self.domain_slug(domain).await? {
+                Some(slug) => slug,
+                None => return Ok(None),
+            },
+        };
+        if let Some(cached) = self.by_slug.get(&slug).await {
+            self.metrics.tenant_cache_hits.inc();
+            return Ok(cached);
+        }
+        self.metrics.tenant_cache_misses.inc();
+        let loaded = self
+            .by_slug
+            .try_get_with(slug.clone(), async {
+                let client = self.pool.get().await.map_err(|error| error.to_string())?;
+                let tenant = catalog::tenant_by_slug(&client, &slug)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok::<_, String>(tenant.map(|tenant| {
+                    Arc::new(ServedTenant {
+                        scope: TenantScope::for_tenant(&tenant, self.statement_timeout_ms),
+                        tenant,
+                    })
+                }))
+            })
+            .await;
+        loaded.map_err(|error| catalog_unavailable(&error))
+    }
+
+    async fn domain_slug(&self, domain: &str) -> Result<Option<TenantSlug>, ApiError> {
+        self.domains
+            .try_get_with(domain.to_owned(), async {
+                let client = self.pool.get().await.map_err(|error| error.to_string())?;
+                let tenant = catalog::tenant_by_domain(&client, domain)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok::<_, String>(tenant.map(|tenant| tenant.slug))
+            })
+            .await
+            .map_err(|error| catalog_unavailable(&error))
+    }
+
+    /// Forgets what is cached about `slug` (and every domain mapping, which are few and
+    /// cheap to reload).
+    pub async fn invalidate(&self, slug: &str) {
+        if let Ok(slug) = TenantSlug::parse(slug) {
+            self.by_slug.invalidate(&slug).await;
+        }
+        self.domains.invalidate_all();
+    }
+
+    /// Forgets everything: after the listener lost its connection and may have missed news.
+    pub fn invalidate_all(&self) {
+        self.by_slug.invalidate_all();
+        self.domains.invalidate_all();
+    }
+}
+
+fn catalog_unavailable(error: &str) -> ApiError {
+    tracing::error!(%error, "tenant catalog lookup failed");
+    ApiError::unavailable(
+        "catalog_unavailable",
+        "the tenant catalog is unavailable; retry shortly",
+    )
+}

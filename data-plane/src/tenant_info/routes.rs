@@ -1,0 +1,41 @@
+//! HTTP for the tenant info endpoint.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use shared::error::ApiError;
+
+use super::store;
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/tenant", web::get().to(get_tenant));
+}
+
+#[derive(Serialize)]
+struct TenantInfo<'a> {
+    id: uuid::Uuid,
+    slug: &'a str,
+    name: &'a str,
+    display_name: Option<String>,
+    plan: &'a str,
+    template_version: i32,
+}
+
+async fn get_tenant(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    let display_name = store::display_name(&state.tenant_db, &context)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    let tenant = &context.tenant.tenant;
+    Ok(HttpResponse::Ok().json(TenantInfo {
+        id: tenant.id,
+        slug: tenant.slug.as_str(),
+        name: &tenant.name,
+        display_name,
+        plan: &tenant.plan,
+        template_version: tenant.template_version,
+    }))
+}

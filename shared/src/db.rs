@@ -1,0 +1,67 @@
+//! Postgres connections: the shared pool both planes use, and single connections for the
+//! notification listener and for work that changes session state (template migrations).
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("invalid database URL: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    #[error("cannot connect to Postgres: {0}")]
+    Connect(tokio_postgres::Error),
+}
+
+/// Parses a database URL, optionally connecting as another user (the data plane's role).
+pub fn pg_config(url: &str, user: Option<&str>) -> Result<tokio_postgres::Config, DbSetupError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(DbSetupError::Url)?;
+    if let Some(user) = user {
+        config.user(user);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tenantry");
+    }
+    Ok(config)
+}
+
+/// A pool whose connections are handed out without a check round trip. Safe because every
+/// use either ends its transaction or is detached from the pool (see `tenant_context`).
+pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbSetupError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        // A request waits at most this long for a connection, then gets a clear 503.
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .map_err(|error| DbSetupError::Pool(error.to_string()))
+}
+
+/// One connection outside the pool; its driver task runs until the client is dropped.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, DbSetupError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(DbSetupError::Connect)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Whether a Postgres error is a unique violation (SQLSTATE 23505).
+pub fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}

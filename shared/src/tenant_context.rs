@@ -1,0 +1,215 @@
+//! Running SQL inside one tenant's schema, as that tenant's role.
+//!
+//! Every unit of work is a transaction that starts with
+//! `BEGIN; SET LOCAL ROLE <tenant role>; SET LOCAL search_path TO <tenant schema>; …`, sent
+//! pipelined with the first statement so the switch costs no extra round trip. `SET LOCAL`
+//! ends with the transaction, so a pooled connection never carries one tenant's context into
+//! the next request, and the scheme stays correct behind a transaction-mode pooler.
+//!
+//! Invariants:
+//! - A connection goes back to the pool only outside a transaction. A [`TenantTransaction`]
+//!   dropped mid-way (an early return, a cancelled request) rolls back on a spawned task
+//!   before the connection is released, or detaches the connection from the pool when it
+//!   cannot.
+//! - If the role or search_path cannot be set, the transaction is aborted and no statement of
+//!   the request runs.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{Object, Pool, PoolError};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::tenant::{PgIdentifier, Tenant, TenantSlug};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantDbError {
+    #[error("no database connection available: {0}")]
+    Pool(#[from] PoolError),
+    #[error("database error: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("the transaction's connection is gone")]
+    Closed,
+}
+
+/// What a unit of work needs to reach exactly one tenant's schema.
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    pub tenant_id: Uuid,
+    pub slug: TenantSlug,
+    /// `BEGIN; SET LOCAL …` for this tenant, built once.
+    setup: Arc<str>,
+}
+
+impl TenantScope {
+    pub fn new(
+        tenant_id: Uuid,
+        slug: TenantSlug,
+        schema: &PgIdentifier,
+        role: &PgIdentifier,
+        statement_timeout_ms: u32,
+    ) -> Self {
+        let setup = format!(
+            "BEGIN; SET LOCAL ROLE {}; SET LOCAL search_path TO {}; \
+             SET LOCAL statement_timeout = {statement_timeout_ms}",
+            role.quoted(),
+            schema.quoted()
+        );
+        Self {
+            tenant_id,
+            slug,
+            setup: setup.into(),
+        }
+    }
+
+    pub fn for_tenant(tenant: &Tenant, statement_timeout_ms: u32) -> Self {
+        Self::new(
+            tenant.id,
+            tenant.slug.clone(),
+            &tenant.schema,
+            &tenant.role,
+            statement_timeout_ms,
+        )
+    }
+}
+
+/// The pool through which all tenant work runs.
+#[derive(Clone)]
+pub struct TenantDb {
+    pool: Pool,
+}
+
+impl TenantDb {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Takes a connection for a unit of work in `scope`. Nothing is sent until the first
+    /// statement, which carries the tenant switch with it.
+    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTransaction, TenantDbError> {
+        let client = self.pool.get().await?;
+        Ok(TenantTransaction {
+            client: Some(client),
+            pending_setup: Some(scope.setup.clone()),
+            in_transaction: false,
+        })
+    }
+
+    /// One statement in its own tenant transaction, in a single round trip: the tenant switch,
+    /// the statement and the commit are pipelined.
+    pub async fn query_once(
+        &self,
+        scope: &TenantScope,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        let mut transaction = self.begin(scope).await?;
+        transaction.query_then_commit(sql, params).await
+    }
+}
+
+/// A transaction in one tenant's context. Finish it with [`commit`](Self::commit) or
+/// [`rollback`](Self::rollback); dropping it rolls back.
+pub struct TenantTransaction {
+    client: Option<Object>,
+    pending_setup: Option<Arc<str>>,
+    in_transaction: bool,
+}
+
+impl TenantTransaction {
+    fn client(&self) -> Result<&Object, TenantDbError> {
+        // `client` is only taken in `Drop`, so this never fails while `self` is usable.
+        self.client.as_ref().ok_or(TenantDbError::Closed)
+    }
+
+    /// Runs a statement with explicitly typed parameters (no prepare round trip).
+    pub async fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        match self.pending_setup.take() {
+            None => Ok(self.client()?.query_typed(sql, params).await?),
+            Some(setup) => {
+                self.in_transaction = true;
+                let client = self.client()?;
+                let (setup_result, rows) = tokio::join!(
+                    client.batch_execute(&setup),
+                    client.query_typed(sql, params)
+                );
+                setup_result?;
+                Ok(rows?)
+            }
+        }
+    }
+
+    /// Runs the last statement and commits, pipelined.
+    pub async fn query_then_commit(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        let setup = self.pending_setup.take();
+        self.in_transaction = true;
+        let client = self.client()?;
+        let (setup_result, rows, commit) = tokio::join!(
+            async {
+                match &setup {
+                    Some(setup) => client.batch_execute(setup).await,
+                    None => Ok(()),
+                }
+            },
+            client.query_typed(sql, params),
+            client.batch_execute("COMMIT"),
+        );
+        // After COMMIT (which is a ROLLBACK when the transaction had failed) the connection is
+        // outside any transaction, whatever the statements returned.
+        commit?;
+        self.in_transaction = false;
+        setup_result?;
+        Ok(rows?)
+    }
+
+    pub async fn commit(mut self) -> Result<(), TenantDbError> {
+        self.finish("COMMIT").await
+    }
+
+    pub async fn rollback(mut self) -> Result<(), TenantDbError> {
+        self.finish("ROLLBACK").await
+    }
+
+    async fn finish(&mut self, statement: &str) -> Result<(), TenantDbError> {
+        if self.pending_setup.take().is_some() {
+            return Ok(()); // nothing was sent: the connection is clean
+        }
+        self.client()?.batch_execute(statement).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+}
+
+impl Drop for TenantTransaction {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if !self.in_transaction {
+            return; // back to the pool, clean
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if client.batch_execute("ROLLBACK").await.is_err() {
+                        drop(Object::take(client));
+                    }
+                });
+            }
+            Err(_) => drop(Object::take(client)),
+        }
+    }
+}
