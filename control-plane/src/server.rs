@@ -14,8 +14,10 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
         App::new()
             .app_data(control.clone())
             .configure(shared::http::configure_extractors)
-            .wrap(from_fn(shared::http::security_headers))
+            // Outermost last: request ids are set before the security headers are added, so
+            // error bodies rebuilt with the request id keep the headers.
             .wrap(from_fn(shared::http::request_id))
+            .wrap(from_fn(shared::http::security_headers))
             .route(
                 "/healthz",
                 web::get()

@@ -16,8 +16,10 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
         App::new()
             .app_data(state.clone())
             .configure(shared::http::configure_extractors)
-            .wrap(from_fn(shared::http::security_headers))
+            // Outermost last: request ids are set before the security headers are added, so
+            // error bodies rebuilt with the request id keep the headers.
             .wrap(from_fn(shared::http::request_id))
+            .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
             .configure(crate::health::routes::configure)
             .configure(crate::tenant_info::routes::configure)

@@ -29,6 +29,18 @@ pub enum TemplateError {
     Session(#[from] tokio_postgres::Error),
 }
 
+/// An error and its sources on one line: refinery's own message names only the step.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// A set of template migrations, in version order.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -91,7 +103,7 @@ impl Template {
         client
             .batch_execute("RESET ROLE; RESET search_path")
             .await?;
-        outcome.map_err(|error| TemplateError::Migration(error.to_string()))?;
+        outcome.map_err(|error| TemplateError::Migration(error_chain(&error)))?;
         let version: Option<i32> = client
             .query_one(
                 &format!(

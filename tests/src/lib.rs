@@ -1,1 +1,283 @@
+//! The test harness shared by the integration tests and the benchmark: a fresh catalog
+//! database per [`TestApp`], both planes started on port 0 against real Postgres (and
+//! ClickHouse for readiness), and one-line helpers for the common steps.
+//!
+//! Environment: `TENANTRY_TEST_DATABASE_URL` (a database on the server to create test
+//! databases from; default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! `TENANTRY_CLICKHOUSE_URL` and `TENANTRY_CLICKHOUSE_DATABASE`. Databases are named
+//! `tenantry_test_*` and roles start with `tt_`, so `deploy/local/test.sh` can remove what
+//! earlier runs left.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use control_plane::config::Config as ControlConfig;
+use control_plane::provisioning::ProvisionOptions;
+use control_plane::tenants::service::{self, CreateTenant, TenantName};
+use control_plane::ControlPlane;
+use data_plane::config::Config as DataConfig;
+use data_plane::DataPlane;
+use ring::rand::SecureRandom;
+use shared::template::Template;
+use shared::tenant::{RolePrefix, Tenant, TenantSlug};
+
+pub const BASE_DOMAIN: &str = "tenantry.test";
+
+pub fn admin_database_url() -> String {
+    std::env::var("TENANTRY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("TENANTRY_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
+}
+
+pub fn clickhouse_database() -> String {
+    std::env::var("TENANTRY_CLICKHOUSE_DATABASE").unwrap_or_else(|_| "tenantry".to_owned())
+}
+
+/// Settings a test may change before the app starts.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub data_pool_size: usize,
+    pub control_pool_size: usize,
+    /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
+    pub tenant_cache_ttl: Duration,
+    pub clickhouse_url: String,
+    pub data_workers: usize,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            data_pool_size: 8,
+            control_pool_size: 8,
+            tenant_cache_ttl: Duration::from_secs(600),
+            clickhouse_url: clickhouse_url(),
+            data_workers: 2,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub control: ControlPlane,
+    pub data: DataPlane,
+    pub control_url: String,
+    pub data_url: String,
+    pub operator_token: String,
+    pub http: reqwest::Client,
+    /// The test's catalog database, as the (superuser) control-plane role.
+    pub database_url: String,
+    pub role_prefix: RolePrefix,
+    pub options: TestOptions,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    ring::rand::SystemRandom::new().fill(&mut buffer).unwrap();
+    hex::encode(buffer)
+}
+
+fn database_url_for(admin_url: &str, database: &str) -> String {
+    let config: tokio_postgres::Config = admin_url.parse().unwrap();
+    let user = config.get_user().unwrap_or("postgres");
+    let (host, port) = match (config.get_hosts().first(), config.get_ports().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),
+        _ => ("127.0.0.1".to_owned(), 5432),
+    };
+    format!("postgres://{user}@{host}:{port}/{database}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> TestApp {
+        let suffix = random_hex(6);
+        let database = format!("tenantry_test_{suffix}");
+        let admin = shared::db::connect(&admin_database_url().parse().unwrap()).await.expect(
+            "cannot reach the test Postgres; run deploy/local/test.sh or set TENANTRY_TEST_DATABASE_URL",
+        );
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        let database_url = database_url_for(&admin_database_url(), &database);
+        let role_prefix = RolePrefix::parse(&format!("tt_{suffix}")).unwrap();
+
+        let kek_file = std::env::temp_dir().join(format!("tenantry-test-kek-{suffix}"));
+        std::fs::write(&kek_file, random_hex(32)).unwrap();
+
+        let control_config = ControlConfig {
+            database_url: database_url.clone(),
+            kek_file: kek_file.clone(),
+            base_domain: BASE_DOMAIN.to_owned(),
+            role_prefix: role_prefix.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            pool_size: options.control_pool_size,
+            default_plan: "free".to_owned(),
+        };
+        let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
+        control.migrate().await.unwrap();
+        let operator_token = control_plane::operators::create_token(&control, "tests")
+            .await
+            .unwrap()
+            .to_string();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let control_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = control_plane::server::build(control.clone(), listener).unwrap();
+        tokio::spawn(server);
+
+        let mut app = TestApp {
+            data: DataPlane::new(data_config(&database_url, &role_prefix, &options)).unwrap(),
+            control,
+            control_url,
+            data_url: String::new(),
+            operator_token,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            database_url,
+            role_prefix,
+            options,
+        };
+        app.data_url = app.serve_data_plane(app.data.clone()).await;
+        app
+    }
+
+    async fn serve_data_plane(&self, data: DataPlane) -> String {
+        data.wait_until_listening().await;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(data_plane::server::build(data, listener, self.options.data_workers).unwrap());
+        url
+    }
+
+    /// Another data-plane node on the same catalog, as a load balancer would have.
+    pub async fn spawn_data_node(&self, options: &TestOptions) -> (DataPlane, String) {
+        let data =
+            DataPlane::new(data_config(&self.database_url, &self.role_prefix, options)).unwrap();
+        let url = self.serve_data_plane(data.clone()).await;
+        (data, url)
+    }
+
+    /// Creates and provisions a tenant through the control plane's own code path.
+    pub async fn create_tenant(&self, slug: &str) -> Tenant {
+        self.create_tenant_with(slug, ProvisionOptions::default())
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_tenant_with(
+        &self,
+        slug: &str,
+        options: ProvisionOptions,
+    ) -> Result<Tenant, control_plane::error::ControlError> {
+        self.create_tenant_on(&self.control, slug, options).await
+    }
+
+    pub async fn create_tenant_on(
+        &self,
+        control: &ControlPlane,
+        slug: &str,
+        options: ProvisionOptions,
+    ) -> Result<Tenant, control_plane::error::ControlError> {
+        let request = CreateTenant {
+            slug: TenantSlug::parse(slug).unwrap(),
+            name: Some(TenantName::parse(&format!("{slug} display")).unwrap()),
+            plan: None,
+        };
+        service::create(control, request, options).await
+    }
+
+    /// A request to the operator API with this app's operator token.
+    pub fn operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.control_url))
+            .bearer_auth(&self.operator_token)
+    }
+
+    /// A data-plane GET for the tenant `slug`, named by the X-Tenant header.
+    pub fn tenant_get(&self, slug: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.data_url))
+            .header("X-Tenant", slug)
+    }
+
+    /// A superuser connection to the test's catalog database.
+    pub async fn superuser(&self) -> tokio_postgres::Client {
+        shared::db::connect(&self.database_url.parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub async fn tenant_status(&self, slug: &str) -> String {
+        self.superuser()
+            .await
+            .query_one(
+                "SELECT status FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn tenant_count(&self, slug: &str) -> i64 {
+        self.superuser()
+            .await
+            .query_one(
+                "SELECT count(*) FROM control.tenants WHERE slug = $1",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Polls `check` until it returns true or `limit` passes; how long it took.
+    /// For waiting on asynchronous propagation (NOTIFY), not as a timing assertion.
+    pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if check().await {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    pub fn kek_file(&self) -> PathBuf {
+        self.control.config.kek_file.clone()
+    }
+}
+
+pub fn data_config(
+    database_url: &str,
+    role_prefix: &RolePrefix,
+    options: &TestOptions,
+) -> DataConfig {
+    DataConfig {
+        database: shared::db::pg_config(database_url, Some(role_prefix.data_plane_role().as_str()))
+            .unwrap(),
+        role_prefix: role_prefix.clone(),
+        base_domain: BASE_DOMAIN.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pool_size: options.data_pool_size,
+        clickhouse_url: options.clickhouse_url.clone(),
+        clickhouse_database: clickhouse_database(),
+        tenant_cache_ttl: options.tenant_cache_ttl,
+        statement_timeout_ms: 5000,
+    }
+}

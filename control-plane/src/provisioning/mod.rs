@@ -96,6 +96,9 @@ async fn run_locked(
     let client = control.pool.get().await?;
     let last_step = store::last_step(&client, tenant.id).await?;
     drop(client);
+    if let Some(step) = last_step.filter(|step| options.interrupt_after == Some(*step)) {
+        return Err(ControlError::Interrupted(step));
+    }
     for step in Step::ALL.into_iter().filter(|step| Some(*step) > last_step) {
         let started = std::time::Instant::now();
         if let Err(error) = steps::run_step(control, tenant, step).await {

@@ -1,0 +1,180 @@
+use clap::Parser;
+use control_plane::cli::{execute, Cli};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tenantry_tests::TestApp;
+
+pub fn parse(args: &[&str]) -> Cli {
+    Cli::try_parse_from(args).unwrap()
+}
+
+async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    execute(parse(args).command, &app.control, &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
+    let app = TestApp::spawn().await;
+    let created: Value = serde_json::from_str(
+        &run(
+            &app,
+            &[
+                "control-plane",
+                "tenant",
+                "create",
+                "globex",
+                "--name",
+                "Globex",
+                "--plan",
+                "standard",
+                "--json",
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["plan"], "standard");
+
+    let shown: Value = serde_json::from_str(
+        &run(
+            &app,
+            &["control-plane", "tenant", "show", "globex", "--json"],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    for field in ["id", "slug", "status", "schema", "role"] {
+        assert_eq!(shown[field], created[field], "{field}");
+        assert!(!shown[field].is_null(), "{field}");
+    }
+    assert_eq!(shown["schema"], "tenant_globex");
+
+    let listed: Value = serde_json::from_str(
+        &run(&app, &["control-plane", "tenant", "list", "--json"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["slug"], "globex");
+
+    let quotas: Value = serde_json::from_str(
+        &run(
+            &app,
+            &[
+                "control-plane",
+                "tenant",
+                "quota",
+                "globex",
+                "--max-users",
+                "7",
+                "--events-per-day",
+                "1000",
+                "--json",
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(quotas["effective"]["max_users"], 7);
+    assert_eq!(quotas["effective"]["events_per_day"], 1000);
+    assert_eq!(
+        quotas["effective"]["max_api_keys"], 20,
+        "untouched limits keep the plan default"
+    );
+
+    let suspended = run(&app, &["control-plane", "tenant", "suspend", "globex"])
+        .await
+        .unwrap();
+    assert!(suspended.contains("suspended"));
+    let human = run(&app, &["control-plane", "tenant", "show", "globex"])
+        .await
+        .unwrap();
+    assert!(human.contains("status:    suspended"), "{human}");
+}
+
+#[tokio::test]
+async fn an_operator_token_from_the_cli_opens_the_rest_api() {
+    let app = TestApp::spawn().await;
+    let token = run(
+        &app,
+        &[
+            "control-plane",
+            "operator",
+            "token",
+            "create",
+            "ops",
+            "--raw",
+        ],
+    )
+    .await
+    .unwrap();
+    let token = token.trim();
+    assert!(token.starts_with("tnop_"));
+    let response = app
+        .http
+        .get(format!("{}/v1/tenants", app.control_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let duplicate = run(
+        &app,
+        &["control-plane", "operator", "token", "create", "ops"],
+    )
+    .await;
+    assert!(duplicate.is_err());
+}
+
+#[tokio::test]
+async fn the_cli_refuses_bad_slugs_and_missing_tenants() {
+    let app = TestApp::spawn().await;
+    assert!(
+        run(&app, &["control-plane", "tenant", "create", "Bad_Slug"])
+            .await
+            .is_err()
+    );
+    assert!(run(&app, &["control-plane", "tenant", "show", "nobody"])
+        .await
+        .is_err());
+    assert!(run(&app, &["control-plane", "tenant", "resume", "nobody"])
+        .await
+        .is_err());
+    assert!(Cli::try_parse_from([
+        "control-plane",
+        "tenant",
+        "quota",
+        "acme",
+        "--max-users",
+        "many"
+    ])
+    .is_err());
+    assert_eq!(app.tenant_count("bad_slug").await, 0);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["control-plane", "--help"],
+        vec!["control-plane", "tenant", "create", "--help"],
+        vec!["control-plane", "tenant", "delete", "--help"],
+        vec!["control-plane", "tenant", "quota", "--help"],
+        vec!["control-plane", "templates", "migrate", "--help"],
+        vec!["control-plane", "operator", "token", "create", "--help"],
+    ] {
+        let error = Cli::try_parse_from(&args).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::DisplayHelp,
+            "{args:?}"
+        );
+        assert!(error.to_string().contains("Usage"), "{args:?}");
+    }
+}

@@ -1,0 +1,140 @@
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use shared::tenant_context::{TenantDbError, TenantScope};
+use tenantry_tests::{TestApp, TestOptions};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+
+#[tokio::test]
+async fn a_tenant_role_cannot_read_another_tenants_schema_or_the_catalog() {
+    let app = TestApp::spawn().await;
+    let acme = app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let scope = TenantScope::for_tenant(&acme, 5000);
+
+    let own = app
+        .data
+        .tenant_db
+        .query_once(&scope, "SELECT display_name FROM tenant_profile", &[])
+        .await
+        .unwrap();
+    assert_eq!(own[0].get::<_, String>(0), "acme display");
+
+    for sql in [
+        "SELECT display_name FROM tenant_globex.tenant_profile",
+        "SELECT slug FROM control.tenants",
+        "SELECT wrapped_key FROM control.tenant_data_keys",
+    ] {
+        let denied = app.data.tenant_db.query_once(&scope, sql, &[]).await;
+        match denied {
+            Err(TenantDbError::Query(error)) => {
+                assert_eq!(
+                    error.code(),
+                    Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+                    "{sql}: {error}"
+                )
+            }
+            other => panic!("{sql} was not refused: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn interleaved_requests_on_a_pool_of_two_never_see_another_tenants_rows() {
+    let app = TestApp::spawn_with(TestOptions {
+        data_pool_size: 2,
+        ..TestOptions::default()
+    })
+    .await;
+    let slugs = ["alpha", "bravo", "charlie", "delta", "echo"];
+    for slug in slugs {
+        app.create_tenant(slug).await;
+    }
+    let app = &app;
+    let requests = (0..250).map(|index| {
+        let slug = slugs[index % slugs.len()];
+        async move {
+            let body: serde_json::Value = app
+                .tenant_get(slug, "/v1/tenant")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (slug, body)
+        }
+    });
+    let mut seen = HashMap::new();
+    for (slug, body) in join_all(requests).await {
+        assert_eq!(body["slug"], slug);
+        assert_eq!(
+            body["display_name"],
+            format!("{slug} display"),
+            "{slug} saw {body}"
+        );
+        *seen.entry(slug).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), slugs.len());
+
+    // Afterwards the pool's connections carry no tenant context.
+    for _ in 0..2 {
+        let client = app.data.tenant_db.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT current_user::text, current_setting('search_path')",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            row.get::<_, String>(0),
+            app.role_prefix.data_plane_role().as_str()
+        );
+        assert!(!row.get::<_, String>(1).contains("tenant_"));
+    }
+}
+
+#[tokio::test]
+async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is_reused() {
+    let app = TestApp::spawn_with(TestOptions {
+        data_pool_size: 1,
+        ..TestOptions::default()
+    })
+    .await;
+    let acme = app.create_tenant("acme").await;
+    let scope = TenantScope::for_tenant(&acme, 5000);
+    {
+        let mut transaction = app.data.tenant_db.begin(&scope).await.unwrap();
+        transaction
+            .query_typed(
+                "UPDATE tenant_profile SET display_name = $1 WHERE id = 1",
+                &[(&"never committed", Type::TEXT)],
+            )
+            .await
+            .unwrap();
+        // Dropped here without commit, as when a request is cancelled mid-way.
+    }
+    let client = app.data.tenant_db.pool().get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_setting('search_path')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        app.role_prefix.data_plane_role().as_str()
+    );
+    assert!(!row.get::<_, String>(1).contains("tenant_acme"));
+    drop(client);
+    let rows = app
+        .data
+        .tenant_db
+        .query_once(&scope, "SELECT display_name FROM tenant_profile", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "acme display");
+}

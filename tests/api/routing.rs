@@ -1,0 +1,189 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tenantry_tests::{TestApp, TestOptions, BASE_DOMAIN};
+
+#[tokio::test]
+async fn the_tenant_is_resolved_from_its_host_a_custom_domain_or_the_header() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let get = |host: &str| {
+        app.http
+            .get(format!("{}/v1/tenant", app.data_url))
+            .header("Host", host.to_owned())
+            .send()
+    };
+
+    let by_host: Value = get(&format!("acme.{BASE_DOMAIN}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_host["slug"], "acme");
+    let by_host_with_port: Value = get(&format!("GLOBEX.{BASE_DOMAIN}:443"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_host_with_port["slug"], "globex");
+    let by_header: Value = app
+        .tenant_get("globex", "/v1/tenant")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_header["slug"], "globex");
+
+    let unregistered = get("portal.acme.example").await.unwrap();
+    assert_eq!(unregistered.status(), StatusCode::NOT_FOUND);
+    let added = app
+        .operator(Method::POST, "/v1/tenants/acme/domains")
+        .json(&json!({"domain": "Portal.Acme.Example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let by_domain: Value = get("portal.acme.example")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_domain["slug"], "acme");
+    let taken = app
+        .operator(Method::POST, "/v1/tenants/globex/domains")
+        .json(&json!({"domain": "portal.acme.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let under_base = app
+        .operator(Method::POST, "/v1/tenants/globex/domains")
+        .json(&json!({"domain": format!("acme.{BASE_DOMAIN}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(under_base.status(), StatusCode::BAD_REQUEST);
+
+    // Host and header naming different tenants is refused, not guessed.
+    let mismatch = app
+        .http
+        .get(format!("{}/v1/tenant", app.data_url))
+        .header("Host", format!("acme.{BASE_DOMAIN}"))
+        .header("X-Tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn unknown_tenants_and_routes_get_json_404s_with_the_request_id() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .tenant_get("nobody", "/v1/tenant")
+        .header("X-Request-Id", "req-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["x-request-id"], "req-123");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "tenant_not_found");
+    assert_eq!(body["error"]["request_id"], "req-123");
+
+    let no_tenant = app
+        .http
+        .get(format!("{}/v1/tenant", app.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_tenant.status(), StatusCode::NOT_FOUND);
+    let generated_id = no_tenant.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&generated_id).is_ok());
+
+    let hostile_id = app
+        .tenant_get("nobody", "/v1/tenant")
+        .header("X-Request-Id", "<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(hostile_id.headers()["x-request-id"], "<script>");
+
+    let route = app
+        .http
+        .get(format!("{}/v1/nothing-here", app.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(route.status(), StatusCode::NOT_FOUND);
+    let body: Value = route.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route_not_found");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme").await;
+    app.tenant_get("acme", "/v1/tenant").send().await.unwrap();
+
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.data_url))
+        .send()
+        .await
+        .unwrap();
+    let status = ready.status();
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["checks"]["clickhouse"], "ok");
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.data_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tenantry_http_requests_total{status=\"2xx\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenantry_tenant_cache_misses_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_clickhouse_is_unreachable() {
+    let app = TestApp::spawn().await;
+    let options = TestOptions {
+        clickhouse_url: "http://127.0.0.1:9".to_owned(),
+        ..TestOptions::default()
+    };
+    let (_node, url) = app.spawn_data_node(&options).await;
+    let ready = app.http.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["clickhouse"], "unavailable");
+    assert_eq!(body["checks"]["postgres"], "ok");
+}
