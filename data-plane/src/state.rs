@@ -24,14 +24,16 @@ impl DataPlane {
     /// Builds the pool and caches and starts the notification listener. Must run inside a
     /// Tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let pool = shared::db::pool(config.database.clone(), config.pool_size)?;
+        // Statement timeout as a connection option: a limit on every statement at no cost per
+        // request (a `SET LOCAL` would be one more statement in every transaction).
+        let mut database = config.database.clone();
+        database.options(format!(
+            "-c statement_timeout={}",
+            config.statement_timeout_ms
+        ));
+        let pool = shared::db::pool(database, config.pool_size)?;
         let metrics = Metrics::new()?;
-        let registry = TenantRegistry::new(
-            pool.clone(),
-            config.tenant_cache_ttl,
-            config.statement_timeout_ms,
-            metrics.clone(),
-        );
+        let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
         let listening = crate::tenancy::listener::spawn(config.database.clone(), registry.clone());
         // ClickHouse 18.16 (Debian) rejects the settings that schema validation sends.
         let clickhouse = clickhouse::Client::default()

@@ -4,7 +4,9 @@
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use futures_util::future::join_all;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
@@ -64,4 +66,49 @@ pub async fn connect(
 /// Whether a Postgres error is a unique violation (SQLSTATE 23505).
 pub fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// One statement with explicitly typed parameters (sent without a prepare round trip).
+pub struct Typed<'a> {
+    pub sql: &'a str,
+    pub params: &'a [(&'a (dyn ToSql + Sync), Type)],
+}
+
+impl<'a> Typed<'a> {
+    pub fn new(sql: &'a str, params: &'a [(&'a (dyn ToSql + Sync), Type)]) -> Self {
+        Self { sql, params }
+    }
+}
+
+/// Runs `BEGIN; <opening>` (parameterless statements, e.g. DDL or `SET LOCAL`), then
+/// `statements`, then `COMMIT`, all pipelined: one round trip. If anything fails, the
+/// transaction is rolled back (a `COMMIT` of a failed transaction is a rollback) and the
+/// first error is returned.
+///
+/// Every request is queued on the connection when the future is first polled, so a caller
+/// that drops the future part-way cannot leave the connection inside the transaction.
+pub async fn pipelined_transaction(
+    client: &tokio_postgres::Client,
+    opening: &str,
+    statements: &[Typed<'_>],
+) -> Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+    let opening = format!("BEGIN; {opening}");
+    let (opened, results, committed) = tokio::join!(
+        client.batch_execute(&opening),
+        join_all(
+            statements
+                .iter()
+                .map(|statement| client.query_typed(statement.sql, statement.params))
+        ),
+        client.batch_execute("COMMIT"),
+    );
+    opened?;
+    let rows = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    committed?;
+    Ok(rows)
+}
+
+/// Whether a Postgres error is a foreign-key violation (SQLSTATE 23503).
+pub fn is_foreign_key_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
 }

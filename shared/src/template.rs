@@ -1,14 +1,22 @@
 //! Tenant templates: versioned SQL migrations applied inside each tenant's schema by refinery.
 //!
-//! Migrations run on a connection whose session role is the tenant's role and whose
-//! `search_path` is the tenant's schema, so every object they create is owned by the tenant
-//! role and lands in that schema; refinery's history table lives in the tenant schema too.
+//! Migrations run as the tenant's role with `search_path` set to the tenant's schema (both
+//! `SET LOCAL`, inside each of refinery's transactions), so every object they create is owned
+//! by the tenant role and lands in that schema; refinery's history table lives in the tenant
+//! schema too. Our refinery driver sends each of refinery's transactions as one message, so a
+//! tenant's migration costs three round trips however many versions are pending, and leaves
+//! no session state behind on the connection.
+//!
 //! Rule for authors: a new version is additive (new tables, nullable columns, indexes) until
 //! every tenant has it, because the data plane serves tenants one version behind during a
 //! roll-out.
 
 use refinery::Migration;
+use refinery_core::traits::r#async::{AsyncMigrate, AsyncQuery, AsyncTransaction};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
+use crate::db::{pipelined_transaction, Typed};
 use crate::tenant::PgIdentifier;
 
 mod embedded {
@@ -18,15 +26,13 @@ mod embedded {
 /// The name of the only template so far.
 pub const DEFAULT_TEMPLATE: &str = "default";
 
-/// The refinery history table, unqualified; it is created in the tenant schema.
+/// The refinery history table, created in the tenant schema.
 const HISTORY_TABLE: &str = "refinery_schema_history";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("template migration failed: {0}")]
     Migration(String),
-    #[error("database error while preparing the tenant session: {0}")]
-    Session(#[from] tokio_postgres::Error),
 }
 
 /// An error and its sources on one line: refinery's own message names only the step.
@@ -78,42 +84,94 @@ impl Template {
             .map_or(0, |migration| migration.version())
     }
 
-    /// Applies every migration `client`'s tenant schema lacks, as the tenant role, in one
-    /// transaction. Returns the tenant's version afterwards.
-    ///
-    /// Changes the session's role and search_path for the duration; the caller must not
-    /// return `client` to a pool if this fails (the reset may not have happened).
+    /// Applies every migration the tenant schema lacks, as the tenant role, in one
+    /// transaction. Returns the tenant's version afterwards (the newest: refinery refuses to
+    /// run when the schema's history diverges from the template).
     #[tracing::instrument(skip_all, fields(schema = %schema))]
     pub async fn apply(
         &self,
-        client: &mut tokio_postgres::Client,
+        client: &tokio_postgres::Client,
         schema: &PgIdentifier,
         role: &PgIdentifier,
     ) -> Result<i32, TemplateError> {
-        client
-            .batch_execute(&format!(
-                "SET ROLE {}; SET search_path TO {}",
+        let mut session = TenantMigrationSession {
+            client,
+            opening: format!(
+                "SET LOCAL ROLE {}; SET LOCAL search_path TO {}",
                 role.quoted(),
                 schema.quoted()
-            ))
-            .await?;
+            ),
+        };
         let mut runner = refinery::Runner::new(&self.migrations).set_grouped(true);
         runner.set_migration_table_name(format!("{}.{HISTORY_TABLE}", schema.quoted()));
-        let outcome = runner.run_async(client).await;
-        client
-            .batch_execute("RESET ROLE; RESET search_path")
-            .await?;
-        outcome.map_err(|error| TemplateError::Migration(error_chain(&error)))?;
-        let version: Option<i32> = client
-            .query_one(
-                &format!(
-                    "SELECT max(version) FROM {}.{HISTORY_TABLE}",
-                    schema.quoted()
-                ),
-                &[],
-            )
-            .await?
-            .get(0);
-        Ok(version.unwrap_or(0))
+        runner
+            .run_async(&mut session)
+            .await
+            .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
+        Ok(self.latest_version())
     }
 }
+
+/// refinery's view of one tenant: every refinery transaction runs as the tenant role in the
+/// tenant schema and is sent as a single message.
+struct TenantMigrationSession<'a> {
+    client: &'a tokio_postgres::Client,
+    /// `SET LOCAL` statements that put a transaction in the tenant's context.
+    opening: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error("the migration history holds an unreadable row: {0}")]
+    History(String),
+}
+
+impl AsyncTransaction for TenantMigrationSession<'_> {
+    type Error = SessionError;
+
+    async fn execute<'a, T: Iterator<Item = &'a str> + Send + 'a>(
+        &'a mut self,
+        queries: T,
+    ) -> Result<usize, SessionError> {
+        let mut batch = format!("BEGIN; {};\n", self.opening);
+        let mut count = 0;
+        for query in queries {
+            batch.push_str(query);
+            batch.push_str(";\n");
+            count += 1;
+        }
+        batch.push_str("COMMIT");
+        if let Err(error) = self.client.batch_execute(&batch).await {
+            // A failed statement skips the rest of the message, COMMIT included.
+            self.client.batch_execute("ROLLBACK").await?;
+            return Err(error.into());
+        }
+        Ok(count)
+    }
+}
+
+impl AsyncQuery<Vec<Migration>> for TenantMigrationSession<'_> {
+    async fn query<'a>(&'a mut self, query: &'a str) -> Result<Vec<Migration>, SessionError> {
+        let results =
+            pipelined_transaction(self.client, &self.opening, &[Typed::new(query, &[])]).await?;
+        let mut applied = Vec::new();
+        for row in results.iter().flatten() {
+            let applied_on: String = row.try_get(2)?;
+            let checksum: String = row.try_get(3)?;
+            applied.push(Migration::applied(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                OffsetDateTime::parse(&applied_on, &Rfc3339)
+                    .map_err(|_| SessionError::History(applied_on.clone()))?,
+                checksum
+                    .parse()
+                    .map_err(|_| SessionError::History(checksum.clone()))?,
+            ));
+        }
+        Ok(applied)
+    }
+}
+
+impl AsyncMigrate for TenantMigrationSession<'_> {}

@@ -1,7 +1,7 @@
 //! Running SQL inside one tenant's schema, as that tenant's role.
 //!
 //! Every unit of work is a transaction that starts with
-//! `BEGIN; SET LOCAL ROLE <tenant role>; SET LOCAL search_path TO <tenant schema>; …`, sent
+//! `BEGIN; SET LOCAL ROLE <tenant role>; SET LOCAL search_path TO <tenant schema>`, sent
 //! pipelined with the first statement so the switch costs no extra round trip. `SET LOCAL`
 //! ends with the transaction, so a pooled connection never carries one tenant's context into
 //! the next request, and the scheme stays correct behind a transaction-mode pooler.
@@ -42,20 +42,23 @@ pub struct TenantScope {
     setup: Arc<str>,
 }
 
+/// The `SET LOCAL` statements that put a transaction in a tenant's context.
+pub fn tenant_settings(schema: &PgIdentifier, role: &PgIdentifier) -> String {
+    format!(
+        "SET LOCAL ROLE {}; SET LOCAL search_path TO {}",
+        role.quoted(),
+        schema.quoted()
+    )
+}
+
 impl TenantScope {
     pub fn new(
         tenant_id: Uuid,
         slug: TenantSlug,
         schema: &PgIdentifier,
         role: &PgIdentifier,
-        statement_timeout_ms: u32,
     ) -> Self {
-        let setup = format!(
-            "BEGIN; SET LOCAL ROLE {}; SET LOCAL search_path TO {}; \
-             SET LOCAL statement_timeout = {statement_timeout_ms}",
-            role.quoted(),
-            schema.quoted()
-        );
+        let setup = format!("BEGIN; {}", tenant_settings(schema, role));
         Self {
             tenant_id,
             slug,
@@ -63,14 +66,8 @@ impl TenantScope {
         }
     }
 
-    pub fn for_tenant(tenant: &Tenant, statement_timeout_ms: u32) -> Self {
-        Self::new(
-            tenant.id,
-            tenant.slug.clone(),
-            &tenant.schema,
-            &tenant.role,
-            statement_timeout_ms,
-        )
+    pub fn for_tenant(tenant: &Tenant) -> Self {
+        Self::new(tenant.id, tenant.slug.clone(), &tenant.schema, &tenant.role)
     }
 }
 

@@ -11,7 +11,7 @@ async fn a_tenant_role_cannot_read_another_tenants_schema_or_the_catalog() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("acme").await;
     app.create_tenant("globex").await;
-    let scope = TenantScope::for_tenant(&acme, 5000);
+    let scope = TenantScope::for_tenant(&acme);
 
     let own = app
         .data
@@ -104,7 +104,7 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
     })
     .await;
     let acme = app.create_tenant("acme").await;
-    let scope = TenantScope::for_tenant(&acme, 5000);
+    let scope = TenantScope::for_tenant(&acme);
     {
         let mut transaction = app.data.tenant_db.begin(&scope).await.unwrap();
         transaction

@@ -5,8 +5,8 @@
 //! Environment: `TENANTRY_TEST_DATABASE_URL` (a database on the server to create test
 //! databases from; default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! `TENANTRY_CLICKHOUSE_URL` and `TENANTRY_CLICKHOUSE_DATABASE`. Databases are named
-//! `tenantry_test_*` and roles start with `tt_`, so `deploy/local/test.sh` can remove what
-//! earlier runs left.
+//! `tenantry_test_*`, roles start with `tt_` and KEK files live in `$TMPDIR/tenantry-tests/`,
+//! so `deploy/local/test.sh` can remove what earlier runs left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -109,7 +109,9 @@ impl TestApp {
         let database_url = database_url_for(&admin_database_url(), &database);
         let role_prefix = RolePrefix::parse(&format!("tt_{suffix}")).unwrap();
 
-        let kek_file = std::env::temp_dir().join(format!("tenantry-test-kek-{suffix}"));
+        let kek_dir = std::env::temp_dir().join("tenantry-tests");
+        std::fs::create_dir_all(&kek_dir).unwrap();
+        let kek_file = kek_dir.join(format!("kek-{suffix}"));
         std::fs::write(&kek_file, random_hex(32)).unwrap();
 
         let control_config = ControlConfig {

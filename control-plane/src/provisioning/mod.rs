@@ -23,7 +23,7 @@ use crate::context::ControlPlane;
 use crate::error::ControlError;
 
 pub use steps::apply_template;
-pub use store::{insert_job, TenantLock};
+pub use store::TenantLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -109,8 +109,6 @@ async fn run_locked(
             return Err(ControlError::ProvisioningFailed { step, message });
         }
         tracing::debug!(%step, elapsed_ms = started.elapsed().as_millis() as u64, "step done");
-        let client = control.pool.get().await?;
-        store::record_step(&client, tenant.id, step).await?;
         if options.interrupt_after == Some(step) && step != Step::Activate {
             return Err(ControlError::Interrupted(step));
         }

@@ -1,10 +1,12 @@
-//! The provisioning steps themselves. Each one is idempotent: running it again after it
-//! finished (because the run died before recording it) changes nothing.
+//! The provisioning steps themselves. Each one is idempotent (running it again after it
+//! finished changes nothing) and records itself as done in the same transaction as its work,
+//! sent as one pipelined message: a step costs about one round trip.
 
-use deadpool_postgres::Object;
+use serde_json::json;
+use shared::db::{pipelined_transaction, Typed};
 use shared::envelope::DataKey;
 use shared::tenant::Tenant;
-use shared::tenant_context::{TenantDb, TenantScope};
+use shared::tenant_context::tenant_settings;
 use tokio_postgres::types::Type;
 
 use super::Step;
@@ -12,151 +14,163 @@ use crate::context::ControlPlane;
 use crate::error::ControlError;
 use crate::roles::BUILT_IN_ROLES;
 
+const RECORD_STEP: &str = "UPDATE control.provisioning_jobs
+     SET last_step = $2, state = $3, last_error = NULL, updated_at = now()
+     WHERE tenant_id = $1";
+
 pub async fn run_step(
     control: &ControlPlane,
     tenant: &Tenant,
     step: Step,
 ) -> Result<(), ControlError> {
+    let client = control.pool.get().await?;
+    let state = if step == Step::Activate {
+        "done"
+    } else {
+        "running"
+    };
+    let step_name = step.as_str();
+    let record: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+        (&tenant.id, Type::UUID),
+        (&step_name, Type::TEXT),
+        (&state, Type::TEXT),
+    ];
+    let record = Typed::new(RECORD_STEP, &record);
     match step {
-        Step::CatalogRow => Ok(()), // written by `create`, before the first run
-        Step::RoleAndSchema => role_and_schema(control, tenant).await,
-        Step::TemplateMigrations => template_migrations(control, tenant).await,
-        Step::DataKey => data_key(control, tenant).await,
-        Step::SeedRoles => seed_roles(control, tenant).await,
-        Step::Activate => activate(control, tenant).await,
-    }
-}
+        // Written by `create`, with the job, before the first run.
+        Step::CatalogRow => Ok(()),
 
-/// The tenant's role (no login, no inherited rights), its membership in the data plane's
-/// role, and its schema, owned by it.
-async fn role_and_schema(control: &ControlPlane, tenant: &Tenant) -> Result<(), ControlError> {
-    let client = control.pool.get().await?;
-    let role = tenant.role.quoted();
-    let role_exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_roles WHERE rolname = $1",
-            &[&tenant.role.as_str()],
-        )
-        .await?
-        .is_some();
-    if !role_exists {
-        client
-            .batch_execute(&format!("CREATE ROLE {role} NOLOGIN NOINHERIT"))
+        // The tenant's role (no login, no inherited rights), its membership in the data
+        // plane's role, and its schema, owned by it.
+        Step::RoleAndSchema => {
+            let role = tenant.role.quoted();
+            let ddl = format!(
+                "DO $$ BEGIN CREATE ROLE {role} NOLOGIN NOINHERIT;
+                   EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                 GRANT {role} TO {data_plane};
+                 CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}",
+                data_plane = control.config.role_prefix.data_plane_role().quoted(),
+                schema = tenant.schema.quoted(),
+            );
+            pipelined_transaction(&client, &ddl, &[record]).await?;
+            Ok(())
+        }
+
+        Step::TemplateMigrations => {
+            let version = control
+                .template
+                .apply(&client, &tenant.schema, &tenant.role)
+                .await?;
+            pipelined_transaction(
+                &client,
+                "",
+                &[
+                    Typed::new(
+                        "UPDATE control.tenants SET template_version = $2, updated_at = now()
+                         WHERE id = $1",
+                        &[(&tenant.id, Type::UUID), (&version, Type::INT4)],
+                    ),
+                    record,
+                ],
+            )
             .await?;
-    }
-    client
-        .batch_execute(&format!(
-            "GRANT {role} TO {data_plane};
-             CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};",
-            data_plane = control.config.role_prefix.data_plane_role().quoted(),
-            schema = tenant.schema.quoted(),
-        ))
-        .await?;
-    Ok(())
-}
+            Ok(())
+        }
 
-async fn template_migrations(control: &ControlPlane, tenant: &Tenant) -> Result<(), ControlError> {
-    let version = apply_template(control, tenant).await?;
-    let client = control.pool.get().await?;
-    client
-        .execute(
-            "UPDATE control.tenants SET template_version = $2, updated_at = now() WHERE id = $1",
-            &[&tenant.id, &version],
-        )
-        .await?;
-    Ok(())
-}
+        // A new key every time the step runs; only the first is ever stored.
+        Step::DataKey => {
+            let data_key = DataKey::generate(&control.rng)?;
+            let wrapped = control.kek.wrap(&control.rng, &data_key, tenant.id, 1)?;
+            pipelined_transaction(
+                &client,
+                "",
+                &[
+                    Typed::new(
+                        "INSERT INTO control.tenant_data_keys
+                             (tenant_id, version, kek_id, nonce, wrapped_key)
+                         VALUES ($1, 1, $2, $3, $4)
+                         ON CONFLICT (tenant_id, version) DO NOTHING",
+                        &[
+                            (&tenant.id, Type::UUID),
+                            (&wrapped.kek_id, Type::TEXT),
+                            (&wrapped.nonce, Type::BYTEA),
+                            (&wrapped.ciphertext, Type::BYTEA),
+                        ],
+                    ),
+                    record,
+                ],
+            )
+            .await?;
+            Ok(())
+        }
 
-/// Applies the control plane's template to the tenant's schema on a pooled connection; the
-/// connection is detached from the pool when anything fails, since its session role may
-/// still be the tenant's.
-pub async fn apply_template(control: &ControlPlane, tenant: &Tenant) -> Result<i32, ControlError> {
-    let mut client = control.pool.get().await?;
-    match control
-        .template
-        .apply(&mut client, &tenant.schema, &tenant.role)
-        .await
-    {
-        Ok(version) => Ok(version),
-        Err(error) => {
-            drop(Object::take(client));
-            Err(error.into())
+        // Built-in roles and the tenant profile, written as the tenant's role inside its
+        // schema; then back to the control plane's role to record the step.
+        Step::SeedRoles => {
+            let roles = json!(BUILT_IN_ROLES
+                .iter()
+                .map(|role| json!({
+                    "name": role.name,
+                    "description": role.description,
+                    "permissions": role.permissions,
+                }))
+                .collect::<Vec<_>>());
+            pipelined_transaction(
+                &client,
+                &tenant_settings(&tenant.schema, &tenant.role),
+                &[
+                    Typed::new(
+                        "INSERT INTO roles (name, description, permissions, built_in)
+                         SELECT r->>'name', r->>'description',
+                                ARRAY(SELECT jsonb_array_elements_text(r->'permissions')), true
+                         FROM jsonb_array_elements($1) AS r
+                         ON CONFLICT (name) DO NOTHING",
+                        &[(&roles, Type::JSONB)],
+                    ),
+                    Typed::new(
+                        "INSERT INTO tenant_profile (id, display_name) VALUES (1, $1)
+                         ON CONFLICT (id) DO NOTHING",
+                        &[(&tenant.name, Type::TEXT)],
+                    ),
+                    Typed::new("SELECT set_config('role', 'none', true)", &[]),
+                    record,
+                ],
+            )
+            .await?;
+            Ok(())
+        }
+
+        Step::Activate => {
+            pipelined_transaction(
+                &client,
+                "",
+                &[
+                    Typed::new(
+                        "UPDATE control.tenants SET status = 'active', updated_at = now()
+                         WHERE id = $1 AND status = 'provisioning'",
+                        &[(&tenant.id, Type::UUID)],
+                    ),
+                    Typed::new(
+                        "SELECT pg_notify($1, $2)",
+                        &[
+                            (&shared::notify::TENANT_CHANGED, Type::TEXT),
+                            (&tenant.slug.as_str(), Type::TEXT),
+                        ],
+                    ),
+                    record,
+                ],
+            )
+            .await?;
+            Ok(())
         }
     }
 }
 
-async fn data_key(control: &ControlPlane, tenant: &Tenant) -> Result<(), ControlError> {
+/// Applies the control plane's template to the tenant's schema (used by roll-outs too).
+pub async fn apply_template(control: &ControlPlane, tenant: &Tenant) -> Result<i32, ControlError> {
     let client = control.pool.get().await?;
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM control.tenant_data_keys WHERE tenant_id = $1 AND version = 1",
-            &[&tenant.id],
-        )
-        .await?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
-    let data_key = DataKey::generate(&control.rng)?;
-    let wrapped = control.kek.wrap(&control.rng, &data_key, tenant.id, 1)?;
-    client
-        .execute(
-            "INSERT INTO control.tenant_data_keys (tenant_id, version, kek_id, nonce, wrapped_key)
-             VALUES ($1, 1, $2, $3, $4)
-             ON CONFLICT (tenant_id, version) DO NOTHING",
-            &[
-                &tenant.id,
-                &wrapped.kek_id,
-                &wrapped.nonce,
-                &wrapped.ciphertext,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Built-in roles and the tenant profile, written as the tenant's role inside its schema.
-async fn seed_roles(control: &ControlPlane, tenant: &Tenant) -> Result<(), ControlError> {
-    let tenant_db = TenantDb::new(control.pool.clone());
-    let scope = TenantScope::for_tenant(tenant, 30_000);
-    let mut transaction = tenant_db.begin(&scope).await?;
-    for role in BUILT_IN_ROLES {
-        let permissions: Vec<&str> = role.permissions.to_vec();
-        transaction
-            .query_typed(
-                "INSERT INTO roles (name, description, permissions, built_in)
-                 VALUES ($1, $2, $3, true)
-                 ON CONFLICT (name) DO NOTHING",
-                &[
-                    (&role.name, Type::TEXT),
-                    (&role.description, Type::TEXT),
-                    (&permissions, Type::TEXT_ARRAY),
-                ],
-            )
-            .await?;
-    }
-    transaction
-        .query_typed(
-            "INSERT INTO tenant_profile (id, display_name) VALUES (1, $1)
-             ON CONFLICT (id) DO NOTHING",
-            &[(&tenant.name, Type::TEXT)],
-        )
-        .await?;
-    transaction.commit().await?;
-    Ok(())
-}
-
-async fn activate(control: &ControlPlane, tenant: &Tenant) -> Result<(), ControlError> {
-    let mut client = control.pool.get().await?;
-    let transaction = client.transaction().await?;
-    transaction
-        .execute(
-            "UPDATE control.tenants SET status = 'active', updated_at = now()
-             WHERE id = $1 AND status = 'provisioning'",
-            &[&tenant.id],
-        )
-        .await?;
-    shared::notify::tenant_changed(&transaction, tenant.slug.as_str()).await?;
-    transaction.commit().await?;
-    Ok(())
+    Ok(control
+        .template
+        .apply(&client, &tenant.schema, &tenant.role)
+        .await?)
 }

@@ -2,47 +2,20 @@
 
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::{JobState, Step};
 use crate::error::ControlError;
 
-pub async fn insert_job(client: &impl GenericClient, tenant_id: Uuid) -> Result<(), ControlError> {
-    client
-        .execute(
-            "INSERT INTO control.provisioning_jobs (tenant_id, last_step, state)
-             VALUES ($1, $2, 'running')",
-            &[&tenant_id, &Step::CatalogRow.as_str()],
-        )
-        .await?;
-    Ok(())
-}
-
 pub async fn last_step(client: &Object, tenant_id: Uuid) -> Result<Option<Step>, ControlError> {
-    let row = client
-        .query_opt(
+    let rows = client
+        .query_typed(
             "SELECT last_step FROM control.provisioning_jobs WHERE tenant_id = $1",
-            &[&tenant_id],
+            &[(&tenant_id, Type::UUID)],
         )
         .await?;
-    Ok(row.and_then(|row| Step::parse(row.get(0))))
-}
-
-pub async fn record_step(client: &Object, tenant_id: Uuid, step: Step) -> Result<(), ControlError> {
-    let state = if step == Step::Activate {
-        "done"
-    } else {
-        "running"
-    };
-    client
-        .execute(
-            "UPDATE control.provisioning_jobs
-             SET last_step = $2, state = $3, last_error = NULL, updated_at = now()
-             WHERE tenant_id = $1",
-            &[&tenant_id, &step.as_str(), &state],
-        )
-        .await?;
-    Ok(())
+    Ok(rows.first().and_then(|row| Step::parse(row.get(0))))
 }
 
 pub async fn record_failure(

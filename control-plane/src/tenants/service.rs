@@ -100,13 +100,9 @@ pub async fn create(
     let schema = tenant_schema(&request.slug);
     let role = control.config.role_prefix.tenant_role(&request.slug);
 
-    let mut client = control.pool.get().await?;
-    if !store::plan_exists(&client, &plan).await? {
-        return Err(ControlError::UnknownPlan(plan));
-    }
-    let transaction = client.transaction().await?;
+    let client = control.pool.get().await?;
     let inserted = store::insert_tenant(
-        &transaction,
+        &client,
         &store::NewTenant {
             id: Uuid::now_v7(),
             slug: request.slug.as_str(),
@@ -122,10 +118,11 @@ pub async fn create(
         Err(ControlError::Db(error)) if shared::db::is_unique_violation(&error) => {
             return Err(ControlError::SlugTaken(request.slug.to_string()));
         }
+        Err(ControlError::Db(error)) if shared::db::is_foreign_key_violation(&error) => {
+            return Err(ControlError::UnknownPlan(plan));
+        }
         Err(error) => return Err(error),
     };
-    provisioning::insert_job(&transaction, tenant.id).await?;
-    transaction.commit().await?;
     drop(client);
     provisioning::run(control, &tenant, options).await
 }

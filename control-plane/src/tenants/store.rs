@@ -5,6 +5,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
 use shared::tenant::{PgIdentifier, Tenant, TenantStatus};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::service::QuotaOverrides;
@@ -26,37 +27,44 @@ pub async fn plan_exists(client: &impl GenericClient, plan: &str) -> Result<bool
         .is_some())
 }
 
+/// Inserts the tenant (`provisioning`), its quota row and its provisioning job in one
+/// statement: one round trip, all or nothing.
 pub async fn insert_tenant(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     tenant: &NewTenant<'_>,
 ) -> Result<Tenant, ControlError> {
     let sql = format!(
-        "INSERT INTO control.tenants AS t
-             (id, slug, name, status, plan, schema_name, role_name, cluster_id)
-         VALUES ($1, $2, $3, 'provisioning', $4, $5, $6,
-                 (SELECT id FROM control.postgres_clusters WHERE is_default))
-         RETURNING {TENANT_COLUMNS}"
+        "WITH t AS (
+             INSERT INTO control.tenants AS t
+                 (id, slug, name, status, plan, schema_name, role_name, cluster_id)
+             VALUES ($1, $2, $3, 'provisioning', $4, $5, $6,
+                     (SELECT id FROM control.postgres_clusters WHERE is_default))
+             RETURNING {TENANT_COLUMNS}
+         ), quotas AS (
+             INSERT INTO control.tenant_quotas (tenant_id) SELECT id FROM t
+         ), job AS (
+             INSERT INTO control.provisioning_jobs (tenant_id, last_step, state)
+             SELECT id, 'catalog_row', 'running' FROM t
+         )
+         SELECT * FROM t"
     );
-    let row = client
-        .query_one(
+    let rows = client
+        .query_typed(
             &sql,
             &[
-                &tenant.id,
-                &tenant.slug,
-                &tenant.name,
-                &tenant.plan,
-                &tenant.schema.as_str(),
-                &tenant.role.as_str(),
+                (&tenant.id, Type::UUID),
+                (&tenant.slug, Type::TEXT),
+                (&tenant.name, Type::TEXT),
+                (&tenant.plan, Type::TEXT),
+                (&tenant.schema.as_str(), Type::TEXT),
+                (&tenant.role.as_str(), Type::TEXT),
             ],
         )
         .await?;
-    client
-        .execute(
-            "INSERT INTO control.tenant_quotas (tenant_id) VALUES ($1)",
-            &[&tenant.id],
-        )
-        .await?;
-    Ok(tenant_from_row(&row)?)
+    let row = rows
+        .first()
+        .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_owned()))?;
+    Ok(tenant_from_row(row)?)
 }
 
 pub async fn list(client: &impl GenericClient) -> Result<Vec<Tenant>, ControlError> {

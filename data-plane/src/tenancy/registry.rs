@@ -29,12 +29,11 @@ pub struct TenantRegistry {
     pool: Pool,
     by_slug: Cache<TenantSlug, Option<Arc<ServedTenant>>>,
     domains: Cache<String, Option<TenantSlug>>,
-    statement_timeout_ms: u32,
     metrics: Metrics,
 }
 
 impl TenantRegistry {
-    pub fn new(pool: Pool, ttl: Duration, statement_timeout_ms: u32, metrics: Metrics) -> Self {
+    pub fn new(pool: Pool, ttl: Duration, metrics: Metrics) -> Self {
         Self {
             pool,
             by_slug: Cache::builder()
@@ -45,7 +44,6 @@ impl TenantRegistry {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
-            statement_timeout_ms,
             metrics,
         }
     }
@@ -73,7 +71,7 @@ impl TenantRegistry {
                     .map_err(|error| error.to_string())?;
                 Ok::<_, String>(tenant.map(|tenant| {
                     Arc::new(ServedTenant {
-                        scope: TenantScope::for_tenant(&tenant, self.statement_timeout_ms),
+                        scope: TenantScope::for_tenant(&tenant),
                         tenant,
                     })
                 }))
