@@ -25,8 +25,12 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
             .map(|_| ()),
         Err(error) => Err(error.to_string()),
     };
+    // The server, not our database: the audit/telemetry schema (and its check) arrives with
+    // the ClickHouse writer.
     let clickhouse = state
         .clickhouse
+        .clone()
+        .with_database("system")
         .query("SELECT 1")
         .fetch_one::<u8>()
         .await

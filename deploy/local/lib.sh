@@ -1,0 +1,159 @@
+# Shared by up.sh, test.sh and down.sh: find or install and start the services Tenantry needs
+# on loopback. Sourced, not run. Everything this starts keeps its data, logs and pid files under
+# deploy/local/state/ (git-ignored).
+#
+# Postgres: TENANTRY_DATABASE_URL when set; else the server answering on 127.0.0.1:5432; else a
+# private cluster (initdb) on 127.0.0.1:15432. ClickHouse: a private server on 127.0.0.1:18123
+# (HTTP) / 19000 (native), whatever else runs on the machine.
+
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE_DIR="$REPO_ROOT/deploy/local/state"
+PRIVATE_PG_PORT=15432
+CLICKHOUSE_HTTP_PORT=18123
+CLICKHOUSE_TCP_PORT=19000
+CLICKHOUSE_INTERSERVER_PORT=19009
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root (or sudo) to run: $*"
+    fi
+}
+
+# Installs the Debian packages among "$@" that are not installed yet.
+apt_install() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]} (apt-get)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        "${missing[@]}" >"$STATE_DIR/apt.log" 2>&1 || {
+        # A stale package index is the usual cause on a fresh machine.
+        as_root apt-get update >>"$STATE_DIR/apt.log" 2>&1
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            "${missing[@]}" >>"$STATE_DIR/apt.log" 2>&1
+    } || die "apt-get install ${missing[*]} failed; see $STATE_DIR/apt.log"
+}
+
+# What the build and the services need from Debian. The service packages' own init scripts are
+# not used: we start private instances.
+ensure_packages() {
+    mkdir -p "$STATE_DIR"
+    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client)
+    command -v psql >/dev/null && command -v pg_isready >/dev/null || wanted+=(postgresql-client)
+    apt_install "${wanted[@]}"
+}
+
+pg_answers() { pg_isready -q -d "$1" -t 3 >/dev/null 2>&1; }
+
+pg_bin() {
+    local found
+    found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    [ -n "$found" ] && [ -x "$found/$1" ] && { echo "$found/$1"; return; }
+    command -v "$1" || die "no $1 found"
+}
+
+# Sets ADMIN_DATABASE_URL: a superuser connection to a server on loopback.
+ensure_postgres() {
+    if [ -n "${TENANTRY_DATABASE_URL:-}" ]; then
+        pg_answers "$TENANTRY_DATABASE_URL" || die "TENANTRY_DATABASE_URL does not answer"
+        # The same server, its maintenance database.
+        ADMIN_DATABASE_URL="${TENANTRY_ADMIN_DATABASE_URL:-${TENANTRY_DATABASE_URL%/*}/postgres}"
+    elif pg_answers "postgres://postgres@127.0.0.1:5432/postgres"; then
+        ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    else
+        start_private_postgres
+        ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+    fi
+    export ADMIN_DATABASE_URL
+}
+
+start_private_postgres() {
+    local url="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+    pg_answers "$url" && return 0
+    apt_install postgresql
+    local data="$STATE_DIR/postgres"
+    # initdb refuses to run as root: the cluster belongs to the `postgres` system user.
+    local run=()
+    if [ "$(id -u)" -eq 0 ]; then run=(runuser -u postgres --); fi
+    if [ ! -f "$data/PG_VERSION" ]; then
+        log "creating a private Postgres cluster in $data"
+        mkdir -p "$data"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
+        chmod 700 "$data"
+        "${run[@]}" "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+    fi
+    log "starting the private Postgres on 127.0.0.1:$PRIVATE_PG_PORT"
+    "${run[@]}" "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w start \
+        -o "-c listen_addresses=127.0.0.1 -p $PRIVATE_PG_PORT -k $data -c max_connections=300" \
+        >/dev/null || die "private Postgres did not start; see $data/server.log"
+}
+
+clickhouse_answers() {
+    curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping" >/dev/null 2>&1
+}
+
+# A private ClickHouse from the packaged config with our ports, paths and loopback only.
+ensure_clickhouse() {
+    export TENANTRY_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+    clickhouse_answers && return 0
+    local dir="$STATE_DIR/clickhouse"
+    mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
+    sed -e "s#<http_port>8123</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
+        -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
+        -e "s#<interserver_http_port>9009</interserver_http_port>#<interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>#" \
+        -e "s#<listen_host>::1</listen_host>##" \
+        -e "s#/var/lib/clickhouse/tmp/#$dir/tmp/#" \
+        -e "s#/var/lib/clickhouse/user_files/#$dir/user_files/#" \
+        -e "s#/var/lib/clickhouse/format_schemas/#$dir/format_schemas/#" \
+        -e "s#<path>/var/lib/clickhouse/</path>#<path>$dir/data/</path>#" \
+        -e "s#/var/log/clickhouse-server/#$dir/log/#g" \
+        -e "s#<level>warning</level>#<level>warning</level><size>100M</size><count>2</count>#" \
+        /etc/clickhouse-server/config.xml >"$dir/config.xml"
+    cp /etc/clickhouse-server/users.xml "$dir/users.xml"
+    log "starting a private ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+    # The server reads users.xml relative to its config file; it detaches with --daemon.
+    clickhouse-server --config-file="$dir/config.xml" --pid-file="$dir/clickhouse.pid" --daemon \
+        >"$dir/log/start.log" 2>&1 || die "ClickHouse did not start; see $dir/log/"
+    wait_until "ClickHouse" 60 clickhouse_answers \
+        || die "ClickHouse did not answer; see $dir/log/"
+}
+
+# wait_until NAME SECONDS COMMAND...: polls COMMAND (a readiness probe, not a sleep-for-sync).
+wait_until() {
+    local name=$1 seconds=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        [ $SECONDS -ge $deadline ] && { echo "$name not ready after ${seconds}s" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# Stops the process in pid file $1 (if it is still running) and removes the file.
+stop_pidfile() {
+    local file=$1 name=$2
+    [ -f "$file" ] || return 0
+    local pid
+    pid=$(cat "$file")
+    if kill -0 "$pid" 2>/dev/null; then
+        log "stopping $name (pid $pid)"
+        kill "$pid"
+        wait_until "$name to stop" 30 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
+    fi
+    rm -f "$file"
+}
+
+# URL of database $2 on the server of admin URL $1.
+database_url() {
+    local admin=$1 database=$2
+    echo "${admin%/*}/$database"
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up the same services as up.sh (Postgres and ClickHouse on loopback, installed when
+# missing), removes what earlier test runs left behind, then runs the whole check: rustfmt,
+# clippy with warnings denied, and every test of the workspace. Extra arguments go to
+# `cargo test`, e.g. `deploy/local/test.sh -- lifecycle`. CI runs exactly this (.ci/run).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_packages
+ensure_postgres
+ensure_clickhouse
+export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
+
+# Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A
+# database still in use (a concurrent run) refuses DROP, and a role that still owns objects
+# refuses DROP ROLE, so only leftovers go.
+log "removing leftovers of earlier test runs"
+psql "$ADMIN_DATABASE_URL" -tAc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'tenantry\_test\_%'" |
+    while read -r database; do
+        psql "$ADMIN_DATABASE_URL" -qc "DROP DATABASE \"$database\"" >/dev/null 2>&1 || true
+    done
+psql "$ADMIN_DATABASE_URL" -tAc "SELECT rolname FROM pg_roles WHERE rolname LIKE 'tt\_%'" |
+    while read -r role; do
+        psql "$ADMIN_DATABASE_URL" -qc "DROP ROLE \"$role\"" >/dev/null 2>&1 || true
+    done
+find "${TMPDIR:-/tmp}/tenantry-tests" -type f -mmin +60 -delete 2>/dev/null || true
+
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test --workspace"
+cargo test --workspace --locked "$@"

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole local stack: Postgres and ClickHouse on loopback (installed from
+# Debian's packages when missing), release builds of both planes, the catalog, an operator
+# token, control plane and data plane in the background, and the demo tenant `acme`.
+# Writes deploy/local/state/env for the CLI and curl. Safe to run again: it reuses what is
+# there, restarts both planes on the fresh build and keeps the demo tenant.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_packages
+ensure_postgres
+ensure_clickhouse
+
+CONTROL_LISTEN=${TENANTRY_CONTROL_LISTEN:-127.0.0.1:8780}
+DATA_LISTEN=${TENANTRY_DATA_LISTEN:-127.0.0.1:8781}
+BASE_DOMAIN=${TENANTRY_BASE_DOMAIN:-localhost}
+
+if [ -n "${TENANTRY_DATABASE_URL:-}" ]; then
+    DATABASE_URL=$TENANTRY_DATABASE_URL
+else
+    DATABASE_URL=$(database_url "$ADMIN_DATABASE_URL" tenantry)
+    if [ "$(psql "$ADMIN_DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'tenantry'")" != 1 ]; then
+        log "creating database tenantry"
+        psql "$ADMIN_DATABASE_URL" -qc "CREATE DATABASE tenantry" >/dev/null
+    fi
+fi
+
+KEK_FILE="$STATE_DIR/kek"
+if [ ! -s "$KEK_FILE" ]; then
+    log "generating the key-encryption key ($KEK_FILE)"
+    (umask 077 && openssl rand -hex 32 >"$KEK_FILE")
+fi
+
+log "building release binaries (first build takes several minutes)"
+cargo build --release --locked -p control-plane -p data-plane
+CONTROL_PLANE="$REPO_ROOT/target/release/control-plane"
+DATA_PLANE="$REPO_ROOT/target/release/data-plane"
+
+export TENANTRY_DATABASE_URL=$DATABASE_URL TENANTRY_KEK_FILE=$KEK_FILE \
+    TENANTRY_BASE_DOMAIN=$BASE_DOMAIN TENANTRY_CONTROL_LISTEN=$CONTROL_LISTEN \
+    TENANTRY_DATA_LISTEN=$DATA_LISTEN
+
+log "migrating the catalog"
+"$CONTROL_PLANE" migrate
+
+# The operator token is kept (mode 600) so a second run can reuse it; a new one is minted when
+# it is missing or no longer valid.
+TOKEN_FILE="$STATE_DIR/operator-token"
+token_is_live() {
+    [ -s "$TOKEN_FILE" ] || return 1
+    [ "$(psql "$DATABASE_URL" -tA -v token="$(cat "$TOKEN_FILE")" <<'SQL'
+SELECT count(*) FROM control.operator_tokens
+WHERE token_hash = sha256(convert_to(:'token', 'UTF8')) AND revoked_at IS NULL;
+SQL
+)" = 1 ]
+}
+if ! token_is_live; then
+    log "creating an operator token"
+    (umask 077 && "$CONTROL_PLANE" operator token create "local-$(date +%Y%m%d-%H%M%S)" --raw \
+        >"$TOKEN_FILE")
+fi
+OPERATOR_TOKEN=$(cat "$TOKEN_FILE")
+
+stop_pidfile "$STATE_DIR/control-plane.pid" "control plane"
+stop_pidfile "$STATE_DIR/data-plane.pid" "data plane"
+log "starting the control plane on $CONTROL_LISTEN and the data plane on $DATA_LISTEN"
+setsid "$CONTROL_PLANE" serve >"$STATE_DIR/control-plane.log" 2>&1 </dev/null &
+echo $! >"$STATE_DIR/control-plane.pid"
+setsid "$DATA_PLANE" serve >"$STATE_DIR/data-plane.log" 2>&1 </dev/null &
+echo $! >"$STATE_DIR/data-plane.pid"
+
+CONTROL_URL="http://$CONTROL_LISTEN"
+DATA_URL="http://$DATA_LISTEN"
+wait_until "control plane" 30 curl -sf -o /dev/null -H "Authorization: Bearer $OPERATOR_TOKEN" \
+    "$CONTROL_URL/v1/tenants" || die "control plane did not start; see $STATE_DIR/control-plane.log"
+wait_until "data plane" 30 curl -sf -o /dev/null "$DATA_URL/readyz" \
+    || die "data plane not ready; see $STATE_DIR/data-plane.log"
+
+# The demo tenant: created once, finished if an earlier run was interrupted.
+demo_status=$("$CONTROL_PLANE" tenant show acme --json 2>/dev/null \
+    | sed -n 's/^  "status": "\([a-z]*\)",$/\1/p' || true)
+case "$demo_status" in
+    "") log "provisioning the demo tenant acme"
+        "$CONTROL_PLANE" tenant create acme --name "Acme Corporation" --plan standard ;;
+    provisioning|failed) log "finishing the demo tenant's provisioning"
+        "$CONTROL_PLANE" tenant retry acme ;;
+    suspended) log "the demo tenant acme is suspended; resume it with: control-plane tenant resume acme" ;;
+    *) log "demo tenant acme is $demo_status" ;;
+esac
+
+cat >"$STATE_DIR/env" <<ENV
+# Written by deploy/local/up.sh. Use with: set -a; . deploy/local/state/env; set +a
+export TENANTRY_DATABASE_URL='$DATABASE_URL'
+export TENANTRY_KEK_FILE='$KEK_FILE'
+export TENANTRY_BASE_DOMAIN='$BASE_DOMAIN'
+export TENANTRY_CONTROL_LISTEN='$CONTROL_LISTEN'
+export TENANTRY_DATA_LISTEN='$DATA_LISTEN'
+export TENANTRY_CLICKHOUSE_URL='$TENANTRY_CLICKHOUSE_URL'
+export TENANTRY_CONTROL_URL='$CONTROL_URL'
+export TENANTRY_DATA_URL='$DATA_URL'
+export TENANTRY_OPERATOR_TOKEN='$OPERATOR_TOKEN'
+export PATH="$REPO_ROOT/target/release:\$PATH"
+ENV
+chmod 600 "$STATE_DIR/env"
+
+cat <<DONE
+
+Tenantry is running.
+  control plane  $CONTROL_URL   (log: deploy/local/state/control-plane.log)
+  data plane     $DATA_URL   (log: deploy/local/state/data-plane.log)
+  Postgres       ${DATABASE_URL}
+  ClickHouse     $TENANTRY_CLICKHOUSE_URL
+
+Try:
+  set -a; . deploy/local/state/env; set +a
+  control-plane tenant list
+  control-plane tenant show acme
+  curl -H "Authorization: Bearer \$TENANTRY_OPERATOR_TOKEN" \$TENANTRY_CONTROL_URL/v1/tenants
+  curl -H 'X-Tenant: acme' \$TENANTRY_DATA_URL/v1/tenant
+  curl -H 'Host: acme.$BASE_DOMAIN' \$TENANTRY_DATA_URL/v1/tenant
+
+Stop it with deploy/local/down.sh.
+DONE
