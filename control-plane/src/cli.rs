@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use shared::email::Email;
 use shared::tenant::TenantSlug;
 
 use crate::context::ControlPlane;
@@ -52,6 +53,10 @@ pub enum TenantCommand {
         /// Plan (free, standard, enterprise; defaults to the configured default plan).
         #[arg(long)]
         plan: Option<String>,
+        /// Invite this address as the tenant's first admin (owner); prints a one-time
+        /// activation token for `POST /v1/auth/activate`.
+        #[arg(long)]
+        admin_email: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -266,23 +271,47 @@ async fn tenant(
             slug: raw,
             name,
             plan,
+            admin_email,
             json,
         } => {
+            let admin_email = admin_email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .context("--admin-email is not a valid email address")?;
             let request = CreateTenant {
                 slug: slug(&raw)?,
                 name: name.as_deref().map(TenantName::parse).transpose()?,
                 plan,
+                admin_email: admin_email.clone(),
             };
             let tenant = service::create(control, request, ProvisionOptions::default()).await?;
+            let activation_token = match &admin_email {
+                Some(email) => {
+                    Some(service::issue_activation_token(control, &tenant, email).await?)
+                }
+                None => None,
+            };
             let details = service::details(control, &tenant.slug).await?;
             if json {
-                print_json(out, &details)?;
+                let mut value = serde_json::to_value(&details)?;
+                if let (Some(token), Some(object)) = (&activation_token, value.as_object_mut()) {
+                    object.insert("activation_token".to_owned(), token.as_str().into());
+                }
+                print_json(out, &value)?;
             } else {
                 writeln!(
                     out,
                     "tenant {} is {} (schema {}, role {}, host {})",
                     tenant.slug, tenant.status, tenant.schema, tenant.role, details.host
                 )?;
+                if let Some(token) = &activation_token {
+                    writeln!(
+                        out,
+                        "first admin invited; activation token (shown once): {}",
+                        token.as_str()
+                    )?;
+                }
             }
         }
         TenantCommand::List { json } => {

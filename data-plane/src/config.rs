@@ -2,6 +2,7 @@
 //! `TENANTRY_*` environment variables (which win). See README "Configuration".
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use shared::config::{ConfigError, ConfigSource};
@@ -23,6 +24,16 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// Per-statement limit inside tenant transactions.
     pub statement_timeout_ms: u32,
+    /// The key-encryption key (the control plane's): opens tenants' data keys, which seal
+    /// their JWT signing keys and MFA secrets.
+    pub kek_file: PathBuf,
+    /// A secret mixed into every password hash (argon2's secret input), kept out of the
+    /// database so a stolen database alone cannot be brute-forced.
+    pub password_pepper_file: PathBuf,
+    /// Lifetime of access tokens (JWTs).
+    pub access_token_ttl: Duration,
+    /// Scheme of tenants' public URLs, used in token issuers (`https` in production).
+    pub public_scheme: String,
 }
 
 impl Config {
@@ -69,6 +80,21 @@ impl Config {
                 .unwrap_or_else(|| "tenantry".to_owned()),
             tenant_cache_ttl: Duration::from_secs(source.parse_or("tenant_cache_ttl_seconds", 60)?),
             statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,
+            kek_file: PathBuf::from(source.require("kek_file")?),
+            password_pepper_file: PathBuf::from(source.require("password_pepper_file")?),
+            access_token_ttl: Duration::from_secs(
+                source.parse_or("access_token_ttl_seconds", 900)?,
+            ),
+            public_scheme: match source.get("public_scheme").as_deref() {
+                None | Some("https") => "https".to_owned(),
+                Some("http") => "http".to_owned(),
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "public_scheme".to_owned(),
+                        reason: format!("'{other}' is neither http nor https"),
+                    })
+                }
+            },
         })
     }
 }

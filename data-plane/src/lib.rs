@@ -3,10 +3,13 @@
 
 pub mod config;
 pub mod health;
+pub mod identity;
 pub mod metrics;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod tenancy;
 pub mod tenant_info;
+pub mod tokens;
 
 pub use state::DataPlane;

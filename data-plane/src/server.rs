@@ -23,6 +23,9 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .wrap(from_fn(record_metrics))
             .configure(crate::health::routes::configure)
             .configure(crate::tenant_info::routes::configure)
+            .configure(crate::identity::routes::configure)
+            .configure(crate::sessions::routes::configure)
+            .configure(crate::tokens::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

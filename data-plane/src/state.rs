@@ -2,12 +2,20 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use ring::rand::SystemRandom;
+use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
+use crate::sessions::SessionCache;
+use crate::tenancy::data_keys::DataKeys;
+use crate::tenancy::listener::Caches;
 use crate::tenancy::registry::TenantRegistry;
+use crate::tokens::signing_keys::SigningKeys;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -16,6 +24,11 @@ pub struct DataPlane {
     pub registry: TenantRegistry,
     pub clickhouse: clickhouse::Client,
     pub metrics: Metrics,
+    pub data_keys: DataKeys,
+    pub signing_keys: SigningKeys,
+    pub sessions: SessionCache,
+    pub password_hasher: PasswordHasher,
+    pub rng: SystemRandom,
     /// True while the tenant-change listener is connected.
     pub listening: watch::Receiver<bool>,
 }
@@ -34,7 +47,21 @@ impl DataPlane {
         let pool = shared::db::pool(database, config.pool_size)?;
         let metrics = Metrics::new()?;
         let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
-        let listening = crate::tenancy::listener::spawn(config.database.clone(), registry.clone());
+        let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
+        let data_keys = DataKeys::new(pool.clone(), Arc::new(kek), config.tenant_cache_ttl);
+        let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
+        let sessions = SessionCache::new();
+        let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
+            .context("loading the password pepper")?;
+        let listening = crate::tenancy::listener::spawn(
+            config.database.clone(),
+            Caches {
+                registry: registry.clone(),
+                data_keys: data_keys.clone(),
+                signing_keys: signing_keys.clone(),
+                sessions: sessions.clone(),
+            },
+        );
         // ClickHouse 18.16 (Debian) rejects the settings that schema validation sends.
         let clickhouse = clickhouse::Client::default()
             .with_url(&config.clickhouse_url)
@@ -46,6 +73,11 @@ impl DataPlane {
             registry,
             clickhouse,
             metrics,
+            data_keys,
+            signing_keys,
+            sessions,
+            password_hasher,
+            rng: SystemRandom::new(),
             listening,
         })
     }

@@ -31,12 +31,19 @@ if [ ! -s "$KEK_FILE" ]; then
     (umask 077 && openssl rand -hex 32 >"$KEK_FILE")
 fi
 
+PEPPER_FILE="$STATE_DIR/password-pepper"
+if [ ! -s "$PEPPER_FILE" ]; then
+    log "generating the password pepper ($PEPPER_FILE)"
+    (umask 077 && openssl rand -hex 32 >"$PEPPER_FILE")
+fi
+
 log "building release binaries (first build takes several minutes)"
 cargo build --release --locked -p control-plane -p data-plane
 CONTROL_PLANE="$REPO_ROOT/target/release/control-plane"
 DATA_PLANE="$REPO_ROOT/target/release/data-plane"
 
 export TENANTRY_DATABASE_URL=$DATABASE_URL TENANTRY_KEK_FILE=$KEK_FILE \
+    TENANTRY_PASSWORD_PEPPER_FILE=$PEPPER_FILE TENANTRY_PUBLIC_SCHEME=http \
     TENANTRY_BASE_DOMAIN=$BASE_DOMAIN TENANTRY_CONTROL_LISTEN=$CONTROL_LISTEN \
     TENANTRY_DATA_LISTEN=$DATA_LISTEN
 
@@ -76,12 +83,21 @@ wait_until "control plane" 30 curl -sf -o /dev/null -H "Authorization: Bearer $O
 wait_until "data plane" 30 curl -sf -o /dev/null "$DATA_URL/readyz" \
     || die "data plane not ready; see $STATE_DIR/data-plane.log"
 
-# The demo tenant: created once, finished if an earlier run was interrupted.
+# The demo tenant and its admin: created once, finished if an earlier run was interrupted.
+DEMO_EMAIL=admin@acme.example
+DEMO_PASSWORD_FILE="$STATE_DIR/demo-admin-password"
 demo_status=$("$CONTROL_PLANE" tenant show acme --json 2>/dev/null \
     | sed -n 's/^  "status": "\([a-z]*\)",$/\1/p' || true)
 case "$demo_status" in
-    "") log "provisioning the demo tenant acme"
-        "$CONTROL_PLANE" tenant create acme --name "Acme Corporation" --plan standard ;;
+    "") log "provisioning the demo tenant acme with admin $DEMO_EMAIL"
+        created=$("$CONTROL_PLANE" tenant create acme --name "Acme Corporation" --plan standard \
+            --admin-email "$DEMO_EMAIL" --json)
+        activation_token=$(printf '%s\n' "$created" \
+            | sed -n 's/^  "activation_token": "\([A-Za-z0-9_-]*\)",\{0,1\}$/\1/p')
+        (umask 077 && openssl rand -base64 18 >"$DEMO_PASSWORD_FILE")
+        curl -sf -o /dev/null -H 'X-Tenant: acme' -H 'Content-Type: application/json' \
+            -d "{\"token\": \"$activation_token\", \"password\": \"$(cat "$DEMO_PASSWORD_FILE")\"}" \
+            "$DATA_URL/v1/auth/activate" || die "activating the demo admin failed" ;;
     provisioning|failed) log "finishing the demo tenant's provisioning"
         "$CONTROL_PLANE" tenant retry acme ;;
     suspended) log "the demo tenant acme is suspended; resume it with: control-plane tenant resume acme" ;;
@@ -92,6 +108,10 @@ cat >"$STATE_DIR/env" <<ENV
 # Written by deploy/local/up.sh. Use with: set -a; . deploy/local/state/env; set +a
 export TENANTRY_DATABASE_URL='$DATABASE_URL'
 export TENANTRY_KEK_FILE='$KEK_FILE'
+export TENANTRY_PASSWORD_PEPPER_FILE='$PEPPER_FILE'
+export TENANTRY_PUBLIC_SCHEME=http
+export TENANTRY_DEMO_ADMIN_EMAIL='$DEMO_EMAIL'
+export TENANTRY_DEMO_ADMIN_PASSWORD='$(cat "$DEMO_PASSWORD_FILE" 2>/dev/null)'
 export TENANTRY_BASE_DOMAIN='$BASE_DOMAIN'
 export TENANTRY_CONTROL_LISTEN='$CONTROL_LISTEN'
 export TENANTRY_DATA_LISTEN='$DATA_LISTEN'
@@ -118,6 +138,11 @@ Try:
   curl -H "Authorization: Bearer \$TENANTRY_OPERATOR_TOKEN" \$TENANTRY_CONTROL_URL/v1/tenants
   curl -H 'X-Tenant: acme' \$TENANTRY_DATA_URL/v1/tenant
   curl -H 'Host: acme.$BASE_DOMAIN' \$TENANTRY_DATA_URL/v1/tenant
+  curl -H 'X-Tenant: acme' -H 'Content-Type: application/json' \
+       -d "{\"email\": \"\$TENANTRY_DEMO_ADMIN_EMAIL\", \"password\": \"\$TENANTRY_DEMO_ADMIN_PASSWORD\"}" \
+       \$TENANTRY_DATA_URL/v1/auth/login
+
+Demo admin: $DEMO_EMAIL / $(cat "$DEMO_PASSWORD_FILE" 2>/dev/null)
 
 Stop it with deploy/local/down.sh.
 DONE

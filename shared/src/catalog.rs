@@ -81,7 +81,7 @@ async fn migrate_locked(
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA control TO {role};
              GRANT SELECT ON control.tenants, control.tenant_domains, control.tenant_quotas,
-                 control.plans TO {role}",
+                 control.plans, control.tenant_data_keys TO {role}",
             role = data_plane.quoted()
         ))
         .await?;

@@ -43,6 +43,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "clickhouse_database",
     "tenant_cache_ttl_seconds",
     "statement_timeout_ms",
+    "password_pepper_file",
+    "access_token_ttl_seconds",
+    "public_scheme",
 ];
 
 /// The merged settings: file values, overridden by environment variables.

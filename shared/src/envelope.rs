@@ -12,7 +12,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use uuid::Uuid;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
@@ -41,6 +41,55 @@ impl DataKey {
 
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// Encrypts `plaintext` under this data key with AES-256-GCM and a random nonce. `context`
+    /// (e.g. `b"totp:<user id>"`) is bound as associated data, so a sealed value copied to
+    /// another row or purpose does not open. Output: nonce followed by ciphertext and tag.
+    pub fn seal(
+        &self,
+        rng: &SystemRandom,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let key = self.aead_key()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce).map_err(|_| EnvelopeError::Random)?;
+        let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
+        sealed.extend_from_slice(&nonce);
+        let mut in_out = plaintext.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            &mut in_out,
+        )
+        .map_err(|_| EnvelopeError::Random)?;
+        sealed.extend_from_slice(&in_out);
+        in_out.zeroize();
+        Ok(sealed)
+    }
+
+    /// Decrypts what [`seal`](Self::seal) made with the same key and context.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(EnvelopeError::Unwrap);
+        }
+        let key = self.aead_key()?;
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Unwrap)?;
+        let mut in_out = Zeroizing::new(ciphertext.to_vec());
+        let plain_len = key
+            .open_in_place(nonce, Aad::from(context), &mut in_out)
+            .map_err(|_| EnvelopeError::Unwrap)?
+            .len();
+        in_out.truncate(plain_len);
+        Ok(in_out)
+    }
+
+    fn aead_key(&self) -> Result<LessSafeKey, EnvelopeError> {
+        UnboundKey::new(&AES_256_GCM, self.expose())
+            .map(LessSafeKey::new)
+            .map_err(|_| EnvelopeError::Unwrap)
     }
 }
 
@@ -176,6 +225,24 @@ mod tests {
         let mut tampered = wrapped.clone();
         tampered.ciphertext[0] ^= 1;
         assert!(kek.unwrap_key(&tampered, tenant, 1).is_err());
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_context() {
+        let rng = SystemRandom::new();
+        let data_key = DataKey::generate(&rng).unwrap();
+        let sealed = data_key.seal(&rng, b"totp:1", b"secret bytes").unwrap();
+        assert!(!sealed.windows(12).any(|window| window == b"secret bytes"));
+        assert_eq!(
+            &data_key.open(b"totp:1", &sealed).unwrap()[..],
+            b"secret bytes"
+        );
+        assert!(data_key.open(b"totp:2", &sealed).is_err());
+        assert!(DataKey::generate(&rng)
+            .unwrap()
+            .open(b"totp:1", &sealed)
+            .is_err());
+        assert!(data_key.open(b"totp:1", &sealed[..5]).is_err());
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     request_id: Option<String>,
+    /// Machine-readable specifics (e.g. every rule a password broke).
+    details: Option<serde_json::Value>,
+    /// Seconds after which a retry can succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +35,8 @@ struct Body<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -40,7 +46,25 @@ impl ApiError {
             code,
             message: message.into(),
             request_id: None,
+            details: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error with machine-readable specifics in its body.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The same error with a `Retry-After` header.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -122,8 +146,13 @@ impl ResponseError for ApiError {
                 code: self.code,
                 message: &self.message,
                 request_id: self.request_id.as_deref(),
+                details: self.details.as_ref(),
             },
         };
-        HttpResponse::build(self.status).json(envelope)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(envelope)
     }
 }

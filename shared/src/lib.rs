@@ -8,11 +8,13 @@
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod envelope;
 pub mod error;
 pub mod http;
 pub mod notify;
 pub mod observability;
+pub mod secret_token;
 pub mod template;
 pub mod tenant;
 pub mod tenant_context;

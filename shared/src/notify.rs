@@ -21,3 +21,7 @@ pub async fn tenant_changed(
         .await?;
     Ok(())
 }
+
+/// Identity state that nodes cache changed. Payloads: `session:<tenant id>:<session id>` (a
+/// session ended), `keys:<tenant id>` (signing keys rotated).
+pub const IDENTITY_CHANGED: &str = "tenantry_identity_changed";

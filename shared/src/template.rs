@@ -87,17 +87,45 @@ impl Template {
     /// Applies every migration the tenant schema lacks, as the tenant role, in one
     /// transaction. Returns the tenant's version afterwards (the newest: refinery refuses to
     /// run when the schema's history diverges from the template).
-    #[tracing::instrument(skip_all, fields(schema = %schema))]
     pub async fn apply(
         &self,
         client: &tokio_postgres::Client,
         schema: &PgIdentifier,
         role: &PgIdentifier,
     ) -> Result<i32, TemplateError> {
+        self.apply_with(client, schema, role, "").await
+    }
+
+    /// [`apply`](Self::apply) with commits that do not wait for their WAL flush: for
+    /// provisioning, whose later durable commit flushes these too and which re-runs whatever
+    /// a crash lost.
+    pub async fn apply_deferred(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &PgIdentifier,
+        role: &PgIdentifier,
+    ) -> Result<i32, TemplateError> {
+        self.apply_with(
+            client,
+            schema,
+            role,
+            "SET LOCAL synchronous_commit TO off; ",
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(schema = %schema))]
+    async fn apply_with(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &PgIdentifier,
+        role: &PgIdentifier,
+        durability: &str,
+    ) -> Result<i32, TemplateError> {
         let mut session = TenantMigrationSession {
             client,
             opening: format!(
-                "SET LOCAL ROLE {}; SET LOCAL search_path TO {}",
+                "{durability}SET LOCAL ROLE {}; SET LOCAL search_path TO {}",
                 role.quoted(),
                 schema.quoted()
             ),

@@ -111,7 +111,7 @@ async fn a_failing_tenant_is_reported_the_rest_continue_and_a_rerun_finishes_it(
         versions(&app).await,
         vec![
             ("one".into(), 100),
-            ("two".into(), 1),
+            ("two".into(), Template::default_template().latest_version()),
             ("three".into(), 100)
         ]
     );
@@ -179,5 +179,5 @@ async fn a_failure_in_the_canary_group_halts_the_roll() {
     assert!(versions(&app)
         .await
         .iter()
-        .all(|(_, version)| *version == 1));
+        .all(|(_, version)| *version == Template::default_template().latest_version()));
 }

@@ -113,6 +113,7 @@ impl TestApp {
         std::fs::create_dir_all(&kek_dir).unwrap();
         let kek_file = kek_dir.join(format!("kek-{suffix}"));
         std::fs::write(&kek_file, random_hex(32)).unwrap();
+        std::fs::write(kek_dir.join(format!("pepper-{suffix}")), random_hex(32)).unwrap();
 
         let control_config = ControlConfig {
             database_url: database_url.clone(),
@@ -136,7 +137,13 @@ impl TestApp {
         tokio::spawn(server);
 
         let mut app = TestApp {
-            data: DataPlane::new(data_config(&database_url, &role_prefix, &options)).unwrap(),
+            data: DataPlane::new(data_config(
+                &database_url,
+                &role_prefix,
+                &kek_file,
+                &options,
+            ))
+            .unwrap(),
             control,
             control_url,
             data_url: String::new(),
@@ -163,8 +170,13 @@ impl TestApp {
 
     /// Another data-plane node on the same catalog, as a load balancer would have.
     pub async fn spawn_data_node(&self, options: &TestOptions) -> (DataPlane, String) {
-        let data =
-            DataPlane::new(data_config(&self.database_url, &self.role_prefix, options)).unwrap();
+        let data = DataPlane::new(data_config(
+            &self.database_url,
+            &self.role_prefix,
+            &self.kek_file(),
+            options,
+        ))
+        .unwrap();
         let url = self.serve_data_plane(data.clone()).await;
         (data, url)
     }
@@ -194,8 +206,86 @@ impl TestApp {
             slug: TenantSlug::parse(slug).unwrap(),
             name: Some(TenantName::parse(&format!("{slug} display")).unwrap()),
             plan: None,
+            admin_email: None,
         };
         service::create(control, request, options).await
+    }
+
+    /// Creates a tenant whose first admin is `email`; returns it and the activation token.
+    pub async fn create_tenant_with_admin(&self, slug: &str, email: &str) -> (Tenant, String) {
+        let email = shared::email::Email::parse(email).unwrap();
+        let request = CreateTenant {
+            slug: TenantSlug::parse(slug).unwrap(),
+            name: None,
+            plan: None,
+            admin_email: Some(email.clone()),
+        };
+        let tenant = service::create(&self.control, request, ProvisionOptions::default())
+            .await
+            .unwrap();
+        let token = service::issue_activation_token(&self.control, &tenant, &email)
+            .await
+            .unwrap();
+        (tenant, token.to_string())
+    }
+
+    /// A data-plane POST of JSON for the tenant `slug`.
+    pub fn tenant_post(
+        &self,
+        slug: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.data_url))
+            .header("X-Tenant", slug)
+            .json(body)
+    }
+
+    /// Creates tenant `slug` with an active admin `email` / `password`.
+    pub async fn tenant_with_active_admin(
+        &self,
+        slug: &str,
+        email: &str,
+        password: &str,
+    ) -> Tenant {
+        let (tenant, token) = self.create_tenant_with_admin(slug, email).await;
+        let response = self
+            .tenant_post(
+                slug,
+                "/v1/auth/activate",
+                &serde_json::json!({"token": token, "password": password}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "{}",
+            response.text().await.unwrap()
+        );
+        tenant
+    }
+
+    /// Signs in; returns the token response body.
+    pub async fn sign_in(&self, slug: &str, email: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .tenant_post(
+                slug,
+                "/v1/auth/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "{}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
     }
 
     /// A request to the operator API with this app's operator token.
@@ -268,8 +358,16 @@ impl TestApp {
 pub fn data_config(
     database_url: &str,
     role_prefix: &RolePrefix,
+    kek_file: &std::path::Path,
     options: &TestOptions,
 ) -> DataConfig {
+    let pepper_file = kek_file.with_file_name(
+        kek_file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .replace("kek-", "pepper-"),
+    );
     DataConfig {
         database: shared::db::pg_config(database_url, Some(role_prefix.data_plane_role().as_str()))
             .unwrap(),
@@ -281,5 +379,9 @@ pub fn data_config(
         clickhouse_database: clickhouse_database(),
         tenant_cache_ttl: options.tenant_cache_ttl,
         statement_timeout_ms: 5000,
+        kek_file: kek_file.to_owned(),
+        password_pepper_file: pepper_file,
+        access_token_ttl: Duration::from_secs(900),
+        public_scheme: "https".to_owned(),
     }
 }

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use shared::email::Email;
 use shared::error::ApiError;
 use shared::tenant::{TenantSlug, TenantStatus};
 
@@ -41,6 +42,7 @@ struct CreateTenantBody {
     slug: String,
     name: Option<String>,
     plan: Option<String>,
+    admin_email: Option<String>,
 }
 
 async fn create_tenant(
@@ -53,10 +55,27 @@ async fn create_tenant(
         slug: TenantSlug::parse(&body.slug).map_err(crate::error::ControlError::from)?,
         name: body.name.as_deref().map(TenantName::parse).transpose()?,
         plan: body.plan,
+        admin_email: body
+            .admin_email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|_| {
+                ApiError::bad_request("invalid_input", "admin_email is not a valid email address")
+            })?,
     };
+    let admin_email = request.admin_email.clone();
     let tenant = service::create(&control, request, ProvisionOptions::default()).await?;
+    let activation_token = match &admin_email {
+        Some(email) => Some(service::issue_activation_token(&control, &tenant, email).await?),
+        None => None,
+    };
     let details = service::details(&control, &tenant.slug).await?;
-    Ok(HttpResponse::Created().json(details))
+    let mut body = serde_json::to_value(&details).map_err(|error| ApiError::internal(&error))?;
+    if let (Some(token), Some(object)) = (&activation_token, body.as_object_mut()) {
+        object.insert("activation_token".to_owned(), token.as_str().into());
+    }
+    Ok(HttpResponse::Created().json(body))
 }
 
 async fn list_tenants(

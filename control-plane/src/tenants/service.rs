@@ -4,8 +4,14 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use shared::catalog::{self, Quotas};
+use shared::db::{pipelined_transaction, Typed};
+use shared::email::Email;
+use shared::secret_token::{SecretToken, USER_TOKEN_PREFIX};
 use shared::tenant::{tenant_schema, Tenant, TenantSlug, TenantStatus};
+use shared::tenant_context::tenant_settings;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::store;
 use crate::context::ControlPlane;
@@ -82,6 +88,9 @@ pub struct CreateTenant {
     pub slug: TenantSlug,
     pub name: Option<TenantName>,
     pub plan: Option<String>,
+    /// The tenant's first admin (role `owner`), invited by provisioning; see
+    /// [`issue_activation_token`].
+    pub admin_email: Option<Email>,
 }
 
 /// Creates the catalog row (`provisioning`) and provisions the tenant to `active`.
@@ -110,6 +119,7 @@ pub async fn create(
             plan: &plan,
             schema: &schema,
             role: &role,
+            admin_email: request.admin_email.as_ref().map(Email::as_str),
         },
     )
     .await;
@@ -125,6 +135,38 @@ pub async fn create(
     };
     drop(client);
     provisioning::run(control, &tenant, options).await
+}
+
+/// A one-time token with which the tenant's first admin (`email`, seeded by provisioning and
+/// not yet active) sets a password at `POST /v1/auth/activate`. Valid for 7 days; issuing
+/// another one leaves earlier ones valid until they expire or one is used.
+pub async fn issue_activation_token(
+    control: &ControlPlane,
+    tenant: &Tenant,
+    email: &Email,
+) -> Result<Zeroizing<String>, ControlError> {
+    let token = SecretToken::generate(&control.rng, USER_TOKEN_PREFIX)?;
+    let client = control.pool.get().await?;
+    let digest = token.digest();
+    let results = pipelined_transaction(
+        &client,
+        &tenant_settings(&tenant.schema, &tenant.role),
+        &[Typed::new(
+            "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at)
+             SELECT $1, id, 'activation', now() + interval '7 days' FROM users
+             WHERE email = $2 AND status = 'invited'
+             RETURNING user_id",
+            &[(&digest, Type::BYTEA), (&email.as_str(), Type::TEXT)],
+        )],
+    )
+    .await?;
+    if results.iter().flatten().next().is_none() {
+        return Err(ControlError::InvalidInput {
+            field: "admin_email",
+            message: format!("{email} is not an invited user of this tenant"),
+        });
+    }
+    Ok(token.into_text())
 }
 
 pub async fn get(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant, ControlError> {

@@ -18,6 +18,7 @@ pub struct NewTenant<'a> {
     pub plan: &'a str,
     pub schema: &'a PgIdentifier,
     pub role: &'a PgIdentifier,
+    pub admin_email: Option<&'a str>,
 }
 
 pub async fn plan_exists(client: &impl GenericClient, plan: &str) -> Result<bool, ControlError> {
@@ -43,8 +44,8 @@ pub async fn insert_tenant(
          ), quotas AS (
              INSERT INTO control.tenant_quotas (tenant_id) SELECT id FROM t
          ), job AS (
-             INSERT INTO control.provisioning_jobs (tenant_id, last_step, state)
-             SELECT id, 'catalog_row', 'running' FROM t
+             INSERT INTO control.provisioning_jobs (tenant_id, last_step, state, admin_email)
+             SELECT id, 'catalog_row', 'running', $7 FROM t
          )
          SELECT * FROM t"
     );
@@ -58,6 +59,7 @@ pub async fn insert_tenant(
                 (&tenant.plan, Type::TEXT),
                 (&tenant.schema.as_str(), Type::TEXT),
                 (&tenant.role.as_str(), Type::TEXT),
+                (&tenant.admin_email, Type::TEXT),
             ],
         )
         .await?;

@@ -15,15 +15,118 @@ use shared::error::ApiError;
 use shared::http::request_id_of;
 use shared::tenant::TenantStatus;
 
+use uuid::Uuid;
+
 use super::registry::ServedTenant;
 use super::resolve::{tenant_key, TENANT_HEADER};
 use crate::state::DataPlane;
+use crate::tokens::access::{self, Restriction};
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub tenant: Arc<ServedTenant>,
     pub request_id: String,
     pub source_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// Who is calling, when the request carries a valid access token of this tenant.
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// A signed-in user, from a verified access token whose session is live.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub roles: Vec<String>,
+    pub amr: Vec<String>,
+    pub restrictions: Vec<Restriction>,
+}
+
+impl RequestContext {
+    /// The caller, even one whose session is restricted (must change its password or enrol
+    /// in MFA first): for the endpoints that let it do so.
+    pub fn signed_in(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_deref().ok_or_else(|| {
+            ApiError::unauthorized(
+                "sign in first: send an access token as `Authorization: Bearer …`",
+            )
+        })
+    }
+
+    /// The caller, with no restriction pending.
+    pub fn authenticated(&self) -> Result<&Principal, ApiError> {
+        let principal = self.signed_in()?;
+        match principal.restrictions.first() {
+            None => Ok(principal),
+            Some(Restriction::PasswordChange) => Err(ApiError::forbidden(
+                "password_change_required",
+                "the password has expired: change it with POST /v1/me/password",
+            )),
+            Some(Restriction::MfaEnrollment) => Err(ApiError::forbidden(
+                "mfa_enrollment_required",
+                "this tenant requires MFA: set it up under /v1/me/mfa",
+            )),
+        }
+    }
+}
+
+fn invalid_token(reason: &dyn std::fmt::Display) -> ApiError {
+    tracing::debug!(%reason, "access token refused");
+    ApiError::new(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "the access token is invalid or expired",
+    )
+}
+
+/// Verifies a bearer token for `tenant` and checks its session is live.
+async fn principal(
+    state: &DataPlane,
+    tenant: &ServedTenant,
+    authorization: &str,
+) -> Result<Principal, ApiError> {
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| invalid_token(&"not a bearer token"))?;
+    let keys = state
+        .signing_keys
+        .for_tenant(&state.tenant_db, &state.data_keys, &tenant.scope)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    let issuer = access::issuer(
+        &state.config.public_scheme,
+        tenant.tenant.slug.as_str(),
+        &state.config.base_domain,
+    );
+    let claims = access::verify(&keys, token, tenant.tenant.id, &issuer)
+        .map_err(|rejection| invalid_token(&rejection))?;
+    let live = state
+        .sessions
+        .is_live(
+            &state.tenant_db,
+            &tenant.scope,
+            claims.sid,
+            claims.sub,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    if !live {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "session_ended",
+            "the session has ended; sign in again",
+        ));
+    }
+    Ok(Principal {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        roles: claims.roles,
+        amr: claims.amr,
+        restrictions: claims.restr,
+    })
 }
 
 impl FromRequest for RequestContext {
@@ -43,6 +146,15 @@ impl FromRequest for RequestContext {
             .map(|value| value.to_str().map(str::to_owned));
         let request_id = request_id_of(req);
         let source_ip = req.peer_addr().map(|address| address.ip());
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let authorization = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|value| value.to_str().map(str::to_owned));
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"data plane state missing"))?;
             let header = header
@@ -56,10 +168,19 @@ impl FromRequest for RequestContext {
             let tenant = state.registry.lookup(&key).await?;
             match tenant {
                 Some(tenant) if tenant.tenant.status == TenantStatus::Active => {
+                    let principal = match authorization {
+                        None => None,
+                        Some(Err(_)) => return Err(invalid_token(&"non-ASCII header")),
+                        Some(Ok(header)) => {
+                            Some(Arc::new(principal(&state, &tenant, &header).await?))
+                        }
+                    };
                     Ok(RequestContext {
                         tenant,
                         request_id,
                         source_ip,
+                        user_agent,
+                        principal,
                     })
                 }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Suspended => {

@@ -1,29 +1,74 @@
-//! Listens for the control plane's tenant-change notifications and evicts the affected
-//! registry entries. On a lost connection it evicts everything (news may have been missed)
-//! and reconnects with capped exponential backoff.
+//! Listens for change notifications (tenants changed by the control plane; sessions ended and
+//! signing keys rotated by any node) and evicts the affected cache entries. On a lost
+//! connection it evicts everything (news may have been missed) and reconnects with capped
+//! exponential backoff.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use shared::notify::TENANT_CHANGED;
+use shared::notify::{IDENTITY_CHANGED, TENANT_CHANGED};
 use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
+use uuid::Uuid;
 
+use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
+use crate::sessions::SessionCache;
+use crate::tokens::signing_keys::SigningKeys;
+
+/// Every cache a notification can make stale.
+#[derive(Clone)]
+pub struct Caches {
+    pub registry: TenantRegistry,
+    pub data_keys: DataKeys,
+    pub signing_keys: SigningKeys,
+    pub sessions: SessionCache,
+}
+
+impl Caches {
+    fn invalidate_all(&self) {
+        self.registry.invalidate_all();
+        self.data_keys.invalidate_all();
+        self.signing_keys.invalidate_all();
+        self.sessions.forget_all();
+    }
+
+    async fn tenant_changed(&self, slug: &str) {
+        if let Some(tenant_id) = self.registry.cached_id(slug).await {
+            self.data_keys.invalidate(tenant_id).await;
+            self.signing_keys.invalidate(tenant_id).await;
+        }
+        self.registry.invalidate(slug).await;
+    }
+
+    async fn identity_changed(&self, payload: &str) {
+        let mut parts = payload.split(':');
+        let kind = parts.next();
+        let tenant = parts.next().and_then(|id| Uuid::parse_str(id).ok());
+        let item = parts.next().and_then(|id| Uuid::parse_str(id).ok());
+        match (kind, tenant, item) {
+            (Some("session"), Some(tenant), Some(session)) => {
+                self.sessions.forget(tenant, session).await;
+            }
+            (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
+            _ => tracing::warn!(payload, "unrecognised identity notification"),
+        }
+    }
+}
 
 /// Spawns the listener. `ready` turns true each time a LISTEN is in place, so a caller (the
 /// server at start, a test) can wait until changes will be heard.
-pub fn spawn(config: tokio_postgres::Config, registry: TenantRegistry) -> watch::Receiver<bool> {
+pub fn spawn(config: tokio_postgres::Config, caches: Caches) -> watch::Receiver<bool> {
     let (ready_tx, ready_rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match listen(&config, &registry, &ready_tx).await {
+            match listen(&config, &caches, &ready_tx).await {
                 Ok(()) => tracing::warn!("notification connection closed; reconnecting"),
                 Err(error) => tracing::warn!(%error, "notification listener failed; reconnecting"),
             }
             let _ = ready_tx.send(false);
-            registry.invalidate_all();
+            caches.invalidate_all();
             tokio::time::sleep(backoff).await; // reconnect backoff, not synchronisation
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
@@ -33,7 +78,7 @@ pub fn spawn(config: tokio_postgres::Config, registry: TenantRegistry) -> watch:
 
 async fn listen(
     config: &tokio_postgres::Config,
-    registry: &TenantRegistry,
+    caches: &Caches,
     ready: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
@@ -47,17 +92,24 @@ async fn listen(
         }
     });
     client
-        .batch_execute(&format!("LISTEN {TENANT_CHANGED}"))
+        .batch_execute(&format!(
+            "LISTEN {TENANT_CHANGED}; LISTEN {IDENTITY_CHANGED}"
+        ))
         .await?;
     // Anything cached before LISTEN took effect may be stale.
-    registry.invalidate_all();
+    caches.invalidate_all();
     let _ = ready.send(true);
     tracing::info!("listening for tenant changes");
     while let Some(message) = messages.recv().await {
         match message? {
-            AsyncMessage::Notification(notification) => {
+            AsyncMessage::Notification(notification)
+                if notification.channel() == TENANT_CHANGED =>
+            {
                 tracing::debug!(tenant = notification.payload(), "tenant changed");
-                registry.invalidate(notification.payload()).await;
+                caches.tenant_changed(notification.payload()).await;
+            }
+            AsyncMessage::Notification(notification) => {
+                caches.identity_changed(notification.payload()).await;
             }
             AsyncMessage::Notice(notice) => tracing::debug!(%notice, "postgres notice"),
             _ => {}

@@ -6,8 +6,9 @@
 //! request's immutable [`RequestContext`].
 
 pub mod context;
+pub mod data_keys;
 pub mod listener;
 pub mod registry;
 pub mod resolve;
 
-pub use context::RequestContext;
+pub use context::{Principal, RequestContext};

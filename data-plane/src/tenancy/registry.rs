@@ -93,6 +93,16 @@ impl TenantRegistry {
             .map_err(|error| catalog_unavailable(&error))
     }
 
+    /// The id of the tenant cached under `slug`, if any (to evict caches keyed by id).
+    pub async fn cached_id(&self, slug: &str) -> Option<uuid::Uuid> {
+        let slug = TenantSlug::parse(slug).ok()?;
+        self.by_slug
+            .get(&slug)
+            .await
+            .flatten()
+            .map(|served| served.tenant.id)
+    }
+
     /// Forgets what is cached about `slug` (and every domain mapping, which are few and
     /// cheap to reload).
     pub async fn invalidate(&self, slug: &str) {

@@ -1,0 +1,89 @@
+//! HTTP for a user's own sessions: `GET /v1/me/sessions`, `DELETE /v1/me/sessions/{id}`,
+//! and `POST /v1/auth/logout` (ends the calling session).
+
+use actix_web::{web, HttpResponse};
+use shared::error::ApiError;
+use uuid::Uuid;
+
+use super::store::{self, Revoke};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/me/sessions", web::get().to(list_sessions))
+        .route("/v1/me/sessions/{id}", web::delete().to(delete_session))
+        .route("/v1/auth/logout", web::post().to(logout));
+}
+
+async fn list_sessions(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = context.signed_in()?;
+    let mut transaction = state
+        .tenant_db
+        .begin(&context.tenant.scope)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    let sessions = store::list_live(&mut transaction, principal.user_id, principal.session_id)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    transaction
+        .commit()
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
+}
+
+async fn end_session(
+    state: &DataPlane,
+    context: &RequestContext,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<u64, ApiError> {
+    let principal = context.signed_in()?;
+    let mut transaction = state
+        .tenant_db
+        .begin(&context.tenant.scope)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    let which = Revoke::One {
+        user_id: principal.user_id,
+        session_id,
+    };
+    let ended = store::revoke(&mut transaction, context.tenant.tenant.id, which, reason)
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    transaction
+        .commit()
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    // This node need not wait for its own notification.
+    state
+        .sessions
+        .forget(context.tenant.tenant.id, session_id)
+        .await;
+    Ok(ended)
+}
+
+async fn delete_session(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = Uuid::parse_str(&path)
+        .map_err(|_| ApiError::not_found("session_not_found", "no such session"))?;
+    if end_session(&state, &context, session_id, "revoked_by_user").await? == 0 {
+        return Err(ApiError::not_found("session_not_found", "no such session"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn logout(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = context.signed_in()?.session_id;
+    end_session(&state, &context, session_id, "logout").await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,221 @@
+//! SQL of sessions, run inside the tenant's transaction. Every revocation also queues a
+//! notification (delivered on commit) so every node drops the session from its cache.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use shared::tenant_context::{TenantDbError, TenantTransaction};
+use time::OffsetDateTime;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use shared::notify::IDENTITY_CHANGED;
+
+pub struct NewSession<'a> {
+    pub user_id: Uuid,
+    pub now: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub amr: &'a [String],
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+pub async fn create(
+    transaction: &mut TenantTransaction,
+    session: &NewSession<'_>,
+) -> Result<Uuid, TenantDbError> {
+    let id = Uuid::now_v7();
+    let user_agent = session
+        .user_agent
+        .map(|agent| agent.chars().take(512).collect::<String>());
+    transaction
+        .query_typed(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, amr, ip, user_agent)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+            &[
+                (&id, Type::UUID),
+                (&session.user_id, Type::UUID),
+                (&session.now, Type::TIMESTAMPTZ),
+                (&session.expires_at, Type::TIMESTAMPTZ),
+                (&session.amr, Type::TEXT_ARRAY),
+                (&session.ip, Type::INET),
+                (&user_agent, Type::TEXT),
+            ],
+        )
+        .await?;
+    Ok(id)
+}
+
+/// A session as the refresh path sees it.
+pub struct SessionRow {
+    pub user_id: Uuid,
+    pub revoked: bool,
+    pub expires_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub amr: Vec<String>,
+}
+
+pub async fn get(
+    transaction: &mut TenantTransaction,
+    session_id: Uuid,
+) -> Result<Option<SessionRow>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_seen_at, amr
+             FROM sessions WHERE id = $1",
+            &[(&session_id, Type::UUID)],
+        )
+        .await?;
+    Ok(rows.first().map(|row| SessionRow {
+        user_id: row.get(0),
+        revoked: row.get(1),
+        expires_at: row.get(2),
+        last_seen_at: row.get(3),
+        amr: row.get(4),
+    }))
+}
+
+pub async fn touch(
+    transaction: &mut TenantTransaction,
+    session_id: Uuid,
+    now: OffsetDateTime,
+    ip: Option<IpAddr>,
+) -> Result<(), TenantDbError> {
+    transaction
+        .query_typed(
+            "UPDATE sessions SET last_seen_at = $2, ip = coalesce($3, ip) WHERE id = $1",
+            &[
+                (&session_id, Type::UUID),
+                (&now, Type::TIMESTAMPTZ),
+                (&ip, Type::INET),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub amr: Vec<String>,
+    pub current: bool,
+}
+
+pub async fn list_live(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    current: Uuid,
+) -> Result<Vec<SessionView>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT id, created_at, last_seen_at, expires_at, ip, user_agent, amr FROM sessions
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+             ORDER BY created_at DESC",
+            &[(&user_id, Type::UUID)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id: Uuid = row.get(0);
+            SessionView {
+                id,
+                created_at: row.get(1),
+                last_seen_at: row.get(2),
+                expires_at: row.get(3),
+                ip: row.get(4),
+                user_agent: row.get(5),
+                amr: row.get(6),
+                current: id == current,
+            }
+        })
+        .collect())
+}
+
+/// Which sessions a revocation ends.
+pub enum Revoke {
+    /// One session of a user.
+    One { user_id: Uuid, session_id: Uuid },
+    /// Every live session of a user but `except`.
+    AllOf { user_id: Uuid, except: Option<Uuid> },
+    /// The user's oldest live sessions beyond the newest `keep`.
+    Oldest { user_id: Uuid, keep: i64 },
+}
+
+/// Ends sessions and announces each to every node; returns how many ended.
+pub async fn revoke(
+    transaction: &mut TenantTransaction,
+    tenant_id: Uuid,
+    which: Revoke,
+    reason: &str,
+) -> Result<u64, TenantDbError> {
+    let (condition, user_id, other): (&str, Uuid, Option<Uuid>) = match which {
+        Revoke::One {
+            user_id,
+            session_id,
+        } => ("id = $5", user_id, Some(session_id)),
+        Revoke::AllOf { user_id, except } => ("id IS DISTINCT FROM $5", user_id, except),
+        Revoke::Oldest { user_id, keep } => {
+            return revoke_oldest(transaction, tenant_id, user_id, keep, reason).await;
+        }
+    };
+    let sql = format!(
+        "WITH ended AS (
+             UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+             WHERE user_id = $1 AND revoked_at IS NULL AND {condition}
+             RETURNING id)
+         SELECT pg_notify($3, 'session:' || $4 || ':' || id) FROM ended"
+    );
+    let tenant = tenant_id.to_string();
+    let rows = transaction
+        .query_typed(
+            &sql,
+            &[
+                (&user_id, Type::UUID),
+                (&reason, Type::TEXT),
+                (&IDENTITY_CHANGED, Type::TEXT),
+                (&tenant, Type::TEXT),
+                (&other, Type::UUID),
+            ],
+        )
+        .await?;
+    Ok(rows.len() as u64)
+}
+
+async fn revoke_oldest(
+    transaction: &mut TenantTransaction,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    keep: i64,
+    reason: &str,
+) -> Result<u64, TenantDbError> {
+    let tenant = tenant_id.to_string();
+    let rows = transaction
+        .query_typed(
+            "WITH ended AS (
+                 UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+                 WHERE id IN (
+                     SELECT id FROM sessions
+                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                     ORDER BY created_at DESC OFFSET $5)
+                 RETURNING id)
+             SELECT pg_notify($3, 'session:' || $4 || ':' || id) FROM ended",
+            &[
+                (&user_id, Type::UUID),
+                (&reason, Type::TEXT),
+                (&IDENTITY_CHANGED, Type::TEXT),
+                (&tenant, Type::TEXT),
+                (&keep, Type::INT8),
+            ],
+        )
+        .await?;
+    Ok(rows.len() as u64)
+}
