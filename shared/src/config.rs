@@ -43,6 +43,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "clickhouse_database",
     "tenant_cache_ttl_seconds",
     "statement_timeout_ms",
+    "smtp_url",
+    "mail_from",
 ];
 
 /// The merged settings: file values, overridden by environment variables.
