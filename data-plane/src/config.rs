@@ -7,6 +7,8 @@ use std::time::Duration;
 use shared::config::{ConfigError, ConfigSource};
 use shared::tenant::RolePrefix;
 
+use crate::mail::MailSettings;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
@@ -23,6 +25,8 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// Per-statement limit inside tenant transactions.
     pub statement_timeout_ms: u32,
+    /// SMTP server, sender and delivery timing (`smtp_url`, `mail_from`).
+    pub mail: MailSettings,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
                 .unwrap_or_else(|| "tenantry".to_owned()),
             tenant_cache_ttl: Duration::from_secs(source.parse_or("tenant_cache_ttl_seconds", 60)?),
             statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,
+            mail: MailSettings::from_source(source)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod health;
+pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod state;

@@ -6,6 +6,7 @@
 mod cli;
 mod isolation;
 mod lifecycle;
+mod mail;
 mod operator_api;
 mod provisioning;
 mod routing;
