@@ -83,7 +83,8 @@ async fn migrate_locked(
             "GRANT USAGE ON SCHEMA control TO {role};
              GRANT SELECT ON control.tenants, control.tenant_domains, control.tenant_quotas,
                  control.plans TO {role};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO {role}",
+             GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO {role};
+             GRANT USAGE ON SEQUENCE control.mail_pending_generation TO {role}",
             role = data_plane.quoted()
         ))
         .await?;

@@ -367,3 +367,58 @@ async fn the_pending_mark_of_a_deleted_tenant_is_dropped_and_nothing_is_sent() {
     assert!(dropped.is_some(), "the deleted tenant is still marked");
     assert!(app.mails_to(&to).is_empty());
 }
+
+async fn generation(app: &TestApp, tenant: &Tenant) -> i64 {
+    app.superuser()
+        .await
+        .query_one(
+            "SELECT generation FROM control.mail_pending WHERE tenant_id = $1",
+            &[&tenant.id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_pending_mark_made_again_never_reuses_a_generation_a_worker_read() {
+    // No mail worker: the test plays the workers' part on the catalog itself.
+    let app = TestApp::spawn_with(TestOptions {
+        smtp_url: None,
+        ..TestOptions::default()
+    })
+    .await;
+    let tenant = app.create_tenant("acme").await;
+    enqueue_committed(&app, &tenant, &notice(&unique_address("first"))).await;
+    let read_by_slow_worker = generation(&app, &tenant).await;
+    enqueue_committed(&app, &tenant, &notice(&unique_address("second"))).await;
+    let read_by_fast_worker = generation(&app, &tenant).await;
+    assert_ne!(read_by_fast_worker, read_by_slow_worker);
+
+    // The fast worker sent everything and clears the mark; a new mail makes it again.
+    let client = app.superuser().await;
+    let clear = "DELETE FROM control.mail_pending WHERE tenant_id = $1 AND generation = $2";
+    assert_eq!(
+        client
+            .execute(clear, &[&tenant.id, &read_by_fast_worker])
+            .await
+            .unwrap(),
+        1
+    );
+    enqueue_committed(&app, &tenant, &notice(&unique_address("third"))).await;
+    let remade = generation(&app, &tenant).await;
+    assert!(
+        remade != read_by_slow_worker && remade != read_by_fast_worker,
+        "{remade}"
+    );
+
+    // The slow worker's clear, with the generation it read before, leaves the new mark.
+    assert_eq!(
+        client
+            .execute(clear, &[&tenant.id, &read_by_slow_worker])
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(is_marked_pending(&app, &tenant).await);
+}

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
+use shared::mail_outbox;
 use shared::notify::MAIL_PENDING;
 use shared::tenant::Tenant;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
@@ -22,7 +23,7 @@ pub async fn insert_outbox(
     let to = mail.to().to_string();
     transaction
         .query_typed(
-            "INSERT INTO mail_outbox (id, to_address, subject, body_text) VALUES ($1, $2, $3, $4)",
+            mail_outbox::INSERT_OUTBOX,
             &[
                 (&id, Type::UUID),
                 (&to, Type::TEXT),
@@ -34,21 +35,17 @@ pub async fn insert_outbox(
     Ok(())
 }
 
-/// Marks the tenant as having unsent mail (a new generation of the mark) and wakes the mail
-/// workers, both when the transaction commits. The row lock on the mark is held until then.
+/// Marks the tenant as having unsent mail (a new generation of the mark, from a sequence, so
+/// never one a worker read before) and wakes the mail workers, both when the transaction
+/// commits. The row lock on the mark is held until then. Runs as the login role: the tenant
+/// role has no catalog rights.
 pub async fn mark_pending(
     transaction: &mut TenantTransaction,
     tenant_id: Uuid,
 ) -> Result<(), TenantDbError> {
     transaction
         .query_as_session_user(
-            "WITH marked AS (
-                 INSERT INTO control.mail_pending AS pending (tenant_id) VALUES ($1)
-                 ON CONFLICT (tenant_id) DO UPDATE
-                     SET generation = pending.generation + 1, marked_at = now(), due_at = now()
-                 RETURNING pending.tenant_id
-             )
-             SELECT pg_notify($2, tenant_id::text) FROM marked",
+            mail_outbox::MARK_PENDING,
             &[(&tenant_id, Type::UUID), (&MAIL_PENDING, Type::TEXT)],
         )
         .await?;
