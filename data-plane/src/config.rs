@@ -8,6 +8,8 @@ use std::time::Duration;
 use shared::config::{ConfigError, ConfigSource};
 use shared::tenant::RolePrefix;
 
+use crate::mail::MailSettings;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
@@ -34,6 +36,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// Scheme of tenants' public URLs, used in token issuers (`https` in production).
     pub public_scheme: String,
+    /// SMTP server, sender and delivery timing (`smtp_url`, `mail_from`).
+    pub mail: MailSettings,
 }
 
 impl Config {
@@ -95,6 +99,7 @@ impl Config {
                     })
                 }
             },
+            mail: MailSettings::from_source(source)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod health;
 pub mod identity;
+pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod sessions;

@@ -9,6 +9,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub tenant_cache_hits: IntCounter,
     pub tenant_cache_misses: IntCounter,
+    pub mail_sent: IntCounter,
+    pub mail_send_failures: IntCounter,
 }
 
 impl Metrics {
@@ -33,16 +35,25 @@ impl Metrics {
             IntCounter::new("tenant_cache_hits_total", "tenant registry cache hits")?;
         let tenant_cache_misses =
             IntCounter::new("tenant_cache_misses_total", "tenant registry cache misses")?;
+        let mail_sent = IntCounter::new("mail_sent_total", "mails the SMTP server accepted")?;
+        let mail_send_failures = IntCounter::new(
+            "mail_send_failures_total",
+            "failed attempts to send a mail (each is retried later)",
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(tenant_cache_hits.clone()))?;
         registry.register(Box::new(tenant_cache_misses.clone()))?;
+        registry.register(Box::new(mail_sent.clone()))?;
+        registry.register(Box::new(mail_send_failures.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             tenant_cache_hits,
             tenant_cache_misses,
+            mail_sent,
+            mail_send_failures,
         })
     }
 

@@ -34,8 +34,8 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    /// Builds the pool and caches and starts the notification listener. Must run inside a
-    /// Tokio runtime.
+    /// Builds the pool and caches and starts the notification listener, and the mail worker
+    /// when SMTP is configured. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         // Statement timeout as a connection option: a limit on every statement at no cost per
         // request (a `SET LOCAL` would be one more statement in every transaction).
@@ -44,7 +44,7 @@ impl DataPlane {
             "-c statement_timeout={}",
             config.statement_timeout_ms
         ));
-        let pool = shared::db::pool(database, config.pool_size)?;
+        let pool = shared::db::pool(database.clone(), config.pool_size)?;
         let metrics = Metrics::new()?;
         let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
@@ -62,6 +62,7 @@ impl DataPlane {
                 sessions: sessions.clone(),
             },
         );
+        crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
         // ClickHouse 18.16 (Debian) rejects the settings that schema validation sends.
         let clickhouse = clickhouse::Client::default()
             .with_url(&config.clickhouse_url)

@@ -4,7 +4,8 @@
 #
 # Postgres: TENANTRY_DATABASE_URL when set; else the server answering on 127.0.0.1:5432; else a
 # private cluster (initdb) on 127.0.0.1:15432. ClickHouse: a private server on 127.0.0.1:18123
-# (HTTP) / 19000 (native), whatever else runs on the machine.
+# (HTTP) / 19000 (native), whatever else runs on the machine. Mail: a test SMTP server
+# (aiosmtpd, from PyPI into a venv) on 127.0.0.1:18025 that stores every mail in a Maildir.
 
 set -euo pipefail
 
@@ -14,6 +15,8 @@ PRIVATE_PG_PORT=15432
 CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
+SMTP_PORT=18025
+AIOSMTPD_VERSION=1.4.6
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -125,6 +128,61 @@ ensure_clickhouse() {
         >"$dir/log/start.log" 2>&1 || die "ClickHouse did not start; see $dir/log/"
     wait_until "ClickHouse" 60 clickhouse_answers \
         || die "ClickHouse did not answer; see $dir/log/"
+}
+
+# Whether an SMTP server greets on 127.0.0.1:$SMTP_PORT.
+smtp_answers() {
+    timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT && read -r -t 2 greeting <&3 \
+        && [[ \$greeting == 220* ]] && printf 'QUIT\r\n' >&3" 2>/dev/null
+}
+
+# The Maildir of the aiosmtpd serving 127.0.0.1:$SMTP_PORT, read from its command line (it may
+# belong to another checkout of the repository).
+running_smtp_maildir() {
+    local cmdline args
+    for cmdline in /proc/[0-9]*/cmdline; do
+        args=$(tr '\0' '\n' 2>/dev/null <"$cmdline") || continue
+        grep -qx 'aiosmtpd' <<<"$args" && grep -qx "127.0.0.1:$SMTP_PORT" <<<"$args" \
+            && grep -qx 'aiosmtpd.handlers.Mailbox' <<<"$args" || continue
+        tail -n1 <<<"$args"
+        return 0
+    done
+    return 1
+}
+
+# A test SMTP server: aiosmtpd (pinned, from PyPI, in a venv under state/mail/) on
+# 127.0.0.1:$SMTP_PORT, storing every mail it accepts in a Maildir. Started in the background
+# unless an SMTP server already answers there. Exports TENANTRY_TEST_SMTP_URL and
+# TENANTRY_TEST_MAILDIR (when both are set already, uses them as they are).
+ensure_smtp() {
+    if [ -n "${TENANTRY_TEST_SMTP_URL:-}" ] && [ -n "${TENANTRY_TEST_MAILDIR:-}" ]; then
+        return 0
+    fi
+    export TENANTRY_TEST_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
+    local dir="$STATE_DIR/mail"
+    if smtp_answers; then
+        TENANTRY_TEST_MAILDIR=$(running_smtp_maildir) || die "an SMTP server that is not our \
+aiosmtpd answers on 127.0.0.1:$SMTP_PORT; stop it, or set TENANTRY_TEST_SMTP_URL and \
+TENANTRY_TEST_MAILDIR"
+        export TENANTRY_TEST_MAILDIR
+        return 0
+    fi
+    export TENANTRY_TEST_MAILDIR="$dir/maildir"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    if ! "$venv/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing aiosmtpd $AIOSMTPD_VERSION (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "aiosmtpd==$AIOSMTPD_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install aiosmtpd; see $dir/pip.log"
+    fi
+    log "starting a test SMTP server on 127.0.0.1:$SMTP_PORT (mail lands in $TENANTRY_TEST_MAILDIR)"
+    setsid "$venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+        -c aiosmtpd.handlers.Mailbox "$TENANTRY_TEST_MAILDIR" >"$dir/aiosmtpd.log" 2>&1 </dev/null &
+    echo $! >"$dir/aiosmtpd.pid"
+    wait_until "SMTP server" 30 smtp_answers || die "aiosmtpd did not start; see $dir/aiosmtpd.log"
 }
 
 # wait_until NAME SECONDS COMMAND...: polls COMMAND (a readiness probe, not a sleep-for-sync).

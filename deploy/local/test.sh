@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up the same services as up.sh (Postgres and ClickHouse on loopback, installed when
-# missing), removes what earlier test runs left behind, then runs the whole check: rustfmt,
+# Sets up the same services as up.sh (Postgres, ClickHouse and a test SMTP server on loopback,
+# installed when missing), removes what earlier test runs left behind, then runs the whole check: rustfmt,
 # clippy with warnings denied, and every test of the workspace. Extra arguments go to
 # `cargo test`, e.g. `deploy/local/test.sh -- lifecycle`. CI runs exactly this (.ci/run).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -9,6 +9,7 @@ cd "$REPO_ROOT"
 ensure_packages
 ensure_postgres
 ensure_clickhouse
+ensure_smtp
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A
@@ -25,6 +26,8 @@ psql "$ADMIN_DATABASE_URL" -tAc "SELECT rolname FROM pg_roles WHERE rolname LIKE
         psql "$ADMIN_DATABASE_URL" -qc "DROP ROLE \"$role\"" >/dev/null 2>&1 || true
     done
 find "${TMPDIR:-/tmp}/tenantry-tests" -type f -mmin +60 -delete 2>/dev/null || true
+# Tests tell their mail apart by unique recipients; old mail only slows the Maildir scan.
+find "$TENANTRY_TEST_MAILDIR" -type f -mmin +60 -delete 2>/dev/null || true
 
 log "cargo fmt --check"
 cargo fmt --all --check

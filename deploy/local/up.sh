@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole local stack: Postgres and ClickHouse on loopback (installed from
-# Debian's packages when missing), release builds of both planes, the catalog, an operator
-# token, control plane and data plane in the background, and the demo tenant `acme`.
+# Debian's packages when missing), a test SMTP server that keeps every mail in a Maildir
+# (unless TENANTRY_SMTP_URL names a real one), release builds of both planes, the catalog, an
+# operator token, control plane and data plane in the background, and the demo tenant `acme`.
 # Writes deploy/local/state/env for the CLI and curl. Safe to run again: it reuses what is
 # there, restarts both planes on the fresh build and keeps the demo tenant.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,6 +11,13 @@ cd "$REPO_ROOT"
 ensure_packages
 ensure_postgres
 ensure_clickhouse
+if [ -n "${TENANTRY_SMTP_URL:-}" ]; then
+    MAIL_NOTE="sent through the configured TENANTRY_SMTP_URL"
+else
+    ensure_smtp
+    export TENANTRY_SMTP_URL=$TENANTRY_TEST_SMTP_URL
+    MAIL_NOTE="$TENANTRY_SMTP_URL, stored in $TENANTRY_TEST_MAILDIR/new/"
+fi
 
 CONTROL_LISTEN=${TENANTRY_CONTROL_LISTEN:-127.0.0.1:8780}
 DATA_LISTEN=${TENANTRY_DATA_LISTEN:-127.0.0.1:8781}
@@ -116,6 +124,7 @@ export TENANTRY_BASE_DOMAIN='$BASE_DOMAIN'
 export TENANTRY_CONTROL_LISTEN='$CONTROL_LISTEN'
 export TENANTRY_DATA_LISTEN='$DATA_LISTEN'
 export TENANTRY_CLICKHOUSE_URL='$TENANTRY_CLICKHOUSE_URL'
+export TENANTRY_SMTP_URL='$TENANTRY_SMTP_URL'
 export TENANTRY_CONTROL_URL='$CONTROL_URL'
 export TENANTRY_DATA_URL='$DATA_URL'
 export TENANTRY_OPERATOR_TOKEN='$OPERATOR_TOKEN'
@@ -130,6 +139,7 @@ Tenantry is running.
   data plane     $DATA_URL   (log: deploy/local/state/data-plane.log)
   Postgres       ${DATABASE_URL}
   ClickHouse     $TENANTRY_CLICKHOUSE_URL
+  Mail           $MAIL_NOTE
 
 Try:
   set -a; . deploy/local/state/env; set +a

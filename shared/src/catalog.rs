@@ -3,7 +3,8 @@
 //!
 //! The catalog is migrated by refinery from `migrations/`; its history table is
 //! `control.refinery_schema_history`. `migrate` also makes sure the data plane's login role
-//! exists with exactly the catalog access it needs (read tenants, domains and quotas).
+//! exists with exactly the catalog access it needs (read tenants, domains and quotas; mark
+//! and clear tenants with pending mail).
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
@@ -81,7 +82,9 @@ async fn migrate_locked(
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA control TO {role};
              GRANT SELECT ON control.tenants, control.tenant_domains, control.tenant_quotas,
-                 control.plans, control.tenant_data_keys TO {role}",
+                 control.plans, control.tenant_data_keys TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO {role};
+             GRANT USAGE ON SEQUENCE control.mail_pending_generation TO {role}",
             role = data_plane.quoted()
         ))
         .await?;

@@ -46,6 +46,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "password_pepper_file",
     "access_token_ttl_seconds",
     "public_scheme",
+    "smtp_url",
+    "mail_from",
 ];
 
 /// The merged settings: file values, overridden by environment variables.

@@ -1,7 +1,7 @@
 //! What both planes of Tenantry share: configuration pieces, the tenant model and its
 //! validated names, the error vocabulary and its HTTP mapping, envelope encryption of tenant
-//! data keys, catalog access, the tenant database context, the tenant template, and the
-//! names of the change-notification channels.
+//! data keys, catalog access, the tenant database context, the tenant template, the names of
+//! the change-notification channels, and the SQL by which either plane queues mail.
 //!
 //! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 
@@ -12,6 +12,7 @@ pub mod email;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod mail_outbox;
 pub mod notify;
 pub mod observability;
 pub mod secret_token;

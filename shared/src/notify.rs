@@ -11,6 +11,10 @@ use deadpool_postgres::GenericClient;
 /// Tenant status, name, plan, domains or quotas changed. Payload: the tenant's slug.
 pub const TENANT_CHANGED: &str = "tenantry_tenant_changed";
 
+/// A tenant's mail outbox has new mail; data-plane mail workers wake up. Payload: the
+/// tenant's id. Sent by whoever enqueues mail, inside the enqueuing transaction.
+pub const MAIL_PENDING: &str = "tenantry_mail";
+
 /// Publishes that the tenant `slug` changed, when the surrounding transaction commits.
 pub async fn tenant_changed(
     client: &impl GenericClient,

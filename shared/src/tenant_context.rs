@@ -13,6 +13,9 @@
 //!   cannot.
 //! - If the role or search_path cannot be set, the transaction is aborted and no statement of
 //!   the request runs.
+//! - Statements run as the tenant role. The one exception,
+//!   [`TenantTransaction::query_as_session_user`], switches back to the tenant role in the same
+//!   pipelined message, and a failure anywhere in it aborts the transaction.
 
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ pub enum TenantDbError {
 pub struct TenantScope {
     pub tenant_id: Uuid,
     pub slug: TenantSlug,
+    role: PgIdentifier,
     /// `BEGIN; SET LOCAL …` for this tenant, built once.
     setup: Arc<str>,
 }
@@ -62,8 +66,14 @@ impl TenantScope {
         Self {
             tenant_id,
             slug,
+            role: role.clone(),
             setup: setup.into(),
         }
+    }
+
+    /// The tenant's Postgres role, which every statement of its transactions runs as.
+    pub fn role(&self) -> &PgIdentifier {
+        &self.role
     }
 
     pub fn for_tenant(tenant: &Tenant) -> Self {
@@ -94,6 +104,8 @@ impl TenantDb {
             client: Some(client),
             pending_setup: Some(scope.setup.clone()),
             in_transaction: false,
+            tenant_id: scope.tenant_id,
+            role: scope.role.clone(),
         })
     }
 
@@ -116,6 +128,8 @@ pub struct TenantTransaction {
     client: Option<Object>,
     pending_setup: Option<Arc<str>>,
     in_transaction: bool,
+    tenant_id: Uuid,
+    role: PgIdentifier,
 }
 
 impl TenantTransaction {
@@ -143,6 +157,49 @@ impl TenantTransaction {
                 Ok(rows?)
             }
         }
+    }
+
+    /// The tenant this transaction works for.
+    pub fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+
+    /// Runs one statement as the session user (the pool's login role) instead of the tenant
+    /// role, then returns to the tenant role: for the few catalog writes that must commit or
+    /// roll back together with the tenant's change, such as marking the tenant's mail outbox
+    /// as pending. The role switch, the statement and the switch back are pipelined: one
+    /// round trip (with the tenant switch too, when this is the first statement).
+    ///
+    /// The statement can reach only what the login role itself is granted — `search_path`
+    /// still names the tenant schema, and the data plane's login role is `NOINHERIT`, so it
+    /// has no right on tenant tables — so name catalog tables schema-qualified. If any part
+    /// fails the transaction is aborted, so nothing can run afterwards under the wrong role.
+    pub async fn query_as_session_user(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        let setup = self.pending_setup.take();
+        self.in_transaction = true;
+        let role = self.role.as_str();
+        let restore_params: [(&(dyn ToSql + Sync), Type); 1] = [(&role, Type::TEXT)];
+        let client = self.client()?;
+        let (setup_result, reset, rows, restore) = tokio::join!(
+            async {
+                match &setup {
+                    Some(setup) => client.batch_execute(setup).await,
+                    None => Ok(()),
+                }
+            },
+            client.query_typed("SELECT set_config('role', 'none', true)", &[]),
+            client.query_typed(sql, params),
+            client.query_typed("SELECT set_config('role', $1, true)", &restore_params),
+        );
+        setup_result?;
+        reset?;
+        let rows = rows?;
+        restore?;
+        Ok(rows)
     }
 
     /// Runs the last statement and commits, pipelined.

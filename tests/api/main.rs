@@ -7,6 +7,7 @@ mod cli;
 mod identity;
 mod isolation;
 mod lifecycle;
+mod mail;
 mod operator_api;
 mod provisioning;
 mod routing;

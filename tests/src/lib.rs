@@ -4,14 +4,17 @@
 //!
 //! Environment: `TENANTRY_TEST_DATABASE_URL` (a database on the server to create test
 //! databases from; default `postgres://postgres@127.0.0.1:5432/postgres`),
-//! `TENANTRY_CLICKHOUSE_URL` and `TENANTRY_CLICKHOUSE_DATABASE`. Databases are named
+//! `TENANTRY_CLICKHOUSE_URL` and `TENANTRY_CLICKHOUSE_DATABASE`, `TENANTRY_TEST_SMTP_URL` and
+//! `TENANTRY_TEST_MAILDIR` (the test SMTP server `deploy/local/test.sh` starts, and the Maildir
+//! it stores every mail in; default `smtp://127.0.0.1:18025` and
+//! `deploy/local/state/mail/maildir`). Databases are named
 //! `tenantry_test_*`, roles start with `tt_` and KEK files live in `$TMPDIR/tenantry-tests/`,
 //! so `deploy/local/test.sh` can remove what earlier runs left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use control_plane::config::Config as ControlConfig;
@@ -19,8 +22,10 @@ use control_plane::provisioning::ProvisionOptions;
 use control_plane::tenants::service::{self, CreateTenant, TenantName};
 use control_plane::ControlPlane;
 use data_plane::config::Config as DataConfig;
+use data_plane::mail::MailSettings;
 use data_plane::DataPlane;
 use ring::rand::SecureRandom;
+use shared::config::ConfigSource;
 use shared::template::Template;
 use shared::tenant::{RolePrefix, Tenant, TenantSlug};
 
@@ -39,6 +44,17 @@ pub fn clickhouse_database() -> String {
     std::env::var("TENANTRY_CLICKHOUSE_DATABASE").unwrap_or_else(|_| "tenantry".to_owned())
 }
 
+pub fn smtp_url() -> String {
+    std::env::var("TENANTRY_TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:18025".to_owned())
+}
+
+pub fn maildir() -> PathBuf {
+    std::env::var_os("TENANTRY_TEST_MAILDIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/state/mail/maildir"),
+        PathBuf::from,
+    )
+}
+
 /// Settings a test may change before the app starts.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -48,6 +64,13 @@ pub struct TestOptions {
     pub tenant_cache_ttl: Duration,
     pub clickhouse_url: String,
     pub data_workers: usize,
+    /// The data plane's `smtp_url`; `None` starts no mail worker.
+    pub smtp_url: Option<String>,
+    /// Where the test SMTP server stores what it receives.
+    pub maildir: PathBuf,
+    /// Mail retry timing (production defaults unless a test needs faster retries).
+    pub mail_retry_base: Duration,
+    pub mail_retry_cap: Duration,
 }
 
 impl Default for TestOptions {
@@ -58,6 +81,10 @@ impl Default for TestOptions {
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
             data_workers: 2,
+            smtp_url: Some(smtp_url()),
+            maildir: maildir(),
+            mail_retry_base: Duration::from_secs(30),
+            mail_retry_cap: Duration::from_secs(3600),
         }
     }
 }
@@ -353,6 +380,113 @@ impl TestApp {
     pub fn kek_file(&self) -> PathBuf {
         self.control.config.kek_file.clone()
     }
+
+    /// Every mail the test SMTP server has stored for the envelope recipient `address`.
+    /// Tests use unique addresses ([`unique_address`]), so they never see each other's mail.
+    pub fn mails_to(&self, address: &str) -> Vec<ReceivedMail> {
+        read_maildir(&self.options.maildir, address)
+    }
+
+    /// Waits (polling the Maildir, up to `limit`) until at least one mail for `address` has
+    /// arrived; returns all of them. Panics when none arrives in time.
+    pub async fn wait_for_mail(&self, address: &str, limit: Duration) -> Vec<ReceivedMail> {
+        let arrived =
+            Self::eventually(limit, || async { !self.mails_to(address).is_empty() }).await;
+        assert!(
+            arrived.is_some(),
+            "no mail for {address} within {limit:?} in {}",
+            self.options.maildir.display()
+        );
+        self.mails_to(address)
+    }
+}
+
+/// A recipient address no other test uses.
+pub fn unique_address(label: &str) -> String {
+    format!("{label}-{}@mail.tenantry.test", random_hex(6))
+}
+
+/// A mail as the test SMTP server stored it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub file: PathBuf,
+    /// The SMTP envelope's recipients (aiosmtpd's `X-RcptTo` header).
+    pub envelope_to: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body: String,
+}
+
+fn read_maildir(maildir: &Path, address: &str) -> Vec<ReceivedMail> {
+    let needle = address.to_ascii_lowercase();
+    let mut mails = Vec::new();
+    for folder in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(maildir.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue; // moved or removed meanwhile
+            };
+            // Cheap filter before parsing: the envelope header holds the address verbatim.
+            if !String::from_utf8_lossy(&bytes)
+                .to_ascii_lowercase()
+                .contains(&needle)
+            {
+                continue;
+            }
+            let mail = parse_mail(entry.path(), &bytes);
+            if mail
+                .envelope_to
+                .iter()
+                .any(|to| to.to_ascii_lowercase() == needle)
+            {
+                mails.push(mail);
+            }
+        }
+    }
+    mails.sort_by(|a, b| a.file.cmp(&b.file));
+    mails
+}
+
+fn parse_mail(file: PathBuf, bytes: &[u8]) -> ReceivedMail {
+    let message = mail_parser::MessageParser::default()
+        .parse(bytes)
+        .unwrap_or_else(|| panic!("{} is not a mail", file.display()));
+    let text = |header: &str| {
+        message
+            .header(header)
+            .and_then(|value| value.as_text())
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let addresses = |address: Option<&mail_parser::Address>| {
+        address
+            .map(|address| {
+                address
+                    .iter()
+                    .filter_map(|addr| addr.address())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    ReceivedMail {
+        envelope_to: text("X-RcptTo")
+            .split(',')
+            .map(|to| to.trim().to_owned())
+            .filter(|to| !to.is_empty())
+            .collect(),
+        from: addresses(message.from()),
+        to: addresses(message.to()),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        message_id: message.message_id().unwrap_or_default().to_owned(),
+        body: message.body_text(0).unwrap_or_default().into_owned(),
+        file,
+    }
 }
 
 pub fn data_config(
@@ -383,5 +517,14 @@ pub fn data_config(
         password_pepper_file: pepper_file,
         access_token_ttl: Duration::from_secs(900),
         public_scheme: "https".to_owned(),
+        mail: mail_settings(options),
     }
+}
+
+fn mail_settings(options: &TestOptions) -> MailSettings {
+    let source = ConfigSource::from_pairs(options.smtp_url.as_deref().map(|url| ("smtp_url", url)));
+    let mut settings = MailSettings::from_source(&source).unwrap();
+    settings.retry_base = options.mail_retry_base;
+    settings.retry_cap = options.mail_retry_cap;
+    settings
 }

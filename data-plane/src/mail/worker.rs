@@ -1,0 +1,134 @@
+//! The mail worker of a data-plane node: two background tasks, started only when SMTP is
+//! configured.
+//!
+//! - A listener `LISTEN`s on `tenantry_mail` on its own connection and wakes the sender; on a
+//!   lost connection it reconnects with capped backoff and wakes the sender once connected,
+//!   since notifications may have been missed meanwhile.
+//! - The sender runs delivery rounds (see [`Delivery`]) when woken, and otherwise when the
+//!   next pending mark falls due, at the latest every `poll_interval`.
+//!
+//! The sender has a pool of its own with one connection, so a slow SMTP server never holds a
+//! connection that requests need; several nodes share the work safely (`SKIP LOCKED` claims).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use shared::notify::MAIL_PENDING;
+use shared::tenant_context::TenantDb;
+use tokio::sync::Notify;
+use tokio_postgres::AsyncMessage;
+
+use super::service::{Delivery, Round};
+use super::settings::MailSettings;
+use super::transport::{SmtpSender, TransportError};
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Database(#[from] shared::db::DbSetupError),
+}
+
+/// Starts the mail worker if `settings` name an SMTP server; returns whether it did.
+/// `database` is how the worker connects (the data plane's login role, statement timeout
+/// included). Must run inside a Tokio runtime.
+pub(crate) fn spawn(
+    settings: &MailSettings,
+    database: &tokio_postgres::Config,
+    listener_database: &tokio_postgres::Config,
+    metrics: Metrics,
+) -> Result<bool, WorkerError> {
+    let Some(smtp) = &settings.smtp else {
+        tracing::info!("mail delivery off on this node: smtp_url is not set");
+        return Ok(false);
+    };
+    let delivery = Delivery {
+        db: TenantDb::new(shared::db::pool(database.clone(), 1)?),
+        sender: SmtpSender::new(smtp, settings)?,
+        settings: Arc::new(settings.clone()),
+        metrics,
+    };
+    tracing::info!(smtp = %smtp, from = %settings.from, "mail delivery on");
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(listen_forever(listener_database.clone(), wake.clone()));
+    tokio::spawn(deliver_forever(delivery, wake));
+    Ok(true)
+}
+
+async fn deliver_forever(delivery: Delivery, wake: Arc<Notify>) {
+    loop {
+        let wait = match delivery.run_round().await {
+            Ok(Round::MoreDue) => Duration::ZERO,
+            Ok(Round::Done) => match delivery.next_wait().await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot tell when mail is next due");
+                    delivery.settings.poll_interval
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "mail delivery round failed");
+                delivery.settings.poll_interval
+            }
+        };
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        // A timer for the next due mail, not synchronisation: a notification ends it early.
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn listen_forever(config: tokio_postgres::Config, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen(&config, &wake).await {
+            Ok(()) => tracing::warn!("mail notification connection closed; reconnecting"),
+            Err(error) => tracing::warn!(%error, "mail notification listener failed; reconnecting"),
+        }
+        tokio::time::sleep(backoff).await; // reconnect backoff, not synchronisation
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen(
+    config: &tokio_postgres::Config,
+    wake: &Notify,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (message_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            if message_tx.send(message).is_err() {
+                break;
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {MAIL_PENDING}"))
+        .await?;
+    // Mail enqueued while nobody listened is found by the round this starts.
+    wake.notify_one();
+    tracing::debug!("listening for mail notifications");
+    while let Some(message) = messages.recv().await {
+        match message? {
+            AsyncMessage::Notification(notification) => {
+                tracing::debug!(tenant = notification.payload(), "mail enqueued");
+                wake.notify_one();
+            }
+            AsyncMessage::Notice(notice) => tracing::debug!(%notice, "postgres notice"),
+            _ => {}
+        }
+    }
+    driver.abort();
+    drop(client);
+    Ok(())
+}
