@@ -29,3 +29,67 @@ pub async fn tenant_changed(
 /// Identity state that nodes cache changed. Payloads: `session:<tenant id>:<session id>` (a
 /// session ended), `keys:<tenant id>` (signing keys rotated).
 pub const IDENTITY_CHANGED: &str = "tenantry_identity_changed";
+
+/// A dedicated connection `LISTEN`ing on some channels. Both the data plane's cache listener and
+/// its mail worker use one; each decides itself what a lost connection means.
+pub struct Listener {
+    _client: tokio_postgres::Client,
+    messages: tokio::sync::mpsc::UnboundedReceiver<
+        Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>,
+    >,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Connects and listens on `channels` (our own constant names, never client input).
+    pub async fn connect(
+        config: &tokio_postgres::Config,
+        channels: &[&str],
+    ) -> Result<Self, tokio_postgres::Error> {
+        use futures_util::StreamExt as _;
+        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (message_tx, messages) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = stream.next().await {
+                if message_tx.send(message).is_err() {
+                    break;
+                }
+            }
+        });
+        let listen: String = channels
+            .iter()
+            .map(|channel| format!("LISTEN {channel};"))
+            .collect();
+        client.batch_execute(&listen).await?;
+        Ok(Self {
+            _client: client,
+            messages,
+            driver,
+        })
+    }
+
+    /// The next notification; `None` once the connection has closed. Notices are logged.
+    pub async fn next(
+        &mut self,
+    ) -> Option<Result<tokio_postgres::Notification, tokio_postgres::Error>> {
+        loop {
+            match self.messages.recv().await? {
+                Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
+                    return Some(Ok(notification))
+                }
+                Ok(tokio_postgres::AsyncMessage::Notice(notice)) => {
+                    tracing::debug!(%notice, "postgres notice");
+                }
+                Ok(_) => {}
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}

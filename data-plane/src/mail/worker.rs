@@ -13,11 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use shared::notify::MAIL_PENDING;
+use shared::notify::{Listener, MAIL_PENDING};
 use shared::tenant_context::TenantDb;
 use tokio::sync::Notify;
-use tokio_postgres::AsyncMessage;
 
 use super::service::{Delivery, Round};
 use super::settings::MailSettings;
@@ -102,33 +100,13 @@ async fn listen(
     config: &tokio_postgres::Config,
     wake: &Notify,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
-    let (message_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = stream.next().await {
-            if message_tx.send(message).is_err() {
-                break;
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN {MAIL_PENDING}"))
-        .await?;
+    let mut listener = Listener::connect(config, &[MAIL_PENDING]).await?;
     // Mail enqueued while nobody listened is found by the round this starts.
     wake.notify_one();
     tracing::debug!("listening for mail notifications");
-    while let Some(message) = messages.recv().await {
-        match message? {
-            AsyncMessage::Notification(notification) => {
-                tracing::debug!(tenant = notification.payload(), "mail enqueued");
-                wake.notify_one();
-            }
-            AsyncMessage::Notice(notice) => tracing::debug!(%notice, "postgres notice"),
-            _ => {}
-        }
+    while let Some(notification) = listener.next().await {
+        tracing::debug!(tenant = notification?.payload(), "mail enqueued");
+        wake.notify_one();
     }
-    driver.abort();
-    drop(client);
     Ok(())
 }

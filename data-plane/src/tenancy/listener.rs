@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use shared::notify::{IDENTITY_CHANGED, TENANT_CHANGED};
+use shared::notify::{Listener, IDENTITY_CHANGED, TENANT_CHANGED};
 use tokio::sync::watch;
-use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 use super::data_keys::DataKeys;
@@ -81,41 +79,19 @@ async fn listen(
     caches: &Caches,
     ready: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
-    let (message_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = stream.next().await {
-            if message_tx.send(message).is_err() {
-                break;
-            }
-        }
-    });
-    client
-        .batch_execute(&format!(
-            "LISTEN {TENANT_CHANGED}; LISTEN {IDENTITY_CHANGED}"
-        ))
-        .await?;
+    let mut listener = Listener::connect(config, &[TENANT_CHANGED, IDENTITY_CHANGED]).await?;
     // Anything cached before LISTEN took effect may be stale.
     caches.invalidate_all();
     let _ = ready.send(true);
     tracing::info!("listening for tenant changes");
-    while let Some(message) = messages.recv().await {
-        match message? {
-            AsyncMessage::Notification(notification)
-                if notification.channel() == TENANT_CHANGED =>
-            {
-                tracing::debug!(tenant = notification.payload(), "tenant changed");
-                caches.tenant_changed(notification.payload()).await;
-            }
-            AsyncMessage::Notification(notification) => {
-                caches.identity_changed(notification.payload()).await;
-            }
-            AsyncMessage::Notice(notice) => tracing::debug!(%notice, "postgres notice"),
-            _ => {}
+    while let Some(notification) = listener.next().await {
+        let notification = notification?;
+        if notification.channel() == TENANT_CHANGED {
+            tracing::debug!(tenant = notification.payload(), "tenant changed");
+            caches.tenant_changed(notification.payload()).await;
+        } else {
+            caches.identity_changed(notification.payload()).await;
         }
     }
-    driver.abort();
-    drop(client);
     Ok(())
 }
