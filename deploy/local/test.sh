@@ -21,7 +21,12 @@ psql "$ADMIN_DATABASE_URL" -tAc \
     while read -r database; do
         psql "$ADMIN_DATABASE_URL" -qc "DROP DATABASE \"$database\"" >/dev/null 2>&1 || true
     done
-psql "$ADMIN_DATABASE_URL" -tAc "SELECT rolname FROM pg_roles WHERE rolname LIKE 'tt\_%'" |
+# A run's roles are `tt_<suffix>_*` and its database `tenantry_test_<suffix>`: a role goes only
+# once its run's database is gone, so a run still going on keeps its roles.
+psql "$ADMIN_DATABASE_URL" -tAc \
+    "SELECT rolname FROM pg_roles r WHERE rolname LIKE 'tt\_%' AND NOT EXISTS (
+         SELECT 1 FROM pg_database d
+         WHERE d.datname = 'tenantry_test_' || split_part(substr(r.rolname, 4), '_', 1))" |
     while read -r role; do
         psql "$ADMIN_DATABASE_URL" -qc "DROP ROLE \"$role\"" >/dev/null 2>&1 || true
     done
