@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use shared::email::Email;
-use shared::tenant::TenantSlug;
+use shared::tenant::{TenantSlug, TenantStatus};
 
 use crate::context::ControlPlane;
 use crate::provisioning::ProvisionOptions;
@@ -54,7 +54,7 @@ pub enum TenantCommand {
         #[arg(long)]
         plan: Option<String>,
         /// Invite this address as the tenant's first admin (owner); prints a one-time
-        /// activation token for `POST /v1/auth/activate`.
+        /// activation token for `POST /v1/auth/activate` and mails its link to the address.
         #[arg(long)]
         admin_email: Option<String>,
         #[arg(long)]
@@ -77,6 +77,15 @@ pub enum TenantCommand {
     Resume { slug: String },
     /// Finish an interrupted or failed provisioning.
     Retry { slug: String },
+    /// Issue a new one-time activation token for an invited user who has not set a password
+    /// yet (e.g. a first admin whose mail was lost), and mail its link to them.
+    ActivationToken {
+        slug: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a tenant: drop its schema and role and destroy its data key.
     Delete {
         slug: String,
@@ -373,6 +382,29 @@ async fn tenant(
         TenantCommand::Retry { slug: raw } => {
             let tenant = service::retry_provisioning(control, &slug(&raw)?).await?;
             writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        }
+        TenantCommand::ActivationToken {
+            slug: raw,
+            email,
+            json,
+        } => {
+            let email = Email::parse(&email).context("--email is not a valid email address")?;
+            let tenant = service::get(control, &slug(&raw)?).await?;
+            anyhow::ensure!(
+                tenant.status == TenantStatus::Active,
+                "tenant {} is {}; activation tokens are issued for active tenants",
+                tenant.slug,
+                tenant.status
+            );
+            let token = service::issue_activation_token(control, &tenant, &email).await?;
+            if json {
+                print_json(
+                    out,
+                    &serde_json::json!({ "activation_token": token.as_str() }),
+                )?;
+            } else {
+                writeln!(out, "activation token (shown once): {}", token.as_str())?;
+            }
         }
         TenantCommand::Delete { slug: raw, export } => {
             let slug = slug(&raw)?;

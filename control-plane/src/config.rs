@@ -22,6 +22,8 @@ pub struct Config {
     pub pool_size: usize,
     /// Plan of tenants created without `--plan`.
     pub default_plan: String,
+    /// Scheme of tenants' public URLs (`https` or `http`), for the links in mails.
+    pub public_scheme: String,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             default_plan: source
                 .get("default_plan")
                 .unwrap_or_else(|| "free".to_owned()),
+            public_scheme: source.public_scheme()?,
         })
     }
 }

@@ -89,16 +89,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(
                 source.parse_or("access_token_ttl_seconds", 900)?,
             ),
-            public_scheme: match source.get("public_scheme").as_deref() {
-                None | Some("https") => "https".to_owned(),
-                Some("http") => "http".to_owned(),
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        key: "public_scheme".to_owned(),
-                        reason: format!("'{other}' is neither http nor https"),
-                    })
-                }
-            },
+            public_scheme: source.public_scheme()?,
             mail: MailSettings::from_source(source)?,
         })
     }

@@ -1,16 +1,22 @@
 //! The Tenantry data plane: a stateless node that routes each request to its tenant's schema.
 //! `main.rs` only parses arguments and calls into here, so tests run what the binary runs.
 
+pub mod accounts;
+pub mod authz;
+pub mod clock;
 pub mod config;
 pub mod health;
 pub mod identity;
 pub mod mail;
 pub mod metrics;
+pub mod mfa;
 pub mod server;
 pub mod sessions;
+pub mod settings;
 pub mod state;
 pub mod tenancy;
 pub mod tenant_info;
 pub mod tokens;
+pub mod users;
 
 pub use state::DataPlane;

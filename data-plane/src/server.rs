@@ -24,8 +24,12 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::health::routes::configure)
             .configure(crate::tenant_info::routes::configure)
             .configure(crate::identity::routes::configure)
+            .configure(crate::accounts::routes::configure)
             .configure(crate::sessions::routes::configure)
             .configure(crate::tokens::routes::configure)
+            .configure(crate::users::routes::configure)
+            .configure(crate::settings::routes::configure)
+            .configure(crate::mfa::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

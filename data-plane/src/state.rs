@@ -8,6 +8,7 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
@@ -16,6 +17,10 @@ use crate::tenancy::data_keys::DataKeys;
 use crate::tenancy::listener::Caches;
 use crate::tenancy::registry::TenantRegistry;
 use crate::tokens::signing_keys::SigningKeys;
+use crate::tokens::verified::VerifiedTokens;
+
+/// Accepted access tokens remembered per node (about 0.5 KiB each).
+const VERIFIED_TOKENS_CACHED: u64 = 200_000;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -26,9 +31,12 @@ pub struct DataPlane {
     pub metrics: Metrics,
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
+    pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
+    /// What "now" is: the system clock, or a test's manual clock.
+    pub clock: Clock,
     /// True while the tenant-change listener is connected.
     pub listening: watch::Receiver<bool>,
 }
@@ -50,6 +58,7 @@ impl DataPlane {
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
         let data_keys = DataKeys::new(pool.clone(), Arc::new(kek), config.tenant_cache_ttl);
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
+        let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
@@ -76,11 +85,19 @@ impl DataPlane {
             metrics,
             data_keys,
             signing_keys,
+            verified_tokens,
             sessions,
             password_hasher,
             rng: SystemRandom::new(),
+            clock: Clock::System,
             listening,
         })
+    }
+
+    /// The same state reading time from `clock` (tests pass a manual clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Waits until the tenant-change listener is in place (at start, and in tests).

@@ -50,7 +50,7 @@ apt_install() {
 # not used: we start private instances.
 ensure_packages() {
     mkdir -p "$STATE_DIR"
-    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client)
+    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client oathtool)
     command -v psql >/dev/null && command -v pg_isready >/dev/null || wanted+=(postgresql-client)
     apt_install "${wanted[@]}"
 }

@@ -92,25 +92,36 @@ wait_until "data plane" 30 curl -sf -o /dev/null "$DATA_URL/readyz" \
     || die "data plane not ready; see $STATE_DIR/data-plane.log"
 
 # The demo tenant and its admin: created once, finished if an earlier run was interrupted.
+# The admin's password is written only once activation succeeded; while it is missing, a new
+# activation token is issued (the admin is still invited) and used.
 DEMO_EMAIL=admin@acme.example
 DEMO_PASSWORD_FILE="$STATE_DIR/demo-admin-password"
-demo_status=$("$CONTROL_PLANE" tenant show acme --json 2>/dev/null \
-    | sed -n 's/^  "status": "\([a-z]*\)",$/\1/p' || true)
+json_field() { sed -n "s/^  \"$1\": \"\([A-Za-z0-9_-]*\)\",\{0,1\}\$/\1/p"; }
+demo_status=$("$CONTROL_PLANE" tenant show acme --json 2>/dev/null | json_field status || true)
+activation_token=
 case "$demo_status" in
     "") log "provisioning the demo tenant acme with admin $DEMO_EMAIL"
-        created=$("$CONTROL_PLANE" tenant create acme --name "Acme Corporation" --plan standard \
-            --admin-email "$DEMO_EMAIL" --json)
-        activation_token=$(printf '%s\n' "$created" \
-            | sed -n 's/^  "activation_token": "\([A-Za-z0-9_-]*\)",\{0,1\}$/\1/p')
-        (umask 077 && openssl rand -base64 18 >"$DEMO_PASSWORD_FILE")
-        curl -sf -o /dev/null -H 'X-Tenant: acme' -H 'Content-Type: application/json' \
-            -d "{\"token\": \"$activation_token\", \"password\": \"$(cat "$DEMO_PASSWORD_FILE")\"}" \
-            "$DATA_URL/v1/auth/activate" || die "activating the demo admin failed" ;;
+        activation_token=$("$CONTROL_PLANE" tenant create acme --name "Acme Corporation" \
+            --plan standard --admin-email "$DEMO_EMAIL" --json | json_field activation_token) ;;
     provisioning|failed) log "finishing the demo tenant's provisioning"
         "$CONTROL_PLANE" tenant retry acme ;;
     suspended) log "the demo tenant acme is suspended; resume it with: control-plane tenant resume acme" ;;
     *) log "demo tenant acme is $demo_status" ;;
 esac
+if [ ! -s "$DEMO_PASSWORD_FILE" ] && [ -z "$activation_token" ]; then
+    activation_token=$("$CONTROL_PLANE" tenant activation-token acme --email "$DEMO_EMAIL" \
+        --json 2>/dev/null | json_field activation_token || true)
+    [ -n "$activation_token" ] \
+        || log "the demo admin is already active, but its password is not in $DEMO_PASSWORD_FILE"
+fi
+if [ -n "$activation_token" ]; then
+    log "activating the demo admin $DEMO_EMAIL"
+    demo_password=$(openssl rand -base64 18)
+    curl -sf -o /dev/null -H 'X-Tenant: acme' -H 'Content-Type: application/json' \
+        -d "{\"token\": \"$activation_token\", \"password\": \"$demo_password\"}" \
+        "$DATA_URL/v1/auth/activate" || die "activating the demo admin failed"
+    (umask 077 && printf '%s\n' "$demo_password" >"$DEMO_PASSWORD_FILE")
+fi
 
 cat >"$STATE_DIR/env" <<ENV
 # Written by deploy/local/up.sh. Use with: set -a; . deploy/local/state/env; set +a

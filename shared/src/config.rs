@@ -124,6 +124,19 @@ impl ConfigSource {
         })
     }
 
+    /// `public_scheme`: the scheme of tenants' public URLs (`https`, the default, or `http`),
+    /// the same for both planes: token issuers, and the links in account mails.
+    pub fn public_scheme(&self) -> Result<String, ConfigError> {
+        match self.get("public_scheme").as_deref() {
+            None | Some("https") => Ok("https".to_owned()),
+            Some("http") => Ok("http".to_owned()),
+            Some(other) => Err(ConfigError::Invalid {
+                key: "public_scheme".to_owned(),
+                reason: format!("'{other}' is neither http nor https"),
+            }),
+        }
+    }
+
     pub fn parse_or<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
     where
         T: FromStr,

@@ -5,6 +5,7 @@
 //!
 //! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 
+pub mod account_mail;
 pub mod catalog;
 pub mod config;
 pub mod db;

@@ -178,3 +178,60 @@ fn every_subcommand_has_help() {
         assert!(error.to_string().contains("Usage"), "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn a_new_activation_token_from_the_cli_activates_an_invited_admin_and_only_them() {
+    let app = TestApp::spawn().await;
+    let email = tenantry_tests::unique_address("lost-mail");
+    let (_tenant, first_token) = app.create_tenant_with_admin("acme", &email).await;
+    let issue = |address: String| {
+        let app = &app;
+        async move {
+            run(
+                app,
+                &[
+                    "control-plane",
+                    "tenant",
+                    "activation-token",
+                    "acme",
+                    "--email",
+                    &address,
+                    "--json",
+                ],
+            )
+            .await
+        }
+    };
+    let issued: Value = serde_json::from_str(&issue(email.clone()).await.unwrap()).unwrap();
+    let token = issued["activation_token"].as_str().unwrap().to_owned();
+    assert_ne!(token, first_token);
+    // Mailed as well: the address now has two activation mails, the new token in one.
+    let mailed = TestApp::eventually(std::time::Duration::from_secs(10), || async {
+        app.mails_to(&email)
+            .iter()
+            .any(|mail| mail.body.contains(&token))
+    })
+    .await;
+    assert!(mailed.is_some(), "no mail carries the new token");
+
+    let activate = |token: String| {
+        app.tenant_post(
+            "acme",
+            "/v1/auth/activate",
+            &serde_json::json!({"token": token, "password": "correct horse battery staple"}),
+        )
+        .send()
+    };
+    assert_eq!(
+        activate(token.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Spent, and the admin is active now: no further token is issued for them, nor for an
+    // address that is not an invited user.
+    assert_eq!(
+        activate(token).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert!(issue(email).await.is_err());
+    assert!(issue("nobody@acme.example".to_owned()).await.is_err());
+}

@@ -4,11 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod email_flows;
 mod identity;
 mod isolation;
 mod lifecycle;
 mod mail;
+mod mfa;
 mod operator_api;
+mod password_reset;
 mod provisioning;
 mod routing;
+mod session_policy;
+mod settings;
 mod templates;
+mod tokens;
+mod users_admin;
+mod users_admin_owners;

@@ -1,5 +1,6 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::time::Duration;
 use tenantry_tests::{TestApp, TestOptions, BASE_DOMAIN};
 
 #[tokio::test]
@@ -47,13 +48,19 @@ async fn the_tenant_is_resolved_from_its_host_a_custom_domain_or_the_header() {
         .await
         .unwrap();
     assert_eq!(added.status(), StatusCode::CREATED);
-    let by_domain: Value = get("portal.acme.example")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(by_domain["slug"], "acme");
+    // The node cached the miss above; the catalog's NOTIFY clears it, asynchronously.
+    let served_within = TestApp::eventually(Duration::from_secs(1), || async {
+        let Ok(response) = get("portal.acme.example").await else {
+            return false;
+        };
+        let body: Value = response.json().await.unwrap_or_default();
+        body["slug"] == "acme"
+    })
+    .await;
+    assert!(
+        served_within.is_some(),
+        "a new custom domain was not served within a second"
+    );
     let taken = app
         .operator(Method::POST, "/v1/tenants/globex/domains")
         .json(&json!({"domain": "portal.acme.example"}))

@@ -71,6 +71,8 @@ pub struct TestOptions {
     /// Mail retry timing (production defaults unless a test needs faster retries).
     pub mail_retry_base: Duration,
     pub mail_retry_cap: Duration,
+    /// A manual clock for the data plane (`None`: the system clock).
+    pub clock: Option<data_plane::clock::ManualClock>,
 }
 
 impl Default for TestOptions {
@@ -85,6 +87,7 @@ impl Default for TestOptions {
             maildir: maildir(),
             mail_retry_base: Duration::from_secs(30),
             mail_retry_cap: Duration::from_secs(3600),
+            clock: None,
         }
     }
 }
@@ -150,6 +153,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             pool_size: options.control_pool_size,
             default_plan: "free".to_owned(),
+            public_scheme: "https".to_owned(),
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
         control.migrate().await.unwrap();
@@ -164,13 +168,10 @@ impl TestApp {
         tokio::spawn(server);
 
         let mut app = TestApp {
-            data: DataPlane::new(data_config(
-                &database_url,
-                &role_prefix,
-                &kek_file,
+            data: start_data_plane(
+                data_config(&database_url, &role_prefix, &kek_file, &options),
                 &options,
-            ))
-            .unwrap(),
+            ),
             control,
             control_url,
             data_url: String::new(),
@@ -197,13 +198,15 @@ impl TestApp {
 
     /// Another data-plane node on the same catalog, as a load balancer would have.
     pub async fn spawn_data_node(&self, options: &TestOptions) -> (DataPlane, String) {
-        let data = DataPlane::new(data_config(
-            &self.database_url,
-            &self.role_prefix,
-            &self.kek_file(),
+        let data = start_data_plane(
+            data_config(
+                &self.database_url,
+                &self.role_prefix,
+                &self.kek_file(),
+                options,
+            ),
             options,
-        ))
-        .unwrap();
+        );
         let url = self.serve_data_plane(data.clone()).await;
         (data, url)
     }
@@ -486,6 +489,15 @@ fn parse_mail(file: PathBuf, bytes: &[u8]) -> ReceivedMail {
         message_id: message.message_id().unwrap_or_default().to_owned(),
         body: message.body_text(0).unwrap_or_default().into_owned(),
         file,
+    }
+}
+
+/// A data plane on `config`, reading the time from the options' manual clock if any.
+fn start_data_plane(config: DataConfig, options: &TestOptions) -> DataPlane {
+    let data = DataPlane::new(config).unwrap();
+    match &options.clock {
+        Some(clock) => data.with_clock(data_plane::clock::Clock::Manual(clock.clone())),
+        None => data,
     }
 }
 

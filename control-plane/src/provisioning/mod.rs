@@ -23,6 +23,7 @@ use crate::context::ControlPlane;
 use crate::error::ControlError;
 
 pub use steps::apply_template;
+pub(crate) use steps::DEFERRED_DURABILITY;
 pub use store::TenantLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -19,7 +19,7 @@ use crate::roles::BUILT_IN_ROLES;
 /// is idempotent, so a re-run redoes what was lost. `activate` commits durably, which flushes
 /// everything before it: a tenant reported `active` is on disk. Each flush costs several
 /// milliseconds on ordinary disks, most of a provisioning's time otherwise.
-const DEFERRED_DURABILITY: &str = "SET LOCAL synchronous_commit TO off";
+pub(crate) const DEFERRED_DURABILITY: &str = "SET LOCAL synchronous_commit TO off";
 
 const RECORD_STEP: &str = "UPDATE control.provisioning_jobs
      SET last_step = $2, state = $3, last_error = NULL, updated_at = now()

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
+use shared::account_mail::{self, TenantSite};
 use shared::catalog::{self, Quotas};
-use shared::db::{pipelined_transaction, Typed};
 use shared::email::Email;
+use shared::mail_outbox;
 use shared::secret_token::{SecretToken, USER_TOKEN_PREFIX};
 use shared::tenant::{tenant_schema, Tenant, TenantSlug, TenantStatus};
 use shared::tenant_context::tenant_settings;
@@ -137,35 +138,82 @@ pub async fn create(
     provisioning::run(control, &tenant, options).await
 }
 
+/// How long a first admin's activation token is good for.
+const ACTIVATION_VALID_HOURS: u32 = 7 * 24;
+
 /// A one-time token with which the tenant's first admin (`email`, seeded by provisioning and
 /// not yet active) sets a password at `POST /v1/auth/activate`. Valid for 7 days; issuing
 /// another one leaves earlier ones valid until they expire or one is used.
+///
+/// The token is also mailed to the admin: the mail enters the tenant's outbox in the same
+/// transaction that stores the token's digest (the token row and the outbox row as the
+/// tenant role in its schema, the pending-mail mark as the control plane's own role), so
+/// the mail exists exactly when the token does.
 pub async fn issue_activation_token(
     control: &ControlPlane,
     tenant: &Tenant,
     email: &Email,
 ) -> Result<Zeroizing<String>, ControlError> {
     let token = SecretToken::generate(&control.rng, USER_TOKEN_PREFIX)?;
-    let client = control.pool.get().await?;
-    let digest = token.digest();
-    let results = pipelined_transaction(
-        &client,
-        &tenant_settings(&tenant.schema, &tenant.role),
-        &[Typed::new(
+    let site = TenantSite {
+        scheme: &control.config.public_scheme,
+        slug: tenant.slug.as_str(),
+        base_domain: &control.config.base_domain,
+        tenant_name: &tenant.name,
+    };
+    let mail = account_mail::activation(&site, token.as_str(), ACTIVATION_VALID_HOURS);
+    let valid_hours = i32::try_from(ACTIVATION_VALID_HOURS).unwrap_or(i32::MAX);
+
+    let mut client = control.pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(&tenant_settings(&tenant.schema, &tenant.role))
+        .await?;
+    let issued = transaction
+        .query_typed(
             "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at)
-             SELECT $1, id, 'activation', now() + interval '7 days' FROM users
-             WHERE email = $2 AND status = 'invited'
+             SELECT $1, id, 'activation', now() + make_interval(hours => $3)
+             FROM users WHERE email = $2 AND status = 'invited'
              RETURNING user_id",
-            &[(&digest, Type::BYTEA), (&email.as_str(), Type::TEXT)],
-        )],
-    )
-    .await?;
-    if results.iter().flatten().next().is_none() {
+            &[
+                (&token.digest(), Type::BYTEA),
+                (&email.as_str(), Type::TEXT),
+                (&valid_hours, Type::INT4),
+            ],
+        )
+        .await?;
+    if issued.is_empty() {
+        // Dropping the transaction rolls it back.
         return Err(ControlError::InvalidInput {
             field: "admin_email",
             message: format!("{email} is not an invited user of this tenant"),
         });
     }
+    transaction
+        .query_typed(
+            mail_outbox::INSERT_OUTBOX,
+            &[
+                (&Uuid::now_v7(), Type::UUID),
+                (&email.as_str(), Type::TEXT),
+                (&mail.subject, Type::TEXT),
+                (&mail.body_text, Type::TEXT),
+            ],
+        )
+        .await?;
+    // Back to the control plane's own role (for this transaction only) for the catalog mark.
+    transaction
+        .batch_execute("SELECT set_config('role', 'none', true)")
+        .await?;
+    transaction
+        .query_typed(
+            mail_outbox::MARK_PENDING,
+            &[
+                (&tenant.id, Type::UUID),
+                (&shared::notify::MAIL_PENDING, Type::TEXT),
+            ],
+        )
+        .await?;
+    transaction.commit().await?;
     Ok(token.into_text())
 }
 

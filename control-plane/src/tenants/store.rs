@@ -4,12 +4,14 @@
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
+use shared::db::{pipelined_transaction, Typed};
 use shared::tenant::{PgIdentifier, Tenant, TenantStatus};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::service::QuotaOverrides;
 use crate::error::ControlError;
+use crate::provisioning::DEFERRED_DURABILITY;
 
 pub struct NewTenant<'a> {
     pub id: Uuid,
@@ -49,22 +51,24 @@ pub async fn insert_tenant(
          )
          SELECT * FROM t"
     );
-    let rows = client
-        .query_typed(
-            &sql,
-            &[
-                (&tenant.id, Type::UUID),
-                (&tenant.slug, Type::TEXT),
-                (&tenant.name, Type::TEXT),
-                (&tenant.plan, Type::TEXT),
-                (&tenant.schema.as_str(), Type::TEXT),
-                (&tenant.role.as_str(), Type::TEXT),
-                (&tenant.admin_email, Type::TEXT),
-            ],
-        )
-        .await?;
-    let row = rows
-        .first()
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 7] = [
+        (&tenant.id, Type::UUID),
+        (&tenant.slug, Type::TEXT),
+        (&tenant.name, Type::TEXT),
+        (&tenant.plan, Type::TEXT),
+        (&tenant.schema.as_str(), Type::TEXT),
+        (&tenant.role.as_str(), Type::TEXT),
+        (&tenant.admin_email, Type::TEXT),
+    ];
+    // Like the provisioning steps, the row commits without waiting for its WAL flush: until
+    // `activate` (durable, so it flushes this too) nobody has been told the tenant exists,
+    // and a crash that loses the row loses every later step with it.
+    let results =
+        pipelined_transaction(client, DEFERRED_DURABILITY, &[Typed::new(&sql, &params)]).await?;
+    let row = results
+        .iter()
+        .flatten()
+        .next()
         .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_owned()))?;
     Ok(tenant_from_row(row)?)
 }

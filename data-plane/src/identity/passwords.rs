@@ -100,6 +100,19 @@ impl PasswordHasher {
         Ok(hasher)
     }
 
+    /// A key for `purpose` derived from the pepper (HMAC-SHA256 of the purpose under the
+    /// pepper), for secrets stored as keyed digests (backup codes): without the pepper, which
+    /// is not in the database, a dump cannot test guesses against them.
+    pub fn derived_key(&self, purpose: &str) -> ring::hmac::Key {
+        let pepper_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.pepper);
+        let derived = Zeroizing::new(
+            ring::hmac::sign(&pepper_key, purpose.as_bytes())
+                .as_ref()
+                .to_vec(),
+        );
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived)
+    }
+
     fn argon2(&self) -> Result<Argon2<'_>, PasswordError> {
         Argon2::new_with_secret(
             &self.pepper,

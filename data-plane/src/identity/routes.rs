@@ -41,10 +41,11 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;
-    let tokens = service::login(&state, &context, &email, &body.password, client(&context)).await?;
+    let outcome =
+        service::login(&state, &context, &email, &body.password, client(&context)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(tokens))
+        .json(outcome))
 }
 
 #[derive(Deserialize)]

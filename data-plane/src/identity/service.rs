@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 use shared::email::Email;
-use shared::secret_token::{token_digest, well_formed, USER_TOKEN_PREFIX};
+use shared::secret_token::{token_digest, well_formed, SecretToken, USER_TOKEN_PREFIX};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -15,6 +15,7 @@ use super::passwords::{Password, Verdict, MAX_PASSWORD_LENGTH};
 use super::policy::{AuthPolicy, MfaRequirement};
 use super::store::{self, Attempt, UserRow};
 use super::IdentityError;
+use crate::mfa;
 use crate::sessions::store::{self as sessions, NewSession, Revoke};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -45,6 +46,16 @@ fn expose<S: serde::Serializer>(
     serializer.serialize_str(secret)
 }
 
+/// Whether `policy` requires MFA of a user with `roles`.
+pub fn mfa_required(policy: &AuthPolicy, roles: &[String]) -> bool {
+    let is_admin = roles.iter().any(|role| role == "owner" || role == "admin");
+    match policy.mfa {
+        MfaRequirement::Optional => false,
+        MfaRequirement::Admins => is_admin,
+        MfaRequirement::All => true,
+    }
+}
+
 /// Restrictions a session of `user` starts with under `policy`.
 fn restrictions(
     policy: &AuthPolicy,
@@ -58,13 +69,7 @@ fn restrictions(
             restrictions.push(Restriction::PasswordChange);
         }
     }
-    let is_admin = roles.iter().any(|role| role == "owner" || role == "admin");
-    let mfa_required = match policy.mfa {
-        MfaRequirement::Optional => false,
-        MfaRequirement::Admins => is_admin,
-        MfaRequirement::All => true,
-    };
-    if mfa_required && !user.totp_enabled {
+    if mfa_required(policy, roles) && !user.totp_enabled {
         restrictions.push(Restriction::MfaEnrollment);
     }
     restrictions
@@ -126,15 +131,16 @@ async fn token_response(
 
 /// Password sign-in. Unknown addresses, wrong passwords and users without a password all
 /// answer `InvalidCredentials` after the same hashing work; failures count per address
-/// (known or not) toward the tenant's lockout.
+/// (known or not) toward the tenant's lockout. A user with TOTP enabled gets an MFA
+/// challenge instead of tokens (see `crate::mfa`).
 pub async fn login(
     state: &DataPlane,
     context: &RequestContext,
     email: &Email,
     password: &Password,
     client: Client<'_>,
-) -> Result<TokenResponse, IdentityError> {
-    let now = OffsetDateTime::now_utc();
+) -> Result<LoginOutcome, IdentityError> {
+    let now = state.clock.now();
     let scope = &context.tenant.scope;
     let attempt = |user_id, outcome| Attempt {
         email: email.as_str(),
@@ -166,9 +172,17 @@ pub async fn login(
         state.password_hasher.verify(password, stored_hash).await?
     };
 
+    // A hash made with weaker parameters than today's is re-made now, before the transaction
+    // opens: argon2 never runs while a pooled connection is held.
+    let rehashed = match (&user, verdict) {
+        (Some(_), Verdict::Right { needs_rehash: true }) => {
+            Some(state.password_hasher.hash(password).await?)
+        }
+        _ => None,
+    };
     let mut transaction = state.tenant_db.begin(scope).await?;
-    let (user, needs_rehash) = match (user, verdict) {
-        (Some(user), Verdict::Right { needs_rehash }) => (user, needs_rehash),
+    let user = match (user, verdict) {
+        (Some(user), Verdict::Right { .. }) => user,
         (user, _) => {
             let user_id = user.map(|user| user.id);
             store::record_failure(&mut transaction, email.as_str(), &policy, now).await?;
@@ -188,13 +202,101 @@ pub async fn login(
         transaction.commit().await?;
         return Err(error);
     }
-    store::clear_failures(&mut transaction, email.as_str()).await?;
-    if needs_rehash {
-        let rehashed = state.password_hasher.hash(password).await?;
-        store::rehash(&mut transaction, user.id, &rehashed).await?;
+    if let Some(rehashed) = &rehashed {
+        store::rehash(&mut transaction, user.id, rehashed).await?;
     }
+    if user.totp_enabled {
+        // Failures are cleared only when the second factor succeeds: otherwise each right
+        // password would reset the count of wrong codes.
+        let challenge = mfa_challenge(state, &mut transaction, user.id, client, now).await?;
+        store::record_attempt(&mut transaction, &attempt(Some(user.id), "mfa_required")).await?;
+        transaction.commit().await?;
+        return Ok(LoginOutcome::MfaRequired(challenge));
+    }
+    store::clear_failures(&mut transaction, email.as_str()).await?;
+    store::record_attempt(&mut transaction, &attempt(Some(user.id), "success")).await?;
+    let session = NewSignIn {
+        user: &user,
+        policy: &policy,
+        amr: vec!["pwd".to_owned()],
+        client,
+        now,
+    };
+    Ok(LoginOutcome::Tokens(
+        open_session(state, context, transaction, session).await?,
+    ))
+}
+
+/// What a password sign-in answers: tokens, or the second step when the user has MFA.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(TokenResponse),
+    MfaRequired(MfaChallenge),
+}
+
+/// The second step of a sign-in with MFA: the single-use token to present with a code at
+/// `POST /v1/auth/mfa/verify`.
+#[derive(Serialize)]
+pub struct MfaChallenge {
+    pub mfa_required: bool,
+    #[serde(serialize_with = "expose")]
+    pub mfa_token: Zeroizing<String>,
+    pub expires_in: u64,
+}
+
+async fn mfa_challenge(
+    state: &DataPlane,
+    transaction: &mut shared::tenant_context::TenantTransaction,
+    user_id: Uuid,
+    client: Client<'_>,
+    now: OffsetDateTime,
+) -> Result<MfaChallenge, IdentityError> {
+    let token = SecretToken::generate(&state.rng, mfa::CHALLENGE_PREFIX)
+        .map_err(crate::tokens::TokenError::from)?;
+    let lifetime = mfa::CHALLENGE_LIFETIME;
+    let challenge = mfa::store::NewChallenge {
+        digest: token.digest(),
+        user_id,
+        now,
+        expires_at: now + lifetime,
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
+    mfa::store::insert_challenge(transaction, &challenge).await?;
+    Ok(MfaChallenge {
+        mfa_required: true,
+        mfa_token: token.into_text(),
+        expires_in: lifetime.unsigned_abs().as_secs(),
+    })
+}
+
+/// A user who has proved who they are, about to get a session.
+pub struct NewSignIn<'a> {
+    pub user: &'a UserRow,
+    pub policy: &'a AuthPolicy,
+    /// How they proved it (`pwd`, `otp`, …), kept on the session and put in its tokens.
+    pub amr: Vec<String>,
+    pub client: Client<'a>,
+    pub now: OffsetDateTime,
+}
+
+/// Starts a session in `transaction` (ending the oldest beyond the policy's limit), commits
+/// it and issues the first token pair. Used by password sign-in and by the MFA step.
+pub async fn open_session(
+    state: &DataPlane,
+    context: &RequestContext,
+    mut transaction: shared::tenant_context::TenantTransaction,
+    sign_in: NewSignIn<'_>,
+) -> Result<TokenResponse, IdentityError> {
+    let NewSignIn {
+        user,
+        policy,
+        amr,
+        client,
+        now,
+    } = sign_in;
     let roles = store::role_names(&mut transaction, user.id).await?;
-    let amr = vec!["pwd".to_owned()];
     let session_id = sessions::create(
         &mut transaction,
         &NewSession {
@@ -220,8 +322,7 @@ pub async fn login(
     .await?;
     let refresh_token =
         refresh::rotate(&mut transaction, &state.rng, session_id, None, now).await?;
-    store::record_attempt(&mut transaction, &attempt(Some(user.id), "success")).await?;
-    let restrictions = restrictions(&policy, &user, &roles, now);
+    let restrictions = restrictions(policy, user, &roles, now);
     transaction.commit().await?;
 
     token_response(
@@ -250,7 +351,7 @@ pub async fn refresh(
     if !well_formed(presented, refresh::PREFIX) {
         return Err(IdentityError::InvalidRefreshToken);
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let tenant_id = context.tenant.tenant.id;
     let digest = token_digest(presented);
     let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;

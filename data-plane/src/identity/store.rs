@@ -267,11 +267,13 @@ pub async fn set_password(
     let keep = i64::try_from(keep.max(1)).unwrap_or(1);
     transaction
         .query_typed(
+            // The DELETE sees the table as it was before the INSERT: keeping the newest
+            // `keep - 1` older rows leaves `keep` with the new one.
             "WITH added AS (
                  INSERT INTO password_history (user_id, password_hash) VALUES ($1, $2))
              DELETE FROM password_history WHERE user_id = $1 AND created_at NOT IN (
                  SELECT created_at FROM password_history WHERE user_id = $1
-                 ORDER BY created_at DESC LIMIT $3)",
+                 ORDER BY created_at DESC LIMIT $3 - 1)",
             &[
                 (&user_id, Type::UUID),
                 (&hash, Type::TEXT),

@@ -54,8 +54,12 @@ impl SessionCache {
                 let rows = db
                     .query_once(
                         scope,
-                        "SELECT user_id, expires_at FROM sessions
-                         WHERE id = $1 AND revoked_at IS NULL",
+                        // Only an active user's sessions are live: this also closes the
+                        // window where a sign-in that read the user as active commits
+                        // its session just after an admin disabled them.
+                        "SELECT s.user_id, s.expires_at FROM sessions s
+                         JOIN users u ON u.id = s.user_id AND u.status = 'active'
+                         WHERE s.id = $1 AND s.revoked_at IS NULL",
                         &[(&session_id, Type::UUID)],
                     )
                     .await?;

@@ -30,6 +30,20 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// Who is calling, when the request carries a valid access token of this tenant.
     pub principal: Option<Arc<Principal>>,
+    /// The API key the request presented, when it carries a valid key of this tenant instead
+    /// of an access token.
+    pub api_key: Option<Arc<ApiKeyPrincipal>>,
+}
+
+/// A live API key of this tenant, presented with the request.
+#[derive(Debug, Clone)]
+pub struct ApiKeyPrincipal {
+    pub key_id: Uuid,
+    pub name: String,
+    /// Permission patterns (`records:read`, `telemetry:write`): all the key may do.
+    pub scopes: Vec<String>,
+    /// The user who created the key.
+    pub created_by: Option<Uuid>,
 }
 
 /// A signed-in user, from a verified access token whose session is live.
@@ -56,17 +70,40 @@ impl RequestContext {
     /// The caller, with no restriction pending.
     pub fn authenticated(&self) -> Result<&Principal, ApiError> {
         let principal = self.signed_in()?;
-        match principal.restrictions.first() {
-            None => Ok(principal),
-            Some(Restriction::PasswordChange) => Err(ApiError::forbidden(
-                "password_change_required",
-                "the password has expired: change it with POST /v1/me/password",
-            )),
-            Some(Restriction::MfaEnrollment) => Err(ApiError::forbidden(
-                "mfa_enrollment_required",
-                "this tenant requires MFA: set it up under /v1/me/mfa",
-            )),
-        }
+        refuse_restricted(principal)?;
+        Ok(principal)
+    }
+}
+
+/// Paths a restricted session may call: where it lifts its restriction (password change, MFA
+/// enrolment), sees itself, manages its sessions and signs out. Every other path refuses it
+/// in the extractor, so an endpoint cannot forget to.
+fn open_to_restricted_sessions(path: &str) -> bool {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    path == "/v1/me"
+        || under("/v1/me/password")
+        || under("/v1/me/mfa")
+        || under("/v1/me/sessions")
+        || under("/v1/auth")
+        || under("/v1/.well-known")
+}
+
+fn refuse_restricted(principal: &Principal) -> Result<(), ApiError> {
+    match principal.restrictions.first() {
+        None => Ok(()),
+        Some(Restriction::PasswordChange) => Err(ApiError::forbidden(
+            "password_change_required",
+            "the password has expired: change it with POST /v1/me/password",
+        )),
+        Some(Restriction::MfaEnrollment) => Err(ApiError::forbidden(
+            "mfa_enrollment_required",
+            "this tenant requires MFA: set it up under /v1/me/mfa",
+        )),
     }
 }
 
@@ -100,7 +137,10 @@ async fn principal(
         tenant.tenant.slug.as_str(),
         &state.config.base_domain,
     );
-    let claims = access::verify(&keys, token, tenant.tenant.id, &issuer)
+    let claims = state
+        .verified_tokens
+        .verify(&keys, token, tenant.tenant.id, &issuer)
+        .await
         .map_err(|rejection| invalid_token(&rejection))?;
     let live = state
         .sessions
@@ -109,7 +149,7 @@ async fn principal(
             &tenant.scope,
             claims.sid,
             claims.sub,
-            time::OffsetDateTime::now_utc(),
+            state.clock.now(),
         )
         .await
         .map_err(|error| ApiError::internal(&error))?;
@@ -123,9 +163,9 @@ async fn principal(
     Ok(Principal {
         user_id: claims.sub,
         session_id: claims.sid,
-        roles: claims.roles,
-        amr: claims.amr,
-        restrictions: claims.restr,
+        roles: claims.roles.clone(),
+        amr: claims.amr.clone(),
+        restrictions: claims.restr.clone(),
     })
 }
 
@@ -145,6 +185,7 @@ impl FromRequest for RequestContext {
             .get(TENANT_HEADER)
             .map(|value| value.to_str().map(str::to_owned));
         let request_id = request_id_of(req);
+        let restricted_allowed = open_to_restricted_sessions(req.path());
         let source_ip = req.peer_addr().map(|address| address.ip());
         let user_agent = req
             .headers()
@@ -175,12 +216,18 @@ impl FromRequest for RequestContext {
                             Some(Arc::new(principal(&state, &tenant, &header).await?))
                         }
                     };
+                    if let Some(principal) = principal.as_deref() {
+                        if !restricted_allowed {
+                            refuse_restricted(principal)?;
+                        }
+                    }
                     Ok(RequestContext {
                         tenant,
                         request_id,
                         source_ip,
                         user_agent,
                         principal,
+                        api_key: None,
                     })
                 }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Suspended => {

@@ -11,4 +11,4 @@ pub mod listener;
 pub mod registry;
 pub mod resolve;
 
-pub use context::{Principal, RequestContext};
+pub use context::{ApiKeyPrincipal, Principal, RequestContext};

@@ -93,13 +93,23 @@ pub fn issue(keys: &TenantSigningKeys, token: NewAccessToken<'_>) -> Result<Stri
         .map_err(|error| TokenError::Signing(error.to_string()))
 }
 
+/// Seconds past `exp` a token is still accepted (clock skew between nodes).
+pub const LEEWAY_SECONDS: i64 = 30;
+
+/// An accepted token: its claims and the key that signed it.
+pub struct Verified {
+    pub claims: std::sync::Arc<AccessClaims>,
+    pub kid: String,
+}
+
 /// Verifies a token presented to tenant `tenant_id` whose issuer is `expected_issuer`.
+/// Requests go through [`super::verified::VerifiedTokens`], which calls this on a miss.
 pub fn verify(
     keys: &TenantSigningKeys,
     token: &str,
     tenant_id: Uuid,
     expected_issuer: &str,
-) -> Result<AccessClaims, Rejection> {
+) -> Result<Verified, Rejection> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
     if header.alg != Algorithm::EdDSA {
         return Err(Rejection::Algorithm);
@@ -107,7 +117,7 @@ pub fn verify(
     let kid = header.kid.ok_or(Rejection::UnknownKey)?;
     let key = keys.published(&kid).ok_or(Rejection::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = 30;
+    validation.leeway = LEEWAY_SECONDS.unsigned_abs();
     validation.set_audience(&[expected_issuer]);
     validation.set_issuer(&[expected_issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -117,5 +127,8 @@ pub fn verify(
     if claims.tid != tenant_id {
         return Err(Rejection::OtherTenant);
     }
-    Ok(claims)
+    Ok(Verified {
+        claims: std::sync::Arc::new(claims),
+        kid,
+    })
 }

@@ -9,8 +9,13 @@
 //!    spread uniformly over every tenant, beside a bare actix-web handler running the same
 //!    schema-qualified select on a plain pooled connection with no tenant context.
 //!
+//! 3. Identity: password sign-ins per second (argon2id-bound), and requests/s of the same
+//!    tenant-routed read with a bearer token (signature, claims and session liveness checked)
+//!    beside the same read without one.
+//!
 //! Run: `cargo run --release -p tenantry-tests --bin tenantry-bench` with the test Postgres
-//! (see deploy/local/test.sh). Results and commands are recorded in docs/benchmarks.md.
+//! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
+//! in docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,9 +27,12 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use control_plane::provisioning::ProvisionOptions;
 use control_plane::templates::{migrate_all, RolloutOptions};
+use data_plane::tokens::access;
+use data_plane::tokens::verified::VerifiedTokens;
 use refinery::Migration;
 use shared::template::Template;
 use shared::tenant::quote_ident;
+use shared::tenant_context::TenantScope;
 use tenantry_tests::{TestApp, TestOptions};
 use tokio_postgres::types::Type;
 
@@ -48,6 +56,24 @@ struct Args {
     /// Postgres pool size of both HTTP servers.
     #[arg(long, default_value_t = 16)]
     pool: usize,
+    /// Which parts to run (reads needs provisioning's tenants).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "provisioning,rollout,reads,identity"
+    )]
+    sections: Vec<Section>,
+    /// Tenants with a signed-in user for the identity section.
+    #[arg(long, default_value_t = 20)]
+    identity_tenants: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Provisioning,
+    Rollout,
+    Reads,
+    Identity,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -71,13 +97,23 @@ async fn main() {
         app.database_url, args.tenants, args.timed
     );
 
-    provisioning(&app, &args).await;
-    let slugs: Vec<String> = (0..args.tenants)
-        .map(|index| format!("bench-{index:05}"))
-        .collect();
-    template_rollout(&app).await;
-    settle(&app).await;
-    reads(&app, &args, &slugs).await;
+    let run = |section| args.sections.contains(&section);
+    if run(Section::Provisioning) || run(Section::Reads) {
+        provisioning(&app, &args).await;
+    }
+    if run(Section::Rollout) {
+        template_rollout(&app).await;
+    }
+    if run(Section::Reads) {
+        let slugs: Vec<String> = (0..args.tenants)
+            .map(|index| format!("bench-{index:05}"))
+            .collect();
+        settle(&app).await;
+        reads(&app, &args, &slugs).await;
+    }
+    if run(Section::Identity) {
+        identity(&app, &args).await;
+    }
 }
 
 async fn provisioning(app: &TestApp, args: &Args) {
@@ -172,6 +208,13 @@ struct Round {
 }
 
 impl Round {
+    fn absorb(&mut self, other: Round) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
     fn rps(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -181,6 +224,30 @@ impl Round {
             .min(self.latencies_us.len().saturating_sub(1));
         f64::from(self.latencies_us.get(index).copied().unwrap_or_default()) / 1000.0
     }
+}
+
+/// Measures `baseline` and `candidate` for `seconds` each in alternating one-second slices,
+/// so a slow patch of the machine (other tenants of the host, a checkpoint) hits both alike.
+async fn compare(
+    http: &reqwest::Client,
+    baseline: &Arc<Vec<reqwest::Request>>,
+    candidate: &Arc<Vec<reqwest::Request>>,
+    connections: usize,
+    seconds: u64,
+) -> (Round, Round) {
+    let mut rounds = (
+        load(http, baseline.clone(), connections, 1).await,
+        load(http, candidate.clone(), connections, 1).await,
+    );
+    for _ in 1..seconds {
+        rounds
+            .0
+            .absorb(load(http, baseline.clone(), connections, 1).await);
+        rounds
+            .1
+            .absorb(load(http, candidate.clone(), connections, 1).await);
+    }
+    rounds
 }
 
 /// Drives `urls` (one per request, cycled) with `connections` clients for `seconds`.
@@ -309,8 +376,8 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for round in 1..=args.rounds {
-        let mut floor_round = load(&http, floor.clone(), args.connections, args.seconds).await;
-        let mut ours_round = load(&http, ours.clone(), args.connections, args.seconds).await;
+        let (mut floor_round, mut ours_round) =
+            compare(&http, &floor, &ours, args.connections, args.seconds).await;
         for (name, measured) in [
             ("floor (bare handler, plain pooled query)", &mut floor_round),
             ("data plane GET /v1/tenant", &mut ours_round),
@@ -329,5 +396,139 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     println!(
         "ratio ours/floor req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 70%)",
         mean * 100.0
+    );
+}
+
+async fn identity(app: &TestApp, args: &Args) {
+    const PASSWORD: &str = "bench passphrase long enough";
+    println!("\n## Identity over {} tenants", args.identity_tenants);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()
+        .unwrap();
+    let mut accounts = Vec::new();
+    let mut tenants = Vec::new();
+    for index in 0..args.identity_tenants {
+        let slug = format!("auth-{index:04}");
+        let email = format!("user@{slug}.example");
+        tenants.push(app.tenant_with_active_admin(&slug, &email, PASSWORD).await);
+        accounts.push((slug, email));
+    }
+    let logins: Vec<reqwest::Request> = accounts
+        .iter()
+        .map(|(slug, email)| {
+            http.post(format!("{}/v1/auth/login", app.data_url))
+                .header("X-Tenant", slug)
+                .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+                .build()
+                .unwrap()
+        })
+        .collect();
+
+    // Sign-ins: argon2id m=19 MiB, t=2, p=1 per attempt, on the blocking pool.
+    let mut signed_in = load(&http, Arc::new(logins), args.connections, args.seconds).await;
+    println!(
+        "password sign-ins (argon2id m=19456 KiB, t=2, p=1): {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} errors",
+        signed_in.rps(),
+        signed_in.percentile(0.50),
+        signed_in.percentile(0.99),
+        signed_in.errors
+    );
+
+    // A fresh session per tenant (the sign-ins above ended older ones: session limit).
+    let mut with_token = Vec::new();
+    let mut without_token = Vec::new();
+    let mut access_tokens = Vec::new();
+    for (slug, email) in &accounts {
+        let tokens = app.sign_in(slug, email, PASSWORD).await;
+        let access = tokens["access_token"].as_str().unwrap();
+        access_tokens.push(access.to_owned());
+        let read = || {
+            http.get(format!("{}/v1/tenant", app.data_url))
+                .header("X-Tenant", slug)
+        };
+        with_token.push(read().bearer_auth(access).build().unwrap());
+        without_token.push(read().build().unwrap());
+    }
+    let (with_token, without_token) = (Arc::new(with_token), Arc::new(without_token));
+
+    // Warm-up: registry, signing keys and session-liveness caches, backend catalog caches.
+    load(&http, with_token.clone(), args.connections, 2).await;
+    load(&http, without_token.clone(), args.connections, 2).await;
+    println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds {
+        let (mut plain, mut authed) = compare(
+            &http,
+            &without_token,
+            &with_token,
+            args.connections,
+            args.seconds,
+        )
+        .await;
+        for (name, measured) in [
+            ("GET /v1/tenant, no token", &mut plain),
+            (
+                "GET /v1/tenant, bearer token verified + session checked",
+                &mut authed,
+            ),
+        ] {
+            println!(
+                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {} |",
+                measured.rps(),
+                measured.percentile(0.50),
+                measured.percentile(0.99),
+                measured.errors
+            );
+        }
+        ratios.push(authed.rps() / plain.rps());
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    println!(
+        "ratio authenticated/unauthenticated req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 80%)",
+        mean * 100.0
+    );
+
+    // The token check alone, in process: the full check (Ed25519 signature and claims) and
+    // the per-node cache of accepted tokens (SHA-256 of the token, one moka lookup).
+    const CHECKS: u32 = 20_000;
+    let (tenant, token) = (&tenants[0], &access_tokens[0]);
+    let keys = app
+        .data
+        .signing_keys
+        .for_tenant(
+            &app.data.tenant_db,
+            &app.data.data_keys,
+            &TenantScope::for_tenant(tenant),
+        )
+        .await
+        .unwrap();
+    let issuer = access::issuer(
+        &app.data.config.public_scheme,
+        tenant.slug.as_str(),
+        &app.data.config.base_domain,
+    );
+    let started = Instant::now();
+    for _ in 0..CHECKS {
+        access::verify(&keys, token, tenant.id, &issuer).unwrap();
+    }
+    let full = started.elapsed() / CHECKS;
+    let cache = VerifiedTokens::new(Duration::from_secs(900), 1_000);
+    cache
+        .verify(&keys, token, tenant.id, &issuer)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..CHECKS {
+        cache
+            .verify(&keys, token, tenant.id, &issuer)
+            .await
+            .unwrap();
+    }
+    let cached = started.elapsed() / CHECKS;
+    println!(
+        "access-token check in process: full (Ed25519 + claims) {:.1} us, cached {:.2} us",
+        full.as_secs_f64() * 1e6,
+        cached.as_secs_f64() * 1e6
     );
 }

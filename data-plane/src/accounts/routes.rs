@@ -1,0 +1,127 @@
+//! HTTP for the mailbox flows: `POST /v1/auth/register`, `/v1/auth/verify-email`,
+//! `/v1/auth/verify-email/resend`, `/v1/auth/password-reset`,
+//! `/v1/auth/password-reset/confirm`.
+//!
+//! Register, resend and reset answer `202 Accepted` with a fixed body whatever happened, so
+//! the answer never tells whether an address has an account.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use shared::email::Email;
+use shared::error::ApiError;
+
+use super::service::{self, Registration};
+use super::AccountsError;
+use crate::identity::passwords::Password;
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/auth/register", web::post().to(register))
+        .route("/v1/auth/verify-email", web::post().to(verify_email))
+        .route(
+            "/v1/auth/verify-email/resend",
+            web::post().to(resend_verification),
+        )
+        .route(
+            "/v1/auth/password-reset",
+            web::post().to(request_password_reset),
+        )
+        .route(
+            "/v1/auth/password-reset/confirm",
+            web::post().to(confirm_password_reset),
+        );
+}
+
+fn parse_email(raw: &str) -> Result<Email, AccountsError> {
+    Email::parse(raw).map_err(|_| AccountsError::InvalidEmail)
+}
+
+/// The one answer of the endpoints that must not reveal whether an address is known.
+fn accepted() -> HttpResponse {
+    HttpResponse::Accepted().json(json!({
+        "status": "accepted",
+        "message": "if the address can receive this mail, it is on its way",
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    email: String,
+    password: Password,
+    display_name: Option<String>,
+}
+
+async fn register(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let registration = Registration {
+        email: parse_email(&body.email)?,
+        password: body.password,
+        display_name: body.display_name,
+    };
+    service::register(&state, &context, registration).await?;
+    Ok(accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    token: String,
+}
+
+async fn verify_email(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = service::verify_email(&state, &context, &body.token).await?;
+    Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "email_verified": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailRequest {
+    email: String,
+}
+
+async fn resend_verification(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<EmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let email = parse_email(&body.email)?;
+    service::resend_verification(&state, &context, &email).await?;
+    Ok(accepted())
+}
+
+async fn request_password_reset(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<EmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let email = parse_email(&body.email)?;
+    service::request_password_reset(&state, &context, &email).await?;
+    Ok(accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmation {
+    token: String,
+    password: Password,
+}
+
+async fn confirm_password_reset(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<ResetConfirmation>,
+) -> Result<HttpResponse, ApiError> {
+    service::confirm_password_reset(&state, &context, &body.token, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,351 @@
+//! The rules of the users admin. Callers have passed the guard already; here are the rules
+//! about owners, the last owner and oneself, and the transactions that keep each change whole.
+
+use serde::{Deserialize, Serialize};
+use shared::account_mail::{self, TenantSite};
+use shared::email::Email;
+use shared::secret_token::{SecretToken, USER_TOKEN_PREFIX};
+use shared::tenant_context::TenantTransaction;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::store::{self, Target, UserView};
+use super::{UsersError, OWNER};
+use crate::identity::store as identity_store;
+use crate::mail::OutgoingMail;
+use crate::sessions::store::{self as sessions, Revoke};
+use crate::state::DataPlane;
+use crate::tenancy::{Principal, RequestContext};
+
+/// How long an invitation link works.
+pub const INVITATION_DAYS: i64 = 7;
+/// Most roles one request may name (there are far fewer roles; this bounds the work).
+const MAX_ROLES: usize = 64;
+
+/// A user's status, as a list filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Invited,
+    Pending,
+    Active,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invited => "invited",
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// One page of the user list.
+pub struct PageRequest {
+    pub status: Option<UserStatus>,
+    /// The last id of the previous page.
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    pub users: Vec<UserView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+pub async fn list(
+    state: &DataPlane,
+    context: &RequestContext,
+    request: &PageRequest,
+) -> Result<Page, UsersError> {
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let status = request.status.map(UserStatus::as_str);
+    let mut users = store::list(
+        &mut transaction,
+        status,
+        request.after,
+        request.limit.saturating_add(1),
+    )
+    .await?;
+    transaction.commit().await?;
+    let full = users.len() as i64 > request.limit;
+    users.truncate(usize::try_from(request.limit).unwrap_or(0));
+    let next_cursor = if full {
+        users.last().map(|user| user.id)
+    } else {
+        None
+    };
+    Ok(Page { users, next_cursor })
+}
+
+pub async fn get(
+    state: &DataPlane,
+    context: &RequestContext,
+    user_id: Uuid,
+) -> Result<UserView, UsersError> {
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let user = store::get(&mut transaction, user_id).await?;
+    transaction.commit().await?;
+    user.ok_or(UsersError::NotFound)
+}
+
+/// Role names as requested: trimmed, deduplicated, sorted, bounded.
+pub fn role_list(roles: &[String]) -> Result<Vec<String>, UsersError> {
+    if roles.len() > MAX_ROLES {
+        return Err(UsersError::InvalidInput(format!(
+            "at most {MAX_ROLES} roles"
+        )));
+    }
+    let mut roles: Vec<String> = roles.iter().map(|role| role.trim().to_owned()).collect();
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
+async fn check_roles_exist(
+    transaction: &mut TenantTransaction,
+    roles: &[String],
+) -> Result<(), UsersError> {
+    let existing = store::existing_roles(transaction, roles).await?;
+    let unknown: Vec<String> = roles
+        .iter()
+        .filter(|role| !existing.contains(role))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(UsersError::UnknownRoles(unknown))
+    }
+}
+
+async fn is_owner(
+    transaction: &mut TenantTransaction,
+    principal: &Principal,
+) -> Result<bool, UsersError> {
+    let roles = identity_store::role_names(transaction, principal.user_id).await?;
+    Ok(roles.iter().any(|role| role == OWNER))
+}
+
+/// An invitation as an admin sends it.
+pub struct NewInvitation {
+    pub email: Email,
+    pub display_name: String,
+    pub roles: Vec<String>,
+}
+
+/// Creates an `invited` user with `roles`, a single-use invitation token and the mail that
+/// carries it, in one transaction.
+pub async fn invite(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    invitation: NewInvitation,
+) -> Result<UserView, UsersError> {
+    let roles = role_list(&invitation.roles)?;
+    let now = OffsetDateTime::now_utc();
+    let token = SecretToken::generate(&state.rng, USER_TOKEN_PREFIX)?;
+    let tenant = &context.tenant.tenant;
+    let site = TenantSite {
+        scheme: &state.config.public_scheme,
+        slug: tenant.slug.as_str(),
+        base_domain: &state.config.base_domain,
+        tenant_name: &tenant.name,
+    };
+    let valid_hours = u32::try_from(INVITATION_DAYS * 24).unwrap_or(u32::MAX);
+    let text = account_mail::invitation(&site, token.as_str(), valid_hours, None);
+    let mail = OutgoingMail::new(invitation.email.as_str(), text.subject, text.body_text)?;
+
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    check_roles_exist(&mut transaction, &roles).await?;
+    if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller).await? {
+        return Err(UsersError::OwnerRequired);
+    }
+    let user_id = Uuid::now_v7();
+    if !store::insert_invited(
+        &mut transaction,
+        user_id,
+        &invitation.email,
+        &invitation.display_name,
+    )
+    .await?
+    {
+        return Err(UsersError::UserExists);
+    }
+    store::set_roles(&mut transaction, user_id, &roles).await?;
+    store::insert_user_token(
+        &mut transaction,
+        token.digest(),
+        user_id,
+        "invitation",
+        now + time::Duration::days(INVITATION_DAYS),
+    )
+    .await?;
+    let user = store::get(&mut transaction, user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    crate::mail::enqueue(&mut transaction, tenant.id, &mail).await?;
+    transaction.commit().await?;
+    Ok(user)
+}
+
+/// A change to one user in progress: the transaction holds the active owners' rows and the
+/// target's row locked.
+struct Change {
+    transaction: TenantTransaction,
+    target: Target,
+    caller_is_owner: bool,
+}
+
+/// Opens a change to `user_id` by `caller`: locks the active owners (always first, in id
+/// order, so concurrent changes cannot deadlock), then the target; refuses an unknown user,
+/// and an owner target unless the caller is an owner.
+async fn begin_change(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+) -> Result<Change, UsersError> {
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    store::lock_active_owners(&mut transaction).await?;
+    let target = store::lock_user(&mut transaction, user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    let caller_is_owner = is_owner(&mut transaction, caller).await?;
+    if target.is_owner() && !caller_is_owner {
+        return Err(UsersError::OwnerRequired);
+    }
+    Ok(Change {
+        transaction,
+        target,
+        caller_is_owner,
+    })
+}
+
+impl Change {
+    /// Refuses when the change would leave no active owner: the target is one, and no other
+    /// active owner remains (counted after the owners' locks were taken).
+    async fn keep_an_owner(&mut self) -> Result<(), UsersError> {
+        if self.target.is_active_owner()
+            && store::other_active_owners(&mut self.transaction, self.target.id).await? == 0
+        {
+            return Err(UsersError::LastOwner);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<UserView, UsersError> {
+        let user = store::get(&mut self.transaction, self.target.id)
+            .await?
+            .ok_or(UsersError::NotFound)?;
+        self.transaction.commit().await?;
+        Ok(user)
+    }
+}
+
+/// Disables the user and ends every session of theirs, on every node, on commit.
+pub async fn disable(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+) -> Result<UserView, UsersError> {
+    if user_id == caller.user_id {
+        return Err(UsersError::SelfAction("disable"));
+    }
+    let mut change = begin_change(state, context, caller, user_id).await?;
+    change.keep_an_owner().await?;
+    store::disable(&mut change.transaction, user_id).await?;
+    sessions::revoke(
+        &mut change.transaction,
+        context.tenant.tenant.id,
+        Revoke::AllOf {
+            user_id,
+            except: None,
+        },
+        "user_disabled",
+    )
+    .await?;
+    change.finish().await
+}
+
+/// Re-enables a disabled user (a no-op for any other status).
+pub async fn enable(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+) -> Result<UserView, UsersError> {
+    let mut change = begin_change(state, context, caller, user_id).await?;
+    store::enable(&mut change.transaction, user_id).await?;
+    change.finish().await
+}
+
+/// Makes `roles` exactly the user's roles. The new roles apply to the guard at once and show
+/// in the user's next access token.
+pub async fn set_roles(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+    roles: &[String],
+) -> Result<UserView, UsersError> {
+    let roles = role_list(roles)?;
+    let mut change = begin_change(state, context, caller, user_id).await?;
+    check_roles_exist(&mut change.transaction, &roles).await?;
+    let grants_owner = roles.iter().any(|role| role == OWNER);
+    if grants_owner != change.target.is_owner() && !change.caller_is_owner {
+        return Err(UsersError::OwnerRequired);
+    }
+    if !grants_owner {
+        change.keep_an_owner().await?;
+    }
+    store::set_roles(&mut change.transaction, user_id, &roles).await?;
+    change.finish().await
+}
+
+/// Clears the user's TOTP enrolment, backup codes and pending MFA challenges, so they can
+/// sign in with their password and enrol again.
+pub async fn reset_mfa(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+) -> Result<UserView, UsersError> {
+    let mut change = begin_change(state, context, caller, user_id).await?;
+    store::clear_mfa(&mut change.transaction, user_id).await?;
+    change.finish().await
+}
+
+/// Deletes the user after ending their sessions on every node.
+pub async fn delete(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    user_id: Uuid,
+) -> Result<(), UsersError> {
+    if user_id == caller.user_id {
+        return Err(UsersError::SelfAction("delete"));
+    }
+    let mut change = begin_change(state, context, caller, user_id).await?;
+    change.keep_an_owner().await?;
+    // Announce the sessions' end before the rows go, so every node drops its cached entry.
+    sessions::revoke(
+        &mut change.transaction,
+        context.tenant.tenant.id,
+        Revoke::AllOf {
+            user_id,
+            except: None,
+        },
+        "user_deleted",
+    )
+    .await?;
+    store::delete(&mut change.transaction, user_id).await?;
+    change.transaction.commit().await?;
+    Ok(())
+}
