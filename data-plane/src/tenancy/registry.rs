@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use moka::future::Cache;
-use shared::catalog;
+use shared::catalog::{self, Quotas};
 use shared::error::ApiError;
 use shared::tenant::{Tenant, TenantSlug};
 use shared::tenant_context::TenantScope;
@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 pub struct ServedTenant {
     pub tenant: Tenant,
     pub scope: TenantScope,
+    /// The tenant's effective limits (overrides over plan defaults), reloaded with the tenant
+    /// whenever the control plane publishes a change, quota changes included.
+    pub quotas: Quotas,
 }
 
 #[derive(Clone)]
@@ -66,13 +69,21 @@ impl TenantRegistry {
             .by_slug
             .try_get_with(slug.clone(), async {
                 let client = self.pool.get().await.map_err(|error| error.to_string())?;
-                let tenant = catalog::tenant_by_slug(&client, &slug)
+                let Some(tenant) = catalog::tenant_by_slug(&client, &slug)
+                    .await
+                    .map_err(|error| error.to_string())?
+                else {
+                    return Ok(None);
+                };
+                let quotas = catalog::effective_quotas(&client, tenant.id)
                     .await
                     .map_err(|error| error.to_string())?;
-                Ok::<_, String>(tenant.map(|tenant| {
+                // No quotas means the row vanished between the two reads: not served.
+                Ok::<_, String>(quotas.map(|quotas| {
                     Arc::new(ServedTenant {
                         scope: TenantScope::for_tenant(&tenant),
                         tenant,
+                        quotas,
                     })
                 }))
             })
