@@ -9,10 +9,12 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use crate::context::ControlPlane;
 
 pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Server> {
+    let hsts = shared::http::Hsts::for_scheme(&control.config.public_scheme);
     let control = web::Data::new(control);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(control.clone())
+            .app_data(hsts)
             .configure(shared::http::configure_extractors)
             // Outermost last: request ids are set before the security headers are added, so
             // error bodies rebuilt with the request id keep the headers.

@@ -9,6 +9,7 @@ use shared::config::{ConfigError, ConfigSource};
 use shared::tenant::RolePrefix;
 
 use crate::mail::MailSettings;
+use crate::rate_limit::RateLimitSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +39,12 @@ pub struct Config {
     pub public_scheme: String,
     /// SMTP server, sender and delivery timing (`smtp_url`, `mail_from`).
     pub mail: MailSettings,
+    /// How many nodes share each tenant's limits, and the credential endpoints' limit
+    /// (`rate_limit_nodes`, `auth_rate_limit_per_minute`, `auth_rate_limit_burst`).
+    pub rate_limit: RateLimitSettings,
+    /// Largest request body any endpoint accepts (`max_body_bytes`); JSON bodies are held to
+    /// `shared::http::JSON_BODY_LIMIT` as well.
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -91,6 +98,8 @@ impl Config {
             ),
             public_scheme: source.public_scheme()?,
             mail: MailSettings::from_source(source)?,
+            rate_limit: RateLimitSettings::from_source(source)?,
+            max_body_bytes: source.parse_or("max_body_bytes", shared::http::RAW_BODY_LIMIT)?,
         })
     }
 }

@@ -11,13 +11,20 @@ use actix_web::{web, App, HttpServer};
 use crate::state::DataPlane;
 
 pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+    let hsts = shared::http::Hsts::for_scheme(&state.config.public_scheme);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(hsts)
             .configure(shared::http::configure_extractors)
-            // Outermost last: request ids are set before the security headers are added, so
-            // error bodies rebuilt with the request id keep the headers.
+            // Outermost last. Bodies are bounded, then rate limits refuse before any handler
+            // runs; CORS marks every answer, 429s included; request ids are set before the
+            // security headers are added, so error bodies rebuilt with the request id keep
+            // the headers.
+            .wrap(from_fn(crate::hygiene::limit_body))
+            .wrap(from_fn(crate::rate_limit::middleware::enforce))
+            .wrap(from_fn(crate::cors::middleware::apply))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
@@ -29,6 +36,7 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::tokens::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::settings::routes::configure)
+            .configure(crate::cors::routes::configure)
             .configure(crate::mfa::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })

@@ -10,8 +10,10 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::cors::CorsCache;
 use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::sessions::SessionCache;
 use crate::tenancy::data_keys::DataKeys;
 use crate::tenancy::listener::Caches;
@@ -37,6 +39,10 @@ pub struct DataPlane {
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
     pub clock: Clock,
+    /// This node's rate limiters (reading time from `clock`).
+    pub rate_limits: RateLimits,
+    /// Tenants' CORS policies.
+    pub cors: CorsCache,
     /// True while the tenant-change listener is connected.
     pub listening: watch::Receiver<bool>,
 }
@@ -60,6 +66,7 @@ impl DataPlane {
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
+        let cors = CorsCache::new(config.tenant_cache_ttl);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
         let listening = crate::tenancy::listener::spawn(
@@ -69,6 +76,7 @@ impl DataPlane {
                 data_keys: data_keys.clone(),
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
+                cors: cors.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -78,6 +86,7 @@ impl DataPlane {
             .with_database(&config.clickhouse_database)
             .with_validation(false);
         Ok(Self {
+            rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
             tenant_db: TenantDb::new(pool),
             registry,
@@ -90,12 +99,14 @@ impl DataPlane {
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,
+            cors,
             listening,
         })
     }
 
     /// The same state reading time from `clock` (tests pass a manual clock).
     pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.rate_limits = RateLimits::new(self.config.rate_limit, clock.clone());
         self.clock = clock;
         self
     }

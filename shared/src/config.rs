@@ -48,6 +48,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "public_scheme",
     "smtp_url",
     "mail_from",
+    "rate_limit_nodes",
+    "auth_rate_limit_per_minute",
+    "auth_rate_limit_burst",
+    "max_body_bytes",
 ];
 
 /// The merged settings: file values, overridden by environment variables.

@@ -2,7 +2,9 @@
 //! extractor failures and unknown routes, and the common security headers.
 //!
 //! Every response carries `X-Request-Id` (the caller's, when it is a sane token, else a new
-//! UUIDv7), and every error body built from an [`ApiError`] carries the same id.
+//! UUIDv7), and every error body built from an [`ApiError`] carries the same id. Error
+//! responses that actix or a library built (a payload error, a 405 with an empty body) are
+//! turned into the same JSON envelope here, so no client ever sees a plain-text error.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -41,15 +43,19 @@ pub async fn request_id(
     req.extensions_mut().insert(RequestId(id.clone()));
 
     let response = next.call(req).await?;
-    let api_error = response
-        .response()
-        .error()
-        .and_then(|error| error.as_error::<ApiError>())
-        .cloned();
-    let mut response = match api_error {
+    let mut response = match api_error_of(&response) {
         Some(error) => {
-            let (request, _) = response.into_parts();
-            let body = actix_web::ResponseError::error_response(&error.with_request_id(&id));
+            let (request, original) = response.into_parts();
+            let mut body = actix_web::ResponseError::error_response(&error.with_request_id(&id));
+            // Keep what inner middleware added (rate-limit headers, CORS) to the first body.
+            for (name, value) in original.headers() {
+                if name != actix_web::http::header::CONTENT_TYPE
+                    && name != actix_web::http::header::CONTENT_LENGTH
+                    && !body.headers().contains_key(name)
+                {
+                    body.headers_mut().append(name.clone(), value.clone());
+                }
+            }
             ServiceResponse::new(request, body)
         }
         None => response.map_into_boxed_body(),
@@ -62,6 +68,65 @@ pub async fn request_id(
     Ok(response)
 }
 
+/// The [`ApiError`] a response should be answered with: its own, or, for an error response
+/// built elsewhere (an actix error, an empty-bodied 4xx/5xx), one of the same status.
+fn api_error_of<B: MessageBody>(response: &ServiceResponse<B>) -> Option<ApiError> {
+    let status = response.status();
+    if let Some(error) = response.response().error() {
+        if let Some(api_error) = error.as_error::<ApiError>() {
+            return Some(api_error.clone());
+        }
+        return Some(api_error_for_status(status, &error.to_string()));
+    }
+    let empty = matches!(
+        response.response().body().size(),
+        actix_web::body::BodySize::None | actix_web::body::BodySize::Sized(0)
+    );
+    (empty && (status.is_client_error() || status.is_server_error()))
+        .then(|| api_error_for_status(status, ""))
+}
+
+/// The envelope for an error status we did not build ourselves. `detail` (actix's own text)
+/// is shown only for 400s, where it says what was wrong with the request.
+fn api_error_for_status(status: actix_web::http::StatusCode, detail: &str) -> ApiError {
+    use actix_web::http::StatusCode;
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
+        StatusCode::NOT_FOUND => ApiError::not_found("route_not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this route does not accept this method",
+        ),
+        StatusCode::BAD_REQUEST if !detail.is_empty() => {
+            ApiError::bad_request("invalid_request", detail)
+        }
+        status if status.is_client_error() => {
+            ApiError::new(status, "invalid_request", "the request is not acceptable")
+        }
+        _ => ApiError::internal(&format_args!("unhandled {status}: {detail}")),
+    }
+}
+
+/// 413, for every body over its limit.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "request body is too large",
+    )
+}
+
+/// 415, for a JSON endpoint sent anything but JSON.
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected Content-Type: application/json",
+    )
+}
+
 /// The request id of `req`, for handlers that log.
 pub fn request_id_of(req: &HttpRequest) -> String {
     req.extensions()
@@ -70,30 +135,30 @@ pub fn request_id_of(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
+/// Largest JSON body an endpoint accepts (`web::Json`).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// Largest raw body (`web::Bytes`, `String`) an endpoint accepts unless it sets its own.
+pub const RAW_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Extractor configuration that turns malformed JSON, paths and query strings into 400s
 /// with the JSON envelope instead of actix's plain-text bodies.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
-            .limit(64 * 1024)
+            .limit(JSON_BODY_LIMIT)
             .error_handler(|error, _| {
+                use actix_web::error::{JsonPayloadError, PayloadError};
                 let api_error = match &error {
-                    actix_web::error::JsonPayloadError::ContentType => ApiError::new(
-                        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "expected Content-Type: application/json",
-                    ),
-                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                    | actix_web::error::JsonPayloadError::Overflow { .. } => ApiError::new(
-                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "request body is too large",
-                    ),
+                    JsonPayloadError::ContentType => unsupported_media_type(),
+                    JsonPayloadError::OverflowKnownLength { .. }
+                    | JsonPayloadError::Overflow { .. }
+                    | JsonPayloadError::Payload(PayloadError::Overflow) => payload_too_large(),
                     other => ApiError::bad_request("invalid_json", other.to_string()),
                 };
                 api_error.into()
             }),
     )
+    .app_data(web::PayloadConfig::default().limit(RAW_BODY_LIMIT))
     .app_data(
         web::PathConfig::default().error_handler(|error, _| {
             ApiError::bad_request("invalid_path", error.to_string()).into()
@@ -111,22 +176,54 @@ pub async fn route_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route_not_found", "no such route"))
 }
 
-/// Middleware: security headers every API response carries.
+/// App data that turns on `Strict-Transport-Security`: registered by a server whose public
+/// URLs are `https` (browsers ignore the header over plain HTTP anyway, and a development
+/// server on `http` must not pin itself to HTTPS).
+#[derive(Debug, Clone, Copy)]
+pub struct Hsts(pub bool);
+
+impl Hsts {
+    /// On when `public_scheme` is `https`.
+    pub fn for_scheme(public_scheme: &str) -> Self {
+        Self(public_scheme.eq_ignore_ascii_case("https"))
+    }
+}
+
+/// Middleware: security headers every API response carries, errors included. API responses
+/// are JSON, never HTML, so the content security policy allows nothing and no framing.
+/// `Cache-Control: no-store` is the default (tokens and personal data must not sit in
+/// caches); a handler that sets its own `Cache-Control` keeps it.
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let hsts = req.app_data::<Hsts>().is_some_and(|hsts| hsts.0);
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
-        ("cache-control", "no-store"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
     ] {
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
+        );
+    }
+    if !headers.contains_key(actix_web::http::header::CACHE_CONTROL) {
+        headers.insert(
+            actix_web::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+    }
+    if hsts {
+        headers.insert(
+            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
     Ok(response)

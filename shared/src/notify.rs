@@ -30,6 +30,10 @@ pub async fn tenant_changed(
 /// session ended), `keys:<tenant id>` (signing keys rotated).
 pub const IDENTITY_CHANGED: &str = "tenantry_identity_changed";
 
+/// Tenant settings that nodes cache changed. Payload: `cors:<tenant id>` (the tenant's CORS
+/// allowed origins).
+pub const SETTINGS_CHANGED: &str = "tenantry_settings_changed";
+
 /// A dedicated connection `LISTEN`ing on some channels. Both the data plane's cache listener and
 /// its mail worker use one; each decides itself what a lost connection means.
 pub struct Listener {

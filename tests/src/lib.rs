@@ -73,6 +73,10 @@ pub struct TestOptions {
     pub mail_retry_cap: Duration,
     /// A manual clock for the data plane (`None`: the system clock).
     pub clock: Option<data_plane::clock::ManualClock>,
+    /// The data plane's rate-limit settings (production defaults unless a test changes them).
+    pub rate_limit: data_plane::rate_limit::RateLimitSettings,
+    /// The data plane's `max_body_bytes`.
+    pub max_body_bytes: usize,
 }
 
 impl Default for TestOptions {
@@ -88,6 +92,8 @@ impl Default for TestOptions {
             mail_retry_base: Duration::from_secs(30),
             mail_retry_cap: Duration::from_secs(3600),
             clock: None,
+            rate_limit: data_plane::rate_limit::RateLimitSettings::default(),
+            max_body_bytes: shared::http::RAW_BODY_LIMIT,
         }
     }
 }
@@ -530,6 +536,8 @@ pub fn data_config(
         access_token_ttl: Duration::from_secs(900),
         public_scheme: "https".to_owned(),
         mail: mail_settings(options),
+        rate_limit: options.rate_limit,
+        max_body_bytes: options.max_body_bytes,
     }
 }
 

@@ -22,6 +22,7 @@ use shared::tenant_context::TenantDbError;
 
 use crate::identity::passwords::PasswordError;
 use crate::mail::{EnqueueError, InvalidMail};
+use crate::quotas::QuotaError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
@@ -35,6 +36,8 @@ pub enum AccountsError {
     InvalidEmail,
     #[error("{0}")]
     InvalidInput(String),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
     #[error(transparent)]
     Db(#[from] TenantDbError),
     #[error(transparent)]
@@ -65,6 +68,7 @@ impl From<AccountsError> for ApiError {
                 .with_details(serde_json::json!({ "failed_rules": rules })),
             AccountsError::InvalidEmail => ApiError::bad_request("invalid_email", message),
             AccountsError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
+            AccountsError::Quota(error) => error.into(),
             AccountsError::Db(TenantDbError::Pool(_))
             | AccountsError::Enqueue(EnqueueError::Db(TenantDbError::Pool(_))) => {
                 ApiError::unavailable(

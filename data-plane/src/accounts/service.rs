@@ -187,6 +187,9 @@ pub async fn register(
 
     let now = OffsetDateTime::now_utc();
     let mut transaction = state.tenant_db.begin(scope).await?;
+    // Before looking at the address: a full tenant refuses every registration alike, so the
+    // refusal tells nothing about which addresses have accounts.
+    crate::quotas::reserve_user_seat(&mut transaction, &context.tenant.quotas).await?;
     store::lock_address(&mut transaction, email).await?;
     if identity::user_by_email(&mut transaction, email)
         .await?

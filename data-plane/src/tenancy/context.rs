@@ -196,6 +196,7 @@ impl FromRequest for RequestContext {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|value| value.to_str().map(str::to_owned));
+        let request = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"data plane state missing"))?;
             let header = header
@@ -221,14 +222,25 @@ impl FromRequest for RequestContext {
                             refuse_restricted(principal)?;
                         }
                     }
-                    Ok(RequestContext {
+                    let context = RequestContext {
                         tenant,
                         request_id,
                         source_ip,
                         user_agent,
                         principal,
                         api_key: None,
-                    })
+                    };
+                    // Each key has its own limit besides the tenant's (`rate_limit`).
+                    if let Some(key) = context.api_key.as_deref() {
+                        crate::rate_limit::middleware::admit_api_key(
+                            &state,
+                            &request,
+                            &context.tenant.quotas,
+                            key.key_id,
+                        )
+                        .await?;
+                    }
+                    Ok(context)
                 }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Suspended => {
                     Err(ApiError::forbidden(

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use shared::notify::{Listener, IDENTITY_CHANGED, TENANT_CHANGED};
+use shared::notify::{Listener, IDENTITY_CHANGED, SETTINGS_CHANGED, TENANT_CHANGED};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
+use crate::cors::CorsCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -21,6 +22,7 @@ pub struct Caches {
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
+    pub cors: CorsCache,
 }
 
 impl Caches {
@@ -29,12 +31,14 @@ impl Caches {
         self.data_keys.invalidate_all();
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
+        self.cors.invalidate_all();
     }
 
     async fn tenant_changed(&self, slug: &str) {
         if let Some(tenant_id) = self.registry.cached_id(slug).await {
             self.data_keys.invalidate(tenant_id).await;
             self.signing_keys.invalidate(tenant_id).await;
+            self.cors.invalidate(tenant_id).await;
         }
         self.registry.invalidate(slug).await;
     }
@@ -50,6 +54,16 @@ impl Caches {
             }
             (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
             _ => tracing::warn!(payload, "unrecognised identity notification"),
+        }
+    }
+
+    async fn settings_changed(&self, payload: &str) {
+        match payload
+            .split_once(':')
+            .and_then(|(kind, id)| Some((kind, Uuid::parse_str(id).ok()?)))
+        {
+            Some(("cors", tenant)) => self.cors.invalidate(tenant).await,
+            _ => tracing::warn!(payload, "unrecognised settings notification"),
         }
     }
 }
@@ -79,7 +93,7 @@ async fn listen(
     caches: &Caches,
     ready: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let mut listener = Listener::connect(config, &[TENANT_CHANGED, IDENTITY_CHANGED]).await?;
+    let mut listener = Listener::connect(config, &[TENANT_CHANGED, IDENTITY_CHANGED, SETTINGS_CHANGED]).await?;
     // Anything cached before LISTEN took effect may be stale.
     caches.invalidate_all();
     let _ = ready.send(true);
@@ -89,6 +103,8 @@ async fn listen(
         if notification.channel() == TENANT_CHANGED {
             tracing::debug!(tenant = notification.payload(), "tenant changed");
             caches.tenant_changed(notification.payload()).await;
+        } else if notification.channel() == SETTINGS_CHANGED {
+            caches.settings_changed(notification.payload()).await;
         } else {
             caches.identity_changed(notification.payload()).await;
         }

@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod data_keys;
+pub mod early;
 pub mod listener;
 pub mod registry;
 pub mod resolve;

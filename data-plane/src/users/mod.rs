@@ -22,6 +22,7 @@ use shared::error::ApiError;
 use shared::tenant_context::TenantDbError;
 
 use crate::mail::{EnqueueError, InvalidMail};
+use crate::quotas::QuotaError;
 
 /// To list and read users.
 pub const READ: &str = "users:read";
@@ -49,6 +50,8 @@ pub enum UsersError {
     #[error("cannot mail this address: {0}")]
     InvalidMail(#[from] InvalidMail),
     #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error(transparent)]
     Db(#[from] TenantDbError),
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
@@ -69,6 +72,7 @@ impl From<UsersError> for ApiError {
             UsersError::SelfAction(_) => ApiError::forbidden("self_action", message),
             UsersError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             UsersError::InvalidMail(_) => ApiError::bad_request("invalid_email", message),
+            UsersError::Quota(error) => error.into(),
             UsersError::Db(TenantDbError::Pool(_))
             | UsersError::Enqueue(EnqueueError::Db(TenantDbError::Pool(_))) => {
                 ApiError::unavailable(

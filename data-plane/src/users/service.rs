@@ -166,6 +166,7 @@ pub async fn invite(
     if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller).await? {
         return Err(UsersError::OwnerRequired);
     }
+    crate::quotas::reserve_user_seat(&mut transaction, &context.tenant.quotas).await?;
     let user_id = Uuid::now_v7();
     if !store::insert_invited(
         &mut transaction,

@@ -1,0 +1,80 @@
+//! Request hygiene: what every request and response of the data plane goes through, whatever
+//! the endpoint.
+//!
+//! - **Body size**: a body declared larger than `max_body_bytes` is refused with 413
+//!   `payload_too_large` before any handler runs; a body without a declared length (chunked)
+//!   is cut off at the same size, which fails its extractor with the same 413. JSON bodies
+//!   are further limited to `shared::http::JSON_BODY_LIMIT` by the JSON extractor.
+//! - **JSON only where JSON is expected**: the JSON extractor refuses any other
+//!   `Content-Type` (415 `unsupported_media_type`) and malformed JSON (400 `invalid_json`);
+//!   its configuration is the workspace's one (`shared::http::configure_extractors`), and any
+//!   error response actix builds itself is turned into the JSON envelope by
+//!   `shared::http::request_id`.
+//! - **Security headers** (`shared::http::security_headers`): `nosniff`, `DENY` framing, a
+//!   CSP that allows nothing, `no-referrer`, `no-store`, and HSTS when the public scheme is
+//!   https.
+//! - **CORS** per tenant: see `crate::cors`.
+//!
+//! None of this touches the database or allocates per request beyond actix's own work.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::middleware::Next;
+use actix_web::web;
+use futures_util::StreamExt as _;
+
+use crate::state::DataPlane;
+
+/// Middleware: refuses bodies over the node's `max_body_bytes` (413, JSON) and bounds bodies
+/// of unknown length to the same size.
+pub async fn limit_body(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<DataPlane>>()
+        .map_or(shared::http::RAW_BODY_LIMIT, |state| state.config.max_body_bytes);
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .map(|value| value.to_str().ok().and_then(|text| text.parse::<u64>().ok()));
+    let may_stream = req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING)
+        || req.version() >= actix_web::http::Version::HTTP_2;
+    match declared {
+        Some(Some(length)) if length > limit as u64 => {
+            return Ok(req.error_response(shared::http::payload_too_large()));
+        }
+        // A declared length at or under the limit is enforced by the HTTP decoder; an
+        // unreadable one is refused by it.
+        Some(_) => {}
+        // Without a declared length an HTTP/1 request has a body only when chunked.
+        None if may_stream => {
+            let (request, payload) = req.into_parts();
+            let payload = bounded(payload, limit);
+            return next
+                .call(ServiceRequest::from_parts(request, payload))
+                .await
+                .map(ServiceResponse::map_into_boxed_body);
+        }
+        None => {}
+    }
+    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+}
+
+/// `payload`, failing with `Overflow` once more than `limit` bytes have arrived.
+fn bounded(payload: Payload, limit: usize) -> Payload {
+    let mut seen: usize = 0;
+    let stream = payload.map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            Err(PayloadError::Overflow)
+        } else {
+            Ok(chunk)
+        }
+    });
+    Payload::Stream {
+        payload: Box::pin(stream),
+    }
+}
