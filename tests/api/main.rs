@@ -5,8 +5,10 @@
 
 mod cli;
 mod email_flows;
+mod hygiene;
 mod identity;
 mod isolation;
+mod limits;
 mod lifecycle;
 mod mail;
 mod mfa;

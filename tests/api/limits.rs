@@ -1,0 +1,368 @@
+//! Rate limits and the `max_users` quota: bursts and 429s with their headers, refill on the
+//! (manual) clock, tenants kept apart, the credential endpoints' stricter limit, quota
+//! changes through the operator API applied without restart, and user creation held to
+//! `max_users` (also under concurrency).
+
+use std::time::Duration;
+
+use data_plane::clock::ManualClock;
+use data_plane::rate_limit::RateLimitSettings;
+use data_plane::tenancy::resolve::TenantKey;
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::tenant::TenantSlug;
+use tenantry_tests::{unique_address, TestApp, TestOptions};
+use time::OffsetDateTime;
+
+use crate::email_flows::{allow_self_signup, post, queued_mails};
+use crate::users_admin::{call, tenant_with_owner, OWNER_EMAIL};
+
+/// An app whose data plane reads the time from a clock that moves only when told.
+async fn app_with_clock(rate_limit: RateLimitSettings) -> (TestApp, ManualClock) {
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let app = TestApp::spawn_with(TestOptions {
+        clock: Some(clock.clone()),
+        rate_limit,
+        ..TestOptions::default()
+    })
+    .await;
+    (app, clock)
+}
+
+/// Changes the tenant's quota overrides through the operator API and waits (up to the
+/// second NOTIFY is given) until the data plane serves the tenant with them.
+async fn set_quotas(app: &TestApp, slug: &str, patch: Value) {
+    let response = app
+        .operator(Method::PATCH, &format!("/v1/tenants/{slug}/quotas"))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let effective: Value = response.json().await.unwrap();
+    let effective = effective["effective"].clone();
+    let key = TenantKey::Slug(TenantSlug::parse(slug).unwrap());
+    let applied = TestApp::eventually(Duration::from_secs(1), || async {
+        let served = app.data.registry.lookup(&key).await.unwrap().unwrap();
+        serde_json::to_value(&served.quotas).unwrap() == effective
+    })
+    .await;
+    assert!(applied.is_some(), "the data plane did not reload {slug}'s quotas");
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+async fn get_tenant(app: &TestApp, slug: &str) -> reqwest::Response {
+    app.tenant_get(slug, "/v1/tenant").send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_is_admitted_then_429_with_retry_after_and_rate_limit_headers() {
+    let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
+    app.create_tenant("acme").await;
+    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 3})).await;
+
+    for remaining in ["2", "1", "0"] {
+        let response = get_tenant(&app, "acme").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "x-ratelimit-limit"), "3");
+        assert_eq!(header(&response, "x-ratelimit-remaining"), remaining);
+        assert!(header(&response, "x-ratelimit-reset").parse::<u64>().unwrap() <= 3);
+    }
+    let refused = get_tenant(&app, "acme").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_eq!(header(&refused, "x-ratelimit-limit"), "3");
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+    assert_eq!(header(&refused, "x-ratelimit-reset"), "3");
+    let request_id = header(&refused, "x-request-id").to_owned();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["details"]["limit_class"], "tenant");
+    assert_eq!(body["error"]["details"]["limit"], 3);
+    assert_eq!(body["error"]["request_id"], request_id.as_str());
+}
+
+#[tokio::test]
+async fn a_refused_request_never_reaches_its_handler() {
+    let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
+    app.create_tenant("acme").await;
+    allow_self_signup(&app, "acme").await;
+    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
+    for _ in 0..2 {
+        get_tenant(&app, "acme").await;
+    }
+    let email = unique_address("refused");
+    let response = post(
+        &app,
+        "acme",
+        "/v1/auth/register",
+        json!({"email": email, "password": "correct horse battery staple"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(queued_mails(&app, "acme", &email).await, 0);
+}
+
+#[tokio::test]
+async fn the_limit_refills_as_the_clock_advances() {
+    let (app, clock) = app_with_clock(RateLimitSettings::default()).await;
+    app.create_tenant("acme").await;
+    set_quotas(&app, "acme", json!({"requests_per_second": 2, "burst": 2})).await;
+    for _ in 0..2 {
+        assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Half a second at 2 per second: one more request.
+    clock.advance(time::Duration::milliseconds(500));
+    assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Idle for long enough, the whole burst is back.
+    clock.advance(time::Duration::seconds(5));
+    let response = get_tenant(&app, "acme").await;
+    assert_eq!(header(&response, "x-ratelimit-remaining"), "1");
+}
+
+#[tokio::test]
+async fn one_tenant_exhausting_its_limit_does_not_affect_another() {
+    let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
+    set_quotas(&app, "globex", json!({"requests_per_second": 1, "burst": 2})).await;
+    for _ in 0..5 {
+        get_tenant(&app, "acme").await;
+    }
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let other = get_tenant(&app, "globex").await;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(header(&other, "x-ratelimit-remaining"), "1");
+}
+
+#[tokio::test]
+async fn a_rate_quota_change_in_the_control_plane_applies_without_restart() {
+    let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
+    app.create_tenant("acme").await;
+    assert_eq!(
+        header(&get_tenant(&app, "acme").await, "x-ratelimit-limit"),
+        "20",
+        "the free plan's burst"
+    );
+
+    // Lowered: only the HTTP API is used, as an operator would.
+    let lowered = app
+        .operator(Method::PATCH, "/v1/tenants/acme/quotas")
+        .json(&json!({"requests_per_second": 1, "burst": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowered.status(), StatusCode::OK);
+    let applied = TestApp::eventually(Duration::from_secs(1), || async {
+        header(&get_tenant(&app, "acme").await, "x-ratelimit-limit") == "2"
+    })
+    .await;
+    assert!(applied.is_some(), "the lowered limit did not apply within a second");
+    assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Raised: the next requests go through again, without the clock moving.
+    app.operator(Method::PATCH, "/v1/tenants/acme/quotas")
+        .json(&json!({"burst": 50}))
+        .send()
+        .await
+        .unwrap();
+    let applied = TestApp::eventually(Duration::from_secs(1), || async {
+        let response = get_tenant(&app, "acme").await;
+        response.status() == StatusCode::OK && header(&response, "x-ratelimit-limit") == "50"
+    })
+    .await;
+    assert!(applied.is_some(), "the raised limit did not apply within a second");
+}
+
+#[tokio::test]
+async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
+    let (app, _clock) = app_with_clock(RateLimitSettings {
+        auth_per_minute: 3,
+        auth_burst: 3,
+        ..RateLimitSettings::default()
+    })
+    .await;
+    app.create_tenant("acme").await;
+    // Different unknown addresses, so no account lockout is involved.
+    for _ in 0..3 {
+        let response = post(
+            &app,
+            "acme",
+            "/v1/auth/login",
+            json!({"email": unique_address("guess"), "password": "guess guess guess"}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = post(
+        &app,
+        "acme",
+        "/v1/auth/login",
+        json!({"email": unique_address("guess"), "password": "guess guess guess"}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), "20");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["details"]["limit_class"], "auth");
+    // Other password endpoints share the credential limit; the rest of the API does not.
+    let reset = post(
+        &app,
+        "acme",
+        "/v1/auth/password-reset",
+        json!({"email": unique_address("guess")}),
+    )
+    .await;
+    assert_eq!(reset.status(), StatusCode::TOO_MANY_REQUESTS);
+    let read = get_tenant(&app, "acme").await;
+    assert_eq!(read.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
+    let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.headers().get("x-ratelimit-limit").is_none());
+    let unknown = get_tenant(&app, "nosuch").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown.headers().get("x-ratelimit-limit").is_none());
+}
+
+async fn invite(app: &TestApp, owner: &str, email: &str) -> reqwest::Response {
+    call(
+        app,
+        Method::POST,
+        "acme",
+        "/v1/admin/users/invitations",
+        owner,
+        Some(json!({"email": email, "roles": ["member"]})),
+    )
+    .await
+}
+
+async fn user_count(app: &TestApp, owner: &str) -> usize {
+    let list: Value = call(app, Method::GET, "acme", "/v1/admin/users", owner, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    list["users"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    set_quotas(&app, "acme", json!({"max_users": 2})).await;
+
+    let first = unique_address("first");
+    assert_eq!(invite(&app, &owner, &first).await.status(), StatusCode::CREATED);
+
+    let second = unique_address("second");
+    let refused = invite(&app, &owner, &second).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.headers().get("x-request-id").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert_eq!(
+        body["error"]["details"],
+        json!({"quota": "max_users", "limit": 2})
+    );
+    assert_eq!(user_count(&app, &owner).await, 2, "nothing was created");
+    assert_eq!(queued_mails(&app, "acme", &second).await, 0, "no mail was sent");
+
+    set_quotas(&app, "acme", json!({"max_users": 3})).await;
+    assert_eq!(invite(&app, &owner, &second).await.status(), StatusCode::CREATED);
+    assert_eq!(user_count(&app, &owner).await, 3);
+}
+
+#[tokio::test]
+async fn concurrent_invitations_never_overshoot_max_users() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    set_quotas(&app, "acme", json!({"max_users": 3})).await;
+    let addresses: Vec<String> = (0..6).map(|_| unique_address("rush")).collect();
+    let statuses: Vec<StatusCode> = join_all(
+        addresses
+            .iter()
+            .map(|email| async { invite(&app, &owner, email).await.status() }),
+    )
+    .await;
+    let created = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::FORBIDDEN)
+        .count();
+    assert_eq!((created, refused), (2, 4), "{statuses:?}");
+    assert_eq!(user_count(&app, &owner).await, 3);
+}
+
+#[tokio::test]
+async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addresses() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    allow_self_signup(&app, "acme").await;
+    set_quotas(&app, "acme", json!({"max_users": 1})).await;
+    let register = |email: String| {
+        let app = &app;
+        async move {
+            post(
+                app,
+                "acme",
+                "/v1/auth/register",
+                json!({"email": email, "password": "correct horse battery staple"}),
+            )
+            .await
+        }
+    };
+
+    let newcomer = unique_address("newcomer");
+    for email in [newcomer.clone(), OWNER_EMAIL.to_owned()] {
+        let refused = register(email).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "quota_exceeded");
+        assert_eq!(body["error"]["details"]["quota"], "max_users");
+    }
+    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 0);
+    assert_eq!(user_count(&app, &owner).await, 1);
+
+    set_quotas(&app, "acme", json!({"max_users": 2})).await;
+    assert_eq!(register(newcomer.clone()).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 1);
+}
