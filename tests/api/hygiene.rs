@@ -21,7 +21,10 @@ const SECURITY_HEADERS: [(&str, &str); 6] = [
     ("referrer-policy", "no-referrer"),
     ("cache-control", "no-store"),
     // The test servers' public scheme is https.
-    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
 ];
 
 /// Asserts the security headers and a request id, and that an error body is the JSON envelope
@@ -64,7 +67,12 @@ async fn cors_policy(app: &TestApp, slug: &str, token: &str) -> Value {
         .unwrap()
 }
 
-fn tenant_request(app: &TestApp, method: Method, slug: &str, path: &str) -> reqwest::RequestBuilder {
+fn tenant_request(
+    app: &TestApp,
+    method: Method,
+    slug: &str,
+    path: &str,
+) -> reqwest::RequestBuilder {
     app.http
         .request(method, format!("{}{path}", app.data_url))
         .header("X-Tenant", slug)
@@ -95,7 +103,10 @@ async fn oversized_bodies_get_413_json_and_change_nothing() {
     .await;
     assert_eq!(
         checked(response).await,
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".to_owned())
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large".to_owned()
+        )
     );
 
     // Over the node's limit: refused before any handler, whatever the endpoint.
@@ -107,7 +118,10 @@ async fn oversized_bodies_get_413_json_and_change_nothing() {
         .unwrap();
     assert_eq!(
         checked(response).await,
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".to_owned())
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large".to_owned()
+        )
     );
     assert_eq!(cors_policy(&app, "acme", &owner).await, before);
 }
@@ -150,7 +164,9 @@ async fn a_json_endpoint_refuses_other_content_types_and_malformed_json_and_chan
         "no content type at all"
     );
 
-    let response = invite("application/json", format!("{{\"email\": \"{email}\",")).await.unwrap();
+    let response = invite("application/json", format!("{{\"email\": \"{email}\","))
+        .await
+        .unwrap();
     assert_eq!(
         checked(response).await,
         (StatusCode::BAD_REQUEST, "invalid_json".to_owned())
@@ -161,7 +177,11 @@ async fn a_json_endpoint_refuses_other_content_types_and_malformed_json_and_chan
         .json()
         .await
         .unwrap();
-    assert_eq!(users["users"].as_array().unwrap().len(), 1, "nothing was created");
+    assert_eq!(
+        users["users"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +189,10 @@ async fn security_headers_and_request_ids_are_on_successes_and_every_kind_of_err
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
 
-    let ok = tenant_request(&app, Method::GET, "acme", "/v1/tenant").send().await.unwrap();
+    let ok = tenant_request(&app, Method::GET, "acme", "/v1/tenant")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(checked(ok).await.0, StatusCode::OK);
 
     let no_route = tenant_request(&app, Method::GET, "acme", "/v1/nothing-here")
@@ -253,7 +276,13 @@ fn preflight(app: &TestApp, url: &str, slug: &str, origin: &str) -> reqwest::Req
 
 const APP_A: &str = "https://app.acme.example";
 
-async fn set_origins(app: &TestApp, url: &str, slug: &str, token: &str, origins: Value) -> reqwest::Response {
+async fn set_origins(
+    app: &TestApp,
+    url: &str,
+    slug: &str,
+    token: &str,
+    origins: Value,
+) -> reqwest::Response {
     call_on(
         app,
         url,
@@ -271,7 +300,14 @@ async fn cors_preflights_and_responses_follow_each_tenants_own_allowed_origins()
     let app = TestApp::spawn().await;
     let owner_a = tenant_with_owner(&app, "acme").await;
     app.create_tenant("globex").await;
-    let saved = set_origins(&app, &app.data_url, "acme", &owner_a, json!(["https://App.Acme.example"])).await;
+    let saved = set_origins(
+        &app,
+        &app.data_url,
+        "acme",
+        &owner_a,
+        json!(["https://App.Acme.example"]),
+    )
+    .await;
     assert_eq!(saved.status(), StatusCode::OK);
     assert_eq!(
         cors_policy(&app, "acme", &owner_a).await,
@@ -279,24 +315,42 @@ async fn cors_preflights_and_responses_follow_each_tenants_own_allowed_origins()
         "stored normalised"
     );
 
-    let allowed = preflight(&app, &app.data_url, "acme", APP_A).send().await.unwrap();
+    let allowed = preflight(&app, &app.data_url, "acme", APP_A)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
     let headers = allowed.headers();
     assert_eq!(headers["access-control-allow-origin"], APP_A);
-    assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("PUT"));
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PUT"));
     assert!(headers["access-control-allow-headers"]
         .to_str()
         .unwrap()
         .contains("authorization"));
-    assert!(headers.get_all("vary").iter().any(|value| value == "Origin"));
+    assert!(headers
+        .get_all("vary")
+        .iter()
+        .any(|value| value == "Origin"));
     assert!(headers.get("x-request-id").is_some());
 
     // Another origin on the same tenant, and the same origin on another tenant: refused,
     // without a single CORS header.
     for (slug, origin) in [("acme", "https://evil.example"), ("globex", APP_A)] {
-        let refused = preflight(&app, &app.data_url, slug, origin).send().await.unwrap();
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
-        assert!(refused.headers().get("access-control-allow-methods").is_none());
+        let refused = preflight(&app, &app.data_url, slug, origin)
+            .send()
+            .await
+            .unwrap();
+        assert!(refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+        assert!(refused
+            .headers()
+            .get("access-control-allow-methods")
+            .is_none());
         assert_eq!(
             checked(refused).await,
             (StatusCode::FORBIDDEN, "cors_origin_not_allowed".to_owned()),
@@ -329,7 +383,10 @@ async fn cors_preflights_and_responses_follow_each_tenants_own_allowed_origins()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers().get("access-control-allow-origin").is_none());
+        assert!(response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
     }
 }
 
@@ -363,9 +420,24 @@ async fn invalid_origins_are_refused_and_only_settings_managers_see_or_change_th
         &app.sign_in("acme", &member_email, crate::users_admin::PASSWORD)
             .await,
     );
-    let response = set_origins(&app, &app.data_url, "acme", &member, json!(["https://evil.example"])).await;
+    let response = set_origins(
+        &app,
+        &app.data_url,
+        "acme",
+        &member,
+        json!(["https://evil.example"]),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = call(&app, Method::GET, "acme", "/v1/settings/cors", &member, None).await;
+    let response = call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/settings/cors",
+        &member,
+        None,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         cors_policy(&app, "acme", &owner).await,
@@ -379,12 +451,19 @@ async fn an_origin_allowed_on_one_node_is_allowed_on_every_node_within_a_second(
     let (_node, second) = app.spawn_data_node(&TestOptions::default()).await;
     let owner = tenant_with_owner(&app, "acme").await;
     // The second node caches "nothing allowed" first.
-    let refused = preflight(&app, &second, "acme", APP_A).send().await.unwrap();
+    let refused = preflight(&app, &second, "acme", APP_A)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 
     set_origins(&app, &app.data_url, "acme", &owner, json!([APP_A])).await;
     let allowed = TestApp::eventually(Duration::from_secs(1), || async {
-        preflight(&app, &second, "acme", APP_A).send().await.unwrap().status()
+        preflight(&app, &second, "acme", APP_A)
+            .send()
+            .await
+            .unwrap()
+            .status()
             == StatusCode::NO_CONTENT
     })
     .await;
@@ -392,9 +471,16 @@ async fn an_origin_allowed_on_one_node_is_allowed_on_every_node_within_a_second(
 
     set_origins(&app, &app.data_url, "acme", &owner, json!([])).await;
     let revoked = TestApp::eventually(Duration::from_secs(1), || async {
-        preflight(&app, &second, "acme", APP_A).send().await.unwrap().status()
+        preflight(&app, &second, "acme", APP_A)
+            .send()
+            .await
+            .unwrap()
+            .status()
             == StatusCode::FORBIDDEN
     })
     .await;
-    assert!(revoked.is_some(), "the second node kept allowing a removed origin");
+    assert!(
+        revoked.is_some(),
+        "the second node kept allowing a removed origin"
+    );
 }

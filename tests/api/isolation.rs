@@ -50,6 +50,9 @@ async fn interleaved_requests_on_a_pool_of_two_never_see_another_tenants_rows() 
     let slugs = ["alpha", "bravo", "charlie", "delta", "echo"];
     for slug in slugs {
         app.create_tenant(slug).await;
+        // 50 requests at once per tenant: above the free plan's burst (rate limits are not
+        // what this test is about).
+        app.raise_rate_limits(slug).await;
     }
     let app = &app;
     let requests = (0..250).map(|index| {

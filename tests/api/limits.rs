@@ -48,7 +48,10 @@ async fn set_quotas(app: &TestApp, slug: &str, patch: Value) {
         serde_json::to_value(&served.quotas).unwrap() == effective
     })
     .await;
-    assert!(applied.is_some(), "the data plane did not reload {slug}'s quotas");
+    assert!(
+        applied.is_some(),
+        "the data plane did not reload {slug}'s quotas"
+    );
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
@@ -75,7 +78,12 @@ async fn a_burst_is_admitted_then_429_with_retry_after_and_rate_limit_headers() 
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "x-ratelimit-limit"), "3");
         assert_eq!(header(&response, "x-ratelimit-remaining"), remaining);
-        assert!(header(&response, "x-ratelimit-reset").parse::<u64>().unwrap() <= 3);
+        assert!(
+            header(&response, "x-ratelimit-reset")
+                .parse::<u64>()
+                .unwrap()
+                <= 3
+        );
     }
     let refused = get_tenant(&app, "acme").await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -144,7 +152,12 @@ async fn one_tenant_exhausting_its_limit_does_not_affect_another() {
     app.create_tenant("acme").await;
     app.create_tenant("globex").await;
     set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
-    set_quotas(&app, "globex", json!({"requests_per_second": 1, "burst": 2})).await;
+    set_quotas(
+        &app,
+        "globex",
+        json!({"requests_per_second": 1, "burst": 2}),
+    )
+    .await;
     for _ in 0..5 {
         get_tenant(&app, "acme").await;
     }
@@ -179,7 +192,10 @@ async fn a_rate_quota_change_in_the_control_plane_applies_without_restart() {
         header(&get_tenant(&app, "acme").await, "x-ratelimit-limit") == "2"
     })
     .await;
-    assert!(applied.is_some(), "the lowered limit did not apply within a second");
+    assert!(
+        applied.is_some(),
+        "the lowered limit did not apply within a second"
+    );
     assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
     assert_eq!(
         get_tenant(&app, "acme").await.status(),
@@ -197,7 +213,10 @@ async fn a_rate_quota_change_in_the_control_plane_applies_without_restart() {
         response.status() == StatusCode::OK && header(&response, "x-ratelimit-limit") == "50"
     })
     .await;
-    assert!(applied.is_some(), "the raised limit did not apply within a second");
+    assert!(
+        applied.is_some(),
+        "the raised limit did not apply within a second"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +307,10 @@ async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
     set_quotas(&app, "acme", json!({"max_users": 2})).await;
 
     let first = unique_address("first");
-    assert_eq!(invite(&app, &owner, &first).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        invite(&app, &owner, &first).await.status(),
+        StatusCode::CREATED
+    );
 
     let second = unique_address("second");
     let refused = invite(&app, &owner, &second).await;
@@ -301,10 +323,17 @@ async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
         json!({"quota": "max_users", "limit": 2})
     );
     assert_eq!(user_count(&app, &owner).await, 2, "nothing was created");
-    assert_eq!(queued_mails(&app, "acme", &second).await, 0, "no mail was sent");
+    assert_eq!(
+        queued_mails(&app, "acme", &second).await,
+        0,
+        "no mail was sent"
+    );
 
     set_quotas(&app, "acme", json!({"max_users": 3})).await;
-    assert_eq!(invite(&app, &owner, &second).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        invite(&app, &owner, &second).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(user_count(&app, &owner).await, 3);
 }
 
@@ -363,6 +392,9 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
     assert_eq!(user_count(&app, &owner).await, 1);
 
     set_quotas(&app, "acme", json!({"max_users": 2})).await;
-    assert_eq!(register(newcomer.clone()).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        register(newcomer.clone()).await.status(),
+        StatusCode::ACCEPTED
+    );
     assert_eq!(queued_mails(&app, "acme", &newcomer).await, 1);
 }

@@ -343,6 +343,8 @@ async fn user_ids_of_another_tenant_or_not_ids_at_all_are_404() {
     let app = TestApp::spawn().await;
     let acme = tenant_with_owner(&app, "acme").await;
     let globex = tenant_with_owner(&app, "globex").await;
+    // Eighteen writes in a burst: more than the free plan's write burst.
+    app.raise_rate_limits("acme").await;
     let globex_user =
         invite_and_activate(&app, "globex", &globex, &unique_address("g"), &["member"]).await;
     let globex_owner = own_id(&app, "globex", &globex).await;

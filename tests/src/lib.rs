@@ -331,6 +331,40 @@ impl TestApp {
             .bearer_auth(&self.operator_token)
     }
 
+    /// Lifts the rate limits of tenant `slug` (the free plan's 10 requests/s, burst 20, writes
+    /// half of that) for tests that send bursts but are not about limits, and waits until the
+    /// data plane serves the tenant with the new quotas.
+    pub async fn raise_rate_limits(&self, slug: &str) {
+        let response = self
+            .operator(
+                reqwest::Method::PATCH,
+                &format!("/v1/tenants/{slug}/quotas"),
+            )
+            .json(&serde_json::json!({"requests_per_second": 10000, "burst": 10000}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "raising {slug}'s rate limits"
+        );
+        let key = data_plane::tenancy::resolve::TenantKey::Slug(TenantSlug::parse(slug).unwrap());
+        let applied = Self::eventually(Duration::from_secs(5), || async {
+            self.data
+                .registry
+                .lookup(&key)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|served| served.quotas.burst == 10000)
+        })
+        .await;
+        assert!(
+            applied.is_some(),
+            "the data plane did not reload {slug}'s quotas"
+        );
+    }
+
     /// A data-plane GET for the tenant `slug`, named by the X-Tenant header.
     pub fn tenant_get(&self, slug: &str, path: &str) -> reqwest::RequestBuilder {
         self.http

@@ -112,4 +112,3 @@ fn allow_origin(headers: &mut HeaderMap, origin: &str) {
 fn vary(headers: &mut HeaderMap) {
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
-

@@ -34,12 +34,21 @@ pub async fn limit_body(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<DataPlane>>()
-        .map_or(shared::http::RAW_BODY_LIMIT, |state| state.config.max_body_bytes);
+        .map_or(shared::http::RAW_BODY_LIMIT, |state| {
+            state.config.max_body_bytes
+        });
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
-        .map(|value| value.to_str().ok().and_then(|text| text.parse::<u64>().ok()));
-    let may_stream = req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+        });
+    let may_stream = req
+        .headers()
+        .contains_key(actix_web::http::header::TRANSFER_ENCODING)
         || req.version() >= actix_web::http::Version::HTTP_2;
     match declared {
         Some(Some(length)) if length > limit as u64 => {
@@ -59,7 +68,9 @@ pub async fn limit_body(
         }
         None => {}
     }
-    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
 }
 
 /// `payload`, failing with `Overflow` once more than `limit` bytes have arrived.

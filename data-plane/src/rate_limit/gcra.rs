@@ -141,8 +141,7 @@ impl Gcra {
                     return Outcome {
                         admitted: true,
                         limit: self.rate.burst,
-                        remaining: u32::try_from((capacity - ahead) / interval)
-                            .unwrap_or(u32::MAX),
+                        remaining: u32::try_from((capacity - ahead) / interval).unwrap_or(u32::MAX),
                         reset_ns: ahead,
                         retry_after_ns: 0,
                     }
@@ -248,7 +247,9 @@ mod tests {
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let limiter = limiter.clone();
-                std::thread::spawn(move || (0..100).filter(|_| limiter.check(START).admitted).count())
+                std::thread::spawn(move || {
+                    (0..100).filter(|_| limiter.check(START).admitted).count()
+                })
             })
             .collect();
         let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();

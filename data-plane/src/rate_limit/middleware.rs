@@ -39,7 +39,10 @@ pub async fn enforce(
         _ => None,
     };
     let (Some(state), Some(tenant)) = (state, tenant) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     let client = req.peer_addr().map(|address| address.ip());
     let Some(decision) = state
@@ -47,7 +50,10 @@ pub async fn enforce(
         .admit(tenant.tenant.id, &tenant.quotas, class, client)
         .await
     else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     if !decision.outcome.admitted {
         tracing::debug!(
@@ -60,7 +66,11 @@ pub async fn enforce(
         return Ok(response);
     }
     let mut response = next.call(req).await?.map_into_boxed_body();
-    let key_decision = response.request().extensions().get::<KeyDecision>().copied();
+    let key_decision = response
+        .request()
+        .extensions()
+        .get::<KeyDecision>()
+        .copied();
     let decision = key_decision.map_or(decision, |key| decision.tighter(key.0));
     set_headers(response.headers_mut(), &decision);
     Ok(response)

@@ -338,7 +338,9 @@ impl RateLimits {
         };
         let limiter = self
             .clients
-            .get_with((tenant_id, client_key(ip)), async { Arc::new(Gcra::new(rate)) })
+            .get_with((tenant_id, client_key(ip)), async {
+                Arc::new(Gcra::new(rate))
+            })
             .await;
         check(Some(&limiter), LimitClass::Auth, now)
     }
@@ -526,8 +528,14 @@ mod tests {
         let (limits, _) = limits(RateLimitSettings::default());
         let quotas = quotas(1, 3);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(admitted(&limits, a, &quotas, EndpointClass::Read, 10).await, 3);
-        assert_eq!(admitted(&limits, b, &quotas, EndpointClass::Read, 10).await, 3);
+        assert_eq!(
+            admitted(&limits, a, &quotas, EndpointClass::Read, 10).await,
+            3
+        );
+        assert_eq!(
+            admitted(&limits, b, &quotas, EndpointClass::Read, 10).await,
+            3
+        );
     }
 
     #[tokio::test]

@@ -93,7 +93,11 @@ async fn listen(
     caches: &Caches,
     ready: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let mut listener = Listener::connect(config, &[TENANT_CHANGED, IDENTITY_CHANGED, SETTINGS_CHANGED]).await?;
+    let mut listener = Listener::connect(
+        config,
+        &[TENANT_CHANGED, IDENTITY_CHANGED, SETTINGS_CHANGED],
+    )
+    .await?;
     // Anything cached before LISTEN took effect may be stale.
     caches.invalidate_all();
     let _ = ready.send(true);
