@@ -89,3 +89,37 @@ fn bounded(payload: Payload, limit: usize) -> Payload {
         payload: Box::pin(stream),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::web::Bytes;
+
+    fn chunks(sizes: &[usize]) -> Payload {
+        let items: Vec<Result<Bytes, PayloadError>> = sizes
+            .iter()
+            .map(|size| Ok(Bytes::from(vec![b'x'; *size])))
+            .collect();
+        Payload::Stream {
+            payload: Box::pin(futures_util::stream::iter(items)),
+        }
+    }
+
+    async fn read(payload: Payload) -> Result<usize, PayloadError> {
+        let mut total = 0;
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            total += chunk?.len();
+        }
+        Ok(total)
+    }
+
+    #[actix_web::test]
+    async fn a_body_of_unknown_length_is_cut_off_past_the_limit() {
+        assert_eq!(read(bounded(chunks(&[40, 60]), 100)).await.unwrap(), 100);
+        assert!(matches!(
+            read(bounded(chunks(&[40, 60, 1]), 100)).await,
+            Err(PayloadError::Overflow)
+        ));
+    }
+}
