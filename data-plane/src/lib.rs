@@ -10,6 +10,7 @@ pub mod identity;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod records;
 pub mod server;
 pub mod sessions;
 pub mod settings;
