@@ -13,6 +13,8 @@ mod mfa;
 mod operator_api;
 mod password_reset;
 mod provisioning;
+mod records;
+mod records_security;
 mod routing;
 mod session_policy;
 mod settings;

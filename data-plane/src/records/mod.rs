@@ -50,6 +50,8 @@ pub enum RecordsError {
     InvalidRecord(String),
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("invalid collection settings: {0}")]
+    InvalidSettings(String),
     #[error("the cursor is not one this API issued")]
     InvalidCursor,
     #[error("{0:?} is a sensitive field of this collection and cannot be filtered on")]
@@ -105,6 +107,7 @@ impl From<RecordsError> for ApiError {
                 ApiError::bad_request("invalid_record", message)
             }
             RecordsError::InvalidQuery(_) => ApiError::bad_request("invalid_query", message),
+            RecordsError::InvalidSettings(_) => ApiError::bad_request("invalid_settings", message),
             RecordsError::InvalidCursor => ApiError::bad_request("invalid_cursor", message),
             RecordsError::SensitiveFilter(field) => {
                 ApiError::bad_request("sensitive_filter", message)

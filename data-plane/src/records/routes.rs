@@ -320,14 +320,17 @@ struct CollectionRequest {
 }
 
 async fn put_collection(
+    req: HttpRequest,
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
-    body: web::Json<CollectionRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
     authz::require_caller(&state, &context, &name.permission("manage")).await?;
-    let body = body.into_inner();
+    let body: CollectionRequest =
+        serde_json::from_value(body::json_body(&req, payload, Accept::Json).await?)
+            .map_err(|error| RecordsError::InvalidSettings(error.to_string()))?;
     let sensitive_fields = body
         .sensitive_fields
         .iter()

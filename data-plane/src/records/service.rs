@@ -517,7 +517,7 @@ pub async fn save_collection(
     settings.sensitive_fields.sort();
     settings.sensitive_fields.dedup();
     if settings.sensitive_fields.len() > MAX_SENSITIVE_FIELDS {
-        return Err(RecordsError::InvalidRecord(format!(
+        return Err(RecordsError::InvalidSettings(format!(
             "at most {MAX_SENSITIVE_FIELDS} sensitive fields"
         )));
     }
