@@ -695,6 +695,16 @@ async fn sql_injection_attempts_are_refused_or_inert_and_change_nothing() {
     assert_eq!(collections["collections"].as_array().unwrap().len(), 1);
 }
 
+/// Method, path, content type, body, expected status and error code.
+type BadBody<'a> = (
+    Method,
+    &'a str,
+    Option<&'a str>,
+    String,
+    StatusCode,
+    &'a str,
+);
+
 #[tokio::test]
 async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothing() {
     let app = TestApp::spawn().await;
@@ -705,7 +715,7 @@ async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothi
     let huge = serde_json::to_string(&json!({"blob": "x".repeat(300 * 1024)})).unwrap();
     let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
 
-    let cases: Vec<(Method, &str, Option<&str>, String, StatusCode, &str)> = vec![
+    let cases: Vec<BadBody> = vec![
         (
             Method::POST,
             records,
