@@ -643,6 +643,7 @@ async fn sql_injection_attempts_are_refused_or_inert_and_change_nothing() {
         "sort=created,id",
         "limit=1%3B%20DELETE%20FROM%20records",
         "order_by=1",
+        "filter.status=a%00b",
     ] {
         let response = request(
             &app,
@@ -763,6 +764,14 @@ async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothi
             deep,
             StatusCode::BAD_REQUEST,
             "invalid_json",
+        ),
+        (
+            Method::POST,
+            records,
+            Some("application/json"),
+            r#"{"title": "a\u0000b"}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
         ),
         (
             Method::POST,

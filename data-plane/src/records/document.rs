@@ -42,6 +42,11 @@ impl Document {
         if let Some(bad) = object.keys().find(|name| !is_field_name(name)) {
             return Err(RecordsError::InvalidField(bad.clone()));
         }
+        if object.values().any(has_nul) {
+            return Err(RecordsError::InvalidRecord(
+                "text in a record may not contain the NUL character (U+0000)".to_owned(),
+            ));
+        }
         Ok(Self(object))
     }
 
@@ -91,6 +96,19 @@ impl Document {
         let mut object = clear;
         object.extend(secret);
         Self(object)
+    }
+}
+
+/// Whether any string or key in `value` holds U+0000, which Postgres' jsonb cannot store.
+/// (Parsed input nests at most 128 levels, serde_json's limit, which bounds the recursion.)
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(object) => object
+            .iter()
+            .any(|(name, value)| name.contains('\0') || has_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -190,6 +208,14 @@ mod tests {
         assert!(matches!(
             Document::parse(br#"{"a'; drop table records; --": 1}"#),
             Err(RecordsError::InvalidField(_))
+        ));
+        assert!(matches!(
+            Document::parse(br#"{"a": {"b": ["x\u0000y"]}}"#),
+            Err(RecordsError::InvalidRecord(_))
+        ));
+        assert!(matches!(
+            Document::parse(br#"{"a": {"\u0000": 1}}"#),
+            Err(RecordsError::InvalidRecord(_))
         ));
     }
 

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::document::has_nul;
 use super::names::FieldName;
 use super::RecordsError;
 
@@ -16,6 +17,8 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 /// Most filters one list request may combine.
 pub const MAX_FILTERS: usize = 16;
+/// 9999-12-31T23:59:59.999999Z in microseconds since the epoch.
+const MAX_CURSOR_MICROS: i128 = 253_402_300_799_999_999;
 /// Longest filter value, in bytes.
 const MAX_FILTER_VALUE: usize = 1024;
 
@@ -91,6 +94,10 @@ impl Cursor {
             ));
         }
         let micros: i128 = micros.parse().map_err(|_| invalid())?;
+        // Only times this API can have written (1970 to 9999), all within Postgres' range.
+        if !(0..=MAX_CURSOR_MICROS).contains(&micros) {
+            return Err(invalid());
+        }
         let at = OffsetDateTime::from_unix_timestamp_nanos(micros.saturating_mul(1_000))
             .map_err(|_| invalid())?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
@@ -174,13 +181,21 @@ fn filter_value(text: &str) -> Result<Value, RecordsError> {
             "a filter value has at most {MAX_FILTER_VALUE} bytes"
         )));
     }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_) | Value::Array(_)) => Err(RecordsError::InvalidQuery(
-            "a filter value is a JSON scalar (string, number, boolean or null)".to_owned(),
-        )),
-        Ok(value) => Ok(value),
-        Err(_) => Ok(Value::String(text.to_owned())),
+    let value = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_) | Value::Array(_)) => {
+            return Err(RecordsError::InvalidQuery(
+                "a filter value is a JSON scalar (string, number, boolean or null)".to_owned(),
+            ))
+        }
+        Ok(value) => value,
+        Err(_) => Value::String(text.to_owned()),
+    };
+    if has_nul(&value) {
+        return Err(RecordsError::InvalidQuery(
+            "a filter value may not contain the NUL character (U+0000)".to_owned(),
+        ));
     }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -221,6 +236,8 @@ mod tests {
             "filter.obj=%7B%7D",
             "order=created",
             "cursor=not-ours",
+            "filter.status=a%00b",
+            "filter.status=%22a%5Cu0000b%22",
         ] {
             assert!(ListQuery::parse(bad).is_err(), "{bad}");
         }
@@ -238,5 +255,9 @@ mod tests {
             cursor
         );
         assert!(Cursor::decode(&text, Sort::CreatedAscending).is_err());
+        for out_of_range in ["c.-62135596800000000", "c.999999999999999999999"] {
+            let text = URL_SAFE_NO_PAD.encode(format!("{out_of_range}.{}", Uuid::nil()));
+            assert!(Cursor::decode(&text, Sort::CreatedAscending).is_err());
+        }
     }
 }

@@ -66,7 +66,7 @@ async fn holds(
 ) -> Result<bool, ApiError> {
     match authz::require_caller(state, context, permission).await {
         Ok(_) => Ok(true),
-        Err(error) if error.code() == "forbidden" => Ok(false),
+        Err(error) if error.status() == actix_web::http::StatusCode::FORBIDDEN => Ok(false),
         Err(error) => Err(error),
     }
 }
