@@ -16,6 +16,7 @@
 //!   holds `records.<collection>:manage`.
 
 pub mod body;
+pub mod collections;
 pub mod document;
 pub mod names;
 pub mod query;

@@ -15,10 +15,11 @@ use shared::error::ApiError;
 use uuid::Uuid;
 
 use super::body::{self, Accept};
+use super::collections::{self, Settings};
 use super::document::Document;
 use super::names::{CollectionName, FieldName};
 use super::query::ListQuery;
-use super::service::{self, Change, Page, Precondition, RecordView, Rights, Settings};
+use super::service::{self, Change, Page, Precondition, RecordView, Rights};
 use super::store::Access;
 use super::RecordsError;
 use crate::authz::{self, Caller};
@@ -170,7 +171,7 @@ async fn list_records(
     let name = collection_name(&path)?;
     let caller = authz::require_caller(&state, &context, &name.permission("read")).await?;
     let query = ListQuery::parse(req.query_string())?;
-    let Some(collection) = service::collection(&state, &context, &name).await? else {
+    let Some(collection) = collections::collection(&state, &context, &name).await? else {
         // Collections appear on their first write: before it, a list is empty.
         return Ok(HttpResponse::Ok().json(Page {
             records: Vec::new(),
@@ -280,7 +281,7 @@ async fn list_collections(
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let every = holds(&state, &context, "records:read").await?;
-    let mut collections = service::collections(&state, &context).await?;
+    let mut collections = collections::collections(&state, &context).await?;
     if !every {
         // Only the collections the caller may read; at least one must be.
         let mut readable = Vec::with_capacity(collections.len());
@@ -304,7 +305,7 @@ async fn get_collection(
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
     authz::require_caller(&state, &context, &name.permission("read")).await?;
-    let collection = service::collection(&state, &context, &name)
+    let collection = collections::collection(&state, &context, &name)
         .await?
         .ok_or(RecordsError::CollectionNotFound)?;
     Ok(HttpResponse::Ok().json(collection))
@@ -340,7 +341,8 @@ async fn put_collection(
         sensitive_fields,
         access: body.access,
     };
-    let (collection, created) = service::save_collection(&state, &context, &name, settings).await?;
+    let (collection, created) =
+        collections::save_collection(&state, &context, &name, settings).await?;
     let mut response = if created {
         HttpResponse::Created()
     } else {

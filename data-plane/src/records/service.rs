@@ -23,11 +23,6 @@ use crate::state::DataPlane;
 use crate::tenancy::data_keys::TenantDataKeys;
 use crate::tenancy::RequestContext;
 
-/// Most sensitive fields a collection may declare.
-pub const MAX_SENSITIVE_FIELDS: usize = 64;
-/// Records re-sealed per statement when a collection's sensitive fields change.
-const RESEAL_BATCH: i64 = 500;
-
 /// What the caller may do beyond the permission its route required, resolved before any
 /// transaction starts.
 #[derive(Debug, Clone, Copy)]
@@ -143,13 +138,13 @@ pub fn etag(version: i64) -> String {
 
 /// Now, at the microsecond precision Postgres stores, so what a write returns is what a
 /// later read returns.
-fn now(state: &DataPlane) -> OffsetDateTime {
+pub(super) fn now(state: &DataPlane) -> OffsetDateTime {
     let now = state.clock.now();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
 }
 
-async fn data_keys(
+pub(super) async fn data_keys(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<std::sync::Arc<TenantDataKeys>, RecordsError> {
@@ -167,7 +162,7 @@ fn quota_exceeded(context: &RequestContext, used: i64, needed: i64) -> RecordsEr
 /// Splits `document` by the collection's sensitive fields and seals the sensitive part with
 /// the tenant's current data key: (clear part, sealed part, its key version, sensitive part).
 #[allow(clippy::type_complexity)]
-fn seal_document(
+pub(super) fn seal_document(
     state: &DataPlane,
     context: &RequestContext,
     keys: &TenantDataKeys,
@@ -190,7 +185,7 @@ fn seal_document(
 }
 
 /// Opens a stored record's sensitive fields (empty when it has none).
-fn open_sealed(
+pub(super) fn open_sealed(
     context: &RequestContext,
     keys: &TenantDataKeys,
     collection: &CollectionName,
@@ -420,26 +415,6 @@ pub async fn delete(
     store::delete_then_commit(&mut transaction, id).await
 }
 
-/// A collection's settings, if it exists.
-pub async fn collection(
-    state: &DataPlane,
-    context: &RequestContext,
-    name: &CollectionName,
-) -> Result<Option<Collection>, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
-    let collection = store::collection(&mut transaction, name, RowLock::None).await?;
-    transaction.commit().await?;
-    Ok(collection)
-}
-
-pub async fn collections(
-    state: &DataPlane,
-    context: &RequestContext,
-) -> Result<Vec<Collection>, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
-    store::list_collections(&mut transaction).await
-}
-
 /// One page of a list.
 #[derive(Serialize)]
 pub struct Page {
@@ -496,66 +471,6 @@ pub fn check_filter(collection: &Collection, query: &ListQuery) -> Result<(), Re
         Some(field) => Err(RecordsError::SensitiveFilter(field.to_string())),
         None => Ok(()),
     }
-}
-
-/// New settings for a collection.
-pub struct Settings {
-    pub sensitive_fields: Vec<FieldName>,
-    pub access: Access,
-}
-
-/// Creates or replaces a collection's settings. When its sensitive fields change, every
-/// record is re-split and re-sealed in the same transaction, so no field the collection
-/// calls sensitive stays in clear and no field it no longer does stays sealed. Returns the
-/// collection and whether it was created.
-pub async fn save_collection(
-    state: &DataPlane,
-    context: &RequestContext,
-    name: &CollectionName,
-    mut settings: Settings,
-) -> Result<(Collection, bool), RecordsError> {
-    settings.sensitive_fields.sort();
-    settings.sensitive_fields.dedup();
-    if settings.sensitive_fields.len() > MAX_SENSITIVE_FIELDS {
-        return Err(RecordsError::InvalidSettings(format!(
-            "at most {MAX_SENSITIVE_FIELDS} sensitive fields"
-        )));
-    }
-    let keys = data_keys(state, context).await?;
-    let now = now(state);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
-    let previous = store::collection(&mut transaction, name, RowLock::Update).await?;
-    let collection = store::save_collection(
-        &mut transaction,
-        name,
-        &settings.sensitive_fields,
-        settings.access,
-        now,
-    )
-    .await?;
-    let changed = previous
-        .as_ref()
-        .is_some_and(|previous| previous.sensitive_fields != collection.sensitive_fields);
-    if changed {
-        let mut after = None;
-        loop {
-            let batch =
-                store::batch_for_update(&mut transaction, name, after, RESEAL_BATCH).await?;
-            let Some(last) = batch.last() else {
-                break;
-            };
-            after = Some(last.id);
-            for record in batch {
-                let secret = open_sealed(context, &keys, name, &record)?;
-                let document = Document::join(record.data, secret);
-                let (data, sealed, key_version, _) =
-                    seal_document(state, context, &keys, &collection, record.id, document)?;
-                store::reseal(&mut transaction, record.id, &data, &sealed, key_version).await?;
-            }
-        }
-    }
-    transaction.commit().await?;
-    Ok((collection, previous.is_none()))
 }
 
 /// The tenant's stored record bytes, as counted against its storage quota.
