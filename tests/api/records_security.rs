@@ -872,3 +872,116 @@ async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothi
     let big = json!({"blob": "x".repeat(250 * 1024)});
     create(&app, "acme", &owner, "tasks", big).await;
 }
+
+#[tokio::test]
+async fn after_a_data_key_rotation_old_records_open_and_writes_seal_with_the_new_version() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/collections/people",
+        &owner,
+        Some(json!({"sensitive_fields": ["ssn"]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let old = create(&app, "acme", &owner, "people", json!({"ssn": SSN})).await;
+    let schema = tenant_schema(&app, "acme").await;
+    let key_version = |id: String| {
+        let schema = schema.clone();
+        let app = &app;
+        async move {
+            let version: i32 = app
+                .superuser()
+                .await
+                .query_one(
+                    &format!("SELECT key_version FROM {schema}.records WHERE id = $1"),
+                    &[&uuid::Uuid::parse_str(&id).unwrap()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            version
+        }
+    };
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    assert_eq!(key_version(old_id.clone()).await, 1);
+
+    // Rotate: a version-2 data key, wrapped with the deployment's KEK, and the cache told.
+    let superuser = app.superuser().await;
+    let tenant_id: uuid::Uuid = superuser
+        .query_one("SELECT id FROM control.tenants WHERE slug = 'acme'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let kek = shared::envelope::Kek::from_file(&app.kek_file()).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let data_key = shared::envelope::DataKey::generate(&rng).unwrap();
+    let wrapped = kek.wrap(&rng, &data_key, tenant_id, 2).unwrap();
+    superuser
+        .execute(
+            "INSERT INTO control.tenant_data_keys (tenant_id, version, kek_id, nonce, wrapped_key)
+             VALUES ($1, 2, $2, $3, $4)",
+            &[
+                &tenant_id,
+                &wrapped.kek_id,
+                &wrapped.nonce,
+                &wrapped.ciphertext,
+            ],
+        )
+        .await
+        .unwrap();
+    app.data.data_keys.invalidate(tenant_id).await;
+
+    let seen = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("people", &old),
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        seen["data"]["ssn"], SSN,
+        "sealed with version 1, still opens"
+    );
+    let new = create(
+        &app,
+        "acme",
+        &owner,
+        "people",
+        json!({"ssn": "222-33-4444"}),
+    )
+    .await;
+    assert_eq!(key_version(new["id"].as_str().unwrap().to_owned()).await, 2);
+    json_call(
+        &app,
+        Method::PATCH,
+        "acme",
+        &record_path("people", &old),
+        &owner,
+        Some(json!({"name": "x"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        key_version(old_id).await,
+        2,
+        "re-sealed with the current key at its next write"
+    );
+    let seen = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("people", &old),
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(seen["data"], json!({"name": "x", "ssn": SSN}));
+}
