@@ -985,3 +985,52 @@ async fn after_a_data_key_rotation_old_records_open_and_writes_seal_with_the_new
     .await;
     assert_eq!(seen["data"], json!({"name": "x", "ssn": SSN}));
 }
+
+#[tokio::test]
+async fn declaring_a_field_sensitive_reseals_every_record_of_a_large_collection() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    create(&app, "acme", &owner, "people", json!({"ssn": "first"})).await;
+    // More records than one re-seal batch, written straight into the table.
+    let schema = tenant_schema(&app, "acme").await;
+    app.superuser()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.records (id, collection, data, version, size_bytes, created_at, updated_at)
+             SELECT gen_random_uuid(), 'people', jsonb_build_object('n', i, 'ssn', 'ssn-' || i), 1, 20, now(), now()
+             FROM generate_series(1, 1234) AS i"
+        ))
+        .await
+        .unwrap();
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/collections/people",
+        &owner,
+        Some(json!({"sensitive_fields": ["ssn"]})),
+        StatusCode::OK,
+    )
+    .await;
+    let superuser = app.superuser().await;
+    let in_clear: i64 = superuser
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.records WHERE data ? 'ssn' OR sealed IS NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_clear, 0);
+    let page = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/collections/people/records?filter.n=1234",
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["records"][0]["data"]["ssn"], "ssn-1234");
+}

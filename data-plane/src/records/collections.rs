@@ -6,14 +6,14 @@
 use super::document::Document;
 use super::names::{CollectionName, FieldName};
 use super::service::{data_keys, now, open_sealed, seal_document};
-use super::store::{self, Access, Collection, RowLock};
+use super::store::{self, Access, Collection, Resealed, RowLock};
 use super::RecordsError;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 /// Most sensitive fields a collection may declare.
 pub const MAX_SENSITIVE_FIELDS: usize = 64;
-/// Records re-sealed per statement when a collection's sensitive fields change.
+/// Records locked and re-sealed per batch (two statements) when a collection's sensitive fields change.
 const RESEAL_BATCH: i64 = 500;
 
 /// A collection's settings, if it exists.
@@ -83,13 +83,20 @@ pub async fn save_collection(
                 break;
             };
             after = Some(last.id);
+            let mut resealed = Vec::with_capacity(batch.len());
             for record in batch {
                 let secret = open_sealed(context, &keys, name, &record)?;
                 let document = Document::join(record.data, secret);
                 let (data, sealed, key_version, _) =
                     seal_document(state, context, &keys, &collection, record.id, document)?;
-                store::reseal(&mut transaction, record.id, &data, &sealed, key_version).await?;
+                resealed.push(Resealed {
+                    id: record.id,
+                    data,
+                    sealed,
+                    key_version,
+                });
             }
+            store::reseal(&mut transaction, &resealed).await?;
         }
     }
     transaction.commit().await?;

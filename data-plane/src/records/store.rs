@@ -346,23 +346,38 @@ pub async fn replace(
     rows.first().map(record_from_row).transpose()
 }
 
-/// Re-seals a locked record after its collection's sensitive fields changed. Its size (the
-/// record's JSON) and version stay: its content did not change.
+/// A record's stored parts after its collection's sensitive fields changed.
+pub struct Resealed {
+    pub id: Uuid,
+    pub data: Value,
+    pub sealed: Option<Vec<u8>>,
+    pub key_version: Option<i32>,
+}
+
+/// Stores re-split records (locked by the caller) in one statement. Sizes (the record's JSON)
+/// and versions stay: their content did not change.
 pub async fn reseal(
     transaction: &mut TenantTransaction,
-    id: Uuid,
-    data: &Value,
-    sealed: &Option<Vec<u8>>,
-    key_version: Option<i32>,
+    records: &[Resealed],
 ) -> Result<(), RecordsError> {
+    let ids: Vec<Uuid> = records.iter().map(|record| record.id).collect();
+    let data: Vec<&Value> = records.iter().map(|record| &record.data).collect();
+    let sealed: Vec<Option<&[u8]>> = records
+        .iter()
+        .map(|record| record.sealed.as_deref())
+        .collect();
+    let versions: Vec<Option<i32>> = records.iter().map(|record| record.key_version).collect();
     transaction
         .query_typed(
-            "UPDATE records SET data = $2, sealed = $3, key_version = $4 WHERE id = $1",
+            "UPDATE records AS r SET data = u.data, sealed = u.sealed, key_version = u.key_version
+             FROM unnest($1::uuid[], $2::jsonb[], $3::bytea[], $4::integer[])
+                  AS u(id, data, sealed, key_version)
+             WHERE r.id = u.id",
             &[
-                (&id, Type::UUID),
-                (data, Type::JSONB),
-                (sealed, Type::BYTEA),
-                (&key_version, Type::INT4),
+                (&ids, Type::UUID_ARRAY),
+                (&data, Type::JSONB_ARRAY),
+                (&sealed, Type::BYTEA_ARRAY),
+                (&versions, Type::INT4_ARRAY),
             ],
         )
         .await?;
