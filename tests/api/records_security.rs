@@ -854,6 +854,18 @@ async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothi
         assert_eq!(body["error"]["code"], code, "{method} {target}");
         assert!(body["error"]["request_id"].is_string());
     }
+    let response = request(&app, Method::POST, "acme", &path, &owner)
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed".to_owned()
+        )
+    );
     assert_eq!(record_count(&app, "acme").await, 1);
     let unchanged = json_call(
         &app,

@@ -31,20 +31,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/collections/{collection}")
                 .route(web::get().to(get_collection))
-                .route(web::put().to(put_collection)),
+                .route(web::put().to(put_collection))
+                .default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/v1/collections/{collection}/records")
                 .route(web::post().to(create_record))
-                .route(web::get().to(list_records)),
+                .route(web::get().to(list_records))
+                .default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/v1/collections/{collection}/records/{id}")
                 .route(web::get().to(get_record))
                 .route(web::put().to(replace_record))
                 .route(web::patch().to(patch_record))
-                .route(web::delete().to(delete_record)),
+                .route(web::delete().to(delete_record))
+                .default_service(web::to(method_not_allowed)),
         );
+}
+
+/// Another method on a records path: 405 with the JSON error body.
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this path",
+    ))
 }
 
 fn collection_name(path: &str) -> Result<CollectionName, ApiError> {
