@@ -8,6 +8,7 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::authz::cache::PermissionCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
@@ -21,6 +22,8 @@ use crate::tokens::verified::VerifiedTokens;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;
+/// Users whose effective permissions are remembered per node.
+const PERMISSIONS_CACHED: u64 = 200_000;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -33,6 +36,8 @@ pub struct DataPlane {
     pub signing_keys: SigningKeys,
     pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
+    /// Effective permissions per (tenant, user), evicted by NOTIFY.
+    pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
@@ -60,6 +65,7 @@ impl DataPlane {
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
+        let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
         let listening = crate::tenancy::listener::spawn(
@@ -69,6 +75,7 @@ impl DataPlane {
                 data_keys: data_keys.clone(),
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
+                permissions: permissions.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -87,6 +94,7 @@ impl DataPlane {
             signing_keys,
             verified_tokens,
             sessions,
+            permissions,
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,

@@ -1,5 +1,5 @@
-//! Listens for change notifications (tenants changed by the control plane; sessions ended and
-//! signing keys rotated by any node) and evicts the affected cache entries. On a lost
+//! Listens for change notifications (tenants changed by the control plane; sessions ended,
+//! signing keys rotated, roles and assignments changed by any node) and evicts the affected cache entries. On a lost
 //! connection it evicts everything (news may have been missed) and reconnects with capped
 //! exponential backoff.
 
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
+use crate::authz::cache::PermissionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -21,6 +22,7 @@ pub struct Caches {
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
+    pub permissions: PermissionCache,
 }
 
 impl Caches {
@@ -29,6 +31,7 @@ impl Caches {
         self.data_keys.invalidate_all();
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
+        self.permissions.invalidate_all();
     }
 
     async fn tenant_changed(&self, slug: &str) {
@@ -49,6 +52,10 @@ impl Caches {
                 self.sessions.forget(tenant, session).await;
             }
             (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
+            (Some("authz"), Some(tenant), Some(user)) => {
+                self.permissions.invalidate_user(tenant, user).await;
+            }
+            (Some("authz"), Some(tenant), None) => self.permissions.invalidate_tenant(tenant),
             _ => tracing::warn!(payload, "unrecognised identity notification"),
         }
     }
