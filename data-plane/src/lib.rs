@@ -10,6 +10,7 @@ pub mod identity;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod privacy;
 pub mod roles;
 pub mod server;
 pub mod sessions;

@@ -29,6 +29,7 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::tokens::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::roles::routes::configure)
+            .configure(crate::privacy::routes::configure)
             .configure(crate::settings::routes::configure)
             .configure(crate::mfa::routes::configure)
             .default_service(web::to(shared::http::route_not_found))

@@ -12,6 +12,7 @@ mod mail;
 mod mfa;
 mod operator_api;
 mod password_reset;
+mod privacy;
 mod provisioning;
 mod rbac;
 mod routing;

@@ -29,7 +29,6 @@ pub mod store;
 use std::sync::Arc;
 
 use shared::error::ApiError;
-use shared::tenant_context::TenantDbError;
 
 use uuid::Uuid;
 
@@ -82,16 +81,6 @@ pub fn grants(granted: &str, required: &str) -> bool {
     resource_matches && action_matches
 }
 
-fn db_error(error: TenantDbError) -> ApiError {
-    match error {
-        TenantDbError::Pool(_) => ApiError::unavailable(
-            "database_unavailable",
-            "the database is busy or unavailable; retry shortly",
-        ),
-        other => ApiError::internal(&other),
-    }
-}
-
 /// What `user_id`'s role assignments grant, from the cache or the tenant's tables.
 pub async fn permissions(
     state: &DataPlane,
@@ -106,7 +95,7 @@ pub async fn permissions(
             store::effective_permissions(&state.tenant_db, context, user_id),
         )
         .await
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 /// The caller, if their session is unrestricted and their roles grant `permission`

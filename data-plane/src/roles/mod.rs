@@ -68,11 +68,7 @@ impl From<RolesError> for ApiError {
             RolesError::Escalation(missing) => ApiError::forbidden("privilege_escalation", message)
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             RolesError::InvalidInput(_) => ApiError::bad_request("invalid_role", message),
-            RolesError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
-            RolesError::Db(_) => ApiError::internal(&error),
+            RolesError::Db(error) => error.into(),
         }
     }
 }

@@ -410,7 +410,8 @@ pub async fn reset_mfa(
     change.finish().await
 }
 
-/// Deletes the user after ending their sessions on every node.
+/// Erases the user: ends their sessions on every node, strips their sign-in history and other
+/// traces of their address of personal data, and deletes them.
 pub async fn delete(
     state: &DataPlane,
     context: &RequestContext,
@@ -433,6 +434,13 @@ pub async fn delete(
         "user_deleted",
     )
     .await?;
+    // Erasure: what is kept about the address outside the user's own rows loses its
+    // personal data in the same transaction (see `privacy`).
+    let user = store::get(&mut change.transaction, user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    crate::privacy::store::forget_address(&mut change.transaction, user_id, user.email.as_str())
+        .await?;
     store::delete(&mut change.transaction, user_id).await?;
     change.commit().await
 }
