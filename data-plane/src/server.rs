@@ -48,17 +48,9 @@ async fn record_metrics(
     let started = Instant::now();
     let response = next.call(req).await?;
     if let Some(state) = state {
-        let class = format!("{}xx", response.status().as_u16() / 100);
         state
             .metrics
-            .http_requests
-            .with_label_values(&[&class])
-            .inc();
-        state
-            .metrics
-            .http_duration
-            .with_label_values(&[&class])
-            .observe(started.elapsed().as_secs_f64());
+            .record_request(response.status().as_u16(), started.elapsed().as_secs_f64());
     }
     Ok(response)
 }

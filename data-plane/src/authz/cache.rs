@@ -20,13 +20,35 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::conditions::Conditions;
-use super::grants;
+use super::split_grants;
+
+/// A granted pattern, split once at load so a check does not split it again.
+#[derive(Debug)]
+struct Pattern {
+    text: String,
+    colon: usize,
+}
+
+impl Pattern {
+    /// `None` for a stored string without a colon (which grants nothing).
+    fn parse(text: String) -> Option<Self> {
+        let colon = text.find(':')?;
+        Some(Self { text, colon })
+    }
+
+    fn grants(&self, required: (&str, &str)) -> bool {
+        split_grants(
+            (&self.text[..self.colon], &self.text[self.colon + 1..]),
+            required,
+        )
+    }
+}
 
 /// What a user's role assignments grant.
 #[derive(Debug, Default)]
 pub struct EffectivePermissions {
-    unconditional: Vec<String>,
-    conditional: Vec<(Conditions, Vec<String>)>,
+    unconditional: Vec<Pattern>,
+    conditional: Vec<(Conditions, Vec<Pattern>)>,
 }
 
 impl EffectivePermissions {
@@ -37,6 +59,9 @@ impl EffectivePermissions {
     ) -> Self {
         let mut permissions = Self::default();
         for (conditions, pattern) in rows {
+            let Some(pattern) = Pattern::parse(pattern) else {
+                continue;
+            };
             match conditions {
                 None => permissions.unconditional.push(pattern),
                 Some(stored) => {
@@ -55,28 +80,36 @@ impl EffectivePermissions {
                 }
             }
         }
-        permissions.unconditional.sort();
-        permissions.unconditional.dedup();
+        permissions
+            .unconditional
+            .sort_by(|a, b| a.text.cmp(&b.text));
+        permissions.unconditional.dedup_by(|a, b| a.text == b.text);
         permissions
     }
 
-    /// Whether a request from `ip` at `now` may do `permission`.
+    /// Whether a request from `ip` at `now` may do `permission` (`resource:action`).
     pub fn allows(&self, permission: &str, ip: Option<IpAddr>, now: OffsetDateTime) -> bool {
+        let Some(required) = permission.split_once(':') else {
+            return false;
+        };
         self.unconditional
             .iter()
-            .any(|granted| grants(granted, permission))
+            .any(|granted| granted.grants(required))
             || self.conditional.iter().any(|(conditions, patterns)| {
-                patterns.iter().any(|granted| grants(granted, permission))
-                    && conditions.admit(ip, now)
+                patterns.iter().any(|granted| granted.grants(required)) && conditions.admit(ip, now)
             })
     }
 
     /// The patterns in force for a request from `ip` at `now`.
     pub fn in_force(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> Vec<&str> {
-        let mut patterns: Vec<&str> = self.unconditional.iter().map(String::as_str).collect();
+        let mut patterns: Vec<&str> = self
+            .unconditional
+            .iter()
+            .map(|pattern| pattern.text.as_str())
+            .collect();
         for (conditions, granted) in &self.conditional {
             if conditions.admit(ip, now) {
-                patterns.extend(granted.iter().map(String::as_str));
+                patterns.extend(granted.iter().map(|pattern| pattern.text.as_str()));
             }
         }
         patterns

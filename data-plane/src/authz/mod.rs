@@ -65,11 +65,17 @@ fn missing(permission: &str) -> ApiError {
 /// Whether the granted pattern `granted` (e.g. `records:*`, `*:*`, `users:manage`) covers the
 /// required permission `required` (e.g. `users:read`).
 pub fn grants(granted: &str, required: &str) -> bool {
-    let (Some((granted_resource, granted_action)), Some((resource, action))) =
-        (granted.split_once(':'), required.split_once(':'))
-    else {
-        return false;
-    };
+    match (granted.split_once(':'), required.split_once(':')) {
+        (Some(granted), Some(required)) => split_grants(granted, required),
+        _ => false,
+    }
+}
+
+/// [`grants`] on patterns already split at the colon: `(resource, action)`.
+pub fn split_grants(
+    (granted_resource, granted_action): (&str, &str),
+    (resource, action): (&str, &str),
+) -> bool {
     // A resource names a family: `records` covers `records.invoices` (one collection).
     let resource_matches = granted_resource == "*"
         || granted_resource == resource
