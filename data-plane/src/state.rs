@@ -8,6 +8,7 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::api_keys::ApiKeys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
@@ -33,6 +34,8 @@ pub struct DataPlane {
     pub signing_keys: SigningKeys,
     pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
+    /// API keys' digest key, cache of stored keys and usage tallies.
+    pub api_keys: ApiKeys,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
@@ -62,6 +65,11 @@ impl DataPlane {
         let sessions = SessionCache::new();
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
+        let tenant_db = TenantDb::new(pool);
+        let api_keys = ApiKeys::new(
+            password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
+            tenant_db.clone(),
+        );
         let listening = crate::tenancy::listener::spawn(
             config.database.clone(),
             Caches {
@@ -69,6 +77,7 @@ impl DataPlane {
                 data_keys: data_keys.clone(),
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
+                api_keys: api_keys.cache.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -79,7 +88,7 @@ impl DataPlane {
             .with_validation(false);
         Ok(Self {
             config: Arc::new(config),
-            tenant_db: TenantDb::new(pool),
+            tenant_db,
             registry,
             clickhouse,
             metrics,
@@ -87,6 +96,7 @@ impl DataPlane {
             signing_keys,
             verified_tokens,
             sessions,
+            api_keys,
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,

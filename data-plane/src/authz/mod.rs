@@ -100,18 +100,66 @@ pub async fn require<'a>(
     }
 }
 
-/// The caller — an API key whose scopes grant `permission`, or a user as [`require`] admits
-/// one — for the endpoints API keys may use.
+/// The permission patterns `user_id` holds now (none unless the user is active): what an
+/// API key they create may be scoped to.
+pub async fn user_permissions(
+    state: &DataPlane,
+    context: &RequestContext,
+    user_id: Uuid,
+) -> Result<Vec<String>, ApiError> {
+    store::effective_permissions(&state.tenant_db, context, user_id)
+        .await
+        .map_err(|error| match error {
+            TenantDbError::Pool(_) => ApiError::unavailable(
+                "database_unavailable",
+                "the database is busy or unavailable; retry shortly",
+            ),
+            other => ApiError::internal(&other),
+        })
+}
+
+/// Whether `user_id`, as their roles stand now, holds `permission` (false unless active).
+pub async fn user_allows(
+    state: &DataPlane,
+    context: &RequestContext,
+    user_id: Uuid,
+    permission: &str,
+) -> Result<bool, ApiError> {
+    let permissions = user_permissions(state, context, user_id).await?;
+    Ok(permissions
+        .iter()
+        .any(|granted| grants(granted, permission)))
+}
+
+/// The caller — an API key, or a user as [`require`] admits one — for the endpoints API keys
+/// may use.
+///
+/// A key is admitted when one of its scopes grants `permission` **and** its creator, as their
+/// roles and status stand now, holds it too: a key never outlives what its creator may do, so
+/// demoting, disabling or deleting a user shrinks their keys at once.
 pub async fn require_caller<'a>(
     state: &DataPlane,
     context: &'a RequestContext,
     permission: &str,
 ) -> Result<Caller<'a>, ApiError> {
     if let Some(key) = context.api_key.as_deref() {
-        return if key.scopes.iter().any(|scope| grants(scope, permission)) {
+        if !key.scopes.iter().any(|scope| grants(scope, permission)) {
+            return Err(missing(permission));
+        }
+        let creator_holds = match key.created_by {
+            Some(creator) => user_allows(state, context, creator, permission).await?,
+            None => false,
+        };
+        return if creator_holds {
             Ok(Caller::ApiKey(key))
         } else {
-            Err(missing(permission))
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!(
+                    "this needs the permission {permission}, which the key's creator no longer holds"
+                ),
+            )
+            .with_details(serde_json::json!({ "missing_permission": permission })))
         };
     }
     require(state, context, permission).await.map(Caller::User)
