@@ -50,7 +50,16 @@ async fn with_key_on(
 
 /// `GET /v1/usage` on the first node with `key` in `X-API-Key`.
 async fn usage_with(app: &TestApp, slug: &str, key: &str) -> reqwest::Response {
-    with_key_on(app, &app.data_url, Method::GET, slug, "/v1/usage", key, Via::XApiKey).await
+    with_key_on(
+        app,
+        &app.data_url,
+        Method::GET,
+        slug,
+        "/v1/usage",
+        key,
+        Via::XApiKey,
+    )
+    .await
 }
 
 /// Creates a key as the holder of `token`; the 201 body (with the full `key`).
@@ -104,8 +113,16 @@ async fn a_key_works_with_either_header_and_its_secret_is_shown_once_and_stored_
     let secret = &key[17..];
 
     for via in [Via::XApiKey, Via::Bearer] {
-        let response =
-            with_key_on(&app, &app.data_url, Method::GET, "acme", "/v1/usage", &key, via).await;
+        let response = with_key_on(
+            &app,
+            &app.data_url,
+            Method::GET,
+            "acme",
+            "/v1/usage",
+            &key,
+            via,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "{via:?}");
         let usage: Value = response.json().await.unwrap();
         assert_eq!(usage["users"]["used"], 1);
@@ -148,7 +165,10 @@ async fn keys_of_another_tenant_and_bad_keys_get_one_uniform_401() {
     let globex_owner = tenant_with_owner(&app, "globex").await;
     let acme_key = key_text(&usage_key(&app, "acme", &acme_owner).await);
     let globex_key = key_text(&usage_key(&app, "globex", &globex_owner).await);
-    assert_eq!(usage_with(&app, "acme", &acme_key).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &acme_key).await.status(),
+        StatusCode::OK
+    );
 
     let wrong_secret = format!("{}{}", &acme_key[..17], &globex_key[17..]);
     let mut messages = Vec::new();
@@ -156,7 +176,10 @@ async fn keys_of_another_tenant_and_bad_keys_get_one_uniform_401() {
         ("globex", acme_key.as_str()),
         ("acme", globex_key.as_str()),
         ("acme", wrong_secret.as_str()),
-        ("acme", "tnt_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        (
+            "acme",
+            "tnt_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
         ("acme", "tnt_short"),
         ("acme", "not a key at all"),
     ] {
@@ -179,7 +202,10 @@ async fn keys_of_another_tenant_and_bad_keys_get_one_uniform_401() {
         Via::Bearer,
     )
     .await;
-    assert_eq!(error_code(response).await, (StatusCode::UNAUTHORIZED, "invalid_api_key".to_owned()));
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::UNAUTHORIZED, "invalid_api_key".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -216,15 +242,31 @@ async fn a_revoked_key_is_refused_at_once_and_on_another_node_within_a_second() 
     let key = key_text(&created);
     let (_node, second) = app.spawn_data_node(&TestOptions::default()).await;
     let on_second = || async {
-        with_key_on(&app, &second, Method::GET, "acme", "/v1/usage", &key, Via::XApiKey)
-            .await
-            .status()
+        with_key_on(
+            &app,
+            &second,
+            Method::GET,
+            "acme",
+            "/v1/usage",
+            &key,
+            Via::XApiKey,
+        )
+        .await
+        .status()
     };
     // The second node has the key cached.
     assert_eq!(on_second().await, StatusCode::OK);
     assert_eq!(on_second().await, StatusCode::OK);
 
-    let revoked = call(&app, Method::DELETE, "acme", &key_path(&created), &owner, None).await;
+    let revoked = call(
+        &app,
+        Method::DELETE,
+        "acme",
+        &key_path(&created),
+        &owner,
+        None,
+    )
+    .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         error_code(usage_with(&app, "acme", &key).await).await,
@@ -234,7 +276,10 @@ async fn a_revoked_key_is_refused_at_once_and_on_another_node_within_a_second() 
         on_second().await == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(refused.is_some(), "the second node still accepts the revoked key");
+    assert!(
+        refused.is_some(),
+        "the second node still accepts the revoked key"
+    );
 
     let view: Value = call(&app, Method::GET, "acme", &key_path(&created), &owner, None)
         .await
@@ -257,9 +302,20 @@ async fn a_revoked_key_is_refused_at_once_and_on_another_node_within_a_second() 
         error_code(rotated).await,
         (StatusCode::CONFLICT, "api_key_revoked".to_owned())
     );
-    let again = call(&app, Method::DELETE, "acme", &key_path(&created), &owner, None).await;
+    let again = call(
+        &app,
+        Method::DELETE,
+        "acme",
+        &key_path(&created),
+        &owner,
+        None,
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
-    assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -290,10 +346,16 @@ async fn an_expired_key_is_refused_and_no_longer_counts() {
     )
     .await;
     let key = key_text(&created);
-    assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
 
     clock.advance(time::Duration::minutes(59));
-    assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
     clock.advance(time::Duration::minutes(2));
     assert_eq!(
         error_code(usage_with(&app, "acme", &key).await).await,
@@ -333,7 +395,10 @@ async fn the_ip_allow_list_admits_only_its_ranges() {
         json!({"name": "local", "scopes": ["usage:read"], "allowed_ips": ["127.0.0.0/8", "2001:db8::/32"]}),
     )
     .await;
-    assert_eq!(local["allowed_ips"], json!(["127.0.0.0/8", "2001:db8::/32"]));
+    assert_eq!(
+        local["allowed_ips"],
+        json!(["127.0.0.0/8", "2001:db8::/32"])
+    );
 
     for via in [Via::XApiKey, Via::Bearer] {
         let response = with_key_on(
@@ -391,16 +456,28 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
         rfc3339(clock.now() + time::Duration::seconds(600))
     );
 
-    assert_eq!(usage_with(&app, "acme", &old).await.status(), StatusCode::OK);
-    assert_eq!(usage_with(&app, "acme", &new).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &old).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &new).await.status(),
+        StatusCode::OK
+    );
     clock.advance(time::Duration::seconds(599));
-    assert_eq!(usage_with(&app, "acme", &old).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &old).await.status(),
+        StatusCode::OK
+    );
     clock.advance(time::Duration::seconds(2));
     assert_eq!(
         error_code(usage_with(&app, "acme", &old).await).await,
         (StatusCode::UNAUTHORIZED, "invalid_api_key".to_owned())
     );
-    assert_eq!(usage_with(&app, "acme", &new).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &new).await.status(),
+        StatusCode::OK
+    );
 
     // Without a body the grace is 30 minutes; the secret before that stops at once.
     let response = call(&app, Method::POST, "acme", &rotate, &owner, None).await;
@@ -411,12 +488,27 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
         rfc3339(clock.now() + time::Duration::minutes(30))
     );
     let newest = key_text(&third);
-    assert_eq!(usage_with(&app, "acme", &old).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(usage_with(&app, "acme", &new).await.status(), StatusCode::OK);
-    assert_eq!(usage_with(&app, "acme", &newest).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &old).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &new).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &newest).await.status(),
+        StatusCode::OK
+    );
     clock.advance(time::Duration::minutes(31));
-    assert_eq!(usage_with(&app, "acme", &new).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(usage_with(&app, "acme", &newest).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &new).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &newest).await.status(),
+        StatusCode::OK
+    );
 
     // A grace of zero ends the old secret at once.
     let response = call(
@@ -429,8 +521,14 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
     )
     .await;
     let last = key_text(&response.json::<Value>().await.unwrap());
-    assert_eq!(usage_with(&app, "acme", &newest).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(usage_with(&app, "acme", &last).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &newest).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &last).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -443,9 +541,17 @@ async fn a_rotation_on_one_node_is_seen_by_another_at_once() {
         let app = &app;
         let second = second.clone();
         async move {
-            with_key_on(app, &second, Method::GET, "acme", "/v1/usage", &key, Via::XApiKey)
-                .await
-                .status()
+            with_key_on(
+                app,
+                &second,
+                Method::GET,
+                "acme",
+                "/v1/usage",
+                &key,
+                Via::XApiKey,
+            )
+            .await
+            .status()
         }
     };
     assert_eq!(on_second(key_text(&created)).await, StatusCode::OK);
@@ -530,7 +636,9 @@ async fn nobody_gives_a_key_more_than_they_hold() {
         (StatusCode::FORBIDDEN, "scope_not_held".to_owned())
     );
     assert_eq!(
-        usage_with(&app, "acme", &key_text(&owners_key)).await.status(),
+        usage_with(&app, "acme", &key_text(&owners_key))
+            .await
+            .status(),
         StatusCode::OK
     );
 }
@@ -543,7 +651,10 @@ async fn a_key_loses_what_its_creator_loses() {
     let admin_id = invite_and_activate(&app, "acme", &owner, &admin_email, &["admin"]).await;
     let admin = access(&app.sign_in("acme", &admin_email, PASSWORD).await);
     let key = key_text(&usage_key(&app, "acme", &admin).await);
-    assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
     let refused_soon = || async {
         TestApp::eventually(Duration::from_secs(1), || async {
             usage_with(&app, "acme", &key).await.status() == StatusCode::FORBIDDEN
@@ -655,7 +766,10 @@ async fn usage_counters_rise_without_a_write_per_request() {
     assert!(created["last_used_at"].is_null());
     let key = key_text(&created);
     for _ in 0..3 {
-        assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::OK);
+        assert_eq!(
+            usage_with(&app, "acme", &key).await.status(),
+            StatusCode::OK
+        );
     }
     let view = || async {
         call(&app, Method::GET, "acme", &key_path(&created), &owner, None)
@@ -675,8 +789,14 @@ async fn usage_counters_rise_without_a_write_per_request() {
 
     // Refused requests do not count.
     let wrong = format!("{}{}", &key[..17], "A".repeat(43));
-    assert_eq!(usage_with(&app, "acme", &wrong).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(usage_with(&app, "acme", &key).await.status(), StatusCode::OK);
+    assert_eq!(
+        usage_with(&app, "acme", &wrong).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
     let counted = TestApp::eventually(Duration::from_secs(5), || async {
         view().await["use_count"] == 4
     })
@@ -726,7 +846,15 @@ async fn creation_stops_at_the_quota_even_when_requests_race() {
     assert_eq!(usage["api_keys"], json!({"used": 2, "limit": 2}));
 
     // A revoked key frees its place.
-    let revoked = call(&app, Method::DELETE, "acme", &key_path(&created[0]), &owner, None).await;
+    let revoked = call(
+        &app,
+        Method::DELETE,
+        "acme",
+        &key_path(&created[0]),
+        &owner,
+        None,
+    )
+    .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     usage_key(&app, "acme", &owner).await;
     let full = call(
@@ -752,23 +880,68 @@ async fn malformed_requests_get_400_and_create_nothing() {
         (json!({"scopes": ["usage:read"]}), "invalid_json"),
         (json!({"name": "x"}), "invalid_json"),
         (json!({"name": "x", "scopes": "usage:read"}), "invalid_json"),
-        (json!({"name": "x", "scopes": ["usage:read"], "admin": true}), "invalid_json"),
-        (json!({"name": "", "scopes": ["usage:read"]}), "invalid_name"),
-        (json!({"name": "a\u{0}b", "scopes": ["usage:read"]}), "invalid_name"),
-        (json!({"name": "x".repeat(101), "scopes": ["usage:read"]}), "invalid_name"),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "admin": true}),
+            "invalid_json",
+        ),
+        (
+            json!({"name": "", "scopes": ["usage:read"]}),
+            "invalid_name",
+        ),
+        (
+            json!({"name": "a\u{0}b", "scopes": ["usage:read"]}),
+            "invalid_name",
+        ),
+        (
+            json!({"name": "x".repeat(101), "scopes": ["usage:read"]}),
+            "invalid_name",
+        ),
         (json!({"name": "x", "scopes": []}), "invalid_scope"),
         (json!({"name": "x", "scopes": ["usage"]}), "invalid_scope"),
-        (json!({"name": "x", "scopes": ["Usage:Read"]}), "invalid_scope"),
-        (json!({"name": "x", "scopes": ["usage:read'; DROP TABLE api_keys; --"]}), "invalid_scope"),
-        (json!({"name": "x", "scopes": ["records..x:read"]}), "invalid_scope"),
-        (json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": []}), "invalid_cidr"),
-        (json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["10.0.0.0/33"]}), "invalid_cidr"),
-        (json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["10.1.2.3/8"]}), "invalid_cidr"),
-        (json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["999.0.0.1"]}), "invalid_cidr"),
-        (json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": "10.0.0.0/8"}), "invalid_json"),
-        (json!({"name": "x", "scopes": ["usage:read"], "expires_at": "tomorrow"}), "invalid_json"),
-        (json!({"name": "x", "scopes": ["usage:read"], "expires_at": 1234}), "invalid_json"),
-        (json!({"name": "x", "scopes": ["usage:read"], "expires_at": "2001-01-01T00:00:00Z"}), "invalid_expiry"),
+        (
+            json!({"name": "x", "scopes": ["Usage:Read"]}),
+            "invalid_scope",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read'; DROP TABLE api_keys; --"]}),
+            "invalid_scope",
+        ),
+        (
+            json!({"name": "x", "scopes": ["records..x:read"]}),
+            "invalid_scope",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": []}),
+            "invalid_cidr",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["10.0.0.0/33"]}),
+            "invalid_cidr",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["10.1.2.3/8"]}),
+            "invalid_cidr",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": ["999.0.0.1"]}),
+            "invalid_cidr",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "allowed_ips": "10.0.0.0/8"}),
+            "invalid_json",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "expires_at": "tomorrow"}),
+            "invalid_json",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "expires_at": 1234}),
+            "invalid_json",
+        ),
+        (
+            json!({"name": "x", "scopes": ["usage:read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
     ] {
         let response = call(&app, Method::POST, "acme", KEYS, &owner, Some(body.clone())).await;
         assert_eq!(
@@ -798,7 +971,15 @@ async fn malformed_requests_get_400_and_create_nothing() {
         json!({"grace_seconds": "soon"}),
         json!({"grace": 10}),
     ] {
-        let response = call(&app, Method::POST, "acme", &rotate, &owner, Some(body.clone())).await;
+        let response = call(
+            &app,
+            Method::POST,
+            "acme",
+            &rotate,
+            &owner,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     // The key was not rotated by any of them.
@@ -840,7 +1021,10 @@ async fn the_key_admin_needs_api_keys_manage_and_ids_of_another_tenant_are_not_f
     let response = call(&app, Method::GET, "acme", KEYS, &member, None).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
-    assert_eq!(body["error"]["details"]["missing_permission"], "api_keys:manage");
+    assert_eq!(
+        body["error"]["details"]["missing_permission"],
+        "api_keys:manage"
+    );
     let response = app.tenant_get("acme", KEYS).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
@@ -850,10 +1034,66 @@ async fn the_key_admin_needs_api_keys_manage_and_ids_of_another_tenant_are_not_f
         let response = call(&app, method, "acme", &path, &owner, None).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
-    let response = call(&app, Method::POST, "acme", &format!("{path}/rotate"), &owner, None).await;
+    let response = call(
+        &app,
+        Method::POST,
+        "acme",
+        &format!("{path}/rotate"),
+        &owner,
+        None,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
-        usage_with(&app, "globex", &key_text(&globex_key)).await.status(),
+        usage_with(&app, "globex", &key_text(&globex_key))
+            .await
+            .status(),
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_lost_its_listener_connection_forgets_cached_keys() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    let key = key_text(&usage_key(&app, "acme", &owner).await);
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
+
+    // Revoked behind the data plane's back: no NOTIFY, so the cached row still answers.
+    let schema = tenant_schema(&app, "acme").await;
+    let superuser = app.superuser().await;
+    superuser
+        .execute(
+            &format!("UPDATE {schema}.api_keys SET revoked_at = now()"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        usage_with(&app, "acme", &key).await.status(),
+        StatusCode::OK
+    );
+
+    // Cut the listening connections: the node may have missed news, so it drops its cache.
+    let cut: i64 = superuser
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cut >= 1);
+    let refused = TestApp::eventually(Duration::from_secs(5), || async {
+        usage_with(&app, "acme", &key).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the node kept its cached key after losing LISTEN"
     );
 }
