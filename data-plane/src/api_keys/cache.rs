@@ -102,3 +102,80 @@ impl Default for ApiKeyCache {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(name: &str) -> StoredKey {
+        StoredKey {
+            secret_hash: vec![1; 32],
+            previous_secret: None,
+            allowed_ips: None,
+            expires_at: None,
+            revoked: false,
+            principal: Arc::new(ApiKeyPrincipal {
+                key_id: Uuid::new_v4(),
+                name: name.to_owned(),
+                scopes: vec!["usage:read".to_owned()],
+                created_by: None,
+            }),
+        }
+    }
+
+    async fn load_count(cache: &ApiKeyCache, tenant: Uuid, loads: &AtomicU64) -> Option<String> {
+        cache
+            .get_or_load(tenant, "0123456789ab", async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(Some(stored("fresh")))
+            })
+            .await
+            .unwrap()
+            .map(|key| key.principal.name.clone())
+    }
+
+    #[tokio::test]
+    async fn hits_skip_the_load_and_evictions_force_one() {
+        let cache = ApiKeyCache::new();
+        let tenant = Uuid::new_v4();
+        let loads = AtomicU64::new(0);
+        assert_eq!(
+            load_count(&cache, tenant, &loads).await.as_deref(),
+            Some("fresh")
+        );
+        load_count(&cache, tenant, &loads).await;
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        cache.invalidate(tenant, "0123456789ab").await;
+        load_count(&cache, tenant, &loads).await;
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        // Another tenant's entry under the same prefix is a different entry.
+        load_count(&cache, Uuid::new_v4(), &loads).await;
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
+        let missing = cache
+            .get_or_load(tenant, "zzzzzzzzzzzz", async { Ok::<_, ()>(None) })
+            .await
+            .unwrap();
+        assert!(missing.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_an_eviction_is_not_kept() {
+        let cache = ApiKeyCache::new();
+        let tenant = Uuid::new_v4();
+        let stale = cache
+            .get_or_load(tenant, "0123456789ab", async {
+                // The revocation's NOTIFY arrives while the row is being read.
+                cache.invalidate(tenant, "0123456789ab").await;
+                Ok::<_, ()>(Some(stored("stale")))
+            })
+            .await
+            .unwrap();
+        assert_eq!(stale.unwrap().principal.name, "stale");
+        let loads = AtomicU64::new(0);
+        assert_eq!(
+            load_count(&cache, tenant, &loads).await.as_deref(),
+            Some("fresh")
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+}
