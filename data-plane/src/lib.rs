@@ -11,6 +11,7 @@ pub mod identity;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod roles;
 pub mod server;
 pub mod sessions;
 pub mod settings;

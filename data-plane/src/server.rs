@@ -28,6 +28,7 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::sessions::routes::configure)
             .configure(crate::tokens::routes::configure)
             .configure(crate::users::routes::configure)
+            .configure(crate::roles::routes::configure)
             .configure(crate::settings::routes::configure)
             .configure(crate::mfa::routes::configure)
             .configure(crate::api_keys::routes::configure)

@@ -9,6 +9,7 @@ use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
 use crate::api_keys::ApiKeys;
+use crate::authz::cache::PermissionCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
@@ -22,6 +23,8 @@ use crate::tokens::verified::VerifiedTokens;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;
+/// Users whose effective permissions are remembered per node.
+const PERMISSIONS_CACHED: u64 = 200_000;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -36,6 +39,8 @@ pub struct DataPlane {
     pub sessions: SessionCache,
     /// API keys' digest key, cache of stored keys and usage tallies.
     pub api_keys: ApiKeys,
+    /// Effective permissions per (tenant, user), evicted by NOTIFY.
+    pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
@@ -63,6 +68,7 @@ impl DataPlane {
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
+        let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
         let tenant_db = TenantDb::new(pool);
@@ -78,6 +84,7 @@ impl DataPlane {
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
                 api_keys: api_keys.cache.clone(),
+                permissions: permissions.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -97,6 +104,7 @@ impl DataPlane {
             verified_tokens,
             sessions,
             api_keys,
+            permissions,
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,

@@ -14,6 +14,7 @@ mod mfa;
 mod operator_api;
 mod password_reset;
 mod provisioning;
+mod rbac;
 mod routing;
 mod session_policy;
 mod settings;

@@ -105,18 +105,19 @@ pub struct IssuedKey {
     pub key: String,
 }
 
-/// Refuses unless `caller` holds every pattern of `scopes` themself.
+/// Refuses unless `caller` holds every pattern of `scopes` themself, in force for this request
+/// (role-assignment conditions included).
 async fn check_caller_holds(
     state: &DataPlane,
     context: &RequestContext,
     caller: &Principal,
     scopes: &[String],
 ) -> Result<(), ApiKeyError> {
-    let held = authz::user_permissions(state, context, caller.user_id).await?;
-    let missing: Vec<String> = scopes
-        .iter()
-        .filter(|scope| !held.iter().any(|granted| authz::grants(granted, scope)))
-        .cloned()
+    let held = authz::in_force(state, context, caller).await?;
+    let held: Vec<&str> = held.iter().map(String::as_str).collect();
+    let missing: Vec<String> = authz::covered(&held, scopes)
+        .into_iter()
+        .map(str::to_owned)
         .collect();
     if missing.is_empty() {
         Ok(())

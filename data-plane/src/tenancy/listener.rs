@@ -1,5 +1,6 @@
 //! Listens for change notifications (tenants changed by the control plane; sessions ended,
-//! signing keys rotated, API keys revoked or rotated by any node) and evicts the affected cache entries. On a lost
+//! signing keys rotated, roles and assignments changed, API keys revoked or rotated by any
+//! node) and evicts the affected cache entries. On a lost
 //! connection it evicts everything (news may have been missed) and reconnects with capped
 //! exponential backoff.
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
 use crate::api_keys::cache::ApiKeyCache;
+use crate::authz::cache::PermissionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -23,6 +25,7 @@ pub struct Caches {
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
     pub api_keys: ApiKeyCache,
+    pub permissions: PermissionCache,
 }
 
 impl Caches {
@@ -32,6 +35,7 @@ impl Caches {
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
         self.api_keys.invalidate_all();
+        self.permissions.invalidate_all();
     }
 
     async fn tenant_changed(&self, slug: &str) {
@@ -63,6 +67,10 @@ impl Caches {
                 self.sessions.forget(tenant, session).await;
             }
             (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
+            (Some("authz"), Some(tenant), Some(user)) => {
+                self.permissions.invalidate_user(tenant, user).await;
+            }
+            (Some("authz"), Some(tenant), None) => self.permissions.invalidate_tenant(tenant),
             _ => tracing::warn!(payload, "unrecognised identity notification"),
         }
     }
