@@ -2,6 +2,7 @@
 //! `main.rs` only parses arguments and calls into here, so tests run what the binary runs.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod authz;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod tenancy;
 pub mod tenant_info;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 pub use state::DataPlane;

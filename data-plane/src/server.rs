@@ -32,6 +32,8 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::privacy::routes::configure)
             .configure(crate::settings::routes::configure)
             .configure(crate::mfa::routes::configure)
+            .configure(crate::api_keys::routes::configure)
+            .configure(crate::usage::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

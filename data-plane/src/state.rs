@@ -8,6 +8,7 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::api_keys::ApiKeys;
 use crate::authz::cache::PermissionCache;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct DataPlane {
     pub signing_keys: SigningKeys,
     pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
+    /// API keys' digest key, cache of stored keys and usage tallies.
+    pub api_keys: ApiKeys,
     /// Effective permissions per (tenant, user), evicted by NOTIFY.
     pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
@@ -68,6 +71,11 @@ impl DataPlane {
         let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
+        let tenant_db = TenantDb::new(pool);
+        let api_keys = ApiKeys::new(
+            password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
+            tenant_db.clone(),
+        );
         let listening = crate::tenancy::listener::spawn(
             config.database.clone(),
             Caches {
@@ -75,6 +83,7 @@ impl DataPlane {
                 data_keys: data_keys.clone(),
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
+                api_keys: api_keys.cache.clone(),
                 permissions: permissions.clone(),
             },
         );
@@ -86,7 +95,7 @@ impl DataPlane {
             .with_validation(false);
         Ok(Self {
             config: Arc::new(config),
-            tenant_db: TenantDb::new(pool),
+            tenant_db,
             registry,
             clickhouse,
             metrics,
@@ -94,6 +103,7 @@ impl DataPlane {
             signing_keys,
             verified_tokens,
             sessions,
+            api_keys,
             permissions,
             password_hasher,
             rng: SystemRandom::new(),

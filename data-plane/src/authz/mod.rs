@@ -145,18 +145,40 @@ pub fn covered<'w>(held: &[&str], wanted: &'w [String]) -> Vec<&'w str> {
         .collect()
 }
 
-/// The caller — an API key whose scopes grant `permission`, or a user as [`require`] admits
-/// one — for the endpoints API keys may use.
+/// The caller — an API key, or a user as [`require`] admits one — for the endpoints API keys
+/// may use.
+///
+/// A key is admitted when one of its scopes grants `permission` **and** its creator's
+/// permissions, as they stand now and in force for this request, grant it too: a key never
+/// outlives what its creator may do, so demoting, disabling or deleting a user shrinks their
+/// keys at once (the creator's permissions come from the same NOTIFY-evicted cache).
 pub async fn require_caller<'a>(
     state: &DataPlane,
     context: &'a RequestContext,
     permission: &str,
 ) -> Result<Caller<'a>, ApiError> {
     if let Some(key) = context.api_key.as_deref() {
-        return if key.scopes.iter().any(|scope| grants(scope, permission)) {
+        if !key.scopes.iter().any(|scope| grants(scope, permission)) {
+            return Err(missing(permission));
+        }
+        let creator_holds = match key.created_by {
+            Some(creator) => permissions(state, context, creator).await?.allows(
+                permission,
+                context.source_ip,
+                state.clock.now(),
+            ),
+            None => false,
+        };
+        return if creator_holds {
             Ok(Caller::ApiKey(key))
         } else {
-            Err(missing(permission))
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!(
+                    "this needs the permission {permission}, which the key's creator no longer holds"
+                ),
+            )
+            .with_details(serde_json::json!({ "missing_permission": permission })))
         };
     }
     require(state, context, permission).await.map(Caller::User)
