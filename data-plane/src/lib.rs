@@ -2,6 +2,7 @@
 //! `main.rs` only parses arguments and calls into here, so tests run what the binary runs.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod authz;
 pub mod clock;
 pub mod config;
@@ -10,7 +11,9 @@ pub mod identity;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod privacy;
 pub mod records;
+pub mod roles;
 pub mod server;
 pub mod sessions;
 pub mod settings;
@@ -18,6 +21,7 @@ pub mod state;
 pub mod tenancy;
 pub mod tenant_info;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 pub use state::DataPlane;

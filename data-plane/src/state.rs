@@ -8,6 +8,8 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::api_keys::ApiKeys;
+use crate::authz::cache::PermissionCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
@@ -21,6 +23,8 @@ use crate::tokens::verified::VerifiedTokens;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;
+/// Users whose effective permissions are remembered per node.
+const PERMISSIONS_CACHED: u64 = 200_000;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -33,6 +37,10 @@ pub struct DataPlane {
     pub signing_keys: SigningKeys,
     pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
+    /// API keys' digest key, cache of stored keys and usage tallies.
+    pub api_keys: ApiKeys,
+    /// Effective permissions per (tenant, user), evicted by NOTIFY.
+    pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
@@ -60,8 +68,14 @@ impl DataPlane {
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
+        let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
+        let tenant_db = TenantDb::new(pool);
+        let api_keys = ApiKeys::new(
+            password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
+            tenant_db.clone(),
+        );
         let listening = crate::tenancy::listener::spawn(
             config.database.clone(),
             Caches {
@@ -69,6 +83,8 @@ impl DataPlane {
                 data_keys: data_keys.clone(),
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
+                api_keys: api_keys.cache.clone(),
+                permissions: permissions.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -79,7 +95,7 @@ impl DataPlane {
             .with_validation(false);
         Ok(Self {
             config: Arc::new(config),
-            tenant_db: TenantDb::new(pool),
+            tenant_db,
             registry,
             clickhouse,
             metrics,
@@ -87,6 +103,8 @@ impl DataPlane {
             signing_keys,
             verified_tokens,
             sessions,
+            api_keys,
+            permissions,
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,

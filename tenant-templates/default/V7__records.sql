@@ -49,5 +49,7 @@ INSERT INTO storage_usage (id, record_bytes) VALUES (1, 0);
 
 -- Reading sensitive fields is its own permission family (`sensitive.<collection>:read`), so
 -- `records:*` does not include it. The built-in admin gets it; the owner has `*:*` already.
-UPDATE roles SET permissions = array_append(permissions, 'sensitive:read')
+-- (Cached permissions pick this up within the permission cache's TTL: a template roll-out
+-- sends no NOTIFY.)
+UPDATE roles SET permissions = array_append(permissions, 'sensitive:read'), updated_at = now()
 WHERE name = 'admin' AND built_in AND NOT ('sensitive:read' = ANY (permissions));

@@ -1,5 +1,6 @@
-//! Listens for change notifications (tenants changed by the control plane; sessions ended and
-//! signing keys rotated by any node) and evicts the affected cache entries. On a lost
+//! Listens for change notifications (tenants changed by the control plane; sessions ended,
+//! signing keys rotated, roles and assignments changed, API keys revoked or rotated by any
+//! node) and evicts the affected cache entries. On a lost
 //! connection it evicts everything (news may have been missed) and reconnects with capped
 //! exponential backoff.
 
@@ -11,6 +12,8 @@ use uuid::Uuid;
 
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
+use crate::api_keys::cache::ApiKeyCache;
+use crate::authz::cache::PermissionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -21,6 +24,8 @@ pub struct Caches {
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
+    pub api_keys: ApiKeyCache,
+    pub permissions: PermissionCache,
 }
 
 impl Caches {
@@ -29,6 +34,8 @@ impl Caches {
         self.data_keys.invalidate_all();
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
+        self.api_keys.invalidate_all();
+        self.permissions.invalidate_all();
     }
 
     async fn tenant_changed(&self, slug: &str) {
@@ -40,6 +47,17 @@ impl Caches {
     }
 
     async fn identity_changed(&self, payload: &str) {
+        // `api_key:<tenant id>:<prefix>`: the item is the key's public prefix, its cache key.
+        if let Some(rest) = payload.strip_prefix("api_key:") {
+            match rest
+                .split_once(':')
+                .and_then(|(tenant, prefix)| Some((Uuid::parse_str(tenant).ok()?, prefix)))
+            {
+                Some((tenant, prefix)) => self.api_keys.invalidate(tenant, prefix).await,
+                None => tracing::warn!(payload, "unrecognised identity notification"),
+            }
+            return;
+        }
         let mut parts = payload.split(':');
         let kind = parts.next();
         let tenant = parts.next().and_then(|id| Uuid::parse_str(id).ok());
@@ -49,6 +67,10 @@ impl Caches {
                 self.sessions.forget(tenant, session).await;
             }
             (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
+            (Some("authz"), Some(tenant), Some(user)) => {
+                self.permissions.invalidate_user(tenant, user).await;
+            }
+            (Some("authz"), Some(tenant), None) => self.permissions.invalidate_tenant(tenant),
             _ => tracing::warn!(payload, "unrecognised identity notification"),
         }
     }

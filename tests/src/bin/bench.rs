@@ -13,6 +13,9 @@
 //!    tenant-routed read with a bearer token (signature, claims and session liveness checked)
 //!    beside the same read without one.
 //!
+//! 4. Authorisation: a permission check on a warm cache in isolation (moka lookup of the
+//!    user's effective permissions among 100 000 cached users, then pattern matching), in ns.
+//!
 //! Run: `cargo run --release -p tenantry-tests --bin tenantry-bench` with the test Postgres
 //! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
 //! in docs/benchmarks.md.
@@ -60,7 +63,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "provisioning,rollout,reads,identity"
+        default_value = "provisioning,rollout,reads,identity,authz"
     )]
     sections: Vec<Section>,
     /// Tenants with a signed-in user for the identity section.
@@ -74,6 +77,7 @@ enum Section {
     Rollout,
     Reads,
     Identity,
+    Authz,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -114,6 +118,83 @@ async fn main() {
     if run(Section::Identity) {
         identity(&app, &args).await;
     }
+    if run(Section::Authz) {
+        permission_checks().await;
+    }
+}
+
+/// The guard's check on a warm cache: one moka lookup keyed by (tenant, user), then matching
+/// the required permission against the admin role's patterns and a conditional grant.
+async fn permission_checks() {
+    use data_plane::authz::cache::{EffectivePermissions, PermissionCache};
+    const USERS: u32 = 100_000;
+    const CHECKS: u32 = 1_000_000;
+    println!("\n## Authorisation: warm permission checks");
+    let admin = control_plane::roles::BUILT_IN_ROLES
+        .iter()
+        .find(|role| role.name == "admin")
+        .unwrap();
+    let office = serde_json::json!({"ip_ranges": ["10.0.0.0/8"], "time_window": {"start": "08:00", "end": "18:00"}});
+    let cache = PermissionCache::new(Duration::from_secs(3600), u64::from(USERS) * 2);
+    let tenant = uuid::Uuid::new_v4();
+    let users: Vec<uuid::Uuid> = (0..USERS).map(|_| uuid::Uuid::new_v4()).collect();
+    for user in &users {
+        let grants = admin
+            .permissions
+            .iter()
+            .map(|pattern| (None, (*pattern).to_owned()))
+            .chain([(Some(office.clone()), "billing:manage".to_owned())]);
+        cache
+            .get_or_load(tenant, *user, async {
+                Ok::<_, ()>(EffectivePermissions::from_grants(grants))
+            })
+            .await
+            .unwrap();
+    }
+    let ip = Some("192.0.2.7".parse().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    for (label, permission, expected) in [
+        (
+            "allowed (records.notes:read, 8th pattern)",
+            "records.notes:read",
+            true,
+        ),
+        (
+            "refused (every pattern and the condition tried)",
+            "billing:read",
+            false,
+        ),
+    ] {
+        let started = Instant::now();
+        for index in 0..CHECKS {
+            let user = users[index as usize % users.len()];
+            let permissions = cache.get(tenant, user).await.unwrap();
+            assert_eq!(permissions.allows(permission, ip, now), expected);
+        }
+        let per_check = started.elapsed() / CHECKS;
+        println!(
+            "permission check, warm cache of {USERS} users, {label}: {} ns (goal < 1000 ns)",
+            per_check.as_nanos()
+        );
+    }
+    // The two halves: the moka lookup alone, and the matching alone on one held entry.
+    let started = Instant::now();
+    for index in 0..CHECKS {
+        let user = users[index as usize % users.len()];
+        std::hint::black_box(cache.get(tenant, user).await);
+    }
+    let lookup = started.elapsed() / CHECKS;
+    let held = cache.get(tenant, users[0]).await.unwrap();
+    let started = Instant::now();
+    for _ in 0..CHECKS {
+        std::hint::black_box(held.allows(std::hint::black_box("billing:read"), ip, now));
+    }
+    let matching = started.elapsed() / CHECKS;
+    println!(
+        "of which: moka lookup {} ns, matching (refused case) {} ns",
+        lookup.as_nanos(),
+        matching.as_nanos()
+    );
 }
 
 async fn provisioning(app: &TestApp, args: &Args) {
