@@ -1046,3 +1046,202 @@ async fn declaring_a_field_sensitive_reseals_every_record_of_a_large_collection(
     .await;
     assert_eq!(page["records"][0]["data"]["ssn"], "ssn-1234");
 }
+
+/// A request for tenant `slug` presenting the API key `key`.
+fn with_key(
+    app: &TestApp,
+    method: Method,
+    slug: &str,
+    path: &str,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, format!("{}{path}", app.data_url))
+        .header("X-Tenant", slug)
+        .header("X-API-Key", key)
+}
+
+#[tokio::test]
+async fn api_keys_act_within_their_scopes_own_nothing_and_see_sensitive_fields_only_when_scoped() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    let key = |scopes: Value| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            let created = crate::api_keys::create_key(
+                app,
+                "acme",
+                &owner,
+                json!({"name": "k", "scopes": scopes}),
+            )
+            .await;
+            crate::api_keys::key_text(&created)
+        }
+    };
+    let reader = key(json!(["records:read"])).await;
+    // The free plan allows two keys: the second both takes notes and reads people in full.
+    let note_taker = key(json!([
+        "records.notes:create",
+        "records.notes:read",
+        "records.people:read",
+        "sensitive.people:read"
+    ]))
+    .await;
+    let sensitive_reader = note_taker.clone();
+
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/collections/notes",
+        &owner,
+        Some(json!({"access": "owner"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/collections/people",
+        &owner,
+        Some(json!({"sensitive_fields": ["ssn"]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let owners_note = create(
+        &app,
+        "acme",
+        &owner,
+        "notes",
+        json!({"text": "the owner's"}),
+    )
+    .await;
+    let person = create(
+        &app,
+        "acme",
+        &owner,
+        "people",
+        json!({"name": "Ada", "ssn": SSN}),
+    )
+    .await;
+
+    // Scopes bound what a key does.
+    let response = with_key(
+        &app,
+        Method::POST,
+        "acme",
+        "/v1/collections/people/records",
+        &reader,
+    )
+    .json(&json!({"name": "x"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = with_key(
+        &app,
+        Method::POST,
+        "acme",
+        "/v1/collections/people/records",
+        &note_taker,
+    )
+    .json(&json!({"name": "x"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Sensitive fields: only with sensitive.<c>:read in the key's scopes.
+    let seen: Value = with_key(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("people", &person),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(seen["data"], json!({"name": "Ada"}));
+    let seen: Value = with_key(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("people", &person),
+        &sensitive_reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(seen["data"]["ssn"], SSN);
+
+    // A key owns nothing: in an owner collection it sees only ownerless records.
+    let response = with_key(
+        &app,
+        Method::POST,
+        "acme",
+        "/v1/collections/notes/records",
+        &note_taker,
+    )
+    .json(&json!({"text": "the key's"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let keys_note: Value = response.json().await.unwrap();
+    assert_eq!(keys_note["owner_id"], Value::Null);
+    let listed: Value = with_key(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/collections/notes/records",
+        &note_taker,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let ids: Vec<&str> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![keys_note["id"].as_str().unwrap()]);
+    let response = with_key(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("notes", &owners_note),
+        &note_taker,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (StatusCode::NOT_FOUND, "record_not_found".to_owned())
+    );
+    // The owner (manage) sees both.
+    let all = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/collections/notes/records",
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(all["records"].as_array().unwrap().len(), 2);
+}
