@@ -743,3 +743,125 @@ async fn writes_that_would_pass_the_storage_quota_are_refused_and_change_nothing
     create(&app, "acme", &owner, "other", record_of_size(5000)).await;
     assert_eq!(stored_bytes(&app, "acme").await, 5900);
 }
+
+#[tokio::test]
+async fn erasing_a_user_reassigns_or_deletes_their_records_by_the_privacy_policy() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    let me = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/me",
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let alice_email = unique_address("alice");
+    let alice_id = invite_and_activate(&app, "acme", &owner, &alice_email, &["member"]).await;
+    let alice = access(&app.sign_in("acme", &alice_email, PASSWORD).await);
+    let bob_email = unique_address("bob");
+    let bob_id = invite_and_activate(&app, "acme", &owner, &bob_email, &["member"]).await;
+    let bob = access(&app.sign_in("acme", &bob_email, PASSWORD).await);
+    let kept = create(&app, "acme", &owner, "tasks", json!({"by": "owner"})).await;
+    let alices = create(&app, "acme", &alice, "tasks", json!({"by": "alice"})).await;
+    let bobs = create(&app, "acme", &bob, "tasks", json!({"by": "bob"})).await;
+    let bytes_before = stored_bytes(&app, "acme").await;
+
+    // Default policy: reassign to the admin who erases.
+    json_call(
+        &app,
+        Method::DELETE,
+        "acme",
+        &format!("/v1/admin/users/{alice_id}"),
+        &owner,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let moved = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("tasks", &alices),
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["owner_id"], me["id"]);
+    assert_eq!(moved["version"], 2);
+    assert_eq!(moved["data"], json!({"by": "alice"}));
+    assert_eq!(stored_bytes(&app, "acme").await, bytes_before);
+
+    // Policy `delete`: the records go with the user, and their bytes with them.
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/settings/privacy",
+        &owner,
+        Some(json!({"erased_user_records": "delete"})),
+        StatusCode::OK,
+    )
+    .await;
+    json_call(
+        &app,
+        Method::DELETE,
+        "acme",
+        &format!("/v1/admin/users/{bob_id}"),
+        &owner,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let gone = request(
+        &app,
+        Method::GET,
+        "acme",
+        &record_path("tasks", &bobs),
+        &owner,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let usage = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/usage",
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let remaining = stored_bytes(&app, "acme").await;
+    assert!(remaining < bytes_before);
+    assert_eq!(usage["storage_bytes"]["used"], remaining);
+    assert_eq!(
+        usage["storage_bytes"]["limit"], 104_857_600,
+        "the free plan's"
+    );
+    let listed = json_call(
+        &app,
+        Method::GET,
+        "acme",
+        "/v1/collections/tasks/records",
+        &owner,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let ids: Vec<&str> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![kept["id"].as_str().unwrap(), alices["id"].as_str().unwrap()]
+    );
+}

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use shared::tenant_context::TenantTransaction;
+use shared::tenant_context::{TenantDbError, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -481,7 +481,7 @@ pub async fn list_then_commit(
 }
 
 /// The tenant's stored record bytes, as counted against its storage quota.
-pub async fn storage_used(transaction: &mut TenantTransaction) -> Result<i64, RecordsError> {
+pub async fn storage_used(transaction: &mut TenantTransaction) -> Result<i64, TenantDbError> {
     let rows = transaction
         .query_typed(
             "SELECT coalesce((SELECT record_bytes FROM storage_usage WHERE id = 1), 0)",
@@ -489,4 +489,54 @@ pub async fn storage_used(transaction: &mut TenantTransaction) -> Result<i64, Re
         )
         .await?;
     Ok(rows.first().map_or(Ok(0), |row| row.try_get(0))?)
+}
+
+/// Deletes every record `owner_id` owns and returns their bytes to the tenant's total (GDPR
+/// erasure under the `delete` policy); how many went.
+pub async fn delete_owned_by(
+    transaction: &mut TenantTransaction,
+    owner_id: Uuid,
+) -> Result<u64, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "WITH gone AS (DELETE FROM records WHERE owner_id = $1 RETURNING size_bytes),
+                  usage AS (
+                      UPDATE storage_usage
+                      SET record_bytes = record_bytes - (SELECT coalesce(sum(size_bytes), 0) FROM gone)
+                      WHERE id = 1)
+             SELECT count(*) FROM gone",
+            &[(&owner_id, Type::UUID)],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .map_or(Ok(0_i64), |row| row.try_get(0))?
+        .unsigned_abs())
+}
+
+/// Gives every record `owner_id` owns to `new_owner` (GDPR erasure under the `reassign`
+/// policy). Each moved record's version grows, as its representation changed; how many moved.
+pub async fn reassign_owned_by(
+    transaction: &mut TenantTransaction,
+    owner_id: Uuid,
+    new_owner: Uuid,
+    now: OffsetDateTime,
+) -> Result<u64, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "WITH moved AS (
+                 UPDATE records SET owner_id = $2, version = version + 1, updated_at = $3
+                 WHERE owner_id = $1 RETURNING 1)
+             SELECT count(*) FROM moved",
+            &[
+                (&owner_id, Type::UUID),
+                (&new_owner, Type::UUID),
+                (&now, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .map_or(Ok(0_i64), |row| row.try_get(0))?
+        .unsigned_abs())
 }

@@ -1,5 +1,5 @@
 //! The tenant's usage against its quotas (`GET /v1/usage`, `usage:read`, open to API keys):
-//! users and live API keys, each with its limit from the control plane's quotas.
+//! users, live API keys and record storage, each with its limit from the control plane's quotas.
 //!
 //! Counts are read when asked (a few indexed counts in the tenant's schema); limits come with
 //! the served tenant, so a quota change in the control plane shows at the next request.

@@ -22,8 +22,8 @@ pub struct Usage {
     pub users: Metered,
     /// Keys neither revoked nor expired, against `max_api_keys`.
     pub api_keys: Metered,
-    // Record storage (`storage_bytes` against `max_storage_bytes`) joins here with the
-    // records API (issue #4, item 4).
+    /// Bytes of the tenant's records (each record's JSON), against `max_storage_bytes`.
+    pub storage_bytes: Metered,
 }
 
 pub async fn usage(state: &DataPlane, context: &RequestContext) -> Result<Usage, TenantDbError> {
@@ -31,6 +31,7 @@ pub async fn usage(state: &DataPlane, context: &RequestContext) -> Result<Usage,
     let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
     let users = store::count_users(&mut transaction).await?;
     let api_keys = api_keys_store::count_live(&mut transaction, state.clock.now()).await?;
+    let storage_bytes = crate::records::store::storage_used(&mut transaction).await?;
     transaction.commit().await?;
     Ok(Usage {
         users: Metered {
@@ -40,6 +41,10 @@ pub async fn usage(state: &DataPlane, context: &RequestContext) -> Result<Usage,
         api_keys: Metered {
             used: api_keys,
             limit: quotas.max_api_keys,
+        },
+        storage_bytes: Metered {
+            used: storage_bytes,
+            limit: quotas.max_storage_bytes,
         },
     })
 }

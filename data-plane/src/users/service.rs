@@ -15,6 +15,8 @@ use crate::authz::conditions::Conditions;
 use crate::authz::{self, store as authz_store};
 use crate::identity::store as identity_store;
 use crate::mail::OutgoingMail;
+use crate::privacy::ErasedUserRecords;
+use crate::records::store as records;
 use crate::sessions::store::{self as sessions, Revoke};
 use crate::state::DataPlane;
 use crate::tenancy::{Principal, RequestContext};
@@ -441,6 +443,18 @@ pub async fn delete(
         .ok_or(UsersError::NotFound)?;
     crate::privacy::store::forget_address(&mut change.transaction, user_id, user.email.as_str())
         .await?;
+    // The records they own go or pass to the caller, by the tenant's privacy policy.
+    let policy = crate::privacy::store::policy(&mut change.transaction).await?;
+    match policy.erased_user_records {
+        ErasedUserRecords::Delete => {
+            records::delete_owned_by(&mut change.transaction, user_id).await?;
+        }
+        ErasedUserRecords::Reassign => {
+            let now = state.clock.now();
+            records::reassign_owned_by(&mut change.transaction, user_id, caller.user_id, now)
+                .await?;
+        }
+    }
     store::delete(&mut change.transaction, user_id).await?;
     change.commit().await
 }
