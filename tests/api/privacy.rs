@@ -58,7 +58,10 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     assert_eq!(outcomes.len(), 2, "{outcomes:?}");
     assert_ne!(outcomes[0], outcomes[1]);
     // Nothing secret, and nothing of another user.
+    let key_secret = key_text(&key);
     for secret in [
+        key_secret.as_str(),
+        "secret_hash",
         "$argon2",
         "password_hash",
         "totp_secret",
