@@ -4,6 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tenantry_tests::{unique_address, TestApp};
 
+use crate::api_keys::{create_key, key_text};
 use crate::users_admin::{
     access, call, error_code, invite_and_activate, tenant_with_owner, OWNER_EMAIL, PASSWORD,
 };
@@ -26,9 +27,16 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
     let email = unique_address("export");
-    invite_and_activate(&app, "acme", &owner, &email, &["member"]).await;
+    invite_and_activate(&app, "acme", &owner, &email, &["member", "developer"]).await;
     failed_sign_in(&app, "acme", &email).await;
     let token = access(&app.sign_in("acme", &email, PASSWORD).await);
+    let key = create_key(
+        &app,
+        "acme",
+        &token,
+        json!({"name": "ci", "scopes": ["records:read"]}),
+    )
+    .await;
 
     let response = call(&app, Method::GET, "acme", "/v1/me/export", &token, None).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -38,7 +46,8 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     let export: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(export["user"]["email"], email.as_str());
     assert_eq!(export["tenant"]["slug"], "acme");
-    assert_eq!(export["roles"][0]["role"], "member");
+    assert_eq!(export["roles"][1]["role"], "member");
+    assert_eq!(export["api_keys"][0]["prefix"], key["prefix"]);
     assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
     let outcomes: Vec<&str> = export["sign_in_attempts"]
         .as_array()
@@ -49,7 +58,10 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     assert_eq!(outcomes.len(), 2, "{outcomes:?}");
     assert_ne!(outcomes[0], outcomes[1]);
     // Nothing secret, and nothing of another user.
+    let key_secret = key_text(&key);
     for secret in [
+        key_secret.as_str(),
+        "secret_hash",
         "$argon2",
         "password_hash",
         "totp_secret",

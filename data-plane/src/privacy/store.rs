@@ -33,6 +33,13 @@ pub async fn export(
                          'amr', amr, 'revoked_at', revoked_at, 'revoked_reason', revoked_reason)
                          ORDER BY created_at), '[]')
                      FROM sessions WHERE user_id = u.id),
+                 'api_keys', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                         'id', id, 'name', name, 'prefix', prefix, 'scopes', scopes,
+                         'allowed_ips', allowed_ips, 'expires_at', expires_at,
+                         'created_at', created_at, 'revoked_at', revoked_at,
+                         'last_used_at', last_used_at, 'use_count', use_count)
+                         ORDER BY created_at), '[]')
+                     FROM api_keys WHERE created_by = u.id),
                  'sign_in_attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                          'at', at, 'method', method, 'outcome', outcome, 'ip', host(ip),
                          'user_agent', user_agent) ORDER BY at), '[]')
