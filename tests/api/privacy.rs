@@ -38,6 +38,20 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     )
     .await;
 
+    // One record of theirs and one of the owner's.
+    for (who, title) in [(&token, "mine"), (&owner, "not mine")] {
+        let created = call(
+            &app,
+            Method::POST,
+            "acme",
+            "/v1/collections/notes/records",
+            who,
+            Some(json!({"title": title})),
+        )
+        .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+
     let response = call(&app, Method::GET, "acme", "/v1/me/export", &token, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let disposition = response.headers()["content-disposition"].to_str().unwrap();
@@ -48,6 +62,10 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     assert_eq!(export["tenant"]["slug"], "acme");
     assert_eq!(export["roles"][1]["role"], "member");
     assert_eq!(export["api_keys"][0]["prefix"], key["prefix"]);
+    let records = export["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["collection"], "notes");
+    assert_eq!(records[0]["data"]["title"], "mine");
     assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
     let outcomes: Vec<&str> = export["sign_in_attempts"]
         .as_array()

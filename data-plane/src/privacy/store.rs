@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use super::{PrivacyPolicy, SETTINGS_KEY};
 
-/// Everything the tenant's identity tables hold about `user_id`, secrets left out, as one
-/// JSON document; `None` for an unknown user.
+/// Everything the tenant holds about `user_id`, secrets left out, as one JSON document;
+/// `None` for an unknown user. Records the user owns come without their sensitive fields
+/// (flagged `sensitive_fields_withheld`): those stay behind `sensitive.<collection>:read`, as
+/// on the records API, since a record's owner is not necessarily its subject.
 pub async fn export(
     transaction: &mut TenantTransaction,
     user_id: Uuid,
@@ -40,6 +42,12 @@ pub async fn export(
                          'last_used_at', last_used_at, 'use_count', use_count)
                          ORDER BY created_at), '[]')
                      FROM api_keys WHERE created_by = u.id),
+                 'records', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                         'collection', collection, 'id', id, 'data', data, 'version', version,
+                         'sensitive_fields_withheld', sealed IS NOT NULL,
+                         'created_at', created_at, 'updated_at', updated_at)
+                         ORDER BY collection, created_at, id), '[]')
+                     FROM records WHERE owner_id = u.id),
                  'sign_in_attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                          'at', at, 'method', method, 'outcome', outcome, 'ip', host(ip),
                          'user_agent', user_agent) ORDER BY at), '[]')
