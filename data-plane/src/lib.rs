@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod fresh_cache;
 pub mod health;
 pub mod identity;
 pub mod mail;

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
+use crate::records::collections::CollectionCache;
 use crate::sessions::SessionCache;
 use crate::tenancy::data_keys::DataKeys;
 use crate::tenancy::listener::Caches;
@@ -23,6 +24,8 @@ use crate::tokens::verified::VerifiedTokens;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;
+/// Collections whose settings are remembered per node.
+const COLLECTIONS_CACHED: u64 = 100_000;
 /// Users whose effective permissions are remembered per node.
 const PERMISSIONS_CACHED: u64 = 200_000;
 
@@ -39,6 +42,8 @@ pub struct DataPlane {
     pub sessions: SessionCache,
     /// API keys' digest key, cache of stored keys and usage tallies.
     pub api_keys: ApiKeys,
+    /// Collection settings per (tenant, collection), evicted by NOTIFY.
+    pub collections: CollectionCache,
     /// Effective permissions per (tenant, user), evicted by NOTIFY.
     pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
@@ -72,6 +77,7 @@ impl DataPlane {
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
         let tenant_db = TenantDb::new(pool);
+        let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
         let api_keys = ApiKeys::new(
             password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
             tenant_db.clone(),
@@ -84,6 +90,7 @@ impl DataPlane {
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
                 api_keys: api_keys.cache.clone(),
+                collections: collections.clone(),
                 permissions: permissions.clone(),
             },
         );
@@ -104,6 +111,7 @@ impl DataPlane {
             verified_tokens,
             sessions,
             api_keys,
+            collections,
             permissions,
             password_hasher,
             rng: SystemRandom::new(),

@@ -3,9 +3,11 @@
 //! an `owner` collection (IDOR); SQL-injection attempts in collection names, field names,
 //! filters and sort keys; oversized, malformed and mistyped bodies.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::{unique_address, TestApp};
+use tenantry_tests::{unique_address, TestApp, TestOptions};
 
 use crate::records::{create, json_call, record_path, request};
 use crate::users_admin::{
@@ -1244,4 +1246,45 @@ async fn api_keys_act_within_their_scopes_own_nothing_and_see_sensitive_fields_o
     )
     .await;
     assert_eq!(all["records"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_collection_made_owner_only_hides_others_records_on_another_node_within_a_second() {
+    let app = TestApp::spawn().await;
+    let (_node, second) = app.spawn_data_node(&TestOptions::default()).await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    let (_, alice) = user_with_roles(&app, "acme", &owner, "alice", &["member"]).await;
+    let (_, carol) = user_with_roles(&app, "acme", &owner, "carol", &["member"]).await;
+    let note = create(&app, "acme", &alice, "notes", json!({"text": "alice's"})).await;
+    let path = record_path("notes", &note);
+    let carol_reads_on_second = || {
+        let request = app
+            .http
+            .get(format!("{second}{path}"))
+            .header("X-Tenant", "acme")
+            .bearer_auth(&carol);
+        async move { request.send().await.unwrap().status() }
+    };
+    // Shared: the second node caches the collection's settings while serving carol.
+    assert_eq!(carol_reads_on_second().await, StatusCode::OK);
+    assert_eq!(carol_reads_on_second().await, StatusCode::OK);
+
+    json_call(
+        &app,
+        Method::PUT,
+        "acme",
+        "/v1/collections/notes",
+        &owner,
+        Some(json!({"access": "owner"})),
+        StatusCode::OK,
+    )
+    .await;
+    let hidden_within = TestApp::eventually(Duration::from_secs(1), || async {
+        carol_reads_on_second().await == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(
+        hidden_within.is_some(),
+        "the second node still shares alice's note"
+    );
 }

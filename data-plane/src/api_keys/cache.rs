@@ -8,18 +8,16 @@
 //! connection empties the cache. Unknown prefixes are not cached (a new key's prefix is random,
 //! but nothing would evict a "not found" once it exists).
 //!
-//! A load that raced an eviction must not put the stale row back: every eviction bumps an
-//! epoch, and a loader that sees the epoch moved while it read removes what it inserted.
+//! A load that raced an eviction does not put the stale row back ([`FreshCache`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::input::IpAllowList;
+use crate::fresh_cache::FreshCache;
 use crate::tenancy::ApiKeyPrincipal;
 
 /// How long a node trusts a cached key row without news.
@@ -41,18 +39,13 @@ pub struct StoredKey {
 
 #[derive(Clone)]
 pub struct ApiKeyCache {
-    keys: Cache<(Uuid, String), Arc<StoredKey>>,
-    epoch: Arc<AtomicU64>,
+    keys: FreshCache<(Uuid, String), Arc<StoredKey>>,
 }
 
 impl ApiKeyCache {
     pub fn new() -> Self {
         Self {
-            keys: Cache::builder()
-                .max_capacity(KEYS_CACHED)
-                .time_to_live(KEY_CACHE_TTL)
-                .build(),
-            epoch: Arc::new(AtomicU64::new(0)),
+            keys: FreshCache::new(KEY_CACHE_TTL, KEYS_CACHED),
         }
     }
 
@@ -63,36 +56,25 @@ impl ApiKeyCache {
         prefix: &str,
         load: impl std::future::Future<Output = Result<Option<StoredKey>, E>>,
     ) -> Result<Option<Arc<StoredKey>>, E> {
-        let cache_key = (tenant_id, prefix.to_owned());
-        if let Some(hit) = self.keys.get(&cache_key).await {
-            return Ok(Some(hit));
-        }
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        let Some(loaded) = load.await?.map(Arc::new) else {
-            return Ok(None);
-        };
-        self.keys.insert(cache_key.clone(), loaded.clone()).await;
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            // An eviction happened while we read: what we read may predate it.
-            self.keys.invalidate(&cache_key).await;
-        }
-        Ok(Some(loaded))
+        self.keys
+            .get_or_load((tenant_id, prefix.to_owned()), async {
+                load.await.map(|found| found.map(Arc::new))
+            })
+            .await
     }
 
     /// Forgets the key `prefix` of `tenant_id` (revoked or rotated somewhere).
     pub async fn invalidate(&self, tenant_id: Uuid, prefix: &str) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.keys.invalidate(&(tenant_id, prefix.to_owned())).await;
+        self.keys.invalidate(&(tenant_id, prefix.to_owned()));
     }
 
     /// Drops this node's entry only, to read the key afresh (no eviction happened elsewhere,
     /// so loads in flight need not be discarded).
     pub async fn forget(&self, tenant_id: Uuid, prefix: &str) {
-        self.keys.invalidate(&(tenant_id, prefix.to_owned())).await;
+        self.keys.forget(&(tenant_id, prefix.to_owned()));
     }
 
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.keys.invalidate_all();
     }
 }
@@ -106,6 +88,7 @@ impl Default for ApiKeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     fn stored(name: &str) -> StoredKey {
         StoredKey {

@@ -6,21 +6,18 @@
 //! by NOTIFY when roles, assignments or the user's status change: one user's entry for a user
 //! change, the whole tenant's for a role change.
 //!
-//! A load that races with an eviction must not put the stale result back. Every eviction bumps
-//! an epoch first; a loader inserts its result and then, if the epoch moved since it started
-//! reading, evicts it again.
+//! A load that races with an eviction does not put the stale result back ([`FreshCache`]).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::conditions::Conditions;
 use super::split_grants;
+use crate::fresh_cache::FreshCache;
 
 /// A granted pattern, split once at load so a check does not split it again.
 #[derive(Debug)]
@@ -118,25 +115,19 @@ impl EffectivePermissions {
 
 #[derive(Clone)]
 pub struct PermissionCache {
-    entries: Cache<(Uuid, Uuid), Arc<EffectivePermissions>>,
-    epoch: Arc<AtomicU64>,
+    entries: FreshCache<(Uuid, Uuid), Arc<EffectivePermissions>>,
 }
 
 impl PermissionCache {
     pub fn new(ttl: Duration, capacity: u64) -> Self {
         Self {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .support_invalidation_closures()
-                .build(),
-            epoch: Arc::new(AtomicU64::new(0)),
+            entries: FreshCache::new(ttl, capacity),
         }
     }
 
     /// The cached entry, if any.
     pub async fn get(&self, tenant_id: Uuid, user_id: Uuid) -> Option<Arc<EffectivePermissions>> {
-        self.entries.get(&(tenant_id, user_id)).await
+        self.entries.get(&(tenant_id, user_id))
     }
 
     /// The entry, loaded by `load` on a miss.
@@ -149,40 +140,25 @@ impl PermissionCache {
     where
         F: std::future::Future<Output = Result<EffectivePermissions, E>>,
     {
-        if let Some(cached) = self.get(tenant_id, user_id).await {
-            return Ok(cached);
-        }
-        let started = self.epoch.load(Ordering::Acquire);
-        let loaded = Arc::new(load.await?);
-        self.entries
-            .insert((tenant_id, user_id), loaded.clone())
-            .await;
-        if self.epoch.load(Ordering::Acquire) != started {
-            // Something changed while we read: do not keep what may predate it.
-            self.entries.invalidate(&(tenant_id, user_id)).await;
-        }
-        Ok(loaded)
+        let loaded = self
+            .entries
+            .get_or_load((tenant_id, user_id), async {
+                load.await.map(|permissions| Some(Arc::new(permissions)))
+            })
+            .await?;
+        Ok(loaded.unwrap_or_default())
     }
 
     pub async fn invalidate_user(&self, tenant_id: Uuid, user_id: Uuid) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.invalidate(&(tenant_id, user_id)).await;
+        self.entries.invalidate(&(tenant_id, user_id));
     }
 
     pub fn invalidate_tenant(&self, tenant_id: Uuid) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Err(error) = self
-            .entries
-            .invalidate_entries_if(move |(tenant, _), _| *tenant == tenant_id)
-        {
-            // Only possible without `support_invalidation_closures`; drop everything instead.
-            tracing::error!(%error, "invalidating a tenant's permissions; dropping all");
-            self.entries.invalidate_all();
-        }
+        self.entries
+            .invalidate_if(move |(tenant, _), _| *tenant == tenant_id);
     }
 
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
     }
 }

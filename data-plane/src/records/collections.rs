@@ -3,11 +3,18 @@
 //! transaction, under the collection row's `FOR UPDATE` lock that record writers' key-share
 //! locks wait for, so no record is ever stored split by stale settings.
 
+use std::sync::Arc;
+
+use shared::notify::IDENTITY_CHANGED;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
 use super::document::Document;
 use super::names::{CollectionName, FieldName};
 use super::service::{data_keys, now, open_sealed, seal_document};
 use super::store::{self, Access, Collection, Resealed, RowLock};
 use super::RecordsError;
+use crate::fresh_cache::FreshCache;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
@@ -16,16 +23,27 @@ pub const MAX_SENSITIVE_FIELDS: usize = 64;
 /// Records locked and re-sealed per batch (two statements) when a collection's sensitive fields change.
 const RESEAL_BATCH: i64 = 500;
 
+/// Each node's cache of collection settings, keyed by (tenant id, collection name), so a record
+/// read needs no join. A settings change evicts the entry on every node (NOTIFY
+/// `collection:<tenant id>:<name>`); a collection that does not exist yet is not remembered.
+pub type CollectionCache = FreshCache<(Uuid, String), Arc<Collection>>;
+
 /// A collection's settings, if it exists.
 pub async fn collection(
     state: &DataPlane,
     context: &RequestContext,
     name: &CollectionName,
-) -> Result<Option<Collection>, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
-    let collection = store::collection(&mut transaction, name, RowLock::None).await?;
-    transaction.commit().await?;
-    Ok(collection)
+) -> Result<Option<Arc<Collection>>, RecordsError> {
+    let key = (context.tenant.tenant.id, name.as_str().to_owned());
+    state
+        .collections
+        .get_or_load(key, async {
+            let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+            let collection = store::collection(&mut transaction, name, RowLock::None).await?;
+            transaction.commit().await?;
+            Ok(collection.map(Arc::new))
+        })
+        .await
 }
 
 pub async fn collections(
@@ -99,6 +117,17 @@ pub async fn save_collection(
             store::reseal(&mut transaction, &resealed).await?;
         }
     }
+    let tenant_id = context.tenant.tenant.id;
+    let payload = format!("collection:{tenant_id}:{}", name.as_str());
+    transaction
+        .query_typed(
+            "SELECT pg_notify($1, $2)",
+            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
+        )
+        .await?;
     transaction.commit().await?;
+    state
+        .collections
+        .invalidate(&(tenant_id, name.as_str().to_owned()));
     Ok((collection, previous.is_none()))
 }

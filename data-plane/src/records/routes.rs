@@ -320,7 +320,7 @@ async fn get_collection(
     let collection = collections::collection(&state, &context, &name)
         .await?
         .ok_or(RecordsError::CollectionNotFound)?;
-    Ok(HttpResponse::Ok().json(collection))
+    Ok(HttpResponse::Ok().json(&*collection))
 }
 
 #[derive(Deserialize)]

@@ -267,10 +267,15 @@ pub async fn get(
     name: &CollectionName,
     id: Uuid,
 ) -> Result<(StoredRecord, Collection), RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
-    store::record(&mut transaction, name, id, false)
+    // No collection, no record: the settings come first, from the cache.
+    let collection = super::collections::collection(state, context, name)
         .await?
-        .ok_or(RecordsError::NotFound)
+        .ok_or(RecordsError::NotFound)?;
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let record = store::read_record(&mut transaction, name, id)
+        .await?
+        .ok_or(RecordsError::NotFound)?;
+    Ok((record, Collection::clone(&collection)))
 }
 
 /// Whether a caller who is `user_id` sees `record` without the manage permission.

@@ -297,6 +297,21 @@ pub async fn record(
         .transpose()
 }
 
+/// The record `id` of `collection`, read alone (its collection's settings come from the cache)
+/// and committed in the same round trip.
+pub async fn read_record(
+    transaction: &mut TenantTransaction,
+    collection: &CollectionName,
+    id: Uuid,
+) -> Result<Option<StoredRecord>, RecordsError> {
+    let sql =
+        format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.id = $1 AND r.collection = $2");
+    let collection = collection.as_str();
+    let params: [(&(dyn ToSql + Sync), Type); 2] = [(&id, Type::UUID), (&collection, Type::TEXT)];
+    let rows = transaction.query_then_commit(&sql, &params).await?;
+    rows.first().map(record_from_row).transpose()
+}
+
 /// New content for a record the caller has locked.
 pub struct Replacement {
     pub data: Value,

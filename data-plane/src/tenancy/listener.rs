@@ -14,6 +14,7 @@ use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
 use crate::api_keys::cache::ApiKeyCache;
 use crate::authz::cache::PermissionCache;
+use crate::records::collections::CollectionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -25,6 +26,7 @@ pub struct Caches {
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
     pub api_keys: ApiKeyCache,
+    pub collections: CollectionCache,
     pub permissions: PermissionCache,
 }
 
@@ -35,6 +37,7 @@ impl Caches {
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
         self.api_keys.invalidate_all();
+        self.collections.invalidate_all();
         self.permissions.invalidate_all();
     }
 
@@ -47,13 +50,24 @@ impl Caches {
     }
 
     async fn identity_changed(&self, payload: &str) {
-        // `api_key:<tenant id>:<prefix>`: the item is the key's public prefix, its cache key.
-        if let Some(rest) = payload.strip_prefix("api_key:") {
-            match rest
-                .split_once(':')
-                .and_then(|(tenant, prefix)| Some((Uuid::parse_str(tenant).ok()?, prefix)))
-            {
+        // `api_key:<tenant id>:<prefix>` and `collection:<tenant id>:<name>`: the item is a
+        // name (the key's public prefix, the collection's name), not an id.
+        let named = |kind: &str| {
+            payload
+                .strip_prefix(kind)
+                .and_then(|rest| rest.split_once(':'))
+                .and_then(|(tenant, name)| Some((Uuid::parse_str(tenant).ok()?, name)))
+        };
+        if payload.starts_with("api_key:") {
+            match named("api_key:") {
                 Some((tenant, prefix)) => self.api_keys.invalidate(tenant, prefix).await,
+                None => tracing::warn!(payload, "unrecognised identity notification"),
+            }
+            return;
+        }
+        if payload.starts_with("collection:") {
+            match named("collection:") {
+                Some((tenant, name)) => self.collections.invalidate(&(tenant, name.to_owned())),
                 None => tracing::warn!(payload, "unrecognised identity notification"),
             }
             return;
