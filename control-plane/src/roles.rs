@@ -26,6 +26,9 @@ pub const BUILT_IN_ROLES: &[BuiltInRole] = &[
             "audit:read",
             "usage:read",
             "records:*",
+            // Reading sensitive record fields is a family of its own, so `records:*` does not
+            // include it (template V7 grants it to the admin of tenants made before).
+            "sensitive:read",
             "telemetry:*",
         ],
     },

@@ -2,10 +2,12 @@
 //! `main.rs` only parses arguments and calls into here, so tests run what the binary runs.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod cors;
+pub mod fresh_cache;
 pub mod health;
 pub mod hygiene;
 pub mod identity;
@@ -14,6 +16,9 @@ pub mod metrics;
 pub mod mfa;
 pub mod quotas;
 pub mod rate_limit;
+pub mod privacy;
+pub mod records;
+pub mod roles;
 pub mod server;
 pub mod sessions;
 pub mod settings;
@@ -21,6 +26,7 @@ pub mod state;
 pub mod tenancy;
 pub mod tenant_info;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 pub use state::DataPlane;

@@ -1,6 +1,13 @@
 //! Prometheus metrics of a data-plane node, served as text at `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use std::sync::Arc;
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+
+/// The status classes requests are counted by, 1xx to 5xx.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -11,6 +18,9 @@ pub struct Metrics {
     pub tenant_cache_misses: IntCounter,
     pub mail_sent: IntCounter,
     pub mail_send_failures: IntCounter,
+    /// The counter and histogram of each status class, resolved once: a request records
+    /// without a label lookup.
+    by_class: Arc<[(IntCounter, Histogram); 5]>,
 }
 
 impl Metrics {
@@ -46,7 +56,15 @@ impl Metrics {
         registry.register(Box::new(tenant_cache_misses.clone()))?;
         registry.register(Box::new(mail_sent.clone()))?;
         registry.register(Box::new(mail_send_failures.clone()))?;
+        let class = |index: usize| -> Result<(IntCounter, Histogram), prometheus::Error> {
+            Ok((
+                http_requests.get_metric_with_label_values(&[CLASSES[index]])?,
+                http_duration.get_metric_with_label_values(&[CLASSES[index]])?,
+            ))
+        };
+        let by_class = Arc::new([class(0)?, class(1)?, class(2)?, class(3)?, class(4)?]);
         Ok(Self {
+            by_class,
             registry,
             http_requests,
             http_duration,
@@ -55,6 +73,14 @@ impl Metrics {
             mail_sent,
             mail_send_failures,
         })
+    }
+
+    /// Counts an answered request and its latency under its status class.
+    pub fn record_request(&self, status: u16, seconds: f64) {
+        let index = usize::from(status / 100).clamp(1, 5) - 1;
+        let (requests, duration) = &self.by_class[index];
+        requests.inc();
+        duration.observe(seconds);
     }
 
     pub fn render(&self) -> String {

@@ -35,9 +35,14 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::sessions::routes::configure)
             .configure(crate::tokens::routes::configure)
             .configure(crate::users::routes::configure)
+            .configure(crate::roles::routes::configure)
+            .configure(crate::privacy::routes::configure)
             .configure(crate::settings::routes::configure)
             .configure(crate::cors::routes::configure)
             .configure(crate::mfa::routes::configure)
+            .configure(crate::api_keys::routes::configure)
+            .configure(crate::usage::routes::configure)
+            .configure(crate::records::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?
@@ -54,17 +59,9 @@ async fn record_metrics(
     let started = Instant::now();
     let response = next.call(req).await?;
     if let Some(state) = state {
-        let class = format!("{}xx", response.status().as_u16() / 100);
         state
             .metrics
-            .http_requests
-            .with_label_values(&[&class])
-            .inc();
-        state
-            .metrics
-            .http_duration
-            .with_label_values(&[&class])
-            .observe(started.elapsed().as_secs_f64());
+            .record_request(response.status().as_u16(), started.elapsed().as_secs_f64());
     }
     Ok(response)
 }

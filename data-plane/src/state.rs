@@ -8,12 +8,15 @@ use shared::envelope::Kek;
 use shared::tenant_context::TenantDb;
 use tokio::sync::watch;
 
+use crate::api_keys::ApiKeys;
+use crate::authz::cache::PermissionCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::cors::CorsCache;
 use crate::identity::passwords::PasswordHasher;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
+use crate::records::collections::CollectionCache;
 use crate::sessions::SessionCache;
 use crate::tenancy::data_keys::DataKeys;
 use crate::tenancy::listener::Caches;
@@ -23,6 +26,10 @@ use crate::tokens::verified::VerifiedTokens;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;
+/// Collections whose settings are remembered per node.
+const COLLECTIONS_CACHED: u64 = 100_000;
+/// Users whose effective permissions are remembered per node.
+const PERMISSIONS_CACHED: u64 = 200_000;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -35,6 +42,12 @@ pub struct DataPlane {
     pub signing_keys: SigningKeys,
     pub verified_tokens: VerifiedTokens,
     pub sessions: SessionCache,
+    /// API keys' digest key, cache of stored keys and usage tallies.
+    pub api_keys: ApiKeys,
+    /// Collection settings per (tenant, collection), evicted by NOTIFY.
+    pub collections: CollectionCache,
+    /// Effective permissions per (tenant, user), evicted by NOTIFY.
+    pub permissions: PermissionCache,
     pub password_hasher: PasswordHasher,
     pub rng: SystemRandom,
     /// What "now" is: the system clock, or a test's manual clock.
@@ -67,8 +80,15 @@ impl DataPlane {
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();
         let cors = CorsCache::new(config.tenant_cache_ttl);
+        let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
+        let tenant_db = TenantDb::new(pool);
+        let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
+        let api_keys = ApiKeys::new(
+            password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
+            tenant_db.clone(),
+        );
         let listening = crate::tenancy::listener::spawn(
             config.database.clone(),
             Caches {
@@ -77,6 +97,9 @@ impl DataPlane {
                 signing_keys: signing_keys.clone(),
                 sessions: sessions.clone(),
                 cors: cors.clone(),
+                api_keys: api_keys.cache.clone(),
+                collections: collections.clone(),
+                permissions: permissions.clone(),
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
@@ -88,7 +111,7 @@ impl DataPlane {
         Ok(Self {
             rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
-            tenant_db: TenantDb::new(pool),
+            tenant_db,
             registry,
             clickhouse,
             metrics,
@@ -96,6 +119,9 @@ impl DataPlane {
             signing_keys,
             verified_tokens,
             sessions,
+            api_keys,
+            collections,
+            permissions,
             password_hasher,
             rng: SystemRandom::new(),
             clock: Clock::System,

@@ -27,7 +27,9 @@ pub async fn tenant_changed(
 }
 
 /// Identity state that nodes cache changed. Payloads: `session:<tenant id>:<session id>` (a
-/// session ended), `keys:<tenant id>` (signing keys rotated).
+/// session ended), `keys:<tenant id>` (signing keys rotated), `authz:<tenant id>:<user id>`
+/// (a user's roles or status changed), `authz:<tenant id>` (a role changed),
+/// `api_key:<tenant id>:<key prefix>` (an API key revoked or rotated).
 pub const IDENTITY_CHANGED: &str = "tenantry_identity_changed";
 
 /// Tenant settings that nodes cache changed. Payload: `cors:<tenant id>` (the tenant's CORS

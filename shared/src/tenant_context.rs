@@ -36,6 +36,19 @@ pub enum TenantDbError {
     Closed,
 }
 
+/// A client never causes these: a busy pool is 503 (retry), anything else a logged 500.
+impl From<TenantDbError> for crate::error::ApiError {
+    fn from(error: TenantDbError) -> Self {
+        match error {
+            TenantDbError::Pool(_) => Self::unavailable(
+                "database_unavailable",
+                "the database is busy or unavailable; retry shortly",
+            ),
+            other => Self::internal(&other),
+        }
+    }
+}
+
 /// What a unit of work needs to reach exactly one tenant's schema.
 #[derive(Debug, Clone)]
 pub struct TenantScope {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
 mod cli;
 mod email_flows;
 mod hygiene;
@@ -14,7 +15,11 @@ mod mail;
 mod mfa;
 mod operator_api;
 mod password_reset;
+mod privacy;
 mod provisioning;
+mod rbac;
+mod records;
+mod records_security;
 mod routing;
 mod session_policy;
 mod settings;

@@ -1,27 +1,83 @@
-//! SQL of the guard: the permissions a user's current roles grant, in the tenant's schema.
+//! SQL of the guard, in the tenant's schema: what a user's role assignments grant (roles'
+//! inclusions resolved), what a set of roles grants, and the notification that makes every
+//! node forget cached permissions.
 
-use shared::tenant_context::{TenantDb, TenantDbError};
+use shared::notify::IDENTITY_CHANGED;
+use shared::tenant_context::{TenantDb, TenantDbError, TenantTransaction};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::cache::EffectivePermissions;
 use crate::tenancy::RequestContext;
 
-/// The permission patterns granted to `user_id` by the roles they hold now; none unless the
-/// user is active.
+/// Every role a user holds, directly or through inclusion, each with the conditions of the
+/// assignment it came through, and their permission patterns. Nothing unless the user is
+/// active. `UNION` (not `UNION ALL`) ends the recursion even on a cycle.
+const USER_GRANTS: &str = "WITH RECURSIVE held (role, conditions) AS (
+         SELECT ur.role_name, ur.conditions FROM user_roles ur
+         JOIN users u ON u.id = ur.user_id
+         WHERE ur.user_id = $1 AND u.status = 'active'
+       UNION
+         SELECT ri.included, held.conditions FROM held
+         JOIN role_includes ri ON ri.role_name = held.role
+     )
+     SELECT DISTINCT held.conditions, p.permission
+     FROM held JOIN roles r ON r.name = held.role
+     CROSS JOIN LATERAL unnest(r.permissions) AS p (permission)";
+
+/// What `user_id`'s assignments grant now.
 pub async fn effective_permissions(
     db: &TenantDb,
     context: &RequestContext,
     user_id: Uuid,
-) -> Result<Vec<String>, TenantDbError> {
+) -> Result<EffectivePermissions, TenantDbError> {
     let rows = db
         .query_once(
             &context.tenant.scope,
-            "SELECT DISTINCT unnest(r.permissions) FROM user_roles ur
-             JOIN roles r ON r.name = ur.role_name
-             JOIN users u ON u.id = ur.user_id
-             WHERE ur.user_id = $1 AND u.status = 'active'",
+            USER_GRANTS,
             &[(&user_id, Type::UUID)],
         )
         .await?;
+    Ok(EffectivePermissions::from_grants(
+        rows.iter().map(|row| (row.get(0), row.get(1))),
+    ))
+}
+
+/// The permission patterns `roles` grant, their inclusions resolved.
+pub async fn role_set_permissions(
+    transaction: &mut TenantTransaction,
+    roles: &[String],
+) -> Result<Vec<String>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "WITH RECURSIVE tree (role) AS (
+                 SELECT unnest($1::text[])
+               UNION
+                 SELECT ri.included FROM tree JOIN role_includes ri ON ri.role_name = tree.role
+             )
+             SELECT DISTINCT unnest(r.permissions) FROM tree JOIN roles r ON r.name = tree.role",
+            &[(&roles, Type::TEXT_ARRAY)],
+        )
+        .await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Tells every node, when the transaction commits, that cached permissions are stale: one
+/// user's (`Some`), or every user's of the tenant (`None`, after a role changed).
+pub async fn notify_changed(
+    transaction: &mut TenantTransaction,
+    tenant_id: Uuid,
+    user_id: Option<Uuid>,
+) -> Result<(), TenantDbError> {
+    let payload = match user_id {
+        Some(user) => format!("authz:{tenant_id}:{user}"),
+        None => format!("authz:{tenant_id}"),
+    };
+    transaction
+        .query_typed(
+            "SELECT pg_notify($1, $2)",
+            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
 }

@@ -2,6 +2,11 @@
 //! an extractor and passed explicitly to everything that touches tenant data, so no query can
 //! run without a tenant.
 //!
+//! Credentials: an access token (`Authorization: Bearer <JWT>`) makes a [`Principal`]; an API
+//! key (`X-API-Key: tnt_…`, or `Authorization: Bearer tnt_…`) makes an [`ApiKeyPrincipal`].
+//! A request carrying both is refused (400), so no request ever has both. The source address
+//! a key's allow-list is checked against is the TCP peer's (no proxy header is trusted yet).
+//!
 //! Only `active` tenants get a context. Suspended tenants get 403 `tenant_suspended`; tenants
 //! still provisioning, failed or being deleted are not served at all (404, as if absent).
 
@@ -19,8 +24,12 @@ use uuid::Uuid;
 
 use super::registry::ServedTenant;
 use super::resolve::{tenant_key, TENANT_HEADER};
+use crate::api_keys::{self, key::looks_like_key};
 use crate::state::DataPlane;
 use crate::tokens::access::{self, Restriction};
+
+/// The header that carries an API key (the other way is `Authorization: Bearer tnt_…`).
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -59,12 +68,22 @@ pub struct Principal {
 impl RequestContext {
     /// The caller, even one whose session is restricted (must change its password or enrol
     /// in MFA first): for the endpoints that let it do so.
+    ///
+    /// A request made with an API key gets 403 `user_required`: the key is valid, but this
+    /// endpoint is for people.
     pub fn signed_in(&self) -> Result<&Principal, ApiError> {
-        self.principal.as_deref().ok_or_else(|| {
-            ApiError::unauthorized(
-                "sign in first: send an access token as `Authorization: Bearer …`",
-            )
-        })
+        if let Some(principal) = self.principal.as_deref() {
+            return Ok(principal);
+        }
+        if self.api_key.is_some() {
+            return Err(ApiError::forbidden(
+                "user_required",
+                "API keys cannot use this endpoint: it needs a signed-in user's access token",
+            ));
+        }
+        Err(ApiError::unauthorized(
+            "sign in first: send an access token as `Authorization: Bearer …`",
+        ))
     }
 
     /// The caller, with no restriction pending.
@@ -114,6 +133,35 @@ fn invalid_token(reason: &dyn std::fmt::Display) -> ApiError {
         "invalid_token",
         "the access token is invalid or expired",
     )
+}
+
+/// The credentials a request carries, from its `Authorization` and `X-API-Key` headers.
+enum Credentials {
+    None,
+    /// The `Authorization` header's value, for [`principal`].
+    AccessToken(String),
+    ApiKey(String),
+}
+
+type Header = Option<Result<String, actix_web::http::header::ToStrError>>;
+
+impl Credentials {
+    fn from_headers(authorization: Header, api_key: Header) -> Result<Self, ApiError> {
+        match (authorization, api_key) {
+            (None, None) => Ok(Self::None),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(
+                "ambiguous_credentials",
+                "send either an API key (X-API-Key) or an Authorization header, not both",
+            )),
+            (None, Some(Err(_))) => Err(api_keys::KeyRefused::Invalid.into()),
+            (None, Some(Ok(key))) => Ok(Self::ApiKey(key.trim().to_owned())),
+            (Some(Err(_)), None) => Err(invalid_token(&"non-ASCII header")),
+            (Some(Ok(header)), None) => match header.strip_prefix("Bearer ").map(str::trim) {
+                Some(bearer) if looks_like_key(bearer) => Ok(Self::ApiKey(bearer.to_owned())),
+                _ => Ok(Self::AccessToken(header)),
+            },
+        }
+    }
 }
 
 /// Verifies a bearer token for `tenant` and checks its session is live.
@@ -197,6 +245,10 @@ impl FromRequest for RequestContext {
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|value| value.to_str().map(str::to_owned));
         let request = req.clone();
+        let api_key = req
+            .headers()
+            .get(API_KEY_HEADER)
+            .map(|value| value.to_str().map(str::to_owned));
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"data plane state missing"))?;
             let header = header
@@ -210,13 +262,23 @@ impl FromRequest for RequestContext {
             let tenant = state.registry.lookup(&key).await?;
             match tenant {
                 Some(tenant) if tenant.tenant.status == TenantStatus::Active => {
-                    let principal = match authorization {
-                        None => None,
-                        Some(Err(_)) => return Err(invalid_token(&"non-ASCII header")),
-                        Some(Ok(header)) => {
-                            Some(Arc::new(principal(&state, &tenant, &header).await?))
-                        }
-                    };
+                    let (principal, api_key) =
+                        match Credentials::from_headers(authorization, api_key)? {
+                            Credentials::None => (None, None),
+                            Credentials::AccessToken(header) => (
+                                Some(Arc::new(principal(&state, &tenant, &header).await?)),
+                                None,
+                            ),
+                            Credentials::ApiKey(key) => (
+                                None,
+                                Some(
+                                    api_keys::service::authenticate(
+                                        &state, &tenant, &key, source_ip,
+                                    )
+                                    .await?,
+                                ),
+                            ),
+                        };
                     if let Some(principal) = principal.as_deref() {
                         if !restricted_allowed {
                             refuse_restricted(principal)?;
@@ -228,7 +290,7 @@ impl FromRequest for RequestContext {
                         source_ip,
                         user_agent,
                         principal,
-                        api_key: None,
+                        api_key,
                     };
                     // Each key has its own limit besides the tenant's (`rate_limit`).
                     if let Some(key) = context.api_key.as_deref() {

@@ -1,5 +1,6 @@
-//! Listens for change notifications (tenants changed by the control plane; sessions ended and
-//! signing keys rotated by any node) and evicts the affected cache entries. On a lost
+//! Listens for change notifications (tenants changed by the control plane; sessions ended,
+//! signing keys rotated, roles and assignments changed, API keys revoked or rotated by any
+//! node) and evicts the affected cache entries. On a lost
 //! connection it evicts everything (news may have been missed) and reconnects with capped
 //! exponential backoff.
 
@@ -12,6 +13,9 @@ use uuid::Uuid;
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
 use crate::cors::CorsCache;
+use crate::api_keys::cache::ApiKeyCache;
+use crate::authz::cache::PermissionCache;
+use crate::records::collections::CollectionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;
 
@@ -23,6 +27,9 @@ pub struct Caches {
     pub signing_keys: SigningKeys,
     pub sessions: SessionCache,
     pub cors: CorsCache,
+    pub api_keys: ApiKeyCache,
+    pub collections: CollectionCache,
+    pub permissions: PermissionCache,
 }
 
 impl Caches {
@@ -32,6 +39,9 @@ impl Caches {
         self.signing_keys.invalidate_all();
         self.sessions.forget_all();
         self.cors.invalidate_all();
+        self.api_keys.invalidate_all();
+        self.collections.invalidate_all();
+        self.permissions.invalidate_all();
     }
 
     async fn tenant_changed(&self, slug: &str) {
@@ -44,6 +54,28 @@ impl Caches {
     }
 
     async fn identity_changed(&self, payload: &str) {
+        // `api_key:<tenant id>:<prefix>` and `collection:<tenant id>:<name>`: the item is a
+        // name (the key's public prefix, the collection's name), not an id.
+        let named = |kind: &str| {
+            payload
+                .strip_prefix(kind)
+                .and_then(|rest| rest.split_once(':'))
+                .and_then(|(tenant, name)| Some((Uuid::parse_str(tenant).ok()?, name)))
+        };
+        if payload.starts_with("api_key:") {
+            match named("api_key:") {
+                Some((tenant, prefix)) => self.api_keys.invalidate(tenant, prefix).await,
+                None => tracing::warn!(payload, "unrecognised identity notification"),
+            }
+            return;
+        }
+        if payload.starts_with("collection:") {
+            match named("collection:") {
+                Some((tenant, name)) => self.collections.invalidate(&(tenant, name.to_owned())),
+                None => tracing::warn!(payload, "unrecognised identity notification"),
+            }
+            return;
+        }
         let mut parts = payload.split(':');
         let kind = parts.next();
         let tenant = parts.next().and_then(|id| Uuid::parse_str(id).ok());
@@ -53,6 +85,10 @@ impl Caches {
                 self.sessions.forget(tenant, session).await;
             }
             (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
+            (Some("authz"), Some(tenant), Some(user)) => {
+                self.permissions.invalidate_user(tenant, user).await;
+            }
+            (Some("authz"), Some(tenant), None) => self.permissions.invalidate_tenant(tenant),
             _ => tracing::warn!(payload, "unrecognised identity notification"),
         }
     }

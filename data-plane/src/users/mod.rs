@@ -5,6 +5,10 @@
 //! - Every route passes the one guard (`authz::require`): `users:read` to look, `users:manage`
 //!   to change.
 //! - Only an owner may grant or remove the `owner` role or act on an owner at all.
+//! - Nobody grants a role (or a looser condition on one) whose permissions, inherited ones
+//!   included, are not all covered by their own permissions in force.
+//! - Every change to a user tells every node (NOTIFY on commit) to forget the user's cached
+//!   permissions; the node making the change forgets them before it answers.
 //! - A tenant always keeps an active owner: every change that could remove the last one locks
 //!   the active owners' rows first and counts again afterwards, so two concurrent demotions
 //!   cannot both pass.
@@ -41,6 +45,8 @@ pub enum UsersError {
     UnknownRoles(Vec<String>),
     #[error("only an owner may grant or remove the owner role or change an owner")]
     OwnerRequired,
+    #[error("you cannot grant permissions you do not hold yourself: {}", .0.join(", "))]
+    Escalation(Vec<String>),
     #[error("this is the tenant's last active owner; make another owner first")]
     LastOwner,
     #[error("you cannot {0} yourself")]
@@ -68,6 +74,8 @@ impl From<UsersError> for ApiError {
             UsersError::UnknownRoles(roles) => ApiError::bad_request("unknown_role", message)
                 .with_details(serde_json::json!({ "unknown_roles": roles })),
             UsersError::OwnerRequired => ApiError::forbidden("owner_required", message),
+            UsersError::Escalation(missing) => ApiError::forbidden("privilege_escalation", message)
+                .with_details(serde_json::json!({ "missing_permissions": missing })),
             UsersError::LastOwner => ApiError::conflict("last_owner", message),
             UsersError::SelfAction(_) => ApiError::forbidden("self_action", message),
             UsersError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),

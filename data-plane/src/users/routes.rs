@@ -7,9 +7,10 @@ use shared::email::Email;
 use shared::error::ApiError;
 use uuid::Uuid;
 
-use super::service::{self, NewInvitation, PageRequest, UserStatus};
+use super::service::{self, NewInvitation, PageRequest, RoleAssignment, UserStatus};
 use super::{UsersError, MANAGE, READ};
 use crate::authz;
+use crate::authz::conditions::{Conditions, ConditionsInput};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
@@ -96,6 +97,7 @@ async fn invite_user(
     body: web::Json<InvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authz::require(&state, &context, MANAGE).await?;
+    let held = authz::in_force(&state, &context, caller).await?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;
@@ -112,7 +114,7 @@ async fn invite_user(
         display_name,
         roles: body.roles,
     };
-    let user = service::invite(&state, &context, caller, invitation).await?;
+    let user = service::invite(&state, &context, caller, &held, invitation).await?;
     Ok(HttpResponse::Created().json(user))
 }
 
@@ -139,7 +141,35 @@ async fn enable_user(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RolesRequest {
-    roles: Vec<String>,
+    roles: Vec<AssignmentRequest>,
+}
+
+/// A role by name, or a role with the conditions under which it grants.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AssignmentRequest {
+    Role(String),
+    WithConditions {
+        role: String,
+        conditions: ConditionsInput,
+    },
+}
+
+impl AssignmentRequest {
+    fn parse(self) -> Result<RoleAssignment, ApiError> {
+        let (role, conditions) = match self {
+            AssignmentRequest::Role(role) => (role, None),
+            AssignmentRequest::WithConditions { role, conditions } => {
+                let conditions = Conditions::parse(&conditions)
+                    .map_err(|message| ApiError::bad_request("invalid_conditions", message))?;
+                (role, conditions)
+            }
+        };
+        Ok(RoleAssignment {
+            role: role.trim().to_owned(),
+            conditions,
+        })
+    }
 }
 
 async fn set_user_roles(
@@ -149,7 +179,22 @@ async fn set_user_roles(
     body: web::Json<RolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authz::require(&state, &context, MANAGE).await?;
-    let user = service::set_roles(&state, &context, caller, user_id(&path)?, &body.roles).await?;
+    let held = authz::in_force(&state, &context, caller).await?;
+    let assignments = body
+        .into_inner()
+        .roles
+        .into_iter()
+        .map(AssignmentRequest::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let user = service::set_roles(
+        &state,
+        &context,
+        caller,
+        &held,
+        user_id(&path)?,
+        assignments,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -11,8 +11,12 @@ use uuid::Uuid;
 
 use super::store::{self, Target, UserView};
 use super::{UsersError, OWNER};
+use crate::authz::conditions::Conditions;
+use crate::authz::{self, store as authz_store};
 use crate::identity::store as identity_store;
 use crate::mail::OutgoingMail;
+use crate::privacy::ErasedUserRecords;
+use crate::records::store as records;
 use crate::sessions::store::{self as sessions, Revoke};
 use crate::state::DataPlane;
 use crate::tenancy::{Principal, RequestContext};
@@ -107,6 +111,43 @@ pub fn role_list(roles: &[String]) -> Result<Vec<String>, UsersError> {
     Ok(roles)
 }
 
+/// One role a user is to hold, and the conditions under which it grants.
+#[derive(Debug, Clone)]
+pub struct RoleAssignment {
+    pub role: String,
+    pub conditions: Option<Conditions>,
+}
+
+impl RoleAssignment {
+    fn stored_conditions(&self) -> Option<serde_json::Value> {
+        self.conditions
+            .as_ref()
+            .and_then(|conditions| serde_json::to_value(conditions).ok())
+    }
+}
+
+/// Refuses `roles` unless `held` (the caller's permissions in force) covers every pattern they
+/// grant, inherited ones included.
+async fn check_can_grant(
+    transaction: &mut TenantTransaction,
+    held: &[String],
+    roles: &[String],
+) -> Result<(), UsersError> {
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let wanted = authz_store::role_set_permissions(transaction, roles).await?;
+    let held: Vec<&str> = held.iter().map(String::as_str).collect();
+    let missing = authz::covered(&held, &wanted);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(UsersError::Escalation(
+            missing.into_iter().map(str::to_owned).collect(),
+        ))
+    }
+}
+
 async fn check_roles_exist(
     transaction: &mut TenantTransaction,
     roles: &[String],
@@ -145,6 +186,7 @@ pub async fn invite(
     state: &DataPlane,
     context: &RequestContext,
     caller: &Principal,
+    held: &[String],
     invitation: NewInvitation,
 ) -> Result<UserView, UsersError> {
     let roles = role_list(&invitation.roles)?;
@@ -166,6 +208,7 @@ pub async fn invite(
     if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller).await? {
         return Err(UsersError::OwnerRequired);
     }
+    check_can_grant(&mut transaction, held, &roles).await?;
     crate::quotas::reserve_user_seat(&mut transaction, &context.tenant.quotas).await?;
     let user_id = Uuid::now_v7();
     if !store::insert_invited(
@@ -178,7 +221,8 @@ pub async fn invite(
     {
         return Err(UsersError::UserExists);
     }
-    store::set_roles(&mut transaction, user_id, &roles).await?;
+    let unconditional = vec![None; roles.len()];
+    store::set_roles(&mut transaction, user_id, &roles, &unconditional).await?;
     store::insert_user_token(
         &mut transaction,
         token.digest(),
@@ -201,6 +245,8 @@ struct Change {
     transaction: TenantTransaction,
     target: Target,
     caller_is_owner: bool,
+    tenant_id: Uuid,
+    permissions: crate::authz::cache::PermissionCache,
 }
 
 /// Opens a change to `user_id` by `caller`: locks the active owners (always first, in id
@@ -225,6 +271,8 @@ async fn begin_change(
         transaction,
         target,
         caller_is_owner,
+        tenant_id: context.tenant.tenant.id,
+        permissions: state.permissions.clone(),
     })
 }
 
@@ -244,8 +292,20 @@ impl Change {
         let user = store::get(&mut self.transaction, self.target.id)
             .await?
             .ok_or(UsersError::NotFound)?;
-        self.transaction.commit().await?;
+        self.commit().await?;
         Ok(user)
+    }
+
+    /// Commits, telling every node to forget the user's cached permissions; this node forgets
+    /// them before the change is answered, so the caller's next request sees it.
+    async fn commit(mut self) -> Result<(), UsersError> {
+        authz_store::notify_changed(&mut self.transaction, self.tenant_id, Some(self.target.id))
+            .await?;
+        self.transaction.commit().await?;
+        self.permissions
+            .invalidate_user(self.tenant_id, self.target.id)
+            .await;
+        Ok(())
     }
 }
 
@@ -287,16 +347,31 @@ pub async fn enable(
     change.finish().await
 }
 
-/// Makes `roles` exactly the user's roles. The new roles apply to the guard at once and show
-/// in the user's next access token.
+/// Makes `assignments` exactly the user's role assignments. The new roles apply to the guard
+/// at once and show in the user's next access token. An assignment that is new, or whose
+/// conditions changed, must be within the caller's own permissions (`held`).
 pub async fn set_roles(
     state: &DataPlane,
     context: &RequestContext,
     caller: &Principal,
+    held: &[String],
     user_id: Uuid,
-    roles: &[String],
+    assignments: Vec<RoleAssignment>,
 ) -> Result<UserView, UsersError> {
-    let roles = role_list(roles)?;
+    let names: Vec<String> = assignments.iter().map(|a| a.role.clone()).collect();
+    let roles = role_list(&names)?;
+    // A role named twice is named once, unless the two disagree on conditions.
+    let mut assignments = assignments;
+    assignments.sort_by(|a, b| a.role.cmp(&b.role));
+    if assignments
+        .windows(2)
+        .any(|pair| pair[0].role == pair[1].role && pair[0].conditions != pair[1].conditions)
+    {
+        return Err(UsersError::InvalidInput(
+            "a role is named twice with different conditions".into(),
+        ));
+    }
+    assignments.dedup_by(|a, b| a.role == b.role);
     let mut change = begin_change(state, context, caller, user_id).await?;
     check_roles_exist(&mut change.transaction, &roles).await?;
     let grants_owner = roles.iter().any(|role| role == OWNER);
@@ -306,7 +381,22 @@ pub async fn set_roles(
     if !grants_owner {
         change.keep_an_owner().await?;
     }
-    store::set_roles(&mut change.transaction, user_id, &roles).await?;
+    let current = store::assignments(&mut change.transaction, user_id).await?;
+    let changed: Vec<String> = assignments
+        .iter()
+        .filter(|assignment| {
+            !current.iter().any(|(role, conditions)| {
+                *role == assignment.role && *conditions == assignment.stored_conditions()
+            })
+        })
+        .map(|assignment| assignment.role.clone())
+        .collect();
+    check_can_grant(&mut change.transaction, held, &changed).await?;
+    let (roles, conditions): (Vec<String>, Vec<Option<serde_json::Value>>) = assignments
+        .iter()
+        .map(|assignment| (assignment.role.clone(), assignment.stored_conditions()))
+        .unzip();
+    store::set_roles(&mut change.transaction, user_id, &roles, &conditions).await?;
     change.finish().await
 }
 
@@ -323,7 +413,8 @@ pub async fn reset_mfa(
     change.finish().await
 }
 
-/// Deletes the user after ending their sessions on every node.
+/// Erases the user: ends their sessions on every node, strips their sign-in history and other
+/// traces of their address of personal data, and deletes them.
 pub async fn delete(
     state: &DataPlane,
     context: &RequestContext,
@@ -346,7 +437,25 @@ pub async fn delete(
         "user_deleted",
     )
     .await?;
+    // Erasure: what is kept about the address outside the user's own rows loses its
+    // personal data in the same transaction (see `privacy`).
+    let user = store::get(&mut change.transaction, user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    crate::privacy::store::forget_address(&mut change.transaction, user_id, user.email.as_str())
+        .await?;
+    // The records they own go or pass to the caller, by the tenant's privacy policy.
+    let policy = crate::privacy::store::policy(&mut change.transaction).await?;
+    match policy.erased_user_records {
+        ErasedUserRecords::Delete => {
+            records::delete_owned_by(&mut change.transaction, user_id).await?;
+        }
+        ErasedUserRecords::Reassign => {
+            let now = state.clock.now();
+            records::reassign_owned_by(&mut change.transaction, user_id, caller.user_id, now)
+                .await?;
+        }
+    }
     store::delete(&mut change.transaction, user_id).await?;
-    change.transaction.commit().await?;
-    Ok(())
+    change.commit().await
 }

@@ -18,6 +18,8 @@ pub struct UserView {
     pub email_verified: bool,
     pub mfa_enabled: bool,
     pub roles: Vec<String>,
+    /// The conditions of conditional assignments, by role name.
+    pub role_conditions: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -27,7 +29,9 @@ pub struct UserView {
 const VIEW_COLUMNS: &str = "u.id, u.email, u.display_name, u.status,
      u.email_verified_at IS NOT NULL, u.totp_enabled_at IS NOT NULL,
      ARRAY(SELECT role_name FROM user_roles WHERE user_id = u.id ORDER BY role_name),
-     u.created_at, u.updated_at";
+     u.created_at, u.updated_at,
+     (SELECT coalesce(jsonb_object_agg(role_name, conditions), '{}') FROM user_roles
+      WHERE user_id = u.id AND conditions IS NOT NULL)";
 
 fn view_from_row(row: &tokio_postgres::Row) -> UserView {
     UserView {
@@ -40,6 +44,7 @@ fn view_from_row(row: &tokio_postgres::Row) -> UserView {
         roles: row.get(6),
         created_at: row.get(7),
         updated_at: row.get(8),
+        role_conditions: row.get(9),
     }
 }
 
@@ -186,21 +191,44 @@ pub async fn insert_invited(
 }
 
 /// Makes `roles` exactly the user's roles.
+/// Makes `roles` (each with its `conditions`, `None`: unconditional) exactly the user's role
+/// assignments; unchanged ones keep their grant time.
 pub async fn set_roles(
     transaction: &mut TenantTransaction,
     user_id: Uuid,
     roles: &[String],
+    conditions: &[Option<serde_json::Value>],
 ) -> Result<(), TenantDbError> {
     transaction
         .query_typed(
             "WITH removed AS (
                  DELETE FROM user_roles WHERE user_id = $1 AND NOT (role_name = ANY($2)))
-             INSERT INTO user_roles (user_id, role_name)
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-            &[(&user_id, Type::UUID), (&roles, Type::TEXT_ARRAY)],
+             INSERT INTO user_roles (user_id, role_name, conditions)
+             SELECT $1, role, conditions FROM unnest($2::text[], $3::jsonb[]) AS a (role, conditions)
+             ON CONFLICT (user_id, role_name) DO UPDATE SET conditions = EXCLUDED.conditions
+             WHERE user_roles.conditions IS DISTINCT FROM EXCLUDED.conditions",
+            &[
+                (&user_id, Type::UUID),
+                (&roles, Type::TEXT_ARRAY),
+                (&conditions, Type::JSONB_ARRAY),
+            ],
         )
         .await?;
     touch(transaction, user_id).await
+}
+
+/// The user's role assignments: role and stored conditions.
+pub async fn assignments(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+) -> Result<Vec<(String, Option<serde_json::Value>)>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT role_name, conditions FROM user_roles WHERE user_id = $1",
+            &[(&user_id, Type::UUID)],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 async fn touch(transaction: &mut TenantTransaction, user_id: Uuid) -> Result<(), TenantDbError> {

@@ -1,0 +1,85 @@
+//! HTTP for personal data: `GET /v1/me/export` (the caller's own data) and
+//! `GET`/`PUT /v1/settings/privacy` (`settings:manage`).
+
+use actix_web::{web, HttpResponse};
+use shared::error::ApiError;
+
+use super::{store, PrivacyPolicy, MANAGE};
+use crate::authz;
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/me/export", web::get().to(export)).service(
+        web::resource("/v1/settings/privacy")
+            .route(web::get().to(get_policy))
+            .route(web::put().to(replace_policy)),
+    );
+}
+
+async fn export(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = context.authenticated()?;
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut document = store::export(&mut transaction, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the signed-in user no longer exists"))?;
+    transaction.commit().await?;
+    if let Some(object) = document.as_object_mut() {
+        let tenant = &context.tenant.tenant;
+        object.insert(
+            "tenant".into(),
+            serde_json::json!({ "slug": tenant.slug.as_str(), "name": tenant.name }),
+        );
+        object.insert(
+            "exported_at".into(),
+            serde_json::json!(state
+                .clock
+                .now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()),
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"export-{}.json\"", principal.user_id),
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(document))
+}
+
+async fn get_policy(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &context, MANAGE).await?;
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let policy = store::policy(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
+
+async fn replace_policy(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    authz::require(&state, &context, MANAGE).await?;
+    let body = body.into_inner();
+    // serde would also read a struct from an array, by position.
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_policy",
+            "the policy is a JSON object",
+        ));
+    }
+    let policy: PrivacyPolicy = serde_json::from_value(body)
+        .map_err(|error| ApiError::bad_request("invalid_policy", error.to_string()))?;
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    store::save_policy(&mut transaction, &policy).await?;
+    transaction.commit().await?;
+    Ok(HttpResponse::Ok().json(policy))
+}

@@ -1,0 +1,70 @@
+//! Reading a record from a request body: the content type first (415), then at most
+//! [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES) bytes (413, refused from `Content-Length` before
+//! reading when it is declared), then JSON (400). The records routes read their bodies here
+//! rather than through `web::Json`, whose limit is the API-wide one for small admin bodies.
+
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{web, HttpRequest};
+use serde_json::Value;
+
+use super::{RecordsError, MAX_BODY_BYTES};
+
+/// The media types a body may be sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// `application/json`.
+    Json,
+    /// `application/merge-patch+json` (RFC 7396) or `application/json`.
+    MergePatch,
+}
+
+fn check_content_type(req: &HttpRequest, accept: Accept) -> Result<(), RecordsError> {
+    let essence = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    let accepted = matches!(
+        (essence.as_deref(), accept),
+        (Some("application/json"), _) | (Some("application/merge-patch+json"), Accept::MergePatch)
+    );
+    if accepted {
+        Ok(())
+    } else {
+        Err(RecordsError::UnsupportedMediaType(match accept {
+            Accept::Json => "expected Content-Type: application/json",
+            Accept::MergePatch => {
+                "expected Content-Type: application/merge-patch+json or application/json"
+            }
+        }))
+    }
+}
+
+/// The body's bytes, bounded.
+async fn read_bounded(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, RecordsError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(RecordsError::TooLarge);
+    }
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Err(_)) => Err(RecordsError::BodyUnreadable),
+        Err(_) => Err(RecordsError::TooLarge),
+    }
+}
+
+/// A JSON body of an accepted content type, within the size limit.
+pub async fn json_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    accept: Accept,
+) -> Result<Value, RecordsError> {
+    check_content_type(req, accept)?;
+    let bytes = read_bounded(req, payload).await?;
+    serde_json::from_slice(&bytes).map_err(|error| RecordsError::InvalidJson(error.to_string()))
+}

@@ -1,0 +1,11 @@
+//! SQL of the usage figures, in the tenant's schema.
+
+use shared::tenant_context::{TenantDbError, TenantTransaction};
+
+/// The tenant's users, any status.
+pub async fn count_users(transaction: &mut TenantTransaction) -> Result<i64, TenantDbError> {
+    let rows = transaction
+        .query_typed("SELECT count(*) FROM users", &[])
+        .await?;
+    Ok(rows.first().map_or(0, |row| row.get(0)))
+}
