@@ -212,6 +212,8 @@ async fn custom_roles_grant_what_they_include_and_cycles_are_refused() {
 async fn bad_role_definitions_get_400_and_change_nothing() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // A burst of writes past the free plan's rate limits, which are not under test here.
+    app.raise_rate_limits("acme").await;
     let before =
         json_of(call(&app, Method::GET, "acme", "/v1/admin/roles", &owner, None).await).await;
     for bad in [

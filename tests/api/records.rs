@@ -235,6 +235,8 @@ async fn pages_return_every_record_once_in_a_stable_order_in_each_sort() {
     })
     .await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // 23 writes while the manual clock barely moves: past the free plan's rate limits.
+    app.raise_rate_limits("acme").await;
     // 23 records in groups of three sharing a creation time: ties are broken by id.
     let mut groups: Vec<Vec<String>> = Vec::new();
     for n in 0..23 {
@@ -623,6 +625,8 @@ fn record_of_size(bytes: usize) -> Value {
 async fn writes_that_would_pass_the_storage_quota_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // A burst of writes past the free plan's rate limits, which are not under test here.
+    app.raise_rate_limits("acme").await;
     set_storage_quota(&app, "acme", 1000).await;
 
     let first = create(&app, "acme", &owner, "files", record_of_size(600)).await;

@@ -555,6 +555,8 @@ async fn in_an_owner_collection_a_deleter_without_manage_cannot_delete_anothers_
 async fn sql_injection_attempts_are_refused_or_inert_and_change_nothing() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // A burst of writes past the free plan's rate limits, which are not under test here.
+    app.raise_rate_limits("acme").await;
     let record = create(&app, "acme", &owner, "tasks", json!({"status": "open"})).await;
     let tricky = create(
         &app,
@@ -712,6 +714,8 @@ type BadBody<'a> = (
 async fn oversized_malformed_and_mistyped_bodies_get_json_errors_and_write_nothing() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // A burst of writes past the free plan's rate limits, which are not under test here.
+    app.raise_rate_limits("acme").await;
     let record = create(&app, "acme", &owner, "tasks", json!({"title": "t"})).await;
     let path = record_path("tasks", &record);
     let records = "/v1/collections/tasks/records";

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
-use crate::cors::CorsCache;
 use crate::api_keys::cache::ApiKeyCache;
 use crate::authz::cache::PermissionCache;
+use crate::cors::CorsCache;
 use crate::records::collections::CollectionCache;
 use crate::sessions::SessionCache;
 use crate::tokens::signing_keys::SigningKeys;

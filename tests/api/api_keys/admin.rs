@@ -122,6 +122,8 @@ async fn creation_stops_at_the_quota_even_when_requests_race() {
 async fn malformed_requests_get_400_and_create_nothing() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // A burst of writes past the free plan's rate limits, which are not under test here.
+    app.raise_rate_limits("acme").await;
     for (body, code) in [
         (json!({"scopes": ["usage:read"]}), "invalid_json"),
         (json!({"name": "x"}), "invalid_json"),
