@@ -97,6 +97,14 @@ async fn main() {
         data_pool_size: args.pool,
         control_pool_size: 8,
         data_workers: 2,
+        // The benchmark measures throughput, not the limits: the credential limit per client
+        // address is lifted here and each tenant's rate quota where it is created. The limit
+        // check itself still runs on every request.
+        rate_limit: data_plane::rate_limit::RateLimitSettings {
+            auth_per_minute: 100_000_000,
+            auth_burst: 1_000_000,
+            ..data_plane::rate_limit::RateLimitSettings::default()
+        },
         ..TestOptions::default()
     })
     .await;
@@ -147,6 +155,7 @@ async fn records(app: &TestApp, args: &Args) {
         let slug = format!("rec-{index:04}");
         let email = format!("owner@{slug}.example");
         let tenant = app.tenant_with_active_admin(&slug, &email, PASSWORD).await;
+        app.raise_rate_limits(&slug).await;
         let tokens = app.sign_in(&slug, &email, PASSWORD).await;
         let access = tokens["access_token"].as_str().unwrap().to_owned();
         let created: serde_json::Value = http
@@ -551,6 +560,9 @@ async fn floor_record(
 
 async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     println!("\n## Tenant-routed reads over {} tenants", slugs.len());
+    for slug in slugs {
+        app.raise_rate_limits(slug).await;
+    }
     let floor_url = start_floor_server(app, args.pool).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
@@ -623,6 +635,7 @@ async fn identity(app: &TestApp, args: &Args) {
         let slug = format!("auth-{index:04}");
         let email = format!("user@{slug}.example");
         tenants.push(app.tenant_with_active_admin(&slug, &email, PASSWORD).await);
+        app.raise_rate_limits(&slug).await;
         accounts.push((slug, email));
     }
     let logins: Vec<reqwest::Request> = accounts
