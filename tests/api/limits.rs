@@ -15,6 +15,7 @@ use shared::tenant::TenantSlug;
 use tenantry_tests::{unique_address, TestApp, TestOptions};
 use time::OffsetDateTime;
 
+use crate::api_keys::{key_text, usage_key, usage_with};
 use crate::email_flows::{allow_self_signup, post, queued_mails};
 use crate::users_admin::{call, tenant_with_owner, OWNER_EMAIL};
 
@@ -397,4 +398,38 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
         StatusCode::ACCEPTED
     );
     assert_eq!(queued_mails(&app, "acme", &newcomer).await, 1);
+}
+
+#[tokio::test]
+async fn one_api_key_may_use_only_its_share_of_the_tenant_rate() {
+    let (app, clock) = app_with_clock(RateLimitSettings::default()).await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    let first = key_text(&usage_key(&app, "acme", &owner).await);
+    let second = key_text(&usage_key(&app, "acme", &owner).await);
+    // Each key gets half: a burst of 4 of the tenant's 8.
+    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 8})).await;
+
+    for _ in 0..4 {
+        let response = usage_with(&app, "acme", &first).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let refused = usage_with(&app, "acme", &first).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "x-ratelimit-limit"), "4");
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["limit_class"], "api_key");
+
+    // Another key, and the tenant's users, still have their budget.
+    assert_eq!(
+        usage_with(&app, "acme", &second).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    // The key's share refills at half the tenant's rate.
+    clock.advance(time::Duration::seconds(2));
+    assert_eq!(
+        usage_with(&app, "acme", &first).await.status(),
+        StatusCode::OK
+    );
 }

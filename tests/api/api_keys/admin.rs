@@ -7,6 +7,8 @@ use super::*;
 async fn usage_counters_rise_without_a_write_per_request() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // Polled every 10 ms below: past the free plan's rate limits, which are not under test.
+    app.raise_rate_limits("acme").await;
     let created = usage_key(&app, "acme", &owner).await;
     assert_eq!(created["use_count"], 0);
     assert!(created["last_used_at"].is_null());
