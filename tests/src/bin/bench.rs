@@ -26,6 +26,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ use data_plane::tokens::verified::VerifiedTokens;
 use refinery::Migration;
 use shared::template::Template;
 use shared::tenant::quote_ident;
-use shared::tenant_context::TenantScope;
+use shared::tenant_context::{TenantDb, TenantScope};
 use tenantry_tests::{TestApp, TestOptions};
 use tokio_postgres::types::Type;
 
@@ -148,9 +149,9 @@ async fn records(app: &TestApp, args: &Args) {
         .pool_max_idle_per_host(args.connections)
         .build()
         .unwrap();
-    let floor_url = start_floor_server(app, args.pool).await;
     let mut ours = Vec::new();
-    let mut floor = Vec::new();
+    let mut targets = Vec::new();
+    let mut scopes = HashMap::new();
     for index in 0..args.identity_tenants {
         let slug = format!("rec-{index:04}");
         let email = format!("owner@{slug}.example");
@@ -169,7 +170,7 @@ async fn records(app: &TestApp, args: &Args) {
             .json()
             .await
             .unwrap();
-        let id = created["id"].as_str().unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
         ours.push(
             http.get(format!(
                 "{}/v1/collections/notes/records/{id}",
@@ -180,33 +181,40 @@ async fn records(app: &TestApp, args: &Args) {
             .build()
             .unwrap(),
         );
-        floor.push(
-            http.get(format!(
-                "{floor_url}/floor-record/{}/{id}",
-                tenant.schema.as_str()
-            ))
-            .build()
-            .unwrap(),
-        );
+        let schema = tenant.schema.as_str().to_owned();
+        scopes.insert(schema.clone(), TenantScope::for_tenant(&tenant));
+        targets.push((schema, id));
     }
-    let (ours, floor) = (Arc::new(ours), Arc::new(floor));
-    load(&http, ours.clone(), args.connections, 2).await;
-    load(&http, floor.clone(), args.connections, 2).await;
+    let floor_url = start_floor_server(app, args.pool, scopes).await;
+    let on_floor = |route: &str| -> Arc<Vec<reqwest::Request>> {
+        Arc::new(
+            targets
+                .iter()
+                .map(|(schema, id)| {
+                    http.get(format!("{floor_url}/{route}/{schema}/{id}"))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    };
+    let floor = on_floor("floor-record");
+    let switched = on_floor("floor-tenant-record");
+    let ours = Arc::new(ours);
+    let paths = [floor, switched, ours];
+    for path in &paths {
+        load(&http, path.clone(), args.connections, 2).await;
+    }
     println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
-    let mut ratios = Vec::new();
+    let names = [
+        "floor: bare handler, schema-qualified select by id",
+        "floor handler + tenant transaction (BEGIN, SET LOCAL role and search_path, COMMIT)",
+        "GET /v1/collections/notes/records/{id}: token, permission, tenant context, select",
+    ];
+    let (mut switch_ratios, mut ratios) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let (mut bare, mut authorised) =
-            compare(&http, &floor, &ours, args.connections, args.seconds).await;
-        for (name, measured) in [
-            (
-                "floor: bare handler, schema-qualified select by id",
-                &mut bare,
-            ),
-            (
-                "GET /v1/collections/notes/records/{id}: token, permission, tenant context, select",
-                &mut authorised,
-            ),
-        ] {
+        let mut measured = compare_all(&http, &paths, args.connections, args.seconds).await;
+        for (name, measured) in names.iter().zip(measured.iter_mut()) {
             println!(
                 "| {round} | {name} | {:.0} | {:.2} | {:.2} | {} |",
                 measured.rps(),
@@ -215,12 +223,17 @@ async fn records(app: &TestApp, args: &Args) {
                 measured.errors
             );
         }
-        ratios.push(authorised.rps() / bare.rps());
+        switch_ratios.push(measured[1].rps() / measured[0].rps());
+        ratios.push(measured[2].rps() / measured[0].rps());
     }
-    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    let mean = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
+    println!(
+        "ratio tenant transaction alone/floor req/s per round: {switch_ratios:.2?}; mean {:.0}%",
+        mean(&switch_ratios) * 100.0
+    );
     println!(
         "ratio authorised record GET/floor req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 60%)",
-        mean * 100.0
+        mean(&ratios) * 100.0
     );
 }
 
@@ -442,6 +455,25 @@ async fn compare(
     rounds
 }
 
+/// Like [`compare`] for any number of paths, in one-second slices taken in turn.
+async fn compare_all(
+    http: &reqwest::Client,
+    paths: &[Arc<Vec<reqwest::Request>>],
+    connections: usize,
+    seconds: u64,
+) -> Vec<Round> {
+    let mut rounds = Vec::new();
+    for path in paths {
+        rounds.push(load(http, path.clone(), connections, 1).await);
+    }
+    for _ in 1..seconds {
+        for (round, path) in rounds.iter_mut().zip(paths) {
+            round.absorb(load(http, path.clone(), connections, 1).await);
+        }
+    }
+    rounds
+}
+
 /// Drives `urls` (one per request, cycled) with `connections` clients for `seconds`.
 async fn load(
     http: &reqwest::Client,
@@ -493,19 +525,33 @@ async fn load(
 }
 
 /// The floor: a bare handler, the same select schema-qualified, a plain pooled connection.
-async fn start_floor_server(app: &TestApp, pool_size: usize) -> String {
+/// The bare server the data plane is compared with. `scopes` (by schema name) serve
+/// `/floor-tenant-record`: the floor's handler with the data plane's tenant transaction.
+async fn start_floor_server(
+    app: &TestApp,
+    pool_size: usize,
+    scopes: HashMap<String, TenantScope>,
+) -> String {
     let pool = shared::db::pool(
         shared::db::pg_config(&app.database_url, None).unwrap(),
         pool_size,
     )
     .unwrap();
+    let tenant_db = web::Data::new(TenantDb::new(pool.clone()));
+    let scopes = web::Data::new(scopes);
     let pool = web::Data::new(pool);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())
+            .app_data(tenant_db.clone())
+            .app_data(scopes.clone())
             .route("/floor-record/{schema}/{id}", web::get().to(floor_record))
+            .route(
+                "/floor-tenant-record/{schema}/{id}",
+                web::get().to(floor_tenant_record),
+            )
             .route(
             "/floor/{schema}",
             web::get().to(
@@ -548,7 +594,30 @@ async fn floor_record(
         .query_typed(&sql, &[(&id, Type::UUID)])
         .await
         .unwrap();
-    let row = &rows[0];
+    record_json(id, &rows[0])
+}
+
+/// [`floor_record`] through the data plane's tenant transaction (`BEGIN; SET LOCAL ROLE …;
+/// SET LOCAL search_path …`, the select unqualified, `COMMIT`, pipelined): what the tenant
+/// switch alone costs, without the data plane's middleware, authentication or authorisation.
+async fn floor_tenant_record(
+    tenant_db: web::Data<TenantDb>,
+    scopes: web::Data<HashMap<String, TenantScope>>,
+    path: web::Path<(String, uuid::Uuid)>,
+) -> HttpResponse {
+    let (schema, id) = path.into_inner();
+    let rows = tenant_db
+        .query_once(
+            &scopes[&schema],
+            "SELECT data, version, created_at, updated_at FROM records WHERE id = $1",
+            &[(&id, Type::UUID)],
+        )
+        .await
+        .unwrap();
+    record_json(id, &rows[0])
+}
+
+fn record_json(id: uuid::Uuid, row: &tokio_postgres::Row) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "id": id,
         "data": row.get::<_, serde_json::Value>(0),
@@ -563,7 +632,7 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     for slug in slugs {
         app.raise_rate_limits(slug).await;
     }
-    let floor_url = start_floor_server(app, args.pool).await;
+    let floor_url = start_floor_server(app, args.pool, HashMap::new()).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()
