@@ -200,8 +200,9 @@ async fn records(app: &TestApp, args: &Args) {
     };
     let floor = on_floor("floor-record");
     let switched = on_floor("floor-tenant-record");
+    let session = on_floor("floor-session-record");
     let ours = Arc::new(ours);
-    let paths = [floor, switched, ours];
+    let paths = [floor, switched, ours, session];
     for path in &paths {
         load(&http, path.clone(), args.connections, 2).await;
     }
@@ -210,8 +211,9 @@ async fn records(app: &TestApp, args: &Args) {
         "floor: bare handler, schema-qualified select by id",
         "floor handler + tenant transaction (BEGIN, SET LOCAL role and search_path, COMMIT)",
         "GET /v1/collections/notes/records/{id}: token, permission, tenant context, select",
+        "what-if: floor handler + session-level SET ROLE and search_path, no transaction",
     ];
-    let (mut switch_ratios, mut ratios) = (Vec::new(), Vec::new());
+    let (mut switch_ratios, mut ratios, mut session_ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds {
         let mut measured = compare_all(&http, &paths, args.connections, args.seconds).await;
         for (name, measured) in names.iter().zip(measured.iter_mut()) {
@@ -225,11 +227,16 @@ async fn records(app: &TestApp, args: &Args) {
         }
         switch_ratios.push(measured[1].rps() / measured[0].rps());
         ratios.push(measured[2].rps() / measured[0].rps());
+        session_ratios.push(measured[3].rps() / measured[0].rps());
     }
     let mean = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
     println!(
         "ratio tenant transaction alone/floor req/s per round: {switch_ratios:.2?}; mean {:.0}%",
         mean(&switch_ratios) * 100.0
+    );
+    println!(
+        "ratio what-if session-level switch/floor req/s per round: {session_ratios:.2?}; mean {:.0}%",
+        mean(&session_ratios) * 100.0
     );
     println!(
         "ratio authorised record GET/floor req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 60%)",
@@ -538,6 +545,25 @@ async fn start_floor_server(
     )
     .unwrap();
     let tenant_db = web::Data::new(TenantDb::new(pool.clone()));
+    let switches: HashMap<String, SessionSwitch> = scopes
+        .iter()
+        .map(|(schema, scope)| {
+            let switch = format!(
+                "SET ROLE {}; SET search_path TO {}",
+                scope.role().quoted(),
+                quote_ident(schema)
+            );
+            (schema.clone(), SessionSwitch(switch))
+        })
+        .collect();
+    let switches = web::Data::new(switches);
+    let session_pool = web::Data::new(SessionPool(
+        shared::db::pool(
+            shared::db::pg_config(&app.database_url, None).unwrap(),
+            pool_size,
+        )
+        .unwrap(),
+    ));
     let scopes = web::Data::new(scopes);
     let pool = web::Data::new(pool);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -547,10 +573,16 @@ async fn start_floor_server(
             .app_data(pool.clone())
             .app_data(tenant_db.clone())
             .app_data(scopes.clone())
+            .app_data(switches.clone())
+            .app_data(session_pool.clone())
             .route("/floor-record/{schema}/{id}", web::get().to(floor_record))
             .route(
                 "/floor-tenant-record/{schema}/{id}",
                 web::get().to(floor_tenant_record),
+            )
+            .route(
+                "/floor-session-record/{schema}/{id}",
+                web::get().to(floor_session_record),
             )
             .route(
             "/floor/{schema}",
@@ -616,6 +648,35 @@ async fn floor_tenant_record(
         .unwrap();
     record_json(id, &rows[0])
 }
+
+/// What-if, not our path: the tenant switch as session-level `SET ROLE` and `SET search_path`
+/// pipelined with the select, without `BEGIN`/`COMMIT` (two messages instead of three, three
+/// statements instead of five). The state stays on the connection, so a design using it must
+/// switch on every checkout; see docs/benchmarks.md.
+async fn floor_session_record(
+    pool: web::Data<SessionPool>,
+    switches: web::Data<HashMap<String, SessionSwitch>>,
+    path: web::Path<(String, uuid::Uuid)>,
+) -> HttpResponse {
+    let (schema, id) = path.into_inner();
+    let client = pool.0.get().await.unwrap();
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] = [(&id, Type::UUID)];
+    let (switched, rows) = tokio::join!(
+        client.batch_execute(&switches[&schema].0),
+        client.query_typed(
+            "SELECT data, version, created_at, updated_at FROM records WHERE id = $1",
+            &params,
+        )
+    );
+    switched.unwrap();
+    record_json(id, &rows.unwrap()[0])
+}
+
+/// `SET ROLE …; SET search_path …` for one tenant.
+struct SessionSwitch(String);
+
+/// The what-if path's own connections: the state it leaves on them would break the others.
+struct SessionPool(deadpool_postgres::Pool);
 
 fn record_json(id: uuid::Uuid, row: &tokio_postgres::Row) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
