@@ -50,7 +50,11 @@ apt_install() {
 # not used: we start private instances.
 ensure_packages() {
     mkdir -p "$STATE_DIR"
-    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client oathtool)
+    # pkg-config … libclang-dev: samael's XML-DSig checks (libxmlsec1 through bindgen);
+    # xmlsec1: the test SAML IdP (pysaml2) signs with it; nodejs/npm: the test OIDC provider.
+    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client oathtool
+        pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev xmlsec1)
+    command -v npm >/dev/null || wanted+=(nodejs npm)
     command -v psql >/dev/null && command -v pg_isready >/dev/null || wanted+=(postgresql-client)
     apt_install "${wanted[@]}"
 }
