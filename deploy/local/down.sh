@@ -9,7 +9,7 @@ stop_pidfile "$STATE_DIR/control-plane.pid" "control plane"
 stop_pidfile "$STATE_DIR/clickhouse/clickhouse.pid" "ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
 stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
-stop_pidfile "$STATE_DIR/idp/saml-idp.pid" "test SAML IdP"
+stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"
 if [ -f "$STATE_DIR/postgres/postmaster.pid" ]; then
     log "stopping the private Postgres"
     run=()

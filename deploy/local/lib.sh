@@ -232,6 +232,43 @@ ensure_oidc_provider() {
         || die "the OIDC provider did not start; see $dir/oidc-provider.log"
 }
 
+# The SAML IdP of the SSO tests: pysaml2 (pinned, from PyPI, in a venv under state/saml-idp/)
+# running deploy/local/idp/saml_idp.py on 127.0.0.1:$SAML_IDP_PORT, signing with Debian's
+# xmlsec1 and a key pair made here with openssl (plus a second, untrusted one for forged
+# responses). Exports TENANTRY_TEST_SAML_IDP_URL.
+ensure_saml_idp() {
+    export TENANTRY_TEST_SAML_IDP_URL="http://127.0.0.1:$SAML_IDP_PORT"
+    local source="$REPO_ROOT/deploy/local/idp/saml_idp.py" dir="$STATE_DIR/saml-idp"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    command -v xmlsec1 >/dev/null || apt_install xmlsec1
+    if ! "$venv/bin/python" -c "import saml2" 2>/dev/null; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing pysaml2 $PYSAML2_VERSION (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "pysaml2==$PYSAML2_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install pysaml2; see $dir/pip.log"
+    fi
+    local name
+    for name in idp foreign; do
+        [ -f "$dir/$name.crt" ] && continue
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=tenantry-test-$name" \
+            -keyout "$dir/$name.key" -out "$dir/$name.crt" >/dev/null 2>&1 \
+            || die "openssl could not make the test IdP's $name key"
+    done
+    if ! cmp -s "$source" "$dir/saml_idp.py"; then
+        stop_pidfile "$dir/saml-idp.pid" "the test SAML IdP"
+        cp "$source" "$dir/saml_idp.py"
+    fi
+    http_answers "$TENANTRY_TEST_SAML_IDP_URL/metadata" && return 0
+    log "starting the test SAML IdP on $TENANTRY_TEST_SAML_IDP_URL"
+    start_detached "$dir/saml-idp.log" "$dir/saml-idp.pid" env SAML_IDP_PORT="$SAML_IDP_PORT" \
+        SAML_IDP_STATE="$dir" "$venv/bin/python" "$dir/saml_idp.py"
+    wait_until "SAML IdP" 30 http_answers "$TENANTRY_TEST_SAML_IDP_URL/metadata" \
+        || die "the SAML IdP did not start; see $dir/saml-idp.log"
+}
+
 # wait_until NAME SECONDS COMMAND...: polls COMMAND (a readiness probe, not a sleep-for-sync).
 wait_until() {
     local name=$1 seconds=$2

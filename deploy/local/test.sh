@@ -11,6 +11,7 @@ ensure_postgres
 ensure_clickhouse
 ensure_smtp
 ensure_oidc_provider
+ensure_saml_idp
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A

@@ -227,6 +227,186 @@ impl Browser {
     }
 }
 
+/// The test SAML IdP (pysaml2) and its test hooks.
+pub struct SamlIdp {
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl SamlIdp {
+    pub fn new() -> Self {
+        Self {
+            url: saml_idp_url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn metadata(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metadata", self.url))
+            .send()
+            .await
+            .expect("the test SAML IdP answers (deploy/local/test.sh starts it)");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    pub async fn certificate(&self) -> String {
+        self.http
+            .get(format!("{}/cert.pem", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Tells the IdP about an SP (its metadata, as our data plane serves it).
+    pub async fn register_sp(&self, metadata: String) {
+        let response = self
+            .http
+            .post(format!("{}/__test/sp", self.url))
+            .body(metadata)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NO_CONTENT,
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    pub async fn set_account(&self, login: &str, name: &str, groups: &[&str]) {
+        let response = self
+            .http
+            .post(format!("{}/__test/accounts", self.url))
+            .json(&json!({"login": login, "name": name, "groups": groups}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+/// What the IdP's auto-submitting page would post to the ACS.
+#[derive(Debug, Clone)]
+pub struct SamlPost {
+    pub acs: String,
+    pub saml_response: String,
+    pub relay_state: Option<String>,
+}
+
+impl Browser {
+    /// Starts a SAML sign-in at the tenant and signs in at the IdP as `login`; `variant`
+    /// asks the IdP for a forged response (see deploy/local/idp/saml_idp.py).
+    pub async fn saml_response(
+        &self,
+        slug: &str,
+        provider: &str,
+        login: &str,
+        variant: &str,
+        victim: &str,
+    ) -> SamlPost {
+        let redirect = self.start(slug, provider).await;
+        assert!(redirect.contains("SAMLRequest="), "{redirect}");
+        let page = self.http.get(&redirect).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let page = page.text().await.unwrap();
+        let hidden = |html: &str, name: &str| {
+            html_attribute(
+                html,
+                &format!("<input type=\"hidden\" name=\"{name}\""),
+                "value",
+            )
+        };
+        let request = hidden(&page, "SAMLRequest").unwrap();
+        let relay_state = hidden(&page, "RelayState").unwrap_or_default();
+        let login_url = reqwest::Url::parse(&redirect)
+            .unwrap()
+            .join("/sso/login")
+            .unwrap();
+        let answer = self
+            .http
+            .post(login_url)
+            .form(&[
+                ("SAMLRequest", request.as_str()),
+                ("RelayState", relay_state.as_str()),
+                ("username", login),
+                ("variant", variant),
+                ("victim", victim),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let answer = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "the IdP answered {answer}");
+        SamlPost {
+            acs: html_attribute(&answer, "<form", "action").unwrap(),
+            saml_response: hidden(&answer, "SAMLResponse").unwrap(),
+            relay_state: hidden(&answer, "RelayState"),
+        }
+    }
+
+    /// Posts a SAML response to `provider`'s ACS at `slug` (with its RelayState unless
+    /// `relay_state` is false).
+    pub async fn post_to_acs(
+        &self,
+        slug: &str,
+        provider: &str,
+        post: &SamlPost,
+        relay_state: bool,
+    ) -> reqwest::Response {
+        let mut form = vec![("SAMLResponse", post.saml_response.as_str())];
+        if let (true, Some(relay)) = (relay_state, post.relay_state.as_deref()) {
+            form.push(("RelayState", relay));
+        }
+        self.tenant_post_form(slug, &format!("/v1/auth/saml/{provider}/acs"), &form)
+            .await
+    }
+}
+
+/// A SAML provider `name` at tenant `slug` from the test IdP's metadata; the IdP learns the
+/// tenant's SP metadata.
+pub async fn saml_provider(
+    app: &TestApp,
+    slug: &str,
+    admin_token: &str,
+    name: &str,
+    extra: Value,
+) -> Value {
+    let idp = SamlIdp::new();
+    let mut provider = json!({"kind": "saml", "idp_metadata_xml": idp.metadata().await});
+    if let (Value::Object(provider), Value::Object(extra)) = (&mut provider, extra) {
+        provider.extend(extra);
+    }
+    let response = create_provider(
+        app,
+        slug,
+        admin_token,
+        &json!({"name": name, "provider": provider,
+                "users": {"role_mapping": {"auditors": "manager"}}}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let view: Value = response.json().await.unwrap();
+    let metadata = Browser::new(app)
+        .tenant_get(slug, &format!("/v1/auth/saml/{name}/metadata"))
+        .await;
+    assert_eq!(metadata.status(), StatusCode::OK);
+    idp.register_sp(metadata.text().await.unwrap()).await;
+    view
+}
+
 /// A tenant with an active admin, its limits lifted; returns the admin's access token.
 pub async fn tenant_with_admin(app: &TestApp, slug: &str, admin_email: &str) -> String {
     app.tenant_with_active_admin(slug, admin_email, "correct horse battery staple")
