@@ -24,6 +24,7 @@ pub mod transactions;
 
 use shared::envelope::EnvelopeError;
 use shared::error::ApiError;
+use shared::sso::SsoConfigError;
 use shared::tenant_context::TenantDbError;
 
 use crate::identity::IdentityError;
@@ -41,10 +42,8 @@ pub const TRANSACTION_LIFETIME: time::Duration = time::Duration::minutes(10);
 pub enum SsoError {
     #[error("no identity provider with this name")]
     ProviderNotFound,
-    #[error("an identity provider with this name exists already")]
-    ProviderExists,
-    #[error("email domain {0} is bound to another identity provider")]
-    DomainTaken(String),
+    #[error(transparent)]
+    Config(#[from] SsoConfigError),
     #[error("{0}")]
     InvalidConfig(String),
     #[error("{0}")]
@@ -63,8 +62,6 @@ pub enum SsoError {
     NoEmail,
     #[error("this account is disabled")]
     AccountDisabled,
-    #[error("unknown role names")]
-    UnknownRoles(Vec<String>),
     #[error("granting these roles needs permissions you do not hold")]
     Escalation(Vec<String>),
     #[error(transparent)]
@@ -88,8 +85,7 @@ impl From<SsoError> for ApiError {
         let message = error.to_string();
         match error {
             SsoError::ProviderNotFound => ApiError::not_found("sso_provider_not_found", message),
-            SsoError::ProviderExists => ApiError::conflict("sso_provider_exists", message),
-            SsoError::DomainTaken(_) => ApiError::conflict("sso_domain_taken", message),
+            SsoError::Config(error) => error.into(),
             SsoError::InvalidConfig(_) => ApiError::bad_request("invalid_sso_config", message),
             SsoError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             SsoError::InvalidState => ApiError::bad_request("invalid_sso_state", message),
@@ -112,8 +108,6 @@ impl From<SsoError> for ApiError {
             SsoError::AccountExists => ApiError::conflict("sso_account_exists", message),
             SsoError::NoEmail => ApiError::bad_request("sso_no_email", message),
             SsoError::AccountDisabled => ApiError::forbidden("account_disabled", message),
-            SsoError::UnknownRoles(roles) => ApiError::bad_request("unknown_role", message)
-                .with_details(serde_json::json!({ "unknown_roles": roles })),
             SsoError::Escalation(missing) => ApiError::forbidden("privilege_escalation", message)
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             SsoError::Identity(error) => error.into(),

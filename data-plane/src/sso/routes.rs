@@ -7,7 +7,7 @@ use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
 
-use super::admin::{self, Actor};
+use super::admin;
 use super::settings::{ProviderInput, ProviderKind};
 use super::{discovery, oauth, saml, SsoError, MANAGE, READ};
 use crate::authz;
@@ -78,14 +78,7 @@ async fn create_provider(
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authz::require(&state, &context, MANAGE).await?;
-    let view = admin::save(
-        &state,
-        &context,
-        Actor::Admin(principal),
-        body.into_inner(),
-        false,
-    )
-    .await?;
+    let view = admin::save(&state, &context, principal, body.into_inner(), false).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -103,7 +96,7 @@ async fn replace_provider(
         )
         .into());
     }
-    let view = admin::save(&state, &context, Actor::Admin(principal), input, true).await?;
+    let view = admin::save(&state, &context, principal, input, true).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -7,6 +7,7 @@
 mod admin;
 mod oidc;
 mod oidc_security;
+mod operator;
 mod saml;
 
 use reqwest::header::{HOST, LOCATION};
