@@ -82,9 +82,10 @@ pub async fn save(
     state: &DataPlane,
     context: &RequestContext,
     principal: &Principal,
-    input: ProviderInput,
+    mut input: ProviderInput,
     replace: bool,
 ) -> Result<ProviderView, SsoError> {
+    input.fetch_saml_metadata(&state.sso_http).await?;
     input.validate()?;
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;

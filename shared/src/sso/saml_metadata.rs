@@ -54,7 +54,7 @@ impl IdentityProvider {
             &settings.idp_certificate,
         ) {
             (Some(xml), None, None, None) => {
-                if xml.len() > 512 * 1024 {
+                if xml.len() > super::settings::MAX_METADATA_BYTES {
                     return Err(SsoError::Invalid(
                         "idp_metadata_xml is too large".to_owned(),
                     ));
@@ -76,8 +76,8 @@ impl IdentityProvider {
             }
             _ => {
                 return Err(SsoError::Invalid(
-                    "give either idp_metadata_xml, or idp_entity_id + idp_sso_url + \
-                     idp_certificate"
+                    "give either idp_metadata_xml (or idp_metadata_url), or idp_entity_id + \
+                     idp_sso_url + idp_certificate"
                         .to_owned(),
                 ))
             }

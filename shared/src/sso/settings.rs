@@ -123,12 +123,15 @@ fn default_groups() -> String {
     "groups".to_owned()
 }
 
-/// SAML 2.0: the IdP's metadata XML (or its entity id, SSO URL and signing certificate).
+/// SAML 2.0: the IdP's metadata XML (given, or fetched once from `idp_metadata_url` when the
+/// provider is saved), or its entity id, SSO URL and signing certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamlSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_metadata_xml: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_url: Option<Url>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_entity_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,7 +220,7 @@ pub struct DomainBinding {
 }
 
 /// A provider as an admin sends it (create or replace). No `Debug`: it holds the secret.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderInput {
     pub name: String,
@@ -321,7 +324,49 @@ pub fn normalise_domains(domains: &[DomainBinding]) -> Result<Vec<DomainBinding>
     Ok(normalised)
 }
 
+/// Largest IdP metadata document accepted.
+pub const MAX_METADATA_BYTES: usize = 512 * 1024;
+
 impl ProviderInput {
+    /// Fetches a SAML IdP's metadata from `idp_metadata_url` (when given without the XML) and
+    /// keeps it in `idp_metadata_xml`: the provider then works from the stored copy, and a
+    /// later change at the IdP needs a `PUT` (re-fetch) — a deliberate pin, so a hijacked
+    /// metadata URL cannot swap the signing certificate behind the tenant's back. Runs before
+    /// any transaction is opened.
+    pub async fn fetch_saml_metadata(&mut self, http: &reqwest::Client) -> Result<(), SsoError> {
+        let ProviderKind::Saml(saml) = &mut self.provider else {
+            return Ok(());
+        };
+        let Some(url) = saml.idp_metadata_url.clone() else {
+            return Ok(());
+        };
+        if saml.idp_metadata_xml.is_some() {
+            return Err(SsoError::Invalid(
+                "give idp_metadata_url or idp_metadata_xml, not both".to_owned(),
+            ));
+        }
+        check_fetchable("idp_metadata_url", &url)?;
+        let fetch_error =
+            |error: reqwest::Error| SsoError::Invalid(format!("idp_metadata_url: {error}"));
+        let response = http.get(url).send().await.map_err(fetch_error)?;
+        if !response.status().is_success() {
+            return Err(SsoError::Invalid(format!(
+                "idp_metadata_url answered {}",
+                response.status()
+            )));
+        }
+        let bytes = response.bytes().await.map_err(fetch_error)?;
+        if bytes.len() > MAX_METADATA_BYTES {
+            return Err(SsoError::Invalid(
+                "the IdP metadata is too large".to_owned(),
+            ));
+        }
+        let xml = String::from_utf8(bytes.to_vec())
+            .map_err(|_| SsoError::Invalid("the IdP metadata is not UTF-8".to_owned()))?;
+        saml.idp_metadata_xml = Some(xml);
+        Ok(())
+    }
+
     /// Checks everything that can be checked without the network. SAML settings are also
     /// parsed into a service provider (`saml::idp_from_settings`) so a configuration without
     /// a signing certificate is refused here.

@@ -77,7 +77,7 @@ async fn saml_sign_in_with_a_signed_response_creates_the_user() {
 }
 
 #[tokio::test]
-async fn saml_provider_from_entity_id_sso_url_and_certificate_works() {
+async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "saml-cert", &idp_address("owner")).await;
     let idp = SamlIdp::new();
@@ -122,6 +122,60 @@ async fn saml_provider_from_entity_id_sso_url_and_certificate_works() {
         "{:?}",
         response.text().await
     );
+
+    // The metadata URL form: fetched once when saved, the copy kept (and shown).
+    let created = create_provider(
+        &app,
+        "saml-cert",
+        &admin,
+        &json!({
+            "name": "by-url",
+            "provider": {"kind": "saml", "idp_metadata_url": format!("{}/metadata", idp.url)},
+        }),
+    )
+    .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
+    let view: Value = created.json().await.unwrap();
+    assert!(view["provider"]["idp_metadata_xml"]
+        .as_str()
+        .unwrap()
+        .contains("X509Certificate"));
+    let metadata = browser
+        .tenant_get("saml-cert", "/v1/auth/saml/by-url/metadata")
+        .await
+        .text()
+        .await
+        .unwrap();
+    idp.register_sp(metadata).await;
+    let post = browser
+        .saml_response("saml-cert", "by-url", &idp_address("url"), "", "")
+        .await;
+    let response = browser
+        .post_to_acs("saml-cert", "by-url", &post, true)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    // A URL that does not answer with metadata is refused at configuration time.
+    let refused = create_provider(
+        &app,
+        "saml-cert",
+        &admin,
+        &json!({
+            "name": "broken",
+            "provider": {"kind": "saml", "idp_metadata_url": format!("{}/nothing-here", idp.url)},
+        }),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
