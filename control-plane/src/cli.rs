@@ -40,6 +40,31 @@ pub enum Command {
     /// Manage operator credentials.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Manage a tenant's single sign-on providers (OIDC, OAuth2, SAML).
+    #[command(subcommand)]
+    Sso(SsoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// Add a provider from a JSON file (`-` for stdin): the body of `POST /v1/admin/sso`,
+    /// e.g. {"name": "okta", "provider": {"kind": "oidc", "issuer": …, "client_id": …},
+    /// "client_secret": …, "domains": [{"domain": "example.com", "require_sso": true}]}.
+    Add {
+        slug: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenant's providers (never their secrets).
+    List {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a provider (its domain bindings and identity links go with it).
+    Remove { slug: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +279,7 @@ pub async fn execute(
                 );
             }
         }
+        Command::Sso(command) => sso(command, control, out).await?,
         Command::Operator(OperatorCommand::Token(TokenCommand::Create { name, raw })) => {
             let token = crate::operators::create_token(control, &name).await?;
             if raw {
@@ -468,6 +494,76 @@ async fn tenant(
             let domain = DomainName::parse(&domain, &control.config.base_domain)?;
             service::remove_domain(control, &slug(&raw)?, &domain).await?;
             writeln!(out, "domain {} removed from tenant {raw}", domain.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+async fn sso(
+    command: SsoCommand,
+    control: &ControlPlane,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match command {
+        SsoCommand::Add {
+            slug: raw,
+            file,
+            json,
+        } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let input: shared::sso::settings::ProviderInput =
+                serde_json::from_str(&text).context("the provider JSON")?;
+            let view = crate::sso::service::add(control, &slug(&raw)?, &input).await?;
+            if json {
+                print_json(out, &view)?;
+            } else {
+                writeln!(
+                    out,
+                    "provider {} ({}) added to tenant {raw}",
+                    view.name, view.kind
+                )?;
+            }
+        }
+        SsoCommand::List { slug: raw, json } => {
+            let providers = crate::sso::service::list(control, &slug(&raw)?).await?;
+            if json {
+                print_json(out, &providers)?;
+            } else {
+                for provider in providers {
+                    let domains: Vec<String> = provider
+                        .domains
+                        .iter()
+                        .map(|binding| {
+                            if binding.require_sso {
+                                format!("{} (required)", binding.domain)
+                            } else {
+                                binding.domain.clone()
+                            }
+                        })
+                        .collect();
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}",
+                        provider.name,
+                        provider.kind,
+                        if provider.enabled {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        },
+                        domains.join(", ")
+                    )?;
+                }
+            }
+        }
+        SsoCommand::Remove { slug: raw, name } => {
+            crate::sso::service::remove(control, &slug(&raw)?, &name).await?;
+            writeln!(out, "provider {name} removed from tenant {raw}")?;
         }
     }
     Ok(())

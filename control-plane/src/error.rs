@@ -53,6 +53,8 @@ pub enum ControlError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Sso(#[from] shared::sso::SsoConfigError),
 }
 
 impl From<shared::tenant_context::TenantDbError> for ControlError {
@@ -73,6 +75,7 @@ impl From<ControlError> for ApiError {
         let message = error.to_string();
         match error {
             ControlError::InvalidSlug(_) => ApiError::bad_request("invalid_slug", message),
+            ControlError::Sso(error) => error.into(),
             ControlError::InvalidInput { .. } => ApiError::bad_request("invalid_input", message),
             ControlError::UnknownPlan(_) => ApiError::bad_request("unknown_plan", message),
             ControlError::SlugTaken(_) => ApiError::conflict("slug_taken", message),

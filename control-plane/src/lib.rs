@@ -10,6 +10,7 @@ pub mod operators;
 pub mod provisioning;
 pub mod roles;
 pub mod server;
+pub mod sso;
 pub mod templates;
 pub mod tenants;
 

@@ -25,6 +25,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
                 web::get()
                     .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
             )
+            .configure(crate::sso::routes::configure)
             .configure(crate::tenants::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })

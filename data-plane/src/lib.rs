@@ -22,6 +22,7 @@ pub mod roles;
 pub mod server;
 pub mod sessions;
 pub mod settings;
+pub mod sso;
 pub mod state;
 pub mod tenancy;
 pub mod tenant_info;

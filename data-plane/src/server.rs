@@ -40,6 +40,7 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::settings::routes::configure)
             .configure(crate::cors::routes::configure)
             .configure(crate::mfa::routes::configure)
+            .configure(crate::sso::routes::configure)
             .configure(crate::api_keys::routes::configure)
             .configure(crate::usage::routes::configure)
             .configure(crate::records::routes::configure)

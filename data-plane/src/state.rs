@@ -58,6 +58,9 @@ pub struct DataPlane {
     pub cors: CorsCache,
     /// True while the tenant-change listener is connected.
     pub listening: watch::Receiver<bool>,
+    /// The HTTP client that talks to identity providers (no redirects followed, bounded
+    /// timeouts).
+    pub sso_http: reqwest::Client,
 }
 
 impl DataPlane {
@@ -108,7 +111,14 @@ impl DataPlane {
             .with_url(&config.clickhouse_url)
             .with_database(&config.clickhouse_database)
             .with_validation(false);
+        let sso_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("building the identity providers' HTTP client")?;
         Ok(Self {
+            sso_http,
             rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
             tenant_db,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops what up.sh and test.sh started: both planes, the private ClickHouse, the test SMTP
-# server and, when one was started, the private Postgres cluster. Data stays in
+# server, the test identity providers and, when one was started, the private Postgres cluster. Data stays in
 # deploy/local/state/ for the next up.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -8,6 +8,8 @@ stop_pidfile "$STATE_DIR/data-plane.pid" "data plane"
 stop_pidfile "$STATE_DIR/control-plane.pid" "control plane"
 stop_pidfile "$STATE_DIR/clickhouse/clickhouse.pid" "ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
+stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
+stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"
 if [ -f "$STATE_DIR/postgres/postmaster.pid" ]; then
     log "stopping the private Postgres"
     run=()

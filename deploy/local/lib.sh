@@ -17,6 +17,9 @@ CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
 SMTP_PORT=18025
 AIOSMTPD_VERSION=1.4.6
+OIDC_PORT=18090
+SAML_IDP_PORT=18092
+PYSAML2_VERSION=7.5.4
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -50,7 +53,11 @@ apt_install() {
 # not used: we start private instances.
 ensure_packages() {
     mkdir -p "$STATE_DIR"
-    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client oathtool)
+    # pkg-config … libclang-dev: samael's XML-DSig checks (libxmlsec1 through bindgen);
+    # xmlsec1: the test SAML IdP (pysaml2) signs with it; nodejs/npm: the test OIDC provider.
+    local wanted=(ca-certificates curl openssl clickhouse-server clickhouse-client oathtool
+        pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev xmlsec1)
+    command -v npm >/dev/null || wanted+=(nodejs npm)
     command -v psql >/dev/null && command -v pg_isready >/dev/null || wanted+=(postgresql-client)
     apt_install "${wanted[@]}"
 }
@@ -183,6 +190,83 @@ TENANTRY_TEST_MAILDIR"
         -c aiosmtpd.handlers.Mailbox "$TENANTRY_TEST_MAILDIR" >"$dir/aiosmtpd.log" 2>&1 </dev/null &
     echo $! >"$dir/aiosmtpd.pid"
     wait_until "SMTP server" 30 smtp_answers || die "aiosmtpd did not start; see $dir/aiosmtpd.log"
+}
+
+http_answers() { curl -sf -o /dev/null "$1" 2>/dev/null; }
+
+# Runs "$@" detached (new session, no terminal) with output to $LOG, and records its pid in
+# $PIDFILE. Usage: start_detached LOG PIDFILE COMMAND...
+start_detached() {
+    local log=$1 pidfile=$2
+    shift 2
+    setsid "$@" >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+}
+
+# The OIDC provider of the SSO tests: npm `oidc-provider` (pinned by deploy/local/idp/
+# package-lock.json, installed with `npm ci` under state/idp/) running
+# deploy/local/idp/oidc-provider.mjs on 127.0.0.1:$OIDC_PORT. Exports TENANTRY_TEST_OIDC_ISSUER.
+ensure_oidc_provider() {
+    export TENANTRY_TEST_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
+    local source="$REPO_ROOT/deploy/local/idp" dir="$STATE_DIR/idp"
+    mkdir -p "$dir"
+    # The script runs from the state directory, where node resolves its packages. A changed
+    # lock file means a new install; a changed script means a restart.
+    if ! cmp -s "$source/package-lock.json" "$dir/package-lock.json" || [ ! -d "$dir/node_modules" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        log "installing oidc-provider (npm ci, into $dir)"
+        cp "$source/package.json" "$source/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund >"$dir/npm.log" 2>&1) \
+            || die "npm ci failed; see $dir/npm.log"
+    fi
+    if ! cmp -s "$source/oidc-provider.mjs" "$dir/oidc-provider.mjs"; then
+        stop_pidfile "$dir/oidc-provider.pid" "the test OIDC provider"
+        cp "$source/oidc-provider.mjs" "$dir/"
+    fi
+    http_answers "$TENANTRY_TEST_OIDC_ISSUER/.well-known/openid-configuration" && return 0
+    log "starting the test OIDC provider on $TENANTRY_TEST_OIDC_ISSUER"
+    (cd "$dir" && start_detached "$dir/oidc-provider.log" "$dir/oidc-provider.pid" \
+        env OIDC_PORT="$OIDC_PORT" node oidc-provider.mjs)
+    wait_until "OIDC provider" 30 http_answers \
+        "$TENANTRY_TEST_OIDC_ISSUER/.well-known/openid-configuration" \
+        || die "the OIDC provider did not start; see $dir/oidc-provider.log"
+}
+
+# The SAML IdP of the SSO tests: pysaml2 (pinned, from PyPI, in a venv under state/saml-idp/)
+# running deploy/local/idp/saml_idp.py on 127.0.0.1:$SAML_IDP_PORT, signing with Debian's
+# xmlsec1 and a key pair made here with openssl (plus a second, untrusted one for forged
+# responses). Exports TENANTRY_TEST_SAML_IDP_URL.
+ensure_saml_idp() {
+    export TENANTRY_TEST_SAML_IDP_URL="http://127.0.0.1:$SAML_IDP_PORT"
+    local source="$REPO_ROOT/deploy/local/idp/saml_idp.py" dir="$STATE_DIR/saml-idp"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    command -v xmlsec1 >/dev/null || apt_install xmlsec1
+    if ! "$venv/bin/python" -c "import saml2" 2>/dev/null; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing pysaml2 $PYSAML2_VERSION (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "pysaml2==$PYSAML2_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install pysaml2; see $dir/pip.log"
+    fi
+    local name
+    for name in idp foreign; do
+        [ -f "$dir/$name.crt" ] && continue
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=tenantry-test-$name" \
+            -keyout "$dir/$name.key" -out "$dir/$name.crt" >/dev/null 2>&1 \
+            || die "openssl could not make the test IdP's $name key"
+    done
+    if ! cmp -s "$source" "$dir/saml_idp.py"; then
+        stop_pidfile "$dir/saml-idp.pid" "the test SAML IdP"
+        cp "$source" "$dir/saml_idp.py"
+    fi
+    http_answers "$TENANTRY_TEST_SAML_IDP_URL/metadata" && return 0
+    log "starting the test SAML IdP on $TENANTRY_TEST_SAML_IDP_URL"
+    start_detached "$dir/saml-idp.log" "$dir/saml-idp.pid" env SAML_IDP_PORT="$SAML_IDP_PORT" \
+        SAML_IDP_STATE="$dir" "$venv/bin/python" "$dir/saml_idp.py"
+    wait_until "SAML IdP" 30 http_answers "$TENANTRY_TEST_SAML_IDP_URL/metadata" \
+        || die "the SAML IdP did not start; see $dir/saml-idp.log"
 }
 
 # wait_until NAME SECONDS COMMAND...: polls COMMAND (a readiness probe, not a sleep-for-sync).

@@ -10,6 +10,8 @@ ensure_packages
 ensure_postgres
 ensure_clickhouse
 ensure_smtp
+ensure_oidc_provider
+ensure_saml_idp
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A

@@ -17,6 +17,7 @@ pub mod mail_outbox;
 pub mod notify;
 pub mod observability;
 pub mod secret_token;
+pub mod sso;
 pub mod template;
 pub mod tenant;
 pub mod tenant_context;

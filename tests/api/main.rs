@@ -23,6 +23,7 @@ mod records_security;
 mod routing;
 mod session_policy;
 mod settings;
+mod sso;
 mod templates;
 mod tokens;
 mod users_admin;

@@ -37,6 +37,8 @@ pub enum IdentityError {
     RefreshReused,
     #[error("{0}")]
     InvalidInput(String),
+    #[error("addresses of this domain sign in through single sign-on")]
+    SsoRequired { provider: String },
     #[error(transparent)]
     Db(#[from] TenantDbError),
     #[error(transparent)]
@@ -81,6 +83,11 @@ impl From<IdentityError> for ApiError {
                 ApiError::conflict("refresh_token_already_used", message)
             }
             IdentityError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
+            IdentityError::SsoRequired { provider } => ApiError::forbidden("sso_required", message)
+                .with_details(serde_json::json!({
+                    "provider": provider,
+                    "start_url": format!("/v1/auth/sso/{provider}/start"),
+                })),
             IdentityError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
                 "database_unavailable",
                 "the database is busy or unavailable; retry shortly",

@@ -88,6 +88,7 @@ struct NewTokens<'a> {
     session_id: Uuid,
     roles: Vec<String>,
     amr: Vec<String>,
+    idp: Option<String>,
     restrictions: Vec<Restriction>,
     refresh_token: Zeroizing<String>,
     now: OffsetDateTime,
@@ -115,6 +116,7 @@ async fn token_response(
             session_id: tokens.session_id,
             roles: tokens.roles,
             amr: tokens.amr,
+            idp: tokens.idp,
             restrictions: tokens.restrictions,
             issuer: &issuer,
             now: tokens.now,
@@ -152,6 +154,16 @@ pub async fn login(
     };
 
     let mut transaction = state.tenant_db.begin(scope).await?;
+    // A domain bound to a provider that requires SSO never signs in with a password: refused
+    // before any password work, and not counted toward the lockout.
+    let sso_binding = crate::sso::store::domain_binding(&mut transaction, email.domain()).await?;
+    if let Some(binding) = sso_binding.filter(|binding| binding.require_sso) {
+        store::record_attempt(&mut transaction, &attempt(None, "sso_required")).await?;
+        transaction.commit().await?;
+        return Err(IdentityError::SsoRequired {
+            provider: binding.provider_name,
+        });
+    }
     let policy = store::policy(&mut transaction).await?;
     if let Some(until) = store::locked_until(&mut transaction, email.as_str(), now).await? {
         store::record_attempt(&mut transaction, &attempt(None, "locked")).await?;
@@ -219,6 +231,7 @@ pub async fn login(
         user: &user,
         policy: &policy,
         amr: vec!["pwd".to_owned()],
+        idp: None,
         client,
         now,
     };
@@ -277,6 +290,8 @@ pub struct NewSignIn<'a> {
     pub policy: &'a AuthPolicy,
     /// How they proved it (`pwd`, `otp`, …), kept on the session and put in its tokens.
     pub amr: Vec<String>,
+    /// The identity provider's name after an SSO sign-in.
+    pub idp: Option<&'a str>,
     pub client: Client<'a>,
     pub now: OffsetDateTime,
 }
@@ -293,6 +308,7 @@ pub async fn open_session(
         user,
         policy,
         amr,
+        idp,
         client,
         now,
     } = sign_in;
@@ -305,6 +321,7 @@ pub async fn open_session(
             expires_at: now
                 + time::Duration::hours(i64::from(policy.sessions.absolute_lifetime_hours)),
             amr: &amr,
+            idp,
             ip: client.ip,
             user_agent: client.user_agent,
         },
@@ -332,6 +349,7 @@ pub async fn open_session(
             session_id,
             roles,
             amr,
+            idp: idp.map(str::to_owned),
             restrictions,
             refresh_token: refresh_token.into_text(),
             now,
@@ -407,6 +425,7 @@ pub async fn refresh(
             session_id,
             roles,
             amr: session.amr,
+            idp: session.idp,
             restrictions,
             refresh_token: refresh_token.into_text(),
             now,

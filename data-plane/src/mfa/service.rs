@@ -381,6 +381,7 @@ pub async fn verify(
         user: &user,
         policy: &policy,
         amr: vec!["pwd".to_owned(), second_factor.to_owned()],
+        idp: None,
         client,
         now,
     };

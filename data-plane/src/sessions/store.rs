@@ -16,6 +16,8 @@ pub struct NewSession<'a> {
     pub now: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub amr: &'a [String],
+    /// The identity provider (its name) the user signed in through, if any.
+    pub idp: Option<&'a str>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
 }
@@ -30,8 +32,9 @@ pub async fn create(
         .map(|agent| agent.chars().take(512).collect::<String>());
     transaction
         .query_typed(
-            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, amr, ip, user_agent)
-             VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, amr, ip, user_agent,
+                 idp)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)",
             &[
                 (&id, Type::UUID),
                 (&session.user_id, Type::UUID),
@@ -40,6 +43,7 @@ pub async fn create(
                 (&session.amr, Type::TEXT_ARRAY),
                 (&session.ip, Type::INET),
                 (&user_agent, Type::TEXT),
+                (&session.idp, Type::TEXT),
             ],
         )
         .await?;
@@ -53,6 +57,7 @@ pub struct SessionRow {
     pub expires_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub amr: Vec<String>,
+    pub idp: Option<String>,
 }
 
 pub async fn get(
@@ -61,7 +66,7 @@ pub async fn get(
 ) -> Result<Option<SessionRow>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_seen_at, amr
+            "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_seen_at, amr, idp
              FROM sessions WHERE id = $1",
             &[(&session_id, Type::UUID)],
         )
@@ -72,6 +77,7 @@ pub async fn get(
         expires_at: row.get(2),
         last_seen_at: row.get(3),
         amr: row.get(4),
+        idp: row.get(5),
     }))
 }
 

@@ -20,6 +20,9 @@ pub struct AccessClaims {
     pub sid: Uuid,
     pub roles: Vec<String>,
     pub amr: Vec<String>,
+    /// The identity provider (its name in the tenant) after an SSO sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -66,6 +69,7 @@ pub struct NewAccessToken<'a> {
     pub session_id: Uuid,
     pub roles: Vec<String>,
     pub amr: Vec<String>,
+    pub idp: Option<String>,
     pub restrictions: Vec<Restriction>,
     pub issuer: &'a str,
     pub now: OffsetDateTime,
@@ -80,6 +84,7 @@ pub fn issue(keys: &TenantSigningKeys, token: NewAccessToken<'_>) -> Result<Stri
         sid: token.session_id,
         roles: token.roles,
         amr: token.amr,
+        idp: token.idp,
         iat,
         exp: iat + i64::try_from(token.ttl.as_secs()).unwrap_or(900),
         iss: token.issuer.to_owned(),

@@ -1,0 +1,115 @@
+//! Provider changes in the tenant's schema, as the tenant's role (the control plane's login
+//! may `SET ROLE` to any tenant role), with the secret sealed by the tenant's current data key.
+
+use shared::envelope::{DataKey, WrappedKey};
+use shared::sso::providers::{self, ProviderView, Sealing};
+use shared::sso::settings::ProviderInput;
+use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+use shared::tenant_context::{TenantDb, TenantScope, TenantTransaction};
+use tokio_postgres::types::Type;
+
+use crate::context::ControlPlane;
+use crate::error::ControlError;
+use crate::tenants::service;
+
+/// Providers belong to tenants that have a schema and are served (or may be again).
+async fn live_tenant(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant, ControlError> {
+    let tenant = service::get(control, slug).await?;
+    match tenant.status {
+        TenantStatus::Active | TenantStatus::Suspended => Ok(tenant),
+        _ => Err(ControlError::TenantNotFound(slug.to_string())),
+    }
+}
+
+async fn begin(control: &ControlPlane, tenant: &Tenant) -> Result<TenantTransaction, ControlError> {
+    Ok(TenantDb::new(control.pool.clone())
+        .begin(&TenantScope::for_tenant(tenant))
+        .await?)
+}
+
+/// The tenant's newest data key, unwrapped with the KEK.
+async fn current_data_key(
+    control: &ControlPlane,
+    tenant: &Tenant,
+) -> Result<(i32, DataKey), ControlError> {
+    let client = control.pool.get().await?;
+    let row = client
+        .query_typed(
+            "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
+             WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
+            &[(&tenant.id, Type::UUID)],
+        )
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))?;
+    let version: i32 = row.get(0);
+    let wrapped = WrappedKey {
+        kek_id: row.get(1),
+        nonce: row.get(2),
+        ciphertext: row.get(3),
+    };
+    Ok((
+        version,
+        control.kek.unwrap_key(&wrapped, tenant.id, version)?,
+    ))
+}
+
+pub async fn list(
+    control: &ControlPlane,
+    slug: &TenantSlug,
+) -> Result<Vec<ProviderView>, ControlError> {
+    let tenant = live_tenant(control, slug).await?;
+    let mut transaction = begin(control, &tenant).await?;
+    let views = providers::list(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(views)
+}
+
+/// Adds a provider (the same JSON as `POST /v1/admin/sso`).
+pub async fn add(
+    control: &ControlPlane,
+    slug: &TenantSlug,
+    input: &ProviderInput,
+) -> Result<ProviderView, ControlError> {
+    // The operator's own HTTP client for the one metadata fetch (no redirects, bounded).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|error| shared::sso::SsoConfigError::Invalid(error.to_string()))?;
+    let mut input = input.clone();
+    input.fetch_saml_metadata(&http).await?;
+    let input = &input;
+    input.validate()?;
+    let tenant = live_tenant(control, slug).await?;
+    let (key_version, data_key) = current_data_key(control, &tenant).await?;
+    let mut transaction = begin(control, &tenant).await?;
+    let view = providers::save(
+        &mut transaction,
+        input,
+        false,
+        Sealing {
+            tenant_id: tenant.id,
+            key_version,
+            data_key: &data_key,
+            rng: &control.rng,
+            now: time::OffsetDateTime::now_utc(),
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(view)
+}
+
+pub async fn remove(
+    control: &ControlPlane,
+    slug: &TenantSlug,
+    name: &str,
+) -> Result<(), ControlError> {
+    let tenant = live_tenant(control, slug).await?;
+    let mut transaction = begin(control, &tenant).await?;
+    providers::delete(&mut transaction, name).await?;
+    transaction.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Single sign-on: each tenant's identity providers (OIDC, generic OAuth2, SAML 2.0), their
+//! configuration by tenant admins, email-domain discovery, and the sign-in flows that end in
+//! the same session and tokens as a password sign-in (`amr` = the provider kind, `idp` = the
+//! provider's name).
+//!
+//! Invariants:
+//! - A sign-in is bound to a server-side login transaction in the serving tenant's schema
+//!   (`sso_login_transactions`), found by the SHA-256 of its `state` (or SAML request id),
+//!   spent before the IdP's answer is looked at, and at most ten minutes old. A callback at
+//!   another tenant, for another provider, or a second time finds nothing.
+//! - Client secrets are stored only sealed with the tenant's data key and never returned.
+//! - A SAML provider without a signing certificate is refused at configuration time (samael
+//!   would check no signature at all), and only RSA-SHA256 or stronger is accepted.
+
+pub mod admin;
+pub mod discovery;
+pub mod oauth;
+pub mod routes;
+pub mod saml;
+pub mod settings;
+pub mod sign_in;
+pub mod store;
+pub mod transactions;
+
+use shared::envelope::EnvelopeError;
+use shared::error::ApiError;
+use shared::sso::SsoConfigError;
+use shared::tenant_context::TenantDbError;
+
+use crate::identity::IdentityError;
+use crate::tenancy::data_keys::DataKeyError;
+
+/// Permission to read the SSO configuration.
+pub const READ: &str = "sso:read";
+/// Permission to change it.
+pub const MANAGE: &str = "sso:manage";
+
+/// How long a login transaction waits for the IdP's answer.
+pub const TRANSACTION_LIFETIME: time::Duration = time::Duration::minutes(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    #[error("no identity provider with this name")]
+    ProviderNotFound,
+    #[error(transparent)]
+    Config(#[from] SsoConfigError),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The callback's transaction is unknown, spent, expired or another provider's.
+    #[error("the sign-in is unknown, expired or already finished; start again")]
+    InvalidState,
+    /// The IdP said no, or what it sent did not pass our checks (detail in the log only).
+    #[error("the identity provider's answer was refused")]
+    Rejected(String),
+    #[error("the identity provider could not be reached or answered badly")]
+    ProviderUnavailable(String),
+    #[error("a user with this email address exists and this provider may not link to it")]
+    AccountExists,
+    #[error("the identity provider did not give a usable email address")]
+    NoEmail,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("granting these roles needs permissions you do not hold")]
+    Escalation(Vec<String>),
+    #[error(transparent)]
+    Db(#[from] TenantDbError),
+    #[error(transparent)]
+    DataKey(#[from] DataKeyError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl From<tokio_postgres::Error> for SsoError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Db(TenantDbError::Query(error))
+    }
+}
+
+impl From<SsoError> for ApiError {
+    fn from(error: SsoError) -> Self {
+        let message = error.to_string();
+        match error {
+            SsoError::ProviderNotFound => ApiError::not_found("sso_provider_not_found", message),
+            SsoError::Config(error) => error.into(),
+            SsoError::InvalidConfig(_) => ApiError::bad_request("invalid_sso_config", message),
+            SsoError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
+            SsoError::InvalidState => ApiError::bad_request("invalid_sso_state", message),
+            SsoError::Rejected(detail) => {
+                tracing::warn!(%detail, "SSO answer refused");
+                ApiError::new(
+                    actix_web::http::StatusCode::UNAUTHORIZED,
+                    "sso_rejected",
+                    message,
+                )
+            }
+            SsoError::ProviderUnavailable(detail) => {
+                tracing::warn!(%detail, "identity provider unavailable");
+                ApiError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "sso_provider_unavailable",
+                    message,
+                )
+            }
+            SsoError::AccountExists => ApiError::conflict("sso_account_exists", message),
+            SsoError::NoEmail => ApiError::bad_request("sso_no_email", message),
+            SsoError::AccountDisabled => ApiError::forbidden("account_disabled", message),
+            SsoError::Escalation(missing) => ApiError::forbidden("privilege_escalation", message)
+                .with_details(serde_json::json!({ "missing_permissions": missing })),
+            SsoError::Identity(error) => error.into(),
+            SsoError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
+                "database_unavailable",
+                "the database is busy or unavailable; retry shortly",
+            ),
+            SsoError::Db(_) | SsoError::DataKey(_) | SsoError::Envelope(_) => {
+                ApiError::internal(&error)
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The authorization-code flow with PKCE, for OpenID Connect (openidconnect: discovery, ID
+//! token signature, issuer, audience, expiry and nonce checks, userinfo) and plain OAuth 2.0
+//! providers (oauth2: the user is what the userinfo URL returns).
+//!
+//! `start` stores a login transaction (`state` digest → nonce, PKCE verifier) and sends the
+//! browser to the IdP; `callback` spends the transaction **before** it looks at the IdP's
+//! answer, so a `state` works once whatever happens next.
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AccessToken, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse as _,
+};
+use serde_json::Value;
+use url::Url;
+use zeroize::Zeroizing;
+
+use super::settings::{self, ClaimMapping, OAuth2Settings, OidcSettings, ProviderKind};
+use super::sign_in::{self, ExternalIdentity};
+use super::store::{self, NewTransaction, ProviderRow};
+use super::transactions;
+use super::{admin, SsoError, TRANSACTION_LIFETIME};
+use crate::identity::service::{Client, TokenResponse};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+use crate::tokens::access;
+
+/// Where the IdP sends the browser back: the tenant's own host, so the callback is routed to
+/// the tenant by `Host` like any browser request (no custom header survives a redirect).
+pub fn redirect_uri(state: &DataPlane, context: &RequestContext, provider: &str) -> String {
+    let base = access::issuer(
+        &state.config.public_scheme,
+        context.tenant.tenant.slug.as_str(),
+        &state.config.base_domain,
+    );
+    format!("{base}/v1/auth/sso/{provider}/callback")
+}
+
+/// The enabled provider of this name, read in its own short transaction.
+pub async fn enabled_provider(
+    state: &DataPlane,
+    context: &RequestContext,
+    name: &str,
+) -> Result<ProviderRow, SsoError> {
+    if !settings::valid_name(name) {
+        return Err(SsoError::ProviderNotFound);
+    }
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let provider = store::provider_by_name(&mut transaction, name)
+        .await?
+        .filter(|provider| provider.enabled)
+        .ok_or(SsoError::ProviderNotFound)?;
+    transaction.commit().await?;
+    Ok(provider)
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> SsoError {
+    SsoError::ProviderUnavailable(format!("{what}: {error}"))
+}
+
+fn config_error(what: &str, error: impl std::fmt::Display) -> SsoError {
+    SsoError::InvalidConfig(format!("{what}: {error}"))
+}
+
+async fn discover(
+    state: &DataPlane,
+    oidc: &OidcSettings,
+) -> Result<CoreProviderMetadata, SsoError> {
+    let issuer = IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_owned())
+        .map_err(|error| config_error("issuer", error))?;
+    CoreProviderMetadata::discover_async(issuer, &state.sso_http)
+        .await
+        .map_err(|error| unavailable("OIDC discovery", error))
+}
+
+/// Starts a sign-in: the URL to send the browser to.
+pub async fn start(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    login_hint: Option<&str>,
+) -> Result<Url, SsoError> {
+    let redirect = RedirectUrl::new(redirect_uri(state, context, &provider.name))
+        .map_err(|error| config_error("redirect URI", error))?;
+    let state_value = transactions::random_value(&state.rng)?;
+    let nonce_value = transactions::random_value(&state.rng)?;
+    let verifier = transactions::random_value(&state.rng)?;
+    let challenge =
+        PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.clone()));
+
+    let (url, nonce) = match &provider.settings.provider {
+        ProviderKind::Oidc(oidc) => {
+            let metadata = discover(state, oidc).await?;
+            let client = CoreClient::from_provider_metadata(
+                metadata,
+                ClientId::new(oidc.client_id.clone()),
+                None,
+            )
+            .set_redirect_uri(redirect);
+            let csrf = state_value.clone();
+            let nonce = nonce_value.clone();
+            let mut request = client
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    move || CsrfToken::new(csrf),
+                    move || Nonce::new(nonce),
+                )
+                .set_pkce_challenge(challenge);
+            for scope in &oidc.scopes {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+            if let Some(hint) = login_hint {
+                request = request.set_login_hint(openidconnect::LoginHint::new(hint.to_owned()));
+            }
+            let (url, _, _) = request.url();
+            (url, Some(nonce_value))
+        }
+        ProviderKind::Oauth2(oauth2) => {
+            let client = oauth2::basic::BasicClient::new(ClientId::new(oauth2.client_id.clone()))
+                .set_auth_uri(oauth2::AuthUrl::from_url(oauth2.authorization_url.clone()))
+                .set_redirect_uri(redirect);
+            let csrf = state_value.clone();
+            let mut request = client
+                .authorize_url(move || CsrfToken::new(csrf))
+                .set_pkce_challenge(challenge);
+            for scope in &oauth2.scopes {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+            let (url, _) = request.url();
+            (url, None)
+        }
+        ProviderKind::Saml(_) => {
+            return Err(SsoError::InvalidInput(
+                "this is a SAML provider: use /v1/auth/saml/{provider}/login".to_owned(),
+            ))
+        }
+    };
+
+    let now = state.clock.now();
+    let digest = transactions::digest(&state_value);
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    store::insert_transaction(
+        &mut transaction,
+        &NewTransaction {
+            state_digest: &digest,
+            provider_id: provider.id,
+            nonce: nonce.as_deref(),
+            pkce_verifier: Some(&verifier),
+            now,
+            expires_at: now + TRANSACTION_LIFETIME,
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(url)
+}
+
+/// What the IdP appended to the redirect URI.
+#[derive(Debug, serde::Deserialize)]
+pub struct CallbackQuery {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// Sent by IdPs that implement RFC 9207; checked against the configured issuer when present.
+    pub iss: Option<String>,
+}
+
+/// Finishes a sign-in: checks everything, then signs the user in.
+pub async fn callback(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    query: CallbackQuery,
+    client: Client<'_>,
+) -> Result<TokenResponse, SsoError> {
+    let state_value = query
+        .state
+        .as_deref()
+        .filter(|value| !value.is_empty() && value.len() <= 512)
+        .ok_or(SsoError::InvalidState)?;
+    let now = state.clock.now();
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let taken = store::take_transaction(
+        &mut transaction,
+        &transactions::digest(state_value),
+        provider.id,
+        now,
+    )
+    .await?;
+    transaction.commit().await?;
+    let Some(taken) = taken else {
+        sign_in::record_refusal(state, context, provider, "invalid_state", client).await?;
+        return Err(SsoError::InvalidState);
+    };
+    if let Some(error) = &query.error {
+        sign_in::record_refusal(state, context, provider, "idp_error", client).await?;
+        return Err(SsoError::Rejected(format!(
+            "the IdP answered {error}: {}",
+            query.error_description.as_deref().unwrap_or("")
+        )));
+    }
+    let code = query
+        .code
+        .filter(|code| !code.is_empty() && code.len() <= 4096)
+        .ok_or_else(|| SsoError::InvalidInput("the callback has no code".to_owned()))?;
+    let verifier = taken
+        .pkce_verifier
+        .ok_or_else(|| SsoError::Rejected("transaction without PKCE verifier".to_owned()))?;
+
+    let secret = {
+        let data_keys = state.data_keys.for_tenant(context.tenant.tenant.id).await?;
+        admin::open_secret(&data_keys, context.tenant.tenant.id, provider)?
+    };
+    let redirect = RedirectUrl::new(redirect_uri(state, context, &provider.name))
+        .map_err(|error| config_error("redirect URI", error))?;
+    let outcome = match &provider.settings.provider {
+        ProviderKind::Oidc(oidc) => {
+            let nonce = taken
+                .nonce
+                .ok_or_else(|| SsoError::Rejected("transaction without nonce".to_owned()))?;
+            oidc_identity(
+                state,
+                oidc,
+                OidcExchange {
+                    secret: secret.as_ref(),
+                    redirect,
+                    code,
+                    verifier,
+                    nonce,
+                    issuer_param: query.iss.as_deref(),
+                },
+            )
+            .await
+        }
+        ProviderKind::Oauth2(oauth2) => {
+            oauth2_identity(state, oauth2, secret.as_ref(), redirect, code, verifier).await
+        }
+        ProviderKind::Saml(_) => Err(SsoError::ProviderNotFound),
+    };
+    let identity = match outcome {
+        Ok(identity) => identity,
+        Err(error) => {
+            if matches!(error, SsoError::Rejected(_)) {
+                sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+            }
+            return Err(error);
+        }
+    };
+    sign_in::complete(state, context, provider, identity, client).await
+}
+
+struct OidcExchange<'a> {
+    secret: Option<&'a Zeroizing<String>>,
+    redirect: RedirectUrl,
+    code: String,
+    verifier: String,
+    nonce: String,
+    issuer_param: Option<&'a str>,
+}
+
+async fn oidc_identity(
+    state: &DataPlane,
+    oidc: &OidcSettings,
+    exchange: OidcExchange<'_>,
+) -> Result<ExternalIdentity, SsoError> {
+    let metadata = discover(state, oidc).await?;
+    if let Some(issuer) = exchange.issuer_param {
+        if issuer != metadata.issuer().as_str() {
+            return Err(SsoError::Rejected(format!(
+                "the callback's iss {issuer:?} is not the provider's issuer"
+            )));
+        }
+    }
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(oidc.client_id.clone()),
+        exchange
+            .secret
+            .map(|secret| ClientSecret::new(secret.to_string())),
+    )
+    .set_redirect_uri(exchange.redirect);
+    let token_response = client
+        .exchange_code(AuthorizationCode::new(exchange.code))
+        .map_err(|error| config_error("token endpoint", error))?
+        .set_pkce_verifier(PkceCodeVerifier::new(exchange.verifier))
+        .request_async(&state.sso_http)
+        .await
+        .map_err(|error| SsoError::Rejected(format!("code exchange failed: {error}")))?;
+    let id_token = token_response
+        .id_token()
+        .ok_or_else(|| SsoError::Rejected("the token response has no ID token".to_owned()))?;
+    // Signature (the issuer's JWKS; RS256 unless the client says otherwise), issuer,
+    // audience (our client id; with several audiences, `azp` must be ours), expiry, nonce.
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &Nonce::new(exchange.nonce))
+        .map_err(|error| SsoError::Rejected(format!("ID token refused: {error}")))?;
+    let subject = claims.subject().as_str().to_owned();
+    let mut merged = serde_json::to_value(claims)
+        .map_err(|error| SsoError::Rejected(format!("ID token claims: {error}")))?;
+
+    // Userinfo adds what the ID token left out (groups, often the name). It must be about the
+    // same subject (checked by openidconnect), and never overrides the ID token's claims.
+    if client.user_info_url().is_some() {
+        let userinfo = fetch_json(
+            state,
+            client
+                .user_info_url()
+                .map(|url| url.url().clone())
+                .ok_or_else(|| SsoError::Rejected("no userinfo URL".to_owned()))?,
+            token_response.access_token(),
+        )
+        .await?;
+        if settings::claim_text(&userinfo, "sub").as_deref() != Some(subject.as_str()) {
+            return Err(SsoError::Rejected(
+                "userinfo is about another subject".to_owned(),
+            ));
+        }
+        if let (Value::Object(merged), Value::Object(userinfo)) = (&mut merged, userinfo) {
+            for (key, value) in userinfo {
+                merged.entry(key).or_insert(value);
+            }
+        }
+    }
+    Ok(identity_from_claims(subject, &merged, &oidc.claims))
+}
+
+async fn oauth2_identity(
+    state: &DataPlane,
+    oauth2: &OAuth2Settings,
+    secret: Option<&Zeroizing<String>>,
+    redirect: RedirectUrl,
+    code: String,
+    verifier: String,
+) -> Result<ExternalIdentity, SsoError> {
+    let mut client = oauth2::basic::BasicClient::new(ClientId::new(oauth2.client_id.clone()))
+        .set_token_uri(oauth2::TokenUrl::from_url(oauth2.token_url.clone()))
+        .set_redirect_uri(redirect);
+    if let Some(secret) = secret {
+        client = client.set_client_secret(ClientSecret::new(secret.to_string()));
+    }
+    let token_response = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+        .request_async(&state.sso_http)
+        .await
+        .map_err(|error| SsoError::Rejected(format!("code exchange failed: {error}")))?;
+    let userinfo = fetch_json(
+        state,
+        oauth2.userinfo_url.clone(),
+        token_response.access_token(),
+    )
+    .await?;
+    let subject = settings::claim_text(&userinfo, &oauth2.claims.subject)
+        .ok_or_else(|| SsoError::Rejected("userinfo has no subject".to_owned()))?;
+    Ok(identity_from_claims(subject, &userinfo, &oauth2.claims))
+}
+
+/// GETs a JSON object with the access token (userinfo).
+async fn fetch_json(
+    state: &DataPlane,
+    url: Url,
+    access_token: &AccessToken,
+) -> Result<Value, SsoError> {
+    let response = state
+        .sso_http
+        .get(url)
+        .bearer_auth(access_token.secret())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|error| unavailable("userinfo", error))?;
+    if !response.status().is_success() {
+        return Err(SsoError::Rejected(format!(
+            "userinfo answered {}",
+            response.status()
+        )));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| unavailable("userinfo", error))?;
+    if bytes.len() > 256 * 1024 {
+        return Err(SsoError::Rejected("userinfo is too large".to_owned()));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|error| SsoError::Rejected(format!("userinfo is not JSON: {error}")))?;
+    if !value.is_object() {
+        return Err(SsoError::Rejected(
+            "userinfo is not a JSON object".to_owned(),
+        ));
+    }
+    Ok(value)
+}
+
+fn identity_from_claims(
+    subject: String,
+    claims: &Value,
+    mapping: &ClaimMapping,
+) -> ExternalIdentity {
+    let email_verified = match settings::claim(claims, &mapping.email_verified) {
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(verified)) => verified == "true",
+        _ => false,
+    };
+    ExternalIdentity {
+        subject,
+        email: settings::claim_text(claims, &mapping.email),
+        email_verified,
+        name: settings::claim_text(claims, &mapping.name),
+        groups: settings::claim_list(claims, &mapping.groups),
+    }
+}

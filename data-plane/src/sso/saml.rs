@@ -1,0 +1,330 @@
+//! SAML 2.0 service provider (samael with libxmlsec): per-tenant SP metadata, SP-initiated
+//! login (AuthnRequest over HTTP-Redirect) and the assertion consumer service (HTTP-POST).
+//!
+//! Checks on every response: an XML signature on the Response or the Assertion by the
+//! configured IdP certificate with RSA-SHA256 or stronger (samael keeps only the signed part
+//! of the document, so an unsigned assertion injected beside a signed one is never read), the
+//! issuer, `Destination` and `Recipient` = our ACS URL, the audience = our entity id (an
+//! assertion without an audience restriction is refused too), `NotBefore`/`NotOnOrAfter` with
+//! 60 s of skew, `InResponseTo` = the request of the login transaction named by `RelayState`
+//! (spent on first use), and the assertion id not seen before. IdP-initiated responses are
+//! refused unless the provider allows them.
+//!
+//! samael's checks read the system clock (chrono), not the injected one.
+
+use std::sync::Arc;
+
+use samael::crypto::AllowedSignatureAlgorithm;
+use samael::schema::Assertion;
+use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
+use samael::traits::ToXml;
+use url::Url;
+
+use shared::sso::saml_metadata::IdentityProvider;
+
+use super::settings::{ProviderKind, SamlSettings};
+use super::sign_in::{self, ExternalIdentity};
+use super::store::{self, NewTransaction, ProviderRow};
+use super::transactions;
+use super::{SsoError, TRANSACTION_LIFETIME};
+use crate::identity::service::{Client, TokenResponse};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+use crate::tokens::access;
+
+/// Clock skew allowed on NotBefore/NotOnOrAfter.
+const CLOCK_SKEW_SECONDS: i64 = 60;
+/// Largest SAMLResponse accepted (base64).
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Our entity id (also where the SP metadata is served) and ACS URL at this tenant.
+pub struct SpUrls {
+    pub entity_id: String,
+    pub acs_url: String,
+}
+
+pub fn sp_urls(state: &DataPlane, context: &RequestContext, provider: &str) -> SpUrls {
+    let base = access::issuer(
+        &state.config.public_scheme,
+        context.tenant.tenant.slug.as_str(),
+        &state.config.base_domain,
+    );
+    SpUrls {
+        entity_id: format!("{base}/v1/auth/saml/{provider}/metadata"),
+        acs_url: format!("{base}/v1/auth/saml/{provider}/acs"),
+    }
+}
+
+fn saml_settings(provider: &ProviderRow) -> Result<&SamlSettings, SsoError> {
+    match &provider.settings.provider {
+        ProviderKind::Saml(saml) => Ok(saml),
+        _ => Err(SsoError::ProviderNotFound),
+    }
+}
+
+fn service_provider(
+    urls: &SpUrls,
+    idp: &IdentityProvider,
+    saml: &SamlSettings,
+) -> Result<ServiceProvider, SsoError> {
+    ServiceProviderBuilder::default()
+        .entity_id(urls.entity_id.clone())
+        .acs_url(urls.acs_url.clone())
+        .metadata_url(urls.entity_id.clone())
+        .idp_metadata(idp.metadata.clone())
+        .allow_idp_initiated(saml.allow_idp_initiated)
+        .max_clock_skew(chrono::Duration::seconds(CLOCK_SKEW_SECONDS))
+        .allowed_signature_algorithms(vec![
+            AllowedSignatureAlgorithm::RsaSha256,
+            AllowedSignatureAlgorithm::RsaSha384,
+            AllowedSignatureAlgorithm::RsaSha512,
+            AllowedSignatureAlgorithm::EcdsaSha256,
+            AllowedSignatureAlgorithm::EcdsaSha384,
+            AllowedSignatureAlgorithm::EcdsaSha512,
+        ])
+        .build()
+        .map_err(|error| SsoError::InvalidConfig(format!("service provider: {error}")))
+}
+
+/// The SP metadata XML of this tenant and provider.
+pub fn metadata(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+) -> Result<String, SsoError> {
+    let saml = saml_settings(provider)?;
+    let idp = IdentityProvider::from_settings(saml)?;
+    let urls = sp_urls(state, context, &provider.name);
+    let sp = service_provider(&urls, &idp, saml)?;
+    let descriptor = sp
+        .metadata()
+        .map_err(|error| SsoError::InvalidConfig(format!("SP metadata: {error}")))?;
+    descriptor
+        .to_string()
+        .map_err(|error| SsoError::InvalidConfig(format!("SP metadata: {error:?}")))
+}
+
+/// Starts an SP-initiated sign-in: the IdP URL carrying the AuthnRequest and a `RelayState`
+/// that names the login transaction.
+pub async fn start(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+) -> Result<Url, SsoError> {
+    let saml = saml_settings(provider)?;
+    let idp = IdentityProvider::from_settings(saml)?;
+    let urls = sp_urls(state, context, &provider.name);
+    let sp = service_provider(&urls, &idp, saml)?;
+    let mut request = sp
+        .make_authentication_request(&idp.sso_url)
+        .map_err(|error| SsoError::InvalidConfig(format!("AuthnRequest: {error}")))?;
+    // samael's ids carry 32 random bits; ours 256 (an NCName: letters first).
+    request.id = format!(
+        "id-{}",
+        transactions::random_value(&state.rng)?.replace('-', "_")
+    );
+    request.issue_instant = chrono::DateTime::from_timestamp(state.clock.now().unix_timestamp(), 0)
+        .unwrap_or(request.issue_instant);
+    let relay_state = transactions::random_value(&state.rng)?;
+    let url = request
+        .redirect(&relay_state)
+        .map_err(|error| SsoError::InvalidConfig(format!("AuthnRequest: {error}")))?
+        .ok_or_else(|| SsoError::InvalidConfig("AuthnRequest has no destination".to_owned()))?;
+
+    let now = state.clock.now();
+    let digest = transactions::digest(&relay_state);
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    store::insert_transaction(
+        &mut transaction,
+        &NewTransaction {
+            state_digest: &digest,
+            provider_id: provider.id,
+            nonce: Some(&request.id),
+            pkce_verifier: None,
+            now,
+            expires_at: now + TRANSACTION_LIFETIME,
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(url)
+}
+
+/// What the IdP's browser form posts to the ACS.
+#[derive(serde::Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: String,
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
+}
+
+fn attribute_values(assertion: &Assertion, name: &str) -> Vec<String> {
+    assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|statement| statement.attributes.iter())
+        .filter(|attribute| {
+            attribute.name.as_deref() == Some(name)
+                || attribute.friendly_name.as_deref() == Some(name)
+        })
+        .flat_map(|attribute| attribute.values.iter())
+        .filter_map(|value| value.value.clone())
+        .collect()
+}
+
+/// Verifies the response (signature and every condition) on the blocking pool: xmlsec is
+/// CPU work, and samael's errors are not `Send`, so they become text here.
+async fn verify(
+    sp: ServiceProvider,
+    response: String,
+    request_id: Option<String>,
+) -> Result<Assertion, SsoError> {
+    let sp = Arc::new(sp);
+    tokio::task::spawn_blocking(move || {
+        let ids: Vec<&str> = request_id.iter().map(String::as_str).collect();
+        let possible = (!ids.is_empty()).then_some(ids.as_slice());
+        sp.parse_base64_response(response.trim(), possible)
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| SsoError::Rejected(format!("verification task: {error}")))?
+    .map_err(SsoError::Rejected)
+}
+
+/// The assertion consumer service: checks the response and signs the user in.
+pub async fn acs(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    form: AcsForm,
+    client: Client<'_>,
+) -> Result<TokenResponse, SsoError> {
+    let saml = saml_settings(provider)?;
+    if form.saml_response.is_empty() || form.saml_response.len() > MAX_RESPONSE_BYTES {
+        return Err(SsoError::InvalidInput(
+            "SAMLResponse is missing or too large".to_owned(),
+        ));
+    }
+    let now = state.clock.now();
+    // SP-initiated: RelayState names our transaction and with it the request id the response
+    // must answer. Without one, only a provider allowing IdP-initiated sign-in goes on.
+    let request_id = match form
+        .relay_state
+        .as_deref()
+        .filter(|relay| !relay.is_empty())
+    {
+        Some(relay_state) if relay_state.len() <= 512 => {
+            let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+            let taken = store::take_transaction(
+                &mut transaction,
+                &transactions::digest(relay_state),
+                provider.id,
+                now,
+            )
+            .await?;
+            transaction.commit().await?;
+            match taken.and_then(|taken| taken.nonce) {
+                Some(request_id) => Some(request_id),
+                None if saml.allow_idp_initiated => None,
+                None => {
+                    sign_in::record_refusal(state, context, provider, "invalid_state", client)
+                        .await?;
+                    return Err(SsoError::InvalidState);
+                }
+            }
+        }
+        _ if saml.allow_idp_initiated => None,
+        _ => {
+            sign_in::record_refusal(state, context, provider, "invalid_state", client).await?;
+            return Err(SsoError::InvalidState);
+        }
+    };
+
+    let idp = IdentityProvider::from_settings(saml)?;
+    let urls = sp_urls(state, context, &provider.name);
+    let sp = service_provider(&urls, &idp, saml)?;
+    let assertion = match verify(sp, form.saml_response, request_id).await {
+        Ok(assertion) => assertion,
+        Err(error) => {
+            sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+            return Err(error);
+        }
+    };
+    let checked = check_assertion(&assertion, &urls);
+    if let Err(error) = checked {
+        sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+        return Err(error);
+    }
+
+    // Replay guard: an assertion id is good once, remembered until it could no longer pass
+    // the time checks anyway.
+    let valid_until = assertion
+        .conditions
+        .as_ref()
+        .and_then(|conditions| conditions.not_on_or_after)
+        .and_then(|instant| time::OffsetDateTime::from_unix_timestamp(instant.timestamp()).ok())
+        .unwrap_or(now + time::Duration::hours(1));
+    let keep_until = valid_until.max(now) + time::Duration::seconds(CLOCK_SKEW_SECONDS * 2);
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let fresh = store::consume_assertion(
+        &mut transaction,
+        provider.id,
+        &assertion.id,
+        keep_until,
+        now,
+    )
+    .await?;
+    transaction.commit().await?;
+    if !fresh {
+        sign_in::record_refusal(state, context, provider, "replayed_assertion", client).await?;
+        return Err(SsoError::Rejected(format!(
+            "assertion {} was used before",
+            assertion.id
+        )));
+    }
+
+    let subject = assertion
+        .subject
+        .as_ref()
+        .and_then(|subject| subject.name_id.as_ref())
+        .map(|name_id| name_id.value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| SsoError::Rejected("the assertion has no NameID".to_owned()))?;
+    let email = attribute_values(&assertion, &saml.attributes.email)
+        .into_iter()
+        .next()
+        .or_else(|| subject.contains('@').then(|| subject.clone()));
+    let identity = ExternalIdentity {
+        subject,
+        email,
+        // The IdP signed the address for this tenant's SP: as verified as an IdP can say.
+        email_verified: true,
+        name: attribute_values(&assertion, &saml.attributes.name)
+            .into_iter()
+            .next(),
+        groups: attribute_values(&assertion, &saml.attributes.groups),
+    };
+    sign_in::complete(state, context, provider, identity, client).await
+}
+
+/// What samael leaves to us: an audience restriction must exist and name us (samael accepts
+/// an assertion without one).
+fn check_assertion(assertion: &Assertion, urls: &SpUrls) -> Result<(), SsoError> {
+    let audiences: Vec<&String> = assertion
+        .conditions
+        .iter()
+        .flat_map(|conditions| conditions.audience_restrictions.iter().flatten())
+        .flat_map(|restriction| restriction.audience.iter())
+        .collect();
+    if !audiences
+        .iter()
+        .any(|audience| **audience == urls.entity_id)
+    {
+        return Err(SsoError::Rejected(
+            "the assertion is not restricted to our audience".to_owned(),
+        ));
+    }
+    Ok(())
+}

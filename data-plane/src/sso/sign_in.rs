@@ -1,0 +1,215 @@
+//! The end of every SSO flow: an identity the IdP vouched for becomes a Tenantry user (just in
+//! time on the first sign-in), and gets a session and tokens exactly as after a password
+//! sign-in, with `amr` = the provider kind and `idp` = the provider's name.
+//!
+//! Rules:
+//! - A subject already linked to a user signs in as that user; their name and the roles the
+//!   provider manages (the values of its `role_mapping`) follow the IdP at every sign-in.
+//! - An unlinked subject whose address belongs to an existing user is linked only when the
+//!   provider's `link_existing_users` is on **and** the IdP says the address is verified;
+//!   otherwise the sign-in is refused (409 `sso_account_exists`): a tenant that did not opt in
+//!   must not let an IdP take over password accounts.
+//! - Otherwise a new active user is created with the mapped roles, or the default role.
+//! - SSO never grants `owner` (refused at configuration) and never signs in a disabled user.
+
+use shared::email::Email;
+use uuid::Uuid;
+
+use super::store::{self, ProviderRow};
+use super::SsoError;
+use crate::authz::store as authz_store;
+use crate::identity::service::{self as identity, Client, NewSignIn, TokenResponse};
+use crate::identity::store::{self as users, Attempt};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+/// Who the IdP says signed in, after every check of its answer passed.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// The roles `groups` map to under the provider's `role_mapping`.
+fn mapped_roles(provider: &ProviderRow, groups: &[String]) -> Vec<String> {
+    let mut roles: Vec<String> = groups
+        .iter()
+        .filter_map(|group| provider.settings.users.role_mapping.get(group).cloned())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+fn limited(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|character| !character.is_control())
+        .take(max)
+        .collect()
+}
+
+pub async fn complete(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    identity: ExternalIdentity,
+    client: Client<'_>,
+) -> Result<TokenResponse, SsoError> {
+    let kind = provider.settings.provider.name();
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|email| Email::parse(email).ok())
+        .ok_or(SsoError::NoEmail)?;
+    let name = identity.name.as_deref().map(|name| limited(name, 200));
+    let groups: Vec<String> = identity
+        .groups
+        .iter()
+        .take(200)
+        .map(|group| limited(group, 200))
+        .collect();
+    let now = state.clock.now();
+    let tenant_id = context.tenant.tenant.id;
+    let attempt = |user_id, outcome| Attempt {
+        email: email.as_str(),
+        user_id,
+        method: kind,
+        outcome,
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
+
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let policy = users::policy(&mut transaction).await?;
+    let managed: Vec<String> = {
+        let mut managed: Vec<String> = provider
+            .settings
+            .users
+            .role_mapping
+            .values()
+            .cloned()
+            .collect();
+        managed.sort();
+        managed.dedup();
+        managed
+    };
+    let mapped = mapped_roles(provider, &groups);
+
+    let linked = store::linked_user(&mut transaction, provider.id, &identity.subject).await?;
+    let user_id = match linked {
+        Some(user_id) => {
+            if !managed.is_empty() {
+                store::sync_roles(&mut transaction, user_id, &managed, &mapped).await?;
+            }
+            user_id
+        }
+        None => match users::user_by_email(&mut transaction, &email).await? {
+            Some(existing) => {
+                if !(provider.settings.users.link_existing_users && identity.email_verified) {
+                    users::record_attempt(
+                        &mut transaction,
+                        &attempt(Some(existing.id), "sso_account_exists"),
+                    )
+                    .await?;
+                    transaction.commit().await?;
+                    return Err(SsoError::AccountExists);
+                }
+                if !managed.is_empty() {
+                    store::sync_roles(&mut transaction, existing.id, &managed, &mapped).await?;
+                }
+                existing.id
+            }
+            None => {
+                let user_id = Uuid::now_v7();
+                let display_name = name.clone().unwrap_or_default();
+                if !store::insert_sso_user(
+                    &mut transaction,
+                    user_id,
+                    email.as_str(),
+                    &display_name,
+                    identity.email_verified,
+                    now,
+                )
+                .await?
+                {
+                    return Err(SsoError::AccountExists);
+                }
+                let wanted = if mapped.is_empty() {
+                    vec![provider.settings.users.default_role.clone()]
+                } else {
+                    mapped.clone()
+                };
+                store::sync_roles(&mut transaction, user_id, &wanted, &wanted).await?;
+                user_id
+            }
+        },
+    };
+    store::link_identity(
+        &mut transaction,
+        provider.id,
+        &identity.subject,
+        user_id,
+        &groups,
+        now,
+    )
+    .await?;
+    let user = users::user_by_id(&mut transaction, user_id)
+        .await?
+        .ok_or(SsoError::AccountExists)?;
+    if user.status == "disabled" {
+        users::record_attempt(&mut transaction, &attempt(Some(user.id), "disabled")).await?;
+        transaction.commit().await?;
+        return Err(SsoError::AccountDisabled);
+    }
+    if let Some(name) = &name {
+        store::update_display_name(&mut transaction, user.id, name).await?;
+    }
+    if user.status != "active" {
+        // An invited or unverified user whose address the IdP vouches for (linking needs a
+        // verified address) is now active.
+        store::activate(&mut transaction, user.id, now).await?;
+    }
+    users::record_attempt(&mut transaction, &attempt(Some(user.id), "success")).await?;
+    authz_store::notify_changed(&mut transaction, tenant_id, Some(user.id)).await?;
+    let sign_in = NewSignIn {
+        user: &user,
+        policy: &policy,
+        amr: vec![kind.to_owned()],
+        idp: Some(&provider.name),
+        client,
+        now,
+    };
+    let tokens = identity::open_session(state, context, transaction, sign_in).await?;
+    state.permissions.invalidate_user(tenant_id, user.id).await;
+    Ok(tokens)
+}
+
+/// Records an SSO sign-in the IdP's answer failed, for the audit log (the address is not
+/// known yet: the provider's name stands in for it).
+pub async fn record_refusal(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    outcome: &str,
+    client: Client<'_>,
+) -> Result<(), SsoError> {
+    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let label = format!("sso:{}", provider.name);
+    users::record_attempt(
+        &mut transaction,
+        &Attempt {
+            email: &label,
+            user_id: None,
+            method: provider.settings.provider.name(),
+            outcome,
+            ip: client.ip,
+            user_agent: client.user_agent,
+        },
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(())
+}

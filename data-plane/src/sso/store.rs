@@ -1,0 +1,267 @@
+//! SQL of providers, domain bindings, login transactions, consumed SAML assertions and
+//! linked identities, run in the tenant's transaction.
+
+use shared::tenant_context::{TenantDbError, TenantTransaction};
+use time::OffsetDateTime;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+pub use shared::sso::providers::{existing_roles, provider_by_name, ProviderRow};
+
+/// The enabled provider an email domain is bound to.
+pub struct BoundDomain {
+    pub provider_name: String,
+    pub kind: String,
+    pub display_name: String,
+    pub require_sso: bool,
+}
+
+pub async fn domain_binding(
+    transaction: &mut TenantTransaction,
+    domain: &str,
+) -> Result<Option<BoundDomain>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT p.name, p.kind, p.display_name, d.require_sso
+             FROM sso_domains d JOIN sso_providers p ON p.id = d.provider_id
+             WHERE d.domain = $1 AND p.enabled",
+            &[(&domain, Type::TEXT)],
+        )
+        .await?;
+    Ok(rows.first().map(|row| BoundDomain {
+        provider_name: row.get(0),
+        kind: row.get(1),
+        display_name: row.get(2),
+        require_sso: row.get(3),
+    }))
+}
+
+/// A login transaction to store.
+pub struct NewTransaction<'a> {
+    pub state_digest: &'a [u8],
+    pub provider_id: Uuid,
+    pub nonce: Option<&'a str>,
+    pub pkce_verifier: Option<&'a str>,
+    pub now: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn insert_transaction(
+    transaction: &mut TenantTransaction,
+    login: &NewTransaction<'_>,
+) -> Result<(), TenantDbError> {
+    // Expired transactions of the tenant go as new ones come: the table stays small without
+    // a background job.
+    transaction
+        .query_typed(
+            "DELETE FROM sso_login_transactions WHERE expires_at < $1",
+            &[(&(login.now - time::Duration::hours(1)), Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    transaction
+        .query_typed(
+            "INSERT INTO sso_login_transactions
+                 (state_digest, provider_id, nonce, pkce_verifier, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                (&login.state_digest, Type::BYTEA),
+                (&login.provider_id, Type::UUID),
+                (&login.nonce, Type::TEXT),
+                (&login.pkce_verifier, Type::TEXT),
+                (&login.now, Type::TIMESTAMPTZ),
+                (&login.expires_at, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A spent login transaction: what the callback needs.
+pub struct TakenTransaction {
+    pub nonce: Option<String>,
+    pub pkce_verifier: Option<String>,
+}
+
+/// Spends the live, unspent transaction of `provider_id` with this digest. `None` when there
+/// is none: unknown, expired, spent, or another provider's.
+pub async fn take_transaction(
+    transaction: &mut TenantTransaction,
+    state_digest: &[u8],
+    provider_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<TakenTransaction>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "UPDATE sso_login_transactions SET consumed_at = $3
+             WHERE state_digest = $1 AND provider_id = $2 AND consumed_at IS NULL
+               AND expires_at > $3
+             RETURNING nonce, pkce_verifier",
+            &[
+                (&state_digest, Type::BYTEA),
+                (&provider_id, Type::UUID),
+                (&now, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(rows.first().map(|row| TakenTransaction {
+        nonce: row.get(0),
+        pkce_verifier: row.get(1),
+    }))
+}
+
+/// Records a SAML assertion id as used; false when it was used before.
+pub async fn consume_assertion(
+    transaction: &mut TenantTransaction,
+    provider_id: Uuid,
+    assertion_id: &str,
+    keep_until: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, TenantDbError> {
+    transaction
+        .query_typed(
+            "DELETE FROM sso_consumed_assertions WHERE provider_id = $1 AND expires_at < $2",
+            &[(&provider_id, Type::UUID), (&now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    let rows = transaction
+        .query_typed(
+            "INSERT INTO sso_consumed_assertions (provider_id, assertion_id, expires_at)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING assertion_id",
+            &[
+                (&provider_id, Type::UUID),
+                (&assertion_id, Type::TEXT),
+                (&keep_until, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// The user an IdP subject is linked to.
+pub async fn linked_user(
+    transaction: &mut TenantTransaction,
+    provider_id: Uuid,
+    subject: &str,
+) -> Result<Option<Uuid>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT user_id FROM sso_identities WHERE provider_id = $1 AND subject = $2",
+            &[(&provider_id, Type::UUID), (&subject, Type::TEXT)],
+        )
+        .await?;
+    Ok(rows.first().map(|row| row.get(0)))
+}
+
+pub async fn link_identity(
+    transaction: &mut TenantTransaction,
+    provider_id: Uuid,
+    subject: &str,
+    user_id: Uuid,
+    groups: &[String],
+    now: OffsetDateTime,
+) -> Result<(), TenantDbError> {
+    transaction
+        .query_typed(
+            "INSERT INTO sso_identities (provider_id, subject, user_id, groups, created_at,
+                 last_login_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (provider_id, subject)
+             DO UPDATE SET groups = EXCLUDED.groups, last_login_at = EXCLUDED.last_login_at",
+            &[
+                (&provider_id, Type::UUID),
+                (&subject, Type::TEXT),
+                (&user_id, Type::UUID),
+                (&groups, Type::TEXT_ARRAY),
+                (&now, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates an active user signed in through SSO (no password).
+pub async fn insert_sso_user(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    email: &str,
+    display_name: &str,
+    email_verified: bool,
+    now: OffsetDateTime,
+) -> Result<bool, TenantDbError> {
+    let verified_at = email_verified.then_some(now);
+    let rows = transaction
+        .query_typed(
+            "INSERT INTO users (id, email, display_name, status, email_verified_at)
+             VALUES ($1, $2, $3, 'active', $4)
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+            &[
+                (&user_id, Type::UUID),
+                (&email, Type::TEXT),
+                (&display_name, Type::TEXT),
+                (&verified_at, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+pub async fn update_display_name(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    display_name: &str,
+) -> Result<(), TenantDbError> {
+    transaction
+        .query_typed(
+            "UPDATE users SET display_name = $2 WHERE id = $1 AND display_name <> $2",
+            &[(&user_id, Type::UUID), (&display_name, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Makes the user's roles among `managed` exactly `wanted` (roles outside `managed` are left
+/// alone). Returns whether anything changed.
+pub async fn sync_roles(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    managed: &[String],
+    wanted: &[String],
+) -> Result<bool, TenantDbError> {
+    let removed = transaction
+        .query_typed(
+            "DELETE FROM user_roles WHERE user_id = $1 AND role_name = ANY($2)
+                 AND NOT (role_name = ANY($3)) RETURNING role_name",
+            &[
+                (&user_id, Type::UUID),
+                (&managed, Type::TEXT_ARRAY),
+                (&wanted, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+    let added = transaction
+        .query_typed(
+            "INSERT INTO user_roles (user_id, role_name)
+             SELECT $1, name FROM roles WHERE name = ANY($2)
+             ON CONFLICT (user_id, role_name) DO NOTHING RETURNING role_name",
+            &[(&user_id, Type::UUID), (&wanted, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    Ok(!removed.is_empty() || !added.is_empty())
+}
+
+/// Makes an invited or pending user active with a verified address (the IdP vouched for it).
+pub async fn activate(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), TenantDbError> {
+    transaction
+        .query_typed(
+            "UPDATE users SET status = 'active',
+                 email_verified_at = coalesce(email_verified_at, $2)
+             WHERE id = $1 AND status IN ('invited', 'pending')",
+            &[(&user_id, Type::UUID), (&now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    Ok(())
+}

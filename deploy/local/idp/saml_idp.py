@@ -1,0 +1,218 @@
+"""A real SAML 2.0 identity provider for the SSO tests: pysaml2's `Server` (signing with
+Debian's xmlsec1, RSA-SHA256) behind a small HTTP server on loopback. Started by
+deploy/local/lib.sh (ensure_saml_idp); never for production.
+
+Endpoints:
+  GET  /metadata                   the IdP's metadata (entity id, SSO URL, signing certificate)
+  GET  /cert.pem                   the signing certificate
+  GET  /sso/redirect               HTTP-Redirect binding: parses the AuthnRequest, shows a form
+  POST /sso/login                  signs the user in: an HTML form that posts the Response to
+                                   the SP's ACS (as a browser would auto-submit it)
+Test hooks (loopback only):
+  POST /__test/sp                  body: an SP's metadata XML (each test tenant has its own SP)
+  POST /__test/accounts            JSON {login, name?, groups?}
+The login form takes a `variant` so tests can get responses a real IdP must never send, made
+with real XML-DSig: `unsigned`, `foreign_key` (signed by a key the SP does not trust),
+`expired` (NotOnOrAfter 10 minutes ago), `wrapped` (a signed assertion plus an injected
+unsigned one naming another user; field `victim`), `sha1` (signed with RSA-SHA1).
+"""
+
+import base64
+import html
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.config import IdPConfig
+from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.server import Server
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
+
+PORT = int(os.environ.get("SAML_IDP_PORT", "18092"))
+BASE = f"http://127.0.0.1:{PORT}"
+STATE = os.environ.get("SAML_IDP_STATE", os.path.dirname(os.path.abspath(__file__)))
+XMLSEC = os.environ.get("XMLSEC_BINARY", "/usr/bin/xmlsec1")
+
+ACCOUNTS = {}
+SP_METADATA = []
+
+
+def make_server(key, cert, lifetime_minutes=15):
+    config = IdPConfig()
+    config.load(
+        {
+            "entityid": f"{BASE}/metadata",
+            "service": {
+                "idp": {
+                    "name": "Tenantry test IdP",
+                    "endpoints": {
+                        "single_sign_on_service": [(f"{BASE}/sso/redirect", BINDING_HTTP_REDIRECT)],
+                    },
+                    "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+                    "want_authn_requests_signed": False,
+                    "policy": {
+                        "default": {
+                            "lifetime": {"minutes": lifetime_minutes},
+                            "attribute_restrictions": None,
+                            "name_form": NAME_FORMAT_BASIC,
+                        }
+                    },
+                }
+            },
+            "key_file": os.path.join(STATE, key),
+            "cert_file": os.path.join(STATE, cert),
+            "xmlsec_binary": XMLSEC,
+            "metadata": {},
+        }
+    )
+    return Server(config=config)
+
+
+IDP = make_server("idp.key", "idp.crt")
+FOREIGN = make_server("foreign.key", "foreign.crt")
+EXPIRED = make_server("idp.key", "idp.crt", lifetime_minutes=-10)
+SERVERS = (IDP, FOREIGN, EXPIRED)
+
+
+def metadata_xml():
+    from saml2.metadata import entity_descriptor
+
+    return str(entity_descriptor(IDP.config))
+
+
+def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True):
+    account = ACCOUNTS.get(login, {})
+    identity = {
+        "email": [login],
+        "name": [account.get("name", f"User {login}")],
+        "groups": account.get("groups", []),
+    }
+    args = server.response_args(request.message, [BINDING_HTTP_POST])
+    response = server.create_authn_response(
+        identity,
+        userid=login,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
+        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+        sign_response=sign,
+        sign_assertion=sign,
+        sign_alg=sign_alg,
+        digest_alg=digest_alg,
+        **args,
+    )
+    return str(response), args["destination"]
+
+
+def wrapped_response(request, login, victim):
+    """A response whose signed assertion is `login`'s, with an unsigned copy naming `victim`
+    injected before it (XML signature wrapping)."""
+    import re
+
+    args = IDP.response_args(request.message, [BINDING_HTTP_POST])
+    xml = str(
+        IDP.create_authn_response(
+            {"email": [login], "name": ["Signed User"]},
+            userid=login,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
+            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+            sign_response=False,
+            sign_assertion=True,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+            **args,
+        )
+    )
+    match = re.search(r"<(\w+:)?Assertion\b.*?</(\w+:)?Assertion>", xml, re.S)
+    signed = match.group(0)
+    evil = re.sub(r"<(\w+:)?Signature\b.*?</(\w+:)?Signature>", "", signed, flags=re.S)
+    evil = evil.replace(login, victim)
+    evil = re.sub(r'ID="([^"]+)"', r'ID="\1-evil"', evil, count=1)
+    return xml.replace(signed, evil + signed), args["destination"]
+
+
+def form_page(action, fields):
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}"/>'
+        for name, value in fields.items()
+    )
+    return f'<html><body><form method="post" action="{html.escape(action)}">{inputs}<input type="submit"/></form></body></html>'
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, format, *args):
+        sys.stderr.write("saml-idp: " + (format % args) + "\n")
+
+    def reply(self, status, body, content_type="text/html; charset=utf-8"):
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        return self.rfile.read(length).decode("utf-8")
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        if url.path == "/metadata":
+            return self.reply(200, metadata_xml(), "application/samlmetadata+xml")
+        if url.path == "/cert.pem":
+            with open(os.path.join(STATE, "idp.crt"), encoding="utf-8") as file:
+                return self.reply(200, file.read(), "text/plain")
+        if url.path == "/sso/redirect":
+            try:
+                IDP.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
+            except Exception as error:  # the page says why, as IdPs do
+                return self.reply(400, f"bad AuthnRequest: {html.escape(str(error))}", "text/plain")
+            fields = {"SAMLRequest": query["SAMLRequest"], "RelayState": query.get("RelayState", "")}
+            return self.reply(200, form_page("/sso/login", fields))
+        return self.reply(404, "not found", "text/plain")
+
+    def do_POST(self):
+        url = urlparse(self.path)
+        try:
+            if url.path == "/__test/sp":
+                xml = self.body()
+                for server in SERVERS:
+                    server.metadata.load("inline", xml)
+                return self.reply(204, "")
+            if url.path == "/__test/accounts":
+                account = json.loads(self.body())
+                ACCOUNTS[str(account["login"])] = account
+                return self.reply(204, "")
+            if url.path == "/sso/login":
+                form = {key: values[0] for key, values in parse_qs(self.body()).items()}
+                return self.login(form)
+        except Exception as error:
+            return self.reply(400, f"error: {html.escape(repr(error))}", "text/plain")
+        return self.reply(404, "not found", "text/plain")
+
+    def login(self, form):
+        login = form["username"]
+        variant = form.get("variant", "")
+        server = {"foreign_key": FOREIGN, "expired": EXPIRED}.get(variant, IDP)
+        request = server.parse_authn_request(form["SAMLRequest"], BINDING_HTTP_REDIRECT)
+        if variant == "wrapped":
+            xml, destination = wrapped_response(request, login, form["victim"])
+        elif variant == "unsigned":
+            xml, destination = signed_response(server, request, login, sign=False)
+        elif variant == "sha1":
+            xml, destination = signed_response(server, request, login, SIG_RSA_SHA1, DIGEST_SHA1)
+        else:
+            xml, destination = signed_response(server, request, login)
+        fields = {"SAMLResponse": base64.b64encode(xml.encode("utf-8")).decode("ascii")}
+        if form.get("RelayState"):
+            fields["RelayState"] = form["RelayState"]
+        return self.reply(200, form_page(destination, fields))
+
+
+if __name__ == "__main__":
+    # One request at a time: pysaml2's Server is not known to be thread-safe.
+    server = HTTPServer(("127.0.0.1", PORT), Handler)
+    print(f"pysaml2 IdP listening on {BASE}", flush=True)
+    server.serve_forever()

@@ -1,0 +1,490 @@
+//! A provider's configuration: what tenant admins send, how it is checked, and the JSON kept
+//! in `sso_providers.settings` (everything but the client secret).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::SsoConfigError as SsoError;
+
+/// Provider names are URL segments: `/v1/auth/sso/{name}/start`.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (2..=40).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+}
+
+/// The kind-specific part, tagged by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderKind {
+    Oidc(OidcSettings),
+    Oauth2(OAuth2Settings),
+    Saml(SamlSettings),
+}
+
+impl ProviderKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Oidc(_) => "oidc",
+            Self::Oauth2(_) => "oauth2",
+            Self::Saml(_) => "saml",
+        }
+    }
+}
+
+/// OpenID Connect: everything else comes from the issuer's discovery document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    pub issuer: Url,
+    pub client_id: String,
+    /// Scopes besides `openid` (default `email`, `profile`).
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// Which claims (ID token, then userinfo) hold the email, name and groups.
+    #[serde(default)]
+    pub claims: ClaimMapping,
+}
+
+/// A plain OAuth 2.0 provider (GitHub-style): the user is whatever its userinfo URL returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Settings {
+    pub authorization_url: Url,
+    pub token_url: Url,
+    pub userinfo_url: Url,
+    pub client_id: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Fields of the userinfo JSON (`subject` defaults to `id`, as on GitHub).
+    #[serde(default = "ClaimMapping::oauth2_default")]
+    pub claims: ClaimMapping,
+}
+
+/// Names of the claims or userinfo fields that hold the user's attributes. A dotted name
+/// walks into nested objects (`profile.email`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimMapping {
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    #[serde(default = "default_email")]
+    pub email: String,
+    #[serde(default = "default_email_verified")]
+    pub email_verified: String,
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(default = "default_groups")]
+    pub groups: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            subject: default_subject(),
+            email: default_email(),
+            email_verified: default_email_verified(),
+            name: default_name(),
+            groups: default_groups(),
+        }
+    }
+}
+
+impl ClaimMapping {
+    fn oauth2_default() -> Self {
+        Self {
+            subject: "id".to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["email".to_owned(), "profile".to_owned()]
+}
+fn default_subject() -> String {
+    "sub".to_owned()
+}
+fn default_email() -> String {
+    "email".to_owned()
+}
+fn default_email_verified() -> String {
+    "email_verified".to_owned()
+}
+fn default_name() -> String {
+    "name".to_owned()
+}
+fn default_groups() -> String {
+    "groups".to_owned()
+}
+
+/// SAML 2.0: the IdP's metadata XML (given, or fetched once from `idp_metadata_url` when the
+/// provider is saved), or its entity id, SSO URL and signing certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_xml: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_url: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_entity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_sso_url: Option<Url>,
+    /// PEM or bare base64 DER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_certificate: Option<String>,
+    /// Attribute names (the NameID is the subject).
+    #[serde(default)]
+    pub attributes: SamlAttributes,
+    /// Whether assertions must arrive encrypted. Not supported yet: `true` is refused.
+    #[serde(default)]
+    pub require_encrypted_assertions: bool,
+    /// Accept responses no AuthnRequest of ours asked for. Off by default.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlAttributes {
+    #[serde(default = "default_email")]
+    pub email: String,
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(default = "default_groups")]
+    pub groups: String,
+}
+
+impl Default for SamlAttributes {
+    fn default() -> Self {
+        Self {
+            email: default_email(),
+            name: default_name(),
+            groups: default_groups(),
+        }
+    }
+}
+
+/// What happens to the users a provider signs in (just-in-time provisioning).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// Role of a user created at their first sign-in when no group maps to a role.
+    #[serde(default = "default_role")]
+    pub default_role: String,
+    /// Group (or attribute value) → role. The roles named here are managed by the IdP: every
+    /// sign-in adds those the user's groups map to and removes the others.
+    #[serde(default)]
+    pub role_mapping: BTreeMap<String, String>,
+    /// Whether a first sign-in whose (IdP-verified) address belongs to an existing user signs
+    /// in as that user. Off: such a sign-in is refused (409 `sso_account_exists`).
+    #[serde(default)]
+    pub link_existing_users: bool,
+}
+
+impl Default for UserSettings {
+    fn default() -> Self {
+        Self {
+            default_role: default_role(),
+            role_mapping: BTreeMap::new(),
+            link_existing_users: false,
+        }
+    }
+}
+
+fn default_role() -> String {
+    "member".to_owned()
+}
+
+/// What is stored in `sso_providers.settings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSettings {
+    pub provider: ProviderKind,
+    #[serde(default)]
+    pub users: UserSettings,
+}
+
+/// An email domain bound to a provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DomainBinding {
+    pub domain: String,
+    #[serde(default)]
+    pub require_sso: bool,
+}
+
+/// A provider as an admin sends it (create or replace). No `Debug`: it holds the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderInput {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub provider: ProviderKind,
+    /// OIDC/OAuth2 only. On replace, absent keeps the stored secret.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub users: UserSettings,
+    #[serde(default)]
+    pub domains: Vec<DomainBinding>,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// Whether `url` may be fetched by the data plane: `https`, or `http` on a loopback host
+/// (local IdPs in development and tests).
+fn check_fetchable(field: &str, url: &Url) -> Result<(), SsoError> {
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(SsoError::Invalid(format!("{field} must be an https URL"))),
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), SsoError> {
+    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(SsoError::Invalid(format!(
+            "{field} must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), SsoError> {
+    if scopes.len() > 20
+        || scopes.iter().any(|scope| {
+            scope.is_empty()
+                || scope.len() > 100
+                || !scope
+                    .bytes()
+                    .all(|byte| byte.is_ascii_graphic() && byte != b'"' && byte != b'\\')
+        })
+    {
+        return Err(SsoError::Invalid(
+            "scopes must be at most 20 words of visible ASCII".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Lower-cased, checked domain names.
+pub fn normalise_domains(domains: &[DomainBinding]) -> Result<Vec<DomainBinding>, SsoError> {
+    let mut normalised: Vec<DomainBinding> = Vec::with_capacity(domains.len());
+    for binding in domains {
+        let domain = binding.domain.trim().to_ascii_lowercase();
+        let valid = (3..=253).contains(&domain.len())
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+            });
+        if !valid {
+            return Err(SsoError::Invalid(format!(
+                "{:?} is not a domain name",
+                binding.domain
+            )));
+        }
+        if normalised.iter().any(|seen| seen.domain == domain) {
+            return Err(SsoError::Invalid(format!(
+                "domain {domain} is listed twice"
+            )));
+        }
+        normalised.push(DomainBinding {
+            domain,
+            require_sso: binding.require_sso,
+        });
+    }
+    if normalised.len() > 50 {
+        return Err(SsoError::Invalid(
+            "at most 50 domains per provider".to_owned(),
+        ));
+    }
+    Ok(normalised)
+}
+
+/// Largest IdP metadata document accepted.
+pub const MAX_METADATA_BYTES: usize = 512 * 1024;
+
+impl ProviderInput {
+    /// Fetches a SAML IdP's metadata from `idp_metadata_url` (when given without the XML) and
+    /// keeps it in `idp_metadata_xml`: the provider then works from the stored copy, and a
+    /// later change at the IdP needs a `PUT` (re-fetch) — a deliberate pin, so a hijacked
+    /// metadata URL cannot swap the signing certificate behind the tenant's back. Runs before
+    /// any transaction is opened.
+    pub async fn fetch_saml_metadata(&mut self, http: &reqwest::Client) -> Result<(), SsoError> {
+        let ProviderKind::Saml(saml) = &mut self.provider else {
+            return Ok(());
+        };
+        let Some(url) = saml.idp_metadata_url.clone() else {
+            return Ok(());
+        };
+        if saml.idp_metadata_xml.is_some() {
+            return Err(SsoError::Invalid(
+                "give idp_metadata_url or idp_metadata_xml, not both".to_owned(),
+            ));
+        }
+        check_fetchable("idp_metadata_url", &url)?;
+        let fetch_error =
+            |error: reqwest::Error| SsoError::Invalid(format!("idp_metadata_url: {error}"));
+        let response = http.get(url).send().await.map_err(fetch_error)?;
+        if !response.status().is_success() {
+            return Err(SsoError::Invalid(format!(
+                "idp_metadata_url answered {}",
+                response.status()
+            )));
+        }
+        let bytes = response.bytes().await.map_err(fetch_error)?;
+        if bytes.len() > MAX_METADATA_BYTES {
+            return Err(SsoError::Invalid(
+                "the IdP metadata is too large".to_owned(),
+            ));
+        }
+        let xml = String::from_utf8(bytes.to_vec())
+            .map_err(|_| SsoError::Invalid("the IdP metadata is not UTF-8".to_owned()))?;
+        saml.idp_metadata_xml = Some(xml);
+        Ok(())
+    }
+
+    /// Checks everything that can be checked without the network. SAML settings are also
+    /// parsed into a service provider (`saml::idp_from_settings`) so a configuration without
+    /// a signing certificate is refused here.
+    pub fn validate(&self) -> Result<(), SsoError> {
+        if !valid_name(&self.name) {
+            return Err(SsoError::Invalid(
+                "name must be 2-40 characters of a-z, 0-9 and '-', starting with a letter"
+                    .to_owned(),
+            ));
+        }
+        if self.display_name.len() > 200 || self.display_name.chars().any(char::is_control) {
+            return Err(SsoError::Invalid(
+                "display_name must be at most 200 printable characters".to_owned(),
+            ));
+        }
+        if let Some(secret) = &self.client_secret {
+            check_text("client_secret", secret, 1000)?;
+        }
+        match &self.provider {
+            ProviderKind::Oidc(oidc) => {
+                check_fetchable("issuer", &oidc.issuer)?;
+                check_text("client_id", &oidc.client_id, 500)?;
+                check_scopes(&oidc.scopes)?;
+            }
+            ProviderKind::Oauth2(oauth2) => {
+                check_fetchable("authorization_url", &oauth2.authorization_url)?;
+                check_fetchable("token_url", &oauth2.token_url)?;
+                check_fetchable("userinfo_url", &oauth2.userinfo_url)?;
+                check_text("client_id", &oauth2.client_id, 500)?;
+                check_scopes(&oauth2.scopes)?;
+            }
+            ProviderKind::Saml(saml) => {
+                if self.client_secret.is_some() {
+                    return Err(SsoError::Invalid(
+                        "a SAML provider has no client_secret".to_owned(),
+                    ));
+                }
+                if saml.require_encrypted_assertions {
+                    return Err(SsoError::Invalid(
+                        "encrypted assertions are not supported yet".to_owned(),
+                    ));
+                }
+                super::saml_metadata::IdentityProvider::from_settings(saml)?;
+            }
+        }
+        check_text("users.default_role", &self.users.default_role, 63)?;
+        if self.users.role_mapping.len() > 100 {
+            return Err(SsoError::Invalid("at most 100 role mappings".to_owned()));
+        }
+        for (group, role) in &self.users.role_mapping {
+            check_text("users.role_mapping group", group, 200)?;
+            check_text("users.role_mapping role", role, 63)?;
+        }
+        Ok(())
+    }
+
+    /// Roles this configuration names (default and mapped), to check they exist and that the
+    /// admin holds them.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = std::iter::once(self.users.default_role.clone())
+            .chain(self.users.role_mapping.values().cloned())
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+}
+
+/// Reads a claim by a dotted path from a JSON object.
+pub fn claim<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(value, |current, segment| current.get(segment))
+}
+
+/// A claim as text (strings, numbers: GitHub's `id` is a number).
+pub fn claim_text(value: &serde_json::Value, path: &str) -> Option<String> {
+    match claim(value, path)? {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// A claim as a list of strings (a single string counts as a list of one).
+pub fn claim_list(value: &serde_json::Value, path: &str) -> Vec<String> {
+    match claim(value, path) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(text)) => vec![text.clone()],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_url_segments() {
+        assert!(valid_name("okta"));
+        assert!(valid_name("azure-ad2"));
+        assert!(!valid_name("Okta"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("9abc"));
+        assert!(!valid_name("a/b"));
+    }
+
+    #[test]
+    fn claims_are_read_by_dotted_path() {
+        let value = serde_json::json!({"id": 42, "profile": {"email": "a@b.c"}, "groups": "x"});
+        assert_eq!(claim_text(&value, "id").as_deref(), Some("42"));
+        assert_eq!(
+            claim_text(&value, "profile.email").as_deref(),
+            Some("a@b.c")
+        );
+        assert_eq!(claim_list(&value, "groups"), vec!["x".to_owned()]);
+        assert!(claim_text(&value, "missing.field").is_none());
+    }
+}

@@ -1,0 +1,509 @@
+//! Single sign-on against real identity providers on loopback: npm `oidc-provider` (OIDC and,
+//! through its userinfo endpoint, plain OAuth2) and a pysaml2 IdP (SAML 2.0), both started by
+//! `deploy/local/test.sh`. The tests drive the browser's part with a cookie-keeping HTTP
+//! client: follow redirects, post the IdP's forms, and deliver the final redirect to the
+//! tenant's host (`Host: <slug>.tenantry.test`), as a browser would.
+
+mod admin;
+mod oidc;
+mod oidc_security;
+mod operator;
+mod saml;
+
+use reqwest::header::{HOST, LOCATION};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tenantry_tests::{TestApp, BASE_DOMAIN};
+
+pub fn oidc_issuer() -> String {
+    std::env::var("TENANTRY_TEST_OIDC_ISSUER")
+        .unwrap_or_else(|_| "http://127.0.0.1:18090".to_owned())
+}
+
+pub fn saml_idp_url() -> String {
+    std::env::var("TENANTRY_TEST_SAML_IDP_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18092".to_owned())
+}
+
+fn random_hex() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// An address at the IdP's domain no other test uses.
+pub fn idp_address(label: &str) -> String {
+    format!("{label}-{}@corp.example", random_hex())
+}
+
+/// The tenant's public base URL (what redirect URIs and SAML URLs are made of).
+pub fn tenant_base(slug: &str) -> String {
+    format!("https://{slug}.{BASE_DOMAIN}")
+}
+
+/// The test OIDC provider's registration and test hooks.
+pub struct OidcProvider {
+    pub issuer: String,
+    http: reqwest::Client,
+}
+
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl OidcProvider {
+    pub fn new() -> Self {
+        Self {
+            issuer: oidc_issuer(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Registers a client (dynamic client registration) for these redirect URIs.
+    pub async fn register(&self, redirect_uris: &[String]) -> RegisteredClient {
+        let response = self
+            .http
+            .post(format!("{}/reg", self.issuer))
+            .json(&json!({
+                "redirect_uris": redirect_uris,
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            }))
+            .send()
+            .await
+            .expect("the test OIDC provider answers (deploy/local/test.sh starts it)");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        RegisteredClient {
+            client_id: body["client_id"].as_str().unwrap().to_owned(),
+            client_secret: body["client_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Sets the claims of the account `login`.
+    pub async fn set_account(&self, login: &str, name: &str, groups: &[&str]) {
+        let response = self
+            .http
+            .post(format!("{}/__test/accounts", self.issuer))
+            .json(&json!({"login": login, "name": name, "groups": groups}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// The next ID token issued to `client_id` gets `claims` merged in and is re-signed (with
+    /// a key the provider does not publish when `foreign_key`).
+    pub async fn tamper(&self, client_id: &str, claims: Value, foreign_key: bool) {
+        let response = self
+            .http
+            .post(format!("{}/__test/tamper", self.issuer))
+            .json(&json!({"client_id": client_id, "claims": claims, "foreign_key": foreign_key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+/// A browser: keeps the IdP's cookies, follows redirects by hand, and hands the final
+/// redirect back to the tenant's host.
+pub struct Browser {
+    http: reqwest::Client,
+    data_url: String,
+}
+
+/// The first `attribute="…"` value inside the first tag that matches `tag_start`.
+fn html_attribute(html: &str, tag_start: &str, attribute: &str) -> Option<String> {
+    let tag = &html[html.find(tag_start)?..];
+    let tag = &tag[..tag.find('>')?];
+    let marker = format!("{attribute}=\"");
+    let value = &tag[tag.find(&marker)? + marker.len()..];
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            data_url: app.data_url.clone(),
+        }
+    }
+
+    /// A GET to the data plane as `https://<slug>.tenantry.test<path_and_query>`.
+    pub async fn tenant_get(&self, slug: &str, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.data_url))
+            .header(HOST, format!("{slug}.{BASE_DOMAIN}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A form POST to the data plane at the tenant's host.
+    pub async fn tenant_post_form(
+        &self,
+        slug: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.data_url))
+            .header(HOST, format!("{slug}.{BASE_DOMAIN}"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/auth/sso/{provider}/start` at the tenant: the IdP URL it redirects to.
+    pub async fn start(&self, slug: &str, provider: &str) -> String {
+        let response = self
+            .tenant_get(slug, &format!("/v1/auth/sso/{provider}/start"))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "start answered {:?}",
+            response.text().await
+        );
+        response.headers()[LOCATION].to_str().unwrap().to_owned()
+    }
+
+    /// Walks the OIDC provider's pages from `url` (signing in as `login`, consenting) until it
+    /// redirects to the tenant; returns that redirect (the callback URL with code and state).
+    pub async fn sign_in_at_oidc_provider(
+        &self,
+        url: &str,
+        login: &str,
+        tenant_base: &str,
+    ) -> String {
+        let mut next = url.to_owned();
+        let mut form: Option<Vec<(String, String)>> = None;
+        for _ in 0..20 {
+            if next.starts_with(tenant_base) {
+                return next;
+            }
+            let response = match form.take() {
+                Some(fields) => self.http.post(&next).form(&fields).send().await.unwrap(),
+                None => self.http.get(&next).send().await.unwrap(),
+            };
+            let base = reqwest::Url::parse(&next).unwrap();
+            if response.status().is_redirection() {
+                let location = response.headers()[LOCATION].to_str().unwrap();
+                next = base.join(location).unwrap().to_string();
+                continue;
+            }
+            let status = response.status();
+            let html = response.text().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "the IdP answered: {html}");
+            let action = html_attribute(&html, "<form", "action")
+                .unwrap_or_else(|| panic!("no form in the IdP's page: {html}"));
+            let prompt = html_attribute(&html, "<input type=\"hidden\" name=\"prompt\"", "value")
+                .unwrap_or_else(|| panic!("no prompt in the IdP's form: {html}"));
+            next = base.join(&action).unwrap().to_string();
+            form = Some(if prompt == "login" {
+                vec![
+                    ("prompt".to_owned(), "login".to_owned()),
+                    ("login".to_owned(), login.to_owned()),
+                    ("password".to_owned(), "any password".to_owned()),
+                ]
+            } else {
+                vec![("prompt".to_owned(), prompt)]
+            });
+        }
+        panic!("the IdP never redirected back to {tenant_base}");
+    }
+
+    /// Delivers a redirect to `https://<slug>.tenantry.test/...` to the data plane.
+    pub async fn follow_to_tenant(&self, slug: &str, url: &str) -> reqwest::Response {
+        let path_and_query = url
+            .strip_prefix(&tenant_base(slug))
+            .unwrap_or_else(|| panic!("{url} is not at {slug}'s host"));
+        self.tenant_get(slug, path_and_query).await
+    }
+}
+
+/// The test SAML IdP (pysaml2) and its test hooks.
+pub struct SamlIdp {
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl SamlIdp {
+    pub fn new() -> Self {
+        Self {
+            url: saml_idp_url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn metadata(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metadata", self.url))
+            .send()
+            .await
+            .expect("the test SAML IdP answers (deploy/local/test.sh starts it)");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    pub async fn certificate(&self) -> String {
+        self.http
+            .get(format!("{}/cert.pem", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Tells the IdP about an SP (its metadata, as our data plane serves it).
+    pub async fn register_sp(&self, metadata: String) {
+        let response = self
+            .http
+            .post(format!("{}/__test/sp", self.url))
+            .body(metadata)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NO_CONTENT,
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    pub async fn set_account(&self, login: &str, name: &str, groups: &[&str]) {
+        let response = self
+            .http
+            .post(format!("{}/__test/accounts", self.url))
+            .json(&json!({"login": login, "name": name, "groups": groups}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+/// What the IdP's auto-submitting page would post to the ACS.
+#[derive(Debug, Clone)]
+pub struct SamlPost {
+    pub acs: String,
+    pub saml_response: String,
+    pub relay_state: Option<String>,
+}
+
+impl Browser {
+    /// Starts a SAML sign-in at the tenant and signs in at the IdP as `login`; `variant`
+    /// asks the IdP for a forged response (see deploy/local/idp/saml_idp.py).
+    pub async fn saml_response(
+        &self,
+        slug: &str,
+        provider: &str,
+        login: &str,
+        variant: &str,
+        victim: &str,
+    ) -> SamlPost {
+        let redirect = self.start(slug, provider).await;
+        assert!(redirect.contains("SAMLRequest="), "{redirect}");
+        let page = self.http.get(&redirect).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let page = page.text().await.unwrap();
+        let hidden = |html: &str, name: &str| {
+            html_attribute(
+                html,
+                &format!("<input type=\"hidden\" name=\"{name}\""),
+                "value",
+            )
+        };
+        let request = hidden(&page, "SAMLRequest").unwrap();
+        let relay_state = hidden(&page, "RelayState").unwrap_or_default();
+        let login_url = reqwest::Url::parse(&redirect)
+            .unwrap()
+            .join("/sso/login")
+            .unwrap();
+        let answer = self
+            .http
+            .post(login_url)
+            .form(&[
+                ("SAMLRequest", request.as_str()),
+                ("RelayState", relay_state.as_str()),
+                ("username", login),
+                ("variant", variant),
+                ("victim", victim),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let answer = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "the IdP answered {answer}");
+        SamlPost {
+            acs: html_attribute(&answer, "<form", "action").unwrap(),
+            saml_response: hidden(&answer, "SAMLResponse").unwrap(),
+            relay_state: hidden(&answer, "RelayState"),
+        }
+    }
+
+    /// Posts a SAML response to `provider`'s ACS at `slug` (with its RelayState unless
+    /// `relay_state` is false).
+    pub async fn post_to_acs(
+        &self,
+        slug: &str,
+        provider: &str,
+        post: &SamlPost,
+        relay_state: bool,
+    ) -> reqwest::Response {
+        let mut form = vec![("SAMLResponse", post.saml_response.as_str())];
+        if let (true, Some(relay)) = (relay_state, post.relay_state.as_deref()) {
+            form.push(("RelayState", relay));
+        }
+        self.tenant_post_form(slug, &format!("/v1/auth/saml/{provider}/acs"), &form)
+            .await
+    }
+}
+
+/// A SAML provider `name` at tenant `slug` from the test IdP's metadata; the IdP learns the
+/// tenant's SP metadata.
+pub async fn saml_provider(
+    app: &TestApp,
+    slug: &str,
+    admin_token: &str,
+    name: &str,
+    extra: Value,
+) -> Value {
+    let idp = SamlIdp::new();
+    let mut provider = json!({"kind": "saml", "idp_metadata_xml": idp.metadata().await});
+    if let (Value::Object(provider), Value::Object(extra)) = (&mut provider, extra) {
+        provider.extend(extra);
+    }
+    let response = create_provider(
+        app,
+        slug,
+        admin_token,
+        &json!({"name": name, "provider": provider,
+                "users": {"role_mapping": {"auditors": "manager"}}}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let view: Value = response.json().await.unwrap();
+    let metadata = Browser::new(app)
+        .tenant_get(slug, &format!("/v1/auth/saml/{name}/metadata"))
+        .await;
+    assert_eq!(metadata.status(), StatusCode::OK);
+    idp.register_sp(metadata.text().await.unwrap()).await;
+    view
+}
+
+/// A tenant with an active admin, its limits lifted; returns the admin's access token.
+pub async fn tenant_with_admin(app: &TestApp, slug: &str, admin_email: &str) -> String {
+    app.tenant_with_active_admin(slug, admin_email, "correct horse battery staple")
+        .await;
+    app.raise_rate_limits(slug).await;
+    let tokens = app
+        .sign_in(slug, admin_email, "correct horse battery staple")
+        .await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `POST /v1/admin/sso` as `token`.
+pub async fn create_provider(
+    app: &TestApp,
+    slug: &str,
+    token: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.tenant_post(slug, "/v1/admin/sso", body)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// An OIDC provider `name` at tenant `slug`, with its own client at the test provider.
+pub async fn oidc_provider(
+    app: &TestApp,
+    slug: &str,
+    admin_token: &str,
+    name: &str,
+    users: Value,
+) -> RegisteredClient {
+    let idp = OidcProvider::new();
+    let client = idp
+        .register(&[format!("{}/v1/auth/sso/{name}/callback", tenant_base(slug))])
+        .await;
+    let response = create_provider(
+        app,
+        slug,
+        admin_token,
+        &json!({
+            "name": name,
+            "display_name": "Corp SSO",
+            "provider": {
+                "kind": "oidc",
+                "issuer": idp.issuer,
+                "client_id": client.client_id,
+                "scopes": ["email", "profile", "groups"],
+            },
+            "client_secret": client.client_secret,
+            "users": users,
+            "domains": [{"domain": "corp.example", "require_sso": false}],
+        }),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    client
+}
+
+/// Runs a whole OIDC sign-in at `slug` through provider `name` as `login`; the callback's
+/// answer.
+pub async fn oidc_sign_in(app: &TestApp, slug: &str, name: &str, login: &str) -> reqwest::Response {
+    let browser = Browser::new(app);
+    let authorize = browser.start(slug, name).await;
+    let callback = browser
+        .sign_in_at_oidc_provider(&authorize, login, &tenant_base(slug))
+        .await;
+    browser.follow_to_tenant(slug, &callback).await
+}
+
+/// The claims of an access token (no verification: the data plane checks it when used).
+pub fn claims(access_token: &str) -> Value {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Rows of a tenant table counted by the superuser.
+pub async fn count(app: &TestApp, slug: &str, sql_from_where: &str) -> i64 {
+    let schema = format!("tenant_{}", slug.replace('-', "_"));
+    app.superuser()
+        .await
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".{sql_from_where}"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}

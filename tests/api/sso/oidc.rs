@@ -1,0 +1,382 @@
+//! OIDC and OAuth2 sign-ins that should work, through the real oidc-provider.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tenantry_tests::TestApp;
+
+use super::*;
+
+#[tokio::test]
+async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-oidc", &idp_address("owner")).await;
+    oidc_provider(&app, "sso-oidc", &admin, "corp", json!({})).await;
+    let login = idp_address("ada");
+    OidcProvider::new()
+        .set_account(&login, "Ada Lovelace", &[])
+        .await;
+
+    let response = oidc_sign_in(&app, "sso-oidc", "corp", &login).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = claims(access);
+    assert_eq!(claims["amr"], json!(["oidc"]));
+    assert_eq!(claims["idp"], "corp");
+    assert_eq!(claims["roles"], json!(["member"]));
+
+    // The token is an ordinary Tenantry token: /v1/me answers for the new user.
+    let me: Value = app
+        .tenant_get("sso-oidc", "/v1/me")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], login);
+    assert_eq!(me["display_name"], "Ada Lovelace");
+
+    // The refresh token works, and the refreshed token still says how the user signed in.
+    let refreshed = app
+        .tenant_post(
+            "sso-oidc",
+            "/v1/auth/refresh",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let claims = super::claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(claims["idp"], "corp");
+    assert_eq!(claims["amr"], json!(["oidc"]));
+
+    // The sign-in is in the attempt log; the user has no password.
+    assert_eq!(
+        count(
+            &app,
+            "sso-oidc",
+            &format!("login_attempts WHERE email = '{login}' AND method = 'oidc' AND outcome = 'success'")
+        )
+        .await,
+        1
+    );
+    let password_login = app
+        .tenant_post(
+            "sso-oidc",
+            "/v1/auth/login",
+            &json!({"email": login, "password": "any password at all"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(password_login.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-groups", &idp_address("owner")).await;
+    oidc_provider(
+        &app,
+        "sso-groups",
+        &admin,
+        "corp",
+        json!({"default_role": "viewer", "role_mapping": {"engineering": "developer"}}),
+    )
+    .await;
+    let idp = OidcProvider::new();
+    let login = idp_address("grace");
+    idp.set_account(&login, "Grace", &["engineering"]).await;
+
+    let first: Value = oidc_sign_in(&app, "sso-groups", "corp", &login)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims(first["access_token"].as_str().unwrap())["roles"],
+        json!(["developer"])
+    );
+
+    // Left the group and changed name at the IdP: the next sign-in follows.
+    idp.set_account(&login, "Grace Hopper", &["sales"]).await;
+    let second: Value = oidc_sign_in(&app, "sso-groups", "corp", &login)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(claims(access)["roles"], json!([]));
+    let me: Value = app
+        .tenant_get("sso-groups", "/v1/me")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["display_name"], "Grace Hopper");
+    assert_eq!(
+        count(
+            &app,
+            "sso-groups",
+            &format!("users WHERE email = '{login}'")
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
+    let app = TestApp::spawn().await;
+    let owner = idp_address("owner");
+    let admin = tenant_with_admin(&app, "sso-link", &owner).await;
+    // A second, password user of the same address as an IdP account.
+    let login = idp_address("linus");
+    let invite = app
+        .tenant_post(
+            "sso-link",
+            "/v1/admin/users/invitations",
+            &json!({"email": login, "roles": ["member"]}),
+        )
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        invite.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        invite.text().await
+    );
+    let user_id: Value = invite.json().await.unwrap();
+    oidc_provider(&app, "sso-link", &admin, "corp", json!({})).await;
+
+    let refused = oidc_sign_in(&app, "sso-link", "corp", &login).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "sso_account_exists");
+    assert_eq!(count(&app, "sso-link", "sso_identities").await, 0);
+
+    // The tenant opts in: the same sign-in now lands on the existing user.
+    let mut provider: Value = app
+        .tenant_get("sso-link", "/v1/admin/sso/corp")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let replaced = app
+        .http
+        .put(format!("{}/v1/admin/sso/corp", app.data_url))
+        .header("X-Tenant", "sso-link")
+        .bearer_auth(&admin)
+        .json(&json!({
+            "name": "corp",
+            "provider": provider["provider"].take(),
+            "users": {"link_existing_users": true},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.status(),
+        StatusCode::OK,
+        "{:?}",
+        replaced.text().await
+    );
+    let linked = oidc_sign_in(&app, "sso-link", "corp", &login).await;
+    assert_eq!(linked.status(), StatusCode::OK, "{:?}", linked.text().await);
+    let tokens: Value = linked.json().await.unwrap();
+    let subject = claims(tokens["access_token"].as_str().unwrap())["sub"].clone();
+    let invited_id = user_id["user"]["id"].clone();
+    let invited_id = if invited_id.is_null() {
+        user_id["id"].clone()
+    } else {
+        invited_id
+    };
+    assert_eq!(subject, invited_id);
+}
+
+#[tokio::test]
+async fn oauth2_provider_signs_users_in_through_its_userinfo() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-oauth", &idp_address("owner")).await;
+    let idp = OidcProvider::new();
+    let client = idp
+        .register(&[format!(
+            "{}/v1/auth/sso/hub/callback",
+            tenant_base("sso-oauth")
+        )])
+        .await;
+    let created = create_provider(
+        &app,
+        "sso-oauth",
+        &admin,
+        &json!({
+            "name": "hub",
+            "provider": {
+                "kind": "oauth2",
+                "authorization_url": format!("{}/auth", idp.issuer),
+                "token_url": format!("{}/token", idp.issuer),
+                "userinfo_url": format!("{}/me", idp.issuer),
+                "client_id": client.client_id,
+                "scopes": ["openid", "email", "profile"],
+                "claims": {"subject": "sub", "email": "email", "name": "name"},
+            },
+            "client_secret": client.client_secret,
+        }),
+    )
+    .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
+    let login = idp_address("octo");
+    idp.set_account(&login, "Octo Cat", &[]).await;
+
+    let response = oidc_sign_in(&app, "sso-oauth", "hub", &login).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    let tokens: Value = response.json().await.unwrap();
+    let claims = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["oauth2"]));
+    assert_eq!(claims["idp"], "hub");
+    assert_eq!(
+        count(
+            &app,
+            "sso-oauth",
+            &format!("users WHERE email = '{login}' AND display_name = 'Octo Cat'")
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
+    let app = TestApp::spawn().await;
+    // The owner's address is at the domain that will require SSO.
+    let owner = idp_address("owner");
+    let admin = tenant_with_admin(&app, "sso-disc", &owner).await;
+    oidc_provider(&app, "sso-disc", &admin, "corp", json!({})).await;
+
+    let discover = |email: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .tenant_post(
+                    "sso-disc",
+                    "/v1/auth/sso/discover",
+                    &json!({"email": email}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let found = discover("someone@CORP.example".to_owned()).await;
+    assert_eq!(found["sso"], true);
+    assert_eq!(found["provider"], "corp");
+    assert_eq!(found["start_url"], "/v1/auth/sso/corp/start");
+    assert_eq!(found["sso_required"], false);
+    assert_eq!(
+        discover("someone@elsewhere.example".to_owned()).await["sso"],
+        false
+    );
+    let bad = app
+        .tenant_post(
+            "sso-disc",
+            "/v1/auth/sso/discover",
+            &json!({"email": "not an address"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // Passwords still work until the domain requires SSO.
+    app.sign_in("sso-disc", &owner, "correct horse battery staple")
+        .await;
+    let mut provider: Value = app
+        .tenant_get("sso-disc", "/v1/admin/sso/corp")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let replaced = app
+        .http
+        .put(format!("{}/v1/admin/sso/corp", app.data_url))
+        .header("X-Tenant", "sso-disc")
+        .bearer_auth(&admin)
+        .json(&json!({
+            "name": "corp",
+            "provider": provider["provider"].take(),
+            "domains": [{"domain": "corp.example", "require_sso": true}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.status(),
+        StatusCode::OK,
+        "{:?}",
+        replaced.text().await
+    );
+    assert_eq!(discover(owner.clone()).await["sso_required"], true);
+
+    let refused = app
+        .tenant_post(
+            "sso-disc",
+            "/v1/auth/login",
+            &json!({"email": owner, "password": "correct horse battery staple"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "sso_required");
+    assert_eq!(
+        body["error"]["details"]["start_url"],
+        "/v1/auth/sso/corp/start"
+    );
+    // Refusals do not count toward the lockout: still refused for SSO, not locked.
+    for _ in 0..6 {
+        let again = app
+            .tenant_post(
+                "sso-disc",
+                "/v1/auth/login",
+                &json!({"email": owner, "password": "wrong"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    }
+}

@@ -1,0 +1,223 @@
+//! What an OIDC sign-in must refuse: wrong or replayed `state`, a replayed code, ID tokens for
+//! another audience or from another issuer, with another nonce, expired or signed by a key the
+//! provider does not publish, and one tenant's sign-in finished at another tenant.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tenantry_tests::TestApp;
+
+use super::*;
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+fn with_query_param(url: &str, name: &str, value: &str) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(key, old)| {
+            let new = if key == name {
+                value.to_owned()
+            } else {
+                old.into_owned()
+            };
+            (key.into_owned(), new)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
+}
+
+#[tokio::test]
+async fn a_callback_state_works_once_and_only_as_issued() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-state", &idp_address("owner")).await;
+    oidc_provider(&app, "sso-state", &admin, "corp", json!({})).await;
+    let login = idp_address("eve");
+    let browser = Browser::new(&app);
+    let authorize = browser.start("sso-state", "corp").await;
+    let callback = browser
+        .sign_in_at_oidc_provider(&authorize, &login, &tenant_base("sso-state"))
+        .await;
+
+    // A state we never issued, and none at all.
+    let forged = with_query_param(&callback, "state", "forged-state-value");
+    let (status, code) = error_code(browser.follow_to_tenant("sso-state", &forged).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+    let (status, code) = error_code(
+        browser
+            .tenant_get("sso-state", "/v1/auth/sso/corp/callback?code=abc")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+    assert_eq!(
+        count(&app, "sso-state", &format!("users WHERE email = '{login}'")).await,
+        0
+    );
+
+    // The real one works once…
+    let first = browser.follow_to_tenant("sso-state", &callback).await;
+    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
+    // …and the same callback again (a replay of state and code) is refused.
+    let (status, code) = error_code(browser.follow_to_tenant("sso-state", &callback).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+
+    // The spent code with a fresh, valid state: the IdP refuses the code (used, and PKCE
+    // bound to another verifier), so the sign-in fails.
+    let fresh_authorize = browser.start("sso-state", "corp").await;
+    let fresh_callback = browser
+        .sign_in_at_oidc_provider(&fresh_authorize, &login, &tenant_base("sso-state"))
+        .await;
+    let old_code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(key, _)| key == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let replayed_code = with_query_param(&fresh_callback, "code", &old_code);
+    let (status, code) =
+        error_code(browser.follow_to_tenant("sso-state", &replayed_code).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "sso_rejected")
+    );
+    assert!(
+        count(
+            &app,
+            "sso-state",
+            "login_attempts WHERE method = 'oidc' AND outcome = 'invalid_state'"
+        )
+        .await
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn id_tokens_that_fail_any_check_are_refused() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-idtoken", &idp_address("owner")).await;
+    let client = oidc_provider(&app, "sso-idtoken", &admin, "corp", json!({})).await;
+    let idp = OidcProvider::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cases = [
+        ("another audience", json!({"aud": "someone-else"}), false),
+        (
+            "another issuer",
+            json!({"iss": "http://127.0.0.1:1/evil"}),
+            false,
+        ),
+        (
+            "another nonce",
+            json!({"nonce": "not-the-nonce-we-sent"}),
+            false,
+        ),
+        (
+            "expired",
+            json!({"exp": now - 600, "iat": now - 1200}),
+            false,
+        ),
+        ("signed by another key", json!({}), true),
+    ];
+    for (case, claims, foreign_key) in cases {
+        let login = idp_address("mallory");
+        idp.tamper(&client.client_id, claims, foreign_key).await;
+        let response = oidc_sign_in(&app, "sso-idtoken", "corp", &login).await;
+        let (status, code) = error_code(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "an ID token with {case} was not refused"
+        );
+        assert_eq!(
+            count(
+                &app,
+                "sso-idtoken",
+                &format!("users WHERE email = '{login}'")
+            )
+            .await,
+            0,
+            "{case} created a user"
+        );
+    }
+    // The same flow without tampering succeeds: the refusals were the checks, not the setup.
+    let response = oidc_sign_in(&app, "sso-idtoken", "corp", &idp_address("alice")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
+    let app = TestApp::spawn().await;
+    let admin_a = tenant_with_admin(&app, "sso-tenant-a", &idp_address("owner")).await;
+    let admin_b = tenant_with_admin(&app, "sso-tenant-b", &idp_address("owner")).await;
+    oidc_provider(&app, "sso-tenant-a", &admin_a, "corp", json!({})).await;
+    oidc_provider(&app, "sso-tenant-b", &admin_b, "corp", json!({})).await;
+    let login = idp_address("trudy");
+    let browser = Browser::new(&app);
+    let authorize = browser.start("sso-tenant-a", "corp").await;
+    let callback = browser
+        .sign_in_at_oidc_provider(&authorize, &login, &tenant_base("sso-tenant-a"))
+        .await;
+
+    // Tenant A's callback, delivered to tenant B's provider of the same name.
+    let path = callback.strip_prefix(&tenant_base("sso-tenant-a")).unwrap();
+    let (status, code) = error_code(browser.tenant_get("sso-tenant-b", path).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+    assert_eq!(
+        count(
+            &app,
+            "sso-tenant-b",
+            &format!("users WHERE email = '{login}'")
+        )
+        .await,
+        0
+    );
+
+    // At A it still works: B's refusal spent nothing of A's.
+    let response = browser.follow_to_tenant("sso-tenant-a", &callback).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    // A's token is not accepted at B.
+    let tokens: Value = response.json().await.unwrap();
+    let at_b = app
+        .tenant_get("sso-tenant-b", "/v1/me")
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(at_b.status(), StatusCode::UNAUTHORIZED);
+}

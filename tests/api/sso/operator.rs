@@ -1,0 +1,146 @@
+//! The operator's SSO management: `control-plane sso add|list|remove` and
+//! `/v1/tenants/{slug}/sso`. A provider the operator adds works for sign-in at the data plane
+//! (its secret sealed with the same tenant data key the data plane opens).
+
+use clap::Parser;
+use control_plane::cli::{execute, Cli};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tenantry_tests::TestApp;
+
+use super::*;
+
+async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    execute(Cli::try_parse_from(args)?.command, &app.control, &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn the_operator_adds_lists_and_removes_providers_that_then_sign_users_in() {
+    let app = TestApp::spawn().await;
+    tenant_with_admin(&app, "sso-operator", &idp_address("owner")).await;
+    let idp = OidcProvider::new();
+    let client = idp
+        .register(&[format!(
+            "{}/v1/auth/sso/corp/callback",
+            tenant_base("sso-operator")
+        )])
+        .await;
+    let body = json!({
+        "name": "corp",
+        "provider": {"kind": "oidc", "issuer": idp.issuer, "client_id": client.client_id},
+        "client_secret": client.client_secret,
+        "domains": [{"domain": "corp.example", "require_sso": true}],
+    });
+
+    // The REST API refuses what the admin API refuses, and adds the provider.
+    let mut owner = body.clone();
+    owner["users"] = json!({"default_role": "owner"});
+    let refused = app
+        .operator(Method::POST, "/v1/tenants/sso-operator/sso")
+        .json(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let created = app
+        .operator(Method::POST, "/v1/tenants/sso-operator/sso")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
+    let unknown_tenant = app
+        .operator(Method::GET, "/v1/tenants/nobody-here/sso")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_tenant.status(), StatusCode::NOT_FOUND);
+    let anonymous = app
+        .http
+        .get(format!("{}/v1/tenants/sso-operator/sso", app.control_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The CLI lists it, without the secret.
+    let listed = run(&app, &["control-plane", "sso", "list", "sso-operator"])
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("corp\toidc\tenabled\tcorp.example (required)"),
+        "{listed}"
+    );
+    let listed_json = run(
+        &app,
+        &["control-plane", "sso", "list", "sso-operator", "--json"],
+    )
+    .await
+    .unwrap();
+    assert!(!listed_json.contains(&client.client_secret));
+
+    // A user of the bound domain signs in through it at the data plane.
+    let response = oidc_sign_in(&app, "sso-operator", "corp", &idp_address("dana")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+
+    // The CLI adds a second provider from a file and removes both.
+    let file = std::env::temp_dir().join(format!("tenantry-sso-{}.json", uuid::Uuid::new_v4()));
+    let mut second = body.clone();
+    second["name"] = json!("corp-two");
+    second["domains"] = json!([]);
+    std::fs::write(&file, second.to_string()).unwrap();
+    let added = run(
+        &app,
+        &[
+            "control-plane",
+            "sso",
+            "add",
+            "sso-operator",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(added.contains("corp-two"), "{added}");
+    run(
+        &app,
+        &["control-plane", "sso", "remove", "sso-operator", "corp-two"],
+    )
+    .await
+    .unwrap();
+    assert!(run(
+        &app,
+        &["control-plane", "sso", "remove", "sso-operator", "corp-two"]
+    )
+    .await
+    .is_err());
+    let removed = app
+        .operator(Method::DELETE, "/v1/tenants/sso-operator/sso/corp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let listed: Value = app
+        .operator(Method::GET, "/v1/tenants/sso-operator/sso")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["providers"], json!([]));
+}

@@ -1,0 +1,403 @@
+//! SAML 2.0 sign-ins through the pysaml2 IdP: the working flow, and what the SP must refuse
+//! (unsigned, wrongly signed, expired, SHA-1, wrapped, replayed, unsolicited and cross-tenant
+//! responses), all with real XML-DSig made by xmlsec1.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tenantry_tests::TestApp;
+
+use super::*;
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn saml_sign_in_with_a_signed_response_creates_the_user() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-ok", &idp_address("owner")).await;
+    let view = saml_provider(&app, "saml-ok", &admin, "okta", json!({})).await;
+    assert_eq!(view["saml_metadata_path"], "/v1/auth/saml/okta/metadata");
+    assert_eq!(view["provider"]["allow_idp_initiated"], false);
+
+    // The SP metadata names this tenant's ACS.
+    let browser = Browser::new(&app);
+    let metadata = browser
+        .tenant_get("saml-ok", "/v1/auth/saml/okta/metadata")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(metadata.contains(&format!("{}/v1/auth/saml/okta/acs", tenant_base("saml-ok"))));
+
+    let login = idp_address("sam");
+    SamlIdp::new()
+        .set_account(&login, "Sam Auditor", &["auditors"])
+        .await;
+    let post = browser
+        .saml_response("saml-ok", "okta", &login, "", "")
+        .await;
+    assert_eq!(
+        post.acs,
+        format!("{}/v1/auth/saml/okta/acs", tenant_base("saml-ok"))
+    );
+    let response = browser.post_to_acs("saml-ok", "okta", &post, true).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = claims(access);
+    assert_eq!(claims["amr"], json!(["saml"]));
+    assert_eq!(claims["idp"], "okta");
+    assert_eq!(claims["roles"], json!(["manager"]));
+    let me: Value = app
+        .tenant_get("saml-ok", "/v1/me")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], login);
+    assert_eq!(me["display_name"], "Sam Auditor");
+}
+
+#[tokio::test]
+async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-cert", &idp_address("owner")).await;
+    let idp = SamlIdp::new();
+    let created = create_provider(
+        &app,
+        "saml-cert",
+        &admin,
+        &json!({
+            "name": "corp-saml",
+            "provider": {
+                "kind": "saml",
+                "idp_entity_id": format!("{}/metadata", idp.url),
+                "idp_sso_url": format!("{}/sso/redirect", idp.url),
+                "idp_certificate": idp.certificate().await,
+            },
+        }),
+    )
+    .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
+    let browser = Browser::new(&app);
+    let metadata = browser
+        .tenant_get("saml-cert", "/v1/auth/saml/corp-saml/metadata")
+        .await
+        .text()
+        .await
+        .unwrap();
+    idp.register_sp(metadata).await;
+    let post = browser
+        .saml_response("saml-cert", "corp-saml", &idp_address("cert"), "", "")
+        .await;
+    let response = browser
+        .post_to_acs("saml-cert", "corp-saml", &post, true)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+
+    // The metadata URL form: fetched once when saved, the copy kept (and shown).
+    let created = create_provider(
+        &app,
+        "saml-cert",
+        &admin,
+        &json!({
+            "name": "by-url",
+            "provider": {"kind": "saml", "idp_metadata_url": format!("{}/metadata", idp.url)},
+        }),
+    )
+    .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
+    let view: Value = created.json().await.unwrap();
+    assert!(view["provider"]["idp_metadata_xml"]
+        .as_str()
+        .unwrap()
+        .contains("X509Certificate"));
+    let metadata = browser
+        .tenant_get("saml-cert", "/v1/auth/saml/by-url/metadata")
+        .await
+        .text()
+        .await
+        .unwrap();
+    idp.register_sp(metadata).await;
+    let post = browser
+        .saml_response("saml-cert", "by-url", &idp_address("url"), "", "")
+        .await;
+    let response = browser
+        .post_to_acs("saml-cert", "by-url", &post, true)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+    // A URL that does not answer with metadata is refused at configuration time.
+    let refused = create_provider(
+        &app,
+        "saml-cert",
+        &admin,
+        &json!({
+            "name": "broken",
+            "provider": {"kind": "saml", "idp_metadata_url": format!("{}/nothing-here", idp.url)},
+        }),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn forged_or_stale_saml_responses_are_refused() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-forged", &idp_address("owner")).await;
+    saml_provider(&app, "saml-forged", &admin, "okta", json!({})).await;
+    let browser = Browser::new(&app);
+    for variant in ["unsigned", "foreign_key", "expired", "sha1"] {
+        let login = idp_address(variant);
+        let post = browser
+            .saml_response("saml-forged", "okta", &login, variant, "")
+            .await;
+        let (status, code) = error_code(
+            browser
+                .post_to_acs("saml-forged", "okta", &post, true)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "a response {variant} was not refused"
+        );
+        assert_eq!(
+            count(
+                &app,
+                "saml-forged",
+                &format!("users WHERE email = '{login}'")
+            )
+            .await,
+            0,
+            "{variant} created a user"
+        );
+    }
+    assert!(
+        count(
+            &app,
+            "saml-forged",
+            "login_attempts WHERE method = 'saml' AND outcome = 'rejected'"
+        )
+        .await
+            >= 4
+    );
+    // A genuine response still works: the refusals were the checks.
+    let post = browser
+        .saml_response("saml-forged", "okta", &idp_address("genuine"), "", "")
+        .await;
+    let response = browser
+        .post_to_acs("saml-forged", "okta", &post, true)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
+}
+
+#[tokio::test]
+async fn an_injected_unsigned_assertion_never_signs_anyone_in() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-xsw", &idp_address("owner")).await;
+    saml_provider(&app, "saml-xsw", &admin, "okta", json!({})).await;
+    let browser = Browser::new(&app);
+    let attacker = idp_address("attacker");
+    let victim = idp_address("ceo");
+    let post = browser
+        .saml_response("saml-xsw", "okta", &attacker, "wrapped", &victim)
+        .await;
+    let response = browser.post_to_acs("saml-xsw", "okta", &post, true).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    // Whatever the outcome, the injected identity is never signed in or created.
+    if status == StatusCode::OK {
+        let tokens: Value = serde_json::from_str(&body).unwrap();
+        let access = tokens["access_token"].as_str().unwrap();
+        let me: Value = app
+            .tenant_get("saml-xsw", "/v1/me")
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["email"], attacker, "the wrapped assertion was read");
+    } else {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    assert_eq!(
+        count(&app, "saml-xsw", &format!("users WHERE email = '{victim}'")).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-replay", &idp_address("owner")).await;
+    let admin_b = tenant_with_admin(&app, "saml-replay-b", &idp_address("owner")).await;
+    saml_provider(&app, "saml-replay", &admin, "okta", json!({})).await;
+    saml_provider(&app, "saml-replay-b", &admin_b, "okta", json!({})).await;
+    saml_provider(
+        &app,
+        "saml-replay",
+        &admin,
+        "open",
+        json!({"allow_idp_initiated": true}),
+    )
+    .await;
+    let browser = Browser::new(&app);
+
+    // Tenant A's response at tenant B's ACS (same provider name): refused, with or without
+    // its RelayState.
+    let login = idp_address("replay");
+    let post = browser
+        .saml_response("saml-replay", "okta", &login, "", "")
+        .await;
+    for relay in [true, false] {
+        let (status, code) = error_code(
+            browser
+                .post_to_acs("saml-replay-b", "okta", &post, relay)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_sso_state")
+        );
+    }
+    assert_eq!(
+        count(
+            &app,
+            "saml-replay-b",
+            &format!("users WHERE email = '{login}'")
+        )
+        .await,
+        0
+    );
+
+    // Unsolicited (no RelayState): refused while IdP-initiated sign-in is off (the default).
+    let (status, code) = error_code(
+        browser
+            .post_to_acs("saml-replay", "okta", &post, false)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+
+    // Once, then never again.
+    let first = browser
+        .post_to_acs("saml-replay", "okta", &post, true)
+        .await;
+    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
+    let (status, code) = error_code(
+        browser
+            .post_to_acs("saml-replay", "okta", &post, true)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_sso_state")
+    );
+
+    // Where IdP-initiated sign-in is allowed, the assertion id is what stops a replay.
+    let post = browser
+        .saml_response("saml-replay", "open", &idp_address("open"), "", "")
+        .await;
+    let first = browser
+        .post_to_acs("saml-replay", "open", &post, false)
+        .await;
+    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
+    let (status, code) = error_code(
+        browser
+            .post_to_acs("saml-replay", "open", &post, false)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "sso_rejected")
+    );
+    assert_eq!(
+        count(
+            &app,
+            "saml-replay",
+            "login_attempts WHERE outcome = 'replayed_assertion'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_acs_post_is_a_clear_400() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "saml-bad", &idp_address("owner")).await;
+    saml_provider(&app, "saml-bad", &admin, "okta", json!({})).await;
+    let browser = Browser::new(&app);
+    let missing = browser
+        .tenant_post_form("saml-bad", "/v1/auth/saml/okta/acs", &[("RelayState", "x")])
+        .await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    let garbage = browser
+        .tenant_post_form(
+            "saml-bad",
+            "/v1/auth/saml/okta/acs",
+            &[("SAMLResponse", "%%%not base64"), ("RelayState", "unknown")],
+        )
+        .await;
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    let unknown = browser
+        .tenant_post_form(
+            "saml-bad",
+            "/v1/auth/saml/nobody/acs",
+            &[("SAMLResponse", "eA==")],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
