@@ -3,8 +3,8 @@
 //!
 //! Invariants:
 //! - Every code path that creates a user calls [`reserve_user_seat`] in the transaction that
-//!   inserts the user, before inserting it (admin invitation, self sign-up; any later path
-//!   such as SSO just-in-time creation must too).
+//!   inserts the user, before inserting it: admin invitation, self sign-up and SSO
+//!   just-in-time creation.
 //! - The count is taken under a per-tenant transaction lock, so concurrent creations are
 //!   counted one after another and can never overshoot the quota together.
 //! - Every user row counts, whatever its status (invited, pending, active, disabled): each

@@ -72,6 +72,8 @@ pub enum SsoError {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Quota(#[from] crate::quotas::QuotaError),
 }
 
 impl From<tokio_postgres::Error> for SsoError {
@@ -111,6 +113,7 @@ impl From<SsoError> for ApiError {
             SsoError::Escalation(missing) => ApiError::forbidden("privilege_escalation", message)
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             SsoError::Identity(error) => error.into(),
+            SsoError::Quota(error) => error.into(),
             SsoError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
                 "database_unavailable",
                 "the database is busy or unavailable; retry shortly",

@@ -123,6 +123,8 @@ pub async fn complete(
                 existing.id
             }
             None => {
+                // A just-in-time user takes a seat like an invited one (docs/limits.md).
+                crate::quotas::reserve_user_seat(&mut transaction, &context.tenant.quotas).await?;
                 let user_id = Uuid::now_v7();
                 let display_name = name.clone().unwrap_or_default();
                 if !store::insert_sso_user(

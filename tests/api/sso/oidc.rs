@@ -380,3 +380,44 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
         assert_eq!(again.status(), StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test]
+async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-full", &idp_address("owner")).await;
+    oidc_provider(&app, "sso-full", &admin, "corp", json!({})).await;
+    // One seat, taken by the admin.
+    let response = app
+        .operator(reqwest::Method::PATCH, "/v1/tenants/sso-full/quotas")
+        .json(&json!({"max_users": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let key = data_plane::tenancy::resolve::TenantKey::Slug(
+        shared::tenant::TenantSlug::parse("sso-full").unwrap(),
+    );
+    let applied = TestApp::eventually(std::time::Duration::from_secs(1), || async {
+        app.data
+            .registry
+            .lookup(&key)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|served| served.quotas.max_users == 1)
+    })
+    .await;
+    assert!(applied.is_some(), "the data plane did not reload the quota");
+    let login = idp_address("newcomer");
+    OidcProvider::new()
+        .set_account(&login, "New Comer", &[])
+        .await;
+
+    let response = oidc_sign_in(&app, "sso-full", "corp", &login).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert_eq!(body["error"]["details"]["quota"], "max_users");
+    assert_eq!(count(&app, "sso-full", "users").await, 1);
+    assert_eq!(count(&app, "sso-full", "sso_identities").await, 0);
+}
