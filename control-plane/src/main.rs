@@ -33,8 +33,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             control_plane::server::build(control, listener)?.await?;
         }
         command => {
-            let mut stdout = std::io::stdout().lock();
-            control_plane::cli::execute(command, &control, &mut stdout).await?;
+            let outcome = {
+                let mut stdout = std::io::stdout().lock();
+                control_plane::cli::execute(command, &control, &mut stdout).await
+            };
+            // Lifecycle events the command queued go to ClickHouse (or the spool) first.
+            control.flush_events().await;
+            outcome?;
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
