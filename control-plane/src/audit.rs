@@ -286,3 +286,25 @@ pub async fn set_retention(
         .await?;
     Ok((row.get(0), row.get(1)))
 }
+
+/// How often `serve` applies retention.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `serve` runs the retention job hourly (the first run a minute after start). Several
+/// control planes running it at once only repeat idempotent deletes.
+pub fn spawn_retention_job(control: ControlPlane) {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        loop {
+            match apply_retention(&control, time::OffsetDateTime::now_utc()).await {
+                Ok(run) => tracing::info!(
+                    tenants = run.tenants,
+                    partitions_dropped = run.partitions_dropped.len(),
+                    "retention applied"
+                ),
+                Err(error) => tracing::warn!(%error, "retention job failed; retrying next hour"),
+            }
+            tokio::time::sleep(RETENTION_EVERY).await;
+        }
+    });
+}

@@ -12,6 +12,7 @@ pub mod fresh_cache;
 pub mod health;
 pub mod hygiene;
 pub mod identity;
+pub mod ingest;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;

@@ -46,6 +46,7 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::usage::routes::configure)
             .configure(crate::records::routes::configure)
             .configure(crate::audit::routes::configure)
+            .configure(crate::ingest::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

@@ -39,6 +39,8 @@ pub struct DataPlane {
     pub clickhouse: clickhouse::Client,
     /// The audit and telemetry writer (queue, batches, spool).
     pub events: shared::events::EventWriter,
+    /// Telemetry events accepted per tenant today (the `events_per_day` quota).
+    pub events_per_day: crate::ingest::quota::EventsPerDay,
     pub metrics: Metrics,
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
@@ -120,6 +122,7 @@ impl DataPlane {
             registry,
             clickhouse,
             events,
+            events_per_day: crate::ingest::quota::EventsPerDay::default(),
             metrics,
             data_keys,
             signing_keys,

@@ -10,6 +10,7 @@ ensure_packages
 ensure_postgres
 ensure_clickhouse
 ensure_smtp
+ensure_otel_python
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A

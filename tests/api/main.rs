@@ -24,6 +24,7 @@ mod records_security;
 mod routing;
 mod session_policy;
 mod settings;
+mod telemetry;
 mod templates;
 mod tokens;
 mod users_admin;

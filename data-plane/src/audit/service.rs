@@ -160,10 +160,14 @@ pub struct EventView {
 
 impl From<AuditRow> for EventView {
     fn from(row: AuditRow) -> Self {
+        // Always three fractional digits, so the times of a page sort as text too.
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         let occurred_at =
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.occurred_at_ms) * 1_000_000)
                 .ok()
-                .and_then(|time| time.format(&Rfc3339).ok())
+                .and_then(|time| time.format(&format).ok())
                 .unwrap_or_default();
         Self {
             id: row.event_id,

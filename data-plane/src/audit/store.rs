@@ -82,7 +82,7 @@ pub async fn audited_requests_per_day(
 ) -> Result<Vec<DayCount>, clickhouse::error::Error> {
     client
         .query(
-            "SELECT toDate(occurred_at) AS day, count() AS count FROM audit_log \
+            "SELECT toDate(occurred_at, 'UTC') AS day, count() AS count FROM audit_log \
              WHERE tenant_id = ? AND occurred_at >= toDateTime(?) GROUP BY day ORDER BY day",
         )
         .bind(tenant_id)
@@ -99,7 +99,7 @@ pub async fn active_users_per_day(
 ) -> Result<Vec<DayCount>, clickhouse::error::Error> {
     client
         .query(
-            "SELECT toDate(occurred_at) AS day, uniqExact(actor_id) AS count FROM audit_log \
+            "SELECT toDate(occurred_at, 'UTC') AS day, uniqExact(actor_id) AS count FROM audit_log \
              WHERE tenant_id = ? AND occurred_at >= toDateTime(?) AND actor_type = 'user' \
              GROUP BY day ORDER BY day",
         )
@@ -109,7 +109,8 @@ pub async fn active_users_per_day(
         .await
 }
 
-/// Telemetry events (logs, metric points, spans) ingested per day.
+/// Telemetry events (logs, metric points, spans) ingested per day, by the day ClickHouse
+/// stored them (`ingested_at`), not the events' own times.
 pub async fn telemetry_events_per_day(
     client: &clickhouse::Client,
     tenant_id: &str,
@@ -118,14 +119,14 @@ pub async fn telemetry_events_per_day(
     client
         .query(
             "SELECT day, sum(c) AS count FROM ( \
-               SELECT toDate(time) AS day, count() AS c FROM telemetry_logs \
-                 WHERE tenant_id = ? AND time >= toDateTime(?) GROUP BY day \
+               SELECT toDate(ingested_at, 'UTC') AS day, count() AS c FROM telemetry_logs \
+                 WHERE tenant_id = ? AND ingested_at >= toDateTime(?) GROUP BY day \
                UNION ALL \
-               SELECT toDate(time) AS day, count() AS c FROM telemetry_metrics \
-                 WHERE tenant_id = ? AND time >= toDateTime(?) GROUP BY day \
+               SELECT toDate(ingested_at, 'UTC') AS day, count() AS c FROM telemetry_metrics \
+                 WHERE tenant_id = ? AND ingested_at >= toDateTime(?) GROUP BY day \
                UNION ALL \
-               SELECT toDate(time) AS day, count() AS c FROM telemetry_spans \
-                 WHERE tenant_id = ? AND time >= toDateTime(?) GROUP BY day \
+               SELECT toDate(ingested_at, 'UTC') AS day, count() AS c FROM telemetry_spans \
+                 WHERE tenant_id = ? AND ingested_at >= toDateTime(?) GROUP BY day \
              ) GROUP BY day ORDER BY day",
         )
         .bind(tenant_id)

@@ -135,7 +135,8 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
                 body String,
                 trace_id String,
                 span_id String,
-                attributes String
+                attributes String,
+                ingested_at DateTime DEFAULT now()
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)
@@ -152,7 +153,8 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
                 kind {lc},
                 value Float64,
                 unit {lc},
-                attributes String
+                attributes String,
+                ingested_at DateTime DEFAULT now()
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)
@@ -172,7 +174,8 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
                 name String,
                 kind {lc},
                 status_code {lc},
-                attributes String
+                attributes String,
+                ingested_at DateTime DEFAULT now()
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)

@@ -56,11 +56,17 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
     .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
     // The spool drains completely, and nothing more arrives after it has.
-    let drained = TestApp::eventually(Duration::from_secs(30), || async {
+    let drained = TestApp::eventually(Duration::from_secs(90), || async {
         app.data.events.spooled_bytes() == 0
     })
     .await;
-    assert!(drained.is_some(), "the spool did not drain");
+    assert!(
+        drained.is_some(),
+        "the spool did not drain: {} bytes left, (inserted, spooled batches) {:?}, ClickHouse ok {}",
+        app.data.events.spooled_bytes(),
+        app.data.events.counters(),
+        app.data.events.clickhouse_ok()
+    );
     app.data.events.flush().await;
     let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
@@ -100,11 +106,17 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
     )
     .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
-    let drained = TestApp::eventually(Duration::from_secs(30), || async {
+    let drained = TestApp::eventually(Duration::from_secs(90), || async {
         app.data.events.spooled_bytes() == 0
     })
     .await;
-    assert!(drained.is_some(), "the spool did not drain");
+    assert!(
+        drained.is_some(),
+        "the spool did not drain: {} bytes left, (inserted, spooled batches) {:?}, ClickHouse ok {}",
+        app.data.events.spooled_bytes(),
+        app.data.events.counters(),
+        app.data.events.clickhouse_ok()
+    );
     let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
 }
