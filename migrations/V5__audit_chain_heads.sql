@@ -17,3 +17,13 @@ ALTER TABLE control.tenants
         CHECK (audit_retention_days BETWEEN 1 AND 3650),
     ADD COLUMN telemetry_retention_days integer NOT NULL DEFAULT 30
         CHECK (telemetry_retention_days BETWEEN 1 AND 3650);
+
+-- How far the retention job has deleted each audit chain (the highest sequence number it
+-- removed): `audit verify` accepts a stream that starts right after it, and nothing else.
+CREATE TABLE control.audit_chain_pruned (
+    tenant_id  uuid NOT NULL,
+    stream_id  text NOT NULL,
+    seq        bigint NOT NULL CHECK (seq > 0),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, stream_id)
+);

@@ -129,6 +129,16 @@ pub async fn verify(control: &ControlPlane, tenant: &Tenant) -> Result<Verificat
             mac: row.get(2),
         })
         .collect();
+    let pruned: BTreeMap<String, u64> = client
+        .query(
+            "SELECT stream_id, seq FROM control.audit_chain_pruned WHERE tenant_id = $1",
+            &[&tenant.id],
+        )
+        .await
+        .map_err(ControlError::from)?
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, i64>(1).max(0) as u64))
+        .collect();
     let rows: Vec<AuditRow> = control
         .clickhouse
         .query("SELECT ?fields FROM audit_log WHERE tenant_id = ?")
@@ -144,7 +154,49 @@ pub async fn verify(control: &ControlPlane, tenant: &Tenant) -> Result<Verificat
                 .remove(&version)
         },
         &anchors,
+        &pruned,
     ))
+}
+
+/// One stream's highest sequence number older than a retention cutoff.
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct StreamCut {
+    chain_stream: String,
+    seq: u64,
+}
+
+/// Records, before retention deletes a tenant's audit events older than `cutoff`, how far
+/// each chain is cut, so `verify` accepts those streams starting later.
+async fn record_pruning(
+    control: &ControlPlane,
+    tenant_id: Uuid,
+    cutoff: u32,
+) -> Result<(), AuditError> {
+    let cuts: Vec<StreamCut> = control
+        .clickhouse
+        .query(
+            "SELECT chain_stream, max(chain_seq) AS seq FROM audit_log \
+             WHERE tenant_id = ? AND occurred_at < toDateTime(?) GROUP BY chain_stream",
+        )
+        .bind(tenant_id.to_string())
+        .bind(cutoff)
+        .fetch_all()
+        .await?;
+    let client = control.pool.get().await.map_err(ControlError::from)?;
+    for cut in cuts {
+        client
+            .execute(
+                "INSERT INTO control.audit_chain_pruned (tenant_id, stream_id, seq)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, stream_id) DO UPDATE
+                     SET seq = greatest(control.audit_chain_pruned.seq, excluded.seq),
+                         updated_at = now()",
+                &[&tenant_id, &cut.chain_stream, &(cut.seq as i64)],
+            )
+            .await
+            .map_err(ControlError::from)?;
+    }
+    Ok(())
 }
 
 /// What one run of the retention job did.
@@ -201,6 +253,9 @@ pub async fn apply_retention(
                     .fetch_one()
                     .await?;
                 if expired > 0 {
+                    if *table == "audit_log" {
+                        record_pruning(control, id, cutoff(days)).await?;
+                    }
                     control
                         .clickhouse
                         .query(&format!(
@@ -223,6 +278,9 @@ pub async fn apply_retention(
         let boundary =
             time::OffsetDateTime::from_unix_timestamp(i64::from(cutoff(days))).unwrap_or(now);
         let boundary_month = boundary.year() * 100 + i32::from(u8::from(boundary.month()));
+        let month_start = time::Date::from_calendar_date(boundary.year(), boundary.month(), 1)
+            .map(|date| date.midnight().assume_utc().unix_timestamp())
+            .unwrap_or(0);
         for table in tables {
             let partitions: Vec<String> = control
                 .clickhouse
@@ -239,6 +297,12 @@ pub async fn apply_retention(
                     continue;
                 };
                 if month < boundary_month {
+                    if *table == "audit_log" {
+                        for row in &tenants {
+                            let cut = u32::try_from(month_start).unwrap_or(0);
+                            record_pruning(control, row.get(0), cut).await?;
+                        }
+                    }
                     control
                         .clickhouse
                         .query(&format!("ALTER TABLE {table} DROP PARTITION {month}"))

@@ -124,6 +124,7 @@ impl EventWriter {
             settings,
             spool,
             pending: Vec::new(),
+            stuck: false,
             retry_at: None,
             backoff: Duration::from_millis(100),
             anchors,
@@ -168,13 +169,20 @@ impl EventWriter {
         &self.inner.stream
     }
 
-    /// Enqueues telemetry events (or any unchained events) without waiting.
+    /// Enqueues telemetry events (or any unchained events) without waiting; refused when the
+    /// queue or the spool has no room.
     pub fn send(&self, events: Vec<Event>) -> Result<(), Refused> {
-        if events.is_empty() {
-            return Ok(());
-        }
         if self.inner.status.spool_full.load(Ordering::Relaxed) {
             return Err(Refused::NoRoom);
+        }
+        self.enqueue(events)
+    }
+
+    /// Enqueues whatever the spool's state: for events whose action already happened (the
+    /// caller checked [`Self::has_room`] before it), only the queue's bound refuses them.
+    fn enqueue(&self, events: Vec<Event>) -> Result<(), Refused> {
+        if events.is_empty() {
+            return Ok(());
         }
         self.inner
             .sender
@@ -205,7 +213,7 @@ impl EventWriter {
         row.mac = key.mac(&row);
         let tenant = row.tenant_id.clone();
         let mac = row.mac.clone();
-        self.send(vec![Event::Audit(row)])?;
+        self.enqueue(vec![Event::Audit(row)])?;
         chains.insert(tenant, Head { seq, mac });
         Ok(())
     }
@@ -233,6 +241,8 @@ struct Task {
     spool: Spool,
     /// Events taken from the queue and not yet in ClickHouse or the spool.
     pending: Vec<Event>,
+    /// A batch the spool refused is back in `pending`: no room until it is written.
+    stuck: bool,
     /// When to try ClickHouse again after a failure.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -354,6 +364,7 @@ impl Task {
                 Ok(()) => {
                     self.succeeded();
                     self.anchor(&batch).await;
+                    self.stuck = false;
                     self.update_status();
                     return;
                 }
@@ -363,10 +374,12 @@ impl Task {
         match self.spool.append(&batch) {
             Ok(()) => {
                 self.status.spooled.fetch_add(1, Ordering::Relaxed);
+                self.stuck = false;
             }
             Err(error) => {
                 tracing::error!(%error, events = batch.len(), "cannot spool events; keeping them in memory");
                 self.pending = batch;
+                self.stuck = true;
             }
         }
         self.update_status();
@@ -376,7 +389,8 @@ impl Task {
         let used = self.spool.used_bytes();
         self.status.spool_bytes.store(used, Ordering::Relaxed);
         self.status.spool_full.store(
-            used >= self.spool.max_bytes() || !self.pending.is_empty(),
+            // Not "events pending": they are normal between flushes.
+            used >= self.spool.max_bytes() || self.stuck,
             Ordering::Relaxed,
         );
     }
