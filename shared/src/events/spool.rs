@@ -227,3 +227,110 @@ impl Spool {
         self.max_bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::events::rows::LogRow;
+
+    fn event(body: &str) -> Event {
+        Event::Log(LogRow {
+            tenant_id: "t".to_owned(),
+            time: 1,
+            time_unix_nano: 1,
+            event_id: crate::events::rows::new_event_id(),
+            service: "s".to_owned(),
+            severity: "info".to_owned(),
+            body: body.to_owned(),
+            trace_id: String::new(),
+            span_id: String::new(),
+            attributes: "{}".to_owned(),
+        })
+    }
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir()
+            .join("tenantry-tests")
+            .join(format!("spool-unit-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn body_of(batch: &[Event]) -> &str {
+        match &batch[0] {
+            Event::Log(row) => &row.body,
+            _ => panic!("not a log"),
+        }
+    }
+
+    #[test]
+    fn batches_come_back_in_order_across_a_reopen_and_the_spool_empties_when_replayed() {
+        let dir = temp_dir();
+        {
+            let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+            spool.append(&[event("first")]).unwrap();
+            spool.append(&[event("second")]).unwrap();
+            let (batch, end) = spool.oldest().unwrap().unwrap();
+            assert_eq!(body_of(&batch), "first");
+            spool.mark_replayed(end).unwrap();
+        }
+        // A new process finds only what was not replayed.
+        let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+        let (batch, end) = spool.oldest().unwrap().unwrap();
+        assert_eq!(body_of(&batch), "second");
+        spool.mark_replayed(end).unwrap();
+        assert!(!spool.pending());
+        assert_eq!(spool.used_bytes(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_record_ends_the_log_and_what_precedes_it_survives() {
+        let dir = temp_dir();
+        {
+            let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+            spool.append(&[event("kept")]).unwrap();
+            spool.append(&[event("torn")]).unwrap();
+        }
+        // Cut the last record short, as a crash during its append would.
+        let log = dir.join("spool.log");
+        let length = std::fs::metadata(&log).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&log).unwrap();
+        file.set_len(length - 5).unwrap();
+        drop(file);
+        let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+        let (batch, end) = spool.oldest().unwrap().unwrap();
+        assert_eq!(body_of(&batch), "kept");
+        spool.mark_replayed(end).unwrap();
+        assert!(spool.oldest().unwrap().is_none());
+        drop(spool);
+
+        // A flipped byte fails the checksum.
+        let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+        spool.append(&[event("flipped")]).unwrap();
+        drop(spool);
+        let mut bytes = std::fs::read(&log).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x55;
+        std::fs::write(&log, &bytes).unwrap();
+        let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+        assert!(spool.oldest().unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_spool_is_held_by_one_process_and_refuses_growth_past_its_limit() {
+        let dir = temp_dir();
+        let mut spool = Spool::open(&dir, 10).unwrap();
+        assert!(matches!(Spool::open(&dir, 10), Err(SpoolError::Locked(_))));
+        // The first batch always fits (so a single large batch is never stuck), the next not.
+        spool.append(&[event("one")]).unwrap();
+        assert!(matches!(
+            spool.append(&[event("two")]),
+            Err(SpoolError::Full { .. })
+        ));
+        drop(spool);
+        assert!(Spool::open(&dir, 10).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -37,6 +37,7 @@ use super::spool::{Spool, SpoolError};
 pub struct WriterSettings {
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// Most events waiting in memory (not batches: one telemetry request may carry 10,000).
     pub queue_capacity: usize,
     pub insert_timeout: Duration,
     pub retry_max: Duration,
@@ -49,7 +50,7 @@ impl WriterSettings {
         Self {
             batch_size: 5000,
             flush_interval: Duration::from_millis(200),
-            queue_capacity: 50_000,
+            queue_capacity: 200_000,
             insert_timeout: Duration::from_secs(5),
             retry_max: Duration::from_secs(5),
             spool_dir,
@@ -92,6 +93,9 @@ struct Status {
 
 struct Inner {
     sender: mpsc::Sender<Message>,
+    /// Events sent and not yet taken by the task, against `max_queued`.
+    queued: Arc<AtomicU64>,
+    max_queued: u64,
     stream: String,
     chains: Mutex<HashMap<String, Head>>,
     status: Arc<Status>,
@@ -114,6 +118,8 @@ impl EventWriter {
     ) -> Result<Self, SpoolError> {
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
         let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let queued = Arc::new(AtomicU64::new(0));
+        let max_queued = settings.queue_capacity.max(1) as u64;
         let status = Arc::new(Status::default());
         status
             .spool_bytes
@@ -129,11 +135,14 @@ impl EventWriter {
             backoff: Duration::from_millis(100),
             anchors,
             status: status.clone(),
+            queued: queued.clone(),
         };
         tokio::spawn(task.run(receiver));
         Ok(Self {
             inner: Arc::new(Inner {
                 sender,
+                queued,
+                max_queued,
                 stream: uuid::Uuid::new_v4().to_string(),
                 chains: Mutex::new(HashMap::new()),
                 status,
@@ -143,7 +152,9 @@ impl EventWriter {
 
     /// Whether an audited action may go ahead: the queue and the spool have room.
     pub fn has_room(&self) -> bool {
-        self.inner.sender.capacity() > 0 && !self.inner.status.spool_full.load(Ordering::Relaxed)
+        self.inner.sender.capacity() > 0
+            && self.inner.queued.load(Ordering::Relaxed) < self.inner.max_queued
+            && !self.inner.status.spool_full.load(Ordering::Relaxed)
     }
 
     /// Whether the last attempt to write to ClickHouse succeeded.
@@ -184,12 +195,21 @@ impl EventWriter {
         if events.is_empty() {
             return Ok(());
         }
+        let count = events.len() as u64;
+        let before = self.inner.queued.fetch_add(count, Ordering::Relaxed);
+        if before + count > self.inner.max_queued {
+            self.inner.queued.fetch_sub(count, Ordering::Relaxed);
+            return Err(Refused::NoRoom);
+        }
         self.inner
             .sender
             .try_send(Message::Events(events))
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => Refused::NoRoom,
-                mpsc::error::TrySendError::Closed(_) => Refused::Stopped,
+            .map_err(|error| {
+                self.inner.queued.fetch_sub(count, Ordering::Relaxed);
+                match error {
+                    mpsc::error::TrySendError::Full(_) => Refused::NoRoom,
+                    mpsc::error::TrySendError::Closed(_) => Refused::Stopped,
+                }
             })
     }
 
@@ -248,6 +268,7 @@ struct Task {
     backoff: Duration,
     anchors: Option<deadpool_postgres::Pool>,
     status: Arc<Status>,
+    queued: Arc<AtomicU64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +309,8 @@ impl Task {
             };
             match message {
                 Some(Message::Events(events)) => {
+                    self.queued
+                        .fetch_sub(events.len() as u64, Ordering::Relaxed);
                     self.pending.extend(events);
                     first_pending_at.get_or_insert_with(Instant::now);
                     if self.pending.len() >= self.settings.batch_size {
@@ -329,7 +352,11 @@ impl Task {
     fn drain(&mut self, receiver: &mut mpsc::Receiver<Message>) {
         while let Ok(message) = receiver.try_recv() {
             match message {
-                Message::Events(events) => self.pending.extend(events),
+                Message::Events(events) => {
+                    self.queued
+                        .fetch_sub(events.len() as u64, Ordering::Relaxed);
+                    self.pending.extend(events);
+                }
                 Message::Flush(done) | Message::Stop(done) => {
                     let _ = done.send(());
                 }
