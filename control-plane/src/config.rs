@@ -24,6 +24,9 @@ pub struct Config {
     pub default_plan: String,
     /// Scheme of tenants' public URLs (`https` or `http`), for the links in mails.
     pub public_scheme: String,
+    /// ClickHouse and the event spool, for tenant lifecycle audit events, `audit verify`
+    /// and the retention job.
+    pub events: shared::events::EventSettings,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
                 .get("default_plan")
                 .unwrap_or_else(|| "free".to_owned()),
             public_scheme: source.public_scheme()?,
+            events: shared::events::EventSettings::from_source(source)?,
         })
     }
 }

@@ -17,6 +17,11 @@ pub struct ControlPlane {
     pub kek: Arc<Kek>,
     pub template: Arc<Template>,
     pub rng: SystemRandom,
+    /// ClickHouse (events database).
+    pub clickhouse: clickhouse::Client,
+    /// Lifecycle audit events; `None` outside a Tokio runtime or when the spool cannot be
+    /// opened (then lifecycle changes are refused, see `crate::audit`).
+    pub events: Option<shared::events::EventWriter>,
 }
 
 impl ControlPlane {
@@ -26,7 +31,19 @@ impl ControlPlane {
         let pg_config = shared::db::pg_config(&config.database_url, None)?;
         let pool = shared::db::pool(pg_config, config.pool_size)?;
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
+        let clickhouse = config.events.client();
+        let events = match tokio::runtime::Handle::try_current() {
+            Ok(_) => Some(
+                config
+                    .events
+                    .start_writer("control-plane", Some(pool.clone()))
+                    .context("starting the event writer")?,
+            ),
+            Err(_) => None,
+        };
         Ok(Self {
+            clickhouse,
+            events,
             config: Arc::new(config),
             pool,
             kek: Arc::new(kek),
@@ -43,10 +60,22 @@ impl ControlPlane {
         }
     }
 
-    /// Migrates the catalog and registers the template's versions.
+    /// Migrates the catalog and registers the template's versions, and creates or migrates
+    /// the ClickHouse schema.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
         let mut client = self.pool.get().await?;
         shared::catalog::migrate(&mut client, &self.config.role_prefix, &self.template).await?;
+        shared::events::schema::migrate(&self.clickhouse, &self.config.events.clickhouse_database)
+            .await
+            .context("migrating the ClickHouse schema")?;
         Ok(())
+    }
+
+    /// Writes out queued lifecycle events (a CLI command calls this before exiting).
+    pub async fn flush_events(&self) {
+        if let Some(events) = &self.events {
+            events.stop().await;
+        }
     }
 }

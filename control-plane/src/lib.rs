@@ -2,6 +2,7 @@
 //! roll-outs, operator credentials, and the operator REST API. `main.rs` only parses the
 //! command line and calls into here, so the tests run exactly what the binary runs.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -30,11 +30,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(control.config.listen)
                 .with_context(|| format!("binding {}", control.config.listen))?;
             tracing::info!(address = %control.config.listen, "control plane listening");
-            control_plane::server::build(control, listener)?.await?;
+            control_plane::audit::spawn_retention_job(control.clone());
+            let served = control_plane::server::build(control.clone(), listener)?.await;
+            control.flush_events().await;
+            served?;
         }
         command => {
-            let mut stdout = std::io::stdout().lock();
-            control_plane::cli::execute(command, &control, &mut stdout).await?;
+            let outcome = {
+                let mut stdout = std::io::stdout().lock();
+                control_plane::cli::execute(command, &control, &mut stdout).await
+            };
+            // Lifecycle events the command queued go to ClickHouse (or the spool) first.
+            control.flush_events().await;
+            outcome?;
         }
     }
     Ok(())

@@ -20,8 +20,14 @@ pub struct Config {
     pub base_domain: String,
     pub listen: SocketAddr,
     pub pool_size: usize,
-    pub clickhouse_url: String,
-    pub clickhouse_database: String,
+    /// ClickHouse and the event spool (`clickhouse_url`, `clickhouse_database`,
+    /// `audit_spool_dir`, `audit_spool_max_bytes`, `audit_flush_interval_ms`).
+    pub events: shared::events::EventSettings,
+    /// Whether requests leave audit events (`audit_enabled`, default true; off only to
+    /// measure what auditing costs).
+    pub audit_enabled: bool,
+    /// Largest body the telemetry ingestion endpoints accept (`telemetry_max_body_bytes`).
+    pub telemetry_max_body_bytes: usize,
     /// Upper bound on how long a tenant's catalog entry is cached; changes normally arrive
     /// sooner through NOTIFY.
     pub tenant_cache_ttl: Duration,
@@ -83,12 +89,9 @@ impl Config {
                 .to_ascii_lowercase(),
             listen: source.parse_or("data_listen", SocketAddr::from(([127, 0, 0, 1], 8781)))?,
             pool_size: source.parse_or("data_pool_size", 16)?,
-            clickhouse_url: source
-                .get("clickhouse_url")
-                .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned()),
-            clickhouse_database: source
-                .get("clickhouse_database")
-                .unwrap_or_else(|| "tenantry".to_owned()),
+            events: shared::events::EventSettings::from_source(source)?,
+            audit_enabled: source.parse_or("audit_enabled", true)?,
+            telemetry_max_body_bytes: source.parse_or("telemetry_max_body_bytes", 4 << 20)?,
             tenant_cache_ttl: Duration::from_secs(source.parse_or("tenant_cache_ttl_seconds", 60)?),
             statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,
             kek_file: PathBuf::from(source.require("kek_file")?),

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod fresh_cache;
 pub mod health;
 pub mod hygiene;
 pub mod identity;
+pub mod ingest;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;

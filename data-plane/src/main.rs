@@ -60,6 +60,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let workers =
         workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     tracing::info!(address = %listen, "data plane listening");
-    data_plane::server::build(state, listener, workers)?.await?;
+    let events = state.events.clone();
+    // actix stops on SIGTERM/SIGINT after in-flight requests finish; then the event queue is
+    // written out (to ClickHouse, or to the spool for the next start to replay).
+    let served = data_plane::server::build(state, listener, workers)?.await;
+    events.stop().await;
+    served?;
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub tenant_cache_misses: IntCounter,
     pub mail_sent: IntCounter,
     pub mail_send_failures: IntCounter,
+    /// Audit events lost after their change was made (the queue filled up in between).
+    pub audit_events_dropped: IntCounter,
     /// The counter and histogram of each status class, resolved once: a request records
     /// without a label lookup.
     by_class: Arc<[(IntCounter, Histogram); 5]>,
@@ -54,6 +56,11 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(tenant_cache_hits.clone()))?;
         registry.register(Box::new(tenant_cache_misses.clone()))?;
+        let audit_events_dropped = IntCounter::new(
+            "audit_events_dropped_total",
+            "audit events that could not be queued after their change was made",
+        )?;
+        registry.register(Box::new(audit_events_dropped.clone()))?;
         registry.register(Box::new(mail_sent.clone()))?;
         registry.register(Box::new(mail_send_failures.clone()))?;
         let class = |index: usize| -> Result<(IntCounter, Histogram), prometheus::Error> {
@@ -72,6 +79,7 @@ impl Metrics {
             tenant_cache_misses,
             mail_sent,
             mail_send_failures,
+            audit_events_dropped,
         })
     }
 
@@ -81,6 +89,10 @@ impl Metrics {
         let (requests, duration) = &self.by_class[index];
         requests.inc();
         duration.observe(seconds);
+    }
+
+    pub fn audit_dropped(&self) {
+        self.audit_events_dropped.inc();
     }
 
     pub fn render(&self) -> String {

@@ -21,9 +21,11 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             // Outermost last. Bodies are bounded, then rate limits refuse before any handler
             // runs; CORS marks every answer, 429s included; request ids are set before the
             // security headers are added, so error bodies rebuilt with the request id keep
-            // the headers.
+            // the headers. The audit log sees rate-limit refusals and refuses changes it could
+            // not record, inside CORS so those answers are readable by browsers.
             .wrap(from_fn(crate::hygiene::limit_body))
             .wrap(from_fn(crate::rate_limit::middleware::enforce))
+            .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
@@ -44,6 +46,8 @@ pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io
             .configure(crate::api_keys::routes::configure)
             .configure(crate::usage::routes::configure)
             .configure(crate::records::routes::configure)
+            .configure(crate::audit::routes::configure)
+            .configure(crate::ingest::routes::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

@@ -37,6 +37,10 @@ pub struct DataPlane {
     pub tenant_db: TenantDb,
     pub registry: TenantRegistry,
     pub clickhouse: clickhouse::Client,
+    /// The audit and telemetry writer (queue, batches, spool).
+    pub events: shared::events::EventWriter,
+    /// Telemetry events accepted per tenant today (the `events_per_day` quota).
+    pub events_per_day: crate::ingest::quota::EventsPerDay,
     pub metrics: Metrics,
     pub data_keys: DataKeys,
     pub signing_keys: SigningKeys,
@@ -106,11 +110,14 @@ impl DataPlane {
             },
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
-        // ClickHouse 18.16 (Debian) rejects the settings that schema validation sends.
-        let clickhouse = clickhouse::Client::default()
-            .with_url(&config.clickhouse_url)
-            .with_database(&config.clickhouse_database)
-            .with_validation(false);
+        let clickhouse = config.events.client();
+        // Chain heads are anchored through the catalog pool (the data plane's role may write
+        // `control.audit_chain_heads` only).
+        let events = config
+            .events
+            .start_writer("data-plane", Some(tenant_db.pool().clone()))
+            .context("starting the event writer")?;
+        crate::audit::schema::ensure_in_background(clickhouse.clone(), &config.events);
         let sso_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -124,6 +131,8 @@ impl DataPlane {
             tenant_db,
             registry,
             clickhouse,
+            events,
+            events_per_day: crate::ingest::quota::EventsPerDay::default(),
             metrics,
             data_keys,
             signing_keys,

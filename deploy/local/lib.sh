@@ -20,6 +20,7 @@ AIOSMTPD_VERSION=1.4.6
 OIDC_PORT=18090
 SAML_IDP_PORT=18092
 PYSAML2_VERSION=7.5.4
+OTEL_PYTHON_VERSION=1.45.2
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -298,4 +299,23 @@ stop_pidfile() {
 database_url() {
     local admin=$1 database=$2
     echo "${admin%/*}/$database"
+}
+
+# The OpenTelemetry Python SDK with its OTLP/HTTP exporter (pinned, from PyPI, in a venv
+# under state/otel/): the tests send telemetry with it as an unmodified agent would.
+# Exports TENANTRY_TEST_OTEL_PYTHON.
+ensure_otel_python() {
+    local dir="$STATE_DIR/otel"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    if ! "$venv/bin/python" -c "import opentelemetry.exporter.otlp.proto.http" 2>/dev/null; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing the OpenTelemetry Python SDK $OTEL_PYTHON_VERSION (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "opentelemetry-sdk==$OTEL_PYTHON_VERSION" \
+                "opentelemetry-exporter-otlp-proto-http==$OTEL_PYTHON_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install the OpenTelemetry SDK; see $dir/pip.log"
+    fi
+    export TENANTRY_TEST_OTEL_PYTHON="$venv/bin/python"
 }

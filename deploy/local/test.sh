@@ -12,6 +12,7 @@ ensure_clickhouse
 ensure_smtp
 ensure_oidc_provider
 ensure_saml_idp
+ensure_otel_python
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A
@@ -32,7 +33,19 @@ psql "$ADMIN_DATABASE_URL" -tAc \
     while read -r role; do
         psql "$ADMIN_DATABASE_URL" -qc "DROP ROLE \"$role\"" >/dev/null 2>&1 || true
     done
+# Each test run has its own ClickHouse database, named like its Postgres database; it goes
+# once that one is gone.
+curl -sf "$TENANTRY_CLICKHOUSE_URL/" --data-binary \
+    "SELECT name FROM system.databases WHERE name LIKE 'tenantry\\_test\\_%'" |
+    while read -r database; do
+        if [[ -z $(psql "$ADMIN_DATABASE_URL" -tAc \
+            "SELECT 1 FROM pg_database WHERE datname = '$database'") ]]; then
+            curl -sf "$TENANTRY_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS $database" \
+                >/dev/null || true
+        fi
+    done
 find "${TMPDIR:-/tmp}/tenantry-tests" -type f -mmin +60 -delete 2>/dev/null || true
+find "${TMPDIR:-/tmp}/tenantry-tests" -mindepth 1 -type d -empty -mmin +60 -delete 2>/dev/null || true
 # Tests tell their mail apart by unique recipients; old mail only slows the Maildir scan.
 find "$TENANTRY_TEST_MAILDIR" -type f -mmin +60 -delete 2>/dev/null || true
 

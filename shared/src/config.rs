@@ -52,6 +52,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth_rate_limit_per_minute",
     "auth_rate_limit_burst",
     "max_body_bytes",
+    "audit_enabled",
+    "audit_spool_dir",
+    "audit_spool_max_bytes",
+    "audit_flush_interval_ms",
+    "telemetry_max_body_bytes",
 ];
 
 /// The merged settings: file values, overridden by environment variables.

@@ -39,6 +39,12 @@ impl DataKey {
         Ok(Self(bytes))
     }
 
+    /// A data key of known bytes, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn from_bytes_for_tests(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
     }

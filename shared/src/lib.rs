@@ -12,6 +12,7 @@ pub mod db;
 pub mod email;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mail_outbox;
 pub mod notify;

@@ -8,7 +8,7 @@ pub fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(args).unwrap()
 }
 
-async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
+pub async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
     let mut out = Vec::new();
     execute(parse(args).command, &app.control, &mut out).await?;
     Ok(String::from_utf8(out).unwrap())

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_keys;
+mod audit;
 mod cli;
 mod email_flows;
 mod hygiene;
@@ -24,6 +25,7 @@ mod routing;
 mod session_policy;
 mod settings;
 mod sso;
+mod telemetry;
 mod templates;
 mod tokens;
 mod users_admin;

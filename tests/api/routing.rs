@@ -181,7 +181,7 @@ async fn health_readiness_and_metrics_are_served() {
 }
 
 #[tokio::test]
-async fn readiness_fails_when_clickhouse_is_unreachable() {
+async fn readiness_stays_ready_while_clickhouse_is_unreachable_and_the_spool_has_room() {
     let app = TestApp::spawn().await;
     let options = TestOptions {
         clickhouse_url: "http://127.0.0.1:9".to_owned(),
@@ -189,8 +189,9 @@ async fn readiness_fails_when_clickhouse_is_unreachable() {
     };
     let (_node, url) = app.spawn_data_node(&options).await;
     let ready = app.http.get(format!("{url}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.status(), StatusCode::OK);
     let body: Value = ready.json().await.unwrap();
-    assert_eq!(body["checks"]["clickhouse"], "unavailable");
+    assert_eq!(body["checks"]["clickhouse"], "spooling");
+    assert_eq!(body["checks"]["events"], "ok");
     assert_eq!(body["checks"]["postgres"], "ok");
 }

@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod private_clickhouse;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,8 +42,36 @@ pub fn clickhouse_url() -> String {
     std::env::var("TENANTRY_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
 }
 
-pub fn clickhouse_database() -> String {
-    std::env::var("TENANTRY_CLICKHOUSE_DATABASE").unwrap_or_else(|_| "tenantry".to_owned())
+/// The ClickHouse database of the test run whose files are named with `suffix`: one per
+/// [`TestApp`], so concurrent test runs sharing a server never see each other's events.
+pub fn clickhouse_database_for(suffix: &str) -> String {
+    format!("tenantry_test_{suffix}")
+}
+
+/// The suffix of a test run, from its KEK file's name (`kek-<suffix>`).
+fn suffix_of(kek_file: &Path) -> String {
+    kek_file
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
+        .trim_start_matches("kek-")
+        .to_owned()
+}
+
+/// Event settings of the test run whose KEK file is `kek_file`: its own ClickHouse database
+/// and spool directory (`$TMPDIR/tenantry-tests/spool-<suffix>/`).
+pub fn event_settings(kek_file: &Path, options: &TestOptions) -> shared::events::EventSettings {
+    let suffix = suffix_of(kek_file);
+    shared::events::EventSettings {
+        clickhouse_url: options.clickhouse_url.clone(),
+        clickhouse_database: clickhouse_database_for(&suffix),
+        spool_dir: options
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| kek_file.with_file_name(format!("spool-{suffix}"))),
+        spool_max_bytes: options.spool_max_bytes,
+        flush_interval: Duration::from_millis(50),
+    }
 }
 
 pub fn smtp_url() -> String {
@@ -77,6 +107,11 @@ pub struct TestOptions {
     pub rate_limit: data_plane::rate_limit::RateLimitSettings,
     /// The data plane's `max_body_bytes`.
     pub max_body_bytes: usize,
+    /// Whether the data plane writes audit events.
+    pub audit_enabled: bool,
+    /// The spool base directory (default: one per test run under `$TMPDIR/tenantry-tests`).
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_bytes: u64,
 }
 
 impl Default for TestOptions {
@@ -94,6 +129,9 @@ impl Default for TestOptions {
             clock: None,
             rate_limit: data_plane::rate_limit::RateLimitSettings::default(),
             max_body_bytes: shared::http::RAW_BODY_LIMIT,
+            audit_enabled: true,
+            spool_dir: None,
+            spool_max_bytes: 64 << 20,
         }
     }
 }
@@ -109,6 +147,8 @@ pub struct TestApp {
     pub database_url: String,
     pub role_prefix: RolePrefix,
     pub options: TestOptions,
+    /// The running data-plane server (to stop it in restart tests).
+    pub data_server: Option<actix_web::dev::ServerHandle>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -160,6 +200,7 @@ impl TestApp {
             pool_size: options.control_pool_size,
             default_plan: "free".to_owned(),
             public_scheme: "https".to_owned(),
+            events: event_settings(&kek_file, &options),
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
         control.migrate().await.unwrap();
@@ -189,17 +230,50 @@ impl TestApp {
             database_url,
             role_prefix,
             options,
+            data_server: None,
         };
-        app.data_url = app.serve_data_plane(app.data.clone()).await;
+        let (url, handle) = app.serve_data_plane(app.data.clone()).await;
+        app.data_url = url;
+        app.data_server = Some(handle);
         app
     }
 
-    async fn serve_data_plane(&self, data: DataPlane) -> String {
+    async fn serve_data_plane(&self, data: DataPlane) -> (String, actix_web::dev::ServerHandle) {
         data.wait_until_listening().await;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(data_plane::server::build(data, listener, self.options.data_workers).unwrap());
-        url
+        let server = data_plane::server::build(data, listener, self.options.data_workers).unwrap();
+        let handle = server.handle();
+        tokio::spawn(server);
+        (url, handle)
+    }
+
+    /// Stops the data plane as `data-plane serve` does on SIGTERM (server, then the event
+    /// writer, whose queue goes to ClickHouse or the spool), and starts a new one on the same
+    /// spool directory, as a restarted process would.
+    pub async fn restart_data_plane(&mut self) {
+        if let Some(handle) = self.data_server.take() {
+            handle.stop(true).await;
+        }
+        self.data.events.stop().await;
+        let data = start_data_plane(
+            data_config(
+                &self.database_url,
+                &self.role_prefix,
+                &self.kek_file(),
+                &self.options,
+            ),
+            &self.options,
+        );
+        self.data = data;
+        let (url, handle) = self.serve_data_plane(self.data.clone()).await;
+        self.data_url = url;
+        self.data_server = Some(handle);
+    }
+
+    /// A client of this test run's ClickHouse database.
+    pub fn clickhouse(&self) -> clickhouse::Client {
+        self.control.config.events.client()
     }
 
     /// Another data-plane node on the same catalog, as a load balancer would have.
@@ -213,7 +287,7 @@ impl TestApp {
             ),
             options,
         );
-        let url = self.serve_data_plane(data.clone()).await;
+        let (url, _) = self.serve_data_plane(data.clone()).await;
         (data, url)
     }
 
@@ -561,8 +635,9 @@ pub fn data_config(
         base_domain: BASE_DOMAIN.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
         pool_size: options.data_pool_size,
-        clickhouse_url: options.clickhouse_url.clone(),
-        clickhouse_database: clickhouse_database(),
+        events: event_settings(kek_file, options),
+        audit_enabled: options.audit_enabled,
+        telemetry_max_body_bytes: 4 << 20,
         tenant_cache_ttl: options.tenant_cache_ttl,
         statement_timeout_ms: 5000,
         kek_file: kek_file.to_owned(),

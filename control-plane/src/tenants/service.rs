@@ -135,7 +135,15 @@ pub async fn create(
         Err(error) => return Err(error),
     };
     drop(client);
-    provisioning::run(control, &tenant, options).await
+    let tenant = provisioning::run(control, &tenant, options).await?;
+    crate::audit::lifecycle(
+        control,
+        &tenant,
+        "tenant.create",
+        json!({"plan": tenant.plan}),
+    )
+    .await;
+    Ok(tenant)
 }
 
 /// How long a first admin's activation token is good for.
@@ -312,7 +320,20 @@ pub async fn update(
     shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
     transaction.commit().await?;
     drop(client);
-    get(control, slug).await
+    let updated = get(control, slug).await?;
+    let action = match patch.status.filter(|status| *status != tenant.status) {
+        Some(TenantStatus::Suspended) => "tenant.suspend",
+        Some(TenantStatus::Active) => "tenant.resume",
+        _ => "tenant.update",
+    };
+    crate::audit::lifecycle(
+        control,
+        &updated,
+        action,
+        json!({"plan": patch.plan, "name_changed": patch.name.is_some()}),
+    )
+    .await;
+    Ok(updated)
 }
 
 pub async fn suspend(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant, ControlError> {
@@ -409,6 +430,8 @@ async fn delete_locked(
         })?;
     }
 
+    // Recorded while the data key (the chain key's parent) still exists.
+    crate::audit::lifecycle(control, tenant, "tenant.delete", json!({})).await;
     let transaction = client.transaction().await?;
     store::drop_tenant_storage(&transaction, tenant.id, &tenant.schema, &tenant.role).await?;
     store::set_status(
@@ -534,7 +557,15 @@ pub async fn set_quotas(
     shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
     transaction.commit().await?;
     drop(client);
-    quotas(control, slug).await
+    let view = quotas(control, slug).await?;
+    crate::audit::lifecycle(
+        control,
+        &tenant,
+        "tenant.quota_update",
+        serde_json::to_value(&view.overrides).unwrap_or(Value::Null),
+    )
+    .await;
+    Ok(view)
 }
 
 pub async fn add_domain(
@@ -550,6 +581,13 @@ pub async fn add_domain(
     }
     shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
     transaction.commit().await?;
+    crate::audit::lifecycle(
+        control,
+        &tenant,
+        "tenant.domain_add",
+        json!({"domain": domain.as_str()}),
+    )
+    .await;
     Ok(())
 }
 
@@ -566,5 +604,12 @@ pub async fn remove_domain(
     }
     shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
     transaction.commit().await?;
+    crate::audit::lifecycle(
+        control,
+        &tenant,
+        "tenant.domain_remove",
+        json!({"domain": domain.as_str()}),
+    )
+    .await;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `/healthz` (the process answers), `/readyz` (Postgres, ClickHouse and the change listener
-//! are reachable) and `/metrics` (Prometheus text).
+//! `/healthz` (the process answers), `/readyz` (Postgres and the change listener are
+//! reachable, and the event writer has room: ClickHouse may be down while the spool has
+//! room) and `/metrics` (Prometheus text).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -25,17 +26,22 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
             .map(|_| ()),
         Err(error) => Err(error.to_string()),
     };
-    // The server, not our database: the audit/telemetry schema (and its check) arrives with
-    // the ClickHouse writer.
-    let clickhouse = state
+    // ClickHouse being down does not make the node unready while the event spool has room:
+    // events wait on disk and are replayed. Only a node that would have to refuse audited
+    // changes (queue or spool full) reports not ready, so the balancer sends work elsewhere.
+    let clickhouse_up = state
         .clickhouse
         .clone()
         .with_database("system")
         .query("SELECT 1")
         .fetch_one::<u8>()
         .await
-        .map_err(|error| error.to_string())
-        .map(|_| ());
+        .is_ok();
+    let events = if state.events.has_room() {
+        Ok(())
+    } else {
+        Err("the event queue or spool is full".to_owned())
+    };
     let listener = if *state.listening.borrow() {
         Ok(())
     } else {
@@ -43,7 +49,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     };
     let checks = [
         ("postgres", postgres),
-        ("clickhouse", clickhouse),
+        ("events", events),
         ("notifications", listener),
     ];
     let ready = checks.iter().all(|(_, outcome)| outcome.is_ok());
@@ -59,6 +65,15 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
             )
         })
         .collect();
+    let mut body = body;
+    body.insert(
+        "clickhouse".to_owned(),
+        json!(if clickhouse_up { "ok" } else { "spooling" }),
+    );
+    body.insert(
+        "spooled_bytes".to_owned(),
+        json!(state.events.spooled_bytes()),
+    );
     let body = json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": body });
     if ready {
         HttpResponse::Ok().json(body)

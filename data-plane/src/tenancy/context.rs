@@ -284,6 +284,23 @@ impl FromRequest for RequestContext {
                             refuse_restricted(principal)?;
                         }
                     }
+                    {
+                        use actix_web::HttpMessage as _;
+                        let actor = match (&principal, &api_key) {
+                            (Some(principal), _) => Some(crate::audit::AuditActor {
+                                actor_type: "user",
+                                actor_id: principal.user_id.to_string(),
+                            }),
+                            (None, Some(key)) => Some(crate::audit::AuditActor {
+                                actor_type: "api_key",
+                                actor_id: key.key_id.to_string(),
+                            }),
+                            (None, None) => None,
+                        };
+                        if let Some(actor) = actor {
+                            request.extensions_mut().insert(actor);
+                        }
+                    }
                     let context = RequestContext {
                         tenant,
                         request_id,

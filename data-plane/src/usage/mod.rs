@@ -4,6 +4,7 @@
 //! Counts are read when asked (a few indexed counts in the tenant's schema); limits come with
 //! the served tenant, so a quota change in the control plane shows at the next request.
 
+pub mod daily;
 pub mod routes;
 pub mod service;
 pub mod store;

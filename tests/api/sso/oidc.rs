@@ -421,3 +421,37 @@ async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
     assert_eq!(count(&app, "sso-full", "users").await, 1);
     assert_eq!(count(&app, "sso-full", "sso_identities").await, 0);
 }
+
+#[tokio::test]
+async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
+    use crate::audit::{tenant_id, wait_for_events};
+    let app = TestApp::spawn().await;
+    let admin = tenant_with_admin(&app, "sso-audit", &idp_address("owner")).await;
+    let tenant = tenant_id(&app, "sso-audit").await;
+    oidc_provider(&app, "sso-audit", &admin, "corp", json!({})).await;
+    let login = idp_address("grace");
+    OidcProvider::new()
+        .set_account(&login, "Grace Hopper", &[])
+        .await;
+    let response = oidc_sign_in(&app, "sso-audit", "corp", &login).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let limit = std::time::Duration::from_secs(10);
+    assert_eq!(
+        wait_for_events(&app, &tenant, "sso.create", 1, limit).await,
+        (1, 1)
+    );
+    // The callback is a GET, and it signs a user in: it is audited like a password sign-in.
+    assert_eq!(
+        wait_for_events(&app, &tenant, "auth.sso_login", 1, limit).await,
+        (1, 1)
+    );
+    let (status, page) =
+        crate::audit::audit_page(&app, "sso-audit", &admin, "action=auth.sso_login").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let event = &page["events"][0];
+    assert_eq!(event["result"], "success");
+    assert_eq!(event["resource"]["type"], "sso_provider");
+    assert_eq!(event["resource"]["id"], "corp");
+    assert_eq!(event["http"]["method"], "GET");
+}

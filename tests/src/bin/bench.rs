@@ -20,6 +20,10 @@
 //! 5. Authorisation: a permission check on a warm cache in isolation (moka lookup of the
 //!    user's effective permissions among 100 000 cached users, then pattern matching), in ns.
 //!
+//! 6. Telemetry: OTLP/JSON and NDJSON ingestion events/s end to end (counted in ClickHouse)
+//!    beside RowBinary inserts of the same rows straight into ClickHouse; and the p50 of an
+//!    audited write beside the same write on a node with auditing off.
+//!
 //! Run: `cargo run --release -p tenantry-tests --bin tenantry-bench` with the test Postgres
 //! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
 //! in docs/benchmarks.md.
@@ -68,7 +72,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "provisioning,rollout,reads,identity,records,authz"
+        default_value = "provisioning,rollout,reads,identity,records,authz,telemetry"
     )]
     sections: Vec<Section>,
     /// Tenants with a signed-in user for the identity section.
@@ -84,6 +88,7 @@ enum Section {
     Identity,
     Records,
     Authz,
+    Telemetry,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -137,6 +142,9 @@ async fn main() {
     }
     if run(Section::Authz) {
         permission_checks().await;
+    }
+    if run(Section::Telemetry) {
+        telemetry(&app, &args).await;
     }
 }
 
@@ -885,4 +893,198 @@ async fn identity(app: &TestApp, args: &Args) {
         full.as_secs_f64() * 1e6,
         cached.as_secs_f64() * 1e6
     );
+}
+
+/// Telemetry ingestion end to end (HTTP → queue → batches → ClickHouse, counted in
+/// ClickHouse) for OTLP/JSON and NDJSON, beside inserting the same rows straight into
+/// ClickHouse over HTTP in RowBinary; and the p50 latency of an audited write beside the same
+/// write on a node with auditing off.
+async fn telemetry(app: &TestApp, args: &Args) {
+    use shared::events::rows::LogRow;
+    const PASSWORD: &str = "bench passphrase long enough";
+    const BATCH: usize = 1000;
+    println!("\n## Telemetry ingestion and audit overhead");
+    let slug = "tel-bench";
+    let email = "owner@tel-bench.example";
+    let tenant = app.tenant_with_active_admin(slug, email, PASSWORD).await;
+    let response = app
+        .operator(
+            reqwest::Method::PATCH,
+            &format!("/v1/tenants/{slug}/quotas"),
+        )
+        .json(&serde_json::json!({"events_per_day": 1_000_000_000_i64}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.raise_rate_limits(slug).await;
+    let tokens = app.sign_in(slug, email, PASSWORD).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()
+        .unwrap();
+    let key: serde_json::Value = http
+        .post(format!("{}/v1/admin/api-keys", app.data_url))
+        .header("X-Tenant", slug)
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"name": "bench", "scopes": ["telemetry:write"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let tenant_id = tenant.id.to_string();
+    let now_nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+
+    let otlp_body = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]},
+        "scopeLogs": [{"logRecords": (0..BATCH).map(|index| serde_json::json!({
+            "timeUnixNano": (now_nanos + index as u64).to_string(),
+            "severityNumber": 9,
+            "body": {"stringValue": format!("request {index} served")},
+            "attributes": [{"key": "http.status", "value": {"intValue": "200"}}]
+        })).collect::<Vec<_>>()}]
+    }]})
+    .to_string();
+    let ndjson_body: String = (0..BATCH)
+        .map(|index| {
+            format!(
+                "{{\"type\":\"log\",\"time\":\"2026-11-23T12:00:00Z\",\"service\":\"bench\",\
+                 \"body\":\"request {index} served\",\"attributes\":{{\"http.status\":200}}}}\n"
+            )
+        })
+        .collect();
+    let count_logs = || async {
+        app.clickhouse()
+            .query("SELECT count() FROM telemetry_logs WHERE tenant_id = ?")
+            .bind(&tenant_id)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    };
+    println!("| path | events | seconds | events/s |\n|---|---|---|---|");
+    let mut rates = Vec::new();
+    for (name, path, content_type, body) in [
+        (
+            "OTLP/JSON `/v1/logs`",
+            "/v1/logs",
+            "application/json",
+            &otlp_body,
+        ),
+        (
+            "NDJSON `/v1/telemetry/events`",
+            "/v1/telemetry/events",
+            "application/x-ndjson",
+            &ndjson_body,
+        ),
+    ] {
+        let before = count_logs().await;
+        let requests: Vec<reqwest::Request> = (0..1)
+            .map(|_| {
+                http.post(format!("{}{path}", app.data_url))
+                    .header("X-Tenant", slug)
+                    .header("X-API-Key", &key)
+                    .header("Content-Type", content_type)
+                    .body(body.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let started = Instant::now();
+        let round = load(&http, Arc::new(requests), 4, args.seconds).await;
+        let sent = round.requests as u64 * BATCH as u64;
+        loop {
+            if count_logs().await >= before + sent {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = sent as f64 / seconds;
+        rates.push(rate);
+        println!("| {name} | {sent} | {seconds:.1} | {rate:.0} |");
+    }
+    // Ceiling: the same rows straight into ClickHouse, RowBinary, batches of 5000 (the
+    // writer's batch size), for as many events as the NDJSON run stored.
+    let rows: Vec<LogRow> = (0..5000)
+        .map(|index| LogRow {
+            tenant_id: tenant_id.clone(),
+            time: (now_nanos / 1_000_000_000) as u32,
+            time_unix_nano: now_nanos + index,
+            event_id: uuid::Uuid::now_v7().to_string(),
+            service: "bench".to_owned(),
+            severity: "info".to_owned(),
+            body: format!("request {index} served"),
+            trace_id: String::new(),
+            span_id: String::new(),
+            attributes: "{\"http.status\":200}".to_owned(),
+        })
+        .collect();
+    let client = app.clickhouse();
+    let started = Instant::now();
+    let mut inserted = 0u64;
+    while started.elapsed() < Duration::from_secs(args.seconds) {
+        let mut insert = client.insert::<LogRow>("telemetry_logs").await.unwrap();
+        for row in &rows {
+            insert.write(row).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        inserted += rows.len() as u64;
+    }
+    let ceiling = inserted as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "| ceiling: RowBinary INSERT straight into ClickHouse, 5000 rows a batch | {inserted} | {:.1} | {ceiling:.0} |",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "OTLP/JSON {:.0}% and NDJSON {:.0}% of the ceiling (goal >= 50%)",
+        rates[0] / ceiling * 100.0,
+        rates[1] / ceiling * 100.0
+    );
+
+    // Audit overhead: the same audited write (record creation) on this node and on a node
+    // with auditing off, alternating one-second slices.
+    let (_quiet, quiet_url) = app
+        .spawn_data_node(&TestOptions {
+            audit_enabled: false,
+            data_pool_size: args.pool,
+            ..TestOptions::default()
+        })
+        .await;
+    let write = |url: &str| {
+        http.post(format!("{url}/v1/collections/notes/records"))
+            .header("X-Tenant", slug)
+            .bearer_auth(&access)
+            .json(&serde_json::json!({"title": "bench", "n": 1}))
+            .build()
+            .unwrap()
+    };
+    let audited = Arc::new(vec![write(&app.data_url)]);
+    let quiet = Arc::new(vec![write(&quiet_url)]);
+    load(&http, audited.clone(), args.connections, 1).await;
+    load(&http, quiet.clone(), args.connections, 1).await;
+    println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
+    for round in 1..=args.rounds {
+        let (mut off, mut on) =
+            compare(&http, &quiet, &audited, args.connections, args.seconds).await;
+        for (name, measured) in [
+            ("POST record, auditing off", &mut off),
+            ("POST record, audited", &mut on),
+        ] {
+            println!(
+                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {} |",
+                measured.rps(),
+                measured.percentile(0.50),
+                measured.percentile(0.99),
+                measured.errors
+            );
+        }
+        println!(
+            "round {round}: audited p50 is {:+.1}% of auditing off (goal < 5%)",
+            (on.percentile(0.50) / off.percentile(0.50) - 1.0) * 100.0
+        );
+    }
 }

@@ -1,0 +1,151 @@
+//! HTTP for telemetry ingestion: OTLP/HTTP on its standard paths and bulk NDJSON/CSV.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use shared::error::ApiError;
+
+use super::otlp::{self, Encoding};
+use super::{bulk, service, WRITE};
+use crate::authz;
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/logs", web::post().to(post_otlp_logs))
+        .route("/v1/metrics", web::post().to(post_otlp_metrics))
+        .route("/v1/traces", web::post().to(post_otlp_traces))
+        .route("/v1/telemetry/events", web::post().to(post_bulk_events));
+}
+
+fn media_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn unsupported(expected: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("expected Content-Type: {expected}"),
+    )
+}
+
+fn otlp_encoding(req: &HttpRequest) -> Result<Encoding, ApiError> {
+    match media_type(req).as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(unsupported("application/x-protobuf or application/json")),
+    }
+}
+
+/// The body of a limit the node allows for telemetry.
+async fn body(state: &DataPlane, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let limit = state.config.telemetry_max_body_bytes;
+    payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| shared::http::payload_too_large())?
+        .map_err(|_| ApiError::bad_request("invalid_body", "the request body could not be read"))
+}
+
+/// An OTLP success answer in the request's encoding (an empty Export…ServiceResponse).
+fn otlp_ok(encoding: Encoding) -> HttpResponse {
+    match encoding {
+        Encoding::Protobuf => HttpResponse::Ok()
+            .content_type("application/x-protobuf")
+            .body(Vec::<u8>::new()),
+        Encoding::Json => HttpResponse::Ok().json(json!({})),
+    }
+}
+
+type Decoder =
+    fn(Encoding, &[u8], uuid::Uuid, u64) -> Result<Vec<shared::events::Event>, otlp::DecodeError>;
+
+async fn otlp_request(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+    decode: Decoder,
+) -> Result<HttpResponse, ApiError> {
+    authz::require_caller(&state, &context, WRITE).await?;
+    let encoding = otlp_encoding(&req)?;
+    let body = body(&state, payload).await?;
+    let now_nanos = u64::try_from(state.clock.now().unix_timestamp_nanos()).unwrap_or(0);
+    let events = decode(encoding, &body, context.tenant.tenant.id, now_nanos)
+        .map_err(|error| ApiError::bad_request("invalid_otlp", error.to_string()))?;
+    service::accept(&state, &context, events).await?;
+    Ok(otlp_ok(encoding))
+}
+
+async fn post_otlp_logs(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    otlp_request(req, context, state, payload, otlp::logs).await
+}
+
+async fn post_otlp_metrics(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    otlp_request(req, context, state, payload, otlp::metrics).await
+}
+
+async fn post_otlp_traces(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    otlp_request(req, context, state, payload, otlp::traces).await
+}
+
+async fn post_bulk_events(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    authz::require_caller(&state, &context, WRITE).await?;
+    let media = media_type(&req);
+    let csv = match media.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => false,
+        "text/csv" => true,
+        _ => return Err(unsupported("application/x-ndjson or text/csv")),
+    };
+    let body = body(&state, payload).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the body must be UTF-8"))?;
+    let tenant = context.tenant.tenant.id;
+    let now = state.clock.now();
+    let parsed = if csv {
+        bulk::parse_csv(text, tenant, now)
+    } else {
+        bulk::parse_ndjson(text, tenant, now)
+    };
+    let events = parsed.map_err(|errors| {
+        ApiError::bad_request(
+            "invalid_events",
+            format!(
+                "{} line(s) are invalid; nothing was stored (the batch is all or nothing)",
+                errors.len()
+            ),
+        )
+        .with_details(json!({ "errors": errors }))
+    })?;
+    if events.is_empty() {
+        return Err(ApiError::bad_request("no_events", "the body has no events"));
+    }
+    let accepted = service::accept(&state, &context, events).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "accepted": accepted })))
+}

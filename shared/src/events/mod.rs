@@ -1,0 +1,97 @@
+//! Audit events and tenants' telemetry on their way to ClickHouse.
+//!
+//! - [`schema`]: the ClickHouse tables, created and migrated by our own versioned migrator;
+//! - [`rows`]: the rows as they are stored (one struct per table);
+//! - [`chain`]: the audit log's tamper evidence (a MAC chain per tenant and writer stream);
+//! - [`writer`]: the bounded queue the request path enqueues into, and the background task
+//!   that batches into ClickHouse;
+//! - [`spool`]: the append-only, checksummed, fsync'd file where batches wait while
+//!   ClickHouse is unreachable or slow.
+//!
+//! Both planes use this: the data plane for requests and telemetry, the control plane for
+//! tenant lifecycle events.
+
+pub mod chain;
+pub mod rows;
+pub mod schema;
+pub mod spool;
+pub mod writer;
+
+pub use rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
+pub use writer::{EventWriter, WriterSettings};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ConfigError, ConfigSource};
+
+/// Where events go and how they wait: `clickhouse_url`, `clickhouse_database`,
+/// `audit_spool_dir`, `audit_spool_max_bytes`, `audit_flush_interval_ms`.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    pub clickhouse_url: String,
+    pub clickhouse_database: String,
+    /// Base directory; each writer process takes the first free `<plane>-<n>` slot in it.
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub flush_interval: Duration,
+}
+
+/// Writer processes of one plane that may share a spool base directory.
+const SPOOL_SLOTS: usize = 16;
+
+impl EventSettings {
+    pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        let clickhouse_database = source
+            .get("clickhouse_database")
+            .unwrap_or_else(|| "tenantry".to_owned());
+        if !schema::valid_database_name(&clickhouse_database) {
+            return Err(ConfigError::Invalid {
+                key: "clickhouse_database".to_owned(),
+                reason: "use [a-z0-9_], starting with a letter".to_owned(),
+            });
+        }
+        Ok(Self {
+            clickhouse_url: source
+                .get("clickhouse_url")
+                .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned()),
+            clickhouse_database,
+            spool_dir: PathBuf::from(
+                source
+                    .get("audit_spool_dir")
+                    .unwrap_or_else(|| "spool".to_owned()),
+            ),
+            spool_max_bytes: source.parse_or("audit_spool_max_bytes", 1u64 << 30)?,
+            flush_interval: Duration::from_millis(source.parse_or("audit_flush_interval_ms", 200)?),
+        })
+    }
+
+    /// A client of the events database. ClickHouse 18.16 (Debian's) rejects the settings
+    /// that the crate's schema validation sends, so validation is off.
+    pub fn client(&self) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(&self.clickhouse_url)
+            .with_database(&self.clickhouse_database)
+            .with_validation(false)
+    }
+
+    /// Starts a writer on the first spool slot `<plane>-<n>` no other process holds (a slot
+    /// left by a process that stopped is taken over and replayed).
+    pub fn start_writer(
+        &self,
+        plane: &str,
+        anchors: Option<deadpool_postgres::Pool>,
+    ) -> Result<EventWriter, spool::SpoolError> {
+        let mut last = None;
+        for slot in 0..SPOOL_SLOTS {
+            let mut settings = WriterSettings::new(self.spool_dir.join(format!("{plane}-{slot}")));
+            settings.spool_max_bytes = self.spool_max_bytes;
+            settings.flush_interval = self.flush_interval;
+            match EventWriter::start(self.client(), settings, anchors.clone()) {
+                Err(error @ spool::SpoolError::Locked(_)) => last = Some(error),
+                outcome => return outcome,
+            }
+        }
+        Err(last.unwrap_or_else(|| spool::SpoolError::Locked(self.spool_dir.display().to_string())))
+    }
+}

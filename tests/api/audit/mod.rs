@@ -1,0 +1,99 @@
+//! Audit log (issue #5): events of requests and lifecycle changes, the query API, the writer's
+//! spool through ClickHouse outages and restarts, tamper evidence and retention.
+
+mod durability;
+mod events;
+mod integrity;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tenantry_tests::TestApp;
+
+use crate::users_admin::call;
+
+/// Events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct ids).
+pub async fn stored_events(app: &TestApp, tenant_id: &str, action: &str) -> (u64, u64) {
+    app.clickhouse()
+        .query(
+            "SELECT count(), uniqExact(event_id) FROM audit_log \
+             WHERE tenant_id = ? AND action = ?",
+        )
+        .bind(tenant_id)
+        .bind(action)
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap_or((0, 0))
+}
+
+/// Waits until ClickHouse holds at least `count` events of `action`; then returns what it
+/// holds (rows, distinct ids), so the caller can assert there are no more.
+pub async fn wait_for_events(
+    app: &TestApp,
+    tenant_id: &str,
+    action: &str,
+    count: u64,
+    limit: Duration,
+) -> (u64, u64) {
+    let arrived = TestApp::eventually(limit, || async {
+        stored_events(app, tenant_id, action).await.0 >= count
+    })
+    .await;
+    let stored = stored_events(app, tenant_id, action).await;
+    assert!(
+        arrived.is_some(),
+        "only {stored:?} of {count} `{action}` events arrived within {limit:?}"
+    );
+    stored
+}
+
+/// Creates `count` records in `tasks` as the holder of `token`, each request succeeding.
+pub async fn create_records(app: &TestApp, slug: &str, token: &str, count: usize) {
+    for index in 0..count {
+        let response = call(
+            app,
+            Method::POST,
+            slug,
+            "/v1/collections/tasks/records",
+            token,
+            Some(json!({"title": format!("task {index}")})),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+}
+
+/// `GET /v1/admin/audit?<query>` as the holder of `token`.
+pub async fn audit_page(
+    app: &TestApp,
+    slug: &str,
+    token: &str,
+    query: &str,
+) -> (StatusCode, Value) {
+    let response = call(
+        app,
+        Method::GET,
+        slug,
+        &format!("/v1/admin/audit?{query}"),
+        token,
+        None,
+    )
+    .await;
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
+    let id: uuid::Uuid = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+            &[&slug],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    id.to_string()
+}

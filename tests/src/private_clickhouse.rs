@@ -1,0 +1,128 @@
+//! A ClickHouse server of a test's own, for tests that stop and restart ClickHouse: the shared
+//! server on 18123 serves every concurrent test run and must never be stopped.
+//!
+//! The configuration is derived from the system's `/etc/clickhouse-server/config.xml` the way
+//! `deploy/local/lib.sh` derives the shared one: free loopback ports, paths under a temporary
+//! directory (removed on drop). The server runs as a child process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct PrivateClickHouse {
+    dir: PathBuf,
+    pub http_port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PrivateClickHouse {
+    /// Starts a new server and waits until it answers.
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir()
+            .join("tenantry-tests")
+            .join(format!("clickhouse-{}", uuid::Uuid::new_v4().simple()));
+        for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let http_port = free_port();
+        let tcp_port = free_port();
+        let interserver_port = free_port();
+        let d = dir.display();
+        let config = std::fs::read_to_string("/etc/clickhouse-server/config.xml")
+            .expect("ClickHouse is not installed (/etc/clickhouse-server/config.xml)")
+            .replace(
+                "<http_port>8123</http_port>",
+                &format!("<http_port>{http_port}</http_port>"),
+            )
+            .replace(
+                "<tcp_port>9000</tcp_port>",
+                &format!("<tcp_port>{tcp_port}</tcp_port>"),
+            )
+            .replace(
+                "<interserver_http_port>9009</interserver_http_port>",
+                &format!("<interserver_http_port>{interserver_port}</interserver_http_port>"),
+            )
+            .replace("<listen_host>::1</listen_host>", "")
+            .replace("/var/lib/clickhouse/tmp/", &format!("{d}/tmp/"))
+            .replace(
+                "/var/lib/clickhouse/user_files/",
+                &format!("{d}/user_files/"),
+            )
+            .replace(
+                "/var/lib/clickhouse/format_schemas/",
+                &format!("{d}/format_schemas/"),
+            )
+            .replace(
+                "<path>/var/lib/clickhouse/</path>",
+                &format!("<path>{d}/data/</path>"),
+            )
+            .replace("/var/log/clickhouse-server/", &format!("{d}/log/"));
+        std::fs::write(dir.join("config.xml"), config).unwrap();
+        std::fs::copy("/etc/clickhouse-server/users.xml", dir.join("users.xml")).unwrap();
+        let mut server = Self {
+            dir,
+            http_port,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Starts the (stopped) server again on the same ports and data; waits until it answers.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::create(self.dir.join("log/stdout.log")).unwrap();
+        let child = Command::new("clickhouse-server")
+            .arg(format!(
+                "--config-file={}",
+                self.dir.join("config.xml").display()
+            ))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("cannot run clickhouse-server");
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let url = format!("{}/ping", self.url());
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(response) = http.get(&url).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "private ClickHouse did not answer within 60 s; see {}",
+            self.dir.join("log").display()
+        );
+    }
+
+    /// Kills the server (as a crash or an outage would) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
