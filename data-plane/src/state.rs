@@ -111,11 +111,16 @@ impl DataPlane {
         );
         crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
         let clickhouse = config.events.client();
-        // Chain heads are anchored through the catalog pool (the data plane's role may write
-        // `control.audit_chain_heads` only).
+        // Chain heads are anchored through a pool of their own (the data plane's role may
+        // write `control.audit_chain_heads` only). Not the request pool: a connection is driven
+        // by the runtime that opened it, and one opened by the writer's task and then lent to a
+        // request handler on an HTTP worker made every query of that request cross threads
+        // (measured: +20% p50 on an audited write, docs/benchmarks.md).
+        let anchors = shared::db::pool(config.database.clone(), 1)
+            .context("building the audit anchor pool")?;
         let events = config
             .events
-            .start_writer("data-plane", Some(tenant_db.pool().clone()))
+            .start_writer("data-plane", Some(anchors))
             .context("starting the event writer")?;
         crate::audit::schema::ensure_in_background(clickhouse.clone(), &config.events);
         let sso_http = reqwest::Client::builder()

@@ -70,7 +70,7 @@ pub fn event_settings(kek_file: &Path, options: &TestOptions) -> shared::events:
             .clone()
             .unwrap_or_else(|| kek_file.with_file_name(format!("spool-{suffix}"))),
         spool_max_bytes: options.spool_max_bytes,
-        flush_interval: Duration::from_millis(50),
+        flush_interval: options.event_flush_interval,
     }
 }
 
@@ -112,6 +112,9 @@ pub struct TestOptions {
     /// The spool base directory (default: one per test run under `$TMPDIR/tenantry-tests`).
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: u64,
+    /// How long the event writer gathers a batch (short in tests, so reads see events soon;
+    /// the production default, 200 ms, in benchmarks).
+    pub event_flush_interval: Duration,
 }
 
 impl Default for TestOptions {
@@ -132,6 +135,7 @@ impl Default for TestOptions {
             audit_enabled: true,
             spool_dir: None,
             spool_max_bytes: 64 << 20,
+            event_flush_interval: Duration::from_millis(50),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The event writer: the request path enqueues, a background task writes to ClickHouse.
 //!
-//! - **Enqueue** ([`EventWriter::send`], [`EventWriter::record_audit`]) never waits: a bounded
-//!   channel takes the event or the call fails at once. Callers check [`EventWriter::has_room`]
-//!   *before* doing audited work, so a node that cannot keep an event refuses the work (503)
-//!   instead of doing it unaudited.
-//! - **Batching**: the task collects events until `batch_size` of them or `flush_interval`
-//!   since the first, then inserts each table's rows in one RowBinary `INSERT`.
+//! - **Enqueue** ([`EventWriter::send`], [`EventWriter::record_audit`]) never waits: events are
+//!   appended to a bounded in-memory buffer under a short lock, or the call fails at once.
+//!   Callers check [`EventWriter::has_room`] *before* doing audited work, so a node that cannot
+//!   keep an event refuses the work (503) instead of doing it unaudited.
+//! - **Batching**: the task takes the buffer `flush_interval` after its first event, or at once
+//!   when it holds `batch_size`, then inserts each table's rows in one RowBinary `INSERT`. Only
+//!   those two moments wake the task, not every event: waking a task on another thread costs a
+//!   request tens of microseconds on a virtual machine (measured: docs/benchmarks.md).
 //! - **Outage**: an insert that fails or exceeds `insert_timeout` sends its batch to the
 //!   [`Spool`]; while anything is spooled, new batches go to the spool behind it, so order is
 //!   kept. The task replays the spool oldest first, with backoff (100 ms doubling to
@@ -22,11 +24,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use clickhouse::Client;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::chain::ChainKey;
@@ -68,8 +70,8 @@ pub enum Refused {
     Stopped,
 }
 
+/// What the task is asked besides taking events.
 enum Message {
-    Events(Vec<Event>),
     /// Write out what is queued (to ClickHouse or the spool); answer when done.
     Flush(oneshot::Sender<()>),
     /// Flush, then stop (releasing the spool).
@@ -91,11 +93,56 @@ struct Status {
     spooled: AtomicU64,
 }
 
+/// Events enqueued and not yet taken by the task, shared by the request path and the task.
+struct Queue {
+    events: Mutex<Vec<Event>>,
+    /// Wakes the task when the buffer gets its first event or reaches `batch_size`.
+    wake: Notify,
+    /// Most events the buffer holds (not batches: one telemetry request may carry 10,000).
+    capacity: usize,
+    batch_size: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn has_room(&self) -> bool {
+        self.lock().len() < self.capacity
+    }
+
+    /// Appends `events`, all or none.
+    fn push(&self, events: Vec<Event>) -> Result<(), Refused> {
+        let mut queued = self.lock();
+        let before = queued.len();
+        if before + events.len() > self.capacity {
+            return Err(Refused::NoRoom);
+        }
+        queued.extend(events);
+        let after = queued.len();
+        drop(queued);
+        if before == 0 || (before < self.batch_size && after >= self.batch_size) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
 struct Inner {
-    sender: mpsc::Sender<Message>,
-    /// Events sent and not yet taken by the task, against `max_queued`.
-    queued: Arc<AtomicU64>,
-    max_queued: u64,
+    queue: Arc<Queue>,
+    /// Flush and stop requests; closed when the last writer handle is dropped.
+    control: mpsc::Sender<Message>,
     stream: String,
     chains: Mutex<HashMap<String, Head>>,
     status: Arc<Status>,
@@ -117,9 +164,13 @@ impl EventWriter {
         anchors: Option<deadpool_postgres::Pool>,
     ) -> Result<Self, SpoolError> {
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
-        let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
-        let queued = Arc::new(AtomicU64::new(0));
-        let max_queued = settings.queue_capacity.max(1) as u64;
+        let (control, receiver) = mpsc::channel(4);
+        let queue = Arc::new(Queue {
+            events: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            capacity: settings.queue_capacity.max(1),
+            batch_size: settings.batch_size.max(1),
+        });
         let status = Arc::new(Status::default());
         status
             .spool_bytes
@@ -135,14 +186,13 @@ impl EventWriter {
             backoff: Duration::from_millis(100),
             anchors,
             status: status.clone(),
-            queued: queued.clone(),
+            queue: queue.clone(),
         };
         tokio::spawn(task.run(receiver));
         Ok(Self {
             inner: Arc::new(Inner {
-                sender,
-                queued,
-                max_queued,
+                queue,
+                control,
                 stream: uuid::Uuid::new_v4().to_string(),
                 chains: Mutex::new(HashMap::new()),
                 status,
@@ -152,8 +202,8 @@ impl EventWriter {
 
     /// Whether an audited action may go ahead: the queue and the spool have room.
     pub fn has_room(&self) -> bool {
-        self.inner.sender.capacity() > 0
-            && self.inner.queued.load(Ordering::Relaxed) < self.inner.max_queued
+        !self.inner.control.is_closed()
+            && self.inner.queue.has_room()
             && !self.inner.status.spool_full.load(Ordering::Relaxed)
     }
 
@@ -195,22 +245,10 @@ impl EventWriter {
         if events.is_empty() {
             return Ok(());
         }
-        let count = events.len() as u64;
-        let before = self.inner.queued.fetch_add(count, Ordering::Relaxed);
-        if before + count > self.inner.max_queued {
-            self.inner.queued.fetch_sub(count, Ordering::Relaxed);
-            return Err(Refused::NoRoom);
+        if self.inner.control.is_closed() {
+            return Err(Refused::Stopped);
         }
-        self.inner
-            .sender
-            .try_send(Message::Events(events))
-            .map_err(|error| {
-                self.inner.queued.fetch_sub(count, Ordering::Relaxed);
-                match error {
-                    mpsc::error::TrySendError::Full(_) => Refused::NoRoom,
-                    mpsc::error::TrySendError::Closed(_) => Refused::Stopped,
-                }
-            })
+        self.inner.queue.push(events)
     }
 
     /// Links `row` into its tenant's chain on this stream (sequence, previous MAC, MAC) and
@@ -241,7 +279,7 @@ impl EventWriter {
     /// Writes out everything queued so far (to ClickHouse, or to the spool).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.inner.sender.send(Message::Flush(done)).await.is_ok() {
+        if self.inner.control.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -249,7 +287,7 @@ impl EventWriter {
     /// Flushes and stops the task; the spool is released for the next process.
     pub async fn stop(&self) {
         let (done, wait) = oneshot::channel();
-        if self.inner.sender.send(Message::Stop(done)).await.is_ok() {
+        if self.inner.control.send(Message::Stop(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -268,7 +306,7 @@ struct Task {
     backoff: Duration,
     anchors: Option<deadpool_postgres::Pool>,
     status: Arc<Status>,
-    queued: Arc<AtomicU64>,
+    queue: Arc<Queue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,85 +320,81 @@ enum WriteError {
 }
 
 impl Task {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+    async fn run(mut self, mut control: mpsc::Receiver<Message>) {
         // Whatever a previous process left in the spool goes first.
         if self.spool.pending() {
             self.retry_at = Some(Instant::now());
         }
-        let mut first_pending_at: Option<Instant> = None;
+        // When the events now in the buffer are due to be written.
+        let mut flush_at: Option<Instant> = None;
         loop {
-            let flush_at = first_pending_at.map(|at| at + self.settings.flush_interval);
             let wake_at = match (flush_at, self.retry_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let message = match wake_at {
-                Some(at) => match tokio::time::timeout_at(at, receiver.recv()).await {
-                    Ok(message) => message,
-                    Err(_) => {
-                        self.tick().await;
-                        if self.pending.is_empty() {
-                            first_pending_at = None;
-                        }
-                        continue;
-                    }
-                },
-                None => receiver.recv().await,
+            let timer = async {
+                match wake_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
             };
-            match message {
-                Some(Message::Events(events)) => {
-                    self.queued
-                        .fetch_sub(events.len() as u64, Ordering::Relaxed);
-                    self.pending.extend(events);
-                    first_pending_at.get_or_insert_with(Instant::now);
-                    if self.pending.len() >= self.settings.batch_size {
+            tokio::select! {
+                message = control.recv() => {
+                    self.take();
+                    self.flush().await;
+                    flush_at = None;
+                    match message {
+                        Some(Message::Flush(done)) => {
+                            let _ = done.send(());
+                        }
+                        Some(Message::Stop(done)) => {
+                            self.stop();
+                            let _ = done.send(());
+                            return;
+                        }
+                        None => {
+                            self.stop();
+                            return;
+                        }
+                    }
+                }
+                () = self.queue.wake.notified() => {
+                    if self.queue.len() >= self.settings.batch_size {
+                        self.take();
                         self.flush().await;
+                        flush_at = None;
+                    }
+                    if self.queue.len() > 0 {
+                        flush_at.get_or_insert_with(|| Instant::now() + self.settings.flush_interval);
                     }
                 }
-                Some(Message::Flush(done)) => {
-                    self.drain(&mut receiver);
-                    self.flush().await;
-                    let _ = done.send(());
-                }
-                Some(Message::Stop(done)) => {
-                    self.drain(&mut receiver);
-                    self.flush().await;
-                    if !self.pending.is_empty() {
-                        tracing::error!(
-                            events = self.pending.len(),
-                            "event writer stopping with events neither written nor spooled"
-                        );
-                    }
-                    // Release the spool (its lock) before answering, so a successor process
-                    // started right after takes over this slot and replays it.
-                    drop(self);
-                    let _ = done.send(());
-                    return;
-                }
-                None => {
-                    self.flush().await;
-                    return;
+                () = timer => {
+                    self.take();
+                    self.tick().await;
+                    flush_at = None;
                 }
             }
-            if self.pending.is_empty() {
-                first_pending_at = None;
+            if flush_at.is_none() && !self.pending.is_empty() {
+                // Events the spool could not take: try again after the interval.
+                flush_at = Some(Instant::now() + self.settings.flush_interval);
             }
         }
     }
 
-    /// Takes what is already queued without waiting.
-    fn drain(&mut self, receiver: &mut mpsc::Receiver<Message>) {
-        while let Ok(message) = receiver.try_recv() {
-            match message {
-                Message::Events(events) => {
-                    self.queued
-                        .fetch_sub(events.len() as u64, Ordering::Relaxed);
-                    self.pending.extend(events);
-                }
-                Message::Flush(done) | Message::Stop(done) => {
-                    let _ = done.send(());
-                }
-            }
+    /// Moves the buffer's events behind those already pending.
+    fn take(&mut self) {
+        let events = self.queue.take();
+        self.pending.extend(events);
+    }
+
+    /// Logs what could be neither written nor spooled, then releases the spool (its lock)
+    /// by dropping the task, so a successor process takes over this slot and replays it.
+    fn stop(self) {
+        if !self.pending.is_empty() {
+            tracing::error!(
+                events = self.pending.len(),
+                "event writer stopping with events neither written nor spooled"
+            );
         }
     }
 
@@ -556,25 +590,47 @@ impl Task {
         if heads.is_empty() {
             return;
         }
+        let mut tenants = Vec::with_capacity(heads.len());
+        let mut streams = Vec::with_capacity(heads.len());
+        let mut seqs = Vec::with_capacity(heads.len());
+        let mut macs = Vec::with_capacity(heads.len());
+        for ((tenant, stream), (seq, mac)) in heads {
+            let Ok(tenant) = uuid::Uuid::parse_str(tenant) else {
+                continue;
+            };
+            tenants.push(tenant);
+            streams.push(stream);
+            seqs.push(seq as i64);
+            macs.push(mac);
+        }
         let outcome = async {
-            let client = pool.get().await.map_err(|error| error.to_string())?;
-            for ((tenant, stream), (seq, mac)) in heads {
-                let Ok(tenant) = uuid::Uuid::parse_str(tenant) else {
-                    continue;
-                };
-                client
-                    .execute(
-                        "INSERT INTO control.audit_chain_heads (tenant_id, stream_id, seq, mac)
-                         VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (tenant_id, stream_id) DO UPDATE
-                             SET seq = excluded.seq, mac = excluded.mac, updated_at = now()
-                             WHERE control.audit_chain_heads.seq < excluded.seq",
-                        &[&tenant, &stream, &(seq as i64), &mac],
-                    )
-                    .await
-                    .map_err(|error| error.to_string())?;
-            }
-            Ok::<_, String>(())
+            let mut client = pool.get().await.map_err(|error| error.to_string())?;
+            let transaction = client
+                .transaction()
+                .await
+                .map_err(|error| error.to_string())?;
+            // Not waiting for the WAL flush: an anchor lost in a Postgres crash only shortens
+            // the tail the next verification covers, and a flush each batch measurably slowed
+            // the node's other commits (docs/benchmarks.md, audit overhead).
+            transaction
+                .batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(|error| error.to_string())?;
+            transaction
+                .execute(
+                    "INSERT INTO control.audit_chain_heads (tenant_id, stream_id, seq, mac)
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])
+                     ON CONFLICT (tenant_id, stream_id) DO UPDATE
+                         SET seq = excluded.seq, mac = excluded.mac, updated_at = now()
+                         WHERE control.audit_chain_heads.seq < excluded.seq",
+                    &[&tenants, &streams, &seqs, &macs],
+                )
+                .await
+                .map_err(|error| error.to_string())?;
+            transaction
+                .commit()
+                .await
+                .map_err(|error| error.to_string())
         }
         .await;
         if let Err(error) = outcome {
