@@ -369,6 +369,18 @@ impl Browser {
         self.tenant_post_form(slug, &format!("/v1/auth/saml/{provider}/acs"), &form)
             .await
     }
+
+    /// A genuine SAML sign-in as `login` through `provider` at `slug`, asserted to succeed.
+    pub async fn saml_sign_in(&self, slug: &str, provider: &str, login: &str) {
+        let post = self.saml_response(slug, provider, login, "", "").await;
+        let response = self.post_to_acs(slug, provider, &post, true).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{:?}",
+            response.text().await
+        );
+    }
 }
 
 /// A SAML provider `name` at tenant `slug` from the test IdP's metadata; the IdP learns the

@@ -110,18 +110,9 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
         .await
         .unwrap();
     idp.register_sp(metadata).await;
-    let post = browser
-        .saml_response("saml-cert", "corp-saml", &idp_address("cert"), "", "")
+    browser
+        .saml_sign_in("saml-cert", "corp-saml", &idp_address("cert"))
         .await;
-    let response = browser
-        .post_to_acs("saml-cert", "corp-saml", &post, true)
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
 
     // The metadata URL form: fetched once when saved, the copy kept (and shown).
     let created = create_provider(
@@ -152,18 +143,9 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
         .await
         .unwrap();
     idp.register_sp(metadata).await;
-    let post = browser
-        .saml_response("saml-cert", "by-url", &idp_address("url"), "", "")
+    browser
+        .saml_sign_in("saml-cert", "by-url", &idp_address("url"))
         .await;
-    let response = browser
-        .post_to_acs("saml-cert", "by-url", &post, true)
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
     // A URL that does not answer with metadata is refused at configuration time.
     let refused = create_provider(
         &app,
@@ -221,18 +203,9 @@ async fn forged_or_stale_saml_responses_are_refused() {
             >= 4
     );
     // A genuine response still works: the refusals were the checks.
-    let post = browser
-        .saml_response("saml-forged", "okta", &idp_address("genuine"), "", "")
+    browser
+        .saml_sign_in("saml-forged", "okta", &idp_address("genuine"))
         .await;
-    let response = browser
-        .post_to_acs("saml-forged", "okta", &post, true)
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
 }
 
 #[tokio::test]
