@@ -94,6 +94,22 @@ enum Section {
     Audit,
 }
 
+/// The password of every bench tenant's owner.
+const PASSWORD: &str = "bench passphrase long enough";
+
+/// A tenant `slug` whose owner `email` is active and signed in, its rate limits lifted;
+/// returns the tenant and the owner's access token.
+async fn signed_in_owner(
+    app: &TestApp,
+    slug: &str,
+    email: &str,
+) -> (shared::tenant::Tenant, String) {
+    let tenant = app.tenant_with_active_admin(slug, email, PASSWORD).await;
+    app.raise_rate_limits(slug).await;
+    let tokens = app.sign_in(slug, email, PASSWORD).await;
+    (tenant, tokens["access_token"].as_str().unwrap().to_owned())
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -159,7 +175,6 @@ async fn main() {
 /// An authorised record read against the floor, over `identity_tenants` tenants (one owner and
 /// one record each).
 async fn records(app: &TestApp, args: &Args) {
-    const PASSWORD: &str = "bench passphrase long enough";
     println!("\n## Records over {} tenants", args.identity_tenants);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
@@ -171,10 +186,7 @@ async fn records(app: &TestApp, args: &Args) {
     for index in 0..args.identity_tenants {
         let slug = format!("rec-{index:04}");
         let email = format!("owner@{slug}.example");
-        let tenant = app.tenant_with_active_admin(&slug, &email, PASSWORD).await;
-        app.raise_rate_limits(&slug).await;
-        let tokens = app.sign_in(&slug, &email, PASSWORD).await;
-        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        let (tenant, access) = signed_in_owner(app, &slug, &email).await;
         let created: serde_json::Value = http
             .post(format!("{}/v1/collections/notes/records", app.data_url))
             .header("X-Tenant", &slug)
@@ -769,7 +781,6 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
 }
 
 async fn identity(app: &TestApp, args: &Args) {
-    const PASSWORD: &str = "bench passphrase long enough";
     println!("\n## Identity over {} tenants", args.identity_tenants);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
@@ -905,16 +916,14 @@ async fn identity(app: &TestApp, args: &Args) {
 
 /// Telemetry ingestion end to end (HTTP → queue → batches → ClickHouse, counted in
 /// ClickHouse) for OTLP/JSON and NDJSON, beside inserting the same rows straight into
-/// ClickHouse over HTTP in RowBinary; and the p50 latency of an audited write beside the same
-/// write on a node with auditing off.
+/// ClickHouse over HTTP in RowBinary.
 async fn telemetry(app: &TestApp, args: &Args) {
     use shared::events::rows::LogRow;
-    const PASSWORD: &str = "bench passphrase long enough";
     const BATCH: usize = 1000;
-    println!("\n## Telemetry ingestion and audit overhead");
+    println!("\n## Telemetry ingestion");
     let slug = "tel-bench";
     let email = "owner@tel-bench.example";
-    let tenant = app.tenant_with_active_admin(slug, email, PASSWORD).await;
+    let (tenant, access) = signed_in_owner(app, slug, email).await;
     let response = app
         .operator(
             reqwest::Method::PATCH,
@@ -925,9 +934,6 @@ async fn telemetry(app: &TestApp, args: &Args) {
         .await
         .unwrap();
     assert!(response.status().is_success());
-    app.raise_rate_limits(slug).await;
-    let tokens = app.sign_in(slug, email, PASSWORD).await;
-    let access = tokens["access_token"].as_str().unwrap().to_owned();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()
@@ -1077,14 +1083,10 @@ async fn telemetry(app: &TestApp, args: &Args) {
 
 /// The p50 of an audited write beside the same write on a node with auditing off.
 async fn audit_overhead(app: &TestApp, args: &Args) {
-    const PASSWORD: &str = "bench passphrase long enough";
     println!("\n## Audit overhead");
     let slug = "audit-bench";
     let email = "owner@audit-bench.example";
-    app.tenant_with_active_admin(slug, email, PASSWORD).await;
-    app.raise_rate_limits(slug).await;
-    let tokens = app.sign_in(slug, email, PASSWORD).await;
-    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, access) = signed_in_owner(app, slug, email).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()
