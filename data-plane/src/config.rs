@@ -19,7 +19,12 @@ pub struct Config {
     pub role_prefix: RolePrefix,
     pub base_domain: String,
     pub listen: SocketAddr,
+    /// Postgres connections for requests, split evenly over the HTTP workers (each worker has
+    /// a pool of its own; see `shared::tenant_context::TenantDb`).
     pub pool_size: usize,
+    /// HTTP worker threads (`data_workers`, or `serve --workers`; default: the number of
+    /// cores).
+    pub workers: usize,
     /// ClickHouse and the event spool (`clickhouse_url`, `clickhouse_database`,
     /// `audit_spool_dir`, `audit_spool_max_bytes`, `audit_flush_interval_ms`).
     pub events: shared::events::EventSettings,
@@ -80,6 +85,10 @@ impl Config {
             key: "database_url".to_owned(),
             reason: error.to_string(),
         })?;
+        let at_least_one = |key: &str, value: usize| match value {
+            0 => Err(invalid(key)("must be at least 1".to_owned())),
+            value => Ok(value),
+        };
         Ok(Self {
             database,
             role_prefix,
@@ -88,7 +97,14 @@ impl Config {
                 .unwrap_or_else(|| "localhost".to_owned())
                 .to_ascii_lowercase(),
             listen: source.parse_or("data_listen", SocketAddr::from(([127, 0, 0, 1], 8781)))?,
-            pool_size: source.parse_or("data_pool_size", 16)?,
+            pool_size: at_least_one("data_pool_size", source.parse_or("data_pool_size", 16)?)?,
+            workers: at_least_one(
+                "data_workers",
+                source.parse_or(
+                    "data_workers",
+                    std::thread::available_parallelism().map_or(2, usize::from),
+                )?,
+            )?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
             telemetry_max_body_bytes: source.parse_or("telemetry_max_body_bytes", 4 << 20)?,

@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Serve the tenant API.
     Serve {
-        /// HTTP worker threads (defaults to the number of cores).
+        /// HTTP worker threads (overrides `data_workers`; defaults to the number of cores).
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -42,8 +42,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let source = ConfigSource::load(config_path(cli.config).as_deref())?;
-    let config = Config::from_source(&source)?;
+    let mut config = Config::from_source(&source)?;
     let Command::Serve { workers } = cli.command;
+    if let Some(workers) = workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+        config.workers = workers;
+    }
     let listen = config.listen;
     let state = DataPlane::new(config)?;
     // Serve even if Postgres is not there yet: /readyz tells, and the listener keeps trying.
@@ -57,13 +61,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("tenant-change listener not connected yet; starting anyway");
     }
     let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-    let workers =
-        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     tracing::info!(address = %listen, "data plane listening");
     let events = state.events.clone();
     // actix stops on SIGTERM/SIGINT after in-flight requests finish; then the event queue is
     // written out (to ClickHouse, or to the spool for the next start to replay).
-    let served = data_plane::server::build(state, listener, workers)?.await;
+    let served = data_plane::server::build(state, listener)?.await;
     events.stop().await;
     served?;
     Ok(())

@@ -1,6 +1,8 @@
 //! The data plane's HTTP server. `build` is what `data-plane serve` and the tests run.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -10,12 +12,17 @@ use actix_web::{web, App, HttpServer};
 
 use crate::state::DataPlane;
 
-pub fn build(state: DataPlane, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+/// Serves with `state.config.workers` HTTP workers.
+pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server> {
     let hsts = shared::http::Hsts::for_scheme(&state.config.public_scheme);
-    let state = web::Data::new(state);
+    let workers = state.config.workers;
+    let started_workers = Arc::new(AtomicUsize::new(0));
     let server = HttpServer::new(move || {
+        // Runs on each worker's thread: the worker takes the next pool, so it drives the
+        // connections it uses (see `TenantDb`).
+        let worker = started_workers.fetch_add(1, Ordering::Relaxed);
         App::new()
-            .app_data(state.clone())
+            .app_data(web::Data::new(state.for_worker(worker)))
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
             // Outermost last. Bodies are bounded, then rate limits refuse before any handler

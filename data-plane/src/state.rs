@@ -30,6 +30,9 @@ const VERIFIED_TOKENS_CACHED: u64 = 200_000;
 const COLLECTIONS_CACHED: u64 = 100_000;
 /// Users whose effective permissions are remembered per node.
 const PERMISSIONS_CACHED: u64 = 200_000;
+/// Connections for work off the HTTP workers: catalog lookups on cache misses, API-key usage
+/// flushes (docs/scale-out.md counts them).
+const SHARED_POOL_SIZE: usize = 2;
 
 #[derive(Clone)]
 pub struct DataPlane {
@@ -78,7 +81,14 @@ impl DataPlane {
             "-c statement_timeout={}",
             config.statement_timeout_ms
         ));
-        let pool = shared::db::pool(database.clone(), config.pool_size)?;
+        // `pool_size` connections split over the HTTP workers, each worker a pool of its own
+        // (see `TenantDb`), and a small shared pool for tenant lookups (cached) and background
+        // work.
+        let per_worker = config.pool_size.div_ceil(config.workers);
+        let pool = shared::db::pool(database.clone(), per_worker.min(SHARED_POOL_SIZE))?;
+        let worker_pools = (0..config.workers)
+            .map(|_| shared::db::pool(database.clone(), per_worker))
+            .collect::<Result<Vec<_>, _>>()?;
         let metrics = Metrics::new()?;
         let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
@@ -90,7 +100,7 @@ impl DataPlane {
         let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
-        let tenant_db = TenantDb::new(pool);
+        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools);
         let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
         let api_keys = ApiKeys::new(
             password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
@@ -152,6 +162,15 @@ impl DataPlane {
             cors,
             listening,
         })
+    }
+
+    /// The state the `worker`-th HTTP worker serves with: the same caches and clients, tenant
+    /// work on that worker's own pool.
+    pub fn for_worker(&self, worker: usize) -> Self {
+        Self {
+            tenant_db: self.tenant_db.for_worker(worker),
+            ..self.clone()
+        }
     }
 
     /// The same state reading time from `clock` (tests pass a manual clock).

@@ -94,19 +94,69 @@ impl TenantScope {
     }
 }
 
-/// The pool through which all tenant work runs.
+/// The pools through which all tenant work runs.
+///
+/// A data-plane node has one pool per HTTP worker and one for everything else (tenant lookups,
+/// background tasks). A tokio-postgres connection is driven by a task on the runtime that
+/// opened it, and each actix worker is a runtime of its own: a connection opened on one worker
+/// and then used by another makes every round trip hop between threads, which costs tens of
+/// microseconds per request on small machines. So each worker takes its connections from its
+/// own pool ([`for_worker`](Self::for_worker), called in the worker's app factory).
 #[derive(Clone)]
 pub struct TenantDb {
+    /// The pool this handle takes connections from.
     pool: Pool,
+    /// The pool for work off the HTTP workers.
+    shared: Pool,
+    /// The workers' pools (empty for a single-pool `TenantDb`).
+    worker_pools: Arc<[Pool]>,
 }
 
 impl TenantDb {
+    /// One pool for all work.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            shared: pool.clone(),
+            pool,
+            worker_pools: Arc::new([]),
+        }
     }
 
+    /// A pool per HTTP worker, and `shared` for work off the workers (this handle's pool).
+    pub fn with_worker_pools(shared: Pool, worker_pools: Vec<Pool>) -> Self {
+        Self {
+            pool: shared.clone(),
+            shared,
+            worker_pools: worker_pools.into(),
+        }
+    }
+
+    /// The handle the `worker`-th HTTP worker uses: it takes connections from that worker's
+    /// pool (the same handle when there are no worker pools).
+    pub fn for_worker(&self, worker: usize) -> Self {
+        match self.worker_pools.len() {
+            0 => self.clone(),
+            workers => Self {
+                pool: self.worker_pools[worker % workers].clone(),
+                shared: self.shared.clone(),
+                worker_pools: self.worker_pools.clone(),
+            },
+        }
+    }
+
+    /// The pool this handle takes connections from.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The HTTP workers' pools (for checks over every connection).
+    pub fn worker_pools(&self) -> &[Pool] {
+        &self.worker_pools
+    }
+
+    /// The pool for work off the HTTP workers.
+    pub fn shared_pool(&self) -> &Pool {
+        &self.shared
     }
 
     /// Takes a connection for a unit of work in `scope`. Nothing is sent until the first

@@ -81,21 +81,34 @@ async fn interleaved_requests_on_a_pool_of_two_never_see_another_tenants_rows() 
     }
     assert_eq!(seen.len(), slugs.len());
 
-    // Afterwards the pool's connections carry no tenant context.
-    for _ in 0..2 {
-        let client = app.data.tenant_db.pool().get().await.unwrap();
-        let row = client
-            .query_one(
-                "SELECT current_user::text, current_setting('search_path')",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            row.get::<_, String>(0),
-            app.role_prefix.data_plane_role().as_str()
+    // Afterwards no connection carries tenant context: every open connection of every pool
+    // (each HTTP worker's and the shared one), held at once so each is a different one.
+    let db = &app.data.tenant_db;
+    for (worker, pool) in db.worker_pools().iter().enumerate() {
+        // Both workers served requests, each on connections of its own pool.
+        assert!(
+            pool.status().size > 0,
+            "worker {worker} opened no connection"
         );
-        assert!(!row.get::<_, String>(1).contains("tenant_"));
+    }
+    for pool in db.worker_pools().iter().chain([db.shared_pool()]) {
+        let open = pool.status().size;
+        let clients = join_all((0..open).map(|_| pool.get())).await;
+        for client in clients {
+            let row = client
+                .unwrap()
+                .query_one(
+                    "SELECT current_user::text, current_setting('search_path')",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                row.get::<_, String>(0),
+                app.role_prefix.data_plane_role().as_str()
+            );
+            assert!(!row.get::<_, String>(1).contains("tenant_"));
+        }
     }
 }
 

@@ -246,7 +246,7 @@ impl TestApp {
         data.wait_until_listening().await;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = data_plane::server::build(data, listener, self.options.data_workers).unwrap();
+        let server = data_plane::server::build(data, listener).unwrap();
         let handle = server.handle();
         tokio::spawn(server);
         (url, handle)
@@ -639,6 +639,7 @@ pub fn data_config(
         base_domain: BASE_DOMAIN.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
         pool_size: options.data_pool_size,
+        workers: options.data_workers,
         events: event_settings(kek_file, options),
         audit_enabled: options.audit_enabled,
         telemetry_max_body_bytes: 4 << 20,

@@ -34,6 +34,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,24 +227,56 @@ async fn records(app: &TestApp, args: &Args) {
                 .collect(),
         )
     };
-    let floor = on_floor("floor-record");
-    let switched = on_floor("floor-tenant-record");
-    let session = on_floor("floor-session-record");
-    let ours = Arc::new(ours);
-    let paths = [floor, switched, ours, session];
+    let paths = [
+        on_floor("floor-record"),
+        on_floor("floor-worker-record"),
+        on_floor("floor-tenant-record"),
+        Arc::new(ours),
+        on_floor("floor-session-record"),
+    ];
     for path in &paths {
         load(&http, path.clone(), args.connections, 2).await;
     }
-    println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
     let names = [
-        "floor: bare handler, schema-qualified select by id",
-        "floor handler + tenant transaction (BEGIN, SET LOCAL role and search_path, COMMIT)",
+        "floor: bare handler, schema-qualified select by id, one shared pool",
+        "floor handler on a pool per HTTP worker",
+        "per-worker floor + tenant transaction (BEGIN, SET LOCAL role and search_path, COMMIT)",
         "GET /v1/collections/notes/records/{id}: token, permission, tenant context, select",
-        "what-if: floor handler + session-level SET ROLE and search_path, no transaction",
+        "what-if: per-worker floor + session-level SET ROLE and search_path, no transaction",
     ];
-    let (mut switch_ratios, mut ratios, mut session_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let ratios = measure_paths(&http, &paths, &names, args).await;
+    print_ratio("authorised record GET/floor", &ratios[3], "(goal >= 60%)");
+    print_ratio("per-worker floor/floor", &ratios[1], "");
+    let to_worker_floor = |path: usize| divide(&ratios[path], &ratios[1]);
+    print_ratio(
+        "authorised record GET/per-worker floor",
+        &to_worker_floor(3),
+        "",
+    );
+    print_ratio(
+        "tenant transaction alone/per-worker floor",
+        &to_worker_floor(2),
+        "",
+    );
+    print_ratio(
+        "what-if session-level switch/per-worker floor",
+        &to_worker_floor(4),
+        "",
+    );
+}
+
+/// Measures `paths` (the first is the floor) in `args.rounds` rounds, printing a table row per
+/// path and round; returns each path's req/s ratio to the floor per round.
+async fn measure_paths(
+    http: &reqwest::Client,
+    paths: &[Arc<Vec<reqwest::Request>>],
+    names: &[&str],
+    args: &Args,
+) -> Vec<Vec<f64>> {
+    println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
+    let mut ratios = vec![Vec::new(); paths.len()];
     for round in 1..=args.rounds {
-        let mut measured = compare_all(&http, &paths, args.connections, args.seconds).await;
+        let mut measured = compare_all(http, paths, args.connections, args.seconds).await;
         for (name, measured) in names.iter().zip(measured.iter_mut()) {
             println!(
                 "| {round} | {name} | {:.0} | {:.2} | {:.2} | {} |",
@@ -253,22 +286,29 @@ async fn records(app: &TestApp, args: &Args) {
                 measured.errors
             );
         }
-        switch_ratios.push(measured[1].rps() / measured[0].rps());
-        ratios.push(measured[2].rps() / measured[0].rps());
-        session_ratios.push(measured[3].rps() / measured[0].rps());
+        let floor = measured[0].rps();
+        for (ratios, measured) in ratios.iter_mut().zip(&measured) {
+            ratios.push(measured.rps() / floor);
+        }
     }
-    let mean = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
+    ratios
+}
+
+/// Per-round quotients of two paths' ratios to the same floor: their ratio to each other.
+fn divide(numerators: &[f64], denominators: &[f64]) -> Vec<f64> {
+    numerators
+        .iter()
+        .zip(denominators)
+        .map(|(numerator, denominator)| numerator / denominator)
+        .collect()
+}
+
+/// Prints per-round req/s ratios and their mean.
+fn print_ratio(what: &str, ratios: &[f64], goal: &str) {
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     println!(
-        "ratio tenant transaction alone/floor req/s per round: {switch_ratios:.2?}; mean {:.0}%",
-        mean(&switch_ratios) * 100.0
-    );
-    println!(
-        "ratio what-if session-level switch/floor req/s per round: {session_ratios:.2?}; mean {:.0}%",
-        mean(&session_ratios) * 100.0
-    );
-    println!(
-        "ratio authorised record GET/floor req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 60%)",
-        mean(&ratios) * 100.0
+        "ratio {what} req/s per round: {ratios:.2?}; mean {:.0}% {goal}",
+        mean * 100.0
     );
 }
 
@@ -559,20 +599,35 @@ async fn load(
     round
 }
 
-/// The floor: a bare handler, the same select schema-qualified, a plain pooled connection.
-/// The bare server the data plane is compared with. `scopes` (by schema name) serve
-/// `/floor-tenant-record`: the floor's handler with the data plane's tenant transaction.
+/// HTTP workers of the floor server, as of the data plane in this benchmark.
+const FLOOR_WORKERS: usize = 2;
+
+/// The bare server the data plane is compared with. Its routes:
+/// - `/floor/{schema}` and `/floor-record/{schema}/{id}`: the floor, a bare handler running
+///   the same select schema-qualified on a plain pooled connection (one pool shared by the
+///   workers, as a bare actix-web app has it);
+/// - `/floor-worker/…` and `/floor-worker-record/…`: the same handlers on a pool per HTTP
+///   worker, as the data plane has it (see `TenantDb`), so what our code adds is told apart
+///   from what the pool layout saves;
+/// - `/floor-tenant-record/{schema}/{id}`: the per-worker floor through the data plane's
+///   tenant transaction, for `scopes` (by schema name);
+/// - `/floor-session-record/{schema}/{id}`: a what-if, see [`floor_session_record`].
 async fn start_floor_server(
     app: &TestApp,
     pool_size: usize,
     scopes: HashMap<String, TenantScope>,
 ) -> String {
-    let pool = shared::db::pool(
-        shared::db::pg_config(&app.database_url, None).unwrap(),
-        pool_size,
-    )
-    .unwrap();
-    let tenant_db = web::Data::new(TenantDb::new(pool.clone()));
+    let new_pool = |size| {
+        shared::db::pool(
+            shared::db::pg_config(&app.database_url, None).unwrap(),
+            size,
+        )
+        .unwrap()
+    };
+    let shared_pool = web::Data::new(new_pool(pool_size));
+    let per_worker = pool_size.div_ceil(FLOOR_WORKERS);
+    let worker_pools: Vec<_> = (0..FLOOR_WORKERS).map(|_| new_pool(per_worker)).collect();
+    let session_pools: Vec<_> = (0..FLOOR_WORKERS).map(|_| new_pool(per_worker)).collect();
     let switches: HashMap<String, SessionSwitch> = scopes
         .iter()
         .map(|(schema, scope)| {
@@ -585,25 +640,27 @@ async fn start_floor_server(
         })
         .collect();
     let switches = web::Data::new(switches);
-    let session_pool = web::Data::new(SessionPool(
-        shared::db::pool(
-            shared::db::pg_config(&app.database_url, None).unwrap(),
-            pool_size,
-        )
-        .unwrap(),
-    ));
     let scopes = web::Data::new(scopes);
-    let pool = web::Data::new(pool);
+    let started_workers = Arc::new(AtomicUsize::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {
+        let worker = started_workers.fetch_add(1, Ordering::Relaxed) % FLOOR_WORKERS;
+        let worker_pool = worker_pools[worker].clone();
         App::new()
-            .app_data(pool.clone())
-            .app_data(tenant_db.clone())
+            .app_data(shared_pool.clone())
+            .app_data(web::Data::new(WorkerPool(worker_pool.clone())))
+            .app_data(web::Data::new(TenantDb::new(worker_pool)))
+            .app_data(web::Data::new(SessionPool(session_pools[worker].clone())))
             .app_data(scopes.clone())
             .app_data(switches.clone())
-            .app_data(session_pool.clone())
+            .route("/floor/{schema}", web::get().to(floor_read))
+            .route("/floor-worker/{schema}", web::get().to(floor_worker_read))
             .route("/floor-record/{schema}/{id}", web::get().to(floor_record))
+            .route(
+                "/floor-worker-record/{schema}/{id}",
+                web::get().to(floor_worker_record),
+            )
             .route(
                 "/floor-tenant-record/{schema}/{id}",
                 web::get().to(floor_tenant_record),
@@ -612,31 +669,42 @@ async fn start_floor_server(
                 "/floor-session-record/{schema}/{id}",
                 web::get().to(floor_session_record),
             )
-            .route(
-            "/floor/{schema}",
-            web::get().to(
-                |pool: web::Data<deadpool_postgres::Pool>, schema: web::Path<String>| async move {
-                    let client = pool.get().await.unwrap();
-                    let sql = format!(
-                        "SELECT display_name FROM {}.tenant_profile WHERE id = $1",
-                        quote_ident(&schema)
-                    );
-                    let rows = client
-                        .query_typed(&sql, &[(&1i32, Type::INT4)])
-                        .await
-                        .unwrap();
-                    HttpResponse::Ok()
-                        .json(serde_json::json!({ "display_name": rows[0].get::<_, String>(0) }))
-                },
-            ),
-        )
     })
     .listen(listener)
     .unwrap()
-    .workers(2)
+    .workers(FLOOR_WORKERS)
     .run();
     tokio::spawn(server);
     url
+}
+
+/// This worker's own pool on the floor server.
+struct WorkerPool(deadpool_postgres::Pool);
+
+/// The floor of a tenant-routed read: the tenant's profile row, schema-qualified, as JSON.
+async fn floor_read(
+    pool: web::Data<deadpool_postgres::Pool>,
+    schema: web::Path<String>,
+) -> HttpResponse {
+    select_profile(&pool, &schema).await
+}
+
+/// [`floor_read`] on this worker's pool.
+async fn floor_worker_read(pool: web::Data<WorkerPool>, schema: web::Path<String>) -> HttpResponse {
+    select_profile(&pool.0, &schema).await
+}
+
+async fn select_profile(pool: &deadpool_postgres::Pool, schema: &str) -> HttpResponse {
+    let client = pool.get().await.unwrap();
+    let sql = format!(
+        "SELECT display_name FROM {}.tenant_profile WHERE id = $1",
+        quote_ident(schema)
+    );
+    let rows = client
+        .query_typed(&sql, &[(&1i32, Type::INT4)])
+        .await
+        .unwrap();
+    HttpResponse::Ok().json(serde_json::json!({ "display_name": rows[0].get::<_, String>(0) }))
 }
 
 /// The floor of a record read: the row by primary key, schema-qualified, as JSON.
@@ -645,10 +713,27 @@ async fn floor_record(
     path: web::Path<(String, uuid::Uuid)>,
 ) -> HttpResponse {
     let (schema, id) = path.into_inner();
+    select_record(&pool, &schema, id).await
+}
+
+/// [`floor_record`] on this worker's pool.
+async fn floor_worker_record(
+    pool: web::Data<WorkerPool>,
+    path: web::Path<(String, uuid::Uuid)>,
+) -> HttpResponse {
+    let (schema, id) = path.into_inner();
+    select_record(&pool.0, &schema, id).await
+}
+
+async fn select_record(
+    pool: &deadpool_postgres::Pool,
+    schema: &str,
+    id: uuid::Uuid,
+) -> HttpResponse {
     let client = pool.get().await.unwrap();
     let sql = format!(
         "SELECT data, version, created_at, updated_at FROM {}.records WHERE id = $1",
-        quote_ident(&schema)
+        quote_ident(schema)
     );
     let rows = client
         .query_typed(&sql, &[(&id, Type::UUID)])
@@ -657,9 +742,10 @@ async fn floor_record(
     record_json(id, &rows[0])
 }
 
-/// [`floor_record`] through the data plane's tenant transaction (`BEGIN; SET LOCAL ROLE …;
-/// SET LOCAL search_path …`, the select unqualified, `COMMIT`, pipelined): what the tenant
-/// switch alone costs, without the data plane's middleware, authentication or authorisation.
+/// [`floor_worker_record`] through the data plane's tenant transaction (`BEGIN; SET LOCAL
+/// ROLE …; SET LOCAL search_path …`, the select unqualified, `COMMIT`, pipelined): what the
+/// tenant switch alone costs, without the data plane's middleware, authentication or
+/// authorisation.
 async fn floor_tenant_record(
     tenant_db: web::Data<TenantDb>,
     scopes: web::Data<HashMap<String, TenantScope>>,
@@ -737,47 +823,33 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
             })
             .collect(),
     );
-    let floor: Arc<Vec<reqwest::Request>> = Arc::new(
-        slugs
-            .iter()
-            .map(|slug| {
-                http.get(format!(
-                    "{floor_url}/floor/tenant_{}",
-                    slug.replace('-', "_")
-                ))
-                .build()
-                .unwrap()
-            })
-            .collect(),
-    );
+    let on_floor = |route: &str| -> Arc<Vec<reqwest::Request>> {
+        Arc::new(
+            slugs
+                .iter()
+                .map(|slug| {
+                    let schema = format!("tenant_{}", slug.replace('-', "_"));
+                    http.get(format!("{floor_url}/{route}/{schema}"))
+                        .build()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    };
+    let paths = [on_floor("floor"), ours, on_floor("floor-worker")];
     // Warm-up: every tenant once through each path (registry cache, backend catalog caches).
-    load(&http, ours.clone(), args.connections, 2).await;
-    load(&http, floor.clone(), args.connections, 2).await;
-
-    println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
-    let mut ratios = Vec::new();
-    for round in 1..=args.rounds {
-        let (mut floor_round, mut ours_round) =
-            compare(&http, &floor, &ours, args.connections, args.seconds).await;
-        for (name, measured) in [
-            ("floor (bare handler, plain pooled query)", &mut floor_round),
-            ("data plane GET /v1/tenant", &mut ours_round),
-        ] {
-            println!(
-                "| {round} | {name} | {:.0} | {:.2} | {:.2} | {} |",
-                measured.rps(),
-                measured.percentile(0.50),
-                measured.percentile(0.99),
-                measured.errors
-            );
-        }
-        ratios.push(ours_round.rps() / floor_round.rps());
+    for path in &paths {
+        load(&http, path.clone(), args.connections, 2).await;
     }
-    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-    println!(
-        "ratio ours/floor req/s per round: {ratios:.2?}; mean {:.0}% (goal >= 70%)",
-        mean * 100.0
-    );
+    let names = [
+        "floor (bare handler, plain pooled query, one shared pool)",
+        "data plane GET /v1/tenant",
+        "floor handler on a pool per HTTP worker",
+    ];
+    let ratios = measure_paths(&http, &paths, &names, args).await;
+    print_ratio("ours/floor", &ratios[1], "(goal >= 70%)");
+    print_ratio("per-worker floor/floor", &ratios[2], "");
+    print_ratio("ours/per-worker floor", &divide(&ratios[1], &ratios[2]), "");
 }
 
 async fn identity(app: &TestApp, args: &Args) {
