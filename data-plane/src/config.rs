@@ -122,3 +122,32 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let required = [
+            ("database_url", "postgres://tenantry@127.0.0.1/tenantry"),
+            ("kek_file", "kek"),
+            ("password_pepper_file", "pepper"),
+        ];
+        Config::from_source(&ConfigSource::from_pairs(
+            required.iter().chain(pairs).copied(),
+        ))
+    }
+
+    #[test]
+    fn workers_and_pool_size_are_read_and_zero_is_refused() {
+        let read = config(&[("data_workers", "3"), ("data_pool_size", "7")]).unwrap();
+        assert_eq!((read.workers, read.pool_size), (3, 7));
+        assert!(config(&[]).unwrap().workers >= 1);
+        for key in ["data_workers", "data_pool_size"] {
+            match config(&[(key, "0")]) {
+                Err(ConfigError::Invalid { key: refused, .. }) => assert_eq!(refused, key),
+                other => panic!("{key} = 0 was not refused: {other:?}"),
+            }
+        }
+    }
+}

@@ -71,7 +71,7 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    /// Builds the pool and caches and starts the notification listener, and the mail worker
+    /// Builds the pools and caches and starts the notification listener, and the mail worker
     /// when SMTP is configured. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         // Statement timeout as a connection option: a limit on every statement at no cost per

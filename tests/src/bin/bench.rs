@@ -214,7 +214,7 @@ async fn records(app: &TestApp, args: &Args) {
         scopes.insert(schema.clone(), TenantScope::for_tenant(&tenant));
         targets.push((schema, id));
     }
-    let floor_url = start_floor_server(app, args.pool, scopes).await;
+    let (floor_url, floor_server) = start_floor_server(app, args.pool, scopes).await;
     let on_floor = |route: &str| -> Arc<Vec<reqwest::Request>> {
         Arc::new(
             targets
@@ -263,6 +263,7 @@ async fn records(app: &TestApp, args: &Args) {
         &to_worker_floor(4),
         "",
     );
+    floor_server.stop(false).await;
 }
 
 /// Measures `paths` (the first is the floor) in `args.rounds` rounds, printing a table row per
@@ -612,11 +613,14 @@ const FLOOR_WORKERS: usize = 2;
 /// - `/floor-tenant-record/{schema}/{id}`: the per-worker floor through the data plane's
 ///   tenant transaction, for `scopes` (by schema name);
 /// - `/floor-session-record/{schema}/{id}`: a what-if, see [`floor_session_record`].
+///
+/// Returns its URL and handle: stop it at the end of the section, which closes its
+/// connections (Postgres's `max_connections` is 100 on the test machines).
 async fn start_floor_server(
     app: &TestApp,
     pool_size: usize,
     scopes: HashMap<String, TenantScope>,
-) -> String {
+) -> (String, actix_web::dev::ServerHandle) {
     let new_pool = |size| {
         shared::db::pool(
             shared::db::pg_config(&app.database_url, None).unwrap(),
@@ -674,8 +678,9 @@ async fn start_floor_server(
     .unwrap()
     .workers(FLOOR_WORKERS)
     .run();
+    let handle = server.handle();
     tokio::spawn(server);
-    url
+    (url, handle)
 }
 
 /// This worker's own pool on the floor server.
@@ -807,7 +812,7 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     for slug in slugs {
         app.raise_rate_limits(slug).await;
     }
-    let floor_url = start_floor_server(app, args.pool, HashMap::new()).await;
+    let (floor_url, floor_server) = start_floor_server(app, args.pool, HashMap::new()).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()
@@ -850,6 +855,7 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
     print_ratio("ours/floor", &ratios[1], "(goal >= 70%)");
     print_ratio("per-worker floor/floor", &ratios[2], "");
     print_ratio("ours/per-worker floor", &divide(&ratios[1], &ratios[2]), "");
+    floor_server.stop(false).await;
 }
 
 async fn identity(app: &TestApp, args: &Args) {
