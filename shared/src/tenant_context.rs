@@ -99,9 +99,9 @@ impl TenantScope {
 /// A data-plane node has one pool per HTTP worker and one for everything else (tenant lookups,
 /// background tasks). A tokio-postgres connection is driven by a task on the runtime that
 /// opened it, and each actix worker is a runtime of its own: a connection opened on one worker
-/// and then used by another makes every round trip hop between threads, which costs tens of
-/// microseconds per request on small machines. So each worker takes its connections from its
-/// own pool ([`for_worker`](Self::for_worker), called in the worker's app factory).
+/// and then used by another makes every round trip hop between threads (a thread wake-up each
+/// way; a bare handler's reads gained 11-18% from a pool per worker, docs/benchmarks.md). So
+/// each worker takes its connections from its own pool ([`for_worker`](Self::for_worker), called in the worker's app factory).
 #[derive(Clone)]
 pub struct TenantDb {
     /// The pool this handle takes connections from.
