@@ -7,7 +7,8 @@
 //! 2. Tenant-routed reads: requests/s and p50/p99 of `GET /v1/tenant` (tenant resolution,
 //!    cached registry, `SET LOCAL` role + search_path pipelined with a primary-key select)
 //!    spread uniformly over every tenant, beside a bare actix-web handler running the same
-//!    schema-qualified select on a plain pooled connection with no tenant context.
+//!    schema-qualified select on a plain pooled connection with no tenant context (the floor,
+//!    one pool shared by its workers), and the same handler on a pool per worker.
 //!
 //! 3. Identity: password sign-ins per second (argon2id-bound), and requests/s of the same
 //!    tenant-routed read with a bearer token (signature, claims and session liveness checked)
@@ -15,7 +16,8 @@
 //!
 //! 4. Records: requests/s of an authorised `GET` of one record (bearer token, cached
 //!    permission check, tenant context, primary-key select) beside a bare handler selecting the
-//!    same row schema-qualified on a plain pooled connection.
+//!    same row schema-qualified on a plain pooled connection, and beside that handler on a pool
+//!    per worker, with our tenant transaction, and with a session-level switch (a what-if).
 //!
 //! 5. Authorisation: a permission check on a warm cache in isolation (moka lookup of the
 //!    user's effective permissions among 100 000 cached users, then pattern matching), in ns.
