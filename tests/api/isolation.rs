@@ -95,19 +95,7 @@ async fn interleaved_requests_on_a_pool_of_two_never_see_another_tenants_rows() 
         let open = pool.status().size;
         let clients = join_all((0..open).map(|_| pool.get())).await;
         for client in clients {
-            let row = client
-                .unwrap()
-                .query_one(
-                    "SELECT current_user::text, current_setting('search_path')",
-                    &[],
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                row.get::<_, String>(0),
-                app.role_prefix.data_plane_role().as_str()
-            );
-            assert!(!row.get::<_, String>(1).contains("tenant_"));
+            assert_no_tenant_context(app, &client.unwrap(), "tenant_").await;
         }
     }
 }
@@ -133,6 +121,20 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
         // Dropped here without commit, as when a request is cancelled mid-way.
     }
     let client = app.data.tenant_db.pool().get().await.unwrap();
+    assert_no_tenant_context(&app, &client, "tenant_acme").await;
+    drop(client);
+    let rows = app
+        .data
+        .tenant_db
+        .query_once(&scope, "SELECT display_name FROM tenant_profile", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "acme display");
+}
+
+/// Asserts that `client` runs as the data plane's login role and that its `search_path` does
+/// not name `schema` (a tenant context left behind by an earlier transaction).
+async fn assert_no_tenant_context(app: &TestApp, client: &tokio_postgres::Client, schema: &str) {
     let row = client
         .query_one(
             "SELECT current_user::text, current_setting('search_path')",
@@ -144,13 +146,6 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
         row.get::<_, String>(0),
         app.role_prefix.data_plane_role().as_str()
     );
-    assert!(!row.get::<_, String>(1).contains("tenant_acme"));
-    drop(client);
-    let rows = app
-        .data
-        .tenant_db
-        .query_once(&scope, "SELECT display_name FROM tenant_profile", &[])
-        .await
-        .unwrap();
-    assert_eq!(rows[0].get::<_, String>(0), "acme display");
+    let search_path: String = row.get(1);
+    assert!(!search_path.contains(schema), "search_path {search_path}");
 }
