@@ -236,9 +236,6 @@ async fn records(app: &TestApp, args: &Args) {
         Arc::new(ours),
         on_floor("floor-session-record"),
     ];
-    for path in &paths {
-        load(&http, path.clone(), args.connections, 2).await;
-    }
     let names = [
         "floor: bare handler, schema-qualified select by id, one shared pool",
         "floor handler on a pool per HTTP worker",
@@ -268,14 +265,20 @@ async fn records(app: &TestApp, args: &Args) {
     floor_server.stop(false).await;
 }
 
-/// Measures `paths` (the first is the floor) in `args.rounds` rounds, printing a table row per
-/// path and round; returns each path's req/s ratio to the floor per round.
+/// Warms up `paths` (the first is the floor), then measures them in `args.rounds` rounds,
+/// printing a table row per path and round; returns each path's req/s ratio to the floor per
+/// round.
 async fn measure_paths(
     http: &reqwest::Client,
     paths: &[Arc<Vec<reqwest::Request>>],
     names: &[&str],
     args: &Args,
 ) -> Vec<Vec<f64>> {
+    // Every target once or more through each path (registry and permission caches, backends'
+    // catalog caches) before anything is counted.
+    for path in paths {
+        load(http, path.clone(), args.connections, 2).await;
+    }
     println!("| round | path | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|");
     let mut ratios = vec![Vec::new(); paths.len()];
     for round in 1..=args.rounds {
@@ -844,10 +847,6 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
         )
     };
     let paths = [on_floor("floor"), ours, on_floor("floor-worker")];
-    // Warm-up: every tenant once through each path (registry cache, backend catalog caches).
-    for path in &paths {
-        load(&http, path.clone(), args.connections, 2).await;
-    }
     let names = [
         "floor (bare handler, plain pooled query, one shared pool)",
         "data plane GET /v1/tenant",
