@@ -31,6 +31,14 @@ pub struct Config {
     /// Whether requests leave audit events (`audit_enabled`, default true; off only to
     /// measure what auditing costs).
     pub audit_enabled: bool,
+    /// Age at which an audit outbox row counts as left by a dead node and any node ships it
+    /// (`audit_outbox_recover_after_ms`, default 60 s). Must exceed the longest a live node
+    /// holds an event in memory: the flush interval plus two insert timeouts (about 10 s).
+    pub audit_outbox_recover_after: Duration,
+    /// How long a stopping node keeps serving after `/readyz` turned `draining`, so the load
+    /// balancer stops sending before the node stops accepting (`shutdown_drain_ms`, default
+    /// 5000; 0 in tests that stop nodes).
+    pub shutdown_drain: Duration,
     /// Largest body the telemetry ingestion endpoints accept (`telemetry_max_body_bytes`).
     pub telemetry_max_body_bytes: usize,
     /// Upper bound on how long a tenant's catalog entry is cached; changes normally arrive
@@ -107,6 +115,10 @@ impl Config {
             )?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
+            shutdown_drain: Duration::from_millis(source.parse_or("shutdown_drain_ms", 5000)?),
+            audit_outbox_recover_after: Duration::from_millis(
+                source.parse_or("audit_outbox_recover_after_ms", 60_000)?,
+            ),
             telemetry_max_body_bytes: source.parse_or("telemetry_max_body_bytes", 4 << 20)?,
             tenant_cache_ttl: Duration::from_secs(source.parse_or("tenant_cache_ttl_seconds", 60)?),
             statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,

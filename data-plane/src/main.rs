@@ -62,11 +62,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listen, "data plane listening");
-    let events = state.events.clone();
-    // actix stops on SIGTERM/SIGINT after in-flight requests finish; then the event queue is
-    // written out (to ClickHouse, or to the spool for the next start to replay).
-    let served = data_plane::server::build(state, listener)?.await;
-    events.stop().await;
-    served?;
-    Ok(())
+    data_plane::server::serve(state, listener).await
 }

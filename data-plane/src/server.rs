@@ -1,4 +1,12 @@
-//! The data plane's HTTP server. `build` is what `data-plane serve` and the tests run.
+//! The data plane's HTTP server. `build` is what the tests run; [`serve`] is `data-plane
+//! serve`: `build` plus the shutdown sequence.
+//!
+//! Shutdown (SIGTERM or SIGINT): `/readyz` turns not ready (503, check `shutdown`) at once so
+//! the load balancer stops sending, the node keeps serving for `shutdown_drain_ms` (answering
+//! with `Connection: close`, so clients do not reuse connections it will close), then stops
+//! accepting, answers every request it had accepted (up to 30 s), and writes its event queue
+//! out (to ClickHouse, else to the spool). Listening sockets are bound with `SO_REUSEADDR`
+//! (Rust's default on Unix), so a restarted node binds the port at once, even after a kill.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +45,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
+            .wrap(from_fn(close_when_draining))
             .configure(crate::health::routes::configure)
             .configure(crate::tenant_info::routes::configure)
             .configure(crate::identity::routes::configure)
@@ -59,8 +68,61 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
     })
     .listen(listener)?
     .workers(workers)
+    // Signals are handled by `serve`, which drains before it stops the server.
+    .disable_signals()
     .run();
     Ok(server)
+}
+
+/// Serves on `listener` until SIGTERM or SIGINT, then shuts down as the module says.
+pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let events = state.events.clone();
+    let draining = state.draining.clone();
+    let drain = state.config.shutdown_drain;
+    let server = build(state, listener)?;
+    let handle = server.handle();
+    let served = tokio::spawn(server);
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    tracing::info!(
+        drain_ms = drain.as_millis() as u64,
+        "shutting down: draining"
+    );
+    draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(drain).await;
+    tracing::info!("shutting down: no new connections; finishing accepted requests");
+    handle.stop(true).await;
+    let served = served.await;
+    // Only now: requests answered until the server stopped have their events in the queue.
+    events.stop().await;
+    tracing::info!("shut down");
+    served??;
+    Ok(())
+}
+
+/// While the node drains, every answer closes its connection (`Connection: close`), so a
+/// client opens its next request elsewhere instead of reusing a connection the node is about
+/// to close (a request sent on a keep-alive connection as the server closes it is lost).
+async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let draining = req
+        .app_data::<web::Data<DataPlane>>()
+        .is_some_and(|state| state.draining.load(Ordering::Relaxed));
+    let mut response = next.call(req).await?;
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 async fn record_metrics(

@@ -65,6 +65,8 @@ pub struct DataPlane {
     pub cors: CorsCache,
     /// True while the tenant-change listener is connected.
     pub listening: watch::Receiver<bool>,
+    /// Set when the node shuts down: `/readyz` answers 503 so the balancer drains it.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// The HTTP client that talks to identity providers (no redirects followed, bounded
     /// timeouts).
     pub sso_http: reqwest::Client,
@@ -139,7 +141,7 @@ impl DataPlane {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .context("building the identity providers' HTTP client")?;
-        Ok(Self {
+        let state = Self {
             sso_http,
             rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
@@ -161,7 +163,12 @@ impl DataPlane {
             clock: Clock::System,
             cors,
             listening,
-        })
+            draining: Arc::default(),
+        };
+        if state.config.audit_enabled {
+            crate::audit::recovery::spawn(&state);
+        }
+        Ok(state)
     }
 
     /// The state the `worker`-th HTTP worker serves with: the same caches and clients, tenant

@@ -85,7 +85,8 @@ async fn migrate_locked(
                  control.plans, control.tenant_data_keys TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO {role};
              GRANT USAGE ON SEQUENCE control.mail_pending_generation TO {role};
-             GRANT SELECT, INSERT, UPDATE ON control.audit_chain_heads TO {role}",
+             GRANT SELECT, INSERT, UPDATE ON control.audit_chain_heads TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON control.audit_outbox TO {role}",
             role = data_plane.quoted()
         ))
         .await?;

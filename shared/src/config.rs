@@ -54,6 +54,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth_rate_limit_burst",
     "max_body_bytes",
     "audit_enabled",
+    "audit_outbox_recover_after_ms",
+    "shutdown_drain_ms",
     "audit_spool_dir",
     "audit_spool_max_bytes",
     "audit_flush_interval_ms",

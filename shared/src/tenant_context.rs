@@ -24,6 +24,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::events::outbox::{self, AuditIntent};
 use crate::tenant::{PgIdentifier, Tenant, TenantSlug};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub struct TenantScope {
     role: PgIdentifier,
     /// `BEGIN; SET LOCAL …` for this tenant, built once.
     setup: Arc<str>,
+    /// The audit event of the request this scope serves, written to the audit outbox by the
+    /// first of its transactions that commits a change (see [`crate::events::outbox`]).
+    audit: Option<Arc<AuditIntent>>,
 }
 
 /// The `SET LOCAL` statements that put a transaction in a tenant's context.
@@ -81,6 +85,16 @@ impl TenantScope {
             slug,
             role: role.clone(),
             setup: setup.into(),
+            audit: None,
+        }
+    }
+
+    /// The same scope for one audited request: its transactions write `intent` to the audit
+    /// outbox when the first of them commits a change.
+    pub fn with_audit(&self, intent: Arc<AuditIntent>) -> Self {
+        Self {
+            audit: Some(intent),
+            ..self.clone()
         }
     }
 
@@ -169,6 +183,7 @@ impl TenantDb {
             in_transaction: false,
             tenant_id: scope.tenant_id,
             role: scope.role.clone(),
+            audit: scope.audit.clone(),
         })
     }
 
@@ -193,6 +208,7 @@ pub struct TenantTransaction {
     in_transaction: bool,
     tenant_id: Uuid,
     role: PgIdentifier,
+    audit: Option<Arc<AuditIntent>>,
 }
 
 impl TenantTransaction {
@@ -265,7 +281,8 @@ impl TenantTransaction {
         Ok(rows)
     }
 
-    /// Runs the last statement and commits, pipelined.
+    /// Runs the last statement and commits, pipelined (with the request's audit event, see
+    /// [`commit`](Self::commit)).
     pub async fn query_then_commit(
         &mut self,
         sql: &str,
@@ -273,8 +290,9 @@ impl TenantTransaction {
     ) -> Result<Vec<Row>, TenantDbError> {
         let setup = self.pending_setup.take();
         self.in_transaction = true;
+        let intent = self.unwritten_audit();
         let client = self.client()?;
-        let (setup_result, rows, commit) = tokio::join!(
+        let (setup_result, rows, audited, commit) = tokio::join!(
             async {
                 match &setup {
                     Some(setup) => client.batch_execute(setup).await,
@@ -282,6 +300,7 @@ impl TenantTransaction {
                 }
             },
             client.query_typed(sql, params),
+            write_audit(client, intent.as_deref()),
             client.batch_execute("COMMIT"),
         );
         // After COMMIT (which is a ROLLBACK when the transaction had failed) the connection is
@@ -289,11 +308,32 @@ impl TenantTransaction {
         commit?;
         self.in_transaction = false;
         setup_result?;
-        Ok(rows?)
+        let rows = rows?;
+        audit_committed(intent.as_deref(), audited?);
+        Ok(rows)
     }
 
+    /// Commits. In an audited request's first transaction that changed something, the
+    /// request's audit event goes into the audit outbox in the same commit (pipelined: no
+    /// extra round trip); if that insert fails, nothing commits.
     pub async fn commit(mut self) -> Result<(), TenantDbError> {
-        self.finish("COMMIT").await
+        if self.pending_setup.take().is_some() {
+            return Ok(()); // nothing was sent: the connection is clean
+        }
+        let intent = self.unwritten_audit();
+        let client = self.client()?;
+        let (audited, commit) = tokio::join!(
+            write_audit(client, intent.as_deref()),
+            client.batch_execute("COMMIT"),
+        );
+        commit?;
+        self.in_transaction = false;
+        audit_committed(intent.as_deref(), audited?);
+        Ok(())
+    }
+
+    fn unwritten_audit(&self) -> Option<Arc<AuditIntent>> {
+        self.audit.clone().filter(|intent| !intent.written())
     }
 
     pub async fn rollback(mut self) -> Result<(), TenantDbError> {
@@ -307,6 +347,38 @@ impl TenantTransaction {
         self.client()?.batch_execute(statement).await?;
         self.in_transaction = false;
         Ok(())
+    }
+}
+
+/// Sends the audit outbox insert as the session user (tenant roles have no right on the
+/// outbox); the commit that follows ends the role switch with the transaction. `Ok(false)`
+/// when there is nothing to write or the transaction changed nothing.
+async fn write_audit(
+    client: &Object,
+    intent: Option<&AuditIntent>,
+) -> Result<bool, tokio_postgres::Error> {
+    let Some(intent) = intent else {
+        return Ok(false);
+    };
+    let (event_id, tenant_id, event) = intent.insert_params();
+    let [id_type, tenant_type, event_type] = AuditIntent::INSERT_TYPES;
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&event_id, id_type),
+        (&tenant_id, tenant_type),
+        (&event, event_type),
+    ];
+    let (reset, inserted) = tokio::join!(
+        client.query_typed("SELECT set_config('role', 'none', true)", &[]),
+        client.query_typed(outbox::INSERT, &params),
+    );
+    reset?;
+    Ok(!inserted?.is_empty())
+}
+
+/// Marks the intent written once its insert has committed.
+fn audit_committed(intent: Option<&AuditIntent>, inserted: bool) {
+    if let (Some(intent), true) = (intent, inserted) {
+        intent.mark_written();
     }
 }
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod mail;
 mod mfa;
+mod node_process;
 mod operator_api;
 mod password_reset;
 mod privacy;

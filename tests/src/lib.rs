@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod node_process;
 pub mod private_clickhouse;
 
 use std::net::TcpListener;
@@ -115,6 +116,8 @@ pub struct TestOptions {
     /// How long the event writer gathers a batch (short in tests, so reads see events soon;
     /// the production default, 200 ms, in benchmarks).
     pub event_flush_interval: Duration,
+    /// Age at which audit outbox rows count as left by a dead node.
+    pub outbox_recover_after: Duration,
 }
 
 impl Default for TestOptions {
@@ -136,6 +139,7 @@ impl Default for TestOptions {
             spool_dir: None,
             spool_max_bytes: 64 << 20,
             event_flush_interval: Duration::from_millis(50),
+            outbox_recover_after: Duration::from_secs(60),
         }
     }
 }
@@ -642,6 +646,8 @@ pub fn data_config(
         workers: options.data_workers,
         events: event_settings(kek_file, options),
         audit_enabled: options.audit_enabled,
+        audit_outbox_recover_after: options.outbox_recover_after,
+        shutdown_drain: Duration::ZERO,
         telemetry_max_body_bytes: 4 << 20,
         tenant_cache_ttl: options.tenant_cache_ttl,
         statement_timeout_ms: 5000,

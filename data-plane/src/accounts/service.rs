@@ -167,7 +167,7 @@ pub async fn register(
     context: &RequestContext,
     registration: Registration,
 ) -> Result<(), AccountsError> {
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
     let email = &registration.email;
     let display_name = display_name(registration.display_name.as_deref())?;
 
@@ -251,7 +251,7 @@ pub async fn verify_email(
     let digest = token_digest(token);
     let now = OffsetDateTime::now_utc();
     let purpose = Purpose::EmailVerification.as_str();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let Some(user_id) =
         identity::take_user_token(&mut transaction, &digest, &[purpose], now).await?
     else {
@@ -270,7 +270,7 @@ pub async fn resend_verification(
     email: &Email,
 ) -> Result<(), AccountsError> {
     let now = OffsetDateTime::now_utc();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_address(&mut transaction, email).await?;
     let user = identity::user_by_email(&mut transaction, email)
         .await?
@@ -299,7 +299,7 @@ pub async fn request_password_reset(
     email: &Email,
 ) -> Result<(), AccountsError> {
     let now = OffsetDateTime::now_utc();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_address(&mut transaction, email).await?;
     let user = identity::user_by_email(&mut transaction, email)
         .await?
@@ -335,7 +335,7 @@ pub async fn confirm_password_reset(
     }
     let digest = token_digest(token);
     let purpose = Purpose::PasswordReset.as_str();
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
 
     let now = OffsetDateTime::now_utc();
     let mut transaction = state.tenant_db.begin(scope).await?;

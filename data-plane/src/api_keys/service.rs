@@ -149,7 +149,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     let limit = context.tenant.quotas.max_api_keys;
 
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_for_creation(&mut transaction).await?;
     if store::count_live(&mut transaction, now).await? >= limit {
         return Err(ApiKeyError::QuotaExceeded { limit });
@@ -189,7 +189,7 @@ pub async fn list(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<Vec<KeyView>, ApiKeyError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let keys = store::list(&mut transaction, state.clock.now()).await?;
     transaction.commit().await?;
     Ok(keys)
@@ -200,7 +200,7 @@ pub async fn get(
     context: &RequestContext,
     key_id: Uuid,
 ) -> Result<KeyView, ApiKeyError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let key = store::get(&mut transaction, key_id, state.clock.now()).await?;
     transaction.commit().await?;
     key.ok_or(ApiKeyError::NotFound)
@@ -218,7 +218,7 @@ pub async fn rotate(
     let now = state.clock.now();
     let tenant_id = context.tenant.tenant.id;
     let secret = key::generate_secret(&state.rng)?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let locked = store::lock_key(&mut transaction, key_id)
         .await?
         .ok_or(ApiKeyError::NotFound)?;
@@ -271,7 +271,7 @@ pub async fn revoke(
     key_id: Uuid,
 ) -> Result<(), ApiKeyError> {
     let tenant_id = context.tenant.tenant.id;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let prefix = store::revoke(&mut transaction, key_id, state.clock.now())
         .await?
         .ok_or(ApiKeyError::NotFound)?;

@@ -7,7 +7,12 @@
 //!   runs, the node checks that its writer has room and that the tenant's chain key is at hand;
 //!   if not, the request is refused with 503 `audit_unavailable` and nothing is done;
 //! - a GET refused with 429 is audited too (rate-limit refusals);
-//! - the event is enqueued after the response is built; the request never waits on ClickHouse.
+//! - the event is enqueued after the response is built; the request never waits on ClickHouse;
+//! - a state-changing request also gets an [`AuditIntent`] in its extensions: the first of its
+//!   transactions that commits a change writes the event to the audit outbox in the same commit
+//!   (`shared::events::outbox`), so the event of a committed change survives the node dying
+//!   before the writer has it on disk. Such an event is handed to the writer as outboxed, and
+//!   the writer deletes its outbox row once the event is in ClickHouse or the spool.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +23,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use shared::error::ApiError;
 use shared::events::chain::ChainKey;
+use shared::events::outbox::AuditIntent;
 use shared::events::rows::{new_event_id, AuditRow};
 
 use super::{actions, AuditActor, AuditNote};
@@ -34,7 +40,12 @@ fn unavailable() -> ApiError {
 
 /// The tenant's current chain key (from its data key, cached on the node).
 pub async fn chain_key(state: &DataPlane, tenant: &ServedTenant) -> Option<ChainKey> {
-    match state.data_keys.for_tenant(tenant.tenant.id).await {
+    chain_key_of(state, tenant.tenant.id).await
+}
+
+/// [`chain_key`] by tenant id.
+pub async fn chain_key_of(state: &DataPlane, tenant_id: uuid::Uuid) -> Option<ChainKey> {
+    match state.data_keys.for_tenant(tenant_id).await {
         Ok(keys) => match keys.current() {
             Ok((version, key)) => Some(ChainKey::derive(key, version)),
             Err(error) => {
@@ -69,6 +80,9 @@ pub async fn record(
     };
     let changes = actions::changes_state(req.method(), req.path());
     let mut key = None;
+    let started = Instant::now();
+    let now = state.clock.now();
+    let mut intent = None;
     if changes {
         if !state.events.has_room() {
             return Ok(req.error_response(unavailable()));
@@ -77,9 +91,11 @@ pub async fn record(
         if key.is_none() {
             return Ok(req.error_response(unavailable()));
         }
+        intent = AuditIntent::new(base_row(req.request(), &tenant, now)).map(Arc::new);
+        if let Some(intent) = &intent {
+            req.extensions_mut().insert(intent.clone());
+        }
     }
-    let started = Instant::now();
-    let now = state.clock.now();
     let response = next.call(req).await?.map_into_boxed_body();
     let status = response.status().as_u16();
     if !changes && status != 429 {
@@ -92,8 +108,19 @@ pub async fn record(
             None => return Ok(response),
         },
     };
-    let row = event_of(&response, &tenant, now, started);
-    if let Err(error) = state.events.record_audit(&key, row) {
+    let mut row = event_of(&response, &tenant, now, started);
+    let recorded = match &intent {
+        Some(intent) => {
+            row.event_id = intent.event_id().to_string();
+            if intent.written() {
+                state.events.record_outboxed_audit(&key, row)
+            } else {
+                state.events.record_audit(&key, row)
+            }
+        }
+        None => state.events.record_audit(&key, row),
+    };
+    if let Err(error) = recorded {
         // Room was checked before the handler; only a burst filling the queue since lands
         // here. Logged and counted, never silent.
         tracing::error!(%error, "audit event dropped after the change was made");
@@ -102,13 +129,25 @@ pub async fn record(
     Ok(response)
 }
 
-fn event_of(
-    response: &ServiceResponse<BoxBody>,
+/// What the request's event says whatever the answer: tenant, time, ids, caller (when known
+/// yet), action and resource, client and path. Status, result, duration and the error code
+/// come from the response ([`event_of`]).
+fn base_row(
+    request: &actix_web::HttpRequest,
     tenant: &ServedTenant,
     now: time::OffsetDateTime,
-    started: Instant,
 ) -> AuditRow {
-    let request = response.request();
+    let (mut row, metadata) = base_parts(request, tenant, now);
+    row.metadata = serde_json::Value::Object(metadata).to_string();
+    row
+}
+
+/// [`base_row`] with its metadata still an object, for [`event_of`] to add to.
+fn base_parts(
+    request: &actix_web::HttpRequest,
+    tenant: &ServedTenant,
+    now: time::OffsetDateTime,
+) -> (AuditRow, serde_json::Map<String, serde_json::Value>) {
     let action = actions::of(request.method(), request.match_pattern().as_deref());
     let extensions = request.extensions();
     let note = extensions.get::<Arc<AuditNote>>().cloned();
@@ -123,24 +162,14 @@ fn event_of(
     let resource_id = note
         .as_ref()
         .and_then(|note| note.resource_id.clone())
-        .or_else(|| {
-            action
-                .id_param
-                .and_then(|param| request.match_info().get(param))
-                .map(str::to_owned)
-        })
+        .or_else(|| resource_id_of(request))
         .unwrap_or_default();
     let mut metadata = note.map(|note| note.metadata.clone()).unwrap_or_default();
-    if let Some(error) = response.response().error() {
-        if let Some(api_error) = error.as_error::<ApiError>() {
-            metadata.insert("error".to_owned(), api_error.code().into());
-        }
-    }
     if let Some(collection) = request.match_info().get("collection") {
         metadata.insert("collection".to_owned(), collection.into());
     }
     let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-    AuditRow {
+    let row = AuditRow {
         tenant_id: tenant.tenant.id.to_string(),
         occurred_at: (millis / 1000) as u32,
         occurred_at_ms: millis,
@@ -151,7 +180,7 @@ fn event_of(
         action: action.name,
         resource_type: action.resource_type,
         resource_id,
-        result: actions::result_of(response.status().as_u16()).to_owned(),
+        result: String::new(),
         ip: request
             .peer_addr()
             .map(|address| address.ip().to_string())
@@ -164,13 +193,66 @@ fn event_of(
             .unwrap_or_default(),
         http_method: request.method().as_str().to_owned(),
         http_path: request.path().chars().take(1024).collect(),
-        http_status: response.status().as_u16(),
-        duration_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
-        metadata: serde_json::Value::Object(metadata).to_string(),
+        http_status: 0,
+        duration_ms: 0,
+        metadata: String::new(),
         chain_stream: String::new(),
         chain_seq: 0,
         key_version: 0,
         prev_mac: String::new(),
         mac: String::new(),
+    };
+    (row, metadata)
+}
+
+/// The id of the resource a routed request names (the route's id parameter).
+fn resource_id_of(request: &actix_web::HttpRequest) -> Option<String> {
+    actions::of(request.method(), request.match_pattern().as_deref())
+        .id_param
+        .and_then(|param| request.match_info().get(param))
+        .map(str::to_owned)
+}
+
+/// Completes the request's audit intent with what the request context learned (the caller,
+/// the resource id from the routed path) and returns it, for the context's tenant scope.
+pub fn complete_intent(
+    request: &actix_web::HttpRequest,
+    actor: Option<&AuditActor>,
+) -> Option<Arc<AuditIntent>> {
+    let intent = request.extensions().get::<Arc<AuditIntent>>().cloned()?;
+    let resource_id = resource_id_of(request);
+    let collection = request.match_info().get("collection").map(str::to_owned);
+    intent.update(|row| {
+        if let Some(actor) = actor {
+            row.actor_type = actor.actor_type.to_owned();
+            row.actor_id = actor.actor_id.clone();
+        }
+        if let Some(resource_id) = resource_id {
+            row.resource_id = resource_id;
+        }
+        if let Some(collection) = collection {
+            row.metadata = serde_json::json!({ "collection": collection }).to_string();
+        }
+    });
+    Some(intent)
+}
+
+fn event_of(
+    response: &ServiceResponse<BoxBody>,
+    tenant: &ServedTenant,
+    now: time::OffsetDateTime,
+    started: Instant,
+) -> AuditRow {
+    let request = response.request();
+    let (mut row, mut metadata) = base_parts(request, tenant, now);
+    if let Some(error) = response.response().error() {
+        if let Some(api_error) = error.as_error::<ApiError>() {
+            metadata.insert("error".to_owned(), api_error.code().into());
+        }
     }
+    row.metadata = serde_json::Value::Object(metadata).to_string();
+    row.result = actions::result_of(response.status().as_u16()).to_owned();
+    row.http_status = response.status().as_u16();
+    row.duration_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+    row
 }

@@ -5,6 +5,8 @@
 //! - [`middleware`]: one place that records events, so a new endpoint cannot forget to. It
 //!   refuses a state-changing request with 503 `audit_unavailable` *before* its handler runs
 //!   when the node could not keep the event (queue and spool full).
+//! - [`recovery`]: ships the events dead nodes left in the audit outbox (the event of every
+//!   committed change is written there in the change's own transaction).
 //! - [`actions`]: the stable action names and resource types of each route.
 //! - [`routes`], [`service`], [`store`]: the query API (parameters bound, tenant filter from
 //!   the request context, never from the query).
@@ -12,6 +14,7 @@
 
 pub mod actions;
 pub mod middleware;
+pub mod recovery;
 pub mod routes;
 pub mod schema;
 pub mod service;

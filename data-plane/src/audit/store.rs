@@ -1,7 +1,32 @@
 //! ClickHouse queries of the audit log. Every value is bound (`?` with `.bind`, escaped by
-//! the client); the tenant id always comes from the request context.
+//! the client); the tenant id always comes from the request context. Every query has a
+//! deadline ([`QUERY_DEADLINE`]): a ClickHouse that accepts connections and never answers
+//! makes the API answer 503, not hang.
+
+use std::future::Future;
+use std::time::Duration;
 
 use shared::events::rows::AuditRow;
+
+/// Longest an audit or usage query may take.
+pub const QUERY_DEADLINE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("ClickHouse did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+async fn bounded<T>(
+    query: impl Future<Output = Result<T, clickhouse::error::Error>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(QUERY_DEADLINE, query)
+        .await
+        .map_err(|_| StoreError::Timeout(QUERY_DEADLINE))?
+        .map_err(StoreError::from)
+}
 
 /// A validated audit query (see [`super::service::AuditQuery`]).
 #[derive(Debug, Default)]
@@ -22,7 +47,7 @@ pub async fn events(
     client: &clickhouse::Client,
     tenant_id: &str,
     filter: &Filter,
-) -> Result<Vec<AuditRow>, clickhouse::error::Error> {
+) -> Result<Vec<AuditRow>, StoreError> {
     let mut sql = String::from(
         "SELECT ?fields FROM audit_log WHERE tenant_id = ? \
          AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)",
@@ -63,7 +88,7 @@ pub async fn events(
             .bind(event_id.as_str())
             .bind((*millis / 1000) as u32);
     }
-    query.bind(filter.limit).fetch_all::<AuditRow>().await
+    bounded(query.bind(filter.limit).fetch_all::<AuditRow>()).await
 }
 
 /// One day of a tenant's usage, from ClickHouse.
@@ -79,16 +104,18 @@ pub async fn audited_requests_per_day(
     client: &clickhouse::Client,
     tenant_id: &str,
     from_seconds: u32,
-) -> Result<Vec<DayCount>, clickhouse::error::Error> {
-    client
-        .query(
-            "SELECT toDate(occurred_at, 'UTC') AS day, count() AS count FROM audit_log \
+) -> Result<Vec<DayCount>, StoreError> {
+    bounded(
+        client
+            .query(
+                "SELECT toDate(occurred_at, 'UTC') AS day, count() AS count FROM audit_log \
              WHERE tenant_id = ? AND occurred_at >= toDateTime(?) GROUP BY day ORDER BY day",
-        )
-        .bind(tenant_id)
-        .bind(from_seconds)
-        .fetch_all()
-        .await
+            )
+            .bind(tenant_id)
+            .bind(from_seconds)
+            .fetch_all(),
+    )
+    .await
 }
 
 /// Distinct users who made an audited request, per day.
@@ -96,8 +123,9 @@ pub async fn active_users_per_day(
     client: &clickhouse::Client,
     tenant_id: &str,
     from_seconds: u32,
-) -> Result<Vec<DayCount>, clickhouse::error::Error> {
-    client
+) -> Result<Vec<DayCount>, StoreError> {
+    bounded(
+        client
         .query(
             "SELECT toDate(occurred_at, 'UTC') AS day, uniqExact(actor_id) AS count FROM audit_log \
              WHERE tenant_id = ? AND occurred_at >= toDateTime(?) AND actor_type = 'user' \
@@ -105,8 +133,9 @@ pub async fn active_users_per_day(
         )
         .bind(tenant_id)
         .bind(from_seconds)
-        .fetch_all()
-        .await
+        .fetch_all(),
+    )
+    .await
 }
 
 /// Telemetry events (logs, metric points, spans) ingested per day, by the day ClickHouse
@@ -115,10 +144,11 @@ pub async fn telemetry_events_per_day(
     client: &clickhouse::Client,
     tenant_id: &str,
     from_seconds: u32,
-) -> Result<Vec<DayCount>, clickhouse::error::Error> {
-    client
-        .query(
-            "SELECT day, sum(c) AS count FROM ( \
+) -> Result<Vec<DayCount>, StoreError> {
+    bounded(
+        client
+            .query(
+                "SELECT day, sum(c) AS count FROM ( \
                SELECT toDate(ingested_at, 'UTC') AS day, count() AS c FROM telemetry_logs \
                  WHERE tenant_id = ? AND ingested_at >= toDateTime(?) GROUP BY day \
                UNION ALL \
@@ -128,15 +158,16 @@ pub async fn telemetry_events_per_day(
                SELECT toDate(ingested_at, 'UTC') AS day, count() AS c FROM telemetry_spans \
                  WHERE tenant_id = ? AND ingested_at >= toDateTime(?) GROUP BY day \
              ) GROUP BY day ORDER BY day",
-        )
-        .bind(tenant_id)
-        .bind(from_seconds)
-        .bind(tenant_id)
-        .bind(from_seconds)
-        .bind(tenant_id)
-        .bind(from_seconds)
-        .fetch_all()
-        .await
+            )
+            .bind(tenant_id)
+            .bind(from_seconds)
+            .bind(tenant_id)
+            .bind(from_seconds)
+            .bind(tenant_id)
+            .bind(from_seconds)
+            .fetch_all(),
+    )
+    .await
 }
 
 /// Telemetry events of a tenant since `from_seconds` (for the events/day quota).
@@ -144,7 +175,7 @@ pub async fn telemetry_events_since(
     client: &clickhouse::Client,
     tenant_id: &str,
     from_seconds: u32,
-) -> Result<u64, clickhouse::error::Error> {
+) -> Result<u64, StoreError> {
     let days = telemetry_events_per_day(client, tenant_id, from_seconds).await?;
     Ok(days.iter().map(|day| day.count).sum())
 }

@@ -32,11 +32,7 @@ pub async fn effective_permissions(
     user_id: Uuid,
 ) -> Result<EffectivePermissions, TenantDbError> {
     let rows = db
-        .query_once(
-            &context.tenant.scope,
-            USER_GRANTS,
-            &[(&user_id, Type::UUID)],
-        )
+        .query_once(&context.scope, USER_GRANTS, &[(&user_id, Type::UUID)])
         .await?;
     Ok(EffectivePermissions::from_grants(
         rows.iter().map(|row| (row.get(0), row.get(1))),

@@ -6,7 +6,7 @@ use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 pub async fn policy(state: &DataPlane, context: &RequestContext) -> Result<CorsPolicy, CorsError> {
-    Ok(store::load(&state.tenant_db, &context.tenant.scope).await?)
+    Ok(store::load(&state.tenant_db, &context.scope).await?)
 }
 
 /// Replaces the tenant's allowed origins with those in `submitted` (JSON as sent).
@@ -17,7 +17,7 @@ pub async fn replace_policy(
 ) -> Result<CorsPolicy, CorsError> {
     let policy = CorsPolicy::parse(submitted)?;
     let tenant_id = context.tenant.tenant.id;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::save(&mut transaction, &policy).await?;
     store::announce_changed(&mut transaction, tenant_id).await?;
     transaction.commit().await?;

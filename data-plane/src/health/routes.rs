@@ -1,6 +1,10 @@
 //! `/healthz` (the process answers), `/readyz` (Postgres and the change listener are
-//! reachable, and the event writer has room: ClickHouse may be down while the spool has
-//! room) and `/metrics` (Prometheus text).
+//! reachable, the event writer has room — ClickHouse may be down while the spool has room —
+//! and the node is not shutting down) and `/metrics` (Prometheus text).
+//!
+//! `/readyz` answers within [`CHECK_DEADLINE`] whatever its dependencies do: each check runs
+//! concurrently under that deadline, and a store that accepts connections but never answers
+//! (a frozen process) counts as unreachable.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -17,26 +21,39 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// Longest a readiness check waits for a dependency.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800);
+
 async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
-    let postgres = match state.tenant_db.pool().get().await {
-        Ok(client) => client
+    let postgres = async {
+        let client = state
+            .tenant_db
+            .pool()
+            .get()
+            .await
+            .map_err(|error| error.to_string())?;
+        client
             .simple_query("SELECT 1")
             .await
             .map_err(|error| error.to_string())
-            .map(|_| ()),
-        Err(error) => Err(error.to_string()),
+            .map(|_| ())
     };
     // ClickHouse being down does not make the node unready while the event spool has room:
     // events wait on disk and are replayed. Only a node that would have to refuse audited
     // changes (queue or spool full) reports not ready, so the balancer sends work elsewhere.
-    let clickhouse_up = state
-        .clickhouse
-        .clone()
-        .with_database("system")
-        .query("SELECT 1")
-        .fetch_one::<u8>()
-        .await
-        .is_ok();
+    let clickhouse = state.clickhouse.clone().with_database("system");
+    let clickhouse = async { clickhouse.query("SELECT 1").fetch_one::<u8>().await };
+    let (postgres, clickhouse) = tokio::join!(
+        tokio::time::timeout(CHECK_DEADLINE, postgres),
+        tokio::time::timeout(CHECK_DEADLINE, clickhouse),
+    );
+    let postgres = postgres.unwrap_or_else(|_| Err(format!("no answer within {CHECK_DEADLINE:?}")));
+    let clickhouse_up = matches!(clickhouse, Ok(Ok(_)));
+    let draining = if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        Err("the node is shutting down".to_owned())
+    } else {
+        Ok(())
+    };
     let events = if state.events.has_room() {
         Ok(())
     } else {
@@ -51,6 +68,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
         ("postgres", postgres),
         ("events", events),
         ("notifications", listener),
+        ("shutdown", draining),
     ];
     let ready = checks.iter().all(|(_, outcome)| outcome.is_ok());
     let body: serde_json::Map<String, serde_json::Value> = checks

@@ -101,11 +101,7 @@ async fn token_response(
 ) -> Result<TokenResponse, IdentityError> {
     let keys = state
         .signing_keys
-        .for_tenant(
-            &state.tenant_db,
-            &state.data_keys,
-            &tokens.context.tenant.scope,
-        )
+        .for_tenant(&state.tenant_db, &state.data_keys, &tokens.context.scope)
         .await?;
     let issuer = issuer(state, tokens.context);
     let access_token = access::issue(
@@ -143,7 +139,7 @@ pub async fn login(
     client: Client<'_>,
 ) -> Result<LoginOutcome, IdentityError> {
     let now = state.clock.now();
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
     let attempt = |user_id, outcome| Attempt {
         email: email.as_str(),
         user_id,
@@ -372,7 +368,7 @@ pub async fn refresh(
     let now = state.clock.now();
     let tenant_id = context.tenant.tenant.id;
     let digest = token_digest(presented);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let session_id = match refresh::find_for_update(&mut transaction, &digest, now).await? {
         Presented::Unknown => return Err(IdentityError::InvalidRefreshToken),
         Presented::Used { ago, .. } if ago <= REUSE_GRACE => {
@@ -449,7 +445,7 @@ pub async fn activate(
     }
     let digest = token_digest(token);
     let now = OffsetDateTime::now_utc();
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let rows = transaction
         .query_typed(
@@ -500,7 +496,7 @@ pub async fn change_password(
     current: &Password,
     new: &Password,
 ) -> Result<(), IdentityError> {
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let user = store::user_by_id(&mut transaction, principal.user_id)
         .await?
@@ -584,7 +580,7 @@ pub async fn me(
     context: &RequestContext,
     principal: &crate::tenancy::Principal,
 ) -> Result<Me, IdentityError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let user = store::user_by_id(&mut transaction, principal.user_id)
         .await?
         .ok_or(IdentityError::InvalidCredentials)?;

@@ -34,7 +34,7 @@ pub async fn status(
     context: &RequestContext,
     principal: &Principal,
 ) -> Result<MfaStatus, MfaError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let totp = store::totp_state(&mut transaction, principal.user_id)
         .await?
         .ok_or(MfaError::Identity(IdentityError::InvalidCredentials))?;
@@ -83,7 +83,7 @@ pub async fn setup(
         secret.as_bytes(),
     )?;
     let now = state.clock.now();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let user = users::user_by_id(&mut transaction, principal.user_id)
         .await?
         .ok_or(MfaError::Identity(IdentityError::InvalidCredentials))?;
@@ -172,7 +172,7 @@ pub async fn enable(
     let data_keys = state.data_keys.for_tenant(context.tenant.tenant.id).await?;
     let now = state.clock.now();
     let user_id = principal.user_id;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let totp = store::totp_state(&mut transaction, user_id)
         .await?
         .ok_or(MfaError::SetupRequired)?;
@@ -223,7 +223,7 @@ pub async fn regenerate_backup_codes(
     principal: &Principal,
     code: &TotpCode,
 ) -> Result<BackupCodes, MfaError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     require_current_code(state, context, &mut transaction, principal.user_id, code).await?;
     let codes = new_backup_codes(state, context, &mut transaction, principal.user_id).await?;
     transaction.commit().await?;
@@ -243,7 +243,7 @@ pub async fn disable(
     principal: &Principal,
     proof: &Proof,
 ) -> Result<(), MfaError> {
-    let scope = &context.tenant.scope;
+    let scope = &context.scope;
     let user_id = principal.user_id;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let policy = users::policy(&mut transaction).await?;
@@ -296,7 +296,7 @@ pub async fn verify(
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;
     let now = state.clock.now();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     // Locks are taken in one order everywhere: the user's row, then their challenges (disable
     // does the same), so concurrent requests wait for each other instead of deadlocking.
     let user_id = store::challenge_user(&mut transaction, &digest)

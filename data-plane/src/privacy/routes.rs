@@ -22,7 +22,7 @@ async fn export(
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.authenticated()?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let mut document = store::export(&mut transaction, principal.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the signed-in user no longer exists"))?;
@@ -56,7 +56,7 @@ async fn get_policy(
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     authz::require(&state, &context, MANAGE).await?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let policy = store::policy(&mut transaction).await?;
     transaction.commit().await?;
     Ok(HttpResponse::Ok().json(policy))
@@ -78,7 +78,7 @@ async fn replace_policy(
     }
     let policy: PrivacyPolicy = serde_json::from_value(body)
         .map_err(|error| ApiError::bad_request("invalid_policy", error.to_string()))?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::save_policy(&mut transaction, &policy).await?;
     transaction.commit().await?;
     Ok(HttpResponse::Ok().json(policy))

@@ -38,7 +38,7 @@ pub async fn collection(
     state
         .collections
         .get_or_load(key, async {
-            let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+            let mut transaction = state.tenant_db.begin(&context.scope).await?;
             let collection = store::collection(&mut transaction, name, RowLock::None).await?;
             transaction.commit().await?;
             Ok(collection.map(Arc::new))
@@ -50,7 +50,7 @@ pub async fn collections(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<Vec<Collection>, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::list_collections(&mut transaction).await
 }
 
@@ -79,7 +79,7 @@ pub async fn save_collection(
     }
     let keys = data_keys(state, context).await?;
     let now = now(state);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let previous = store::collection(&mut transaction, name, RowLock::Update).await?;
     let collection = store::save_collection(
         &mut transaction,

@@ -219,7 +219,7 @@ pub async fn create(
     let now = now(state);
     let id = Uuid::now_v7();
     let size = document.size();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let collection = match store::collection(&mut transaction, name, RowLock::KeyShare).await? {
         Some(collection) => collection,
         None => {
@@ -271,7 +271,7 @@ pub async fn get(
     let collection = super::collections::collection(state, context, name)
         .await?
         .ok_or(RecordsError::NotFound)?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let record = store::read_record(&mut transaction, name, id)
         .await?
         .ok_or(RecordsError::NotFound)?;
@@ -334,7 +334,7 @@ pub async fn update(
 ) -> Result<Written, RecordsError> {
     let keys = data_keys(state, context).await?;
     let now = now(state);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let collection = store::collection(&mut transaction, name, RowLock::KeyShare)
         .await?
         .ok_or(RecordsError::NotFound)?;
@@ -407,7 +407,7 @@ pub async fn delete(
     id: Uuid,
     precondition: Option<&Precondition>,
 ) -> Result<(), RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let (current, collection) = store::record(&mut transaction, name, id, true)
         .await?
         .ok_or(RecordsError::NotFound)?;
@@ -438,7 +438,7 @@ pub async fn list(
     query: &ListQuery,
     read_sensitive: bool,
 ) -> Result<Page, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let scope = ListScope {
         collection: &collection.name,
         only_owner,
@@ -483,7 +483,7 @@ pub async fn storage_used(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<i64, RecordsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let used = store::storage_used(&mut transaction).await?;
     transaction.commit().await?;
     Ok(used)

@@ -146,7 +146,7 @@ pub async fn list(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<Vec<RoleView>, RolesError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let roles = store::list(&mut transaction).await?;
     transaction.commit().await?;
     Ok(roles)
@@ -157,7 +157,7 @@ pub async fn get(
     context: &RequestContext,
     name: &RoleName,
 ) -> Result<RoleDetail, RolesError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let role = detail(&mut transaction, name).await?;
     transaction.commit().await?;
     Ok(role)
@@ -189,7 +189,7 @@ pub async fn save(
     create: bool,
 ) -> Result<RoleDetail, RolesError> {
     let checked = check(definition)?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_roles(&mut transaction).await?;
     match store::get(&mut transaction, name.as_str()).await? {
         Some(_) if create => return Err(RolesError::Exists),
@@ -262,7 +262,7 @@ pub async fn delete(
     context: &RequestContext,
     name: &RoleName,
 ) -> Result<(), RolesError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_roles(&mut transaction).await?;
     let role = store::get(&mut transaction, name.as_str())
         .await?

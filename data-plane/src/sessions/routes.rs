@@ -22,7 +22,7 @@ async fn list_sessions(
     let principal = context.signed_in()?;
     let mut transaction = state
         .tenant_db
-        .begin(&context.tenant.scope)
+        .begin(&context.scope)
         .await
         .map_err(|error| ApiError::internal(&error))?;
     let sessions = store::list_live(&mut transaction, principal.user_id, principal.session_id)
@@ -44,7 +44,7 @@ async fn end_session(
     let principal = context.signed_in()?;
     let mut transaction = state
         .tenant_db
-        .begin(&context.tenant.scope)
+        .begin(&context.scope)
         .await
         .map_err(|error| ApiError::internal(&error))?;
     let which = Revoke::One {

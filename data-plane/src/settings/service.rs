@@ -13,7 +13,7 @@ pub async fn auth_policy(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<AuthPolicy, SettingsError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let policy = identity_store::policy(&mut transaction).await?;
     transaction.commit().await?;
     Ok(policy)
@@ -30,7 +30,7 @@ pub async fn replace_auth_policy(
     let policy: AuthPolicy = serde_json::from_value(submitted)
         .map_err(|error| SettingsError::InvalidPolicy(error.to_string()))?;
     policy.validate().map_err(SettingsError::InvalidPolicy)?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::save_policy(&mut transaction, &policy).await?;
     transaction.commit().await?;
     Ok(policy)
@@ -52,7 +52,7 @@ pub async fn rotate_signing_key(
 ) -> Result<Rotated, SettingsError> {
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let kid = state
         .signing_keys
         .rotate(&mut transaction, tenant_id, &data_keys)
@@ -63,7 +63,7 @@ pub async fn rotate_signing_key(
     state.signing_keys.invalidate(tenant_id).await;
     let keys = state
         .signing_keys
-        .for_tenant(&state.tenant_db, &state.data_keys, &context.tenant.scope)
+        .for_tenant(&state.tenant_db, &state.data_keys, &context.scope)
         .await?;
     Ok(Rotated {
         kid,

@@ -37,7 +37,7 @@ pub async fn list(
     state: &DataPlane,
     context: &RequestContext,
 ) -> Result<Vec<ProviderView>, SsoError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let views = providers::list(&mut transaction).await?;
     transaction.commit().await?;
     Ok(views)
@@ -48,7 +48,7 @@ pub async fn get(
     context: &RequestContext,
     name: &str,
 ) -> Result<ProviderView, SsoError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let view = providers::get(&mut transaction, name).await?;
     transaction.commit().await?;
     Ok(view)
@@ -90,7 +90,7 @@ pub async fn save(
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;
     let (key_version, data_key) = data_keys.current()?;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     providers::check_roles(&mut transaction, &input).await?;
     check_escalation(state, context, &mut transaction, &input, principal).await?;
     let view = providers::save(
@@ -115,7 +115,7 @@ pub async fn delete(
     context: &RequestContext,
     name: &str,
 ) -> Result<(), SsoError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     providers::delete(&mut transaction, name).await?;
     transaction.commit().await?;
     Ok(())

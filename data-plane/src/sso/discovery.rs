@@ -33,7 +33,7 @@ pub async fn discover(
     context: &RequestContext,
     email: &Email,
 ) -> Result<Discovery, SsoError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let bound = store::domain_binding(&mut transaction, email.domain()).await?;
     transaction.commit().await?;
     Ok(match bound {

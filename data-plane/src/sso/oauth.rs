@@ -46,7 +46,7 @@ pub async fn enabled_provider(
     if !settings::valid_name(name) {
         return Err(SsoError::ProviderNotFound);
     }
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let provider = store::provider_by_name(&mut transaction, name)
         .await?
         .filter(|provider| provider.enabled)
@@ -139,7 +139,7 @@ pub async fn start(
 
     let now = state.clock.now();
     let digest = transactions::digest(&state_value);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::insert_transaction(
         &mut transaction,
         &NewTransaction {
@@ -181,7 +181,7 @@ pub async fn callback(
         .filter(|value| !value.is_empty() && value.len() <= 512)
         .ok_or(SsoError::InvalidState)?;
     let now = state.clock.now();
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let taken = store::take_transaction(
         &mut transaction,
         &transactions::digest(state_value),

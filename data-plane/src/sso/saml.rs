@@ -133,7 +133,7 @@ pub async fn start(
 
     let now = state.clock.now();
     let digest = transactions::digest(&relay_state);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::insert_transaction(
         &mut transaction,
         &NewTransaction {
@@ -216,7 +216,7 @@ pub async fn acs(
         .filter(|relay| !relay.is_empty())
     {
         Some(relay_state) if relay_state.len() <= 512 => {
-            let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+            let mut transaction = state.tenant_db.begin(&context.scope).await?;
             let taken = store::take_transaction(
                 &mut transaction,
                 &transactions::digest(relay_state),
@@ -267,7 +267,7 @@ pub async fn acs(
         .and_then(|instant| time::OffsetDateTime::from_unix_timestamp(instant.timestamp()).ok())
         .unwrap_or(now + time::Duration::hours(1));
     let keep_until = valid_until.max(now) + time::Duration::seconds(CLOCK_SKEW_SECONDS * 2);
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let fresh = store::consume_assertion(
         &mut transaction,
         provider.id,

@@ -82,7 +82,7 @@ pub async fn complete(
         user_agent: client.user_agent,
     };
 
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let policy = users::policy(&mut transaction).await?;
     let managed: Vec<String> = {
         let mut managed: Vec<String> = provider
@@ -198,7 +198,7 @@ pub async fn record_refusal(
     outcome: &str,
     client: Client<'_>,
 ) -> Result<(), SsoError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let label = format!("sso:{}", provider.name);
     users::record_attempt(
         &mut transaction,

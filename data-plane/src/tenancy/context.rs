@@ -19,6 +19,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use shared::error::ApiError;
 use shared::http::request_id_of;
 use shared::tenant::TenantStatus;
+use shared::tenant_context::TenantScope;
 
 use uuid::Uuid;
 
@@ -34,6 +35,10 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub tenant: Arc<ServedTenant>,
+    /// The tenant's scope for this request's transactions. For a state-changing request it
+    /// carries the request's audit event, which its first committing change writes to the
+    /// audit outbox (`crate::audit::middleware`): use this scope, not `tenant.scope`.
+    pub scope: TenantScope,
     pub request_id: String,
     pub source_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
@@ -284,6 +289,7 @@ impl FromRequest for RequestContext {
                             refuse_restricted(principal)?;
                         }
                     }
+                    let scope;
                     {
                         use actix_web::HttpMessage as _;
                         let actor = match (&principal, &api_key) {
@@ -297,11 +303,18 @@ impl FromRequest for RequestContext {
                             }),
                             (None, None) => None,
                         };
+                        let intent =
+                            crate::audit::middleware::complete_intent(&request, actor.as_ref());
+                        scope = match intent {
+                            Some(intent) => tenant.scope.with_audit(intent),
+                            None => tenant.scope.clone(),
+                        };
                         if let Some(actor) = actor {
                             request.extensions_mut().insert(actor);
                         }
                     }
                     let context = RequestContext {
+                        scope,
                         tenant,
                         request_id,
                         source_ip,

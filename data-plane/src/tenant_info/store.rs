@@ -12,7 +12,7 @@ pub async fn display_name(
 ) -> Result<Option<String>, TenantDbError> {
     let rows = db
         .query_once(
-            &context.tenant.scope,
+            &context.scope,
             "SELECT display_name FROM tenant_profile WHERE id = $1",
             &[(&1i32, Type::INT4)],
         )

@@ -23,7 +23,7 @@ async fn jwks(
 ) -> Result<HttpResponse, ApiError> {
     let keys = state
         .signing_keys
-        .for_tenant(&state.tenant_db, &state.data_keys, &context.tenant.scope)
+        .for_tenant(&state.tenant_db, &state.data_keys, &context.scope)
         .await
         .map_err(|error| ApiError::internal(&error))?;
     let keys: Vec<_> = keys

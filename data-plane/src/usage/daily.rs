@@ -34,7 +34,7 @@ pub async fn usage(
     let first = today - Duration::days(i64::from(days) - 1);
     let from_seconds = u32::try_from(first.midnight().assume_utc().unix_timestamp()).unwrap_or(0);
     let tenant = context.tenant.tenant.id.to_string();
-    let unavailable = |error: clickhouse::error::Error| {
+    let unavailable = |error: store::StoreError| {
         tracing::warn!(%error, "usage query failed");
         ApiError::unavailable(
             "usage_store_unavailable",
@@ -42,15 +42,17 @@ pub async fn usage(
         )
     };
     let client = &state.clickhouse;
-    let requests = store::audited_requests_per_day(client, &tenant, from_seconds)
-        .await
-        .map_err(unavailable)?;
-    let users = store::active_users_per_day(client, &tenant, from_seconds)
-        .await
-        .map_err(unavailable)?;
-    let ingested = store::telemetry_events_per_day(client, &tenant, from_seconds)
-        .await
-        .map_err(unavailable)?;
+    // Concurrently: each has its deadline, so the answer comes within one deadline.
+    let (requests, users, ingested) = tokio::join!(
+        store::audited_requests_per_day(client, &tenant, from_seconds),
+        store::active_users_per_day(client, &tenant, from_seconds),
+        store::telemetry_events_per_day(client, &tenant, from_seconds),
+    );
+    let (requests, users, ingested) = (
+        requests.map_err(unavailable)?,
+        users.map_err(unavailable)?,
+        ingested.map_err(unavailable)?,
+    );
     let storage_bytes = super::service::usage(state, context)
         .await
         .map(|usage| usage.storage_bytes.used)

@@ -28,7 +28,7 @@ pub struct Usage {
 
 pub async fn usage(state: &DataPlane, context: &RequestContext) -> Result<Usage, TenantDbError> {
     let quotas = &context.tenant.quotas;
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let users = store::count_users(&mut transaction).await?;
     let api_keys = api_keys_store::count_live(&mut transaction, state.clock.now()).await?;
     let storage_bytes = crate::records::store::storage_used(&mut transaction).await?;

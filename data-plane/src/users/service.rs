@@ -67,7 +67,7 @@ pub async fn list(
     context: &RequestContext,
     request: &PageRequest,
 ) -> Result<Page, UsersError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let status = request.status.map(UserStatus::as_str);
     let mut users = store::list(
         &mut transaction,
@@ -92,7 +92,7 @@ pub async fn get(
     context: &RequestContext,
     user_id: Uuid,
 ) -> Result<UserView, UsersError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let user = store::get(&mut transaction, user_id).await?;
     transaction.commit().await?;
     user.ok_or(UsersError::NotFound)
@@ -203,7 +203,7 @@ pub async fn invite(
     let text = account_mail::invitation(&site, token.as_str(), valid_hours, None);
     let mail = OutgoingMail::new(invitation.email.as_str(), text.subject, text.body_text)?;
 
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     check_roles_exist(&mut transaction, &roles).await?;
     if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller).await? {
         return Err(UsersError::OwnerRequired);
@@ -258,7 +258,7 @@ async fn begin_change(
     caller: &Principal,
     user_id: Uuid,
 ) -> Result<Change, UsersError> {
-    let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_active_owners(&mut transaction).await?;
     let target = store::lock_user(&mut transaction, user_id)
         .await?

@@ -12,6 +12,7 @@
 //! tenant lifecycle events.
 
 pub mod chain;
+pub mod outbox;
 pub mod rows;
 pub mod schema;
 pub mod spool;

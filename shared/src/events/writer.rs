@@ -93,9 +93,19 @@ struct Status {
     spooled: AtomicU64,
 }
 
+/// What the request path has enqueued and the task not yet taken.
+#[derive(Default)]
+struct Queued {
+    events: Vec<Event>,
+    /// Ids of the audit events among them that also wait in the audit outbox (deleted there
+    /// once the events are in ClickHouse or the spool). Kept under the same lock as the events,
+    /// so an id is never taken without its event.
+    outboxed: Vec<uuid::Uuid>,
+}
+
 /// Events enqueued and not yet taken by the task, shared by the request path and the task.
 struct Queue {
-    events: Mutex<Vec<Event>>,
+    events: Mutex<Queued>,
     /// Wakes the task when the buffer gets its first event or reaches `batch_size`.
     wake: Notify,
     /// Most events the buffer holds (not batches: one telemetry request may carry 10,000).
@@ -104,25 +114,26 @@ struct Queue {
 }
 
 impl Queue {
-    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
+    fn lock(&self) -> MutexGuard<'_, Queued> {
         self.events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn has_room(&self) -> bool {
-        self.lock().len() < self.capacity
+        self.lock().events.len() < self.capacity
     }
 
-    /// Appends `events`, all or none.
-    fn push(&self, events: Vec<Event>) -> Result<(), Refused> {
+    /// Appends `events`, all or none; `outboxed` names those also held in the audit outbox.
+    fn push(&self, events: Vec<Event>, outboxed: Option<uuid::Uuid>) -> Result<(), Refused> {
         let mut queued = self.lock();
-        let before = queued.len();
+        let before = queued.events.len();
         if before + events.len() > self.capacity {
             return Err(Refused::NoRoom);
         }
-        queued.extend(events);
-        let after = queued.len();
+        queued.events.extend(events);
+        queued.outboxed.extend(outboxed);
+        let after = queued.events.len();
         drop(queued);
         if before == 0 || (before < self.batch_size && after >= self.batch_size) {
             self.wake.notify_one();
@@ -130,12 +141,12 @@ impl Queue {
         Ok(())
     }
 
-    fn take(&self) -> Vec<Event> {
+    fn take(&self) -> Queued {
         std::mem::take(&mut *self.lock())
     }
 
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().events.len()
     }
 }
 
@@ -166,7 +177,7 @@ impl EventWriter {
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
         let (control, receiver) = mpsc::channel(4);
         let queue = Arc::new(Queue {
-            events: Mutex::new(Vec::new()),
+            events: Mutex::new(Queued::default()),
             wake: Notify::new(),
             capacity: settings.queue_capacity.max(1),
             batch_size: settings.batch_size.max(1),
@@ -181,6 +192,8 @@ impl EventWriter {
             settings,
             spool,
             pending: Vec::new(),
+            pending_outboxed: Vec::new(),
+            undeleted: Vec::new(),
             stuck: false,
             retry_at: None,
             backoff: Duration::from_millis(100),
@@ -236,25 +249,42 @@ impl EventWriter {
         if self.inner.status.spool_full.load(Ordering::Relaxed) {
             return Err(Refused::NoRoom);
         }
-        self.enqueue(events)
+        self.enqueue(events, None)
     }
 
     /// Enqueues whatever the spool's state: for events whose action already happened (the
     /// caller checked [`Self::has_room`] before it), only the queue's bound refuses them.
-    fn enqueue(&self, events: Vec<Event>) -> Result<(), Refused> {
+    fn enqueue(&self, events: Vec<Event>, outboxed: Option<uuid::Uuid>) -> Result<(), Refused> {
         if events.is_empty() {
             return Ok(());
         }
         if self.inner.control.is_closed() {
             return Err(Refused::Stopped);
         }
-        self.inner.queue.push(events)
+        self.inner.queue.push(events, outboxed)
     }
 
     /// Links `row` into its tenant's chain on this stream (sequence, previous MAC, MAC) and
     /// enqueues it. The chain advances only if the queue took the row, and under one lock with
     /// the enqueue, so the queue's order is the chain's order.
-    pub fn record_audit(&self, key: &ChainKey, mut row: AuditRow) -> Result<(), Refused> {
+    pub fn record_audit(&self, key: &ChainKey, row: AuditRow) -> Result<(), Refused> {
+        self.link_and_enqueue(key, row, None)
+    }
+
+    /// [`Self::record_audit`] for an event that also waits in the audit outbox (its change
+    /// committed with it, see [`super::outbox`]): once the event is in ClickHouse or the spool,
+    /// the writer deletes its outbox row.
+    pub fn record_outboxed_audit(&self, key: &ChainKey, row: AuditRow) -> Result<(), Refused> {
+        let outboxed = uuid::Uuid::parse_str(&row.event_id).ok();
+        self.link_and_enqueue(key, row, outboxed)
+    }
+
+    fn link_and_enqueue(
+        &self,
+        key: &ChainKey,
+        mut row: AuditRow,
+        outboxed: Option<uuid::Uuid>,
+    ) -> Result<(), Refused> {
         let mut chains = self
             .inner
             .chains
@@ -271,7 +301,7 @@ impl EventWriter {
         row.mac = key.mac(&row);
         let tenant = row.tenant_id.clone();
         let mac = row.mac.clone();
-        self.enqueue(vec![Event::Audit(row)])?;
+        self.enqueue(vec![Event::Audit(row)], outboxed)?;
         chains.insert(tenant, Head { seq, mac });
         Ok(())
     }
@@ -299,6 +329,10 @@ struct Task {
     spool: Spool,
     /// Events taken from the queue and not yet in ClickHouse or the spool.
     pending: Vec<Event>,
+    /// Ids of the pending audit events that wait in the audit outbox too.
+    pending_outboxed: Vec<uuid::Uuid>,
+    /// Outbox rows of delivered events whose delete failed; tried again with the next batch.
+    undeleted: Vec<uuid::Uuid>,
     /// A batch the spool refused is back in `pending`: no room until it is written.
     stuck: bool,
     /// When to try ClickHouse again after a failure.
@@ -383,8 +417,9 @@ impl Task {
 
     /// Moves the buffer's events behind those already pending.
     fn take(&mut self) {
-        let events = self.queue.take();
-        self.pending.extend(events);
+        let queued = self.queue.take();
+        self.pending.extend(queued.events);
+        self.pending_outboxed.extend(queued.outboxed);
     }
 
     /// Logs what could be neither written nor spooled, then releases the spool (its lock)
@@ -420,11 +455,13 @@ impl Task {
             self.replay().await;
         }
         let batch = std::mem::take(&mut self.pending);
+        let outboxed = std::mem::take(&mut self.pending_outboxed);
         if !self.spool.pending() && !self.clickhouse_down() {
             match self.insert(&batch).await {
                 Ok(()) => {
                     self.succeeded();
                     self.anchor(&batch).await;
+                    self.release_outbox(outboxed).await;
                     self.stuck = false;
                     self.update_status();
                     return;
@@ -436,14 +473,38 @@ impl Task {
             Ok(()) => {
                 self.status.spooled.fetch_add(1, Ordering::Relaxed);
                 self.stuck = false;
+                // The spool is fsync'd: the events survive this process from here on.
+                self.release_outbox(outboxed).await;
             }
             Err(error) => {
                 tracing::error!(%error, events = batch.len(), "cannot spool events; keeping them in memory");
                 self.pending = batch;
+                self.pending_outboxed = outboxed;
                 self.stuck = true;
             }
         }
         self.update_status();
+    }
+
+    /// Deletes the outbox rows of events now in ClickHouse or the spool (with any whose delete
+    /// failed before). A failure keeps them for the next batch; recovery would otherwise find
+    /// them in ClickHouse and delete them too (at most `OUTBOX_RETRY_MAX` are kept).
+    async fn release_outbox(&mut self, delivered: Vec<uuid::Uuid>) {
+        const OUTBOX_RETRY_MAX: usize = 100_000;
+        let Some(pool) = &self.anchors else {
+            return;
+        };
+        let mut ids = std::mem::take(&mut self.undeleted);
+        ids.extend(delivered);
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(error) = super::outbox::delete(pool, &ids, self.settings.insert_timeout).await {
+            tracing::warn!(%error, rows = ids.len(), "cannot delete delivered events from the audit outbox; will retry");
+            let excess = ids.len().saturating_sub(OUTBOX_RETRY_MAX);
+            ids.drain(..excess);
+            self.undeleted = ids;
+        }
     }
 
     fn update_status(&self) {
@@ -524,15 +585,12 @@ impl Task {
         }
         let mut stored = std::collections::HashSet::new();
         for (table, ids) in by_table {
-            let query = self
-                .client
-                .query("SELECT event_id FROM ? WHERE has(?, event_id)")
-                .bind(clickhouse::sql::Identifier(table))
-                .bind(ids);
-            let found: Vec<String> =
-                tokio::time::timeout(self.settings.insert_timeout, query.fetch_all::<String>())
-                    .await
-                    .map_err(|_| WriteError::Timeout(self.settings.insert_timeout))??;
+            let found = stored_event_ids(&self.client, table, ids, self.settings.insert_timeout)
+                .await
+                .map_err(|error| match error {
+                    StoredIdsError::ClickHouse(error) => WriteError::ClickHouse(error),
+                    StoredIdsError::Timeout(deadline) => WriteError::Timeout(deadline),
+                })?;
             stored.extend(found);
         }
         Ok(batch
@@ -603,7 +661,7 @@ impl Task {
             seqs.push(seq as i64);
             macs.push(mac);
         }
-        let outcome = async {
+        let work = async {
             let mut client = pool.get().await.map_err(|error| error.to_string())?;
             let transaction = client
                 .transaction()
@@ -631,13 +689,43 @@ impl Task {
                 .commit()
                 .await
                 .map_err(|error| error.to_string())
-        }
-        .await;
+        };
+        // A hung Postgres must not hold up the writer: the queue behind it would fill.
+        let deadline = self.settings.insert_timeout;
+        let outcome = tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {deadline:?}")));
         if let Err(error) = outcome {
             // The next batch anchors a later head; verification only loses tail coverage.
             tracing::warn!(%error, "cannot anchor audit chain heads");
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoredIdsError {
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("ClickHouse did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Which of `ids` the events table `table` already holds (an insert that timed out may have
+/// landed; a dead node may have delivered an event it had not yet cleared from the outbox).
+pub async fn stored_event_ids(
+    client: &Client,
+    table: &str,
+    ids: Vec<String>,
+    deadline: Duration,
+) -> Result<Vec<String>, StoredIdsError> {
+    let query = client
+        .query("SELECT event_id FROM ? WHERE has(?, event_id)")
+        .bind(clickhouse::sql::Identifier(table))
+        .bind(ids);
+    tokio::time::timeout(deadline, query.fetch_all::<String>())
+        .await
+        .map_err(|_| StoredIdsError::Timeout(deadline))?
+        .map_err(StoredIdsError::from)
 }
 
 async fn insert_rows<T>(

@@ -1,0 +1,211 @@
+//! The audit outbox: an audited change and its audit event commit in one Postgres transaction.
+//!
+//! Why: the writer keeps events in memory for up to one flush interval before they reach
+//! ClickHouse or the on-disk spool, so a node killed in that window would lose the events of
+//! changes it had already committed (and answered). With the outbox, the event of a request is
+//! written to `control.audit_outbox` by the first transaction of that request that changed
+//! something, pipelined with its `COMMIT` (no extra round trip, no extra WAL flush): the change
+//! and its event commit together or not at all.
+//!
+//! - The request path: the audit middleware makes an [`AuditIntent`] for each state-changing
+//!   request (what is known before the handler: tenant, request, action, caller as soon as the
+//!   request context knows it). [`crate::tenant_context::TenantScope::with_audit`] carries it
+//!   into the request's transactions; their commit writes it once (see
+//!   [`crate::tenant_context::TenantTransaction::commit`]). A transaction that changed nothing
+//!   writes nothing (`txid_current_if_assigned()` is null for it).
+//! - Delivery: the middleware hands the full event (status, duration) to the writer marked as
+//!   outboxed; once the writer has it in ClickHouse or fsync'd in its spool, it deletes the
+//!   outbox rows ([`delete`]).
+//! - Recovery: rows older than a grace period were left by a node that died; any node claims
+//!   them ([`claim_orphans`]), skips those ClickHouse already has, and ships the rest through
+//!   its writer. Such an event has `http_status` 0 and result `committed`: the change is known
+//!   to have committed, the answer is not.
+//!
+//! Exactly once: an event id is inserted at most once (`ON CONFLICT DO NOTHING`), the writer
+//! deletes only after the event is durable elsewhere, and recovery checks ClickHouse by event id
+//! before shipping, so a node that died after the insert but before the delete causes no
+//! duplicate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use super::rows::AuditRow;
+
+/// Inserts the event, only if the transaction has written something (it then has a
+/// transaction id) and only once per event id. Returns a row when it inserted.
+pub(crate) const INSERT: &str = "INSERT INTO control.audit_outbox (event_id, tenant_id, event)
+     SELECT $1, $2, $3 WHERE txid_current_if_assigned() IS NOT NULL
+     ON CONFLICT (event_id) DO NOTHING
+     RETURNING 1";
+
+/// `result` of an event rebuilt from the outbox: the change committed; the answer is unknown.
+pub const RECOVERED_RESULT: &str = "committed";
+
+/// The audit event of one state-changing request, as far as it is known, waiting for the
+/// request's first committing transaction.
+#[derive(Debug)]
+pub struct AuditIntent {
+    event_id: Uuid,
+    tenant_id: Uuid,
+    row: Mutex<AuditRow>,
+    written: AtomicBool,
+}
+
+impl AuditIntent {
+    /// `row` must carry the event id and tenant id the final event will have. `None` when they
+    /// are not UUIDs.
+    pub fn new(mut row: AuditRow) -> Option<Self> {
+        let event_id = Uuid::parse_str(&row.event_id).ok()?;
+        let tenant_id = Uuid::parse_str(&row.tenant_id).ok()?;
+        row.http_status = 0;
+        row.result = RECOVERED_RESULT.to_owned();
+        Some(Self {
+            event_id,
+            tenant_id,
+            row: Mutex::new(row),
+            written: AtomicBool::new(false),
+        })
+    }
+
+    pub fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+
+    /// Adds what became known since (the caller, the resource id).
+    pub fn update(&self, change: impl FnOnce(&mut AuditRow)) {
+        let mut row = self
+            .row
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let event_id = row.event_id.clone();
+        let tenant_id = row.tenant_id.clone();
+        change(&mut row);
+        // The ids tie the outbox row to the final event: they do not change.
+        row.event_id = event_id;
+        row.tenant_id = tenant_id;
+    }
+
+    /// Whether a committed transaction holds this event in the outbox.
+    pub fn written(&self) -> bool {
+        self.written.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_written(&self) {
+        self.written.store(true, Ordering::Release);
+    }
+
+    /// The parameters of [`INSERT`]: event id, tenant id, the row as JSON.
+    pub(crate) fn insert_params(&self) -> (Uuid, Uuid, serde_json::Value) {
+        let row = self
+            .row
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let event = serde_json::to_value(&*row).unwrap_or(serde_json::Value::Null);
+        (self.event_id, self.tenant_id, event)
+    }
+
+    pub(crate) const INSERT_TYPES: [Type; 3] = [Type::UUID, Type::UUID, Type::JSONB];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("no connection for the audit outbox: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("audit outbox query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("the audit outbox did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Deletes the outbox rows of events now durable elsewhere (in ClickHouse or the spool).
+pub async fn delete(
+    pool: &deadpool_postgres::Pool,
+    event_ids: &[Uuid],
+    deadline: Duration,
+) -> Result<u64, OutboxError> {
+    if event_ids.is_empty() {
+        return Ok(0);
+    }
+    let work = async {
+        let client = pool.get().await?;
+        // Not waiting for the WAL flush: a delete lost in a Postgres crash only makes recovery
+        // find the event in ClickHouse and delete the row again.
+        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
+            [(&event_ids, Type::UUID_ARRAY)];
+        let (opened, deleted, committed) = tokio::join!(
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+            client.execute_typed(
+                "DELETE FROM control.audit_outbox WHERE event_id = ANY($1)",
+                &params,
+            ),
+            client.batch_execute("COMMIT"),
+        );
+        opened?;
+        let deleted = deleted?;
+        committed?;
+        Ok::<_, OutboxError>(deleted)
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| OutboxError::Timeout(deadline))?
+}
+
+/// An event left in the outbox by a node that died before delivering it.
+pub struct Orphan {
+    pub row: AuditRow,
+}
+
+/// Claims up to `limit` rows older than `age` that nobody claimed in the last `reclaim_after`
+/// (a claim by a node that then died expires), and returns them oldest first.
+pub async fn claim_orphans(
+    pool: &deadpool_postgres::Pool,
+    age: Duration,
+    reclaim_after: Duration,
+    limit: i64,
+    deadline: Duration,
+) -> Result<Vec<Orphan>, OutboxError> {
+    let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    let reclaim_ms = i64::try_from(reclaim_after.as_millis()).unwrap_or(i64::MAX);
+    let work = async {
+        let client = pool.get().await?;
+        let rows = client
+            .query_typed(
+                "UPDATE control.audit_outbox SET claimed_at = now()
+                 WHERE event_id IN (
+                     SELECT event_id FROM control.audit_outbox
+                     WHERE created_at < now() - make_interval(secs => $1 / 1000.0)
+                       AND (claimed_at IS NULL
+                            OR claimed_at < now() - make_interval(secs => $2 / 1000.0))
+                     ORDER BY created_at
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING event, created_at",
+                &[
+                    (&age_ms, Type::INT8),
+                    (&reclaim_ms, Type::INT8),
+                    (&limit, Type::INT8),
+                ],
+            )
+            .await?;
+        let mut orphans = Vec::with_capacity(rows.len());
+        let mut dated = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event: serde_json::Value = row.try_get(0)?;
+            let created_at: time::OffsetDateTime = row.try_get(1)?;
+            match serde_json::from_value::<AuditRow>(event) {
+                Ok(audit) => dated.push((created_at, audit)),
+                Err(error) => tracing::error!(%error, "unreadable audit outbox row left as is"),
+            }
+        }
+        dated.sort_by_key(|(created_at, _)| *created_at);
+        orphans.extend(dated.into_iter().map(|(_, row)| Orphan { row }));
+        Ok::<_, OutboxError>(orphans)
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| OutboxError::Timeout(deadline))?
+}
