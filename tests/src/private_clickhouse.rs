@@ -111,6 +111,26 @@ impl PrivateClickHouse {
         );
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its port, the kernel still accepts connections,
+    /// and nothing is ever answered — a hung process, unlike a stopped one.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("not running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Kills the server (as a crash or an outage would) and waits until it is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -4,6 +4,7 @@
 mod crash;
 mod durability;
 mod events;
+mod frozen;
 mod integrity;
 
 use std::time::Duration;
