@@ -1,10 +1,15 @@
 //! Prometheus metrics of a data-plane node, served as text at `/metrics`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
+
+/// Per (status, error code): when a refusal was last logged, and how many went unlogged since.
+type RefusalLog = HashMap<(u16, &'static str), (Instant, u64)>;
 
 /// The status classes requests are counted by, 1xx to 5xx.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -20,6 +25,10 @@ pub struct Metrics {
     pub mail_send_failures: IntCounter,
     /// Audit events lost after their change was made (the queue filled up in between).
     pub audit_events_dropped: IntCounter,
+    /// Requests refused with 429 or 503, by status and error code.
+    pub refusals: IntCounterVec,
+    /// When each (status, code) was last logged, and how many refusals went unlogged since.
+    refusal_log: Arc<Mutex<RefusalLog>>,
     /// The counter and histogram of each status class, resolved once: a request records
     /// without a label lookup.
     by_class: Arc<[(IntCounter, Histogram); 5]>,
@@ -61,6 +70,15 @@ impl Metrics {
             "audit events that could not be queued after their change was made",
         )?;
         registry.register(Box::new(audit_events_dropped.clone()))?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "http_refusals_total",
+                "requests refused with 429 (limits) or 503 (pool exhausted, audit unavailable, \
+                 busy), by status and error code",
+            ),
+            &["status", "code"],
+        )?;
+        registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(mail_sent.clone()))?;
         registry.register(Box::new(mail_send_failures.clone()))?;
         let class = |index: usize| -> Result<(IntCounter, Histogram), prometheus::Error> {
@@ -80,7 +98,40 @@ impl Metrics {
             mail_sent,
             mail_send_failures,
             audit_events_dropped,
+            refusals,
+            refusal_log: Arc::default(),
         })
+    }
+
+    /// Counts a refusal. Returns `Some(unlogged)` when it should be logged — at most once per
+    /// second for each (status, code), so a flood cannot flood the log — with the number of
+    /// like refusals since the last line that was logged.
+    pub fn refused(&self, status: u16, code: &'static str) -> Option<u64> {
+        const EVERY: Duration = Duration::from_secs(1);
+        self.refusals
+            .with_label_values(&[status.to_string().as_str(), code])
+            .inc();
+        let now = Instant::now();
+        let mut log = self
+            .refusal_log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match log.get_mut(&(status, code)) {
+            Some((last, unlogged)) if now.duration_since(*last) < EVERY => {
+                *unlogged += 1;
+                None
+            }
+            Some((last, unlogged)) => {
+                let skipped = *unlogged;
+                *last = now;
+                *unlogged = 0;
+                Some(skipped)
+            }
+            None => {
+                log.insert((status, code), (now, 0));
+                Some(0)
+            }
+        }
     }
 
     /// Counts an answered request and its latency under its status class.

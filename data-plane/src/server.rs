@@ -42,6 +42,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(crate::rate_limit::middleware::enforce))
             .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
+            .wrap(from_fn(observe_refusals))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
@@ -103,6 +104,52 @@ pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()
     tracing::info!("shut down");
     served??;
     Ok(())
+}
+
+/// Makes refusals visible to operators: every 429 and 503 is counted by error code
+/// (`tenantry_http_refusals_total`) and logged with its tenant and request id, at most once a
+/// second per code (the line says how many like it went unlogged). A flood of refusals then
+/// shows in the log and the metrics without flooding either.
+async fn observe_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let status = response.status().as_u16();
+    if status != 429 && status != 503 {
+        return Ok(response);
+    }
+    let request = response.request();
+    let code = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<shared::error::ApiError>())
+        .map_or("unknown", shared::error::ApiError::code);
+    let Some(state) = request.app_data::<web::Data<DataPlane>>() else {
+        return Ok(response);
+    };
+    if let Some(unlogged) = state.metrics.refused(status, code) {
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(64).collect::<String>())
+        };
+        let tenant = header(crate::tenancy::resolve::TENANT_HEADER)
+            .or_else(|| header(actix_web::http::header::HOST.as_str()))
+            .unwrap_or_default();
+        tracing::warn!(
+            status,
+            code,
+            tenant,
+            request_id = %shared::http::request_id_of(request),
+            path = request.path(),
+            unlogged,
+            "request refused"
+        );
+    }
+    Ok(response)
 }
 
 /// While the node drains, every answer closes its connection (`Connection: close`), so a

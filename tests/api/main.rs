@@ -22,6 +22,7 @@ mod provisioning;
 mod rbac;
 mod records;
 mod records_security;
+mod refusals;
 mod routing;
 mod session_policy;
 mod settings;

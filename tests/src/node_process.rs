@@ -23,7 +23,7 @@ pub struct NodeProcess {
     child: Child,
     pub url: String,
     pub port: u16,
-    /// The node's stdout and stderr (its log), for failure messages.
+    /// The node's stdout and stderr: its log, one JSON object a line.
     pub log: PathBuf,
 }
 
@@ -82,6 +82,7 @@ impl NodeProcess {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env(NODE_CONFIG_VAR, &config_file)
             .env("RUST_LOG", "info")
+            .env("TENANTRY_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
             .stderr(output)
