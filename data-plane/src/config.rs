@@ -35,6 +35,9 @@ pub struct Config {
     /// (`audit_outbox_recover_after_ms`, default 60 s). Must exceed the longest a live node
     /// holds an event in memory: the flush interval plus two insert timeouts (about 10 s).
     pub audit_outbox_recover_after: Duration,
+    /// Longest any request may take before it is answered 503 `request_timeout`
+    /// (`request_deadline_ms`, default 30000).
+    pub request_deadline: Duration,
     /// How long a stopping node keeps serving after `/readyz` turned `draining`, so the load
     /// balancer stops sending before the node stops accepting (`shutdown_drain_ms`, default
     /// 5000; 0 in tests that stop nodes).
@@ -116,6 +119,9 @@ impl Config {
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
             shutdown_drain: Duration::from_millis(source.parse_or("shutdown_drain_ms", 5000)?),
+            request_deadline: Duration::from_millis(
+                source.parse_or("request_deadline_ms", 30_000)?,
+            ),
             audit_outbox_recover_after: Duration::from_millis(
                 source.parse_or("audit_outbox_recover_after_ms", 60_000)?,
             ),

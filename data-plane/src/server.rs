@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
@@ -38,6 +38,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             // security headers are added, so error bodies rebuilt with the request id keep
             // the headers. The audit log sees rate-limit refusals and refuses changes it could
             // not record, inside CORS so those answers are readable by browsers.
+            .wrap(from_fn(enforce_deadline))
             .wrap(from_fn(crate::hygiene::limit_body))
             .wrap(from_fn(crate::rate_limit::middleware::enforce))
             .wrap(from_fn(crate::audit::middleware::record))
@@ -104,6 +105,48 @@ pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()
     tracing::info!("shut down");
     served??;
     Ok(())
+}
+
+/// Every request is answered within `request_deadline_ms`: past it the handler is dropped
+/// (an open tenant transaction rolls back, see `TenantTransaction`) and the answer is 503
+/// `request_timeout`. The ceiling over every dependency call, including those without a
+/// deadline of their own (catalog lookups on a cache miss).
+///
+/// The answer is an error the outer middleware pass on as it is (the request it would need
+/// for a full response is gone with the dropped handler, and a clone of it held across the
+/// call would break routing), so it is counted and logged here.
+async fn enforce_deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<DataPlane>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let path = req.path().to_owned();
+    let request_id = shared::http::request_id_of(req.request());
+    match tokio::time::timeout(state.config.request_deadline, next.call(req)).await {
+        Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            const CODE: &str = "request_timeout";
+            if let Some(unlogged) = state.metrics.refused(503, CODE) {
+                tracing::warn!(
+                    path,
+                    request_id,
+                    unlogged,
+                    "request did not finish within its deadline"
+                );
+            }
+            Err(shared::error::ApiError::unavailable(
+                CODE,
+                "the request could not be completed in time; retry shortly",
+            )
+            .with_request_id(&request_id)
+            .into())
+        }
+    }
 }
 
 /// Makes refusals visible to operators: every 429 and 503 is counted by error code

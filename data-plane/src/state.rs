@@ -102,7 +102,13 @@ impl DataPlane {
         let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
         let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
             .context("loading the password pepper")?;
-        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools);
+        // A round trip that outlasts the server's own statement timeout by this much means
+        // Postgres is not answering at all (a hung server, a silent network): the request gets
+        // 503 instead of waiting as long as the hang.
+        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools).with_deadline(
+            std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
+                + std::time::Duration::from_secs(2),
+        );
         let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
         let api_keys = ApiKeys::new(
             password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),

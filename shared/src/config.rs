@@ -56,6 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "audit_enabled",
     "audit_outbox_recover_after_ms",
     "shutdown_drain_ms",
+    "request_deadline_ms",
     "audit_spool_dir",
     "audit_spool_max_bytes",
     "audit_flush_interval_ms",

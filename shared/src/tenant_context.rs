@@ -17,7 +17,9 @@
 //!   [`TenantTransaction::query_as_session_user`], switches back to the tenant role in the same
 //!   pipelined message, and a failure anywhere in it aborts the transaction.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool, PoolError};
 use tokio_postgres::types::{ToSql, Type};
@@ -35,13 +37,15 @@ pub enum TenantDbError {
     Query(#[from] tokio_postgres::Error),
     #[error("the transaction's connection is gone")]
     Closed,
+    #[error("Postgres did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// A client never causes these: a busy pool is 503 (retry), anything else a logged 500.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
-            TenantDbError::Pool(_) => Self::unavailable(
+            TenantDbError::Pool(_) | TenantDbError::Timeout(_) => Self::unavailable(
                 "database_unavailable",
                 "the database is busy or unavailable; retry shortly",
             ),
@@ -124,7 +128,12 @@ pub struct TenantDb {
     shared: Pool,
     /// The workers' pools (empty for a single-pool `TenantDb`).
     worker_pools: Arc<[Pool]>,
+    /// Longest any round trip of a transaction may take (see [`TenantTransaction`]).
+    deadline: Duration,
 }
+
+/// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_deadline`].
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
 impl TenantDb {
     /// One pool for all work.
@@ -133,6 +142,7 @@ impl TenantDb {
             shared: pool.clone(),
             pool,
             worker_pools: Arc::new([]),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 
@@ -142,7 +152,15 @@ impl TenantDb {
             pool: shared.clone(),
             shared,
             worker_pools: worker_pools.into(),
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+
+    /// The same pools with another round-trip deadline: set it above the server's
+    /// `statement_timeout`, so it only fires when Postgres does not answer at all.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The handle the `worker`-th HTTP worker uses: it takes connections from that worker's
@@ -154,6 +172,7 @@ impl TenantDb {
                 pool: self.worker_pools[worker % workers].clone(),
                 shared: self.shared.clone(),
                 worker_pools: self.worker_pools.clone(),
+                deadline: self.deadline,
             },
         }
     }
@@ -184,6 +203,7 @@ impl TenantDb {
             tenant_id: scope.tenant_id,
             role: scope.role.clone(),
             audit: scope.audit.clone(),
+            deadline: self.deadline,
         })
     }
 
@@ -209,11 +229,13 @@ pub struct TenantTransaction {
     tenant_id: Uuid,
     role: PgIdentifier,
     audit: Option<Arc<AuditIntent>>,
+    deadline: Duration,
 }
 
 impl TenantTransaction {
     fn client(&self) -> Result<&Object, TenantDbError> {
-        // `client` is only taken in `Drop`, so this never fails while `self` is usable.
+        // `client` is taken in `Drop`, and when Postgres missed a deadline (the transaction
+        // then answers `Closed` to anything more).
         self.client.as_ref().ok_or(TenantDbError::Closed)
     }
 
@@ -224,14 +246,22 @@ impl TenantTransaction {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, TenantDbError> {
         match self.pending_setup.take() {
-            None => Ok(self.client()?.query_typed(sql, params).await?),
+            None => {
+                let client = self.client()?;
+                let rows = within(self.deadline, client.query_typed(sql, params)).await;
+                Ok(self.answered(rows)??)
+            }
             Some(setup) => {
                 self.in_transaction = true;
                 let client = self.client()?;
-                let (setup_result, rows) = tokio::join!(
-                    client.batch_execute(&setup),
-                    client.query_typed(sql, params)
-                );
+                let outcome = within(self.deadline, async {
+                    tokio::join!(
+                        client.batch_execute(&setup),
+                        client.query_typed(sql, params)
+                    )
+                })
+                .await;
+                let (setup_result, rows) = self.answered(outcome)?;
                 setup_result?;
                 Ok(rows?)
             }
@@ -263,17 +293,21 @@ impl TenantTransaction {
         let role = self.role.as_str();
         let restore_params: [(&(dyn ToSql + Sync), Type); 1] = [(&role, Type::TEXT)];
         let client = self.client()?;
-        let (setup_result, reset, rows, restore) = tokio::join!(
-            async {
-                match &setup {
-                    Some(setup) => client.batch_execute(setup).await,
-                    None => Ok(()),
-                }
-            },
-            client.query_typed("SELECT set_config('role', 'none', true)", &[]),
-            client.query_typed(sql, params),
-            client.query_typed("SELECT set_config('role', $1, true)", &restore_params),
-        );
+        let outcome = within(self.deadline, async {
+            tokio::join!(
+                async {
+                    match &setup {
+                        Some(setup) => client.batch_execute(setup).await,
+                        None => Ok(()),
+                    }
+                },
+                client.query_typed("SELECT set_config('role', 'none', true)", &[]),
+                client.query_typed(sql, params),
+                client.query_typed("SELECT set_config('role', $1, true)", &restore_params),
+            )
+        })
+        .await;
+        let (setup_result, reset, rows, restore) = self.answered(outcome)?;
         setup_result?;
         reset?;
         let rows = rows?;
@@ -292,17 +326,21 @@ impl TenantTransaction {
         self.in_transaction = true;
         let intent = self.unwritten_audit();
         let client = self.client()?;
-        let (setup_result, rows, audited, commit) = tokio::join!(
-            async {
-                match &setup {
-                    Some(setup) => client.batch_execute(setup).await,
-                    None => Ok(()),
-                }
-            },
-            client.query_typed(sql, params),
-            write_audit(client, intent.as_deref()),
-            client.batch_execute("COMMIT"),
-        );
+        let outcome = within(self.deadline, async {
+            tokio::join!(
+                async {
+                    match &setup {
+                        Some(setup) => client.batch_execute(setup).await,
+                        None => Ok(()),
+                    }
+                },
+                client.query_typed(sql, params),
+                write_audit(client, intent.as_deref()),
+                client.batch_execute("COMMIT"),
+            )
+        })
+        .await;
+        let (setup_result, rows, audited, commit) = self.answered(outcome)?;
         // After COMMIT (which is a ROLLBACK when the transaction had failed) the connection is
         // outside any transaction, whatever the statements returned.
         commit?;
@@ -322,10 +360,14 @@ impl TenantTransaction {
         }
         let intent = self.unwritten_audit();
         let client = self.client()?;
-        let (audited, commit) = tokio::join!(
-            write_audit(client, intent.as_deref()),
-            client.batch_execute("COMMIT"),
-        );
+        let outcome = within(self.deadline, async {
+            tokio::join!(
+                write_audit(client, intent.as_deref()),
+                client.batch_execute("COMMIT"),
+            )
+        })
+        .await;
+        let (audited, commit) = self.answered(outcome)?;
         commit?;
         self.in_transaction = false;
         audit_committed(intent.as_deref(), audited?);
@@ -344,10 +386,33 @@ impl TenantTransaction {
         if self.pending_setup.take().is_some() {
             return Ok(()); // nothing was sent: the connection is clean
         }
-        self.client()?.batch_execute(statement).await?;
+        let client = self.client()?;
+        let outcome = within(self.deadline, client.batch_execute(statement)).await;
+        self.answered(outcome)??;
         self.in_transaction = false;
         Ok(())
     }
+
+    /// What [`within`] returned. Past the deadline Postgres is taken to be hung: the
+    /// connection is closed rather than returned to the pool (it may be mid-statement), and the
+    /// caller gets [`TenantDbError::Timeout`] — a 503 — instead of waiting as long as the hang.
+    fn answered<T>(&mut self, outcome: Option<T>) -> Result<T, TenantDbError> {
+        match outcome {
+            Some(outcome) => Ok(outcome),
+            None => {
+                if let Some(client) = self.client.take() {
+                    drop(Object::take(client));
+                }
+                self.in_transaction = false;
+                Err(TenantDbError::Timeout(self.deadline))
+            }
+        }
+    }
+}
+
+/// `work`'s outcome, or `None` when it took longer than `deadline`.
+async fn within<T>(deadline: Duration, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(deadline, work).await.ok()
 }
 
 /// Sends the audit outbox insert as the session user (tenant roles have no right on the

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod cli;
 mod email_flows;
+mod hangs;
 mod hygiene;
 mod identity;
 mod isolation;

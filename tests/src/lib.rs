@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod hanging_proxy;
 pub mod node_process;
 pub mod private_clickhouse;
 
@@ -648,6 +649,7 @@ pub fn data_config(
         audit_enabled: options.audit_enabled,
         audit_outbox_recover_after: options.outbox_recover_after,
         shutdown_drain: Duration::ZERO,
+        request_deadline: Duration::from_secs(30),
         telemetry_max_body_bytes: 4 << 20,
         tenant_cache_ttl: options.tenant_cache_ttl,
         statement_timeout_ms: 5000,

@@ -88,10 +88,12 @@ impl From<IdentityError> for ApiError {
                     "provider": provider,
                     "start_url": format!("/v1/auth/sso/{provider}/start"),
                 })),
-            IdentityError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            IdentityError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is busy or unavailable; retry shortly",
+                )
+            }
             IdentityError::Db(_) | IdentityError::Token(_) | IdentityError::Password(_) => {
                 ApiError::internal(&error)
             }

@@ -102,10 +102,12 @@ impl From<MfaError> for ApiError {
             MfaError::NotEnabled => ApiError::conflict("totp_not_enabled", message),
             MfaError::RequiredByPolicy => ApiError::conflict("mfa_required_by_policy", message),
             MfaError::Identity(error) => error.into(),
-            MfaError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            MfaError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is busy or unavailable; retry shortly",
+                )
+            }
             MfaError::Totp(_) | MfaError::Db(_) | MfaError::DataKey(_) | MfaError::Envelope(_) => {
                 ApiError::internal(&error)
             }

@@ -141,10 +141,12 @@ impl From<RecordsError> for ApiError {
                 message,
             ),
             RecordsError::BodyUnreadable => ApiError::bad_request("invalid_body", message),
-            RecordsError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            RecordsError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is busy or unavailable; retry shortly",
+                )
+            }
             RecordsError::Db(_)
             | RecordsError::DataKey(_)
             | RecordsError::Crypto(_)

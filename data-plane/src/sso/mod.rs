@@ -114,10 +114,12 @@ impl From<SsoError> for ApiError {
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             SsoError::Identity(error) => error.into(),
             SsoError::Quota(error) => error.into(),
-            SsoError::Db(TenantDbError::Pool(_)) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            SsoError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is busy or unavailable; retry shortly",
+                )
+            }
             SsoError::Db(_) | SsoError::DataKey(_) | SsoError::Envelope(_) => {
                 ApiError::internal(&error)
             }

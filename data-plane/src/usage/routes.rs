@@ -20,7 +20,8 @@ async fn get_usage(
     let usage = service::usage(&state, &context)
         .await
         .map_err(|error| match error {
-            shared::tenant_context::TenantDbError::Pool(_) => ApiError::unavailable(
+            shared::tenant_context::TenantDbError::Pool(_)
+            | shared::tenant_context::TenantDbError::Timeout(_) => ApiError::unavailable(
                 "database_unavailable",
                 "the database is busy or unavailable; retry shortly",
             ),
