@@ -16,6 +16,11 @@
 //! - Statements run as the tenant role. The one exception,
 //!   [`TenantTransaction::query_as_session_user`], switches back to the tenant role in the same
 //!   pipelined message, and a failure anywhere in it aborts the transaction.
+//! - In an audited request (its scope carries an [`AuditIntent`]), the first transaction that
+//!   changed something commits the request's audit event with it, into the audit outbox, in
+//!   the same pipelined message as `COMMIT` (see [`crate::events::outbox`]).
+//! - Every round trip has a deadline ([`TenantDb::with_deadline`]). A server that does not
+//!   answer in time costs the request a 503, and the connection is closed, never reused.
 
 use std::future::Future;
 use std::sync::Arc;
