@@ -300,12 +300,7 @@ impl TenantTransaction {
         let client = self.client()?;
         let outcome = within(self.deadline, async {
             tokio::join!(
-                async {
-                    match &setup {
-                        Some(setup) => client.batch_execute(setup).await,
-                        None => Ok(()),
-                    }
-                },
+                send_setup(client, setup.as_deref()),
                 client.query_typed("SELECT set_config('role', 'none', true)", &[]),
                 client.query_typed(sql, params),
                 client.query_typed("SELECT set_config('role', $1, true)", &restore_params),
@@ -333,12 +328,7 @@ impl TenantTransaction {
         let client = self.client()?;
         let outcome = within(self.deadline, async {
             tokio::join!(
-                async {
-                    match &setup {
-                        Some(setup) => client.batch_execute(setup).await,
-                        None => Ok(()),
-                    }
-                },
+                send_setup(client, setup.as_deref()),
                 client.query_typed(sql, params),
                 write_audit(client, intent.as_deref()),
                 client.batch_execute("COMMIT"),
@@ -412,6 +402,15 @@ impl TenantTransaction {
                 Err(TenantDbError::Timeout(self.deadline))
             }
         }
+    }
+}
+
+/// Sends the tenant switch when it has not gone out yet (with the transaction's first
+/// statement).
+async fn send_setup(client: &Object, setup: Option<&str>) -> Result<(), tokio_postgres::Error> {
+    match setup {
+        Some(setup) => client.batch_execute(setup).await,
+        None => Ok(()),
     }
 }
 

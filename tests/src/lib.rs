@@ -624,19 +624,24 @@ fn start_data_plane(config: DataConfig, options: &TestOptions) -> DataPlane {
     }
 }
 
+/// The password pepper file of the test run whose KEK file is `kek_file` (`pepper-<suffix>`).
+pub fn pepper_file_for(kek_file: &Path) -> PathBuf {
+    kek_file.with_file_name(
+        kek_file
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .replace("kek-", "pepper-"),
+    )
+}
+
 pub fn data_config(
     database_url: &str,
     role_prefix: &RolePrefix,
     kek_file: &std::path::Path,
     options: &TestOptions,
 ) -> DataConfig {
-    let pepper_file = kek_file.with_file_name(
-        kek_file
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default()
-            .replace("kek-", "pepper-"),
-    );
+    let pepper_file = pepper_file_for(kek_file);
     DataConfig {
         database: shared::db::pg_config(database_url, Some(role_prefix.data_plane_role().as_str()))
             .unwrap(),

@@ -41,13 +41,7 @@ impl NodeProcess {
     /// waits until it answers `/healthz`.
     pub async fn start(app: &TestApp, port: u16, settings: &[(&str, String)]) -> NodeProcess {
         let kek_file = app.kek_file();
-        let pepper_file = kek_file.with_file_name(
-            kek_file
-                .file_name()
-                .and_then(|name| name.to_str())
-                .unwrap_or_default()
-                .replace("kek-", "pepper-"),
-        );
+        let pepper_file = crate::pepper_file_for(&kek_file);
         let events = crate::event_settings(&kek_file, &app.options);
         let defaults = [
             ("database_url", app.database_url.clone()),

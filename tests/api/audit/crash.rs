@@ -104,6 +104,20 @@ async fn create_events(app: &TestApp, tenant: &str) -> (HashMap<String, u64>, u6
     )
 }
 
+/// A deployment with tenant `slug` (an owner signed in, limits lifted) and a node process of
+/// it on a free port with `settings`: (app, owner's token, tenant id, node).
+async fn deployment_with_node(
+    slug: &str,
+    settings: &[(&str, String)],
+) -> (TestApp, String, String, NodeProcess) {
+    let app = TestApp::spawn().await;
+    let token = tenant_with_owner(&app, slug).await;
+    app.raise_rate_limits(slug).await;
+    let tenant = tenant_id(&app, slug).await;
+    let node = NodeProcess::start(&app, free_port(), settings).await;
+    (app, token, tenant, node)
+}
+
 async fn records_in(app: &TestApp, slug: &str) -> i64 {
     app.superuser()
         .await
@@ -115,17 +129,12 @@ async fn records_in(app: &TestApp, slug: &str) -> i64 {
 
 #[tokio::test]
 async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed() {
-    let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "crash").await;
-    app.raise_rate_limits("crash").await;
-    let tenant = tenant_id(&app, "crash").await;
-    let port = free_port();
     // A long flush interval, so the kill surely finds events that are only in memory.
     let settings = [
         ("audit_flush_interval_ms", "2000".to_owned()),
         ("audit_outbox_recover_after_ms", "1000".to_owned()),
     ];
-    let mut node = NodeProcess::start(&app, port, &settings).await;
+    let (app, token, tenant, mut node) = deployment_with_node("crash", &settings).await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (load, tasks) = start_load(&node.url, "crash", &token, 4, stop.clone());
@@ -137,7 +146,7 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
     let acknowledged = load.lock().unwrap().acknowledged.clone();
 
     // The restarted node binds the same port at once, and ships what the dead one left.
-    let restarted = NodeProcess::start(&app, port, &settings).await;
+    let restarted = NodeProcess::start(&app, node.port, &settings).await;
     let committed = records_in(&app, "crash").await;
     let complete = TestApp::eventually(Duration::from_secs(60), || async {
         create_events(&app, &tenant).await.0.len() as i64 >= committed
@@ -186,16 +195,11 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
 
 #[tokio::test]
 async fn a_node_stopped_under_load_answers_what_it_accepted_and_its_port_is_free_at_once() {
-    let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "stopping").await;
-    app.raise_rate_limits("stopping").await;
-    let tenant = tenant_id(&app, "stopping").await;
-    let port = free_port();
     let settings = [
         ("audit_flush_interval_ms", "2000".to_owned()),
         ("shutdown_drain_ms", "1000".to_owned()),
     ];
-    let mut node = NodeProcess::start(&app, port, &settings).await;
+    let (app, token, tenant, mut node) = deployment_with_node("stopping", &settings).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (load, tasks) = start_load(&node.url, "stopping", &token, 4, stop.clone());
     until_acknowledged(&load, 60).await;
@@ -236,7 +240,7 @@ async fn a_node_stopped_under_load_answers_what_it_accepted_and_its_port_is_free
     );
 
     // Restarting on the same port works at once.
-    let restarted = NodeProcess::start(&app, port, &settings).await;
+    let restarted = NodeProcess::start(&app, node.port, &settings).await;
     // Every acknowledged write's event was written out before the node exited: none needed
     // the outbox.
     let (events, recovered) = create_events(&app, &tenant).await;

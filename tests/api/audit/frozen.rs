@@ -54,24 +54,14 @@ async fn a_frozen_clickhouse_makes_the_audit_apis_answer_503_and_leaves_the_node
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["clickhouse"], "spooling", "{body}");
     // Audit and usage queries: a 3 s deadline, then 503.
-    let (status, body) = get(
-        &app,
-        "/v1/admin/audit",
-        Some(&token),
-        Duration::from_secs(15),
-    )
-    .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "audit_store_unavailable", "{body}");
-    let (status, body) = get(
-        &app,
-        "/v1/admin/usage",
-        Some(&token),
-        Duration::from_secs(15),
-    )
-    .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "usage_store_unavailable", "{body}");
+    for (path, code) in [
+        ("/v1/admin/audit", "audit_store_unavailable"),
+        ("/v1/admin/usage", "usage_store_unavailable"),
+    ] {
+        let (status, body) = get(&app, path, Some(&token), Duration::from_secs(15)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
     // Writes go on: the request path never waits on ClickHouse.
     for index in 0..3 {
         let response = app
