@@ -129,8 +129,13 @@ pub enum TenantCommand {
     Suspend { slug: String },
     /// Resume a suspended tenant.
     Resume { slug: String },
-    /// Finish an interrupted or failed provisioning.
-    Retry { slug: String },
+    /// Finish an interrupted or failed provisioning. On an active tenant it does nothing and
+    /// succeeds (so recovery scripts may retry blindly); it tells which happened.
+    Retry {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a new one-time activation token for an invited user who has not set a password
     /// yet (e.g. a first admin whose mail was lost), and mail its link to them.
     ActivationToken {
@@ -495,9 +500,13 @@ async fn tenant(
             let tenant = service::resume(control, &slug(&raw)?).await?;
             writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
         }
-        TenantCommand::Retry { slug: raw } => {
-            let tenant = service::retry_provisioning(control, &slug(&raw)?).await?;
-            writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        TenantCommand::Retry { slug: raw, json } => {
+            let report = service::retry_provisioning(control, &slug(&raw)?).await?;
+            if json {
+                print_json(out, &report)?;
+            } else {
+                writeln!(out, "{}", report.message)?;
+            }
         }
         TenantCommand::ActivationToken {
             slug: raw,

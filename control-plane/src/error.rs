@@ -29,7 +29,7 @@ pub enum ControlError {
         from: TenantStatus,
         to: TenantStatus,
     },
-    #[error("tenant is {0}; only provisioning or failed tenants can be provisioned")]
+    #[error("tenant is {0}; only a provisioning or failed tenant can be provisioned (an active one needs nothing)")]
     NotProvisioning(TenantStatus),
     #[error("another provisioning or deletion of this tenant is running")]
     Busy,

@@ -85,7 +85,15 @@ async fn only_active_and_suspended_tenants_swap_status() {
         &shared::tenant::TenantSlug::parse("acme").unwrap(),
     )
     .await;
-    assert!(failed.is_err());
+    assert!(
+        matches!(
+            failed,
+            Err(control_plane::error::ControlError::NotProvisioning(
+                shared::tenant::TenantStatus::Suspended
+            ))
+        ),
+        "{failed:?}"
+    );
     assert_eq!(app.tenant_status("acme").await, "suspended");
 }
 

@@ -124,9 +124,11 @@ async fn provisioning_interrupted_after_any_step_is_finished_by_rerunning_it() {
             "half-made tenant served after {step}"
         );
 
-        let tenant = service::retry_provisioning(&app.control, &TenantSlug::parse(&slug).unwrap())
+        let report = service::retry_provisioning(&app.control, &TenantSlug::parse(&slug).unwrap())
             .await
             .unwrap();
+        assert_eq!(report.outcome, "provisioned", "{step}");
+        let tenant = &report.details.tenant;
         assert_eq!(tenant.status.as_str(), "active", "{step}");
         let schema = tenant.schema.as_str();
         assert_eq!(
@@ -173,10 +175,11 @@ async fn steps_that_ran_but_were_not_recorded_are_safe_to_run_again() {
         )
         .await
         .unwrap();
-    let tenant = service::retry_provisioning(&app.control, &TenantSlug::parse("rewind").unwrap())
+    let report = service::retry_provisioning(&app.control, &TenantSlug::parse("rewind").unwrap())
         .await
         .unwrap();
-    assert_eq!(tenant.status.as_str(), "active");
+    assert_eq!(report.outcome, "provisioned");
+    assert_eq!(report.details.tenant.status.as_str(), "active");
     assert_eq!(
         count(&app, "SELECT count(*) FROM tenant_rewind.roles", &[]).await,
         6
@@ -261,6 +264,9 @@ async fn a_failed_step_leaves_the_tenant_failed_and_unserved_until_retried() {
         .await
         .unwrap();
     assert_eq!(retried.status(), StatusCode::OK);
+    let body: Value = retried.json().await.unwrap();
+    assert_eq!(body["outcome"], "provisioned", "{body}");
+    assert_eq!(body["status"], "active", "{body}");
     assert_eq!(app.tenant_status("fragile").await, "active");
     let response = app
         .tenant_get("fragile", "/v1/tenant")

@@ -10,12 +10,16 @@
 //! - One run per tenant at a time: a session advisory lock keyed by the tenant id.
 //! - A tenant is only served once `activate` has run; a failed step leaves it `failed` with
 //!   the error recorded, for `tenant retry`.
+//! - `tenant.create` is audited by the run whose `activate` moved the tenant to `active`
+//!   (the `create` that went through, or the `retry` that finished an interrupted or failed
+//!   one), and by no other: exactly once per tenant.
 
 mod steps;
 mod store;
 
 use std::fmt;
 
+use serde_json::json;
 use shared::tenant::{Tenant, TenantStatus};
 use uuid::Uuid;
 
@@ -23,6 +27,7 @@ use crate::context::ControlPlane;
 use crate::error::ControlError;
 
 pub use steps::apply_template;
+use steps::StepOutcome;
 pub(crate) use steps::DEFERRED_DURABILITY;
 pub use store::TenantLock;
 
@@ -76,13 +81,23 @@ pub struct ProvisionOptions {
     pub interrupt_after: Option<Step>,
 }
 
+/// The end of a provisioning run that did not fail.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The tenant as the catalog holds it now.
+    pub tenant: Tenant,
+    /// Whether this run made the tenant active (and audited `tenant.create`); `false` when it
+    /// was active already.
+    pub activated: bool,
+}
+
 /// Runs the steps after the last recorded one, to `active`.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug))]
 pub async fn run(
     control: &ControlPlane,
     tenant: &Tenant,
     options: ProvisionOptions,
-) -> Result<Tenant, ControlError> {
+) -> Result<Provisioned, ControlError> {
     let lock = TenantLock::acquire(&control.pool, tenant.id).await?;
     let outcome = run_locked(control, tenant, options).await;
     lock.release().await;
@@ -93,21 +108,25 @@ async fn run_locked(
     control: &ControlPlane,
     tenant: &Tenant,
     options: ProvisionOptions,
-) -> Result<Tenant, ControlError> {
+) -> Result<Provisioned, ControlError> {
     let client = control.pool.get().await?;
     let last_step = store::last_step(&client, tenant.id).await?;
     drop(client);
     if let Some(step) = last_step.filter(|step| options.interrupt_after == Some(*step)) {
         return Err(ControlError::Interrupted(step));
     }
+    let mut activated = false;
     for step in Step::ALL.into_iter().filter(|step| Some(*step) > last_step) {
         let started = std::time::Instant::now();
-        if let Err(error) = steps::run_step(control, tenant, step).await {
-            let message = error.to_string();
-            tracing::warn!(%step, error = %message, "provisioning step failed");
-            let client = control.pool.get().await?;
-            store::record_failure(&client, tenant.id, &message).await?;
-            return Err(ControlError::ProvisioningFailed { step, message });
+        match steps::run_step(control, tenant, step).await {
+            Ok(outcome) => activated |= outcome == StepOutcome::Activated,
+            Err(error) => {
+                let message = error.to_string();
+                tracing::warn!(%step, error = %message, "provisioning step failed");
+                let client = control.pool.get().await?;
+                store::record_failure(&client, tenant.id, &message).await?;
+                return Err(ControlError::ProvisioningFailed { step, message });
+            }
         }
         tracing::debug!(%step, elapsed_ms = started.elapsed().as_millis() as u64, "step done");
         if options.interrupt_after == Some(step) && step != Step::Activate {
@@ -115,18 +134,37 @@ async fn run_locked(
         }
     }
     let client = control.pool.get().await?;
-    shared::catalog::tenant_by_slug(&client, &tenant.slug)
+    let tenant = shared::catalog::tenant_by_slug(&client, &tenant.slug)
         .await?
-        .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))
+        .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))?;
+    drop(client);
+    if activated {
+        // Whichever run activated the tenant writes its creation event, so a create that
+        // was interrupted and finished by `tenant retry` is audited too, and only once.
+        crate::audit::lifecycle(
+            control,
+            &tenant,
+            "tenant.create",
+            json!({"plan": tenant.plan}),
+        )
+        .await;
+    }
+    Ok(Provisioned { tenant, activated })
 }
 
-/// Finishes an interrupted or failed provisioning of `tenant`.
-pub async fn retry(control: &ControlPlane, tenant: &Tenant) -> Result<Tenant, ControlError> {
-    if !matches!(
-        tenant.status,
-        TenantStatus::Provisioning | TenantStatus::Failed
-    ) {
-        return Err(ControlError::NotProvisioning(tenant.status));
+/// Finishes an interrupted or failed provisioning of `tenant`. An active tenant has nothing
+/// left to do: that is a success (`activated: false`), so a recovery script may retry
+/// blindly. Suspended or deleted tenants are refused (`NotProvisioning`).
+pub async fn retry(control: &ControlPlane, tenant: &Tenant) -> Result<Provisioned, ControlError> {
+    match tenant.status {
+        TenantStatus::Provisioning | TenantStatus::Failed => {}
+        TenantStatus::Active => {
+            return Ok(Provisioned {
+                tenant: tenant.clone(),
+                activated: false,
+            })
+        }
+        status => return Err(ControlError::NotProvisioning(status)),
     }
     let client = control.pool.get().await?;
     store::mark_retry(&client, tenant.id).await?;

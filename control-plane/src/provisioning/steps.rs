@@ -25,11 +25,20 @@ const RECORD_STEP: &str = "UPDATE control.provisioning_jobs
      SET last_step = $2, state = $3, last_error = NULL, updated_at = now()
      WHERE tenant_id = $1";
 
+/// What running a step changed that the caller must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    Done,
+    /// `activate` moved the tenant from `provisioning` to `active`: this run, and no other,
+    /// finished the tenant (a re-run of `activate` finds it active and changes nothing).
+    Activated,
+}
+
 pub async fn run_step(
     control: &ControlPlane,
     tenant: &Tenant,
     step: Step,
-) -> Result<(), ControlError> {
+) -> Result<StepOutcome, ControlError> {
     let client = control.pool.get().await?;
     let state = if step == Step::Activate {
         "done"
@@ -45,7 +54,7 @@ pub async fn run_step(
     let record = Typed::new(RECORD_STEP, &record);
     match step {
         // Written by `create`, with the job, before the first run.
-        Step::CatalogRow => Ok(()),
+        Step::CatalogRow => Ok(StepOutcome::Done),
 
         // The tenant's role (no login, no inherited rights), its membership in the data
         // plane's role, and its schema, owned by it.
@@ -61,7 +70,7 @@ pub async fn run_step(
                 schema = tenant.schema.quoted(),
             );
             pipelined_transaction(&client, &ddl, &[record]).await?;
-            Ok(())
+            Ok(StepOutcome::Done)
         }
 
         Step::TemplateMigrations => {
@@ -82,7 +91,7 @@ pub async fn run_step(
                 ],
             )
             .await?;
-            Ok(())
+            Ok(StepOutcome::Done)
         }
 
         // A new key every time the step runs; only the first is ever stored.
@@ -109,7 +118,7 @@ pub async fn run_step(
                 ],
             )
             .await?;
-            Ok(())
+            Ok(StepOutcome::Done)
         }
 
         // Built-in roles and the tenant profile, written as the tenant's role inside its
@@ -167,17 +176,18 @@ pub async fn run_step(
                 ],
             )
             .await?;
-            Ok(())
+            Ok(StepOutcome::Done)
         }
 
         Step::Activate => {
-            pipelined_transaction(
+            let results = pipelined_transaction(
                 &client,
                 "",
                 &[
                     Typed::new(
                         "UPDATE control.tenants SET status = 'active', updated_at = now()
-                         WHERE id = $1 AND status = 'provisioning'",
+                         WHERE id = $1 AND status = 'provisioning'
+                         RETURNING id",
                         &[(&tenant.id, Type::UUID)],
                     ),
                     Typed::new(
@@ -191,7 +201,12 @@ pub async fn run_step(
                 ],
             )
             .await?;
-            Ok(())
+            let flipped = results.first().is_some_and(|rows| !rows.is_empty());
+            Ok(if flipped {
+                StepOutcome::Activated
+            } else {
+                StepOutcome::Done
+            })
         }
     }
 }

@@ -53,6 +53,8 @@ pub async fn record_failure(
     Ok(outcome?)
 }
 
+/// Marks a new attempt. A job that finished meanwhile (another run activated the tenant
+/// after the caller read it) stays `done`.
 pub async fn mark_retry(client: &Object, tenant_id: Uuid) -> Result<(), ControlError> {
     client
         .execute(
@@ -65,7 +67,7 @@ pub async fn mark_retry(client: &Object, tenant_id: Uuid) -> Result<(), ControlE
         .execute(
             "UPDATE control.provisioning_jobs
              SET state = 'running', attempts = attempts + 1, updated_at = now()
-             WHERE tenant_id = $1",
+             WHERE tenant_id = $1 AND state <> 'done'",
             &[&tenant_id],
         )
         .await?;

@@ -146,8 +146,8 @@ async fn retry_provisioning(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = service::retry_provisioning(&control, &parse_slug(&slug)?).await?;
-    Ok(HttpResponse::Ok().json(service::details(&control, &tenant.slug).await?))
+    let report = service::retry_provisioning(&control, &parse_slug(&slug)?).await?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 async fn export_tenant(

@@ -135,15 +135,8 @@ pub async fn create(
         Err(error) => return Err(error),
     };
     drop(client);
-    let tenant = provisioning::run(control, &tenant, options).await?;
-    crate::audit::lifecycle(
-        control,
-        &tenant,
-        "tenant.create",
-        json!({"plan": tenant.plan}),
-    )
-    .await;
-    Ok(tenant)
+    // `tenant.create` is recorded by the run that activates the tenant (see `provisioning`).
+    Ok(provisioning::run(control, &tenant, options).await?.tenant)
 }
 
 /// How long a first admin's activation token is good for.
@@ -360,13 +353,46 @@ pub async fn resume(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant,
     .await
 }
 
-/// Finishes an interrupted or failed provisioning.
+/// The answer to a retry (`tenant retry`, `POST /v1/tenants/{slug}/provision`): what it did,
+/// and the tenant's details.
+#[derive(Debug, Serialize)]
+pub struct RetryReport {
+    /// `provisioned` (this retry finished the provisioning) or `already_active` (nothing to
+    /// do).
+    pub outcome: &'static str,
+    pub message: String,
+    #[serde(flatten)]
+    pub details: TenantDetails,
+}
+
+/// Finishes an interrupted or failed provisioning; on an active tenant, succeeds doing
+/// nothing, so recovery scripts can retry blindly.
 pub async fn retry_provisioning(
     control: &ControlPlane,
     slug: &TenantSlug,
-) -> Result<Tenant, ControlError> {
+) -> Result<RetryReport, ControlError> {
     let tenant = get(control, slug).await?;
-    provisioning::retry(control, &tenant).await
+    let provisioned = provisioning::retry(control, &tenant).await?;
+    let (outcome, message) =
+        if !provisioned.activated && provisioned.tenant.status == TenantStatus::Active {
+            (
+                "already_active",
+                format!("tenant {slug} is already active; nothing to do"),
+            )
+        } else {
+            (
+                "provisioned",
+                format!(
+                    "tenant {slug} is {}: provisioning finished",
+                    provisioned.tenant.status
+                ),
+            )
+        };
+    Ok(RetryReport {
+        outcome,
+        message,
+        details: details(control, slug).await?,
+    })
 }
 
 /// The tenant's data as JSON: catalog facts plus every table of its schema.

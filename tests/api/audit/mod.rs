@@ -6,6 +6,7 @@ mod durability;
 mod events;
 mod frozen;
 mod integrity;
+mod lifecycle;
 
 use std::time::Duration;
 
@@ -16,7 +17,18 @@ use tenantry_tests::TestApp;
 use crate::users_admin::call;
 
 /// Events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct ids).
+/// Panics when ClickHouse does not answer: a failed query is not "no events".
 pub async fn stored_events(app: &TestApp, tenant_id: &str, action: &str) -> (u64, u64) {
+    count_events(app, tenant_id, action)
+        .await
+        .unwrap_or_else(|error| panic!("counting `{action}` events in ClickHouse: {error}"))
+}
+
+async fn count_events(
+    app: &TestApp,
+    tenant_id: &str,
+    action: &str,
+) -> Result<(u64, u64), clickhouse::error::Error> {
     app.clickhouse()
         .query(
             "SELECT count(), uniqExact(event_id) FROM audit_log \
@@ -26,7 +38,6 @@ pub async fn stored_events(app: &TestApp, tenant_id: &str, action: &str) -> (u64
         .bind(action)
         .fetch_one::<(u64, u64)>()
         .await
-        .unwrap_or((0, 0))
 }
 
 /// Waits until ClickHouse holds at least `count` events of `action`; then returns what it
@@ -38,8 +49,11 @@ pub async fn wait_for_events(
     count: u64,
     limit: Duration,
 ) -> (u64, u64) {
+    // While polling, a ClickHouse that does not answer yet (e.g. just restarted) is "not yet".
     let arrived = TestApp::eventually(limit, || async {
-        stored_events(app, tenant_id, action).await.0 >= count
+        count_events(app, tenant_id, action)
+            .await
+            .is_ok_and(|(rows, _)| rows >= count)
     })
     .await;
     let stored = stored_events(app, tenant_id, action).await;
