@@ -60,6 +60,43 @@ async fn mutate(app: &TestApp, statement: &str, check: &str, expected: u64) {
     assert!(done.is_some(), "mutation `{statement}` did not finish");
 }
 
+/// What `audit verify` finds wrong with the log of `slug`. A store that cannot be read fails
+/// the test here: it is not a finding.
+async fn findings(app: &TestApp, slug: &str) -> Vec<String> {
+    let tenant = control_plane::tenants::service::get(
+        &app.control,
+        &shared::tenant::TenantSlug::parse(slug).unwrap(),
+    )
+    .await
+    .unwrap();
+    control_plane::audit::verify(&app.control, &tenant)
+        .await
+        .unwrap()
+        .problems
+}
+
+/// What identifies a stored event and its place in the chain.
+fn chain_links(rows: &[AuditRow]) -> Vec<(String, String, u64, String, String)> {
+    rows.iter()
+        .map(|row| {
+            (
+                row.event_id.clone(),
+                row.chain_stream.clone(),
+                row.chain_seq,
+                row.result.clone(),
+                row.mac.clone(),
+            )
+        })
+        .collect()
+}
+
+fn fails_its_mac(row: &AuditRow) -> String {
+    format!(
+        "stream {}: event {} (sequence {}) fails its MAC: altered or forged",
+        row.chain_stream, row.event_id, row.chain_seq
+    )
+}
+
 #[tokio::test]
 async fn audit_verify_passes_on_an_untouched_log_and_fails_on_altered_removed_or_forged_events() {
     let app = TestApp::spawn().await;
@@ -67,7 +104,8 @@ async fn audit_verify_passes_on_an_untouched_log_and_fails_on_altered_removed_or
     let removed = tenant_with_events(&app, "removed", 4).await;
     let forged = tenant_with_events(&app, "forged", 4).await;
     let truncated = tenant_with_events(&app, "truncated", 4).await;
-    for slug in ["altered", "removed", "forged", "truncated"] {
+    let bystander = tenant_with_events(&app, "bystander", 4).await;
+    for slug in ["altered", "removed", "forged", "truncated", "bystander"] {
         let output = verify(&app, slug).await.unwrap();
         assert!(output.contains("verifies"), "{slug}: {output}");
     }
@@ -75,35 +113,41 @@ async fn audit_verify_passes_on_an_untouched_log_and_fails_on_altered_removed_or
     let created = rows(&app, &altered, "tenant.create").await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].actor_type, "operator");
+    let bystander_before = chain_links(&rows(&app, &bystander, "records.create").await);
 
     // UPDATE: one event's result changed.
-    let target = rows(&app, &altered, "records.create").await[1]
-        .event_id
-        .clone();
+    let target = rows(&app, &altered, "records.create").await[1].clone();
+    let event = &target.event_id;
     mutate(
         &app,
-        &format!("ALTER TABLE audit_log UPDATE result = 'failure' WHERE event_id = '{target}'"),
-        &format!(
-            "SELECT count() FROM audit_log WHERE event_id = '{target}' AND result = 'failure'"
-        ),
+        &format!("ALTER TABLE audit_log UPDATE result = 'failure' WHERE event_id = '{event}'"),
+        &format!("SELECT count() FROM audit_log WHERE event_id = '{event}' AND result = 'failure'"),
         1,
     )
     .await;
     let error = verify(&app, "altered").await.unwrap_err().to_string();
     assert!(error.contains("does not verify"), "{error}");
+    let altered_finding = vec![fails_its_mac(&target)];
+    assert_eq!(findings(&app, "altered").await, altered_finding);
 
     // DELETE: one event from the middle of a chain.
-    let target = rows(&app, &removed, "records.create").await[1]
-        .event_id
-        .clone();
+    let target = rows(&app, &removed, "records.create").await[1].clone();
+    let event = &target.event_id;
     mutate(
         &app,
-        &format!("ALTER TABLE audit_log DELETE WHERE event_id = '{target}'"),
-        &format!("SELECT count() FROM audit_log WHERE event_id = '{target}'"),
+        &format!("ALTER TABLE audit_log DELETE WHERE event_id = '{event}'"),
+        &format!("SELECT count() FROM audit_log WHERE event_id = '{event}'"),
         0,
     )
     .await;
-    assert!(verify(&app, "removed").await.is_err());
+    let error = verify(&app, "removed").await.unwrap_err().to_string();
+    assert!(error.contains("does not verify"), "{error}");
+    let removed_finding = vec![format!(
+        "stream {}: events {seq}..{seq} are missing",
+        target.chain_stream,
+        seq = target.chain_seq
+    )];
+    assert_eq!(findings(&app, "removed").await, removed_finding);
 
     // INSERT: a forged event appended to a chain, linked to its last MAC, MAC'd without the
     // tenant's key.
@@ -124,6 +168,8 @@ async fn audit_verify_passes_on_an_untouched_log_and_fails_on_altered_removed_or
     insert.end().await.unwrap();
     let error = verify(&app, "forged").await.unwrap_err().to_string();
     assert!(error.contains("does not verify"), "{error}");
+    let forged_finding = vec![fails_its_mac(&forgery)];
+    assert_eq!(findings(&app, "forged").await, forged_finding);
 
     // DELETE of a chain's tail: every remaining link is fine, but the anchored head is gone.
     let chain = rows(&app, &truncated, "records.create").await;
@@ -142,28 +188,26 @@ async fn audit_verify_passes_on_an_untouched_log_and_fails_on_altered_removed_or
         0,
     )
     .await;
-    let report = control_plane::audit::verify(
-        &app.control,
-        &control_plane::tenants::service::get(
-            &app.control,
-            &shared::tenant::TenantSlug::parse("truncated").unwrap(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert!(!report.ok());
+    let truncated_findings = findings(&app, "truncated").await;
+    assert_eq!(truncated_findings.len(), 1, "{truncated_findings:?}");
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|problem| problem.contains("anchored head")),
-        "{:?}",
-        report.problems
+        truncated_findings[0].starts_with(&format!("stream {stream}: anchored head "))
+            && truncated_findings[0].ends_with(" is missing (events removed)"),
+        "{truncated_findings:?}"
     );
-    // The other tenants' logs are untouched by all this.
-    let _ = (altered, removed, forged);
+
+    // Each tampering shows in its own tenant's log only, and a tenant nobody touched still
+    // verifies, with every event as it was.
+    assert_eq!(findings(&app, "altered").await, altered_finding);
+    assert_eq!(findings(&app, "removed").await, removed_finding);
+    assert_eq!(findings(&app, "forged").await, forged_finding);
+    assert_eq!(findings(&app, "bystander").await, Vec::<String>::new());
+    let output = verify(&app, "bystander").await.unwrap();
+    assert!(output.contains("verifies"), "{output}");
+    assert_eq!(
+        chain_links(&rows(&app, &bystander, "records.create").await),
+        bystander_before
+    );
 }
 
 #[tokio::test]
@@ -195,19 +239,36 @@ async fn the_clickhouse_schema_is_versioned_and_migrating_again_changes_nothing(
     ] {
         assert!(tables.iter().any(|name| name == table), "{tables:?}");
     }
-    let key: (String, String) = client
-        .query("SELECT sorting_key, partition_key FROM system.tables WHERE database = ? AND name = 'audit_log'")
-        .bind(database.as_str())
-        .fetch_one()
-        .await
-        .unwrap_or_default();
-    // 18.16 has no sorting_key column; newer servers do. Either way tenant comes first.
-    if !key.0.is_empty() {
-        assert!(key.0.starts_with("tenant_id"), "{key:?}");
-    }
-    assert!(shared::events::schema::migrate(&client, "bad-name; DROP")
-        .await
-        .is_err());
+    let (engine, sorting_key, partition_key, create_query): (String, String, String, String) =
+        client
+            .query(
+                "SELECT engine, sorting_key, partition_key, create_table_query \
+                 FROM system.tables WHERE database = ? AND name = 'audit_log'",
+            )
+            .bind(database.as_str())
+            .fetch_one()
+            .await
+            .unwrap();
+    // Tenant first, so one tenant's reads and retention deletes touch only its own range;
+    // the event id in the key, so ReplacingMergeTree collapses a batch replayed twice;
+    // month partitions, which retention drops whole.
+    let columns: Vec<&str> = sorting_key.split(", ").collect();
+    assert_eq!(columns.first(), Some(&"tenant_id"), "{sorting_key}");
+    assert!(columns.contains(&"event_id"), "{sorting_key}");
+    assert_eq!(engine, "ReplacingMergeTree");
+    assert_eq!(partition_key, "toYYYYMM(occurred_at)");
+    assert!(
+        create_query.contains(&format!("ORDER BY ({sorting_key})")),
+        "{create_query}"
+    );
+    let refused = shared::events::schema::migrate(&client, "bad-name; DROP").await;
+    assert!(
+        matches!(
+            &refused,
+            Err(shared::events::schema::SchemaError::DatabaseName(name)) if name == "bad-name; DROP"
+        ),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -256,12 +317,27 @@ async fn retention_deletes_each_tenants_expired_events_and_keeps_the_rest() {
         ],
     )
     .await;
-    assert!(bad.is_err());
+    let error = format!("{:#}", bad.unwrap_err());
+    assert!(
+        error.contains("retention must be 1 to 3650 days"),
+        "{error}"
+    );
+    let kept: i32 = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT audit_retention_days FROM control.tenants WHERE slug = 'shortkeep'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 30, "a refused retention changed the stored one");
     let output = run(&app, &["control-plane", "audit", "retention", "--json"])
         .await
         .unwrap();
     let report: Value = serde_json::from_str(&output).unwrap();
-    assert!(report["tenants"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["tenants"], 2, "{report}");
     let gone = TestApp::eventually(Duration::from_secs(30), || async {
         super::stored_events(&app, &short, "records.old").await.0 == 0
     })
