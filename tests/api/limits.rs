@@ -268,16 +268,46 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
 #[tokio::test]
 async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.data_url))
-        .send()
-        .await
-        .unwrap();
-    assert!(health.headers().get("x-ratelimit-limit").is_none());
-    let unknown = get_tenant(&app, "nosuch").await;
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    assert!(unknown.headers().get("x-ratelimit-limit").is_none());
+    app.create_tenant("acme").await;
+    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
+    for _ in 0..2 {
+        assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // With the tenant's budget spent (and the clock standing still), its operational
+    // endpoints, named for the tenant by header or host, still answer, more often than the
+    // burst, and carry no rate-limit headers.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        for _ in 0..5 {
+            for request in [
+                app.tenant_get("acme", path),
+                app.http
+                    .get(format!("{}{path}", app.data_url))
+                    .header("host", format!("acme.{}", tenantry_tests::BASE_DOMAIN)),
+            ] {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{path}");
+                assert!(
+                    response.headers().get("x-ratelimit-limit").is_none(),
+                    "{path}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        get_tenant(&app, "acme").await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the tenant's budget refilled meanwhile: the checks above proved nothing"
+    );
+    // An unknown tenant has no budget to spend: far more requests than any burst all get 404.
+    for _ in 0..30 {
+        let unknown = get_tenant(&app, "nosuch").await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert!(unknown.headers().get("x-ratelimit-limit").is_none());
+    }
 }
 
 async fn invite(app: &TestApp, owner: &str, email: &str) -> reqwest::Response {
