@@ -438,10 +438,17 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
         .await
         .unwrap();
     let email = Email::parse(&admin).unwrap();
+    let refused = service::issue_activation_token(&app.control, &tenant, &email).await;
     assert!(
-        service::issue_activation_token(&app.control, &tenant, &email)
-            .await
-            .is_err()
+        matches!(
+            refused,
+            Err(control_plane::error::ControlError::InvalidInput {
+                field: "admin_email",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
     );
     assert_eq!(queued_mails(&app, "initech", &admin).await, 1);
 

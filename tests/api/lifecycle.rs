@@ -198,7 +198,11 @@ async fn a_failing_export_stops_the_deletion_before_anything_is_dropped() {
     ]);
     let mut out = Vec::new();
     let outcome = control_plane::cli::execute(cli.command, &app.control, &mut out).await;
-    assert!(outcome.is_err());
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(
+        error.contains("could not write the export, nothing was deleted"),
+        "{error}"
+    );
     let db = app.superuser().await;
     let schema_left: i64 = db
         .query_one(

@@ -4,7 +4,7 @@ use control_plane::tenants::service;
 use refinery::Migration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::envelope::{Kek, WrappedKey};
+use shared::envelope::{EnvelopeError, Kek, WrappedKey};
 use shared::template::Template;
 use shared::tenant::TenantSlug;
 use tenantry_tests::TestApp;
@@ -82,7 +82,16 @@ async fn create_tenant_provisions_schema_role_data_key_and_built_in_roles() {
     };
     let kek = Kek::from_file(&app.kek_file()).unwrap();
     assert!(kek.unwrap_key(&wrapped, id, 1).is_ok());
-    assert!(kek.unwrap_key(&wrapped, uuid::Uuid::new_v4(), 1).is_err());
+    // Bound to its tenant and version: under another tenant's id (or another version) the
+    // same KEK refuses it as not authentic.
+    for (tenant, version) in [(uuid::Uuid::new_v4(), 1), (id, 2)] {
+        let refused = kek.unwrap_key(&wrapped, tenant, version);
+        assert!(
+            matches!(refused, Err(EnvelopeError::Unwrap)),
+            "{:?}",
+            refused.err()
+        );
+    }
 
     let served: Value = app
         .tenant_get("acme", "/v1/tenant")
