@@ -1131,9 +1131,14 @@ async fn telemetry(app: &TestApp, args: &Args) {
         let round = load(&http, Arc::new(requests), 4, args.seconds).await;
         let sent = round.requests as u64 * BATCH as u64;
         loop {
-            if count_logs().await >= before + sent {
+            let stored = count_logs().await - before;
+            if stored >= sent {
                 break;
             }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "only {stored} of {sent} events reached ClickHouse in 10 minutes"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let seconds = started.elapsed().as_secs_f64();
