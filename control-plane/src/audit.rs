@@ -3,6 +3,9 @@
 //!
 //! Lifecycle events are chained like the data plane's (one stream per control-plane
 //! process), keyed from the tenant's data key, which the control plane unwraps with the KEK.
+//! `tenant.create` is also written to the audit outbox in the transaction that activates the
+//! tenant ([`record_outboxed`]), so it survives the control plane dying right after that
+//! commit; the other lifecycle events are queued in memory after their change.
 
 use std::collections::BTreeMap;
 
@@ -62,23 +65,29 @@ pub async fn chain_keys(
 /// Records a lifecycle event of `tenant` (after the change). A tenant without a data key yet
 /// (provisioning failed before that step) has no chain: the event is logged only.
 pub async fn lifecycle(control: &ControlPlane, tenant: &Tenant, action: &str, metadata: Value) {
-    let Some(events) = &control.events else {
-        return;
-    };
-    let keys = match chain_keys(control, tenant.id).await {
-        Ok(keys) => keys,
-        Err(error) => {
-            tracing::error!(%error, tenant = %tenant.slug, action, "cannot record lifecycle event");
-            return;
-        }
-    };
-    let Some((_, key)) = keys.iter().next_back() else {
-        tracing::warn!(tenant = %tenant.slug, action, "tenant has no data key; lifecycle event not chained");
-        return;
-    };
+    record(
+        control,
+        tenant,
+        lifecycle_row(tenant, action, metadata),
+        false,
+    )
+    .await;
+}
+
+/// Records `row`, a lifecycle event that was written to the audit outbox
+/// (`control.audit_outbox`) in the transaction of its change: the writer deletes the outbox
+/// row once the event is in ClickHouse or its spool. If this process dies first, or cannot
+/// record it here, a data-plane node ships the row from the outbox (see
+/// `shared::events::outbox`).
+pub async fn record_outboxed(control: &ControlPlane, tenant: &Tenant, row: AuditRow) {
+    record(control, tenant, row, true).await;
+}
+
+/// A lifecycle event of `tenant` by the operator, not yet chained.
+pub fn lifecycle_row(tenant: &Tenant, action: &str, metadata: Value) -> AuditRow {
     let now = time::OffsetDateTime::now_utc();
     let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-    let row = AuditRow {
+    AuditRow {
         tenant_id: tenant.id.to_string(),
         occurred_at: (millis / 1000) as u32,
         occurred_at_ms: millis,
@@ -102,9 +111,32 @@ pub async fn lifecycle(control: &ControlPlane, tenant: &Tenant, action: &str, me
         key_version: 0,
         prev_mac: String::new(),
         mac: String::new(),
+    }
+}
+
+async fn record(control: &ControlPlane, tenant: &Tenant, row: AuditRow, outboxed: bool) {
+    let action = row.action.clone();
+    let Some(events) = &control.events else {
+        return;
     };
-    if let Err(error) = events.record_audit(key, row) {
-        tracing::error!(%error, tenant = %tenant.slug, action, "lifecycle audit event dropped");
+    let keys = match chain_keys(control, tenant.id).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::error!(%error, tenant = %tenant.slug, action, "cannot record lifecycle event");
+            return;
+        }
+    };
+    let Some((_, key)) = keys.iter().next_back() else {
+        tracing::warn!(tenant = %tenant.slug, action, "tenant has no data key; lifecycle event not chained");
+        return;
+    };
+    let recorded = if outboxed {
+        events.record_outboxed_audit(key, row)
+    } else {
+        events.record_audit(key, row)
+    };
+    if let Err(error) = recorded {
+        tracing::error!(%error, tenant = %tenant.slug, action, outboxed, "lifecycle audit event not recorded");
     }
 }
 

@@ -12,7 +12,9 @@
 //!   the error recorded, for `tenant retry`.
 //! - `tenant.create` is audited by the run whose `activate` moved the tenant to `active`
 //!   (the `create` that went through, or the `retry` that finished an interrupted or failed
-//!   one), and by no other: exactly once per tenant.
+//!   one), and by no other: exactly once per tenant. The event enters the audit outbox in
+//!   the activation's transaction, so a process that dies right after that commit does not
+//!   lose it: a data-plane node ships it from there.
 
 mod steps;
 mod store;
@@ -115,10 +117,12 @@ async fn run_locked(
     if let Some(step) = last_step.filter(|step| options.interrupt_after == Some(*step)) {
         return Err(ControlError::Interrupted(step));
     }
+    let creation =
+        crate::audit::lifecycle_row(tenant, "tenant.create", json!({"plan": tenant.plan}));
     let mut activated = false;
     for step in Step::ALL.into_iter().filter(|step| Some(*step) > last_step) {
         let started = std::time::Instant::now();
-        match steps::run_step(control, tenant, step).await {
+        match steps::run_step(control, tenant, step, &creation).await {
             Ok(outcome) => activated |= outcome == StepOutcome::Activated,
             Err(error) => {
                 let message = error.to_string();
@@ -139,15 +143,10 @@ async fn run_locked(
         .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))?;
     drop(client);
     if activated {
-        // Whichever run activated the tenant writes its creation event, so a create that
-        // was interrupted and finished by `tenant retry` is audited too, and only once.
-        crate::audit::lifecycle(
-            control,
-            &tenant,
-            "tenant.create",
-            json!({"plan": tenant.plan}),
-        )
-        .await;
+        // Whichever run activated the tenant writes its creation event (committed to the
+        // audit outbox with the activation), so a create that was interrupted and finished by
+        // `tenant retry` is audited too, and only once.
+        crate::audit::record_outboxed(control, &tenant, creation).await;
     }
     Ok(Provisioned { tenant, activated })
 }

@@ -5,6 +5,7 @@
 use serde_json::json;
 use shared::db::{pipelined_transaction, Typed};
 use shared::envelope::DataKey;
+use shared::events::rows::AuditRow;
 use shared::tenant::Tenant;
 use shared::tenant_context::tenant_settings;
 use tokio_postgres::types::Type;
@@ -34,10 +35,23 @@ pub enum StepOutcome {
     Activated,
 }
 
+/// `activate` in one statement: the tenant becomes active and, only if it did, its creation
+/// event enters the audit outbox, in the same transaction.
+const ACTIVATE: &str = "WITH activated AS (
+         UPDATE control.tenants SET status = 'active', updated_at = now()
+         WHERE id = $1 AND status = 'provisioning'
+         RETURNING id)
+     INSERT INTO control.audit_outbox (event_id, tenant_id, event)
+     SELECT $2::uuid, id, $3 FROM activated
+     RETURNING event_id";
+
+/// Runs `step` for `tenant`. `creation` is the tenant's `tenant.create` event, which
+/// `activate` commits to the audit outbox together with the activation.
 pub async fn run_step(
     control: &ControlPlane,
     tenant: &Tenant,
     step: Step,
+    creation: &AuditRow,
 ) -> Result<StepOutcome, ControlError> {
     let client = control.pool.get().await?;
     let state = if step == Step::Activate {
@@ -180,15 +194,23 @@ pub async fn run_step(
         }
 
         Step::Activate => {
+            let event_id = creation.event_id.as_str();
+            // As a data-plane node would ship it if this process died before delivering it:
+            // the change is known to have committed (see `shared::events::outbox`).
+            let mut outboxed = creation.clone();
+            outboxed.result = shared::events::outbox::RECOVERED_RESULT.to_owned();
+            let event = serde_json::to_value(&outboxed).unwrap_or(serde_json::Value::Null);
             let results = pipelined_transaction(
                 &client,
                 "",
                 &[
                     Typed::new(
-                        "UPDATE control.tenants SET status = 'active', updated_at = now()
-                         WHERE id = $1 AND status = 'provisioning'
-                         RETURNING id",
-                        &[(&tenant.id, Type::UUID)],
+                        ACTIVATE,
+                        &[
+                            (&tenant.id, Type::UUID),
+                            (&event_id, Type::TEXT),
+                            (&event, Type::JSONB),
+                        ],
                     ),
                     Typed::new(
                         "SELECT pg_notify($1, $2)",

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use control_plane::error::ControlError;
 use control_plane::provisioning::{ProvisionOptions, Step};
+use control_plane::ControlPlane;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use shared::events::rows::AuditRow;
 use shared::tenant::TenantSlug;
-use tenantry_tests::TestApp;
+use tenantry_tests::{TestApp, TestOptions};
 
 use super::{stored_events, tenant_id, wait_for_events};
 use crate::cli::run;
@@ -18,6 +20,20 @@ use crate::cli::run;
 /// it exits, so what ClickHouse holds afterwards is everything the control plane recorded.
 async fn flush_control_plane_events(app: &TestApp) {
     app.control.events.as_ref().unwrap().flush().await;
+}
+
+/// Rows waiting in the audit outbox for the tenant `tenant_id`.
+async fn outboxed(app: &TestApp, tenant_id: &str) -> i64 {
+    let tenant_id: uuid::Uuid = tenant_id.parse().unwrap();
+    app.superuser()
+        .await
+        .query_one(
+            "SELECT count(*) FROM control.audit_outbox WHERE tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn verifies(app: &TestApp, slug: &str) -> String {
@@ -92,6 +108,8 @@ async fn a_create_interrupted_after_any_step_is_audited_once_by_the_retry_that_f
         let stored =
             wait_for_events(&app, &tenant, "tenant.create", 1, Duration::from_secs(10)).await;
         assert_eq!(stored, (1, 1), "{step}");
+        // Delivered, so the writer cleared its outbox row.
+        assert_eq!(outboxed(&app, &tenant).await, 0, "{step}");
     }
     // Each event is chained with the tenant's key like any other.
     verifies(&app, "cut-0").await;
@@ -194,4 +212,47 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_provisioning", "{body}");
     assert_eq!(app.tenant_status("steady").await, "suspended");
+}
+
+#[tokio::test]
+async fn a_creation_event_survives_a_control_plane_that_dies_right_after_activating() {
+    let app = TestApp::spawn_with(TestOptions {
+        outbox_recover_after: Duration::from_secs(1),
+        ..TestOptions::default()
+    })
+    .await;
+    // A control plane whose process ends right after the activation committed: nothing it
+    // held in memory reaches the writer (it has none).
+    let dying = ControlPlane {
+        events: None,
+        ..app.control.clone()
+    };
+    let created = app
+        .create_tenant_on(&dying, "orphaned", ProvisionOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(created.status.as_str(), "active");
+    let tenant = tenant_id(&app, "orphaned").await;
+
+    // The event committed with the activation; a data-plane node ships it from the outbox.
+    let stored = wait_for_events(&app, &tenant, "tenant.create", 1, Duration::from_secs(30)).await;
+    assert_eq!(stored, (1, 1));
+    let rows: Vec<AuditRow> = app
+        .clickhouse()
+        .query("SELECT ?fields FROM audit_log WHERE tenant_id = ? AND action = 'tenant.create'")
+        .bind(tenant.as_str())
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(rows[0].result, "committed", "{:?}", rows[0]);
+    assert_eq!(rows[0].resource_id, "orphaned");
+    let metadata: Value = serde_json::from_str(&rows[0].metadata).unwrap();
+    assert_eq!(metadata["recovered"], "outbox", "{metadata}");
+    assert_eq!(metadata["plan"], "free", "{metadata}");
+    let cleared = TestApp::eventually(Duration::from_secs(10), || async {
+        outboxed(&app, &tenant).await == 0
+    })
+    .await;
+    assert!(cleared.is_some(), "the outbox row outlived its delivery");
+    verifies(&app, "orphaned").await;
 }
