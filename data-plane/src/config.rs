@@ -8,6 +8,7 @@ use std::time::Duration;
 use shared::config::{ConfigError, ConfigSource};
 use shared::tenant::RolePrefix;
 
+use crate::identity::hash_gate::{self, HashLimits};
 use crate::mail::MailSettings;
 use crate::rate_limit::RateLimitSettings;
 
@@ -55,6 +56,10 @@ pub struct Config {
     /// A secret mixed into every password hash (argon2's secret input), kept out of the
     /// database so a stolen database alone cannot be brute-forced.
     pub password_pepper_file: PathBuf,
+    /// How much password hashing runs and waits at once (`password_hash_concurrency`, default
+    /// the number of cores; `password_hash_queue`, default 4 × the concurrency;
+    /// `password_hash_wait_ms`, default 2000). See `identity::hash_gate`.
+    pub password_hashing: HashLimits,
     /// Lifetime of access tokens (JWTs).
     pub access_token_ttl: Duration,
     /// Scheme of tenants' public URLs, used in token issuers (`https` in production).
@@ -100,6 +105,19 @@ impl Config {
             0 => Err(invalid(key)("must be at least 1".to_owned())),
             value => Ok(value),
         };
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let hash_concurrency = at_least_one(
+            "password_hash_concurrency",
+            source.parse_or("password_hash_concurrency", cores)?,
+        )?;
+        let hash_defaults = HashLimits::for_cores(hash_concurrency);
+        let password_hashing = HashLimits {
+            concurrency: hash_concurrency,
+            queue: source.parse_or("password_hash_queue", hash_defaults.queue)?,
+            wait: Duration::from_millis(
+                source.parse_or("password_hash_wait_ms", hash_gate::DEFAULT_WAIT_MS)?,
+            ),
+        };
         Ok(Self {
             database,
             role_prefix,
@@ -109,13 +127,7 @@ impl Config {
                 .to_ascii_lowercase(),
             listen: source.parse_or("data_listen", SocketAddr::from(([127, 0, 0, 1], 8781)))?,
             pool_size: at_least_one("data_pool_size", source.parse_or("data_pool_size", 16)?)?,
-            workers: at_least_one(
-                "data_workers",
-                source.parse_or(
-                    "data_workers",
-                    std::thread::available_parallelism().map_or(2, usize::from),
-                )?,
-            )?,
+            workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
             shutdown_drain: Duration::from_millis(source.parse_or("shutdown_drain_ms", 5000)?),
@@ -130,6 +142,7 @@ impl Config {
             statement_timeout_ms: source.parse_or("statement_timeout_ms", 5000)?,
             kek_file: PathBuf::from(source.require("kek_file")?),
             password_pepper_file: PathBuf::from(source.require("password_pepper_file")?),
+            password_hashing,
             access_token_ttl: Duration::from_secs(
                 source.parse_or("access_token_ttl_seconds", 900)?,
             ),
@@ -154,6 +167,29 @@ mod tests {
         Config::from_source(&ConfigSource::from_pairs(
             required.iter().chain(pairs).copied(),
         ))
+    }
+
+    #[test]
+    fn password_hashing_limits_default_to_the_cores_and_are_read() {
+        let defaults = config(&[]).unwrap().password_hashing;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        assert_eq!(defaults, HashLimits::for_cores(cores));
+        let read = config(&[
+            ("password_hash_concurrency", "3"),
+            ("password_hash_wait_ms", "500"),
+        ])
+        .unwrap()
+        .password_hashing;
+        assert_eq!(
+            (read.concurrency, read.queue, read.wait),
+            (3, 12, Duration::from_millis(500))
+        );
+        let no_queue = config(&[("password_hash_queue", "0")]).unwrap();
+        assert_eq!(no_queue.password_hashing.queue, 0);
+        match config(&[("password_hash_concurrency", "0")]) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "password_hash_concurrency"),
+            other => panic!("a concurrency of 0 was not refused: {other:?}"),
+        }
     }
 
     #[test]

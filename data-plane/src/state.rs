@@ -100,8 +100,9 @@ impl DataPlane {
         let sessions = SessionCache::new();
         let cors = CorsCache::new(config.tenant_cache_ttl);
         let permissions = PermissionCache::new(config.tenant_cache_ttl, PERMISSIONS_CACHED);
-        let password_hasher = PasswordHasher::from_pepper_file(&config.password_pepper_file)
-            .context("loading the password pepper")?;
+        let password_hasher =
+            PasswordHasher::from_pepper_file(&config.password_pepper_file, config.password_hashing)
+                .context("loading the password pepper")?;
         // A round trip that outlasts the server's own statement timeout by this much means
         // Postgres is not answering at all (a hung server, a silent network): the request gets
         // 503 instead of waiting as long as the hang.

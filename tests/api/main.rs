@@ -17,6 +17,7 @@ mod mail;
 mod mfa;
 mod node_process;
 mod operator_api;
+mod password_hashing;
 mod password_reset;
 mod privacy;
 mod provisioning;

@@ -119,6 +119,8 @@ pub struct TestOptions {
     pub event_flush_interval: Duration,
     /// Age at which audit outbox rows count as left by a dead node.
     pub outbox_recover_after: Duration,
+    /// The data plane's hashing gate (production defaults for this machine's cores).
+    pub password_hashing: data_plane::identity::hash_gate::HashLimits,
 }
 
 impl Default for TestOptions {
@@ -141,6 +143,9 @@ impl Default for TestOptions {
             spool_max_bytes: 64 << 20,
             event_flush_interval: Duration::from_millis(50),
             outbox_recover_after: Duration::from_secs(60),
+            password_hashing: data_plane::identity::hash_gate::HashLimits::for_cores(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            ),
         }
     }
 }
@@ -660,6 +665,7 @@ pub fn data_config(
         statement_timeout_ms: 5000,
         kek_file: kek_file.to_owned(),
         password_pepper_file: pepper_file,
+        password_hashing: options.password_hashing,
         access_token_ttl: Duration::from_secs(900),
         public_scheme: "https".to_owned(),
         mail: mail_settings(options),

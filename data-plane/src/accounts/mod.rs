@@ -76,10 +76,10 @@ impl From<AccountsError> for ApiError {
                 "database_unavailable",
                 "the database is busy or unavailable; retry shortly",
             ),
+            AccountsError::Password(error) => error.into(),
             AccountsError::Db(_)
             | AccountsError::Enqueue(_)
             | AccountsError::Mail(_)
-            | AccountsError::Password(_)
             | AccountsError::Random(_) => ApiError::internal(&error),
         }
     }

@@ -171,6 +171,7 @@ pub async fn register(
     let email = &registration.email;
     let display_name = display_name(registration.display_name.as_deref())?;
 
+    let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let policy = identity::policy(&mut transaction).await?;
     transaction.commit().await?;
@@ -183,7 +184,11 @@ pub async fn register(
     if !failed.is_empty() {
         return Err(AccountsError::WeakPassword(failed));
     }
-    let hash = state.password_hasher.hash(&registration.password).await?;
+    let hash = state
+        .password_hasher
+        .hash(&ticket, &registration.password)
+        .await?;
+    drop(ticket);
 
     let now = OffsetDateTime::now_utc();
     let mut transaction = state.tenant_db.begin(scope).await?;
@@ -338,6 +343,7 @@ pub async fn confirm_password_reset(
     let scope = &context.scope;
 
     let now = OffsetDateTime::now_utc();
+    let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let user = match store::live_token_user(&mut transaction, &digest, purpose, now).await? {
         Some(user_id) => identity::user_by_id(&mut transaction, user_id)
@@ -359,7 +365,10 @@ pub async fn confirm_password_reset(
     if failed.is_empty() {
         for old in history.into_iter().chain(user.password_hash.clone()) {
             if matches!(
-                state.password_hasher.verify(password, Some(old)).await?,
+                state
+                    .password_hasher
+                    .verify(&ticket, password, Some(old))
+                    .await?,
                 Verdict::Right { .. }
             ) {
                 failed.push(format!(
@@ -373,7 +382,8 @@ pub async fn confirm_password_reset(
     if !failed.is_empty() {
         return Err(AccountsError::WeakPassword(failed));
     }
-    let hash = state.password_hasher.hash(password).await?;
+    let hash = state.password_hasher.hash(&ticket, password).await?;
+    drop(ticket);
 
     let now = OffsetDateTime::now_utc();
     let mut transaction = state.tenant_db.begin(scope).await?;

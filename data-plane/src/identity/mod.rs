@@ -4,6 +4,7 @@
 //! Everything lives in the tenant's own schema, so two tenants may each have a user with the
 //! same email address and never see each other.
 
+pub mod hash_gate;
 pub mod passwords;
 pub mod policy;
 pub mod routes;
@@ -94,9 +95,8 @@ impl From<IdentityError> for ApiError {
                     "the database is busy or unavailable; retry shortly",
                 )
             }
-            IdentityError::Db(_) | IdentityError::Token(_) | IdentityError::Password(_) => {
-                ApiError::internal(&error)
-            }
+            IdentityError::Password(error) => error.into(),
+            IdentityError::Db(_) | IdentityError::Token(_) => ApiError::internal(&error),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The rules of signing in. Input arrives parsed; every database step runs in the tenant's
 //! transaction; password hashing (tens of milliseconds of CPU by design) runs between
-//! transactions so it never holds a pooled connection.
+//! transactions so it never holds a pooled connection, and neither does waiting for it: a
+//! request takes its place at the hashing gate (`PasswordHasher::admit`) before its first
+//! database step, and is refused there, having touched nothing, when the node is busy.
 
 use std::net::IpAddr;
 
@@ -149,6 +151,7 @@ pub async fn login(
         user_agent: client.user_agent,
     };
 
+    let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     // A domain bound to a provider that requires SSO never signs in with a password: refused
     // before any password work, and not counted toward the lockout.
@@ -174,20 +177,24 @@ pub async fn login(
     let verdict = if password.as_str().chars().count() > MAX_PASSWORD_LENGTH {
         state
             .password_hasher
-            .verify(&Password::new(String::new()), None)
+            .verify(&ticket, &Password::new(String::new()), None)
             .await?
     } else {
-        state.password_hasher.verify(password, stored_hash).await?
+        state
+            .password_hasher
+            .verify(&ticket, password, stored_hash)
+            .await?
     };
 
     // A hash made with weaker parameters than today's is re-made now, before the transaction
     // opens: argon2 never runs while a pooled connection is held.
     let rehashed = match (&user, verdict) {
         (Some(_), Verdict::Right { needs_rehash: true }) => {
-            Some(state.password_hasher.hash(password).await?)
+            Some(state.password_hasher.hash(&ticket, password).await?)
         }
         _ => None,
     };
+    drop(ticket);
     let mut transaction = state.tenant_db.begin(scope).await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Right { .. }) => user,
@@ -446,6 +453,7 @@ pub async fn activate(
     let digest = token_digest(token);
     let now = OffsetDateTime::now_utc();
     let scope = &context.scope;
+    let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let rows = transaction
         .query_typed(
@@ -468,7 +476,8 @@ pub async fn activate(
     if !failed.is_empty() {
         return Err(IdentityError::WeakPassword(failed));
     }
-    let hash = state.password_hasher.hash(password).await?;
+    let hash = state.password_hasher.hash(&ticket, password).await?;
+    drop(ticket);
 
     let mut transaction = state.tenant_db.begin(scope).await?;
     let purposes = ["activation", "invitation"];
@@ -497,6 +506,7 @@ pub async fn change_password(
     new: &Password,
 ) -> Result<(), IdentityError> {
     let scope = &context.scope;
+    let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let user = store::user_by_id(&mut transaction, principal.user_id)
         .await?
@@ -508,7 +518,7 @@ pub async fn change_password(
 
     if state
         .password_hasher
-        .verify(current, user.password_hash.clone())
+        .verify(&ticket, current, user.password_hash.clone())
         .await?
         == Verdict::Wrong
     {
@@ -519,7 +529,10 @@ pub async fn change_password(
         .violations(new.as_str(), user.email.as_str());
     for old in history.into_iter().chain(user.password_hash.clone()) {
         if matches!(
-            state.password_hasher.verify(new, Some(old)).await?,
+            state
+                .password_hasher
+                .verify(&ticket, new, Some(old))
+                .await?,
             Verdict::Right { .. }
         ) {
             failed.push(format!(
@@ -532,7 +545,8 @@ pub async fn change_password(
     if !failed.is_empty() {
         return Err(IdentityError::WeakPassword(failed));
     }
-    let hash = state.password_hasher.hash(new).await?;
+    let hash = state.password_hasher.hash(&ticket, new).await?;
+    drop(ticket);
     let now = OffsetDateTime::now_utc();
     let mut transaction = state.tenant_db.begin(scope).await?;
     store::set_password(

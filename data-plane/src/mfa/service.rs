@@ -262,12 +262,14 @@ pub async fn disable(
             require_current_code(state, context, &mut transaction, user_id, code).await?;
         }
         Proof::Password(password) => {
-            // No transaction is held while argon2 runs.
+            // No transaction is held while argon2 runs or while it waits for a permit.
             transaction.commit().await?;
+            let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
             let verdict = state
                 .password_hasher
-                .verify(password, user.password_hash.clone())
+                .verify(&ticket, password, user.password_hash.clone())
                 .await?;
+            drop(ticket);
             if verdict == Verdict::Wrong {
                 return Err(MfaError::WrongPassword);
             }
