@@ -28,11 +28,18 @@
 //! 7. Audit: the p50 of an audited write beside the same write on a node with auditing off,
 //!    with one client and with `--connections`.
 //!
+//! 8. Sign-in flood (`signin-flood`, not in the default set): the node's peak resident memory
+//!    and other tenants' read p99 while `--flood` clients send wrong-password sign-ins at one
+//!    tenant, beside the same reads on the idle node (see `bench/signin_flood.rs`).
+//!
 //! Run: `cargo run --release -p tenantry-tests --bin tenantry-bench` with the test Postgres
 //! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
 //! in docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "bench/signin_flood.rs"]
+mod signin_flood;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -83,6 +90,21 @@ struct Args {
     /// Tenants with a signed-in user for the identity section.
     #[arg(long, default_value_t = 20)]
     identity_tenants: usize,
+    /// Concurrent wrong-password sign-in clients of the signin-flood section.
+    #[arg(long, default_value_t = 1000)]
+    flood: usize,
+    /// Other tenants' reads per second during the signin-flood section (open loop).
+    #[arg(long, default_value_t = 200)]
+    flood_read_rate: u32,
+    /// Resident memory (MiB) at which the signin-flood section stops the run.
+    #[arg(long, default_value_t = 12_288)]
+    rss_limit_mib: u64,
+    /// Whether the signin-flood clients wait `Retry-After` when refused.
+    #[arg(long)]
+    flood_honours_retry_after: bool,
+    /// The data plane's `password_hash_concurrency` (default: the number of cores).
+    #[arg(long)]
+    hash_concurrency: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +117,7 @@ enum Section {
     Authz,
     Telemetry,
     Audit,
+    SigninFlood,
 }
 
 /// The password of every bench tenant's owner.
@@ -135,6 +158,10 @@ async fn main() {
         },
         // The production batching interval (tests use a shorter one).
         event_flush_interval: Duration::from_millis(200),
+        password_hashing: args.hash_concurrency.map_or_else(
+            || TestOptions::default().password_hashing,
+            data_plane::identity::hash_gate::HashLimits::for_cores,
+        ),
         ..TestOptions::default()
     })
     .await;
@@ -172,6 +199,16 @@ async fn main() {
     }
     if run(Section::Audit) {
         audit_overhead(&app, &args).await;
+    }
+    if run(Section::SigninFlood) {
+        let flood = signin_flood::FloodArgs {
+            clients: args.flood,
+            read_rate: args.flood_read_rate,
+            seconds: args.seconds,
+            rss_limit_mib: args.rss_limit_mib,
+            honour_retry_after: args.flood_honours_retry_after,
+        };
+        signin_flood::signin_flood(&app, &flood, PASSWORD).await;
     }
 }
 
