@@ -57,7 +57,8 @@ pub struct Config {
     /// database so a stolen database alone cannot be brute-forced.
     pub password_pepper_file: PathBuf,
     /// How much password hashing runs and waits at once (`password_hash_concurrency`, default
-    /// the number of cores; `password_hash_queue`, default 4 × the concurrency;
+    /// the number of cores less one, at least one; `password_hash_queue`, default 4 × the
+    /// concurrency;
     /// `password_hash_wait_ms`, default 2000). See `identity::hash_gate`.
     pub password_hashing: HashLimits,
     /// Lifetime of access tokens (JWTs).
@@ -108,9 +109,12 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hash_concurrency = at_least_one(
             "password_hash_concurrency",
-            source.parse_or("password_hash_concurrency", cores)?,
+            source.parse_or(
+                "password_hash_concurrency",
+                HashLimits::for_cores(cores).concurrency,
+            )?,
         )?;
-        let hash_defaults = HashLimits::for_cores(hash_concurrency);
+        let hash_defaults = HashLimits::with_concurrency(hash_concurrency);
         let password_hashing = HashLimits {
             concurrency: hash_concurrency,
             queue: source.parse_or("password_hash_queue", hash_defaults.queue)?,

@@ -47,10 +47,18 @@ pub struct HashLimits {
 }
 
 impl HashLimits {
-    /// The defaults for a node with `cores` cores: one computation per core, four waiting
-    /// per core, two seconds' wait.
+    /// The defaults for a node with `cores` cores: a computation per core but one (at least
+    /// one), so that a flood of sign-ins leaves a core to the HTTP workers and Postgres
+    /// answering everyone else. Measured on two cores (docs/benchmarks.md), one permit instead
+    /// of two cost a fifth of the sign-ins per second under a flood and cut other tenants'
+    /// read p99 from 10-13x idle to 4-6x.
     pub fn for_cores(cores: usize) -> Self {
-        let concurrency = cores.max(1);
+        Self::with_concurrency(cores.saturating_sub(1).max(1))
+    }
+
+    /// `concurrency` permits with the default queue (four waiting per permit) and wait.
+    pub fn with_concurrency(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Self {
             concurrency,
             queue: 4 * concurrency,
@@ -248,11 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_cores() {
-        let limits = HashLimits::for_cores(4);
+    fn defaults_leave_a_core_to_the_rest_of_the_node() {
+        let limits = HashLimits::for_cores(5);
         assert_eq!((limits.concurrency, limits.queue), (4, 16));
         assert_eq!((limits.admitted(), limits.per_tenant()), (20, 12));
-        assert_eq!(HashLimits::for_cores(0).concurrency, 1);
+        for cores in [0, 1, 2] {
+            assert_eq!(HashLimits::for_cores(cores).concurrency, 1);
+        }
+        assert_eq!(HashLimits::with_concurrency(3).queue, 12);
     }
 
     #[test]

@@ -102,7 +102,7 @@ struct Args {
     /// Whether the signin-flood clients wait `Retry-After` when refused.
     #[arg(long)]
     flood_honours_retry_after: bool,
-    /// The data plane's `password_hash_concurrency` (default: the number of cores).
+    /// The data plane's `password_hash_concurrency` (default: the number of cores less one).
     #[arg(long)]
     hash_concurrency: Option<usize>,
 }
@@ -160,7 +160,7 @@ async fn main() {
         event_flush_interval: Duration::from_millis(200),
         password_hashing: args.hash_concurrency.map_or_else(
             || TestOptions::default().password_hashing,
-            data_plane::identity::hash_gate::HashLimits::for_cores,
+            data_plane::identity::hash_gate::HashLimits::with_concurrency,
         ),
         ..TestOptions::default()
     })

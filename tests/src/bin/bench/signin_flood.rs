@@ -182,6 +182,7 @@ pub async fn signin_flood(app: &TestApp, args: &FloodArgs, password: &str) {
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
+    let flood_started = Instant::now();
     let sampler = {
         let (stop, peak, limit) = (stop.clone(), peak.clone(), args.rss_limit_mib);
         tokio::spawn(async move {
@@ -189,7 +190,11 @@ pub async fn signin_flood(app: &TestApp, args: &FloodArgs, password: &str) {
                 let rss = status_mib("VmRSS");
                 peak.fetch_max(rss, Ordering::SeqCst);
                 if rss > limit {
-                    println!("ABORTED: resident memory {rss} MiB passed --rss-limit-mib {limit}");
+                    println!(
+                        "ABORTED: resident memory {rss} MiB passed --rss-limit-mib {limit}, {:.1} s \
+                         into the flood",
+                        flood_started.elapsed().as_secs_f64()
+                    );
                     std::process::exit(2);
                 }
                 tokio::time::sleep(SAMPLE_EVERY).await;
@@ -198,7 +203,6 @@ pub async fn signin_flood(app: &TestApp, args: &FloodArgs, password: &str) {
     };
     let answers = Arc::new(FloodAnswers::default());
     let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let flood_started = Instant::now();
     let flood: Vec<_> = (0..args.clients)
         .map(|client| {
             let (http, stop, answers, latencies) = (
