@@ -225,6 +225,26 @@ async fn every_password_endpoint_answers_busy_when_the_gate_is_full_and_changes_
     for request in requests {
         assert_eq!(assert_busy(request.send().await.unwrap()).await, "1");
     }
+    // Operators see each refusal in the refusal counter.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.data_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("tenantry_http_refusals_total")
+                && line.contains("code=\"credential_check_busy\"")
+                && line.contains("status=\"503\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok());
+    assert_eq!(counted, Some(4), "{metrics}");
     // Nothing changed: no attempt recorded, the password and the activation token unchanged,
     // nobody registered.
     assert_eq!(login_attempts(&app, "acme").await, attempts);
