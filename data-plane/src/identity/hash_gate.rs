@@ -51,7 +51,7 @@ impl HashLimits {
     /// one), so that a flood of sign-ins leaves a core to the HTTP workers and Postgres
     /// answering everyone else. Measured on two cores (docs/benchmarks.md), one permit instead
     /// of two cost a fifth of the sign-ins per second under a flood and cut other tenants'
-    /// read p99 from 10-13x idle to 4-6x.
+    /// read p99 from 10-16x idle to 4-5x.
     pub fn for_cores(cores: usize) -> Self {
         Self::with_concurrency(cores.saturating_sub(1).max(1))
     }
