@@ -52,6 +52,8 @@ async fn status_of(
 async fn custom_roles_grant_what_they_include_and_cycles_are_refused() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // Not about limits: once hashing got fast, this many writes hit the free plan's burst.
+    app.raise_rate_limits("acme").await;
 
     let auditor = create_role(
         &app,
@@ -266,6 +268,8 @@ async fn bad_role_definitions_get_400_and_change_nothing() {
 async fn nobody_grants_or_defines_more_than_they_hold() {
     let app = TestApp::spawn().await;
     let owner = tenant_with_owner(&app, "acme").await;
+    // Not about limits: once hashing got fast, this many writes hit the free plan's burst.
+    app.raise_rate_limits("acme").await;
     for role in [
         json!({"name": "people-manager", "permissions": ["users:manage", "records:read", "roles:manage"]}),
         json!({"name": "superuser", "permissions": ["*:*"]}),
