@@ -419,9 +419,8 @@ async fn within<T>(deadline: Duration, work: impl Future<Output = T>) -> Option<
     tokio::time::timeout(deadline, work).await.ok()
 }
 
-/// Sends the audit outbox insert as the session user (tenant roles have no right on the
-/// outbox); the commit that follows ends the role switch with the transaction. `Ok(false)`
-/// when there is nothing to write or the transaction changed nothing.
+/// Sends the audit outbox write (see [`outbox::INSERT`]). `Ok(false)` when there is nothing
+/// to write or the transaction changed nothing.
 async fn write_audit(
     client: &Object,
     intent: Option<&AuditIntent>,
@@ -436,12 +435,12 @@ async fn write_audit(
         (&tenant_id, tenant_type),
         (&event, event_type),
     ];
-    let (reset, inserted) = tokio::join!(
-        client.query_typed("SELECT set_config('role', 'none', true)", &[]),
-        client.query_typed(outbox::INSERT, &params),
-    );
-    reset?;
-    Ok(!inserted?.is_empty())
+    let rows = client.query_typed(outbox::INSERT, &params).await?;
+    let written = match rows.first() {
+        Some(row) => row.try_get::<_, bool>(0)?,
+        None => false,
+    };
+    Ok(written)
 }
 
 /// Marks the intent written once its insert has committed.
