@@ -226,24 +226,8 @@ async fn every_password_endpoint_answers_busy_when_the_gate_is_full_and_changes_
         assert_eq!(assert_busy(request.send().await.unwrap()).await, "1");
     }
     // Operators see each refusal in the refusal counter.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.data_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let counted = metrics
-        .lines()
-        .find(|line| {
-            line.starts_with("tenantry_http_refusals_total")
-                && line.contains("code=\"credential_check_busy\"")
-                && line.contains("status=\"503\"")
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<u64>().ok());
+    let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
+    let counted = tenantry_tests::refusals_counted(&metrics, 503, "credential_check_busy");
     assert_eq!(counted, Some(4), "{metrics}");
     // Nothing changed: no attempt recorded, the password and the activation token unchanged,
     // nobody registered.

@@ -113,18 +113,7 @@ async fn provisioning_interrupted_after_any_step_is_finished_by_rerunning_it() {
         .enumerate()
     {
         let slug = format!("step-{index}");
-        let outcome = app
-            .create_tenant_with(
-                &slug,
-                ProvisionOptions {
-                    interrupt_after: Some(step),
-                },
-            )
-            .await;
-        assert!(
-            matches!(outcome, Err(ControlError::Interrupted(at)) if at == step),
-            "{step}: {outcome:?}"
-        );
+        app.create_tenant_interrupted_after(&slug, step).await;
         assert_eq!(app.tenant_status(&slug).await, "provisioning", "{step}");
         let half_made = app.tenant_get(&slug, "/v1/tenant").send().await.unwrap();
         assert_eq!(
@@ -163,18 +152,8 @@ async fn provisioning_interrupted_after_any_step_is_finished_by_rerunning_it() {
 #[tokio::test]
 async fn steps_that_ran_but_were_not_recorded_are_safe_to_run_again() {
     let app = TestApp::spawn().await;
-    let outcome = app
-        .create_tenant_with(
-            "rewind",
-            ProvisionOptions {
-                interrupt_after: Some(Step::SeedRoles),
-            },
-        )
+    app.create_tenant_interrupted_after("rewind", Step::SeedRoles)
         .await;
-    assert!(matches!(
-        outcome,
-        Err(ControlError::Interrupted(Step::SeedRoles))
-    ));
     // As if the process died after every step ran but before any was recorded.
     app.superuser()
         .await

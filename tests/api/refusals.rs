@@ -29,23 +29,8 @@ async fn a_flood_of_rate_limited_requests_is_counted_and_logged_without_flooding
         .collect();
     assert!(refused.len() >= 40, "only {} refused", refused.len());
 
-    let metrics = http
-        .get(format!("{}/metrics", node.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let counted = metrics
-        .lines()
-        .find(|line| {
-            line.starts_with("tenantry_http_refusals_total")
-                && line.contains("code=\"rate_limited\"")
-                && line.contains("status=\"429\"")
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<u64>().ok());
+    let metrics = tenantry_tests::metrics_text(&http, &node.url).await;
+    let counted = tenantry_tests::refusals_counted(&metrics, 429, "rate_limited");
     assert_eq!(counted, Some(refused.len() as u64), "{metrics}");
 
     // The log names tenant and request id; like refusals within a second share one line.

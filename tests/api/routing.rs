@@ -161,15 +161,7 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["clickhouse"], "ok");
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.data_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
     assert!(
         metrics.contains("tenantry_http_requests_total{status=\"2xx\"}"),
         "{metrics}"

@@ -419,6 +419,27 @@ impl TestApp {
             .bearer_auth(&self.operator_token)
     }
 
+    /// Starts creating tenant `slug` and stops it right after `step`, as a crash there would;
+    /// asserts the run stopped exactly there.
+    pub async fn create_tenant_interrupted_after(
+        &self,
+        slug: &str,
+        step: control_plane::provisioning::Step,
+    ) {
+        let outcome = self
+            .create_tenant_with(
+                slug,
+                ProvisionOptions {
+                    interrupt_after: Some(step),
+                },
+            )
+            .await;
+        assert!(
+            matches!(outcome, Err(control_plane::error::ControlError::Interrupted(at)) if at == step),
+            "{step}: {outcome:?}"
+        );
+    }
+
     /// Lifts the rate limits of tenant `slug` (the free plan's 10 requests/s, burst 20, writes
     /// half of that) for tests that send bursts but are not about limits, and waits until the
     /// data plane serves the tenant with the new quotas.
@@ -680,4 +701,28 @@ fn mail_settings(options: &TestOptions) -> MailSettings {
     settings.retry_base = options.mail_retry_base;
     settings.retry_cap = options.mail_retry_cap;
     settings
+}
+
+/// The Prometheus text a node at `base_url` serves at `/metrics`.
+pub async fn metrics_text(http: &reqwest::Client, base_url: &str) -> String {
+    http.get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The count of `tenantry_http_refusals_total` for `status` and `code` in `metrics`.
+pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("tenantry_http_refusals_total")
+                && line.contains(&format!("code=\"{code}\""))
+                && line.contains(&format!("status=\"{status}\""))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
 }
