@@ -419,7 +419,7 @@ async fn within<T>(deadline: Duration, work: impl Future<Output = T>) -> Option<
     tokio::time::timeout(deadline, work).await.ok()
 }
 
-/// Sends the audit outbox write (see [`outbox::INSERT`]). `Ok(false)` when there is nothing
+/// Sends the audit outbox write (see [`outbox::WRITE`]). `Ok(false)` when there is nothing
 /// to write or the transaction changed nothing.
 async fn write_audit(
     client: &Object,
@@ -428,14 +428,14 @@ async fn write_audit(
     let Some(intent) = intent else {
         return Ok(false);
     };
-    let (event_id, tenant_id, event) = intent.insert_params();
-    let [id_type, tenant_type, event_type] = AuditIntent::INSERT_TYPES;
+    let (event_id, tenant_id, event) = intent.write_params();
+    let [id_type, tenant_type, event_type] = AuditIntent::WRITE_TYPES;
     let params: [(&(dyn ToSql + Sync), Type); 3] = [
         (&event_id, id_type),
         (&tenant_id, tenant_type),
         (&event, event_type),
     ];
-    let rows = client.query_typed(outbox::INSERT, &params).await?;
+    let rows = client.query_typed(outbox::WRITE, &params).await?;
     let written = match rows.first() {
         Some(row) => row.try_get::<_, bool>(0)?,
         None => false,

@@ -162,7 +162,7 @@ fn base_parts(
     let resource_id = note
         .as_ref()
         .and_then(|note| note.resource_id.clone())
-        .or_else(|| resource_id_of(request))
+        .or_else(|| resource_id_of(request, action.id_param))
         .unwrap_or_default();
     let mut metadata = note.map(|note| note.metadata.clone()).unwrap_or_default();
     if let Some(collection) = request.match_info().get("collection") {
@@ -205,10 +205,9 @@ fn base_parts(
     (row, metadata)
 }
 
-/// The id of the resource a routed request names (the route's id parameter).
-fn resource_id_of(request: &actix_web::HttpRequest) -> Option<String> {
-    actions::of(request.method(), request.match_pattern().as_deref())
-        .id_param
+/// The id of the resource a routed request names: its route's id parameter `id_param`.
+fn resource_id_of(request: &actix_web::HttpRequest, id_param: Option<&str>) -> Option<String> {
+    id_param
         .and_then(|param| request.match_info().get(param))
         .map(str::to_owned)
 }
@@ -220,7 +219,8 @@ pub fn complete_intent(
     actor: Option<&AuditActor>,
 ) -> Option<Arc<AuditIntent>> {
     let intent = request.extensions().get::<Arc<AuditIntent>>().cloned()?;
-    let resource_id = resource_id_of(request);
+    let id_param = actions::of(request.method(), request.match_pattern().as_deref()).id_param;
+    let resource_id = resource_id_of(request, id_param);
     let collection = request.match_info().get("collection").map(str::to_owned);
     intent.update(|row| {
         if let Some(actor) = actor {

@@ -39,7 +39,7 @@ use super::rows::AuditRow;
 /// id) and only once per event id; answers whether it wrote. A `SECURITY DEFINER` function
 /// (catalog V5): tenant roles have no right on the table, and switching roles per commit cost
 /// more than the insert.
-pub(crate) const INSERT: &str = "SELECT tenantry_outbox.write($1, $2, $3)";
+pub(crate) const WRITE: &str = "SELECT tenantry_outbox.write($1, $2, $3)";
 
 /// `result` of an event rebuilt from the outbox: the change committed; the answer is unknown.
 pub const RECOVERED_RESULT: &str = "committed";
@@ -97,8 +97,8 @@ impl AuditIntent {
         self.written.store(true, Ordering::Release);
     }
 
-    /// The parameters of [`INSERT`]: event id, tenant id, the row as JSON.
-    pub(crate) fn insert_params(&self) -> (Uuid, Uuid, serde_json::Value) {
+    /// The parameters of [`WRITE`]: event id, tenant id, the row as JSON.
+    pub(crate) fn write_params(&self) -> (Uuid, Uuid, serde_json::Value) {
         let row = self
             .row
             .lock()
@@ -107,7 +107,7 @@ impl AuditIntent {
         (self.event_id, self.tenant_id, event)
     }
 
-    pub(crate) const INSERT_TYPES: [Type; 3] = [Type::UUID, Type::UUID, Type::JSONB];
+    pub(crate) const WRITE_TYPES: [Type; 3] = [Type::UUID, Type::UUID, Type::JSONB];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,6 @@ pub async fn claim_orphans(
                 ],
             )
             .await?;
-        let mut orphans = Vec::with_capacity(rows.len());
         let mut dated = Vec::with_capacity(rows.len());
         for row in rows {
             let event: serde_json::Value = row.try_get(0)?;
@@ -200,9 +199,9 @@ pub async fn claim_orphans(
                 Err(error) => tracing::error!(%error, "unreadable audit outbox row left as is"),
             }
         }
+        // `UPDATE … RETURNING` has no order of its own.
         dated.sort_by_key(|(created_at, _)| *created_at);
-        orphans.extend(dated.into_iter().map(|(_, row)| Orphan { row }));
-        Ok::<_, OutboxError>(orphans)
+        Ok::<_, OutboxError>(dated.into_iter().map(|(_, row)| Orphan { row }).collect())
     };
     tokio::time::timeout(deadline, work)
         .await
