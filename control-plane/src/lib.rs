@@ -10,6 +10,7 @@ pub mod error;
 pub mod operators;
 pub mod provisioning;
 pub mod roles;
+pub mod route_table;
 pub mod server;
 pub mod sso;
 pub mod templates;

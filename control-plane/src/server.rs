@@ -4,7 +4,7 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 
 use crate::context::ControlPlane;
 
@@ -20,13 +20,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
             // error bodies rebuilt with the request id keep the headers.
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
-            .route(
-                "/healthz",
-                web::get()
-                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
-            )
-            .configure(crate::sso::routes::configure)
-            .configure(crate::tenants::routes::configure)
+            .configure(crate::route_table::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

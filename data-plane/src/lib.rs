@@ -21,6 +21,7 @@ pub mod quotas;
 pub mod rate_limit;
 pub mod records;
 pub mod roles;
+pub mod route_table;
 pub mod server;
 pub mod sessions;
 pub mod settings;

@@ -33,14 +33,14 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .app_data(web::Data::new(state.for_worker(worker)))
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
-            // Outermost last. Bodies are bounded, then rate limits refuse before any handler
-            // runs; CORS marks every answer, 429s included; request ids are set before the
-            // security headers are added, so error bodies rebuilt with the request id keep
-            // the headers. The audit log sees rate-limit refusals and refuses changes it could
-            // not record, inside CORS so those answers are readable by browsers.
+            // Outermost last. Bodies are bounded; each route's own layers (its rate limit,
+            // audit admission and access, `route_table`) run inside all of these. CORS marks
+            // every answer, 429s included; request ids are set before the security headers are
+            // added, so error bodies rebuilt with the request id keep the headers. The audit
+            // recorder sees rate-limit refusals, inside CORS so its 503s are readable by
+            // browsers.
             .wrap(from_fn(enforce_deadline))
             .wrap(from_fn(crate::hygiene::limit_body))
-            .wrap(from_fn(crate::rate_limit::middleware::enforce))
             .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
             .wrap(from_fn(observe_refusals))
@@ -48,24 +48,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
             .wrap(from_fn(close_when_draining))
-            .configure(crate::health::routes::configure)
-            .configure(crate::tenant_info::routes::configure)
-            .configure(crate::identity::routes::configure)
-            .configure(crate::accounts::routes::configure)
-            .configure(crate::sessions::routes::configure)
-            .configure(crate::tokens::routes::configure)
-            .configure(crate::users::routes::configure)
-            .configure(crate::roles::routes::configure)
-            .configure(crate::privacy::routes::configure)
-            .configure(crate::settings::routes::configure)
-            .configure(crate::cors::routes::configure)
-            .configure(crate::mfa::routes::configure)
-            .configure(crate::sso::routes::configure)
-            .configure(crate::api_keys::routes::configure)
-            .configure(crate::usage::routes::configure)
-            .configure(crate::records::routes::configure)
-            .configure(crate::audit::routes::configure)
-            .configure(crate::ingest::routes::configure)
+            .configure(crate::route_table::configure)
             .default_service(web::to(shared::http::route_not_found))
     })
     .listen(listener)?

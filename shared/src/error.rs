@@ -20,8 +20,17 @@ pub struct ApiError {
     request_id: Option<String>,
     /// Machine-readable specifics (e.g. every rule a password broke).
     details: Option<serde_json::Value>,
+    /// A header the answer carries besides the envelope (boxed: errors travel in `Result`s
+    /// and stay small).
+    header: Option<Box<Header>>,
+}
+
+#[derive(Debug, Clone)]
+enum Header {
     /// Seconds after which a retry can succeed (`Retry-After`).
-    retry_after: Option<u64>,
+    RetryAfter(u64),
+    /// The methods the path accepts, for a 405 (`Allow`).
+    Allow(String),
 }
 
 #[derive(Serialize)]
@@ -47,7 +56,7 @@ impl ApiError {
             message: message.into(),
             request_id: None,
             details: None,
-            retry_after: None,
+            header: None,
         }
     }
 
@@ -57,9 +66,20 @@ impl ApiError {
         self
     }
 
+    /// A 405 for a path that accepts only `allow` (methods, comma-separated).
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this route accepts only {allow}"),
+        );
+        error.header = Some(Box::new(Header::Allow(allow.to_owned())));
+        error
+    }
+
     /// The same error with a `Retry-After` header.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
+        self.header = Some(Box::new(Header::RetryAfter(seconds)));
         self
     }
 
@@ -150,8 +170,14 @@ impl ResponseError for ApiError {
             },
         };
         let mut response = HttpResponse::build(self.status);
-        if let Some(seconds) = self.retry_after {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        match self.header.as_deref() {
+            Some(Header::RetryAfter(seconds)) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+            }
+            Some(Header::Allow(allow)) => {
+                response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+            }
+            None => {}
         }
         response.json(envelope)
     }

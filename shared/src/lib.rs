@@ -17,6 +17,7 @@ pub mod http;
 pub mod mail_outbox;
 pub mod notify;
 pub mod observability;
+pub mod routes;
 pub mod secret_token;
 pub mod sso;
 pub mod template;

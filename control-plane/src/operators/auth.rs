@@ -1,4 +1,6 @@
-//! The extractor that guards every operator route: `Authorization: Bearer <operator token>`.
+//! The route guard of the control plane: every declared route with `access = Operator` needs
+//! `Authorization: Bearer <operator token>` ([`authorize`]); a handler that needs to know
+//! which token called takes [`Operator`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,8 +10,7 @@ use shared::error::ApiError;
 
 use crate::context::ControlPlane;
 
-/// An authenticated operator. Taking it as a handler argument is what makes a route
-/// operator-only.
+/// An authenticated operator: the route guard put it in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Operator {
     pub token_name: String,
@@ -20,6 +21,13 @@ impl FromRequest for Operator {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        {
+            use actix_web::HttpMessage as _;
+            if let Some(operator) = req.extensions().get::<Operator>() {
+                let operator = operator.clone();
+                return Box::pin(async move { Ok(operator) });
+            }
+        }
         let control = req.app_data::<web::Data<ControlPlane>>().cloned();
         let token = req
             .headers()
@@ -39,5 +47,31 @@ impl FromRequest for Operator {
                 Err(error) => Err(error.into()),
             }
         })
+    }
+}
+
+/// Route middleware (`crate::route_table`): a route declared `access = Operator` runs only for
+/// a valid operator token (401 otherwise); a public one for anyone. No other access exists on
+/// the control plane, so a route declared with one is refused (403) rather than left open.
+pub async fn authorize(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage as _;
+    use shared::routes::Access;
+    let access = shared::routes::served_by(req.request()).map(|route| route.policy.access);
+    match access {
+        Some(Access::Public) => next.call(req).await,
+        Some(Access::Operator) => match req.extract::<Operator>().await {
+            Ok(operator) => {
+                req.extensions_mut().insert(operator);
+                next.call(req).await
+            }
+            Err(error) => Ok(req.error_response(error)),
+        },
+        _ => Ok(req.error_response(ApiError::forbidden(
+            "forbidden",
+            "this route is not served here",
+        ))),
     }
 }

@@ -1,22 +1,17 @@
 //! `/v1/tenants/{slug}/sso`: the operator's view of a tenant's identity providers. Every
-//! handler takes [`Operator`].
+//! route is declared `access = Operator`.
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use shared::sso::settings::ProviderInput;
 use shared::tenant::TenantSlug;
 
 use super::service;
 use crate::context::ControlPlane;
-use crate::operators::auth::Operator;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/tenants/{slug}/sso", web::get().to(list_providers))
-        .route("/v1/tenants/{slug}/sso", web::post().to(add_provider))
-        .route(
-            "/v1/tenants/{slug}/sso/{name}",
-            web::delete().to(remove_provider),
-        );
+pub fn routes() -> Vec<Route> {
+    routes![list_providers, add_provider, remove_provider,]
 }
 
 fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
@@ -25,8 +20,13 @@ fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
     })
 }
 
+#[route(
+    get, "/v1/tenants/{slug}/sso",
+    access = Operator,
+    rate = Unlimited,
+    tag = "sso",
+    responses((status = 200, description = "The tenant's SSO providers (secrets never shown)")))]
 async fn list_providers(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -34,8 +34,13 @@ async fn list_providers(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "providers": providers })))
 }
 
+#[route(
+    post, "/v1/tenants/{slug}/sso",
+    access = Operator,
+    rate = Unlimited,
+    tag = "sso",
+    responses((status = 201, description = "Added")))]
 async fn add_provider(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
     body: web::Json<ProviderInput>,
@@ -44,8 +49,13 @@ async fn add_provider(
     Ok(HttpResponse::Created().json(view))
 }
 
+#[route(
+    delete, "/v1/tenants/{slug}/sso/{name}",
+    access = Operator,
+    rate = Unlimited,
+    tag = "sso",
+    responses((status = 204, description = "Removed")))]
 async fn remove_provider(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {

@@ -1,32 +1,33 @@
-//! The operator REST API for tenants, under `/v1/tenants`. Every handler takes [`Operator`],
-//! so none can be reached without a valid operator token.
+//! The operator REST API for tenants, under `/v1/tenants`. Every route is declared
+//! `access = Operator`: the route guard (`operators::auth::authorize`) admits only a valid
+//! operator token. The lifecycle events a route declares are recorded by the service, which the
+//! CLI shares.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use shared::tenant::{TenantSlug, TenantStatus};
 
 use super::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName, TenantPatch};
 use crate::context::ControlPlane;
-use crate::operators::auth::Operator;
 use crate::provisioning::ProvisionOptions;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/tenants")
-            .route("", web::post().to(create_tenant))
-            .route("", web::get().to(list_tenants))
-            .route("/{slug}", web::get().to(get_tenant))
-            .route("/{slug}", web::patch().to(update_tenant))
-            .route("/{slug}", web::delete().to(delete_tenant))
-            .route("/{slug}/provision", web::post().to(retry_provisioning))
-            .route("/{slug}/export", web::get().to(export_tenant))
-            .route("/{slug}/quotas", web::get().to(get_quotas))
-            .route("/{slug}/quotas", web::patch().to(update_quotas))
-            .route("/{slug}/domains", web::post().to(add_domain))
-            .route("/{slug}/domains/{domain}", web::delete().to(remove_domain)),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![
+        create_tenant,
+        list_tenants,
+        get_tenant,
+        update_tenant,
+        delete_tenant,
+        retry_provisioning,
+        export_tenant,
+        get_quotas,
+        update_quotas,
+        add_domain,
+        remove_domain,
+    ]
 }
 
 fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
@@ -45,8 +46,14 @@ struct CreateTenantBody {
     admin_email: Option<String>,
 }
 
+#[route(
+    post, "/v1/tenants",
+    access = Operator,
+    audit = event("tenant.create", "tenant"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 201, description = "Created and provisioned; `activation_token` when an admin email was given")))]
 async fn create_tenant(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     body: web::Json<CreateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,16 +85,24 @@ async fn create_tenant(
     Ok(HttpResponse::Created().json(body))
 }
 
-async fn list_tenants(
-    _operator: Operator,
-    control: web::Data<ControlPlane>,
-) -> Result<HttpResponse, ApiError> {
+#[route(
+    get, "/v1/tenants",
+    access = Operator,
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "Every tenant")))]
+async fn list_tenants(control: web::Data<ControlPlane>) -> Result<HttpResponse, ApiError> {
     let tenants = service::list(&control).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "tenants": tenants })))
 }
 
+#[route(
+    get, "/v1/tenants/{slug}",
+    access = Operator,
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "The tenant, its quotas, domains and provisioning state")))]
 async fn get_tenant(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -103,8 +118,14 @@ struct UpdateTenantBody {
     status: Option<String>,
 }
 
+#[route(
+    patch, "/v1/tenants/{slug}",
+    access = Operator,
+    audit = event("tenant.update", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)")))]
 async fn update_tenant(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
     body: web::Json<UpdateTenantBody>,
@@ -132,8 +153,14 @@ async fn update_tenant(
     Ok(HttpResponse::Ok().json(service::details(&control, &slug).await?))
 }
 
+#[route(
+    delete, "/v1/tenants/{slug}",
+    access = Operator,
+    audit = event("tenant.delete", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 204, description = "Deleted: schema, role and catalog rows are gone")))]
 async fn delete_tenant(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -141,8 +168,14 @@ async fn delete_tenant(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[route(
+    post, "/v1/tenants/{slug}/provision",
+    access = Operator,
+    audit = event("tenant.create", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "Provisioned (a no-op for an active tenant)")))]
 async fn retry_provisioning(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,24 +183,40 @@ async fn retry_provisioning(
     Ok(HttpResponse::Ok().json(report))
 }
 
+#[route(
+    get, "/v1/tenants/{slug}/export",
+    access = Operator,
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "The tenant's data as JSON")))]
 async fn export_tenant(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(service::export(&control, &parse_slug(&slug)?).await?))
 }
 
+#[route(
+    get, "/v1/tenants/{slug}/quotas",
+    access = Operator,
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "The tenant's quotas")))]
 async fn get_quotas(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(service::quotas(&control, &parse_slug(&slug)?).await?))
 }
 
+#[route(
+    patch, "/v1/tenants/{slug}/quotas",
+    access = Operator,
+    audit = event("tenant.quota_update", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 200, description = "The quotas now")))]
 async fn update_quotas(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
     body: web::Json<QuotaPatch>,
@@ -182,8 +231,14 @@ struct DomainBody {
     domain: String,
 }
 
+#[route(
+    post, "/v1/tenants/{slug}/domains",
+    access = Operator,
+    audit = event("tenant.domain_add", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 201, description = "Registered")))]
 async fn add_domain(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
     body: web::Json<DomainBody>,
@@ -194,8 +249,14 @@ async fn add_domain(
     Ok(HttpResponse::Created().json(service::details(&control, &slug).await?))
 }
 
+#[route(
+    delete, "/v1/tenants/{slug}/domains/{domain}",
+    access = Operator,
+    audit = event("tenant.domain_remove", "tenant").id_from("slug"),
+    rate = Unlimited,
+    tag = "tenants",
+    responses((status = 204, description = "Removed")))]
 async fn remove_domain(
-    _operator: Operator,
     control: web::Data<ControlPlane>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {

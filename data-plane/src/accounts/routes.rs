@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::service::{self, Registration};
 use super::AccountsError;
@@ -17,21 +18,14 @@ use crate::identity::passwords::Password;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/auth/register", web::post().to(register))
-        .route("/v1/auth/verify-email", web::post().to(verify_email))
-        .route(
-            "/v1/auth/verify-email/resend",
-            web::post().to(resend_verification),
-        )
-        .route(
-            "/v1/auth/password-reset",
-            web::post().to(request_password_reset),
-        )
-        .route(
-            "/v1/auth/password-reset/confirm",
-            web::post().to(confirm_password_reset),
-        );
+pub fn routes() -> Vec<Route> {
+    routes![
+        register,
+        verify_email,
+        resend_verification,
+        request_password_reset,
+        confirm_password_reset,
+    ]
 }
 
 fn parse_email(raw: &str) -> Result<Email, AccountsError> {
@@ -54,6 +48,13 @@ struct RegisterRequest {
     display_name: Option<String>,
 }
 
+#[route(
+    post, "/v1/auth/register",
+    access = Public,
+    audit = event("auth.register", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)")))]
 async fn register(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -75,6 +76,13 @@ struct TokenRequest {
     token: String,
 }
 
+#[route(
+    post, "/v1/auth/verify-email",
+    access = Public,
+    audit = event("auth.verify_email", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 200, description = "The address is verified")))]
 async fn verify_email(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -90,6 +98,13 @@ struct EmailRequest {
     email: String,
 }
 
+#[route(
+    post, "/v1/auth/verify-email/resend",
+    access = Public,
+    audit = event("auth.verify_email_resend", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
 async fn resend_verification(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -100,6 +115,13 @@ async fn resend_verification(
     Ok(accepted())
 }
 
+#[route(
+    post, "/v1/auth/password-reset",
+    access = Public,
+    audit = event("auth.password_reset_request", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
 async fn request_password_reset(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -117,6 +139,13 @@ struct ResetConfirmation {
     password: Password,
 }
 
+#[route(
+    post, "/v1/auth/password-reset/confirm",
+    access = Public,
+    audit = event("auth.password_reset", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 204, description = "The password is set; every session is ended")))]
 async fn confirm_password_reset(
     context: RequestContext,
     state: web::Data<DataPlane>,

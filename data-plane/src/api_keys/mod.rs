@@ -12,7 +12,7 @@
 //! - Nobody hands out more than they hold: every scope of a new key, and of a key being
 //!   rotated, must be granted by the caller's own permissions. At request time a key may do
 //!   what its scopes grant **and** its creator still holds, and nothing once its creator is
-//!   disabled or deleted (checked in `authz::require_caller`).
+//!   disabled or deleted (checked in `authz::holds`).
 //! - Revocation and rotation evict the key from every node's cache through NOTIFY on commit.
 //! - Live keys (neither revoked nor expired) never exceed the tenant's `max_api_keys`, even
 //!   under concurrent creations (they are serialised by a table lock).

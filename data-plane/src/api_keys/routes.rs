@@ -4,6 +4,7 @@
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -11,25 +12,17 @@ use super::input::{GracePeriod, IpAllowList, KeyName, Scopes};
 use super::service::{self, NewKey};
 use super::store::KeyView;
 use super::{ApiKeyError, MANAGE};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/admin/api-keys")
-            .route(web::get().to(list_api_keys))
-            .route(web::post().to(create_api_key)),
-    )
-    .service(
-        web::resource("/v1/admin/api-keys/{id}")
-            .route(web::get().to(get_api_key))
-            .route(web::delete().to(revoke_api_key)),
-    )
-    .route(
-        "/v1/admin/api-keys/{id}/rotate",
-        web::post().to(rotate_api_key),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![
+        list_api_keys,
+        create_api_key,
+        get_api_key,
+        revoke_api_key,
+        rotate_api_key,
+    ]
 }
 
 /// A key id from the path; anything that is not one names no key (404, like an id of
@@ -48,12 +41,19 @@ struct CreateRequest {
     allowed_ips: Option<Vec<String>>,
 }
 
+#[route(
+    post, "/v1/admin/api-keys",
+    access = Permission(MANAGE),
+    audit = event("api_keys.create", "api_key"),
+    rate = Write,
+    tag = "api_keys",
+    responses((status = 201, description = "Created; the key itself is shown only in this answer")))]
 async fn create_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let body = body.into_inner();
     let new_key = NewKey {
         name: KeyName::parse(&body.name)?,
@@ -74,21 +74,31 @@ struct KeyList {
     api_keys: Vec<KeyView>,
 }
 
+#[route(
+    get, "/v1/admin/api-keys",
+    access = Permission(MANAGE),
+    rate = Read,
+    tag = "api_keys",
+    responses((status = 200, description = "The tenant's API keys (never their secrets)")))]
 async fn list_api_keys(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let api_keys = service::list(&state, &context).await?;
     Ok(HttpResponse::Ok().json(KeyList { api_keys }))
 }
 
+#[route(
+    get, "/v1/admin/api-keys/{id}",
+    access = Permission(MANAGE),
+    rate = Read,
+    tag = "api_keys",
+    responses((status = 200, description = "The key (never its secret)")))]
 async fn get_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let key = service::get(&state, &context, key_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(key))
 }
@@ -120,6 +130,13 @@ fn rotate_request(request: &HttpRequest, body: &[u8]) -> Result<RotateRequest, A
         .map_err(|error| ApiError::bad_request("invalid_json", error.to_string()))
 }
 
+#[route(
+    post, "/v1/admin/api-keys/{id}/rotate",
+    access = Permission(MANAGE),
+    audit = event("api_keys.rotate", "api_key").id_from("id"),
+    rate = Write,
+    tag = "api_keys",
+    responses((status = 201, description = "A new key; the old one works until its grace period ends")))]
 async fn rotate_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -127,19 +144,25 @@ async fn rotate_api_key(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let key_id = key_id(&path)?;
     let grace = GracePeriod::parse(rotate_request(&request, &body)?.grace_seconds)?;
     let issued = service::rotate(&state, &context, caller, key_id, grace).await?;
     Ok(HttpResponse::Ok().json(issued))
 }
 
+#[route(
+    delete, "/v1/admin/api-keys/{id}",
+    access = Permission(MANAGE),
+    audit = event("api_keys.revoke", "api_key").id_from("id"),
+    rate = Write,
+    tag = "api_keys",
+    responses((status = 204, description = "Revoked")))]
 async fn revoke_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     service::revoke(&state, &context, key_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,12 +1,15 @@
-//! The audit middleware. It sits inside the request-id middleware (so every event has the
-//! request id) and outside the rate limits (so refusals are seen).
+//! The audit layers: [`admit`] around each declared route, inside its rate limit; [`record`]
+//! around the whole app, inside the request-id middleware (so every event has the request id)
+//! and outside every route (so refusals are seen).
 //!
-//! For a request naming an active tenant:
-//! - state-changing requests (any method but GET, HEAD, OPTIONS, and the SSO callback GET
-//!   that signs a user in, see [`actions::changes_state`]) are audited: before the handler
-//!   runs, the node checks that its writer has room and that the tenant's chain key is at hand;
-//!   if not, the request is refused with 503 `audit_unavailable` and nothing is done;
-//! - a GET refused with 429 is audited too (rate-limit refusals);
+//! What a request records is its route's declaration (`audit = …` in its `#[route]`). For a
+//! request naming an active tenant:
+//! - requests of routes declared with an event (those that change state, and sign-ins) are
+//!   audited: before the handler runs, the node checks that its writer has room and that the
+//!   tenant's chain key is at hand; if not, the request is refused with 503
+//!   `audit_unavailable` and nothing is done;
+//! - a request of another route refused with 429 is audited too (rate-limit refusals), but
+//!   for telemetry ingestion (`Never`: counted as usage instead);
 //! - the event is enqueued after the response is built; the request never waits on ClickHouse;
 //! - a state-changing request also gets an [`AuditIntent`] in its extensions: the first of its
 //!   transactions that commits a change writes the event to the audit outbox in the same commit
@@ -25,10 +28,11 @@ use shared::error::ApiError;
 use shared::events::chain::ChainKey;
 use shared::events::outbox::AuditIntent;
 use shared::events::rows::{new_event_id, AuditRow};
+use shared::routes::Audit;
 
 use super::{actions, AuditActor, AuditNote};
 use crate::state::DataPlane;
-use crate::tenancy::early::active_tenant;
+use crate::tenancy::early::{active_tenant, resolved_tenant};
 use crate::tenancy::registry::ServedTenant;
 
 fn unavailable() -> ApiError {
@@ -60,6 +64,49 @@ pub async fn chain_key_of(state: &DataPlane, tenant_id: uuid::Uuid) -> Option<Ch
     }
 }
 
+/// Route middleware (`crate::route_table`), for routes declared with an audit event: before
+/// the handler runs, checks that the writer has room and the tenant's chain key is at hand
+/// (503 `audit_unavailable` otherwise, nothing done), and leaves the request's
+/// [`AuditIntent`] for its first committing transaction.
+pub async fn admit(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let audited = shared::routes::served_by(req.request())
+        .is_some_and(|route| route.policy.audit.event().is_some());
+    let state = req
+        .app_data::<web::Data<DataPlane>>()
+        .cloned()
+        .filter(|state| audited && state.config.audit_enabled);
+    let tenant = match &state {
+        Some(state) => active_tenant(&req, state).await,
+        None => None,
+    };
+    let (Some(state), Some(tenant)) = (state, tenant) else {
+        return next.call(req).await;
+    };
+    if !state.events.has_room() {
+        return Ok(req.error_response(unavailable()));
+    }
+    let Some(key) = chain_key(&state, &tenant).await else {
+        return Ok(req.error_response(unavailable()));
+    };
+    let intent =
+        AuditIntent::new(base_row(req.request(), &tenant, state.clock.now())).map(Arc::new);
+    if let Some(intent) = intent {
+        req.extensions_mut().insert(intent);
+    }
+    req.extensions_mut().insert(Admitted(Arc::new(key)));
+    next.call(req).await
+}
+
+/// The chain key [`admit`] found, for [`record`].
+#[derive(Clone)]
+struct Admitted(Arc<ChainKey>);
+
+/// App middleware: records the event of every request its route's audit declaration covers
+/// (every request of a route with an event; a rate-limit refusal of the others, unless
+/// `Never`), after the response is built; the request never waits on ClickHouse.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -67,47 +114,41 @@ pub async fn record(
     let state = req
         .app_data::<web::Data<DataPlane>>()
         .cloned()
-        .filter(|state| state.config.audit_enabled && actions::audited_path(req.path()));
-    let tenant = match &state {
-        Some(state) => active_tenant(&req, state).await,
-        None => None,
-    };
-    let (Some(state), Some(tenant)) = (state, tenant) else {
+        .filter(|state| state.config.audit_enabled);
+    let Some(state) = state else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let changes = actions::changes_state(req.method(), req.path());
-    let mut key = None;
     let started = Instant::now();
     let now = state.clock.now();
-    let mut intent = None;
-    if changes {
-        if !state.events.has_room() {
-            return Ok(req.error_response(unavailable()));
-        }
-        key = chain_key(&state, &tenant).await;
-        if key.is_none() {
-            return Ok(req.error_response(unavailable()));
-        }
-        intent = AuditIntent::new(base_row(req.request(), &tenant, now)).map(Arc::new);
-        if let Some(intent) = &intent {
-            req.extensions_mut().insert(intent.clone());
-        }
-    }
     let response = next.call(req).await?.map_into_boxed_body();
-    let status = response.status().as_u16();
-    if !changes && status != 429 {
+    let request = response.request();
+    let Some(route) = shared::routes::served_by(request) else {
         return Ok(response);
-    }
-    let key = match key {
+    };
+    let status = response.status().as_u16();
+    let recorded = match route.policy.audit {
+        Audit::Event(_) => true,
+        Audit::Refusals => status == 429,
+        Audit::Never => false,
+    };
+    let Some(tenant) = resolved_tenant(request).filter(|_| recorded) else {
+        return Ok(response);
+    };
+    let admitted = request
+        .extensions()
+        .get::<Admitted>()
+        .map(|admitted| admitted.0.clone());
+    let key = match admitted {
         Some(key) => key,
         None => match chain_key(&state, &tenant).await {
-            Some(key) => key,
+            Some(key) => Arc::new(key),
             None => return Ok(response),
         },
     };
+    let intent = request.extensions().get::<Arc<AuditIntent>>().cloned();
     let mut row = event_of(&response, &tenant, now, started);
     let recorded = match &intent {
         Some(intent) => {
@@ -148,7 +189,7 @@ fn base_parts(
     tenant: &ServedTenant,
     now: time::OffsetDateTime,
 ) -> (AuditRow, serde_json::Map<String, serde_json::Value>) {
-    let action = actions::of(request.method(), request.match_pattern().as_deref());
+    let action = actions::of(request);
     let extensions = request.extensions();
     let note = extensions.get::<Arc<AuditNote>>().cloned();
     let actor = note
@@ -219,7 +260,7 @@ pub fn complete_intent(
     actor: Option<&AuditActor>,
 ) -> Option<Arc<AuditIntent>> {
     let intent = request.extensions().get::<Arc<AuditIntent>>().cloned()?;
-    let id_param = actions::of(request.method(), request.match_pattern().as_deref()).id_param;
+    let id_param = actions::of(request).id_param;
     let resource_id = resource_id_of(request, id_param);
     let collection = request.match_info().get("collection").map(str::to_owned);
     intent.update(|row| {

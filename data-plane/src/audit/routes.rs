@@ -3,23 +3,27 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::service::{self, AuditQuery};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/audit", web::get().to(list_audit_events))
-        .route("/v1/admin/usage", web::get().to(get_daily_usage));
+pub fn routes() -> Vec<Route> {
+    routes![list_audit_events, get_daily_usage,]
 }
 
+#[route(
+    get, "/v1/admin/audit",
+    access = Permission("audit:read"),
+    rate = Read,
+    tag = "audit",
+    responses((status = 200, description = "A page of the tenant's audit events"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn list_audit_events(
     context: RequestContext,
     state: web::Data<DataPlane>,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, "audit:read").await?;
     let filter = service::filter(query.into_inner(), state.clock.now())?;
     let page = service::page(
         &state.clickhouse,
@@ -36,12 +40,17 @@ struct UsageQuery {
     days: Option<String>,
 }
 
+#[route(
+    get, "/v1/admin/usage",
+    access = UserOrKey("usage:read"),
+    rate = Read,
+    tag = "audit",
+    responses((status = 200, description = "Daily telemetry usage"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn get_daily_usage(
     context: RequestContext,
     state: web::Data<DataPlane>,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require_caller(&state, &context, "usage:read").await?;
     let days = match query.days.as_deref() {
         None => 30,
         Some(raw) => raw

@@ -1,6 +1,7 @@
-//! Authorisation: the one guard every protected route calls with the permission it needs.
+//! Authorisation: what a route's declared [`Access`] admits. The route guard ([`guard`])
+//! asks [`decide`] before any handler runs; a handler never checks a permission itself.
 //!
-//! [`require`] admits a caller only when
+//! A permission is granted to a user only when
 //! - the request carries a valid access token whose session is live and unrestricted (a
 //!   session that must first change its password or enrol in MFA is refused), and
 //! - one of the caller's role assignments, **as stored now** in the tenant's `user_roles`,
@@ -24,17 +25,19 @@
 
 pub mod cache;
 pub mod conditions;
+pub mod guard;
 pub mod store;
 
 use std::sync::Arc;
 
 use shared::error::ApiError;
-
+use shared::routes::Access;
 use uuid::Uuid;
 
 use self::cache::EffectivePermissions;
 use crate::state::DataPlane;
 use crate::tenancy::{ApiKeyPrincipal, Principal, RequestContext};
+use crate::tokens::access::Restriction;
 
 /// Who a request acts for, on the endpoints open to API keys as well as to signed-in users
 /// (records, telemetry). Admin endpoints use [`require`], which admits users only.
@@ -54,12 +57,164 @@ impl Caller<'_> {
     }
 }
 
-fn missing(permission: &str) -> ApiError {
-    ApiError::forbidden(
-        "forbidden",
-        format!("this needs the permission {permission}"),
-    )
-    .with_details(serde_json::json!({ "missing_permission": permission }))
+/// Why a request is refused: the value [`decide`] returns, turned into the answer by
+/// `From<Denial> for ApiError` (the one place that picks statuses and codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No valid credential (401).
+    NoCredential,
+    /// An API key on a route for people (403 `user_required`).
+    UserRequired,
+    /// The session must first lift a restriction (403 with the restriction's code).
+    Restricted(Restriction),
+    /// The caller's roles, or the key's scopes, do not grant the permission (403).
+    Missing { permission: String },
+    /// The key's scopes grant it, but its creator no longer holds it (403).
+    CreatorLacks { permission: String },
+    /// An operator route reached on the data plane (never declared so; 403).
+    NotHere,
+}
+
+impl From<Denial> for ApiError {
+    fn from(denial: Denial) -> Self {
+        let missing = |permission: &str, message: String| {
+            ApiError::forbidden("forbidden", message)
+                .with_details(serde_json::json!({ "missing_permission": permission }))
+        };
+        match denial {
+            Denial::NoCredential => ApiError::unauthorized(
+                "sign in first: send an access token as `Authorization: Bearer …`",
+            ),
+            Denial::UserRequired => ApiError::forbidden(
+                "user_required",
+                "API keys cannot use this endpoint: it needs a signed-in user's access token",
+            ),
+            Denial::Restricted(Restriction::PasswordChange) => ApiError::forbidden(
+                "password_change_required",
+                "the password has expired: change it with POST /v1/me/password",
+            ),
+            Denial::Restricted(Restriction::MfaEnrollment) => ApiError::forbidden(
+                "mfa_enrollment_required",
+                "this tenant requires MFA: set it up under /v1/me/mfa",
+            ),
+            Denial::Missing { permission } => {
+                let message = format!("this needs the permission {permission}");
+                missing(&permission, message)
+            }
+            Denial::CreatorLacks { permission } => {
+                let message = format!(
+                    "this needs the permission {permission}, which the key's creator no longer holds"
+                );
+                missing(&permission, message)
+            }
+            Denial::NotHere => ApiError::forbidden("forbidden", "this route is not served here"),
+        }
+    }
+}
+
+/// Whether the request may go on to the handler of a route declared with `access`.
+/// `parameter` gives the path parameters a permission's `{name}`s stand for. `Err` only when
+/// the caller's permissions could not be loaded.
+pub async fn decide(
+    state: &DataPlane,
+    context: &RequestContext,
+    access: Access,
+    parameter: impl Fn(&str) -> Option<String>,
+) -> Result<Decision, ApiError> {
+    let user = |restricted_ok: bool| -> Result<&Principal, Denial> {
+        match (context.principal.as_deref(), context.api_key.is_some()) {
+            (Some(principal), _) => match principal.restrictions.first() {
+                Some(restriction) if !restricted_ok => Err(Denial::Restricted(*restriction)),
+                _ => Ok(principal),
+            },
+            (None, true) => Err(Denial::UserRequired),
+            (None, false) => Err(Denial::NoCredential),
+        }
+    };
+    let refused = |denial| Ok(Decision::Refuse(denial));
+    let caller = match access {
+        Access::Public => return Ok(Decision::Admit),
+        Access::Operator => return refused(Denial::NotHere),
+        Access::RestrictedOk | Access::SignedIn => {
+            return match user(access == Access::RestrictedOk) {
+                Ok(_) => Ok(Decision::Admit),
+                Err(denial) => refused(denial),
+            };
+        }
+        Access::Permission(_) => match user(false) {
+            Ok(principal) => Caller::User(principal),
+            Err(denial) => return refused(denial),
+        },
+        Access::UserOrKey(_) => match (context.api_key.as_deref(), user(false)) {
+            (Some(key), _) => Caller::ApiKey(key),
+            (None, Ok(principal)) => Caller::User(principal),
+            (None, Err(denial)) => return refused(denial),
+        },
+        Access::Caller => {
+            return match (context.api_key.is_some(), user(false)) {
+                (true, _) | (false, Ok(_)) => Ok(Decision::Admit),
+                (false, Err(denial)) => refused(denial),
+            };
+        }
+    };
+    let permission = fill(access.permission().unwrap_or_default(), &parameter);
+    if holds(state, context, caller, &permission).await? {
+        return Ok(Decision::Admit);
+    }
+    refused(match caller {
+        Caller::ApiKey(key) if key.scopes.iter().any(|scope| grants(scope, &permission)) => {
+            Denial::CreatorLacks { permission }
+        }
+        _ => Denial::Missing { permission },
+    })
+}
+
+/// What [`decide`] says of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Admit,
+    Refuse(Denial),
+}
+
+/// `pattern` with each `{name}` replaced by the path parameter of that name.
+fn fill(pattern: &str, parameter: &impl Fn(&str) -> Option<String>) -> String {
+    let mut permission = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        permission.push_str(&rest[..open]);
+        let name = &rest[open + 1..open + close];
+        permission.push_str(&parameter(name).unwrap_or_default());
+        rest = &rest[open + close + 1..];
+    }
+    permission.push_str(rest);
+    permission
+}
+
+/// Whether `caller` holds `permission` for this request: for a user, through their roles in
+/// force; for a key, through its scopes **and** its creator's roles in force (a key never
+/// outlives what its creator may do). Besides [`decide`], services call it for the rights
+/// that shape an answer rather than allow it (who may see sensitive fields).
+pub async fn holds(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: Caller<'_>,
+    permission: &str,
+) -> Result<bool, ApiError> {
+    let user = match caller {
+        Caller::User(principal) => principal.user_id,
+        Caller::ApiKey(key) => match key.created_by {
+            Some(creator) if key.scopes.iter().any(|scope| grants(scope, permission)) => creator,
+            _ => return Ok(false),
+        },
+    };
+    Ok(permissions(state, context, user).await?.allows(
+        permission,
+        context.source_ip,
+        state.clock.now(),
+    ))
 }
 
 /// Whether the granted pattern `granted` (e.g. `records:*`, `*:*`, `users:manage`) covers the
@@ -104,23 +259,6 @@ pub async fn permissions(
         .map_err(ApiError::from)
 }
 
-/// The caller, if their session is unrestricted and their roles grant `permission`
-/// (`resource:action`) for this request; otherwise 401 (no valid token), 403 with the
-/// restriction's code, or 403 `forbidden` naming the missing permission.
-pub async fn require<'a>(
-    state: &DataPlane,
-    context: &'a RequestContext,
-    permission: &str,
-) -> Result<&'a Principal, ApiError> {
-    let principal = context.authenticated()?;
-    let permissions = permissions(state, context, principal.user_id).await?;
-    if permissions.allows(permission, context.source_ip, state.clock.now()) {
-        Ok(principal)
-    } else {
-        Err(missing(permission))
-    }
-}
-
 /// The caller's permission patterns in force for this request: what they may hand out.
 pub async fn in_force(
     state: &DataPlane,
@@ -143,45 +281,6 @@ pub fn covered<'w>(held: &[&str], wanted: &'w [String]) -> Vec<&'w str> {
         .filter(|pattern| !held.iter().any(|granted| grants(granted, pattern)))
         .map(String::as_str)
         .collect()
-}
-
-/// The caller — an API key, or a user as [`require`] admits one — for the endpoints API keys
-/// may use.
-///
-/// A key is admitted when one of its scopes grants `permission` **and** its creator's
-/// permissions, as they stand now and in force for this request, grant it too: a key never
-/// outlives what its creator may do, so demoting, disabling or deleting a user shrinks their
-/// keys at once (the creator's permissions come from the same NOTIFY-evicted cache).
-pub async fn require_caller<'a>(
-    state: &DataPlane,
-    context: &'a RequestContext,
-    permission: &str,
-) -> Result<Caller<'a>, ApiError> {
-    if let Some(key) = context.api_key.as_deref() {
-        if !key.scopes.iter().any(|scope| grants(scope, permission)) {
-            return Err(missing(permission));
-        }
-        let creator_holds = match key.created_by {
-            Some(creator) => permissions(state, context, creator).await?.allows(
-                permission,
-                context.source_ip,
-                state.clock.now(),
-            ),
-            None => false,
-        };
-        return if creator_holds {
-            Ok(Caller::ApiKey(key))
-        } else {
-            Err(ApiError::forbidden(
-                "forbidden",
-                format!(
-                    "this needs the permission {permission}, which the key's creator no longer holds"
-                ),
-            )
-            .with_details(serde_json::json!({ "missing_permission": permission })))
-        };
-    }
-    require(state, context, permission).await.map(Caller::User)
 }
 
 #[cfg(test)]

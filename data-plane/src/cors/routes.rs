@@ -2,35 +2,42 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::service;
-use crate::authz;
 use crate::settings::MANAGE;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/settings/cors")
-            .route(web::get().to(get_cors))
-            .route(web::put().to(replace_cors)),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![get_cors, replace_cors,]
 }
 
+#[route(
+    get, "/v1/settings/cors",
+    access = Permission(MANAGE),
+    rate = Read,
+    tag = "settings",
+    responses((status = 200, description = "The tenant's CORS policy")))]
 async fn get_cors(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     Ok(HttpResponse::Ok().json(service::policy(&state, &context).await?))
 }
 
+#[route(
+    put, "/v1/settings/cors",
+    access = Permission(MANAGE),
+    audit = event("settings.cors_update", "settings"),
+    rate = Write,
+    tag = "settings",
+    responses((status = 200, description = "Saved")))]
 async fn replace_cors(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let policy = service::replace_policy(&state, &context, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(policy))
 }

@@ -8,15 +8,21 @@
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use shared::routes::{route, routes, Route};
 
 use crate::state::DataPlane;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+pub fn routes() -> Vec<Route> {
+    routes![healthz, readyz, metrics,]
 }
 
+#[route(
+    get, "/healthz",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "health",
+    responses((status = 200, description = "The process is up")))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
@@ -24,6 +30,13 @@ async fn healthz() -> HttpResponse {
 /// Longest a readiness check waits for a dependency.
 const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800);
 
+#[route(
+    get, "/readyz",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "health",
+    responses((status = 200, description = "Ready: Postgres, the tenant-change listener and the audit path work"), (status = 503, description = "Not ready; `checks` says which check failed")))]
 async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     let postgres = async {
         let client = state
@@ -100,6 +113,13 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     }
 }
 
+#[route(
+    get, "/metrics",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "health",
+    responses((status = 200, description = "Prometheus metrics (text exposition format)")))]
 async fn metrics(state: web::Data<DataPlane>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -6,18 +6,15 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::passwords::Password;
 use super::service::{self, Client};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/auth/login", web::post().to(login))
-        .route("/v1/auth/refresh", web::post().to(refresh))
-        .route("/v1/auth/activate", web::post().to(activate))
-        .route("/v1/me", web::get().to(get_me))
-        .route("/v1/me/password", web::post().to(change_password));
+pub fn routes() -> Vec<Route> {
+    routes![login, refresh, activate, get_me, change_password,]
 }
 
 fn client(context: &RequestContext) -> Client<'_> {
@@ -34,6 +31,13 @@ struct LoginRequest {
     password: Password,
 }
 
+#[route(
+    post, "/v1/auth/login",
+    access = Public,
+    audit = event("auth.login", "session"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 200, description = "Signed in: access and refresh tokens, or an MFA challenge")))]
 async fn login(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -54,6 +58,13 @@ struct RefreshRequest {
     refresh_token: String,
 }
 
+#[route(
+    post, "/v1/auth/refresh",
+    access = Public,
+    audit = event("auth.refresh", "session"),
+    rate = Write,
+    tag = "auth",
+    responses((status = 200, description = "New access and refresh tokens (the old refresh token is spent)")))]
 async fn refresh(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -72,6 +83,13 @@ struct ActivateRequest {
     password: Password,
 }
 
+#[route(
+    post, "/v1/auth/activate",
+    access = Public,
+    audit = event("auth.activate", "user"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 200, description = "The invited user is active")))]
 async fn activate(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -81,6 +99,12 @@ async fn activate(
     Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "status": "active" })))
 }
 
+#[route(
+    get, "/v1/me",
+    access = RestrictedOk,
+    rate = Read,
+    tag = "me",
+    responses((status = 200, description = "The signed-in user, their roles and pending restrictions")))]
 async fn get_me(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -96,6 +120,13 @@ struct PasswordChange {
     new_password: Password,
 }
 
+#[route(
+    post, "/v1/me/password",
+    access = RestrictedOk,
+    audit = event("me.password_change", "user"),
+    rate = Auth,
+    tag = "me",
+    responses((status = 204, description = "Changed; other sessions are ended")))]
 async fn change_password(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -4,18 +4,20 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::otlp::{self, Encoding};
 use super::{bulk, service, WRITE};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/logs", web::post().to(post_otlp_logs))
-        .route("/v1/metrics", web::post().to(post_otlp_metrics))
-        .route("/v1/traces", web::post().to(post_otlp_traces))
-        .route("/v1/telemetry/events", web::post().to(post_bulk_events));
+pub fn routes() -> Vec<Route> {
+    routes![
+        post_otlp_logs,
+        post_otlp_metrics,
+        post_otlp_traces,
+        post_bulk_events,
+    ]
 }
 
 fn media_type(req: &HttpRequest) -> String {
@@ -73,7 +75,6 @@ async fn otlp_request(
     payload: web::Payload,
     decode: Decoder,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require_caller(&state, &context, WRITE).await?;
     let encoding = otlp_encoding(&req)?;
     let body = body(&state, payload).await?;
     let now_nanos = u64::try_from(state.clock.now().unix_timestamp_nanos()).unwrap_or(0);
@@ -83,6 +84,13 @@ async fn otlp_request(
     Ok(otlp_ok(encoding))
 }
 
+#[route(
+    post, "/v1/logs",
+    access = UserOrKey(WRITE),
+    audit = Never,
+    rate = Write,
+    tag = "telemetry",
+    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
 async fn post_otlp_logs(
     req: HttpRequest,
     context: RequestContext,
@@ -92,6 +100,13 @@ async fn post_otlp_logs(
     otlp_request(req, context, state, payload, otlp::logs).await
 }
 
+#[route(
+    post, "/v1/metrics",
+    access = UserOrKey(WRITE),
+    audit = Never,
+    rate = Write,
+    tag = "telemetry",
+    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
 async fn post_otlp_metrics(
     req: HttpRequest,
     context: RequestContext,
@@ -101,6 +116,13 @@ async fn post_otlp_metrics(
     otlp_request(req, context, state, payload, otlp::metrics).await
 }
 
+#[route(
+    post, "/v1/traces",
+    access = UserOrKey(WRITE),
+    audit = Never,
+    rate = Write,
+    tag = "telemetry",
+    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
 async fn post_otlp_traces(
     req: HttpRequest,
     context: RequestContext,
@@ -110,13 +132,19 @@ async fn post_otlp_traces(
     otlp_request(req, context, state, payload, otlp::traces).await
 }
 
+#[route(
+    post, "/v1/telemetry/events",
+    access = UserOrKey(WRITE),
+    audit = Never,
+    rate = Write,
+    tag = "telemetry",
+    responses((status = 202, description = "Accepted: the number of events stored")))]
 async fn post_bulk_events(
     req: HttpRequest,
     context: RequestContext,
     state: web::Data<DataPlane>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require_caller(&state, &context, WRITE).await?;
     let media = media_type(&req);
     let csv = match media.as_str() {
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => false,

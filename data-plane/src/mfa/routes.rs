@@ -8,6 +8,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::codes::{CodeInput, OneTimeCode, TotpCode};
 use super::service::{self, Proof};
@@ -17,16 +18,15 @@ use crate::identity::service::Client;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/mfa", web::get().to(get_mfa))
-        .route("/v1/me/mfa/totp/setup", web::post().to(setup_totp))
-        .route("/v1/me/mfa/totp/enable", web::post().to(enable_totp))
-        .route("/v1/me/mfa/totp", web::delete().to(delete_totp))
-        .route(
-            "/v1/me/mfa/backup-codes",
-            web::post().to(regenerate_backup_codes),
-        )
-        .route("/v1/auth/mfa/verify", web::post().to(verify_mfa));
+pub fn routes() -> Vec<Route> {
+    routes![
+        get_mfa,
+        setup_totp,
+        enable_totp,
+        delete_totp,
+        regenerate_backup_codes,
+        verify_mfa,
+    ]
 }
 
 fn no_store() -> actix_web::HttpResponseBuilder {
@@ -35,6 +35,12 @@ fn no_store() -> actix_web::HttpResponseBuilder {
     response
 }
 
+#[route(
+    get, "/v1/me/mfa",
+    access = RestrictedOk,
+    rate = Read,
+    tag = "mfa",
+    responses((status = 200, description = "The caller's MFA status")))]
 async fn get_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -43,6 +49,13 @@ async fn get_mfa(
     Ok(HttpResponse::Ok().json(service::status(&state, &context, principal).await?))
 }
 
+#[route(
+    post, "/v1/me/mfa/totp/setup",
+    access = RestrictedOk,
+    audit = event("mfa.totp_setup", "user"),
+    rate = Write,
+    tag = "mfa",
+    responses((status = 200, description = "A new TOTP secret, its otpauth URI and QR code, to confirm with /enable")))]
 async fn setup_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -57,6 +70,13 @@ struct CodeRequest {
     code: CodeInput,
 }
 
+#[route(
+    post, "/v1/me/mfa/totp/enable",
+    access = RestrictedOk,
+    audit = event("mfa.totp_enable", "user"),
+    rate = Auth,
+    tag = "mfa",
+    responses((status = 200, description = "TOTP is on; the backup codes are shown once")))]
 async fn enable_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -67,6 +87,13 @@ async fn enable_totp(
     Ok(no_store().json(service::enable(&state, &context, principal, &code).await?))
 }
 
+#[route(
+    post, "/v1/me/mfa/backup-codes",
+    access = RestrictedOk,
+    audit = event("mfa.backup_codes_regenerate", "user"),
+    rate = Write,
+    tag = "mfa",
+    responses((status = 200, description = "New backup codes, shown once; the old ones are void")))]
 async fn regenerate_backup_codes(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -87,6 +114,13 @@ struct DisableRequest {
     code: Option<CodeInput>,
 }
 
+#[route(
+    delete, "/v1/me/mfa/totp",
+    access = RestrictedOk,
+    audit = event("mfa.totp_disable", "user"),
+    rate = Write,
+    tag = "mfa",
+    responses((status = 204, description = "TOTP is off")))]
 async fn delete_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -115,6 +149,13 @@ struct VerifyRequest {
     code: CodeInput,
 }
 
+#[route(
+    post, "/v1/auth/mfa/verify",
+    access = Public,
+    audit = event("auth.mfa_verify", "session"),
+    rate = Auth,
+    tag = "auth",
+    responses((status = 200, description = "Signed in: access and refresh tokens")))]
 async fn verify_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,

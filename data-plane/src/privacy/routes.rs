@@ -3,20 +3,22 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::{store, PrivacyPolicy, MANAGE};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/export", web::get().to(export)).service(
-        web::resource("/v1/settings/privacy")
-            .route(web::get().to(get_policy))
-            .route(web::put().to(replace_policy)),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![export, get_policy, replace_policy,]
 }
 
+#[route(
+    get, "/v1/me/export",
+    access = SignedIn,
+    rate = Read,
+    tag = "me",
+    responses((status = 200, description = "Everything the tenant holds about the caller (JSON download)")))]
 async fn export(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -51,23 +53,34 @@ async fn export(
         .json(document))
 }
 
+#[route(
+    get, "/v1/settings/privacy",
+    access = Permission(MANAGE),
+    rate = Read,
+    tag = "settings",
+    responses((status = 200, description = "The tenant's retention policy")))]
 async fn get_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let policy = store::policy(&mut transaction).await?;
     transaction.commit().await?;
     Ok(HttpResponse::Ok().json(policy))
 }
 
+#[route(
+    put, "/v1/settings/privacy",
+    access = Permission(MANAGE),
+    audit = event("settings.privacy_update", "settings"),
+    rate = Write,
+    tag = "settings",
+    responses((status = 200, description = "Saved")))]
 async fn replace_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let body = body.into_inner();
     // serde would also read a struct from an array, by position.
     if !body.is_object() {

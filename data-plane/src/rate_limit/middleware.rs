@@ -1,4 +1,4 @@
-//! Where the limits are enforced: a middleware in front of every route, and the API-key check
+//! Where the limits are enforced: a layer around every declared route, and the API-key check
 //! that `RequestContext` calls once it has authenticated a key.
 //!
 //! A refused request is answered here with 429 and never reaches its handler or the
@@ -27,12 +27,14 @@ pub const RESET_HEADER: &str = "x-ratelimit-reset";
 #[derive(Debug, Clone, Copy)]
 struct KeyDecision(Decision);
 
-/// Middleware: admits the request or answers 429, and adds the rate-limit headers.
+/// Route middleware (`crate::route_table`): admits the request by its route's declared
+/// rate class or answers 429, and adds the rate-limit headers.
 pub async fn enforce(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let class = EndpointClass::of(req.method(), req.path());
+    let class = shared::routes::served_by(req.request())
+        .map_or(EndpointClass::Unlimited, |route| route.policy.rate);
     let state = req.app_data::<web::Data<DataPlane>>().cloned();
     let tenant = match &state {
         Some(state) if class != EndpointClass::Unlimited => active_tenant(&req, state).await,

@@ -6,8 +6,8 @@
 //!   `burst`). Reads (`GET`, `HEAD`) meet only this one.
 //! - **write**: the tenant's other methods, at [`WRITE_SHARE_PERCENT`] of the quota, so a
 //!   flood of writes leaves room for reads.
-//! - **auth**: credential endpoints (sign-in, registration, password reset, MFA
-//!   verification, activation, password change), per tenant *and client IP* (IPv6 per /64),
+//! - **auth**: credential endpoints (declared `rate = Auth`: sign-in, registration, password
+//!   reset, MFA verification, activation, password change), per tenant *and client IP* (IPv6 per /64),
 //!   at the node's `auth_rate_limit_per_minute` / `auth_rate_limit_burst`: far stricter, so
 //!   guessing passwords or codes is slow even from many accounts.
 //! - **api_key**: requests with an API key, per key, at [`API_KEY_SHARE_PERCENT`] of the
@@ -32,7 +32,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::Method;
 use moka::future::Cache;
 use shared::catalog::Quotas;
 use shared::config::{ConfigError, ConfigSource};
@@ -94,47 +93,8 @@ impl RateLimitSettings {
     }
 }
 
-/// What kind of endpoint a request is for, by method and path (no allocation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointClass {
-    /// Operational endpoints (`/healthz`, `/readyz`, `/metrics`): not limited.
-    Unlimited,
-    /// Credential checks, limited per client IP as well.
-    Auth,
-    Read,
-    Write,
-}
-
-/// Paths that check a credential (password, token, code) a client could guess.
-const AUTH_PATHS: &[&str] = &[
-    "/v1/auth/login",
-    "/v1/auth/register",
-    "/v1/auth/activate",
-    "/v1/auth/mfa/verify",
-    "/v1/auth/password-reset",
-    "/v1/auth/password-reset/confirm",
-    "/v1/auth/verify-email",
-    "/v1/auth/verify-email/resend",
-    "/v1/me/password",
-    "/v1/me/mfa/totp/enable",
-];
-
-impl EndpointClass {
-    pub fn of(method: &Method, path: &str) -> Self {
-        if matches!(path, "/healthz" | "/readyz" | "/metrics") {
-            return Self::Unlimited;
-        }
-        if *method == Method::GET || *method == Method::HEAD {
-            return Self::Read;
-        }
-        let path = path.strip_suffix('/').unwrap_or(path);
-        if *method == Method::POST && AUTH_PATHS.contains(&path) {
-            Self::Auth
-        } else {
-            Self::Write
-        }
-    }
-}
+/// What kind of endpoint a request is for: its route's declared rate class.
+pub use shared::routes::RateClass as EndpointClass;
 
 /// Which limiter refused or bounds a request (the `limit_class` in a 429's details).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,34 +370,6 @@ mod tests {
             }
         }
         count
-    }
-
-    #[test]
-    fn endpoints_are_classed_by_method_and_path() {
-        assert_eq!(
-            EndpointClass::of(&Method::POST, "/v1/auth/login"),
-            EndpointClass::Auth
-        );
-        assert_eq!(
-            EndpointClass::of(&Method::POST, "/v1/auth/mfa/verify/"),
-            EndpointClass::Auth
-        );
-        assert_eq!(
-            EndpointClass::of(&Method::POST, "/v1/auth/refresh"),
-            EndpointClass::Write
-        );
-        assert_eq!(
-            EndpointClass::of(&Method::GET, "/v1/tenant"),
-            EndpointClass::Read
-        );
-        assert_eq!(
-            EndpointClass::of(&Method::DELETE, "/v1/admin/users/x"),
-            EndpointClass::Write
-        );
-        assert_eq!(
-            EndpointClass::of(&Method::GET, "/healthz"),
-            EndpointClass::Unlimited
-        );
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! (`/v1/collections`). See `docs/records.md` for the API and the decisions behind it.
 //!
 //! Invariants:
-//! - Every route passes the one guard (`authz::require_caller`) with
-//!   `records.<collection>:<action>`; reading sensitive fields needs
+//! - Every route declares `records.{collection}:<action>`, which the route guard checks
+//!   before its handler runs; reading sensitive fields needs
 //!   `sensitive.<collection>:read`, a separate family that `records:*` does not cover.
 //! - Nothing from a request reaches SQL text: collection and field names are parsed into
 //!   [`names`] types and travel as parameters; sort orders are an enum mapped to fixed SQL.

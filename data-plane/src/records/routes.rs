@@ -1,17 +1,17 @@
-//! HTTP for records and collections:
-//! - `GET /v1/collections` — the collections the caller may read;
-//! - `GET|PUT /v1/collections/{collection}` — a collection's settings (`read` / `manage`);
-//! - `POST|GET /v1/collections/{collection}/records` — create (`create`) and list (`read`);
-//! - `GET|PUT|PATCH|DELETE /v1/collections/{collection}/records/{id}` — `read`, `update`,
-//!   `update`, `delete`.
+//! HTTP for records and collections. Each route's permission names its collection
+//! (`records.{collection}:read`), so the guard checks it before the handler runs; what else
+//! the caller may do (see sensitive fields, every record of an `owner` collection) is the
+//! service's [`service::rights`].
 //!
-//! Each handler first parses the collection name, then passes the guard with
-//! `records.<collection>:<action>`, then reads its body or query.
+//! Permissions: list collections (any caller: the answer is what they may read), read a
+//! collection and its records (`read`), save its settings (`manage`), create, update (PUT and
+//! PATCH) and delete records (`create`, `update`, `delete`).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
 use super::body::{self, Accept};
@@ -19,44 +19,24 @@ use super::collections::{self, Settings};
 use super::document::Document;
 use super::names::{CollectionName, FieldName};
 use super::query::ListQuery;
-use super::service::{self, Change, Page, Precondition, RecordView, Rights};
+use super::service::{self, Change, Precondition, RecordView};
 use super::store::Access;
 use super::RecordsError;
-use crate::authz::{self, Caller};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/collections", web::get().to(list_collections))
-        .service(
-            web::resource("/v1/collections/{collection}")
-                .route(web::get().to(get_collection))
-                .route(web::put().to(put_collection))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/collections/{collection}/records")
-                .route(web::post().to(create_record))
-                .route(web::get().to(list_records))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/collections/{collection}/records/{id}")
-                .route(web::get().to(get_record))
-                .route(web::put().to(replace_record))
-                .route(web::patch().to(patch_record))
-                .route(web::delete().to(delete_record))
-                .default_service(web::to(method_not_allowed)),
-        );
-}
-
-/// Another method on a records path: 405 with the JSON error body.
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this method is not allowed on this path",
-    ))
+pub fn routes() -> Vec<Route> {
+    routes![
+        list_collections,
+        get_collection,
+        put_collection,
+        create_record,
+        list_records,
+        get_record,
+        replace_record,
+        patch_record,
+        delete_record,
+    ]
 }
 
 fn collection_name(path: &str) -> Result<CollectionName, ApiError> {
@@ -68,37 +48,6 @@ fn collection_name(path: &str) -> Result<CollectionName, ApiError> {
 /// another tenant).
 fn record_id(path: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(path).map_err(|_| RecordsError::NotFound.into())
-}
-
-/// Whether the caller holds `permission`, for the rights that shape an answer rather than
-/// allow it (a missing one is not an error; a failed lookup is).
-async fn holds(
-    state: &DataPlane,
-    context: &RequestContext,
-    permission: &str,
-) -> Result<bool, ApiError> {
-    match authz::require_caller(state, context, permission).await {
-        Ok(_) => Ok(true),
-        Err(error) if error.status() == actix_web::http::StatusCode::FORBIDDEN => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
-async fn rights(
-    state: &DataPlane,
-    context: &RequestContext,
-    caller: Caller<'_>,
-    collection: &CollectionName,
-    need_sensitive: bool,
-) -> Result<Rights, ApiError> {
-    let manage = holds(state, context, &collection.permission("manage")).await?;
-    let read_sensitive =
-        need_sensitive && holds(state, context, &collection.sensitive_read_permission()).await?;
-    Ok(Rights {
-        user_id: caller.user_id(),
-        read_sensitive,
-        manage,
-    })
 }
 
 fn if_match(req: &HttpRequest) -> Result<Option<Precondition>, ApiError> {
@@ -131,6 +80,12 @@ fn record_response(
     with_etag(response.json(view), view.version)
 }
 
+#[route(post, "/v1/collections/{collection}/records",
+    access = UserOrKey("records.{collection}:create"),
+    audit = event("records.create", "record"),
+    rate = Write,
+    tag = "records",
+    responses((status = 201, description = "Created; `Location` and `ETag` name the record")))]
 async fn create_record(
     req: HttpRequest,
     context: RequestContext,
@@ -139,41 +94,38 @@ async fn create_record(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("create")).await?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
     let document = Document::from_value(body::json_body(&req, payload, Accept::Json).await?)?;
-    let written = service::create(&state, &context, caller.user_id(), &name, document).await?;
-    let read_sensitive = !written.secret.is_empty()
-        && holds(&state, &context, &name.sensitive_read_permission()).await?;
-    let view = written.view(read_sensitive);
+    let written = service::create(&state, &context, rights.user_id, &name, document).await?;
+    let view = written.view(rights.read_sensitive);
     let location = format!("/v1/collections/{name}/records/{}", view.id);
     let mut response = HttpResponse::Created();
     response.insert_header((header::LOCATION, location));
     Ok(record_response(response, &view))
 }
 
+#[route(get, "/v1/collections/{collection}/records/{id}",
+    access = UserOrKey("records.{collection}:read"),
+    rate = Read,
+    tag = "records",
+    responses((status = 200, description = "The record; `ETag` is its version")))]
 async fn get_record(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path.0)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("read")).await?;
     let id = record_id(&path.1)?;
-    let (record, collection) = service::get(&state, &context, &name, id).await?;
-    if !service::is_visible_to_owner(&collection, &record, caller.user_id())
-        && !holds(&state, &context, &name.permission("manage")).await?
-    {
-        return Err(RecordsError::NotFound.into());
-    }
-    let read_sensitive = record.sealed.is_some()
-        && holds(&state, &context, &name.sensitive_read_permission()).await?;
-    let view = service::views(&state, &context, &collection, vec![record], read_sensitive)
-        .await?
-        .pop()
-        .ok_or(RecordsError::NotFound)?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
+    let view = service::read(&state, &context, &rights, &name, id).await?;
     Ok(record_response(HttpResponse::Ok(), &view))
 }
 
+#[route(get, "/v1/collections/{collection}/records",
+    access = UserOrKey("records.{collection}:read"),
+    rate = Read,
+    tag = "records",
+    responses((status = 200, description = "A page of records and the cursor of the next")))]
 async fn list_records(
     req: HttpRequest,
     context: RequestContext,
@@ -181,37 +133,18 @@ async fn list_records(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("read")).await?;
     let query = ListQuery::parse(req.query_string())?;
-    let Some(collection) = collections::collection(&state, &context, &name).await? else {
-        // Collections appear on their first write: before it, a list is empty.
-        return Ok(HttpResponse::Ok().json(Page {
-            records: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    service::check_filter(&collection, &query)?;
-    let only_owner = if collection.access == Access::Owner
-        && !holds(&state, &context, &name.permission("manage")).await?
-    {
-        Some(caller.user_id())
-    } else {
-        None
-    };
-    let read_sensitive = !collection.sensitive_fields.is_empty()
-        && holds(&state, &context, &name.sensitive_read_permission()).await?;
-    let page = service::list(
-        &state,
-        &context,
-        &collection,
-        only_owner,
-        &query,
-        read_sensitive,
-    )
-    .await?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
+    let page = service::read_page(&state, &context, &rights, &name, &query).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[route(put, "/v1/collections/{collection}/records/{id}",
+    access = UserOrKey("records.{collection}:update"),
+    audit = event("records.replace", "record").id_from("id"),
+    rate = Write,
+    tag = "records",
+    responses((status = 200, description = "Replaced; `ETag` is the new version")))]
 async fn replace_record(
     req: HttpRequest,
     context: RequestContext,
@@ -220,11 +153,10 @@ async fn replace_record(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path.0)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("update")).await?;
     let id = record_id(&path.1)?;
     let precondition = if_match(&req)?;
     let document = Document::from_value(body::json_body(&req, payload, Accept::Json).await?)?;
-    let rights = rights(&state, &context, caller, &name, true).await?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
     let written = service::update(
         &state,
         &context,
@@ -241,6 +173,12 @@ async fn replace_record(
     ))
 }
 
+#[route(patch, "/v1/collections/{collection}/records/{id}",
+    access = UserOrKey("records.{collection}:update"),
+    audit = event("records.update", "record").id_from("id"),
+    rate = Write,
+    tag = "records",
+    responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version")))]
 async fn patch_record(
     req: HttpRequest,
     context: RequestContext,
@@ -249,14 +187,13 @@ async fn patch_record(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path.0)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("update")).await?;
     let id = record_id(&path.1)?;
     let precondition = if_match(&req)?;
     let patch = body::json_body(&req, payload, Accept::MergePatch).await?;
     if !patch.is_object() {
         return Err(RecordsError::NotAnObject.into());
     }
-    let rights = rights(&state, &context, caller, &name, true).await?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
     let written = service::update(
         &state,
         &context,
@@ -273,6 +210,12 @@ async fn patch_record(
     ))
 }
 
+#[route(delete, "/v1/collections/{collection}/records/{id}",
+    access = UserOrKey("records.{collection}:delete"),
+    audit = event("records.delete", "record").id_from("id"),
+    rate = Write,
+    tag = "records",
+    responses((status = 204, description = "Deleted")))]
 async fn delete_record(
     req: HttpRequest,
     context: RequestContext,
@@ -280,43 +223,37 @@ async fn delete_record(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path.0)?;
-    let caller = authz::require_caller(&state, &context, &name.permission("delete")).await?;
     let id = record_id(&path.1)?;
     let precondition = if_match(&req)?;
-    let rights = rights(&state, &context, caller, &name, false).await?;
+    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
     service::delete(&state, &context, &rights, &name, id, precondition.as_ref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[route(get, "/v1/collections",
+    access = Caller,
+    rate = Read,
+    tag = "records",
+    responses((status = 200, description = "The collections the caller may read")))]
 async fn list_collections(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let every = holds(&state, &context, "records:read").await?;
-    let mut collections = collections::collections(&state, &context).await?;
-    if !every {
-        // Only the collections the caller may read; at least one must be.
-        let mut readable = Vec::with_capacity(collections.len());
-        for collection in collections {
-            if holds(&state, &context, &collection.name.permission("read")).await? {
-                readable.push(collection);
-            }
-        }
-        if readable.is_empty() {
-            authz::require_caller(&state, &context, "records:read").await?;
-        }
-        collections = readable;
-    }
+    let collections = service::readable_collections(&state, &context, context.caller()?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "collections": collections })))
 }
 
+#[route(get, "/v1/collections/{collection}",
+    access = UserOrKey("records.{collection}:read"),
+    rate = Read,
+    tag = "records",
+    responses((status = 200, description = "The collection's settings")))]
 async fn get_collection(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
-    authz::require_caller(&state, &context, &name.permission("read")).await?;
     let collection = collections::collection(&state, &context, &name)
         .await?
         .ok_or(RecordsError::CollectionNotFound)?;
@@ -332,6 +269,12 @@ struct CollectionRequest {
     access: Access,
 }
 
+#[route(put, "/v1/collections/{collection}",
+    access = UserOrKey("records.{collection}:manage"),
+    audit = event("collections.update", "collection").id_from("collection"),
+    rate = Write,
+    tag = "records",
+    responses((status = 200, description = "Saved"), (status = 201, description = "Created with these settings")))]
 async fn put_collection(
     req: HttpRequest,
     context: RequestContext,
@@ -340,7 +283,6 @@ async fn put_collection(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let name = collection_name(&path)?;
-    authz::require_caller(&state, &context, &name.permission("manage")).await?;
     let body: CollectionRequest =
         serde_json::from_value(body::json_body(&req, payload, Accept::Json).await?)
             .map_err(|error| RecordsError::InvalidSettings(error.to_string()))?;

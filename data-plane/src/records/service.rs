@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use shared::error::ApiError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -19,6 +20,7 @@ use super::store::{
     self, Access, Collection, ListScope, NewRecord, Replacement, RowLock, StoredRecord,
 };
 use super::RecordsError;
+use crate::authz::{self, Caller};
 use crate::state::DataPlane;
 use crate::tenancy::data_keys::TenantDataKeys;
 use crate::tenancy::RequestContext;
@@ -201,6 +203,104 @@ pub(super) fn open_sealed(
             sealed,
         ),
     }
+}
+
+/// What `caller` may do in collection `name` beyond the permission its route required: read
+/// its sensitive fields, see every record of an `owner` collection. Asked of the caller's
+/// permissions (cached; a key's scopes and its creator's roles) before any transaction.
+pub async fn rights(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: Caller<'_>,
+    name: &CollectionName,
+) -> Result<Rights, ApiError> {
+    Ok(Rights {
+        user_id: caller.user_id(),
+        read_sensitive: authz::holds(state, context, caller, &name.sensitive_read_permission())
+            .await?,
+        manage: authz::holds(state, context, caller, &name.permission("manage")).await?,
+    })
+}
+
+/// The record `id` of collection `name` as the caller may see it: not found when the
+/// collection is `owner` and the record is someone else's (unless the caller manages it).
+pub async fn read(
+    state: &DataPlane,
+    context: &RequestContext,
+    rights: &Rights,
+    name: &CollectionName,
+    id: Uuid,
+) -> Result<RecordView, RecordsError> {
+    let (record, collection) = get(state, context, name, id).await?;
+    if !visible(&collection, &record, rights) {
+        return Err(RecordsError::NotFound);
+    }
+    views(
+        state,
+        context,
+        &collection,
+        vec![record],
+        rights.read_sensitive,
+    )
+    .await?
+    .pop()
+    .ok_or(RecordsError::NotFound)
+}
+
+/// A page of collection `name`'s records as the caller may see them (only their own in an
+/// `owner` collection, unless they manage it); empty before the collection's first write.
+pub async fn read_page(
+    state: &DataPlane,
+    context: &RequestContext,
+    rights: &Rights,
+    name: &CollectionName,
+    query: &ListQuery,
+) -> Result<Page, RecordsError> {
+    let Some(collection) = super::collections::collection(state, context, name).await? else {
+        return Ok(Page {
+            records: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    check_filter(&collection, query)?;
+    let only_owner =
+        (collection.access == Access::Owner && !rights.manage).then_some(rights.user_id);
+    let read_sensitive = rights.read_sensitive && !collection.sensitive_fields.is_empty();
+    list(
+        state,
+        context,
+        &collection,
+        only_owner,
+        query,
+        read_sensitive,
+    )
+    .await
+}
+
+/// The collections the caller may read: all of them with `records:read`, else those whose
+/// own read permission they hold; 403 when that is none.
+pub async fn readable_collections(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: Caller<'_>,
+) -> Result<Vec<Collection>, ApiError> {
+    let collections = super::collections::collections(state, context).await?;
+    if authz::holds(state, context, caller, "records:read").await? {
+        return Ok(collections);
+    }
+    let mut readable = Vec::with_capacity(collections.len());
+    for collection in collections {
+        if authz::holds(state, context, caller, &collection.name.permission("read")).await? {
+            readable.push(collection);
+        }
+    }
+    if readable.is_empty() {
+        return Err(authz::Denial::Missing {
+            permission: "records:read".to_owned(),
+        }
+        .into());
+    }
+    Ok(readable)
 }
 
 fn visible(collection: &Collection, record: &StoredRecord, rights: &Rights) -> bool {

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::service::{self, RoleDefinition, RoleName};
 use super::{RolesError, MANAGE, READ};
@@ -10,18 +11,8 @@ use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/admin/roles")
-            .route(web::get().to(list_roles))
-            .route(web::post().to(create_role)),
-    )
-    .service(
-        web::resource("/v1/admin/roles/{name}")
-            .route(web::get().to(get_role))
-            .route(web::put().to(replace_role))
-            .route(web::delete().to(delete_role)),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![list_roles, create_role, get_role, replace_role, delete_role,]
 }
 
 /// A name that cannot be a role's is a role that does not exist.
@@ -29,31 +20,48 @@ fn role_name(path: &str) -> Result<RoleName, ApiError> {
     RoleName::parse(path).map_err(|_| RolesError::NotFound.into())
 }
 
+#[route(
+    get, "/v1/admin/roles",
+    access = Permission(READ),
+    rate = Read,
+    tag = "roles",
+    responses((status = 200, description = "The roles")))]
 async fn list_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     let roles = service::list(&state, &context).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "roles": roles })))
 }
 
+#[route(
+    get, "/v1/admin/roles/{name}",
+    access = Permission(READ),
+    rate = Read,
+    tag = "roles",
+    responses((status = 200, description = "The role")))]
 async fn get_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     let role = service::get(&state, &context, &role_name(&path)?).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
+#[route(
+    post, "/v1/admin/roles",
+    access = Permission(MANAGE),
+    audit = event("roles.create", "role"),
+    rate = Write,
+    tag = "roles",
+    responses((status = 201, description = "Created")))]
 async fn create_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     // `deny_unknown_fields` does not work through `flatten`: read the name, then the rest.
     let mut body = body.into_inner();
     let name = body
@@ -75,25 +83,38 @@ async fn create_role(
         .json(role))
 }
 
+#[route(
+    put, "/v1/admin/roles/{name}",
+    access = Permission(MANAGE),
+    audit = event("roles.update", "role").id_from("name"),
+    rate = Write,
+    tag = "roles",
+    responses((status = 200, description = "Saved")))]
 async fn replace_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
     body: web::Json<RoleDefinition>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let name = role_name(&path)?;
     let held = authz::in_force(&state, &context, caller).await?;
     let role = service::save(&state, &context, &held, &name, &body, false).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 
+#[route(
+    delete, "/v1/admin/roles/{name}",
+    access = Permission(MANAGE),
+    audit = event("roles.delete", "role").id_from("name"),
+    rate = Write,
+    tag = "roles",
+    responses((status = 204, description = "Deleted")))]
 async fn delete_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     service::delete(&state, &context, &role_name(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,18 +3,23 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
 use super::store::{self, Revoke};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/sessions", web::get().to(list_sessions))
-        .route("/v1/me/sessions/{id}", web::delete().to(delete_session))
-        .route("/v1/auth/logout", web::post().to(logout));
+pub fn routes() -> Vec<Route> {
+    routes![list_sessions, delete_session, logout,]
 }
 
+#[route(
+    get, "/v1/me/sessions",
+    access = RestrictedOk,
+    rate = Read,
+    tag = "me",
+    responses((status = 200, description = "The caller's live sessions")))]
 async fn list_sessions(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -66,6 +71,13 @@ async fn end_session(
     Ok(ended)
 }
 
+#[route(
+    delete, "/v1/me/sessions/{id}",
+    access = RestrictedOk,
+    audit = event("session.revoke", "session").id_from("id"),
+    rate = Write,
+    tag = "me",
+    responses((status = 204, description = "Ended")))]
 async fn delete_session(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -79,6 +91,13 @@ async fn delete_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[route(
+    post, "/v1/auth/logout",
+    access = RestrictedOk,
+    audit = event("auth.logout", "session"),
+    rate = Write,
+    tag = "auth",
+    responses((status = 204, description = "Signed out: the caller's session is ended")))]
 async fn logout(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -3,47 +3,56 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::{service, MANAGE};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/settings/auth-policy")
-            .route(web::get().to(get_auth_policy))
-            .route(web::put().to(replace_auth_policy)),
-    )
-    .route(
-        "/v1/settings/signing-keys/rotate",
-        web::post().to(rotate_signing_key),
-    );
+pub fn routes() -> Vec<Route> {
+    routes![get_auth_policy, replace_auth_policy, rotate_signing_key,]
 }
 
+#[route(
+    get, "/v1/settings/auth-policy",
+    access = Permission(MANAGE),
+    rate = Read,
+    tag = "settings",
+    responses((status = 200, description = "The tenant's sign-in policy")))]
 async fn get_auth_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     Ok(HttpResponse::Ok().json(service::auth_policy(&state, &context).await?))
 }
 
+#[route(
+    put, "/v1/settings/auth-policy",
+    access = Permission(MANAGE),
+    audit = event("settings.auth_policy_update", "settings"),
+    rate = Write,
+    tag = "settings",
+    responses((status = 200, description = "Saved")))]
 async fn replace_auth_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let policy = service::replace_auth_policy(&state, &context, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(policy))
 }
 
+#[route(
+    post, "/v1/settings/signing-keys/rotate",
+    access = Permission(MANAGE),
+    audit = event("settings.signing_key_rotate", "settings"),
+    rate = Write,
+    tag = "settings",
+    responses((status = 200, description = "A new signing key is current; the old one verifies until its tokens expire")))]
 async fn rotate_signing_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     let rotated = service::rotate_signing_key(&state, &context).await?;
     Ok(HttpResponse::Ok().json(rotated))
 }

@@ -6,39 +6,29 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::admin;
 use super::settings::{ProviderInput, ProviderKind};
 use super::{discovery, oauth, saml, SsoError, MANAGE, READ};
-use crate::authz;
 use crate::identity::service::{Client, TokenResponse};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/admin/sso")
-            .route(web::get().to(list_providers))
-            .route(web::post().to(create_provider)),
-    )
-    .service(
-        web::resource("/v1/admin/sso/{name}")
-            .route(web::get().to(get_provider))
-            .route(web::put().to(replace_provider))
-            .route(web::delete().to(delete_provider)),
-    )
-    .route("/v1/auth/sso/discover", web::post().to(discover))
-    .route("/v1/auth/sso/{name}/start", web::get().to(start_sign_in))
-    .route(
-        "/v1/auth/sso/{name}/callback",
-        web::get().to(oauth_callback),
-    )
-    .route(
-        "/v1/auth/saml/{name}/metadata",
-        web::get().to(saml_metadata),
-    )
-    .route("/v1/auth/saml/{name}/login", web::get().to(start_sign_in))
-    .route("/v1/auth/saml/{name}/acs", web::post().to(saml_acs));
+pub fn routes() -> Vec<Route> {
+    routes![
+        list_providers,
+        create_provider,
+        get_provider,
+        replace_provider,
+        delete_provider,
+        discover,
+        start_sign_in,
+        oauth_callback,
+        saml_metadata,
+        start_saml_sign_in,
+        saml_acs,
+    ]
 }
 
 fn client(context: &RequestContext) -> Client<'_> {
@@ -54,41 +44,65 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
         .json(tokens)
 }
 
+#[route(
+    get, "/v1/admin/sso",
+    access = Permission(READ),
+    rate = Read,
+    tag = "sso",
+    responses((status = 200, description = "The tenant's SSO providers")))]
 async fn list_providers(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     let providers = admin::list(&state, &context).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "providers": providers })))
 }
 
+#[route(
+    get, "/v1/admin/sso/{name}",
+    access = Permission(READ),
+    rate = Read,
+    tag = "sso",
+    responses((status = 200, description = "The provider (secrets never shown)")))]
 async fn get_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     Ok(HttpResponse::Ok().json(admin::get(&state, &context, &path).await?))
 }
 
+#[route(
+    post, "/v1/admin/sso",
+    access = Permission(MANAGE),
+    audit = event("sso.create", "sso_provider"),
+    rate = Write,
+    tag = "sso",
+    responses((status = 201, description = "Created")))]
 async fn create_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authz::require(&state, &context, MANAGE).await?;
+    let principal = context.authenticated()?;
     let view = admin::save(&state, &context, principal, body.into_inner(), false).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
+#[route(
+    put, "/v1/admin/sso/{name}",
+    access = Permission(MANAGE),
+    audit = event("sso.update", "sso_provider").id_from("name"),
+    rate = Write,
+    tag = "sso",
+    responses((status = 200, description = "Saved")))]
 async fn replace_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authz::require(&state, &context, MANAGE).await?;
+    let principal = context.authenticated()?;
     let input = body.into_inner();
     if input.name != *path {
         return Err(SsoError::InvalidInput(
@@ -100,12 +114,18 @@ async fn replace_provider(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[route(
+    delete, "/v1/admin/sso/{name}",
+    access = Permission(MANAGE),
+    audit = event("sso.delete", "sso_provider").id_from("name"),
+    rate = Write,
+    tag = "sso",
+    responses((status = 204, description = "Deleted")))]
 async fn delete_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, MANAGE).await?;
     admin::delete(&state, &context, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -116,6 +136,13 @@ struct DiscoverRequest {
     email: String,
 }
 
+#[route(
+    post, "/v1/auth/sso/discover",
+    access = Public,
+    audit = event("auth.sso_discover", "sso_provider"),
+    rate = Write,
+    tag = "auth",
+    responses((status = 200, description = "The provider for an address's domain, if any")))]
 async fn discover(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -132,6 +159,12 @@ struct StartQuery {
 }
 
 /// Sends the browser to the provider (302).
+#[route(
+    get, "/v1/auth/sso/{name}/start",
+    access = Public,
+    rate = Read,
+    tag = "auth",
+    responses((status = 302, description = "Redirect to the identity provider")))]
 async fn start_sign_in(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -153,6 +186,28 @@ async fn start_sign_in(
         .finish())
 }
 
+#[route(
+    get, "/v1/auth/saml/{name}/login",
+    access = Public,
+    rate = Read,
+    tag = "auth",
+    responses((status = 302, description = "Redirect to the SAML identity provider")))]
+async fn start_saml_sign_in(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    path: web::Path<String>,
+    query: web::Query<StartQuery>,
+) -> Result<HttpResponse, ApiError> {
+    start_sign_in(context, state, path, query).await
+}
+
+#[route(
+    get, "/v1/auth/sso/{name}/callback",
+    access = Public,
+    audit = event("auth.sso_login", "sso_provider").id_from("name"),
+    rate = Read,
+    tag = "auth",
+    responses((status = 200, description = "Signed in (or a redirect to the return URL with the tokens)")))]
 async fn oauth_callback(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -174,6 +229,12 @@ async fn oauth_callback(
     Ok(tokens(answer))
 }
 
+#[route(
+    get, "/v1/auth/saml/{name}/metadata",
+    access = Public,
+    rate = Read,
+    tag = "auth",
+    responses((status = 200, description = "The service provider's SAML metadata (XML)")))]
 async fn saml_metadata(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -187,6 +248,13 @@ async fn saml_metadata(
 }
 
 /// The ACS takes the IdP's auto-submitted form (`application/x-www-form-urlencoded`).
+#[route(
+    post, "/v1/auth/saml/{name}/acs",
+    access = Public,
+    audit = event("auth.sso_login", "sso_provider").id_from("name"),
+    rate = Write,
+    tag = "auth",
+    responses((status = 200, description = "Signed in (or a redirect to the return URL with the tokens)")))]
 async fn saml_acs(
     context: RequestContext,
     state: web::Data<DataPlane>,

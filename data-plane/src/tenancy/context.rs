@@ -97,37 +97,21 @@ impl RequestContext {
         refuse_restricted(principal)?;
         Ok(principal)
     }
-}
 
-/// Paths a restricted session may call: where it lifts its restriction (password change, MFA
-/// enrolment), sees itself, manages its sessions and signs out. Every other path refuses it
-/// in the extractor, so an endpoint cannot forget to.
-fn open_to_restricted_sessions(path: &str) -> bool {
-    let under = |prefix: &str| {
-        path == prefix
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
-    path == "/v1/me"
-        || under("/v1/me/password")
-        || under("/v1/me/mfa")
-        || under("/v1/me/sessions")
-        || under("/v1/auth")
-        || under("/v1/.well-known")
+    /// The caller, a user or an API key, on the routes open to both (the guard admitted it).
+    pub fn caller(&self) -> Result<crate::authz::Caller<'_>, ApiError> {
+        match (self.api_key.as_deref(), self.principal.as_deref()) {
+            (Some(key), _) => Ok(crate::authz::Caller::ApiKey(key)),
+            (None, Some(_)) => self.authenticated().map(crate::authz::Caller::User),
+            (None, None) => Err(crate::authz::Denial::NoCredential.into()),
+        }
+    }
 }
 
 fn refuse_restricted(principal: &Principal) -> Result<(), ApiError> {
     match principal.restrictions.first() {
         None => Ok(()),
-        Some(Restriction::PasswordChange) => Err(ApiError::forbidden(
-            "password_change_required",
-            "the password has expired: change it with POST /v1/me/password",
-        )),
-        Some(Restriction::MfaEnrollment) => Err(ApiError::forbidden(
-            "mfa_enrollment_required",
-            "this tenant requires MFA: set it up under /v1/me/mfa",
-        )),
+        Some(restriction) => Err(crate::authz::Denial::Restricted(*restriction).into()),
     }
 }
 
@@ -227,6 +211,14 @@ impl FromRequest for RequestContext {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        {
+            use actix_web::HttpMessage as _;
+            // Built and admitted already by the route guard (`crate::authz::guard`).
+            if let Some(context) = req.extensions().get::<RequestContext>() {
+                let context = context.clone();
+                return Box::pin(async move { Ok(context) });
+            }
+        }
         let state = req.app_data::<web::Data<DataPlane>>().cloned();
         let host = req
             .headers()
@@ -238,7 +230,6 @@ impl FromRequest for RequestContext {
             .get(TENANT_HEADER)
             .map(|value| value.to_str().map(str::to_owned));
         let request_id = request_id_of(req);
-        let restricted_allowed = open_to_restricted_sessions(req.path());
         let source_ip = req.peer_addr().map(|address| address.ip());
         let user_agent = req
             .headers()
@@ -284,11 +275,6 @@ impl FromRequest for RequestContext {
                                 ),
                             ),
                         };
-                    if let Some(principal) = principal.as_deref() {
-                        if !restricted_allowed {
-                            refuse_restricted(principal)?;
-                        }
-                    }
                     let scope;
                     {
                         use actix_web::HttpMessage as _;

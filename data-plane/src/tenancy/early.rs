@@ -49,3 +49,11 @@ pub async fn active_tenant(req: &ServiceRequest, state: &DataPlane) -> Option<Ar
     req.extensions_mut().insert(Resolved(tenant.clone()));
     tenant
 }
+
+/// The tenant [`active_tenant`] resolved for this request earlier, if it did and found one.
+pub fn resolved_tenant(request: &actix_web::HttpRequest) -> Option<Arc<ServedTenant>> {
+    request
+        .extensions()
+        .get::<Resolved>()
+        .and_then(|resolved| resolved.0.clone())
+}

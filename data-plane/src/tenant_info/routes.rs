@@ -3,13 +3,14 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::store;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/tenant", web::get().to(get_tenant));
+pub fn routes() -> Vec<Route> {
+    routes![get_tenant,]
 }
 
 #[derive(Serialize)]
@@ -22,6 +23,12 @@ struct TenantInfo<'a> {
     template_version: i32,
 }
 
+#[route(
+    get, "/v1/tenant",
+    access = Public,
+    rate = Read,
+    tag = "tenant",
+    responses((status = 200, description = "The tenant's public profile")))]
 async fn get_tenant(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -4,19 +4,22 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::access;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/.well-known/jwks.json", web::get().to(jwks))
-        .route(
-            "/v1/.well-known/openid-configuration",
-            web::get().to(discovery),
-        );
+pub fn routes() -> Vec<Route> {
+    routes![jwks, discovery,]
 }
 
+#[route(
+    get, "/v1/.well-known/jwks.json",
+    access = Public,
+    rate = Read,
+    tag = "tokens",
+    responses((status = 200, description = "The tenant's token-signing public keys (JWK set)")))]
 async fn jwks(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -39,6 +42,12 @@ async fn jwks(
         .json(json!({ "keys": keys })))
 }
 
+#[route(
+    get, "/v1/.well-known/openid-configuration",
+    access = Public,
+    rate = Read,
+    tag = "tokens",
+    responses((status = 200, description = "Issuer metadata")))]
 async fn discovery(context: RequestContext, state: web::Data<DataPlane>) -> HttpResponse {
     let issuer = access::issuer(
         &state.config.public_scheme,

@@ -2,21 +2,26 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 
 use super::{service, READ};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/usage", web::get().to(get_usage));
+pub fn routes() -> Vec<Route> {
+    routes![get_usage,]
 }
 
+#[route(
+    get, "/v1/usage",
+    access = UserOrKey(READ),
+    rate = Read,
+    tag = "usage",
+    responses((status = 200, description = "The tenant's usage against its quotas")))]
 async fn get_usage(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require_caller(&state, &context, READ).await?;
     let usage = service::usage(&state, &context)
         .await
         .map_err(|error| match error {

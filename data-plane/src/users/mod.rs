@@ -2,8 +2,8 @@
 //! change their roles and reset their MFA (`/v1/admin/users`).
 //!
 //! Invariants:
-//! - Every route passes the one guard (`authz::require`): `users:read` to look, `users:manage`
-//!   to change.
+//! - Every route declares its permission (`users:read` to look, `users:manage` to change),
+//!   which the route guard checks before its handler runs.
 //! - Only an owner may grant or remove the `owner` role or act on an owner at all.
 //! - Nobody grants a role (or a looser condition on one) whose permissions, inherited ones
 //!   included, are not all covered by their own permissions in force.

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
 use super::service::{self, NewInvitation, PageRequest, RoleAssignment, UserStatus};
@@ -18,18 +19,17 @@ const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
 const MAX_DISPLAY_NAME: usize = 200;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/users", web::get().to(list_users))
-        .route("/v1/admin/users/invitations", web::post().to(invite_user))
-        .service(
-            web::resource("/v1/admin/users/{id}")
-                .route(web::get().to(get_user))
-                .route(web::delete().to(delete_user)),
-        )
-        .route("/v1/admin/users/{id}/disable", web::post().to(disable_user))
-        .route("/v1/admin/users/{id}/enable", web::post().to(enable_user))
-        .route("/v1/admin/users/{id}/roles", web::put().to(set_user_roles))
-        .route("/v1/admin/users/{id}/mfa", web::delete().to(reset_user_mfa));
+pub fn routes() -> Vec<Route> {
+    routes![
+        list_users,
+        invite_user,
+        get_user,
+        delete_user,
+        disable_user,
+        enable_user,
+        set_user_roles,
+        reset_user_mfa,
+    ]
 }
 
 /// A user id from the path; anything that is not one names no user (404, like an id of
@@ -46,12 +46,17 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+#[route(
+    get, "/v1/admin/users",
+    access = Permission(READ),
+    rate = Read,
+    tag = "users",
+    responses((status = 200, description = "A page of users")))]
 async fn list_users(
     context: RequestContext,
     state: web::Data<DataPlane>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -73,12 +78,17 @@ async fn list_users(
     Ok(HttpResponse::Ok().json(service::list(&state, &context, &request).await?))
 }
 
+#[route(
+    get, "/v1/admin/users/{id}",
+    access = Permission(READ),
+    rate = Read,
+    tag = "users",
+    responses((status = 200, description = "The user")))]
 async fn get_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authz::require(&state, &context, READ).await?;
     let user = service::get(&state, &context, user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -91,12 +101,19 @@ struct InvitationRequest {
     roles: Vec<String>,
 }
 
+#[route(
+    post, "/v1/admin/users/invitations",
+    access = Permission(MANAGE),
+    audit = event("users.invite", "user"),
+    rate = Write,
+    tag = "users",
+    responses((status = 201, description = "Invited: the user exists, pending, and an invitation mail is on its way")))]
 async fn invite_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: web::Json<InvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let held = authz::in_force(&state, &context, caller).await?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)
@@ -118,22 +135,36 @@ async fn invite_user(
     Ok(HttpResponse::Created().json(user))
 }
 
+#[route(
+    post, "/v1/admin/users/{id}/disable",
+    access = Permission(MANAGE),
+    audit = event("users.disable", "user").id_from("id"),
+    rate = Write,
+    tag = "users",
+    responses((status = 200, description = "Disabled; their sessions are ended")))]
 async fn disable_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let user = service::disable(&state, &context, caller, user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[route(
+    post, "/v1/admin/users/{id}/enable",
+    access = Permission(MANAGE),
+    audit = event("users.enable", "user").id_from("id"),
+    rate = Write,
+    tag = "users",
+    responses((status = 200, description = "Enabled")))]
 async fn enable_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let user = service::enable(&state, &context, caller, user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -172,13 +203,20 @@ impl AssignmentRequest {
     }
 }
 
+#[route(
+    put, "/v1/admin/users/{id}/roles",
+    access = Permission(MANAGE),
+    audit = event("users.set_roles", "user").id_from("id"),
+    rate = Write,
+    tag = "users",
+    responses((status = 200, description = "The user's role assignments")))]
 async fn set_user_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
     body: web::Json<RolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let held = authz::in_force(&state, &context, caller).await?;
     let assignments = body
         .into_inner()
@@ -198,22 +236,36 @@ async fn set_user_roles(
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[route(
+    delete, "/v1/admin/users/{id}/mfa",
+    access = Permission(MANAGE),
+    audit = event("users.reset_mfa", "user").id_from("id"),
+    rate = Write,
+    tag = "users",
+    responses((status = 204, description = "The user's MFA is removed")))]
 async fn reset_user_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     let user = service::reset_mfa(&state, &context, caller, user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[route(
+    delete, "/v1/admin/users/{id}",
+    access = Permission(MANAGE),
+    audit = event("users.delete", "user").id_from("id"),
+    rate = Write,
+    tag = "users",
+    responses((status = 204, description = "Deleted")))]
 async fn delete_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authz::require(&state, &context, MANAGE).await?;
+    let caller = context.authenticated()?;
     service::delete(&state, &context, caller, user_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -207,8 +207,13 @@ async fn a_tenant_requiring_mfa_restricts_sessions_until_the_user_enrols() {
     let tokens = app.sign_in("acme", "ada@acme.example", PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap();
 
-    // Restricted: refused outside the enrolment paths, with a code that says why.
-    for path in ["/v1/tenant", "/v1/admin/users", "/v1/settings/auth-policy"] {
+    // Restricted: refused on every route that needs a signed-in caller but the enrolment
+    // paths, with a code that says why. Public routes answer it as they answer anyone.
+    for path in [
+        "/v1/collections",
+        "/v1/admin/users",
+        "/v1/settings/auth-policy",
+    ] {
         let (status, body) = send(get_as(&app, "acme", path, token)).await;
         assert_eq!(
             (status, code_of(&body)),
@@ -234,7 +239,7 @@ async fn a_tenant_requiring_mfa_restricts_sessions_until_the_user_enrols() {
     .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let unrestricted = refreshed["access_token"].as_str().unwrap();
-    for path in ["/v1/tenant", "/v1/admin/users"] {
+    for path in ["/v1/collections", "/v1/admin/users"] {
         let (status, _) = send(get_as(&app, "acme", path, unrestricted)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }

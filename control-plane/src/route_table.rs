@@ -1,0 +1,84 @@
+//! The control plane's route table: the operator API's declared routes, registered behind the
+//! route guard (`operators::auth::authorize`), and the OpenAPI document made from them.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpResponse};
+use shared::routes::openapi::{self, Plane};
+use shared::routes::{route, routes, Route, RouteInfo};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// Every route of the control plane.
+pub fn table() -> Vec<Route> {
+    [
+        routes![healthz, get_openapi],
+        crate::tenants::routes::routes(),
+        crate::sso::routes::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Registers the table, each route behind the guard.
+pub fn configure(config: &mut web::ServiceConfig) {
+    shared::routes::configure(config, table(), wrap);
+}
+
+fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
+    route
+        .wrap(from_fn(crate::operators::auth::authorize))
+        .wrap(from_fn(shared::routes::mark(info)))
+}
+
+/// The control plane's OpenAPI document (built once).
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::document(&plane(), &shared::routes::infos(&table())))
+}
+
+fn plane() -> Plane {
+    Plane {
+        title: "Tenantry control plane",
+        description: "The operator API: tenants, their quotas, domains and SSO providers.",
+        security_schemes: vec![(
+            openapi::OPERATOR_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An operator token from `control-plane operator create`, sent as \
+                         `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        )],
+        common_errors: vec![(
+            503,
+            "`database_unavailable`: the catalog did not answer; retry shortly",
+        )],
+    }
+}
+
+/// Liveness: the process answers.
+#[route(get, "/healthz",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "health",
+    responses((status = 200, description = "The process is up")))]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The control plane's OpenAPI 3.1 document.
+#[route(get, "/v1/openapi.json",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "meta",
+    responses((status = 200, description = "This document")))]
+async fn get_openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
