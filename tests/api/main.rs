@@ -25,6 +25,7 @@ mod rbac;
 mod records;
 mod records_security;
 mod refusals;
+mod route_table;
 mod routing;
 mod session_policy;
 mod settings;

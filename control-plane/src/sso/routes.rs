@@ -22,6 +22,7 @@ fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
 
 #[route(
     get, "/v1/tenants/{slug}/sso",
+    summary = "List a tenant's SSO providers",
     access = Operator,
     rate = Unlimited,
     tag = "sso",
@@ -36,6 +37,7 @@ async fn list_providers(
 
 #[route(
     post, "/v1/tenants/{slug}/sso",
+    summary = "Add an SSO provider to a tenant",
     access = Operator,
     rate = Unlimited,
     tag = "sso",
@@ -51,6 +53,7 @@ async fn add_provider(
 
 #[route(
     delete, "/v1/tenants/{slug}/sso/{name}",
+    summary = "Remove a tenant's SSO provider",
     access = Operator,
     rate = Unlimited,
     tag = "sso",

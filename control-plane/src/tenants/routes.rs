@@ -48,6 +48,7 @@ struct CreateTenantBody {
 
 #[route(
     post, "/v1/tenants",
+    summary = "Create a tenant",
     access = Operator,
     audit = event("tenant.create", "tenant"),
     rate = Unlimited,
@@ -87,6 +88,7 @@ async fn create_tenant(
 
 #[route(
     get, "/v1/tenants",
+    summary = "List tenants",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
@@ -98,6 +100,7 @@ async fn list_tenants(control: web::Data<ControlPlane>) -> Result<HttpResponse, 
 
 #[route(
     get, "/v1/tenants/{slug}",
+    summary = "Get a tenant",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
@@ -120,6 +123,7 @@ struct UpdateTenantBody {
 
 #[route(
     patch, "/v1/tenants/{slug}",
+    summary = "Update a tenant (name, plan, status)",
     access = Operator,
     audit = event("tenant.update", "tenant").id_from("slug"),
     rate = Unlimited,
@@ -155,6 +159,7 @@ async fn update_tenant(
 
 #[route(
     delete, "/v1/tenants/{slug}",
+    summary = "Delete a tenant",
     access = Operator,
     audit = event("tenant.delete", "tenant").id_from("slug"),
     rate = Unlimited,
@@ -170,6 +175,7 @@ async fn delete_tenant(
 
 #[route(
     post, "/v1/tenants/{slug}/provision",
+    summary = "Finish or retry provisioning",
     access = Operator,
     audit = event("tenant.create", "tenant").id_from("slug"),
     rate = Unlimited,
@@ -185,6 +191,7 @@ async fn retry_provisioning(
 
 #[route(
     get, "/v1/tenants/{slug}/export",
+    summary = "Export a tenant",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
@@ -198,6 +205,7 @@ async fn export_tenant(
 
 #[route(
     get, "/v1/tenants/{slug}/quotas",
+    summary = "Get a tenant's quotas",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
@@ -211,6 +219,7 @@ async fn get_quotas(
 
 #[route(
     patch, "/v1/tenants/{slug}/quotas",
+    summary = "Change a tenant's quotas",
     access = Operator,
     audit = event("tenant.quota_update", "tenant").id_from("slug"),
     rate = Unlimited,
@@ -233,6 +242,7 @@ struct DomainBody {
 
 #[route(
     post, "/v1/tenants/{slug}/domains",
+    summary = "Register a custom domain",
     access = Operator,
     audit = event("tenant.domain_add", "tenant").id_from("slug"),
     rate = Unlimited,
@@ -251,6 +261,7 @@ async fn add_domain(
 
 #[route(
     delete, "/v1/tenants/{slug}/domains/{domain}",
+    summary = "Remove a custom domain",
     access = Operator,
     audit = event("tenant.domain_remove", "tenant").id_from("slug"),
     rate = Unlimited,

@@ -50,6 +50,7 @@ struct RegisterRequest {
 
 #[route(
     post, "/v1/auth/register",
+    summary = "Register an account",
     access = Public,
     audit = event("auth.register", "user"),
     rate = Auth,
@@ -78,6 +79,7 @@ struct TokenRequest {
 
 #[route(
     post, "/v1/auth/verify-email",
+    summary = "Verify an email address",
     access = Public,
     audit = event("auth.verify_email", "user"),
     rate = Auth,
@@ -100,6 +102,7 @@ struct EmailRequest {
 
 #[route(
     post, "/v1/auth/verify-email/resend",
+    summary = "Send the verification mail again",
     access = Public,
     audit = event("auth.verify_email_resend", "user"),
     rate = Auth,
@@ -117,6 +120,7 @@ async fn resend_verification(
 
 #[route(
     post, "/v1/auth/password-reset",
+    summary = "Ask for a password-reset mail",
     access = Public,
     audit = event("auth.password_reset_request", "user"),
     rate = Auth,
@@ -141,6 +145,7 @@ struct ResetConfirmation {
 
 #[route(
     post, "/v1/auth/password-reset/confirm",
+    summary = "Set a new password with a reset token",
     access = Public,
     audit = event("auth.password_reset", "user"),
     rate = Auth,

@@ -43,6 +43,7 @@ struct CreateRequest {
 
 #[route(
     post, "/v1/admin/api-keys",
+    summary = "Create an API key",
     access = Permission(MANAGE),
     audit = event("api_keys.create", "api_key"),
     rate = Write,
@@ -76,6 +77,7 @@ struct KeyList {
 
 #[route(
     get, "/v1/admin/api-keys",
+    summary = "List API keys",
     access = Permission(MANAGE),
     rate = Read,
     tag = "api_keys",
@@ -90,6 +92,7 @@ async fn list_api_keys(
 
 #[route(
     get, "/v1/admin/api-keys/{id}",
+    summary = "Get an API key",
     access = Permission(MANAGE),
     rate = Read,
     tag = "api_keys",
@@ -132,6 +135,7 @@ fn rotate_request(request: &HttpRequest, body: &[u8]) -> Result<RotateRequest, A
 
 #[route(
     post, "/v1/admin/api-keys/{id}/rotate",
+    summary = "Rotate an API key",
     access = Permission(MANAGE),
     audit = event("api_keys.rotate", "api_key").id_from("id"),
     rate = Write,
@@ -153,6 +157,7 @@ async fn rotate_api_key(
 
 #[route(
     delete, "/v1/admin/api-keys/{id}",
+    summary = "Revoke an API key",
     access = Permission(MANAGE),
     audit = event("api_keys.revoke", "api_key").id_from("id"),
     rate = Write,

@@ -15,6 +15,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/admin/audit",
+    summary = "Search the audit log",
     access = Permission("audit:read"),
     rate = Read,
     tag = "audit",
@@ -42,6 +43,7 @@ struct UsageQuery {
 
 #[route(
     get, "/v1/admin/usage",
+    summary = "Daily telemetry usage",
     access = UserOrKey("usage:read"),
     rate = Read,
     tag = "audit",

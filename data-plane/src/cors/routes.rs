@@ -15,6 +15,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/settings/cors",
+    summary = "Get the CORS policy",
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
@@ -28,6 +29,7 @@ async fn get_cors(
 
 #[route(
     put, "/v1/settings/cors",
+    summary = "Replace the CORS policy",
     access = Permission(MANAGE),
     audit = event("settings.cors_update", "settings"),
     rate = Write,

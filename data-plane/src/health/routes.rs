@@ -18,6 +18,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/healthz",
+    summary = "Liveness",
     access = Public,
     audit = Never,
     rate = Unlimited,
@@ -32,6 +33,7 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800
 
 #[route(
     get, "/readyz",
+    summary = "Readiness",
     access = Public,
     audit = Never,
     rate = Unlimited,
@@ -115,6 +117,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
 
 #[route(
     get, "/metrics",
+    summary = "Prometheus metrics",
     access = Public,
     audit = Never,
     rate = Unlimited,

@@ -33,6 +33,7 @@ struct LoginRequest {
 
 #[route(
     post, "/v1/auth/login",
+    summary = "Sign in with email and password",
     access = Public,
     audit = event("auth.login", "session"),
     rate = Auth,
@@ -60,6 +61,7 @@ struct RefreshRequest {
 
 #[route(
     post, "/v1/auth/refresh",
+    summary = "Exchange a refresh token for new tokens",
     access = Public,
     audit = event("auth.refresh", "session"),
     rate = Write,
@@ -85,6 +87,7 @@ struct ActivateRequest {
 
 #[route(
     post, "/v1/auth/activate",
+    summary = "Activate an invited account and set its password",
     access = Public,
     audit = event("auth.activate", "user"),
     rate = Auth,
@@ -101,6 +104,7 @@ async fn activate(
 
 #[route(
     get, "/v1/me",
+    summary = "The signed-in user",
     access = RestrictedOk,
     rate = Read,
     tag = "me",
@@ -122,6 +126,7 @@ struct PasswordChange {
 
 #[route(
     post, "/v1/me/password",
+    summary = "Change the password",
     access = RestrictedOk,
     audit = event("me.password_change", "user"),
     rate = Auth,

@@ -86,6 +86,7 @@ async fn otlp_request(
 
 #[route(
     post, "/v1/logs",
+    summary = "Ingest OTLP logs",
     access = UserOrKey(WRITE),
     audit = Never,
     rate = Write,
@@ -102,6 +103,7 @@ async fn post_otlp_logs(
 
 #[route(
     post, "/v1/metrics",
+    summary = "Ingest OTLP metrics",
     access = UserOrKey(WRITE),
     audit = Never,
     rate = Write,
@@ -118,6 +120,7 @@ async fn post_otlp_metrics(
 
 #[route(
     post, "/v1/traces",
+    summary = "Ingest OTLP traces",
     access = UserOrKey(WRITE),
     audit = Never,
     rate = Write,
@@ -134,6 +137,7 @@ async fn post_otlp_traces(
 
 #[route(
     post, "/v1/telemetry/events",
+    summary = "Ingest events in bulk (NDJSON or CSV)",
     access = UserOrKey(WRITE),
     audit = Never,
     rate = Write,

@@ -37,6 +37,7 @@ fn no_store() -> actix_web::HttpResponseBuilder {
 
 #[route(
     get, "/v1/me/mfa",
+    summary = "My MFA status",
     access = RestrictedOk,
     rate = Read,
     tag = "mfa",
@@ -51,6 +52,7 @@ async fn get_mfa(
 
 #[route(
     post, "/v1/me/mfa/totp/setup",
+    summary = "Start TOTP enrolment",
     access = RestrictedOk,
     audit = event("mfa.totp_setup", "user"),
     rate = Write,
@@ -72,6 +74,7 @@ struct CodeRequest {
 
 #[route(
     post, "/v1/me/mfa/totp/enable",
+    summary = "Confirm TOTP enrolment",
     access = RestrictedOk,
     audit = event("mfa.totp_enable", "user"),
     rate = Auth,
@@ -89,6 +92,7 @@ async fn enable_totp(
 
 #[route(
     post, "/v1/me/mfa/backup-codes",
+    summary = "Regenerate backup codes",
     access = RestrictedOk,
     audit = event("mfa.backup_codes_regenerate", "user"),
     rate = Write,
@@ -116,6 +120,7 @@ struct DisableRequest {
 
 #[route(
     delete, "/v1/me/mfa/totp",
+    summary = "Turn TOTP off",
     access = RestrictedOk,
     audit = event("mfa.totp_disable", "user"),
     rate = Write,
@@ -151,6 +156,7 @@ struct VerifyRequest {
 
 #[route(
     post, "/v1/auth/mfa/verify",
+    summary = "Answer an MFA challenge",
     access = Public,
     audit = event("auth.mfa_verify", "session"),
     rate = Auth,

@@ -15,6 +15,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/me/export",
+    summary = "Export my data",
     access = SignedIn,
     rate = Read,
     tag = "me",
@@ -55,6 +56,7 @@ async fn export(
 
 #[route(
     get, "/v1/settings/privacy",
+    summary = "Get the retention policy",
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
@@ -71,6 +73,7 @@ async fn get_policy(
 
 #[route(
     put, "/v1/settings/privacy",
+    summary = "Replace the retention policy",
     access = Permission(MANAGE),
     audit = event("settings.privacy_update", "settings"),
     rate = Write,

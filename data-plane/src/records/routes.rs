@@ -81,6 +81,7 @@ fn record_response(
 }
 
 #[route(post, "/v1/collections/{collection}/records",
+    summary = "Create a record",
     access = UserOrKey("records.{collection}:create"),
     audit = event("records.create", "record"),
     rate = Write,
@@ -105,6 +106,7 @@ async fn create_record(
 }
 
 #[route(get, "/v1/collections/{collection}/records/{id}",
+    summary = "Get a record",
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
@@ -122,6 +124,7 @@ async fn get_record(
 }
 
 #[route(get, "/v1/collections/{collection}/records",
+    summary = "List records",
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
@@ -140,6 +143,7 @@ async fn list_records(
 }
 
 #[route(put, "/v1/collections/{collection}/records/{id}",
+    summary = "Replace a record",
     access = UserOrKey("records.{collection}:update"),
     audit = event("records.replace", "record").id_from("id"),
     rate = Write,
@@ -174,6 +178,7 @@ async fn replace_record(
 }
 
 #[route(patch, "/v1/collections/{collection}/records/{id}",
+    summary = "Update a record (JSON merge patch)",
     access = UserOrKey("records.{collection}:update"),
     audit = event("records.update", "record").id_from("id"),
     rate = Write,
@@ -211,6 +216,7 @@ async fn patch_record(
 }
 
 #[route(delete, "/v1/collections/{collection}/records/{id}",
+    summary = "Delete a record",
     access = UserOrKey("records.{collection}:delete"),
     audit = event("records.delete", "record").id_from("id"),
     rate = Write,
@@ -231,6 +237,7 @@ async fn delete_record(
 }
 
 #[route(get, "/v1/collections",
+    summary = "List the collections I may read",
     access = Caller,
     rate = Read,
     tag = "records",
@@ -244,6 +251,7 @@ async fn list_collections(
 }
 
 #[route(get, "/v1/collections/{collection}",
+    summary = "Get a collection's settings",
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
@@ -270,6 +278,7 @@ struct CollectionRequest {
 }
 
 #[route(put, "/v1/collections/{collection}",
+    summary = "Save a collection's settings",
     access = UserOrKey("records.{collection}:manage"),
     audit = event("collections.update", "collection").id_from("collection"),
     rate = Write,

@@ -22,6 +22,7 @@ fn role_name(path: &str) -> Result<RoleName, ApiError> {
 
 #[route(
     get, "/v1/admin/roles",
+    summary = "List roles",
     access = Permission(READ),
     rate = Read,
     tag = "roles",
@@ -36,6 +37,7 @@ async fn list_roles(
 
 #[route(
     get, "/v1/admin/roles/{name}",
+    summary = "Get a role",
     access = Permission(READ),
     rate = Read,
     tag = "roles",
@@ -51,6 +53,7 @@ async fn get_role(
 
 #[route(
     post, "/v1/admin/roles",
+    summary = "Create a custom role",
     access = Permission(MANAGE),
     audit = event("roles.create", "role"),
     rate = Write,
@@ -85,6 +88,7 @@ async fn create_role(
 
 #[route(
     put, "/v1/admin/roles/{name}",
+    summary = "Replace a custom role",
     access = Permission(MANAGE),
     audit = event("roles.update", "role").id_from("name"),
     rate = Write,
@@ -105,6 +109,7 @@ async fn replace_role(
 
 #[route(
     delete, "/v1/admin/roles/{name}",
+    summary = "Delete a custom role",
     access = Permission(MANAGE),
     audit = event("roles.delete", "role").id_from("name"),
     rate = Write,

@@ -16,6 +16,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/me/sessions",
+    summary = "List my sessions",
     access = RestrictedOk,
     rate = Read,
     tag = "me",
@@ -73,6 +74,7 @@ async fn end_session(
 
 #[route(
     delete, "/v1/me/sessions/{id}",
+    summary = "End one of my sessions",
     access = RestrictedOk,
     audit = event("session.revoke", "session").id_from("id"),
     rate = Write,
@@ -93,6 +95,7 @@ async fn delete_session(
 
 #[route(
     post, "/v1/auth/logout",
+    summary = "Sign out",
     access = RestrictedOk,
     audit = event("auth.logout", "session"),
     rate = Write,

@@ -15,6 +15,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/settings/auth-policy",
+    summary = "Get the sign-in policy",
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
@@ -28,6 +29,7 @@ async fn get_auth_policy(
 
 #[route(
     put, "/v1/settings/auth-policy",
+    summary = "Replace the sign-in policy",
     access = Permission(MANAGE),
     audit = event("settings.auth_policy_update", "settings"),
     rate = Write,
@@ -44,6 +46,7 @@ async fn replace_auth_policy(
 
 #[route(
     post, "/v1/settings/signing-keys/rotate",
+    summary = "Rotate the token-signing key",
     access = Permission(MANAGE),
     audit = event("settings.signing_key_rotate", "settings"),
     rate = Write,

@@ -46,6 +46,7 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
 
 #[route(
     get, "/v1/admin/sso",
+    summary = "List SSO providers",
     access = Permission(READ),
     rate = Read,
     tag = "sso",
@@ -60,6 +61,7 @@ async fn list_providers(
 
 #[route(
     get, "/v1/admin/sso/{name}",
+    summary = "Get an SSO provider",
     access = Permission(READ),
     rate = Read,
     tag = "sso",
@@ -74,6 +76,7 @@ async fn get_provider(
 
 #[route(
     post, "/v1/admin/sso",
+    summary = "Add an SSO provider",
     access = Permission(MANAGE),
     audit = event("sso.create", "sso_provider"),
     rate = Write,
@@ -91,6 +94,7 @@ async fn create_provider(
 
 #[route(
     put, "/v1/admin/sso/{name}",
+    summary = "Replace an SSO provider",
     access = Permission(MANAGE),
     audit = event("sso.update", "sso_provider").id_from("name"),
     rate = Write,
@@ -116,6 +120,7 @@ async fn replace_provider(
 
 #[route(
     delete, "/v1/admin/sso/{name}",
+    summary = "Delete an SSO provider",
     access = Permission(MANAGE),
     audit = event("sso.delete", "sso_provider").id_from("name"),
     rate = Write,
@@ -138,6 +143,7 @@ struct DiscoverRequest {
 
 #[route(
     post, "/v1/auth/sso/discover",
+    summary = "Find the SSO provider for an email address",
     access = Public,
     audit = event("auth.sso_discover", "sso_provider"),
     rate = Write,
@@ -188,6 +194,7 @@ async fn start_sign_in(
 
 #[route(
     get, "/v1/auth/saml/{name}/login",
+    summary = "Start a SAML sign-in",
     access = Public,
     rate = Read,
     tag = "auth",
@@ -203,6 +210,7 @@ async fn start_saml_sign_in(
 
 #[route(
     get, "/v1/auth/sso/{name}/callback",
+    summary = "OIDC/OAuth2 callback",
     access = Public,
     audit = event("auth.sso_login", "sso_provider").id_from("name"),
     rate = Read,
@@ -231,6 +239,7 @@ async fn oauth_callback(
 
 #[route(
     get, "/v1/auth/saml/{name}/metadata",
+    summary = "SAML service-provider metadata",
     access = Public,
     rate = Read,
     tag = "auth",

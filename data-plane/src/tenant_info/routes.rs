@@ -25,6 +25,7 @@ struct TenantInfo<'a> {
 
 #[route(
     get, "/v1/tenant",
+    summary = "The tenant's public profile",
     access = Public,
     rate = Read,
     tag = "tenant",

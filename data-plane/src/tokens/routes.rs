@@ -16,6 +16,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/.well-known/jwks.json",
+    summary = "Token-signing keys (JWKS)",
     access = Public,
     rate = Read,
     tag = "tokens",
@@ -44,6 +45,7 @@ async fn jwks(
 
 #[route(
     get, "/v1/.well-known/openid-configuration",
+    summary = "Issuer metadata",
     access = Public,
     rate = Read,
     tag = "tokens",

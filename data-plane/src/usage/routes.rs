@@ -14,6 +14,7 @@ pub fn routes() -> Vec<Route> {
 
 #[route(
     get, "/v1/usage",
+    summary = "Usage against quotas",
     access = UserOrKey(READ),
     rate = Read,
     tag = "usage",

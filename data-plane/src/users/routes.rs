@@ -48,6 +48,7 @@ struct ListQuery {
 
 #[route(
     get, "/v1/admin/users",
+    summary = "List users",
     access = Permission(READ),
     rate = Read,
     tag = "users",
@@ -80,6 +81,7 @@ async fn list_users(
 
 #[route(
     get, "/v1/admin/users/{id}",
+    summary = "Get a user",
     access = Permission(READ),
     rate = Read,
     tag = "users",
@@ -103,6 +105,7 @@ struct InvitationRequest {
 
 #[route(
     post, "/v1/admin/users/invitations",
+    summary = "Invite a user",
     access = Permission(MANAGE),
     audit = event("users.invite", "user"),
     rate = Write,
@@ -137,6 +140,7 @@ async fn invite_user(
 
 #[route(
     post, "/v1/admin/users/{id}/disable",
+    summary = "Disable a user",
     access = Permission(MANAGE),
     audit = event("users.disable", "user").id_from("id"),
     rate = Write,
@@ -154,6 +158,7 @@ async fn disable_user(
 
 #[route(
     post, "/v1/admin/users/{id}/enable",
+    summary = "Enable a user",
     access = Permission(MANAGE),
     audit = event("users.enable", "user").id_from("id"),
     rate = Write,
@@ -205,6 +210,7 @@ impl AssignmentRequest {
 
 #[route(
     put, "/v1/admin/users/{id}/roles",
+    summary = "Set a user's roles",
     access = Permission(MANAGE),
     audit = event("users.set_roles", "user").id_from("id"),
     rate = Write,
@@ -238,6 +244,7 @@ async fn set_user_roles(
 
 #[route(
     delete, "/v1/admin/users/{id}/mfa",
+    summary = "Reset a user's MFA",
     access = Permission(MANAGE),
     audit = event("users.reset_mfa", "user").id_from("id"),
     rate = Write,
@@ -255,6 +262,7 @@ async fn reset_user_mfa(
 
 #[route(
     delete, "/v1/admin/users/{id}",
+    summary = "Delete a user",
     access = Permission(MANAGE),
     audit = event("users.delete", "user").id_from("id"),
     rate = Write,

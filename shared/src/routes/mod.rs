@@ -69,7 +69,10 @@ impl Route {
     /// (what `routes!` calls).
     pub fn of<T>() -> Self
     where
-        T: Declared + utoipa::Path + utoipa::__dev::SchemaReferences,
+        T: Declared
+            + utoipa::Path
+            + utoipa::__dev::SchemaReferences
+            + for<'t> utoipa::__dev::Tags<'t>,
     {
         let method = match T::methods().first() {
             Some(method) => actix_method(method),
@@ -77,12 +80,17 @@ impl Route {
         };
         let mut schemas = Vec::new();
         T::schemas(&mut schemas);
+        let mut operation = T::operation();
+        let tags: Vec<String> = T::tags().into_iter().map(str::to_owned).collect();
+        if !tags.is_empty() {
+            operation.tags = Some(tags);
+        }
         Self {
             info: Arc::new(RouteInfo {
                 method,
                 path: T::path(),
                 policy: T::policy(),
-                operation: T::operation(),
+                operation,
                 schemas,
             }),
             handler: T::handler(),

@@ -1,0 +1,253 @@
+//! The route tables of both planes, walked. The routes come from the planes' own tables
+//! (`route_table::table()`), so a route added tomorrow is walked too: it must be in the
+//! OpenAPI document, refuse callers its access excludes, and record its audit event.
+//!
+//! The committed documents under `docs/openapi/` must match what the code generates;
+//! `TENANTRY_UPDATE_OPENAPI=1 cargo test -p tenantry-tests --test api -- openapi` rewrites them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::routes::{Access, Audit, RouteInfo};
+use tenantry_tests::{unique_address, TestApp};
+
+use crate::api_keys::create_key;
+use crate::users_admin::{access, invite_and_activate, tenant_with_owner, PASSWORD};
+
+/// A concrete path for a route pattern: every parameter filled with a value that names
+/// nothing (a fresh UUID for ids).
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| match segment {
+            "{id}" => uuid::Uuid::new_v4().to_string(),
+            segment if segment.starts_with('{') => "walked".to_owned(),
+            segment => segment.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn method_of(route: &RouteInfo) -> Method {
+    Method::from_bytes(route.method.as_str().as_bytes()).unwrap()
+}
+
+/// The operation the document holds for `route`.
+fn documented<'a>(document: &'a Value, route: &RouteInfo) -> &'a Value {
+    &document["paths"][&route.path][route.method.as_str().to_ascii_lowercase()]
+}
+
+enum Credential<'a> {
+    None,
+    Token(&'a str),
+    Key(&'a str),
+}
+
+/// Calls `route` on tenant `acme` with `credential` (and an empty JSON object as the body of
+/// a write); its status and request id.
+async fn call(
+    app: &TestApp,
+    route: &RouteInfo,
+    credential: Credential<'_>,
+) -> (StatusCode, String) {
+    let method = method_of(route);
+    let mut request = app
+        .http
+        .request(
+            method.clone(),
+            format!("{}{}", app.data_url, concrete(&route.path)),
+        )
+        .header("X-Tenant", "acme");
+    request = match credential {
+        Credential::None => request,
+        Credential::Token(token) => request.bearer_auth(token),
+        Credential::Key(key) => request.header("X-API-Key", key),
+    };
+    if method != Method::GET && method != Method::DELETE {
+        request = request.json(&json!({}));
+    }
+    let response = request.send().await.unwrap();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (response.status(), request_id)
+}
+
+#[tokio::test]
+async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_its_event() {
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_owner(&app, "acme").await;
+    app.raise_rate_limits("acme").await;
+    // A user holding no role at all, and an API key (a caller that is not a user).
+    let nobody_email = unique_address("nobody");
+    invite_and_activate(&app, "acme", &owner, &nobody_email, &[]).await;
+    let nobody = access(&app.sign_in("acme", &nobody_email, PASSWORD).await);
+    let key = create_key(
+        &app,
+        "acme",
+        &owner,
+        json!({"name": "walker", "scopes": ["usage:read"]}),
+    )
+    .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    let document: Value = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.data_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let routes = shared::routes::infos(&data_plane::route_table::table());
+    assert!(routes.len() >= 79, "only {} routes walked", routes.len());
+    let mut expected_events: HashMap<String, &'static str> = HashMap::new();
+    for route in &routes {
+        let name = format!("{} {}", route.method, route.path);
+        let operation = documented(&document, route);
+        assert!(operation.is_object(), "{name} is not in the document");
+        assert_eq!(
+            operation["x-tenantry-access"],
+            json!(route.policy.access.describe()),
+            "{name}"
+        );
+        // A route that changes state records an event (telemetry is counted as usage).
+        if route.method != actix_web::http::Method::GET {
+            assert_ne!(
+                route.policy.audit,
+                Audit::Refusals,
+                "{name} records no audit event"
+            );
+        }
+
+        let (anonymous, request_id) = call(&app, route, Credential::None).await;
+        assert!(
+            anonymous.as_u16() < 500,
+            "{name} answered an anonymous call {anonymous}"
+        );
+        if let Some(event) = route.policy.audit.event() {
+            expected_events.insert(request_id, event.action);
+        }
+        let lacking = match route.policy.access {
+            Access::Public => continue,
+            // Not a user: an API key.
+            Access::SignedIn | Access::RestrictedOk => Credential::Key(&key),
+            // A user with no role.
+            Access::Permission(_) | Access::UserOrKey(_) | Access::Caller => {
+                Credential::Token(&nobody)
+            }
+            Access::Operator => panic!("{name}: an operator route on the data plane"),
+        };
+        assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{name}, anonymous");
+        let (status, request_id) = call(&app, route, lacking).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{name}, without its permission"
+        );
+        if let Some(event) = route.policy.audit.event() {
+            expected_events.insert(request_id, event.action);
+        }
+    }
+
+    // Every audited call, refused or not, left its route's event.
+    let tenant_id = crate::audit::tenant_id(&app, "acme").await;
+    let ids: Vec<String> = expected_events.keys().cloned().collect();
+    // Every event of the tenant (a few hundred), by request id.
+    let stored_events = || async {
+        app.clickhouse()
+            .query("SELECT request_id, action FROM audit_log WHERE tenant_id = ?")
+            .bind(&tenant_id)
+            .fetch_all::<(String, String)>()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<HashMap<String, String>>()
+    };
+    TestApp::eventually(Duration::from_secs(30), || async {
+        let stored = stored_events().await;
+        ids.iter().all(|id| stored.contains_key(id))
+    })
+    .await;
+    let stored = stored_events().await;
+    let missing: Vec<(&String, &&str, Option<&String>)> = expected_events
+        .iter()
+        .filter(|(request_id, action)| {
+            stored.get(*request_id).map(String::as_str) != Some(**action)
+        })
+        .map(|(request_id, action)| (request_id, action, stored.get(request_id)))
+        .collect();
+    assert!(missing.is_empty(), "events missing or wrong: {missing:?}");
+}
+
+#[tokio::test]
+async fn every_control_plane_route_is_documented_and_operator_routes_refuse_everyone_else() {
+    let app = TestApp::spawn().await;
+    let document: Value = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.control_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let routes = shared::routes::infos(&control_plane::route_table::table());
+    for route in &routes {
+        let name = format!("{} {}", route.method, route.path);
+        assert!(
+            documented(&document, route).is_object(),
+            "{name} is not in the document"
+        );
+        if route.policy.access == Access::Public {
+            continue;
+        }
+        assert_eq!(route.policy.access, Access::Operator, "{name}");
+        let url = format!("{}{}", app.control_url, concrete(&route.path));
+        for token in [None, Some("not-an-operator-token")] {
+            let mut request = app.http.request(method_of(route), &url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let status = request.send().await.unwrap().status();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} with {token:?}");
+        }
+    }
+}
+
+fn committed(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/openapi")
+        .join(name)
+}
+
+/// The committed document `name` is `generated`, or is rewritten to it when
+/// `TENANTRY_UPDATE_OPENAPI` is set.
+fn check_committed(name: &str, generated: &Value) {
+    let text = format!("{}\n", serde_json::to_string_pretty(generated).unwrap());
+    let path = committed(name);
+    if std::env::var_os("TENANTRY_UPDATE_OPENAPI").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == text,
+        "docs/openapi/{name} is not what the code generates: run \
+         `TENANTRY_UPDATE_OPENAPI=1 cargo test -p tenantry-tests --test api -- openapi` \
+         and review the diff"
+    );
+}
+
+#[test]
+fn the_committed_openapi_documents_are_what_the_code_generates() {
+    check_committed("data-plane.json", data_plane::route_table::document());
+    check_committed("control-plane.json", control_plane::route_table::document());
+}
