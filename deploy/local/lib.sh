@@ -21,6 +21,7 @@ OIDC_PORT=18090
 SAML_IDP_PORT=18092
 PYSAML2_VERSION=7.5.4
 OTEL_PYTHON_VERSION=1.45.2
+SCHEMATHESIS_VERSION=4.32.0
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -304,6 +305,24 @@ database_url() {
 # The OpenTelemetry Python SDK with its OTLP/HTTP exporter (pinned, from PyPI, in a venv
 # under state/otel/): the tests send telemetry with it as an unmodified agent would.
 # Exports TENANTRY_TEST_OTEL_PYTHON.
+# Contract fuzzing of both planes' OpenAPI documents (tests/api/contract.rs), and the Python
+# client generated from the data plane's document (its smoke test).
+ensure_api_tools() {
+    local dir="$STATE_DIR/api-tools"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing schemathesis $SCHEMATHESIS_VERSION (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
+                >>"$dir/pip.log" 2>&1 \
+            || die "cannot install schemathesis; see $dir/pip.log"
+    fi
+    export TENANTRY_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
 ensure_otel_python() {
     local dir="$STATE_DIR/otel"
     local venv="$dir/venv"

@@ -246,8 +246,37 @@ fn check_committed(name: &str, generated: &Value) {
     );
 }
 
+/// Every `$ref` in `value` names a schema of `document`'s components.
+fn check_references(name: &str, document: &Value, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                let schema = reference
+                    .strip_prefix("#/components/schemas/")
+                    .unwrap_or(reference);
+                assert!(
+                    document["components"]["schemas"][schema].is_object(),
+                    "{name}: {reference} names no schema"
+                );
+            }
+            map.values()
+                .for_each(|value| check_references(name, document, value));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|value| check_references(name, document, value)),
+        _ => {}
+    }
+}
+
 #[test]
 fn the_committed_openapi_documents_are_what_the_code_generates() {
+    for (name, document) in [
+        ("data plane", data_plane::route_table::document()),
+        ("control plane", control_plane::route_table::document()),
+    ] {
+        check_references(name, document, document);
+    }
     check_committed("data-plane.json", data_plane::route_table::document());
     check_committed("control-plane.json", control_plane::route_table::document());
 }

@@ -41,6 +41,7 @@ async fn list_providers(
     access = Operator,
     rate = Unlimited,
     tag = "sso",
+    request_body = ProviderInput,
     responses((status = 201, description = "Added")))]
 async fn add_provider(
     control: web::Data<ControlPlane>,

@@ -37,7 +37,7 @@ fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenantBody {
     slug: String,
@@ -53,6 +53,7 @@ struct CreateTenantBody {
     audit = event("tenant.create", "tenant"),
     rate = Unlimited,
     tag = "tenants",
+    request_body = CreateTenantBody,
     responses((status = 201, description = "Created and provisioned; `activation_token` when an admin email was given")))]
 async fn create_tenant(
     control: web::Data<ControlPlane>,
@@ -113,7 +114,7 @@ async fn get_tenant(
     Ok(HttpResponse::Ok().json(details))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateTenantBody {
     name: Option<String>,
@@ -128,6 +129,7 @@ struct UpdateTenantBody {
     audit = event("tenant.update", "tenant").id_from("slug"),
     rate = Unlimited,
     tag = "tenants",
+    request_body = UpdateTenantBody,
     responses((status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)")))]
 async fn update_tenant(
     control: web::Data<ControlPlane>,
@@ -224,6 +226,7 @@ async fn get_quotas(
     audit = event("tenant.quota_update", "tenant").id_from("slug"),
     rate = Unlimited,
     tag = "tenants",
+    request_body = QuotaPatch,
     responses((status = 200, description = "The quotas now")))]
 async fn update_quotas(
     control: web::Data<ControlPlane>,
@@ -234,7 +237,7 @@ async fn update_quotas(
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DomainBody {
     domain: String,
@@ -247,6 +250,7 @@ struct DomainBody {
     audit = event("tenant.domain_add", "tenant").id_from("slug"),
     rate = Unlimited,
     tag = "tenants",
+    request_body = DomainBody,
     responses((status = 201, description = "Registered")))]
 async fn add_domain(
     control: web::Data<ControlPlane>,

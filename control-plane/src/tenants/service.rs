@@ -485,7 +485,7 @@ pub struct QuotaOverrides {
 
 /// A change to quota overrides: an absent field is unchanged, `null` resets the field to the
 /// plan's default, a number sets it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaPatch {
     #[serde(default, deserialize_with = "present")]

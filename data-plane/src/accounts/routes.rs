@@ -40,7 +40,7 @@ fn accepted() -> HttpResponse {
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     email: String,
@@ -55,6 +55,7 @@ struct RegisterRequest {
     audit = event("auth.register", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = RegisterRequest,
     responses((status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)")))]
 async fn register(
     context: RequestContext,
@@ -71,7 +72,7 @@ async fn register(
     Ok(accepted())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     token: String,
@@ -84,6 +85,7 @@ struct TokenRequest {
     audit = event("auth.verify_email", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = TokenRequest,
     responses((status = 200, description = "The address is verified")))]
 async fn verify_email(
     context: RequestContext,
@@ -94,7 +96,7 @@ async fn verify_email(
     Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "email_verified": true })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmailRequest {
     email: String,
@@ -107,6 +109,7 @@ struct EmailRequest {
     audit = event("auth.verify_email_resend", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = EmailRequest,
     responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
 async fn resend_verification(
     context: RequestContext,
@@ -125,6 +128,7 @@ async fn resend_verification(
     audit = event("auth.password_reset_request", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = EmailRequest,
     responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
 async fn request_password_reset(
     context: RequestContext,
@@ -136,7 +140,7 @@ async fn request_password_reset(
     Ok(accepted())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetConfirmation {
     token: String,
@@ -150,6 +154,7 @@ struct ResetConfirmation {
     audit = event("auth.password_reset", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = ResetConfirmation,
     responses((status = 204, description = "The password is set; every session is ended")))]
 async fn confirm_password_reset(
     context: RequestContext,

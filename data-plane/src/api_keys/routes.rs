@@ -31,7 +31,7 @@ fn key_id(path: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(path).map_err(|_| ApiKeyError::NotFound.into())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     name: String,
@@ -48,6 +48,7 @@ struct CreateRequest {
     audit = event("api_keys.create", "api_key"),
     rate = Write,
     tag = "api_keys",
+    request_body = CreateRequest,
     responses((status = 201, description = "Created; the key itself is shown only in this answer")))]
 async fn create_api_key(
     context: RequestContext,

@@ -19,6 +19,7 @@ pub fn routes() -> Vec<Route> {
     access = Permission("audit:read"),
     rate = Read,
     tag = "audit",
+    params(AuditQuery),
     responses((status = 200, description = "A page of the tenant's audit events"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn list_audit_events(
     context: RequestContext,
@@ -35,8 +36,9 @@ async fn list_audit_events(
     Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UsageQuery {
     days: Option<String>,
 }
@@ -47,6 +49,7 @@ struct UsageQuery {
     access = UserOrKey("usage:read"),
     rate = Read,
     tag = "audit",
+    params(UsageQuery),
     responses((status = 200, description = "Daily telemetry usage"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn get_daily_usage(
     context: RequestContext,

@@ -15,8 +15,9 @@ const DEFAULT_LIMIT: u32 = 100;
 const RESULTS: &[&str] = &["success", "failure", "denied", "refused", "error"];
 
 /// `GET /v1/admin/audit` query parameters; unknown ones are refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub from: Option<String>,
     pub to: Option<String>,

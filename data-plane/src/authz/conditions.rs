@@ -15,7 +15,7 @@ use time::{OffsetDateTime, UtcOffset, Weekday};
 /// Most IP ranges one assignment may list.
 const MAX_RANGES: usize = 32;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionsInput {
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct ConditionsInput {
     pub not_after: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindowInput {
     /// `mon` … `sun`; absent or empty: every day.

@@ -57,7 +57,7 @@ impl From<CorsError> for ApiError {
 }
 
 /// A tenant's CORS policy: the origins browsers may call its API from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CorsPolicy {
     /// Normalised origins, sorted, without duplicates.

@@ -34,6 +34,7 @@ async fn get_cors(
     audit = event("settings.cors_update", "settings"),
     rate = Write,
     tag = "settings",
+    request_body = crate::cors::CorsPolicy,
     responses((status = 200, description = "Saved")))]
 async fn replace_cors(
     context: RequestContext,

@@ -66,6 +66,19 @@ fn hashing_error(error: impl std::fmt::Display) -> PasswordError {
 /// A password as received, wiped from memory when dropped.
 pub struct Password(Zeroizing<String>);
 
+/// A string in the OpenAPI documents, marked `format: password`.
+impl utoipa::PartialSchema for Password {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Password {}
+
 impl Password {
     pub fn new(text: String) -> Self {
         Self(Zeroizing::new(text))
@@ -300,7 +313,7 @@ impl PasswordHasher {
 }
 
 /// A tenant's password rules (part of its auth policy, editable by tenant admins).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordPolicy {
     pub min_length: usize,

@@ -9,7 +9,7 @@ use super::passwords::PasswordPolicy;
 
 pub const SETTINGS_KEY: &str = "auth_policy";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthPolicy {
     pub password: PasswordPolicy,
@@ -32,7 +32,7 @@ impl Default for AuthPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LockoutPolicy {
     /// Failed sign-ins for one address before it is locked.
@@ -50,7 +50,7 @@ impl Default for LockoutPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionPolicy {
     /// A session not refreshed for this long ends.
@@ -71,7 +71,7 @@ impl Default for SessionPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MfaRequirement {
     Optional,

@@ -24,7 +24,7 @@ fn client(context: &RequestContext) -> Client<'_> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     email: String,
@@ -38,7 +38,8 @@ struct LoginRequest {
     audit = event("auth.login", "session"),
     rate = Auth,
     tag = "auth",
-    responses((status = 200, description = "Signed in: access and refresh tokens, or an MFA challenge")))]
+    request_body = LoginRequest,
+    responses((status = 401, description = "`invalid_credentials`: wrong email or password (one answer for both)"), (status = 403, description = "`account_disabled`, `email_not_verified`, `sso_required`"), (status = 200, description = "Signed in: access and refresh tokens, or an MFA challenge")))]
 async fn login(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -53,7 +54,7 @@ async fn login(
         .json(outcome))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
@@ -66,7 +67,8 @@ struct RefreshRequest {
     audit = event("auth.refresh", "session"),
     rate = Write,
     tag = "auth",
-    responses((status = 200, description = "New access and refresh tokens (the old refresh token is spent)")))]
+    request_body = RefreshRequest,
+    responses((status = 401, description = "`invalid_grant`, `refresh_token_reused`: the refresh token is not live (a reused one ends its whole family)"), (status = 409, description = "`refresh_token_already_used`: spent a moment ago by a concurrent refresh"), (status = 200, description = "New access and refresh tokens (the old refresh token is spent)")))]
 async fn refresh(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -78,7 +80,7 @@ async fn refresh(
         .json(tokens))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActivateRequest {
     token: String,
@@ -92,6 +94,7 @@ struct ActivateRequest {
     audit = event("auth.activate", "user"),
     rate = Auth,
     tag = "auth",
+    request_body = ActivateRequest,
     responses((status = 200, description = "The invited user is active")))]
 async fn activate(
     context: RequestContext,
@@ -117,7 +120,7 @@ async fn get_me(
     Ok(HttpResponse::Ok().json(service::me(&state, &context, principal).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: Password,
@@ -131,6 +134,7 @@ struct PasswordChange {
     audit = event("me.password_change", "user"),
     rate = Auth,
     tag = "me",
+    request_body = PasswordChange,
     responses((status = 204, description = "Changed; other sessions are ended")))]
 async fn change_password(
     context: RequestContext,

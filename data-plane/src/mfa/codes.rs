@@ -24,6 +24,19 @@ pub const BACKUP_CODE_KEY_PURPOSE: &str = "tenantry backup codes v1";
 /// A code as received in a request body, before parsing; wiped when dropped.
 pub struct CodeInput(Zeroizing<String>);
 
+/// A string in the OpenAPI documents: a 6-digit TOTP code or a backup code.
+impl utoipa::PartialSchema for CodeInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A 6-digit TOTP code, or a backup code"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CodeInput {}
+
 impl CodeInput {
     pub fn as_str(&self) -> &str {
         &self.0

@@ -66,7 +66,7 @@ async fn setup_totp(
     Ok(no_store().json(service::setup(&state, &context, principal).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeRequest {
     code: CodeInput,
@@ -79,6 +79,7 @@ struct CodeRequest {
     audit = event("mfa.totp_enable", "user"),
     rate = Auth,
     tag = "mfa",
+    request_body = CodeRequest,
     responses((status = 200, description = "TOTP is on; the backup codes are shown once")))]
 async fn enable_totp(
     context: RequestContext,
@@ -97,6 +98,7 @@ async fn enable_totp(
     audit = event("mfa.backup_codes_regenerate", "user"),
     rate = Write,
     tag = "mfa",
+    request_body = CodeRequest,
     responses((status = 200, description = "New backup codes, shown once; the old ones are void")))]
 async fn regenerate_backup_codes(
     context: RequestContext,
@@ -111,7 +113,7 @@ async fn regenerate_backup_codes(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DisableRequest {
     password: Option<Password>,
@@ -125,7 +127,8 @@ struct DisableRequest {
     audit = event("mfa.totp_disable", "user"),
     rate = Write,
     tag = "mfa",
-    responses((status = 204, description = "TOTP is off")))]
+    request_body = DisableRequest,
+    responses((status = 409, description = "`totp_not_enabled`; `mfa_required_by_policy`: the tenant requires MFA of this user"), (status = 204, description = "TOTP is off")))]
 async fn delete_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -147,7 +150,7 @@ async fn delete_totp(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyRequest {
     mfa_token: String,
@@ -161,7 +164,8 @@ struct VerifyRequest {
     audit = event("auth.mfa_verify", "session"),
     rate = Auth,
     tag = "auth",
-    responses((status = 200, description = "Signed in: access and refresh tokens")))]
+    request_body = VerifyRequest,
+    responses((status = 401, description = "`invalid_mfa_code`, `mfa_code_reused`, `invalid_mfa_token`"), (status = 200, description = "Signed in: access and refresh tokens")))]
 async fn verify_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -21,7 +21,7 @@ pub const MANAGE: &str = "settings:manage";
 pub const SETTINGS_KEY: &str = "privacy";
 
 /// What happens to the records an erased user owns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErasedUserRecords {
     /// They are kept, owned by the admin who erased the user (the tenant's data stays whole).
@@ -31,7 +31,7 @@ pub enum ErasedUserRecords {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyPolicy {
     #[serde(default)]

@@ -78,6 +78,7 @@ async fn get_policy(
     audit = event("settings.privacy_update", "settings"),
     rate = Write,
     tag = "settings",
+    request_body = crate::privacy::PrivacyPolicy,
     responses((status = 200, description = "Saved")))]
 async fn replace_policy(
     context: RequestContext,

@@ -51,6 +51,16 @@ async fn get_role(
     Ok(HttpResponse::Ok().json(role))
 }
 
+/// The body of `POST /v1/admin/roles`: a name and the role's definition. Read in two steps
+/// (`deny_unknown_fields` does not work through `flatten`); this type describes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NewRole {
+    name: String,
+    #[serde(flatten)]
+    definition: RoleDefinition,
+}
+
 #[route(
     post, "/v1/admin/roles",
     summary = "Create a custom role",
@@ -58,6 +68,7 @@ async fn get_role(
     audit = event("roles.create", "role"),
     rate = Write,
     tag = "roles",
+    request_body = NewRole,
     responses((status = 201, description = "Created")))]
 async fn create_role(
     context: RequestContext,
@@ -93,6 +104,7 @@ async fn create_role(
     audit = event("roles.update", "role").id_from("name"),
     rate = Write,
     tag = "roles",
+    request_body = RoleDefinition,
     responses((status = 200, description = "Saved")))]
 async fn replace_role(
     context: RequestContext,

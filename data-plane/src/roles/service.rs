@@ -73,7 +73,7 @@ pub fn parse_permission(raw: &str) -> Result<String, RolesError> {
 }
 
 /// A custom role as an admin defines it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDefinition {
     #[serde(default)]

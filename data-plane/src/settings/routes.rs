@@ -34,6 +34,7 @@ async fn get_auth_policy(
     audit = event("settings.auth_policy_update", "settings"),
     rate = Write,
     tag = "settings",
+    request_body = crate::identity::policy::AuthPolicy,
     responses((status = 200, description = "Saved")))]
 async fn replace_auth_policy(
     context: RequestContext,

@@ -81,6 +81,7 @@ async fn get_provider(
     audit = event("sso.create", "sso_provider"),
     rate = Write,
     tag = "sso",
+    request_body = ProviderInput,
     responses((status = 201, description = "Created")))]
 async fn create_provider(
     context: RequestContext,
@@ -99,6 +100,7 @@ async fn create_provider(
     audit = event("sso.update", "sso_provider").id_from("name"),
     rate = Write,
     tag = "sso",
+    request_body = ProviderInput,
     responses((status = 200, description = "Saved")))]
 async fn replace_provider(
     context: RequestContext,
@@ -135,7 +137,7 @@ async fn delete_provider(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DiscoverRequest {
     email: String,
@@ -148,6 +150,7 @@ struct DiscoverRequest {
     audit = event("auth.sso_discover", "sso_provider"),
     rate = Write,
     tag = "auth",
+    request_body = DiscoverRequest,
     responses((status = 200, description = "The provider for an address's domain, if any")))]
 async fn discover(
     context: RequestContext,
@@ -159,7 +162,8 @@ async fn discover(
     Ok(HttpResponse::Ok().json(discovery::discover(&state, &context, &email).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StartQuery {
     login_hint: Option<String>,
 }
@@ -170,6 +174,7 @@ struct StartQuery {
     access = Public,
     rate = Read,
     tag = "auth",
+    params(StartQuery),
     responses((status = 302, description = "Redirect to the identity provider")))]
 async fn start_sign_in(
     context: RequestContext,
@@ -198,6 +203,7 @@ async fn start_sign_in(
     access = Public,
     rate = Read,
     tag = "auth",
+    params(StartQuery),
     responses((status = 302, description = "Redirect to the SAML identity provider")))]
 async fn start_saml_sign_in(
     context: RequestContext,
@@ -215,6 +221,7 @@ async fn start_saml_sign_in(
     audit = event("auth.sso_login", "sso_provider").id_from("name"),
     rate = Read,
     tag = "auth",
+    params(oauth::CallbackQuery),
     responses((status = 200, description = "Signed in (or a redirect to the return URL with the tokens)")))]
 async fn oauth_callback(
     context: RequestContext,

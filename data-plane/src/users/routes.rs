@@ -38,9 +38,11 @@ fn user_id(path: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(path).map_err(|_| UsersError::NotFound.into())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    #[param(inline)]
     status: Option<UserStatus>,
     cursor: Option<String>,
     limit: Option<i64>,
@@ -52,6 +54,7 @@ struct ListQuery {
     access = Permission(READ),
     rate = Read,
     tag = "users",
+    params(ListQuery),
     responses((status = 200, description = "A page of users")))]
 async fn list_users(
     context: RequestContext,
@@ -95,7 +98,7 @@ async fn get_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InvitationRequest {
     email: String,
@@ -110,6 +113,7 @@ struct InvitationRequest {
     audit = event("users.invite", "user"),
     rate = Write,
     tag = "users",
+    request_body = InvitationRequest,
     responses((status = 201, description = "Invited: the user exists, pending, and an invitation mail is on its way")))]
 async fn invite_user(
     context: RequestContext,
@@ -174,14 +178,14 @@ async fn enable_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RolesRequest {
     roles: Vec<AssignmentRequest>,
 }
 
 /// A role by name, or a role with the conditions under which it grants.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum AssignmentRequest {
     Role(String),
@@ -215,7 +219,8 @@ impl AssignmentRequest {
     audit = event("users.set_roles", "user").id_from("id"),
     rate = Write,
     tag = "users",
-    responses((status = 200, description = "The user's role assignments")))]
+    request_body = RolesRequest,
+    responses((status = 409, description = "`last_owner`: the tenant's last active owner keeps the role"), (status = 200, description = "The user's role assignments")))]
 async fn set_user_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -249,7 +254,7 @@ async fn set_user_roles(
     audit = event("users.reset_mfa", "user").id_from("id"),
     rate = Write,
     tag = "users",
-    responses((status = 204, description = "The user's MFA is removed")))]
+    responses((status = 200, description = "The user, their MFA removed")))]
 async fn reset_user_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -27,7 +27,7 @@ pub const INVITATION_DAYS: i64 = 7;
 const MAX_ROLES: usize = 64;
 
 /// A user's status, as a list filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     Invited,

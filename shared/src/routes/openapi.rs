@@ -75,7 +75,56 @@ pub fn document(plane: &Plane, routes: &[Arc<RouteInfo>]) -> Value {
         .paths(paths)
         .components(Some(components.build()))
         .build();
-    canonical(serde_json::to_value(&document).unwrap_or(Value::Null))
+    let mut document = serde_json::to_value(&document).unwrap_or(Value::Null);
+    close_tagged_unions(&mut document);
+    canonical(document)
+}
+
+/// An internally tagged enum whose variants refuse unknown fields (serde's `tag = "kind"`
+/// with `deny_unknown_fields` structs) comes out of utoipa as `allOf: [variant, {kind}]`
+/// where the variant says `additionalProperties: false`, which no object satisfies (the
+/// variant refuses `kind`). Such a variant is opened, and the `allOf` closed instead with
+/// `unevaluatedProperties: false` (JSON Schema 2020-12, OpenAPI 3.1), which is what the
+/// server does: the tag and the variant's fields, nothing else.
+fn close_tagged_unions(document: &mut Value) {
+    let mut variants = Vec::new();
+    collect_all_of_references(document, &mut variants);
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for name in variants {
+        if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+            schema.remove("additionalProperties");
+        }
+    }
+}
+
+fn collect_all_of_references(value: &mut Value, variants: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(parts)) = map.get("allOf") {
+                for part in parts {
+                    if let Some(name) = part
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+                    {
+                        variants.push(name.to_owned());
+                    }
+                }
+                map.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
+            }
+            map.values_mut()
+                .for_each(|value| collect_all_of_references(value, variants));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|value| collect_all_of_references(value, variants)),
+        _ => {}
+    }
 }
 
 fn http_method(method: &actix_web::http::Method) -> HttpMethod {
@@ -103,6 +152,13 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
         .map(|(status, codes)| (*status, (*codes).to_owned()))
         .collect();
     match policy.access {
+        // A public route needs no credential, but one that is sent must be valid.
+        Access::Public if policy.rate != RateClass::Unlimited => errors.push((
+            401,
+            "`unauthorized`, `session_ended`, `invalid_api_key`: a credential was sent and is \
+             not valid (none is needed)"
+                .into(),
+        )),
         Access::Public => {}
         Access::Operator => errors.push((401, "`unauthorized`: no valid operator token".into())),
         Access::RestrictedOk => errors.push((
@@ -117,6 +173,17 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
             errors.push((403, forbidden(&policy.access)));
         }
     }
+    // Every route parses something of the request (its path, query, headers or body).
+    errors.push((
+        400,
+        "`invalid_request` and the route's own codes: the request does not fit".into(),
+    ));
+    if !path_parameters(&route.path).is_empty() {
+        errors.push((
+            404,
+            "`not_found` and the route's own codes: nothing by that name".into(),
+        ));
+    }
     if policy.rate != RateClass::Unlimited {
         errors.push((
             429,
@@ -126,16 +193,22 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
     if operation.request_body.is_some() {
         errors.push((
             400,
-            "`invalid_json`, `invalid_request` and the route's own codes: the body does not fit"
-                .into(),
+            "`invalid_json`: the body is not the JSON this route takes".into(),
         ));
+    }
+    if matches!(
+        route.method,
+        actix_web::http::Method::POST
+            | actix_web::http::Method::PUT
+            | actix_web::http::Method::PATCH
+    ) {
         errors.push((
             413,
             "`payload_too_large`: the body is over the limit".into(),
         ));
         errors.push((
             415,
-            "`unsupported_media_type`: the body is not `application/json`".into(),
+            "`unsupported_media_type`: the body is not of a type this route takes".into(),
         ));
     }
     for (status, codes) in errors {

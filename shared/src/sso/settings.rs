@@ -19,7 +19,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// The kind-specific part, tagged by `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProviderKind {
     Oidc(OidcSettings),
@@ -38,7 +38,7 @@ impl ProviderKind {
 }
 
 /// OpenID Connect: everything else comes from the issuer's discovery document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
     pub issuer: Url,
@@ -52,7 +52,7 @@ pub struct OidcSettings {
 }
 
 /// A plain OAuth 2.0 provider (GitHub-style): the user is whatever its userinfo URL returns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Settings {
     pub authorization_url: Url,
@@ -68,7 +68,7 @@ pub struct OAuth2Settings {
 
 /// Names of the claims or userinfo fields that hold the user's attributes. A dotted name
 /// walks into nested objects (`profile.email`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimMapping {
     #[serde(default = "default_subject")]
@@ -125,7 +125,7 @@ fn default_groups() -> String {
 
 /// SAML 2.0: the IdP's metadata XML (given, or fetched once from `idp_metadata_url` when the
 /// provider is saved), or its entity id, SSO URL and signing certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamlSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,7 +150,7 @@ pub struct SamlSettings {
     pub allow_idp_initiated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamlAttributes {
     #[serde(default = "default_email")]
@@ -172,7 +172,7 @@ impl Default for SamlAttributes {
 }
 
 /// What happens to the users a provider signs in (just-in-time provisioning).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
     /// Role of a user created at their first sign-in when no group maps to a role.
@@ -203,7 +203,7 @@ fn default_role() -> String {
 }
 
 /// What is stored in `sso_providers.settings`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredSettings {
     pub provider: ProviderKind,
     #[serde(default)]
@@ -211,7 +211,7 @@ pub struct StoredSettings {
 }
 
 /// An email domain bound to a provider.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainBinding {
     pub domain: String,
@@ -220,7 +220,7 @@ pub struct DomainBinding {
 }
 
 /// A provider as an admin sends it (create or replace). No `Debug`: it holds the secret.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderInput {
     pub name: String,
