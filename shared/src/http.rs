@@ -1,5 +1,6 @@
 //! The HTTP pieces both planes' servers share: request ids, JSON error envelopes for
-//! extractor failures and unknown routes, and the common security headers.
+//! extractor failures and unknown routes, and the common security headers. JSON request
+//! bodies are read by `crate::json_body`.
 //!
 //! Every response carries `X-Request-Id` (the caller's, when it is a sane token, else a new
 //! UUIDv7), and every error body built from an [`ApiError`] carries the same id. Error
@@ -118,7 +119,7 @@ pub fn payload_too_large() -> ApiError {
     )
 }
 
-/// 415, for a JSON endpoint sent anything but JSON.
+/// 415, for a JSON endpoint sent anything but `application/json` (`crate::json_body`).
 pub fn unsupported_media_type() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -135,40 +136,21 @@ pub fn request_id_of(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Largest JSON body an endpoint accepts (`web::Json`).
-pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// Largest raw body (`web::Bytes`, `String`) an endpoint accepts unless it sets its own.
+/// JSON bodies have their own, smaller limit (`crate::json_body::JSON_BODY_LIMIT`).
 pub const RAW_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Extractor configuration that turns malformed JSON, paths and query strings into 400s
-/// with the JSON envelope instead of actix's plain-text bodies.
+/// Extractor configuration that turns bad paths and query strings into 400s with the JSON
+/// envelope instead of actix's plain-text bodies, and bounds raw bodies. JSON bodies are read
+/// by `crate::json_body::Json`, which needs no configuration.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(JSON_BODY_LIMIT)
-            .error_handler(|error, _| {
-                use actix_web::error::{JsonPayloadError, PayloadError};
-                let api_error = match &error {
-                    JsonPayloadError::ContentType => unsupported_media_type(),
-                    JsonPayloadError::OverflowKnownLength { .. }
-                    | JsonPayloadError::Overflow { .. }
-                    | JsonPayloadError::Payload(PayloadError::Overflow) => payload_too_large(),
-                    other => ApiError::bad_request("invalid_json", other.to_string()),
-                };
-                api_error.into()
-            }),
-    )
-    .app_data(web::PayloadConfig::default().limit(RAW_BODY_LIMIT))
-    .app_data(
-        web::PathConfig::default().error_handler(|error, _| {
+    cfg.app_data(web::PayloadConfig::default().limit(RAW_BODY_LIMIT))
+        .app_data(web::PathConfig::default().error_handler(|error, _| {
             ApiError::bad_request("invalid_path", error.to_string()).into()
-        }),
-    )
-    .app_data(
-        web::QueryConfig::default().error_handler(|error, _| {
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::bad_request("invalid_query", error.to_string()).into()
-        }),
-    );
+        }));
 }
 
 /// The answer for a route that does not exist.
