@@ -1,6 +1,8 @@
 //! Request hygiene: what every request and response of the data plane goes through, whatever
 //! the endpoint.
 //!
+//! - **Header size** (`shared::http::limit_headers`, both planes): a header line over 8 KiB or
+//!   headers over 32 KiB in all are refused with 431 `request_headers_too_large`.
 //! - **Body size**: a body declared larger than `max_body_bytes` is refused with 413
 //!   `payload_too_large` before any handler runs; a body without a declared length (chunked)
 //!   is cut off at the same size, which fails its extractor with the same 413. JSON bodies

@@ -1,7 +1,7 @@
 //! The input rules both planes share (docs/limits.md, "Request hygiene"): a JSON body only as
 //! `application/json` (parameters allowed; records' PATCH also takes merge patch's own type),
-//! and no key named twice in any JSON body. Every refusal is the JSON envelope with a request
-//! id, and changes nothing.
+//! no key named twice in any JSON body, and request headers capped (431). Every refusal is
+//! the JSON envelope with a request id, and changes nothing.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -429,4 +429,80 @@ async fn a_json_body_naming_a_key_twice_is_refused_on_the_control_plane_and_chan
         .await
         .unwrap();
     assert_eq!(after, before);
+}
+
+/// A header line (`name: value`) of `line_bytes` bytes.
+fn padding(line_bytes: usize) -> String {
+    "x".repeat(line_bytes - "x-padding: ".len())
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431_with_the_json_envelope_on_both_planes() {
+    let app = TestApp::spawn().await;
+    let owner = owner_of(&app, "acme").await;
+    app.raise_rate_limits("acme").await;
+
+    // At the limit: served.
+    let response = tenant_request(&app, Method::GET, "acme", "/v1/tenant")
+        .header("x-padding", padding(8 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // One line over 8 KiB, on a change: refused before the handler.
+    let response = tenant_request(&app, Method::POST, "acme", "/v1/admin/users/invitations")
+        .bearer_auth(&owner)
+        .header("x-padding", padding(8 * 1024 + 1))
+        .json(&json!({"email": unique_address("big"), "roles": []}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "{body}"
+    );
+    assert_eq!(body["error"]["code"], "request_headers_too_large");
+    assert_eq!(body["error"]["details"]["header"], "x-padding");
+    assert_eq!(body["error"]["details"]["limit_bytes"], 8 * 1024);
+    assert_eq!(user_count(&app, "acme", &owner).await, 1, "nothing invited");
+
+    // Lines each under 8 KiB, over 32 KiB in all.
+    let mut request = tenant_request(&app, Method::GET, "acme", "/v1/tenant");
+    for index in 0..5 {
+        request = request.header(format!("x-padding-{index}"), "y".repeat(7 * 1024));
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        checked(response).await,
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large".to_owned()
+        )
+    );
+
+    // The control plane holds its callers to the same limits.
+    let response = app
+        .operator(Method::GET, "/v1/tenants")
+        .header("x-padding", padding(8 * 1024 + 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        checked(response).await,
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large".to_owned()
+        )
+    );
+    let response = app
+        .operator(Method::GET, "/v1/tenants")
+        .header("x-padding", padding(8 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
