@@ -102,9 +102,11 @@ fn echo(text: &str) -> String {
 
 /// `bytes` as a `T`, refusing malformed JSON and any object that names a key twice.
 ///
-/// Two passes: the first walks the document and only checks keys (no value is kept), the
-/// second is serde_json's own, so `T`'s errors keep their line and column. For the bodies
-/// admitted here (64 KiB, records 256 KiB) the first pass costs well under a millisecond.
+/// Two passes: the first walks the document and only checks keys (no value is kept; each
+/// object's keys are held while it is read), the second is serde_json's own, so `T`'s errors
+/// keep their line and column. The first pass costs about what serde_json's parse into a
+/// `Value` does (measured in release on the 2-core test machine: ~1 ms for 64 KiB, ~4 ms for
+/// 256 KiB); borrowing the keys instead of copying them did not measurably help.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InvalidJson> {
     let mut checker = KeyChecker::default();
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
