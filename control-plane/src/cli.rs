@@ -615,8 +615,9 @@ async fn sso(
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
+            // The same rule as the API's body (no key named twice): one document, one reading.
             let input: shared::sso::settings::ProviderInput =
-                serde_json::from_str(&text).context("the provider JSON")?;
+                shared::json_body::parse(text.as_bytes()).context("the provider JSON")?;
             let view = crate::sso::service::add(control, &slug(&raw)?, &input).await?;
             if json {
                 print_json(out, &view)?;

@@ -16,8 +16,10 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
             .app_data(control.clone())
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
-            // Outermost last: request ids are set before the security headers are added, so
-            // error bodies rebuilt with the request id keep the headers.
+            // Outermost last: oversized headers are refused (431) inside the request id, so
+            // the refusal is the JSON envelope; request ids are set before the security
+            // headers are added, so error bodies rebuilt with the request id keep the headers.
+            .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
             .configure(crate::route_table::configure)

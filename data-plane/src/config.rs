@@ -71,7 +71,7 @@ pub struct Config {
     /// (`rate_limit_nodes`, `auth_rate_limit_per_minute`, `auth_rate_limit_burst`).
     pub rate_limit: RateLimitSettings,
     /// Largest request body any endpoint accepts (`max_body_bytes`); JSON bodies are held to
-    /// `shared::http::JSON_BODY_LIMIT` as well.
+    /// `shared::json_body::JSON_BODY_LIMIT` as well.
     pub max_body_bytes: usize,
 }
 

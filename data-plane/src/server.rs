@@ -33,17 +33,19 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .app_data(web::Data::new(state.for_worker(worker)))
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
-            // Outermost last. Bodies are bounded; each route's own layers (its rate limit,
-            // audit admission and access, `route_table`) run inside all of these. CORS marks
-            // every answer, 429s included; request ids are set before the security headers are
-            // added, so error bodies rebuilt with the request id keep the headers. The audit
-            // recorder sees rate-limit refusals, inside CORS so its 503s are readable by
-            // browsers.
+            // Outermost last. Oversized headers are refused (431) before anything reads them,
+            // inside the request id so the refusal is the JSON envelope. Bodies are bounded;
+            // each route's own layers (its rate limit, audit admission and access,
+            // `route_table`) run inside all of these. CORS marks every answer, 429s included;
+            // request ids are set before the security headers are added, so error bodies
+            // rebuilt with the request id keep the headers. The audit recorder sees rate-limit
+            // refusals, inside CORS so its 503s are readable by browsers.
             .wrap(from_fn(enforce_deadline))
             .wrap(from_fn(crate::hygiene::limit_body))
             .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
             .wrap(from_fn(observe_refusals))
+            .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))

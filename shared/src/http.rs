@@ -1,5 +1,6 @@
 //! The HTTP pieces both planes' servers share: request ids, JSON error envelopes for
-//! extractor failures and unknown routes, and the common security headers.
+//! extractor failures and unknown routes, the request header limits (431), and the common
+//! security headers. JSON request bodies are read by `crate::json_body`.
 //!
 //! Every response carries `X-Request-Id` (the caller's, when it is a sane token, else a new
 //! UUIDv7), and every error body built from an [`ApiError`] carries the same id. Error
@@ -118,7 +119,7 @@ pub fn payload_too_large() -> ApiError {
     )
 }
 
-/// 415, for a JSON endpoint sent anything but JSON.
+/// 415, for a JSON endpoint sent anything but `application/json` (`crate::json_body`).
 pub fn unsupported_media_type() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -135,40 +136,79 @@ pub fn request_id_of(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Largest JSON body an endpoint accepts (`web::Json`).
-pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// Largest raw body (`web::Bytes`, `String`) an endpoint accepts unless it sets its own.
+/// JSON bodies have their own, smaller limit (`crate::json_body::JSON_BODY_LIMIT`).
 pub const RAW_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Extractor configuration that turns malformed JSON, paths and query strings into 400s
-/// with the JSON envelope instead of actix's plain-text bodies.
+/// Extractor configuration that turns bad paths and query strings into 400s with the JSON
+/// envelope instead of actix's plain-text bodies, and bounds raw bodies. JSON bodies are read
+/// by `crate::json_body::Json`, which needs no configuration.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(JSON_BODY_LIMIT)
-            .error_handler(|error, _| {
-                use actix_web::error::{JsonPayloadError, PayloadError};
-                let api_error = match &error {
-                    JsonPayloadError::ContentType => unsupported_media_type(),
-                    JsonPayloadError::OverflowKnownLength { .. }
-                    | JsonPayloadError::Overflow { .. }
-                    | JsonPayloadError::Payload(PayloadError::Overflow) => payload_too_large(),
-                    other => ApiError::bad_request("invalid_json", other.to_string()),
-                };
-                api_error.into()
-            }),
-    )
-    .app_data(web::PayloadConfig::default().limit(RAW_BODY_LIMIT))
-    .app_data(
-        web::PathConfig::default().error_handler(|error, _| {
+    cfg.app_data(web::PayloadConfig::default().limit(RAW_BODY_LIMIT))
+        .app_data(web::PathConfig::default().error_handler(|error, _| {
             ApiError::bad_request("invalid_path", error.to_string()).into()
-        }),
-    )
-    .app_data(
-        web::QueryConfig::default().error_handler(|error, _| {
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
             ApiError::bad_request("invalid_query", error.to_string()).into()
-        }),
-    );
+        }));
+}
+
+/// Largest request header line (`name: value`) either plane accepts: 8 KiB, the line limit
+/// of Apache (`LimitRequestFieldSize`) and nginx (`large_client_header_buffers 4 8k`), so a
+/// header that passes the usual proxy in front of us passes here too.
+pub const MAX_HEADER_LINE_BYTES: usize = 8 * 1024;
+/// Largest sum of a request's header lines: 32 KiB, nginx's default (four 8 KiB buffers).
+/// actix's HTTP/1 codec refuses heads over 128 KiB (or over 96 headers) itself, with a bare
+/// 431 before any middleware runs; everything under that gets the JSON envelope here.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Middleware: 431 `request_headers_too_large` for a request with a header line over
+/// [`MAX_HEADER_LINE_BYTES`] or headers over [`MAX_HEADER_BYTES`] in all. Runs inside
+/// [`request_id`], so the answer is the JSON envelope with a request id, and before anything
+/// looks at a header (tenant, credentials, CORS).
+pub async fn limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let Some(error) = oversized_headers(req.headers()) {
+        return Ok(req.error_response(error));
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// The refusal for `headers`, if they are over a limit. A line is counted as sent
+/// (`name: value`), without its line break.
+fn oversized_headers(headers: &actix_web::http::header::HeaderMap) -> Option<ApiError> {
+    use actix_web::http::StatusCode;
+    let mut total: usize = 0;
+    for (name, value) in headers {
+        let line = name.as_str().len() + 2 + value.len();
+        if line > MAX_HEADER_LINE_BYTES {
+            let name: String = name.as_str().chars().take(64).collect();
+            return Some(
+                ApiError::new(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request_headers_too_large",
+                    format!("the {name} header is over {MAX_HEADER_LINE_BYTES} bytes"),
+                )
+                .with_details(serde_json::json!({
+                    "header": name,
+                    "limit_bytes": MAX_HEADER_LINE_BYTES,
+                })),
+            );
+        }
+        total += line;
+    }
+    (total > MAX_HEADER_BYTES).then(|| {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large",
+            format!("the request's headers are over {MAX_HEADER_BYTES} bytes in all"),
+        )
+        .with_details(serde_json::json!({ "limit_bytes": MAX_HEADER_BYTES }))
+    })
 }
 
 /// The answer for a route that does not exist.

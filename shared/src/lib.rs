@@ -1,7 +1,8 @@
 //! What both planes of Tenantry share: configuration pieces, the tenant model and its
-//! validated names, the error vocabulary and its HTTP mapping, envelope encryption of tenant
-//! data keys, catalog access, the tenant database context, the tenant template, the names of
-//! the change-notification channels, and the SQL by which either plane queues mail.
+//! validated names, the error vocabulary and its HTTP mapping, the rules by which both read
+//! request headers and JSON bodies, envelope encryption of tenant data keys, catalog access,
+//! the tenant database context, the tenant template, the names of the change-notification
+//! channels, and the SQL by which either plane queues mail.
 //!
 //! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 
@@ -14,6 +15,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod json_body;
 pub mod mail_outbox;
 pub mod notify;
 pub mod observability;

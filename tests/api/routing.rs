@@ -86,6 +86,70 @@ async fn the_tenant_is_resolved_from_its_host_a_custom_domain_or_the_header() {
         .await
         .unwrap();
     assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
+    let body: Value = mismatch.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "tenant_mismatch");
+}
+
+#[tokio::test]
+async fn a_custom_domain_with_an_x_tenant_naming_another_tenant_gets_400_tenant_mismatch() {
+    let app = TestApp::spawn().await;
+    app.tenant_with_active_admin("acme", "olga@acme.example", "correct horse battery staple")
+        .await;
+    app.create_tenant("globex").await;
+    let added = app
+        .operator(Method::POST, "/v1/tenants/acme/domains")
+        .json(&json!({"domain": "portal.acme.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let at_portal = |method: Method, path: &str, tenant: Option<&str>| {
+        let request = app
+            .http
+            .request(method, format!("{}{path}", app.data_url))
+            .header("Host", "portal.acme.example");
+        match tenant {
+            Some(slug) => request.header("X-Tenant", slug.to_owned()),
+            None => request,
+        }
+    };
+    // The domain may be cached as unknown from before the NOTIFY: wait until it is served.
+    let served = TestApp::eventually(Duration::from_secs(1), || async {
+        let Ok(response) = at_portal(Method::GET, "/v1/tenant", None).send().await else {
+            return false;
+        };
+        response.status() == StatusCode::OK
+    })
+    .await;
+    assert!(served.is_some(), "the custom domain was not served");
+
+    // A header naming the domain's own tenant is fine.
+    let same: Value = at_portal(Method::GET, "/v1/tenant", Some("acme"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same["slug"], "acme");
+
+    // Another tenant: refused, whether the request reads or signs in.
+    for (method, path) in [
+        (Method::GET, "/v1/tenant"),
+        (Method::POST, "/v1/auth/login"),
+    ] {
+        let response = at_portal(method.clone(), path, Some("globex"))
+            .json(
+                &json!({"email": "olga@acme.example", "password": "correct horse battery staple"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "tenant_mismatch", "{method} {path}");
+    }
 }
 
 #[tokio::test]

@@ -202,6 +202,11 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            "application/json",
+            b"{\"resourceLogs\": [], \"resourceLogs\": []}".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             "text/plain",
             b"hello".to_vec(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -285,6 +290,8 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
         "{\"type\":\"metric\",\"time\":\"2026-01-01T00:00:00Z\",\"name\":\"m\",\"value\":\"NaN\"}\n",
         "not json at all\n",
         "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"extra\":1}\n",
+        // Which region? A key named twice is refused, as in every JSON body.
+        "{\"type\":\"metric\",\"time\":\"2026-01-01T00:00:00Z\",\"name\":\"m\",\"value\":1,\"attributes\":{\"region\":\"eu\",\"region\":\"us\"}}\n",
     );
     let response = ingest(
         &app,
@@ -306,7 +313,11 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
         .iter()
         .map(|error| error["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(lines, vec![2, 4, 5, 6], "{body}");
+    assert_eq!(lines, vec![2, 4, 5, 6, 7], "{body}");
+    let repeated = body["error"]["details"]["errors"][4]["message"]
+        .as_str()
+        .unwrap();
+    assert!(repeated.contains("\"region\" appears twice"), "{body}");
     // Nothing of the refused batch was stored, not even its good lines.
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 1);
     assert_eq!(stored(&app, "telemetry_metrics", &tenant).await, 2);

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 use shared::sso::settings::ProviderInput;
 use shared::tenant::TenantSlug;
@@ -46,7 +47,7 @@ async fn list_providers(
 async fn add_provider(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: web::Json<ProviderInput>,
+    body: Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let view = service::add(&control, &parse_slug(&slug)?, &body).await?;
     Ok(HttpResponse::Created().json(view))

@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 use shared::tenant::{TenantSlug, TenantStatus};
 
@@ -57,7 +58,7 @@ struct CreateTenantBody {
     responses((status = 201, description = "Created and provisioned; `activation_token` when an admin email was given")))]
 async fn create_tenant(
     control: web::Data<ControlPlane>,
-    body: web::Json<CreateTenantBody>,
+    body: Json<CreateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = CreateTenant {
@@ -134,7 +135,7 @@ struct UpdateTenantBody {
 async fn update_tenant(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: web::Json<UpdateTenantBody>,
+    body: Json<UpdateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = parse_slug(&slug)?;
     let body = body.into_inner();
@@ -231,7 +232,7 @@ async fn get_quotas(
 async fn update_quotas(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: web::Json<QuotaPatch>,
+    body: Json<QuotaPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let view = service::set_quotas(&control, &parse_slug(&slug)?, &body).await?;
     Ok(HttpResponse::Ok().json(view))
@@ -255,7 +256,7 @@ struct DomainBody {
 async fn add_domain(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: web::Json<DomainBody>,
+    body: Json<DomainBody>,
 ) -> Result<HttpResponse, ApiError> {
     let slug = parse_slug(&slug)?;
     let domain = DomainName::parse(&body.domain, &control.config.base_domain)?;

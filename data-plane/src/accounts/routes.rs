@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::service::{self, Registration};
@@ -60,7 +61,7 @@ struct RegisterRequest {
 async fn register(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let registration = Registration {
@@ -90,7 +91,7 @@ struct TokenRequest {
 async fn verify_email(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<TokenRequest>,
+    body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = service::verify_email(&state, &context, &body.token).await?;
     Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "email_verified": true })))
@@ -114,7 +115,7 @@ struct EmailRequest {
 async fn resend_verification(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<EmailRequest>,
+    body: Json<EmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = parse_email(&body.email)?;
     service::resend_verification(&state, &context, &email).await?;
@@ -133,7 +134,7 @@ async fn resend_verification(
 async fn request_password_reset(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<EmailRequest>,
+    body: Json<EmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = parse_email(&body.email)?;
     service::request_password_reset(&state, &context, &email).await?;
@@ -159,7 +160,7 @@ struct ResetConfirmation {
 async fn confirm_password_reset(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<ResetConfirmation>,
+    body: Json<ResetConfirmation>,
 ) -> Result<HttpResponse, ApiError> {
     service::confirm_password_reset(&state, &context, &body.token, &body.password).await?;
     Ok(HttpResponse::NoContent().finish())

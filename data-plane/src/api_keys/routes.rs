@@ -1,9 +1,10 @@
 //! HTTP for the API keys admin, under `/v1/admin/api-keys`: create, list, read, rotate and
 //! revoke, all for signed-in users holding `api_keys:manage` (a key cannot manage keys).
 
-use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
+use shared::json_body::{self, Json};
 use shared::routes::{route, routes, Route};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -53,7 +54,7 @@ struct CreateRequest {
 async fn create_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<CreateRequest>,
+    body: Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     let body = body.into_inner();
@@ -118,20 +119,10 @@ fn rotate_request(request: &HttpRequest, body: &[u8]) -> Result<RotateRequest, A
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(RotateRequest::default());
     }
-    let is_json = request
-        .mime_type()
-        .ok()
-        .flatten()
-        .is_some_and(|mime| mime.essence_str() == "application/json");
-    if !is_json {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ));
+    if !json_body::is_json(request) {
+        return Err(shared::http::unsupported_media_type());
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::bad_request("invalid_json", error.to_string()))
+    Ok(json_body::parse(body)?)
 }
 
 #[route(

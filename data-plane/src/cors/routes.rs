@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::service;
@@ -39,7 +40,7 @@ async fn get_cors(
 async fn replace_cors(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let policy = service::replace_policy(&state, &context, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(policy))

@@ -1,15 +1,16 @@
 //! Request hygiene: what every request and response of the data plane goes through, whatever
 //! the endpoint.
 //!
+//! - **Header size** (`shared::http::limit_headers`, both planes): a header line over 8 KiB or
+//!   headers over 32 KiB in all are refused with 431 `request_headers_too_large`.
 //! - **Body size**: a body declared larger than `max_body_bytes` is refused with 413
 //!   `payload_too_large` before any handler runs; a body without a declared length (chunked)
 //!   is cut off at the same size, which fails its extractor with the same 413. JSON bodies
-//!   are further limited to `shared::http::JSON_BODY_LIMIT` by the JSON extractor.
-//! - **JSON only where JSON is expected**: the JSON extractor refuses any other
-//!   `Content-Type` (415 `unsupported_media_type`) and malformed JSON (400 `invalid_json`);
-//!   its configuration is the workspace's one (`shared::http::configure_extractors`), and any
-//!   error response actix builds itself is turned into the JSON envelope by
-//!   `shared::http::request_id`.
+//!   are further limited to `shared::json_body::JSON_BODY_LIMIT` by the JSON extractor.
+//! - **JSON only where JSON is expected, by one rule** (`shared::json_body`, both planes):
+//!   `application/json` with optional parameters, else 415 `unsupported_media_type`; malformed
+//!   JSON, and an object naming a key twice, 400 `invalid_json`. Any error response actix
+//!   builds itself is turned into the JSON envelope by `shared::http::request_id`.
 //! - **Security headers** (`shared::http::security_headers`): `nosniff`, `DENY` framing, a
 //!   CSP that allows nothing, `no-referrer`, `no-store`, and HSTS when the public scheme is
 //!   https.

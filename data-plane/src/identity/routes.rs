@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::passwords::Password;
@@ -43,7 +44,7 @@ struct LoginRequest {
 async fn login(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;
@@ -72,7 +73,7 @@ struct RefreshRequest {
 async fn refresh(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = service::refresh(&state, &context, &body.refresh_token, client(&context)).await?;
     Ok(HttpResponse::Ok()
@@ -99,7 +100,7 @@ struct ActivateRequest {
 async fn activate(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<ActivateRequest>,
+    body: Json<ActivateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = service::activate(&state, &context, &body.token, &body.password).await?;
     Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "status": "active" })))
@@ -139,7 +140,7 @@ struct PasswordChange {
 async fn change_password(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<PasswordChange>,
+    body: Json<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
     service::change_password(

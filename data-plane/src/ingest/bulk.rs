@@ -66,7 +66,7 @@ pub fn parse_ndjson(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
         if line.trim().is_empty() {
             continue;
         }
-        let outcome = serde_json::from_str::<Record>(line)
+        let outcome = shared::json_body::parse::<Record>(line.as_bytes())
             .map_err(|error| format!("not a valid event object: {error}"))
             .and_then(|record| event_of(record, tenant, now));
         match outcome {

@@ -25,7 +25,7 @@ pub enum DecodeError {
     #[error("not a valid OTLP protobuf message: {0}")]
     Protobuf(#[from] prost::DecodeError),
     #[error("not a valid OTLP JSON message: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(#[from] shared::json_body::InvalidJson),
 }
 
 fn decode<T>(encoding: Encoding, body: &[u8]) -> Result<T, DecodeError>
@@ -34,7 +34,8 @@ where
 {
     Ok(match encoding {
         Encoding::Protobuf => T::decode(body)?,
-        Encoding::Json => serde_json::from_slice(body)?,
+        // The API's one JSON rule: no key named twice (`shared::json_body`).
+        Encoding::Json => shared::json_body::parse(body)?,
     })
 }
 

@@ -8,6 +8,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::codes::{CodeInput, OneTimeCode, TotpCode};
@@ -84,7 +85,7 @@ struct CodeRequest {
 async fn enable_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<CodeRequest>,
+    body: Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
     let code = TotpCode::parse(body.code.as_str())?;
@@ -103,7 +104,7 @@ async fn enable_totp(
 async fn regenerate_backup_codes(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<CodeRequest>,
+    body: Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
     let code = TotpCode::parse(body.code.as_str())?;
@@ -132,7 +133,7 @@ struct DisableRequest {
 async fn delete_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<DisableRequest>,
+    body: Json<DisableRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
     let DisableRequest { password, code } = body.into_inner();
@@ -169,7 +170,7 @@ struct VerifyRequest {
 async fn verify_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<VerifyRequest>,
+    body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let code = OneTimeCode::parse(body.code.as_str())?;
     let client = Client {

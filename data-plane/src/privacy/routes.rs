@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::{store, PrivacyPolicy, MANAGE};
@@ -83,7 +84,7 @@ async fn get_policy(
 async fn replace_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // serde would also read a struct from an array, by position.

@@ -1,11 +1,15 @@
 //! Reading a record from a request body: the content type first (415), then at most
 //! [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES) bytes (413, refused from `Content-Length` before
 //! reading when it is declared), then JSON (400). The records routes read their bodies here
-//! rather than through `web::Json`, whose limit is the API-wide one for small admin bodies.
+//! rather than through `shared::json_body::Json`, whose limit is the API-wide one for small
+//! admin bodies; the content type and the JSON itself are judged by the same rules
+//! (`shared::json_body::{is_json, parse}`: `application/json`, no key named twice). The one
+//! addition is JSON merge patch's own media type on PATCH.
 
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{web, HttpRequest};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{web, HttpMessage as _, HttpRequest};
 use serde_json::Value;
+use shared::json_body;
 
 use super::{RecordsError, MAX_BODY_BYTES};
 
@@ -19,16 +23,16 @@ pub enum Accept {
 }
 
 fn check_content_type(req: &HttpRequest, accept: Accept) -> Result<(), RecordsError> {
-    let essence = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|value| value.trim().to_ascii_lowercase());
-    let accepted = matches!(
-        (essence.as_deref(), accept),
-        (Some("application/json"), _) | (Some("application/merge-patch+json"), Accept::MergePatch)
-    );
+    let merge_patch = || {
+        req.mime_type().ok().flatten().is_some_and(|mime| {
+            mime.essence_str()
+                .eq_ignore_ascii_case("application/merge-patch+json")
+        })
+    };
+    let accepted = match accept {
+        Accept::Json => json_body::is_json(req),
+        Accept::MergePatch => json_body::is_json(req) || merge_patch(),
+    };
     if accepted {
         Ok(())
     } else {
@@ -66,5 +70,5 @@ pub async fn json_body(
 ) -> Result<Value, RecordsError> {
     check_content_type(req, accept)?;
     let bytes = read_bounded(req, payload).await?;
-    serde_json::from_slice(&bytes).map_err(|error| RecordsError::InvalidJson(error.to_string()))
+    Ok(json_body::parse(&bytes)?)
 }

@@ -25,9 +25,7 @@ pub struct Document(Map<String, Value>);
 impl Document {
     /// The record in a request body.
     pub fn parse(body: &[u8]) -> Result<Self, RecordsError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|error| RecordsError::InvalidJson(error.to_string()))?;
-        Self::from_value(value)
+        Self::from_value(shared::json_body::parse(body)?)
     }
 
     pub fn from_value(value: Value) -> Result<Self, RecordsError> {
@@ -216,6 +214,10 @@ mod tests {
         assert!(matches!(
             Document::parse(br#"{"a": {"\u0000": 1}}"#),
             Err(RecordsError::InvalidRecord(_))
+        ));
+        assert!(matches!(
+            Document::parse(br#"{"a": {"b": 1, "b": 2}}"#),
+            Err(RecordsError::InvalidJson(invalid)) if invalid.duplicate_key() == Some("b")
         ));
     }
 

@@ -43,8 +43,8 @@ pub enum RecordsError {
     InvalidCollection(String),
     #[error("invalid field name: a field name is 1 to 63 characters of A-Z, a-z, 0-9 and _, not starting with a digit")]
     InvalidField(String),
-    #[error("the body is not valid JSON: {0}")]
-    InvalidJson(String),
+    #[error(transparent)]
+    InvalidJson(#[from] shared::json_body::InvalidJson),
     #[error("a record is a JSON object")]
     NotAnObject,
     #[error("{0}")]
@@ -103,7 +103,7 @@ impl From<RecordsError> for ApiError {
             }
             RecordsError::InvalidField(field) => ApiError::bad_request("invalid_field", message)
                 .with_details(serde_json::json!({ "field": echo(&field) })),
-            RecordsError::InvalidJson(_) => ApiError::bad_request("invalid_json", message),
+            RecordsError::InvalidJson(invalid) => ApiError::from(invalid),
             RecordsError::NotAnObject | RecordsError::InvalidRecord(_) => {
                 ApiError::bad_request("invalid_record", message)
             }

@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::service::{self, RoleDefinition, RoleName};
@@ -73,7 +74,7 @@ struct NewRole {
 async fn create_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     // `deny_unknown_fields` does not work through `flatten`: read the name, then the rest.
@@ -110,7 +111,7 @@ async fn replace_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
-    body: web::Json<RoleDefinition>,
+    body: Json<RoleDefinition>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     let name = role_name(&path)?;

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::admin;
@@ -86,7 +87,7 @@ async fn get_provider(
 async fn create_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<ProviderInput>,
+    body: Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.authenticated()?;
     let view = admin::save(&state, &context, principal, body.into_inner(), false).await?;
@@ -106,7 +107,7 @@ async fn replace_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
-    body: web::Json<ProviderInput>,
+    body: Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.authenticated()?;
     let input = body.into_inner();
@@ -155,7 +156,7 @@ struct DiscoverRequest {
 async fn discover(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<DiscoverRequest>,
+    body: Json<DiscoverRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;

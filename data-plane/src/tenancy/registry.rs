@@ -14,7 +14,7 @@ use shared::error::ApiError;
 use shared::tenant::{Tenant, TenantSlug};
 use shared::tenant_context::TenantScope;
 
-use super::resolve::TenantKey;
+use super::resolve::{tenant_mismatch, TenantKey};
 use crate::metrics::Metrics;
 
 /// A tenant as the data plane serves it.
@@ -52,10 +52,15 @@ impl TenantRegistry {
     }
 
     /// The tenant `key` names, in whatever status the catalog has it (deleted ones excepted).
+    /// A registered custom domain whose tenant is not the one `X-Tenant` named is 400
+    /// `tenant_mismatch`, as a slug host is (`resolve`).
     pub async fn lookup(&self, key: &TenantKey) -> Result<Option<Arc<ServedTenant>>, ApiError> {
         let slug = match key {
             TenantKey::Slug(slug) => slug.clone(),
-            TenantKey::Domain(domain) => match self.domain_slug(domain).await? {
+            TenantKey::Domain { name, header } => match self.domain_slug(name).await? {
+                Some(slug) if header.as_ref().is_some_and(|named| *named != slug) => {
+                    return Err(tenant_mismatch());
+                }
                 Some(slug) => slug,
                 None => return Ok(None),
             },

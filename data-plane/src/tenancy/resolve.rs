@@ -3,7 +3,9 @@
 //! Rules: the host `<slug>.<base domain>` names a tenant by slug; any other host may be a
 //! custom domain registered in the catalog; the `X-Tenant` header names a tenant by slug when
 //! the host does not. When host and header name different tenants the request is refused
-//! (400 `tenant_mismatch`) rather than guessing.
+//! (400 `tenant_mismatch`) rather than guessing: for a slug host here, for a custom domain
+//! once the registry has looked the domain up (`TenantRegistry::lookup`), so the answer is
+//! the same whichever way the host names its tenant.
 
 use shared::error::ApiError;
 use shared::tenant::TenantSlug;
@@ -13,7 +15,20 @@ pub const TENANT_HEADER: &str = "x-tenant";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TenantKey {
     Slug(TenantSlug),
-    Domain(String),
+    /// A host outside the base domain, which names a tenant only if it is registered.
+    Domain {
+        name: String,
+        /// The tenant `X-Tenant` named besides: it must be the domain's.
+        header: Option<TenantSlug>,
+    },
+}
+
+/// 400: the host and `X-Tenant` name different tenants.
+pub fn tenant_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "tenant_mismatch",
+        "the host and X-Tenant name different tenants",
+    )
 }
 
 /// The host without port, lower-cased; `None` for an IP literal or an empty host.
@@ -63,15 +78,15 @@ pub fn tenant_key(
                     .map_err(|_| not_found(&format!("at host '{name}'"))),
             ),
             Some(_) => Some(Err(not_found(&format!("at host '{name}'")))),
-            None => Some(Ok(TenantKey::Domain(name))),
+            None => Some(Ok(TenantKey::Domain {
+                name,
+                header: from_header.clone(),
+            })),
         }
     });
     match (from_host.transpose()?, from_header) {
         (Some(TenantKey::Slug(host_slug)), Some(header_slug)) if host_slug != header_slug => {
-            Err(ApiError::bad_request(
-                "tenant_mismatch",
-                "the host and X-Tenant name different tenants",
-            ))
+            Err(tenant_mismatch())
         }
         (Some(key), _) => Ok(key),
         (None, Some(slug)) => Ok(TenantKey::Slug(slug)),
@@ -101,7 +116,18 @@ mod tests {
         );
         assert_eq!(
             tenant_key(Some("app.acme.io"), None, "example.com").unwrap(),
-            TenantKey::Domain("app.acme.io".into())
+            TenantKey::Domain {
+                name: "app.acme.io".into(),
+                header: None
+            }
+        );
+        // The header travels with a custom domain, for the registry to compare.
+        assert_eq!(
+            tenant_key(Some("app.acme.io"), Some("globex"), "example.com").unwrap(),
+            TenantKey::Domain {
+                name: "app.acme.io".into(),
+                header: Some(TenantSlug::parse("globex").unwrap())
+            }
         );
     }
 

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
+use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
@@ -118,7 +119,7 @@ struct InvitationRequest {
 async fn invite_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
-    body: web::Json<InvitationRequest>,
+    body: Json<InvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     let held = authz::in_force(&state, &context, caller).await?;
@@ -225,7 +226,7 @@ async fn set_user_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
     path: web::Path<String>,
-    body: web::Json<RolesRequest>,
+    body: Json<RolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     let held = authz::in_force(&state, &context, caller).await?;

@@ -41,6 +41,15 @@ pub struct Plane {
     pub common_errors: Vec<(u16, &'static str)>,
 }
 
+/// What both planes hold every request to (`crate::json_body`, `crate::http::limit_headers`),
+/// said once in each document's description.
+const INPUT_RULES: &str = "JSON request bodies are sent as `application/json` (parameters \
+                           such as `charset=utf-8` allowed; anything else is 415 \
+                           `unsupported_media_type`) and may not name a key twice in any \
+                           object (400 `invalid_json`, `details.duplicate_key`). A header line \
+                           over 8 KiB, or headers over 32 KiB in all, are 431 \
+                           `request_headers_too_large`.";
+
 /// The security scheme names the documents use.
 pub const ACCESS_TOKEN: &str = "access_token";
 pub const API_KEY: &str = "api_key";
@@ -68,7 +77,7 @@ pub fn document(plane: &Plane, routes: &[Arc<RouteInfo>]) -> Value {
         .info(
             InfoBuilder::new()
                 .title(plane.title)
-                .description(Some(plane.description))
+                .description(Some(format!("{} {INPUT_RULES}", plane.description)))
                 .version(env!("CARGO_PKG_VERSION"))
                 .build(),
         )
@@ -151,6 +160,15 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
         .iter()
         .map(|(status, codes)| (*status, (*codes).to_owned()))
         .collect();
+    errors.push((
+        431,
+        format!(
+            "`request_headers_too_large`: a header line over {} bytes, or headers over {} \
+             bytes in all",
+            crate::http::MAX_HEADER_LINE_BYTES,
+            crate::http::MAX_HEADER_BYTES
+        ),
+    ));
     match policy.access {
         // A public route needs no credential, but one that is sent must be valid.
         Access::Public if policy.rate != RateClass::Unlimited => errors.push((
@@ -193,7 +211,9 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
     if operation.request_body.is_some() {
         errors.push((
             400,
-            "`invalid_json`: the body is not the JSON this route takes".into(),
+            "`invalid_json`: the body is not the JSON this route takes (malformed, or an object \
+             naming a key twice)"
+                .into(),
         ));
     }
     if matches!(

@@ -1,7 +1,10 @@
 //! Request hygiene: body limits (413), content types (415) and malformed JSON (400) answered
 //! with the JSON envelope and without any change; security headers and request ids on every
 //! response; per-tenant CORS (preflights, allowed and refused origins, propagation to every
-//! node).
+//! node). The rules both planes hold every JSON body and header to (one content type, no
+//! repeated keys, 431) are in `strict_input`.
+
+mod strict_input;
 
 use std::time::Duration;
 
