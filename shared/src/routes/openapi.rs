@@ -216,12 +216,14 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
                 .into(),
         ));
     }
-    if matches!(
-        route.method,
-        actix_web::http::Method::POST
-            | actix_web::http::Method::PUT
-            | actix_web::http::Method::PATCH
-    ) {
+    let carries_body = operation.request_body.is_some()
+        || matches!(
+            route.method,
+            actix_web::http::Method::POST
+                | actix_web::http::Method::PUT
+                | actix_web::http::Method::PATCH
+        );
+    if carries_body {
         errors.push((
             413,
             "`payload_too_large`: the body is over the limit".into(),
