@@ -11,7 +11,6 @@ use shared::tenant::TenantStatus;
 
 use super::{print_json, slug};
 use crate::context::ControlPlane;
-use crate::provisioning::ProvisionOptions;
 use crate::tenants::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName};
 
 #[derive(Debug, Subcommand)]
@@ -124,29 +123,20 @@ pub(super) async fn run(
                 slug: slug(&raw)?,
                 name: name.as_deref().map(TenantName::parse).transpose()?,
                 plan,
-                admin_email: admin_email.clone(),
+                admin_email,
             };
-            let tenant = service::create(control, request, ProvisionOptions::default()).await?;
-            let activation_token = match &admin_email {
-                Some(email) => {
-                    Some(service::issue_activation_token(control, &tenant, email).await?)
-                }
-                None => None,
-            };
-            let details = service::details(control, &tenant.slug).await?;
+            let created = service::create_and_invite(control, request).await?;
             if json {
-                let mut value = serde_json::to_value(&details)?;
-                if let (Some(token), Some(object)) = (&activation_token, value.as_object_mut()) {
-                    object.insert("activation_token".to_owned(), token.as_str().into());
-                }
-                print_json(out, &value)?;
+                print_json(out, &created)?;
             } else {
+                let details = &created.details;
+                let tenant = &details.tenant;
                 writeln!(
                     out,
                     "tenant {} is {} (schema {}, role {}, host {})",
                     tenant.slug, tenant.status, tenant.schema, tenant.role, details.host
                 )?;
-                if let Some(token) = &activation_token {
+                if let Some(token) = &created.activation_token {
                     writeln!(
                         out,
                         "first admin invited; activation token (shown once): {}",

@@ -1,5 +1,10 @@
 //! Creating a tenant: the catalog row, then provisioning to `active`; and the one-time
-//! activation token with which its first admin sets a password.
+//! activation token with which its first admin sets a password. [`create_and_invite`] is the
+//! whole of an operator's create, the one flow behind `tenant create` and `POST /v1/tenants`.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
 
 use shared::account_mail::{self, TenantSite};
 use shared::email::Email;
@@ -8,7 +13,7 @@ use shared::tenant::{tenant_schema, Tenant, TenantSlug};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::{store, TenantName};
+use super::{details, store, TenantDetails, TenantName};
 use crate::context::ControlPlane;
 use crate::error::ControlError;
 use crate::provisioning::{self, ProvisionOptions};
@@ -20,6 +25,64 @@ pub struct CreateTenant {
     /// The tenant's first admin (role `owner`), invited by provisioning; see
     /// [`issue_activation_token`].
     pub admin_email: Option<Email>,
+}
+
+/// What an operator's create answers: the tenant's details and, when a first admin was named,
+/// their one-time activation token (shown this once: only its digest is stored).
+#[derive(Serialize)]
+pub struct CreatedTenant {
+    #[serde(flatten)]
+    pub details: TenantDetails,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_token"
+    )]
+    pub activation_token: Option<Zeroizing<String>>,
+}
+
+/// Serialising is how the token is handed over (once, in the answer); no log sees it.
+fn serialize_token<S: Serializer>(
+    token: &Option<Zeroizing<String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    token
+        .as_ref()
+        .map(|token| token.as_str())
+        .serialize(serializer)
+}
+
+/// Without the token: a `{:?}` in a log or a failed assertion must not show it.
+impl fmt::Debug for CreatedTenant {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("CreatedTenant")
+            .field("details", &self.details)
+            .field(
+                "activation_token",
+                &self.activation_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// An operator's create, from parsed input to the answer: the tenant is created and provisioned
+/// to `active` ([`create`]), then its first admin, when named, gets an activation token
+/// ([`issue_activation_token`], which also mails it). The CLI and the REST API only translate
+/// their input into a [`CreateTenant`] and the answer into their output.
+pub async fn create_and_invite(
+    control: &ControlPlane,
+    request: CreateTenant,
+) -> Result<CreatedTenant, ControlError> {
+    let admin_email = request.admin_email.clone();
+    let tenant = create(control, request, ProvisionOptions::default()).await?;
+    let activation_token = match &admin_email {
+        Some(email) => Some(issue_activation_token(control, &tenant, email).await?),
+        None => None,
+    };
+    Ok(CreatedTenant {
+        details: details(control, &tenant.slug).await?,
+        activation_token,
+    })
 }
 
 /// Creates the catalog row (`provisioning`) and provisions the tenant to `active`.

@@ -20,7 +20,7 @@ use crate::error::ControlError;
 use crate::provisioning::{self, JobState};
 
 pub use super::store::QuotaOverrides;
-pub use create::{create, issue_activation_token, CreateTenant};
+pub use create::{create, create_and_invite, issue_activation_token, CreateTenant, CreatedTenant};
 pub use domains::{add_domain, remove_domain, DomainName};
 pub use export::{export, ExportSink};
 pub use lifecycle::{
