@@ -253,3 +253,84 @@ async fn a_new_activation_token_from_the_cli_activates_an_invited_admin_and_only
         );
     }
 }
+
+/// `tenant create` and `POST /v1/tenants` are one flow: the same answer, the token only when a
+/// first admin is named, and the same refusal of a bad admin address, which creates nothing.
+#[tokio::test]
+async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
+    let app = TestApp::spawn().await;
+    let create_by_cli = |slug: &'static str, admin: Option<String>| {
+        let app = &app;
+        async move {
+            let mut args = vec!["control-plane", "tenant", "create", slug, "--json"];
+            let admin = admin.unwrap_or_default();
+            if !admin.is_empty() {
+                args.extend(["--admin-email", admin.as_str()]);
+            }
+            run(app, &args).await
+        }
+    };
+    let create_by_api = |body: Value| {
+        app.operator(reqwest::Method::POST, "/v1/tenants")
+            .json(&body)
+            .send()
+    };
+    let keys = |answer: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = answer.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+
+    let by_cli: Value = serde_json::from_str(
+        &create_by_cli(
+            "initrode",
+            Some(tenantry_tests::unique_address("cli-admin")),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let response = create_by_api(
+        serde_json::json!({"slug": "umbrella", "admin_email": tenantry_tests::unique_address("api-admin")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(keys(&by_cli), keys(&by_api));
+    for answer in [&by_cli, &by_api] {
+        assert_eq!(answer["status"], "active", "{answer}");
+        assert!(answer["activation_token"].is_string(), "{answer}");
+        assert!(answer["host"].is_string(), "{answer}");
+    }
+
+    let by_cli: Value =
+        serde_json::from_str(&create_by_cli("cyberdyne", None).await.unwrap()).unwrap();
+    let response = create_by_api(serde_json::json!({"slug": "tyrell"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(keys(&by_cli), keys(&by_api));
+    for answer in [&by_cli, &by_api] {
+        assert!(answer.get("activation_token").is_none(), "{answer}");
+    }
+
+    let refused = format!(
+        "{:#}",
+        create_by_cli("soylent", Some("not-an-address".to_owned()))
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        refused.contains("--admin-email is not a valid email address"),
+        "{refused}"
+    );
+    let response = create_by_api(serde_json::json!({"slug": "soylent", "admin_email": "nope"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert_eq!(app.tenant_count("soylent").await, 0);
+}

@@ -335,22 +335,20 @@ impl TestApp {
         service::create(control, request, options).await
     }
 
-    /// Creates a tenant whose first admin is `email`; returns it and the activation token.
+    /// Creates a tenant whose first admin is `email`, as an operator does (`tenant create
+    /// --admin-email`); returns it and the activation token.
     pub async fn create_tenant_with_admin(&self, slug: &str, email: &str) -> (Tenant, String) {
-        let email = shared::email::Email::parse(email).unwrap();
         let request = CreateTenant {
             slug: TenantSlug::parse(slug).unwrap(),
             name: None,
             plan: None,
-            admin_email: Some(email.clone()),
+            admin_email: Some(shared::email::Email::parse(email).unwrap()),
         };
-        let tenant = service::create(&self.control, request, ProvisionOptions::default())
+        let created = service::create_and_invite(&self.control, request)
             .await
             .unwrap();
-        let token = service::issue_activation_token(&self.control, &tenant, &email)
-            .await
-            .unwrap();
-        (tenant, token.to_string())
+        let token = created.activation_token.as_deref().unwrap().to_string();
+        (created.details.tenant, token)
     }
 
     /// A data-plane POST of JSON for the tenant `slug`.

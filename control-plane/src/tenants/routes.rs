@@ -13,7 +13,6 @@ use shared::tenant::{TenantSlug, TenantStatus};
 
 use super::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName, TenantPatch};
 use crate::context::ControlPlane;
-use crate::provisioning::ProvisionOptions;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -74,18 +73,8 @@ async fn create_tenant(
                 ApiError::bad_request("invalid_input", "admin_email is not a valid email address")
             })?,
     };
-    let admin_email = request.admin_email.clone();
-    let tenant = service::create(&control, request, ProvisionOptions::default()).await?;
-    let activation_token = match &admin_email {
-        Some(email) => Some(service::issue_activation_token(&control, &tenant, email).await?),
-        None => None,
-    };
-    let details = service::details(&control, &tenant.slug).await?;
-    let mut body = serde_json::to_value(&details).map_err(|error| ApiError::internal(&error))?;
-    if let (Some(token), Some(object)) = (&activation_token, body.as_object_mut()) {
-        object.insert("activation_token".to_owned(), token.as_str().into());
-    }
-    Ok(HttpResponse::Created().json(body))
+    let created = service::create_and_invite(&control, request).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 #[route(

@@ -1,15 +1,18 @@
-//! SQL over the catalog's tenant tables. Every change a data plane must see is published
-//! with `NOTIFY` inside the same transaction.
+//! SQL over the catalog's tenant tables, and the one write the control plane makes inside a
+//! tenant's schema (a first admin's activation token and its mail). Every change a data plane
+//! must see is published with `NOTIFY` inside the same transaction.
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
 use shared::db::{pipelined_transaction, Typed};
+use shared::mail_outbox;
 use shared::tenant::{PgIdentifier, Tenant, TenantStatus};
+use shared::tenant_context::tenant_settings;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::service::QuotaOverrides;
 use crate::error::ControlError;
 use crate::provisioning::DEFERRED_DURABILITY;
 
@@ -121,6 +124,18 @@ pub async fn update_name_and_plan(
     Ok(())
 }
 
+/// Per-tenant overrides of the plan's limits (a `control.tenant_quotas` row); `None` means
+/// "the plan's default".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QuotaOverrides {
+    pub max_users: Option<i64>,
+    pub max_storage_bytes: Option<i64>,
+    pub max_api_keys: Option<i64>,
+    pub requests_per_second: Option<i32>,
+    pub burst: Option<i32>,
+    pub events_per_day: Option<i64>,
+}
+
 pub async fn quota_overrides(
     client: &impl GenericClient,
     tenant_id: Uuid,
@@ -133,16 +148,17 @@ pub async fn quota_overrides(
             &[&tenant_id],
         )
         .await?;
-    Ok(row
-        .map(|row| QuotaOverrides {
-            max_users: row.get(0),
-            max_storage_bytes: row.get(1),
-            max_api_keys: row.get(2),
-            requests_per_second: row.get(3),
-            burst: row.get(4),
-            events_per_day: row.get(5),
-        })
-        .unwrap_or_default())
+    let Some(row) = row else {
+        return Ok(QuotaOverrides::default());
+    };
+    Ok(QuotaOverrides {
+        max_users: row.try_get("max_users")?,
+        max_storage_bytes: row.try_get("max_storage_bytes")?,
+        max_api_keys: row.try_get("max_api_keys")?,
+        requests_per_second: row.try_get("requests_per_second")?,
+        burst: row.try_get("burst")?,
+        events_per_day: row.try_get("events_per_day")?,
+    })
 }
 
 pub async fn write_quota_overrides(
@@ -279,4 +295,71 @@ pub async fn drop_tenant_storage(
         )
         .await?;
     Ok(())
+}
+
+/// An activation token for a tenant's invited user, and the mail that carries it.
+pub struct NewActivationToken<'a> {
+    pub token_digest: &'a [u8],
+    pub email: &'a str,
+    pub valid_hours: i32,
+    pub mail_subject: &'a str,
+    pub mail_body: &'a str,
+}
+
+/// Stores the token's digest for the tenant's invited user `email` and queues its mail, in one
+/// transaction: the token row and the outbox row as the tenant role in its schema, the
+/// pending-mail mark as the control plane's own role. So the mail exists exactly when the token
+/// does. False, with nothing written, when `email` is no invited user of the tenant.
+pub async fn insert_activation_token(
+    client: &mut Object,
+    tenant: &Tenant,
+    token: &NewActivationToken<'_>,
+) -> Result<bool, ControlError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(&tenant_settings(&tenant.schema, &tenant.role))
+        .await?;
+    let issued = transaction
+        .query_typed(
+            "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at)
+             SELECT $1, id, 'activation', now() + make_interval(hours => $3)
+             FROM users WHERE email = $2 AND status = 'invited'
+             RETURNING user_id",
+            &[
+                (&token.token_digest, Type::BYTEA),
+                (&token.email, Type::TEXT),
+                (&token.valid_hours, Type::INT4),
+            ],
+        )
+        .await?;
+    if issued.is_empty() {
+        // Dropping the transaction rolls it back.
+        return Ok(false);
+    }
+    transaction
+        .query_typed(
+            mail_outbox::INSERT_OUTBOX,
+            &[
+                (&Uuid::now_v7(), Type::UUID),
+                (&token.email, Type::TEXT),
+                (&token.mail_subject, Type::TEXT),
+                (&token.mail_body, Type::TEXT),
+            ],
+        )
+        .await?;
+    // Back to the control plane's own role (for this transaction only) for the catalog mark.
+    transaction
+        .batch_execute("SELECT set_config('role', 'none', true)")
+        .await?;
+    transaction
+        .query_typed(
+            mail_outbox::MARK_PENDING,
+            &[
+                (&tenant.id, Type::UUID),
+                (&shared::notify::MAIL_PENDING, Type::TEXT),
+            ],
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(true)
 }

@@ -30,15 +30,14 @@
 //!
 //! 8. Sign-in flood (`signin-flood`, not in the default set): the node's peak resident memory
 //!    and other tenants' read p99 while `--flood` clients send wrong-password sign-ins at one
-//!    tenant, beside the same reads on the idle node (see `bench/signin_flood.rs`).
+//!    tenant, beside the same reads on the idle node (see `signin_flood.rs`).
 //!
-//! Run: `cargo run --release -p tenantry-tests --bin tenantry-bench` with the test Postgres
+//! Run: `cargo run --release -p tenantry-bench --bin tenantry-bench` with the test Postgres
 //! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
 //! in docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "bench/signin_flood.rs"]
 mod signin_flood;
 
 use std::collections::HashMap;
