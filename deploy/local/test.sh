@@ -13,6 +13,7 @@ ensure_smtp
 ensure_oidc_provider
 ensure_saml_idp
 ensure_otel_python
+ensure_api_tools
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A
