@@ -44,6 +44,9 @@ pub enum RolesError {
     InvalidInput(String),
     #[error(transparent)]
     Db(#[from] TenantDbError),
+    /// The caller's permissions could not be loaded (what they may hand out).
+    #[error("permission lookup: {0}")]
+    Permissions(#[from] ApiError),
 }
 
 impl From<tokio_postgres::Error> for RolesError {
@@ -69,6 +72,7 @@ impl From<RolesError> for ApiError {
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             RolesError::InvalidInput(_) => ApiError::bad_request("invalid_role", message),
             RolesError::Db(error) => error.into(),
+            RolesError::Permissions(error) => error,
         }
     }
 }

@@ -8,7 +8,6 @@ use shared::routes::{route, routes, Route};
 
 use super::service::{self, RoleDefinition, RoleName};
 use super::{RolesError, MANAGE, READ};
-use crate::authz;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
@@ -88,8 +87,7 @@ async fn create_role(
     let definition: RoleDefinition = serde_json::from_value(body)
         .map_err(|error| ApiError::bad_request("invalid_role", error.to_string()))?;
     let name = RoleName::parse(name.trim())?;
-    let held = authz::in_force(&state, &context, caller).await?;
-    let role = service::save(&state, &context, &held, &name, &definition, true).await?;
+    let role = service::save(&state, &context, caller, &name, &definition, true).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -115,8 +113,7 @@ async fn replace_role(
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
     let name = role_name(&path)?;
-    let held = authz::in_force(&state, &context, caller).await?;
-    let role = service::save(&state, &context, &held, &name, &body, false).await?;
+    let role = service::save(&state, &context, caller, &name, &body, false).await?;
     Ok(HttpResponse::Ok().json(role))
 }
 

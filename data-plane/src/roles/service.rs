@@ -9,7 +9,7 @@ use super::store::{self, RoleView};
 use super::RolesError;
 use crate::authz::{self, store as authz_store};
 use crate::state::DataPlane;
-use crate::tenancy::RequestContext;
+use crate::tenancy::{Principal, RequestContext};
 
 const MAX_PERMISSIONS: usize = 100;
 const MAX_INCLUDES: usize = 20;
@@ -183,11 +183,13 @@ async fn detail(
 pub async fn save(
     state: &DataPlane,
     context: &RequestContext,
-    held: &[String],
+    caller: &Principal,
     name: &RoleName,
     definition: &RoleDefinition,
     create: bool,
 ) -> Result<RoleDetail, RolesError> {
+    // Nobody defines a role granting more than they hold, as it stands for this request.
+    let held = &authz::in_force(state, context, caller).await?;
     let checked = check(definition)?;
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_roles(&mut transaction).await?;

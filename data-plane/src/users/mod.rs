@@ -59,6 +59,9 @@ pub enum UsersError {
     Quota(#[from] QuotaError),
     #[error(transparent)]
     Db(#[from] TenantDbError),
+    /// The caller's permissions could not be loaded (what they may hand out).
+    #[error("permission lookup: {0}")]
+    Permissions(#[from] ApiError),
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
     #[error(transparent)]
@@ -81,6 +84,7 @@ impl From<UsersError> for ApiError {
             UsersError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             UsersError::InvalidMail(_) => ApiError::bad_request("invalid_email", message),
             UsersError::Quota(error) => error.into(),
+            UsersError::Permissions(error) => error,
             UsersError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_))
             | UsersError::Enqueue(EnqueueError::Db(
                 TenantDbError::Pool(_) | TenantDbError::Timeout(_),

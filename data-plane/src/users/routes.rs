@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::service::{self, NewInvitation, PageRequest, RoleAssignment, UserStatus};
 use super::{UsersError, MANAGE, READ};
-use crate::authz;
 use crate::authz::conditions::{Conditions, ConditionsInput};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -122,7 +121,6 @@ async fn invite_user(
     body: Json<InvitationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
-    let held = authz::in_force(&state, &context, caller).await?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;
@@ -139,7 +137,7 @@ async fn invite_user(
         display_name,
         roles: body.roles,
     };
-    let user = service::invite(&state, &context, caller, &held, invitation).await?;
+    let user = service::invite(&state, &context, caller, invitation).await?;
     Ok(HttpResponse::Created().json(user))
 }
 
@@ -229,22 +227,13 @@ async fn set_user_roles(
     body: Json<RolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = context.authenticated()?;
-    let held = authz::in_force(&state, &context, caller).await?;
     let assignments = body
         .into_inner()
         .roles
         .into_iter()
         .map(AssignmentRequest::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let user = service::set_roles(
-        &state,
-        &context,
-        caller,
-        &held,
-        user_id(&path)?,
-        assignments,
-    )
-    .await?;
+    let user = service::set_roles(&state, &context, caller, user_id(&path)?, assignments).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 

@@ -186,9 +186,10 @@ pub async fn invite(
     state: &DataPlane,
     context: &RequestContext,
     caller: &Principal,
-    held: &[String],
     invitation: NewInvitation,
 ) -> Result<UserView, UsersError> {
+    // Nobody hands out more than they hold, as it stands for this request.
+    let held = &authz::in_force(state, context, caller).await?;
     let roles = role_list(&invitation.roles)?;
     let now = OffsetDateTime::now_utc();
     let token = SecretToken::generate(&state.rng, USER_TOKEN_PREFIX)?;
@@ -354,10 +355,10 @@ pub async fn set_roles(
     state: &DataPlane,
     context: &RequestContext,
     caller: &Principal,
-    held: &[String],
     user_id: Uuid,
     assignments: Vec<RoleAssignment>,
 ) -> Result<UserView, UsersError> {
+    let held = &authz::in_force(state, context, caller).await?;
     let names: Vec<String> = assignments.iter().map(|a| a.role.clone()).collect();
     let roles = role_list(&names)?;
     // A role named twice is named once, unless the two disagree on conditions.
