@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// Every route of the control plane.
 pub fn table() -> Vec<Route> {
     [
-        routes![healthz, get_openapi],
+        routes![healthz, get_openapi, get_reference],
         crate::tenants::routes::routes(),
         crate::sso::routes::routes(),
     ]
@@ -81,4 +81,21 @@ async fn healthz() -> HttpResponse {
     responses((status = 200, description = "This document")))]
 async fn get_openapi() -> HttpResponse {
     HttpResponse::Ok().json(document())
+}
+
+/// The control plane's API reference, for people: one HTML page made from the document.
+#[route(get, "/v1/reference",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "meta",
+    responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
+async fn get_reference() -> HttpResponse {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            PAGE.get_or_init(|| shared::routes::reference::page(document()))
+                .clone(),
+        )
 }

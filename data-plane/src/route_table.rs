@@ -21,7 +21,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 pub fn table() -> Vec<Route> {
     [
         crate::health::routes::routes(),
-        routes![get_openapi],
+        routes![get_openapi, get_reference],
         crate::tenant_info::routes::routes(),
         crate::identity::routes::routes(),
         crate::accounts::routes::routes(),
@@ -116,4 +116,21 @@ fn plane() -> Plane {
     responses((status = 200, description = "This document")))]
 async fn get_openapi() -> HttpResponse {
     HttpResponse::Ok().json(document())
+}
+
+/// The data plane's API reference, for people: one HTML page made from the document.
+#[route(get, "/v1/reference",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "meta",
+    responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
+async fn get_reference() -> HttpResponse {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            PAGE.get_or_init(|| shared::routes::reference::page(document()))
+                .clone(),
+        )
 }

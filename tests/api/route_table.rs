@@ -39,6 +39,19 @@ fn documented<'a>(document: &'a Value, route: &RouteInfo) -> &'a Value {
     &document["paths"][&route.path][route.method.as_str().to_ascii_lowercase()]
 }
 
+/// The reference page a plane serves at `base_url`, checked to be HTML.
+async fn reference_page(base_url: &str) -> String {
+    let response = reqwest::get(format!("{base_url}/v1/reference"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    response.text().await.unwrap()
+}
+
 enum Credential<'a> {
     None,
     Token(&'a str),
@@ -105,6 +118,7 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
         .await
         .unwrap();
 
+    let reference = reference_page(&app.data_url).await;
     let routes = shared::routes::infos(&data_plane::route_table::table());
     assert!(routes.len() >= 79, "only {} routes walked", routes.len());
     let mut expected_events: HashMap<String, &'static str> = HashMap::new();
@@ -112,6 +126,10 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
         let name = format!("{} {}", route.method, route.path);
         let operation = documented(&document, route);
         assert!(operation.is_object(), "{name} is not in the document");
+        assert!(
+            reference.contains(&format!("<code>{name}</code>")),
+            "{name} is not in the reference page"
+        );
         assert_eq!(
             operation["x-tenantry-access"],
             json!(route.policy.access.describe()),

@@ -16,6 +16,7 @@
 
 pub mod openapi;
 pub mod policy;
+pub mod reference;
 
 use std::sync::Arc;
 
