@@ -176,7 +176,7 @@ pub async fn tenant_by_domain(
 }
 
 /// A tenant's effective limits: its overrides where set, its plan's defaults elsewhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Quotas {
     pub max_users: i64,
     pub max_storage_bytes: i64,

@@ -62,7 +62,7 @@ pub enum SlugError {
 }
 
 /// A tenant's slug: its stable, human-readable identifier and the first label of its host.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct TenantSlug(String);
 
@@ -112,7 +112,7 @@ impl<'de> Deserialize<'de> for TenantSlug {
 }
 
 /// A Postgres identifier we generated ourselves (schema or role name).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct PgIdentifier(String);
 
@@ -186,7 +186,7 @@ pub fn tenant_schema(slug: &TenantSlug) -> PgIdentifier {
 
 /// Where a tenant is in its life. Only `Active` tenants are served; `Suspended` ones get a
 /// clear 403; every other state is invisible to the data plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     Provisioning,
@@ -229,7 +229,7 @@ impl fmt::Display for TenantStatus {
 }
 
 /// A tenant as the catalog records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: Uuid,
     pub slug: TenantSlug,

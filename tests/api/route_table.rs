@@ -295,6 +295,16 @@ fn the_committed_openapi_documents_are_what_the_code_generates() {
     ] {
         check_references(name, document, document);
     }
+    for (name, routes) in [
+        ("data plane", data_plane::route_table::table()),
+        ("control plane", control_plane::route_table::table()),
+    ] {
+        let conflicts = shared::routes::openapi::schema_conflicts(&shared::routes::infos(&routes));
+        assert!(
+            conflicts.is_empty(),
+            "{name}: schema names used twice: {conflicts:?}"
+        );
+    }
     check_committed("data-plane.json", data_plane::route_table::document());
     check_committed("control-plane.json", control_plane::route_table::document());
 }

@@ -172,7 +172,7 @@ pub async fn retry(control: &ControlPlane, tenant: &Tenant) -> Result<Provisione
 }
 
 /// The recorded state of a tenant's provisioning job, for `tenant show`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobState {
     pub last_step: String,
     pub state: String,

@@ -95,7 +95,7 @@ async fn list_tenants(control: web::Data<ControlPlane>) -> Result<HttpResponse, 
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "The tenant, its quotas, domains and provisioning state")))]
+    responses((status = 200, description = "The tenant, its quotas, domains and provisioning state", body = crate::tenants::service::TenantDetails)))]
 async fn get_tenant(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -120,7 +120,7 @@ struct UpdateTenantBody {
     rate = Unlimited,
     tag = "tenants",
     request_body = UpdateTenantBody,
-    responses((status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)")))]
+    responses((status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)", body = crate::tenants::service::TenantDetails)))]
 async fn update_tenant(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -241,7 +241,7 @@ struct DomainBody {
     rate = Unlimited,
     tag = "tenants",
     request_body = DomainBody,
-    responses((status = 201, description = "Registered")))]
+    responses((status = 201, description = "Registered", body = crate::tenants::service::TenantDetails)))]
 async fn add_domain(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,

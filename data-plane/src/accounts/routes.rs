@@ -57,7 +57,7 @@ struct RegisterRequest {
     rate = Auth,
     tag = "auth",
     request_body = RegisterRequest,
-    responses((status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)")))]
+    responses((status = 403, description = "`self_signup_disabled`: the tenant does not allow self sign-up"), (status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)")))]
 async fn register(
     context: RequestContext,
     state: web::Data<DataPlane>,

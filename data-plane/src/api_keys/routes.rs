@@ -98,7 +98,7 @@ async fn list_api_keys(
     access = Permission(MANAGE),
     rate = Read,
     tag = "api_keys",
-    responses((status = 200, description = "The key (never its secret)")))]
+    responses((status = 200, description = "The key (never its secret)", body = crate::api_keys::store::KeyView)))]
 async fn get_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -132,7 +132,7 @@ fn rotate_request(request: &HttpRequest, body: &[u8]) -> Result<RotateRequest, A
     audit = event("api_keys.rotate", "api_key").id_from("id"),
     rate = Write,
     tag = "api_keys",
-    responses((status = 201, description = "A new key; the old one works until its grace period ends")))]
+    responses((status = 200, description = "A new key; the old one works until its grace period ends")))]
 async fn rotate_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -15,7 +15,7 @@ use super::input::IpAllowList;
 use crate::tenancy::ApiKeyPrincipal;
 
 /// A key as tenant admins see it: everything but its secret, which is never stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: Uuid,
     pub name: String,

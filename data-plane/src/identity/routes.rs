@@ -40,7 +40,7 @@ struct LoginRequest {
     rate = Auth,
     tag = "auth",
     request_body = LoginRequest,
-    responses((status = 401, description = "`invalid_credentials`: wrong email or password (one answer for both)"), (status = 403, description = "`account_disabled`, `email_not_verified`, `sso_required`"), (status = 200, description = "Signed in: access and refresh tokens, or an MFA challenge")))]
+    responses((status = 401, description = "`invalid_credentials`: wrong email or password (one answer for both)"), (status = 403, description = "`account_disabled`, `email_not_verified`, `sso_required`"), (status = 200, description = "Signed in: access and refresh tokens, or an MFA challenge", body = crate::identity::service::LoginOutcome)))]
 async fn login(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -69,7 +69,7 @@ struct RefreshRequest {
     rate = Write,
     tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 401, description = "`invalid_grant`, `refresh_token_reused`: the refresh token is not live (a reused one ends its whole family)"), (status = 409, description = "`refresh_token_already_used`: spent a moment ago by a concurrent refresh"), (status = 200, description = "New access and refresh tokens (the old refresh token is spent)")))]
+    responses((status = 401, description = "`invalid_grant`, `refresh_token_reused`: the refresh token is not live (a reused one ends its whole family)"), (status = 409, description = "`refresh_token_already_used`: spent a moment ago by a concurrent refresh"), (status = 200, description = "New access and refresh tokens (the old refresh token is spent)", body = crate::identity::service::TokenResponse)))]
 async fn refresh(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -112,7 +112,7 @@ async fn activate(
     access = RestrictedOk,
     rate = Read,
     tag = "me",
-    responses((status = 200, description = "The signed-in user, their roles and pending restrictions")))]
+    responses((status = 200, description = "The signed-in user, their roles and pending restrictions", body = crate::identity::service::Me)))]
 async fn get_me(
     context: RequestContext,
     state: web::Data<DataPlane>,

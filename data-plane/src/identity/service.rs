@@ -32,10 +32,11 @@ pub struct Client<'a> {
 }
 
 /// Tokens in OAuth 2.0's names.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub refresh_token: Zeroizing<String>,
     pub token_type: &'static str,
     pub expires_in: u64,
@@ -244,7 +245,7 @@ pub async fn login(
 }
 
 /// What a password sign-in answers: tokens, or the second step when the user has MFA.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum LoginOutcome {
     Tokens(TokenResponse),
@@ -253,10 +254,11 @@ pub enum LoginOutcome {
 
 /// The second step of a sign-in with MFA: the single-use token to present with a code at
 /// `POST /v1/auth/mfa/verify`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MfaChallenge {
     pub mfa_required: bool,
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub mfa_token: Zeroizing<String>,
     pub expires_in: u64,
 }
@@ -573,7 +575,7 @@ pub async fn change_password(
 }
 
 /// What `GET /v1/me` shows.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub id: Uuid,
     pub email: Email,

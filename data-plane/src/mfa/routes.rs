@@ -166,7 +166,7 @@ struct VerifyRequest {
     rate = Auth,
     tag = "auth",
     request_body = VerifyRequest,
-    responses((status = 401, description = "`invalid_mfa_code`, `mfa_code_reused`, `invalid_mfa_token`"), (status = 200, description = "Signed in: access and refresh tokens")))]
+    responses((status = 401, description = "`invalid_mfa_code`, `mfa_code_reused`, `invalid_mfa_token`"), (status = 200, description = "Signed in: access and refresh tokens", body = crate::identity::service::TokenResponse)))]
 async fn verify_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -86,7 +86,7 @@ fn record_response(
     audit = event("records.create", "record"),
     rate = Write,
     tag = "records",
-    responses((status = 201, description = "Created; `Location` and `ETag` name the record")))]
+    responses((status = 201, description = "Created; `Location` and `ETag` name the record", body = RecordView)))]
 async fn create_record(
     req: HttpRequest,
     context: RequestContext,
@@ -110,7 +110,7 @@ async fn create_record(
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
-    responses((status = 200, description = "The record; `ETag` is its version")))]
+    responses((status = 200, description = "The record; `ETag` is its version", body = RecordView)))]
 async fn get_record(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -128,7 +128,7 @@ async fn get_record(
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
-    responses((status = 200, description = "A page of records and the cursor of the next")))]
+    responses((status = 200, description = "A page of records and the cursor of the next", body = service::Page)))]
 async fn list_records(
     req: HttpRequest,
     context: RequestContext,
@@ -148,7 +148,7 @@ async fn list_records(
     audit = event("records.replace", "record").id_from("id"),
     rate = Write,
     tag = "records",
-    responses((status = 200, description = "Replaced; `ETag` is the new version")))]
+    responses((status = 200, description = "Replaced; `ETag` is the new version", body = RecordView)))]
 async fn replace_record(
     req: HttpRequest,
     context: RequestContext,
@@ -183,7 +183,7 @@ async fn replace_record(
     audit = event("records.update", "record").id_from("id"),
     rate = Write,
     tag = "records",
-    responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version")))]
+    responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version", body = RecordView)))]
 async fn patch_record(
     req: HttpRequest,
     context: RequestContext,

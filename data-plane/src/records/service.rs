@@ -38,7 +38,7 @@ pub struct Rights {
 }
 
 /// A record as a caller sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     pub id: Uuid,
     pub collection: String,
@@ -521,7 +521,8 @@ pub async fn delete(
 }
 
 /// One page of a list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RecordPage)]
 pub struct Page {
     pub records: Vec<RecordView>,
     /// Pass as `cursor` (with the same `sort`) for the next page; absent on the last page.

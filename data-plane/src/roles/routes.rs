@@ -41,7 +41,7 @@ async fn list_roles(
     access = Permission(READ),
     rate = Read,
     tag = "roles",
-    responses((status = 200, description = "The role")))]
+    responses((status = 200, description = "The role", body = crate::roles::service::RoleDetail)))]
 async fn get_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -69,7 +69,7 @@ struct NewRole {
     rate = Write,
     tag = "roles",
     request_body = NewRole,
-    responses((status = 201, description = "Created")))]
+    responses((status = 201, description = "Created", body = crate::roles::service::RoleDetail)))]
 async fn create_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -104,7 +104,7 @@ async fn create_role(
     rate = Write,
     tag = "roles",
     request_body = RoleDefinition,
-    responses((status = 200, description = "Saved")))]
+    responses((status = 200, description = "Saved", body = crate::roles::service::RoleDetail)))]
 async fn replace_role(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -134,7 +134,7 @@ fn check(definition: &RoleDefinition) -> Result<Checked, RolesError> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoleDetail {
     #[serde(flatten)]
     pub role: RoleView,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 
 /// A role as tenant admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
     pub name: String,
     pub description: String,

@@ -33,7 +33,7 @@ pub struct AccessClaims {
 }
 
 /// What a session must do before it may do anything else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Restriction {
     /// The password is older than the tenant allows: change it.

@@ -55,7 +55,7 @@ struct ListQuery {
     rate = Read,
     tag = "users",
     params(ListQuery),
-    responses((status = 200, description = "A page of users")))]
+    responses((status = 200, description = "A page of users", body = service::Page)))]
 async fn list_users(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -88,7 +88,7 @@ async fn list_users(
     access = Permission(READ),
     rate = Read,
     tag = "users",
-    responses((status = 200, description = "The user")))]
+    responses((status = 200, description = "The user", body = crate::users::store::UserView)))]
 async fn get_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -114,7 +114,7 @@ struct InvitationRequest {
     rate = Write,
     tag = "users",
     request_body = InvitationRequest,
-    responses((status = 201, description = "Invited: the user exists, pending, and an invitation mail is on its way")))]
+    responses((status = 409, description = "`user_exists`: a user with this address exists"), (status = 201, description = "Invited: the user exists, pending, and an invitation mail is on its way", body = crate::users::store::UserView)))]
 async fn invite_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -148,7 +148,7 @@ async fn invite_user(
     audit = event("users.disable", "user").id_from("id"),
     rate = Write,
     tag = "users",
-    responses((status = 200, description = "Disabled; their sessions are ended")))]
+    responses((status = 200, description = "Disabled; their sessions are ended", body = crate::users::store::UserView)))]
 async fn disable_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -166,7 +166,7 @@ async fn disable_user(
     audit = event("users.enable", "user").id_from("id"),
     rate = Write,
     tag = "users",
-    responses((status = 200, description = "Enabled")))]
+    responses((status = 200, description = "Enabled", body = crate::users::store::UserView)))]
 async fn enable_user(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -219,7 +219,7 @@ impl AssignmentRequest {
     rate = Write,
     tag = "users",
     request_body = RolesRequest,
-    responses((status = 409, description = "`last_owner`: the tenant's last active owner keeps the role"), (status = 200, description = "The user's role assignments")))]
+    responses((status = 409, description = "`last_owner`: the tenant's last active owner keeps the role"), (status = 200, description = "The user's role assignments", body = crate::users::store::UserView)))]
 async fn set_user_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -244,7 +244,7 @@ async fn set_user_roles(
     audit = event("users.reset_mfa", "user").id_from("id"),
     rate = Write,
     tag = "users",
-    responses((status = 200, description = "The user, their MFA removed")))]
+    responses((status = 200, description = "The user, their MFA removed", body = crate::users::store::UserView)))]
 async fn reset_user_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -55,7 +55,8 @@ pub struct PageRequest {
     pub limit: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UserPage)]
 pub struct Page {
     pub users: Vec<UserView>,
     /// Pass as `cursor` for the next page; absent on the last page.

@@ -50,6 +50,26 @@ const INPUT_RULES: &str = "JSON request bodies are sent as `application/json` (p
                            over 8 KiB, or headers over 32 KiB in all, are 431 \
                            `request_headers_too_large`.";
 
+/// Names given to two different schemas by the routes of a table (the document would keep
+/// only one of them): each such name, for the test that walks the table.
+pub fn schema_conflicts(routes: &[Arc<RouteInfo>]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, Value> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for route in routes {
+        for (name, schema) in &route.schemas {
+            let schema = serde_json::to_value(schema).unwrap_or(Value::Null);
+            match seen.get(name.as_str()) {
+                Some(known) if *known != schema => conflicts.push(name.clone()),
+                Some(_) => {}
+                None => {
+                    seen.insert(name, schema);
+                }
+            }
+        }
+    }
+    conflicts
+}
+
 /// The security scheme names the documents use.
 pub const ACCESS_TOKEN: &str = "access_token";
 pub const API_KEY: &str = "api_key";

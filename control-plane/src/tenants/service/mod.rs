@@ -64,7 +64,7 @@ pub async fn list(control: &ControlPlane) -> Result<Vec<Tenant>, ControlError> {
 }
 
 /// Everything an operator wants to see about one tenant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantDetails {
     #[serde(flatten)]
     pub tenant: Tenant,
