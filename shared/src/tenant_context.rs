@@ -273,6 +273,17 @@ impl TenantTransaction {
         }
     }
 
+    /// Publishes `changes` to every node when the transaction commits (nothing if it rolls
+    /// back), in one statement; no round trip when there is nothing to publish.
+    pub async fn notify(&mut self, changes: &[crate::notify::Change]) -> Result<(), TenantDbError> {
+        let notifications = crate::notify::Notifications::new(changes);
+        if !notifications.is_empty() {
+            self.query_typed(crate::notify::NOTIFY, &notifications.params())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The tenant this transaction works for.
     pub fn tenant_id(&self) -> Uuid {
         self.tenant_id
