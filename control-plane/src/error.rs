@@ -97,8 +97,10 @@ impl From<ControlError> for ApiError {
                     "provisioning did not finish; the tenant is marked failed and can be retried",
                 )
             }
+            // No catalog connection in time, or Postgres unreachable: the shared 503, as on
+            // the data plane.
+            ControlError::Pool(error) => error.into(),
             ControlError::Db(_)
-            | ControlError::Pool(_)
             | ControlError::Catalog(_)
             | ControlError::Template(_)
             | ControlError::Envelope(_) => ApiError::internal(&error),

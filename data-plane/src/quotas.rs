@@ -33,13 +33,7 @@ impl From<QuotaError> for ApiError {
                 format!("the tenant's {quota} quota ({limit}) is used up"),
             )
             .with_details(json!({ "quota": quota, "limit": limit })),
-            QuotaError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            QuotaError::Db(_) => ApiError::internal(&error),
+            QuotaError::Db(error) => error.into(),
         }
     }
 }

@@ -12,6 +12,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// What `Retry-After` says on a 503 `database_unavailable`: a busy pool frees a connection
+/// within a request's time; a restarting Postgres takes a few seconds.
+pub const DATABASE_RETRY_AFTER_SECONDS: u64 = 2;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
@@ -111,6 +115,18 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
+    /// The one answer of both planes when no Postgres connection could be had in time (pool
+    /// exhausted, Postgres unreachable) or Postgres missed a round trip's deadline: 503
+    /// `database_unavailable` with `Retry-After`. The client caused nothing and nothing
+    /// changed, so it may simply retry.
+    pub fn database_unavailable() -> Self {
+        Self::unavailable(
+            "database_unavailable",
+            "the database is busy or unavailable; retry shortly",
+        )
+        .with_retry_after(DATABASE_RETRY_AFTER_SECONDS)
+    }
+
     /// An error the client did not cause. The cause is logged here, where it is handled,
     /// and never shown to the client.
     pub fn internal(cause: &dyn fmt::Display) -> Self {
@@ -154,6 +170,16 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Every pool failure is the database being unavailable to this request: the wait for a
+/// connection timed out, a new connection could not be made (Postgres down or not answering),
+/// or the pool is closed (the node is stopping).
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        tracing::warn!(%error, "no database connection");
+        Self::database_unavailable()
+    }
+}
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {

@@ -1,8 +1,8 @@
 //! What both planes of Tenantry share: configuration pieces, the tenant model and its
 //! validated names, the error vocabulary and its HTTP mapping, the rules by which both read
 //! request headers and JSON bodies, envelope encryption of tenant data keys, catalog access,
-//! the tenant database context, the tenant template, the names of the change-notification
-//! channels, and the SQL by which either plane queues mail.
+//! the tenant database context, the tenant template, the change notifications (one typed
+//! `notify::Change`, its sender and its parser), and the SQL by which either plane queues mail.
 //!
 //! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 

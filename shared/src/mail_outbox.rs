@@ -4,7 +4,8 @@
 //!
 //! A mail is queued with both statements in one transaction: [`INSERT_OUTBOX`] in the tenant's
 //! schema, as the tenant role; [`MARK_PENDING`] as a role with rights on
-//! `control.mail_pending` (the data plane's login role, or the control plane's). Invariant:
+//! `control.mail_pending` (the data plane's login role, or the control plane's); then
+//! [`crate::notify::Change::MailPending`] is published in the same transaction. Invariant:
 //! the mark's new generation comes from the sequence `control.mail_pending_generation`, never
 //! from the old value plus one, so a worker that read a generation before a mark was removed
 //! and made again cannot remove the new mark (see docs/mail.md).
@@ -14,14 +15,10 @@
 pub const INSERT_OUTBOX: &str =
     "INSERT INTO mail_outbox (id, to_address, subject, body_text) VALUES ($1, $2, $3, $4)";
 
-/// Marks the tenant as having unsent mail and notifies the mail workers on commit.
-/// Parameters: `$1` tenant id (uuid), `$2` the channel, [`crate::notify::MAIL_PENDING`]. Holds
-/// the mark's row lock until the transaction ends.
-pub const MARK_PENDING: &str = "WITH marked AS (
-         INSERT INTO control.mail_pending AS pending (tenant_id) VALUES ($1)
-         ON CONFLICT (tenant_id) DO UPDATE
-             SET generation = nextval('control.mail_pending_generation'),
-                 marked_at = now(), due_at = now()
-         RETURNING pending.tenant_id
-     )
-     SELECT pg_notify($2, tenant_id::text) FROM marked";
+/// Marks the tenant as having unsent mail. Parameter: `$1` tenant id (uuid). Holds the mark's
+/// row lock until the transaction ends. The caller then wakes the mail workers with
+/// [`crate::notify::Change::MailPending`].
+pub const MARK_PENDING: &str = "INSERT INTO control.mail_pending (tenant_id) VALUES ($1)
+     ON CONFLICT (tenant_id) DO UPDATE
+         SET generation = nextval('control.mail_pending_generation'),
+             marked_at = now(), due_at = now()";

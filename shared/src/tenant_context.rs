@@ -46,14 +46,17 @@ pub enum TenantDbError {
     Timeout(std::time::Duration),
 }
 
-/// A client never causes these: a busy pool is 503 (retry), anything else a logged 500.
+/// A client never causes these: no connection in time or a missed deadline is 503
+/// `database_unavailable` (retry), anything else a logged 500. Every error type of the data
+/// plane that carries a `TenantDbError` maps it through here.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
-            TenantDbError::Pool(_) | TenantDbError::Timeout(_) => Self::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            TenantDbError::Pool(error) => error.into(),
+            TenantDbError::Timeout(deadline) => {
+                tracing::warn!(?deadline, "Postgres missed a deadline");
+                Self::database_unavailable()
+            }
             other => Self::internal(&other),
         }
     }
@@ -271,6 +274,17 @@ impl TenantTransaction {
                 Ok(rows?)
             }
         }
+    }
+
+    /// Publishes `changes` to every node when the transaction commits (nothing if it rolls
+    /// back), in one statement; no round trip when there is nothing to publish.
+    pub async fn notify(&mut self, changes: &[crate::notify::Change]) -> Result<(), TenantDbError> {
+        let notifications = crate::notify::Notifications::new(changes);
+        if !notifications.is_empty() {
+            self.query_typed(crate::notify::NOTIFY, &notifications.params())
+                .await?;
+        }
+        Ok(())
     }
 
     /// The tenant this transaction works for.

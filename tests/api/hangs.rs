@@ -1,6 +1,7 @@
 //! A Postgres that stops answering (connections open, nothing answered) never hangs a node:
 //! requests get 503 within the node's deadline, readiness says not ready, and once Postgres
-//! answers again the node serves as before.
+//! answers again the node serves as before. The control plane answers the same 503 when its
+//! catalog pool has no connection to give, busy or unreachable.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -54,10 +55,7 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     let response = create("while hung")
         .await
         .expect("the request hung as long as Postgres did");
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    assert_database_unavailable(response).await;
     let ready = http
         .get(format!("{url}/readyz"))
         .timeout(PATIENCE)
@@ -78,5 +76,96 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     assert!(
         recovered.is_some(),
         "the node did not serve again after Postgres did"
+    );
+}
+
+/// A control plane with a pool of one connection, serving on a port of its own.
+async fn control_plane_with_one_connection(
+    app: &TestApp,
+    database: tokio_postgres::Config,
+) -> (control_plane::ControlPlane, String) {
+    let control = control_plane::ControlPlane {
+        pool: shared::db::pool(database, 1).unwrap(),
+        ..app.control.clone()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(control_plane::server::build(control.clone(), listener).unwrap());
+    (control, url)
+}
+
+/// `GET /v1/tenants` as the operator, with the proxy's patience.
+async fn list_tenants(app: &TestApp, url: &str) -> reqwest::Response {
+    app.http
+        .get(format!("{url}/v1/tenants"))
+        .bearer_auth(&app.operator_token)
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .expect("the control plane hung as long as its pool did")
+}
+
+async fn assert_database_unavailable(response: reqwest::Response) {
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+    let retry_after: u64 = retry_after
+        .expect("no Retry-After on the 503")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "Retry-After: {retry_after}");
+}
+
+#[tokio::test]
+async fn a_control_plane_whose_pool_is_exhausted_answers_503_and_serves_once_a_connection_is_free()
+{
+    let app = TestApp::spawn().await;
+    let database = shared::db::pg_config(&app.control.config.database_url, None).unwrap();
+    let (control, url) = control_plane_with_one_connection(&app, database).await;
+    assert_eq!(list_tenants(&app, &url).await.status(), StatusCode::OK);
+
+    let held = control.pool.get().await.unwrap();
+    let asked = std::time::Instant::now();
+    assert_database_unavailable(list_tenants(&app, &url).await).await;
+    // The pool's wait (5 s) bounds it, far inside the client's patience.
+    assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
+
+    drop(held);
+    assert_eq!(list_tenants(&app, &url).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_control_plane_whose_postgres_does_not_answer_answers_503_and_recovers() {
+    let app = TestApp::spawn().await;
+    let upstream: tokio_postgres::Config = app.control.config.database_url.parse().unwrap();
+    let port = upstream.get_ports().first().copied().unwrap_or(5432);
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = app
+        .control
+        .config
+        .database_url
+        .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    let database = shared::db::pg_config(&proxied, None).unwrap();
+    // Frozen before the pool's first connection: making one is what hangs.
+    proxy.freeze();
+    let (_control, url) = control_plane_with_one_connection(&app, database).await;
+
+    let asked = std::time::Instant::now();
+    assert_database_unavailable(list_tenants(&app, &url).await).await;
+    assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
+
+    proxy.thaw();
+    let recovered = TestApp::eventually(PATIENCE, || async {
+        list_tenants(&app, &url).await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "the control plane did not serve again after Postgres did"
     );
 }

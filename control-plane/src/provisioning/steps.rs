@@ -6,6 +6,7 @@ use serde_json::json;
 use shared::db::{pipelined_transaction, Typed};
 use shared::envelope::DataKey;
 use shared::events::rows::AuditRow;
+use shared::notify::{Change, Notifications, NOTIFY};
 use shared::tenant::Tenant;
 use shared::tenant_context::tenant_settings;
 use tokio_postgres::types::Type;
@@ -200,6 +201,9 @@ pub async fn run_step(
             let mut outboxed = creation.clone();
             outboxed.result = shared::events::outbox::RECOVERED_RESULT.to_owned();
             let event = serde_json::to_value(&outboxed).unwrap_or(serde_json::Value::Null);
+            let announce = Notifications::new(&[Change::Tenant {
+                slug: tenant.slug.as_str().to_owned(),
+            }]);
             let results = pipelined_transaction(
                 &client,
                 "",
@@ -212,13 +216,7 @@ pub async fn run_step(
                             (&event, Type::JSONB),
                         ],
                     ),
-                    Typed::new(
-                        "SELECT pg_notify($1, $2)",
-                        &[
-                            (&shared::notify::TENANT_CHANGED, Type::TEXT),
-                            (&tenant.slug.as_str(), Type::TEXT),
-                        ],
-                    ),
+                    Typed::new(NOTIFY, &announce.params()),
                     record,
                 ],
             )

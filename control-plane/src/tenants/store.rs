@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
 use shared::db::{pipelined_transaction, Typed};
 use shared::mail_outbox;
+use shared::notify::{notify, Change};
 use shared::tenant::{PgIdentifier, Tenant, TenantStatus};
 use shared::tenant_context::tenant_settings;
 use tokio_postgres::types::Type;
@@ -352,14 +353,9 @@ pub async fn insert_activation_token(
         .batch_execute("SELECT set_config('role', 'none', true)")
         .await?;
     transaction
-        .query_typed(
-            mail_outbox::MARK_PENDING,
-            &[
-                (&tenant.id, Type::UUID),
-                (&shared::notify::MAIL_PENDING, Type::TEXT),
-            ],
-        )
+        .query_typed(mail_outbox::MARK_PENDING, &[(&tenant.id, Type::UUID)])
         .await?;
+    notify(&transaction, &Change::MailPending { tenant: tenant.id }).await?;
     transaction.commit().await?;
     Ok(true)
 }

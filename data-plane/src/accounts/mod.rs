@@ -69,18 +69,10 @@ impl From<AccountsError> for ApiError {
             AccountsError::InvalidEmail => ApiError::bad_request("invalid_email", message),
             AccountsError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             AccountsError::Quota(error) => error.into(),
-            AccountsError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_))
-            | AccountsError::Enqueue(EnqueueError::Db(
-                TenantDbError::Pool(_) | TenantDbError::Timeout(_),
-            )) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
+            AccountsError::Db(error) => error.into(),
+            AccountsError::Enqueue(error) => error.into(),
             AccountsError::Password(error) => error.into(),
-            AccountsError::Db(_)
-            | AccountsError::Enqueue(_)
-            | AccountsError::Mail(_)
-            | AccountsError::Random(_) => ApiError::internal(&error),
+            AccountsError::Mail(_) | AccountsError::Random(_) => ApiError::internal(&error),
         }
     }
 }

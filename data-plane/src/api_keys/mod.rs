@@ -100,16 +100,9 @@ impl From<ApiKeyError> for ApiError {
                 .with_details(serde_json::json!({ "quota": "max_api_keys", "limit": limit })),
             ApiKeyError::Revoked => ApiError::conflict("api_key_revoked", message),
             ApiKeyError::Expired => ApiError::conflict("api_key_expired", message),
-            ApiKeyError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
+            ApiKeyError::Db(error) => error.into(),
             ApiKeyError::Guard(error) => error,
-            ApiKeyError::Db(_) | ApiKeyError::Random(_) | ApiKeyError::PrefixExhausted => {
-                ApiError::internal(&error)
-            }
+            ApiKeyError::Random(_) | ApiKeyError::PrefixExhausted => ApiError::internal(&error),
         }
     }
 }
@@ -138,13 +131,7 @@ impl From<KeyRefused> for ApiError {
                 "ip_not_allowed",
                 "this API key may not be used from this address",
             ),
-            KeyRefused::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            KeyRefused::Db(error) => ApiError::internal(&error),
+            KeyRefused::Db(error) => error.into(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use shared::notify::IDENTITY_CHANGED;
+use shared::notify::Change;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
@@ -279,14 +279,12 @@ pub async fn notify_changed(
     tenant_id: Uuid,
     prefix: &str,
 ) -> Result<(), TenantDbError> {
-    let payload = format!("api_key:{tenant_id}:{prefix}");
     transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
-        .await?;
-    Ok(())
+        .notify(&[Change::ApiKey {
+            tenant: tenant_id,
+            prefix: prefix.to_owned(),
+        }])
+        .await
 }
 
 /// Adds tallied uses to the keys' counters, in one statement.

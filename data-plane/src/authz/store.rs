@@ -2,7 +2,7 @@
 //! inclusions resolved), what a set of roles grants, and the notification that makes every
 //! node forget cached permissions.
 
-use shared::notify::IDENTITY_CHANGED;
+use shared::notify::Change;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantTransaction};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -65,15 +65,12 @@ pub async fn notify_changed(
     tenant_id: Uuid,
     user_id: Option<Uuid>,
 ) -> Result<(), TenantDbError> {
-    let payload = match user_id {
-        Some(user) => format!("authz:{tenant_id}:{user}"),
-        None => format!("authz:{tenant_id}"),
+    let change = match user_id {
+        Some(user) => Change::Permissions {
+            tenant: tenant_id,
+            user,
+        },
+        None => Change::TenantPermissions { tenant: tenant_id },
     };
-    transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
-        .await?;
-    Ok(())
+    transaction.notify(&[change]).await
 }

@@ -45,13 +45,7 @@ impl From<CorsError> for ApiError {
     fn from(error: CorsError) -> Self {
         match error {
             CorsError::Invalid(_) => ApiError::bad_request("invalid_cors", error.to_string()),
-            CorsError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            CorsError::Db(_) => ApiError::internal(&error),
+            CorsError::Db(error) => error.into(),
         }
     }
 }

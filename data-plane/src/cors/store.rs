@@ -1,6 +1,6 @@
 //! SQL of the CORS settings, in the tenant's `settings` table.
 
-use shared::notify::SETTINGS_CHANGED;
+use shared::notify::Change;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -43,12 +43,7 @@ pub async fn announce_changed(
     transaction: &mut TenantTransaction,
     tenant_id: Uuid,
 ) -> Result<(), TenantDbError> {
-    let payload = format!("cors:{tenant_id}");
     transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&SETTINGS_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
-        .await?;
-    Ok(())
+        .notify(&[Change::Cors { tenant: tenant_id }])
+        .await
 }

@@ -89,14 +89,9 @@ impl From<IdentityError> for ApiError {
                     "provider": provider,
                     "start_url": format!("/v1/auth/sso/{provider}/start"),
                 })),
-            IdentityError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
+            IdentityError::Db(error) => error.into(),
             IdentityError::Password(error) => error.into(),
-            IdentityError::Db(_) | IdentityError::Token(_) => ApiError::internal(&error),
+            IdentityError::Token(_) => ApiError::internal(&error),
         }
     }
 }

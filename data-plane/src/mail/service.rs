@@ -24,6 +24,15 @@ pub enum EnqueueError {
     Db(#[from] TenantDbError),
 }
 
+impl From<EnqueueError> for shared::error::ApiError {
+    fn from(error: EnqueueError) -> Self {
+        match error {
+            EnqueueError::Db(error) => error.into(),
+            EnqueueError::WrongTenant { .. } => Self::internal(&error),
+        }
+    }
+}
+
 /// Puts `message` into the outbox of `tenant_id` inside the caller's tenant transaction, and
 /// marks the tenant as having mail to send, so the mail is sent if and only if the
 /// transaction commits; workers are woken by a notification delivered on commit. Returns the

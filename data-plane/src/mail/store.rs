@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
 use shared::mail_outbox;
-use shared::notify::MAIL_PENDING;
+use shared::notify::Change;
 use shared::tenant::Tenant;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
 use time::OffsetDateTime;
@@ -37,19 +37,18 @@ pub async fn insert_outbox(
 
 /// Marks the tenant as having unsent mail (a new generation of the mark, from a sequence, so
 /// never one a worker read before) and wakes the mail workers, both when the transaction
-/// commits. The row lock on the mark is held until then. Runs as the login role: the tenant
-/// role has no catalog rights.
+/// commits. The row lock on the mark is held until then. The mark runs as the login role: the
+/// tenant role has no catalog rights.
 pub async fn mark_pending(
     transaction: &mut TenantTransaction,
     tenant_id: Uuid,
 ) -> Result<(), TenantDbError> {
     transaction
-        .query_as_session_user(
-            mail_outbox::MARK_PENDING,
-            &[(&tenant_id, Type::UUID), (&MAIL_PENDING, Type::TEXT)],
-        )
+        .query_as_session_user(mail_outbox::MARK_PENDING, &[(&tenant_id, Type::UUID)])
         .await?;
-    Ok(())
+    transaction
+        .notify(&[Change::MailPending { tenant: tenant_id }])
+        .await
 }
 
 /// A tenant marked as having unsent mail, as read before draining its outbox.

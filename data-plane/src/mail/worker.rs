@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::notify::{Listener, MAIL_PENDING};
+use shared::notify::{Change, Listener, MAIL_PENDING};
 use shared::tenant_context::TenantDb;
 use tokio::sync::Notify;
 
@@ -105,7 +105,13 @@ async fn listen(
     wake.notify_one();
     tracing::debug!("listening for mail notifications");
     while let Some(notification) = listener.next().await {
-        tracing::debug!(tenant = notification?.payload(), "mail enqueued");
+        let notification = notification?;
+        match Change::parse(notification.channel(), notification.payload()) {
+            Ok(Change::MailPending { tenant }) => tracing::debug!(%tenant, "mail enqueued"),
+            // Woken anyway: a round costs little, and a mark is what decides.
+            Ok(other) => tracing::warn!(?other, "unexpected notification on the mail channel"),
+            Err(unknown) => tracing::warn!(%unknown, "ignored a notification"),
+        }
         wake.notify_one();
     }
     Ok(())

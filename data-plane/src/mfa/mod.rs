@@ -102,13 +102,8 @@ impl From<MfaError> for ApiError {
             MfaError::NotEnabled => ApiError::conflict("totp_not_enabled", message),
             MfaError::RequiredByPolicy => ApiError::conflict("mfa_required_by_policy", message),
             MfaError::Identity(error) => error.into(),
-            MfaError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            MfaError::Totp(_) | MfaError::Db(_) | MfaError::DataKey(_) | MfaError::Envelope(_) => {
+            MfaError::Db(error) => error.into(),
+            MfaError::Totp(_) | MfaError::DataKey(_) | MfaError::Envelope(_) => {
                 ApiError::internal(&error)
             }
         }

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use shared::notify::IDENTITY_CHANGED;
-use tokio_postgres::types::Type;
+use shared::notify::Change;
 use uuid::Uuid;
 
 use super::document::Document;
@@ -118,12 +117,11 @@ pub async fn save_collection(
         }
     }
     let tenant_id = context.tenant.tenant.id;
-    let payload = format!("collection:{tenant_id}:{}", name.as_str());
     transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
+        .notify(&[Change::Collection {
+            tenant: tenant_id,
+            name: name.as_str().to_owned(),
+        }])
         .await?;
     transaction.commit().await?;
     state

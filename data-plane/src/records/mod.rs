@@ -141,16 +141,10 @@ impl From<RecordsError> for ApiError {
                 message,
             ),
             RecordsError::BodyUnreadable => ApiError::bad_request("invalid_body", message),
-            RecordsError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
+            RecordsError::Db(error) => error.into(),
+            RecordsError::DataKey(_) | RecordsError::Crypto(_) | RecordsError::Corrupt(_) => {
+                ApiError::internal(&error)
             }
-            RecordsError::Db(_)
-            | RecordsError::DataKey(_)
-            | RecordsError::Crypto(_)
-            | RecordsError::Corrupt(_) => ApiError::internal(&error),
         }
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use shared::notify::IDENTITY_CHANGED;
+use shared::notify::Change;
 
 pub struct NewSession<'a> {
     pub user_id: Uuid,
@@ -156,7 +156,8 @@ pub enum Revoke {
     Oldest { user_id: Uuid, keep: i64 },
 }
 
-/// Ends sessions and announces each to every node; returns how many ended.
+/// Ends sessions and announces each to every node; returns how many ended. The
+/// announcement is a second round trip, taken only when some session ended.
 pub async fn revoke(
     transaction: &mut TenantTransaction,
     tenant_id: Uuid,
@@ -167,33 +168,28 @@ pub async fn revoke(
         Revoke::One {
             user_id,
             session_id,
-        } => ("id = $5", user_id, Some(session_id)),
-        Revoke::AllOf { user_id, except } => ("id IS DISTINCT FROM $5", user_id, except),
+        } => ("id = $3", user_id, Some(session_id)),
+        Revoke::AllOf { user_id, except } => ("id IS DISTINCT FROM $3", user_id, except),
         Revoke::Oldest { user_id, keep } => {
             return revoke_oldest(transaction, tenant_id, user_id, keep, reason).await;
         }
     };
     let sql = format!(
-        "WITH ended AS (
-             UPDATE sessions SET revoked_at = now(), revoked_reason = $2
-             WHERE user_id = $1 AND revoked_at IS NULL AND {condition}
-             RETURNING id)
-         SELECT pg_notify($3, 'session:' || $4 || ':' || id) FROM ended"
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND {condition}
+         RETURNING id"
     );
-    let tenant = tenant_id.to_string();
     let rows = transaction
         .query_typed(
             &sql,
             &[
                 (&user_id, Type::UUID),
                 (&reason, Type::TEXT),
-                (&IDENTITY_CHANGED, Type::TEXT),
-                (&tenant, Type::TEXT),
                 (&other, Type::UUID),
             ],
         )
         .await?;
-    Ok(rows.len() as u64)
+    announce_ended(transaction, tenant_id, &rows).await
 }
 
 async fn revoke_oldest(
@@ -203,25 +199,39 @@ async fn revoke_oldest(
     keep: i64,
     reason: &str,
 ) -> Result<u64, TenantDbError> {
-    let tenant = tenant_id.to_string();
     let rows = transaction
         .query_typed(
-            "WITH ended AS (
-                 UPDATE sessions SET revoked_at = now(), revoked_reason = $2
-                 WHERE id IN (
-                     SELECT id FROM sessions
-                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
-                     ORDER BY created_at DESC OFFSET $5)
-                 RETURNING id)
-             SELECT pg_notify($3, 'session:' || $4 || ':' || id) FROM ended",
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+             WHERE id IN (
+                 SELECT id FROM sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                 ORDER BY created_at DESC OFFSET $3)
+             RETURNING id",
             &[
                 (&user_id, Type::UUID),
                 (&reason, Type::TEXT),
-                (&IDENTITY_CHANGED, Type::TEXT),
-                (&tenant, Type::TEXT),
                 (&keep, Type::INT8),
             ],
         )
         .await?;
-    Ok(rows.len() as u64)
+    announce_ended(transaction, tenant_id, &rows).await
+}
+
+/// Tells every node, on commit, that the sessions in `ended` (rows of `id`) ended.
+async fn announce_ended(
+    transaction: &mut TenantTransaction,
+    tenant_id: Uuid,
+    ended: &[tokio_postgres::Row],
+) -> Result<u64, TenantDbError> {
+    let changes = ended
+        .iter()
+        .map(|row| {
+            Ok(Change::SessionEnded {
+                tenant: tenant_id,
+                session: row.try_get("id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    transaction.notify(&changes).await?;
+    Ok(changes.len() as u64)
 }

@@ -47,15 +47,8 @@ impl From<SettingsError> for ApiError {
             SettingsError::InvalidPolicy(_) => {
                 ApiError::bad_request("invalid_policy", error.to_string())
             }
-            SettingsError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            SettingsError::Db(_) | SettingsError::Token(_) | SettingsError::DataKey(_) => {
-                ApiError::internal(&error)
-            }
+            SettingsError::Db(error) => error.into(),
+            SettingsError::Token(_) | SettingsError::DataKey(_) => ApiError::internal(&error),
         }
     }
 }

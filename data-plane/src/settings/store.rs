@@ -1,6 +1,6 @@
 //! SQL of the tenant's settings, run in the tenant's transaction.
 
-use shared::notify::IDENTITY_CHANGED;
+use shared::notify::Change;
 use shared::tenant_context::{TenantDbError, TenantTransaction};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -30,12 +30,7 @@ pub async fn announce_keys_rotated(
     transaction: &mut TenantTransaction,
     tenant_id: Uuid,
 ) -> Result<(), TenantDbError> {
-    let payload = format!("keys:{tenant_id}");
     transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
-        .await?;
-    Ok(())
+        .notify(&[Change::SigningKeys { tenant: tenant_id }])
+        .await
 }

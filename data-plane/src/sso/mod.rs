@@ -114,15 +114,8 @@ impl From<SsoError> for ApiError {
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             SsoError::Identity(error) => error.into(),
             SsoError::Quota(error) => error.into(),
-            SsoError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_)) => {
-                ApiError::unavailable(
-                    "database_unavailable",
-                    "the database is busy or unavailable; retry shortly",
-                )
-            }
-            SsoError::Db(_) | SsoError::DataKey(_) | SsoError::Envelope(_) => {
-                ApiError::internal(&error)
-            }
+            SsoError::Db(error) => error.into(),
+            SsoError::DataKey(_) | SsoError::Envelope(_) => ApiError::internal(&error),
         }
     }
 }

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use shared::notify::{Listener, IDENTITY_CHANGED, SETTINGS_CHANGED, TENANT_CHANGED};
+use shared::notify::{Change, Listener, IDENTITY_CHANGED, SETTINGS_CHANGED, TENANT_CHANGED};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::data_keys::DataKeys;
 use super::registry::TenantRegistry;
@@ -44,62 +43,28 @@ impl Caches {
         self.permissions.invalidate_all();
     }
 
-    async fn tenant_changed(&self, slug: &str) {
-        if let Some(tenant_id) = self.registry.cached_id(slug).await {
-            self.data_keys.invalidate(tenant_id).await;
-            self.signing_keys.invalidate(tenant_id).await;
-            self.cors.invalidate(tenant_id).await;
-        }
-        self.registry.invalidate(slug).await;
-    }
-
-    async fn identity_changed(&self, payload: &str) {
-        // `api_key:<tenant id>:<prefix>` and `collection:<tenant id>:<name>`: the item is a
-        // name (the key's public prefix, the collection's name), not an id.
-        let named = |kind: &str| {
-            payload
-                .strip_prefix(kind)
-                .and_then(|rest| rest.split_once(':'))
-                .and_then(|(tenant, name)| Some((Uuid::parse_str(tenant).ok()?, name)))
-        };
-        if payload.starts_with("api_key:") {
-            match named("api_key:") {
-                Some((tenant, prefix)) => self.api_keys.invalidate(tenant, prefix).await,
-                None => tracing::warn!(payload, "unrecognised identity notification"),
+    /// Evicts what `change` made stale. Mail changes are the mail worker's, not ours.
+    async fn apply(&self, change: Change) {
+        match change {
+            Change::Tenant { slug } => {
+                tracing::debug!(tenant = slug, "tenant changed");
+                if let Some(tenant_id) = self.registry.cached_id(&slug).await {
+                    self.data_keys.invalidate(tenant_id).await;
+                    self.signing_keys.invalidate(tenant_id).await;
+                    self.cors.invalidate(tenant_id).await;
+                }
+                self.registry.invalidate(&slug).await;
             }
-            return;
-        }
-        if payload.starts_with("collection:") {
-            match named("collection:") {
-                Some((tenant, name)) => self.collections.invalidate(&(tenant, name.to_owned())),
-                None => tracing::warn!(payload, "unrecognised identity notification"),
-            }
-            return;
-        }
-        let mut parts = payload.split(':');
-        let kind = parts.next();
-        let tenant = parts.next().and_then(|id| Uuid::parse_str(id).ok());
-        let item = parts.next().and_then(|id| Uuid::parse_str(id).ok());
-        match (kind, tenant, item) {
-            (Some("session"), Some(tenant), Some(session)) => {
-                self.sessions.forget(tenant, session).await;
-            }
-            (Some("keys"), Some(tenant), None) => self.signing_keys.invalidate(tenant).await,
-            (Some("authz"), Some(tenant), Some(user)) => {
+            Change::SessionEnded { tenant, session } => self.sessions.forget(tenant, session).await,
+            Change::SigningKeys { tenant } => self.signing_keys.invalidate(tenant).await,
+            Change::Permissions { tenant, user } => {
                 self.permissions.invalidate_user(tenant, user).await;
             }
-            (Some("authz"), Some(tenant), None) => self.permissions.invalidate_tenant(tenant),
-            _ => tracing::warn!(payload, "unrecognised identity notification"),
-        }
-    }
-
-    async fn settings_changed(&self, payload: &str) {
-        match payload
-            .split_once(':')
-            .and_then(|(kind, id)| Some((kind, Uuid::parse_str(id).ok()?)))
-        {
-            Some(("cors", tenant)) => self.cors.invalidate(tenant).await,
-            _ => tracing::warn!(payload, "unrecognised settings notification"),
+            Change::TenantPermissions { tenant } => self.permissions.invalidate_tenant(tenant),
+            Change::ApiKey { tenant, prefix } => self.api_keys.invalidate(tenant, &prefix).await,
+            Change::Collection { tenant, name } => self.collections.invalidate(&(tenant, name)),
+            Change::Cors { tenant } => self.cors.invalidate(tenant).await,
+            Change::MailPending { .. } => {}
         }
     }
 }
@@ -140,13 +105,9 @@ async fn listen(
     tracing::info!("listening for tenant changes");
     while let Some(notification) = listener.next().await {
         let notification = notification?;
-        if notification.channel() == TENANT_CHANGED {
-            tracing::debug!(tenant = notification.payload(), "tenant changed");
-            caches.tenant_changed(notification.payload()).await;
-        } else if notification.channel() == SETTINGS_CHANGED {
-            caches.settings_changed(notification.payload()).await;
-        } else {
-            caches.identity_changed(notification.payload()).await;
+        match Change::parse(notification.channel(), notification.payload()) {
+            Ok(change) => caches.apply(change).await,
+            Err(unknown) => tracing::warn!(%unknown, "ignored a notification"),
         }
     }
     Ok(())

@@ -23,15 +23,6 @@ async fn get_usage(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let usage = service::usage(&state, &context)
-        .await
-        .map_err(|error| match error {
-            shared::tenant_context::TenantDbError::Pool(_)
-            | shared::tenant_context::TenantDbError::Timeout(_) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
-            other => ApiError::internal(&other),
-        })?;
+    let usage = service::usage(&state, &context).await?;
     Ok(HttpResponse::Ok().json(usage))
 }

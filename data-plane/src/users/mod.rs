@@ -85,16 +85,9 @@ impl From<UsersError> for ApiError {
             UsersError::InvalidMail(_) => ApiError::bad_request("invalid_email", message),
             UsersError::Quota(error) => error.into(),
             UsersError::Permissions(error) => error,
-            UsersError::Db(TenantDbError::Pool(_) | TenantDbError::Timeout(_))
-            | UsersError::Enqueue(EnqueueError::Db(
-                TenantDbError::Pool(_) | TenantDbError::Timeout(_),
-            )) => ApiError::unavailable(
-                "database_unavailable",
-                "the database is busy or unavailable; retry shortly",
-            ),
-            UsersError::Db(_) | UsersError::Enqueue(_) | UsersError::Random(_) => {
-                ApiError::internal(&error)
-            }
+            UsersError::Db(error) => error.into(),
+            UsersError::Enqueue(error) => error.into(),
+            UsersError::Random(_) => ApiError::internal(&error),
         }
     }
 }

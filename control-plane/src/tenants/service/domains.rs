@@ -6,6 +6,7 @@ use shared::tenant::TenantSlug;
 use super::{get, store};
 use crate::context::ControlPlane;
 use crate::error::ControlError;
+use shared::notify::{notify, Change};
 
 /// A custom domain a tenant is served on, e.g. `app.example.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,13 @@ pub async fn add_domain(
     if !store::insert_domain(&transaction, tenant.id, domain.as_str()).await? {
         return Err(ControlError::DomainTaken(domain.as_str().to_owned()));
     }
-    shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     crate::audit::lifecycle(
         control,
@@ -84,7 +91,13 @@ pub async fn remove_domain(
     if !store::delete_domain(&transaction, tenant.id, domain.as_str()).await? {
         return Err(ControlError::DomainNotFound(domain.as_str().to_owned()));
     }
-    shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     crate::audit::lifecycle(
         control,

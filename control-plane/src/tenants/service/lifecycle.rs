@@ -9,6 +9,7 @@ use super::{details, export, get, store, ExportSink, TenantDetails, TenantName};
 use crate::context::ControlPlane;
 use crate::error::ControlError;
 use crate::provisioning::{self, TenantLock};
+use shared::notify::{notify, Change};
 
 /// Changes to name, plan or status (only `active` <-> `suspended`).
 #[derive(Debug, Default)]
@@ -64,7 +65,13 @@ pub async fn update(
             });
         }
     }
-    shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     drop(client);
     let updated = get(control, slug).await?;
@@ -180,7 +187,13 @@ async fn delete_locked(
         TenantStatus::Deleting,
     ];
     store::set_status(&transaction, tenant.id, &live, TenantStatus::Deleting).await?;
-    shared::notify::tenant_changed(&transaction, tenant.slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: tenant.slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
 
     if let Some(keep_export) = keep_export {
@@ -202,7 +215,13 @@ async fn delete_locked(
         TenantStatus::Deleted,
     )
     .await?;
-    shared::notify::tenant_changed(&transaction, tenant.slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: tenant.slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use shared::tenant::TenantSlug;
 use super::{get, store, QuotaOverrides};
 use crate::context::ControlPlane;
 use crate::error::ControlError;
+use shared::notify::{notify, Change};
 
 /// A change to quota overrides: an absent field is unchanged, `null` resets the field to the
 /// plan's default, a number sets it.
@@ -106,7 +107,13 @@ pub async fn set_quotas(
     let mut overrides = store::quota_overrides(&transaction, tenant.id).await?;
     patch.apply_to(&mut overrides);
     store::write_quota_overrides(&transaction, tenant.id, &overrides).await?;
-    shared::notify::tenant_changed(&transaction, slug.as_str()).await?;
+    notify(
+        &transaction,
+        &Change::Tenant {
+            slug: slug.as_str().to_owned(),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     drop(client);
     let view = quotas(control, slug).await?;
