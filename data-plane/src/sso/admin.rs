@@ -54,17 +54,13 @@ pub async fn get(
     Ok(view)
 }
 
-/// Refuses roles granting more than the admin holds in force for this request.
+/// Refuses roles granting more than the admin holds (`held`: their permissions in force for
+/// this request, loaded before the transaction began).
 async fn check_escalation(
-    state: &DataPlane,
-    context: &RequestContext,
     transaction: &mut TenantTransaction,
     input: &ProviderInput,
-    principal: &Principal,
+    held: &[String],
 ) -> Result<(), SsoError> {
-    let held = authz::in_force(state, context, principal)
-        .await
-        .map_err(|error| SsoError::InvalidInput(error.message().to_owned()))?;
     let wanted = authz_store::role_set_permissions(transaction, &input.roles()).await?;
     let held: Vec<&str> = held.iter().map(String::as_str).collect();
     let missing = authz::covered(&held, &wanted);
@@ -90,9 +86,12 @@ pub async fn save(
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;
     let (key_version, data_key) = data_keys.current()?;
+    // Loaded before the transaction: a permission lookup takes a connection of its own, and a
+    // failed one is the database's fault (503), not the request's.
+    let held = authz::in_force(state, context, principal).await?;
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     providers::check_roles(&mut transaction, &input).await?;
-    check_escalation(state, context, &mut transaction, &input, principal).await?;
+    check_escalation(&mut transaction, &input, &held).await?;
     let view = providers::save(
         &mut transaction,
         &input,

@@ -66,6 +66,9 @@ pub enum SsoError {
     Escalation(Vec<String>),
     #[error(transparent)]
     Db(#[from] TenantDbError),
+    /// The admin's permissions could not be loaded (what they may hand out).
+    #[error("permission lookup: {0}")]
+    Permissions(#[from] ApiError),
     #[error(transparent)]
     DataKey(#[from] DataKeyError),
     #[error(transparent)]
@@ -115,6 +118,7 @@ impl From<SsoError> for ApiError {
             SsoError::Identity(error) => error.into(),
             SsoError::Quota(error) => error.into(),
             SsoError::Db(error) => error.into(),
+            SsoError::Permissions(error) => error,
             SsoError::DataKey(_) | SsoError::Envelope(_) => ApiError::internal(&error),
         }
     }
