@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
+use shared::routes::meta::ApiDocuments;
 use shared::routes::openapi::{self, Plane};
 use shared::routes::{route, routes, Route, RouteInfo};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -12,7 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// Every route of the control plane.
 pub fn table() -> Vec<Route> {
     [
-        routes![healthz, get_openapi, get_reference],
+        routes![healthz],
+        shared::routes::meta::routes(),
         crate::tenants::routes::routes(),
         crate::sso::routes::routes(),
     ]
@@ -23,6 +25,7 @@ pub fn table() -> Vec<Route> {
 
 /// Registers the table, each route behind the guard.
 pub fn configure(config: &mut web::ServiceConfig) {
+    config.app_data(web::Data::new(documents()));
     shared::routes::configure(config, table(), wrap);
 }
 
@@ -36,6 +39,15 @@ fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
 pub fn document() -> &'static serde_json::Value {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| openapi::document(&plane(), &shared::routes::infos(&table())))
+}
+
+/// The document and the reference page made from it, for `shared::routes::meta`.
+fn documents() -> ApiDocuments {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    ApiDocuments {
+        openapi: document(),
+        reference: PAGE.get_or_init(|| shared::routes::reference::page(document())),
+    }
 }
 
 fn plane() -> Plane {
@@ -70,32 +82,4 @@ fn plane() -> Plane {
     responses((status = 200, description = "The process is up")))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-/// The control plane's OpenAPI 3.1 document.
-#[route(get, "/v1/openapi.json",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "meta",
-    responses((status = 200, description = "This document")))]
-async fn get_openapi() -> HttpResponse {
-    HttpResponse::Ok().json(document())
-}
-
-/// The control plane's API reference, for people: one HTML page made from the document.
-#[route(get, "/v1/reference",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "meta",
-    responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
-async fn get_reference() -> HttpResponse {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            PAGE.get_or_init(|| shared::routes::reference::page(document()))
-                .clone(),
-        )
 }

@@ -12,16 +12,17 @@
 use std::sync::{Arc, OnceLock};
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
+use shared::routes::meta::ApiDocuments;
 use shared::routes::openapi::{self, Plane};
-use shared::routes::{route, routes, Route, RouteInfo};
+use shared::routes::{Route, RouteInfo};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// Every route of the data plane.
 pub fn table() -> Vec<Route> {
     [
         crate::health::routes::routes(),
-        routes![get_openapi, get_reference],
+        shared::routes::meta::routes(),
         crate::tenant_info::routes::routes(),
         crate::identity::routes::routes(),
         crate::accounts::routes::routes(),
@@ -47,6 +48,7 @@ pub fn table() -> Vec<Route> {
 
 /// Registers the table, each route in its policy layers.
 pub fn configure(config: &mut web::ServiceConfig) {
+    config.app_data(web::Data::new(documents()));
     shared::routes::configure(config, table(), wrap);
 }
 
@@ -62,6 +64,15 @@ fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
 pub fn document() -> &'static serde_json::Value {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| openapi::document(&plane(), &shared::routes::infos(&table())))
+}
+
+/// The document and the reference page made from it, for `shared::routes::meta`.
+fn documents() -> ApiDocuments {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    ApiDocuments {
+        openapi: document(),
+        reference: PAGE.get_or_init(|| shared::routes::reference::page(document())),
+    }
 }
 
 fn plane() -> Plane {
@@ -105,32 +116,4 @@ fn plane() -> Plane {
             ),
         ],
     }
-}
-
-/// The data plane's OpenAPI 3.1 document.
-#[route(get, "/v1/openapi.json",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "meta",
-    responses((status = 200, description = "This document")))]
-async fn get_openapi() -> HttpResponse {
-    HttpResponse::Ok().json(document())
-}
-
-/// The data plane's API reference, for people: one HTML page made from the document.
-#[route(get, "/v1/reference",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "meta",
-    responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
-async fn get_reference() -> HttpResponse {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            PAGE.get_or_init(|| shared::routes::reference::page(document()))
-                .clone(),
-        )
 }

@@ -6,6 +6,9 @@
 //!
 //! Nothing here knows about one plane only; code used by a single plane lives in that plane.
 
+// `#[route]` names `::shared::routes`, also when used here (`routes::meta`).
+extern crate self as shared;
+
 pub mod account_mail;
 pub mod catalog;
 pub mod config;

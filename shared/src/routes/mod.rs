@@ -14,6 +14,7 @@
 //!
 //! docs/routes.md shows how to add a route.
 
+pub mod meta;
 pub mod openapi;
 pub mod policy;
 pub mod reference;

@@ -1,0 +1,45 @@
+//! The routes every plane serves about its own API: the OpenAPI document
+//! (`GET /v1/openapi.json`) and the reference page made from it (`GET /v1/reference`). The
+//! plane registers its [`ApiDocuments`] as app data (`route_table::configure`).
+
+use actix_web::{web, HttpResponse};
+use serde_json::Value;
+
+use super::{route, routes, Route};
+
+/// A plane's API documents, built once.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiDocuments {
+    pub openapi: &'static Value,
+    /// [`super::reference::page`] of `openapi`.
+    pub reference: &'static str,
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![get_openapi, get_reference]
+}
+
+/// This plane's OpenAPI 3.1 document.
+#[route(get, "/v1/openapi.json",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "meta",
+    summary = "This API's OpenAPI document",
+    responses((status = 200, description = "This document")))]
+async fn get_openapi(documents: web::Data<ApiDocuments>) -> HttpResponse {
+    HttpResponse::Ok().json(documents.openapi)
+}
+
+/// This plane's API reference, for people: one HTML page made from the document.
+#[route(get, "/v1/reference",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "meta",
+    responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
+async fn get_reference(documents: web::Data<ApiDocuments>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(documents.reference)
+}
