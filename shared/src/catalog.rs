@@ -8,9 +8,11 @@
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::envelope::WrappedKey;
 use crate::template::Template;
 use crate::tenant::{PgIdentifier, RolePrefix, Tenant, TenantSlug, TenantStatus};
 
@@ -216,4 +218,32 @@ pub async fn effective_quotas(
         })
     })
     .transpose()
+}
+
+/// A tenant's wrapped data keys, oldest version first (the last is the one new values are
+/// sealed with). Sent unprepared (`query_typed`): callers run it outside a transaction, where
+/// a named statement would not survive PgBouncer in transaction mode.
+pub async fn wrapped_data_keys(
+    client: &tokio_postgres::Client,
+    tenant_id: Uuid,
+) -> Result<Vec<(i32, WrappedKey)>, CatalogError> {
+    let rows = client
+        .query_typed(
+            "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
+             WHERE tenant_id = $1 ORDER BY version",
+            &[(&tenant_id, Type::UUID)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("version")?,
+                WrappedKey {
+                    kek_id: row.try_get("kek_id")?,
+                    nonce: row.try_get("nonce")?,
+                    ciphertext: row.try_get("wrapped_key")?,
+                },
+            ))
+        })
+        .collect()
 }
