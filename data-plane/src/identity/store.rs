@@ -195,6 +195,27 @@ pub async fn record_attempt(
     Ok(())
 }
 
+/// The user an unused, unexpired activation or invitation token was issued to, and their
+/// email; `None` for any other token. Reads only: the token is spent by [`take_user_token`].
+pub async fn activation_target(
+    transaction: &mut TenantTransaction,
+    digest: &[u8],
+    now: OffsetDateTime,
+) -> Result<Option<(Uuid, String)>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT u.id, u.email FROM user_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.purpose IN ('activation', 'invitation')
+               AND t.used_at IS NULL AND t.expires_at > $2",
+            &[(&digest, Type::BYTEA), (&now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some((row.try_get("id")?, row.try_get("email")?))),
+        None => Ok(None),
+    }
+}
+
 /// Uses a single-use token of one of `purposes`: marks it used and returns its user, or
 /// `None` when it is unknown, used or expired.
 pub async fn take_user_token(
