@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use shared::notify::IDENTITY_CHANGED;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::document::Document;
@@ -118,13 +116,7 @@ pub async fn save_collection(
         }
     }
     let tenant_id = context.tenant.tenant.id;
-    let payload = format!("collection:{tenant_id}:{}", name.as_str());
-    transaction
-        .query_typed(
-            "SELECT pg_notify($1, $2)",
-            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
-        )
-        .await?;
+    store::notify_collection_changed(&mut transaction, tenant_id, name).await?;
     transaction.commit().await?;
     state
         .collections

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use shared::notify::IDENTITY_CHANGED;
 use shared::tenant_context::{TenantDbError, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::{ToSql, Type};
@@ -554,4 +555,21 @@ pub async fn reassign_owned_by(
         .first()
         .map_or(Ok(0_i64), |row| row.try_get(0))?
         .unsigned_abs())
+}
+
+/// Tells every node, when the transaction commits, that its cached settings of the collection
+/// `name` are stale.
+pub async fn notify_collection_changed(
+    transaction: &mut TenantTransaction,
+    tenant_id: Uuid,
+    name: &CollectionName,
+) -> Result<(), TenantDbError> {
+    let payload = format!("collection:{tenant_id}:{}", name.as_str());
+    transaction
+        .query_typed(
+            "SELECT pg_notify($1, $2)",
+            &[(&IDENTITY_CHANGED, Type::TEXT), (&payload, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
 }
