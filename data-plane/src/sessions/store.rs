@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use shared::tenant_context::{TenantDbError, TenantTransaction};
+use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -224,4 +224,28 @@ async fn revoke_oldest(
         )
         .await?;
     Ok(rows.len() as u64)
+}
+
+/// The user and expiry of session `session_id` while it is live, in a transaction of its own
+/// (one round trip). Only an active user's sessions are live: this also closes the window
+/// where a sign-in that read the user as active commits its session just after an admin
+/// disabled them.
+pub async fn live_session(
+    db: &TenantDb,
+    scope: &TenantScope,
+    session_id: Uuid,
+) -> Result<Option<(Uuid, OffsetDateTime)>, TenantDbError> {
+    let rows = db
+        .query_once(
+            scope,
+            "SELECT s.user_id, s.expires_at FROM sessions s
+             JOIN users u ON u.id = s.user_id AND u.status = 'active'
+             WHERE s.id = $1 AND s.revoked_at IS NULL",
+            &[(&session_id, Type::UUID)],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some((row.try_get("user_id")?, row.try_get("expires_at")?))),
+        None => Ok(None),
+    }
 }
