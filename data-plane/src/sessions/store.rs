@@ -66,19 +66,22 @@ pub async fn get(
 ) -> Result<Option<SessionRow>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_seen_at, amr, idp
+            "SELECT user_id, revoked_at IS NOT NULL AS revoked, expires_at, last_seen_at, amr, idp
              FROM sessions WHERE id = $1",
             &[(&session_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| SessionRow {
-        user_id: row.get(0),
-        revoked: row.get(1),
-        expires_at: row.get(2),
-        last_seen_at: row.get(3),
-        amr: row.get(4),
-        idp: row.get(5),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(SessionRow {
+            user_id: row.try_get("user_id")?,
+            revoked: row.try_get("revoked")?,
+            expires_at: row.try_get("expires_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            amr: row.try_get("amr")?,
+            idp: row.try_get("idp")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 pub async fn touch(
@@ -131,19 +134,19 @@ pub async fn list_live(
     Ok(rows
         .iter()
         .map(|row| {
-            let id: Uuid = row.get(0);
-            SessionView {
+            let id: Uuid = row.try_get("id")?;
+            Ok(SessionView {
                 id,
-                created_at: row.get(1),
-                last_seen_at: row.get(2),
-                expires_at: row.get(3),
-                ip: row.get(4),
-                user_agent: row.get(5),
-                amr: row.get(6),
+                created_at: row.try_get("created_at")?,
+                last_seen_at: row.try_get("last_seen_at")?,
+                expires_at: row.try_get("expires_at")?,
+                ip: row.try_get("ip")?,
+                user_agent: row.try_get("user_agent")?,
+                amr: row.try_get("amr")?,
                 current: id == current,
-            }
+            })
         })
-        .collect())
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Which sessions a revocation ends.
