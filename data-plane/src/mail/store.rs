@@ -93,13 +93,16 @@ pub async fn seconds_until_next_due(
 ) -> Result<Option<f64>, tokio_postgres::Error> {
     let row = client
         .query_typed(
-            "SELECT extract(epoch FROM min(p.due_at) - now())::float8
+            "SELECT extract(epoch FROM min(p.due_at) - now())::float8 AS seconds
              FROM control.mail_pending p JOIN control.tenants t ON t.id = p.tenant_id
              WHERE t.status IN ('active', 'deleting', 'deleted')",
             &[],
         )
         .await?;
-    Ok(row.first().and_then(|row| row.get(0)))
+    match row.first() {
+        Some(row) => row.try_get("seconds"),
+        None => Ok(None),
+    }
 }
 
 /// Removes the tenant's mark if it is still the generation read before draining: a mail
