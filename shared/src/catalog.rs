@@ -8,9 +8,11 @@
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::envelope::WrappedKey;
 use crate::template::Template;
 use crate::tenant::{PgIdentifier, RolePrefix, Tenant, TenantSlug, TenantStatus};
 
@@ -112,32 +114,32 @@ async fn migrate_locked(
     Ok(())
 }
 
-/// The columns [`tenant_from_row`] reads, in its order.
+/// The columns [`tenant_from_row`] reads (by name).
 pub const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.plan, t.schema_name, \
      t.role_name, t.cluster_id, t.template, t.template_version, t.created_at, t.updated_at";
 
 pub fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {
-    let slug: String = row.try_get(1)?;
-    let status: String = row.try_get(3)?;
+    let slug: String = row.try_get("slug")?;
+    let status: String = row.try_get("status")?;
     Ok(Tenant {
-        id: row.try_get(0)?,
+        id: row.try_get("id")?,
         slug: TenantSlug::parse(&slug).map_err(|_| CatalogError::Corrupt {
             what: "slug",
             value: slug.clone(),
         })?,
-        name: row.try_get(2)?,
+        name: row.try_get("name")?,
         status: TenantStatus::parse(&status).ok_or(CatalogError::Corrupt {
             what: "status",
             value: status.clone(),
         })?,
-        plan: row.try_get(4)?,
-        schema: PgIdentifier::from_catalog(row.try_get(5)?),
-        role: PgIdentifier::from_catalog(row.try_get(6)?),
-        cluster: row.try_get(7)?,
-        template: row.try_get(8)?,
-        template_version: row.try_get(9)?,
-        created_at: row.try_get(10)?,
-        updated_at: row.try_get(11)?,
+        plan: row.try_get("plan")?,
+        schema: PgIdentifier::from_catalog(row.try_get("schema_name")?),
+        role: PgIdentifier::from_catalog(row.try_get("role_name")?),
+        cluster: row.try_get("cluster_id")?,
+        template: row.try_get("template")?,
+        template_version: row.try_get("template_version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -192,12 +194,13 @@ pub async fn effective_quotas(
 ) -> Result<Option<Quotas>, CatalogError> {
     let row = client
         .query_opt(
-            "SELECT coalesce(q.max_users, p.max_users),
-                    coalesce(q.max_storage_bytes, p.max_storage_bytes),
-                    coalesce(q.max_api_keys, p.max_api_keys),
-                    coalesce(q.requests_per_second, p.requests_per_second),
-                    coalesce(q.burst, p.burst),
-                    coalesce(q.events_per_day, p.events_per_day)
+            "SELECT coalesce(q.max_users, p.max_users) AS max_users,
+                    coalesce(q.max_storage_bytes, p.max_storage_bytes) AS max_storage_bytes,
+                    coalesce(q.max_api_keys, p.max_api_keys) AS max_api_keys,
+                    coalesce(q.requests_per_second, p.requests_per_second)
+                        AS requests_per_second,
+                    coalesce(q.burst, p.burst) AS burst,
+                    coalesce(q.events_per_day, p.events_per_day) AS events_per_day
              FROM control.tenants t
              JOIN control.plans p ON p.name = t.plan
              LEFT JOIN control.tenant_quotas q ON q.tenant_id = t.id
@@ -207,13 +210,41 @@ pub async fn effective_quotas(
         .await?;
     row.map(|row| {
         Ok(Quotas {
-            max_users: row.try_get(0)?,
-            max_storage_bytes: row.try_get(1)?,
-            max_api_keys: row.try_get(2)?,
-            requests_per_second: row.try_get(3)?,
-            burst: row.try_get(4)?,
-            events_per_day: row.try_get(5)?,
+            max_users: row.try_get("max_users")?,
+            max_storage_bytes: row.try_get("max_storage_bytes")?,
+            max_api_keys: row.try_get("max_api_keys")?,
+            requests_per_second: row.try_get("requests_per_second")?,
+            burst: row.try_get("burst")?,
+            events_per_day: row.try_get("events_per_day")?,
         })
     })
     .transpose()
+}
+
+/// A tenant's wrapped data keys, oldest version first (the last is the one new values are
+/// sealed with). Sent unprepared (`query_typed`): callers run it outside a transaction, where
+/// a named statement would not survive PgBouncer in transaction mode.
+pub async fn wrapped_data_keys(
+    client: &tokio_postgres::Client,
+    tenant_id: Uuid,
+) -> Result<Vec<(i32, WrappedKey)>, CatalogError> {
+    let rows = client
+        .query_typed(
+            "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
+             WHERE tenant_id = $1 ORDER BY version",
+            &[(&tenant_id, Type::UUID)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("version")?,
+                WrappedKey {
+                    kek_id: row.try_get("kek_id")?,
+                    nonce: row.try_get("nonce")?,
+                    ciphertext: row.try_get("wrapped_key")?,
+                },
+            ))
+        })
+        .collect()
 }

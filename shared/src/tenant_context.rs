@@ -31,7 +31,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::events::outbox::{self, AuditIntent};
+use crate::events::outbox::AuditIntent;
 use crate::tenant::{PgIdentifier, Tenant, TenantSlug};
 
 #[derive(Debug, thiserror::Error)]
@@ -433,7 +433,7 @@ async fn within<T>(deadline: Duration, work: impl Future<Output = T>) -> Option<
     tokio::time::timeout(deadline, work).await.ok()
 }
 
-/// Sends the audit outbox write (see [`outbox::WRITE`]). `Ok(false)` when there is nothing
+/// Sends the audit outbox write (see [`crate::events::store::OUTBOX_WRITE`]). `Ok(false)` when there is nothing
 /// to write or the transaction changed nothing.
 async fn write_audit(
     client: &Object,
@@ -449,9 +449,11 @@ async fn write_audit(
         (&tenant_id, tenant_type),
         (&event, event_type),
     ];
-    let rows = client.query_typed(outbox::WRITE, &params).await?;
+    let rows = client
+        .query_typed(crate::events::store::OUTBOX_WRITE, &params)
+        .await?;
     let written = match rows.first() {
-        Some(row) => row.try_get::<_, bool>(0)?,
+        Some(row) => row.try_get::<_, bool>("written")?,
         None => false,
     };
     Ok(written)

@@ -12,6 +12,7 @@ mod hangs;
 mod hygiene;
 mod identity;
 mod isolation;
+mod layers;
 mod lifecycle;
 mod limits;
 mod mail;

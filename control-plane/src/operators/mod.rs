@@ -5,12 +5,12 @@
 //! comparing secrets byte by byte never happens and timing reveals nothing about the token.
 
 pub mod auth;
+mod store;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::digest::{digest, SHA256};
 use ring::rand::SecureRandom;
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::context::ControlPlane;
@@ -44,14 +44,7 @@ pub async fn create_token(
         URL_SAFE_NO_PAD.encode(secret.as_ref())
     ));
     let client = control.pool.get().await?;
-    let inserted = client
-        .execute(
-            "INSERT INTO control.operator_tokens (id, name, token_hash) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO NOTHING",
-            &[&Uuid::now_v7(), &name, &token_digest(&token)],
-        )
-        .await?;
-    if inserted == 0 {
+    if !store::insert_token(&client, name, &token_digest(&token)).await? {
         return Err(ControlError::TokenNameTaken(name.to_owned()));
     }
     Ok(token)
@@ -66,13 +59,5 @@ pub async fn authenticate(
         return Ok(None);
     }
     let client = control.pool.get().await?;
-    let row = client
-        .query_opt(
-            "UPDATE control.operator_tokens SET last_used_at = now()
-             WHERE token_hash = $1 AND revoked_at IS NULL
-             RETURNING name",
-            &[&token_digest(token)],
-        )
-        .await?;
-    Ok(row.map(|row| row.get(0)))
+    store::use_token(&client, &token_digest(token)).await
 }

@@ -30,8 +30,8 @@ use crate::error::ControlError;
 
 pub use steps::apply_template;
 use steps::StepOutcome;
-pub(crate) use steps::DEFERRED_DURABILITY;
 pub use store::TenantLock;
+pub(crate) use store::DEFERRED_DURABILITY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {

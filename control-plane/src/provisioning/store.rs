@@ -1,8 +1,16 @@
-//! SQL of the provisioning state machine: the job row and the per-tenant lock.
+//! SQL of the provisioning state machine: the job row, the per-tenant lock, and each step's
+//! work. Every step function runs its work and records the step in one pipelined
+//! transaction (one round trip), so a step is done exactly when its work is.
 
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Object, Pool};
-use tokio_postgres::types::Type;
+use serde_json::Value;
+use shared::db::{pipelined_transaction, Typed};
+use shared::envelope::WrappedKey;
+use shared::notify::{Change, Notifications, NOTIFY};
+use shared::tenant::{PgIdentifier, Tenant};
+use shared::tenant_context::tenant_settings;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::{JobState, Step};
@@ -15,7 +23,10 @@ pub async fn last_step(client: &Object, tenant_id: Uuid) -> Result<Option<Step>,
             &[(&tenant_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().and_then(|row| Step::parse(row.get(0))))
+    match rows.first() {
+        Some(row) => Ok(Step::parse(row.try_get::<_, &str>("last_step")?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn record_failure(
@@ -82,12 +93,15 @@ pub async fn job_state(client: &Object, tenant_id: Uuid) -> Result<Option<JobSta
             &[&tenant_id],
         )
         .await?;
-    Ok(row.map(|row| JobState {
-        last_step: row.get(0),
-        state: row.get(1),
-        attempts: row.get(2),
-        last_error: row.get(3),
-    }))
+    match row {
+        Some(row) => Ok(Some(JobState {
+            last_step: row.try_get("last_step")?,
+            state: row.try_get("state")?,
+            attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// A session-level advisory lock on one tenant, held on its own pooled connection for the
@@ -111,9 +125,9 @@ impl TenantLock {
         let client = pool.get().await?;
         let key = lock_key(tenant_id);
         let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .query_one("SELECT pg_try_advisory_lock($1) AS locked", &[&key])
             .await?
-            .get(0);
+            .try_get("locked")?;
         if !locked {
             return Err(ControlError::Busy);
         }
@@ -143,4 +157,228 @@ impl Drop for TenantLock {
             drop(Object::take(client));
         }
     }
+}
+
+/// Steps before `activate` commit without waiting for their WAL flush. A crash can lose such
+/// a commit, but only together with every later one (the WAL is sequential), and every step
+/// is idempotent, so a re-run redoes what was lost. `activate` commits durably, which flushes
+/// everything before it: a tenant reported `active` is on disk. Each flush costs several
+/// milliseconds on ordinary disks, most of a provisioning's time otherwise.
+pub(crate) const DEFERRED_DURABILITY: &str = "SET LOCAL synchronous_commit TO off";
+
+const RECORD_STEP: &str = "UPDATE control.provisioning_jobs
+     SET last_step = $2, state = $3, last_error = NULL, updated_at = now()
+     WHERE tenant_id = $1";
+
+/// The job row's new state once a step's work commits.
+pub struct StepRecord<'a> {
+    pub tenant_id: Uuid,
+    pub step: &'a str,
+    pub state: &'a str,
+}
+
+impl StepRecord<'_> {
+    fn params(&self) -> [(&(dyn ToSql + Sync), Type); 3] {
+        [
+            (&self.tenant_id, Type::UUID),
+            (&self.step, Type::TEXT),
+            (&self.state, Type::TEXT),
+        ]
+    }
+}
+
+/// The tenant's role (no login, no inherited rights), its membership in the data plane's
+/// role, and its schema, owned by it. Names are quoted identifiers from validated slugs.
+pub async fn create_role_and_schema(
+    client: &Object,
+    tenant: &Tenant,
+    data_plane_role: &PgIdentifier,
+    record: &StepRecord<'_>,
+) -> Result<(), ControlError> {
+    let role = tenant.role.quoted();
+    let ddl = format!(
+        "{DEFERRED_DURABILITY};
+         DO $$ BEGIN CREATE ROLE {role} NOLOGIN NOINHERIT;
+           EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT {role} TO {data_plane};
+         CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}",
+        data_plane = data_plane_role.quoted(),
+        schema = tenant.schema.quoted(),
+    );
+    let record = record.params();
+    pipelined_transaction(client, &ddl, &[Typed::new(RECORD_STEP, &record)]).await?;
+    Ok(())
+}
+
+/// Notes the template version the tenant's schema is at.
+pub async fn record_template_version(
+    client: &Object,
+    tenant_id: Uuid,
+    version: i32,
+    record: &StepRecord<'_>,
+) -> Result<(), ControlError> {
+    let record = record.params();
+    pipelined_transaction(
+        client,
+        DEFERRED_DURABILITY,
+        &[
+            Typed::new(
+                "UPDATE control.tenants SET template_version = $2, updated_at = now()
+                 WHERE id = $1",
+                &[(&tenant_id, Type::UUID), (&version, Type::INT4)],
+            ),
+            Typed::new(RECORD_STEP, &record),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores `wrapped` as the tenant's data key version 1, unless one is stored already (only
+/// the first key ever generated for the tenant is kept).
+pub async fn insert_first_data_key(
+    client: &Object,
+    tenant_id: Uuid,
+    wrapped: &WrappedKey,
+    record: &StepRecord<'_>,
+) -> Result<(), ControlError> {
+    let record = record.params();
+    pipelined_transaction(
+        client,
+        DEFERRED_DURABILITY,
+        &[
+            Typed::new(
+                "INSERT INTO control.tenant_data_keys
+                     (tenant_id, version, kek_id, nonce, wrapped_key)
+                 VALUES ($1, 1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, version) DO NOTHING",
+                &[
+                    (&tenant_id, Type::UUID),
+                    (&wrapped.kek_id, Type::TEXT),
+                    (&wrapped.nonce, Type::BYTEA),
+                    (&wrapped.ciphertext, Type::BYTEA),
+                ],
+            ),
+            Typed::new(RECORD_STEP, &record),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The first admin's email the job was created with, if any.
+pub async fn admin_email(client: &Object, tenant_id: Uuid) -> Result<Option<String>, ControlError> {
+    let rows = client
+        .query_typed(
+            "SELECT admin_email FROM control.provisioning_jobs WHERE tenant_id = $1",
+            &[(&tenant_id, Type::UUID)],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(row.try_get("admin_email")?),
+        None => Ok(None),
+    }
+}
+
+/// What the tenant's schema starts with: built-in roles (`roles`: a JSON array of `name`,
+/// `description`, `permissions`), the tenant profile, and the first admin, invited.
+pub struct Seed<'a> {
+    pub roles: &'a Value,
+    pub admin_id: Uuid,
+    pub admin_email: Option<&'a str>,
+}
+
+/// Writes `seed` as the tenant's role inside its schema, then goes back to the control
+/// plane's role to record the step. Existing rows are kept (a re-run changes nothing).
+pub async fn seed_tenant(
+    client: &Object,
+    tenant: &Tenant,
+    seed: &Seed<'_>,
+    record: &StepRecord<'_>,
+) -> Result<(), ControlError> {
+    let record = record.params();
+    pipelined_transaction(
+        client,
+        &format!(
+            "{DEFERRED_DURABILITY}; {}",
+            tenant_settings(&tenant.schema, &tenant.role)
+        ),
+        &[
+            Typed::new(
+                "INSERT INTO roles (name, description, permissions, built_in)
+                 SELECT r->>'name', r->>'description',
+                        ARRAY(SELECT jsonb_array_elements_text(r->'permissions')), true
+                 FROM jsonb_array_elements($1) AS r
+                 ON CONFLICT (name) DO NOTHING",
+                &[(seed.roles, Type::JSONB)],
+            ),
+            Typed::new(
+                "INSERT INTO tenant_profile (id, display_name) VALUES (1, $1)
+                 ON CONFLICT (id) DO NOTHING",
+                &[(&tenant.name, Type::TEXT)],
+            ),
+            // The first admin, invited (no password until activation), as owner.
+            Typed::new(
+                "WITH admin AS (
+                     INSERT INTO users (id, email, status)
+                     SELECT $1, $2, 'invited' WHERE $2::text IS NOT NULL
+                     ON CONFLICT (email) DO NOTHING
+                     RETURNING id)
+                 INSERT INTO user_roles (user_id, role_name) SELECT id, 'owner' FROM admin",
+                &[
+                    (&seed.admin_id, Type::UUID),
+                    (&seed.admin_email, Type::TEXT),
+                ],
+            ),
+            Typed::new("SELECT set_config('role', 'none', true)", &[]),
+            Typed::new(RECORD_STEP, &record),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `activate` in one statement: the tenant becomes active and, only if it did, its creation
+/// event enters the audit outbox, in the same transaction.
+const ACTIVATE: &str = "WITH activated AS (
+         UPDATE control.tenants SET status = 'active', updated_at = now()
+         WHERE id = $1 AND status = 'provisioning'
+         RETURNING id)
+     INSERT INTO control.audit_outbox (event_id, tenant_id, event)
+     SELECT $2::uuid, id, $3 FROM activated
+     RETURNING event_id";
+
+/// Moves the tenant from `provisioning` to `active`, with `event` (its creation event) into
+/// the audit outbox and a tenant-changed notification, durably. `true` only for the call that
+/// flipped it; a re-run finds it active and changes nothing.
+pub async fn activate(
+    client: &Object,
+    tenant: &Tenant,
+    event_id: &str,
+    event: &Value,
+    record: &StepRecord<'_>,
+) -> Result<bool, ControlError> {
+    let record = record.params();
+    // Every node forgets what it cached of the tenant (`shared::notify`).
+    let announce = Notifications::new(&[Change::Tenant {
+        slug: tenant.slug.as_str().to_owned(),
+    }]);
+    let results = pipelined_transaction(
+        client,
+        "",
+        &[
+            Typed::new(
+                ACTIVATE,
+                &[
+                    (&tenant.id, Type::UUID),
+                    (&event_id, Type::TEXT),
+                    (event, Type::JSONB),
+                ],
+            ),
+            Typed::new(NOTIFY, &announce.params()),
+            Typed::new(RECORD_STEP, &record),
+        ],
+    )
+    .await?;
+    Ok(results.first().is_some_and(|rows| !rows.is_empty()))
 }

@@ -1,12 +1,11 @@
 //! Provider changes in the tenant's schema, as the tenant's role (the control plane's login
 //! may `SET ROLE` to any tenant role), with the secret sealed by the tenant's current data key.
 
-use shared::envelope::{DataKey, WrappedKey};
+use shared::envelope::DataKey;
 use shared::sso::providers::{self, ProviderView, Sealing};
 use shared::sso::settings::ProviderInput;
 use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::tenant_context::{TenantDb, TenantScope, TenantTransaction};
-use tokio_postgres::types::Type;
 
 use crate::context::ControlPlane;
 use crate::error::ControlError;
@@ -33,22 +32,10 @@ async fn current_data_key(
     tenant: &Tenant,
 ) -> Result<(i32, DataKey), ControlError> {
     let client = control.pool.get().await?;
-    let row = client
-        .query_typed(
-            "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
-             WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
-            &[(&tenant.id, Type::UUID)],
-        )
+    let (version, wrapped) = shared::catalog::wrapped_data_keys(&client, tenant.id)
         .await?
-        .into_iter()
-        .next()
+        .pop()
         .ok_or_else(|| ControlError::TenantNotFound(tenant.slug.to_string()))?;
-    let version: i32 = row.get(0);
-    let wrapped = WrappedKey {
-        kek_id: row.get(1),
-        nonce: row.get(2),
-        ciphertext: row.get(3),
-    };
     Ok((
         version,
         control.kek.unwrap_key(&wrapped, tenant.id, version)?,

@@ -204,7 +204,10 @@ pub async fn domains(
             &[&tenant_id],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("domain"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Registers a domain; false when it is already registered (to any tenant).
@@ -253,13 +256,13 @@ pub async fn export_tables(
         .await?;
     let mut exported = Map::new();
     for table in tables {
-        let name: String = table.get(0);
+        let name: String = table.try_get("relname")?;
         let sql = format!(
-            "SELECT coalesce(json_agg(row_to_json(r)), '[]'::json) FROM {}.{} r",
+            "SELECT coalesce(json_agg(row_to_json(r)), '[]'::json) AS exported FROM {}.{} r",
             schema.quoted(),
             shared::tenant::quote_ident(&name)
         );
-        let rows: Value = client.query_one(&sql, &[]).await?.get(0);
+        let rows: Value = client.query_one(&sql, &[]).await?.try_get("exported")?;
         exported.insert(name, rows);
     }
     Ok(exported)

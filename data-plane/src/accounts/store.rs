@@ -35,7 +35,7 @@ pub async fn mails_sent_since(
 ) -> Result<i64, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT count(*) FROM account_mail_sends
+            "SELECT count(*) AS sends FROM account_mail_sends
              WHERE email = $1 AND purpose = $2 AND sent_at > $3",
             &[
                 (&email.as_str(), Type::TEXT),
@@ -44,7 +44,10 @@ pub async fn mails_sent_since(
             ],
         )
         .await?;
-    Ok(rows.first().map_or(0, |row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(row.try_get("sends")?),
+        None => Ok(0),
+    }
 }
 
 /// Records an account mail to `email`, and forgets this address's sends older than `prune_before`.
@@ -146,7 +149,10 @@ pub async fn live_token_user(
             ],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("user_id")?)),
+        None => Ok(None),
+    }
 }
 
 /// Spends every live token of `purpose` the user has (an older mail's link stops working).

@@ -45,10 +45,10 @@ pub struct KeyView {
 const VIEW_COLUMNS: &str = "id, name, prefix, scopes, expires_at, allowed_ips, created_by,
      created_at, rotated_at, previous_valid_until, last_used_at, use_count, revoked_at";
 
-fn view_from_row(row: &tokio_postgres::Row, now: OffsetDateTime) -> KeyView {
-    let expires_at: Option<OffsetDateTime> = row.get(4);
-    let previous_valid_until: Option<OffsetDateTime> = row.get(9);
-    let revoked_at: Option<OffsetDateTime> = row.get(12);
+fn view_from_row(row: &tokio_postgres::Row, now: OffsetDateTime) -> Result<KeyView, TenantDbError> {
+    let expires_at: Option<OffsetDateTime> = row.try_get("expires_at")?;
+    let previous_valid_until: Option<OffsetDateTime> = row.try_get("previous_valid_until")?;
+    let revoked_at: Option<OffsetDateTime> = row.try_get("revoked_at")?;
     let status = if revoked_at.is_some() {
         "revoked"
     } else if expires_at.is_some_and(|expires_at| expires_at <= now) {
@@ -56,23 +56,23 @@ fn view_from_row(row: &tokio_postgres::Row, now: OffsetDateTime) -> KeyView {
     } else {
         "active"
     };
-    KeyView {
-        id: row.get(0),
-        name: row.get(1),
-        prefix: row.get(2),
-        scopes: row.get(3),
+    Ok(KeyView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        scopes: row.try_get("scopes")?,
         expires_at,
-        allowed_ips: row.get(5),
-        created_by: row.get(6),
-        created_at: row.get(7),
-        rotated_at: row.get(8),
+        allowed_ips: row.try_get("allowed_ips")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        rotated_at: row.try_get("rotated_at")?,
         previous_secret_expires_at: previous_valid_until
             .filter(|until| *until > now && revoked_at.is_none()),
-        last_used_at: row.get(10),
-        use_count: row.get(11),
+        last_used_at: row.try_get("last_used_at")?,
+        use_count: row.try_get("use_count")?,
         revoked_at,
         status,
-    }
+    })
 }
 
 /// The key whose public prefix is `prefix`, revoked or not.
@@ -85,28 +85,29 @@ pub async fn find_by_prefix(
         .query_once(
             scope,
             "SELECT id, name, secret_hash, previous_secret_hash, previous_valid_until, scopes,
-                    allowed_ips, expires_at, created_by, revoked_at IS NOT NULL
+                    allowed_ips, expires_at, created_by, revoked_at IS NOT NULL AS revoked
              FROM api_keys WHERE prefix = $1",
             &[(&prefix, Type::TEXT)],
         )
         .await?;
-    Ok(rows.first().map(|row| {
-        let previous_hash: Option<Vec<u8>> = row.get(3);
-        let previous_until: Option<OffsetDateTime> = row.get(4);
-        let allowed_ips: Option<Vec<String>> = row.get(6);
-        StoredKey {
-            secret_hash: row.get(2),
-            previous_secret: previous_hash.zip(previous_until),
-            allowed_ips: allowed_ips.as_deref().map(IpAllowList::from_stored),
-            expires_at: row.get(7),
-            revoked: row.get(9),
-            principal: Arc::new(ApiKeyPrincipal {
-                key_id: row.get(0),
-                name: row.get(1),
-                scopes: row.get(5),
-                created_by: row.get(8),
-            }),
-        }
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let previous_hash: Option<Vec<u8>> = row.try_get("previous_secret_hash")?;
+    let previous_until: Option<OffsetDateTime> = row.try_get("previous_valid_until")?;
+    let allowed_ips: Option<Vec<String>> = row.try_get("allowed_ips")?;
+    Ok(Some(StoredKey {
+        secret_hash: row.try_get("secret_hash")?,
+        previous_secret: previous_hash.zip(previous_until),
+        allowed_ips: allowed_ips.as_deref().map(IpAllowList::from_stored),
+        expires_at: row.try_get("expires_at")?,
+        revoked: row.try_get("revoked")?,
+        principal: Arc::new(ApiKeyPrincipal {
+            key_id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            scopes: row.try_get("scopes")?,
+            created_by: row.try_get("created_by")?,
+        }),
     }))
 }
 
@@ -127,12 +128,15 @@ pub async fn count_live(
 ) -> Result<i64, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT count(*) FROM api_keys
+            "SELECT count(*) AS live FROM api_keys
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
             &[(&now, Type::TIMESTAMPTZ)],
         )
         .await?;
-    Ok(rows.first().map_or(0, |row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(row.try_get("live")?),
+        None => Ok(0),
+    }
 }
 
 /// A key to insert.
@@ -184,7 +188,7 @@ pub async fn list(
 ) -> Result<Vec<KeyView>, TenantDbError> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM api_keys ORDER BY created_at, id");
     let rows = transaction.query_typed(&sql, &[]).await?;
-    Ok(rows.iter().map(|row| view_from_row(row, now)).collect())
+    rows.iter().map(|row| view_from_row(row, now)).collect()
 }
 
 pub async fn get(
@@ -196,7 +200,7 @@ pub async fn get(
     let rows = transaction
         .query_typed(&sql, &[(&key_id, Type::UUID)])
         .await?;
-    Ok(rows.first().map(|row| view_from_row(row, now)))
+    rows.first().map(|row| view_from_row(row, now)).transpose()
 }
 
 /// A key about to be rotated, locked for the rest of the transaction.
@@ -213,17 +217,20 @@ pub async fn lock_key(
 ) -> Result<Option<LockedKey>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT prefix, scopes, expires_at, revoked_at IS NOT NULL
+            "SELECT prefix, scopes, expires_at, revoked_at IS NOT NULL AS revoked
              FROM api_keys WHERE id = $1 FOR UPDATE",
             &[(&key_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| LockedKey {
-        prefix: row.get(0),
-        scopes: row.get(1),
-        expires_at: row.get(2),
-        revoked: row.get(3),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(LockedKey {
+            prefix: row.try_get("prefix")?,
+            scopes: row.try_get("scopes")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked: row.try_get("revoked")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// Replaces the key's secret; the current one becomes the previous one, valid until
@@ -270,7 +277,10 @@ pub async fn revoke(
             &[(&key_id, Type::UUID), (&now, Type::TIMESTAMPTZ)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("prefix")?)),
+        None => Ok(None),
+    }
 }
 
 /// Tells every node, when the transaction commits, to forget its cached row of the key.

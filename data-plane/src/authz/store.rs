@@ -34,9 +34,11 @@ pub async fn effective_permissions(
     let rows = db
         .query_once(&context.scope, USER_GRANTS, &[(&user_id, Type::UUID)])
         .await?;
-    Ok(EffectivePermissions::from_grants(
-        rows.iter().map(|row| (row.get(0), row.get(1))),
-    ))
+    let grants = rows
+        .iter()
+        .map(|row| Ok((row.try_get("conditions")?, row.try_get("permission")?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    Ok(EffectivePermissions::from_grants(grants))
 }
 
 /// The permission patterns `roles` grant, their inclusions resolved.
@@ -51,11 +53,15 @@ pub async fn role_set_permissions(
                UNION
                  SELECT ri.included FROM tree JOIN role_includes ri ON ri.role_name = tree.role
              )
-             SELECT DISTINCT unnest(r.permissions) FROM tree JOIN roles r ON r.name = tree.role",
+             SELECT DISTINCT unnest(r.permissions) AS permission
+             FROM tree JOIN roles r ON r.name = tree.role",
             &[(&roles, Type::TEXT_ARRAY)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("permission"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Tells every node, when the transaction commits, that cached permissions are stale: one

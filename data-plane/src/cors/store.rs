@@ -16,10 +16,11 @@ pub async fn load(tenant_db: &TenantDb, scope: &TenantScope) -> Result<CorsPolic
             &[(&SETTINGS_KEY, Type::TEXT)],
         )
         .await?;
-    Ok(rows
-        .first()
-        .and_then(|row| serde_json::from_value(row.get::<_, serde_json::Value>(0)).ok())
-        .unwrap_or_default())
+    let Some(row) = rows.first() else {
+        return Ok(CorsPolicy::default());
+    };
+    let value: serde_json::Value = row.try_get("value")?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 pub async fn save(

@@ -1,3 +1,4 @@
 //! Liveness, readiness and metrics endpoints (not tenant-scoped).
 
 pub mod routes;
+mod store;

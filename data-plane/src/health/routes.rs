@@ -40,24 +40,11 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800
     tag = "health",
     responses((status = 200, description = "Ready: Postgres, the tenant-change listener and the audit path work"), (status = 503, description = "Not ready; `checks` says which check failed")))]
 async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
-    let postgres = async {
-        let client = state
-            .tenant_db
-            .pool()
-            .get()
-            .await
-            .map_err(|error| error.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|error| error.to_string())
-            .map(|_| ())
-    };
+    let postgres = super::store::postgres_answers(state.tenant_db.pool());
     // ClickHouse being down does not make the node unready while the event spool has room:
     // events wait on disk and are replayed. Only a node that would have to refuse audited
     // changes (queue or spool full) reports not ready, so the balancer sends work elsewhere.
-    let clickhouse = state.clickhouse.clone().with_database("system");
-    let clickhouse = async { clickhouse.query("SELECT 1").fetch_one::<u8>().await };
+    let clickhouse = super::store::clickhouse_answers(&state.clickhouse);
     let (postgres, clickhouse) = tokio::join!(
         tokio::time::timeout(CHECK_DEADLINE, postgres),
         tokio::time::timeout(CHECK_DEADLINE, clickhouse),

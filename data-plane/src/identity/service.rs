@@ -457,23 +457,12 @@ pub async fn activate(
     let scope = &context.scope;
     let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
-    let rows = transaction
-        .query_typed(
-            "SELECT u.id, u.email FROM user_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.purpose IN ('activation', 'invitation')
-               AND t.used_at IS NULL AND t.expires_at > $2",
-            &[
-                (&digest, tokio_postgres::types::Type::BYTEA),
-                (&now, tokio_postgres::types::Type::TIMESTAMPTZ),
-            ],
-        )
-        .await?;
+    let target = store::activation_target(&mut transaction, &digest, now).await?;
     let policy = store::policy(&mut transaction).await?;
     transaction.commit().await?;
-    let Some(row) = rows.first() else {
+    let Some((user_id, email)) = target else {
         return Err(IdentityError::InvalidToken);
     };
-    let (user_id, email): (Uuid, String) = (row.get(0), row.get(1));
     let failed = policy.password.violations(password.as_str(), &email);
     if !failed.is_empty() {
         return Err(IdentityError::WeakPassword(failed));

@@ -24,20 +24,21 @@ pub struct UserRow {
 }
 
 const USER_COLUMNS: &str = "id, email, display_name, status, password_hash, password_changed_at,
-     email_verified_at IS NOT NULL, totp_enabled_at IS NOT NULL, created_at";
+     email_verified_at IS NOT NULL AS email_verified, totp_enabled_at IS NOT NULL AS totp_enabled,
+     created_at";
 
-fn user_from_row(row: &tokio_postgres::Row) -> UserRow {
-    UserRow {
-        id: row.get(0),
-        email: Email::from_stored(row.get(1)),
-        display_name: row.get(2),
-        status: row.get(3),
-        password_hash: row.get(4),
-        password_changed_at: row.get(5),
-        email_verified: row.get(6),
-        totp_enabled: row.get(7),
-        created_at: row.get(8),
-    }
+fn user_from_row(row: &tokio_postgres::Row) -> Result<UserRow, tokio_postgres::Error> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        email: Email::from_stored(row.try_get("email")?),
+        display_name: row.try_get("display_name")?,
+        status: row.try_get("status")?,
+        password_hash: row.try_get("password_hash")?,
+        password_changed_at: row.try_get("password_changed_at")?,
+        email_verified: row.try_get("email_verified")?,
+        totp_enabled: row.try_get("totp_enabled")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 pub async fn user_by_email(
@@ -48,7 +49,7 @@ pub async fn user_by_email(
     let rows = transaction
         .query_typed(&sql, &[(&email.as_str(), Type::TEXT)])
         .await?;
-    Ok(rows.first().map(user_from_row))
+    Ok(rows.first().map(user_from_row).transpose()?)
 }
 
 pub async fn user_by_id(
@@ -59,7 +60,7 @@ pub async fn user_by_id(
     let rows = transaction
         .query_typed(&sql, &[(&user_id, Type::UUID)])
         .await?;
-    Ok(rows.first().map(user_from_row))
+    Ok(rows.first().map(user_from_row).transpose()?)
 }
 
 pub async fn role_names(
@@ -72,7 +73,10 @@ pub async fn role_names(
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("role_name"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The tenant's auth policy; defaults for everything it never set.
@@ -83,10 +87,11 @@ pub async fn policy(transaction: &mut TenantTransaction) -> Result<AuthPolicy, T
             &[(&SETTINGS_KEY, Type::TEXT)],
         )
         .await?;
-    Ok(rows
-        .first()
-        .and_then(|row| serde_json::from_value(row.get::<_, serde_json::Value>(0)).ok())
-        .unwrap_or_default())
+    let Some(row) = rows.first() else {
+        return Ok(AuthPolicy::default());
+    };
+    let value: serde_json::Value = row.try_get("value")?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 /// When sign-ins for `email` are locked until, if they are.
@@ -101,7 +106,10 @@ pub async fn locked_until(
             &[(&email, Type::TEXT), (&now, Type::TIMESTAMPTZ)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("locked_until")?)),
+        None => Ok(None),
+    }
 }
 
 /// Counts a failed sign-in for `email`; locks it when the policy's limit is reached within its
@@ -132,7 +140,10 @@ pub async fn record_failure(
             ],
         )
         .await?;
-    let failures: i32 = rows.first().map_or(0, |row| row.get(0));
+    let failures: i32 = match rows.first() {
+        Some(row) => row.try_get("failures")?,
+        None => 0,
+    };
     if failures < max_failures {
         return Ok(None);
     }
@@ -195,6 +206,27 @@ pub async fn record_attempt(
     Ok(())
 }
 
+/// The user an unused, unexpired activation or invitation token was issued to, and their
+/// email; `None` for any other token. Reads only: the token is spent by [`take_user_token`].
+pub async fn activation_target(
+    transaction: &mut TenantTransaction,
+    digest: &[u8],
+    now: OffsetDateTime,
+) -> Result<Option<(Uuid, String)>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT u.id, u.email FROM user_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.purpose IN ('activation', 'invitation')
+               AND t.used_at IS NULL AND t.expires_at > $2",
+            &[(&digest, Type::BYTEA), (&now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some((row.try_get("id")?, row.try_get("email")?))),
+        None => Ok(None),
+    }
+}
+
 /// Uses a single-use token of one of `purposes`: marks it used and returns its user, or
 /// `None` when it is unknown, used or expired.
 pub async fn take_user_token(
@@ -219,7 +251,10 @@ pub async fn take_user_token(
             ],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("user_id")?)),
+        None => Ok(None),
+    }
 }
 
 /// The user's last `count` password hashes, newest first.
@@ -236,7 +271,10 @@ pub async fn password_history(
             &[(&user_id, Type::UUID), (&limit, Type::INT8)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("password_hash"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Sets a new password (and records it in the history, keeping at most `keep` entries).

@@ -65,8 +65,6 @@ pub async fn due_tenants(
     client: &tokio_postgres::Client,
     limit: i64,
 ) -> Result<Vec<PendingTenant>, CatalogError> {
-    // The tenant's columns first, as `tenant_from_row` reads them; the generation after.
-    let generation_column = TENANT_COLUMNS.split(',').count();
     let sql = format!(
         "SELECT {TENANT_COLUMNS}, p.generation
          FROM control.mail_pending p JOIN control.tenants t ON t.id = p.tenant_id
@@ -79,7 +77,7 @@ pub async fn due_tenants(
         .map(|row| {
             Ok(PendingTenant {
                 tenant: tenant_from_row(row)?,
-                generation: row.try_get(generation_column)?,
+                generation: row.try_get("generation")?,
             })
         })
         .collect()
@@ -92,13 +90,16 @@ pub async fn seconds_until_next_due(
 ) -> Result<Option<f64>, tokio_postgres::Error> {
     let row = client
         .query_typed(
-            "SELECT extract(epoch FROM min(p.due_at) - now())::float8
+            "SELECT extract(epoch FROM min(p.due_at) - now())::float8 AS seconds
              FROM control.mail_pending p JOIN control.tenants t ON t.id = p.tenant_id
              WHERE t.status IN ('active', 'deleting', 'deleted')",
             &[],
         )
         .await?;
-    Ok(row.first().and_then(|row| row.get(0)))
+    match row.first() {
+        Some(row) => row.try_get("seconds"),
+        None => Ok(None),
+    }
 }
 
 /// Removes the tenant's mark if it is still the generation read before draining: a mail
@@ -171,7 +172,7 @@ pub async fn claim_next(
 ) -> Result<Option<ClaimedMail>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT id, to_address, subject, coalesce(body_text, ''), attempts, created_at
+            "SELECT id, to_address, subject, coalesce(body_text, '') AS body_text, attempts, created_at
              FROM mail_outbox
              WHERE sent_at IS NULL AND next_attempt_at <= now()
              ORDER BY next_attempt_at
@@ -184,12 +185,12 @@ pub async fn claim_next(
         return Ok(None);
     };
     Ok(Some(ClaimedMail {
-        id: row.try_get(0)?,
-        to_address: row.try_get(1)?,
-        subject: row.try_get(2)?,
-        body_text: row.try_get(3)?,
-        attempts: row.try_get(4)?,
-        created_at: row.try_get(5)?,
+        id: row.try_get("id")?,
+        to_address: row.try_get("to_address")?,
+        subject: row.try_get("subject")?,
+        body_text: row.try_get("body_text")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
     }))
 }
 
@@ -244,7 +245,8 @@ pub async fn unsent_summary(
     let rows = db
         .query_once(
             scope,
-            "SELECT count(*), extract(epoch FROM min(next_attempt_at) - now())::float8
+            "SELECT count(*) AS unsent,
+                    extract(epoch FROM min(next_attempt_at) - now())::float8 AS seconds
              FROM mail_outbox WHERE sent_at IS NULL",
             &[],
         )
@@ -252,5 +254,5 @@ pub async fn unsent_summary(
     let Some(row) = rows.first() else {
         return Ok((0, None));
     };
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    Ok((row.try_get("unsent")?, row.try_get("seconds")?))
 }

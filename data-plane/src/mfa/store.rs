@@ -23,18 +23,19 @@ pub async fn totp_state(
 ) -> Result<Option<TotpState>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT totp_secret, totp_key_version, totp_enabled_at IS NOT NULL
+            "SELECT totp_secret, totp_key_version, totp_enabled_at IS NOT NULL AS enabled
              FROM users WHERE id = $1 FOR UPDATE",
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| {
-        let secret: Option<Vec<u8>> = row.get(0);
-        let version: Option<i32> = row.get(1);
-        TotpState {
-            sealed_secret: secret.zip(version),
-            enabled: row.get(2),
-        }
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let secret: Option<Vec<u8>> = row.try_get("totp_secret")?;
+    let version: Option<i32> = row.try_get("totp_key_version")?;
+    Ok(Some(TotpState {
+        sealed_secret: secret.zip(version),
+        enabled: row.try_get("enabled")?,
     }))
 }
 
@@ -164,11 +165,14 @@ pub async fn backup_codes_remaining(
 ) -> Result<i64, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT count(*) FROM backup_codes WHERE user_id = $1 AND used_at IS NULL",
+            "SELECT count(*) AS remaining FROM backup_codes WHERE user_id = $1 AND used_at IS NULL",
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map_or(0, |row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(row.try_get("remaining")?),
+        None => Ok(0),
+    }
 }
 
 pub struct NewChallenge<'a> {
@@ -226,7 +230,10 @@ pub async fn challenge_user(
             &[(&digest, Type::BYTEA)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("user_id")?)),
+        None => Ok(None),
+    }
 }
 
 pub struct ChallengeRow {
@@ -244,17 +251,20 @@ pub async fn challenge_for_update(
 ) -> Result<Option<ChallengeRow>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT user_id, expires_at, used_at IS NOT NULL, failures FROM mfa_challenges
+            "SELECT user_id, expires_at, used_at IS NOT NULL AS used, failures FROM mfa_challenges
              WHERE token_hash = $1 FOR UPDATE",
             &[(&digest, Type::BYTEA)],
         )
         .await?;
-    Ok(rows.first().map(|row| ChallengeRow {
-        user_id: row.get(0),
-        expires_at: row.get(1),
-        used: row.get(2),
-        failures: row.get(3),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(ChallengeRow {
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            used: row.try_get("used")?,
+            failures: row.try_get("failures")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 pub async fn count_challenge_failure(

@@ -51,12 +51,15 @@ pub async fn export(
                  'sign_in_attempts', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                          'at', at, 'method', method, 'outcome', outcome, 'ip', host(ip),
                          'user_agent', user_agent) ORDER BY at), '[]')
-                     FROM login_attempts WHERE user_id = u.id OR email = u.email))
+                     FROM login_attempts WHERE user_id = u.id OR email = u.email)) AS export
              FROM users u WHERE u.id = $1",
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("export")?)),
+        None => Ok(None),
+    }
 }
 
 /// Strips what is kept about `email` outside the user's own rows (deleted with the user) of
@@ -96,10 +99,11 @@ pub async fn policy(transaction: &mut TenantTransaction) -> Result<PrivacyPolicy
         )
         .await?;
     // A stored policy that no longer parses falls back to the default, which keeps data.
-    Ok(rows
-        .first()
-        .and_then(|row| serde_json::from_value(row.get(0)).ok())
-        .unwrap_or_default())
+    let Some(row) = rows.first() else {
+        return Ok(PrivacyPolicy::default());
+    };
+    let value: serde_json::Value = row.try_get("value")?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 pub async fn save_policy(

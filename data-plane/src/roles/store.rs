@@ -21,19 +21,20 @@ pub struct RoleView {
 }
 
 const VIEW_COLUMNS: &str = "r.name, r.description, r.permissions,
-     ARRAY(SELECT included FROM role_includes WHERE role_name = r.name ORDER BY included),
+     ARRAY(SELECT included FROM role_includes WHERE role_name = r.name ORDER BY included)
+         AS includes,
      r.built_in, r.created_at, r.updated_at";
 
-fn view_from_row(row: &tokio_postgres::Row) -> RoleView {
-    RoleView {
-        name: row.get(0),
-        description: row.get(1),
-        permissions: row.get(2),
-        includes: row.get(3),
-        built_in: row.get(4),
-        created_at: row.get(5),
-        updated_at: row.get(6),
-    }
+fn view_from_row(row: &tokio_postgres::Row) -> Result<RoleView, tokio_postgres::Error> {
+    Ok(RoleView {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        permissions: row.try_get("permissions")?,
+        includes: row.try_get("includes")?,
+        built_in: row.try_get("built_in")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
 }
 
 /// Makes role changes in this tenant run one at a time (reads go on), so two concurrent
@@ -48,7 +49,7 @@ pub async fn lock_roles(transaction: &mut TenantTransaction) -> Result<(), Tenan
 pub async fn list(transaction: &mut TenantTransaction) -> Result<Vec<RoleView>, TenantDbError> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM roles r ORDER BY r.built_in DESC, r.name");
     let rows = transaction.query_typed(&sql, &[]).await?;
-    Ok(rows.iter().map(view_from_row).collect())
+    Ok(rows.iter().map(view_from_row).collect::<Result<_, _>>()?)
 }
 
 pub async fn get(
@@ -59,7 +60,7 @@ pub async fn get(
     let rows = transaction
         .query_typed(&sql, &[(&name, Type::TEXT)])
         .await?;
-    Ok(rows.first().map(view_from_row))
+    Ok(rows.first().map(view_from_row).transpose()?)
 }
 
 /// Which of `names` are roles of this tenant.
@@ -73,7 +74,10 @@ pub async fn existing(
             &[(&names, Type::TEXT_ARRAY)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("name"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Every role reachable from `roles` through inclusion, `roles` themselves included.
@@ -92,7 +96,10 @@ pub async fn reached_from(
             &[(&roles, Type::TEXT_ARRAY)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("role"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The roles that include `name` directly.
@@ -106,7 +113,10 @@ pub async fn including(
             &[(&name, Type::TEXT)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("role_name"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Creates or replaces the custom role `name` with exactly these permissions and inclusions.

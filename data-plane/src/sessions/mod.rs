@@ -15,7 +15,6 @@ use std::time::Duration;
 use moka::future::Cache;
 use shared::tenant_context::{TenantDb, TenantDbError, TenantScope};
 use time::OffsetDateTime;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy)]
@@ -51,21 +50,10 @@ impl SessionCache {
         let entry = self
             .cache
             .try_get_with((scope.tenant_id, session_id), async {
-                let rows = db
-                    .query_once(
-                        scope,
-                        // Only an active user's sessions are live: this also closes the
-                        // window where a sign-in that read the user as active commits
-                        // its session just after an admin disabled them.
-                        "SELECT s.user_id, s.expires_at FROM sessions s
-                         JOIN users u ON u.id = s.user_id AND u.status = 'active'
-                         WHERE s.id = $1 AND s.revoked_at IS NULL",
-                        &[(&session_id, Type::UUID)],
-                    )
-                    .await?;
-                Ok::<_, TenantDbError>(rows.first().map(|row| LiveSession {
-                    user_id: row.get(0),
-                    expires_at: row.get(1),
+                let live = store::live_session(db, scope, session_id).await?;
+                Ok::<_, TenantDbError>(live.map(|(user_id, expires_at)| LiveSession {
+                    user_id,
+                    expires_at,
                 }))
             })
             .await

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use shared::tenant_context::{TenantDbError, TenantTransaction};
+use shared::tenant_context::{TenantDb, TenantDbError, TenantScope, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -66,19 +66,22 @@ pub async fn get(
 ) -> Result<Option<SessionRow>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT user_id, revoked_at IS NOT NULL, expires_at, last_seen_at, amr, idp
+            "SELECT user_id, revoked_at IS NOT NULL AS revoked, expires_at, last_seen_at, amr, idp
              FROM sessions WHERE id = $1",
             &[(&session_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| SessionRow {
-        user_id: row.get(0),
-        revoked: row.get(1),
-        expires_at: row.get(2),
-        last_seen_at: row.get(3),
-        amr: row.get(4),
-        idp: row.get(5),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(SessionRow {
+            user_id: row.try_get("user_id")?,
+            revoked: row.try_get("revoked")?,
+            expires_at: row.try_get("expires_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            amr: row.try_get("amr")?,
+            idp: row.try_get("idp")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 pub async fn touch(
@@ -131,19 +134,19 @@ pub async fn list_live(
     Ok(rows
         .iter()
         .map(|row| {
-            let id: Uuid = row.get(0);
-            SessionView {
+            let id: Uuid = row.try_get("id")?;
+            Ok(SessionView {
                 id,
-                created_at: row.get(1),
-                last_seen_at: row.get(2),
-                expires_at: row.get(3),
-                ip: row.get(4),
-                user_agent: row.get(5),
-                amr: row.get(6),
+                created_at: row.try_get("created_at")?,
+                last_seen_at: row.try_get("last_seen_at")?,
+                expires_at: row.try_get("expires_at")?,
+                ip: row.try_get("ip")?,
+                user_agent: row.try_get("user_agent")?,
+                amr: row.try_get("amr")?,
                 current: id == current,
-            }
+            })
         })
-        .collect())
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Which sessions a revocation ends.
@@ -234,4 +237,28 @@ async fn announce_ended(
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     transaction.notify(&changes).await?;
     Ok(changes.len() as u64)
+}
+
+/// The user and expiry of session `session_id` while it is live, in a transaction of its own
+/// (one round trip). Only an active user's sessions are live: this also closes the window
+/// where a sign-in that read the user as active commits its session just after an admin
+/// disabled them.
+pub async fn live_session(
+    db: &TenantDb,
+    scope: &TenantScope,
+    session_id: Uuid,
+) -> Result<Option<(Uuid, OffsetDateTime)>, TenantDbError> {
+    let rows = db
+        .query_once(
+            scope,
+            "SELECT s.user_id, s.expires_at FROM sessions s
+             JOIN users u ON u.id = s.user_id AND u.status = 'active'
+             WHERE s.id = $1 AND s.revoked_at IS NULL",
+            &[(&session_id, Type::UUID)],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some((row.try_get("user_id")?, row.try_get("expires_at")?))),
+        None => Ok(None),
+    }
 }

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-pub use shared::sso::providers::{existing_roles, provider_by_name, ProviderRow};
+pub use shared::sso::store::{existing_roles, provider_by_name, ProviderRow};
 
 /// The enabled provider an email domain is bound to.
 pub struct BoundDomain {
@@ -28,12 +28,15 @@ pub async fn domain_binding(
             &[(&domain, Type::TEXT)],
         )
         .await?;
-    Ok(rows.first().map(|row| BoundDomain {
-        provider_name: row.get(0),
-        kind: row.get(1),
-        display_name: row.get(2),
-        require_sso: row.get(3),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(BoundDomain {
+            provider_name: row.try_get("name")?,
+            kind: row.try_get("kind")?,
+            display_name: row.try_get("display_name")?,
+            require_sso: row.try_get("require_sso")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// A login transaction to store.
@@ -103,10 +106,13 @@ pub async fn take_transaction(
             ],
         )
         .await?;
-    Ok(rows.first().map(|row| TakenTransaction {
-        nonce: row.get(0),
-        pkce_verifier: row.get(1),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(TakenTransaction {
+            nonce: row.try_get("nonce")?,
+            pkce_verifier: row.try_get("pkce_verifier")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// Records a SAML assertion id as used; false when it was used before.
@@ -149,7 +155,10 @@ pub async fn linked_user(
             &[(&provider_id, Type::UUID), (&subject, Type::TEXT)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("user_id")?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn link_identity(

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use moka::future::Cache;
-use shared::envelope::{DataKey, EnvelopeError, Kek, WrappedKey};
-use tokio_postgres::types::Type;
+use shared::envelope::{DataKey, EnvelopeError, Kek};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,22 +85,11 @@ impl DataKeys {
             .get()
             .await
             .map_err(|error| DataKeyError::Catalog(error.to_string()))?;
-        let rows = client
-            .query_typed(
-                "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
-                 WHERE tenant_id = $1",
-                &[(&tenant_id, Type::UUID)],
-            )
+        let wrapped_keys = shared::catalog::wrapped_data_keys(&client, tenant_id)
             .await
             .map_err(|error| DataKeyError::Catalog(error.to_string()))?;
         let mut keys = BTreeMap::new();
-        for row in rows {
-            let version: i32 = row.get(0);
-            let wrapped = WrappedKey {
-                kek_id: row.get(1),
-                nonce: row.get(2),
-                ciphertext: row.get(3),
-            };
+        for (version, wrapped) in wrapped_keys {
             keys.insert(version, self.kek.unwrap_key(&wrapped, tenant_id, version)?);
         }
         if keys.is_empty() {

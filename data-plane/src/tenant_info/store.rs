@@ -17,5 +17,8 @@ pub async fn display_name(
             &[(&1i32, Type::INT4)],
         )
         .await?;
-    Ok(rows.first().map(|row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("display_name")?)),
+        None => Ok(None),
+    }
 }

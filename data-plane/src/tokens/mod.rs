@@ -12,6 +12,7 @@ pub mod access;
 pub mod refresh;
 pub mod routes;
 pub mod signing_keys;
+mod store;
 pub mod verified;
 
 use shared::envelope::EnvelopeError;

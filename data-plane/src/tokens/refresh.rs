@@ -13,10 +13,9 @@ use std::time::Duration;
 use shared::secret_token::SecretToken;
 use shared::tenant_context::TenantTransaction;
 use time::OffsetDateTime;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::TokenError;
+use super::{store, TokenError};
 
 pub const PREFIX: &str = "tnrt_";
 pub const REUSE_GRACE: Duration = Duration::from_secs(10);
@@ -41,17 +40,11 @@ pub async fn find_for_update(
     digest: &[u8],
     now: OffsetDateTime,
 ) -> Result<Presented, TokenError> {
-    let rows = transaction
-        .query_typed(
-            "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
-            &[(&digest, Type::BYTEA)],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
+    let Some((session_id, used_at)) = store::refresh_token_for_update(transaction, digest).await?
+    else {
         return Ok(Presented::Unknown);
     };
-    let session_id = row.get(0);
-    Ok(match row.get::<_, Option<OffsetDateTime>>(1) {
+    Ok(match used_at {
         None => Presented::Live { session_id },
         Some(used_at) => Presented::Used {
             session_id,
@@ -69,23 +62,9 @@ pub async fn rotate(
     now: OffsetDateTime,
 ) -> Result<SecretToken, TokenError> {
     if let Some(digest) = used {
-        transaction
-            .query_typed(
-                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1",
-                &[(&digest, Type::BYTEA), (&now, Type::TIMESTAMPTZ)],
-            )
-            .await?;
+        store::mark_refresh_token_used(transaction, digest, now).await?;
     }
     let token = SecretToken::generate(rng, PREFIX)?;
-    transaction
-        .query_typed(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-            &[
-                (&token.digest(), Type::BYTEA),
-                (&session_id, Type::UUID),
-                (&now, Type::TIMESTAMPTZ),
-            ],
-        )
-        .await?;
+    store::insert_refresh_token(transaction, token.digest(), session_id, now).await?;
     Ok(token)
 }

@@ -17,10 +17,9 @@ use moka::future::Cache;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use shared::tenant_context::{TenantDb, TenantScope, TenantTransaction};
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::TokenError;
+use super::{store, TokenError};
 use crate::tenancy::data_keys::{DataKeys, TenantDataKeys};
 
 pub const ALGORITHM: &str = "EdDSA";
@@ -119,27 +118,18 @@ impl SigningKeys {
         data_keys: &TenantDataKeys,
     ) -> Result<Option<TenantSigningKeys>, TokenError> {
         let retired_seconds = self.retired_key_lifetime.as_secs_f64();
-        let rows = transaction
-            .query_typed(
-                "SELECT kid, public_key, private_key, data_key_version, retired_at IS NULL
-                 FROM signing_keys
-                 WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
-                 ORDER BY created_at",
-                &[(&retired_seconds, Type::FLOAT8)],
-            )
-            .await?;
+        let stored = store::published_signing_keys(transaction, retired_seconds).await?;
         let mut active = None;
         let mut published = Vec::new();
-        for row in rows {
-            let kid: String = row.get(0);
-            let public_key: Vec<u8> = row.get(1);
-            let x = URL_SAFE_NO_PAD.encode(&public_key);
+        for key in stored {
+            let kid = key.kid;
+            let x = URL_SAFE_NO_PAD.encode(&key.public_key);
             let decoding = DecodingKey::from_ed_components(&x)
                 .map_err(|error| TokenError::Keys(format!("stored public key {kid}: {error}")))?;
-            if row.get::<_, bool>(4) {
-                let sealed: Vec<u8> = row.get(2);
-                let data_key = data_keys.version(row.get(3))?;
-                let private_key = data_key.open(&sealing_context(tenant_id, &kid), &sealed)?;
+            if key.active {
+                let data_key = data_keys.version(key.data_key_version)?;
+                let private_key =
+                    data_key.open(&sealing_context(tenant_id, &kid), &key.sealed_private_key)?;
                 active = Some(ActiveKey {
                     kid: kid.clone(),
                     encoding: EncodingKey::from_ed_der(&private_key),
@@ -164,19 +154,7 @@ impl SigningKeys {
         let (version, data_key) = data_keys.current()?;
         let sealed = data_key.seal(&self.rng, &sealing_context(tenant_id, &kid), pkcs8.as_ref())?;
         let public_key = pair.public_key().as_ref().to_vec();
-        transaction
-            .query_typed(
-                "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, data_key_version)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-                &[
-                    (&kid, Type::TEXT),
-                    (&ALGORITHM, Type::TEXT),
-                    (&public_key, Type::BYTEA),
-                    (&sealed, Type::BYTEA),
-                    (&version, Type::INT4),
-                ],
-            )
+        store::insert_signing_key(transaction, &kid, ALGORITHM, &public_key, &sealed, version)
             .await?;
         Ok(())
     }
@@ -189,12 +167,7 @@ impl SigningKeys {
         tenant_id: Uuid,
         data_keys: &TenantDataKeys,
     ) -> Result<String, TokenError> {
-        transaction
-            .query_typed(
-                "UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL",
-                &[],
-            )
-            .await?;
+        store::retire_active_signing_key(transaction).await?;
         self.insert_new_key(transaction, tenant_id, data_keys)
             .await?;
         self.load(transaction, tenant_id, data_keys)

@@ -5,7 +5,10 @@ use shared::tenant_context::{TenantDbError, TenantTransaction};
 /// The tenant's users, any status.
 pub async fn count_users(transaction: &mut TenantTransaction) -> Result<i64, TenantDbError> {
     let rows = transaction
-        .query_typed("SELECT count(*) FROM users", &[])
+        .query_typed("SELECT count(*) AS users FROM users", &[])
         .await?;
-    Ok(rows.first().map_or(0, |row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(row.try_get("users")?),
+        None => Ok(0),
+    }
 }

@@ -27,25 +27,26 @@ pub struct UserView {
 }
 
 const VIEW_COLUMNS: &str = "u.id, u.email, u.display_name, u.status,
-     u.email_verified_at IS NOT NULL, u.totp_enabled_at IS NOT NULL,
-     ARRAY(SELECT role_name FROM user_roles WHERE user_id = u.id ORDER BY role_name),
+     u.email_verified_at IS NOT NULL AS email_verified,
+     u.totp_enabled_at IS NOT NULL AS mfa_enabled,
+     ARRAY(SELECT role_name FROM user_roles WHERE user_id = u.id ORDER BY role_name) AS roles,
      u.created_at, u.updated_at,
      (SELECT coalesce(jsonb_object_agg(role_name, conditions), '{}') FROM user_roles
-      WHERE user_id = u.id AND conditions IS NOT NULL)";
+      WHERE user_id = u.id AND conditions IS NOT NULL) AS role_conditions";
 
-fn view_from_row(row: &tokio_postgres::Row) -> UserView {
-    UserView {
-        id: row.get(0),
-        email: Email::from_stored(row.get(1)),
-        display_name: row.get(2),
-        status: row.get(3),
-        email_verified: row.get(4),
-        mfa_enabled: row.get(5),
-        roles: row.get(6),
-        created_at: row.get(7),
-        updated_at: row.get(8),
-        role_conditions: row.get(9),
-    }
+fn view_from_row(row: &tokio_postgres::Row) -> Result<UserView, tokio_postgres::Error> {
+    Ok(UserView {
+        id: row.try_get("id")?,
+        email: Email::from_stored(row.try_get("email")?),
+        display_name: row.try_get("display_name")?,
+        status: row.try_get("status")?,
+        email_verified: row.try_get("email_verified")?,
+        mfa_enabled: row.try_get("mfa_enabled")?,
+        roles: row.try_get("roles")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        role_conditions: row.try_get("role_conditions")?,
+    })
 }
 
 /// Up to `limit` users after `after` in id order (a stable order that new users cannot
@@ -71,7 +72,7 @@ pub async fn list(
             ],
         )
         .await?;
-    Ok(rows.iter().map(view_from_row).collect())
+    Ok(rows.iter().map(view_from_row).collect::<Result<_, _>>()?)
 }
 
 pub async fn get(
@@ -82,7 +83,7 @@ pub async fn get(
     let rows = transaction
         .query_typed(&sql, &[(&user_id, Type::UUID)])
         .await?;
-    Ok(rows.first().map(view_from_row))
+    Ok(rows.first().map(view_from_row).transpose()?)
 }
 
 /// Which of `names` are roles of this tenant.
@@ -96,7 +97,10 @@ pub async fn existing_roles(
             &[(&names, Type::TEXT_ARRAY)],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("name"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Locks the rows of every active owner, in id order (so two transactions never wait on each
@@ -124,13 +128,16 @@ pub async fn other_active_owners(
 ) -> Result<i64, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT count(*) FROM users u
+            "SELECT count(*) AS owners FROM users u
              WHERE u.status = 'active' AND u.id <> $1
                AND EXISTS (SELECT 1 FROM user_roles WHERE user_id = u.id AND role_name = 'owner')",
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map_or(0, |row| row.get(0)))
+    match rows.first() {
+        Some(row) => Ok(row.try_get("owners")?),
+        None => Ok(0),
+    }
 }
 
 /// The user an admin acts on, locked for the rest of the transaction.
@@ -158,15 +165,19 @@ pub async fn lock_user(
         .query_typed(
             "SELECT u.id, u.status,
                     ARRAY(SELECT role_name FROM user_roles WHERE user_id = u.id ORDER BY role_name)
+                        AS roles
              FROM users u WHERE u.id = $1 FOR UPDATE",
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.first().map(|row| Target {
-        id: row.get(0),
-        status: row.get(1),
-        roles: row.get(2),
-    }))
+    match rows.first() {
+        Some(row) => Ok(Some(Target {
+            id: row.try_get("id")?,
+            status: row.try_get("status")?,
+            roles: row.try_get("roles")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// Creates an invited user; `false` when the address is taken.
@@ -228,7 +239,10 @@ pub async fn assignments(
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|row| Ok((row.try_get("role_name")?, row.try_get("conditions")?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 async fn touch(transaction: &mut TenantTransaction, user_id: Uuid) -> Result<(), TenantDbError> {

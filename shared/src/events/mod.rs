@@ -5,6 +5,7 @@
 //! - [`chain`]: the audit log's tamper evidence (a MAC chain per tenant and writer stream);
 //! - [`writer`]: the bounded queue the request path enqueues into, and the background task
 //!   that batches into ClickHouse;
+//! - [`store`]: the SQL of the audit outbox, the chain anchors and the stored-id lookup;
 //! - [`spool`]: the append-only, checksummed, fsync'd file where batches wait while
 //!   ClickHouse is unreachable or slow.
 //!
@@ -16,6 +17,7 @@ pub mod outbox;
 pub mod rows;
 pub mod schema;
 pub mod spool;
+pub mod store;
 pub mod writer;
 
 pub use rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};

@@ -34,12 +34,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::rows::AuditRow;
-
-/// Writes the event, only if the transaction has written something (it then has a transaction
-/// id) and only once per event id; answers whether it wrote. A `SECURITY DEFINER` function
-/// (catalog V5): tenant roles have no right on the table, and switching roles per commit cost
-/// more than the insert.
-pub(crate) const WRITE: &str = "SELECT tenantry_outbox.write($1, $2, $3)";
+use super::store;
 
 /// `result` of an event rebuilt from the outbox: the change committed; the answer is unknown.
 pub const RECOVERED_RESULT: &str = "committed";
@@ -97,7 +92,7 @@ impl AuditIntent {
         self.written.store(true, Ordering::Release);
     }
 
-    /// The parameters of [`WRITE`]: event id, tenant id, the row as JSON.
+    /// The parameters of [`super::store::OUTBOX_WRITE`]: event id, tenant id, the row as JSON.
     pub(crate) fn write_params(&self) -> (Uuid, Uuid, serde_json::Value) {
         let row = self
             .row
@@ -131,22 +126,7 @@ pub async fn delete(
     }
     let work = async {
         let client = pool.get().await?;
-        // Not waiting for the WAL flush: a delete lost in a Postgres crash only makes recovery
-        // find the event in ClickHouse and delete the row again.
-        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
-            [(&event_ids, Type::UUID_ARRAY)];
-        let (opened, deleted, committed) = tokio::join!(
-            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-            client.execute_typed(
-                "DELETE FROM control.audit_outbox WHERE event_id = ANY($1)",
-                &params,
-            ),
-            client.batch_execute("COMMIT"),
-        );
-        opened?;
-        let deleted = deleted?;
-        committed?;
-        Ok::<_, OutboxError>(deleted)
+        Ok::<_, OutboxError>(store::delete_outbox_rows(&client, event_ids).await?)
     };
     tokio::time::timeout(deadline, work)
         .await
@@ -171,29 +151,9 @@ pub async fn claim_orphans(
     let reclaim_ms = i64::try_from(reclaim_after.as_millis()).unwrap_or(i64::MAX);
     let work = async {
         let client = pool.get().await?;
-        let rows = client
-            .query_typed(
-                "UPDATE control.audit_outbox SET claimed_at = now()
-                 WHERE event_id IN (
-                     SELECT event_id FROM control.audit_outbox
-                     WHERE created_at < now() - make_interval(secs => $1 / 1000.0)
-                       AND (claimed_at IS NULL
-                            OR claimed_at < now() - make_interval(secs => $2 / 1000.0))
-                     ORDER BY created_at
-                     LIMIT $3
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING event, created_at",
-                &[
-                    (&age_ms, Type::INT8),
-                    (&reclaim_ms, Type::INT8),
-                    (&limit, Type::INT8),
-                ],
-            )
-            .await?;
+        let rows = store::claim_outbox_rows(&client, age_ms, reclaim_ms, limit).await?;
         let mut dated = Vec::with_capacity(rows.len());
-        for row in rows {
-            let event: serde_json::Value = row.try_get(0)?;
-            let created_at: time::OffsetDateTime = row.try_get(1)?;
+        for (event, created_at) in rows {
             match serde_json::from_value::<AuditRow>(event) {
                 Ok(audit) => dated.push((created_at, audit)),
                 Err(error) => tracing::error!(%error, "unreadable audit outbox row left as is"),

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use super::chain::ChainKey;
 use super::rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
 use super::spool::{Spool, SpoolError};
+use super::store::{self, ChainHeads};
 
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
@@ -648,45 +649,24 @@ impl Task {
         if heads.is_empty() {
             return;
         }
-        let mut tenants = Vec::with_capacity(heads.len());
-        let mut streams = Vec::with_capacity(heads.len());
-        let mut seqs = Vec::with_capacity(heads.len());
-        let mut macs = Vec::with_capacity(heads.len());
+        let mut anchored = ChainHeads {
+            tenants: Vec::with_capacity(heads.len()),
+            streams: Vec::with_capacity(heads.len()),
+            seqs: Vec::with_capacity(heads.len()),
+            macs: Vec::with_capacity(heads.len()),
+        };
         for ((tenant, stream), (seq, mac)) in heads {
             let Ok(tenant) = uuid::Uuid::parse_str(tenant) else {
                 continue;
             };
-            tenants.push(tenant);
-            streams.push(stream);
-            seqs.push(seq as i64);
-            macs.push(mac);
+            anchored.tenants.push(tenant);
+            anchored.streams.push(stream);
+            anchored.seqs.push(seq as i64);
+            anchored.macs.push(mac);
         }
         let work = async {
             let mut client = pool.get().await.map_err(|error| error.to_string())?;
-            let transaction = client
-                .transaction()
-                .await
-                .map_err(|error| error.to_string())?;
-            // Not waiting for the WAL flush: an anchor lost in a Postgres crash only shortens
-            // the tail the next verification covers, and a flush each batch measurably slowed
-            // the node's other commits (docs/benchmarks.md, audit overhead).
-            transaction
-                .batch_execute("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(|error| error.to_string())?;
-            transaction
-                .execute(
-                    "INSERT INTO control.audit_chain_heads (tenant_id, stream_id, seq, mac)
-                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])
-                     ON CONFLICT (tenant_id, stream_id) DO UPDATE
-                         SET seq = excluded.seq, mac = excluded.mac, updated_at = now()
-                         WHERE control.audit_chain_heads.seq < excluded.seq",
-                    &[&tenants, &streams, &seqs, &macs],
-                )
-                .await
-                .map_err(|error| error.to_string())?;
-            transaction
-                .commit()
+            store::anchor_chain_heads(&mut client, &anchored)
                 .await
                 .map_err(|error| error.to_string())
         };
@@ -718,11 +698,7 @@ pub async fn stored_event_ids(
     ids: Vec<String>,
     deadline: Duration,
 ) -> Result<Vec<String>, StoredIdsError> {
-    let query = client
-        .query("SELECT event_id FROM ? WHERE has(?, event_id)")
-        .bind(clickhouse::sql::Identifier(table))
-        .bind(ids);
-    tokio::time::timeout(deadline, query.fetch_all::<String>())
+    tokio::time::timeout(deadline, store::stored_event_ids(client, table, ids))
         .await
         .map_err(|_| StoredIdsError::Timeout(deadline))?
         .map_err(StoredIdsError::from)

@@ -6,6 +6,7 @@
 pub mod providers;
 pub mod saml_metadata;
 pub mod settings;
+pub mod store;
 
 use uuid::Uuid;
 

@@ -11,15 +11,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use shared::envelope::WrappedKey;
-use shared::events::chain::{self, Anchor, ChainKey, Verification};
+use shared::events::chain::{self, ChainKey, Verification};
 use shared::events::rows::{new_event_id, AuditRow};
 use shared::tenant::Tenant;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::context::ControlPlane;
 use crate::error::ControlError;
+
+mod store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -37,22 +37,11 @@ pub async fn chain_keys(
     tenant_id: Uuid,
 ) -> Result<BTreeMap<i32, ChainKey>, AuditError> {
     let client = control.pool.get().await.map_err(ControlError::from)?;
-    let rows = client
-        .query_typed(
-            "SELECT version, kek_id, nonce, wrapped_key FROM control.tenant_data_keys
-             WHERE tenant_id = $1",
-            &[(&tenant_id, Type::UUID)],
-        )
+    let wrapped_keys = shared::catalog::wrapped_data_keys(&client, tenant_id)
         .await
         .map_err(ControlError::from)?;
     let mut keys = BTreeMap::new();
-    for row in rows {
-        let version: i32 = row.get(0);
-        let wrapped = WrappedKey {
-            kek_id: row.get(1),
-            nonce: row.get(2),
-            ciphertext: row.get(3),
-        };
+    for (version, wrapped) in wrapped_keys {
         let key = control
             .kek
             .unwrap_key(&wrapped, tenant_id, version)
@@ -147,36 +136,9 @@ pub async fn verify(control: &ControlPlane, tenant: &Tenant) -> Result<Verificat
     }
     let keys = chain_keys(control, tenant.id).await?;
     let client = control.pool.get().await.map_err(ControlError::from)?;
-    let anchors: Vec<Anchor> = client
-        .query(
-            "SELECT stream_id, seq, mac FROM control.audit_chain_heads WHERE tenant_id = $1",
-            &[&tenant.id],
-        )
-        .await
-        .map_err(ControlError::from)?
-        .iter()
-        .map(|row| Anchor {
-            stream: row.get(0),
-            seq: row.get::<_, i64>(1).max(0) as u64,
-            mac: row.get(2),
-        })
-        .collect();
-    let pruned: BTreeMap<String, u64> = client
-        .query(
-            "SELECT stream_id, seq FROM control.audit_chain_pruned WHERE tenant_id = $1",
-            &[&tenant.id],
-        )
-        .await
-        .map_err(ControlError::from)?
-        .iter()
-        .map(|row| (row.get(0), row.get::<_, i64>(1).max(0) as u64))
-        .collect();
-    let rows: Vec<AuditRow> = control
-        .clickhouse
-        .query("SELECT ?fields FROM audit_log WHERE tenant_id = ?")
-        .bind(tenant.id.to_string())
-        .fetch_all()
-        .await?;
+    let anchors = store::chain_anchors(&client, tenant.id).await?;
+    let pruned = store::pruned_streams(&client, tenant.id).await?;
+    let rows = store::audit_rows(&control.clickhouse, tenant.id).await?;
     let keys = std::sync::Mutex::new(keys);
     Ok(chain::verify(
         rows,
@@ -190,13 +152,6 @@ pub async fn verify(control: &ControlPlane, tenant: &Tenant) -> Result<Verificat
     ))
 }
 
-/// One stream's highest sequence number older than a retention cutoff.
-#[derive(Debug, clickhouse::Row, serde::Deserialize)]
-struct StreamCut {
-    chain_stream: String,
-    seq: u64,
-}
-
 /// Records, before retention deletes a tenant's audit events older than `cutoff`, how far
 /// each chain is cut, so `verify` accepts those streams starting later.
 async fn record_pruning(
@@ -204,29 +159,10 @@ async fn record_pruning(
     tenant_id: Uuid,
     cutoff: u32,
 ) -> Result<(), AuditError> {
-    let cuts: Vec<StreamCut> = control
-        .clickhouse
-        .query(
-            "SELECT chain_stream, max(chain_seq) AS seq FROM audit_log \
-             WHERE tenant_id = ? AND occurred_at < toDateTime(?) GROUP BY chain_stream",
-        )
-        .bind(tenant_id.to_string())
-        .bind(cutoff)
-        .fetch_all()
-        .await?;
+    let cuts = store::stream_cuts(&control.clickhouse, tenant_id, cutoff).await?;
     let client = control.pool.get().await.map_err(ControlError::from)?;
     for cut in cuts {
-        client
-            .execute(
-                "INSERT INTO control.audit_chain_pruned (tenant_id, stream_id, seq)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant_id, stream_id) DO UPDATE
-                     SET seq = greatest(control.audit_chain_pruned.seq, excluded.seq),
-                         updated_at = now()",
-                &[&tenant_id, &cut.chain_stream, &(cut.seq as i64)],
-            )
-            .await
-            .map_err(ControlError::from)?;
+        store::record_pruned(&client, tenant_id, &cut.chain_stream, cut.seq).await?;
     }
     Ok(())
 }
@@ -251,23 +187,17 @@ pub async fn apply_retention(
     now: time::OffsetDateTime,
 ) -> Result<RetentionRun, AuditError> {
     let client = control.pool.get().await.map_err(ControlError::from)?;
-    let tenants = client
-        .query(
-            "SELECT id, audit_retention_days, telemetry_retention_days FROM control.tenants",
-            &[],
-        )
-        .await
-        .map_err(ControlError::from)?;
+    let tenants = store::retentions(&client).await?;
     let mut run = RetentionRun::default();
     let now_seconds = now.unix_timestamp();
     let cutoff =
         |days: i32| -> u32 { u32::try_from(now_seconds - i64::from(days) * 86_400).unwrap_or(0) };
     let mut longest_audit = 1;
     let mut longest_telemetry = 1;
-    for row in &tenants {
-        let id: Uuid = row.get(0);
-        let audit_days: i32 = row.get(1);
-        let telemetry_days: i32 = row.get(2);
+    for tenant in &tenants {
+        let id = tenant.tenant_id;
+        let audit_days = tenant.audit_days;
+        let telemetry_days = tenant.telemetry_days;
         longest_audit = longest_audit.max(audit_days);
         longest_telemetry = longest_telemetry.max(telemetry_days);
         for (tables, days, column) in [
@@ -275,27 +205,14 @@ pub async fn apply_retention(
             (TELEMETRY_TABLES, telemetry_days, "time"),
         ] {
             for table in tables {
-                let expired: u64 = control
-                    .clickhouse
-                    .query(&format!(
-                        "SELECT count() FROM {table} WHERE tenant_id = ? AND {column} < toDateTime(?)"
-                    ))
-                    .bind(id.to_string())
-                    .bind(cutoff(days))
-                    .fetch_one()
-                    .await?;
+                let expired =
+                    store::count_expired(&control.clickhouse, table, column, id, cutoff(days))
+                        .await?;
                 if expired > 0 {
                     if *table == "audit_log" {
                         record_pruning(control, id, cutoff(days)).await?;
                     }
-                    control
-                        .clickhouse
-                        .query(&format!(
-                            "ALTER TABLE {table} DELETE WHERE tenant_id = ? AND {column} < toDateTime(?)"
-                        ))
-                        .bind(id.to_string())
-                        .bind(cutoff(days))
-                        .execute()
+                    store::delete_expired(&control.clickhouse, table, column, id, cutoff(days))
                         .await?;
                 }
             }
@@ -314,32 +231,24 @@ pub async fn apply_retention(
             .map(|date| date.midnight().assume_utc().unix_timestamp())
             .unwrap_or(0);
         for table in tables {
-            let partitions: Vec<String> = control
-                .clickhouse
-                .query(
-                    "SELECT DISTINCT partition FROM system.parts \
-                     WHERE database = ? AND table = ? AND active",
-                )
-                .bind(control.config.events.clickhouse_database.as_str())
-                .bind(*table)
-                .fetch_all()
-                .await?;
+            let partitions = store::active_partitions(
+                &control.clickhouse,
+                &control.config.events.clickhouse_database,
+                table,
+            )
+            .await?;
             for partition in partitions {
                 let Ok(month) = partition.trim_matches('\'').parse::<i32>() else {
                     continue;
                 };
                 if month < boundary_month {
                     if *table == "audit_log" {
-                        for row in &tenants {
+                        for tenant in &tenants {
                             let cut = u32::try_from(month_start).unwrap_or(0);
-                            record_pruning(control, row.get(0), cut).await?;
+                            record_pruning(control, tenant.tenant_id, cut).await?;
                         }
                     }
-                    control
-                        .clickhouse
-                        .query(&format!("ALTER TABLE {table} DROP PARTITION {month}"))
-                        .execute()
-                        .await?;
+                    store::drop_partition(&control.clickhouse, table, month).await?;
                     run.partitions_dropped.push(format!("{table}:{month}"));
                 }
             }
@@ -369,18 +278,7 @@ pub async fn set_retention(
         }
     }
     let client = control.pool.get().await?;
-    let row = client
-        .query_one(
-            "UPDATE control.tenants
-             SET audit_retention_days = coalesce($2, audit_retention_days),
-                 telemetry_retention_days = coalesce($3, telemetry_retention_days),
-                 updated_at = now()
-             WHERE id = $1
-             RETURNING audit_retention_days, telemetry_retention_days",
-            &[&tenant.id, &audit_days, &telemetry_days],
-        )
-        .await?;
-    Ok((row.get(0), row.get(1)))
+    store::set_retention(&client, tenant.id, audit_days, telemetry_days).await
 }
 
 /// How often `serve` applies retention.

@@ -8,12 +8,13 @@
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use shared::catalog::{tenant_from_row, CatalogError, TENANT_COLUMNS};
 use shared::tenant::Tenant;
 
 use crate::context::ControlPlane;
 use crate::error::ControlError;
 use crate::provisioning::apply_template;
+
+mod store;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RolloutOptions {
@@ -106,30 +107,14 @@ pub async fn migrate_all(
 
 async fn tenants_behind(control: &ControlPlane, target: i32) -> Result<Vec<Tenant>, ControlError> {
     let client = control.pool.get().await?;
-    let sql = format!(
-        "SELECT {TENANT_COLUMNS} FROM control.tenants t
-         WHERE t.status IN ('active', 'suspended') AND t.template = $1 AND t.template_version < $2
-         ORDER BY t.created_at, t.id"
-    );
-    let rows = client
-        .query(&sql, &[&control.template.name, &target])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(tenant_from_row)
-        .collect::<Result<_, CatalogError>>()?)
+    store::tenants_behind(&client, &control.template.name, target).await
 }
 
 async fn migrate_one(control: &ControlPlane, tenant: &Tenant) -> TenantOutcome {
     let result = async {
         let version = apply_template(control, tenant).await?;
         let client = control.pool.get().await?;
-        client
-            .execute(
-                "UPDATE control.tenants SET template_version = $2, updated_at = now() WHERE id = $1",
-                &[&tenant.id, &version],
-            )
-            .await?;
+        store::set_template_version(&client, tenant.id, version).await?;
         record_status(control, tenant, version, None).await?;
         Ok::<_, ControlError>(version)
     }
@@ -171,15 +156,5 @@ async fn record_status(
     error: Option<&str>,
 ) -> Result<(), ControlError> {
     let client = control.pool.get().await?;
-    let state = if error.is_some() { "failed" } else { "ok" };
-    client
-        .execute(
-            "INSERT INTO control.tenant_template_status (tenant_id, target_version, state, error)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id) DO UPDATE SET target_version = excluded.target_version,
-                 state = excluded.state, error = excluded.error, updated_at = now()",
-            &[&tenant.id, &target_version, &state, &error],
-        )
-        .await?;
-    Ok(())
+    store::record_status(&client, tenant.id, target_version, error).await
 }

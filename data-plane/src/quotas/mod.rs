@@ -17,6 +17,8 @@ use shared::catalog::Quotas;
 use shared::error::ApiError;
 use shared::tenant_context::{TenantDbError, TenantTransaction};
 
+mod store;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error("the tenant's {quota} quota ({limit}) is used up")]
@@ -44,20 +46,10 @@ pub async fn reserve_user_seat(
     transaction: &mut TenantTransaction,
     quotas: &Quotas,
 ) -> Result<(), QuotaError> {
-    // A transaction-scoped advisory lock per tenant schema: creations of one tenant queue
-    // here, other tenants' do not (a hash collision only makes two tenants share a queue).
-    transaction
-        .query_typed(
-            "SELECT pg_advisory_xact_lock(hashtextextended('tenantry.user_seats.' || current_schema(), 0))",
-            &[],
-        )
-        .await?;
+    store::lock_user_seats(transaction).await?;
     // A statement of its own, after the lock: in READ COMMITTED it sees every user that the
     // transactions it waited for committed.
-    let rows = transaction
-        .query_typed("SELECT count(*) FROM users", &[])
-        .await?;
-    let users: i64 = rows.first().map_or(0, |row| row.get(0));
+    let users = store::count_users(transaction).await?;
     if users >= quotas.max_users {
         return Err(QuotaError::Exceeded {
             quota: "max_users",
