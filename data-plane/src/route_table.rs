@@ -60,19 +60,15 @@ fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
         .wrap(from_fn(shared::routes::mark(info)))
 }
 
-/// The data plane's OpenAPI document (built once).
-pub fn document() -> &'static serde_json::Value {
-    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| openapi::document(&plane(), &shared::routes::infos(&table())))
+/// The data plane's OpenAPI document and reference page (built once).
+pub fn documents() -> &'static ApiDocuments {
+    static DOCUMENTS: OnceLock<ApiDocuments> = OnceLock::new();
+    DOCUMENTS.get_or_init(|| ApiDocuments::build(&plane(), &table()))
 }
 
-/// The document and the reference page made from it, for `shared::routes::meta`.
-fn documents() -> ApiDocuments {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    ApiDocuments {
-        openapi: document(),
-        reference: PAGE.get_or_init(|| shared::routes::reference::page(document())),
-    }
+/// The data plane's OpenAPI document.
+pub fn document() -> &'static serde_json::Value {
+    &documents().openapi
 }
 
 fn plane() -> Plane {

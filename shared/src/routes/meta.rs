@@ -7,12 +7,21 @@ use serde_json::Value;
 
 use super::{route, routes, Route};
 
-/// A plane's API documents, built once.
-#[derive(Debug, Clone, Copy)]
+/// A plane's API documents, built once per process (`route_table::documents`).
+#[derive(Debug)]
 pub struct ApiDocuments {
-    pub openapi: &'static Value,
+    pub openapi: Value,
     /// [`super::reference::page`] of `openapi`.
-    pub reference: &'static str,
+    pub reference: String,
+}
+
+impl ApiDocuments {
+    /// The documents of `plane`, whose routes are `routes`.
+    pub fn build(plane: &super::openapi::Plane, routes: &[Route]) -> Self {
+        let openapi = super::openapi::document(plane, &super::infos(routes));
+        let reference = super::reference::page(&openapi);
+        Self { openapi, reference }
+    }
 }
 
 pub fn routes() -> Vec<Route> {
@@ -27,8 +36,8 @@ pub fn routes() -> Vec<Route> {
     tag = "meta",
     summary = "This API's OpenAPI document",
     responses((status = 200, description = "This document")))]
-async fn get_openapi(documents: web::Data<ApiDocuments>) -> HttpResponse {
-    HttpResponse::Ok().json(documents.openapi)
+async fn get_openapi(documents: web::Data<&'static ApiDocuments>) -> HttpResponse {
+    HttpResponse::Ok().json(&documents.openapi)
 }
 
 /// This plane's API reference, for people: one HTML page made from the document.
@@ -38,8 +47,8 @@ async fn get_openapi(documents: web::Data<ApiDocuments>) -> HttpResponse {
     rate = Unlimited,
     tag = "meta",
     responses((status = 200, description = "The reference page (HTML)", content_type = "text/html")))]
-async fn get_reference(documents: web::Data<ApiDocuments>) -> HttpResponse {
+async fn get_reference(documents: web::Data<&'static ApiDocuments>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(documents.reference)
+        .body(documents.reference.clone())
 }

@@ -56,28 +56,7 @@ pub async fn add_domain(
     slug: &TenantSlug,
     domain: &DomainName,
 ) -> Result<(), ControlError> {
-    let tenant = get(control, slug).await?;
-    let mut client = control.pool.get().await?;
-    let transaction = client.transaction().await?;
-    if !store::insert_domain(&transaction, tenant.id, domain.as_str()).await? {
-        return Err(ControlError::DomainTaken(domain.as_str().to_owned()));
-    }
-    notify(
-        &transaction,
-        &Change::Tenant {
-            slug: slug.as_str().to_owned(),
-        },
-    )
-    .await?;
-    transaction.commit().await?;
-    crate::audit::lifecycle(
-        control,
-        &tenant,
-        "tenant.domain_add",
-        json!({"domain": domain.as_str()}),
-    )
-    .await;
-    Ok(())
+    change_domain(control, slug, domain, DomainChange::Add).await
 }
 
 pub async fn remove_domain(
@@ -85,11 +64,43 @@ pub async fn remove_domain(
     slug: &TenantSlug,
     domain: &DomainName,
 ) -> Result<(), ControlError> {
+    change_domain(control, slug, domain, DomainChange::Remove).await
+}
+
+/// Whether a domain is being registered or removed.
+#[derive(Clone, Copy)]
+enum DomainChange {
+    Add,
+    Remove,
+}
+
+/// Registers or removes `domain` for tenant `slug`: the catalog row and the nodes' cache
+/// notification in one transaction, then the lifecycle event.
+async fn change_domain(
+    control: &ControlPlane,
+    slug: &TenantSlug,
+    domain: &DomainName,
+    change: DomainChange,
+) -> Result<(), ControlError> {
     let tenant = get(control, slug).await?;
     let mut client = control.pool.get().await?;
     let transaction = client.transaction().await?;
-    if !store::delete_domain(&transaction, tenant.id, domain.as_str()).await? {
-        return Err(ControlError::DomainNotFound(domain.as_str().to_owned()));
+    let (changed, action) = match change {
+        DomainChange::Add => (
+            store::insert_domain(&transaction, tenant.id, domain.as_str()).await?,
+            "tenant.domain_add",
+        ),
+        DomainChange::Remove => (
+            store::delete_domain(&transaction, tenant.id, domain.as_str()).await?,
+            "tenant.domain_remove",
+        ),
+    };
+    if !changed {
+        let domain = domain.as_str().to_owned();
+        return Err(match change {
+            DomainChange::Add => ControlError::DomainTaken(domain),
+            DomainChange::Remove => ControlError::DomainNotFound(domain),
+        });
     }
     notify(
         &transaction,
@@ -99,12 +110,6 @@ pub async fn remove_domain(
     )
     .await?;
     transaction.commit().await?;
-    crate::audit::lifecycle(
-        control,
-        &tenant,
-        "tenant.domain_remove",
-        json!({"domain": domain.as_str()}),
-    )
-    .await;
+    crate::audit::lifecycle(control, &tenant, action, json!({"domain": domain.as_str()})).await;
     Ok(())
 }
