@@ -190,7 +190,7 @@ pub async fn register(
         .await?;
     drop(ticket);
 
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(scope).await?;
     // Before looking at the address: a full tenant refuses every registration alike, so the
     // refusal tells nothing about which addresses have accounts.
@@ -254,7 +254,7 @@ pub async fn verify_email(
         return Err(AccountsError::InvalidToken);
     }
     let digest = token_digest(token);
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let purpose = Purpose::EmailVerification.as_str();
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let Some(user_id) =
@@ -274,7 +274,7 @@ pub async fn resend_verification(
     context: &RequestContext,
     email: &Email,
 ) -> Result<(), AccountsError> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_address(&mut transaction, email).await?;
     let user = identity::user_by_email(&mut transaction, email)
@@ -303,7 +303,7 @@ pub async fn request_password_reset(
     context: &RequestContext,
     email: &Email,
 ) -> Result<(), AccountsError> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_address(&mut transaction, email).await?;
     let user = identity::user_by_email(&mut transaction, email)
@@ -342,7 +342,7 @@ pub async fn confirm_password_reset(
     let purpose = Purpose::PasswordReset.as_str();
     let scope = &context.scope;
 
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
     let user = match store::live_token_user(&mut transaction, &digest, purpose, now).await? {
@@ -385,7 +385,7 @@ pub async fn confirm_password_reset(
     let hash = state.password_hasher.hash(&ticket, password).await?;
     drop(ticket);
 
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(scope).await?;
     if identity::take_user_token(&mut transaction, &digest, &[purpose], now).await? != Some(user.id)
     {

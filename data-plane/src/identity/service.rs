@@ -453,7 +453,7 @@ pub async fn activate(
         return Err(IdentityError::InvalidToken);
     }
     let digest = token_digest(token);
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let scope = &context.scope;
     let ticket = state.password_hasher.admit(context.tenant.tenant.id)?;
     let mut transaction = state.tenant_db.begin(scope).await?;
@@ -538,7 +538,7 @@ pub async fn change_password(
     }
     let hash = state.password_hasher.hash(&ticket, new).await?;
     drop(ticket);
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(scope).await?;
     store::set_password(
         &mut transaction,

@@ -6,7 +6,6 @@ use shared::account_mail::{self, TenantSite};
 use shared::email::Email;
 use shared::secret_token::{SecretToken, USER_TOKEN_PREFIX};
 use shared::tenant_context::TenantTransaction;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::store::{self, Target, UserView};
@@ -192,7 +191,7 @@ pub async fn invite(
     // Nobody hands out more than they hold, as it stands for this request.
     let held = &authz::in_force(state, context, caller).await?;
     let roles = role_list(&invitation.roles)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let token = SecretToken::generate(&state.rng, USER_TOKEN_PREFIX)?;
     let tenant = &context.tenant.tenant;
     let site = TenantSite {
