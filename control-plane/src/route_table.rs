@@ -1,13 +1,13 @@
 //! The control plane's route table: the operator API's declared routes, registered behind the
 //! route guard (`operators::auth::authorize`), and the OpenAPI document made from them.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use shared::routes::meta::ApiDocuments;
 use shared::routes::openapi::{self, Plane};
-use shared::routes::{route, routes, Route, RouteInfo};
+use shared::routes::{route, routes, Route};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// Every route of the control plane.
@@ -25,14 +25,11 @@ pub fn table() -> Vec<Route> {
 
 /// Registers the table, each route behind the guard.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.app_data(web::Data::new(documents()));
-    shared::routes::configure(config, table(), wrap);
+    shared::routes::configure(config, table(), documents(), wrap);
 }
 
-fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
-    route
-        .wrap(from_fn(crate::operators::auth::authorize))
-        .wrap(from_fn(shared::routes::mark(info)))
+fn wrap(route: actix_web::Route) -> actix_web::Route {
+    route.wrap(from_fn(crate::operators::auth::authorize))
 }
 
 /// The control plane's OpenAPI document and reference page (built once).

@@ -3,19 +3,19 @@
 //! made from the same declarations.
 //!
 //! Around each route's handler, outermost first: the route's declaration is put in the
-//! request's extensions ([`shared::routes::mark`]); its rate class is enforced
+//! request's extensions (by `shared::routes::configure`); its rate class is enforced
 //! (`rate_limit::middleware::enforce`); a route with an audit event checks the event can be
 //! recorded and leaves the request's audit intent (`audit::middleware::admit`); its access is
 //! decided (`authz::guard::authorize`). The app-wide layers (request id, CORS, the audit
 //! recorder, body limits, the deadline) wrap all of it, see `server::build`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use shared::routes::meta::ApiDocuments;
 use shared::routes::openapi::{self, Plane};
-use shared::routes::{Route, RouteInfo};
+use shared::routes::Route;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// Every route of the data plane.
@@ -48,16 +48,14 @@ pub fn table() -> Vec<Route> {
 
 /// Registers the table, each route in its policy layers.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.app_data(web::Data::new(documents()));
-    shared::routes::configure(config, table(), wrap);
+    shared::routes::configure(config, table(), documents(), wrap);
 }
 
-fn wrap(info: Arc<RouteInfo>, route: actix_web::Route) -> actix_web::Route {
+fn wrap(route: actix_web::Route) -> actix_web::Route {
     route
         .wrap(from_fn(crate::authz::guard::authorize))
         .wrap(from_fn(crate::audit::middleware::admit))
         .wrap(from_fn(crate::rate_limit::middleware::enforce))
-        .wrap(from_fn(shared::routes::mark(info)))
 }
 
 /// The data plane's OpenAPI document and reference page (built once).

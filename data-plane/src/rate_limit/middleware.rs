@@ -15,7 +15,7 @@ use shared::catalog::Quotas;
 use shared::error::ApiError;
 use uuid::Uuid;
 
-use super::{Decision, EndpointClass};
+use super::{Decision, RateClass};
 use crate::state::DataPlane;
 use crate::tenancy::early::active_tenant;
 
@@ -34,10 +34,10 @@ pub async fn enforce(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let class = shared::routes::served_by(req.request())
-        .map_or(EndpointClass::Unlimited, |route| route.policy.rate);
+        .map_or(RateClass::Unlimited, |route| route.policy.rate);
     let state = req.app_data::<web::Data<DataPlane>>().cloned();
     let tenant = match &state {
-        Some(state) if class != EndpointClass::Unlimited => active_tenant(&req, state).await,
+        Some(state) if class != RateClass::Unlimited => active_tenant(&req, state).await,
         _ => None,
     };
     let (Some(state), Some(tenant)) = (state, tenant) else {

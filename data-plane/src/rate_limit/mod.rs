@@ -94,7 +94,7 @@ impl RateLimitSettings {
 }
 
 /// What kind of endpoint a request is for: its route's declared rate class.
-pub use shared::routes::RateClass as EndpointClass;
+pub use shared::routes::RateClass;
 
 /// Which limiter refused or bounds a request (the `limit_class` in a 429's details).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,18 +262,18 @@ impl RateLimits {
         &self,
         tenant_id: Uuid,
         quotas: &Quotas,
-        class: EndpointClass,
+        class: RateClass,
         client: Option<IpAddr>,
     ) -> Option<Decision> {
         let now = self.now_ns();
         let narrow = match class {
-            EndpointClass::Unlimited => return None,
-            EndpointClass::Read => None,
-            EndpointClass::Write => {
+            RateClass::Unlimited => return None,
+            RateClass::Read => None,
+            RateClass::Write => {
                 let limiters = self.tenant_limiters(tenant_id, quotas).await;
                 Some(check(limiters.write.as_ref(), LimitClass::Write, now))
             }
-            EndpointClass::Auth => match client {
+            RateClass::Auth => match client {
                 // Without a peer address (never over TCP) only the tenant limit applies.
                 None => None,
                 Some(ip) => Some(self.admit_client(tenant_id, ip, now).await),
@@ -353,7 +353,7 @@ mod tests {
         limits: &RateLimits,
         tenant: Uuid,
         quotas: &Quotas,
-        class: EndpointClass,
+        class: RateClass,
         n: usize,
     ) -> usize {
         let ip = Some(IpAddr::from([10, 0, 0, 1]));
@@ -378,11 +378,11 @@ mod tests {
         let tenant = Uuid::now_v7();
         let quotas = quotas(1, 10);
         assert_eq!(
-            admitted(&limits, tenant, &quotas, EndpointClass::Write, 20).await,
+            admitted(&limits, tenant, &quotas, RateClass::Write, 20).await,
             5
         );
         assert_eq!(
-            admitted(&limits, tenant, &quotas, EndpointClass::Read, 20).await,
+            admitted(&limits, tenant, &quotas, RateClass::Read, 20).await,
             5
         );
     }
@@ -400,14 +400,14 @@ mod tests {
         let from = |ip: [u8; 4]| Some(IpAddr::from(ip));
         for _ in 0..3 {
             let decision = limits
-                .admit(tenant, &quotas, EndpointClass::Auth, from([10, 0, 0, 1]))
+                .admit(tenant, &quotas, RateClass::Auth, from([10, 0, 0, 1]))
                 .await
                 .unwrap();
             assert!(decision.outcome.admitted);
             assert_eq!(decision.class, LimitClass::Auth);
         }
         let refused = limits
-            .admit(tenant, &quotas, EndpointClass::Auth, from([10, 0, 0, 1]))
+            .admit(tenant, &quotas, RateClass::Auth, from([10, 0, 0, 1]))
             .await
             .unwrap();
         assert!(!refused.outcome.admitted);
@@ -416,7 +416,7 @@ mod tests {
         // Another address, and other endpoints from the same address, are unaffected.
         assert!(
             limits
-                .admit(tenant, &quotas, EndpointClass::Auth, from([10, 0, 0, 2]))
+                .admit(tenant, &quotas, RateClass::Auth, from([10, 0, 0, 2]))
                 .await
                 .unwrap()
                 .outcome
@@ -424,7 +424,7 @@ mod tests {
         );
         assert!(
             limits
-                .admit(tenant, &quotas, EndpointClass::Read, from([10, 0, 0, 1]))
+                .admit(tenant, &quotas, RateClass::Read, from([10, 0, 0, 1]))
                 .await
                 .unwrap()
                 .outcome
@@ -446,11 +446,11 @@ mod tests {
         let (limits, _) = limits(RateLimitSettings::default());
         let tenant = Uuid::now_v7();
         assert_eq!(
-            admitted(&limits, tenant, &quotas(1, 2), EndpointClass::Read, 5).await,
+            admitted(&limits, tenant, &quotas(1, 2), RateClass::Read, 5).await,
             2
         );
         assert_eq!(
-            admitted(&limits, tenant, &quotas(1, 4), EndpointClass::Read, 5).await,
+            admitted(&limits, tenant, &quotas(1, 4), RateClass::Read, 5).await,
             4
         );
     }
@@ -460,21 +460,15 @@ mod tests {
         let (limits, _) = limits(RateLimitSettings::default());
         let quotas = quotas(1, 3);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(
-            admitted(&limits, a, &quotas, EndpointClass::Read, 10).await,
-            3
-        );
-        assert_eq!(
-            admitted(&limits, b, &quotas, EndpointClass::Read, 10).await,
-            3
-        );
+        assert_eq!(admitted(&limits, a, &quotas, RateClass::Read, 10).await, 3);
+        assert_eq!(admitted(&limits, b, &quotas, RateClass::Read, 10).await, 3);
     }
 
     #[tokio::test]
     async fn a_zero_rate_admits_nothing() {
         let (limits, _) = limits(RateLimitSettings::default());
         let decision = limits
-            .admit(Uuid::now_v7(), &quotas(0, 10), EndpointClass::Read, None)
+            .admit(Uuid::now_v7(), &quotas(0, 10), RateClass::Read, None)
             .await
             .unwrap();
         assert!(!decision.outcome.admitted);
@@ -517,13 +511,13 @@ mod tests {
         let tenant = Uuid::now_v7();
         let quotas = quotas(8, 20);
         assert_eq!(
-            admitted(&limits, tenant, &quotas, EndpointClass::Read, 20).await,
+            admitted(&limits, tenant, &quotas, RateClass::Read, 20).await,
             5
         );
         // 8 per second over 4 nodes: 2 per second here.
         clock.advance(time::Duration::seconds(1));
         assert_eq!(
-            admitted(&limits, tenant, &quotas, EndpointClass::Read, 20).await,
+            admitted(&limits, tenant, &quotas, RateClass::Read, 20).await,
             2
         );
     }

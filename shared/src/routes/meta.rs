@@ -1,6 +1,6 @@
 //! The routes every plane serves about its own API: the OpenAPI document
 //! (`GET /v1/openapi.json`) and the reference page made from it (`GET /v1/reference`). The
-//! plane registers its [`ApiDocuments`] as app data (`route_table::configure`).
+//! plane hands its [`ApiDocuments`] to [`super::configure`], which registers them as app data.
 
 use actix_web::{web, HttpResponse};
 use serde_json::Value;

@@ -121,15 +121,20 @@ pub fn infos(routes: &[Route]) -> Vec<Arc<RouteInfo>> {
 
 /// Registers `routes` with actix: the routes of one path share a resource, which answers 405
 /// `method_not_allowed` (with `Allow`) to the other methods. `guard` wraps each route's
-/// handler in the plane's policy check.
+/// handler in the plane's policy layers; outside them, every route is marked with its
+/// declaration ([`served_by`] reads it), so no plane can leave a route unmarked. `documents`
+/// are what the plane's [`meta`] routes serve.
 pub fn configure(
     config: &mut web::ServiceConfig,
     routes: Vec<Route>,
-    guard: impl Fn(Arc<RouteInfo>, actix_web::Route) -> actix_web::Route,
+    documents: &'static meta::ApiDocuments,
+    guard: impl Fn(actix_web::Route) -> actix_web::Route,
 ) {
+    config.app_data(web::Data::new(documents));
     let mut paths: Vec<(String, Vec<Method>, Vec<actix_web::Route>)> = Vec::new();
     for route in routes {
-        let handler = guard(route.info.clone(), route.handler);
+        let handler =
+            guard(route.handler).wrap(actix_web::middleware::from_fn(mark(route.info.clone())));
         let path = route.info.path.clone();
         match paths.iter_mut().find(|(known, _, _)| *known == path) {
             Some((_, methods, handlers)) => {
@@ -181,7 +186,7 @@ type Answer = std::pin::Pin<
 
 /// Route middleware: marks the request with its route's declaration, for the layers inside
 /// it ([`served_by`]).
-pub fn mark(
+fn mark(
     info: Arc<RouteInfo>,
 ) -> impl Fn(
     actix_web::dev::ServiceRequest,
