@@ -203,18 +203,38 @@ pub async fn holds(
     caller: Caller<'_>,
     permission: &str,
 ) -> Result<bool, ApiError> {
-    let user = match caller {
-        Caller::User(principal) => principal.user_id,
-        Caller::ApiKey(key) => match key.created_by {
-            Some(creator) if key.scopes.iter().any(|scope| grants(scope, permission)) => creator,
-            _ => return Ok(false),
-        },
+    let held = holds_each(state, context, caller, &[permission]).await?;
+    Ok(held.first().copied().unwrap_or(false))
+}
+
+/// [`holds`] for each of `wanted`, in order, with one look at the caller's permissions.
+pub async fn holds_each(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: Caller<'_>,
+    wanted: &[&str],
+) -> Result<Vec<bool>, ApiError> {
+    // A key asks its creator's roles only for what its scopes grant.
+    let (user, scoped): (Option<Uuid>, Vec<bool>) = match caller {
+        Caller::User(principal) => (Some(principal.user_id), vec![true; wanted.len()]),
+        Caller::ApiKey(key) => (
+            key.created_by,
+            wanted
+                .iter()
+                .map(|permission| key.scopes.iter().any(|scope| grants(scope, permission)))
+                .collect(),
+        ),
     };
-    Ok(permissions(state, context, user).await?.allows(
-        permission,
-        context.source_ip,
-        state.clock.now(),
-    ))
+    let Some(user) = user.filter(|_| scoped.contains(&true)) else {
+        return Ok(vec![false; wanted.len()]);
+    };
+    let effective = permissions(state, context, user).await?;
+    let now = state.clock.now();
+    Ok(wanted
+        .iter()
+        .zip(scoped)
+        .map(|(permission, scoped)| scoped && effective.allows(permission, context.source_ip, now))
+        .collect())
 }
 
 /// Whether the granted pattern `granted` (e.g. `records:*`, `*:*`, `users:manage`) covers the

@@ -214,11 +214,13 @@ pub async fn rights(
     caller: Caller<'_>,
     name: &CollectionName,
 ) -> Result<Rights, ApiError> {
+    let sensitive = name.sensitive_read_permission();
+    let manage = name.permission("manage");
+    let held = authz::holds_each(state, context, caller, &[&sensitive, &manage]).await?;
     Ok(Rights {
         user_id: caller.user_id(),
-        read_sensitive: authz::holds(state, context, caller, &name.sensitive_read_permission())
-            .await?,
-        manage: authz::holds(state, context, caller, &name.permission("manage")).await?,
+        read_sensitive: held.first().copied().unwrap_or(false),
+        manage: held.get(1).copied().unwrap_or(false),
     })
 }
 
@@ -285,15 +287,23 @@ pub async fn readable_collections(
     caller: Caller<'_>,
 ) -> Result<Vec<Collection>, ApiError> {
     let collections = super::collections::collections(state, context).await?;
-    if authz::holds(state, context, caller, "records:read").await? {
+    // `records:read` first, then each collection's own read permission: one look in all.
+    let each: Vec<String> = collections
+        .iter()
+        .map(|collection| collection.name.permission("read"))
+        .collect();
+    let wanted: Vec<&str> = std::iter::once("records:read")
+        .chain(each.iter().map(String::as_str))
+        .collect();
+    let held = authz::holds_each(state, context, caller, &wanted).await?;
+    if held.first().copied().unwrap_or(false) {
         return Ok(collections);
     }
-    let mut readable = Vec::with_capacity(collections.len());
-    for collection in collections {
-        if authz::holds(state, context, caller, &collection.name.permission("read")).await? {
-            readable.push(collection);
-        }
-    }
+    let readable: Vec<Collection> = collections
+        .into_iter()
+        .zip(held.into_iter().skip(1))
+        .filter_map(|(collection, readable)| readable.then_some(collection))
+        .collect();
     if readable.is_empty() {
         return Err(authz::Denial::Missing {
             permission: "records:read".to_owned(),
