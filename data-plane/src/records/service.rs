@@ -217,10 +217,14 @@ pub async fn rights(
     let sensitive = name.sensitive_read_permission();
     let manage = name.permission("manage");
     let held = authz::holds_each(state, context, caller, &[&sensitive, &manage]).await?;
+    let (read_sensitive, manage) = match held.as_slice() {
+        [read_sensitive, manage] => (*read_sensitive, *manage),
+        _ => (false, false),
+    };
     Ok(Rights {
         user_id: caller.user_id(),
-        read_sensitive: held.first().copied().unwrap_or(false),
-        manage: held.get(1).copied().unwrap_or(false),
+        read_sensitive,
+        manage,
     })
 }
 
