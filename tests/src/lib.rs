@@ -33,7 +33,15 @@ use shared::config::ConfigSource;
 use shared::template::Template;
 use shared::tenant::{RolePrefix, Tenant, TenantSlug};
 
+pub use tenantry_client::{self as client, Client, Operator, Reply};
+
 pub const BASE_DOMAIN: &str = "tenantry.test";
+
+/// The password of every test user that has one (it passes the default password policy).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The first admin (owner) of a tenant made by [`TestApp::tenant_with_owner`].
+pub const OWNER_EMAIL: &str = "olga@acme.example";
 
 pub fn admin_database_url() -> String {
     std::env::var("TENANTRY_TEST_DATABASE_URL")
@@ -349,6 +357,75 @@ impl TestApp {
             .unwrap();
         let token = created.activation_token.as_deref().unwrap().to_string();
         (created.details.tenant, token)
+    }
+
+    /// An anonymous client of the first data-plane node for tenant `slug` (in `X-Tenant`).
+    pub fn tenant(&self, slug: &str) -> Client {
+        Client::with_http(self.http.clone(), &self.data_url).tenant(slug)
+    }
+
+    /// A client of tenant `slug` presenting `token` as a bearer token (an access token, or an
+    /// API key presented that way); it does not refresh.
+    pub fn as_bearer(&self, slug: &str, token: &str) -> Client {
+        self.tenant(slug).with_bearer(token)
+    }
+
+    /// The operator API of the control plane, with this app's operator token.
+    pub fn operator_api(&self) -> Operator {
+        Operator::with_http(self.http.clone(), &self.control_url, &self.operator_token)
+    }
+
+    /// Tenant `slug` with an active owner ([`OWNER_EMAIL`], [`PASSWORD`]), signed in.
+    pub async fn tenant_with_owner(&self, slug: &str) -> Client {
+        self.tenant_with_active_admin(slug, OWNER_EMAIL, PASSWORD)
+            .await;
+        self.signed_in(slug, OWNER_EMAIL, PASSWORD).await
+    }
+
+    /// A client of tenant `slug` signed in as `email` with `password`.
+    pub async fn signed_in(&self, slug: &str, email: &str, password: &str) -> Client {
+        self.tenant(slug)
+            .sign_in(email, password)
+            .await
+            .unwrap_or_else(|error| panic!("{email} signs in at {slug}: {error}"))
+    }
+
+    /// Invites `email` with `roles` as `admin`, activates the account with the mailed token
+    /// and [`PASSWORD`]; the new user's id.
+    pub async fn invite_and_activate(
+        &self,
+        admin: &Client,
+        email: &str,
+        roles: &[&str],
+    ) -> uuid::Uuid {
+        let user = admin.users().invite(email, roles).await.unwrap();
+        let mails = self.wait_for_mail(email, Duration::from_secs(10)).await;
+        let body = &mails[0].body;
+        let start = body.find("?token=").unwrap() + "?token=".len();
+        let token = body[start..].split_whitespace().next().unwrap();
+        admin
+            .anonymous()
+            .auth()
+            .activate(token, PASSWORD)
+            .await
+            .unwrap();
+        user.id
+    }
+
+    /// The schema of active tenant `slug`, quoted for SQL.
+    pub async fn tenant_schema(&self, slug: &str) -> String {
+        let name: String = self
+            .superuser()
+            .await
+            .query_one(
+                "SELECT schema_name FROM control.tenants WHERE slug = $1 AND status = 'active'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .try_get("schema_name")
+            .unwrap();
+        format!("\"{name}\"")
     }
 
     /// A data-plane POST of JSON for the tenant `slug`.
