@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod cli;
+mod client;
 mod contract;
 mod email_flows;
 mod hangs;
