@@ -24,6 +24,7 @@ mod password_hashing;
 mod password_reset;
 mod privacy;
 mod provisioning;
+mod python_client;
 mod rbac;
 mod records;
 mod records_security;

@@ -86,6 +86,7 @@ fn record_response(
     audit = event("records.create", "record"),
     rate = Write,
     tag = "records",
+    request_body = Document,
     responses((status = 201, description = "Created; `Location` and `ETag` name the record", body = RecordView)))]
 async fn create_record(
     req: HttpRequest,
@@ -148,6 +149,7 @@ async fn list_records(
     audit = event("records.replace", "record").id_from("id"),
     rate = Write,
     tag = "records",
+    request_body = Document,
     responses((status = 200, description = "Replaced; `ETag` is the new version", body = RecordView)))]
 async fn replace_record(
     req: HttpRequest,
@@ -183,6 +185,9 @@ async fn replace_record(
     audit = event("records.update", "record").id_from("id"),
     rate = Write,
     tag = "records",
+    request_body(content = Document, content_type = "application/merge-patch+json",
+        description = "A JSON merge patch (RFC 7396): a field set to `null` is removed; \
+                       `application/json` is taken too"),
     responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version", body = RecordView)))]
 async fn patch_record(
     req: HttpRequest,
