@@ -13,10 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::NewKey;
-use tenantry_tests::{
-    allow_self_signup, queued_mails, unique_address, Client, Reply, TestApp, TestOptions,
-    OWNER_EMAIL,
-};
+use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, OWNER_EMAIL};
 use time::OffsetDateTime;
 
 /// An app whose data plane reads the time from a clock that moves only when told.
@@ -99,7 +96,7 @@ async fn a_burst_is_admitted_then_429_with_retry_after_and_rate_limit_headers() 
 async fn a_refused_request_never_reaches_its_handler() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
-    allow_self_signup(&app, "acme").await;
+    app.allow_self_signup("acme").await;
     set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
     for _ in 0..2 {
         get_tenant(&app, "acme").await;
@@ -113,7 +110,7 @@ async fn a_refused_request_never_reaches_its_handler() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(queued_mails(&app, "acme", &email).await, 0);
+    assert_eq!(app.queued_mails("acme", &email).await, 0);
 }
 
 #[tokio::test]
@@ -344,7 +341,7 @@ async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
     );
     assert_eq!(user_count(&owner).await, 2, "nothing was created");
     assert_eq!(
-        queued_mails(&app, "acme", &second).await,
+        app.queued_mails("acme", &second).await,
         0,
         "no mail was sent"
     );
@@ -382,7 +379,7 @@ async fn concurrent_invitations_never_overshoot_max_users() {
 async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addresses() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
-    allow_self_signup(&app, "acme").await;
+    app.allow_self_signup("acme").await;
     set_quotas(&app, "acme", json!({"max_users": 1})).await;
     let register = |email: String| {
         let app = &app;
@@ -404,7 +401,7 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
         assert_eq!(body["error"]["code"], "quota_exceeded");
         assert_eq!(body["error"]["details"]["quota"], "max_users");
     }
-    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 0);
+    assert_eq!(app.queued_mails("acme", &newcomer).await, 0);
     assert_eq!(user_count(&owner).await, 1);
 
     set_quotas(&app, "acme", json!({"max_users": 2})).await;
@@ -412,7 +409,7 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
         register(newcomer.clone()).await.status(),
         StatusCode::ACCEPTED
     );
-    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 1);
+    assert_eq!(app.queued_mails("acme", &newcomer).await, 1);
 }
 
 #[tokio::test]

@@ -804,7 +804,8 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
 
 // ---- Group A (records, api_keys, limits, privacy, telemetry): domain helpers that test
 // modules used to import from each other (`audit::tenant_id`, `email_flows::
-// {allow_self_signup, queued_mails}`), moved here unchanged but for reading rows by name.
+// {allow_self_signup, queued_mails}`). `allow_self_signup` and `queued_mails` have group B's
+// signatures: if group B's block has them too, keep one copy.
 
 /// The id of tenant `slug` (not deleted), as text: how events name the tenant in ClickHouse.
 pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
@@ -822,35 +823,38 @@ pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
     id.to_string()
 }
 
-/// Lets anyone register at `slug` (the tenant's auth policy, as a tenant admin would set it).
-pub async fn allow_self_signup(app: &TestApp, slug: &str) {
-    app.superuser()
-        .await
-        .execute(
-            &format!(
-                "INSERT INTO tenant_{slug}.settings (key, value)
-                 VALUES ('auth_policy', '{{\"self_signup\": true}}')
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-}
+impl TestApp {
+    /// Lets anyone register at `slug` (the tenant's auth policy), for tests of tenants that
+    /// have no admin to set it through the settings API.
+    pub async fn allow_self_signup(&self, slug: &str) {
+        self.superuser()
+            .await
+            .execute(
+                &format!(
+                    "INSERT INTO tenant_{slug}.settings (key, value)
+                     VALUES ('auth_policy', '{{\"self_signup\": true}}')
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
 
-/// Mails queued for `address` in the tenant's outbox, sent or not: what the server decided,
-/// without waiting for delivery.
-pub async fn queued_mails(app: &TestApp, slug: &str, address: &str) -> i64 {
-    app.superuser()
-        .await
-        .query_one(
-            &format!(
-                "SELECT count(*) AS queued FROM tenant_{slug}.mail_outbox WHERE to_address = $1"
-            ),
-            &[&address],
-        )
-        .await
-        .unwrap()
-        .try_get("queued")
-        .unwrap()
+    /// Mails queued for `address` in the outbox of tenant `slug`, sent or not: what the
+    /// server decided, without waiting for delivery.
+    pub async fn queued_mails(&self, slug: &str, address: &str) -> i64 {
+        self.superuser()
+            .await
+            .query_one(
+                &format!(
+                    "SELECT count(*) AS queued FROM tenant_{slug}.mail_outbox WHERE to_address = $1"
+                ),
+                &[&address],
+            )
+            .await
+            .unwrap()
+            .try_get("queued")
+            .unwrap()
+    }
 }
