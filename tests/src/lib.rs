@@ -801,3 +801,60 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse::<u64>().ok())
 }
+
+// ---- Group A (records, api_keys, limits, privacy, telemetry): domain helpers that test
+// modules used to import from each other (`audit::tenant_id`, `email_flows::
+// {allow_self_signup, queued_mails}`). `allow_self_signup` and `queued_mails` have group B's
+// signatures: if group B's block has them too, keep one copy.
+
+/// The id of tenant `slug` (not deleted), as text: how events name the tenant in ClickHouse.
+pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
+    let id: uuid::Uuid = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+            &[&slug],
+        )
+        .await
+        .unwrap()
+        .try_get("id")
+        .unwrap();
+    id.to_string()
+}
+
+impl TestApp {
+    /// Lets anyone register at `slug` (the tenant's auth policy), for tests of tenants that
+    /// have no admin to set it through the settings API.
+    pub async fn allow_self_signup(&self, slug: &str) {
+        self.superuser()
+            .await
+            .execute(
+                &format!(
+                    "INSERT INTO tenant_{slug}.settings (key, value)
+                     VALUES ('auth_policy', '{{\"self_signup\": true}}')
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Mails queued for `address` in the outbox of tenant `slug`, sent or not: what the
+    /// server decided, without waiting for delivery.
+    pub async fn queued_mails(&self, slug: &str, address: &str) -> i64 {
+        self.superuser()
+            .await
+            .query_one(
+                &format!(
+                    "SELECT count(*) AS queued FROM tenant_{slug}.mail_outbox WHERE to_address = $1"
+                ),
+                &[&address],
+            )
+            .await
+            .unwrap()
+            .try_get("queued")
+            .unwrap()
+    }
+}
