@@ -823,7 +823,37 @@ pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
     id.to_string()
 }
 
+// --- Group B (users admin, identity, MFA, email flows, settings, tokens, RBAC): domain
+// helpers those test modules share, moved here so no test module imports another.
+
+/// How long a test waits for the test SMTP server to store an expected mail.
+pub const MAIL_WAIT: Duration = Duration::from_secs(30);
+
 impl TestApp {
+    /// An app whose data plane reads a manual clock, started 10 seconds into a 30-second
+    /// TOTP step near the real time (tokens are still checked against the real time).
+    pub async fn spawn_with_clock() -> (TestApp, data_plane::clock::ManualClock) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let start = time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 10).unwrap();
+        let clock = data_plane::clock::ManualClock::new(start);
+        let app = TestApp::spawn_with(TestOptions {
+            clock: Some(clock.clone()),
+            ..TestOptions::default()
+        })
+        .await;
+        (app, clock)
+    }
+
+    /// Signs in at `slug` with a password and returns the session's tokens, for tests about
+    /// the tokens themselves (a user without MFA).
+    pub async fn sign_in_tokens(&self, slug: &str, email: &str, password: &str) -> client::Tokens {
+        match self.tenant(slug).auth().login(email, password).await {
+            Ok(client::LoginOutcome::Tokens(tokens)) => tokens,
+            Ok(client::LoginOutcome::MfaRequired(_)) => panic!("{email} has MFA at {slug}"),
+            Err(error) => panic!("{email} signs in at {slug}: {error}"),
+        }
+    }
+
     /// Lets anyone register at `slug` (the tenant's auth policy), for tests of tenants that
     /// have no admin to set it through the settings API.
     pub async fn allow_self_signup(&self, slug: &str) {
@@ -857,4 +887,34 @@ impl TestApp {
             .try_get("queued")
             .unwrap()
     }
+
+    /// Waits (up to [`MAIL_WAIT`]) for a mail to `address` whose subject contains `subject`.
+    pub async fn wait_for_subject(&self, address: &str, subject: &str) -> ReceivedMail {
+        let find = || {
+            self.mails_to(address)
+                .into_iter()
+                .find(|mail| mail.subject.contains(subject))
+        };
+        let arrived = Self::eventually(MAIL_WAIT, || async { find().is_some() }).await;
+        assert!(arrived.is_some(), "no mail '{subject}…' for {address}");
+        find().unwrap()
+    }
+}
+
+/// The token of the link to `page` in `mail`, checking the link names tenant `slug`'s site
+/// and the token is a whole user token that the subject does not show.
+pub fn mailed_token(mail: &ReceivedMail, slug: &str, page: &str) -> String {
+    let link = format!("https://{slug}.{BASE_DOMAIN}{page}?token=");
+    let start = mail
+        .body
+        .find(&link)
+        .unwrap_or_else(|| panic!("no {link} in {}", mail.body))
+        + link.len();
+    let token: String = mail.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(token.starts_with("tnut_") && token.len() == 48, "{token}");
+    assert!(!mail.subject.contains(&token));
+    token
 }
