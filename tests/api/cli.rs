@@ -1,6 +1,6 @@
 use clap::Parser;
 use control_plane::cli::{execute, Cli};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tenantry_tests::TestApp;
 
@@ -117,14 +117,14 @@ async fn an_operator_token_from_the_cli_opens_the_rest_api() {
     .unwrap();
     let token = token.trim();
     assert!(token.starts_with("tnop_"));
-    let response = app
-        .http
-        .get(format!("{}/v1/tenants", app.control_url))
-        .bearer_auth(token)
+    let with_new_token =
+        tenantry_tests::Operator::with_http(app.http.clone(), &app.control_url, token);
+    let reply = with_new_token
+        .call(Method::GET, "/v1/tenants")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     let duplicate = run(
         &app,
         &["control-plane", "operator", "token", "create", "ops"],
@@ -227,13 +227,11 @@ async fn a_new_activation_token_from_the_cli_activates_an_invited_admin_and_only
     .await;
     assert!(mailed.is_some(), "no mail carries the new token");
 
+    let acme = app.tenant("acme");
     let activate = |token: String| {
-        app.tenant_post(
-            "acme",
-            "/v1/auth/activate",
-            &serde_json::json!({"token": token, "password": "correct horse battery staple"}),
-        )
-        .send()
+        acme.post("/v1/auth/activate")
+            .json(&serde_json::json!({"token": token, "password": tenantry_tests::PASSWORD}))
+            .send()
     };
     assert_eq!(
         activate(token.clone()).await.unwrap().status(),
@@ -270,8 +268,10 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
             run(app, &args).await
         }
     };
+    let operator = app.operator_api();
     let create_by_api = |body: Value| {
-        app.operator(reqwest::Method::POST, "/v1/tenants")
+        operator
+            .call(Method::POST, "/v1/tenants")
             .json(&body)
             .send()
     };
@@ -290,13 +290,13 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
         .unwrap(),
     )
     .unwrap();
-    let response = create_by_api(
+    let reply = create_by_api(
         serde_json::json!({"slug": "umbrella", "admin_email": tenantry_tests::unique_address("api-admin")}),
     )
     .await
     .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let by_api = reply.value();
     assert_eq!(keys(&by_cli), keys(&by_api));
     for answer in [&by_cli, &by_api] {
         assert_eq!(answer["status"], "active", "{answer}");
@@ -306,11 +306,11 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
 
     let by_cli: Value =
         serde_json::from_str(&create_by_cli("cyberdyne", None).await.unwrap()).unwrap();
-    let response = create_by_api(serde_json::json!({"slug": "tyrell"}))
+    let reply = create_by_api(serde_json::json!({"slug": "tyrell"}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let by_api = reply.value();
     assert_eq!(keys(&by_cli), keys(&by_api));
     for answer in [&by_cli, &by_api] {
         assert!(answer.get("activation_token").is_none(), "{answer}");
@@ -326,11 +326,12 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
         refused.contains("--admin-email is not a valid email address"),
         "{refused}"
     );
-    let response = create_by_api(serde_json::json!({"slug": "soylent", "admin_email": "nope"}))
+    let reply = create_by_api(serde_json::json!({"slug": "soylent", "admin_email": "nope"}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_input");
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
     assert_eq!(app.tenant_count("soylent").await, 0);
 }

@@ -801,3 +801,13 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse::<u64>().ok())
 }
+
+// Group C (issue #16 item 6: tests on the typed client).
+
+impl TestApp {
+    /// An anonymous client of the first data-plane node naming no tenant: for what is not a
+    /// tenant's (`/readyz`, `/metrics`), or names its tenant by host.
+    pub fn data_client(&self) -> Client {
+        Client::with_http(self.http.clone(), &self.data_url)
+    }
+}

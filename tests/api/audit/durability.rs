@@ -4,24 +4,19 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tenantry_tests::client::ListQuery;
 use tenantry_tests::private_clickhouse::PrivateClickHouse;
 use tenantry_tests::{TestApp, TestOptions};
 
 use super::{create_records, tenant_id, wait_for_events};
-use crate::users_admin::{call, error_code, tenant_with_owner};
 
 const N: usize = 25;
 
 async fn ready(app: &TestApp) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .get(format!("{}/readyz", app.data_url))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
+    let reply = app.data_client().get("/readyz").send().await.unwrap();
+    (reply.status(), reply.json().unwrap())
 }
 
 #[tokio::test]
@@ -32,12 +27,12 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
         ..TestOptions::default()
     })
     .await;
-    let token = tenant_with_owner(&app, "outage").await;
+    let owner = app.tenant_with_owner("outage").await;
     app.raise_rate_limits("outage").await;
     let tenant = tenant_id(&app, "outage").await;
 
     clickhouse.stop();
-    create_records(&app, "outage", &token, N).await;
+    create_records(&owner, N).await;
     app.data.events.flush().await;
     assert!(app.data.events.spooled_bytes() > 0, "nothing was spooled");
     // A spool with room keeps the node ready.
@@ -84,12 +79,12 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         ..TestOptions::default()
     })
     .await;
-    let token = tenant_with_owner(&app, "restart").await;
+    let owner = app.tenant_with_owner("restart").await;
     app.raise_rate_limits("restart").await;
     let tenant = tenant_id(&app, "restart").await;
 
     clickhouse.stop();
-    create_records(&app, "restart", &token, N).await;
+    create_records(&owner, N).await;
     app.restart_data_plane().await;
     // The new process holds the spool it inherited (ClickHouse is still down).
     assert!(
@@ -124,7 +119,7 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
 #[tokio::test]
 async fn a_full_spool_refuses_audited_changes_with_503_and_makes_the_node_unready() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "fullspool").await;
+    let owner = app.tenant_with_owner("fullspool").await;
     app.raise_rate_limits("fullspool").await;
     // A second node whose ClickHouse is unreachable and whose spool holds one batch.
     let options = TestOptions {
@@ -138,53 +133,33 @@ async fn a_full_spool_refuses_audited_changes_with_503_and_makes_the_node_unread
         ..TestOptions::default()
     };
     let (node, url) = app.spawn_data_node(&options).await;
+    let on_node = owner.on(&url);
     let post = |title: &'static str| {
-        let app = &app;
-        let url = url.clone();
-        let token = token.clone();
-        async move {
-            crate::users_admin::call_on(
-                app,
-                &url,
-                Method::POST,
-                "fullspool",
-                "/v1/collections/tasks/records",
-                &token,
-                Some(json!({"title": title})),
-            )
-            .await
-        }
+        on_node
+            .post("/v1/collections/tasks/records")
+            .json(&json!({"title": title}))
+            .send()
     };
-    assert_eq!(post("first").await.status(), StatusCode::CREATED);
+    assert_eq!(post("first").await.unwrap().status(), StatusCode::CREATED);
     node.events.flush().await;
     assert!(!node.events.has_room());
-    let refused = post("second").await;
-    let (status, code) = error_code(refused).await;
+    let refused = post("second").await.unwrap();
     assert_eq!(
-        (status, code.as_str()),
+        refused.error_code(),
         (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable")
     );
     // Nothing was written by the refused request.
-    let listed = call(
-        &app,
-        Method::GET,
-        "fullspool",
-        "/v1/collections/tasks/records",
-        &token,
-        None,
-    )
-    .await
-    .json::<Value>()
-    .await
-    .unwrap();
-    assert_eq!(listed["records"].as_array().unwrap().len(), 1, "{listed}");
+    let listed = owner
+        .records("tasks")
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.records.len(), 1, "{listed:?}");
     // Reads still work; readiness says the node cannot take audited changes.
-    let read =
-        crate::users_admin::call_on(&app, &url, Method::GET, "fullspool", "/v1/me", &token, None)
-            .await;
+    let read = on_node.get("/v1/me").send().await.unwrap();
     assert_eq!(read.status(), StatusCode::OK);
-    let response = app.http.get(format!("{url}/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
+    let readiness = on_node.anonymous().get("/readyz").send().await.unwrap();
+    assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = readiness.value();
     assert_eq!(body["checks"]["events"], "unavailable", "{body}");
 }

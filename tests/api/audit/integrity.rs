@@ -9,7 +9,6 @@ use tenantry_tests::TestApp;
 
 use super::{create_records, tenant_id, wait_for_events};
 use crate::cli::run;
-use crate::users_admin::tenant_with_owner;
 
 async fn verify(app: &TestApp, slug: &str) -> anyhow::Result<String> {
     run(app, &["control-plane", "audit", "verify", slug]).await
@@ -17,10 +16,10 @@ async fn verify(app: &TestApp, slug: &str) -> anyhow::Result<String> {
 
 /// A tenant with `count` record-creation events stored; its id.
 async fn tenant_with_events(app: &TestApp, slug: &str, count: usize) -> String {
-    let token = tenant_with_owner(app, slug).await;
+    let owner = app.tenant_with_owner(slug).await;
     app.raise_rate_limits(slug).await;
     let tenant = tenant_id(app, slug).await;
-    create_records(app, slug, &token, count).await;
+    create_records(&owner, count).await;
     wait_for_events(
         app,
         &tenant,

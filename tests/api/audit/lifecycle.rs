@@ -143,13 +143,14 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
     .unwrap();
     assert_eq!(report["outcome"], "already_active", "{report}");
     assert_eq!(report["status"], "active", "{report}");
-    let response = app
-        .operator(Method::POST, "/v1/tenants/steady/provision")
+    let reply = app
+        .operator_api()
+        .call(Method::POST, "/v1/tenants/steady/provision")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let body = reply.value();
     assert_eq!(body["outcome"], "already_active", "{body}");
     assert_eq!(
         body["message"], "tenant steady is already active; nothing to do",
@@ -192,13 +193,17 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
         .await
         .unwrap();
     let refused = app
-        .operator(Method::POST, "/v1/tenants/steady/provision")
+        .operator_api()
+        .call(Method::POST, "/v1/tenants/steady/provision")
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_provisioning", "{body}");
+    assert_eq!(
+        refused.error_code(),
+        (StatusCode::CONFLICT, "not_provisioning"),
+        "{}",
+        refused.text()
+    );
     assert_eq!(app.tenant_status("steady").await, "suspended");
 }
 

@@ -10,11 +10,8 @@ mod lifecycle;
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use tenantry_tests::TestApp;
-
-use crate::users_admin::call;
+use serde_json::json;
+use tenantry_tests::{Client, TestApp};
 
 /// Events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct ids).
 /// Panics when ClickHouse does not answer: a failed query is not "no events".
@@ -64,40 +61,15 @@ pub async fn wait_for_events(
     stored
 }
 
-/// Creates `count` records in `tasks` as the holder of `token`, each request succeeding.
-pub async fn create_records(app: &TestApp, slug: &str, token: &str, count: usize) {
+/// Creates `count` records in `tasks` as `owner`, each request succeeding.
+pub async fn create_records(owner: &Client, count: usize) {
     for index in 0..count {
-        let response = call(
-            app,
-            Method::POST,
-            slug,
-            "/v1/collections/tasks/records",
-            token,
-            Some(json!({"title": format!("task {index}")})),
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
+        owner
+            .records("tasks")
+            .create(&json!({"title": format!("task {index}")}))
+            .await
+            .unwrap();
     }
-}
-
-/// `GET /v1/admin/audit?<query>` as the holder of `token`.
-pub async fn audit_page(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    query: &str,
-) -> (StatusCode, Value) {
-    let response = call(
-        app,
-        Method::GET,
-        slug,
-        &format!("/v1/admin/audit?{query}"),
-        token,
-        None,
-    )
-    .await;
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
