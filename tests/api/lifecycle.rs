@@ -106,18 +106,16 @@ async fn deleting_a_tenant_exports_its_data_then_drops_schema_role_and_data_key(
     );
     let export = std::env::temp_dir().join(format!("tenantry-export-{}.json", tenant.id));
 
-    let cli = crate::cli::parse(&[
+    app.run_cli(&[
         "control-plane",
         "tenant",
         "delete",
         "doomed",
         "--export",
         export.to_str().unwrap(),
-    ]);
-    let mut out = Vec::new();
-    control_plane::cli::execute(cli.command, &app.control, &mut out)
-        .await
-        .unwrap();
+    ])
+    .await
+    .unwrap();
 
     let exported: Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
     assert_eq!(exported["tenant"]["slug"], "doomed");
@@ -188,16 +186,16 @@ async fn deleting_a_tenant_exports_its_data_then_drops_schema_role_and_data_key(
 async fn a_failing_export_stops_the_deletion_before_anything_is_dropped() {
     let app = TestApp::spawn().await;
     app.create_tenant("keeper").await;
-    let cli = crate::cli::parse(&[
-        "control-plane",
-        "tenant",
-        "delete",
-        "keeper",
-        "--export",
-        "/nonexistent-dir/export.json",
-    ]);
-    let mut out = Vec::new();
-    let outcome = control_plane::cli::execute(cli.command, &app.control, &mut out).await;
+    let outcome = app
+        .run_cli(&[
+            "control-plane",
+            "tenant",
+            "delete",
+            "keeper",
+            "--export",
+            "/nonexistent-dir/export.json",
+        ])
+        .await;
     let error = format!("{:#}", outcome.unwrap_err());
     assert!(
         error.contains("could not write the export, nothing was deleted"),
@@ -215,8 +213,7 @@ async fn a_failing_export_stops_the_deletion_before_anything_is_dropped() {
     assert_eq!(schema_left, 1);
     assert_eq!(app.tenant_status("keeper").await, "deleting");
     // Re-running without the broken export finishes the deletion.
-    let cli = crate::cli::parse(&["control-plane", "tenant", "delete", "keeper"]);
-    control_plane::cli::execute(cli.command, &app.control, &mut out)
+    app.run_cli(&["control-plane", "tenant", "delete", "keeper"])
         .await
         .unwrap();
     let schema_left: i64 = db

@@ -144,7 +144,7 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
     }
 
     // Every audited call, refused or not, left its route's event.
-    let tenant_id = crate::audit::tenant_id(&app, "acme").await;
+    let tenant_id = app.tenant_id("acme").await;
     let ids: Vec<String> = expected_events.keys().cloned().collect();
     // Every event of the tenant (a few hundred), by request id.
     let stored_events = || async {

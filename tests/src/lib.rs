@@ -810,4 +810,78 @@ impl TestApp {
     pub fn data_client(&self) -> Client {
         Client::with_http(self.http.clone(), &self.data_url)
     }
+
+    /// The id of tenant `slug` (one not deleted), as text: how audit rows name it.
+    pub async fn tenant_id(&self, slug: &str) -> String {
+        let id: uuid::Uuid = self
+            .superuser()
+            .await
+            .query_one(
+                "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .try_get("id")
+            .unwrap();
+        id.to_string()
+    }
+
+    /// Runs the control-plane command line `args` (`["control-plane", "tenant", …]`) against
+    /// this app's control plane, as the binary would; what it printed.
+    pub async fn run_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        use clap::Parser;
+        let cli = control_plane::cli::Cli::try_parse_from(args)?;
+        let mut out = Vec::new();
+        control_plane::cli::execute(cli.command, &self.control, &mut out).await?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    /// Audit events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct
+    /// ids). Panics when ClickHouse does not answer: a failed query is not "no events".
+    pub async fn stored_audit_events(&self, tenant_id: &str, action: &str) -> (u64, u64) {
+        self.count_audit_events(tenant_id, action)
+            .await
+            .unwrap_or_else(|error| panic!("counting `{action}` events in ClickHouse: {error}"))
+    }
+
+    async fn count_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+    ) -> Result<(u64, u64), clickhouse::error::Error> {
+        self.clickhouse()
+            .query(
+                "SELECT count(), uniqExact(event_id) FROM audit_log \
+                 WHERE tenant_id = ? AND action = ?",
+            )
+            .bind(tenant_id)
+            .bind(action)
+            .fetch_one::<(u64, u64)>()
+            .await
+    }
+
+    /// Waits until ClickHouse holds at least `count` audit events of `action`; then returns
+    /// what it holds (rows, distinct ids), so the caller can assert there are no more.
+    pub async fn wait_for_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+        count: u64,
+        limit: Duration,
+    ) -> (u64, u64) {
+        // While polling, a ClickHouse that does not answer yet (just restarted) is "not yet".
+        let arrived = Self::eventually(limit, || async {
+            self.count_audit_events(tenant_id, action)
+                .await
+                .is_ok_and(|(rows, _)| rows >= count)
+        })
+        .await;
+        let stored = self.stored_audit_events(tenant_id, action).await;
+        assert!(
+            arrived.is_some(),
+            "only {stored:?} of {count} `{action}` events arrived within {limit:?}"
+        );
+        stored
+    }
 }

@@ -11,8 +11,6 @@ use serde_json::json;
 use tenantry_tests::node_process::{free_port, NodeProcess};
 use tenantry_tests::{client, Client, TestApp};
 
-use super::tenant_id;
-
 /// What the load saw: request ids of acknowledged (201) writes, and the failures.
 #[derive(Default)]
 struct Load {
@@ -107,7 +105,7 @@ async fn deployment_with_node(
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner(slug).await;
     app.raise_rate_limits(slug).await;
-    let tenant = tenant_id(&app, slug).await;
+    let tenant = app.tenant_id(slug).await;
     let node = NodeProcess::start(&app, free_port(), settings).await;
     (app, owner.on(&node.url), tenant, node)
 }
@@ -174,7 +172,9 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
         "the kill left nothing in memory to recover: the test proved nothing"
     );
     // The recovered events joined the restarted node's chain: the log still verifies.
-    let verified = crate::cli::run(&app, &["control-plane", "audit", "verify", "crash"]).await;
+    let verified = app
+        .run_cli(&["control-plane", "audit", "verify", "crash"])
+        .await;
     assert!(verified.is_ok(), "{verified:?}");
     // And the outbox is empty again.
     let left: i64 = app

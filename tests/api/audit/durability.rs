@@ -10,7 +10,7 @@ use tenantry_tests::client::ListQuery;
 use tenantry_tests::private_clickhouse::PrivateClickHouse;
 use tenantry_tests::{TestApp, TestOptions};
 
-use super::{create_records, tenant_id, wait_for_events};
+use super::create_records;
 
 const N: usize = 25;
 
@@ -29,7 +29,7 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
     .await;
     let owner = app.tenant_with_owner("outage").await;
     app.raise_rate_limits("outage").await;
-    let tenant = tenant_id(&app, "outage").await;
+    let tenant = app.tenant_id("outage").await;
 
     clickhouse.stop();
     create_records(&owner, N).await;
@@ -41,14 +41,9 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
     assert_eq!(body["checks"]["clickhouse"], "spooling", "{body}");
 
     clickhouse.resume().await;
-    let (rows, distinct) = wait_for_events(
-        &app,
-        &tenant,
-        "records.create",
-        N as u64,
-        Duration::from_secs(60),
-    )
-    .await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", N as u64, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
     // The spool drains completely, and nothing more arrives after it has.
     let drained = TestApp::eventually(Duration::from_secs(90), || async {
@@ -63,9 +58,10 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
         app.data.events.clickhouse_ok()
     );
     app.data.events.flush().await;
-    let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
+    let (rows, distinct) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
-    let output = crate::cli::run(&app, &["control-plane", "audit", "verify", "outage"])
+    let output = app
+        .run_cli(&["control-plane", "audit", "verify", "outage"])
         .await
         .unwrap();
     assert!(output.contains("verifies"), "{output}");
@@ -81,7 +77,7 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
     .await;
     let owner = app.tenant_with_owner("restart").await;
     app.raise_rate_limits("restart").await;
-    let tenant = tenant_id(&app, "restart").await;
+    let tenant = app.tenant_id("restart").await;
 
     clickhouse.stop();
     create_records(&owner, N).await;
@@ -92,14 +88,9 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         "the new node found no spool"
     );
     clickhouse.resume().await;
-    let (rows, distinct) = wait_for_events(
-        &app,
-        &tenant,
-        "records.create",
-        N as u64,
-        Duration::from_secs(60),
-    )
-    .await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", N as u64, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
     let drained = TestApp::eventually(Duration::from_secs(90), || async {
         app.data.events.spooled_bytes() == 0
@@ -112,7 +103,7 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         app.data.events.counters(),
         app.data.events.clickhouse_ok()
     );
-    let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
+    let (rows, distinct) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
 }
 

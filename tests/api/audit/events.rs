@@ -7,7 +7,7 @@ use serde_json::json;
 use tenantry_tests::client::AuditQuery;
 use tenantry_tests::{Client, Reply, TestApp, OWNER_EMAIL, PASSWORD};
 
-use super::{create_records, tenant_id, wait_for_events};
+use super::create_records;
 
 /// `GET /v1/admin/audit?<query>` as `caller`, whatever the answer: for the query's syntax.
 async fn audit_page(caller: &Client, query: &str) -> Reply {
@@ -31,7 +31,7 @@ fn events_of(action: &str, result: Option<&str>) -> AuditQuery {
 async fn a_record_change_leaves_an_event_with_tenant_request_id_and_actor() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("audited").await;
-    let tenant = tenant_id(&app, "audited").await;
+    let tenant = app.tenant_id("audited").await;
     let created = owner
         .post("/v1/collections/tasks/records")
         .header("X-Request-Id", "audit-test-request-1")
@@ -41,7 +41,8 @@ async fn a_record_change_leaves_an_event_with_tenant_request_id_and_actor() {
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    wait_for_events(&app, &tenant, "records.create", 1, Duration::from_secs(10)).await;
+    app.wait_for_audit_events(&tenant, "records.create", 1, Duration::from_secs(10))
+        .await;
 
     let page = owner
         .audit(&events_of("records.create", None))
@@ -59,7 +60,7 @@ async fn a_record_change_leaves_an_event_with_tenant_request_id_and_actor() {
     assert_eq!(event.user_agent, "audit-test-agent");
     assert_eq!(event.metadata["collection"], "tasks");
     // The tenant's own id is the partition of every row; never another's.
-    let (_, stored) = super::stored_events(&app, &tenant, "records.create").await;
+    let (_, stored) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!(stored, 1);
 }
 
@@ -67,7 +68,7 @@ async fn a_record_change_leaves_an_event_with_tenant_request_id_and_actor() {
 async fn sign_in_failures_and_successes_are_audited() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("signins").await;
-    let tenant = tenant_id(&app, "signins").await;
+    let tenant = app.tenant_id("signins").await;
     let refused = app
         .tenant("signins")
         .auth()
@@ -76,7 +77,8 @@ async fn sign_in_failures_and_successes_are_audited() {
         .unwrap_err();
     assert_eq!(refused.status(), Some(StatusCode::UNAUTHORIZED));
     // tenant_with_owner signed in once (success), and activation is audited too.
-    wait_for_events(&app, &tenant, "auth.login", 2, Duration::from_secs(10)).await;
+    app.wait_for_audit_events(&tenant, "auth.login", 2, Duration::from_secs(10))
+        .await;
     let page = owner
         .audit(&events_of("auth.login", Some("denied")))
         .await
@@ -105,9 +107,10 @@ async fn audit_pages_follow_the_cursor_newest_first_with_each_event_once() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("paging").await;
     app.raise_rate_limits("paging").await;
-    let tenant = tenant_id(&app, "paging").await;
+    let tenant = app.tenant_id("paging").await;
     create_records(&owner, 7).await;
-    wait_for_events(&app, &tenant, "records.create", 7, Duration::from_secs(10)).await;
+    app.wait_for_audit_events(&tenant, "records.create", 7, Duration::from_secs(10))
+        .await;
     let mut seen = Vec::new();
     let mut query = AuditQuery {
         limit: Some(3),
@@ -140,16 +143,10 @@ async fn the_audit_log_shows_only_the_callers_tenant() {
     let app = TestApp::spawn().await;
     let owner_a = app.tenant_with_owner("tenant-a").await;
     let owner_b = app.tenant_with_owner("tenant-b").await;
-    let tenant_a = tenant_id(&app, "tenant-a").await;
+    let tenant_a = app.tenant_id("tenant-a").await;
     create_records(&owner_a, 2).await;
-    wait_for_events(
-        &app,
-        &tenant_a,
-        "records.create",
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
+    app.wait_for_audit_events(&tenant_a, "records.create", 2, Duration::from_secs(10))
+        .await;
 
     let page = owner_b
         .audit(&events_of("records.create", None))
@@ -237,7 +234,7 @@ async fn members_cannot_read_the_audit_log() {
 async fn rate_limit_refusals_are_audited() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("limited").await;
-    let tenant = tenant_id(&app, "limited").await;
+    let tenant = app.tenant_id("limited").await;
     let mut refused = 0;
     for _ in 0..40 {
         let reply = owner.get("/v1/me").send().await.unwrap();
@@ -246,8 +243,9 @@ async fn rate_limit_refusals_are_audited() {
         }
     }
     assert!(refused > 0, "the free plan's burst of 20 was not exceeded");
-    let (stored, _) =
-        wait_for_events(&app, &tenant, "http.get", refused, Duration::from_secs(10)).await;
+    let (stored, _) = app
+        .wait_for_audit_events(&tenant, "http.get", refused, Duration::from_secs(10))
+        .await;
     assert_eq!(stored, refused);
     let refused_rows = app
         .clickhouse()
@@ -266,9 +264,10 @@ async fn rate_limit_refusals_are_audited() {
 async fn daily_usage_counts_requests_users_and_storage() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("usage-day").await;
-    let tenant = tenant_id(&app, "usage-day").await;
+    let tenant = app.tenant_id("usage-day").await;
     create_records(&owner, 3).await;
-    wait_for_events(&app, &tenant, "records.create", 3, Duration::from_secs(10)).await;
+    app.wait_for_audit_events(&tenant, "records.create", 3, Duration::from_secs(10))
+        .await;
     let reply = owner.get("/v1/admin/usage?days=2").send().await.unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     let usage = reply.value();

@@ -13,8 +13,6 @@ use tenantry_tests::client::Call;
 use tenantry_tests::private_clickhouse::PrivateClickHouse;
 use tenantry_tests::{Client, Reply, TestApp, TestOptions};
 
-use super::{tenant_id, wait_for_events};
-
 /// Sends `call`, panicking if no answer comes within `limit`.
 async fn within(limit: Duration, call: Call<'_>) -> Reply {
     tokio::time::timeout(limit, call.send())
@@ -38,7 +36,7 @@ async fn a_frozen_clickhouse_makes_the_audit_apis_answer_503_and_leaves_the_node
     .await;
     let owner = app.tenant_with_owner("frozen").await;
     app.raise_rate_limits("frozen").await;
-    let tenant = tenant_id(&app, "frozen").await;
+    let tenant = app.tenant_id("frozen").await;
 
     clickhouse.freeze();
     // Readiness: its checks have an 0.8 s deadline; a spool with room keeps the node ready.
@@ -67,8 +65,9 @@ async fn a_frozen_clickhouse_makes_the_audit_apis_answer_503_and_leaves_the_node
     }
 
     clickhouse.thaw();
-    let (rows, distinct) =
-        wait_for_events(&app, &tenant, "records.create", 3, Duration::from_secs(60)).await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", 3, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (3, 3));
     let (status, body) = get(&owner, "/v1/admin/audit", Duration::from_secs(15)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -305,10 +305,9 @@ async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
 
 #[tokio::test]
 async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
-    use crate::audit::{tenant_id, wait_for_events};
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-audit", &idp_address("owner")).await;
-    let tenant = tenant_id(&app, "sso-audit").await;
+    let tenant = app.tenant_id("sso-audit").await;
     oidc_provider("sso-audit", &admin, "corp", json!({})).await;
     let login = idp_address("grace");
     OidcProvider::new()
@@ -319,12 +318,14 @@ async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
 
     let limit = std::time::Duration::from_secs(10);
     assert_eq!(
-        wait_for_events(&app, &tenant, "sso.create", 1, limit).await,
+        app.wait_for_audit_events(&tenant, "sso.create", 1, limit)
+            .await,
         (1, 1)
     );
     // The callback is a GET, and it signs a user in: it is audited like a password sign-in.
     assert_eq!(
-        wait_for_events(&app, &tenant, "auth.sso_login", 1, limit).await,
+        app.wait_for_audit_events(&tenant, "auth.sso_login", 1, limit)
+            .await,
         (1, 1)
     );
     let page = admin

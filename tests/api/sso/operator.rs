@@ -2,19 +2,11 @@
 //! `/v1/tenants/{slug}/sso`. A provider the operator adds works for sign-in at the data plane
 //! (its secret sealed with the same tenant data key the data plane opens).
 
-use clap::Parser;
-use control_plane::cli::{execute, Cli};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tenantry_tests::TestApp;
 
 use super::*;
-
-async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    execute(Cli::try_parse_from(args)?.command, &app.control, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
-}
 
 #[tokio::test]
 async fn the_operator_adds_lists_and_removes_providers_that_then_sign_users_in() {
@@ -68,19 +60,18 @@ async fn the_operator_adds_lists_and_removes_providers_that_then_sign_users_in()
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     // The CLI lists it, without the secret.
-    let listed = run(&app, &["control-plane", "sso", "list", "sso-operator"])
+    let listed = app
+        .run_cli(&["control-plane", "sso", "list", "sso-operator"])
         .await
         .unwrap();
     assert!(
         listed.contains("corp\toidc\tenabled\tcorp.example (required)"),
         "{listed}"
     );
-    let listed_json = run(
-        &app,
-        &["control-plane", "sso", "list", "sso-operator", "--json"],
-    )
-    .await
-    .unwrap();
+    let listed_json = app
+        .run_cli(&["control-plane", "sso", "list", "sso-operator", "--json"])
+        .await
+        .unwrap();
     assert!(!listed_json.contains(&client.client_secret));
 
     // A user of the bound domain signs in through it at the data plane.
@@ -93,32 +84,25 @@ async fn the_operator_adds_lists_and_removes_providers_that_then_sign_users_in()
     second["name"] = json!("corp-two");
     second["domains"] = json!([]);
     std::fs::write(&file, second.to_string()).unwrap();
-    let added = run(
-        &app,
-        &[
+    let added = app
+        .run_cli(&[
             "control-plane",
             "sso",
             "add",
             "sso-operator",
             "--file",
             file.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .await
+        .unwrap();
     std::fs::remove_file(&file).unwrap();
     assert!(added.contains("corp-two"), "{added}");
-    run(
-        &app,
-        &["control-plane", "sso", "remove", "sso-operator", "corp-two"],
-    )
-    .await
-    .unwrap();
-    let again = run(
-        &app,
-        &["control-plane", "sso", "remove", "sso-operator", "corp-two"],
-    )
-    .await;
+    app.run_cli(&["control-plane", "sso", "remove", "sso-operator", "corp-two"])
+        .await
+        .unwrap();
+    let again = app
+        .run_cli(&["control-plane", "sso", "remove", "sso-operator", "corp-two"])
+        .await;
     let error = format!("{:#}", again.unwrap_err());
     assert!(
         error.contains("no identity provider with this name"),
