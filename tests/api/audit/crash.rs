@@ -22,16 +22,21 @@ struct Load {
 }
 
 /// `clients` tasks creating records as `owner` until a write fails to connect (the node is
-/// gone) or `stop` is set; each request has its own id.
-fn start_load(
+/// gone) or `stop` is set; each request has its own id. Each task is a client of its own
+/// (its own connections) presenting the owner's access token as it stands.
+async fn start_load(
     owner: &Client,
     clients: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Arc<Mutex<Load>>, Vec<tokio::task::JoinHandle<()>>) {
+    let token = owner.access_token().await.unwrap().unwrap();
+    let slug = owner.tenant_slug().unwrap();
     let load = Arc::new(Mutex::new(Load::default()));
     let tasks = (0..clients)
         .map(|client| {
-            let owner = owner.clone();
+            let owner = Client::with_http(reqwest::Client::new(), owner.base_url())
+                .tenant(slug)
+                .with_bearer(token.expose());
             let (load, stop) = (load.clone(), stop.clone());
             tokio::spawn(async move {
                 for index in 0.. {
@@ -129,7 +134,7 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
     let (app, owner, tenant, mut node) = deployment_with_node("crash", &settings).await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (load, tasks) = start_load(&owner, 4, stop.clone());
+    let (load, tasks) = start_load(&owner, 4, stop.clone()).await;
     until_acknowledged(&load, 60).await;
     node.kill();
     for task in tasks {
@@ -195,7 +200,7 @@ async fn a_node_stopped_under_load_answers_what_it_accepted_and_its_port_is_free
     ];
     let (app, owner, tenant, mut node) = deployment_with_node("stopping", &settings).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (load, tasks) = start_load(&owner, 4, stop.clone());
+    let (load, tasks) = start_load(&owner, 4, stop.clone()).await;
     until_acknowledged(&load, 60).await;
 
     node.terminate();
