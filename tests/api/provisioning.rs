@@ -185,7 +185,7 @@ async fn concurrent_creates_of_one_slug_give_one_tenant_and_one_409() {
             .send()
     };
     let (first, second) = tokio::join!(create(), create());
-    let mut replies = vec![first.unwrap(), second.unwrap()];
+    let mut replies = [first.unwrap(), second.unwrap()];
     replies.sort_by_key(|reply| reply.status());
     assert_eq!(replies[0].status(), StatusCode::CREATED);
     assert_eq!(
