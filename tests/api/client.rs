@@ -3,30 +3,18 @@
 //! refusals come back as typed errors with the envelope's code, and a session the server ended
 //! is not revived by refreshing.
 
-use data_plane::clock::ManualClock;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::client::{Error, NewKey};
-use tenantry_tests::{unique_address, TestApp, TestOptions, OWNER_EMAIL, PASSWORD};
-use time::OffsetDateTime;
+use tenantry_tests::{unique_address, TestApp, OWNER_EMAIL, PASSWORD};
 
 /// Past an access token's life (15 minutes) and the 30 seconds of leeway.
 const PAST_EXPIRY: time::Duration = time::Duration::minutes(16);
 
-async fn app_with_clock() -> (TestApp, ManualClock) {
-    let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let app = TestApp::spawn_with(TestOptions {
-        clock: Some(clock.clone()),
-        ..TestOptions::default()
-    })
-    .await;
-    (app, clock)
-}
-
 #[tokio::test]
 async fn a_signed_in_client_refreshes_an_expired_access_token_by_itself() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let owner = app.tenant_with_owner("acme").await;
     let first_access = owner.access_token().await.unwrap().unwrap();
     let first_refresh = owner.refresh_token().await.unwrap();
@@ -51,7 +39,7 @@ async fn a_signed_in_client_refreshes_an_expired_access_token_by_itself() {
 
 #[tokio::test]
 async fn requests_that_find_the_token_expired_together_refresh_it_once() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let owner = app.tenant_with_owner("acme").await;
     // Not about limits: so that refreshing too often shows in the chain, not as a 429.
     app.raise_rate_limits("acme").await;
@@ -87,7 +75,7 @@ async fn requests_that_find_the_token_expired_together_refresh_it_once() {
 
 #[tokio::test]
 async fn a_session_the_user_ended_is_not_revived_by_refreshing() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let owner = app.tenant_with_owner("acme").await;
     let phone = app.signed_in("acme", OWNER_EMAIL, PASSWORD).await;
     phone.auth().logout().await.unwrap();

@@ -3,7 +3,6 @@
 //! tokens bound to their tenant, and the first admin's activation mail. Password reset is in
 //! `password_reset.rs`.
 
-use control_plane::cli::execute;
 use control_plane::tenants::service;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -11,24 +10,6 @@ use shared::email::Email;
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::{NewTenant, Tenant};
 use tenantry_tests::{mailed_token, unique_address, Client, Reply, TestApp, MAIL_WAIT, PASSWORD};
-
-// `post`, `allow_self_signup` and `queued_mails` stay only for `limits.rs`, which imports
-// them; this module uses the typed client and the harness's helpers.
-
-pub async fn post(app: &TestApp, slug: &str, path: &str, body: Value) -> reqwest::Response {
-    app.tenant_post(slug, path, &body).send().await.unwrap()
-}
-
-/// Lets anyone register at `slug` (the tenant's auth policy, as a tenant admin would set it).
-pub async fn allow_self_signup(app: &TestApp, slug: &str) {
-    app.allow_self_signup(slug).await;
-}
-
-/// Mails queued for `address` in the tenant's outbox, sent or not: what the server decided,
-/// without waiting for delivery.
-pub async fn queued_mails(app: &TestApp, slug: &str, address: &str) -> i64 {
-    app.queued_mails(slug, address).await
-}
 
 /// `POST /v1/auth/register` as Grace, whatever the answer.
 async fn register(tenant: &Client, email: &str, password: &str) -> Reply {
@@ -287,9 +268,8 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
 ) {
     let app = TestApp::spawn().await;
     let admin = unique_address("firstadmin");
-    let mut out = Vec::new();
-    execute(
-        crate::cli::parse(&[
+    let printed = app
+        .run_cli(&[
             "control-plane",
             "tenant",
             "create",
@@ -300,13 +280,9 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
             &admin,
             "--json",
         ])
-        .command,
-        &app.control,
-        &mut out,
-    )
-    .await
-    .unwrap();
-    let created: Value = serde_json::from_slice(&out).unwrap();
+        .await
+        .unwrap();
+    let created: Value = serde_json::from_str(&printed).unwrap();
 
     let mails = app.wait_for_mail(&admin, MAIL_WAIT).await;
     assert_eq!(mails.len(), 1);

@@ -172,19 +172,15 @@ async fn a_python_client_generated_from_the_document_signs_in_and_writes_a_recor
     assert_eq!(seen["read"]["record"], *created, "{seen}");
 
     // The record is the tenant's: the server hands it to a client of its own.
-    let token = app.sign_in("pyclient", EMAIL, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner = app.signed_in("pyclient", EMAIL, PASSWORD).await;
     let id = created["id"].as_str().unwrap();
-    let response = app
-        .tenant_get("pyclient", &format!("/v1/collections/reports/records/{id}"))
-        .bearer_auth(&token)
+    let response = owner
+        .get(format!("/v1/collections/reports/records/{id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let stored: Value = response.json().await.unwrap();
+    let stored = response.value();
     for field in ["id", "collection", "data", "version", "owner_id"] {
         assert_eq!(stored[field], created[field], "{field}: {stored} vs {seen}");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tenantry_tests::client::{NewKey, OtlpEncoding};
-use tenantry_tests::{tenant_id, Client, TestApp};
+use tenantry_tests::{Client, TestApp};
 
 /// A new API key of `owner`'s tenant with `scopes`: the key's text.
 async fn api_key(owner: &Client, scopes: &[&str]) -> String {
@@ -60,7 +60,7 @@ async fn the_python_opentelemetry_sdk_sends_traces_logs_and_metrics_that_are_sto
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("otel").await;
     app.raise_rate_limits("otel").await;
-    let tenant = tenant_id(&app, "otel").await;
+    let tenant = app.tenant_id("otel").await;
     let key = api_key(&owner, &["telemetry:write"]).await;
     let python = otel_python();
     assert!(
@@ -123,7 +123,7 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("otlpjson").await;
     app.raise_rate_limits("otlpjson").await;
-    let tenant = tenant_id(&app, "otlpjson").await;
+    let tenant = app.tenant_id("otlpjson").await;
     let agent = app
         .tenant("otlpjson")
         .with_api_key(api_key(&owner, &["telemetry:write"]).await);
@@ -197,7 +197,7 @@ async fn ingestion_needs_a_key_with_telemetry_write_of_the_same_tenant() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("guarded-in").await;
     let other = app.tenant_with_owner("other-in").await;
-    let tenant = tenant_id(&app, "guarded-in").await;
+    let tenant = app.tenant_id("guarded-in").await;
     let reader = api_key(&owner, &["records:read"]).await;
     let foreign = api_key(&other, &["telemetry:write"]).await;
     let line = "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"body\":\"x\"}\n";
@@ -228,7 +228,7 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("bulk").await;
     app.raise_rate_limits("bulk").await;
-    let tenant = tenant_id(&app, "bulk").await;
+    let tenant = app.tenant_id("bulk").await;
     let agent = app
         .tenant("bulk")
         .with_api_key(api_key(&owner, &["telemetry:write"]).await);
@@ -305,7 +305,7 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
 async fn the_events_per_day_quota_refuses_whole_batches_with_429() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("quota-in").await;
-    let tenant = tenant_id(&app, "quota-in").await;
+    let tenant = app.tenant_id("quota-in").await;
     let agent = app
         .tenant("quota-in")
         .with_api_key(api_key(&owner, &["telemetry:write"]).await);

@@ -6,124 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tenantry_tests::client::UserStatus;
-use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions};
-
-// The helpers below (`call`, `error_code`, `tenant_with_owner`, …) are what other test modules
-// still import; this module's tests use the typed client and the harness.
-
-pub const PASSWORD: &str = "correct horse battery staple";
-pub const OWNER_EMAIL: &str = "olga@acme.example";
-
-/// A request to `url` (a data-plane node) for tenant `slug` as the holder of `token`.
-pub async fn call_on(
-    app: &TestApp,
-    url: &str,
-    method: Method,
-    slug: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app
-        .http
-        .request(method, format!("{url}{path}"))
-        .header("X-Tenant", slug)
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
-/// The same on the first node.
-pub async fn call(
-    app: &TestApp,
-    method: Method,
-    slug: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    call_on(app, &app.data_url, method, slug, path, token, body).await
-}
-
-pub async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (status, code)
-}
-
-pub fn access(tokens: &Value) -> String {
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Tenant `slug` with an active owner; the owner's access token.
-pub async fn tenant_with_owner(app: &TestApp, slug: &str) -> String {
-    app.tenant_with_active_admin(slug, OWNER_EMAIL, PASSWORD)
-        .await;
-    access(&app.sign_in(slug, OWNER_EMAIL, PASSWORD).await)
-}
-
-/// Invites `email` with `roles` as the holder of `token`, follows the mailed link's token to
-/// activate with [`PASSWORD`]; returns the new user's id.
-pub async fn invite_and_activate(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    email: &str,
-    roles: &[&str],
-) -> String {
-    let response = call(
-        app,
-        Method::POST,
-        slug,
-        "/v1/admin/users/invitations",
-        token,
-        Some(json!({"email": email, "roles": roles})),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let user: Value = response.json().await.unwrap();
-    let invitation = mailed_token(app, email).await;
-    let activated = app
-        .tenant_post(
-            slug,
-            "/v1/auth/activate",
-            &json!({"token": invitation, "password": PASSWORD}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(activated.status(), StatusCode::OK);
-    user["id"].as_str().unwrap().to_owned()
-}
-
-/// The token in the invitation link mailed to `email`.
-async fn mailed_token(app: &TestApp, email: &str) -> String {
-    let mails = app.wait_for_mail(email, Duration::from_secs(10)).await;
-    let body = &mails[0].body;
-    let start = body.find("?token=").unwrap() + "?token=".len();
-    body[start..].split_whitespace().next().unwrap().to_owned()
-}
-
-/// The tenant's schema name, quoted for SQL.
-pub async fn tenant_schema(app: &TestApp, slug: &str) -> String {
-    let name: String = app
-        .superuser()
-        .await
-        .query_one(
-            "SELECT schema_name FROM control.tenants WHERE slug = $1 AND status = 'active'",
-            &[&slug],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    format!("\"{name}\"")
-}
+use tenantry_tests::{mailed_token, unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
 
 /// `method path` as `caller`, with `body` as JSON if any; whatever the answer.
 async fn send(caller: &Client, method: Method, path: &str, body: Option<Value>) -> Reply {
@@ -253,7 +136,7 @@ async fn an_invited_user_gets_the_mail_activates_and_signs_in_and_is_listed() {
     let acme = app.tenant("acme");
     let early = acme.auth().login(&email, PASSWORD).await.unwrap_err();
     assert_eq!(early.status(), Some(StatusCode::UNAUTHORIZED));
-    let token = mailed_token(&app, &email).await;
+    let token = mailed_token(&mails[0], "acme", "/accept-invitation");
     acme.auth().activate(&token, PASSWORD).await.unwrap();
     let manager = app.signed_in("acme", &email, PASSWORD).await;
 

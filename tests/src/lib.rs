@@ -428,19 +428,6 @@ impl TestApp {
         format!("\"{name}\"")
     }
 
-    /// A data-plane POST of JSON for the tenant `slug`.
-    pub fn tenant_post(
-        &self,
-        slug: &str,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!("{}{path}", self.data_url))
-            .header("X-Tenant", slug)
-            .json(body)
-    }
-
     /// Creates tenant `slug` with an active admin `email` / `password`.
     pub async fn tenant_with_active_admin(
         &self,
@@ -449,49 +436,12 @@ impl TestApp {
         password: &str,
     ) -> Tenant {
         let (tenant, token) = self.create_tenant_with_admin(slug, email).await;
-        let response = self
-            .tenant_post(
-                slug,
-                "/v1/auth/activate",
-                &serde_json::json!({"token": token, "password": password}),
-            )
-            .send()
+        self.tenant(slug)
+            .auth()
+            .activate(&token, password)
             .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::OK,
-            "{}",
-            response.text().await.unwrap()
-        );
+            .unwrap_or_else(|error| panic!("activating {email} at {slug}: {error}"));
         tenant
-    }
-
-    /// Signs in; returns the token response body.
-    pub async fn sign_in(&self, slug: &str, email: &str, password: &str) -> serde_json::Value {
-        let response = self
-            .tenant_post(
-                slug,
-                "/v1/auth/login",
-                &serde_json::json!({"email": email, "password": password}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::OK,
-            "{}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
-    }
-
-    /// A request to the operator API with this app's operator token.
-    pub fn operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.control_url))
-            .bearer_auth(&self.operator_token)
     }
 
     /// Starts creating tenant `slug` and stops it right after `step`, as a crash there would;
@@ -519,19 +469,14 @@ impl TestApp {
     /// half of that) for tests that send bursts but are not about limits, and waits until the
     /// data plane serves the tenant with the new quotas.
     pub async fn raise_rate_limits(&self, slug: &str) {
-        let response = self
-            .operator(
-                reqwest::Method::PATCH,
-                &format!("/v1/tenants/{slug}/quotas"),
+        self.operator_api()
+            .tenants()
+            .set_quotas(
+                slug,
+                &serde_json::json!({"requests_per_second": 10000, "burst": 10000}),
             )
-            .json(&serde_json::json!({"requests_per_second": 10000, "burst": 10000}))
-            .send()
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "raising {slug}'s rate limits"
-        );
+            .unwrap_or_else(|error| panic!("raising {slug}'s rate limits: {error}"));
         let key = data_plane::tenancy::resolve::TenantKey::Slug(TenantSlug::parse(slug).unwrap());
         let applied = Self::eventually(Duration::from_secs(5), || async {
             self.data
@@ -547,13 +492,6 @@ impl TestApp {
             applied.is_some(),
             "the data plane did not reload {slug}'s quotas"
         );
-    }
-
-    /// A data-plane GET for the tenant `slug`, named by the X-Tenant header.
-    pub fn tenant_get(&self, slug: &str, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(format!("{}{path}", self.data_url))
-            .header("X-Tenant", slug)
     }
 
     /// A superuser connection to the test's catalog database.
@@ -802,27 +740,6 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
         .and_then(|value| value.parse::<u64>().ok())
 }
 
-// ---- Group A (records, api_keys, limits, privacy, telemetry): domain helpers that test
-// modules used to import from each other (`audit::tenant_id`, `email_flows::
-// {allow_self_signup, queued_mails}`). `allow_self_signup` and `queued_mails` have group B's
-// signatures: if group B's block has them too, keep one copy.
-
-/// The id of tenant `slug` (not deleted), as text: how events name the tenant in ClickHouse.
-pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
-    let id: uuid::Uuid = app
-        .superuser()
-        .await
-        .query_one(
-            "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
-            &[&slug],
-        )
-        .await
-        .unwrap()
-        .try_get("id")
-        .unwrap();
-    id.to_string()
-}
-
 // --- Group B (users admin, identity, MFA, email flows, settings, tokens, RBAC): domain
 // helpers those test modules share, moved here so no test module imports another.
 
@@ -831,7 +748,7 @@ pub const MAIL_WAIT: Duration = Duration::from_secs(30);
 
 impl TestApp {
     /// An app whose data plane reads a manual clock, started 10 seconds into a 30-second
-    /// TOTP step near the real time (tokens are still checked against the real time).
+    /// TOTP step near the real time.
     pub async fn spawn_with_clock() -> (TestApp, data_plane::clock::ManualClock) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let start = time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 10).unwrap();
@@ -917,4 +834,88 @@ pub fn mailed_token(mail: &ReceivedMail, slug: &str, page: &str) -> String {
     assert!(token.starts_with("tnut_") && token.len() == 48, "{token}");
     assert!(!mail.subject.contains(&token));
     token
+}
+
+// Group C (issue #16 item 6: tests on the typed client).
+
+impl TestApp {
+    /// An anonymous client of the first data-plane node naming no tenant: for what is not a
+    /// tenant's (`/readyz`, `/metrics`), or names its tenant by host.
+    pub fn data_client(&self) -> Client {
+        Client::with_http(self.http.clone(), &self.data_url)
+    }
+
+    /// The id of tenant `slug` (one not deleted), as text: how audit rows name it.
+    pub async fn tenant_id(&self, slug: &str) -> String {
+        let id: uuid::Uuid = self
+            .superuser()
+            .await
+            .query_one(
+                "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .try_get("id")
+            .unwrap();
+        id.to_string()
+    }
+
+    /// Runs the control-plane command line `args` (`["control-plane", "tenant", …]`) against
+    /// this app's control plane, as the binary would; what it printed.
+    pub async fn run_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        use clap::Parser;
+        let cli = control_plane::cli::Cli::try_parse_from(args)?;
+        let mut out = Vec::new();
+        control_plane::cli::execute(cli.command, &self.control, &mut out).await?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    /// Audit events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct
+    /// ids). Panics when ClickHouse does not answer: a failed query is not "no events".
+    pub async fn stored_audit_events(&self, tenant_id: &str, action: &str) -> (u64, u64) {
+        self.count_audit_events(tenant_id, action)
+            .await
+            .unwrap_or_else(|error| panic!("counting `{action}` events in ClickHouse: {error}"))
+    }
+
+    async fn count_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+    ) -> Result<(u64, u64), clickhouse::error::Error> {
+        self.clickhouse()
+            .query(
+                "SELECT count(), uniqExact(event_id) FROM audit_log \
+                 WHERE tenant_id = ? AND action = ?",
+            )
+            .bind(tenant_id)
+            .bind(action)
+            .fetch_one::<(u64, u64)>()
+            .await
+    }
+
+    /// Waits until ClickHouse holds at least `count` audit events of `action`; then returns
+    /// what it holds (rows, distinct ids), so the caller can assert there are no more.
+    pub async fn wait_for_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+        count: u64,
+        limit: Duration,
+    ) -> (u64, u64) {
+        // While polling, a ClickHouse that does not answer yet (just restarted) is "not yet".
+        let arrived = Self::eventually(limit, || async {
+            self.count_audit_events(tenant_id, action)
+                .await
+                .is_ok_and(|(rows, _)| rows >= count)
+        })
+        .await;
+        let stored = self.stored_audit_events(tenant_id, action).await;
+        assert!(
+            arrived.is_some(),
+            "only {stored:?} of {count} `{action}` events arrived within {limit:?}"
+        );
+        stored
+    }
 }

@@ -108,7 +108,7 @@ async fn a_node_that_lost_its_listener_connection_forgets_cached_keys() {
 
 #[tokio::test]
 async fn an_expired_key_is_refused_and_no_longer_counts() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let owner = app.tenant_with_owner("acme").await;
     let in_the_past = clock.now() - time::Duration::seconds(1);
     let refused = owner
@@ -145,7 +145,7 @@ async fn an_expired_key_is_refused_and_no_longer_counts() {
 
 #[tokio::test]
 async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let owner = app.tenant_with_owner("acme").await;
     let created = usage_key(&owner).await;
     let id = created.view.id;

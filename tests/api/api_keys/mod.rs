@@ -11,10 +11,9 @@ mod privileges;
 
 use std::time::Duration;
 
-use data_plane::clock::ManualClock;
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use tenantry_tests::client::{CreatedKey, NewKey};
 use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
 use time::OffsetDateTime;
@@ -59,38 +58,4 @@ async fn usage_key(admin: &Client) -> CreatedKey {
 /// The path of key `id` in the admin API.
 fn key_path(id: Uuid) -> String {
     format!("{KEYS}/{id}")
-}
-
-/// Creates a key as the holder of `token`; the 201 body (with the full `key`).
-///
-/// Not used here any more: kept for `route_table` until it moves to the client (the lead
-/// removes it then).
-pub async fn create_key(app: &TestApp, slug: &str, token: &str, body: Value) -> Value {
-    let response = app
-        .as_bearer(slug, token)
-        .post(KEYS)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "{}",
-        response.text()
-    );
-    response.value()
-}
-
-/// An app whose data plane reads the time from a clock that moves only when told, starting
-/// on a whole second (so times the server stores and returns compare exactly).
-async fn app_with_clock() -> (TestApp, ManualClock) {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(now).unwrap());
-    let app = TestApp::spawn_with(TestOptions {
-        clock: Some(clock.clone()),
-        ..TestOptions::default()
-    })
-    .await;
-    (app, clock)
 }

@@ -13,12 +13,6 @@ use time::OffsetDateTime;
 
 pub const STEP: time::Duration = time::Duration::seconds(30);
 
-/// An app whose data plane reads a manual clock ([`TestApp::spawn_with_clock`]); kept for
-/// `api_keys`, which imports it.
-pub async fn app_with_clock() -> (TestApp, ManualClock) {
-    TestApp::spawn_with_clock().await
-}
-
 /// The code for `secret` at `at`, computed by oathtool (Debian's `oathtool` package), not
 /// by our code.
 pub fn oathtool(secret: &str, at: OffsetDateTime) -> String {
