@@ -315,9 +315,22 @@ impl ApiKeys<'_> {
         self.client.get(Self::key_path(id, &[])).ok().await
     }
 
-    /// A new secret for the key; the old one works for the grace period the server gives.
+    /// A new secret for the key; the old one works for the server's default grace period.
     pub async fn rotate(&self, id: Uuid) -> Result<CreatedKey, Error> {
         self.client.post(Self::key_path(id, &["rotate"])).ok().await
+    }
+
+    /// A new secret for the key; the old one works for `grace_seconds` more (0: not at all).
+    pub async fn rotate_with_grace(
+        &self,
+        id: Uuid,
+        grace_seconds: i64,
+    ) -> Result<CreatedKey, Error> {
+        self.client
+            .post(Self::key_path(id, &["rotate"]))
+            .json(&serde_json::json!({ "grace_seconds": grace_seconds }))
+            .ok()
+            .await
     }
 
     pub async fn revoke(&self, id: Uuid) -> Result<(), Error> {

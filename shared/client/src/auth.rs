@@ -32,6 +32,16 @@ pub enum LoginOutcome {
     MfaRequired(MfaChallenge),
 }
 
+impl LoginOutcome {
+    /// The tokens, when the sign-in needed no second factor.
+    pub fn tokens(self) -> Option<Tokens> {
+        match self {
+            Self::Tokens(tokens) => Some(tokens),
+            Self::MfaRequired(_) => None,
+        }
+    }
+}
+
 /// Who an activation or verification made active.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Activated {

@@ -5,15 +5,6 @@ use super::*;
 
 /// `POST …/rotate` with `grace_seconds` for the old secret (the client's `rotate` leaves the
 /// server's default, 30 minutes); the rotated key with its new secret.
-async fn rotate_with_grace(owner: &Client, id: Uuid, grace_seconds: i64) -> CreatedKey {
-    owner
-        .post(format!("{}/rotate", key_path(id)))
-        .json(&json!({ "grace_seconds": grace_seconds }))
-        .ok()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_revoked_key_is_refused_at_once_and_on_another_node_within_a_second() {
     let app = TestApp::spawn().await;
@@ -151,7 +142,7 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
     let id = created.view.id;
     let old = created.key.expose();
 
-    let rotated = rotate_with_grace(&owner, id, 600).await;
+    let rotated = owner.api_keys().rotate_with_grace(id, 600).await.unwrap();
     let new = rotated.key.expose();
     assert_ne!(new, old);
     assert_eq!(rotated.view.id, id);
@@ -199,7 +190,7 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
     );
 
     // A grace of zero ends the old secret at once.
-    let last = rotate_with_grace(&owner, id, 0).await;
+    let last = owner.api_keys().rotate_with_grace(id, 0).await.unwrap();
     assert_eq!(
         usage_with(&app, "acme", newest).await.status(),
         StatusCode::UNAUTHORIZED
@@ -221,7 +212,11 @@ async fn a_rotation_on_one_node_is_seen_by_another_at_once() {
         async move { client.get("/v1/usage").send().await.unwrap().status() }
     };
     assert_eq!(on_second(created.key.expose()).await, StatusCode::OK);
-    let rotated = rotate_with_grace(&owner, created.view.id, 0).await;
+    let rotated = owner
+        .api_keys()
+        .rotate_with_grace(created.view.id, 0)
+        .await
+        .unwrap();
     // No waiting: a secret the cached row does not know is checked against the table.
     assert_eq!(on_second(rotated.key.expose()).await, StatusCode::OK);
     let refused = TestApp::eventually(Duration::from_secs(1), || async {
