@@ -100,17 +100,18 @@ async fn an_idle_session_cannot_be_refreshed_and_no_activity_outlives_the_absolu
         (StatusCode::UNAUTHORIZED, "invalid_grant")
     );
 
-    // Absolute: refreshed every 20 minutes, it still ends an hour after sign-in, and so do
-    // its access tokens.
+    // Absolute: refreshed every 20 minutes and once more just before the hour, it still ends
+    // an hour after sign-in, and so does its access token from that last refresh, which has
+    // most of its own 15 minutes left.
     let mut busy = app.sign_in_tokens("acme", OWNER_EMAIL, PASSWORD).await;
-    for _ in 0..2 {
-        clock.advance(time::Duration::minutes(20));
+    for minutes in [20, 20, 19] {
+        clock.advance(time::Duration::minutes(minutes));
         let response = refresh(&app, &busy).await;
         assert_eq!(response.status(), StatusCode::OK);
         busy = response.json().unwrap();
     }
     assert_eq!(me(&app, &busy).await.status(), StatusCode::OK);
-    clock.advance(time::Duration::minutes(21));
+    clock.advance(time::Duration::minutes(2));
     assert_eq!(
         refresh(&app, &busy).await.error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_grant")
