@@ -22,6 +22,7 @@ SAML_IDP_PORT=18092
 PYSAML2_VERSION=7.5.4
 OTEL_PYTHON_VERSION=1.45.2
 SCHEMATHESIS_VERSION=4.32.0
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -302,27 +303,38 @@ database_url() {
     echo "${admin%/*}/$database"
 }
 
-# The OpenTelemetry Python SDK with its OTLP/HTTP exporter (pinned, from PyPI, in a venv
-# under state/otel/): the tests send telemetry with it as an unmodified agent would.
-# Exports TENANTRY_TEST_OTEL_PYTHON.
-# Contract fuzzing of both planes' OpenAPI documents (tests/api/contract.rs), and the Python
-# client generated from the data plane's document (its smoke test).
+# Contract fuzzing of both planes' OpenAPI documents (tests/api/contract.rs, schemathesis), and
+# the Python client generated from the data plane's document (tests/api/python_client.rs,
+# openapi-python-client; the generated code needs httpx and attrs, which the generator itself
+# depends on, so the same venv runs it). Both pinned, from PyPI, in one venv under
+# state/api-tools/. Exports TENANTRY_TEST_SCHEMATHESIS, TENANTRY_TEST_OPENAPI_PYTHON_CLIENT and
+# TENANTRY_TEST_API_PYTHON.
 ensure_api_tools() {
     local dir="$STATE_DIR/api-tools"
     local venv="$dir/venv"
     mkdir -p "$dir"
-    if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    # The installed versions from the packages' metadata: one Python start, neither tool loaded.
+    local installed
+    installed=$("$venv/bin/python" -c 'from importlib.metadata import version
+print(version("schemathesis"), version("openapi-python-client"))' 2>/dev/null) || true
+    if [ "$installed" != "$SCHEMATHESIS_VERSION $OPENAPI_PYTHON_CLIENT_VERSION" ]; then
         python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
-        log "installing schemathesis $SCHEMATHESIS_VERSION (pip, into $venv)"
+        log "installing schemathesis $SCHEMATHESIS_VERSION and openapi-python-client \
+$OPENAPI_PYTHON_CLIENT_VERSION (pip, into $venv)"
         rm -rf "$venv"
         python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
             && "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
-                >>"$dir/pip.log" 2>&1 \
-            || die "cannot install schemathesis; see $dir/pip.log"
+                "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install the API tools; see $dir/pip.log"
     fi
     export TENANTRY_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
+    export TENANTRY_TEST_OPENAPI_PYTHON_CLIENT="$venv/bin/openapi-python-client"
+    export TENANTRY_TEST_API_PYTHON="$venv/bin/python"
 }
 
+# The OpenTelemetry Python SDK with its OTLP/HTTP exporter (pinned, from PyPI, in a venv
+# under state/otel/): the tests send telemetry with it as an unmodified agent would.
+# Exports TENANTRY_TEST_OTEL_PYTHON.
 ensure_otel_python() {
     local dir="$STATE_DIR/otel"
     local venv="$dir/venv"

@@ -1,37 +1,24 @@
 use clap::Parser;
-use control_plane::cli::{execute, Cli};
-use reqwest::StatusCode;
+use control_plane::cli::Cli;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tenantry_tests::TestApp;
-
-pub fn parse(args: &[&str]) -> Cli {
-    Cli::try_parse_from(args).unwrap()
-}
-
-pub async fn run(app: &TestApp, args: &[&str]) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    execute(parse(args).command, &app.control, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
-}
 
 #[tokio::test]
 async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
     let app = TestApp::spawn().await;
     let created: Value = serde_json::from_str(
-        &run(
-            &app,
-            &[
-                "control-plane",
-                "tenant",
-                "create",
-                "globex",
-                "--name",
-                "Globex",
-                "--plan",
-                "standard",
-                "--json",
-            ],
-        )
+        &app.run_cli(&[
+            "control-plane",
+            "tenant",
+            "create",
+            "globex",
+            "--name",
+            "Globex",
+            "--plan",
+            "standard",
+            "--json",
+        ])
         .await
         .unwrap(),
     )
@@ -40,12 +27,9 @@ async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
     assert_eq!(created["plan"], "standard");
 
     let shown: Value = serde_json::from_str(
-        &run(
-            &app,
-            &["control-plane", "tenant", "show", "globex", "--json"],
-        )
-        .await
-        .unwrap(),
+        &app.run_cli(&["control-plane", "tenant", "show", "globex", "--json"])
+            .await
+            .unwrap(),
     )
     .unwrap();
     for field in ["id", "slug", "status", "schema", "role"] {
@@ -55,7 +39,7 @@ async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
     assert_eq!(shown["schema"], "tenant_globex");
 
     let listed: Value = serde_json::from_str(
-        &run(&app, &["control-plane", "tenant", "list", "--json"])
+        &app.run_cli(&["control-plane", "tenant", "list", "--json"])
             .await
             .unwrap(),
     )
@@ -64,20 +48,17 @@ async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
     assert_eq!(listed[0]["slug"], "globex");
 
     let quotas: Value = serde_json::from_str(
-        &run(
-            &app,
-            &[
-                "control-plane",
-                "tenant",
-                "quota",
-                "globex",
-                "--max-users",
-                "7",
-                "--events-per-day",
-                "1000",
-                "--json",
-            ],
-        )
+        &app.run_cli(&[
+            "control-plane",
+            "tenant",
+            "quota",
+            "globex",
+            "--max-users",
+            "7",
+            "--events-per-day",
+            "1000",
+            "--json",
+        ])
         .await
         .unwrap(),
     )
@@ -89,11 +70,13 @@ async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
         "untouched limits keep the plan default"
     );
 
-    let suspended = run(&app, &["control-plane", "tenant", "suspend", "globex"])
+    let suspended = app
+        .run_cli(&["control-plane", "tenant", "suspend", "globex"])
         .await
         .unwrap();
     assert!(suspended.contains("suspended"));
-    let human = run(&app, &["control-plane", "tenant", "show", "globex"])
+    let human = app
+        .run_cli(&["control-plane", "tenant", "show", "globex"])
         .await
         .unwrap();
     assert!(human.contains("status:    suspended"), "{human}");
@@ -102,34 +85,30 @@ async fn the_cli_creates_shows_lists_and_sets_quotas_with_json_output() {
 #[tokio::test]
 async fn an_operator_token_from_the_cli_opens_the_rest_api() {
     let app = TestApp::spawn().await;
-    let token = run(
-        &app,
-        &[
+    let token = app
+        .run_cli(&[
             "control-plane",
             "operator",
             "token",
             "create",
             "ops",
             "--raw",
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .await
+        .unwrap();
     let token = token.trim();
     assert!(token.starts_with("tnop_"));
-    let response = app
-        .http
-        .get(format!("{}/v1/tenants", app.control_url))
-        .bearer_auth(token)
+    let with_new_token =
+        tenantry_tests::Operator::with_http(app.http.clone(), &app.control_url, token);
+    let reply = with_new_token
+        .call(Method::GET, "/v1/tenants")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let duplicate = run(
-        &app,
-        &["control-plane", "operator", "token", "create", "ops"],
-    )
-    .await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    let duplicate = app
+        .run_cli(&["control-plane", "operator", "token", "create", "ops"])
+        .await;
     let error = format!("{:#}", duplicate.unwrap_err());
     assert!(
         error.contains("an operator token named 'ops' already exists"),
@@ -142,7 +121,7 @@ async fn the_cli_refuses_bad_slugs_and_missing_tenants() {
     let app = TestApp::spawn().await;
     let refusal = |args: &'static [&'static str]| {
         let app = &app;
-        async move { format!("{:#}", run(app, args).await.unwrap_err()) }
+        async move { format!("{:#}", app.run_cli(args).await.unwrap_err()) }
     };
     let bad_slug = refusal(&["control-plane", "tenant", "create", "Bad_Slug"]).await;
     assert!(
@@ -200,18 +179,15 @@ async fn a_new_activation_token_from_the_cli_activates_an_invited_admin_and_only
     let issue = |address: String| {
         let app = &app;
         async move {
-            run(
-                app,
-                &[
-                    "control-plane",
-                    "tenant",
-                    "activation-token",
-                    "acme",
-                    "--email",
-                    &address,
-                    "--json",
-                ],
-            )
+            app.run_cli(&[
+                "control-plane",
+                "tenant",
+                "activation-token",
+                "acme",
+                "--email",
+                &address,
+                "--json",
+            ])
             .await
         }
     };
@@ -227,13 +203,11 @@ async fn a_new_activation_token_from_the_cli_activates_an_invited_admin_and_only
     .await;
     assert!(mailed.is_some(), "no mail carries the new token");
 
+    let acme = app.tenant("acme");
     let activate = |token: String| {
-        app.tenant_post(
-            "acme",
-            "/v1/auth/activate",
-            &serde_json::json!({"token": token, "password": "correct horse battery staple"}),
-        )
-        .send()
+        acme.post("/v1/auth/activate")
+            .json(&serde_json::json!({"token": token, "password": tenantry_tests::PASSWORD}))
+            .send()
     };
     assert_eq!(
         activate(token.clone()).await.unwrap().status(),
@@ -267,11 +241,13 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
             if !admin.is_empty() {
                 args.extend(["--admin-email", admin.as_str()]);
             }
-            run(app, &args).await
+            app.run_cli(&args).await
         }
     };
+    let operator = app.operator_api();
     let create_by_api = |body: Value| {
-        app.operator(reqwest::Method::POST, "/v1/tenants")
+        operator
+            .call(Method::POST, "/v1/tenants")
             .json(&body)
             .send()
     };
@@ -290,13 +266,13 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
         .unwrap(),
     )
     .unwrap();
-    let response = create_by_api(
+    let reply = create_by_api(
         serde_json::json!({"slug": "umbrella", "admin_email": tenantry_tests::unique_address("api-admin")}),
     )
     .await
     .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let by_api = reply.value();
     assert_eq!(keys(&by_cli), keys(&by_api));
     for answer in [&by_cli, &by_api] {
         assert_eq!(answer["status"], "active", "{answer}");
@@ -306,11 +282,11 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
 
     let by_cli: Value =
         serde_json::from_str(&create_by_cli("cyberdyne", None).await.unwrap()).unwrap();
-    let response = create_by_api(serde_json::json!({"slug": "tyrell"}))
+    let reply = create_by_api(serde_json::json!({"slug": "tyrell"}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let by_api: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let by_api = reply.value();
     assert_eq!(keys(&by_cli), keys(&by_api));
     for answer in [&by_cli, &by_api] {
         assert!(answer.get("activation_token").is_none(), "{answer}");
@@ -326,11 +302,12 @@ async fn the_cli_and_the_operator_api_create_a_tenant_with_the_same_answer() {
         refused.contains("--admin-email is not a valid email address"),
         "{refused}"
     );
-    let response = create_by_api(serde_json::json!({"slug": "soylent", "admin_email": "nope"}))
+    let reply = create_by_api(serde_json::json!({"slug": "soylent", "admin_email": "nope"}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_input");
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
     assert_eq!(app.tenant_count("soylent").await, 0);
 }

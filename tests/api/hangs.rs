@@ -3,17 +3,25 @@
 //! answers again the node serves as before. The control plane answers the same 503 when its
 //! catalog pool has no connection to give, busy or unreachable.
 
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tenantry_tests::client::Call;
 use tenantry_tests::hanging_proxy::{HangingProxy, PATIENCE};
-use tenantry_tests::TestApp;
+use tenantry_tests::{Operator, Reply, TestApp};
 
-use crate::users_admin::tenant_with_owner;
+/// Sends `call`, giving up after the proxy's patience: far longer than any deadline of the
+/// node's, as long as a hung database would make a request wait without one.
+async fn patiently(call: Call<'_>) -> Result<Reply, String> {
+    match tokio::time::timeout(PATIENCE, call.send()).await {
+        Ok(answer) => answer.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {PATIENCE:?}")),
+    }
+}
 
 #[tokio::test]
 async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_recovers() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "hung").await;
+    let owner = app.tenant_with_owner("hung").await;
     app.raise_rate_limits("hung").await;
     // A node whose Postgres connections all go through the proxy, with a 1 s statement
     // timeout (so its round-trip deadline is 3 s).
@@ -37,14 +45,13 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(data_plane::server::build(data, listener).unwrap());
-    let http = reqwest::Client::new();
+    let on_node = owner.on(&url);
     let create = |title: &str| {
-        http.post(format!("{url}/v1/collections/tasks/records"))
-            .header("X-Tenant", "hung")
-            .bearer_auth(&token)
-            .timeout(PATIENCE)
-            .json(&json!({ "title": title }))
-            .send()
+        patiently(
+            on_node
+                .post("/v1/collections/tasks/records")
+                .json(&json!({ "title": title })),
+        )
     };
     assert_eq!(
         create("before").await.unwrap().status(),
@@ -52,25 +59,22 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     );
 
     proxy.freeze();
-    let response = create("while hung")
+    let reply = create("while hung")
         .await
         .expect("the request hung as long as Postgres did");
-    assert_database_unavailable(response).await;
-    let ready = http
-        .get(format!("{url}/readyz"))
-        .timeout(PATIENCE)
-        .send()
+    assert_database_unavailable(&reply);
+    let ready = patiently(on_node.anonymous().get("/readyz"))
         .await
         .expect("/readyz hung as long as Postgres did");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = ready.json().await.unwrap();
+    let body = ready.value();
     assert_eq!(body["checks"]["postgres"], "unavailable", "{body}");
 
     proxy.thaw();
     let recovered = TestApp::eventually(PATIENCE, || async {
         create("after")
             .await
-            .is_ok_and(|response| response.status() == StatusCode::CREATED)
+            .is_ok_and(|reply| reply.status() == StatusCode::CREATED)
     })
     .await;
     assert!(
@@ -95,27 +99,28 @@ async fn control_plane_with_one_connection(
 }
 
 /// `GET /v1/tenants` as the operator, with the proxy's patience.
-async fn list_tenants(app: &TestApp, url: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{url}/v1/tenants"))
-        .bearer_auth(&app.operator_token)
-        .timeout(PATIENCE)
-        .send()
+async fn list_tenants(app: &TestApp, url: &str) -> Reply {
+    let operator = Operator::with_http(app.http.clone(), url, &app.operator_token);
+    patiently(operator.call(Method::GET, "/v1/tenants"))
         .await
         .expect("the control plane hung as long as its pool did")
 }
 
-async fn assert_database_unavailable(response: reqwest::Response) {
-    let status = response.status();
-    let retry_after = response.headers().get("retry-after").cloned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
-    assert!(body["error"]["request_id"].is_string(), "{body}");
-    let retry_after: u64 = retry_after
+fn assert_database_unavailable(reply: &Reply) {
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.error().unwrap().request_id.is_some(),
+        "{}",
+        reply.text()
+    );
+    let retry_after: u64 = reply
+        .header("retry-after")
         .expect("no Retry-After on the 503")
-        .to_str()
-        .unwrap()
         .parse()
         .unwrap();
     assert!(retry_after >= 1, "Retry-After: {retry_after}");
@@ -131,7 +136,7 @@ async fn a_control_plane_whose_pool_is_exhausted_answers_503_and_serves_once_a_c
 
     let held = control.pool.get().await.unwrap();
     let asked = std::time::Instant::now();
-    assert_database_unavailable(list_tenants(&app, &url).await).await;
+    assert_database_unavailable(&list_tenants(&app, &url).await);
     // The pool's wait (5 s) bounds it, far inside the client's patience.
     assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
 
@@ -156,7 +161,7 @@ async fn a_control_plane_whose_postgres_does_not_answer_answers_503_and_recovers
     let (_control, url) = control_plane_with_one_connection(&app, database).await;
 
     let asked = std::time::Instant::now();
-    assert_database_unavailable(list_tenants(&app, &url).await).await;
+    assert_database_unavailable(&list_tenants(&app, &url).await);
     assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
 
     proxy.thaw();

@@ -1,17 +1,26 @@
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tenantry_tests::client::TenantPatch;
 use tenantry_tests::{TestApp, TestOptions};
 
 async fn status_of(app: &TestApp, url: &str, slug: &str) -> StatusCode {
-    app.http
-        .get(format!("{url}/v1/tenant"))
-        .header("X-Tenant", slug)
+    app.tenant(slug)
+        .on(url)
+        .get("/v1/tenant")
         .send()
         .await
         .unwrap()
         .status()
+}
+
+/// A patch setting the tenant's status.
+fn status(status: &str) -> TenantPatch {
+    TenantPatch {
+        status: Some(status.to_owned()),
+        ..TenantPatch::default()
+    }
 }
 
 #[tokio::test]
@@ -23,13 +32,13 @@ async fn suspension_reaches_every_node_through_notify_and_resume_restores_servic
     assert_eq!(status_of(&app, &app.data_url, "acme").await, StatusCode::OK);
     assert_eq!(status_of(&app, &second_url, "acme").await, StatusCode::OK);
 
-    let response = app
-        .operator(Method::PATCH, "/v1/tenants/acme")
-        .json(&json!({"status": "suspended"}))
-        .send()
+    let tenants = app.operator_api();
+    let suspended = tenants
+        .tenants()
+        .update("acme", &status("suspended"))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(suspended.status, "suspended");
 
     for url in [&app.data_url, &second_url] {
         let took = TestApp::eventually(Duration::from_secs(5), || async {
@@ -38,23 +47,15 @@ async fn suspension_reaches_every_node_through_notify_and_resume_restores_servic
         .await;
         assert!(took.is_some(), "node {url} still serves a suspended tenant");
     }
-    let body: Value = app
-        .tenant_get("acme", "/v1/tenant")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["error"]["code"], "tenant_suspended");
+    let refused = app.tenant("acme").get("/v1/tenant").send().await.unwrap();
+    assert_eq!(refused.code(), Some("tenant_suspended"));
 
-    let resumed = app
-        .operator(Method::PATCH, "/v1/tenants/acme")
-        .json(&json!({"status": "active"}))
-        .send()
+    let resumed = tenants
+        .tenants()
+        .update("acme", &status("active"))
         .await
         .unwrap();
-    assert_eq!(resumed.status(), StatusCode::OK);
+    assert_eq!(resumed.status, "active");
     let took = TestApp::eventually(Duration::from_secs(5), || async {
         status_of(&app, &second_url, "acme").await == StatusCode::OK
     })
@@ -66,20 +67,18 @@ async fn suspension_reaches_every_node_through_notify_and_resume_restores_servic
 async fn only_active_and_suspended_tenants_swap_status() {
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
-    let resume_active = app
-        .operator(Method::PATCH, "/v1/tenants/acme")
-        .json(&json!({"status": "deleted"}))
-        .send()
+    let tenants = app.operator_api();
+    let to_deleted = tenants
+        .tenants()
+        .update("acme", &status("deleted"))
+        .await
+        .unwrap_err();
+    assert_eq!(to_deleted.status(), Some(StatusCode::BAD_REQUEST));
+    tenants
+        .tenants()
+        .update("acme", &status("suspended"))
         .await
         .unwrap();
-    assert_eq!(resume_active.status(), StatusCode::BAD_REQUEST);
-    let suspend = app
-        .operator(Method::PATCH, "/v1/tenants/acme")
-        .json(&json!({"status": "suspended"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(suspend.status(), StatusCode::OK);
     let failed = control_plane::tenants::service::retry_provisioning(
         &app.control,
         &shared::tenant::TenantSlug::parse("acme").unwrap(),
@@ -107,18 +106,16 @@ async fn deleting_a_tenant_exports_its_data_then_drops_schema_role_and_data_key(
     );
     let export = std::env::temp_dir().join(format!("tenantry-export-{}.json", tenant.id));
 
-    let cli = crate::cli::parse(&[
+    app.run_cli(&[
         "control-plane",
         "tenant",
         "delete",
         "doomed",
         "--export",
         export.to_str().unwrap(),
-    ]);
-    let mut out = Vec::new();
-    control_plane::cli::execute(cli.command, &app.control, &mut out)
-        .await
-        .unwrap();
+    ])
+    .await
+    .unwrap();
 
     let exported: Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
     assert_eq!(exported["tenant"]["slug"], "doomed");
@@ -172,11 +169,12 @@ async fn deleting_a_tenant_exports_its_data_then_drops_schema_role_and_data_key(
     .await;
     assert!(took.is_some(), "deleted tenant still served");
     let gone = app
-        .operator(Method::GET, "/v1/tenants/doomed")
-        .send()
+        .operator_api()
+        .tenants()
+        .get("doomed")
         .await
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+        .unwrap_err();
+    assert_eq!(gone.status(), Some(StatusCode::NOT_FOUND));
 
     // The slug is free again, and the new tenant starts empty.
     let again = app.create_tenant("doomed").await;
@@ -188,16 +186,16 @@ async fn deleting_a_tenant_exports_its_data_then_drops_schema_role_and_data_key(
 async fn a_failing_export_stops_the_deletion_before_anything_is_dropped() {
     let app = TestApp::spawn().await;
     app.create_tenant("keeper").await;
-    let cli = crate::cli::parse(&[
-        "control-plane",
-        "tenant",
-        "delete",
-        "keeper",
-        "--export",
-        "/nonexistent-dir/export.json",
-    ]);
-    let mut out = Vec::new();
-    let outcome = control_plane::cli::execute(cli.command, &app.control, &mut out).await;
+    let outcome = app
+        .run_cli(&[
+            "control-plane",
+            "tenant",
+            "delete",
+            "keeper",
+            "--export",
+            "/nonexistent-dir/export.json",
+        ])
+        .await;
     let error = format!("{:#}", outcome.unwrap_err());
     assert!(
         error.contains("could not write the export, nothing was deleted"),
@@ -215,8 +213,7 @@ async fn a_failing_export_stops_the_deletion_before_anything_is_dropped() {
     assert_eq!(schema_left, 1);
     assert_eq!(app.tenant_status("keeper").await, "deleting");
     // Re-running without the broken export finishes the deletion.
-    let cli = crate::cli::parse(&["control-plane", "tenant", "delete", "keeper"]);
-    control_plane::cli::execute(cli.command, &app.control, &mut out)
+    app.run_cli(&["control-plane", "tenant", "delete", "keeper"])
         .await
         .unwrap();
     let schema_left: i64 = db

@@ -9,15 +9,12 @@ use data_plane::clock::ManualClock;
 use data_plane::rate_limit::RateLimitSettings;
 use data_plane::tenancy::resolve::TenantKey;
 use futures_util::future::join_all;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::tenant::TenantSlug;
-use tenantry_tests::{unique_address, TestApp, TestOptions};
+use tenantry_tests::client::NewKey;
+use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, OWNER_EMAIL};
 use time::OffsetDateTime;
-
-use crate::api_keys::{key_text, usage_key, usage_with};
-use crate::email_flows::{allow_self_signup, post, queued_mails};
-use crate::users_admin::{call, tenant_with_owner, OWNER_EMAIL};
 
 /// An app whose data plane reads the time from a clock that moves only when told.
 async fn app_with_clock(rate_limit: RateLimitSettings) -> (TestApp, ManualClock) {
@@ -34,15 +31,13 @@ async fn app_with_clock(rate_limit: RateLimitSettings) -> (TestApp, ManualClock)
 /// Changes the tenant's quota overrides through the operator API and waits (up to the
 /// second NOTIFY is given) until the data plane serves the tenant with them.
 async fn set_quotas(app: &TestApp, slug: &str, patch: Value) {
-    let response = app
-        .operator(Method::PATCH, &format!("/v1/tenants/{slug}/quotas"))
-        .json(&patch)
-        .send()
+    let quotas = app
+        .operator_api()
+        .tenants()
+        .set_quotas(slug, &patch)
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let effective: Value = response.json().await.unwrap();
-    let effective = effective["effective"].clone();
+    let effective = quotas["effective"].clone();
     let key = TenantKey::Slug(TenantSlug::parse(slug).unwrap());
     let applied = TestApp::eventually(Duration::from_secs(1), || async {
         let served = app.data.registry.lookup(&key).await.unwrap().unwrap();
@@ -55,17 +50,14 @@ async fn set_quotas(app: &TestApp, slug: &str, patch: Value) {
     );
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+fn header<'a>(response: &'a Reply, name: &str) -> &'a str {
     response
-        .headers()
-        .get(name)
+        .header(name)
         .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
 }
 
-async fn get_tenant(app: &TestApp, slug: &str) -> reqwest::Response {
-    app.tenant_get(slug, "/v1/tenant").send().await.unwrap()
+async fn get_tenant(app: &TestApp, slug: &str) -> Reply {
+    app.tenant(slug).get("/v1/tenant").send().await.unwrap()
 }
 
 #[tokio::test]
@@ -92,33 +84,33 @@ async fn a_burst_is_admitted_then_429_with_retry_after_and_rate_limit_headers() 
     assert_eq!(header(&refused, "x-ratelimit-limit"), "3");
     assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
     assert_eq!(header(&refused, "x-ratelimit-reset"), "3");
-    let request_id = header(&refused, "x-request-id").to_owned();
-    let body: Value = refused.json().await.unwrap();
+    let request_id = header(&refused, "x-request-id");
+    let body = refused.value();
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(body["error"]["details"]["limit_class"], "tenant");
     assert_eq!(body["error"]["details"]["limit"], 3);
-    assert_eq!(body["error"]["request_id"], request_id.as_str());
+    assert_eq!(body["error"]["request_id"], request_id);
 }
 
 #[tokio::test]
 async fn a_refused_request_never_reaches_its_handler() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
-    allow_self_signup(&app, "acme").await;
+    app.allow_self_signup("acme").await;
     set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
     for _ in 0..2 {
         get_tenant(&app, "acme").await;
     }
     let email = unique_address("refused");
-    let response = post(
-        &app,
-        "acme",
-        "/v1/auth/register",
-        json!({"email": email, "password": "correct horse battery staple"}),
-    )
-    .await;
+    let response = app
+        .tenant("acme")
+        .post("/v1/auth/register")
+        .json(&json!({"email": email, "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(queued_mails(&app, "acme", &email).await, 0);
+    assert_eq!(app.queued_mails("acme", &email).await, 0);
 }
 
 #[tokio::test]
@@ -182,13 +174,12 @@ async fn a_rate_quota_change_in_the_control_plane_applies_without_restart() {
     );
 
     // Lowered: only the HTTP API is used, as an operator would.
-    let lowered = app
-        .operator(Method::PATCH, "/v1/tenants/acme/quotas")
-        .json(&json!({"requests_per_second": 1, "burst": 2}))
-        .send()
+    let operator = app.operator_api();
+    let quotas = operator.tenants();
+    quotas
+        .set_quotas("acme", &json!({"requests_per_second": 1, "burst": 2}))
         .await
         .unwrap();
-    assert_eq!(lowered.status(), StatusCode::OK);
     let applied = TestApp::eventually(Duration::from_secs(1), || async {
         header(&get_tenant(&app, "acme").await, "x-ratelimit-limit") == "2"
     })
@@ -204,9 +195,8 @@ async fn a_rate_quota_change_in_the_control_plane_applies_without_restart() {
     );
 
     // Raised: the next requests go through again, without the clock moving.
-    app.operator(Method::PATCH, "/v1/tenants/acme/quotas")
-        .json(&json!({"burst": 50}))
-        .send()
+    quotas
+        .set_quotas("acme", &json!({"burst": 50}))
         .await
         .unwrap();
     let applied = TestApp::eventually(Duration::from_secs(1), || async {
@@ -231,35 +221,35 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
     app.create_tenant("acme").await;
     // Different unknown addresses, so no account lockout is involved.
     for _ in 0..3 {
-        let response = post(
-            &app,
-            "acme",
-            "/v1/auth/login",
-            json!({"email": unique_address("guess"), "password": "guess guess guess"}),
-        )
-        .await;
+        let response = app
+            .tenant("acme")
+            .post("/v1/auth/login")
+            .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let refused = post(
-        &app,
-        "acme",
-        "/v1/auth/login",
-        json!({"email": unique_address("guess"), "password": "guess guess guess"}),
-    )
-    .await;
+    let refused = app
+        .tenant("acme")
+        .post("/v1/auth/login")
+        .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&refused, "retry-after"), "20");
-    let body: Value = refused.json().await.unwrap();
+    let body = refused.value();
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(body["error"]["details"]["limit_class"], "auth");
     // Other password endpoints share the credential limit; the rest of the API does not.
-    let reset = post(
-        &app,
-        "acme",
-        "/v1/auth/password-reset",
-        json!({"email": unique_address("guess")}),
-    )
-    .await;
+    let reset = app
+        .tenant("acme")
+        .post("/v1/auth/password-reset")
+        .json(&json!({"email": unique_address("guess")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reset.status(), StatusCode::TOO_MANY_REQUESTS);
     let read = get_tenant(&app, "acme").await;
     assert_eq!(read.status(), StatusCode::OK);
@@ -280,20 +270,15 @@ async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
     // With the tenant's budget spent (and the clock standing still), its operational
     // endpoints, named for the tenant by header or host, still answer, more often than the
     // burst, and carry no rate-limit headers.
+    let by_header = app.tenant("acme");
+    let by_host = Client::with_http(app.http.clone(), app.data_url.clone());
+    let host = format!("acme.{}", tenantry_tests::BASE_DOMAIN);
     for path in ["/healthz", "/readyz", "/metrics"] {
         for _ in 0..5 {
-            for request in [
-                app.tenant_get("acme", path),
-                app.http
-                    .get(format!("{}{path}", app.data_url))
-                    .header("host", format!("acme.{}", tenantry_tests::BASE_DOMAIN)),
-            ] {
+            for request in [by_header.get(path), by_host.get(path).header("host", &host)] {
                 let response = request.send().await.unwrap();
                 assert_eq!(response.status(), StatusCode::OK, "{path}");
-                assert!(
-                    response.headers().get("x-ratelimit-limit").is_none(),
-                    "{path}"
-                );
+                assert!(response.header("x-ratelimit-limit").is_none(), "{path}");
             }
         }
     }
@@ -306,78 +291,76 @@ async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
     for _ in 0..30 {
         let unknown = get_tenant(&app, "nosuch").await;
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-        assert!(unknown.headers().get("x-ratelimit-limit").is_none());
+        assert!(unknown.header("x-ratelimit-limit").is_none());
     }
 }
 
-async fn invite(app: &TestApp, owner: &str, email: &str) -> reqwest::Response {
-    call(
-        app,
-        Method::POST,
-        "acme",
-        "/v1/admin/users/invitations",
-        owner,
-        Some(json!({"email": email, "roles": ["member"]})),
-    )
-    .await
+/// Invites `email` as a member: the answer as it came (a refusal is what some tests are about).
+async fn invite(owner: &Client, email: &str) -> Reply {
+    owner
+        .post("/v1/admin/users/invitations")
+        .json(&json!({"email": email, "roles": ["member"]}))
+        .send()
+        .await
+        .unwrap()
 }
 
-async fn user_count(app: &TestApp, owner: &str) -> usize {
-    let list: Value = call(app, Method::GET, "acme", "/v1/admin/users", owner, None)
+/// `GET /v1/usage` as `key`: the answer as it came.
+async fn usage(key: &Client) -> Reply {
+    key.get("/v1/usage").send().await.unwrap()
+}
+
+async fn user_count(owner: &Client) -> usize {
+    owner
+        .users()
+        .list(None, None, None)
         .await
-        .json()
-        .await
-        .unwrap();
-    list["users"].as_array().unwrap().len()
+        .unwrap()
+        .users
+        .len()
 }
 
 #[tokio::test]
 async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     set_quotas(&app, "acme", json!({"max_users": 2})).await;
 
     let first = unique_address("first");
-    assert_eq!(
-        invite(&app, &owner, &first).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(invite(&owner, &first).await.status(), StatusCode::CREATED);
 
     let second = unique_address("second");
-    let refused = invite(&app, &owner, &second).await;
+    let refused = invite(&owner, &second).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert!(refused.headers().get("x-request-id").is_some());
-    let body: Value = refused.json().await.unwrap();
+    assert!(refused.header("x-request-id").is_some());
+    let body = refused.value();
     assert_eq!(body["error"]["code"], "quota_exceeded");
     assert_eq!(
         body["error"]["details"],
         json!({"quota": "max_users", "limit": 2})
     );
-    assert_eq!(user_count(&app, &owner).await, 2, "nothing was created");
+    assert_eq!(user_count(&owner).await, 2, "nothing was created");
     assert_eq!(
-        queued_mails(&app, "acme", &second).await,
+        app.queued_mails("acme", &second).await,
         0,
         "no mail was sent"
     );
 
     set_quotas(&app, "acme", json!({"max_users": 3})).await;
-    assert_eq!(
-        invite(&app, &owner, &second).await.status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(user_count(&app, &owner).await, 3);
+    assert_eq!(invite(&owner, &second).await.status(), StatusCode::CREATED);
+    assert_eq!(user_count(&owner).await, 3);
 }
 
 #[tokio::test]
 async fn concurrent_invitations_never_overshoot_max_users() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     set_quotas(&app, "acme", json!({"max_users": 3})).await;
     let addresses: Vec<String> = (0..6).map(|_| unique_address("rush")).collect();
     let statuses: Vec<StatusCode> = join_all(
         addresses
             .iter()
-            .map(|email| async { invite(&app, &owner, email).await.status() }),
+            .map(|email| async { invite(&owner, email).await.status() }),
     )
     .await;
     let created = statuses
@@ -389,25 +372,24 @@ async fn concurrent_invitations_never_overshoot_max_users() {
         .filter(|status| **status == StatusCode::FORBIDDEN)
         .count();
     assert_eq!((created, refused), (2, 4), "{statuses:?}");
-    assert_eq!(user_count(&app, &owner).await, 3);
+    assert_eq!(user_count(&owner).await, 3);
 }
 
 #[tokio::test]
 async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addresses() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    allow_self_signup(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
+    app.allow_self_signup("acme").await;
     set_quotas(&app, "acme", json!({"max_users": 1})).await;
     let register = |email: String| {
         let app = &app;
         async move {
-            post(
-                app,
-                "acme",
-                "/v1/auth/register",
-                json!({"email": email, "password": "correct horse battery staple"}),
-            )
-            .await
+            app.tenant("acme")
+                .post("/v1/auth/register")
+                .json(&json!({"email": email, "password": "correct horse battery staple"}))
+                .send()
+                .await
+                .unwrap()
         }
     };
 
@@ -415,51 +397,53 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
     for email in [newcomer.clone(), OWNER_EMAIL.to_owned()] {
         let refused = register(email).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        let body: Value = refused.json().await.unwrap();
+        let body = refused.value();
         assert_eq!(body["error"]["code"], "quota_exceeded");
         assert_eq!(body["error"]["details"]["quota"], "max_users");
     }
-    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 0);
-    assert_eq!(user_count(&app, &owner).await, 1);
+    assert_eq!(app.queued_mails("acme", &newcomer).await, 0);
+    assert_eq!(user_count(&owner).await, 1);
 
     set_quotas(&app, "acme", json!({"max_users": 2})).await;
     assert_eq!(
         register(newcomer.clone()).await.status(),
         StatusCode::ACCEPTED
     );
-    assert_eq!(queued_mails(&app, "acme", &newcomer).await, 1);
+    assert_eq!(app.queued_mails("acme", &newcomer).await, 1);
 }
 
 #[tokio::test]
 async fn one_api_key_may_use_only_its_share_of_the_tenant_rate() {
     let (app, clock) = app_with_clock(RateLimitSettings::default()).await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let first = key_text(&usage_key(&app, "acme", &owner).await);
-    let second = key_text(&usage_key(&app, "acme", &owner).await);
+    let owner = app.tenant_with_owner("acme").await;
+    let usage_key = || async {
+        let created = owner
+            .api_keys()
+            .create(&NewKey::new("usage reader", &["usage:read"]))
+            .await
+            .unwrap();
+        app.tenant("acme").with_api_key(created.key.expose())
+    };
+    let first = usage_key().await;
+    let second = usage_key().await;
     // Each key gets half: a burst of 4 of the tenant's 8.
     set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 8})).await;
 
     for _ in 0..4 {
-        let response = usage_with(&app, "acme", &first).await;
+        let response = usage(&first).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    let refused = usage_with(&app, "acme", &first).await;
+    let refused = usage(&first).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&refused, "x-ratelimit-limit"), "4");
-    assert!(refused.headers().get("retry-after").is_some());
-    let body: Value = refused.json().await.unwrap();
+    assert!(refused.header("retry-after").is_some());
+    let body = refused.value();
     assert_eq!(body["error"]["details"]["limit_class"], "api_key");
 
     // Another key, and the tenant's users, still have their budget.
-    assert_eq!(
-        usage_with(&app, "acme", &second).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(usage(&second).await.status(), StatusCode::OK);
     assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
     // The key's share refills at half the tenant's rate.
     clock.advance(time::Duration::seconds(2));
-    assert_eq!(
-        usage_with(&app, "acme", &first).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(usage(&first).await.status(), StatusCode::OK);
 }

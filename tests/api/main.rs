@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod cli;
+mod client;
 mod contract;
 mod email_flows;
 mod hangs;
@@ -23,6 +24,7 @@ mod password_hashing;
 mod password_reset;
 mod privacy;
 mod provisioning;
+mod python_client;
 mod rbac;
 mod records;
 mod records_security;

@@ -10,9 +10,7 @@ use data_plane::identity::hash_gate::HashLimits;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tenantry_tests::{TestApp, TestOptions};
-
-const PASSWORD: &str = "correct horse battery staple";
+use tenantry_tests::{Client, Reply, TestApp, TestOptions, PASSWORD};
 
 /// An app whose gate runs one computation at a time with room for two more requests (a
 /// tenant may have two admitted), waiting as long as it takes: every refusal below comes
@@ -35,30 +33,28 @@ async fn app_with_a_small_gate() -> TestApp {
     .await
 }
 
-async fn sign_in(app: &TestApp, slug: &str, email: &str, password: &str) -> reqwest::Response {
-    app.tenant_post(
-        slug,
-        "/v1/auth/login",
-        &json!({"email": email, "password": password}),
-    )
-    .send()
-    .await
-    .unwrap()
+/// `POST /v1/auth/login` at `tenant`, whatever the answer.
+async fn sign_in(tenant: &Client, email: &str, password: &str) -> Reply {
+    tenant
+        .post("/v1/auth/login")
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
 }
 
-/// Asserts `response` is the gate's refusal; returns its `Retry-After`.
-async fn assert_busy(response: reqwest::Response) -> String {
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let retry_after = response
-        .headers()
-        .get("retry-after")
+/// Asserts `reply` is the gate's refusal; returns its `Retry-After`.
+fn assert_busy(reply: &Reply) -> String {
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "credential_check_busy"),
+        "{}",
+        reply.text()
+    );
+    reply
+        .header("retry-after")
         .expect("a busy refusal carries Retry-After")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "credential_check_busy", "{body}");
-    retry_after
+        .to_owned()
 }
 
 async fn login_attempts(app: &TestApp, slug: &str) -> i64 {
@@ -85,25 +81,26 @@ async fn a_flood_on_one_tenant_is_refused_as_busy_while_another_signs_in_and_rea
         app.raise_rate_limits(slug).await;
     }
     let attempts_before = login_attempts(&app, "flooded").await;
+    let flooded_tenant = app.tenant("flooded");
 
     // Sixteen clients send wrong-password sign-ins at one tenant until told to stop, each to
     // an address of its own so that no lockout cuts the flood short.
     let stop = AtomicBool::new(false);
     let refused = AtomicUsize::new(0);
     let flood = join_all((0..16).map(|client| {
-        let (app, stop, refused) = (&app, &stop, &refused);
+        let (flooded_tenant, stop, refused) = (&flooded_tenant, &stop, &refused);
         async move {
             let mut answers = Vec::new();
             let mut attempt = 0;
             while !stop.load(Ordering::SeqCst) {
                 attempt += 1;
                 let email = format!("nobody-{client}-{attempt}@flooded.example");
-                let response = sign_in(app, "flooded", &email, "wrong password here").await;
-                let status = response.status();
+                let reply = sign_in(flooded_tenant, &email, "wrong password here").await;
+                let status = reply.status();
                 let retry_after = match status {
                     StatusCode::SERVICE_UNAVAILABLE => {
                         refused.fetch_add(1, Ordering::SeqCst);
-                        Some(assert_busy(response).await)
+                        Some(assert_busy(&reply))
                     }
                     _ => None,
                 };
@@ -121,12 +118,20 @@ async fn a_flood_on_one_tenant_is_refused_as_busy_while_another_signs_in_and_rea
         })
         .await;
         // ... the other tenant's owner signs in and reads.
-        let signed_in = sign_in(&app, "bystander", "owner@bystander.example", PASSWORD).await;
+        let signed_in = sign_in(
+            &app.tenant("bystander"),
+            "owner@bystander.example",
+            PASSWORD,
+        )
+        .await;
         let signed_in_status = signed_in.status();
-        let tokens: Value = signed_in.json().await.unwrap();
+        let tokens: Value = signed_in.value();
         let me = app
-            .tenant_get("bystander", "/v1/me")
-            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+            .as_bearer(
+                "bystander",
+                tokens["access_token"].as_str().unwrap_or_default(),
+            )
+            .get("/v1/me")
             .send()
             .await
             .unwrap();
@@ -174,8 +179,8 @@ async fn every_password_endpoint_answers_busy_when_the_gate_is_full_and_changes_
         .tenant_with_active_admin("acme", "owner@acme.example", PASSWORD)
         .await;
     app.raise_rate_limits("acme").await;
-    let tokens = app.sign_in("acme", "owner@acme.example", PASSWORD).await;
-    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let owner = app.signed_in("acme", "owner@acme.example", PASSWORD).await;
+    let (acme, newco) = (app.tenant("acme"), app.tenant("newco"));
     let (_, activation) = app
         .create_tenant_with_admin("newco", "first@newco.example")
         .await;
@@ -200,30 +205,19 @@ async fn every_password_endpoint_answers_busy_when_the_gate_is_full_and_changes_
     let new_password = "a brand new passphrase";
     let attempts = login_attempts(&app, "acme").await;
     let requests = [
-        app.tenant_post(
-            "acme",
-            "/v1/auth/login",
-            &json!({"email": "owner@acme.example", "password": PASSWORD}),
-        ),
-        app.tenant_post(
-            "acme",
-            "/v1/me/password",
-            &json!({"current_password": PASSWORD, "new_password": new_password}),
-        )
-        .bearer_auth(&access),
-        app.tenant_post(
-            "acme",
-            "/v1/auth/register",
-            &json!({"email": "newcomer@acme.example", "password": new_password}),
-        ),
-        app.tenant_post(
-            "newco",
-            "/v1/auth/activate",
-            &json!({"token": activation, "password": new_password}),
-        ),
+        acme.post("/v1/auth/login")
+            .json(&json!({"email": "owner@acme.example", "password": PASSWORD})),
+        owner
+            .post("/v1/me/password")
+            .json(&json!({"current_password": PASSWORD, "new_password": new_password})),
+        acme.post("/v1/auth/register")
+            .json(&json!({"email": "newcomer@acme.example", "password": new_password})),
+        newco
+            .post("/v1/auth/activate")
+            .json(&json!({"token": activation, "password": new_password})),
     ];
     for request in requests {
-        assert_eq!(assert_busy(request.send().await.unwrap()).await, "1");
+        assert_eq!(assert_busy(&request.send().await.unwrap()), "1");
     }
     // Operators see each refusal in the refusal counter.
     let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
@@ -246,24 +240,17 @@ async fn every_password_endpoint_answers_busy_when_the_gate_is_full_and_changes_
     // When the places come back, the same requests go through.
     drop(held);
     assert_eq!(hasher.admitted(tenant.id), (0, 0));
-    app.sign_in("acme", "owner@acme.example", PASSWORD).await;
-    let activated = app
-        .tenant_post(
-            "newco",
-            "/v1/auth/activate",
-            &json!({"token": activation, "password": new_password}),
-        )
+    app.signed_in("acme", "owner@acme.example", PASSWORD).await;
+    let activated = newco
+        .post("/v1/auth/activate")
+        .json(&json!({"token": activation, "password": new_password}))
         .send()
         .await
         .unwrap();
     assert_eq!(activated.status(), StatusCode::OK);
-    let changed = app
-        .tenant_post(
-            "acme",
-            "/v1/me/password",
-            &json!({"current_password": PASSWORD, "new_password": new_password}),
-        )
-        .bearer_auth(&access)
+    let changed = owner
+        .post("/v1/me/password")
+        .json(&json!({"current_password": PASSWORD, "new_password": new_password}))
         .send()
         .await
         .unwrap();

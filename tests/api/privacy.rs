@@ -1,67 +1,54 @@
 //! Personal data (GDPR): a user's own export, an admin's erasure, the tenant's privacy policy.
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use tenantry_tests::{unique_address, TestApp};
-
-use crate::api_keys::{create_key, key_text};
-use crate::users_admin::{
-    access, call, error_code, invite_and_activate, tenant_with_owner, OWNER_EMAIL, PASSWORD,
-};
+use reqwest::StatusCode;
+use serde_json::json;
+use tenantry_tests::client::NewKey;
+use tenantry_tests::{unique_address, TestApp, OWNER_EMAIL, PASSWORD};
 
 async fn failed_sign_in(app: &TestApp, slug: &str, email: &str) {
-    let response = app
-        .tenant_post(
-            slug,
-            "/v1/auth/login",
-            &json!({"email": email, "password": "not the password at all"}),
-        )
-        .send()
+    let refused = app
+        .tenant(slug)
+        .auth()
+        .login(email, "not the password at all")
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::UNAUTHORIZED));
 }
 
 #[tokio::test]
 async fn a_user_exports_their_own_data_and_no_secret() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     let email = unique_address("export");
-    invite_and_activate(&app, "acme", &owner, &email, &["member", "developer"]).await;
+    app.invite_and_activate(&owner, &email, &["member", "developer"])
+        .await;
     failed_sign_in(&app, "acme", &email).await;
-    let token = access(&app.sign_in("acme", &email, PASSWORD).await);
-    let key = create_key(
-        &app,
-        "acme",
-        &token,
-        json!({"name": "ci", "scopes": ["records:read"]}),
-    )
-    .await;
+    let user = app.signed_in("acme", &email, PASSWORD).await;
+    let key = user
+        .api_keys()
+        .create(&NewKey::new("ci", &["records:read"]))
+        .await
+        .unwrap();
 
     // One record of theirs and one of the owner's.
-    for (who, title) in [(&token, "mine"), (&owner, "not mine")] {
-        let created = call(
-            &app,
-            Method::POST,
-            "acme",
-            "/v1/collections/notes/records",
-            who,
-            Some(json!({"title": title})),
-        )
-        .await;
-        assert_eq!(created.status(), StatusCode::CREATED);
+    for (who, title) in [(&user, "mine"), (&owner, "not mine")] {
+        who.records("notes")
+            .create(&json!({"title": title}))
+            .await
+            .unwrap();
     }
 
-    let response = call(&app, Method::GET, "acme", "/v1/me/export", &token, None).await;
+    // Read as it comes, for its headers and to search its text for secrets.
+    let response = user.get("/v1/me/export").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let disposition = response.headers()["content-disposition"].to_str().unwrap();
+    let disposition = response.header("content-disposition").unwrap();
     assert!(disposition.starts_with("attachment"));
-    let text = response.text().await.unwrap();
-    let export: Value = serde_json::from_str(&text).unwrap();
+    let text = response.text();
+    let export = response.value();
     assert_eq!(export["user"]["email"], email.as_str());
     assert_eq!(export["tenant"]["slug"], "acme");
     assert_eq!(export["roles"][1]["role"], "member");
-    assert_eq!(export["api_keys"][0]["prefix"], key["prefix"]);
+    assert_eq!(export["api_keys"][0]["prefix"], key.view.prefix);
     let records = export["records"].as_array().unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["collection"], "notes");
@@ -76,9 +63,8 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     assert_eq!(outcomes.len(), 2, "{outcomes:?}");
     assert_ne!(outcomes[0], outcomes[1]);
     // Nothing secret, and nothing of another user.
-    let key_secret = key_text(&key);
     for secret in [
-        key_secret.as_str(),
+        key.key.expose(),
         "secret_hash",
         "$argon2",
         "password_hash",
@@ -90,7 +76,8 @@ async fn a_user_exports_their_own_data_and_no_secret() {
     }
 
     let anonymous = app
-        .tenant_get("acme", "/v1/me/export")
+        .tenant("acme")
+        .get("/v1/me/export")
         .send()
         .await
         .unwrap();
@@ -113,11 +100,11 @@ async fn traces(db: &tokio_postgres::Client, email: &str) -> Vec<i64> {
 #[tokio::test]
 async fn erasing_a_user_leaves_no_personal_data_behind() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     let email = unique_address("erase");
-    let id = invite_and_activate(&app, "acme", &owner, &email, &["member"]).await;
+    let id = app.invite_and_activate(&owner, &email, &["member"]).await;
     failed_sign_in(&app, "acme", &email).await;
-    app.sign_in("acme", &email, PASSWORD).await;
+    app.signed_in("acme", &email, PASSWORD).await;
     let db = app.superuser().await;
     let before = traces(&db, &email).await;
     assert!(before.iter().all(|count| *count > 0), "{before:?}");
@@ -127,16 +114,7 @@ async fn erasing_a_user_leaves_no_personal_data_behind() {
         .unwrap()
         .get(0);
 
-    let erased = call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &format!("/v1/admin/users/{id}"),
-        &owner,
-        None,
-    )
-    .await;
-    assert_eq!(erased.status(), StatusCode::NO_CONTENT);
+    owner.users().delete(id).await.unwrap();
     assert_eq!(traces(&db, &email).await, [0, 0, 0]);
     // The history keeps its shape (counts for the audit) without the person.
     let anonymous: i64 = db
@@ -170,64 +148,45 @@ async fn erasing_a_user_leaves_no_personal_data_behind() {
 #[tokio::test]
 async fn the_privacy_policy_is_validated_and_kept_per_tenant() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let other = tenant_with_owner(&app, "globex").await;
-    let path = "/v1/settings/privacy";
-    let policy: Value = call(&app, Method::GET, "acme", path, &owner, None)
-        .await
-        .json()
+    let owner = app.tenant_with_owner("acme").await;
+    let other = app.tenant_with_owner("globex").await;
+    let policy = owner.setting("privacy").await.unwrap();
+    assert_eq!(policy, json!({"erased_user_records": "reassign"}));
+    owner
+        .put_setting("privacy", &json!({"erased_user_records": "delete"}))
         .await
         .unwrap();
-    assert_eq!(policy, json!({"erased_user_records": "reassign"}));
-    let changed = call(
-        &app,
-        Method::PUT,
-        "acme",
-        path,
-        &owner,
-        Some(json!({"erased_user_records": "delete"})),
-    )
-    .await;
-    assert_eq!(changed.status(), StatusCode::OK);
     for bad in [
         json!({"erased_user_records": "shred"}),
         json!({"erased_user_records": "delete", "extra": 1}),
         json!(["delete"]),
     ] {
-        let refused = call(&app, Method::PUT, "acme", path, &owner, Some(bad.clone())).await;
+        let refused = owner
+            .put("/v1/settings/privacy")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
-            error_code(refused).await,
-            (StatusCode::BAD_REQUEST, "invalid_policy".into()),
+            refused.error_code(),
+            (StatusCode::BAD_REQUEST, "invalid_policy"),
             "{bad}"
         );
     }
-    let kept: Value = call(&app, Method::GET, "acme", path, &owner, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let kept = owner.setting("privacy").await.unwrap();
     assert_eq!(kept["erased_user_records"], "delete");
-    let untouched: Value = call(&app, Method::GET, "globex", path, &other, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let untouched = other.setting("privacy").await.unwrap();
     assert_eq!(untouched["erased_user_records"], "reassign");
     // A member may not change it.
     let email = unique_address("member");
-    invite_and_activate(&app, "acme", &owner, &email, &["member"]).await;
-    let member = access(&app.sign_in("acme", &email, PASSWORD).await);
-    let refused = call(
-        &app,
-        Method::PUT,
-        "acme",
-        path,
-        &member,
-        Some(json!({"erased_user_records": "reassign"})),
-    )
-    .await;
+    app.invite_and_activate(&owner, &email, &["member"]).await;
+    let member = app.signed_in("acme", &email, PASSWORD).await;
+    let refused = member
+        .put_setting("privacy", &json!({"erased_user_records": "reassign"}))
+        .await
+        .unwrap_err();
     assert_eq!(
-        error_code(refused).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
+        (refused.status(), refused.code()),
+        (Some(StatusCode::FORBIDDEN), Some("forbidden"))
     );
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use shared::envelope::{EnvelopeError, Kek, WrappedKey};
 use shared::template::Template;
 use shared::tenant::TenantSlug;
+use tenantry_tests::client::NewTenant;
 use tenantry_tests::TestApp;
 
 async fn count(
@@ -25,17 +26,19 @@ async fn count(
 #[tokio::test]
 async fn create_tenant_provisions_schema_role_data_key_and_built_in_roles() {
     let app = TestApp::spawn().await;
-    let response = app
-        .operator(Method::POST, "/v1/tenants")
-        .json(&json!({"slug": "acme", "name": "Acme Corp"}))
-        .send()
+    let created = app
+        .operator_api()
+        .tenants()
+        .create(&NewTenant {
+            slug: "acme".to_owned(),
+            name: Some("Acme Corp".to_owned()),
+            ..NewTenant::default()
+        })
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "active");
-    assert_eq!(body["schema"], "tenant_acme");
-    let role = body["role"].as_str().unwrap().to_owned();
+    assert_eq!(created.status, "active");
+    assert_eq!(created.schema, "tenant_acme");
+    let role = created.role;
     assert_eq!(role, format!("{}_t_acme", app.role_prefix.as_str()));
 
     let db = app.superuser().await;
@@ -67,7 +70,7 @@ async fn create_tenant_provisions_schema_role_data_key_and_built_in_roles() {
     assert_eq!(built_in, 6);
 
     // The data key is stored only wrapped, and unwraps with the KEK for this tenant.
-    let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    let id = created.id;
     let row = db
         .query_one(
             "SELECT kek_id, nonce, wrapped_key FROM control.tenant_data_keys WHERE tenant_id = $1",
@@ -93,14 +96,7 @@ async fn create_tenant_provisions_schema_role_data_key_and_built_in_roles() {
         );
     }
 
-    let served: Value = app
-        .tenant_get("acme", "/v1/tenant")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = app.tenant("acme").get("/v1/tenant").ok().await.unwrap();
     assert_eq!(served["display_name"], "Acme Corp");
 }
 
@@ -115,7 +111,7 @@ async fn provisioning_interrupted_after_any_step_is_finished_by_rerunning_it() {
         let slug = format!("step-{index}");
         app.create_tenant_interrupted_after(&slug, step).await;
         assert_eq!(app.tenant_status(&slug).await, "provisioning", "{step}");
-        let half_made = app.tenant_get(&slug, "/v1/tenant").send().await.unwrap();
+        let half_made = app.tenant(&slug).get("/v1/tenant").send().await.unwrap();
         assert_eq!(
             half_made.status(),
             StatusCode::NOT_FOUND,
@@ -144,7 +140,7 @@ async fn provisioning_interrupted_after_any_step_is_finished_by_rerunning_it() {
             1,
             "{step}"
         );
-        let served = app.tenant_get(&slug, "/v1/tenant").send().await.unwrap();
+        let served = app.tenant(&slug).get("/v1/tenant").send().await.unwrap();
         assert_eq!(served.status(), StatusCode::OK, "{step}");
     }
 }
@@ -181,18 +177,21 @@ async fn steps_that_ran_but_were_not_recorded_are_safe_to_run_again() {
 #[tokio::test]
 async fn concurrent_creates_of_one_slug_give_one_tenant_and_one_409() {
     let app = TestApp::spawn().await;
+    let operator = app.operator_api();
     let create = || {
-        app.operator(Method::POST, "/v1/tenants")
+        operator
+            .call(Method::POST, "/v1/tenants")
             .json(&json!({"slug": "race"}))
             .send()
     };
     let (first, second) = tokio::join!(create(), create());
-    let mut statuses = vec![first.unwrap(), second.unwrap()];
-    statuses.sort_by_key(|response| response.status());
-    assert_eq!(statuses[0].status(), StatusCode::CREATED);
-    assert_eq!(statuses[1].status(), StatusCode::CONFLICT);
-    let conflict: Value = statuses.pop().unwrap().json().await.unwrap();
-    assert_eq!(conflict["error"]["code"], "slug_taken");
+    let mut replies = [first.unwrap(), second.unwrap()];
+    replies.sort_by_key(|reply| reply.status());
+    assert_eq!(replies[0].status(), StatusCode::CREATED);
+    assert_eq!(
+        replies[1].error_code(),
+        (StatusCode::CONFLICT, "slug_taken")
+    );
     assert_eq!(
         count(
             &app,
@@ -239,34 +238,35 @@ async fn a_failed_step_leaves_the_tenant_failed_and_unserved_until_retried() {
         .unwrap()
         .get(0);
     assert!(error.unwrap().contains("nowhere"));
-    let response = app
-        .tenant_get("fragile", "/v1/tenant")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let fragile = app.tenant("fragile");
+    let unserved = fragile.get("/v1/tenant").send().await.unwrap();
+    assert_eq!(unserved.status(), StatusCode::NOT_FOUND);
 
     let retried = app
-        .operator(Method::POST, "/v1/tenants/fragile/provision")
+        .operator_api()
+        .call(Method::POST, "/v1/tenants/fragile/provision")
         .send()
         .await
         .unwrap();
     assert_eq!(retried.status(), StatusCode::OK);
-    let body: Value = retried.json().await.unwrap();
+    let body = retried.value();
     assert_eq!(body["outcome"], "provisioned", "{body}");
     assert_eq!(body["status"], "active", "{body}");
     assert_eq!(app.tenant_status("fragile").await, "active");
-    let response = app
-        .tenant_get("fragile", "/v1/tenant")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let served = fragile.get("/v1/tenant").send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn bad_create_requests_get_400_and_create_nothing() {
     let app = TestApp::spawn().await;
+    let operator = app.operator_api();
+    let create = |body: Value| {
+        operator
+            .call(Method::POST, "/v1/tenants")
+            .json(&body)
+            .send()
+    };
     let forty_one = "x".repeat(41);
     for slug in [
         "ab",
@@ -277,53 +277,42 @@ async fn bad_create_requests_get_400_and_create_nothing() {
         "acme-",
         "9lives",
     ] {
-        let response = app
-            .operator(Method::POST, "/v1/tenants")
-            .json(&json!({"slug": slug}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{slug}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "invalid_slug", "{slug}");
+        let refused = create(json!({"slug": slug})).await.unwrap();
+        assert_eq!(
+            refused.error_code(),
+            (StatusCode::BAD_REQUEST, "invalid_slug"),
+            "{slug}"
+        );
     }
-    let unknown_plan = app
-        .operator(Method::POST, "/v1/tenants")
-        .json(&json!({"slug": "acme", "plan": "gold"}))
-        .send()
+    let unknown_plan = create(json!({"slug": "acme", "plan": "gold"}))
         .await
         .unwrap();
     assert_eq!(unknown_plan.status(), StatusCode::BAD_REQUEST);
-    let bad_name = app
-        .operator(Method::POST, "/v1/tenants")
-        .json(&json!({"slug": "acme", "name": "a\u{0007}b"}))
-        .send()
+    let bad_name = create(json!({"slug": "acme", "name": "a\u{0007}b"}))
         .await
         .unwrap();
     assert_eq!(bad_name.status(), StatusCode::BAD_REQUEST);
-    let not_json = app
-        .operator(Method::POST, "/v1/tenants")
-        .header("content-type", "application/json")
-        .body("{\"slug\": ")
+    let not_json = operator
+        .call(Method::POST, "/v1/tenants")
+        .body("{\"slug\": ", "application/json")
         .send()
         .await
         .unwrap();
-    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
-    let body: Value = not_json.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_json");
+    assert_eq!(
+        not_json.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+    // The client always names a body's type: this one request goes out without any.
     let wrong_type = app
-        .operator(Method::POST, "/v1/tenants")
+        .http
+        .post(format!("{}/v1/tenants", app.control_url))
+        .bearer_auth(&app.operator_token)
         .body("slug=acme")
         .send()
         .await
         .unwrap();
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let unknown_field = app
-        .operator(Method::POST, "/v1/tenants")
-        .json(&json!({"slug": "acme", "owner": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let unknown_field = create(json!({"slug": "acme", "owner": "x"})).await.unwrap();
     assert_eq!(unknown_field.status(), StatusCode::BAD_REQUEST);
 
     assert_eq!(

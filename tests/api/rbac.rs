@@ -6,72 +6,60 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::{unique_address, TestApp, TestOptions};
+use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
 use time::OffsetDateTime;
 
-use crate::mfa::app_with_clock;
-use crate::users_admin::{
-    access, call, call_on, error_code, invite_and_activate, tenant_with_owner, PASSWORD,
-};
-
-async fn json_of(response: reqwest::Response) -> Value {
-    response.json().await.unwrap()
+/// `POST /v1/admin/roles` with `role` as `caller`, whatever the answer.
+async fn create_role(caller: &Client, role: Value) -> Reply {
+    caller
+        .post("/v1/admin/roles")
+        .json(&role)
+        .send()
+        .await
+        .unwrap()
 }
 
-/// Creates the custom role `name` as the holder of `token`; the response.
-async fn create_role(app: &TestApp, slug: &str, token: &str, role: Value) -> reqwest::Response {
-    call(
-        app,
-        Method::POST,
-        slug,
-        "/v1/admin/roles",
-        token,
-        Some(role),
-    )
+/// `method path` as `caller`, with `body` as JSON if any; whatever the answer.
+async fn send(caller: &Client, method: Method, path: &str, body: Option<Value>) -> Reply {
+    let call = caller.call(method, path);
+    match body {
+        Some(body) => call.json(&body),
+        None => call,
+    }
+    .send()
     .await
+    .unwrap()
 }
 
-/// A new active user holding `roles`; their access token and id.
-async fn user_with(app: &TestApp, slug: &str, owner: &str, roles: &[&str]) -> (String, String) {
+/// A new active user of `owner`'s tenant holding `roles`: signed in, and their id.
+async fn user_with(app: &TestApp, owner: &Client, roles: &[&str]) -> (Client, uuid::Uuid) {
     let email = unique_address("rbac");
-    let id = invite_and_activate(app, slug, owner, &email, roles).await;
-    (access(&app.sign_in(slug, &email, PASSWORD).await), id)
+    let id = app.invite_and_activate(owner, &email, roles).await;
+    (app.signed_in("acme", &email, PASSWORD).await, id)
 }
 
-async fn status_of(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    method: Method,
-    path: &str,
-) -> StatusCode {
-    call(app, method, slug, path, token, None).await.status()
+async fn status_of(caller: &Client, method: Method, path: &str) -> StatusCode {
+    caller.call(method, path).send().await.unwrap().status()
 }
 
 #[tokio::test]
 async fn custom_roles_grant_what_they_include_and_cycles_are_refused() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // Not about limits: once hashing got fast, this many writes hit the free plan's burst.
     app.raise_rate_limits("acme").await;
 
-    let auditor = create_role(
-        &app,
-        "acme",
-        &owner,
-        json!({"name": "auditor", "description": "Reads people", "permissions": ["users:read", "audit:read"]}),
+    let auditor = create_role(&owner, json!({"name": "auditor", "description": "Reads people", "permissions": ["users:read", "audit:read"]}),
     )
     .await;
     assert_eq!(auditor.status(), StatusCode::CREATED);
     let lead = create_role(
-        &app,
-        "acme",
         &owner,
         json!({"name": "lead", "permissions": ["roles:read"], "includes": ["auditor"]}),
     )
     .await;
     assert_eq!(lead.status(), StatusCode::CREATED);
-    let lead: Value = json_of(lead).await;
+    let lead: Value = lead.value();
     assert_eq!(lead["includes"], json!(["auditor"]));
     assert_eq!(
         lead["effective_permissions"],
@@ -79,145 +67,91 @@ async fn custom_roles_grant_what_they_include_and_cycles_are_refused() {
     );
 
     // A holder of `lead` may read users through `auditor`, read roles, and nothing more.
-    let (holder, _) = user_with(&app, "acme", &owner, &["lead"]).await;
+    let (holder, _) = user_with(&app, &owner, &["lead"]).await;
     assert_eq!(
-        status_of(&app, "acme", &holder, Method::GET, "/v1/admin/users").await,
+        status_of(&holder, Method::GET, "/v1/admin/users").await,
         StatusCode::OK
     );
     assert_eq!(
-        status_of(&app, "acme", &holder, Method::GET, "/v1/admin/roles").await,
+        status_of(&holder, Method::GET, "/v1/admin/roles").await,
         StatusCode::OK
     );
-    let invite = call(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/admin/users/invitations",
+    let invite = send(
         &holder,
+        Method::POST,
+        "/v1/admin/users/invitations",
         Some(json!({"email": unique_address("x"), "roles": []})),
     )
     .await;
-    assert_eq!(
-        error_code(invite).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
-    );
+    assert_eq!(invite.error_code(), (StatusCode::FORBIDDEN, "forbidden"));
 
     // auditor ⊂ lead: letting auditor include lead would close a cycle; so would a self-include.
     for includes in [json!(["lead"]), json!(["auditor"])] {
-        let cycle = call(
-            &app,
-            Method::PUT,
-            "acme",
-            "/v1/admin/roles/auditor",
+        let cycle = send(
             &owner,
+            Method::PUT,
+            "/v1/admin/roles/auditor",
             Some(json!({"permissions": ["users:read"], "includes": includes})),
         )
         .await;
-        assert_eq!(
-            error_code(cycle).await,
-            (StatusCode::CONFLICT, "role_cycle".into())
-        );
+        assert_eq!(cycle.error_code(), (StatusCode::CONFLICT, "role_cycle"));
     }
-    let auditor: Value = json_of(
-        call(
-            &app,
-            Method::GET,
-            "acme",
-            "/v1/admin/roles/auditor",
-            &owner,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let auditor: Value = send(&owner, Method::GET, "/v1/admin/roles/auditor", None)
+        .await
+        .value();
     assert_eq!(auditor["includes"], json!([]));
     assert_eq!(auditor["permissions"], json!(["audit:read", "users:read"]));
 
     // Built-ins are read-only; an included role stays; unknown inclusions are named.
-    let built_in = call(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/admin/roles/admin",
+    let built_in = send(
         &owner,
+        Method::PUT,
+        "/v1/admin/roles/admin",
         Some(json!({"permissions": ["*:*"]})),
     )
     .await;
     assert_eq!(
-        error_code(built_in).await,
-        (StatusCode::FORBIDDEN, "built_in_role".into())
+        built_in.error_code(),
+        (StatusCode::FORBIDDEN, "built_in_role")
     );
-    let in_use = call(
-        &app,
-        Method::DELETE,
-        "acme",
-        "/v1/admin/roles/auditor",
-        &owner,
-        None,
-    )
-    .await;
-    assert_eq!(
-        error_code(in_use).await,
-        (StatusCode::CONFLICT, "role_in_use".into())
-    );
+    let in_use = send(&owner, Method::DELETE, "/v1/admin/roles/auditor", None).await;
+    assert_eq!(in_use.error_code(), (StatusCode::CONFLICT, "role_in_use"));
     let unknown = create_role(
-        &app,
-        "acme",
         &owner,
         json!({"name": "ghostly", "includes": ["no-such-role"]}),
     )
     .await;
     assert_eq!(
-        error_code(unknown).await,
-        (StatusCode::BAD_REQUEST, "unknown_role".into())
+        unknown.error_code(),
+        (StatusCode::BAD_REQUEST, "unknown_role")
     );
     let taken = create_role(
-        &app,
-        "acme",
         &owner,
         json!({"name": "auditor", "permissions": ["users:read"]}),
     )
     .await;
-    assert_eq!(
-        error_code(taken).await,
-        (StatusCode::CONFLICT, "role_exists".into())
-    );
+    assert_eq!(taken.error_code(), (StatusCode::CONFLICT, "role_exists"));
 
     // Deleting `lead` removes it from its holder at once; then `auditor` may go too.
-    let deleted = call(
-        &app,
-        Method::DELETE,
-        "acme",
-        "/v1/admin/roles/lead",
-        &owner,
-        None,
-    )
-    .await;
+    let deleted = send(&owner, Method::DELETE, "/v1/admin/roles/lead", None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        status_of(&app, "acme", &holder, Method::GET, "/v1/admin/users").await,
+        status_of(&holder, Method::GET, "/v1/admin/users").await,
         StatusCode::FORBIDDEN
     );
-    let deleted = call(
-        &app,
-        Method::DELETE,
-        "acme",
-        "/v1/admin/roles/auditor",
-        &owner,
-        None,
-    )
-    .await;
+    let deleted = send(&owner, Method::DELETE, "/v1/admin/roles/auditor", None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
 async fn bad_role_definitions_get_400_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // A burst of writes past the free plan's rate limits, which are not under test here.
     app.raise_rate_limits("acme").await;
-    let before =
-        json_of(call(&app, Method::GET, "acme", "/v1/admin/roles", &owner, None).await).await;
+    let before = send(&owner, Method::GET, "/v1/admin/roles", None)
+        .await
+        .value();
     for bad in [
         json!({"name": "x", "permissions": ["records:read"]}),
         json!({"name": "Auditor", "permissions": ["records:read"]}),
@@ -232,42 +166,31 @@ async fn bad_role_definitions_get_400_and_change_nothing() {
         json!({"permissions": ["records:read"]}),
         json!(["reader"]),
     ] {
-        let response = create_role(&app, "acme", &owner, bad.clone()).await;
+        let response = create_role(&owner, bad.clone()).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
-        let body = json_of(response).await;
+        let body = response.value();
         assert!(body["error"]["code"].is_string(), "{bad}: {body}");
     }
-    let not_json = app
-        .http
-        .post(format!("{}/v1/admin/roles", app.data_url))
-        .header("X-Tenant", "acme")
-        .bearer_auth(&owner)
-        .header("Content-Type", "application/json")
-        .body("{\"name\": ")
+    let not_json = owner
+        .post("/v1/admin/roles")
+        .body("{\"name\": ", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
-    let after =
-        json_of(call(&app, Method::GET, "acme", "/v1/admin/roles", &owner, None).await).await;
+    let after = send(&owner, Method::GET, "/v1/admin/roles", None)
+        .await
+        .value();
     assert_eq!(before, after);
     // A name that cannot be a role is simply not found.
-    let odd = call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/admin/roles/..%2F..%2Fetc",
-        &owner,
-        None,
-    )
-    .await;
+    let odd = send(&owner, Method::GET, "/v1/admin/roles/..%2F..%2Fetc", None).await;
     assert_eq!(odd.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn nobody_grants_or_defines_more_than_they_hold() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // Not about limits: once hashing got fast, this many writes hit the free plan's burst.
     app.raise_rate_limits("acme").await;
     for role in [
@@ -276,21 +199,19 @@ async fn nobody_grants_or_defines_more_than_they_hold() {
         json!({"name": "reader", "permissions": ["records:read"]}),
     ] {
         assert_eq!(
-            create_role(&app, "acme", &owner, role).await.status(),
+            create_role(&owner, role).await.status(),
             StatusCode::CREATED
         );
     }
-    let (manager, _) = user_with(&app, "acme", &owner, &["people-manager"]).await;
-    let (_, someone) = user_with(&app, "acme", &owner, &["viewer"]).await;
-    let roles_of = |id: &str| format!("/v1/admin/users/{id}/roles");
+    let (manager, _) = user_with(&app, &owner, &["people-manager"]).await;
+    let (_, someone) = user_with(&app, &owner, &["viewer"]).await;
+    let someones_roles = format!("/v1/admin/users/{someone}/roles");
 
     // Within what they hold: fine.
-    let granted = call(
-        &app,
-        Method::PUT,
-        "acme",
-        &roles_of(&someone),
+    let granted = send(
         &manager,
+        Method::PUT,
+        &someones_roles,
         Some(json!({"roles": ["reader", "viewer"]})),
     )
     .await;
@@ -301,17 +222,15 @@ async fn nobody_grants_or_defines_more_than_they_hold() {
         json!(["superuser"]),
         json!(["reader", "developer"]),
     ] {
-        let refused = call(
-            &app,
-            Method::PUT,
-            "acme",
-            &roles_of(&someone),
+        let refused = send(
             &manager,
+            Method::PUT,
+            &someones_roles,
             Some(json!({"roles": roles})),
         )
         .await;
         let status = refused.status();
-        let body = json_of(refused).await;
+        let body = refused.value();
         assert_eq!(status, StatusCode::FORBIDDEN, "{roles}");
         assert_eq!(body["error"]["code"], "privilege_escalation");
         assert!(!body["error"]["details"]["missing_permissions"]
@@ -319,31 +238,25 @@ async fn nobody_grants_or_defines_more_than_they_hold() {
             .unwrap()
             .is_empty());
     }
-    let invite = call(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/admin/users/invitations",
+    let invite = send(
         &manager,
+        Method::POST,
+        "/v1/admin/users/invitations",
         Some(json!({"email": unique_address("esc"), "roles": ["superuser"]})),
     )
     .await;
     assert_eq!(
-        error_code(invite).await,
-        (StatusCode::FORBIDDEN, "privilege_escalation".into())
+        invite.error_code(),
+        (StatusCode::FORBIDDEN, "privilege_escalation")
     );
-    let user: Value = json_of(
-        call(
-            &app,
-            Method::GET,
-            "acme",
-            &format!("/v1/admin/users/{someone}"),
-            &owner,
-            None,
-        )
-        .await,
+    let user: Value = send(
+        &owner,
+        Method::GET,
+        &format!("/v1/admin/users/{someone}"),
+        None,
     )
-    .await;
+    .await
+    .value();
     assert_eq!(user["roles"], json!(["reader", "viewer"]));
 
     // Nor define a role wider than themselves, directly or by inclusion, nor widen one.
@@ -352,40 +265,28 @@ async fn nobody_grants_or_defines_more_than_they_hold() {
         json!({"name": "sneaky", "permissions": ["*:read"]}),
         json!({"name": "sneaky", "includes": ["superuser"]}),
     ] {
-        let refused = create_role(&app, "acme", &manager, role.clone()).await;
+        let refused = create_role(&manager, role.clone()).await;
         assert_eq!(
-            error_code(refused).await,
-            (StatusCode::FORBIDDEN, "privilege_escalation".into()),
+            refused.error_code(),
+            (StatusCode::FORBIDDEN, "privilege_escalation"),
             "{role}"
         );
     }
-    let widened = call(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/admin/roles/reader",
+    let widened = send(
         &manager,
+        Method::PUT,
+        "/v1/admin/roles/reader",
         Some(json!({"permissions": ["records:read", "users:delete", "api_keys:manage"]})),
     )
     .await;
     assert_eq!(
-        error_code(widened).await,
-        (StatusCode::FORBIDDEN, "privilege_escalation".into())
+        widened.error_code(),
+        (StatusCode::FORBIDDEN, "privilege_escalation")
     );
-    let sneaky = call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/admin/roles/sneaky",
-        &owner,
-        None,
-    )
-    .await;
+    let sneaky = send(&owner, Method::GET, "/v1/admin/roles/sneaky", None).await;
     assert_eq!(sneaky.status(), StatusCode::NOT_FOUND);
     // Narrowing within their own permissions is fine.
     let narrowed = create_role(
-        &app,
-        "acme",
         &manager,
         json!({"name": "helper", "permissions": ["users:read"]}),
     )
@@ -395,24 +296,17 @@ async fn nobody_grants_or_defines_more_than_they_hold() {
 
 #[tokio::test]
 async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
-    let (app, clock) = app_with_clock().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let (admin, admin_id) = user_with(&app, "acme", &owner, &["viewer"]).await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let (admin, admin_id) = user_with(&app, &owner, &["viewer"]).await;
+    let admin_roles = format!("/v1/admin/users/{admin_id}/roles");
     let set = |conditions: Value| {
-        let app = &app;
-        let owner = owner.clone();
-        let admin_id = admin_id.clone();
-        async move {
-            call(
-                app,
-                Method::PUT,
-                "acme",
-                &format!("/v1/admin/users/{admin_id}/roles"),
-                &owner,
-                Some(json!({"roles": ["viewer", {"role": "admin", "conditions": conditions}]})),
-            )
-            .await
-        }
+        send(
+            &owner,
+            Method::PUT,
+            &admin_roles,
+            Some(json!({"roles": ["viewer", {"role": "admin", "conditions": conditions}]})),
+        )
     };
 
     // Tests call from 127.0.0.1.
@@ -421,16 +315,18 @@ async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
         StatusCode::OK
     );
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::FORBIDDEN
     );
-    let view = json_of(set(json!({"ip_ranges": ["10.0.0.0/8", "127.0.0.0/8"]})).await).await;
+    let view = set(json!({"ip_ranges": ["10.0.0.0/8", "127.0.0.0/8"]}))
+        .await
+        .value();
     assert_eq!(
         view["role_conditions"]["admin"]["ip_ranges"],
         json!(["10.0.0.0/8", "127.0.0.0/8"])
     );
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::OK
     );
 
@@ -444,12 +340,12 @@ async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
         StatusCode::OK
     );
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::FORBIDDEN
     );
     clock.advance(time::Duration::minutes(61));
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::OK
     );
 
@@ -462,17 +358,17 @@ async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
     }});
     assert_eq!(set(window).await.status(), StatusCode::OK);
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::FORBIDDEN
     );
     clock.advance(time::Duration::minutes(15));
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::OK
     );
     clock.advance(time::Duration::minutes(20));
     assert_eq!(
-        status_of(&app, "acme", &admin, Method::GET, "/v1/admin/users").await,
+        status_of(&admin, Method::GET, "/v1/admin/users").await,
         StatusCode::FORBIDDEN
     );
 
@@ -487,18 +383,14 @@ async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
         let refused = set(bad.clone()).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
-    let user = json_of(
-        call(
-            &app,
-            Method::GET,
-            "acme",
-            &format!("/v1/admin/users/{admin_id}"),
-            &owner,
-            None,
-        )
-        .await,
+    let user = send(
+        &owner,
+        Method::GET,
+        &format!("/v1/admin/users/{admin_id}"),
+        None,
     )
-    .await;
+    .await
+    .value();
     assert!(user["role_conditions"]["admin"]["time_window"].is_object());
 }
 
@@ -506,11 +398,9 @@ async fn conditions_confine_an_assignment_to_its_ip_ranges_and_time_windows() {
 async fn a_revoked_permission_is_refused_on_a_second_node_right_after_the_change() {
     let app = TestApp::spawn().await;
     let (_node, second) = app.spawn_data_node(&TestOptions::default()).await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     assert_eq!(
         create_role(
-            &app,
-            "acme",
             &owner,
             json!({"name": "people-reader", "permissions": ["users:read"]})
         )
@@ -518,41 +408,24 @@ async fn a_revoked_permission_is_refused_on_a_second_node_right_after_the_change
         .status(),
         StatusCode::CREATED
     );
-    let (reader, reader_id) = user_with(&app, "acme", &owner, &["people-reader", "viewer"]).await;
-    let on_second = |token: String| {
-        let app = &app;
-        let second = second.clone();
-        async move {
-            call_on(
-                app,
-                &second,
-                Method::GET,
-                "acme",
-                "/v1/admin/users",
-                &token,
-                None,
-            )
-            .await
-            .status()
-        }
-    };
+    let (reader, reader_id) = user_with(&app, &owner, &["people-reader", "viewer"]).await;
+    let reader_on_second = reader.on(&second);
+    let on_second = || status_of(&reader_on_second, Method::GET, "/v1/admin/users");
     // The second node has the reader's permissions cached.
-    assert_eq!(on_second(reader.clone()).await, StatusCode::OK);
-    assert_eq!(on_second(reader.clone()).await, StatusCode::OK);
+    assert_eq!(on_second().await, StatusCode::OK);
+    assert_eq!(on_second().await, StatusCode::OK);
 
     // The role loses the permission on the first node.
-    let changed = call(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/admin/roles/people-reader",
+    let changed = send(
         &owner,
+        Method::PUT,
+        "/v1/admin/roles/people-reader",
         Some(json!({"permissions": ["records:read"]})),
     )
     .await;
     assert_eq!(changed.status(), StatusCode::OK);
     let refused_within = TestApp::eventually(Duration::from_secs(1), || {
-        let check = on_second(reader.clone());
+        let check = on_second();
         async move { check.await == StatusCode::FORBIDDEN }
     })
     .await;
@@ -562,34 +435,30 @@ async fn a_revoked_permission_is_refused_on_a_second_node_right_after_the_change
     );
 
     // Given back, then the assignment itself removed: the same, through the user's entry.
-    let restored = call(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/admin/roles/people-reader",
+    let restored = send(
         &owner,
+        Method::PUT,
+        "/v1/admin/roles/people-reader",
         Some(json!({"permissions": ["users:read"]})),
     )
     .await;
     assert_eq!(restored.status(), StatusCode::OK);
     let granted_within = TestApp::eventually(Duration::from_secs(1), || {
-        let check = on_second(reader.clone());
+        let check = on_second();
         async move { check.await == StatusCode::OK }
     })
     .await;
     assert!(granted_within.is_some());
-    let removed = call(
-        &app,
-        Method::PUT,
-        "acme",
-        &format!("/v1/admin/users/{reader_id}/roles"),
+    let removed = send(
         &owner,
+        Method::PUT,
+        &format!("/v1/admin/users/{reader_id}/roles"),
         Some(json!({"roles": ["viewer"]})),
     )
     .await;
     assert_eq!(removed.status(), StatusCode::OK);
     let refused_within = TestApp::eventually(Duration::from_secs(1), || {
-        let check = on_second(reader.clone());
+        let check = on_second();
         async move { check.await == StatusCode::FORBIDDEN }
     })
     .await;

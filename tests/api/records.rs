@@ -11,97 +11,30 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::tenant::TenantSlug;
-use tenantry_tests::{unique_address, TestApp, TestOptions};
+use tenantry_tests::client::{ListQuery, Record};
+use tenantry_tests::{unique_address, Client, TestApp, TestOptions, PASSWORD};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use crate::users_admin::{
-    access, error_code, invite_and_activate, tenant_schema, tenant_with_owner, PASSWORD,
-};
-
-/// A data-plane request for tenant `slug` as the holder of `token`.
-pub fn request(
-    app: &TestApp,
-    method: Method,
-    slug: &str,
-    path: &str,
-    token: &str,
-) -> reqwest::RequestBuilder {
-    app.http
-        .request(method, format!("{}{path}", app.data_url))
-        .header("X-Tenant", slug)
-        .bearer_auth(token)
-}
-
-/// Sends `body` as JSON; asserts the expected status; returns the JSON answer (or Null).
-pub async fn json_call(
-    app: &TestApp,
-    method: Method,
-    slug: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-    expected: StatusCode,
-) -> Value {
-    let mut builder = request(app, method.clone(), slug, path, token);
-    if let Some(body) = body {
-        builder = builder.json(&body);
-    }
-    let response = builder.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, expected, "{method} {path}: {text}");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
-/// Creates a record in `collection`; returns it.
-pub async fn create(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    collection: &str,
-    data: Value,
-) -> Value {
-    json_call(
-        app,
-        Method::POST,
-        slug,
-        &format!("/v1/collections/{collection}/records"),
-        token,
-        Some(data),
-        StatusCode::CREATED,
-    )
-    .await
-}
-
-pub fn record_path(collection: &str, record: &Value) -> String {
-    format!(
-        "/v1/collections/{collection}/records/{}",
-        record["id"].as_str().unwrap()
-    )
+/// The path of record `id` in `collection`.
+fn record_path(collection: &str, id: Uuid) -> String {
+    format!("/v1/collections/{collection}/records/{id}")
 }
 
 /// Every record id of a list, following `next_cursor` with pages of `limit`.
-async fn all_ids(app: &TestApp, slug: &str, token: &str, query: &str, limit: usize) -> Vec<String> {
+async fn all_ids(client: &Client, query: ListQuery, limit: u32) -> Vec<Uuid> {
+    let tasks = client.records("tasks");
+    let mut query = query.limit(limit);
     let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut path = format!("/v1/collections/tasks/records?limit={limit}&{query}");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let page = json_call(app, Method::GET, slug, &path, token, None, StatusCode::OK).await;
-        let records = page["records"].as_array().unwrap();
-        assert!(records.len() <= limit);
-        ids.extend(records.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        let page = tasks.list(&query).await.unwrap();
+        assert!(page.records.len() <= limit as usize);
+        ids.extend(page.records.iter().map(|record| record.id));
         pages += 1;
         assert!(pages < 100, "pagination does not end");
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        match page.next_cursor {
+            Some(next) => query = query.cursor(Some(next)),
             None => break,
         }
     }
@@ -110,7 +43,7 @@ async fn all_ids(app: &TestApp, slug: &str, token: &str, query: &str, limit: usi
 
 /// The tenant's counted record bytes, read as the test superuser.
 pub async fn stored_bytes(app: &TestApp, slug: &str) -> i64 {
-    let schema = tenant_schema(app, slug).await;
+    let schema = app.tenant_schema(slug).await;
     app.superuser()
         .await
         .query_one(
@@ -119,109 +52,83 @@ pub async fn stored_bytes(app: &TestApp, slug: &str) -> i64 {
         )
         .await
         .unwrap()
-        .get(0)
+        .try_get("record_bytes")
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_record_goes_through_create_get_replace_patch_and_delete() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
 
-    let response = request(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/collections/tasks/records",
-        &owner,
-    )
-    .json(&json!({"title": "write tests", "done": false, "tags": ["a"]}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(response.headers()["etag"], "\"1\"");
-    let created: Value = response.json().await.unwrap();
-    let path = record_path("tasks", &created);
-    assert_eq!(location, path);
-    assert_eq!(created["collection"], "tasks");
-    assert_eq!(created["version"], 1);
-    assert_eq!(
-        created["data"],
-        json!({"title": "write tests", "done": false, "tags": ["a"]})
-    );
-    assert!(created["owner_id"].is_string());
-    assert!(created["created_at"].is_string());
-
-    let response = request(&app, Method::GET, "acme", &path, &owner)
+    let response = owner
+        .post("/v1/collections/tasks/records")
+        .json(&json!({"title": "write tests", "done": false, "tags": ["a"]}))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["etag"], "\"1\"");
-    let fetched: Value = response.json().await.unwrap();
-    assert_eq!(fetched, created);
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.header("etag"), Some("\"1\""));
+    let created: Record = response.json().unwrap();
+    let path = record_path("tasks", created.id);
+    assert_eq!(response.header("location"), Some(path.as_str()));
+    assert_eq!(created.collection, "tasks");
+    assert_eq!(created.version, 1);
+    assert_eq!(
+        json!(created.data),
+        json!({"title": "write tests", "done": false, "tags": ["a"]})
+    );
+    assert!(created.owner_id.is_some());
 
-    let response = request(&app, Method::PUT, "acme", &path, &owner)
+    let fetched = owner.get(&path).send().await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(fetched.header("etag"), Some("\"1\""));
+    assert_eq!(fetched.value(), response.value());
+
+    let response = owner
+        .put(&path)
         .header("If-Match", "\"1\"")
         .json(&json!({"title": "write more tests", "done": false}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["etag"], "\"2\"");
-    let replaced: Value = response.json().await.unwrap();
+    assert_eq!(response.header("etag"), Some("\"2\""));
+    let replaced: Record = response.json().unwrap();
     assert_eq!(
-        replaced["data"],
+        json!(replaced.data),
         json!({"title": "write more tests", "done": false})
     );
-    assert_eq!(replaced["version"], 2);
-    assert_eq!(replaced["created_at"], created["created_at"]);
+    assert_eq!(replaced.version, 2);
+    assert_eq!(replaced.created_at, created.created_at);
 
-    let response = request(&app, Method::PATCH, "acme", &path, &owner)
-        .header("Content-Type", "application/merge-patch+json")
-        .body(r#"{"done": true, "title": null, "meta": {"by": "olga"}}"#)
+    let response = owner
+        .patch(&path)
+        .body(
+            r#"{"done": true, "title": null, "meta": {"by": "olga"}}"#,
+            "application/merge-patch+json",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let patched: Value = response.json().await.unwrap();
+    let patched: Record = response.json().unwrap();
     assert_eq!(
-        patched["data"],
+        json!(patched.data),
         json!({"done": true, "meta": {"by": "olga"}})
     );
-    assert_eq!(patched["version"], 3);
+    assert_eq!(patched.version, 3);
 
-    let collections = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let collections: Value = owner.get("/v1/collections").ok().await.unwrap();
     assert_eq!(collections["collections"][0]["name"], "tasks");
     assert_eq!(collections["collections"][0]["access"], "shared");
 
-    json_call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &path,
-        &owner,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let gone = request(&app, Method::GET, "acme", &path, &owner)
-        .send()
-        .await
-        .unwrap();
+    let deleted = owner.delete(&path).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = owner.get(&path).send().await.unwrap();
     assert_eq!(
-        error_code(gone).await,
-        (StatusCode::NOT_FOUND, "record_not_found".to_owned())
+        gone.error_code(),
+        (StatusCode::NOT_FOUND, "record_not_found")
     );
     assert_eq!(stored_bytes(&app, "acme").await, 0);
 }
@@ -234,22 +141,23 @@ async fn pages_return_every_record_once_in_a_stable_order_in_each_sort() {
         ..TestOptions::default()
     })
     .await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
+    let tasks = owner.records("tasks");
     // 23 writes while the manual clock barely moves: past the free plan's rate limits.
     app.raise_rate_limits("acme").await;
     // 23 records in groups of three sharing a creation time: ties are broken by id.
-    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut groups: Vec<Vec<Uuid>> = Vec::new();
     for n in 0..23 {
         if n % 3 == 0 {
             clock.advance(time::Duration::milliseconds(1));
             groups.push(Vec::new());
         }
-        let record = create(&app, "acme", &owner, "tasks", json!({"n": n})).await;
+        let record = tasks.create(&json!({"n": n})).await.unwrap();
         if let Some(group) = groups.last_mut() {
-            group.push(record["id"].as_str().unwrap().to_owned());
+            group.push(record.id);
         }
     }
-    let created: Vec<String> = groups
+    let created: Vec<Uuid> = groups
         .into_iter()
         .flat_map(|mut group| {
             group.sort();
@@ -257,64 +165,47 @@ async fn pages_return_every_record_once_in_a_stable_order_in_each_sort() {
         })
         .collect();
 
-    let ascending = all_ids(&app, "acme", &owner, "sort=created", 5).await;
+    let by = |sort: &str| ListQuery::default().sort(sort);
+    let ascending = all_ids(&owner, by("created"), 5).await;
     assert_eq!(
         ascending, created,
         "oldest first, no duplicates, none missed"
     );
-    let default_order = all_ids(&app, "acme", &owner, "", 7).await;
+    let default_order = all_ids(&owner, ListQuery::default(), 7).await;
     assert_eq!(default_order, created);
-    let descending = all_ids(&app, "acme", &owner, "sort=-created", 4).await;
+    let descending = all_ids(&owner, by("-created"), 4).await;
     let mut reversed = created.clone();
     reversed.reverse();
     assert_eq!(descending, reversed);
     assert_eq!(
-        all_ids(&app, "acme", &owner, "sort=-created", 200).await,
+        all_ids(&owner, by("-created"), 200).await,
         reversed,
         "one page"
     );
 
     // Touch three records: by `-updated` they come first, the last touched first.
-    let touched = [&created[3], &created[17], &created[9]];
+    let touched = [created[3], created[17], created[9]];
     for id in touched {
         clock.advance(time::Duration::seconds(1));
-        json_call(
-            &app,
-            Method::PATCH,
-            "acme",
-            &format!("/v1/collections/tasks/records/{id}"),
-            &owner,
-            Some(json!({"touched": true})),
-            StatusCode::OK,
-        )
-        .await;
+        tasks
+            .update(id, &json!({"touched": true}), None)
+            .await
+            .unwrap();
     }
-    let by_update = all_ids(&app, "acme", &owner, "sort=-updated", 6).await;
+    let by_update = all_ids(&owner, by("-updated"), 6).await;
     assert_eq!(by_update.len(), created.len());
-    assert_eq!(
-        &by_update[..3],
-        &[touched[2].clone(), touched[1].clone(), touched[0].clone()]
-    );
+    assert_eq!(&by_update[..3], &[touched[2], touched[1], touched[0]]);
     let unique: HashSet<_> = by_update.iter().collect();
     assert_eq!(unique.len(), created.len());
-    let by_update_ascending = all_ids(&app, "acme", &owner, "sort=updated", 6).await;
+    let by_update_ascending = all_ids(&owner, by("updated"), 6).await;
     assert_eq!(
         &by_update_ascending[20..],
-        &[touched[0].clone(), touched[1].clone(), touched[2].clone()]
+        &[touched[0], touched[1], touched[2]]
     );
 
     // A cursor is for the sort it was made with; the limit is bounded.
-    let page = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections/tasks/records?limit=2",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    let cursor = page["next_cursor"].as_str().unwrap();
+    let page = tasks.list(&ListQuery::default().limit(2)).await.unwrap();
+    let cursor = page.next_cursor.unwrap();
     for bad in [
         format!("/v1/collections/tasks/records?sort=-updated&cursor={cursor}"),
         "/v1/collections/tasks/records?cursor=bm90LW91cnM".to_owned(),
@@ -322,10 +213,7 @@ async fn pages_return_every_record_once_in_a_stable_order_in_each_sort() {
         "/v1/collections/tasks/records?limit=0".to_owned(),
         "/v1/collections/tasks/records?sort=title".to_owned(),
     ] {
-        let response = request(&app, Method::GET, "acme", &bad, &owner)
-            .send()
-            .await
-            .unwrap();
+        let response = owner.get(&bad).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
@@ -333,61 +221,54 @@ async fn pages_return_every_record_once_in_a_stable_order_in_each_sort() {
 #[tokio::test]
 async fn filters_match_top_level_fields_by_their_json_value() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let open_three = create(
-        &app,
-        "acme",
-        &owner,
-        "tasks",
-        json!({"status": "open", "count": 3}),
-    )
-    .await;
-    let open_four = create(
-        &app,
-        "acme",
-        &owner,
-        "tasks",
-        json!({"status": "open", "count": 4, "urgent": true}),
-    )
-    .await;
-    let closed = create(
-        &app,
-        "acme",
-        &owner,
-        "tasks",
-        json!({"status": "closed", "count": 3, "code": "3"}),
-    )
-    .await;
-    let id = |record: &Value| record["id"].as_str().unwrap().to_owned();
+    let owner = app.tenant_with_owner("acme").await;
+    let tasks = owner.records("tasks");
+    let open_three = tasks
+        .create(&json!({"status": "open", "count": 3}))
+        .await
+        .unwrap()
+        .id;
+    let open_four = tasks
+        .create(&json!({"status": "open", "count": 4, "urgent": true}))
+        .await
+        .unwrap()
+        .id;
+    let closed = tasks
+        .create(&json!({"status": "closed", "count": 3, "code": "3"}))
+        .await
+        .unwrap()
+        .id;
 
-    for (query, expected) in [
-        ("filter.status=open", vec![id(&open_three), id(&open_four)]),
-        ("filter.status=%22closed%22", vec![id(&closed)]),
-        ("filter.count=3", vec![id(&open_three), id(&closed)]),
-        ("filter.count=3&filter.status=open", vec![id(&open_three)]),
-        ("filter.urgent=true", vec![id(&open_four)]),
-        ("filter.code=%223%22", vec![id(&closed)]),
-        ("filter.status=pending", vec![]),
-        ("filter.missing=null", vec![]),
+    let only = |filters: &[(&str, &str)]| {
+        filters
+            .iter()
+            .fold(ListQuery::default(), |query, (field, value)| {
+                query.filter(field, value)
+            })
+    };
+    for (filters, expected) in [
+        (vec![("status", "open")], vec![open_three, open_four]),
+        (vec![("status", "\"closed\"")], vec![closed]),
+        (vec![("count", "3")], vec![open_three, closed]),
+        (vec![("count", "3"), ("status", "open")], vec![open_three]),
+        (vec![("urgent", "true")], vec![open_four]),
+        (vec![("code", "\"3\"")], vec![closed]),
+        (vec![("status", "pending")], vec![]),
+        (vec![("missing", "null")], vec![]),
     ] {
-        let ids = all_ids(&app, "acme", &owner, query, 50).await;
-        assert_eq!(ids, expected, "{query}");
+        let ids = all_ids(&owner, only(&filters), 50).await;
+        assert_eq!(ids, expected, "{filters:?}");
     }
     for bad in [
         "filter.tags=%5B1%5D",
         "filter.status=open&filter.status=closed",
         "filter.=x",
     ] {
-        let response = request(
-            &app,
-            Method::GET,
-            "acme",
-            &format!("/v1/collections/tasks/records?{bad}"),
-            &owner,
-        )
-        .send()
-        .await
-        .unwrap();
+        let response = owner
+            .get(format!("/v1/collections/tasks/records?{bad}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
@@ -395,62 +276,49 @@ async fn filters_match_top_level_fields_by_their_json_value() {
 #[tokio::test]
 async fn a_stale_if_match_gets_412_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let record = create(&app, "acme", &owner, "tasks", json!({"title": "v1"})).await;
-    let path = record_path("tasks", &record);
-    json_call(
-        &app,
-        Method::PATCH,
-        "acme",
-        &path,
-        &owner,
-        Some(json!({"title": "v2"})),
-        StatusCode::OK,
-    )
-    .await;
+    let owner = app.tenant_with_owner("acme").await;
+    let tasks = owner.records("tasks");
+    let record = tasks.create(&json!({"title": "v1"})).await.unwrap();
+    let path = record_path("tasks", record.id);
+    tasks
+        .update(record.id, &json!({"title": "v2"}), None)
+        .await
+        .unwrap();
 
     for method in [Method::PUT, Method::PATCH, Method::DELETE] {
-        let response = request(&app, method.clone(), "acme", &path, &owner)
+        let response = owner
+            .call(method.clone(), &path)
             .header("If-Match", "\"1\"")
             .json(&json!({"title": "stale"}))
             .send()
             .await
             .unwrap();
         assert_eq!(
-            response.status(),
-            StatusCode::PRECONDITION_FAILED,
+            response.error_code(),
+            (StatusCode::PRECONDITION_FAILED, "version_mismatch"),
             "{method}"
         );
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "version_mismatch");
-        assert_eq!(body["error"]["details"]["current_version"], 2);
+        assert_eq!(response.value()["error"]["details"]["current_version"], 2);
     }
-    let unchanged = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        &path,
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(unchanged["data"], json!({"title": "v2"}));
-    assert_eq!(unchanged["version"], 2);
+    let unchanged = tasks.get(record.id).await.unwrap();
+    assert_eq!(json!(unchanged.data), json!({"title": "v2"}));
+    assert_eq!(unchanged.version, 2);
 
     // A malformed If-Match is a 400, not a silent mismatch; `*` and the current version pass.
-    let response = request(&app, Method::PATCH, "acme", &path, &owner)
+    let response = owner
+        .patch(&path)
         .header("If-Match", "2")
         .json(&json!({"title": "x"}))
         .send()
         .await
         .unwrap();
     assert_eq!(
-        error_code(response).await,
-        (StatusCode::BAD_REQUEST, "invalid_precondition".to_owned())
+        response.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_precondition")
     );
     for tag in ["*", "\"3\""] {
-        let response = request(&app, Method::PATCH, "acme", &path, &owner)
+        let response = owner
+            .patch(&path)
             .header("If-Match", tag)
             .json(&json!({"title": tag}))
             .send()
@@ -458,7 +326,8 @@ async fn a_stale_if_match_gets_412_and_changes_nothing() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{tag}");
     }
-    let response = request(&app, Method::DELETE, "acme", &path, &owner)
+    let response = owner
+        .delete(&path)
         .header("If-Match", "\"4\"")
         .send()
         .await
@@ -469,24 +338,21 @@ async fn a_stale_if_match_gets_412_and_changes_nothing() {
 #[tokio::test]
 async fn of_concurrent_updates_with_the_same_if_match_exactly_one_wins() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let record = create(&app, "acme", &owner, "tasks", json!({"winner": null})).await;
-    let path = record_path("tasks", &record);
+    let owner = app.tenant_with_owner("acme").await;
+    let tasks = owner.records("tasks");
+    let record = tasks.create(&json!({"winner": null})).await.unwrap();
+    let path = record_path("tasks", record.id);
 
     let attempts = (0..8).map(|n| {
-        let request = request(
-            &app,
-            if n % 2 == 0 {
-                Method::PATCH
-            } else {
-                Method::PUT
-            },
-            "acme",
-            &path,
-            &owner,
-        )
-        .header("If-Match", "\"1\"")
-        .json(&json!({"winner": n}));
+        let method = if n % 2 == 0 {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
+        let request = owner
+            .call(method, &path)
+            .header("If-Match", "\"1\"")
+            .json(&json!({"winner": n}));
         async move { request.send().await.unwrap().status() }
     });
     let statuses = join_all(attempts).await;
@@ -497,51 +363,32 @@ async fn of_concurrent_updates_with_the_same_if_match_exactly_one_wins() {
         .count();
     assert_eq!((won, lost), (1, 7), "{statuses:?}");
 
-    let after = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        &path,
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(after["version"], 2);
-    assert!(after["data"]["winner"].is_number());
+    let after = tasks.get(record.id).await.unwrap();
+    assert_eq!(after.version, 2);
+    assert!(after.data["winner"].is_number());
 }
 
 #[tokio::test]
 async fn a_viewer_reads_records_but_cannot_create_change_or_delete_them() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     let email = unique_address("viewer");
-    invite_and_activate(&app, "acme", &owner, &email, &["viewer"]).await;
-    let viewer = access(&app.sign_in("acme", &email, PASSWORD).await);
-    let record = create(&app, "acme", &owner, "tasks", json!({"title": "t"})).await;
-    let path = record_path("tasks", &record);
+    app.invite_and_activate(&owner, &email, &["viewer"]).await;
+    let viewer = app.signed_in("acme", &email, PASSWORD).await;
+    let record = owner
+        .records("tasks")
+        .create(&json!({"title": "t"}))
+        .await
+        .unwrap();
+    let path = record_path("tasks", record.id);
 
-    json_call(
-        &app,
-        Method::GET,
-        "acme",
-        &path,
-        &viewer,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    let listed = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections/tasks/records",
-        &viewer,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(listed["records"].as_array().unwrap().len(), 1);
+    viewer.records("tasks").get(record.id).await.unwrap();
+    let listed = viewer
+        .records("tasks")
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.records.len(), 1);
 
     for (method, target, permission) in [
         (
@@ -558,7 +405,8 @@ async fn a_viewer_reads_records_but_cannot_create_change_or_delete_them() {
             "records.tasks:manage",
         ),
     ] {
-        let response = request(&app, method.clone(), "acme", &target, &viewer)
+        let response = viewer
+            .call(method.clone(), &target)
             .json(&json!({"title": "mine now"}))
             .send()
             .await
@@ -568,37 +416,32 @@ async fn a_viewer_reads_records_but_cannot_create_change_or_delete_them() {
             StatusCode::FORBIDDEN,
             "{method} {target}"
         );
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["details"]["missing_permission"], permission);
+        assert_eq!(
+            response.value()["error"]["details"]["missing_permission"],
+            permission
+        );
     }
-    let unchanged = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections/tasks/records",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(unchanged["records"].as_array().unwrap().len(), 1);
-    assert_eq!(unchanged["records"][0]["data"], json!({"title": "t"}));
+    let unchanged = owner
+        .records("tasks")
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(unchanged.records.len(), 1);
+    assert_eq!(json!(unchanged.records[0].data), json!({"title": "t"}));
 
     // Without a token: 401.
-    let anonymous = app.tenant_get("acme", &path).send().await.unwrap();
+    let anonymous = app.tenant("acme").get(&path).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// Sets the tenant's storage quota through the operator API and waits (at most a second)
 /// until the data plane serves it: no restart.
 async fn set_storage_quota(app: &TestApp, slug: &str, bytes: i64) {
-    let response = app
-        .operator(Method::PATCH, &format!("/v1/tenants/{slug}/quotas"))
-        .json(&json!({"max_storage_bytes": bytes}))
-        .send()
+    app.operator_api()
+        .tenants()
+        .set_quotas(slug, &json!({"max_storage_bytes": bytes}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
     let key = data_plane::tenancy::resolve::TenantKey::Slug(TenantSlug::parse(slug).unwrap());
     let applied = TestApp::eventually(Duration::from_secs(1), || async {
         app.data
@@ -624,99 +467,60 @@ fn record_of_size(bytes: usize) -> Value {
 #[tokio::test]
 async fn writes_that_would_pass_the_storage_quota_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
+    let files = owner.records("files");
     // A burst of writes past the free plan's rate limits, which are not under test here.
     app.raise_rate_limits("acme").await;
     set_storage_quota(&app, "acme", 1000).await;
 
-    let first = create(&app, "acme", &owner, "files", record_of_size(600)).await;
+    let first = files.create(&record_of_size(600)).await.unwrap();
     assert_eq!(stored_bytes(&app, "acme").await, 600);
-    let refused = request(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/collections/other/records",
-        &owner,
-    )
-    .json(&record_of_size(600))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "quota_exceeded");
-    assert_eq!(body["error"]["details"]["quota"], "max_storage_bytes");
-    assert_eq!(body["error"]["details"]["limit"], 1000);
-    assert_eq!(body["error"]["details"]["used"], 600);
-    // Nothing written: no record, no usage, not even the collection the write would have made.
-    assert_eq!(stored_bytes(&app, "acme").await, 600);
-    let collections = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(collections["collections"].as_array().unwrap().len(), 1);
-
-    // Growing a record past the quota is refused too; shrinking is not.
-    let path = record_path("files", &first);
-    let grown = request(&app, Method::PUT, "acme", &path, &owner)
-        .json(&record_of_size(1001))
+    let refused = owner
+        .post("/v1/collections/other/records")
+        .json(&record_of_size(600))
         .send()
         .await
         .unwrap();
     assert_eq!(
-        error_code(grown).await,
-        (StatusCode::FORBIDDEN, "quota_exceeded".to_owned())
+        refused.error_code(),
+        (StatusCode::FORBIDDEN, "quota_exceeded")
     );
-    let still = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        &path,
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(still["version"], 1);
-    json_call(
-        &app,
-        Method::PUT,
-        "acme",
-        &path,
-        &owner,
-        Some(record_of_size(1000)),
-        StatusCode::OK,
-    )
-    .await;
+    let details = &refused.value()["error"]["details"];
+    assert_eq!(details["quota"], "max_storage_bytes");
+    assert_eq!(details["limit"], 1000);
+    assert_eq!(details["used"], 600);
+    // Nothing written: no record, no usage, not even the collection the write would have made.
+    assert_eq!(stored_bytes(&app, "acme").await, 600);
+    let collections: Value = owner.get("/v1/collections").ok().await.unwrap();
+    assert_eq!(collections["collections"].as_array().unwrap().len(), 1);
+
+    // Growing a record past the quota is refused too; shrinking is not.
+    let grown = files
+        .replace(first.id, &record_of_size(1001), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (grown.status(), grown.code()),
+        (Some(StatusCode::FORBIDDEN), Some("quota_exceeded"))
+    );
+    let still = files.get(first.id).await.unwrap();
+    assert_eq!(still.version, 1);
+    files
+        .replace(first.id, &record_of_size(1000), None)
+        .await
+        .unwrap();
     assert_eq!(stored_bytes(&app, "acme").await, 1000);
-    json_call(
-        &app,
-        Method::PUT,
-        "acme",
-        &path,
-        &owner,
-        Some(record_of_size(100)),
-        StatusCode::OK,
-    )
-    .await;
+    files
+        .replace(first.id, &record_of_size(100), None)
+        .await
+        .unwrap();
     assert_eq!(stored_bytes(&app, "acme").await, 100);
 
     // Concurrent creates never overshoot: with 900 bytes left, exactly three of 300 fit.
     let attempts = (0..8).map(|_| {
-        let request = request(
-            &app,
-            Method::POST,
-            "acme",
-            "/v1/collections/files/records",
-            &owner,
-        )
-        .json(&record_of_size(300));
+        let request = owner
+            .post("/v1/collections/files/records")
+            .json(&record_of_size(300));
         async move { request.send().await.unwrap().status() }
     });
     let statuses = join_all(attempts).await;
@@ -732,115 +536,70 @@ async fn writes_that_would_pass_the_storage_quota_are_refused_and_change_nothing
     assert_eq!(stored_bytes(&app, "acme").await, 1000);
 
     // Deleting frees the bytes; a raised quota applies without restart.
-    json_call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &path,
-        &owner,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    files.delete(first.id, None).await.unwrap();
     assert_eq!(stored_bytes(&app, "acme").await, 900);
     set_storage_quota(&app, "acme", 10_000).await;
-    create(&app, "acme", &owner, "other", record_of_size(5000)).await;
+    owner
+        .records("other")
+        .create(&record_of_size(5000))
+        .await
+        .unwrap();
     assert_eq!(stored_bytes(&app, "acme").await, 5900);
 }
 
 #[tokio::test]
 async fn erasing_a_user_reassigns_or_deletes_their_records_by_the_privacy_policy() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let me = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/me",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let owner = app.tenant_with_owner("acme").await;
+    let me = owner.me().get().await.unwrap();
     let alice_email = unique_address("alice");
-    let alice_id = invite_and_activate(&app, "acme", &owner, &alice_email, &["member"]).await;
-    let alice = access(&app.sign_in("acme", &alice_email, PASSWORD).await);
+    let alice_id = app
+        .invite_and_activate(&owner, &alice_email, &["member"])
+        .await;
+    let alice = app.signed_in("acme", &alice_email, PASSWORD).await;
     let bob_email = unique_address("bob");
-    let bob_id = invite_and_activate(&app, "acme", &owner, &bob_email, &["member"]).await;
-    let bob = access(&app.sign_in("acme", &bob_email, PASSWORD).await);
-    let kept = create(&app, "acme", &owner, "tasks", json!({"by": "owner"})).await;
-    let alices = create(&app, "acme", &alice, "tasks", json!({"by": "alice"})).await;
-    let bobs = create(&app, "acme", &bob, "tasks", json!({"by": "bob"})).await;
+    let bob_id = app
+        .invite_and_activate(&owner, &bob_email, &["member"])
+        .await;
+    let bob = app.signed_in("acme", &bob_email, PASSWORD).await;
+    let kept = owner
+        .records("tasks")
+        .create(&json!({"by": "owner"}))
+        .await
+        .unwrap();
+    let alices = alice
+        .records("tasks")
+        .create(&json!({"by": "alice"}))
+        .await
+        .unwrap();
+    let bobs = bob
+        .records("tasks")
+        .create(&json!({"by": "bob"}))
+        .await
+        .unwrap();
     let bytes_before = stored_bytes(&app, "acme").await;
 
     // Default policy: reassign to the admin who erases.
-    json_call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &format!("/v1/admin/users/{alice_id}"),
-        &owner,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let moved = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        &record_path("tasks", &alices),
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(moved["owner_id"], me["id"]);
-    assert_eq!(moved["version"], 2);
-    assert_eq!(moved["data"], json!({"by": "alice"}));
+    owner.users().delete(alice_id).await.unwrap();
+    let moved = owner.records("tasks").get(alices.id).await.unwrap();
+    assert_eq!(moved.owner_id, Some(me.id));
+    assert_eq!(moved.version, 2);
+    assert_eq!(json!(moved.data), json!({"by": "alice"}));
     assert_eq!(stored_bytes(&app, "acme").await, bytes_before);
 
     // Policy `delete`: the records go with the user, and their bytes with them.
-    json_call(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/settings/privacy",
-        &owner,
-        Some(json!({"erased_user_records": "delete"})),
-        StatusCode::OK,
-    )
-    .await;
-    json_call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &format!("/v1/admin/users/{bob_id}"),
-        &owner,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let gone = request(
-        &app,
-        Method::GET,
-        "acme",
-        &record_path("tasks", &bobs),
-        &owner,
-    )
-    .send()
-    .await
-    .unwrap();
+    owner
+        .put_setting("privacy", &json!({"erased_user_records": "delete"}))
+        .await
+        .unwrap();
+    owner.users().delete(bob_id).await.unwrap();
+    let gone = owner
+        .get(record_path("tasks", bobs.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    let usage = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/usage",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let usage = owner.usage().await.unwrap();
     let remaining = stored_bytes(&app, "acme").await;
     assert!(remaining < bytes_before);
     assert_eq!(usage["storage_bytes"]["used"], remaining);
@@ -848,24 +607,11 @@ async fn erasing_a_user_reassigns_or_deletes_their_records_by_the_privacy_policy
         usage["storage_bytes"]["limit"], 104_857_600,
         "the free plan's"
     );
-    let listed = json_call(
-        &app,
-        Method::GET,
-        "acme",
-        "/v1/collections/tasks/records",
-        &owner,
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    let ids: Vec<&str> = listed["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        vec![kept["id"].as_str().unwrap(), alices["id"].as_str().unwrap()]
-    );
+    let listed = owner
+        .records("tasks")
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = listed.records.iter().map(|record| record.id).collect();
+    assert_eq!(ids, vec![kept.id, alices.id]);
 }

@@ -12,13 +12,12 @@ async fn a_flood_of_rate_limited_requests_is_counted_and_logged_without_flooding
     let app = TestApp::spawn().await;
     app.create_tenant("flooded").await;
     let node = NodeProcess::start(&app, free_port(), &[]).await;
-    let http = reqwest::Client::new();
+    let flooded = app.tenant("flooded").on(&node.url);
     // The free plan admits a burst of 20: most of these 80 are refused.
     let answers = join_all((0..80).map(|index| {
-        let request = http
-            .get(format!("{}/v1/tenant", node.url))
-            .header("X-Tenant", "flooded")
-            .header("X-Request-Id", format!("flood-{index}"));
+        let request = flooded
+            .get("/v1/tenant")
+            .header("X-Request-Id", &format!("flood-{index}"));
         async move { (index, request.send().await.unwrap().status()) }
     }))
     .await;
@@ -29,7 +28,7 @@ async fn a_flood_of_rate_limited_requests_is_counted_and_logged_without_flooding
         .collect();
     assert!(refused.len() >= 40, "only {} refused", refused.len());
 
-    let metrics = tenantry_tests::metrics_text(&http, &node.url).await;
+    let metrics = tenantry_tests::metrics_text(&app.http, &node.url).await;
     let counted = tenantry_tests::refusals_counted(&metrics, 429, "rate_limited");
     assert_eq!(counted, Some(refused.len() as u64), "{metrics}");
 

@@ -12,10 +12,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::routes::{Access, Audit, RouteInfo};
-use tenantry_tests::{unique_address, TestApp};
-
-use crate::api_keys::create_key;
-use crate::users_admin::{access, invite_and_activate, tenant_with_owner, PASSWORD};
+use tenantry_tests::client::NewKey;
+use tenantry_tests::{unique_address, Client, TestApp, PASSWORD};
 
 /// A concrete path for a route pattern: every parameter filled with a value that names
 /// nothing (a fresh UUID for ids).
@@ -40,85 +38,58 @@ fn documented<'a>(document: &'a Value, route: &RouteInfo) -> &'a Value {
 }
 
 /// The reference page a plane serves at `base_url`, checked to be HTML.
-async fn reference_page(base_url: &str) -> String {
-    let response = reqwest::get(format!("{base_url}/v1/reference"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+async fn reference_page(plane: &Client) -> String {
+    let reply = plane.get("/v1/reference").send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(
-        response.headers()["content-type"],
-        "text/html; charset=utf-8"
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
     );
-    response.text().await.unwrap()
+    reply.text()
 }
 
-enum Credential<'a> {
-    None,
-    Token(&'a str),
-    Key(&'a str),
-}
-
-/// Calls `route` on tenant `acme` with `credential` (and an empty JSON object as the body of
-/// a write); its status and request id.
-async fn call(
-    app: &TestApp,
-    route: &RouteInfo,
-    credential: Credential<'_>,
-) -> (StatusCode, String) {
+/// Calls `route` as `caller` (and an empty JSON object as the body of a write); its status
+/// and request id.
+async fn call(caller: &Client, route: &RouteInfo) -> (StatusCode, String) {
     let method = method_of(route);
-    let mut request = app
-        .http
-        .request(
-            method.clone(),
-            format!("{}{}", app.data_url, concrete(&route.path)),
-        )
-        .header("X-Tenant", "acme");
-    request = match credential {
-        Credential::None => request,
-        Credential::Token(token) => request.bearer_auth(token),
-        Credential::Key(key) => request.header("X-API-Key", key),
-    };
+    let mut request = caller.call(method.clone(), concrete(&route.path));
     if method != Method::GET && method != Method::DELETE {
         request = request.json(&json!({}));
     }
-    let response = request.send().await.unwrap();
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (response.status(), request_id)
+    let reply = request.send().await.unwrap();
+    let request_id = reply.header("x-request-id").unwrap_or_default().to_owned();
+    (reply.status(), request_id)
 }
 
 #[tokio::test]
 async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_its_event() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     app.raise_rate_limits("acme").await;
-    // A user holding no role at all, and an API key (a caller that is not a user).
+    // A user holding no role at all, and an API key (a caller that is not a user). Their
+    // credentials are fixed: a refused call is not retried with refreshed tokens.
     let nobody_email = unique_address("nobody");
-    invite_and_activate(&app, "acme", &owner, &nobody_email, &[]).await;
-    let nobody = access(&app.sign_in("acme", &nobody_email, PASSWORD).await);
-    let key = create_key(
-        &app,
+    app.invite_and_activate(&owner, &nobody_email, &[]).await;
+    let nobody = app.signed_in("acme", &nobody_email, PASSWORD).await;
+    let nobody = app.as_bearer(
         "acme",
-        &owner,
-        json!({"name": "walker", "scopes": ["usage:read"]}),
-    )
-    .await;
-    let key = key["key"].as_str().unwrap().to_owned();
-    let document: Value = app
-        .http
-        .get(format!("{}/v1/openapi.json", app.data_url))
-        .send()
+        nobody.access_token().await.unwrap().unwrap().expose(),
+    );
+    let key = owner
+        .api_keys()
+        .create(&NewKey::new("walker", &["usage:read"]))
         .await
-        .unwrap()
-        .json()
+        .unwrap();
+    let key_holder = app.tenant("acme").with_api_key(key.key.expose());
+    let anonymous_caller = app.tenant("acme");
+    let document: Value = app
+        .data_client()
+        .get("/v1/openapi.json")
+        .ok()
         .await
         .unwrap();
 
-    let reference = reference_page(&app.data_url).await;
+    let reference = reference_page(&app.data_client()).await;
     let routes = shared::routes::infos(&data_plane::route_table::table());
     assert!(routes.len() >= 79, "only {} routes walked", routes.len());
     let mut expected_events: HashMap<String, &'static str> = HashMap::new();
@@ -144,7 +115,7 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
             );
         }
 
-        let (anonymous, request_id) = call(&app, route, Credential::None).await;
+        let (anonymous, request_id) = call(&anonymous_caller, route).await;
         assert!(
             anonymous.as_u16() < 500,
             "{name} answered an anonymous call {anonymous}"
@@ -155,15 +126,13 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
         let lacking = match route.policy.access {
             Access::Public => continue,
             // Not a user: an API key.
-            Access::SignedIn | Access::RestrictedOk => Credential::Key(&key),
+            Access::SignedIn | Access::RestrictedOk => &key_holder,
             // A user with no role.
-            Access::Permission(_) | Access::UserOrKey(_) | Access::Caller => {
-                Credential::Token(&nobody)
-            }
+            Access::Permission(_) | Access::UserOrKey(_) | Access::Caller => &nobody,
             Access::Operator => panic!("{name}: an operator route on the data plane"),
         };
         assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{name}, anonymous");
-        let (status, request_id) = call(&app, route, lacking).await;
+        let (status, request_id) = call(lacking, route).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -175,7 +144,7 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
     }
 
     // Every audited call, refused or not, left its route's event.
-    let tenant_id = crate::audit::tenant_id(&app, "acme").await;
+    let tenant_id = app.tenant_id("acme").await;
     let ids: Vec<String> = expected_events.keys().cloned().collect();
     // Every event of the tenant (a few hundred), by request id.
     let stored_events = || async {
@@ -207,15 +176,8 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
 #[tokio::test]
 async fn every_control_plane_route_is_documented_and_operator_routes_refuse_everyone_else() {
     let app = TestApp::spawn().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/v1/openapi.json", app.control_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anonymous = app.operator_api().client().anonymous();
+    let document: Value = anonymous.get("/v1/openapi.json").ok().await.unwrap();
     let routes = shared::routes::infos(&control_plane::route_table::table());
     for route in &routes {
         let name = format!("{} {}", route.method, route.path);
@@ -227,14 +189,21 @@ async fn every_control_plane_route_is_documented_and_operator_routes_refuse_ever
             continue;
         }
         assert_eq!(route.policy.access, Access::Operator, "{name}");
-        let url = format!("{}{}", app.control_url, concrete(&route.path));
         for token in [None, Some("not-an-operator-token")] {
-            let mut request = app.http.request(method_of(route), &url);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let status = request.send().await.unwrap().status();
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} with {token:?}");
+            let caller = match token {
+                Some(token) => anonymous.with_bearer(token),
+                None => anonymous.clone(),
+            };
+            let reply = caller
+                .call(method_of(route), concrete(&route.path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                reply.status(),
+                StatusCode::UNAUTHORIZED,
+                "{name} with {token:?}"
+            );
         }
     }
 }

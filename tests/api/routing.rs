@@ -1,134 +1,105 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tenantry_tests::{TestApp, TestOptions, BASE_DOMAIN};
+use tenantry_tests::{TestApp, TestOptions, BASE_DOMAIN, OWNER_EMAIL, PASSWORD};
 
 #[tokio::test]
 async fn the_tenant_is_resolved_from_its_host_a_custom_domain_or_the_header() {
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
     app.create_tenant("globex").await;
-    let get = |host: &str| {
-        app.http
-            .get(format!("{}/v1/tenant", app.data_url))
-            .header("Host", host.to_owned())
-            .send()
-    };
+    let node = app.data_client();
+    let get = |host: &str| node.get("/v1/tenant").header("Host", host).send();
 
-    let by_host: Value = get(&format!("acme.{BASE_DOMAIN}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_host = get(&format!("acme.{BASE_DOMAIN}")).await.unwrap().value();
     assert_eq!(by_host["slug"], "acme");
-    let by_host_with_port: Value = get(&format!("GLOBEX.{BASE_DOMAIN}:443"))
+    let by_host_with_port = get(&format!("GLOBEX.{BASE_DOMAIN}:443"))
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value();
     assert_eq!(by_host_with_port["slug"], "globex");
-    let by_header: Value = app
-        .tenant_get("globex", "/v1/tenant")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_header: Value = app.tenant("globex").get("/v1/tenant").ok().await.unwrap();
     assert_eq!(by_header["slug"], "globex");
 
     let unregistered = get("portal.acme.example").await.unwrap();
     assert_eq!(unregistered.status(), StatusCode::NOT_FOUND);
-    let added = app
-        .operator(Method::POST, "/v1/tenants/acme/domains")
-        .json(&json!({"domain": "Portal.Acme.Example"}))
-        .send()
+    let operator = app.operator_api();
+    let tenants = operator.tenants();
+    tenants
+        .add_domain("acme", "Portal.Acme.Example")
         .await
         .unwrap();
-    assert_eq!(added.status(), StatusCode::CREATED);
     // The node cached the miss above; the catalog's NOTIFY clears it, asynchronously.
     let served_within = TestApp::eventually(Duration::from_secs(1), || async {
-        let Ok(response) = get("portal.acme.example").await else {
+        let Ok(reply) = get("portal.acme.example").await else {
             return false;
         };
-        let body: Value = response.json().await.unwrap_or_default();
-        body["slug"] == "acme"
+        reply.value()["slug"] == "acme"
     })
     .await;
     assert!(
         served_within.is_some(),
         "a new custom domain was not served within a second"
     );
-    let taken = app
-        .operator(Method::POST, "/v1/tenants/globex/domains")
-        .json(&json!({"domain": "portal.acme.example"}))
-        .send()
+    let taken = tenants
+        .add_domain("globex", "portal.acme.example")
         .await
-        .unwrap();
-    assert_eq!(taken.status(), StatusCode::CONFLICT);
-    let under_base = app
-        .operator(Method::POST, "/v1/tenants/globex/domains")
-        .json(&json!({"domain": format!("acme.{BASE_DOMAIN}")}))
-        .send()
+        .unwrap_err();
+    assert_eq!(taken.status(), Some(StatusCode::CONFLICT));
+    let under_base = tenants
+        .add_domain("globex", &format!("acme.{BASE_DOMAIN}"))
         .await
-        .unwrap();
-    assert_eq!(under_base.status(), StatusCode::BAD_REQUEST);
+        .unwrap_err();
+    assert_eq!(under_base.status(), Some(StatusCode::BAD_REQUEST));
 
     // Host and header naming different tenants is refused, not guessed.
     let mismatch = app
-        .http
-        .get(format!("{}/v1/tenant", app.data_url))
-        .header("Host", format!("acme.{BASE_DOMAIN}"))
-        .header("X-Tenant", "globex")
+        .tenant("globex")
+        .get("/v1/tenant")
+        .header("Host", &format!("acme.{BASE_DOMAIN}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
-    let body: Value = mismatch.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "tenant_mismatch");
+    assert_eq!(
+        mismatch.error_code(),
+        (StatusCode::BAD_REQUEST, "tenant_mismatch")
+    );
 }
 
 #[tokio::test]
 async fn a_custom_domain_with_an_x_tenant_naming_another_tenant_gets_400_tenant_mismatch() {
     let app = TestApp::spawn().await;
-    app.tenant_with_active_admin("acme", "olga@acme.example", "correct horse battery staple")
+    app.tenant_with_active_admin("acme", OWNER_EMAIL, PASSWORD)
         .await;
     app.create_tenant("globex").await;
-    let added = app
-        .operator(Method::POST, "/v1/tenants/acme/domains")
-        .json(&json!({"domain": "portal.acme.example"}))
-        .send()
+    app.operator_api()
+        .tenants()
+        .add_domain("acme", "portal.acme.example")
         .await
         .unwrap();
-    assert_eq!(added.status(), StatusCode::CREATED);
+    let node = app.data_client();
     let at_portal = |method: Method, path: &str, tenant: Option<&str>| {
-        let request = app
-            .http
-            .request(method, format!("{}{path}", app.data_url))
+        let call = node
+            .call(method, path)
             .header("Host", "portal.acme.example");
         match tenant {
-            Some(slug) => request.header("X-Tenant", slug.to_owned()),
-            None => request,
+            Some(slug) => call.header("X-Tenant", slug),
+            None => call,
         }
     };
     // The domain may be cached as unknown from before the NOTIFY: wait until it is served.
     let served = TestApp::eventually(Duration::from_secs(1), || async {
-        let Ok(response) = at_portal(Method::GET, "/v1/tenant", None).send().await else {
+        let Ok(reply) = at_portal(Method::GET, "/v1/tenant", None).send().await else {
             return false;
         };
-        response.status() == StatusCode::OK
+        reply.status() == StatusCode::OK
     })
     .await;
     assert!(served.is_some(), "the custom domain was not served");
 
     // A header naming the domain's own tenant is fine.
     let same: Value = at_portal(Method::GET, "/v1/tenant", Some("acme"))
-        .send()
-        .await
-        .unwrap()
-        .json()
+        .ok()
         .await
         .unwrap();
     assert_eq!(same["slug"], "acme");
@@ -138,90 +109,74 @@ async fn a_custom_domain_with_an_x_tenant_naming_another_tenant_gets_400_tenant_
         (Method::GET, "/v1/tenant"),
         (Method::POST, "/v1/auth/login"),
     ] {
-        let response = at_portal(method.clone(), path, Some("globex"))
-            .json(
-                &json!({"email": "olga@acme.example", "password": "correct horse battery staple"}),
-            )
+        let reply = at_portal(method.clone(), path, Some("globex"))
+            .json(&json!({"email": OWNER_EMAIL, "password": PASSWORD}))
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
-        assert_eq!(body["error"]["code"], "tenant_mismatch", "{method} {path}");
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::BAD_REQUEST, "tenant_mismatch"),
+            "{method} {path}: {}",
+            reply.text()
+        );
     }
 }
 
 #[tokio::test]
 async fn unknown_tenants_and_routes_get_json_404s_with_the_request_id() {
     let app = TestApp::spawn().await;
-    let response = app
-        .tenant_get("nobody", "/v1/tenant")
+    let nobody = app.tenant("nobody");
+    let reply = nobody
+        .get("/v1/tenant")
         .header("X-Request-Id", "req-123")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(response.headers()["x-request-id"], "req-123");
-    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "tenant_not_found");
-    assert_eq!(body["error"]["request_id"], "req-123");
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::NOT_FOUND, "tenant_not_found")
+    );
+    assert_eq!(reply.header("x-request-id"), Some("req-123"));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        reply.error().unwrap().request_id.as_deref(),
+        Some("req-123")
+    );
 
-    let no_tenant = app
-        .http
-        .get(format!("{}/v1/tenant", app.data_url))
-        .send()
-        .await
-        .unwrap();
+    let node = app.data_client();
+    let no_tenant = node.get("/v1/tenant").send().await.unwrap();
     assert_eq!(no_tenant.status(), StatusCode::NOT_FOUND);
-    let generated_id = no_tenant.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(uuid::Uuid::parse_str(&generated_id).is_ok());
+    let generated_id = no_tenant.header("x-request-id").unwrap();
+    assert!(uuid::Uuid::parse_str(generated_id).is_ok());
 
-    let hostile_id = app
-        .tenant_get("nobody", "/v1/tenant")
+    let hostile_id = nobody
+        .get("/v1/tenant")
         .header("X-Request-Id", "<script>")
         .send()
         .await
         .unwrap();
-    assert_ne!(hostile_id.headers()["x-request-id"], "<script>");
+    assert_ne!(hostile_id.header("x-request-id").unwrap(), "<script>");
 
-    let route = app
-        .http
-        .get(format!("{}/v1/nothing-here", app.data_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(route.status(), StatusCode::NOT_FOUND);
-    let body: Value = route.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "route_not_found");
+    let route = node.get("/v1/nothing-here").send().await.unwrap();
+    assert_eq!(
+        route.error_code(),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
 }
 
 #[tokio::test]
 async fn health_readiness_and_metrics_are_served() {
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
-    app.tenant_get("acme", "/v1/tenant").send().await.unwrap();
+    app.tenant("acme").get("/v1/tenant").send().await.unwrap();
 
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.data_url))
-        .send()
-        .await
-        .unwrap();
+    let node = app.data_client();
+    let health = node.get("/healthz").send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.data_url))
-        .send()
-        .await
-        .unwrap();
-    let status = ready.status();
-    let body: Value = ready.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let ready = node.get("/readyz").send().await.unwrap();
+    let body = ready.value();
+    assert_eq!(ready.status(), StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["clickhouse"], "ok");
 
@@ -244,9 +199,15 @@ async fn readiness_stays_ready_while_clickhouse_is_unreachable_and_the_spool_has
         ..TestOptions::default()
     };
     let (_node, url) = app.spawn_data_node(&options).await;
-    let ready = app.http.get(format!("{url}/readyz")).send().await.unwrap();
+    let ready = app
+        .data_client()
+        .on(&url)
+        .get("/readyz")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let body: Value = ready.json().await.unwrap();
+    let body = ready.value();
     assert_eq!(body["checks"]["clickhouse"], "spooling");
     assert_eq!(body["checks"]["events"], "ok");
     assert_eq!(body["checks"]["postgres"], "ok");

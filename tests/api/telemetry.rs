@@ -5,27 +5,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tenantry_tests::TestApp;
+use tenantry_tests::client::{NewKey, OtlpEncoding};
+use tenantry_tests::{Client, TestApp};
 
-use crate::audit::tenant_id;
-use crate::users_admin::{call, tenant_with_owner};
-
-/// A new API key of tenant `slug` with `scopes`, made by the owner holding `token`.
-async fn api_key(app: &TestApp, slug: &str, token: &str, scopes: &[&str]) -> String {
-    let response = call(
-        app,
-        Method::POST,
-        slug,
-        "/v1/admin/api-keys",
-        token,
-        Some(json!({"name": "agent", "scopes": scopes})),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    body["key"].as_str().unwrap().to_owned()
+/// A new API key of `owner`'s tenant with `scopes`: the key's text.
+async fn api_key(owner: &Client, scopes: &[&str]) -> String {
+    let created = owner
+        .api_keys()
+        .create(&NewKey::new("agent", scopes))
+        .await
+        .unwrap();
+    created.key.expose().to_owned()
 }
 
 /// Rows of `table` stored for `tenant`.
@@ -53,20 +45,6 @@ async fn wait_for_rows(app: &TestApp, table: &str, tenant: &str, count: u64) {
     assert_eq!(stored(app, table, tenant).await, count, "{table}");
 }
 
-fn ingest(
-    app: &TestApp,
-    slug: &str,
-    key: &str,
-    path: &str,
-    content_type: &str,
-) -> reqwest::RequestBuilder {
-    app.http
-        .post(format!("{}{path}", app.data_url))
-        .header("X-Tenant", slug)
-        .header("X-API-Key", key)
-        .header("Content-Type", content_type)
-}
-
 fn otel_python() -> PathBuf {
     std::env::var_os("TENANTRY_TEST_OTEL_PYTHON").map_or_else(
         || {
@@ -80,10 +58,10 @@ fn otel_python() -> PathBuf {
 #[tokio::test]
 async fn the_python_opentelemetry_sdk_sends_traces_logs_and_metrics_that_are_stored() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "otel").await;
+    let owner = app.tenant_with_owner("otel").await;
     app.raise_rate_limits("otel").await;
-    let tenant = tenant_id(&app, "otel").await;
-    let key = api_key(&app, "otel", &token, &["telemetry:write"]).await;
+    let tenant = app.tenant_id("otel").await;
+    let key = api_key(&owner, &["telemetry:write"]).await;
     let python = otel_python();
     assert!(
         python.exists(),
@@ -136,28 +114,19 @@ async fn the_python_opentelemetry_sdk_sends_traces_logs_and_metrics_that_are_sto
         .unwrap();
     assert_eq!(names[0], "operation-0");
     // Read back through the API too: the day's ingested count.
-    let usage: Value = call(
-        &app,
-        Method::GET,
-        "otel",
-        "/v1/admin/usage?days=1",
-        &token,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let usage: Value = owner.get("/v1/admin/usage?days=1").ok().await.unwrap();
     assert_eq!(usage["days"][0]["events_ingested"], 11, "{usage}");
 }
 
 #[tokio::test]
 async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "otlpjson").await;
+    let owner = app.tenant_with_owner("otlpjson").await;
     app.raise_rate_limits("otlpjson").await;
-    let tenant = tenant_id(&app, "otlpjson").await;
-    let key = api_key(&app, "otlpjson", &token, &["telemetry:write"]).await;
+    let tenant = app.tenant_id("otlpjson").await;
+    let agent = app
+        .tenant("otlpjson")
+        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
     let request = json!({"resourceLogs": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
         "scopeLogs": [{"logRecords": [
@@ -167,17 +136,15 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
              "attributes": [{"key": "http.status", "value": {"intValue": "500"}}]}
         ]}]
     }]});
-    let response = ingest(&app, "otlpjson", &key, "/v1/logs", "application/json")
-        .json(&request)
-        .send()
+    agent
+        .telemetry()
+        .export(
+            "logs",
+            OtlpEncoding::Json,
+            serde_json::to_vec(&request).unwrap(),
+        )
         .await
         .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        response.text().await.unwrap()
-    );
     wait_for_rows(&app, "telemetry_logs", &tenant, 1).await;
     let (severity, trace_id, attributes): (String, String, String) = app
         .clickhouse()
@@ -212,13 +179,14 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
     ] {
-        let response = ingest(&app, "otlpjson", &key, "/v1/logs", content_type)
-            .body(body)
+        let response = agent
+            .post("/v1/logs")
+            .body(body, content_type)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), status, "{content_type}");
-        let body: Value = response.json().await.unwrap();
+        let body = response.value();
         assert!(body["error"]["code"].is_string(), "{body}");
     }
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 1);
@@ -227,11 +195,11 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
 #[tokio::test]
 async fn ingestion_needs_a_key_with_telemetry_write_of_the_same_tenant() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "guarded-in").await;
-    let other = tenant_with_owner(&app, "other-in").await;
-    let tenant = tenant_id(&app, "guarded-in").await;
-    let reader = api_key(&app, "guarded-in", &token, &["records:read"]).await;
-    let foreign = api_key(&app, "other-in", &other, &["telemetry:write"]).await;
+    let owner = app.tenant_with_owner("guarded-in").await;
+    let other = app.tenant_with_owner("other-in").await;
+    let tenant = app.tenant_id("guarded-in").await;
+    let reader = api_key(&owner, &["records:read"]).await;
+    let foreign = api_key(&other, &["telemetry:write"]).await;
     let line = "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"body\":\"x\"}\n";
     for (key, status) in [
         (Some(reader.as_str()), StatusCode::FORBIDDEN),
@@ -239,16 +207,18 @@ async fn ingestion_needs_a_key_with_telemetry_write_of_the_same_tenant() {
         (Some("tnt_notakey_secret"), StatusCode::UNAUTHORIZED),
         (None, StatusCode::UNAUTHORIZED),
     ] {
-        let mut request = app
-            .http
-            .post(format!("{}/v1/telemetry/events", app.data_url))
-            .header("X-Tenant", "guarded-in")
-            .header("Content-Type", "application/x-ndjson")
-            .body(line);
-        if let Some(key) = key {
-            request = request.header("X-API-Key", key);
-        }
-        assert_eq!(request.send().await.unwrap().status(), status);
+        let anonymous = app.tenant("guarded-in");
+        let sender = match key {
+            Some(key) => anonymous.with_api_key(key),
+            None => anonymous,
+        };
+        let response = sender
+            .post("/v1/telemetry/events")
+            .body(line, "application/x-ndjson")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{key:?}");
     }
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 0);
 }
@@ -256,10 +226,13 @@ async fn ingestion_needs_a_key_with_telemetry_write_of_the_same_tenant() {
 #[tokio::test]
 async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_number() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "bulk").await;
+    let owner = app.tenant_with_owner("bulk").await;
     app.raise_rate_limits("bulk").await;
-    let tenant = tenant_id(&app, "bulk").await;
-    let key = api_key(&app, "bulk", &token, &["telemetry:write"]).await;
+    let tenant = app.tenant_id("bulk").await;
+    let agent = app
+        .tenant("bulk")
+        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    let telemetry = agent.telemetry();
 
     let good = concat!(
         "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"service\":\"api\",\"severity\":\"error\",\"body\":\"failed\"}\n",
@@ -267,19 +240,7 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
         "\n",
         "{\"type\":\"metric\",\"time\":\"2026-01-01T00:00:02Z\",\"name\":\"queue.depth\",\"value\":3.5,\"kind\":\"sum\"}\n",
     );
-    let response = ingest(
-        &app,
-        "bulk",
-        &key,
-        "/v1/telemetry/events",
-        "application/x-ndjson",
-    )
-    .body(good)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    assert_eq!(response.json::<Value>().await.unwrap()["accepted"], 3);
+    assert_eq!(telemetry.events_ndjson(good).await.unwrap(), 3);
     wait_for_rows(&app, "telemetry_metrics", &tenant, 2).await;
     wait_for_rows(&app, "telemetry_logs", &tenant, 1).await;
 
@@ -293,31 +254,22 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
         // Which region? A key named twice is refused, as in every JSON body.
         "{\"type\":\"metric\",\"time\":\"2026-01-01T00:00:00Z\",\"name\":\"m\",\"value\":1,\"attributes\":{\"region\":\"eu\",\"region\":\"us\"}}\n",
     );
-    let response = ingest(
-        &app,
-        "bulk",
-        &key,
-        "/v1/telemetry/events",
-        "application/x-ndjson",
-    )
-    .body(bad)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_events");
-    let lines: Vec<u64> = body["error"]["details"]["errors"]
+    let refused = telemetry.events_ndjson(bad).await.unwrap_err();
+    let refusal = refused.api().unwrap();
+    assert_eq!(
+        (refusal.status, refusal.code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_events")
+    );
+    let details = refusal.details.as_ref().unwrap();
+    let lines: Vec<u64> = details["errors"]
         .as_array()
         .unwrap()
         .iter()
         .map(|error| error["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(lines, vec![2, 4, 5, 6, 7], "{body}");
-    let repeated = body["error"]["details"]["errors"][4]["message"]
-        .as_str()
-        .unwrap();
-    assert!(repeated.contains("\"region\" appears twice"), "{body}");
+    assert_eq!(lines, vec![2, 4, 5, 6, 7], "{details}");
+    let repeated = details["errors"][4]["message"].as_str().unwrap();
+    assert!(repeated.contains("\"region\" appears twice"), "{details}");
     // Nothing of the refused batch was stored, not even its good lines.
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 1);
     assert_eq!(stored(&app, "telemetry_metrics", &tenant).await, 2);
@@ -325,12 +277,7 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
     let csv = "type,time,service,name,value,unit\n\
                metric,2026-01-01T00:00:00Z,api,cpu,0.5,1\n\
                metric,2026-01-01T00:00:01Z,api,cpu,0.75,1\n";
-    let response = ingest(&app, "bulk", &key, "/v1/telemetry/events", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    telemetry.events_csv(csv).await.unwrap();
     wait_for_rows(&app, "telemetry_metrics", &tenant, 4).await;
 
     for (csv, line) in [
@@ -338,43 +285,38 @@ async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_nu
         ("type,time,name,value\nmetric,2026-01-01T00:00:00Z,cpu,1\nmetric,2026-01-01T00:00:00Z,cpu,high\n", 3),
         ("type,time,name,value\nmetric,2026-01-01T00:00:00Z,cpu,1\nmetric,2026-01-01T00:00:00Z,cpu\n", 3),
     ] {
-        let response = ingest(&app, "bulk", &key, "/v1/telemetry/events", "text/csv")
-            .body(csv)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{csv}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["details"]["errors"][0]["line"], line, "{csv}: {body}");
+        let refused = telemetry.events_csv(csv).await.unwrap_err();
+        let refusal = refused.api().unwrap();
+        assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{csv}");
+        let details = refusal.details.as_ref().unwrap();
+        assert_eq!(details["errors"][0]["line"], line, "{csv}: {details}");
     }
     assert_eq!(stored(&app, "telemetry_metrics", &tenant).await, 4);
-    let response = ingest(
-        &app,
-        "bulk",
-        &key,
-        "/v1/telemetry/events",
-        "application/json",
-    )
-    .body("{}")
-    .send()
-    .await
-    .unwrap();
+    let response = agent
+        .post("/v1/telemetry/events")
+        .body("{}", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
 async fn the_events_per_day_quota_refuses_whole_batches_with_429() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "quota-in").await;
-    let tenant = tenant_id(&app, "quota-in").await;
-    let key = api_key(&app, "quota-in", &token, &["telemetry:write"]).await;
-    let response = app
-        .operator(Method::PATCH, "/v1/tenants/quota-in/quotas")
-        .json(&json!({"events_per_day": 5, "requests_per_second": 10000, "burst": 10000}))
-        .send()
+    let owner = app.tenant_with_owner("quota-in").await;
+    let tenant = app.tenant_id("quota-in").await;
+    let agent = app
+        .tenant("quota-in")
+        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    app.operator_api()
+        .tenants()
+        .set_quotas(
+            "quota-in",
+            &json!({"events_per_day": 5, "requests_per_second": 10000, "burst": 10000}),
+        )
         .await
         .unwrap();
-    assert!(response.status().is_success());
     let slug = shared::tenant::TenantSlug::parse("quota-in").unwrap();
     let applied = TestApp::eventually(Duration::from_secs(5), || async {
         app.data
@@ -397,23 +339,17 @@ async fn the_events_per_day_quota_refuses_whole_batches_with_429() {
             .collect::<String>()
     };
     let send = |body: String| {
-        ingest(
-            &app,
-            "quota-in",
-            &key,
-            "/v1/telemetry/events",
-            "application/x-ndjson",
-        )
-        .body(body)
-        .send()
+        agent
+            .post("/v1/telemetry/events")
+            .body(body, "application/x-ndjson")
+            .send()
     };
     assert_eq!(send(batch(3)).await.unwrap().status(), StatusCode::ACCEPTED);
     let refused = send(batch(3)).await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(refused.headers().contains_key("retry-after"));
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "events_quota_exceeded");
-    assert_eq!(body["error"]["details"]["limit"], 5);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(refused.code(), Some("events_quota_exceeded"));
+    assert_eq!(refused.value()["error"]["details"]["limit"], 5);
     assert_eq!(send(batch(2)).await.unwrap().status(), StatusCode::ACCEPTED);
     wait_for_rows(&app, "telemetry_logs", &tenant, 5).await;
     assert_eq!(

@@ -133,8 +133,8 @@ async fn a_failing_tenant_is_reported_the_rest_continue_and_a_rerun_finishes_it(
     assert_eq!(recorded, "failed");
 
     // The tenant one version behind is still served (migrations are additive).
-    let response = app.tenant_get("two", "/v1/tenant").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let reply = app.tenant("two").get("/v1/tenant").send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
 
     app.superuser()
         .await

@@ -11,9 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::tenant::Tenant;
 use shared::tenant_context::TenantScope;
-use tenantry_tests::TestApp;
-
-const PASSWORD: &str = "correct horse battery staple";
+use tenantry_tests::{Reply, TestApp, PASSWORD};
 
 /// The tenant's active signing key and its id, unsealed with the tenant's data key.
 async fn tenant_key(app: &TestApp, tenant: &Tenant) -> (String, EncodingKey) {
@@ -52,19 +50,13 @@ fn assemble(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
-async fn me_status(app: &TestApp, token: &str) -> (StatusCode, String) {
-    let response = app
-        .tenant_get("acme", "/v1/me")
-        .bearer_auth(token)
+/// `GET /v1/me` at acme presenting `token`, whatever the answer.
+async fn me(app: &TestApp, token: &str) -> Reply {
+    app.as_bearer("acme", token)
+        .get("/v1/me")
         .send()
         .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_owned(),
-    )
+        .unwrap()
 }
 
 fn with(claims: &Value, field: &str, value: Value) -> Value {
@@ -82,9 +74,11 @@ async fn forged_tampered_expired_and_misdirected_access_tokens_get_401() {
     let globex = app
         .tenant_with_active_admin("globex", "gus@globex.example", PASSWORD)
         .await;
-    let token = app.sign_in("acme", "ada@acme.example", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
+    let token = app
+        .sign_in_tokens("acme", "ada@acme.example", PASSWORD)
+        .await
+        .access_token
+        .expose()
         .to_owned();
     let claims = claims_of(&token);
     let (kid, key) = tenant_key(&app, &acme).await;
@@ -92,9 +86,9 @@ async fn forged_tampered_expired_and_misdirected_access_tokens_get_401() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
     // Control: the genuine token, and the same claims re-signed with the tenant's key.
-    assert_eq!(me_status(&app, &token).await.0, StatusCode::OK);
+    assert_eq!(me(&app, &token).await.status(), StatusCode::OK);
     assert_eq!(
-        me_status(&app, &sign(&claims, &kid, &key)).await.0,
+        me(&app, &sign(&claims, &kid, &key)).await.status(),
         StatusCode::OK
     );
 
@@ -135,11 +129,9 @@ async fn forged_tampered_expired_and_misdirected_access_tokens_get_401() {
             "HS256 keyed with the tenant's public key (algorithm confusion)",
             {
                 let jwks: Value = app
-                    .tenant_get("acme", "/v1/.well-known/jwks.json")
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
+                    .tenant("acme")
+                    .get("/v1/.well-known/jwks.json")
+                    .ok()
                     .await
                     .unwrap();
                 let public = URL_SAFE_NO_PAD
@@ -203,8 +195,8 @@ async fn forged_tampered_expired_and_misdirected_access_tokens_get_401() {
     ];
     for (case, token) in forged {
         assert_eq!(
-            me_status(&app, &token).await,
-            (StatusCode::UNAUTHORIZED, "invalid_token".to_owned()),
+            me(&app, &token).await.error_code(),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
             "{case}"
         );
     }
@@ -225,16 +217,16 @@ async fn forged_tampered_expired_and_misdirected_access_tokens_get_401() {
         ("session of another user", other_user),
     ] {
         assert_eq!(
-            me_status(&app, &token).await,
-            (StatusCode::UNAUTHORIZED, "session_ended".to_owned()),
+            me(&app, &token).await.error_code(),
+            (StatusCode::UNAUTHORIZED, "session_ended"),
             "{case}"
         );
     }
 
     // A token minted for acme, presented to globex, is refused there.
     let response = app
-        .tenant_get("globex", "/v1/me")
-        .bearer_auth(&token)
+        .as_bearer("globex", &token)
+        .get("/v1/me")
         .send()
         .await
         .unwrap();

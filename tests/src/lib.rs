@@ -33,7 +33,15 @@ use shared::config::ConfigSource;
 use shared::template::Template;
 use shared::tenant::{RolePrefix, Tenant, TenantSlug};
 
+pub use tenantry_client::{self as client, Client, Operator, Reply};
+
 pub const BASE_DOMAIN: &str = "tenantry.test";
+
+/// The password of every test user that has one (it passes the default password policy).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The first admin (owner) of a tenant made by [`TestApp::tenant_with_owner`].
+pub const OWNER_EMAIL: &str = "olga@acme.example";
 
 pub fn admin_database_url() -> String {
     std::env::var("TENANTRY_TEST_DATABASE_URL")
@@ -351,17 +359,73 @@ impl TestApp {
         (created.details.tenant, token)
     }
 
-    /// A data-plane POST of JSON for the tenant `slug`.
-    pub fn tenant_post(
+    /// An anonymous client of the first data-plane node for tenant `slug` (in `X-Tenant`).
+    pub fn tenant(&self, slug: &str) -> Client {
+        Client::with_http(self.http.clone(), &self.data_url).tenant(slug)
+    }
+
+    /// A client of tenant `slug` presenting `token` as a bearer token (an access token, or an
+    /// API key presented that way); it does not refresh.
+    pub fn as_bearer(&self, slug: &str, token: &str) -> Client {
+        self.tenant(slug).with_bearer(token)
+    }
+
+    /// The operator API of the control plane, with this app's operator token.
+    pub fn operator_api(&self) -> Operator {
+        Operator::with_http(self.http.clone(), &self.control_url, &self.operator_token)
+    }
+
+    /// Tenant `slug` with an active owner ([`OWNER_EMAIL`], [`PASSWORD`]), signed in.
+    pub async fn tenant_with_owner(&self, slug: &str) -> Client {
+        self.tenant_with_active_admin(slug, OWNER_EMAIL, PASSWORD)
+            .await;
+        self.signed_in(slug, OWNER_EMAIL, PASSWORD).await
+    }
+
+    /// A client of tenant `slug` signed in as `email` with `password`.
+    pub async fn signed_in(&self, slug: &str, email: &str, password: &str) -> Client {
+        self.tenant(slug)
+            .sign_in(email, password)
+            .await
+            .unwrap_or_else(|error| panic!("{email} signs in at {slug}: {error}"))
+    }
+
+    /// Invites `email` with `roles` as `admin`, activates the account with the mailed token
+    /// and [`PASSWORD`]; the new user's id.
+    pub async fn invite_and_activate(
         &self,
-        slug: &str,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!("{}{path}", self.data_url))
-            .header("X-Tenant", slug)
-            .json(body)
+        admin: &Client,
+        email: &str,
+        roles: &[&str],
+    ) -> uuid::Uuid {
+        let user = admin.users().invite(email, roles).await.unwrap();
+        let mails = self.wait_for_mail(email, Duration::from_secs(10)).await;
+        let body = &mails[0].body;
+        let start = body.find("?token=").unwrap() + "?token=".len();
+        let token = body[start..].split_whitespace().next().unwrap();
+        admin
+            .anonymous()
+            .auth()
+            .activate(token, PASSWORD)
+            .await
+            .unwrap();
+        user.id
+    }
+
+    /// The schema of active tenant `slug`, quoted for SQL.
+    pub async fn tenant_schema(&self, slug: &str) -> String {
+        let name: String = self
+            .superuser()
+            .await
+            .query_one(
+                "SELECT schema_name FROM control.tenants WHERE slug = $1 AND status = 'active'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .try_get("schema_name")
+            .unwrap();
+        format!("\"{name}\"")
     }
 
     /// Creates tenant `slug` with an active admin `email` / `password`.
@@ -372,49 +436,12 @@ impl TestApp {
         password: &str,
     ) -> Tenant {
         let (tenant, token) = self.create_tenant_with_admin(slug, email).await;
-        let response = self
-            .tenant_post(
-                slug,
-                "/v1/auth/activate",
-                &serde_json::json!({"token": token, "password": password}),
-            )
-            .send()
+        self.tenant(slug)
+            .auth()
+            .activate(&token, password)
             .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::OK,
-            "{}",
-            response.text().await.unwrap()
-        );
+            .unwrap_or_else(|error| panic!("activating {email} at {slug}: {error}"));
         tenant
-    }
-
-    /// Signs in; returns the token response body.
-    pub async fn sign_in(&self, slug: &str, email: &str, password: &str) -> serde_json::Value {
-        let response = self
-            .tenant_post(
-                slug,
-                "/v1/auth/login",
-                &serde_json::json!({"email": email, "password": password}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::OK,
-            "{}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
-    }
-
-    /// A request to the operator API with this app's operator token.
-    pub fn operator(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.control_url))
-            .bearer_auth(&self.operator_token)
     }
 
     /// Starts creating tenant `slug` and stops it right after `step`, as a crash there would;
@@ -442,19 +469,14 @@ impl TestApp {
     /// half of that) for tests that send bursts but are not about limits, and waits until the
     /// data plane serves the tenant with the new quotas.
     pub async fn raise_rate_limits(&self, slug: &str) {
-        let response = self
-            .operator(
-                reqwest::Method::PATCH,
-                &format!("/v1/tenants/{slug}/quotas"),
+        self.operator_api()
+            .tenants()
+            .set_quotas(
+                slug,
+                &serde_json::json!({"requests_per_second": 10000, "burst": 10000}),
             )
-            .json(&serde_json::json!({"requests_per_second": 10000, "burst": 10000}))
-            .send()
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "raising {slug}'s rate limits"
-        );
+            .unwrap_or_else(|error| panic!("raising {slug}'s rate limits: {error}"));
         let key = data_plane::tenancy::resolve::TenantKey::Slug(TenantSlug::parse(slug).unwrap());
         let applied = Self::eventually(Duration::from_secs(5), || async {
             self.data
@@ -470,13 +492,6 @@ impl TestApp {
             applied.is_some(),
             "the data plane did not reload {slug}'s quotas"
         );
-    }
-
-    /// A data-plane GET for the tenant `slug`, named by the X-Tenant header.
-    pub fn tenant_get(&self, slug: &str, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(format!("{}{path}", self.data_url))
-            .header("X-Tenant", slug)
     }
 
     /// A superuser connection to the test's catalog database.
@@ -723,4 +738,184 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
         })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse::<u64>().ok())
+}
+
+// --- Group B (users admin, identity, MFA, email flows, settings, tokens, RBAC): domain
+// helpers those test modules share, moved here so no test module imports another.
+
+/// How long a test waits for the test SMTP server to store an expected mail.
+pub const MAIL_WAIT: Duration = Duration::from_secs(30);
+
+impl TestApp {
+    /// An app whose data plane reads a manual clock, started 10 seconds into a 30-second
+    /// TOTP step near the real time.
+    pub async fn spawn_with_clock() -> (TestApp, data_plane::clock::ManualClock) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let start = time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 10).unwrap();
+        let clock = data_plane::clock::ManualClock::new(start);
+        let app = TestApp::spawn_with(TestOptions {
+            clock: Some(clock.clone()),
+            ..TestOptions::default()
+        })
+        .await;
+        (app, clock)
+    }
+
+    /// Signs in at `slug` with a password and returns the session's tokens, for tests about
+    /// the tokens themselves (a user without MFA).
+    pub async fn sign_in_tokens(&self, slug: &str, email: &str, password: &str) -> client::Tokens {
+        match self.tenant(slug).auth().login(email, password).await {
+            Ok(client::LoginOutcome::Tokens(tokens)) => tokens,
+            Ok(client::LoginOutcome::MfaRequired(_)) => panic!("{email} has MFA at {slug}"),
+            Err(error) => panic!("{email} signs in at {slug}: {error}"),
+        }
+    }
+
+    /// Lets anyone register at `slug` (the tenant's auth policy), for tests of tenants that
+    /// have no admin to set it through the settings API.
+    pub async fn allow_self_signup(&self, slug: &str) {
+        self.superuser()
+            .await
+            .execute(
+                &format!(
+                    "INSERT INTO tenant_{slug}.settings (key, value)
+                     VALUES ('auth_policy', '{{\"self_signup\": true}}')
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Mails queued for `address` in the outbox of tenant `slug`, sent or not: what the
+    /// server decided, without waiting for delivery.
+    pub async fn queued_mails(&self, slug: &str, address: &str) -> i64 {
+        self.superuser()
+            .await
+            .query_one(
+                &format!(
+                    "SELECT count(*) AS queued FROM tenant_{slug}.mail_outbox WHERE to_address = $1"
+                ),
+                &[&address],
+            )
+            .await
+            .unwrap()
+            .try_get("queued")
+            .unwrap()
+    }
+
+    /// Waits (up to [`MAIL_WAIT`]) for a mail to `address` whose subject contains `subject`.
+    pub async fn wait_for_subject(&self, address: &str, subject: &str) -> ReceivedMail {
+        let find = || {
+            self.mails_to(address)
+                .into_iter()
+                .find(|mail| mail.subject.contains(subject))
+        };
+        let arrived = Self::eventually(MAIL_WAIT, || async { find().is_some() }).await;
+        assert!(arrived.is_some(), "no mail '{subject}…' for {address}");
+        find().unwrap()
+    }
+}
+
+/// The token of the link to `page` in `mail`, checking the link names tenant `slug`'s site
+/// and the token is a whole user token that the subject does not show.
+pub fn mailed_token(mail: &ReceivedMail, slug: &str, page: &str) -> String {
+    let link = format!("https://{slug}.{BASE_DOMAIN}{page}?token=");
+    let start = mail
+        .body
+        .find(&link)
+        .unwrap_or_else(|| panic!("no {link} in {}", mail.body))
+        + link.len();
+    let token: String = mail.body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(token.starts_with("tnut_") && token.len() == 48, "{token}");
+    assert!(!mail.subject.contains(&token));
+    token
+}
+
+// Group C (issue #16 item 6: tests on the typed client).
+
+impl TestApp {
+    /// An anonymous client of the first data-plane node naming no tenant: for what is not a
+    /// tenant's (`/readyz`, `/metrics`), or names its tenant by host.
+    pub fn data_client(&self) -> Client {
+        Client::with_http(self.http.clone(), &self.data_url)
+    }
+
+    /// The id of tenant `slug` (one not deleted), as text: how audit rows name it.
+    pub async fn tenant_id(&self, slug: &str) -> String {
+        let id: uuid::Uuid = self
+            .superuser()
+            .await
+            .query_one(
+                "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .try_get("id")
+            .unwrap();
+        id.to_string()
+    }
+
+    /// Runs the control-plane command line `args` (`["control-plane", "tenant", …]`) against
+    /// this app's control plane, as the binary would; what it printed.
+    pub async fn run_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        use clap::Parser;
+        let cli = control_plane::cli::Cli::try_parse_from(args)?;
+        let mut out = Vec::new();
+        control_plane::cli::execute(cli.command, &self.control, &mut out).await?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    /// Audit events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct
+    /// ids). Panics when ClickHouse does not answer: a failed query is not "no events".
+    pub async fn stored_audit_events(&self, tenant_id: &str, action: &str) -> (u64, u64) {
+        self.count_audit_events(tenant_id, action)
+            .await
+            .unwrap_or_else(|error| panic!("counting `{action}` events in ClickHouse: {error}"))
+    }
+
+    async fn count_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+    ) -> Result<(u64, u64), clickhouse::error::Error> {
+        self.clickhouse()
+            .query(
+                "SELECT count(), uniqExact(event_id) FROM audit_log \
+                 WHERE tenant_id = ? AND action = ?",
+            )
+            .bind(tenant_id)
+            .bind(action)
+            .fetch_one::<(u64, u64)>()
+            .await
+    }
+
+    /// Waits until ClickHouse holds at least `count` audit events of `action`; then returns
+    /// what it holds (rows, distinct ids), so the caller can assert there are no more.
+    pub async fn wait_for_audit_events(
+        &self,
+        tenant_id: &str,
+        action: &str,
+        count: u64,
+        limit: Duration,
+    ) -> (u64, u64) {
+        // While polling, a ClickHouse that does not answer yet (just restarted) is "not yet".
+        let arrived = Self::eventually(limit, || async {
+            self.count_audit_events(tenant_id, action)
+                .await
+                .is_ok_and(|(rows, _)| rows >= count)
+        })
+        .await;
+        let stored = self.stored_audit_events(tenant_id, action).await;
+        assert!(
+            arrived.is_some(),
+            "only {stored:?} of {count} `{action}` events arrived within {limit:?}"
+        );
+        stored
+    }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use shared::envelope::{DataKey, EnvelopeError};
 use uuid::Uuid;
 
-use super::names::{is_field_name, CollectionName, FieldName};
+use super::names::{is_field_name, CollectionName, FieldName, MAX_NAME_LEN};
 use super::RecordsError;
 
 /// Most top-level fields one record may have.
@@ -21,6 +21,36 @@ pub const MAX_FIELDS: usize = 1_000;
 /// A record's content: a JSON object with valid top-level field names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document(Map<String, Value>);
+
+/// `RecordData` in the OpenAPI document: the body of the record writes, so a generated client
+/// sends one (the handlers read the body themselves, to count and check it).
+impl utoipa::PartialSchema for Document {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A record's fields: a JSON object. Top-level names start with a letter or `_` \
+                 and hold letters, digits and `_`; no text may contain U+0000 (400 \
+                 `invalid_record`, `invalid_field`).",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[A-Za-z_][A-Za-z0-9_]*$"))
+                    .max_length(Some(MAX_NAME_LEN)),
+            ))
+            .max_properties(Some(MAX_FIELDS))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Document {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "RecordData".into()
+    }
+}
 
 impl Document {
     /// The record in a request body.

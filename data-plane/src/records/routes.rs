@@ -86,7 +86,7 @@ fn record_response(
     audit = event("records.create", "record"),
     rate = Write,
     tag = "records",
-    request_body(content = Object, description = "The record's fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": false })),
+    request_body(content = Document, description = "The record's fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": false })),
     responses((status = 201, description = "Created; `Location` and `ETag` name the record", body = RecordView)))]
 async fn create_record(
     req: HttpRequest,
@@ -149,7 +149,7 @@ async fn list_records(
     audit = event("records.replace", "record").id_from("id"),
     rate = Write,
     tag = "records",
-    request_body(content = Object, description = "The record's new fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": true })),
+    request_body(content = Document, description = "The record's new fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": true })),
     responses((status = 200, description = "Replaced; `ETag` is the new version", body = RecordView)))]
 async fn replace_record(
     req: HttpRequest,
@@ -185,7 +185,10 @@ async fn replace_record(
     audit = event("records.update", "record").id_from("id"),
     rate = Write,
     tag = "records",
-    request_body(content((Object = "application/merge-patch+json", example = json!({ "paid": true, "currency": null })), (Object = "application/json")), description = "A JSON merge patch (RFC 7396): `null` removes a field"),
+    request_body(content = Document, content_type = "application/merge-patch+json",
+        description = "A JSON merge patch (RFC 7396): a field set to `null` is removed; \
+                       `application/json` is taken too",
+        example = json!({ "paid": true, "currency": null })),
     responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version", body = RecordView)))]
 async fn patch_record(
     req: HttpRequest,

@@ -176,7 +176,7 @@ async fn principal(
     );
     let claims = state
         .verified_tokens
-        .verify(&keys, token, tenant.tenant.id, &issuer)
+        .verify(&keys, token, tenant.tenant.id, &issuer, state.clock.now())
         .await
         .map_err(|rejection| invalid_token(&rejection))?;
     let live = state

@@ -56,6 +56,8 @@ pub enum Rejection {
     Invalid(String),
     #[error("token issued for another tenant")]
     OtherTenant,
+    #[error("token expired")]
+    Expired,
 }
 
 /// The issuer (and audience) of a tenant's tokens: its public base URL.
@@ -101,19 +103,27 @@ pub fn issue(keys: &TenantSigningKeys, token: NewAccessToken<'_>) -> Result<Stri
 /// Seconds past `exp` a token is still accepted (clock skew between nodes).
 pub const LEEWAY_SECONDS: i64 = 30;
 
+/// Whether a token expiring at `exp` is still accepted at `now` (both Unix seconds). The one
+/// expiry rule: the full check and the cache of verified tokens both apply it, at the node's
+/// clock (`DataPlane::clock`), so a manual clock moves token expiry too.
+pub fn unexpired(exp: i64, now: i64) -> bool {
+    exp >= now - LEEWAY_SECONDS
+}
+
 /// An accepted token: its claims and the key that signed it.
 pub struct Verified {
     pub claims: std::sync::Arc<AccessClaims>,
     pub kid: String,
 }
 
-/// Verifies a token presented to tenant `tenant_id` whose issuer is `expected_issuer`.
-/// Requests go through [`super::verified::VerifiedTokens`], which calls this on a miss.
+/// Verifies a token presented to tenant `tenant_id` whose issuer is `expected_issuer`, at
+/// `now`. Requests go through [`super::verified::VerifiedTokens`], which calls this on a miss.
 pub fn verify(
     keys: &TenantSigningKeys,
     token: &str,
     tenant_id: Uuid,
     expected_issuer: &str,
+    now: OffsetDateTime,
 ) -> Result<Verified, Rejection> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
     if header.alg != Algorithm::EdDSA {
@@ -122,13 +132,17 @@ pub fn verify(
     let kid = header.kid.ok_or(Rejection::UnknownKey)?;
     let key = keys.published(&kid).ok_or(Rejection::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = LEEWAY_SECONDS.unsigned_abs();
+    // jsonwebtoken would read the system clock; expiry is checked below, at `now`.
+    validation.validate_exp = false;
     validation.set_audience(&[expected_issuer]);
     validation.set_issuer(&[expected_issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
         .map_err(|error| Rejection::Invalid(error.to_string()))?
         .claims;
+    if !unexpired(claims.exp, now.unix_timestamp()) {
+        return Err(Rejection::Expired);
+    }
     if claims.tid != tenant_id {
         return Err(Rejection::OtherTenant);
     }

@@ -19,18 +19,12 @@ use ring::digest::{digest, SHA256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::access::{self, AccessClaims, Rejection, Verified, LEEWAY_SECONDS};
+use super::access::{self, unexpired, AccessClaims, Rejection, Verified, LEEWAY_SECONDS};
 use super::signing_keys::TenantSigningKeys;
 
 #[derive(Clone)]
 pub struct VerifiedTokens {
     cache: Cache<(Uuid, [u8; 32]), Arc<Verified>>,
-}
-
-/// Whether a token expiring at `exp` is still accepted at `now` (both Unix seconds): the rule
-/// jsonwebtoken applies in the full check.
-fn unexpired(exp: i64, now: i64) -> bool {
-    exp >= now - LEEWAY_SECONDS
 }
 
 impl VerifiedTokens {
@@ -45,25 +39,33 @@ impl VerifiedTokens {
         }
     }
 
-    /// [`access::verify`], answered from the cache when the same token was accepted before.
+    /// [`access::verify`] at `now`, answered from the cache when the same token was accepted
+    /// before.
     pub async fn verify(
         &self,
         keys: &TenantSigningKeys,
         token: &str,
         tenant_id: Uuid,
         expected_issuer: &str,
+        now: OffsetDateTime,
     ) -> Result<Arc<AccessClaims>, Rejection> {
         let mut fingerprint = [0u8; 32];
         fingerprint.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         let key = (tenant_id, fingerprint);
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         if let Some(hit) = self.cache.get(&key).await {
-            if unexpired(hit.claims.exp, now) && keys.published(&hit.kid).is_some() {
+            if unexpired(hit.claims.exp, now.unix_timestamp()) && keys.published(&hit.kid).is_some()
+            {
                 return Ok(hit.claims.clone());
             }
             self.cache.invalidate(&key).await;
         }
-        let verified = Arc::new(access::verify(keys, token, tenant_id, expected_issuer)?);
+        let verified = Arc::new(access::verify(
+            keys,
+            token,
+            tenant_id,
+            expected_issuer,
+            now,
+        )?);
         let claims = verified.claims.clone();
         self.cache.insert(key, verified).await;
         Ok(claims)

@@ -284,11 +284,6 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
             // The handler described this status itself: keep its words, add the policy's.
             Some(RefOr::T(response)) => {
                 response.description = format!("{}; {codes}", response.description);
-                if response.content.is_empty() {
-                    response
-                        .content
-                        .insert("application/json".into(), RefOr::T(error_content()));
-                }
             }
             Some(RefOr::Ref(_)) => {}
             None => {
@@ -301,6 +296,17 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
                             .build(),
                     ),
                 );
+            }
+        }
+    }
+    // Every error answer is the envelope, those only a handler describes (its own 403 or 409)
+    // too: without it a generated client cannot read their `code`.
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            if (status.starts_with('4') || status.starts_with('5')) && response.content.is_empty() {
+                response
+                    .content
+                    .insert("application/json".into(), RefOr::T(error_content()));
             }
         }
     }

@@ -6,33 +6,23 @@ use super::*;
 #[tokio::test]
 async fn usage_counters_rise_without_a_write_per_request() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // Polled every 10 ms below: past the free plan's rate limits, which are not under test.
     app.raise_rate_limits("acme").await;
-    let created = usage_key(&app, "acme", &owner).await;
-    assert_eq!(created["use_count"], 0);
-    assert!(created["last_used_at"].is_null());
-    let key = key_text(&created);
+    let created = usage_key(&owner).await;
+    assert_eq!(created.view.use_count, 0);
+    assert!(created.view.last_used_at.is_none());
+    let key = created.key.expose();
     for _ in 0..3 {
-        assert_eq!(
-            usage_with(&app, "acme", &key).await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(usage_with(&app, "acme", key).await.status(), StatusCode::OK);
     }
-    let view = || async {
-        call(&app, Method::GET, "acme", &key_path(&created), &owner, None)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let view = || async { owner.api_keys().get(created.view.id).await.unwrap() };
     let counted = TestApp::eventually(Duration::from_secs(5), || async {
-        view().await["use_count"] == 3
+        view().await.use_count == 3
     })
     .await;
-    assert!(counted.is_some(), "{}", view().await);
-    let last_used = view().await["last_used_at"].as_str().unwrap().to_owned();
-    let last_used = OffsetDateTime::parse(&last_used, &Rfc3339).unwrap();
+    assert!(counted.is_some(), "{:?}", view().await);
+    let last_used = view().await.last_used_at.unwrap();
     assert!((OffsetDateTime::now_utc() - last_used).abs() < time::Duration::minutes(1));
 
     // Refused requests do not count.
@@ -41,89 +31,66 @@ async fn usage_counters_rise_without_a_write_per_request() {
         usage_with(&app, "acme", &wrong).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        usage_with(&app, "acme", &key).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(usage_with(&app, "acme", key).await.status(), StatusCode::OK);
     let counted = TestApp::eventually(Duration::from_secs(5), || async {
-        view().await["use_count"] == 4
+        view().await.use_count == 4
     })
     .await;
-    assert!(counted.is_some(), "{}", view().await);
+    assert!(counted.is_some(), "{:?}", view().await);
 }
 
 #[tokio::test]
 async fn creation_stops_at_the_quota_even_when_requests_race() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // The free plan allows 2 live keys.
     let creations = (0..6).map(|i| {
-        call(
-            &app,
-            Method::POST,
-            "acme",
-            KEYS,
-            &owner,
-            Some(json!({"name": format!("racer {i}"), "scopes": ["usage:read"]})),
-        )
+        let owner = &owner;
+        let key = NewKey::new(&format!("racer {i}"), &["usage:read"]);
+        async move { owner.api_keys().create(&key).await }
     });
     let mut created = Vec::new();
     let mut refused = 0;
-    for response in join_all(creations).await {
-        match response.status() {
-            StatusCode::CREATED => created.push(response.json::<Value>().await.unwrap()),
-            StatusCode::FORBIDDEN => {
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body["error"]["code"], "quota_exceeded");
+    for outcome in join_all(creations).await {
+        match outcome {
+            Ok(key) => created.push(key),
+            Err(error) => {
+                let refusal = error.api().unwrap_or_else(|| panic!("unexpected {error}"));
                 assert_eq!(
-                    body["error"]["details"],
-                    json!({"quota": "max_api_keys", "limit": 2})
+                    (refusal.status, refusal.code.as_str()),
+                    (StatusCode::FORBIDDEN, "quota_exceeded")
+                );
+                assert_eq!(
+                    refusal.details,
+                    Some(json!({"quota": "max_api_keys", "limit": 2}))
                 );
                 refused += 1;
             }
-            other => panic!("unexpected {other}"),
         }
     }
     assert_eq!((created.len(), refused), (2, 4));
-    assert_eq!(listed(&app, "acme", &owner).await.len(), 2);
-    let usage: Value = call(&app, Method::GET, "acme", "/v1/usage", &owner, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(owner.api_keys().list().await.unwrap().len(), 2);
+    let usage = owner.usage().await.unwrap();
     assert_eq!(usage["api_keys"], json!({"used": 2, "limit": 2}));
 
     // A revoked key frees its place.
-    let revoked = call(
-        &app,
-        Method::DELETE,
-        "acme",
-        &key_path(&created[0]),
-        &owner,
-        None,
-    )
-    .await;
-    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    usage_key(&app, "acme", &owner).await;
-    let full = call(
-        &app,
-        Method::POST,
-        "acme",
-        KEYS,
-        &owner,
-        Some(json!({"name": "one more", "scopes": ["usage:read"]})),
-    )
-    .await;
+    owner.api_keys().revoke(created[0].view.id).await.unwrap();
+    usage_key(&owner).await;
+    let full = owner
+        .api_keys()
+        .create(&NewKey::new("one more", &["usage:read"]))
+        .await
+        .unwrap_err();
     assert_eq!(
-        error_code(full).await,
-        (StatusCode::FORBIDDEN, "quota_exceeded".to_owned())
+        (full.status(), full.code()),
+        (Some(StatusCode::FORBIDDEN), Some("quota_exceeded"))
     );
 }
 
 #[tokio::test]
 async fn malformed_requests_get_400_and_create_nothing() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     // A burst of writes past the free plan's rate limits, which are not under test here.
     app.raise_rate_limits("acme").await;
     for (body, code) in [
@@ -193,67 +160,50 @@ async fn malformed_requests_get_400_and_create_nothing() {
             "invalid_expiry",
         ),
     ] {
-        let response = call(&app, Method::POST, "acme", KEYS, &owner, Some(body.clone())).await;
+        let response = owner.post(KEYS).json(&body).send().await.unwrap();
         assert_eq!(
-            error_code(response).await,
-            (StatusCode::BAD_REQUEST, code.to_owned()),
+            response.error_code(),
+            (StatusCode::BAD_REQUEST, code),
             "{body}"
         );
     }
-    let not_json = app
-        .http
-        .post(format!("{}{KEYS}", app.data_url))
-        .header("X-Tenant", "acme")
-        .bearer_auth(&owner)
-        .header("Content-Type", "application/json")
-        .body("{\"name\": ")
+    let not_json = owner
+        .post(KEYS)
+        .body("{\"name\": ", "application/json")
         .send()
         .await
         .unwrap();
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
-    assert!(listed(&app, "acme", &owner).await.is_empty());
+    assert!(owner.api_keys().list().await.unwrap().is_empty());
 
-    let created = usage_key(&app, "acme", &owner).await;
-    let rotate = format!("{}/rotate", key_path(&created));
+    let created = usage_key(&owner).await;
+    let rotate = format!("{}/rotate", key_path(created.view.id));
     for body in [
         json!({"grace_seconds": -1}),
         json!({"grace_seconds": 8 * 24 * 3600}),
         json!({"grace_seconds": "soon"}),
         json!({"grace": 10}),
     ] {
-        let response = call(
-            &app,
-            Method::POST,
-            "acme",
-            &rotate,
-            &owner,
-            Some(body.clone()),
-        )
-        .await;
+        let response = owner.post(&rotate).json(&body).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     // The key was not rotated by any of them.
     assert_eq!(
-        usage_with(&app, "acme", &key_text(&created)).await.status(),
+        usage_with(&app, "acme", created.key.expose())
+            .await
+            .status(),
         StatusCode::OK
     );
-    let view: Value = call(&app, Method::GET, "acme", &key_path(&created), &owner, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(view["rotated_at"].is_null());
+    let view = owner.api_keys().get(created.view.id).await.unwrap();
+    assert!(view.rotated_at.is_none());
 
-    for path in [
-        format!("{KEYS}/not-a-uuid"),
-        format!("{KEYS}/{}", uuid::Uuid::new_v4()),
-    ] {
-        let response = call(&app, Method::GET, "acme", &path, &owner, None).await;
+    for path in [format!("{KEYS}/not-a-uuid"), key_path(Uuid::new_v4())] {
+        let response = owner.get(&path).send().await.unwrap();
         assert_eq!(
-            error_code(response).await,
-            (StatusCode::NOT_FOUND, "api_key_not_found".to_owned())
+            response.error_code(),
+            (StatusCode::NOT_FOUND, "api_key_not_found")
         );
-        let response = call(&app, Method::DELETE, "acme", &path, &owner, None).await;
+        let response = owner.delete(&path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

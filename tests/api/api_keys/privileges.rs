@@ -6,63 +6,59 @@ use super::*;
 #[tokio::test]
 async fn nobody_gives_a_key_more_than_they_hold() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     let developer_email = unique_address("developer");
-    invite_and_activate(&app, "acme", &owner, &developer_email, &["developer"]).await;
-    let developer = access(&app.sign_in("acme", &developer_email, PASSWORD).await);
+    app.invite_and_activate(&owner, &developer_email, &["developer"])
+        .await;
+    let developer = app.signed_in("acme", &developer_email, PASSWORD).await;
 
     for scopes in [
-        json!(["usage:read"]),
-        json!(["records:read", "users:manage"]),
-        json!(["*:*"]),
-        json!(["records.invoices:read", "telemetry:write", "*:read"]),
+        vec!["usage:read"],
+        vec!["records:read", "users:manage"],
+        vec!["*:*"],
+        vec!["records.invoices:read", "telemetry:write", "*:read"],
     ] {
-        let response = call(
-            &app,
-            Method::POST,
-            "acme",
-            KEYS,
-            &developer,
-            Some(json!({"name": "too much", "scopes": scopes})),
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{scopes}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "scope_not_held");
-        let missing = body["error"]["details"]["scopes"].as_array().unwrap();
-        assert_eq!(missing.len(), 1, "{body}");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(missing[0].as_str().unwrap()));
+        let refused = developer
+            .api_keys()
+            .create(&NewKey::new("too much", &scopes))
+            .await
+            .unwrap_err();
+        let refusal = refused.api().unwrap();
+        assert_eq!(
+            (refusal.status, refusal.code.as_str()),
+            (StatusCode::FORBIDDEN, "scope_not_held"),
+            "{scopes:?}"
+        );
+        let missing = refusal.details.as_ref().unwrap()["scopes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(missing.len(), 1, "{refusal}");
+        assert!(refusal.message.contains(missing[0].as_str().unwrap()));
     }
-    assert!(listed(&app, "acme", &owner).await.is_empty());
+    assert!(owner.api_keys().list().await.unwrap().is_empty());
     // What the developer holds, they may give.
-    create_key(
-        &app,
-        "acme",
-        &developer,
-        json!({"name": "ingest", "scopes": ["telemetry:write", "records.invoices:read"]}),
-    )
-    .await;
+    developer
+        .api_keys()
+        .create(&NewKey::new(
+            "ingest",
+            &["telemetry:write", "records.invoices:read"],
+        ))
+        .await
+        .unwrap();
 
     // Nor may they rotate (and so obtain) a key wider than themself.
-    let owners_key = usage_key(&app, "acme", &owner).await;
-    let response = call(
-        &app,
-        Method::POST,
-        "acme",
-        &format!("{}/rotate", key_path(&owners_key)),
-        &developer,
-        None,
-    )
-    .await;
+    let owners_key = usage_key(&owner).await;
+    let refused = developer
+        .api_keys()
+        .rotate(owners_key.view.id)
+        .await
+        .unwrap_err();
     assert_eq!(
-        error_code(response).await,
-        (StatusCode::FORBIDDEN, "scope_not_held".to_owned())
+        (refused.status(), refused.code()),
+        (Some(StatusCode::FORBIDDEN), Some("scope_not_held"))
     );
     assert_eq!(
-        usage_with(&app, "acme", &key_text(&owners_key))
+        usage_with(&app, "acme", owners_key.key.expose())
             .await
             .status(),
         StatusCode::OK
@@ -72,113 +68,87 @@ async fn nobody_gives_a_key_more_than_they_hold() {
 #[tokio::test]
 async fn a_key_loses_what_its_creator_loses() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     let admin_email = unique_address("admin");
-    let admin_id = invite_and_activate(&app, "acme", &owner, &admin_email, &["admin"]).await;
-    let admin = access(&app.sign_in("acme", &admin_email, PASSWORD).await);
-    let key = key_text(&usage_key(&app, "acme", &admin).await);
-    assert_eq!(
-        usage_with(&app, "acme", &key).await.status(),
-        StatusCode::OK
-    );
+    let admin_id = app
+        .invite_and_activate(&owner, &admin_email, &["admin"])
+        .await;
+    let admin = app.signed_in("acme", &admin_email, PASSWORD).await;
+    let key = usage_key(&admin).await.key;
+    let key = key.expose();
+    assert_eq!(usage_with(&app, "acme", key).await.status(), StatusCode::OK);
     let refused_soon = || async {
         TestApp::eventually(Duration::from_secs(1), || async {
-            usage_with(&app, "acme", &key).await.status() == StatusCode::FORBIDDEN
+            usage_with(&app, "acme", key).await.status() == StatusCode::FORBIDDEN
         })
         .await
         .is_some()
     };
 
     // Demoted to developer (no usage:read): the key loses usage:read.
-    let user = format!("/v1/admin/users/{admin_id}");
-    let demoted = call(
-        &app,
-        Method::PUT,
-        "acme",
-        &format!("{user}/roles"),
-        &owner,
-        Some(json!({"roles": ["developer"]})),
-    )
-    .await;
-    assert_eq!(demoted.status(), StatusCode::OK);
+    owner
+        .users()
+        .set_roles(admin_id, &[json!("developer")])
+        .await
+        .unwrap();
     assert!(refused_soon().await, "the key kept what its creator lost");
-    let body: Value = usage_with(&app, "acme", &key).await.json().await.unwrap();
+    let body = usage_with(&app, "acme", key).await.value();
     assert_eq!(body["error"]["code"], "forbidden");
     assert_eq!(body["error"]["details"]["missing_permission"], "usage:read");
 
     // Promoted again, then disabled: a disabled creator's keys can do nothing.
-    let promoted = call(
-        &app,
-        Method::PUT,
-        "acme",
-        &format!("{user}/roles"),
-        &owner,
-        Some(json!({"roles": ["admin"]})),
-    )
-    .await;
-    assert_eq!(promoted.status(), StatusCode::OK);
+    owner
+        .users()
+        .set_roles(admin_id, &[json!("admin")])
+        .await
+        .unwrap();
     let back = TestApp::eventually(Duration::from_secs(1), || async {
-        usage_with(&app, "acme", &key).await.status() == StatusCode::OK
+        usage_with(&app, "acme", key).await.status() == StatusCode::OK
     })
     .await;
     assert!(back.is_some());
-    let disabled = call(
-        &app,
-        Method::POST,
-        "acme",
-        &format!("{user}/disable"),
-        &owner,
-        None,
-    )
-    .await;
-    assert_eq!(disabled.status(), StatusCode::OK);
+    owner.users().disable(admin_id).await.unwrap();
     assert!(refused_soon().await, "a disabled creator's key still works");
 }
 
 #[tokio::test]
 async fn keys_get_403_user_required_on_admin_endpoints_and_403_beyond_their_scopes() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let wide = key_text(
-        &create_key(
-            &app,
-            "acme",
-            &owner,
-            json!({"name": "wide", "scopes": ["api_keys:manage", "users:manage", "records:read"]}),
-        )
-        .await,
-    );
+    let owner = app.tenant_with_owner("acme").await;
+    let wide = owner
+        .api_keys()
+        .create(&NewKey::new(
+            "wide",
+            &["api_keys:manage", "users:manage", "records:read"],
+        ))
+        .await
+        .unwrap()
+        .key;
+    let wide = wide.expose();
     for (method, path) in [
-        (Method::GET, KEYS.to_owned()),
-        (Method::POST, KEYS.to_owned()),
-        (Method::GET, "/v1/admin/users".to_owned()),
-        (Method::GET, "/v1/me".to_owned()),
+        (Method::GET, KEYS),
+        (Method::POST, KEYS),
+        (Method::GET, "/v1/admin/users"),
+        (Method::GET, "/v1/me"),
     ] {
         for via in [Via::XApiKey, Via::Bearer] {
-            let mut request = app
-                .http
-                .request(method.clone(), format!("{}{path}", app.data_url))
-                .header("X-Tenant", "acme");
-            request = match via {
-                Via::XApiKey => request.header("X-API-Key", &wide),
-                Via::Bearer => request.bearer_auth(&wide),
-            };
+            let key = presenting(&app.tenant("acme"), wide, via);
+            let mut request = key.call(method.clone(), path);
             if method == Method::POST {
                 request = request.json(&json!({"name": "child", "scopes": ["records:read"]}));
             }
             let response = request.send().await.unwrap();
             assert_eq!(
-                error_code(response).await,
-                (StatusCode::FORBIDDEN, "user_required".to_owned()),
+                response.error_code(),
+                (StatusCode::FORBIDDEN, "user_required"),
                 "{method} {path} {via:?}"
             );
         }
     }
-    assert_eq!(listed(&app, "acme", &owner).await.len(), 1);
+    assert_eq!(owner.api_keys().list().await.unwrap().len(), 1);
 
     // A key without usage:read is refused on the one endpoint keys may use here.
-    let response = usage_with(&app, "acme", &wide).await;
-    let body: Value = response.json().await.unwrap();
+    let body = usage_with(&app, "acme", wide).await.value();
     assert_eq!(body["error"]["code"], "forbidden");
     assert_eq!(body["error"]["details"]["missing_permission"], "usage:read");
 }
@@ -186,41 +156,33 @@ async fn keys_get_403_user_required_on_admin_endpoints_and_403_beyond_their_scop
 #[tokio::test]
 async fn the_key_admin_needs_api_keys_manage_and_ids_of_another_tenant_are_not_found() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "acme").await;
-    let globex_owner = tenant_with_owner(&app, "globex").await;
-    let globex_key = usage_key(&app, "globex", &globex_owner).await;
+    let owner = app.tenant_with_owner("acme").await;
+    let globex_owner = app.tenant_with_owner("globex").await;
+    let globex_key = usage_key(&globex_owner).await;
     let member_email = unique_address("member");
-    invite_and_activate(&app, "acme", &owner, &member_email, &["member"]).await;
-    let member = access(&app.sign_in("acme", &member_email, PASSWORD).await);
+    app.invite_and_activate(&owner, &member_email, &["member"])
+        .await;
+    let member = app.signed_in("acme", &member_email, PASSWORD).await;
 
-    let response = call(&app, Method::GET, "acme", KEYS, &member, None).await;
-    let body: Value = response.json().await.unwrap();
+    let body = member.get(KEYS).send().await.unwrap().value();
     assert_eq!(body["error"]["code"], "forbidden");
     assert_eq!(
         body["error"]["details"]["missing_permission"],
         "api_keys:manage"
     );
-    let response = app.tenant_get("acme", KEYS).send().await.unwrap();
+    let response = app.tenant("acme").get(KEYS).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // globex's key id names nothing in acme, for reading, rotating or revoking.
-    let path = key_path(&globex_key);
+    let path = key_path(globex_key.view.id);
     for method in [Method::GET, Method::DELETE] {
-        let response = call(&app, method, "acme", &path, &owner, None).await;
+        let response = owner.call(method, &path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
-    let response = call(
-        &app,
-        Method::POST,
-        "acme",
-        &format!("{path}/rotate"),
-        &owner,
-        None,
-    )
-    .await;
+    let response = owner.post(format!("{path}/rotate")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
-        usage_with(&app, "globex", &key_text(&globex_key))
+        usage_with(&app, "globex", globex_key.key.expose())
             .await
             .status(),
         StatusCode::OK

@@ -9,10 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::node_process::{free_port, NodeProcess};
-use tenantry_tests::TestApp;
-
-use super::tenant_id;
-use crate::users_admin::tenant_with_owner;
+use tenantry_tests::{client, Client, TestApp};
 
 /// What the load saw: request ids of acknowledged (201) writes, and the failures.
 #[derive(Default)]
@@ -24,42 +21,42 @@ struct Load {
     refused: usize,
 }
 
-/// `clients` tasks creating records on `url` until a write fails to connect (the node is
-/// gone) or `stop` is set; each request has its own id.
-fn start_load(
-    url: &str,
-    slug: &str,
-    token: &str,
+/// `clients` tasks creating records as `owner` until a write fails to connect (the node is
+/// gone) or `stop` is set; each request has its own id. Each task is a client of its own
+/// (its own connections) presenting the owner's access token as it stands.
+async fn start_load(
+    owner: &Client,
     clients: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Arc<Mutex<Load>>, Vec<tokio::task::JoinHandle<()>>) {
+    let token = owner.access_token().await.unwrap().unwrap();
+    let slug = owner.tenant_slug().unwrap();
     let load = Arc::new(Mutex::new(Load::default()));
     let tasks = (0..clients)
         .map(|client| {
-            let (url, slug, token) = (url.to_owned(), slug.to_owned(), token.to_owned());
+            let owner = Client::with_http(reqwest::Client::new(), owner.base_url())
+                .tenant(slug)
+                .with_bearer(token.expose());
             let (load, stop) = (load.clone(), stop.clone());
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 for index in 0.. {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
                     let id = format!("load-{client}-{index}");
-                    let outcome = http
-                        .post(format!("{url}/v1/collections/tasks/records"))
-                        .header("X-Tenant", &slug)
+                    let outcome = owner
+                        .post("/v1/collections/tasks/records")
                         .header("X-Request-Id", &id)
-                        .bearer_auth(&token)
                         .json(&json!({"title": id}))
                         .send()
                         .await;
                     let mut load = load.lock().unwrap();
                     match outcome {
-                        Ok(response) if response.status() == StatusCode::CREATED => {
+                        Ok(reply) if reply.status() == StatusCode::CREATED => {
                             load.acknowledged.push(id);
                         }
-                        Ok(response) => load.broken.push(format!("{id}: {}", response.status())),
-                        Err(error) if error.is_connect() => {
+                        Ok(reply) => load.broken.push(format!("{id}: {}", reply.status())),
+                        Err(client::Error::Transport(error)) if error.is_connect() => {
                             load.refused += 1;
                             return;
                         }
@@ -105,17 +102,17 @@ async fn create_events(app: &TestApp, tenant: &str) -> (HashMap<String, u64>, u6
 }
 
 /// A deployment with tenant `slug` (an owner signed in, limits lifted) and a node process of
-/// it on a free port with `settings`: (app, owner's token, tenant id, node).
+/// it on a free port with `settings`: (app, the owner on that node, tenant id, node).
 async fn deployment_with_node(
     slug: &str,
     settings: &[(&str, String)],
-) -> (TestApp, String, String, NodeProcess) {
+) -> (TestApp, Client, String, NodeProcess) {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, slug).await;
+    let owner = app.tenant_with_owner(slug).await;
     app.raise_rate_limits(slug).await;
-    let tenant = tenant_id(&app, slug).await;
+    let tenant = app.tenant_id(slug).await;
     let node = NodeProcess::start(&app, free_port(), settings).await;
-    (app, token, tenant, node)
+    (app, owner.on(&node.url), tenant, node)
 }
 
 async fn records_in(app: &TestApp, slug: &str) -> i64 {
@@ -134,10 +131,10 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
         ("audit_flush_interval_ms", "2000".to_owned()),
         ("audit_outbox_recover_after_ms", "1000".to_owned()),
     ];
-    let (app, token, tenant, mut node) = deployment_with_node("crash", &settings).await;
+    let (app, owner, tenant, mut node) = deployment_with_node("crash", &settings).await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (load, tasks) = start_load(&node.url, "crash", &token, 4, stop.clone());
+    let (load, tasks) = start_load(&owner, 4, stop.clone()).await;
     until_acknowledged(&load, 60).await;
     node.kill();
     for task in tasks {
@@ -180,7 +177,9 @@ async fn a_node_killed_under_load_loses_no_audit_event_of_a_change_it_committed(
         "the kill left nothing in memory to recover: the test proved nothing"
     );
     // The recovered events joined the restarted node's chain: the log still verifies.
-    let verified = crate::cli::run(&app, &["control-plane", "audit", "verify", "crash"]).await;
+    let verified = app
+        .run_cli(&["control-plane", "audit", "verify", "crash"])
+        .await;
     assert!(verified.is_ok(), "{verified:?}");
     // And the outbox is empty again.
     let left: i64 = app
@@ -199,21 +198,22 @@ async fn a_node_stopped_under_load_answers_what_it_accepted_and_its_port_is_free
         ("audit_flush_interval_ms", "2000".to_owned()),
         ("shutdown_drain_ms", "1000".to_owned()),
     ];
-    let (app, token, tenant, mut node) = deployment_with_node("stopping", &settings).await;
+    let (app, owner, tenant, mut node) = deployment_with_node("stopping", &settings).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (load, tasks) = start_load(&node.url, "stopping", &token, 4, stop.clone());
+    let (load, tasks) = start_load(&owner, 4, stop.clone()).await;
     until_acknowledged(&load, 60).await;
 
     node.terminate();
     // Draining: the node says it is not ready while it still serves; the balancer (here the
     // test) sees it at its next health check and sends no more. What is under way then must
     // be answered.
-    let http = reqwest::Client::new();
+    let balancer = owner.anonymous();
     let draining = TestApp::eventually(Duration::from_secs(5), || async {
-        http.get(format!("{}/readyz", node.url))
+        balancer
+            .get("/readyz")
             .send()
             .await
-            .is_ok_and(|response| response.status() == StatusCode::SERVICE_UNAVAILABLE)
+            .is_ok_and(|reply| reply.status() == StatusCode::SERVICE_UNAVAILABLE)
     })
     .await;
     assert!(

@@ -4,24 +4,19 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tenantry_tests::client::ListQuery;
 use tenantry_tests::private_clickhouse::PrivateClickHouse;
 use tenantry_tests::{TestApp, TestOptions};
 
-use super::{create_records, tenant_id, wait_for_events};
-use crate::users_admin::{call, error_code, tenant_with_owner};
+use super::create_records;
 
 const N: usize = 25;
 
 async fn ready(app: &TestApp) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .get(format!("{}/readyz", app.data_url))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
+    let reply = app.data_client().get("/readyz").send().await.unwrap();
+    (reply.status(), reply.json().unwrap())
 }
 
 #[tokio::test]
@@ -32,12 +27,12 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
         ..TestOptions::default()
     })
     .await;
-    let token = tenant_with_owner(&app, "outage").await;
+    let owner = app.tenant_with_owner("outage").await;
     app.raise_rate_limits("outage").await;
-    let tenant = tenant_id(&app, "outage").await;
+    let tenant = app.tenant_id("outage").await;
 
     clickhouse.stop();
-    create_records(&app, "outage", &token, N).await;
+    create_records(&owner, N).await;
     app.data.events.flush().await;
     assert!(app.data.events.spooled_bytes() > 0, "nothing was spooled");
     // A spool with room keeps the node ready.
@@ -46,14 +41,9 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
     assert_eq!(body["checks"]["clickhouse"], "spooling", "{body}");
 
     clickhouse.resume().await;
-    let (rows, distinct) = wait_for_events(
-        &app,
-        &tenant,
-        "records.create",
-        N as u64,
-        Duration::from_secs(60),
-    )
-    .await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", N as u64, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
     // The spool drains completely, and nothing more arrives after it has.
     let drained = TestApp::eventually(Duration::from_secs(90), || async {
@@ -68,9 +58,10 @@ async fn events_made_while_clickhouse_is_down_arrive_exactly_once_when_it_return
         app.data.events.clickhouse_ok()
     );
     app.data.events.flush().await;
-    let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
+    let (rows, distinct) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
-    let output = crate::cli::run(&app, &["control-plane", "audit", "verify", "outage"])
+    let output = app
+        .run_cli(&["control-plane", "audit", "verify", "outage"])
         .await
         .unwrap();
     assert!(output.contains("verifies"), "{output}");
@@ -84,12 +75,12 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         ..TestOptions::default()
     })
     .await;
-    let token = tenant_with_owner(&app, "restart").await;
+    let owner = app.tenant_with_owner("restart").await;
     app.raise_rate_limits("restart").await;
-    let tenant = tenant_id(&app, "restart").await;
+    let tenant = app.tenant_id("restart").await;
 
     clickhouse.stop();
-    create_records(&app, "restart", &token, N).await;
+    create_records(&owner, N).await;
     app.restart_data_plane().await;
     // The new process holds the spool it inherited (ClickHouse is still down).
     assert!(
@@ -97,14 +88,9 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         "the new node found no spool"
     );
     clickhouse.resume().await;
-    let (rows, distinct) = wait_for_events(
-        &app,
-        &tenant,
-        "records.create",
-        N as u64,
-        Duration::from_secs(60),
-    )
-    .await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", N as u64, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
     let drained = TestApp::eventually(Duration::from_secs(90), || async {
         app.data.events.spooled_bytes() == 0
@@ -117,14 +103,14 @@ async fn events_spooled_before_a_data_plane_restart_are_replayed_by_the_next_pro
         app.data.events.counters(),
         app.data.events.clickhouse_ok()
     );
-    let (rows, distinct) = super::stored_events(&app, &tenant, "records.create").await;
+    let (rows, distinct) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!((rows, distinct), (N as u64, N as u64));
 }
 
 #[tokio::test]
 async fn a_full_spool_refuses_audited_changes_with_503_and_makes_the_node_unready() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "fullspool").await;
+    let owner = app.tenant_with_owner("fullspool").await;
     app.raise_rate_limits("fullspool").await;
     // A second node whose ClickHouse is unreachable and whose spool holds one batch.
     let options = TestOptions {
@@ -138,53 +124,33 @@ async fn a_full_spool_refuses_audited_changes_with_503_and_makes_the_node_unread
         ..TestOptions::default()
     };
     let (node, url) = app.spawn_data_node(&options).await;
+    let on_node = owner.on(&url);
     let post = |title: &'static str| {
-        let app = &app;
-        let url = url.clone();
-        let token = token.clone();
-        async move {
-            crate::users_admin::call_on(
-                app,
-                &url,
-                Method::POST,
-                "fullspool",
-                "/v1/collections/tasks/records",
-                &token,
-                Some(json!({"title": title})),
-            )
-            .await
-        }
+        on_node
+            .post("/v1/collections/tasks/records")
+            .json(&json!({"title": title}))
+            .send()
     };
-    assert_eq!(post("first").await.status(), StatusCode::CREATED);
+    assert_eq!(post("first").await.unwrap().status(), StatusCode::CREATED);
     node.events.flush().await;
     assert!(!node.events.has_room());
-    let refused = post("second").await;
-    let (status, code) = error_code(refused).await;
+    let refused = post("second").await.unwrap();
     assert_eq!(
-        (status, code.as_str()),
+        refused.error_code(),
         (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable")
     );
     // Nothing was written by the refused request.
-    let listed = call(
-        &app,
-        Method::GET,
-        "fullspool",
-        "/v1/collections/tasks/records",
-        &token,
-        None,
-    )
-    .await
-    .json::<Value>()
-    .await
-    .unwrap();
-    assert_eq!(listed["records"].as_array().unwrap().len(), 1, "{listed}");
+    let listed = owner
+        .records("tasks")
+        .list(&ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.records.len(), 1, "{listed:?}");
     // Reads still work; readiness says the node cannot take audited changes.
-    let read =
-        crate::users_admin::call_on(&app, &url, Method::GET, "fullspool", "/v1/me", &token, None)
-            .await;
+    let read = on_node.get("/v1/me").send().await.unwrap();
     assert_eq!(read.status(), StatusCode::OK);
-    let response = app.http.get(format!("{url}/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
+    let readiness = on_node.anonymous().get("/readyz").send().await.unwrap();
+    assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = readiness.value();
     assert_eq!(body["checks"]["events"], "unavailable", "{body}");
 }

@@ -2,73 +2,90 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use tenantry_tests::TestApp;
+use reqwest::StatusCode;
+use serde_json::json;
+use tenantry_tests::client::AuditQuery;
+use tenantry_tests::{Client, Reply, TestApp, OWNER_EMAIL, PASSWORD};
 
-use super::{audit_page, create_records, tenant_id, wait_for_events};
-use crate::users_admin::{call, error_code, tenant_with_owner, OWNER_EMAIL};
+use super::create_records;
+
+/// `GET /v1/admin/audit?<query>` as `caller`, whatever the answer: for the query's syntax.
+async fn audit_page(caller: &Client, query: &str) -> Reply {
+    caller
+        .get(format!("/v1/admin/audit?{query}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The audit log's `action` events with `result` (any result if `None`).
+fn events_of(action: &str, result: Option<&str>) -> AuditQuery {
+    AuditQuery {
+        action: Some(action.to_owned()),
+        result: result.map(str::to_owned),
+        ..AuditQuery::default()
+    }
+}
 
 #[tokio::test]
 async fn a_record_change_leaves_an_event_with_tenant_request_id_and_actor() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "audited").await;
-    let tenant = tenant_id(&app, "audited").await;
-    let response = app
-        .http
-        .post(format!("{}/v1/collections/tasks/records", app.data_url))
-        .header("X-Tenant", "audited")
+    let owner = app.tenant_with_owner("audited").await;
+    let tenant = app.tenant_id("audited").await;
+    let created = owner
+        .post("/v1/collections/tasks/records")
         .header("X-Request-Id", "audit-test-request-1")
         .header("User-Agent", "audit-test-agent")
-        .bearer_auth(&token)
         .json(&json!({"title": "audited"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    wait_for_events(&app, &tenant, "records.create", 1, Duration::from_secs(10)).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    app.wait_for_audit_events(&tenant, "records.create", 1, Duration::from_secs(10))
+        .await;
 
-    let (status, page) = audit_page(&app, "audited", &token, "action=records.create").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let events = page["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1, "{page}");
-    let event = &events[0];
-    assert_eq!(event["request_id"], "audit-test-request-1");
-    assert_eq!(event["actor"]["type"], "user");
-    assert!(!event["actor"]["id"].as_str().unwrap().is_empty());
-    assert_eq!(event["resource"]["type"], "record");
-    assert_eq!(event["result"], "success");
-    assert_eq!(event["http"]["method"], "POST");
-    assert_eq!(event["http"]["status"], 201);
-    assert_eq!(event["user_agent"], "audit-test-agent");
-    assert_eq!(event["metadata"]["collection"], "tasks");
+    let page = owner
+        .audit(&events_of("records.create", None))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1, "{page:?}");
+    let event = &page.events[0];
+    assert_eq!(event.request_id, "audit-test-request-1");
+    assert_eq!(event.actor["type"], "user");
+    assert!(!event.actor["id"].as_str().unwrap().is_empty());
+    assert_eq!(event.resource["type"], "record");
+    assert_eq!(event.result, "success");
+    assert_eq!(event.http["method"], "POST");
+    assert_eq!(event.http["status"], 201);
+    assert_eq!(event.user_agent, "audit-test-agent");
+    assert_eq!(event.metadata["collection"], "tasks");
     // The tenant's own id is the partition of every row; never another's.
-    let (_, stored) = super::stored_events(&app, &tenant, "records.create").await;
+    let (_, stored) = app.stored_audit_events(&tenant, "records.create").await;
     assert_eq!(stored, 1);
 }
 
 #[tokio::test]
 async fn sign_in_failures_and_successes_are_audited() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "signins").await;
-    let tenant = tenant_id(&app, "signins").await;
+    let owner = app.tenant_with_owner("signins").await;
+    let tenant = app.tenant_id("signins").await;
     let refused = app
-        .tenant_post(
-            "signins",
-            "/v1/auth/login",
-            &json!({"email": OWNER_EMAIL, "password": "wrong password entirely"}),
-        )
-        .send()
+        .tenant("signins")
+        .auth()
+        .login(OWNER_EMAIL, "wrong password entirely")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::UNAUTHORIZED));
+    // tenant_with_owner signed in once (success), and activation is audited too.
+    app.wait_for_audit_events(&tenant, "auth.login", 2, Duration::from_secs(10))
+        .await;
+    let page = owner
+        .audit(&events_of("auth.login", Some("denied")))
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    // tenant_with_owner signed in once (success), and activation is audited too.
-    wait_for_events(&app, &tenant, "auth.login", 2, Duration::from_secs(10)).await;
-    let (_, page) = audit_page(&app, "signins", &token, "action=auth.login&result=denied").await;
-    let events = page["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1, "{page}");
-    assert_eq!(events[0]["metadata"]["error"], "invalid_credentials");
-    assert_eq!(events[0]["http"]["status"], 401);
+    assert_eq!(page.events.len(), 1, "{page:?}");
+    assert_eq!(page.events[0].metadata["error"], "invalid_credentials");
+    assert_eq!(page.events[0].http["status"], 401);
     // The password is in no event.
     let all = app
         .clickhouse()
@@ -78,35 +95,34 @@ async fn sign_in_failures_and_successes_are_audited() {
         .await
         .unwrap();
     assert_eq!(all, 0);
-    let (_, page) = audit_page(&app, "signins", &token, "action=auth.login&result=success").await;
-    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+    let page = owner
+        .audit(&events_of("auth.login", Some("success")))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1, "{page:?}");
 }
 
 #[tokio::test]
 async fn audit_pages_follow_the_cursor_newest_first_with_each_event_once() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "paging").await;
+    let owner = app.tenant_with_owner("paging").await;
     app.raise_rate_limits("paging").await;
-    let tenant = tenant_id(&app, "paging").await;
-    create_records(&app, "paging", &token, 7).await;
-    wait_for_events(&app, &tenant, "records.create", 7, Duration::from_secs(10)).await;
+    let tenant = app.tenant_id("paging").await;
+    create_records(&owner, 7).await;
+    app.wait_for_audit_events(&tenant, "records.create", 7, Duration::from_secs(10))
+        .await;
     let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut query = AuditQuery {
+        limit: Some(3),
+        ..events_of("records.create", None)
+    };
     loop {
-        let query = match &cursor {
-            Some(cursor) => format!("action=records.create&limit=3&cursor={cursor}"),
-            None => "action=records.create&limit=3".to_owned(),
-        };
-        let (status, page) = audit_page(&app, "paging", &token, &query).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        for event in page["events"].as_array().unwrap() {
-            seen.push((
-                event["occurred_at"].as_str().unwrap().to_owned(),
-                event["id"].as_str().unwrap().to_owned(),
-            ));
+        let page = owner.audit(&query).await.unwrap();
+        for event in page.events {
+            seen.push((event.occurred_at, event.id));
         }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
             None => break,
         }
         assert!(seen.len() <= 7, "pages never end");
@@ -125,37 +141,36 @@ async fn audit_pages_follow_the_cursor_newest_first_with_each_event_once() {
 #[tokio::test]
 async fn the_audit_log_shows_only_the_callers_tenant() {
     let app = TestApp::spawn().await;
-    let owner_a = tenant_with_owner(&app, "tenant-a").await;
-    let owner_b = tenant_with_owner(&app, "tenant-b").await;
-    let tenant_a = tenant_id(&app, "tenant-a").await;
-    create_records(&app, "tenant-a", &owner_a, 2).await;
-    wait_for_events(
-        &app,
-        &tenant_a,
-        "records.create",
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
+    let owner_a = app.tenant_with_owner("tenant-a").await;
+    let owner_b = app.tenant_with_owner("tenant-b").await;
+    let tenant_a = app.tenant_id("tenant-a").await;
+    create_records(&owner_a, 2).await;
+    app.wait_for_audit_events(&tenant_a, "records.create", 2, Duration::from_secs(10))
+        .await;
 
-    let (status, page) = audit_page(&app, "tenant-b", &owner_b, "action=records.create").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(page["events"].as_array().unwrap().len(), 0, "{page}");
+    let page = owner_b
+        .audit(&events_of("records.create", None))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 0, "{page:?}");
     // Naming another tenant in the query is not a thing: unknown parameters are refused.
-    let (status, _) = audit_page(
-        &app,
-        "tenant-b",
+    let refused = audit_page(
         &owner_b,
         &format!("tenant_id={tenant_a}&action=records.create"),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     // A's token on B's host is not accepted.
-    let (status, _) = audit_page(&app, "tenant-b", &owner_a, "").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let token_a = owner_a.access_token().await.unwrap().unwrap();
+    let a_on_b = app.as_bearer("tenant-b", token_a.expose());
+    assert_eq!(
+        audit_page(&a_on_b, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // No token at all.
     let anonymous = app
-        .tenant_get("tenant-a", "/v1/admin/audit")
+        .tenant("tenant-a")
+        .get("/v1/admin/audit")
         .send()
         .await
         .unwrap();
@@ -165,7 +180,7 @@ async fn the_audit_log_shows_only_the_callers_tenant() {
 #[tokio::test]
 async fn bad_audit_query_parameters_get_400_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "badquery").await;
+    let owner = app.tenant_with_owner("badquery").await;
     app.raise_rate_limits("badquery").await;
     for (query, code) in [
         ("limit=0", "invalid_limit"),
@@ -182,60 +197,55 @@ async fn bad_audit_query_parameters_get_400_and_change_nothing() {
         ("action=x'%20OR%201%3D1%20--", "invalid_filter"),
         ("actor=", "invalid_filter"),
     ] {
-        let (status, body) = audit_page(&app, "badquery", &token, query).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
-        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+        let reply = audit_page(&owner, query).await;
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::BAD_REQUEST, code),
+            "{query}: {}",
+            reply.text()
+        );
     }
     // Quotes and backslashes are refused outright; values that pass are bound, not spliced,
     // and simply match nothing.
-    let (status, body) = audit_page(&app, "badquery", &token, "resource_id=a%5C'b").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = audit_page(&app, "badquery", &token, "actor=x%3A1%40y").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["events"], json!([]));
+    let quoted = audit_page(&owner, "resource_id=a%5C'b").await;
+    assert_eq!(
+        quoted.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        quoted.text()
+    );
+    let bound = audit_page(&owner, "actor=x%3A1%40y").await;
+    assert_eq!(bound.status(), StatusCode::OK, "{}", bound.text());
+    assert_eq!(bound.value()["events"], json!([]));
 }
 
 #[tokio::test]
 async fn members_cannot_read_the_audit_log() {
     let app = TestApp::spawn().await;
-    let owner = tenant_with_owner(&app, "guarded").await;
+    let owner = app.tenant_with_owner("guarded").await;
     let email = tenantry_tests::unique_address("member");
-    crate::users_admin::invite_and_activate(&app, "guarded", &owner, &email, &["member"]).await;
-    let member = crate::users_admin::access(
-        &app.sign_in("guarded", &email, crate::users_admin::PASSWORD)
-            .await,
-    );
-    let response = call(
-        &app,
-        Method::GET,
-        "guarded",
-        "/v1/admin/audit",
-        &member,
-        None,
-    )
-    .await;
-    let (status, code) = error_code(response).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::FORBIDDEN, "forbidden")
-    );
+    app.invite_and_activate(&owner, &email, &["member"]).await;
+    let member = app.signed_in("guarded", &email, PASSWORD).await;
+    let reply = member.get("/v1/admin/audit").send().await.unwrap();
+    assert_eq!(reply.error_code(), (StatusCode::FORBIDDEN, "forbidden"));
 }
 
 #[tokio::test]
 async fn rate_limit_refusals_are_audited() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "limited").await;
-    let tenant = tenant_id(&app, "limited").await;
+    let owner = app.tenant_with_owner("limited").await;
+    let tenant = app.tenant_id("limited").await;
     let mut refused = 0;
     for _ in 0..40 {
-        let response = call(&app, Method::GET, "limited", "/v1/me", &token, None).await;
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        let reply = owner.get("/v1/me").send().await.unwrap();
+        if reply.status() == StatusCode::TOO_MANY_REQUESTS {
             refused += 1;
         }
     }
     assert!(refused > 0, "the free plan's burst of 20 was not exceeded");
-    let (stored, _) =
-        wait_for_events(&app, &tenant, "http.get", refused, Duration::from_secs(10)).await;
+    let (stored, _) = app
+        .wait_for_audit_events(&tenant, "http.get", refused, Duration::from_secs(10))
+        .await;
     assert_eq!(stored, refused);
     let refused_rows = app
         .clickhouse()
@@ -253,35 +263,20 @@ async fn rate_limit_refusals_are_audited() {
 #[tokio::test]
 async fn daily_usage_counts_requests_users_and_storage() {
     let app = TestApp::spawn().await;
-    let token = tenant_with_owner(&app, "usage-day").await;
-    let tenant = tenant_id(&app, "usage-day").await;
-    create_records(&app, "usage-day", &token, 3).await;
-    wait_for_events(&app, &tenant, "records.create", 3, Duration::from_secs(10)).await;
-    let response = call(
-        &app,
-        Method::GET,
-        "usage-day",
-        "/v1/admin/usage?days=2",
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let usage: Value = response.json().await.unwrap();
+    let owner = app.tenant_with_owner("usage-day").await;
+    let tenant = app.tenant_id("usage-day").await;
+    create_records(&owner, 3).await;
+    app.wait_for_audit_events(&tenant, "records.create", 3, Duration::from_secs(10))
+        .await;
+    let reply = owner.get("/v1/admin/usage?days=2").send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let usage = reply.value();
     let days = usage["days"].as_array().unwrap();
     assert_eq!(days.len(), 2, "{usage}");
     let today = &days[1];
     assert!(today["requests"].as_u64().unwrap() >= 3, "{usage}");
     assert_eq!(today["active_users"], 1, "{usage}");
     assert!(usage["storage_bytes"].as_i64().unwrap() > 0, "{usage}");
-    let response = call(
-        &app,
-        Method::GET,
-        "usage-day",
-        "/v1/admin/usage?days=0",
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let reply = owner.get("/v1/admin/usage?days=0").send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
 }

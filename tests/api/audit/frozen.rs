@@ -9,31 +9,21 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tenantry_tests::client::Call;
 use tenantry_tests::private_clickhouse::PrivateClickHouse;
-use tenantry_tests::{TestApp, TestOptions};
+use tenantry_tests::{Client, Reply, TestApp, TestOptions};
 
-use super::{tenant_id, wait_for_events};
-use crate::users_admin::tenant_with_owner;
-
-async fn get(
-    app: &TestApp,
-    path: &str,
-    token: Option<&str>,
-    limit: Duration,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .get(format!("{}{path}", app.data_url))
-        .header("X-Tenant", "frozen")
-        .timeout(limit);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
+/// Sends `call`, panicking if no answer comes within `limit`.
+async fn within(limit: Duration, call: Call<'_>) -> Reply {
+    tokio::time::timeout(limit, call.send())
         .await
-        .unwrap_or_else(|error| panic!("{path} did not answer within {limit:?}: {error}"));
-    (response.status(), response.json().await.unwrap())
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}"))
+        .unwrap()
+}
+
+async fn get(caller: &Client, path: &str, limit: Duration) -> (StatusCode, Value) {
+    let reply = within(limit, caller.get(path)).await;
+    (reply.status(), reply.value())
 }
 
 #[tokio::test]
@@ -44,13 +34,13 @@ async fn a_frozen_clickhouse_makes_the_audit_apis_answer_503_and_leaves_the_node
         ..TestOptions::default()
     })
     .await;
-    let token = tenant_with_owner(&app, "frozen").await;
+    let owner = app.tenant_with_owner("frozen").await;
     app.raise_rate_limits("frozen").await;
-    let tenant = tenant_id(&app, "frozen").await;
+    let tenant = app.tenant_id("frozen").await;
 
     clickhouse.freeze();
     // Readiness: its checks have an 0.8 s deadline; a spool with room keeps the node ready.
-    let (status, body) = get(&app, "/readyz", None, Duration::from_secs(5)).await;
+    let (status, body) = get(&owner.anonymous(), "/readyz", Duration::from_secs(5)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["clickhouse"], "spooling", "{body}");
     // Audit and usage queries: a 3 s deadline, then 503.
@@ -58,35 +48,27 @@ async fn a_frozen_clickhouse_makes_the_audit_apis_answer_503_and_leaves_the_node
         ("/v1/admin/audit", "audit_store_unavailable"),
         ("/v1/admin/usage", "usage_store_unavailable"),
     ] {
-        let (status, body) = get(&app, path, Some(&token), Duration::from_secs(15)).await;
+        let (status, body) = get(&owner, path, Duration::from_secs(15)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
         assert_eq!(body["error"]["code"], code, "{body}");
     }
     // Writes go on: the request path never waits on ClickHouse.
     for index in 0..3 {
-        let response = app
-            .http
-            .post(format!("{}/v1/collections/tasks/records", app.data_url))
-            .header("X-Tenant", "frozen")
-            .bearer_auth(&token)
-            .timeout(Duration::from_secs(15))
-            .json(&json!({"title": format!("while frozen {index}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        let created = within(
+            Duration::from_secs(15),
+            owner
+                .post("/v1/collections/tasks/records")
+                .json(&json!({"title": format!("while frozen {index}")})),
+        )
+        .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
     }
 
     clickhouse.thaw();
-    let (rows, distinct) =
-        wait_for_events(&app, &tenant, "records.create", 3, Duration::from_secs(60)).await;
+    let (rows, distinct) = app
+        .wait_for_audit_events(&tenant, "records.create", 3, Duration::from_secs(60))
+        .await;
     assert_eq!((rows, distinct), (3, 3));
-    let (status, body) = get(
-        &app,
-        "/v1/admin/audit",
-        Some(&token),
-        Duration::from_secs(15),
-    )
-    .await;
+    let (status, body) = get(&owner, "/v1/admin/audit", Duration::from_secs(15)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

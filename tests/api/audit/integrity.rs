@@ -7,22 +7,20 @@ use serde_json::Value;
 use shared::events::rows::AuditRow;
 use tenantry_tests::TestApp;
 
-use super::{create_records, tenant_id, wait_for_events};
-use crate::cli::run;
-use crate::users_admin::tenant_with_owner;
+use super::create_records;
 
 async fn verify(app: &TestApp, slug: &str) -> anyhow::Result<String> {
-    run(app, &["control-plane", "audit", "verify", slug]).await
+    app.run_cli(&["control-plane", "audit", "verify", slug])
+        .await
 }
 
 /// A tenant with `count` record-creation events stored; its id.
 async fn tenant_with_events(app: &TestApp, slug: &str, count: usize) -> String {
-    let token = tenant_with_owner(app, slug).await;
+    let owner = app.tenant_with_owner(slug).await;
     app.raise_rate_limits(slug).await;
-    let tenant = tenant_id(app, slug).await;
-    create_records(app, slug, &token, count).await;
-    wait_for_events(
-        app,
+    let tenant = app.tenant_id(slug).await;
+    create_records(&owner, count).await;
+    app.wait_for_audit_events(
         &tenant,
         "records.create",
         count as u64,
@@ -292,31 +290,26 @@ async fn retention_deletes_each_tenants_expired_events_and_keeps_the_rest() {
         insert.write(&row).await.unwrap();
     }
     insert.end().await.unwrap();
-    run(
-        &app,
-        &[
-            "control-plane",
-            "audit",
-            "set-retention",
-            "shortkeep",
-            "--audit-days",
-            "30",
-        ],
-    )
+    app.run_cli(&[
+        "control-plane",
+        "audit",
+        "set-retention",
+        "shortkeep",
+        "--audit-days",
+        "30",
+    ])
     .await
     .unwrap();
-    let bad = run(
-        &app,
-        &[
+    let bad = app
+        .run_cli(&[
             "control-plane",
             "audit",
             "set-retention",
             "shortkeep",
             "--audit-days",
             "0",
-        ],
-    )
-    .await;
+        ])
+        .await;
     let error = format!("{:#}", bad.unwrap_err());
     assert!(
         error.contains("retention must be 1 to 3650 days"),
@@ -333,13 +326,14 @@ async fn retention_deletes_each_tenants_expired_events_and_keeps_the_rest() {
         .unwrap()
         .get(0);
     assert_eq!(kept, 30, "a refused retention changed the stored one");
-    let output = run(&app, &["control-plane", "audit", "retention", "--json"])
+    let output = app
+        .run_cli(&["control-plane", "audit", "retention", "--json"])
         .await
         .unwrap();
     let report: Value = serde_json::from_str(&output).unwrap();
     assert_eq!(report["tenants"], 2, "{report}");
     let gone = TestApp::eventually(Duration::from_secs(30), || async {
-        super::stored_events(&app, &short, "records.old").await.0 == 0
+        app.stored_audit_events(&short, "records.old").await.0 == 0
     })
     .await;
     assert!(
@@ -350,9 +344,6 @@ async fn retention_deletes_each_tenants_expired_events_and_keeps_the_rest() {
     let output = verify(&app, "shortkeep").await.unwrap();
     assert!(output.contains("verifies"), "{output}");
     // The 365-day tenant keeps its 40-day-old event; recent events stay for both.
-    assert_eq!(super::stored_events(&app, &long, "records.old").await.0, 1);
-    assert_eq!(
-        super::stored_events(&app, &short, "records.create").await.0,
-        2
-    );
+    assert_eq!(app.stored_audit_events(&long, "records.old").await.0, 1);
+    assert_eq!(app.stored_audit_events(&short, "records.create").await.0, 2);
 }

@@ -12,9 +12,6 @@ use shared::events::rows::AuditRow;
 use shared::tenant::TenantSlug;
 use tenantry_tests::{TestApp, TestOptions};
 
-use super::{stored_events, tenant_id, wait_for_events};
-use crate::cli::run;
-
 /// Writes out the control plane's queued events (to ClickHouse), as a CLI command does before
 /// it exits, so what ClickHouse holds afterwards is everything the control plane recorded.
 async fn flush_control_plane_events(app: &TestApp) {
@@ -36,7 +33,8 @@ async fn outboxed(app: &TestApp, tenant_id: &str) -> i64 {
 }
 
 async fn verifies(app: &TestApp, slug: &str) -> String {
-    let output = run(app, &["control-plane", "audit", "verify", slug])
+    let output = app
+        .run_cli(&["control-plane", "audit", "verify", slug])
         .await
         .unwrap();
     assert!(output.contains("verifies"), "{slug}: {output}");
@@ -47,7 +45,7 @@ async fn verifies(app: &TestApp, slug: &str) -> String {
 async fn tenant_lifecycle_changes_are_audited_by_the_control_plane() {
     let app = TestApp::spawn().await;
     app.create_tenant("lifecycled").await;
-    let tenant = tenant_id(&app, "lifecycled").await;
+    let tenant = app.tenant_id("lifecycled").await;
     let slug = TenantSlug::parse("lifecycled").unwrap();
     control_plane::tenants::service::suspend(&app.control, &slug)
         .await
@@ -57,7 +55,9 @@ async fn tenant_lifecycle_changes_are_audited_by_the_control_plane() {
         .unwrap();
     flush_control_plane_events(&app).await;
     for action in ["tenant.create", "tenant.suspend", "tenant.resume"] {
-        let (stored, _) = wait_for_events(&app, &tenant, action, 1, Duration::from_secs(10)).await;
+        let (stored, _) = app
+            .wait_for_audit_events(&tenant, action, 1, Duration::from_secs(10))
+            .await;
         assert_eq!(stored, 1, "{action}");
     }
     let output = verifies(&app, "lifecycled").await;
@@ -74,16 +74,16 @@ async fn a_create_interrupted_after_any_step_is_audited_once_by_the_retry_that_f
     {
         let slug = format!("cut-{index}");
         app.create_tenant_interrupted_after(&slug, step).await;
-        let tenant = tenant_id(&app, &slug).await;
+        let tenant = app.tenant_id(&slug).await;
         flush_control_plane_events(&app).await;
         assert_eq!(
-            stored_events(&app, &tenant, "tenant.create").await,
+            app.stored_audit_events(&tenant, "tenant.create").await,
             (0, 0),
             "{step}: created before it was active"
         );
 
         let report: Value = serde_json::from_str(
-            &run(&app, &["control-plane", "tenant", "retry", &slug, "--json"])
+            &app.run_cli(&["control-plane", "tenant", "retry", &slug, "--json"])
                 .await
                 .unwrap(),
         )
@@ -93,8 +93,9 @@ async fn a_create_interrupted_after_any_step_is_audited_once_by_the_retry_that_f
         assert_eq!(report["slug"], slug.as_str(), "{step}: {report}");
 
         flush_control_plane_events(&app).await;
-        let stored =
-            wait_for_events(&app, &tenant, "tenant.create", 1, Duration::from_secs(10)).await;
+        let stored = app
+            .wait_for_audit_events(&tenant, "tenant.create", 1, Duration::from_secs(10))
+            .await;
         assert_eq!(stored, (1, 1), "{step}");
         // Delivered, so the writer cleared its outbox row.
         assert_eq!(outboxed(&app, &tenant).await, 0, "{step}");
@@ -107,25 +108,25 @@ async fn a_create_interrupted_after_any_step_is_audited_once_by_the_retry_that_f
 async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
     let app = TestApp::spawn().await;
     let created = app.create_tenant("steady").await;
-    let tenant = tenant_id(&app, "steady").await;
+    let tenant = app.tenant_id("steady").await;
     flush_control_plane_events(&app).await;
-    let stored = wait_for_events(&app, &tenant, "tenant.create", 1, Duration::from_secs(10)).await;
+    let stored = app
+        .wait_for_audit_events(&tenant, "tenant.create", 1, Duration::from_secs(10))
+        .await;
     assert_eq!(stored, (1, 1));
     let attempts = || async {
         let shown: Value = serde_json::from_str(
-            &run(
-                &app,
-                &["control-plane", "tenant", "show", "steady", "--json"],
-            )
-            .await
-            .unwrap(),
+            &app.run_cli(&["control-plane", "tenant", "show", "steady", "--json"])
+                .await
+                .unwrap(),
         )
         .unwrap();
         shown["provisioning"]["attempts"].as_i64().unwrap()
     };
     let attempts_before = attempts().await;
 
-    let text = run(&app, &["control-plane", "tenant", "retry", "steady"])
+    let text = app
+        .run_cli(&["control-plane", "tenant", "retry", "steady"])
         .await
         .unwrap();
     assert_eq!(
@@ -133,23 +134,21 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
         "tenant steady is already active; nothing to do"
     );
     let report: Value = serde_json::from_str(
-        &run(
-            &app,
-            &["control-plane", "tenant", "retry", "steady", "--json"],
-        )
-        .await
-        .unwrap(),
+        &app.run_cli(&["control-plane", "tenant", "retry", "steady", "--json"])
+            .await
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(report["outcome"], "already_active", "{report}");
     assert_eq!(report["status"], "active", "{report}");
-    let response = app
-        .operator(Method::POST, "/v1/tenants/steady/provision")
+    let reply = app
+        .operator_api()
+        .call(Method::POST, "/v1/tenants/steady/provision")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let body = reply.value();
     assert_eq!(body["outcome"], "already_active", "{body}");
     assert_eq!(
         body["message"], "tenant steady is already active; nothing to do",
@@ -181,7 +180,7 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
 
     flush_control_plane_events(&app).await;
     assert_eq!(
-        stored_events(&app, &tenant, "tenant.create").await,
+        app.stored_audit_events(&tenant, "tenant.create").await,
         (1, 1),
         "a retry of an active tenant wrote another creation event"
     );
@@ -192,13 +191,17 @@ async fn retrying_an_active_tenant_succeeds_doing_nothing_and_audits_nothing() {
         .await
         .unwrap();
     let refused = app
-        .operator(Method::POST, "/v1/tenants/steady/provision")
+        .operator_api()
+        .call(Method::POST, "/v1/tenants/steady/provision")
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_provisioning", "{body}");
+    assert_eq!(
+        refused.error_code(),
+        (StatusCode::CONFLICT, "not_provisioning"),
+        "{}",
+        refused.text()
+    );
     assert_eq!(app.tenant_status("steady").await, "suspended");
 }
 
@@ -220,10 +223,12 @@ async fn a_creation_event_survives_a_control_plane_that_dies_right_after_activat
         .await
         .unwrap();
     assert_eq!(created.status.as_str(), "active");
-    let tenant = tenant_id(&app, "orphaned").await;
+    let tenant = app.tenant_id("orphaned").await;
 
     // The event committed with the activation; a data-plane node ships it from the outbox.
-    let stored = wait_for_events(&app, &tenant, "tenant.create", 1, Duration::from_secs(30)).await;
+    let stored = app
+        .wait_for_audit_events(&tenant, "tenant.create", 1, Duration::from_secs(30))
+        .await;
     assert_eq!(stored, (1, 1));
     let rows: Vec<AuditRow> = app
         .clickhouse()

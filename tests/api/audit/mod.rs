@@ -8,108 +8,16 @@ mod frozen;
 mod integrity;
 mod lifecycle;
 
-use std::time::Duration;
+use serde_json::json;
+use tenantry_tests::Client;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use tenantry_tests::TestApp;
-
-use crate::users_admin::call;
-
-/// Events of `action` for tenant `tenant_id` stored in ClickHouse: (rows, distinct ids).
-/// Panics when ClickHouse does not answer: a failed query is not "no events".
-pub async fn stored_events(app: &TestApp, tenant_id: &str, action: &str) -> (u64, u64) {
-    count_events(app, tenant_id, action)
-        .await
-        .unwrap_or_else(|error| panic!("counting `{action}` events in ClickHouse: {error}"))
-}
-
-async fn count_events(
-    app: &TestApp,
-    tenant_id: &str,
-    action: &str,
-) -> Result<(u64, u64), clickhouse::error::Error> {
-    app.clickhouse()
-        .query(
-            "SELECT count(), uniqExact(event_id) FROM audit_log \
-             WHERE tenant_id = ? AND action = ?",
-        )
-        .bind(tenant_id)
-        .bind(action)
-        .fetch_one::<(u64, u64)>()
-        .await
-}
-
-/// Waits until ClickHouse holds at least `count` events of `action`; then returns what it
-/// holds (rows, distinct ids), so the caller can assert there are no more.
-pub async fn wait_for_events(
-    app: &TestApp,
-    tenant_id: &str,
-    action: &str,
-    count: u64,
-    limit: Duration,
-) -> (u64, u64) {
-    // While polling, a ClickHouse that does not answer yet (e.g. just restarted) is "not yet".
-    let arrived = TestApp::eventually(limit, || async {
-        count_events(app, tenant_id, action)
-            .await
-            .is_ok_and(|(rows, _)| rows >= count)
-    })
-    .await;
-    let stored = stored_events(app, tenant_id, action).await;
-    assert!(
-        arrived.is_some(),
-        "only {stored:?} of {count} `{action}` events arrived within {limit:?}"
-    );
-    stored
-}
-
-/// Creates `count` records in `tasks` as the holder of `token`, each request succeeding.
-pub async fn create_records(app: &TestApp, slug: &str, token: &str, count: usize) {
+/// Creates `count` records in `tasks` as `owner`, each request succeeding.
+pub async fn create_records(owner: &Client, count: usize) {
     for index in 0..count {
-        let response = call(
-            app,
-            Method::POST,
-            slug,
-            "/v1/collections/tasks/records",
-            token,
-            Some(json!({"title": format!("task {index}")})),
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
+        owner
+            .records("tasks")
+            .create(&json!({"title": format!("task {index}")}))
+            .await
+            .unwrap();
     }
-}
-
-/// `GET /v1/admin/audit?<query>` as the holder of `token`.
-pub async fn audit_page(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    query: &str,
-) -> (StatusCode, Value) {
-    let response = call(
-        app,
-        Method::GET,
-        slug,
-        &format!("/v1/admin/audit?{query}"),
-        token,
-        None,
-    )
-    .await;
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
-    let id: uuid::Uuid = app
-        .superuser()
-        .await
-        .query_one(
-            "SELECT id FROM control.tenants WHERE slug = $1 AND status <> 'deleted'",
-            &[&slug],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    id.to_string()
 }

@@ -5,12 +5,10 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::{unique_address, TestApp};
+use tenantry_tests::client::{ListQuery, Record};
+use tenantry_tests::{unique_address, Client, Reply, TestApp, OWNER_EMAIL, PASSWORD};
 
-use super::{checked, tenant_request};
-
-const OWNER: &str = "olga@acme.example";
-const PASSWORD: &str = "correct horse battery staple";
+use super::checked;
 
 /// JSON in all but name: each was admitted by actix's JSON extractor, none is
 /// `application/json`.
@@ -21,247 +19,183 @@ const JSON_BY_ANOTHER_NAME: [&str; 4] = [
     "application/problem+json",
 ];
 
-/// Tenant `slug` with an active owner; the owner's access token.
-async fn owner_of(app: &TestApp, slug: &str) -> String {
-    app.tenant_with_active_admin(slug, OWNER, PASSWORD).await;
-    app.sign_in(slug, OWNER, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A data-plane request for `slug` as `token`, with a raw body of `content_type`.
+/// A data-plane request as `caller`, with a raw body of `content_type`.
 async fn send_raw(
-    app: &TestApp,
+    caller: &Client,
     method: Method,
-    slug: &str,
     path: &str,
-    token: &str,
     content_type: &str,
     body: &str,
-) -> reqwest::Response {
-    tenant_request(app, method, slug, path)
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body.to_owned())
+) -> Reply {
+    caller
+        .call(method, path)
+        .body(body, content_type)
         .send()
         .await
         .unwrap()
 }
 
-async fn get_json(app: &TestApp, slug: &str, path: &str, token: &str) -> Value {
-    tenant_request(app, Method::GET, slug, path)
-        .bearer_auth(token)
-        .send()
+async fn user_count(owner: &Client) -> usize {
+    owner
+        .users()
+        .list(None, None, None)
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn user_count(app: &TestApp, slug: &str, token: &str) -> usize {
-    get_json(app, slug, "/v1/admin/users", token).await["users"]
-        .as_array()
-        .unwrap()
+        .users
         .len()
 }
 
-async fn records_in(app: &TestApp, slug: &str, token: &str, collection: &str) -> Vec<Value> {
-    let page = get_json(
-        app,
-        slug,
-        &format!("/v1/collections/{collection}/records"),
-        token,
-    )
-    .await;
-    page["records"].as_array().cloned().unwrap_or_default()
+async fn records_in(owner: &Client, collection: &str) -> Vec<Record> {
+    owner
+        .records(collection)
+        .list(&ListQuery::default())
+        .await
+        .unwrap()
+        .records
 }
 
-fn unsupported() -> (StatusCode, String) {
-    (
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type".to_owned(),
-    )
-}
+const UNSUPPORTED: (StatusCode, &str) =
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
 
 /// Asserts a 400 `invalid_json` that names `key` as the one repeated; returns the details.
-async fn refused_for_duplicate(response: reqwest::Response, key: &str) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_json", "{body}");
-    assert_eq!(body["error"]["details"]["duplicate_key"], key, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("\"{key}\" appears twice")),
-        "{body}"
+fn refused_for_duplicate(reply: &Reply, key: &str) -> Value {
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json"),
+        "{}",
+        reply.text()
     );
-    body["error"]["details"].clone()
+    let error = reply.error().unwrap();
+    let details = error.details.clone().unwrap_or_default();
+    assert_eq!(details["duplicate_key"], key, "{}", reply.text());
+    assert!(
+        error.message.contains(&format!("\"{key}\" appears twice")),
+        "{}",
+        reply.text()
+    );
+    details
 }
 
 #[tokio::test]
 async fn json_endpoints_of_both_planes_take_only_application_json_with_or_without_parameters() {
     let app = TestApp::spawn().await;
-    let owner = owner_of(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     app.raise_rate_limits("acme").await;
-    let login = json!({"email": OWNER, "password": PASSWORD}).to_string();
+    let login = json!({"email": OWNER_EMAIL, "password": PASSWORD}).to_string();
     let invitation = json!({"email": unique_address("typed"), "roles": []}).to_string();
     let record = json!({"title": "first"}).to_string();
     let records = "/v1/collections/notes/records";
+    let anonymous = owner.anonymous();
+    let operator_api = app.operator_api();
+    let operator = operator_api.client();
 
     for content_type in JSON_BY_ANOTHER_NAME {
-        let response = tenant_request(&app, Method::POST, "acme", "/v1/auth/login")
-            .header("content-type", content_type)
-            .body(login.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            checked(response).await,
-            unsupported(),
-            "login, {content_type}"
-        );
-        let response = send_raw(
-            &app,
+        let reply = send_raw(
+            &anonymous,
             Method::POST,
-            "acme",
-            "/v1/admin/users/invitations",
+            "/v1/auth/login",
+            content_type,
+            &login,
+        )
+        .await;
+        assert_eq!(checked(&reply), UNSUPPORTED, "login, {content_type}");
+        let reply = send_raw(
             &owner,
+            Method::POST,
+            "/v1/admin/users/invitations",
             content_type,
             &invitation,
         )
         .await;
-        assert_eq!(
-            checked(response).await,
-            unsupported(),
-            "invite, {content_type}"
-        );
-        let response = send_raw(
-            &app,
+        assert_eq!(checked(&reply), UNSUPPORTED, "invite, {content_type}");
+        let reply = send_raw(&owner, Method::POST, records, content_type, &record).await;
+        assert_eq!(checked(&reply), UNSUPPORTED, "record, {content_type}");
+        let reply = send_raw(
+            operator,
             Method::POST,
-            "acme",
-            records,
-            &owner,
+            "/v1/tenants",
             content_type,
-            &record,
+            &json!({"slug": "beta"}).to_string(),
         )
         .await;
-        assert_eq!(
-            checked(response).await,
-            unsupported(),
-            "record, {content_type}"
-        );
-        let response = app
-            .operator(Method::POST, "/v1/tenants")
-            .header("content-type", content_type)
-            .body(json!({"slug": "beta"}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            checked(response).await,
-            unsupported(),
-            "tenant, {content_type}"
-        );
+        assert_eq!(checked(&reply), UNSUPPORTED, "tenant, {content_type}");
     }
-    assert_eq!(user_count(&app, "acme", &owner).await, 1, "no user invited");
+    assert_eq!(user_count(&owner).await, 1, "no user invited");
     assert_eq!(app.tenant_count("beta").await, 0, "no tenant created");
 
     // `application/json` with parameters, in any case, is JSON.
-    let response = tenant_request(&app, Method::POST, "acme", "/v1/auth/login")
-        .header("content-type", "application/json; charset=utf-8")
-        .body(login)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let response = send_raw(
-        &app,
+    let reply = send_raw(
+        &anonymous,
         Method::POST,
-        "acme",
-        "/v1/admin/users/invitations",
+        "/v1/auth/login",
+        "application/json; charset=utf-8",
+        &login,
+    )
+    .await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    let reply = send_raw(
         &owner,
+        Method::POST,
+        "/v1/admin/users/invitations",
         "Application/JSON; charset=UTF-8",
         &invitation,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let response = send_raw(
-        &app,
-        Method::POST,
-        "acme",
-        records,
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let reply = send_raw(
         &owner,
+        Method::POST,
+        records,
         "application/json;charset=utf-8",
         &record,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let response = app
-        .operator(Method::POST, "/v1/tenants")
-        .header("content-type", "application/json; charset=utf-8")
-        .body(json!({"slug": "beta"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(user_count(&app, "acme", &owner).await, 2);
-    assert_eq!(records_in(&app, "acme", &owner, "notes").await.len(), 1);
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let reply = send_raw(
+        operator,
+        Method::POST,
+        "/v1/tenants",
+        "application/json; charset=utf-8",
+        &json!({"slug": "beta"}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    assert_eq!(user_count(&owner).await, 2);
+    assert_eq!(records_in(&owner, "notes").await.len(), 1);
     assert_eq!(app.tenant_count("beta").await, 1);
 }
 
 #[tokio::test]
 async fn records_patch_also_takes_merge_patch_json_and_nothing_else_by_another_name() {
     let app = TestApp::spawn().await;
-    let owner = owner_of(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     app.raise_rate_limits("acme").await;
-    let created: Value = send_raw(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/collections/notes/records",
-        &owner,
-        "application/json",
-        r#"{"title": "first"}"#,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let path = format!(
-        "/v1/collections/notes/records/{}",
-        created["id"].as_str().unwrap()
-    );
+    let notes = owner.records("notes");
+    let created = notes.create(&json!({"title": "first"})).await.unwrap();
+    let path = format!("/v1/collections/notes/records/{}", created.id);
     for content_type in ["application/vnd.api+json", "text/json"] {
-        let response = send_raw(
-            &app,
-            Method::PATCH,
-            "acme",
-            &path,
+        let reply = send_raw(
             &owner,
+            Method::PATCH,
+            &path,
             content_type,
             r#"{"title": "changed"}"#,
         )
         .await;
-        assert_eq!(checked(response).await, unsupported(), "{content_type}");
+        assert_eq!(checked(&reply), UNSUPPORTED, "{content_type}");
     }
-    assert_eq!(get_json(&app, "acme", &path, &owner).await["version"], 1);
-    let response = send_raw(
-        &app,
-        Method::PATCH,
-        "acme",
-        &path,
+    assert_eq!(notes.get(created.id).await.unwrap().version, 1);
+    let reply = send_raw(
         &owner,
+        Method::PATCH,
+        &path,
         "application/merge-patch+json; charset=utf-8",
         r#"{"title": "patched"}"#,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(
-        get_json(&app, "acme", &path, &owner).await["data"]["title"],
+        notes.get(created.id).await.unwrap().data["title"],
         "patched"
     );
 }
@@ -269,69 +203,54 @@ async fn records_patch_also_takes_merge_patch_json_and_nothing_else_by_another_n
 #[tokio::test]
 async fn a_json_body_naming_a_key_twice_is_refused_on_the_data_plane_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let owner = owner_of(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     app.raise_rate_limits("acme").await;
     let email = unique_address("twice");
 
     // Which roles? serde_json would keep the last; a proxy's parser might keep the first.
-    let response = send_raw(
-        &app,
-        Method::POST,
-        "acme",
-        "/v1/admin/users/invitations",
+    let reply = send_raw(
         &owner,
+        Method::POST,
+        "/v1/admin/users/invitations",
         "application/json",
         &format!(r#"{{"email": "{email}", "roles": ["owner"], "roles": []}}"#),
     )
     .await;
-    let details = refused_for_duplicate(response, "roles").await;
+    let details = refused_for_duplicate(&reply, "roles");
     assert_eq!(details["object"], "");
-    assert_eq!(user_count(&app, "acme", &owner).await, 1, "nothing invited");
+    assert_eq!(user_count(&owner).await, 1, "nothing invited");
 
     // A body read as free-form JSON (no typed struct to notice): the CORS settings.
-    let before = get_json(&app, "acme", "/v1/settings/cors", &owner).await;
-    let response = send_raw(
-        &app,
-        Method::PUT,
-        "acme",
-        "/v1/settings/cors",
+    let before = owner.setting("cors").await.unwrap();
+    let reply = send_raw(
         &owner,
+        Method::PUT,
+        "/v1/settings/cors",
         "application/json",
         r#"{"allowed_origins": ["https://app.acme.example"], "allowed_origins": []}"#,
     )
     .await;
-    refused_for_duplicate(response, "allowed_origins").await;
-    assert_eq!(
-        get_json(&app, "acme", "/v1/settings/cors", &owner).await,
-        before
-    );
+    refused_for_duplicate(&reply, "allowed_origins");
+    assert_eq!(owner.setting("cors").await.unwrap(), before);
 
     // Sign-in: a second password is not a second guess.
-    let response = tenant_request(&app, Method::POST, "acme", "/v1/auth/login")
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"email": "{OWNER}", "password": "wrong", "password": "{PASSWORD}"}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    refused_for_duplicate(response, "password").await;
+    let reply = send_raw(
+        &owner.anonymous(),
+        Method::POST,
+        "/v1/auth/login",
+        "application/json",
+        &format!(r#"{{"email": "{OWNER_EMAIL}", "password": "wrong", "password": "{PASSWORD}"}}"#),
+    )
+    .await;
+    refused_for_duplicate(&reply, "password");
 
     // Records read their own bodies: the same rule, at any depth, after unescaping.
     let records = "/v1/collections/notes/records";
-    let created: Value = send_raw(
-        &app,
-        Method::POST,
-        "acme",
-        records,
-        &owner,
-        "application/json",
-        r#"{"title": "kept", "meta": {"tag": 1}}"#,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let created = owner
+        .records("notes")
+        .create(&json!({"title": "kept", "meta": {"tag": 1}}))
+        .await
+        .unwrap();
     for (body, key, object) in [
         (
             r#"{"title": "a", "meta": {"tag": 1, "tag": 2}}"#,
@@ -341,41 +260,30 @@ async fn a_json_body_naming_a_key_twice_is_refused_on_the_data_plane_and_changes
         (r#"{"title": "a", "\u0074itle": "b"}"#, "title", ""),
         (r#"{"list": [{"x": 1}, {"x": 1, "x": 2}]}"#, "x", "/list/1"),
     ] {
-        let response = send_raw(
-            &app,
-            Method::POST,
-            "acme",
-            records,
-            &owner,
-            "application/json",
-            body,
-        )
-        .await;
-        let details = refused_for_duplicate(response, key).await;
+        let reply = send_raw(&owner, Method::POST, records, "application/json", body).await;
+        let details = refused_for_duplicate(&reply, key);
         assert_eq!(details["object"], object, "{body}");
     }
-    let path = format!("{records}/{}", created["id"].as_str().unwrap());
+    let path = format!("{records}/{}", created.id);
     for (method, content_type) in [
         (Method::PUT, "application/json"),
         (Method::PATCH, "application/merge-patch+json"),
     ] {
-        let response = send_raw(
-            &app,
-            method.clone(),
-            "acme",
-            &path,
+        let reply = send_raw(
             &owner,
+            method,
+            &path,
             content_type,
             r#"{"title": "changed", "title": null}"#,
         )
         .await;
-        refused_for_duplicate(response, "title").await;
+        refused_for_duplicate(&reply, "title");
     }
-    let stored = records_in(&app, "acme", &owner, "notes").await;
+    let stored = records_in(&owner, "notes").await;
     assert_eq!(stored.len(), 1, "only the first record");
-    assert_eq!(stored[0]["version"], 1);
+    assert_eq!(stored[0].version, 1);
     assert_eq!(
-        stored[0]["data"],
+        Value::Object(stored[0].data.clone()),
         json!({"title": "kept", "meta": {"tag": 1}})
     );
 }
@@ -385,49 +293,39 @@ async fn a_json_body_naming_a_key_twice_is_refused_on_the_control_plane_and_chan
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
 
-    let response = app
-        .operator(Method::POST, "/v1/tenants")
-        .header("content-type", "application/json")
-        .body(r#"{"slug": "beta", "slug": "gamma"}"#)
-        .send()
-        .await
-        .unwrap();
-    refused_for_duplicate(response, "slug").await;
+    let operator_api = app.operator_api();
+    let operator = operator_api.client();
+    let reply = send_raw(
+        operator,
+        Method::POST,
+        "/v1/tenants",
+        "application/json",
+        r#"{"slug": "beta", "slug": "gamma"}"#,
+    )
+    .await;
+    refused_for_duplicate(&reply, "slug");
     assert_eq!(app.tenant_count("beta").await, 0);
     assert_eq!(app.tenant_count("gamma").await, 0);
 
     // Deep inside a provider: which role does the `admins` group map to?
-    let before: Value = app
-        .operator(Method::GET, "/v1/tenants/acme/sso")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = operator.get("/v1/tenants/acme/sso").ok().await.unwrap();
     let provider = r#"{
         "name": "corp",
         "provider": {"kind": "oidc", "issuer": "https://idp.corp.example", "client_id": "c"},
         "client_secret": "s",
         "users": {"role_mapping": {"admins": "member", "admins": "owner"}}
     }"#;
-    let response = app
-        .operator(Method::POST, "/v1/tenants/acme/sso")
-        .header("content-type", "application/json")
-        .body(provider)
-        .send()
-        .await
-        .unwrap();
-    let details = refused_for_duplicate(response, "admins").await;
+    let reply = send_raw(
+        operator,
+        Method::POST,
+        "/v1/tenants/acme/sso",
+        "application/json",
+        provider,
+    )
+    .await;
+    let details = refused_for_duplicate(&reply, "admins");
     assert_eq!(details["object"], "/users/role_mapping");
-    let after: Value = app
-        .operator(Method::GET, "/v1/tenants/acme/sso")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = operator.get("/v1/tenants/acme/sso").ok().await.unwrap();
     assert_eq!(after, before);
 }
 
@@ -439,70 +337,75 @@ fn padding(line_bytes: usize) -> String {
 #[tokio::test]
 async fn oversized_request_headers_get_431_with_the_json_envelope_on_both_planes() {
     let app = TestApp::spawn().await;
-    let owner = owner_of(&app, "acme").await;
+    let owner = app.tenant_with_owner("acme").await;
     app.raise_rate_limits("acme").await;
 
     // At the limit: served.
-    let response = tenant_request(&app, Method::GET, "acme", "/v1/tenant")
-        .header("x-padding", padding(8 * 1024))
+    let anonymous = owner.anonymous();
+    let reply = anonymous
+        .get("/v1/tenant")
+        .header("x-padding", &padding(8 * 1024))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
 
     // One line over 8 KiB, on a change: refused before the handler.
-    let response = tenant_request(&app, Method::POST, "acme", "/v1/admin/users/invitations")
-        .bearer_auth(&owner)
-        .header("x-padding", padding(8 * 1024 + 1))
+    let reply = owner
+        .post("/v1/admin/users/invitations")
+        .header("x-padding", &padding(8 * 1024 + 1))
         .json(&json!({"email": unique_address("big"), "roles": []}))
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
     assert_eq!(
-        status,
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "{body}"
-    );
-    assert_eq!(body["error"]["code"], "request_headers_too_large");
-    assert_eq!(body["error"]["details"]["header"], "x-padding");
-    assert_eq!(body["error"]["details"]["limit_bytes"], 8 * 1024);
-    assert_eq!(user_count(&app, "acme", &owner).await, 1, "nothing invited");
-
-    // Lines each under 8 KiB, over 32 KiB in all.
-    let mut request = tenant_request(&app, Method::GET, "acme", "/v1/tenant");
-    for index in 0..5 {
-        request = request.header(format!("x-padding-{index}"), "y".repeat(7 * 1024));
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(
-        checked(response).await,
+        reply.error_code(),
         (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_headers_too_large".to_owned()
+            "request_headers_too_large"
+        ),
+        "{}",
+        reply.text()
+    );
+    let details = reply.error().unwrap().details.clone().unwrap_or_default();
+    assert_eq!(details["header"], "x-padding");
+    assert_eq!(details["limit_bytes"], 8 * 1024);
+    assert_eq!(user_count(&owner).await, 1, "nothing invited");
+
+    // Lines each under 8 KiB, over 32 KiB in all.
+    let mut request = anonymous.get("/v1/tenant");
+    for index in 0..5 {
+        request = request.header(&format!("x-padding-{index}"), &"y".repeat(7 * 1024));
+    }
+    let reply = request.send().await.unwrap();
+    assert_eq!(
+        checked(&reply),
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large"
         )
     );
 
     // The control plane holds its callers to the same limits.
-    let response = app
-        .operator(Method::GET, "/v1/tenants")
-        .header("x-padding", padding(8 * 1024 + 1))
+    let operator = app.operator_api();
+    let reply = operator
+        .call(Method::GET, "/v1/tenants")
+        .header("x-padding", &padding(8 * 1024 + 1))
         .send()
         .await
         .unwrap();
     assert_eq!(
-        checked(response).await,
+        checked(&reply),
         (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_headers_too_large".to_owned()
+            "request_headers_too_large"
         )
     );
-    let response = app
-        .operator(Method::GET, "/v1/tenants")
-        .header("x-padding", padding(8 * 1024))
+    let reply = operator
+        .call(Method::GET, "/v1/tenants")
+        .header("x-padding", &padding(8 * 1024))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
 }

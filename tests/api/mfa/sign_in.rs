@@ -3,16 +3,25 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tenantry_tests::client::Tokens;
 
 use super::*;
 
 #[tokio::test]
 async fn with_totp_the_password_gives_an_mfa_token_and_the_code_gives_tokens_with_amr() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     clock.advance(STEP);
 
-    let answer = app.sign_in("acme", "ada@acme.example", PASSWORD).await;
+    let answer = app
+        .tenant("acme")
+        .post("/v1/auth/login")
+        .json(&json!({"email": "ada@acme.example", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer = answer.value();
     assert_eq!(answer["mfa_required"], true);
     assert_eq!(answer["expires_in"], 300);
     let challenge = answer["mfa_token"].as_str().unwrap();
@@ -24,38 +33,36 @@ async fn with_totp_the_password_gives_an_mfa_token_and_the_code_gives_tokens_wit
     let db = app.superuser().await;
     let stored: i64 = db
         .query_one(
-            "SELECT count(*) FROM tenant_acme.mfa_challenges WHERE token_hash = $1",
+            "SELECT count(*) AS stored FROM tenant_acme.mfa_challenges WHERE token_hash = $1",
             &[&digest],
         )
         .await
         .unwrap()
-        .get(0);
+        .try_get("stored")
+        .unwrap();
     assert_eq!(stored, 1, "the challenge is stored as its digest");
     let sessions: i64 = db
-        .query_one("SELECT count(*) FROM tenant_acme.sessions", &[])
+        .query_one("SELECT count(*) AS sessions FROM tenant_acme.sessions", &[])
         .await
         .unwrap()
-        .get(0);
+        .try_get("sessions")
+        .unwrap();
     assert_eq!(sessions, 1, "only the session that enrolled");
 
-    let (status, tokens) = verify(
-        &app,
-        "acme",
-        challenge,
-        &oathtool(&enrolled.secret, clock.now()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
-    let (status, me) = send(get_as(
-        &app,
-        "acme",
-        "/v1/me",
-        tokens["access_token"].as_str().unwrap(),
-    ))
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(me["amr"], json!(["pwd", "otp"]));
-    assert_eq!(me["restrictions"], json!([]));
+    let tokens = app
+        .tenant("acme")
+        .auth()
+        .verify_mfa(challenge, &oathtool(&enrolled.secret, clock.now()))
+        .await
+        .unwrap();
+    let me = app
+        .as_bearer("acme", tokens.access_token.expose())
+        .me()
+        .get()
+        .await
+        .unwrap();
+    assert_eq!(me.amr, ["pwd", "otp"]);
+    assert!(me.restrictions.is_empty());
 
     // Every step is in the attempt log.
     let attempts: Vec<(String, String)> = db
@@ -66,7 +73,12 @@ async fn with_totp_the_password_gives_an_mfa_token_and_the_code_gives_tokens_wit
         .await
         .unwrap()
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| {
+            (
+                row.try_get("method").unwrap(),
+                row.try_get("outcome").unwrap(),
+            )
+        })
         .collect();
     assert!(attempts.contains(&("password".to_owned(), "mfa_required".to_owned())));
     assert!(attempts.contains(&("totp".to_owned(), "success".to_owned())));
@@ -74,7 +86,7 @@ async fn with_totp_the_password_gives_an_mfa_token_and_the_code_gives_tokens_wit
 
 #[tokio::test]
 async fn codes_one_step_off_are_accepted_and_two_steps_off_are_refused() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     clock.advance(time::Duration::minutes(10));
     let now = clock.now();
@@ -82,48 +94,48 @@ async fn codes_one_step_off_are_accepted_and_two_steps_off_are_refused() {
 
     let challenge = mfa_token(&app, "acme").await;
     for steps in [-2, 2] {
-        let (status, body) = verify(&app, "acme", &challenge, &code_at(steps)).await;
         assert_eq!(
-            (status, code_of(&body)),
+            verify(&app, "acme", &challenge, &code_at(steps))
+                .await
+                .error_code(),
             (StatusCode::UNAUTHORIZED, "invalid_mfa_code")
         );
     }
-    let (status, _) = verify(&app, "acme", &challenge, &code_at(-1)).await;
-    assert_eq!(status, StatusCode::OK);
+    let answer = verify(&app, "acme", &challenge, &code_at(-1)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
 
     let challenge = mfa_token(&app, "acme").await;
-    let (status, _) = verify(&app, "acme", &challenge, &code_at(1)).await;
-    assert_eq!(status, StatusCode::OK);
+    let answer = verify(&app, "acme", &challenge, &code_at(1)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_totp_code_signs_in_once_even_when_sent_twice_at_the_same_moment() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
 
     // The code that enabled TOTP cannot sign in.
     let challenge = mfa_token(&app, "acme").await;
-    let (status, body) = verify(
-        &app,
-        "acme",
-        &challenge,
-        &oathtool(&enrolled.secret, clock.now()),
-    )
-    .await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(
+            &app,
+            "acme",
+            &challenge,
+            &oathtool(&enrolled.secret, clock.now())
+        )
+        .await
+        .error_code(),
         (StatusCode::UNAUTHORIZED, "mfa_code_reused")
     );
 
     // Next step: one use, then the same code again on a fresh challenge is refused.
     clock.advance(STEP);
     let code = oathtool(&enrolled.secret, clock.now());
-    let (status, _) = verify(&app, "acme", &challenge, &code).await;
-    assert_eq!(status, StatusCode::OK);
+    let answer = verify(&app, "acme", &challenge, &code).await;
+    assert_eq!(answer.status(), StatusCode::OK);
     let again = mfa_token(&app, "acme").await;
-    let (status, body) = verify(&app, "acme", &again, &code).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &again, &code).await.error_code(),
         (StatusCode::UNAUTHORIZED, "mfa_code_reused")
     );
 
@@ -136,7 +148,7 @@ async fn a_totp_code_signs_in_once_even_when_sent_twice_at_the_same_moment() {
         verify(&app, "acme", &first, &code),
         verify(&app, "acme", &second, &code)
     );
-    let mut statuses = [a.0, b.0];
+    let mut statuses = [a.status(), b.status()];
     statuses.sort();
     assert_eq!(
         statuses,
@@ -147,7 +159,7 @@ async fn a_totp_code_signs_in_once_even_when_sent_twice_at_the_same_moment() {
 
 #[tokio::test]
 async fn an_mfa_challenge_is_single_use_expires_and_dies_after_five_wrong_codes() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     let next_code = || {
         clock.advance(STEP);
@@ -156,20 +168,22 @@ async fn an_mfa_challenge_is_single_use_expires_and_dies_after_five_wrong_codes(
 
     // Single use.
     let challenge = mfa_token(&app, "acme").await;
-    let (status, _) = verify(&app, "acme", &challenge, &next_code()).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = verify(&app, "acme", &challenge, &next_code()).await;
+    let answer = verify(&app, "acme", &challenge, &next_code()).await;
+    assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &challenge, &next_code())
+            .await
+            .error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_mfa_token")
     );
 
     // Expired after five minutes.
     let challenge = mfa_token(&app, "acme").await;
     clock.advance(time::Duration::minutes(5));
-    let (status, body) = verify(&app, "acme", &challenge, &next_code()).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &challenge, &next_code())
+            .await
+            .error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_mfa_token")
     );
 
@@ -179,113 +193,105 @@ async fn an_mfa_challenge_is_single_use_expires_and_dies_after_five_wrong_codes(
     let right = next_code();
     let wrong = wrong_code(&enrolled.secret, clock.now());
     for _ in 0..5 {
-        let (status, body) = verify(&app, "acme", &challenge, &wrong).await;
         assert_eq!(
-            (status, code_of(&body)),
+            verify(&app, "acme", &challenge, &wrong).await.error_code(),
             (StatusCode::UNAUTHORIZED, "invalid_mfa_code")
         );
     }
-    let (status, body) = verify(&app, "acme", &challenge, &right).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &challenge, &right).await.error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_mfa_token")
     );
     // The wrong codes also counted toward the address's lockout, so fresh challenges cannot
     // be used to keep guessing.
     let locked = app
-        .tenant_post(
-            "acme",
-            "/v1/auth/login",
-            &json!({"email": "ada@acme.example", "password": PASSWORD}),
-        )
-        .send()
+        .tenant("acme")
+        .auth()
+        .login("ada@acme.example", PASSWORD)
         .await
-        .unwrap();
-    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+        .unwrap_err();
+    assert_eq!(locked.status(), Some(StatusCode::TOO_MANY_REQUESTS));
     // Nor can a challenge made before the lock.
-    let (status, body) = verify(&app, "acme", &spare, &right).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &spare, &right).await.error_code(),
         (StatusCode::TOO_MANY_REQUESTS, "login_locked")
     );
 }
 
 #[tokio::test]
 async fn a_right_password_does_not_reset_the_count_of_wrong_codes() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     clock.advance(STEP);
     let wrong = wrong_code(&enrolled.secret, clock.now());
     for _ in 0..4 {
         let challenge = mfa_token(&app, "acme").await;
-        let (status, _) = verify(&app, "acme", &challenge, &wrong).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let answer = verify(&app, "acme", &challenge, &wrong).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     }
     let challenge = mfa_token(&app, "acme").await;
-    let (status, _) = verify(&app, "acme", &challenge, &wrong).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = verify(
-        &app,
-        "acme",
-        &challenge,
-        &oathtool(&enrolled.secret, clock.now()),
-    )
-    .await;
+    let answer = verify(&app, "acme", &challenge, &wrong).await;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        (status, code_of(&body)),
+        verify(
+            &app,
+            "acme",
+            &challenge,
+            &oathtool(&enrolled.secret, clock.now())
+        )
+        .await
+        .error_code(),
         (StatusCode::TOO_MANY_REQUESTS, "login_locked")
     );
 }
 
 #[tokio::test]
 async fn a_backup_code_signs_in_once() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     let backup = enrolled.backup_codes[3].to_uppercase();
 
     let challenge = mfa_token(&app, "acme").await;
-    let (status, tokens) = verify(&app, "acme", &challenge, &backup).await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
-    let access = tokens["access_token"].as_str().unwrap();
-    let (_, me) = send(get_as(&app, "acme", "/v1/me", access)).await;
-    assert_eq!(me["amr"], json!(["pwd", "backup_code"]));
-    let (_, mfa) = send(get_as(&app, "acme", "/v1/me/mfa", access)).await;
-    assert_eq!(mfa["backup_codes_remaining"], 9);
+    let answer = verify(&app, "acme", &challenge, &backup).await;
+    assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text());
+    let tokens: Tokens = answer.json().unwrap();
+    let ada = app.as_bearer("acme", tokens.access_token.expose());
+    assert_eq!(ada.me().get().await.unwrap().amr, ["pwd", "backup_code"]);
+    assert_eq!(ada.me().mfa().await.unwrap()["backup_codes_remaining"], 9);
 
     let challenge = mfa_token(&app, "acme").await;
-    let (status, body) = verify(&app, "acme", &challenge, &backup).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "acme", &challenge, &backup).await.error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_mfa_code")
     );
     let methods: i64 = app
         .superuser()
         .await
         .query_one(
-            "SELECT count(*) FROM tenant_acme.login_attempts WHERE method = 'backup_code'",
+            "SELECT count(*) AS methods FROM tenant_acme.login_attempts WHERE method = 'backup_code'",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
+        .try_get("methods")
+        .unwrap();
     assert_eq!(methods, 2);
 }
 
 #[tokio::test]
 async fn an_mfa_token_of_tenant_a_means_nothing_at_tenant_b() {
-    let (app, clock) = app_with_clock().await;
+    let (app, clock) = TestApp::spawn_with_clock().await;
     let enrolled = tenant_with_mfa_admin(&app, &clock, "acme").await;
     tenant_with_mfa_admin(&app, &clock, "beta").await;
     clock.advance(STEP);
     let code = oathtool(&enrolled.secret, clock.now());
 
     let challenge = mfa_token(&app, "acme").await;
-    let (status, body) = verify(&app, "beta", &challenge, &code).await;
     assert_eq!(
-        (status, code_of(&body)),
+        verify(&app, "beta", &challenge, &code).await.error_code(),
         (StatusCode::UNAUTHORIZED, "invalid_mfa_token")
     );
     // At its own tenant it still works (the refusal at B spent nothing).
-    let (status, _) = verify(&app, "acme", &challenge, &code).await;
-    assert_eq!(status, StatusCode::OK);
+    let answer = verify(&app, "acme", &challenge, &code).await;
+    assert_eq!(answer.status(), StatusCode::OK);
 }

@@ -25,14 +25,9 @@ async fn admins_manage_providers_and_secrets_stay_sealed() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-admin", &idp_address("owner")).await;
 
-    let created = create_provider(&app, "sso-admin", &admin, &oidc_body("corp")).await;
-    assert_eq!(
-        created.status(),
-        StatusCode::CREATED,
-        "{:?}",
-        created.text().await
-    );
-    let body = created.text().await.unwrap();
+    let created = create_provider(&admin, &oidc_body("corp")).await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let body = created.text();
     assert!(!body.contains("the-very-secret-client-secret"));
     let view: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(view["has_client_secret"], true);
@@ -57,41 +52,23 @@ async fn admins_manage_providers_and_secrets_stay_sealed() {
         .windows(b"very-secret".len())
         .any(|window| window == b"very-secret"));
 
-    let listed = app
-        .tenant_get("sso-admin", "/v1/admin/sso")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = admin.get("/v1/admin/sso").send().await.unwrap().text();
     assert!(listed.contains("\"corp\"") && !listed.contains("very-secret"));
 
     // Same name again: 409; the domain bound to another provider: 409.
-    let again = create_provider(&app, "sso-admin", &admin, &oidc_body("corp")).await;
+    let again = create_provider(&admin, &oidc_body("corp")).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    let other = create_provider(&app, "sso-admin", &admin, &oidc_body("corp-two")).await;
+    let other = create_provider(&admin, &oidc_body("corp-two")).await;
     assert_eq!(other.status(), StatusCode::CONFLICT);
-    let body: Value = other.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "sso_domain_taken");
+    assert_eq!(
+        other.error_code(),
+        (StatusCode::CONFLICT, "sso_domain_taken")
+    );
     assert_eq!(count(&app, "sso-admin", "sso_providers").await, 1);
 
-    let deleted = app
-        .http
-        .delete(format!("{}/v1/admin/sso/corp", app.data_url))
-        .header("X-Tenant", "sso-admin")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let deleted = admin.delete("/v1/admin/sso/corp").send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let gone = app
-        .tenant_get("sso-admin", "/v1/admin/sso/corp")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let gone = admin.get("/v1/admin/sso/corp").send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     assert_eq!(count(&app, "sso-admin", "sso_domains").await, 0);
 }
@@ -158,11 +135,13 @@ async fn bad_provider_configurations_are_refused_and_change_nothing() {
         "invalid_sso_config",
     ));
     for (case, body, expected) in cases {
-        let response = create_provider(&app, "sso-bad", &admin, &body).await;
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {answer}");
-        assert_eq!(answer["error"]["code"], expected, "{case}: {answer}");
+        let refused = create_provider(&admin, &body).await;
+        assert_eq!(
+            refused.error_code(),
+            (StatusCode::BAD_REQUEST, expected),
+            "{case}: {}",
+            refused.text()
+        );
     }
     assert_eq!(count(&app, "sso-bad", "sso_providers").await, 0);
 }
@@ -172,24 +151,16 @@ async fn only_holders_of_sso_permissions_see_or_change_providers() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-rbac", &idp_address("owner")).await;
     // A member signs in through SSO (default role member) and tries the admin API.
-    oidc_provider(&app, "sso-rbac", &admin, "corp", json!({})).await;
-    let member: Value = oidc_sign_in(&app, "sso-rbac", "corp", &idp_address("member"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let member = member["access_token"].as_str().unwrap();
-    let listed = app
-        .tenant_get("sso-rbac", "/v1/admin/sso")
-        .bearer_auth(member)
-        .send()
-        .await
-        .unwrap();
+    oidc_provider("sso-rbac", &admin, "corp", json!({})).await;
+    let signed_in = oidc_sign_in(&app, "sso-rbac", "corp", &idp_address("member")).await;
+    let member = session_of(&app, "sso-rbac", &signed_in);
+    let listed = member.get("/v1/admin/sso").send().await.unwrap();
     assert_eq!(listed.status(), StatusCode::FORBIDDEN);
-    let created = create_provider(&app, "sso-rbac", member, &oidc_body("mine")).await;
+    let created = create_provider(&member, &oidc_body("mine")).await;
     assert_eq!(created.status(), StatusCode::FORBIDDEN);
-    let anonymous = app
-        .tenant_get("sso-rbac", "/v1/admin/sso")
+    let anonymous = member
+        .anonymous()
+        .get("/v1/admin/sso")
         .send()
         .await
         .unwrap();

@@ -10,10 +10,11 @@ mod oidc_security;
 mod operator;
 mod saml;
 
-use reqwest::header::{HOST, LOCATION};
+use reqwest::header::LOCATION;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tenantry_tests::{TestApp, BASE_DOMAIN};
+use tenantry_tests::client::Tokens;
+use tenantry_tests::{Client, Reply, TestApp, BASE_DOMAIN, PASSWORD};
 
 pub fn oidc_issuer() -> String {
     std::env::var("TENANTRY_TEST_OIDC_ISSUER")
@@ -110,7 +111,8 @@ impl OidcProvider {
 /// redirect back to the tenant's host.
 pub struct Browser {
     http: reqwest::Client,
-    data_url: String,
+    /// The data plane, over the same cookie jar; requests name the tenant by host.
+    data_plane: Client,
 }
 
 /// The first `attribute="…"` value inside the first tag that matches `tag_start`.
@@ -124,37 +126,39 @@ fn html_attribute(html: &str, tag_start: &str, attribute: &str) -> Option<String
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         Self {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            data_url: app.data_url.clone(),
+            data_plane: Client::with_http(http.clone(), &app.data_url),
+            http,
         }
     }
 
     /// A GET to the data plane as `https://<slug>.tenantry.test<path_and_query>`.
-    pub async fn tenant_get(&self, slug: &str, path_and_query: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path_and_query}", self.data_url))
-            .header(HOST, format!("{slug}.{BASE_DOMAIN}"))
+    pub async fn tenant_get(&self, slug: &str, path_and_query: &str) -> Reply {
+        self.data_plane
+            .get(path_and_query)
+            .header("host", &format!("{slug}.{BASE_DOMAIN}"))
             .send()
             .await
             .unwrap()
     }
 
     /// A form POST to the data plane at the tenant's host.
-    pub async fn tenant_post_form(
-        &self,
-        slug: &str,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.data_url))
-            .header(HOST, format!("{slug}.{BASE_DOMAIN}"))
-            .form(form)
+    pub async fn tenant_post_form(&self, slug: &str, path: &str, form: &[(&str, &str)]) -> Reply {
+        // `application/x-www-form-urlencoded` is what a URL's query pairs are encoded as.
+        let mut encoded = reqwest::Url::parse("http://form.invalid/").unwrap();
+        encoded.query_pairs_mut().extend_pairs(form);
+        self.data_plane
+            .post(path)
+            .header("host", &format!("{slug}.{BASE_DOMAIN}"))
+            .body(
+                encoded.query().unwrap_or_default(),
+                "application/x-www-form-urlencoded",
+            )
             .send()
             .await
             .unwrap()
@@ -162,16 +166,16 @@ impl Browser {
 
     /// `GET /v1/auth/sso/{provider}/start` at the tenant: the IdP URL it redirects to.
     pub async fn start(&self, slug: &str, provider: &str) -> String {
-        let response = self
+        let reply = self
             .tenant_get(slug, &format!("/v1/auth/sso/{provider}/start"))
             .await;
         assert_eq!(
-            response.status(),
+            reply.status(),
             StatusCode::FOUND,
-            "start answered {:?}",
-            response.text().await
+            "start answered {}",
+            reply.text()
         );
-        response.headers()[LOCATION].to_str().unwrap().to_owned()
+        reply.header(LOCATION.as_str()).unwrap().to_owned()
     }
 
     /// Walks the OIDC provider's pages from `url` (signing in as `login`, consenting) until it
@@ -220,7 +224,7 @@ impl Browser {
     }
 
     /// Delivers a redirect to `https://<slug>.tenantry.test/...` to the data plane.
-    pub async fn follow_to_tenant(&self, slug: &str, url: &str) -> reqwest::Response {
+    pub async fn follow_to_tenant(&self, slug: &str, url: &str) -> Reply {
         let path_and_query = url
             .strip_prefix(&tenant_base(slug))
             .unwrap_or_else(|| panic!("{url} is not at {slug}'s host"));
@@ -361,7 +365,7 @@ impl Browser {
         provider: &str,
         post: &SamlPost,
         relay_state: bool,
-    ) -> reqwest::Response {
+    ) -> Reply {
         let mut form = vec![("SAMLResponse", post.saml_response.as_str())];
         if let (true, Some(relay)) = (relay_state, post.relay_state.as_deref()) {
             form.push(("RelayState", relay));
@@ -373,13 +377,8 @@ impl Browser {
     /// A genuine SAML sign-in as `login` through `provider` at `slug`, asserted to succeed.
     pub async fn saml_sign_in(&self, slug: &str, provider: &str, login: &str) {
         let post = self.saml_response(slug, provider, login, "", "").await;
-        let response = self.post_to_acs(slug, provider, &post, true).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "{:?}",
-            response.text().await
-        );
+        let reply = self.post_to_acs(slug, provider, &post, true).await;
+        assert_eq!(reply.status(), StatusCode::OK, "{}", reply.text());
     }
 }
 
@@ -388,7 +387,7 @@ impl Browser {
 pub async fn saml_provider(
     app: &TestApp,
     slug: &str,
-    admin_token: &str,
+    admin: &Client,
     name: &str,
     extra: Value,
 ) -> Value {
@@ -397,49 +396,34 @@ pub async fn saml_provider(
     if let (Value::Object(provider), Value::Object(extra)) = (&mut provider, extra) {
         provider.extend(extra);
     }
-    let response = create_provider(
-        app,
-        slug,
-        admin_token,
+    let created = create_provider(
+        admin,
         &json!({"name": name, "provider": provider,
                 "users": {"role_mapping": {"auditors": "manager"}}}),
     )
     .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "{}",
-        response.text().await.unwrap()
-    );
-    let view: Value = response.json().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
     let metadata = Browser::new(app)
         .tenant_get(slug, &format!("/v1/auth/saml/{name}/metadata"))
         .await;
     assert_eq!(metadata.status(), StatusCode::OK);
-    idp.register_sp(metadata.text().await.unwrap()).await;
-    view
+    idp.register_sp(metadata.text()).await;
+    created.value()
 }
 
-/// A tenant with an active admin, its limits lifted; returns the admin's access token.
-pub async fn tenant_with_admin(app: &TestApp, slug: &str, admin_email: &str) -> String {
-    app.tenant_with_active_admin(slug, admin_email, "correct horse battery staple")
+/// A tenant with an active admin, its limits lifted; the admin, signed in.
+pub async fn tenant_with_admin(app: &TestApp, slug: &str, admin_email: &str) -> Client {
+    app.tenant_with_active_admin(slug, admin_email, PASSWORD)
         .await;
     app.raise_rate_limits(slug).await;
-    let tokens = app
-        .sign_in(slug, admin_email, "correct horse battery staple")
-        .await;
-    tokens["access_token"].as_str().unwrap().to_owned()
+    app.signed_in(slug, admin_email, PASSWORD).await
 }
 
-/// `POST /v1/admin/sso` as `token`.
-pub async fn create_provider(
-    app: &TestApp,
-    slug: &str,
-    token: &str,
-    body: &Value,
-) -> reqwest::Response {
-    app.tenant_post(slug, "/v1/admin/sso", body)
-        .bearer_auth(token)
+/// `POST /v1/admin/sso` as `caller`, whatever the answer.
+pub async fn create_provider(caller: &Client, body: &Value) -> Reply {
+    caller
+        .post("/v1/admin/sso")
+        .json(body)
         .send()
         .await
         .unwrap()
@@ -447,9 +431,8 @@ pub async fn create_provider(
 
 /// An OIDC provider `name` at tenant `slug`, with its own client at the test provider.
 pub async fn oidc_provider(
-    app: &TestApp,
     slug: &str,
-    admin_token: &str,
+    admin: &Client,
     name: &str,
     users: Value,
 ) -> RegisteredClient {
@@ -457,10 +440,8 @@ pub async fn oidc_provider(
     let client = idp
         .register(&[format!("{}/v1/auth/sso/{name}/callback", tenant_base(slug))])
         .await;
-    let response = create_provider(
-        app,
-        slug,
-        admin_token,
+    let created = create_provider(
+        admin,
         &json!({
             "name": name,
             "display_name": "Corp SSO",
@@ -476,24 +457,30 @@ pub async fn oidc_provider(
         }),
     )
     .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "{}",
-        response.text().await.unwrap()
-    );
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
     client
 }
 
 /// Runs a whole OIDC sign-in at `slug` through provider `name` as `login`; the callback's
 /// answer.
-pub async fn oidc_sign_in(app: &TestApp, slug: &str, name: &str, login: &str) -> reqwest::Response {
+pub async fn oidc_sign_in(app: &TestApp, slug: &str, name: &str, login: &str) -> Reply {
     let browser = Browser::new(app);
     let authorize = browser.start(slug, name).await;
     let callback = browser
         .sign_in_at_oidc_provider(&authorize, login, &tenant_base(slug))
         .await;
     browser.follow_to_tenant(slug, &callback).await
+}
+
+/// The tokens a successful SSO sign-in answered with.
+pub fn tokens_of(signed_in: &Reply) -> Tokens {
+    assert_eq!(signed_in.status(), StatusCode::OK, "{}", signed_in.text());
+    signed_in.json().unwrap()
+}
+
+/// A client of tenant `slug` holding the session an SSO sign-in answered with.
+pub fn session_of(app: &TestApp, slug: &str, signed_in: &Reply) -> Client {
+    app.tenant(slug).with_tokens(tokens_of(signed_in))
 }
 
 /// The claims of an access token (no verification: the data plane checks it when used).

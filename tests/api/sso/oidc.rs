@@ -2,7 +2,8 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tenantry_tests::TestApp;
+use tenantry_tests::client::AuditQuery;
+use tenantry_tests::{TestApp, PASSWORD};
 
 use super::*;
 
@@ -10,53 +11,39 @@ use super::*;
 async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-oidc", &idp_address("owner")).await;
-    oidc_provider(&app, "sso-oidc", &admin, "corp", json!({})).await;
+    oidc_provider("sso-oidc", &admin, "corp", json!({})).await;
     let login = idp_address("ada");
     OidcProvider::new()
         .set_account(&login, "Ada Lovelace", &[])
         .await;
 
     let response = oidc_sign_in(&app, "sso-oidc", "corp", &login).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let tokens: Value = response.json().await.unwrap();
-    let access = tokens["access_token"].as_str().unwrap();
-    let claims = claims(access);
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text());
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let tokens = tokens_of(&response);
+    let claims = claims(tokens.access_token.expose());
     assert_eq!(claims["amr"], json!(["oidc"]));
     assert_eq!(claims["idp"], "corp");
     assert_eq!(claims["roles"], json!(["member"]));
 
     // The token is an ordinary Tenantry token: /v1/me answers for the new user.
-    let me: Value = app
-        .tenant_get("sso-oidc", "/v1/me")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let acme = app.tenant("sso-oidc");
+    let me = app
+        .as_bearer("sso-oidc", tokens.access_token.expose())
+        .me()
+        .get()
         .await
         .unwrap();
-    assert_eq!(me["email"], login);
-    assert_eq!(me["display_name"], "Ada Lovelace");
+    assert_eq!(me.email, login);
+    assert_eq!(me.display_name, "Ada Lovelace");
 
     // The refresh token works, and the refreshed token still says how the user signed in.
-    let refreshed = app
-        .tenant_post(
-            "sso-oidc",
-            "/v1/auth/refresh",
-            &json!({"refresh_token": tokens["refresh_token"]}),
-        )
-        .send()
+    let refreshed = acme
+        .auth()
+        .refresh(tokens.refresh_token.expose())
         .await
         .unwrap();
-    assert_eq!(refreshed.status(), StatusCode::OK);
-    let refreshed: Value = refreshed.json().await.unwrap();
-    let claims = super::claims(refreshed["access_token"].as_str().unwrap());
+    let claims = super::claims(refreshed.access_token.expose());
     assert_eq!(claims["idp"], "corp");
     assert_eq!(claims["amr"], json!(["oidc"]));
 
@@ -70,16 +57,12 @@ async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in(
         .await,
         1
     );
-    let password_login = app
-        .tenant_post(
-            "sso-oidc",
-            "/v1/auth/login",
-            &json!({"email": login, "password": "any password at all"}),
-        )
-        .send()
+    let password_login = acme
+        .auth()
+        .login(&login, "any password at all")
         .await
-        .unwrap();
-    assert_eq!(password_login.status(), StatusCode::UNAUTHORIZED);
+        .unwrap_err();
+    assert_eq!(password_login.status(), Some(StatusCode::UNAUTHORIZED));
 }
 
 #[tokio::test]
@@ -87,7 +70,6 @@ async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-groups", &idp_address("owner")).await;
     oidc_provider(
-        &app,
         "sso-groups",
         &admin,
         "corp",
@@ -98,35 +80,23 @@ async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
     let login = idp_address("grace");
     idp.set_account(&login, "Grace", &["engineering"]).await;
 
-    let first: Value = oidc_sign_in(&app, "sso-groups", "corp", &login)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = tokens_of(&oidc_sign_in(&app, "sso-groups", "corp", &login).await);
     assert_eq!(
-        claims(first["access_token"].as_str().unwrap())["roles"],
+        claims(first.access_token.expose())["roles"],
         json!(["developer"])
     );
 
     // Left the group and changed name at the IdP: the next sign-in follows.
     idp.set_account(&login, "Grace Hopper", &["sales"]).await;
-    let second: Value = oidc_sign_in(&app, "sso-groups", "corp", &login)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let access = second["access_token"].as_str().unwrap();
-    assert_eq!(claims(access)["roles"], json!([]));
-    let me: Value = app
-        .tenant_get("sso-groups", "/v1/me")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let second = tokens_of(&oidc_sign_in(&app, "sso-groups", "corp", &login).await);
+    assert_eq!(claims(second.access_token.expose())["roles"], json!([]));
+    let me = app
+        .as_bearer("sso-groups", second.access_token.expose())
+        .me()
+        .get()
         .await
         .unwrap();
-    assert_eq!(me["display_name"], "Grace Hopper");
+    assert_eq!(me.display_name, "Grace Hopper");
     assert_eq!(
         count(
             &app,
@@ -145,46 +115,20 @@ async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
     let admin = tenant_with_admin(&app, "sso-link", &owner).await;
     // A second, password user of the same address as an IdP account.
     let login = idp_address("linus");
-    let invite = app
-        .tenant_post(
-            "sso-link",
-            "/v1/admin/users/invitations",
-            &json!({"email": login, "roles": ["member"]}),
-        )
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        invite.status(),
-        StatusCode::CREATED,
-        "{:?}",
-        invite.text().await
-    );
-    let user_id: Value = invite.json().await.unwrap();
-    oidc_provider(&app, "sso-link", &admin, "corp", json!({})).await;
+    let invited = admin.users().invite(&login, &["member"]).await.unwrap();
+    oidc_provider("sso-link", &admin, "corp", json!({})).await;
 
     let refused = oidc_sign_in(&app, "sso-link", "corp", &login).await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "sso_account_exists");
+    assert_eq!(
+        refused.error_code(),
+        (StatusCode::CONFLICT, "sso_account_exists")
+    );
     assert_eq!(count(&app, "sso-link", "sso_identities").await, 0);
 
     // The tenant opts in: the same sign-in now lands on the existing user.
-    let mut provider: Value = app
-        .tenant_get("sso-link", "/v1/admin/sso/corp")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let replaced = app
-        .http
-        .put(format!("{}/v1/admin/sso/corp", app.data_url))
-        .header("X-Tenant", "sso-link")
-        .bearer_auth(&admin)
+    let mut provider: Value = admin.get("/v1/admin/sso/corp").ok().await.unwrap();
+    let replaced = admin
+        .put("/v1/admin/sso/corp")
         .json(&json!({
             "name": "corp",
             "provider": provider["provider"].take(),
@@ -193,23 +137,12 @@ async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        replaced.status(),
-        StatusCode::OK,
-        "{:?}",
-        replaced.text().await
-    );
+    assert_eq!(replaced.status(), StatusCode::OK, "{}", replaced.text());
     let linked = oidc_sign_in(&app, "sso-link", "corp", &login).await;
-    assert_eq!(linked.status(), StatusCode::OK, "{:?}", linked.text().await);
-    let tokens: Value = linked.json().await.unwrap();
-    let subject = claims(tokens["access_token"].as_str().unwrap())["sub"].clone();
-    let invited_id = user_id["user"]["id"].clone();
-    let invited_id = if invited_id.is_null() {
-        user_id["id"].clone()
-    } else {
-        invited_id
-    };
-    assert_eq!(subject, invited_id);
+    assert_eq!(linked.status(), StatusCode::OK, "{}", linked.text());
+    let tokens = tokens_of(&linked);
+    let subject = claims(tokens.access_token.expose())["sub"].clone();
+    assert_eq!(subject, invited.id.to_string());
 }
 
 #[tokio::test]
@@ -224,8 +157,6 @@ async fn oauth2_provider_signs_users_in_through_its_userinfo() {
         )])
         .await;
     let created = create_provider(
-        &app,
-        "sso-oauth",
         &admin,
         &json!({
             "name": "hub",
@@ -242,24 +173,14 @@ async fn oauth2_provider_signs_users_in_through_its_userinfo() {
         }),
     )
     .await;
-    assert_eq!(
-        created.status(),
-        StatusCode::CREATED,
-        "{:?}",
-        created.text().await
-    );
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
     let login = idp_address("octo");
     idp.set_account(&login, "Octo Cat", &[]).await;
 
     let response = oidc_sign_in(&app, "sso-oauth", "hub", &login).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
-    let tokens: Value = response.json().await.unwrap();
-    let claims = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text());
+    let tokens = tokens_of(&response);
+    let claims = claims(tokens.access_token.expose());
     assert_eq!(claims["amr"], json!(["oauth2"]));
     assert_eq!(claims["idp"], "hub");
     assert_eq!(
@@ -279,22 +200,20 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
     // The owner's address is at the domain that will require SSO.
     let owner = idp_address("owner");
     let admin = tenant_with_admin(&app, "sso-disc", &owner).await;
-    oidc_provider(&app, "sso-disc", &admin, "corp", json!({})).await;
+    oidc_provider("sso-disc", &admin, "corp", json!({})).await;
 
+    let disc = app.tenant("sso-disc");
     let discover = |email: String| {
-        let app = &app;
+        let disc = &disc;
         async move {
-            let response = app
-                .tenant_post(
-                    "sso-disc",
-                    "/v1/auth/sso/discover",
-                    &json!({"email": email}),
-                )
+            let reply = disc
+                .post("/v1/auth/sso/discover")
+                .json(&json!({"email": email}))
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            response.json::<Value>().await.unwrap()
+            assert_eq!(reply.status(), StatusCode::OK);
+            reply.value()
         }
     };
     let found = discover("someone@CORP.example".to_owned()).await;
@@ -306,34 +225,19 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
         discover("someone@elsewhere.example".to_owned()).await["sso"],
         false
     );
-    let bad = app
-        .tenant_post(
-            "sso-disc",
-            "/v1/auth/sso/discover",
-            &json!({"email": "not an address"}),
-        )
+    let bad = disc
+        .post("/v1/auth/sso/discover")
+        .json(&json!({"email": "not an address"}))
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // Passwords still work until the domain requires SSO.
-    app.sign_in("sso-disc", &owner, "correct horse battery staple")
-        .await;
-    let mut provider: Value = app
-        .tenant_get("sso-disc", "/v1/admin/sso/corp")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let replaced = app
-        .http
-        .put(format!("{}/v1/admin/sso/corp", app.data_url))
-        .header("X-Tenant", "sso-disc")
-        .bearer_auth(&admin)
+    app.signed_in("sso-disc", &owner, PASSWORD).await;
+    let mut provider: Value = admin.get("/v1/admin/sso/corp").ok().await.unwrap();
+    let replaced = admin
+        .put("/v1/admin/sso/corp")
         .json(&json!({
             "name": "corp",
             "provider": provider["provider"].take(),
@@ -342,42 +246,20 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        replaced.status(),
-        StatusCode::OK,
-        "{:?}",
-        replaced.text().await
-    );
+    assert_eq!(replaced.status(), StatusCode::OK, "{}", replaced.text());
     assert_eq!(discover(owner.clone()).await["sso_required"], true);
 
-    let refused = app
-        .tenant_post(
-            "sso-disc",
-            "/v1/auth/login",
-            &json!({"email": owner, "password": "correct horse battery staple"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "sso_required");
+    let refused = disc.auth().login(&owner, PASSWORD).await.unwrap_err();
     assert_eq!(
-        body["error"]["details"]["start_url"],
-        "/v1/auth/sso/corp/start"
+        (refused.status(), refused.code()),
+        (Some(StatusCode::FORBIDDEN), Some("sso_required"))
     );
+    let details = refused.api().unwrap().details.clone().unwrap_or_default();
+    assert_eq!(details["start_url"], "/v1/auth/sso/corp/start");
     // Refusals do not count toward the lockout: still refused for SSO, not locked.
     for _ in 0..6 {
-        let again = app
-            .tenant_post(
-                "sso-disc",
-                "/v1/auth/login",
-                &json!({"email": owner, "password": "wrong"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), StatusCode::FORBIDDEN);
+        let again = disc.auth().login(&owner, "wrong").await.unwrap_err();
+        assert_eq!(again.status(), Some(StatusCode::FORBIDDEN));
     }
 }
 
@@ -385,15 +267,13 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
 async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-full", &idp_address("owner")).await;
-    oidc_provider(&app, "sso-full", &admin, "corp", json!({})).await;
+    oidc_provider("sso-full", &admin, "corp", json!({})).await;
     // One seat, taken by the admin.
-    let response = app
-        .operator(reqwest::Method::PATCH, "/v1/tenants/sso-full/quotas")
-        .json(&json!({"max_users": 1}))
-        .send()
+    app.operator_api()
+        .tenants()
+        .set_quotas("sso-full", &json!({"max_users": 1}))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
     let key = data_plane::tenancy::resolve::TenantKey::Slug(
         shared::tenant::TenantSlug::parse("sso-full").unwrap(),
     );
@@ -413,22 +293,22 @@ async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
         .set_account(&login, "New Comer", &[])
         .await;
 
-    let response = oidc_sign_in(&app, "sso-full", "corp", &login).await;
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "quota_exceeded");
-    assert_eq!(body["error"]["details"]["quota"], "max_users");
+    let refused = oidc_sign_in(&app, "sso-full", "corp", &login).await;
+    assert_eq!(
+        refused.error_code(),
+        (StatusCode::FORBIDDEN, "quota_exceeded")
+    );
+    assert_eq!(refused.value()["error"]["details"]["quota"], "max_users");
     assert_eq!(count(&app, "sso-full", "users").await, 1);
     assert_eq!(count(&app, "sso-full", "sso_identities").await, 0);
 }
 
 #[tokio::test]
 async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
-    use crate::audit::{tenant_id, wait_for_events};
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-audit", &idp_address("owner")).await;
-    let tenant = tenant_id(&app, "sso-audit").await;
-    oidc_provider(&app, "sso-audit", &admin, "corp", json!({})).await;
+    let tenant = app.tenant_id("sso-audit").await;
+    oidc_provider("sso-audit", &admin, "corp", json!({})).await;
     let login = idp_address("grace");
     OidcProvider::new()
         .set_account(&login, "Grace Hopper", &[])
@@ -438,20 +318,26 @@ async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
 
     let limit = std::time::Duration::from_secs(10);
     assert_eq!(
-        wait_for_events(&app, &tenant, "sso.create", 1, limit).await,
+        app.wait_for_audit_events(&tenant, "sso.create", 1, limit)
+            .await,
         (1, 1)
     );
     // The callback is a GET, and it signs a user in: it is audited like a password sign-in.
     assert_eq!(
-        wait_for_events(&app, &tenant, "auth.sso_login", 1, limit).await,
+        app.wait_for_audit_events(&tenant, "auth.sso_login", 1, limit)
+            .await,
         (1, 1)
     );
-    let (status, page) =
-        crate::audit::audit_page(&app, "sso-audit", &admin, "action=auth.sso_login").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let event = &page["events"][0];
-    assert_eq!(event["result"], "success");
-    assert_eq!(event["resource"]["type"], "sso_provider");
-    assert_eq!(event["resource"]["id"], "corp");
-    assert_eq!(event["http"]["method"], "GET");
+    let page = admin
+        .audit(&AuditQuery {
+            action: Some("auth.sso_login".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let event = &page.events[0];
+    assert_eq!(event.result, "success");
+    assert_eq!(event.resource["type"], "sso_provider");
+    assert_eq!(event.resource["id"], "corp");
+    assert_eq!(event.http["method"], "GET");
 }

@@ -3,22 +3,10 @@
 //! provider does not publish, and one tenant's sign-in finished at another tenant.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tenantry_tests::TestApp;
 
 use super::*;
-
-async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 fn with_query_param(url: &str, name: &str, value: &str) -> String {
     let mut parsed = reqwest::Url::parse(url).unwrap();
@@ -41,7 +29,7 @@ fn with_query_param(url: &str, name: &str, value: &str) -> String {
 async fn a_callback_state_works_once_and_only_as_issued() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-state", &idp_address("owner")).await;
-    oidc_provider(&app, "sso-state", &admin, "corp", json!({})).await;
+    oidc_provider("sso-state", &admin, "corp", json!({})).await;
     let login = idp_address("eve");
     let browser = Browser::new(&app);
     let authorize = browser.start("sso-state", "corp").await;
@@ -51,19 +39,16 @@ async fn a_callback_state_works_once_and_only_as_issued() {
 
     // A state we never issued, and none at all.
     let forged = with_query_param(&callback, "state", "forged-state-value");
-    let (status, code) = error_code(browser.follow_to_tenant("sso-state", &forged).await).await;
+    let reply = browser.follow_to_tenant("sso-state", &forged).await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
-    let (status, code) = error_code(
-        browser
-            .tenant_get("sso-state", "/v1/auth/sso/corp/callback?code=abc")
-            .await,
-    )
-    .await;
+    let reply = browser
+        .tenant_get("sso-state", "/v1/auth/sso/corp/callback?code=abc")
+        .await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
     assert_eq!(
@@ -73,11 +58,11 @@ async fn a_callback_state_works_once_and_only_as_issued() {
 
     // The real one works once…
     let first = browser.follow_to_tenant("sso-state", &callback).await;
-    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
+    assert_eq!(first.status(), StatusCode::OK, "{}", first.text());
     // …and the same callback again (a replay of state and code) is refused.
-    let (status, code) = error_code(browser.follow_to_tenant("sso-state", &callback).await).await;
+    let reply = browser.follow_to_tenant("sso-state", &callback).await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
 
@@ -95,10 +80,9 @@ async fn a_callback_state_works_once_and_only_as_issued() {
         .1
         .into_owned();
     let replayed_code = with_query_param(&fresh_callback, "code", &old_code);
-    let (status, code) =
-        error_code(browser.follow_to_tenant("sso-state", &replayed_code).await).await;
+    let reply = browser.follow_to_tenant("sso-state", &replayed_code).await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::UNAUTHORIZED, "sso_rejected")
     );
     assert!(
@@ -116,7 +100,7 @@ async fn a_callback_state_works_once_and_only_as_issued() {
 async fn id_tokens_that_fail_any_check_are_refused() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "sso-idtoken", &idp_address("owner")).await;
-    let client = oidc_provider(&app, "sso-idtoken", &admin, "corp", json!({})).await;
+    let client = oidc_provider("sso-idtoken", &admin, "corp", json!({})).await;
     let idp = OidcProvider::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,10 +128,9 @@ async fn id_tokens_that_fail_any_check_are_refused() {
     for (case, claims, foreign_key) in cases {
         let login = idp_address("mallory");
         idp.tamper(&client.client_id, claims, foreign_key).await;
-        let response = oidc_sign_in(&app, "sso-idtoken", "corp", &login).await;
-        let (status, code) = error_code(response).await;
+        let reply = oidc_sign_in(&app, "sso-idtoken", "corp", &login).await;
         assert_eq!(
-            (status, code.as_str()),
+            reply.error_code(),
             (StatusCode::UNAUTHORIZED, "sso_rejected"),
             "an ID token with {case} was not refused"
         );
@@ -163,13 +146,8 @@ async fn id_tokens_that_fail_any_check_are_refused() {
         );
     }
     // The same flow without tampering succeeds: the refusals were the checks, not the setup.
-    let response = oidc_sign_in(&app, "sso-idtoken", "corp", &idp_address("alice")).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
+    let reply = oidc_sign_in(&app, "sso-idtoken", "corp", &idp_address("alice")).await;
+    assert_eq!(reply.status(), StatusCode::OK, "{}", reply.text());
 }
 
 #[tokio::test]
@@ -177,8 +155,8 @@ async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
     let app = TestApp::spawn().await;
     let admin_a = tenant_with_admin(&app, "sso-tenant-a", &idp_address("owner")).await;
     let admin_b = tenant_with_admin(&app, "sso-tenant-b", &idp_address("owner")).await;
-    oidc_provider(&app, "sso-tenant-a", &admin_a, "corp", json!({})).await;
-    oidc_provider(&app, "sso-tenant-b", &admin_b, "corp", json!({})).await;
+    oidc_provider("sso-tenant-a", &admin_a, "corp", json!({})).await;
+    oidc_provider("sso-tenant-b", &admin_b, "corp", json!({})).await;
     let login = idp_address("trudy");
     let browser = Browser::new(&app);
     let authorize = browser.start("sso-tenant-a", "corp").await;
@@ -188,9 +166,9 @@ async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
 
     // Tenant A's callback, delivered to tenant B's provider of the same name.
     let path = callback.strip_prefix(&tenant_base("sso-tenant-a")).unwrap();
-    let (status, code) = error_code(browser.tenant_get("sso-tenant-b", path).await).await;
+    let reply = browser.tenant_get("sso-tenant-b", path).await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
     assert_eq!(
@@ -204,18 +182,12 @@ async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
     );
 
     // At A it still works: B's refusal spent nothing of A's.
-    let response = browser.follow_to_tenant("sso-tenant-a", &callback).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
+    let signed_in = browser.follow_to_tenant("sso-tenant-a", &callback).await;
     // A's token is not accepted at B.
-    let tokens: Value = response.json().await.unwrap();
+    let tokens = tokens_of(&signed_in);
     let at_b = app
-        .tenant_get("sso-tenant-b", "/v1/me")
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .as_bearer("sso-tenant-b", tokens.access_token.expose())
+        .get("/v1/me")
         .send()
         .await
         .unwrap();

@@ -3,23 +3,10 @@
 //! responses), all with real XML-DSig made by xmlsec1.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tenantry_tests::TestApp;
 
 use super::*;
-
-async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 #[tokio::test]
 async fn saml_sign_in_with_a_signed_response_creates_the_user() {
@@ -34,9 +21,7 @@ async fn saml_sign_in_with_a_signed_response_creates_the_user() {
     let metadata = browser
         .tenant_get("saml-ok", "/v1/auth/saml/okta/metadata")
         .await
-        .text()
-        .await
-        .unwrap();
+        .text();
     assert!(metadata.contains(&format!("{}/v1/auth/saml/okta/acs", tenant_base("saml-ok"))));
 
     let login = idp_address("sam");
@@ -51,29 +36,21 @@ async fn saml_sign_in_with_a_signed_response_creates_the_user() {
         format!("{}/v1/auth/saml/okta/acs", tenant_base("saml-ok"))
     );
     let response = browser.post_to_acs("saml-ok", "okta", &post, true).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
-    let tokens: Value = response.json().await.unwrap();
-    let access = tokens["access_token"].as_str().unwrap();
-    let claims = claims(access);
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text());
+    let tokens = tokens_of(&response);
+    let claims = claims(tokens.access_token.expose());
     assert_eq!(claims["amr"], json!(["saml"]));
     assert_eq!(claims["idp"], "okta");
     assert_eq!(claims["roles"], json!(["manager"]));
-    let me: Value = app
-        .tenant_get("saml-ok", "/v1/me")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let me = app
+        .tenant("saml-ok")
+        .with_tokens(tokens)
+        .me()
+        .get()
         .await
         .unwrap();
-    assert_eq!(me["email"], login);
-    assert_eq!(me["display_name"], "Sam Auditor");
+    assert_eq!(me.email, login);
+    assert_eq!(me.display_name, "Sam Auditor");
 }
 
 #[tokio::test]
@@ -82,8 +59,6 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
     let admin = tenant_with_admin(&app, "saml-cert", &idp_address("owner")).await;
     let idp = SamlIdp::new();
     let created = create_provider(
-        &app,
-        "saml-cert",
         &admin,
         &json!({
             "name": "corp-saml",
@@ -96,19 +71,12 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
         }),
     )
     .await;
-    assert_eq!(
-        created.status(),
-        StatusCode::CREATED,
-        "{:?}",
-        created.text().await
-    );
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
     let browser = Browser::new(&app);
     let metadata = browser
         .tenant_get("saml-cert", "/v1/auth/saml/corp-saml/metadata")
         .await
-        .text()
-        .await
-        .unwrap();
+        .text();
     idp.register_sp(metadata).await;
     browser
         .saml_sign_in("saml-cert", "corp-saml", &idp_address("cert"))
@@ -116,8 +84,6 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
 
     // The metadata URL form: fetched once when saved, the copy kept (and shown).
     let created = create_provider(
-        &app,
-        "saml-cert",
         &admin,
         &json!({
             "name": "by-url",
@@ -125,13 +91,8 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
         }),
     )
     .await;
-    assert_eq!(
-        created.status(),
-        StatusCode::CREATED,
-        "{:?}",
-        created.text().await
-    );
-    let view: Value = created.json().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let view = created.value();
     assert!(view["provider"]["idp_metadata_xml"]
         .as_str()
         .unwrap()
@@ -139,17 +100,13 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
     let metadata = browser
         .tenant_get("saml-cert", "/v1/auth/saml/by-url/metadata")
         .await
-        .text()
-        .await
-        .unwrap();
+        .text();
     idp.register_sp(metadata).await;
     browser
         .saml_sign_in("saml-cert", "by-url", &idp_address("url"))
         .await;
     // A URL that does not answer with metadata is refused at configuration time.
     let refused = create_provider(
-        &app,
-        "saml-cert",
         &admin,
         &json!({
             "name": "broken",
@@ -171,14 +128,11 @@ async fn forged_or_stale_saml_responses_are_refused() {
         let post = browser
             .saml_response("saml-forged", "okta", &login, variant, "")
             .await;
-        let (status, code) = error_code(
-            browser
-                .post_to_acs("saml-forged", "okta", &post, true)
-                .await,
-        )
-        .await;
+        let reply = browser
+            .post_to_acs("saml-forged", "okta", &post, true)
+            .await;
         assert_eq!(
-            (status, code.as_str()),
+            reply.error_code(),
             (StatusCode::UNAUTHORIZED, "sso_rejected"),
             "a response {variant} was not refused"
         );
@@ -219,25 +173,14 @@ async fn an_injected_unsigned_assertion_never_signs_anyone_in() {
     let post = browser
         .saml_response("saml-xsw", "okta", &attacker, "wrapped", &victim)
         .await;
-    let response = browser.post_to_acs("saml-xsw", "okta", &post, true).await;
-    let status = response.status();
-    let body = response.text().await.unwrap();
+    let reply = browser.post_to_acs("saml-xsw", "okta", &post, true).await;
     // Whatever the outcome, the injected identity is never signed in or created.
-    if status == StatusCode::OK {
-        let tokens: Value = serde_json::from_str(&body).unwrap();
-        let access = tokens["access_token"].as_str().unwrap();
-        let me: Value = app
-            .tenant_get("saml-xsw", "/v1/me")
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(me["email"], attacker, "the wrapped assertion was read");
+    if reply.status() == StatusCode::OK {
+        let signed_in = session_of(&app, "saml-xsw", &reply);
+        let me = signed_in.me().get().await.unwrap();
+        assert_eq!(me.email, attacker, "the wrapped assertion was read");
     } else {
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{}", reply.text());
     }
     assert_eq!(
         count(&app, "saml-xsw", &format!("users WHERE email = '{victim}'")).await,
@@ -269,14 +212,11 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
         .saml_response("saml-replay", "okta", &login, "", "")
         .await;
     for relay in [true, false] {
-        let (status, code) = error_code(
-            browser
-                .post_to_acs("saml-replay-b", "okta", &post, relay)
-                .await,
-        )
-        .await;
+        let reply = browser
+            .post_to_acs("saml-replay-b", "okta", &post, relay)
+            .await;
         assert_eq!(
-            (status, code.as_str()),
+            reply.error_code(),
             (StatusCode::BAD_REQUEST, "invalid_sso_state")
         );
     }
@@ -291,14 +231,11 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
     );
 
     // Unsolicited (no RelayState): refused while IdP-initiated sign-in is off (the default).
-    let (status, code) = error_code(
-        browser
-            .post_to_acs("saml-replay", "okta", &post, false)
-            .await,
-    )
-    .await;
+    let reply = browser
+        .post_to_acs("saml-replay", "okta", &post, false)
+        .await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
 
@@ -306,15 +243,12 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
     let first = browser
         .post_to_acs("saml-replay", "okta", &post, true)
         .await;
-    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
-    let (status, code) = error_code(
-        browser
-            .post_to_acs("saml-replay", "okta", &post, true)
-            .await,
-    )
-    .await;
+    assert_eq!(first.status(), StatusCode::OK, "{}", first.text());
+    let reply = browser
+        .post_to_acs("saml-replay", "okta", &post, true)
+        .await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
 
@@ -325,15 +259,12 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
     let first = browser
         .post_to_acs("saml-replay", "open", &post, false)
         .await;
-    assert_eq!(first.status(), StatusCode::OK, "{:?}", first.text().await);
-    let (status, code) = error_code(
-        browser
-            .post_to_acs("saml-replay", "open", &post, false)
-            .await,
-    )
-    .await;
+    assert_eq!(first.status(), StatusCode::OK, "{}", first.text());
+    let reply = browser
+        .post_to_acs("saml-replay", "open", &post, false)
+        .await;
     assert_eq!(
-        (status, code.as_str()),
+        reply.error_code(),
         (StatusCode::UNAUTHORIZED, "sso_rejected")
     );
     assert_eq!(

@@ -56,7 +56,8 @@ use refinery::Migration;
 use shared::template::Template;
 use shared::tenant::quote_ident;
 use shared::tenant_context::{TenantDb, TenantScope};
-use tenantry_tests::{TestApp, TestOptions};
+use tenantry_tests::client::NewKey;
+use tenantry_tests::{Client, TestApp, TestOptions};
 use tokio_postgres::types::Type;
 
 #[derive(Parser)]
@@ -123,16 +124,19 @@ enum Section {
 const PASSWORD: &str = "bench passphrase long enough";
 
 /// A tenant `slug` whose owner `email` is active and signed in, its rate limits lifted;
-/// returns the tenant and the owner's access token.
+/// returns the tenant, the owner's client (for setting up, through the typed client) and
+/// their access token (for the measured requests, which are built once beforehand so the
+/// load generator adds nothing per request; the floor's requests are built the same way).
 async fn signed_in_owner(
     app: &TestApp,
     slug: &str,
     email: &str,
-) -> (shared::tenant::Tenant, String) {
+) -> (shared::tenant::Tenant, Client, String) {
     let tenant = app.tenant_with_active_admin(slug, email, PASSWORD).await;
     app.raise_rate_limits(slug).await;
-    let tokens = app.sign_in(slug, email, PASSWORD).await;
-    (tenant, tokens["access_token"].as_str().unwrap().to_owned())
+    let owner = app.signed_in(slug, email, PASSWORD).await;
+    let access = owner.access_token().await.unwrap().unwrap();
+    (tenant, owner, access.expose().to_owned())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -225,19 +229,13 @@ async fn records(app: &TestApp, args: &Args) {
     for index in 0..args.identity_tenants {
         let slug = format!("rec-{index:04}");
         let email = format!("owner@{slug}.example");
-        let (tenant, access) = signed_in_owner(app, &slug, &email).await;
-        let created: serde_json::Value = http
-            .post(format!("{}/v1/collections/notes/records", app.data_url))
-            .header("X-Tenant", &slug)
-            .bearer_auth(&access)
-            .json(&serde_json::json!({"title": "bench", "body": "a record of modest size", "n": index}))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let (tenant, owner, access) = signed_in_owner(app, &slug, &email).await;
+        let created = owner
+            .records("notes")
+            .create(&serde_json::json!({"title": "bench", "body": "a record of modest size", "n": index}))
             .await
             .unwrap();
-        let id = created["id"].as_str().unwrap().to_owned();
+        let id = created.id.to_string();
         ours.push(
             http.get(format!(
                 "{}/v1/collections/notes/records/{id}",
@@ -936,8 +934,9 @@ async fn identity(app: &TestApp, args: &Args) {
     let mut without_token = Vec::new();
     let mut access_tokens = Vec::new();
     for (slug, email) in &accounts {
-        let tokens = app.sign_in(slug, email, PASSWORD).await;
-        let access = tokens["access_token"].as_str().unwrap();
+        let user = app.signed_in(slug, email, PASSWORD).await;
+        let access = user.access_token().await.unwrap().unwrap();
+        let access = access.expose();
         access_tokens.push(access.to_owned());
         let read = || {
             http.get(format!("{}/v1/tenant", app.data_url))
@@ -1004,20 +1003,21 @@ async fn identity(app: &TestApp, args: &Args) {
         tenant.slug.as_str(),
         &app.data.config.base_domain,
     );
+    let now = app.data.clock.now();
     let started = Instant::now();
     for _ in 0..CHECKS {
-        access::verify(&keys, token, tenant.id, &issuer).unwrap();
+        access::verify(&keys, token, tenant.id, &issuer, now).unwrap();
     }
     let full = started.elapsed() / CHECKS;
     let cache = VerifiedTokens::new(Duration::from_secs(900), 1_000);
     cache
-        .verify(&keys, token, tenant.id, &issuer)
+        .verify(&keys, token, tenant.id, &issuer, now)
         .await
         .unwrap();
     let started = Instant::now();
     for _ in 0..CHECKS {
         cache
-            .verify(&keys, token, tenant.id, &issuer)
+            .verify(&keys, token, tenant.id, &issuer, now)
             .await
             .unwrap();
     }
@@ -1038,33 +1038,25 @@ async fn telemetry(app: &TestApp, args: &Args) {
     println!("\n## Telemetry ingestion");
     let slug = "tel-bench";
     let email = "owner@tel-bench.example";
-    let (tenant, access) = signed_in_owner(app, slug, email).await;
-    let response = app
-        .operator(
-            reqwest::Method::PATCH,
-            &format!("/v1/tenants/{slug}/quotas"),
+    let (tenant, owner, _) = signed_in_owner(app, slug, email).await;
+    app.operator_api()
+        .tenants()
+        .set_quotas(
+            slug,
+            &serde_json::json!({"events_per_day": 1_000_000_000_i64}),
         )
-        .json(&serde_json::json!({"events_per_day": 1_000_000_000_i64}))
-        .send()
         .await
         .unwrap();
-    assert!(response.status().is_success());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()
         .unwrap();
-    let key: serde_json::Value = http
-        .post(format!("{}/v1/admin/api-keys", app.data_url))
-        .header("X-Tenant", slug)
-        .bearer_auth(&access)
-        .json(&serde_json::json!({"name": "bench", "scopes": ["telemetry:write"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let key = owner
+        .api_keys()
+        .create(&NewKey::new("bench", &["telemetry:write"]))
         .await
         .unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
+    let key = key.key.expose().to_owned();
     let tenant_id = tenant.id.to_string();
     let now_nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
 
@@ -1206,7 +1198,7 @@ async fn audit_overhead(app: &TestApp, args: &Args) {
     println!("\n## Audit overhead");
     let slug = "audit-bench";
     let email = "owner@audit-bench.example";
-    let (_, access) = signed_in_owner(app, slug, email).await;
+    let (_, _, access) = signed_in_owner(app, slug, email).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()

@@ -1,0 +1,201 @@
+//! The control plane's operator API (`/v1/tenants…`), with an operator token.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{path, Call, Client, Error, Method, Secret};
+
+/// A client of a control plane, as a platform operator.
+#[derive(Clone)]
+pub struct Operator {
+    client: Client,
+}
+
+/// A tenant as operators see it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    /// `provisioning`, `active`, `suspended`, `deleting`, `deleted`.
+    pub status: String,
+    pub plan: String,
+    pub schema: String,
+    pub role: String,
+    pub cluster: String,
+    pub template: String,
+    pub template_version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The tenant's host on the base domain (on one tenant's answers).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The quotas in force (plan defaults with the tenant's overrides).
+    #[serde(default)]
+    pub quotas: Option<Value>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub provisioning: Option<Value>,
+    /// On creation with an admin email: the first admin's activation token, shown once.
+    #[serde(default)]
+    pub activation_token: Option<Secret>,
+}
+
+/// A tenant to create.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewTenant {
+    pub slug: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The first admin, who gets an activation mail (its token is also in the answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_email: Option<String>,
+}
+
+/// A change to a tenant: name, plan, or status (`suspended` / `active`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TenantPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TenantList {
+    tenants: Vec<Tenant>,
+}
+
+/// `/v1/tenants`.
+pub struct Tenants<'o> {
+    client: &'o Client,
+}
+
+impl Operator {
+    /// The operator API at `base_url`, with the operator token `token`.
+    pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self::with_http(reqwest::Client::new(), base_url, token)
+    }
+
+    pub fn with_http(
+        http: reqwest::Client,
+        base_url: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: Client::with_http(http, base_url).with_bearer(token),
+        }
+    }
+
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants {
+            client: &self.client,
+        }
+    }
+
+    /// A request to any operator route, with the operator token.
+    pub fn call(&self, method: Method, path: impl Into<String>) -> Call<'_> {
+        self.client.call(method, path)
+    }
+
+    /// The underlying client (the token as a bearer credential).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Tenants<'_> {
+    fn tenant_path(slug: &str, rest: &[&str]) -> String {
+        let mut segments = vec![slug];
+        segments.extend_from_slice(rest);
+        path("/v1/tenants", &segments)
+    }
+
+    /// Creates and provisions a tenant.
+    pub async fn create(&self, tenant: &NewTenant) -> Result<Tenant, Error> {
+        self.client.post("/v1/tenants").json(tenant).ok().await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Tenant>, Error> {
+        let list: TenantList = self.client.get("/v1/tenants").ok().await?;
+        Ok(list.tenants)
+    }
+
+    pub async fn get(&self, slug: &str) -> Result<Tenant, Error> {
+        self.client.get(Self::tenant_path(slug, &[])).ok().await
+    }
+
+    pub async fn update(&self, slug: &str, patch: &TenantPatch) -> Result<Tenant, Error> {
+        self.client
+            .patch(Self::tenant_path(slug, &[]))
+            .json(patch)
+            .ok()
+            .await
+    }
+
+    /// Deletes the tenant: its schema, role and catalog rows.
+    pub async fn delete(&self, slug: &str) -> Result<(), Error> {
+        self.client
+            .delete(Self::tenant_path(slug, &[]))
+            .done()
+            .await
+    }
+
+    /// Finishes a provisioning that stopped part way (a no-op for an active tenant).
+    pub async fn provision(&self, slug: &str) -> Result<Value, Error> {
+        self.client
+            .post(Self::tenant_path(slug, &["provision"]))
+            .ok()
+            .await
+    }
+
+    /// The quotas in force.
+    pub async fn quotas(&self, slug: &str) -> Result<Value, Error> {
+        self.client
+            .get(Self::tenant_path(slug, &["quotas"]))
+            .ok()
+            .await
+    }
+
+    /// Overrides quotas: a number sets one, `null` resets it to the plan's; the quotas now.
+    pub async fn set_quotas(&self, slug: &str, patch: &Value) -> Result<Value, Error> {
+        self.client
+            .patch(Self::tenant_path(slug, &["quotas"]))
+            .json(patch)
+            .ok()
+            .await
+    }
+
+    /// Registers a custom domain for the tenant.
+    pub async fn add_domain(&self, slug: &str, domain: &str) -> Result<Tenant, Error> {
+        self.client
+            .post(Self::tenant_path(slug, &["domains"]))
+            .json(&serde_json::json!({ "domain": domain }))
+            .ok()
+            .await
+    }
+
+    pub async fn remove_domain(&self, slug: &str, domain: &str) -> Result<(), Error> {
+        self.client
+            .delete(Self::tenant_path(slug, &["domains", domain]))
+            .done()
+            .await
+    }
+
+    /// The tenant's data as JSON (an export for the tenant, or before deletion).
+    pub async fn export(&self, slug: &str) -> Result<Value, Error> {
+        self.client
+            .get(Self::tenant_path(slug, &["export"]))
+            .ok()
+            .await
+    }
+}
