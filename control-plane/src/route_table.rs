@@ -72,7 +72,7 @@ fn plane() -> Plane {
     audit = Never,
     rate = Unlimited,
     tag = "health",
-    responses((status = 200, description = "The process is up")))]
+    responses((status = 200, description = "The process is up", body = shared::routes::meta::Liveness)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(shared::routes::meta::Liveness::UP)
 }

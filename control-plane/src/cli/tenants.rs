@@ -236,7 +236,7 @@ pub(super) async fn run(
             let slug = slug(&raw)?;
             match export {
                 Some(path) => {
-                    let mut write_export = |value: &serde_json::Value| -> std::io::Result<()> {
+                    let mut write_export = |value: &service::TenantExport| -> std::io::Result<()> {
                         let mut file = std::fs::File::create(&path)?;
                         serde_json::to_writer_pretty(&mut file, value)?;
                         file.sync_all()

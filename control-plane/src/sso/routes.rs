@@ -27,13 +27,13 @@ fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
     access = Operator,
     rate = Unlimited,
     tag = "sso",
-    responses((status = 200, description = "The tenant's SSO providers (secrets never shown)")))]
+    responses((status = 200, description = "The tenant's SSO providers (secrets never shown)", body = shared::sso::providers::ProviderList)))]
 async fn list_providers(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let providers = service::list(&control, &parse_slug(&slug)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "providers": providers })))
+    Ok(HttpResponse::Ok().json(shared::sso::providers::ProviderList { providers }))
 }
 
 #[route(
@@ -43,7 +43,7 @@ async fn list_providers(
     rate = Unlimited,
     tag = "sso",
     request_body = ProviderInput,
-    responses((status = 201, description = "Added")))]
+    responses((status = 201, description = "Added (secrets never shown)", body = shared::sso::providers::ProviderView)))]
 async fn add_provider(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,

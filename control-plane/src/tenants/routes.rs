@@ -4,7 +4,7 @@
 //! CLI shares.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::email::Email;
 use shared::error::ApiError;
 use shared::json_body::Json;
@@ -13,6 +13,7 @@ use shared::tenant::{TenantSlug, TenantStatus};
 
 use super::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName, TenantPatch};
 use crate::context::ControlPlane;
+use shared::tenant::Tenant;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -39,6 +40,12 @@ fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "slug": "acme",
+    "name": "Acme Corporation",
+    "plan": "standard",
+    "admin_email": "admin@acme.example"
+})))]
 struct CreateTenantBody {
     slug: String,
     name: Option<String>,
@@ -54,7 +61,7 @@ struct CreateTenantBody {
     rate = Unlimited,
     tag = "tenants",
     request_body = CreateTenantBody,
-    responses((status = 201, description = "Created and provisioned; `activation_token` when an admin email was given")))]
+    responses((status = 409, description = "`slug_taken`: a tenant with this slug exists"), (status = 201, description = "Created and provisioned; `activation_token` when an admin email was given", body = crate::tenants::service::CreatedTenant)))]
 async fn create_tenant(
     control: web::Data<ControlPlane>,
     body: Json<CreateTenantBody>,
@@ -77,16 +84,22 @@ async fn create_tenant(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// Every tenant, as `GET /v1/tenants` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TenantList {
+    tenants: Vec<Tenant>,
+}
+
 #[route(
     get, "/v1/tenants",
     summary = "List tenants",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "Every tenant")))]
+    responses((status = 200, description = "Every tenant", body = TenantList)))]
 async fn list_tenants(control: web::Data<ControlPlane>) -> Result<HttpResponse, ApiError> {
     let tenants = service::list(&control).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tenants": tenants })))
+    Ok(HttpResponse::Ok().json(TenantList { tenants }))
 }
 
 #[route(
@@ -120,7 +133,7 @@ struct UpdateTenantBody {
     rate = Unlimited,
     tag = "tenants",
     request_body = UpdateTenantBody,
-    responses((status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)", body = crate::tenants::service::TenantDetails)))]
+    responses((status = 409, description = "`invalid_transition`: the tenant's status cannot change that way"), (status = 200, description = "Updated (the event is `tenant.suspend` or `tenant.resume` when the status changes)", body = crate::tenants::service::TenantDetails)))]
 async fn update_tenant(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -172,7 +185,7 @@ async fn delete_tenant(
     audit = event("tenant.create", "tenant").id_from("slug"),
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "Provisioned (a no-op for an active tenant)")))]
+    responses((status = 409, description = "`not_provisioning`: the tenant is in no state to provision (suspended, being deleted); `tenant_busy`: another provisioning of it is running"), (status = 200, description = "Provisioned (a no-op for an active tenant)", body = crate::tenants::service::RetryReport)))]
 async fn retry_provisioning(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -187,7 +200,7 @@ async fn retry_provisioning(
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "The tenant's data as JSON")))]
+    responses((status = 200, description = "The tenant's data as JSON", body = crate::tenants::service::TenantExport)))]
 async fn export_tenant(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -201,7 +214,7 @@ async fn export_tenant(
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "The tenant's quotas")))]
+    responses((status = 200, description = "The tenant's quotas", body = crate::tenants::service::QuotaView)))]
 async fn get_quotas(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
@@ -217,13 +230,23 @@ async fn get_quotas(
     rate = Unlimited,
     tag = "tenants",
     request_body = QuotaPatch,
-    responses((status = 200, description = "The quotas now")))]
+    responses((status = 200, description = "The quotas now", body = crate::tenants::service::QuotaView)))]
 async fn update_quotas(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: Json<QuotaPatch>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = service::set_quotas(&control, &parse_slug(&slug)?, &body).await?;
+    // serde would also read the struct from an array, by position.
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the quota change is a JSON object",
+        ));
+    }
+    let patch: QuotaPatch = serde_json::from_value(body)
+        .map_err(|error| ApiError::bad_request("invalid_json", error.to_string()))?;
+    let view = service::set_quotas(&control, &parse_slug(&slug)?, &patch).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -241,7 +264,7 @@ struct DomainBody {
     rate = Unlimited,
     tag = "tenants",
     request_body = DomainBody,
-    responses((status = 201, description = "Registered", body = crate::tenants::service::TenantDetails)))]
+    responses((status = 409, description = "`domain_taken`: the domain is registered already"), (status = 201, description = "Registered", body = crate::tenants::service::TenantDetails)))]
 async fn add_domain(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,

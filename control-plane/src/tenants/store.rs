@@ -127,7 +127,7 @@ pub async fn update_name_and_plan(
 
 /// Per-tenant overrides of the plan's limits (a `control.tenant_quotas` row); `None` means
 /// "the plan's default".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QuotaOverrides {
     pub max_users: Option<i64>,
     pub max_storage_bytes: Option<i64>,

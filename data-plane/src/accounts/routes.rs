@@ -6,12 +6,12 @@
 //! the answer never tells whether an address has an account.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::email::Email;
 use shared::error::ApiError;
 use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
+use uuid::Uuid;
 
 use super::service::{self, Registration};
 use super::AccountsError;
@@ -34,11 +34,26 @@ fn parse_email(raw: &str) -> Result<Email, AccountsError> {
 }
 
 /// The one answer of the endpoints that must not reveal whether an address is known.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Accepted {
+    /// Always `accepted`.
+    status: &'static str,
+    message: &'static str,
+}
+
 fn accepted() -> HttpResponse {
-    HttpResponse::Accepted().json(json!({
-        "status": "accepted",
-        "message": "if the address can receive this mail, it is on its way",
-    }))
+    HttpResponse::Accepted().json(Accepted {
+        status: "accepted",
+        message: "if the address can receive this mail, it is on its way",
+    })
+}
+
+/// A verified address.
+#[derive(Serialize, utoipa::ToSchema)]
+struct EmailVerified {
+    user_id: Uuid,
+    /// Always true.
+    email_verified: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -57,7 +72,7 @@ struct RegisterRequest {
     rate = Auth,
     tag = "auth",
     request_body = RegisterRequest,
-    responses((status = 403, description = "`self_signup_disabled`: the tenant does not allow self sign-up"), (status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)")))]
+    responses((status = 403, description = "`self_signup_disabled`: the tenant does not allow self sign-up"), (status = 202, description = "Accepted: a verification mail is on its way (the same answer whether or not the address was known)", body = Accepted)))]
 async fn register(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -87,14 +102,17 @@ struct TokenRequest {
     rate = Auth,
     tag = "auth",
     request_body = TokenRequest,
-    responses((status = 200, description = "The address is verified")))]
+    responses((status = 200, description = "The address is verified", body = EmailVerified)))]
 async fn verify_email(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = service::verify_email(&state, &context, &body.token).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "email_verified": true })))
+    Ok(HttpResponse::Ok().json(EmailVerified {
+        user_id,
+        email_verified: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -111,7 +129,7 @@ struct EmailRequest {
     rate = Auth,
     tag = "auth",
     request_body = EmailRequest,
-    responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
+    responses((status = 202, description = "Accepted (the same answer whatever the address)", body = Accepted)))]
 async fn resend_verification(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -130,7 +148,7 @@ async fn resend_verification(
     rate = Auth,
     tag = "auth",
     request_body = EmailRequest,
-    responses((status = 202, description = "Accepted (the same answer whatever the address)")))]
+    responses((status = 202, description = "Accepted (the same answer whatever the address)", body = Accepted)))]
 async fn request_password_reset(
     context: RequestContext,
     state: web::Data<DataPlane>,

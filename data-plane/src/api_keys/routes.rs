@@ -34,6 +34,12 @@ fn key_id(path: &str) -> Result<Uuid, ApiError> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "name": "billing-export",
+    "scopes": ["records.invoices:read", "telemetry:write"],
+    "expires_at": "2027-06-30T00:00:00Z",
+    "allowed_ips": ["203.0.113.0/24"]
+})))]
 struct CreateRequest {
     name: String,
     scopes: Vec<String>,
@@ -50,7 +56,7 @@ struct CreateRequest {
     rate = Write,
     tag = "api_keys",
     request_body = CreateRequest,
-    responses((status = 201, description = "Created; the key itself is shown only in this answer")))]
+    responses((status = 201, description = "Created; the key itself is shown only in this answer", body = crate::api_keys::service::IssuedKey)))]
 async fn create_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -72,7 +78,8 @@ async fn create_api_key(
     Ok(HttpResponse::Created().json(issued))
 }
 
-#[derive(Serialize)]
+/// The tenant's API keys, as `GET /v1/admin/api-keys` answers.
+#[derive(Serialize, utoipa::ToSchema)]
 struct KeyList {
     api_keys: Vec<KeyView>,
 }
@@ -83,7 +90,7 @@ struct KeyList {
     access = Permission(MANAGE),
     rate = Read,
     tag = "api_keys",
-    responses((status = 200, description = "The tenant's API keys (never their secrets)")))]
+    responses((status = 200, description = "The tenant's API keys (never their secrets)", body = KeyList)))]
 async fn list_api_keys(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -108,9 +115,12 @@ async fn get_api_key(
     Ok(HttpResponse::Ok().json(key))
 }
 
-#[derive(Deserialize, Default)]
+/// The body of a rotation, which may be left out (or empty) for the defaults.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateRequest {
+    /// How long the replaced secret keeps working, in seconds (absent: the default grace
+    /// period).
     grace_seconds: Option<i64>,
 }
 
@@ -132,7 +142,8 @@ fn rotate_request(request: &HttpRequest, body: &[u8]) -> Result<RotateRequest, A
     audit = event("api_keys.rotate", "api_key").id_from("id"),
     rate = Write,
     tag = "api_keys",
-    responses((status = 200, description = "A new key; the old one works until its grace period ends")))]
+    request_body = Option<RotateRequest>,
+    responses((status = 200, description = "A new key; the old one works until its grace period ends", body = crate::api_keys::service::IssuedKey)))]
 async fn rotate_api_key(
     context: RequestContext,
     state: web::Data<DataPlane>,

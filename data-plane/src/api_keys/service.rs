@@ -97,7 +97,24 @@ pub struct NewKey {
 }
 
 /// A key with its full text: the one response that shows the secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "id": "0193a5c0-1f2e-7b3c-8d4e-5f6a7b8c9d0e",
+    "name": "billing-export",
+    "prefix": "k7qp2xvmd4ha",
+    "scopes": ["records.invoices:read", "telemetry:write"],
+    "expires_at": "2027-06-30T00:00:00Z",
+    "allowed_ips": ["203.0.113.0/24"],
+    "created_by": "0193a5b9-4c2d-7e1f-a3b4-c5d6e7f8a9b0",
+    "created_at": "2026-12-06T10:15:00Z",
+    "rotated_at": null,
+    "previous_secret_expires_at": null,
+    "last_used_at": null,
+    "use_count": 0,
+    "revoked_at": null,
+    "status": "active",
+    "key": "tnt_k7qp2xvmd4ha_wJx9LOY36giYwZpU08c9kZOY_XlbcbDePRn9RjmpTps"
+})))]
 pub struct IssuedKey {
     #[serde(flatten)]
     pub view: KeyView,

@@ -20,7 +20,7 @@ pub fn routes() -> Vec<Route> {
     rate = Read,
     tag = "audit",
     params(AuditQuery),
-    responses((status = 200, description = "A page of the tenant's audit events"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
+    responses((status = 200, description = "A page of the tenant's audit events", body = crate::audit::service::Page), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn list_audit_events(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -50,7 +50,7 @@ struct UsageQuery {
     rate = Read,
     tag = "audit",
     params(UsageQuery),
-    responses((status = 200, description = "Daily telemetry usage"), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
+    responses((status = 200, description = "Daily telemetry usage", body = crate::usage::daily::DailyUsage), (status = 503, description = "`audit_store_unavailable`: the audit store did not answer in time")))]
 async fn get_daily_usage(
     context: RequestContext,
     state: web::Data<DataPlane>,

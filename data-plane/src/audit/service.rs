@@ -121,21 +121,27 @@ fn decode_cursor(cursor: &str) -> Result<(u64, String), ApiError> {
     Ok((millis, event_id.to_owned()))
 }
 
-#[derive(Debug, Serialize)]
+/// Who acted: the kind of actor (`user`, `api_key`, …) and its id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditActor)]
 pub struct Actor {
     #[serde(rename = "type")]
     pub actor_type: String,
     pub id: String,
 }
 
-#[derive(Debug, Serialize)]
+/// What was acted on: its type and id (empty when none).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditResource)]
 pub struct Resource {
     #[serde(rename = "type")]
     pub resource_type: String,
     pub id: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The request that caused the event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditHttp)]
 pub struct Http {
     pub method: String,
     pub path: String,
@@ -143,7 +149,8 @@ pub struct Http {
 }
 
 /// An audit event as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct EventView {
     pub id: String,
     pub occurred_at: String,
@@ -197,7 +204,9 @@ impl From<AuditRow> for EventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of the audit log, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 pub struct Page {
     pub events: Vec<EventView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.

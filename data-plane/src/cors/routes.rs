@@ -20,7 +20,7 @@ pub fn routes() -> Vec<Route> {
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
-    responses((status = 200, description = "The tenant's CORS policy")))]
+    responses((status = 200, description = "The tenant's CORS policy", body = crate::cors::CorsPolicy)))]
 async fn get_cors(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -36,7 +36,7 @@ async fn get_cors(
     rate = Write,
     tag = "settings",
     request_body = crate::cors::CorsPolicy,
-    responses((status = 200, description = "Saved")))]
+    responses((status = 200, description = "Saved (origins normalised and sorted)", body = crate::cors::CorsPolicy)))]
 async fn replace_cors(
     context: RequestContext,
     state: web::Data<DataPlane>,

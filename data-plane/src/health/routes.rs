@@ -7,7 +7,8 @@
 //! (a frozen process) counts as unreachable.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use shared::routes::meta::Liveness;
 use shared::routes::{route, routes, Route};
 
 use crate::state::DataPlane;
@@ -23,9 +24,42 @@ pub fn routes() -> Vec<Route> {
     audit = Never,
     rate = Unlimited,
     tag = "health",
-    responses((status = 200, description = "The process is up")))]
+    responses((status = 200, description = "The process is up", body = Liveness)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Liveness::UP)
+}
+
+/// What `GET /readyz` answers, ready (200) or not (503).
+#[derive(Serialize, utoipa::ToSchema)]
+struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: ReadinessChecks,
+}
+
+/// Each check: `ok`, or `unavailable` (the node is not ready).
+#[derive(Serialize, utoipa::ToSchema)]
+struct ReadinessChecks {
+    postgres: &'static str,
+    /// Room in the event queue and spool.
+    events: &'static str,
+    /// The tenant-change listener.
+    notifications: &'static str,
+    /// `unavailable` while the node shuts down.
+    shutdown: &'static str,
+    /// `ok`, or `spooling` while ClickHouse is down (events wait on disk; the node stays
+    /// ready).
+    clickhouse: &'static str,
+    /// Bytes of events waiting in the spool.
+    spooled_bytes: u64,
+}
+
+fn check(outcome: &Result<(), String>) -> &'static str {
+    if outcome.is_ok() {
+        "ok"
+    } else {
+        "unavailable"
+    }
 }
 
 /// Longest a readiness check waits for a dependency.
@@ -38,7 +72,7 @@ const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(800
     audit = Never,
     rate = Unlimited,
     tag = "health",
-    responses((status = 200, description = "Ready: Postgres, the tenant-change listener and the audit path work"), (status = 503, description = "Not ready; `checks` says which check failed")))]
+    responses((status = 200, description = "Ready: Postgres, the tenant-change listener and the audit path work", body = Readiness), (status = 503, description = "Not ready; `checks` says which check failed", body = Readiness)))]
 async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     let postgres = super::store::postgres_answers(state.tenant_db.pool());
     // ClickHouse being down does not make the node unready while the event spool has room:
@@ -67,34 +101,28 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
         Err("not connected".to_owned())
     };
     let checks = [
-        ("postgres", postgres),
-        ("events", events),
-        ("notifications", listener),
-        ("shutdown", draining),
+        ("postgres", &postgres),
+        ("events", &events),
+        ("notifications", &listener),
+        ("shutdown", &draining),
     ];
     let ready = checks.iter().all(|(_, outcome)| outcome.is_ok());
-    let body: serde_json::Map<String, serde_json::Value> = checks
-        .into_iter()
-        .map(|(name, outcome)| {
-            if let Err(error) = &outcome {
-                tracing::warn!(check = name, %error, "readiness check failed");
-            }
-            (
-                name.to_owned(),
-                json!(if outcome.is_ok() { "ok" } else { "unavailable" }),
-            )
-        })
-        .collect();
-    let mut body = body;
-    body.insert(
-        "clickhouse".to_owned(),
-        json!(if clickhouse_up { "ok" } else { "spooling" }),
-    );
-    body.insert(
-        "spooled_bytes".to_owned(),
-        json!(state.events.spooled_bytes()),
-    );
-    let body = json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": body });
+    for (name, outcome) in checks {
+        if let Err(error) = outcome {
+            tracing::warn!(check = name, %error, "readiness check failed");
+        }
+    }
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: ReadinessChecks {
+            postgres: check(&postgres),
+            events: check(&events),
+            notifications: check(&listener),
+            shutdown: check(&draining),
+            clickhouse: if clickhouse_up { "ok" } else { "spooling" },
+            spooled_bytes: state.events.spooled_bytes(),
+        },
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -109,7 +137,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     audit = Never,
     rate = Unlimited,
     tag = "health",
-    responses((status = 200, description = "Prometheus metrics (text exposition format)")))]
+    responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String)))]
 async fn metrics(state: web::Data<DataPlane>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -2,8 +2,7 @@
 //! `GET /v1/me`, `POST /v1/me/password`.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::email::Email;
 use shared::error::ApiError;
 use shared::json_body::Json;
@@ -27,6 +26,7 @@ fn client(context: &RequestContext) -> Client<'_> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "email": "ada@acme.example", "password": "correct horse battery staple" })))]
 struct LoginRequest {
     email: String,
     password: Password,
@@ -96,14 +96,25 @@ struct ActivateRequest {
     rate = Auth,
     tag = "auth",
     request_body = ActivateRequest,
-    responses((status = 200, description = "The invited user is active")))]
+    responses((status = 200, description = "The invited user is active", body = Activated)))]
 async fn activate(
     context: RequestContext,
     state: web::Data<DataPlane>,
     body: Json<ActivateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = service::activate(&state, &context, &body.token, &body.password).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user_id": user_id, "status": "active" })))
+    Ok(HttpResponse::Ok().json(Activated {
+        user_id,
+        status: "active",
+    }))
+}
+
+/// An activated account.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Activated {
+    user_id: uuid::Uuid,
+    /// Always `active`.
+    status: &'static str,
 }
 
 #[route(

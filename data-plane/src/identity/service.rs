@@ -33,6 +33,12 @@ pub struct Client<'a> {
 
 /// Tokens in OAuth 2.0's names.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTIwNiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzYTViOS00YzJkLTdlMWYtYTNiNC1jNWQ2ZTdmOGE5YjAifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU",
+    "refresh_token": "tnrt_t8P3qx1leczQr713u8L-I-NOKdh_AIcse3bfZ3Iiv6s",
+    "token_type": "Bearer",
+    "expires_in": 900
+})))]
 pub struct TokenResponse {
     pub access_token: String,
     #[serde(serialize_with = "expose")]
@@ -247,6 +253,15 @@ pub async fn login(
 /// What a password sign-in answers: tokens, or the second step when the user has MFA.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(examples(
+    json!({
+        "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTIwNiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzYTViOS00YzJkLTdlMWYtYTNiNC1jNWQ2ZTdmOGE5YjAifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU",
+        "refresh_token": "tnrt_t8P3qx1leczQr713u8L-I-NOKdh_AIcse3bfZ3Iiv6s",
+        "token_type": "Bearer",
+        "expires_in": 900
+    }),
+    json!({ "mfa_required": true, "mfa_token": "tnmf_iycz5rbS4qMRTWTsXNmPsHl59aBfSB2ova4wQMRLoYo", "expires_in": 300 })
+))]
 pub enum LoginOutcome {
     Tokens(TokenResponse),
     MfaRequired(MfaChallenge),
@@ -255,6 +270,11 @@ pub enum LoginOutcome {
 /// The second step of a sign-in with MFA: the single-use token to present with a code at
 /// `POST /v1/auth/mfa/verify`.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "mfa_required": true,
+    "mfa_token": "tnmf_iycz5rbS4qMRTWTsXNmPsHl59aBfSB2ova4wQMRLoYo",
+    "expires_in": 300
+})))]
 pub struct MfaChallenge {
     pub mfa_required: bool,
     #[serde(serialize_with = "expose")]

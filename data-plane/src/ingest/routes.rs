@@ -2,6 +2,7 @@
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::json;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
@@ -55,14 +56,25 @@ async fn body(state: &DataPlane, payload: web::Payload) -> Result<web::Bytes, Ap
         .map_err(|_| ApiError::bad_request("invalid_body", "the request body could not be read"))
 }
 
+/// An empty Export…ServiceResponse in JSON: no `partialSuccess`, so everything was accepted.
+#[derive(Serialize, utoipa::ToSchema)]
+struct OtlpJsonResponse {}
+
 /// An OTLP success answer in the request's encoding (an empty Export…ServiceResponse).
 fn otlp_ok(encoding: Encoding) -> HttpResponse {
     match encoding {
         Encoding::Protobuf => HttpResponse::Ok()
             .content_type("application/x-protobuf")
             .body(Vec::<u8>::new()),
-        Encoding::Json => HttpResponse::Ok().json(json!({})),
+        Encoding::Json => HttpResponse::Ok().json(OtlpJsonResponse {}),
     }
+}
+
+/// What a bulk ingestion answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BulkAccepted {
+    /// The number of events stored.
+    accepted: usize,
 }
 
 type Decoder =
@@ -91,7 +103,8 @@ async fn otlp_request(
     audit = Never,
     rate = Write,
     tag = "telemetry",
-    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
+    request_body(content((String = "application/x-protobuf"), (Object = "application/json")), description = "An OTLP/HTTP ExportLogsServiceRequest, protobuf (`application/x-protobuf` or `application/protobuf`) or JSON"),
+    responses((status = 200, description = "Accepted: an empty ExportLogsServiceResponse in the request's encoding", content((OtlpJsonResponse = "application/json"), (String = "application/x-protobuf")))))]
 async fn post_otlp_logs(
     req: HttpRequest,
     context: RequestContext,
@@ -108,7 +121,8 @@ async fn post_otlp_logs(
     audit = Never,
     rate = Write,
     tag = "telemetry",
-    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
+    request_body(content((String = "application/x-protobuf"), (Object = "application/json")), description = "An OTLP/HTTP ExportMetricsServiceRequest, protobuf (`application/x-protobuf` or `application/protobuf`) or JSON"),
+    responses((status = 200, description = "Accepted: an empty ExportMetricsServiceResponse in the request's encoding", content((OtlpJsonResponse = "application/json"), (String = "application/x-protobuf")))))]
 async fn post_otlp_metrics(
     req: HttpRequest,
     context: RequestContext,
@@ -125,7 +139,8 @@ async fn post_otlp_metrics(
     audit = Never,
     rate = Write,
     tag = "telemetry",
-    responses((status = 200, description = "Accepted (OTLP/HTTP, protobuf or JSON)")))]
+    request_body(content((String = "application/x-protobuf"), (Object = "application/json")), description = "An OTLP/HTTP ExportTracesServiceRequest, protobuf (`application/x-protobuf` or `application/protobuf`) or JSON"),
+    responses((status = 200, description = "Accepted: an empty ExportTracesServiceResponse in the request's encoding", content((OtlpJsonResponse = "application/json"), (String = "application/x-protobuf")))))]
 async fn post_otlp_traces(
     req: HttpRequest,
     context: RequestContext,
@@ -142,7 +157,8 @@ async fn post_otlp_traces(
     audit = Never,
     rate = Write,
     tag = "telemetry",
-    responses((status = 202, description = "Accepted: the number of events stored")))]
+    request_body(content((String = "application/x-ndjson"), (String = "text/csv")), description = "Events, one per line: NDJSON (`application/x-ndjson`, `application/jsonl` or `application/jsonlines`) or CSV with a header line (`text/csv`); all or nothing"),
+    responses((status = 202, description = "Accepted: the number of events stored", body = BulkAccepted)))]
 async fn post_bulk_events(
     req: HttpRequest,
     context: RequestContext,
@@ -179,5 +195,5 @@ async fn post_bulk_events(
         return Err(ApiError::bad_request("no_events", "the body has no events"));
     }
     let accepted = service::accept(&state, &context, events).await?;
-    Ok(HttpResponse::Accepted().json(json!({ "accepted": accepted })))
+    Ok(HttpResponse::Accepted().json(BulkAccepted { accepted }))
 }

@@ -42,7 +42,7 @@ fn no_store() -> actix_web::HttpResponseBuilder {
     access = RestrictedOk,
     rate = Read,
     tag = "mfa",
-    responses((status = 200, description = "The caller's MFA status")))]
+    responses((status = 200, description = "The caller's MFA status", body = super::service::MfaStatus)))]
 async fn get_mfa(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -58,7 +58,7 @@ async fn get_mfa(
     audit = event("mfa.totp_setup", "user"),
     rate = Write,
     tag = "mfa",
-    responses((status = 200, description = "A new TOTP secret, its otpauth URI and QR code, to confirm with /enable")))]
+    responses((status = 200, description = "A new TOTP secret, its otpauth URI and QR code, to confirm with /enable", body = super::service::TotpSetup)))]
 async fn setup_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -81,7 +81,7 @@ struct CodeRequest {
     rate = Auth,
     tag = "mfa",
     request_body = CodeRequest,
-    responses((status = 200, description = "TOTP is on; the backup codes are shown once")))]
+    responses((status = 200, description = "TOTP is on; the backup codes are shown once", body = super::service::BackupCodes)))]
 async fn enable_totp(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -100,7 +100,7 @@ async fn enable_totp(
     rate = Write,
     tag = "mfa",
     request_body = CodeRequest,
-    responses((status = 200, description = "New backup codes, shown once; the old ones are void")))]
+    responses((status = 200, description = "New backup codes, shown once; the old ones are void", body = super::service::BackupCodes)))]
 async fn regenerate_backup_codes(
     context: RequestContext,
     state: web::Data<DataPlane>,

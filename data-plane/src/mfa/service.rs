@@ -21,7 +21,7 @@ use crate::tenancy::{Principal, RequestContext};
 use shared::tenant_context::TenantTransaction;
 
 /// What `GET /v1/me/mfa` shows.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MfaStatus {
     pub totp_enabled: bool,
     pub backup_codes_remaining: i64,
@@ -50,12 +50,17 @@ pub async fn status(
 }
 
 /// What `POST /v1/me/mfa/totp/setup` answers, once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TotpSetup {
+    /// The shared secret, base32.
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub secret: Zeroizing<String>,
+    /// The `otpauth://totp/…` URI authenticator apps read.
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub otpauth_uri: Zeroizing<String>,
+    /// The URI as a QR code (SVG).
     pub qr_svg: String,
 }
 
@@ -100,7 +105,7 @@ pub async fn setup(
 }
 
 /// Backup codes, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }

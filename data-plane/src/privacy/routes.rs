@@ -2,6 +2,8 @@
 //! `GET`/`PUT /v1/settings/privacy` (`settings:manage`).
 
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use shared::error::ApiError;
 use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
@@ -14,38 +16,59 @@ pub fn routes() -> Vec<Route> {
     routes![export, get_policy, replace_policy,]
 }
 
+/// Everything the tenant holds about the caller: the sections `user`, `roles`,
+/// `backup_codes_remaining`, `sessions`, `api_keys`, `records` (their sensitive fields
+/// withheld) and `sign_in_attempts`, with the tenant and the time of the export.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PersonalExport {
+    #[serde(flatten)]
+    #[schema(ignore)]
+    sections: Map<String, Value>,
+    tenant: ExportedTenant,
+    /// When the export was taken (RFC 3339).
+    exported_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ExportedTenant {
+    slug: String,
+    name: String,
+}
+
 #[route(
     get, "/v1/me/export",
     summary = "Export my data",
     access = SignedIn,
     rate = Read,
     tag = "me",
-    responses((status = 200, description = "Everything the tenant holds about the caller (JSON download)")))]
+    responses((status = 200, description = "Everything the tenant holds about the caller (JSON download)", body = PersonalExport)))]
 async fn export(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.authenticated()?;
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    let mut document = store::export(&mut transaction, principal.user_id)
+    let document = store::export(&mut transaction, principal.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the signed-in user no longer exists"))?;
     transaction.commit().await?;
-    if let Some(object) = document.as_object_mut() {
-        let tenant = &context.tenant.tenant;
-        object.insert(
-            "tenant".into(),
-            serde_json::json!({ "slug": tenant.slug.as_str(), "name": tenant.name }),
-        );
-        object.insert(
-            "exported_at".into(),
-            serde_json::json!(state
-                .clock
-                .now()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()),
-        );
-    }
+    let sections = match document {
+        Value::Object(sections) => sections,
+        _ => return Err(ApiError::internal(&"the export is not a JSON object")),
+    };
+    let tenant = &context.tenant.tenant;
+    let document = PersonalExport {
+        sections,
+        tenant: ExportedTenant {
+            slug: tenant.slug.as_str().to_owned(),
+            name: tenant.name.clone(),
+        },
+        exported_at: state
+            .clock
+            .now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    };
     Ok(HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,
@@ -61,7 +84,7 @@ async fn export(
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
-    responses((status = 200, description = "The tenant's retention policy")))]
+    responses((status = 200, description = "The tenant's retention policy", body = crate::privacy::PrivacyPolicy)))]
 async fn get_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -80,7 +103,7 @@ async fn get_policy(
     rate = Write,
     tag = "settings",
     request_body = crate::privacy::PrivacyPolicy,
-    responses((status = 200, description = "Saved")))]
+    responses((status = 200, description = "Saved", body = crate::privacy::PrivacyPolicy)))]
 async fn replace_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -9,7 +9,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use super::document::Document;
 use super::names::{CollectionName, FieldName};
 use super::query::ListQuery;
 use super::service::{self, Change, Precondition, RecordView};
-use super::store::Access;
+use super::store::{Access, Collection};
 use super::RecordsError;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -86,7 +86,7 @@ fn record_response(
     audit = event("records.create", "record"),
     rate = Write,
     tag = "records",
-    request_body = Document,
+    request_body(content = Document, description = "The record's fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": false })),
     responses((status = 201, description = "Created; `Location` and `ETag` name the record", body = RecordView)))]
 async fn create_record(
     req: HttpRequest,
@@ -149,7 +149,7 @@ async fn list_records(
     audit = event("records.replace", "record").id_from("id"),
     rate = Write,
     tag = "records",
-    request_body = Document,
+    request_body(content = Document, description = "The record's new fields: a JSON object", example = json!({ "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": true })),
     responses((status = 200, description = "Replaced; `ETag` is the new version", body = RecordView)))]
 async fn replace_record(
     req: HttpRequest,
@@ -187,7 +187,8 @@ async fn replace_record(
     tag = "records",
     request_body(content = Document, content_type = "application/merge-patch+json",
         description = "A JSON merge patch (RFC 7396): a field set to `null` is removed; \
-                       `application/json` is taken too"),
+                       `application/json` is taken too",
+        example = json!({ "paid": true, "currency": null })),
     responses((status = 200, description = "Updated (JSON merge patch); `ETag` is the new version", body = RecordView)))]
 async fn patch_record(
     req: HttpRequest,
@@ -241,18 +242,24 @@ async fn delete_record(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The collections a caller may read, as `GET /v1/collections` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CollectionList {
+    collections: Vec<Collection>,
+}
+
 #[route(get, "/v1/collections",
     summary = "List the collections I may read",
     access = Caller,
     rate = Read,
     tag = "records",
-    responses((status = 200, description = "The collections the caller may read")))]
+    responses((status = 200, description = "The collections the caller may read", body = CollectionList)))]
 async fn list_collections(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let collections = service::readable_collections(&state, &context, context.caller()?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "collections": collections })))
+    Ok(HttpResponse::Ok().json(CollectionList { collections }))
 }
 
 #[route(get, "/v1/collections/{collection}",
@@ -260,7 +267,7 @@ async fn list_collections(
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
-    responses((status = 200, description = "The collection's settings")))]
+    responses((status = 200, description = "The collection's settings", body = Collection)))]
 async fn get_collection(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -273,11 +280,15 @@ async fn get_collection(
     Ok(HttpResponse::Ok().json(&*collection))
 }
 
-#[derive(Deserialize)]
+/// A collection's settings, as an admin saves them.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({ "sensitive_fields": ["iban", "tax_id"], "access": "owner" })))]
 struct CollectionRequest {
+    /// Top-level fields to store encrypted (absent: none).
     #[serde(default)]
     sensitive_fields: Vec<String>,
+    /// Who sees the records (absent: `shared`).
     #[serde(default)]
     access: Access,
 }
@@ -288,7 +299,8 @@ struct CollectionRequest {
     audit = event("collections.update", "collection").id_from("collection"),
     rate = Write,
     tag = "records",
-    responses((status = 200, description = "Saved"), (status = 201, description = "Created with these settings")))]
+    request_body = CollectionRequest,
+    responses((status = 200, description = "Saved", body = Collection), (status = 201, description = "Created with these settings", body = Collection)))]
 async fn put_collection(
     req: HttpRequest,
     context: RequestContext,

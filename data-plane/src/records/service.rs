@@ -39,6 +39,15 @@ pub struct Rights {
 
 /// A record as a caller sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "id": "0193a5d4-8e2f-7a6b-9c1d-2e3f4a5b6c7d",
+    "collection": "invoices",
+    "data": { "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": false },
+    "version": 1,
+    "owner_id": "0193a5b9-4c2d-7e1f-a3b4-c5d6e7f8a9b0",
+    "created_at": "2026-12-06T10:30:00Z",
+    "updated_at": "2026-12-06T10:30:00Z"
+})))]
 pub struct RecordView {
     pub id: Uuid,
     pub collection: String,
@@ -537,6 +546,18 @@ pub async fn delete(
 /// One page of a list.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = RecordPage)]
+#[schema(examples(json!({
+    "records": [{
+        "id": "0193a5d4-8e2f-7a6b-9c1d-2e3f4a5b6c7d",
+        "collection": "invoices",
+        "data": { "customer": "Globex", "amount": 1250.5, "currency": "EUR", "paid": false },
+        "version": 1,
+        "owner_id": "0193a5b9-4c2d-7e1f-a3b4-c5d6e7f8a9b0",
+        "created_at": "2026-12-06T10:30:00Z",
+        "updated_at": "2026-12-06T10:30:00Z"
+    }],
+    "next_cursor": "Yy4xNzY1MDE3MDAwMDAwMDAwLjAxOTNhNWQ0LThlMmYtN2E2Yi05YzFkLTJlM2Y0YTViNmM3ZA"
+})))]
 pub struct Page {
     pub records: Vec<RecordView>,
     /// Pass as `cursor` (with the same `sort`) for the next page; absent on the last page.

@@ -19,8 +19,9 @@ use super::query::ListQuery;
 use super::RecordsError;
 
 /// Who sees a collection's records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CollectionAccess)]
 pub enum Access {
     /// Every caller with read permission reads every record.
     #[default]
@@ -49,9 +50,13 @@ impl Access {
 }
 
 /// A collection and its settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Collection {
+    #[schema(value_type = String)]
     pub name: CollectionName,
+    /// Fields stored encrypted with the tenant's data key, shown only to callers holding
+    /// `sensitive.<collection>:read`.
+    #[schema(value_type = Vec<String>)]
     pub sensitive_fields: Vec<FieldName>,
     pub access: Access,
     #[serde(with = "time::serde::rfc3339")]

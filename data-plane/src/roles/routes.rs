@@ -20,19 +20,25 @@ fn role_name(path: &str) -> Result<RoleName, ApiError> {
     RoleName::parse(path).map_err(|_| RolesError::NotFound.into())
 }
 
+/// The tenant's roles, as `GET /v1/admin/roles` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RoleList {
+    roles: Vec<crate::roles::store::RoleView>,
+}
+
 #[route(
     get, "/v1/admin/roles",
     summary = "List roles",
     access = Permission(READ),
     rate = Read,
     tag = "roles",
-    responses((status = 200, description = "The roles")))]
+    responses((status = 200, description = "The roles", body = RoleList)))]
 async fn list_roles(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let roles = service::list(&state, &context).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roles": roles })))
+    Ok(HttpResponse::Ok().json(RoleList { roles }))
 }
 
 #[route(
@@ -55,6 +61,12 @@ async fn get_role(
 /// (`deny_unknown_fields` does not work through `flatten`); this type describes it.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
+#[schema(examples(json!({
+    "name": "support-agent",
+    "description": "Reads users and tickets; answers tickets",
+    "permissions": ["users:read", "records.tickets:read", "records.tickets:update"],
+    "includes": ["member"]
+})))]
 struct NewRole {
     name: String,
     #[serde(flatten)]
@@ -69,7 +81,7 @@ struct NewRole {
     rate = Write,
     tag = "roles",
     request_body = NewRole,
-    responses((status = 201, description = "Created", body = crate::roles::service::RoleDetail)))]
+    responses((status = 409, description = "`role_exists`: a role of this name exists; `role_cycle`: the inclusions would form a cycle"), (status = 201, description = "Created", body = crate::roles::service::RoleDetail)))]
 async fn create_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -104,7 +116,7 @@ async fn create_role(
     rate = Write,
     tag = "roles",
     request_body = RoleDefinition,
-    responses((status = 200, description = "Saved", body = crate::roles::service::RoleDetail)))]
+    responses((status = 409, description = "`role_cycle`: the inclusions would form a cycle"), (status = 200, description = "Saved", body = crate::roles::service::RoleDetail)))]
 async fn replace_role(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -124,7 +136,7 @@ async fn replace_role(
     audit = event("roles.delete", "role").id_from("name"),
     rate = Write,
     tag = "roles",
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 409, description = "`role_in_use`: another role includes it"), (status = 204, description = "Deleted")))]
 async fn delete_role(
     context: RequestContext,
     state: web::Data<DataPlane>,

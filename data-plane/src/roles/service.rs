@@ -134,7 +134,21 @@ fn check(definition: &RoleDefinition) -> Result<Checked, RolesError> {
     })
 }
 
+/// A role, with everything it grants.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "name": "support-agent",
+    "description": "Reads users and tickets; answers tickets",
+    "permissions": ["records.tickets:read", "records.tickets:update", "users:read"],
+    "includes": ["member"],
+    "built_in": false,
+    "created_at": "2026-12-06T10:20:00Z",
+    "updated_at": "2026-12-06T10:20:00Z",
+    "effective_permissions": [
+        "records.tickets:read", "records.tickets:update", "records:create", "records:read",
+        "records:update", "users:read"
+    ]
+})))]
 pub struct RoleDetail {
     #[serde(flatten)]
     pub role: RoleView,

@@ -14,13 +14,19 @@ pub fn routes() -> Vec<Route> {
     routes![list_sessions, delete_session, logout,]
 }
 
+/// The caller's live sessions, as `GET /v1/me/sessions` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SessionList {
+    sessions: Vec<store::SessionView>,
+}
+
 #[route(
     get, "/v1/me/sessions",
     summary = "List my sessions",
     access = RestrictedOk,
     rate = Read,
     tag = "me",
-    responses((status = 200, description = "The caller's live sessions")))]
+    responses((status = 200, description = "The caller's live sessions", body = SessionList)))]
 async fn list_sessions(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -38,7 +44,7 @@ async fn list_sessions(
         .commit()
         .await
         .map_err(|error| ApiError::internal(&error))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
+    Ok(HttpResponse::Ok().json(SessionList { sessions }))
 }
 
 async fn end_session(

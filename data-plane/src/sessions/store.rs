@@ -103,7 +103,8 @@ pub async fn touch(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+/// A live session of the caller's.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -112,9 +113,11 @@ pub struct SessionView {
     pub last_seen_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub amr: Vec<String>,
+    /// Whether this is the session the request was made with.
     pub current: bool,
 }
 

@@ -20,7 +20,7 @@ pub fn routes() -> Vec<Route> {
     access = Permission(MANAGE),
     rate = Read,
     tag = "settings",
-    responses((status = 200, description = "The tenant's sign-in policy")))]
+    responses((status = 200, description = "The tenant's sign-in policy", body = crate::identity::policy::AuthPolicy)))]
 async fn get_auth_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -36,7 +36,7 @@ async fn get_auth_policy(
     rate = Write,
     tag = "settings",
     request_body = crate::identity::policy::AuthPolicy,
-    responses((status = 200, description = "Saved")))]
+    responses((status = 200, description = "Saved", body = crate::identity::policy::AuthPolicy)))]
 async fn replace_auth_policy(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -53,7 +53,7 @@ async fn replace_auth_policy(
     audit = event("settings.signing_key_rotate", "settings"),
     rate = Write,
     tag = "settings",
-    responses((status = 200, description = "A new signing key is current; the old one verifies until its tokens expire")))]
+    responses((status = 200, description = "A new signing key is current; the old one verifies until its tokens expire", body = crate::settings::service::Rotated)))]
 async fn rotate_signing_key(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -36,7 +36,9 @@ pub async fn replace_auth_policy(
     Ok(policy)
 }
 
-#[derive(Serialize)]
+/// A rotated signing key.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RotatedSigningKey)]
 pub struct Rotated {
     /// The key that signs new tokens from now on.
     pub kid: String,

@@ -10,7 +10,9 @@ use super::SsoError;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-#[derive(Serialize)]
+/// Which provider signs in an address: `sso` is false (and nothing else is said) when its
+/// domain has none.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Discovery {
     pub sso: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

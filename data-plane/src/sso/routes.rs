@@ -15,6 +15,7 @@ use super::{discovery, oauth, saml, SsoError, MANAGE, READ};
 use crate::identity::service::{Client, TokenResponse};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::sso::providers::{ProviderList, ProviderView};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -51,13 +52,13 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
     access = Permission(READ),
     rate = Read,
     tag = "sso",
-    responses((status = 200, description = "The tenant's SSO providers")))]
+    responses((status = 200, description = "The tenant's SSO providers (secrets never shown)", body = ProviderList)))]
 async fn list_providers(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let providers = admin::list(&state, &context).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "providers": providers })))
+    Ok(HttpResponse::Ok().json(ProviderList { providers }))
 }
 
 #[route(
@@ -66,7 +67,7 @@ async fn list_providers(
     access = Permission(READ),
     rate = Read,
     tag = "sso",
-    responses((status = 200, description = "The provider (secrets never shown)")))]
+    responses((status = 200, description = "The provider (secrets never shown)", body = ProviderView)))]
 async fn get_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -83,7 +84,7 @@ async fn get_provider(
     rate = Write,
     tag = "sso",
     request_body = ProviderInput,
-    responses((status = 201, description = "Created")))]
+    responses((status = 201, description = "Created (secrets never shown)", body = ProviderView)))]
 async fn create_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -102,7 +103,7 @@ async fn create_provider(
     rate = Write,
     tag = "sso",
     request_body = ProviderInput,
-    responses((status = 200, description = "Saved")))]
+    responses((status = 200, description = "Saved (secrets never shown)", body = ProviderView)))]
 async fn replace_provider(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -152,7 +153,7 @@ struct DiscoverRequest {
     rate = Write,
     tag = "auth",
     request_body = DiscoverRequest,
-    responses((status = 200, description = "The provider for an address's domain, if any")))]
+    responses((status = 200, description = "The provider for an address's domain, if any", body = super::discovery::Discovery)))]
 async fn discover(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -223,7 +224,7 @@ async fn start_saml_sign_in(
     rate = Read,
     tag = "auth",
     params(oauth::CallbackQuery),
-    responses((status = 200, description = "Signed in (or a redirect to the return URL with the tokens)")))]
+    responses((status = 200, description = "Signed in: access and refresh tokens", body = TokenResponse)))]
 async fn oauth_callback(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -251,7 +252,7 @@ async fn oauth_callback(
     access = Public,
     rate = Read,
     tag = "auth",
-    responses((status = 200, description = "The service provider's SAML metadata (XML)")))]
+    responses((status = 200, description = "The service provider's SAML metadata (XML)", content_type = "application/samlmetadata+xml", body = String)))]
 async fn saml_metadata(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -264,6 +265,19 @@ async fn saml_metadata(
         .body(xml))
 }
 
+/// The form an identity provider's page posts to the ACS (SAML HTTP-POST binding); other
+/// fields are ignored. Describes the body, which is read as it comes.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AcsForm {
+    /// The IdP's `<samlp:Response>`, base64.
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    /// What the sign-in's start sent along, returned as is.
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
 /// The ACS takes the IdP's auto-submitted form (`application/x-www-form-urlencoded`).
 #[route(
     post, "/v1/auth/saml/{name}/acs",
@@ -271,7 +285,8 @@ async fn saml_metadata(
     audit = event("auth.sso_login", "sso_provider").id_from("name"),
     rate = Write,
     tag = "auth",
-    responses((status = 200, description = "Signed in (or a redirect to the return URL with the tokens)")))]
+    request_body(content = AcsForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Signed in: access and refresh tokens", body = TokenResponse)))]
 async fn saml_acs(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -13,7 +13,8 @@ pub fn routes() -> Vec<Route> {
     routes![get_tenant,]
 }
 
-#[derive(Serialize)]
+/// The tenant's public profile.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TenantInfo<'a> {
     id: uuid::Uuid,
     slug: &'a str,
@@ -29,7 +30,7 @@ struct TenantInfo<'a> {
     access = Public,
     rate = Read,
     tag = "tenant",
-    responses((status = 200, description = "The tenant's public profile")))]
+    responses((status = 200, description = "The tenant's public profile", body = TenantInfo)))]
 async fn get_tenant(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -9,8 +9,11 @@ use crate::audit::store::{self, DayCount};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
-#[derive(Debug, Default, Serialize)]
+/// One day's usage (UTC).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = UsageDay)]
 pub struct Day {
+    /// `YYYY-MM-DD`.
     pub date: String,
     /// Requests that left an audit event (every state-changing request, and refusals).
     pub requests: u64,
@@ -18,7 +21,8 @@ pub struct Day {
     pub events_ingested: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// Usage by day, oldest first, with the storage used and the daily ingestion limit.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DailyUsage {
     pub days: Vec<Day>,
     pub storage_bytes: i64,

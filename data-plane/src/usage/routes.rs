@@ -18,7 +18,7 @@ pub fn routes() -> Vec<Route> {
     access = UserOrKey(READ),
     rate = Read,
     tag = "usage",
-    responses((status = 200, description = "The tenant's usage against its quotas")))]
+    responses((status = 200, description = "The tenant's usage against its quotas", body = crate::usage::service::Usage)))]
 async fn get_usage(
     context: RequestContext,
     state: web::Data<DataPlane>,

@@ -9,13 +9,14 @@ use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 /// One quota: how much is used and the limit.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Metered {
     pub used: i64,
     pub limit: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// The tenant's usage against its quotas.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Every user of the tenant, whatever their status (invited and disabled users hold a
     /// seat too), against `max_users`.

@@ -100,6 +100,11 @@ async fn get_user(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "email": "grace@acme.example",
+    "display_name": "Grace Hopper",
+    "roles": ["member"]
+})))]
 struct InvitationRequest {
     email: String,
     display_name: Option<String>,

@@ -24,6 +24,19 @@ impl ApiDocuments {
     }
 }
 
+/// What `GET /healthz` answers on every plane: the process is up (it says nothing of its
+/// dependencies; the data plane's `/readyz` does).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({ "status": "ok" })))]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+impl Liveness {
+    pub const UP: Self = Self { status: "ok" };
+}
+
 pub fn routes() -> Vec<Route> {
     routes![get_openapi, get_reference]
 }
@@ -35,7 +48,7 @@ pub fn routes() -> Vec<Route> {
     rate = Unlimited,
     tag = "meta",
     summary = "This API's OpenAPI document",
-    responses((status = 200, description = "This document")))]
+    responses((status = 200, description = "This document (OpenAPI 3.1, JSON)", body = Object)))]
 async fn get_openapi(documents: web::Data<&'static ApiDocuments>) -> HttpResponse {
     HttpResponse::Ok().json(&documents.openapi)
 }

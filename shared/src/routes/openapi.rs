@@ -20,6 +20,7 @@ use utoipa::openapi::path::{
     HttpMethod, Operation, Parameter, ParameterBuilder, ParameterIn, PathsBuilder,
 };
 use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, Ref, RefOr, Required,
@@ -112,12 +113,30 @@ pub fn document(plane: &Plane, routes: &[Arc<RouteInfo>]) -> Value {
 /// An internally tagged enum whose variants refuse unknown fields (serde's `tag = "kind"`
 /// with `deny_unknown_fields` structs) comes out of utoipa as `allOf: [variant, {kind}]`
 /// where the variant says `additionalProperties: false`, which no object satisfies (the
-/// variant refuses `kind`). Such a variant is opened, and the `allOf` closed instead with
-/// `unevaluatedProperties: false` (JSON Schema 2020-12, OpenAPI 3.1), which is what the
-/// server does: the tag and the variant's fields, nothing else.
+/// variant refuses `kind`); a flattened `deny_unknown_fields` struct has the same problem.
+/// Such a part is opened, and its `allOf` closed instead with `unevaluatedProperties: false`
+/// (JSON Schema 2020-12, OpenAPI 3.1), which is what the server does: the tag and the
+/// variant's fields, nothing else.
+///
+/// An `allOf` whose parts are open (a flattened answer such as `TenantDetails`) stays open:
+/// closed, it would refuse the fields of a schema that flattens it in turn (a created
+/// tenant's `activation_token`), since `unevaluatedProperties` sees only its own subschemas.
 fn close_tagged_unions(document: &mut Value) {
+    let closed: Vec<String> = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| {
+            schemas
+                .iter()
+                .filter(|(_, schema)| {
+                    schema.get("additionalProperties") == Some(&Value::Bool(false))
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut variants = Vec::new();
-    collect_all_of_references(document, &mut variants);
+    close_all_of(document, &closed, &mut variants);
     let Some(schemas) = document
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -131,27 +150,33 @@ fn close_tagged_unions(document: &mut Value) {
     }
 }
 
-fn collect_all_of_references(value: &mut Value, variants: &mut Vec<String>) {
+/// Closes each `allOf` that refers to one of the `closed` schemas, and collects those it
+/// refers to (to be opened).
+fn close_all_of(value: &mut Value, closed: &[String], variants: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::Array(parts)) = map.get("allOf") {
-                for part in parts {
-                    if let Some(name) = part
-                        .get("$ref")
-                        .and_then(Value::as_str)
-                        .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
-                    {
-                        variants.push(name.to_owned());
-                    }
+                let referred: Vec<String> = parts
+                    .iter()
+                    .filter_map(|part| {
+                        part.get("$ref")
+                            .and_then(Value::as_str)
+                            .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+                    })
+                    .filter(|name| closed.iter().any(|closed| closed == name))
+                    .map(str::to_owned)
+                    .collect();
+                if !referred.is_empty() {
+                    variants.extend(referred);
+                    map.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
                 }
-                map.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
             }
             map.values_mut()
-                .for_each(|value| collect_all_of_references(value, variants));
+                .for_each(|value| close_all_of(value, closed, variants));
         }
         Value::Array(items) => items
             .iter_mut()
-            .for_each(|value| collect_all_of_references(value, variants)),
+            .for_each(|value| close_all_of(value, closed, variants)),
         _ => {}
     }
 }
@@ -357,9 +382,33 @@ pub fn path_parameters(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// utoipa marks a body required unless it was declared `Option<T>`, which it leaves unmarked
+/// and describes as "`T` or `null`". For us `Option<T>` means the body may be left out (a
+/// `null` body is not `T` and is refused): such a body is marked optional and its schema is
+/// `T` alone.
 fn require_body(body: &mut RequestBody) {
-    if body.required.is_none() {
-        body.required = Some(Required::True);
+    if body.required.is_some() {
+        return;
+    }
+    body.required = Some(Required::False);
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let is_null = |item: &RefOr<Schema>| {
+            matches!(item, RefOr::T(Schema::Object(object))
+                if object.schema_type == SchemaType::Type(Type::Null))
+        };
+        let rest: Vec<RefOr<Schema>> = one_of
+            .items
+            .iter()
+            .filter(|item| !is_null(item))
+            .cloned()
+            .collect();
+        if let [only] = rest.as_slice() {
+            content.schema = Some(only.clone());
+        }
     }
 }
 
@@ -424,6 +473,14 @@ fn error_schema() -> Schema {
         ObjectBuilder::new()
             .property("error", body)
             .required("error")
+            .examples([json!({
+                "error": {
+                    "code": "forbidden",
+                    "message": "your roles do not grant users:manage",
+                    "request_id": "0193a5e1-2b3c-7d4e-8f5a-6b7c8d9e0f1a",
+                    "details": { "missing_permission": "users:manage" }
+                }
+            })])
             .build(),
     )
 }

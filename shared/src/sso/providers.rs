@@ -17,10 +17,11 @@ use super::store::{
 };
 
 /// A provider as admins and operators see it (never its secret).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderView {
     pub id: Uuid,
     pub name: String,
+    /// `oidc`, `oauth2` or `saml` (as `provider.kind`).
     pub kind: &'static str,
     pub display_name: String,
     pub provider: settings::ProviderKind,
@@ -36,6 +37,13 @@ pub struct ProviderView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A tenant's providers, as `GET /v1/admin/sso` (data plane) and
+/// `GET /v1/tenants/{slug}/sso` (control plane) answer them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderList {
+    pub providers: Vec<ProviderView>,
 }
 
 pub async fn view(

@@ -29,14 +29,43 @@ pub struct CreateTenant {
 
 /// What an operator's create answers: the tenant's details and, when a first admin was named,
 /// their one-time activation token (shown this once: only its digest is stored).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "id": "0193a5b2-7c4e-7d1a-9f3e-2b8c4d5e6f70",
+    "slug": "acme",
+    "name": "Acme Corporation",
+    "status": "active",
+    "plan": "standard",
+    "schema": "tenant_acme",
+    "role": "tenantry_t_acme",
+    "cluster": "primary",
+    "template": "default",
+    "template_version": 3,
+    "created_at": "2026-12-06T09:30:00Z",
+    "updated_at": "2026-12-06T09:30:02Z",
+    "host": "acme.tenantry.example",
+    "quotas": {
+        "max_users": 100,
+        "max_storage_bytes": 10737418240_i64,
+        "max_api_keys": 20,
+        "requests_per_second": 100,
+        "burst": 200,
+        "events_per_day": 10000000
+    },
+    "domains": [],
+    "provisioning": { "last_step": "activate", "state": "done", "attempts": 1, "last_error": null },
+    "activation_token": "tnut_gMXbu1AnmrKReTIeqxyUGe7PgP4WEGfU4jrrOGOnJOM"
+})))]
 pub struct CreatedTenant {
     #[serde(flatten)]
     pub details: TenantDetails,
+    /// The first admin's activation token (`POST /v1/auth/activate` on the data plane), when
+    /// an admin email was given; shown this once.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_token"
     )]
+    #[schema(value_type = Option<String>)]
     pub activation_token: Option<Zeroizing<String>>,
 }
 

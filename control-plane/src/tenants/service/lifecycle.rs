@@ -116,7 +116,7 @@ pub async fn resume(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant,
 
 /// The answer to a retry (`tenant retry`, `POST /v1/tenants/{slug}/provision`): what it did,
 /// and the tenant's details.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetryReport {
     /// `provisioned` (this retry finished the provisioning) or `already_active` (nothing to
     /// do).

@@ -22,7 +22,7 @@ use crate::provisioning::{self, JobState};
 pub use super::store::QuotaOverrides;
 pub use create::{create, create_and_invite, issue_activation_token, CreateTenant, CreatedTenant};
 pub use domains::{add_domain, remove_domain, DomainName};
-pub use export::{export, ExportSink};
+pub use export::{export, ExportSink, TenantExport};
 pub use lifecycle::{
     delete, resume, retry_provisioning, suspend, update, RetryReport, TenantPatch,
 };

@@ -78,10 +78,12 @@ impl QuotaPatch {
 }
 
 /// Effective limits and the overrides behind them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QuotaView {
     pub plan: String,
+    /// The limits in force: each override, or the plan's default.
     pub effective: Option<Quotas>,
+    /// The tenant's own limits; `null` fields take the plan's default.
     pub overrides: QuotaOverrides,
 }
 
