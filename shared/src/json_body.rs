@@ -10,6 +10,8 @@
 //!   parser (a proxy, a WAF, the client's own validator) may keep the first: two readers of
 //!   one body must never disagree about what it says. Keys are compared after unescaping, so
 //!   `"a"` and `"\u0061"` are the same key.
+//! - **Shape**: a body read into a struct is an object; an array is 400 `invalid_json`, though
+//!   serde would read it field by field in order ([`ObjectsOnly`]).
 //! - **Size**: at most [`JSON_BODY_LIMIT`] bytes (413), refused from `Content-Length` before
 //!   reading when it is declared.
 //!
@@ -141,13 +143,58 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InvalidJson> {
             None => not_json(&error),
         });
     }
-    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => InvalidJson {
-            message: error.to_string(),
-            duplicate: None,
-        },
-        _ => not_json(&error),
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    T::deserialize(ObjectsOnly(&mut deserializer))
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => InvalidJson {
+                message: error.to_string(),
+                duplicate: None,
+            },
+            _ => not_json(&error),
+        })
+}
+
+/// serde_json's deserializer, except that a struct is read only from an object. serde's
+/// derived structs also take an array, field by field in order, so without this
+/// `["acme", null]` would be read as `{"slug": "acme", "name": null}`. It rules the body's top
+/// level (every structured body is an object); a type that takes anything (`Value`) still
+/// does, and says what it refuses itself.
+struct ObjectsOnly<'a, 'de>(&'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>);
+
+impl<'de> de::Deserializer<'de> for ObjectsOnly<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_option(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map identifier ignored_any
+    }
 }
 
 fn not_json(error: &serde_json::Error) -> InvalidJson {
@@ -356,6 +403,26 @@ mod tests {
         );
         assert_eq!(parse::<Value>(b"[]").unwrap(), serde_json::json!([]));
         assert_eq!(parse::<Value>(b" 1.5 ").unwrap(), serde_json::json!(1.5));
+    }
+
+    #[test]
+    fn a_struct_is_read_from_an_object_only_never_field_by_field_from_an_array() {
+        let error = parse::<Login>(br#"["ada@example.com", "secret"]"#).unwrap_err();
+        assert_eq!(ApiError::from(error.clone()).code(), "invalid_json");
+        assert!(
+            error.to_string().contains("expected struct Login"),
+            "{error}"
+        );
+        let login = parse::<Login>(br#"{"email": "ada@example.com", "password": "s"}"#).unwrap();
+        assert_eq!(login.email, "ada@example.com");
+        // What takes anything still does.
+        assert_eq!(parse::<Value>(b"[1]").unwrap(), serde_json::json!([1]));
+        assert_eq!(
+            parse::<Option<Login>>(b"null")
+                .unwrap()
+                .map(|login| login.email),
+            None
+        );
     }
 
     #[test]

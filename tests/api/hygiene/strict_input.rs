@@ -329,6 +329,57 @@ async fn a_json_body_naming_a_key_twice_is_refused_on_the_control_plane_and_chan
     assert_eq!(after, before);
 }
 
+#[tokio::test]
+async fn a_typed_body_sent_as_an_array_is_refused_on_both_planes_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+
+    // serde alone would read these as the bodies' fields in order.
+    let operator_api = app.operator_api();
+    let reply = send_raw(
+        operator_api.client(),
+        Method::POST,
+        "/v1/tenants",
+        "application/json",
+        r#"["beta", null, null, null]"#,
+    )
+    .await;
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+    assert_eq!(app.tenant_count("beta").await, 0);
+
+    let email = unique_address("array");
+    let reply = send_raw(
+        &owner,
+        Method::POST,
+        "/v1/admin/users/invitations",
+        "application/json",
+        &format!(r#"["{email}", ["admin"], null]"#),
+    )
+    .await;
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+    let users = owner.users().list(None, None, None).await.unwrap();
+    assert!(users.users.iter().all(|user| user.email != email));
+
+    let reply = send_raw(
+        &app.tenant("acme"),
+        Method::POST,
+        "/v1/auth/login",
+        "application/json",
+        &format!(r#"["{OWNER_EMAIL}", "{PASSWORD}"]"#),
+    )
+    .await;
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+}
+
 /// A header line (`name: value`) of `line_bytes` bytes.
 fn padding(line_bytes: usize) -> String {
     "x".repeat(line_bytes - "x-padding: ".len())
