@@ -22,6 +22,9 @@ pub struct ControlPlane {
     /// Lifecycle audit events; `None` outside a Tokio runtime or when the spool cannot be
     /// opened (then lifecycle changes are refused, see `crate::audit`).
     pub events: Option<shared::events::EventWriter>,
+    /// What "now" is for time rules (token expiry, retention, timestamps the control plane
+    /// writes): the system clock, or a test's manual one ([`Self::with_clock`]).
+    pub clock: shared::clock::Clock,
 }
 
 impl ControlPlane {
@@ -49,7 +52,13 @@ impl ControlPlane {
             kek: Arc::new(kek),
             template: Arc::new(template),
             rng: SystemRandom::new(),
+            clock: shared::clock::Clock::System,
         })
+    }
+
+    /// The same control plane reading the time from `clock`.
+    pub fn with_clock(self, clock: shared::clock::Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The same control plane with another template (tests, dry runs of new migrations).

@@ -11,6 +11,7 @@ extern crate self as shared;
 
 pub mod account_mail;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod email;

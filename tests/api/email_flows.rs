@@ -336,3 +336,29 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
         mailed_token(&mails[0], "hooli", "/activate")
     );
 }
+
+#[tokio::test]
+async fn the_first_admins_activation_token_expires_after_seven_days_of_the_planes_clock() {
+    // Both planes read one manual clock set a month back: the token the control plane issues
+    // must expire seven days after *its* now, which the data plane checks against the same.
+    let month_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let clock = data_plane::clock::ManualClock::new(month_ago);
+    let app = TestApp::spawn_with(tenantry_tests::TestOptions {
+        clock: Some(clock.clone()),
+        ..tenantry_tests::TestOptions::default()
+    })
+    .await;
+    let admin = unique_address("late");
+    let (_, fresh) = app.create_tenant_with_admin("initech", &admin).await;
+    let (_, stale) = app.create_tenant_with_admin("globex", &admin).await;
+    let initech = app.tenant("initech");
+    let globex = app.tenant("globex");
+
+    clock.advance(time::Duration::days(7) - time::Duration::minutes(1));
+    initech.auth().activate(&fresh, PASSWORD).await.unwrap();
+
+    clock.advance(time::Duration::minutes(2));
+    let refused = globex.auth().activate(&stale, PASSWORD).await.unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::BAD_REQUEST));
+    assert_eq!(refused.code(), Some("invalid_token"));
+}

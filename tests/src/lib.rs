@@ -111,7 +111,7 @@ pub struct TestOptions {
     /// Mail retry timing (production defaults unless a test needs faster retries).
     pub mail_retry_base: Duration,
     pub mail_retry_cap: Duration,
-    /// A manual clock for the data plane (`None`: the system clock).
+    /// A manual clock for both planes (`None`: the system clock).
     pub clock: Option<data_plane::clock::ManualClock>,
     /// The data plane's rate-limit settings (production defaults unless a test changes them).
     pub rate_limit: data_plane::rate_limit::RateLimitSettings,
@@ -225,6 +225,10 @@ impl TestApp {
             events: event_settings(&kek_file, &options),
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
+        let control = match &options.clock {
+            Some(clock) => control.with_clock(shared::clock::Clock::Manual(clock.clone())),
+            None => control,
+        };
         control.migrate().await.unwrap();
         let operator_token = control_plane::operators::create_token(&control, "tests")
             .await

@@ -57,7 +57,7 @@ pub async fn lifecycle(control: &ControlPlane, tenant: &Tenant, action: &str, me
     record(
         control,
         tenant,
-        lifecycle_row(tenant, action, metadata),
+        lifecycle_row(tenant, action, metadata, control.clock.now()),
         false,
     )
     .await;
@@ -72,9 +72,13 @@ pub async fn record_outboxed(control: &ControlPlane, tenant: &Tenant, row: Audit
     record(control, tenant, row, true).await;
 }
 
-/// A lifecycle event of `tenant` by the operator, not yet chained.
-pub fn lifecycle_row(tenant: &Tenant, action: &str, metadata: Value) -> AuditRow {
-    let now = time::OffsetDateTime::now_utc();
+/// A lifecycle event of `tenant` by the operator at `now`, not yet chained.
+pub fn lifecycle_row(
+    tenant: &Tenant,
+    action: &str,
+    metadata: Value,
+    now: time::OffsetDateTime,
+) -> AuditRow {
     let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
     AuditRow {
         tenant_id: tenant.id.to_string(),
@@ -290,7 +294,7 @@ pub fn spawn_retention_job(control: ControlPlane) {
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         loop {
-            match apply_retention(&control, time::OffsetDateTime::now_utc()).await {
+            match apply_retention(&control, control.clock.now()).await {
                 Ok(run) => tracing::info!(
                     tenants = run.tenants,
                     partitions_dropped = run.partitions_dropped.len(),

@@ -64,8 +64,7 @@ pub(super) async fn run(
             }
         }
         AuditCommand::Retention { json } => {
-            let run =
-                crate::audit::apply_retention(control, time::OffsetDateTime::now_utc()).await?;
+            let run = crate::audit::apply_retention(control, control.clock.now()).await?;
             if json {
                 print_json(out, &run)?;
             } else {

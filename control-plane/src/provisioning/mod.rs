@@ -117,8 +117,12 @@ async fn run_locked(
     if let Some(step) = last_step.filter(|step| options.interrupt_after == Some(*step)) {
         return Err(ControlError::Interrupted(step));
     }
-    let creation =
-        crate::audit::lifecycle_row(tenant, "tenant.create", json!({"plan": tenant.plan}));
+    let creation = crate::audit::lifecycle_row(
+        tenant,
+        "tenant.create",
+        json!({"plan": tenant.plan}),
+        control.clock.now(),
+    );
     let mut activated = false;
     for step in Step::ALL.into_iter().filter(|step| Some(*step) > last_step) {
         let started = std::time::Instant::now();

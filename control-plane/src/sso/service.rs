@@ -81,7 +81,7 @@ pub async fn add(
             key_version,
             data_key: &data_key,
             rng: &control.rng,
-            now: time::OffsetDateTime::now_utc(),
+            now: control.clock.now(),
         },
     )
     .await?;

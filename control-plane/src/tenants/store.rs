@@ -305,7 +305,7 @@ pub async fn drop_tenant_storage(
 pub struct NewActivationToken<'a> {
     pub token_digest: &'a [u8],
     pub email: &'a str,
-    pub valid_hours: i32,
+    pub expires_at: time::OffsetDateTime,
     pub mail_subject: &'a str,
     pub mail_body: &'a str,
 }
@@ -326,13 +326,13 @@ pub async fn insert_activation_token(
     let issued = transaction
         .query_typed(
             "INSERT INTO user_tokens (token_hash, user_id, purpose, expires_at)
-             SELECT $1, id, 'activation', now() + make_interval(hours => $3)
+             SELECT $1, id, 'activation', $3
              FROM users WHERE email = $2 AND status = 'invited'
              RETURNING user_id",
             &[
                 (&token.token_digest, Type::BYTEA),
                 (&token.email, Type::TEXT),
-                (&token.valid_hours, Type::INT4),
+                (&token.expires_at, Type::TIMESTAMPTZ),
             ],
         )
         .await?;

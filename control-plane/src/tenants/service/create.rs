@@ -182,7 +182,8 @@ pub async fn issue_activation_token(
         tenant_name: &tenant.name,
     };
     let mail = account_mail::activation(&site, token.as_str(), ACTIVATION_VALID_HOURS);
-    let valid_hours = i32::try_from(ACTIVATION_VALID_HOURS).unwrap_or(i32::MAX);
+    let valid_for = i64::try_from(ACTIVATION_VALID_HOURS).unwrap_or(i64::MAX);
+    let expires_at = control.clock.now() + time::Duration::hours(valid_for);
 
     let mut client = control.pool.get().await?;
     let issued = store::insert_activation_token(
@@ -191,7 +192,7 @@ pub async fn issue_activation_token(
         &store::NewActivationToken {
             token_digest: token.digest(),
             email: email.as_str(),
-            valid_hours,
+            expires_at,
             mail_subject: &mail.subject,
             mail_body: &mail.body_text,
         },

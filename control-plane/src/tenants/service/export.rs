@@ -33,7 +33,9 @@ pub async fn export(
     let details = details(control, slug).await?;
     let client = control.pool.get().await?;
     let tables = store::export_tables(&client, &details.tenant.schema).await?;
-    let exported_at = time::OffsetDateTime::now_utc()
+    let exported_at = control
+        .clock
+        .now()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     Ok(TenantExport {
