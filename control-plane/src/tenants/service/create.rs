@@ -182,8 +182,7 @@ pub async fn issue_activation_token(
         tenant_name: &tenant.name,
     };
     let mail = account_mail::activation(&site, token.as_str(), ACTIVATION_VALID_HOURS);
-    let valid_for = i64::try_from(ACTIVATION_VALID_HOURS).unwrap_or(i64::MAX);
-    let expires_at = control.clock.now() + time::Duration::hours(valid_for);
+    let expires_at = control.clock.now() + time::Duration::hours(i64::from(ACTIVATION_VALID_HOURS));
 
     let mut client = control.pool.get().await?;
     let issued = store::insert_activation_token(
