@@ -5,6 +5,7 @@
 //! same email address and never see each other.
 
 pub mod hash_gate;
+pub mod hash_threads;
 pub mod passwords;
 pub mod policy;
 pub mod routes;
