@@ -121,7 +121,6 @@ impl Config {
             wait: Duration::from_millis(
                 source.parse_or("password_hash_wait_ms", hash_gate::DEFAULT_WAIT_MS)?,
             ),
-            low_priority: source.parse_or("password_hash_low_priority", true)?,
         };
         Ok(Self {
             database,

@@ -22,7 +22,6 @@ async fn app_with_a_small_gate() -> TestApp {
             concurrency: 1,
             queue: 2,
             wait: Duration::from_secs(600),
-            low_priority: true,
         },
         rate_limit: data_plane::rate_limit::RateLimitSettings {
             auth_per_minute: 1_000_000,

@@ -44,8 +44,6 @@ pub struct HashLimits {
     pub queue: usize,
     /// Longest an admitted request waits for a permit.
     pub wait: Duration,
-    /// Whether the computations run at the lowest CPU priority (`super::hash_threads`).
-    pub low_priority: bool,
 }
 
 impl HashLimits {
@@ -65,7 +63,6 @@ impl HashLimits {
             concurrency,
             queue: 4 * concurrency,
             wait: Duration::from_millis(DEFAULT_WAIT_MS),
-            low_priority: true,
         }
     }
 
@@ -253,7 +250,6 @@ mod tests {
                 concurrency,
                 queue,
                 wait: Duration::from_millis(50),
-                low_priority: true,
             },
             8,
         )

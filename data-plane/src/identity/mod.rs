@@ -5,7 +5,6 @@
 //! same email address and never see each other.
 
 pub mod hash_gate;
-pub mod hash_threads;
 pub mod passwords;
 pub mod policy;
 pub mod routes;

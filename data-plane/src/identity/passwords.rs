@@ -24,7 +24,6 @@ use zeroize::Zeroizing;
 
 use super::hash_gate::Lease;
 pub use super::hash_gate::{Busy, HashGate, HashLimits, HashTicket};
-use super::hash_threads::HashThreads;
 
 /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -115,8 +114,6 @@ pub struct PasswordHasher {
     params: Params,
     dummy_hash: Arc<str>,
     gate: HashGate,
-    /// One per permit, at the lowest CPU priority.
-    threads: HashThreads,
 }
 
 impl PasswordHasher {
@@ -141,8 +138,6 @@ impl PasswordHasher {
         let mut hasher = Self {
             pepper: Arc::new(pepper),
             gate: HashGate::new(limits, params.block_count()),
-            threads: HashThreads::start(limits.concurrency, limits.low_priority)
-                .map_err(hashing_error)?,
             params,
             dummy_hash: Arc::from(""),
         };
@@ -280,8 +275,7 @@ impl PasswordHasher {
     }
 
     /// A new hash of `password`, for the holder of `ticket`: waits for a permit (at most the
-    /// gate's `wait`, else [`PasswordError::Busy`]), then hashes on a hashing thread
-    /// ([`super::hash_threads`]).
+    /// gate's `wait`, else [`PasswordError::Busy`]), then hashes on the blocking pool.
     pub async fn hash(
         &self,
         ticket: &HashTicket,
@@ -290,13 +284,12 @@ impl PasswordHasher {
         let mut lease = self.gate.lease(ticket).await?;
         let hasher = self.clone();
         let password = password.0.clone();
-        self.threads
-            .run(move || {
-                let blocks = hasher.params.block_count();
-                hasher.hash_now(&password, lease.memory(blocks))
-            })
-            .await
-            .map_err(hashing_error)?
+        tokio::task::spawn_blocking(move || {
+            let blocks = hasher.params.block_count();
+            hasher.hash_now(&password, lease.memory(blocks))
+        })
+        .await
+        .map_err(hashing_error)?
     }
 
     /// Checks `password` against `stored`, for the holder of `ticket` (waiting as
@@ -311,10 +304,11 @@ impl PasswordHasher {
         let mut lease = self.gate.lease(ticket).await?;
         let hasher = self.clone();
         let password = password.0.clone();
-        self.threads
-            .run(move || hasher.verify_now(&password, stored.as_deref(), &mut lease))
-            .await
-            .map_err(hashing_error)?
+        tokio::task::spawn_blocking(move || {
+            hasher.verify_now(&password, stored.as_deref(), &mut lease)
+        })
+        .await
+        .map_err(hashing_error)?
     }
 }
 
@@ -416,7 +410,6 @@ mod tests {
             concurrency: 1,
             queue: 1,
             wait: std::time::Duration::from_secs(60),
-            low_priority: true,
         };
         PasswordHasher::new(Zeroizing::new(vec![7u8; 32]), limits).unwrap()
     }

@@ -105,9 +105,6 @@ struct Args {
     /// The data plane's `password_hash_concurrency` (default: the number of cores less one).
     #[arg(long)]
     hash_concurrency: Option<usize>,
-    /// Hash at normal CPU priority (`password_hash_low_priority = false`).
-    #[arg(long)]
-    hash_normal_priority: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -164,13 +161,10 @@ async fn main() {
         },
         // The production batching interval (tests use a shorter one).
         event_flush_interval: Duration::from_millis(200),
-        password_hashing: data_plane::identity::hash_gate::HashLimits {
-            low_priority: !args.hash_normal_priority,
-            ..args.hash_concurrency.map_or_else(
-                || TestOptions::default().password_hashing,
-                data_plane::identity::hash_gate::HashLimits::with_concurrency,
-            )
-        },
+        password_hashing: args.hash_concurrency.map_or_else(
+            || TestOptions::default().password_hashing,
+            data_plane::identity::hash_gate::HashLimits::with_concurrency,
+        ),
         ..TestOptions::default()
     })
     .await;
