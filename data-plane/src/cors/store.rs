@@ -6,37 +6,25 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::{CorsPolicy, SETTINGS_KEY};
+use crate::settings::store as settings;
 
 /// The stored policy; the empty one (no origin allowed) when none is stored.
 pub async fn load(tenant_db: &TenantDb, scope: &TenantScope) -> Result<CorsPolicy, TenantDbError> {
     let rows = tenant_db
         .query_once(
             scope,
-            "SELECT value FROM settings WHERE key = $1",
+            settings::SELECT_SETTING,
             &[(&SETTINGS_KEY, Type::TEXT)],
         )
         .await?;
-    let Some(row) = rows.first() else {
-        return Ok(CorsPolicy::default());
-    };
-    let value: serde_json::Value = row.try_get("value")?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
+    settings::decode(&rows)
 }
 
 pub async fn save(
     transaction: &mut TenantTransaction,
     policy: &CorsPolicy,
 ) -> Result<(), TenantDbError> {
-    // Serialising our own plain struct cannot fail; `Null` would be refused by the column.
-    let value = serde_json::to_value(policy).unwrap_or(serde_json::Value::Null);
-    transaction
-        .query_typed(
-            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-            &[(&SETTINGS_KEY, Type::TEXT), (&value, Type::JSONB)],
-        )
-        .await?;
-    Ok(())
+    settings::write(transaction, SETTINGS_KEY, policy).await
 }
 
 /// Tells every node, on commit, to drop its cached CORS policy of `tenant_id`.

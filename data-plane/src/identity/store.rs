@@ -81,17 +81,7 @@ pub async fn role_names(
 
 /// The tenant's auth policy; defaults for everything it never set.
 pub async fn policy(transaction: &mut TenantTransaction) -> Result<AuthPolicy, TenantDbError> {
-    let rows = transaction
-        .query_typed(
-            "SELECT value FROM settings WHERE key = $1",
-            &[(&SETTINGS_KEY, Type::TEXT)],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
-        return Ok(AuthPolicy::default());
-    };
-    let value: serde_json::Value = row.try_get("value")?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
+    crate::settings::store::read(transaction, SETTINGS_KEY).await
 }
 
 /// When sign-ins for `email` are locked until, if they are.

@@ -91,32 +91,15 @@ pub async fn forget_address(
     Ok(())
 }
 
+/// The tenant's privacy policy. One stored that no longer parses reads as the default, which
+/// keeps data.
 pub async fn policy(transaction: &mut TenantTransaction) -> Result<PrivacyPolicy, TenantDbError> {
-    let rows = transaction
-        .query_typed(
-            "SELECT value FROM settings WHERE key = $1",
-            &[(&SETTINGS_KEY, Type::TEXT)],
-        )
-        .await?;
-    // A stored policy that no longer parses falls back to the default, which keeps data.
-    let Some(row) = rows.first() else {
-        return Ok(PrivacyPolicy::default());
-    };
-    let value: serde_json::Value = row.try_get("value")?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
+    crate::settings::store::read(transaction, SETTINGS_KEY).await
 }
 
 pub async fn save_policy(
     transaction: &mut TenantTransaction,
     policy: &PrivacyPolicy,
 ) -> Result<(), TenantDbError> {
-    let value = serde_json::to_value(policy).unwrap_or(serde_json::Value::Null);
-    transaction
-        .query_typed(
-            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, now())
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-            &[(&SETTINGS_KEY, Type::TEXT), (&value, Type::JSONB)],
-        )
-        .await?;
-    Ok(())
+    crate::settings::store::write(transaction, SETTINGS_KEY, policy).await
 }
