@@ -744,15 +744,15 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
         .and_then(|value| value.parse::<u64>().ok())
 }
 
-// --- Group B (users admin, identity, MFA, email flows, settings, tokens, RBAC): domain
-// helpers those test modules share, moved here so no test module imports another.
+// Domain helpers several test modules share (mail, clocks, tokens, settings, audit, the CLI):
+// here, so that no test module imports another.
 
 /// How long a test waits for the test SMTP server to store an expected mail.
 pub const MAIL_WAIT: Duration = Duration::from_secs(30);
 
 impl TestApp {
-    /// An app whose data plane reads a manual clock, started 10 seconds into a 30-second
-    /// TOTP step near the real time.
+    /// An app whose planes read a manual clock, started 10 seconds into a 30-second TOTP step
+    /// near the real time.
     pub async fn spawn_with_clock() -> (TestApp, data_plane::clock::ManualClock) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let start = time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 10).unwrap();
@@ -839,8 +839,6 @@ pub fn mailed_token(mail: &ReceivedMail, slug: &str, page: &str) -> String {
     assert!(!mail.subject.contains(&token));
     token
 }
-
-// Group C (issue #16 item 6: tests on the typed client).
 
 impl TestApp {
     /// An anonymous client of the first data-plane node naming no tenant: for what is not a
