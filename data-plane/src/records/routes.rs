@@ -129,7 +129,17 @@ async fn get_record(
     access = UserOrKey("records.{collection}:read"),
     rate = Read,
     tag = "records",
-    responses((status = 200, description = "A page of records and the cursor of the next", body = service::Page)))]
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200,
+            description = "Records per page (default 50)"),
+        ("sort" = Option<String>, Query,
+            description = "`created` (default), `-created`, `updated` or `-updated`; ties by id"),
+        ("cursor" = Option<String>, Query,
+            description = "The previous page's `next_cursor`, with the same `sort`"),
+    ),
+    responses((status = 200, description = "A page of records and the cursor of the next; \
+        `filter.<field>=<value>` (a JSON scalar, up to 16) keeps only records whose top-level \
+        field equals it", body = service::Page)))]
 async fn list_records(
     req: HttpRequest,
     context: RequestContext,
