@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
+use tenantry_tests::{send, unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
 use time::OffsetDateTime;
 
 /// `POST /v1/admin/roles` with `role` as `caller`, whatever the answer.
@@ -17,18 +17,6 @@ async fn create_role(caller: &Client, role: Value) -> Reply {
         .send()
         .await
         .unwrap()
-}
-
-/// `method path` as `caller`, with `body` as JSON if any; whatever the answer.
-async fn send(caller: &Client, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let call = caller.call(method, path);
-    match body {
-        Some(body) => call.json(&body),
-        None => call,
-    }
-    .send()
-    .await
-    .unwrap()
 }
 
 /// A new active user of `owner`'s tenant holding `roles`: signed in, and their id.

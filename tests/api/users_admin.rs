@@ -4,21 +4,9 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use tenantry_tests::client::UserStatus;
-use tenantry_tests::{mailed_token, unique_address, Client, Reply, TestApp, TestOptions, PASSWORD};
-
-/// `method path` as `caller`, with `body` as JSON if any; whatever the answer.
-async fn send(caller: &Client, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let call = caller.call(method, path);
-    match body {
-        Some(body) => call.json(&body),
-        None => call,
-    }
-    .send()
-    .await
-    .unwrap()
-}
+use tenantry_tests::{mailed_token, send, unique_address, TestApp, TestOptions, PASSWORD};
 
 #[tokio::test]
 async fn a_member_gets_403_naming_the_permission_on_every_admin_endpoint() {

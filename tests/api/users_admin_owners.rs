@@ -4,19 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::{unique_address, Client, Reply, TestApp, OWNER_EMAIL, PASSWORD};
-
-/// `method path` as `caller`, with `body` as JSON if any; whatever the answer.
-async fn send(caller: &Client, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let call = caller.call(method, path);
-    match body {
-        Some(body) => call.json(&body),
-        None => call,
-    }
-    .send()
-    .await
-    .unwrap()
-}
+use tenantry_tests::{send, unique_address, Client, Reply, TestApp, OWNER_EMAIL, PASSWORD};
 
 #[tokio::test]
 async fn an_admin_can_neither_touch_an_owner_nor_grant_owner() {

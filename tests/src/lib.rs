@@ -747,6 +747,24 @@ pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
 // Domain helpers several test modules share (mail, clocks, tokens, settings, audit, the CLI):
 // here, so that no test module imports another.
 
+/// `method path` as `caller`, with `body` as JSON if any; whatever the answer (for tables of
+/// calls, some with a body).
+pub async fn send(
+    caller: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let call = caller.call(method, path);
+    match body {
+        Some(body) => call.json(&body),
+        None => call,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
 /// How long a test waits for the test SMTP server to store an expected mail.
 pub const MAIL_WAIT: Duration = Duration::from_secs(30);
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{path, query, Client, Error, Secret};
+use crate::{path, query, resource_path, Client, Error, Secret};
 
 /// A user as tenant admins see it.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,10 +61,7 @@ pub struct Users<'c> {
 
 impl Users<'_> {
     fn user_path(id: Uuid, rest: &[&str]) -> String {
-        let id = id.to_string();
-        let mut segments = vec![id.as_str()];
-        segments.extend_from_slice(rest);
-        path("/v1/admin/users", &segments)
+        resource_path("/v1/admin/users", &id.to_string(), rest)
     }
 
     /// Invites `email` with `roles`: the user is `invited` and gets a mail to activate.
@@ -296,10 +293,7 @@ pub struct ApiKeys<'c> {
 
 impl ApiKeys<'_> {
     fn key_path(id: Uuid, rest: &[&str]) -> String {
-        let id = id.to_string();
-        let mut segments = vec![id.as_str()];
-        segments.extend_from_slice(rest);
-        path("/v1/admin/api-keys", &segments)
+        resource_path("/v1/admin/api-keys", &id.to_string(), rest)
     }
 
     pub async fn create(&self, key: &NewKey) -> Result<CreatedKey, Error> {

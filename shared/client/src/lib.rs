@@ -520,6 +520,13 @@ fn path(prefix: &str, segments: &[&str]) -> String {
     path
 }
 
+/// `prefix/resource/rest…`, each segment percent-encoded: one resource and what is under it.
+fn resource_path(prefix: &str, resource: &str, rest: &[&str]) -> String {
+    let mut segments = vec![resource];
+    segments.extend_from_slice(rest);
+    path(prefix, &segments)
+}
+
 /// `?key=value&…` of the pairs whose value is present, values percent-encoded.
 fn query(pairs: &[(&str, Option<String>)]) -> String {
     let mut query = String::new();

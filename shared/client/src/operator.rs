@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{path, Call, Client, Error, Method, Secret};
+use crate::{resource_path, Call, Client, Error, Method, Secret};
 
 /// A client of a control plane, as a platform operator.
 #[derive(Clone)]
@@ -115,9 +115,7 @@ impl Operator {
 
 impl Tenants<'_> {
     fn tenant_path(slug: &str, rest: &[&str]) -> String {
-        let mut segments = vec![slug];
-        segments.extend_from_slice(rest);
-        path("/v1/tenants", &segments)
+        resource_path("/v1/tenants", slug, rest)
     }
 
     /// Creates and provisions a tenant.
