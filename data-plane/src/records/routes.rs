@@ -168,25 +168,9 @@ async fn replace_record(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let name = collection_name(&path.0)?;
-    let id = record_id(&path.1)?;
-    let precondition = if_match(&req)?;
+    let target = Target::of(&req, &path)?;
     let document = Document::from_value(body::json_body(&req, payload, Accept::Json).await?)?;
-    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
-    let written = service::update(
-        &state,
-        &context,
-        &rights,
-        &name,
-        id,
-        precondition.as_ref(),
-        Change::Replace(document),
-    )
-    .await?;
-    Ok(record_response(
-        HttpResponse::Ok(),
-        &written.view(rights.read_sensitive),
-    ))
+    update(&context, &state, target, Change::Replace(document)).await
 }
 
 #[route(patch, "/v1/collections/{collection}/records/{id}",
@@ -207,22 +191,46 @@ async fn patch_record(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let name = collection_name(&path.0)?;
-    let id = record_id(&path.1)?;
-    let precondition = if_match(&req)?;
+    let target = Target::of(&req, &path)?;
     let patch = body::json_body(&req, payload, Accept::MergePatch).await?;
     if !patch.is_object() {
         return Err(RecordsError::NotAnObject.into());
     }
-    let rights = service::rights(&state, &context, context.caller()?, &name).await?;
+    update(&context, &state, target, Change::MergePatch(patch)).await
+}
+
+/// The record a replace or a patch is for, and the request's `If-Match`.
+struct Target {
+    collection: CollectionName,
+    id: Uuid,
+    precondition: Option<Precondition>,
+}
+
+impl Target {
+    fn of(req: &HttpRequest, path: &(String, String)) -> Result<Self, ApiError> {
+        Ok(Self {
+            collection: collection_name(&path.0)?,
+            id: record_id(&path.1)?,
+            precondition: if_match(req)?,
+        })
+    }
+}
+
+async fn update(
+    context: &RequestContext,
+    state: &DataPlane,
+    target: Target,
+    change: Change,
+) -> Result<HttpResponse, ApiError> {
+    let rights = service::rights(state, context, context.caller()?, &target.collection).await?;
     let written = service::update(
-        &state,
-        &context,
+        state,
+        context,
         &rights,
-        &name,
-        id,
-        precondition.as_ref(),
-        Change::MergePatch(patch),
+        &target.collection,
+        target.id,
+        target.precondition.as_ref(),
+        change,
     )
     .await?;
     Ok(record_response(
