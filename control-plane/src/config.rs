@@ -27,6 +27,9 @@ pub struct Config {
     /// ClickHouse and the event spool, for tenant lifecycle audit events, `audit verify`
     /// and the retention job.
     pub events: shared::events::EventSettings,
+    /// Longest an operator API request may take (`control_request_deadline_ms`): past it the
+    /// answer is 503 `request_timeout`, whatever it was waiting for.
+    pub request_deadline: std::time::Duration,
 }
 
 impl Config {
@@ -54,6 +57,9 @@ impl Config {
                 .unwrap_or_else(|| "free".to_owned()),
             public_scheme: source.public_scheme()?,
             events: shared::events::EventSettings::from_source(source)?,
+            request_deadline: std::time::Duration::from_millis(
+                source.parse_or("control_request_deadline_ms", 60_000)?,
+            ),
         })
     }
 }

@@ -19,6 +19,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
             // Outermost last: oversized headers are refused (431) inside the request id, so
             // the refusal is the JSON envelope; request ids are set before the security
             // headers are added, so error bodies rebuilt with the request id keep the headers.
+            .wrap(from_fn(enforce_deadline))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
@@ -29,4 +30,28 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
     .workers(2)
     .run();
     Ok(server)
+}
+
+/// Every operator request is answered within `control_request_deadline_ms`: past it the
+/// handler is dropped and the answer is 503 `request_timeout`. The ceiling over a Postgres
+/// that stops answering after the pool handed out its connection (the pool's own wait bounds
+/// only getting one). A provisioning cut short this way is finished by the next
+/// `POST /v1/tenants/{slug}/provision`, like any other interrupted one.
+async fn enforce_deadline(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<ControlPlane>>()
+        .map_or(std::time::Duration::MAX, |control| {
+            control.config.request_deadline
+        });
+    shared::http::within_deadline(limit, req, next, |path, request_id| {
+        tracing::warn!(
+            path,
+            request_id,
+            "request did not finish within its deadline"
+        );
+    })
+    .await
 }

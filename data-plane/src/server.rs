@@ -94,12 +94,9 @@ pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()
 
 /// Every request is answered within `request_deadline_ms`: past it the handler is dropped
 /// (an open tenant transaction rolls back, see `TenantTransaction`) and the answer is 503
-/// `request_timeout`. The ceiling over every dependency call, including those without a
-/// deadline of their own (catalog lookups on a cache miss).
-///
-/// The answer is an error the outer middleware pass on as it is (the request it would need
-/// for a full response is gone with the dropped handler, and a clone of it held across the
-/// call would break routing), so it is counted and logged here.
+/// `request_timeout` (`shared::http::within_deadline`). The ceiling over every dependency
+/// call, including those without a deadline of their own (catalog lookups on a cache miss).
+/// Counted and logged here, as the outer middleware do not see it.
 async fn enforce_deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -110,13 +107,12 @@ async fn enforce_deadline(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let path = req.path().to_owned();
-    let request_id = shared::http::request_id_of(req.request());
-    match tokio::time::timeout(state.config.request_deadline, next.call(req)).await {
-        Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => {
-            const CODE: &str = "request_timeout";
-            if let Some(unlogged) = state.metrics.refused(503, CODE) {
+    shared::http::within_deadline(
+        state.config.request_deadline,
+        req,
+        next,
+        |path, request_id| {
+            if let Some(unlogged) = state.metrics.refused(503, "request_timeout") {
                 tracing::warn!(
                     path,
                     request_id,
@@ -124,14 +120,9 @@ async fn enforce_deadline(
                     "request did not finish within its deadline"
                 );
             }
-            Err(shared::error::ApiError::unavailable(
-                CODE,
-                "the request could not be completed in time; retry shortly",
-            )
-            .with_request_id(&request_id)
-            .into())
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Makes refusals visible to operators: every 429 and 503 is counted by error code

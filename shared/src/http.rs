@@ -129,6 +129,33 @@ pub fn unsupported_media_type() -> ApiError {
 }
 
 /// The request id of `req`, for handlers that log.
+/// Runs the rest of the chain for `req` within `limit`: past it the handler is dropped (an
+/// open transaction rolls back) and the answer is 503 `request_timeout`. `refused` is told the
+/// path and request id of each such request, for the plane's log and metrics: the answer is
+/// an error the outer middleware pass on as it is (the request it would need for a full
+/// response is gone with the dropped handler), so they cannot see it.
+pub async fn within_deadline(
+    limit: std::time::Duration,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    refused: impl FnOnce(&str, &str),
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path().to_owned();
+    let request_id = request_id_of(req.request());
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            refused(&path, &request_id);
+            Err(ApiError::unavailable(
+                "request_timeout",
+                "the request could not be completed in time; retry shortly",
+            )
+            .with_request_id(&request_id)
+            .into())
+        }
+    }
+}
+
 pub fn request_id_of(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()

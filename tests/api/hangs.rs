@@ -1,7 +1,8 @@
 //! A Postgres that stops answering (connections open, nothing answered) never hangs a node:
 //! requests get 503 within the node's deadline, readiness says not ready, and once Postgres
 //! answers again the node serves as before. The control plane answers the same 503 when its
-//! catalog pool has no connection to give, busy or unreachable.
+//! catalog pool has no connection to give, busy or unreachable, and 503 `request_timeout`
+//! when Postgres stops answering in the middle of a request.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -88,8 +89,21 @@ async fn control_plane_with_one_connection(
     app: &TestApp,
     database: tokio_postgres::Config,
 ) -> (control_plane::ControlPlane, String) {
+    control_plane_with(app, database, app.control.config.request_deadline).await
+}
+
+/// The same with `request_deadline` as its `control_request_deadline_ms`.
+async fn control_plane_with(
+    app: &TestApp,
+    database: tokio_postgres::Config,
+    request_deadline: std::time::Duration,
+) -> (control_plane::ControlPlane, String) {
     let control = control_plane::ControlPlane {
         pool: shared::db::pool(database, 1).unwrap(),
+        config: std::sync::Arc::new(control_plane::config::Config {
+            request_deadline,
+            ..(*app.control.config).clone()
+        }),
         ..app.control.clone()
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -163,6 +177,46 @@ async fn a_control_plane_whose_postgres_does_not_answer_answers_503_and_recovers
     let asked = std::time::Instant::now();
     assert_database_unavailable(&list_tenants(&app, &url).await);
     assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
+
+    proxy.thaw();
+    let recovered = TestApp::eventually(PATIENCE, || async {
+        list_tenants(&app, &url).await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "the control plane did not serve again after Postgres did"
+    );
+}
+
+#[tokio::test]
+async fn a_control_plane_whose_postgres_stops_answering_mid_request_answers_503_within_its_deadline(
+) {
+    let app = TestApp::spawn().await;
+    let upstream: tokio_postgres::Config = app.control.config.database_url.parse().unwrap();
+    let port = upstream.get_ports().first().copied().unwrap_or(5432);
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = app
+        .control
+        .config
+        .database_url
+        .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    let database = shared::db::pg_config(&proxied, None).unwrap();
+    let (_control, url) =
+        control_plane_with(&app, database, std::time::Duration::from_secs(1)).await;
+    // The pool holds its one connection, made while Postgres answered; then Postgres stops
+    // answering on it, so no wait for the pool (5 s) is what could end the request.
+    assert_eq!(list_tenants(&app, &url).await.status(), StatusCode::OK);
+    proxy.freeze();
+
+    let refused = list_tenants(&app, &url).await;
+    assert_eq!(
+        refused.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
+        "{}",
+        refused.text()
+    );
+    assert!(refused.error().unwrap().request_id.is_some());
 
     proxy.thaw();
     let recovered = TestApp::eventually(PATIENCE, || async {

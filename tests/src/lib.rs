@@ -223,6 +223,7 @@ impl TestApp {
             default_plan: "free".to_owned(),
             public_scheme: "https".to_owned(),
             events: event_settings(&kek_file, &options),
+            request_deadline: Duration::from_secs(60),
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
         let control = match &options.clock {
