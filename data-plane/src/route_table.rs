@@ -99,11 +99,7 @@ fn plane() -> Plane {
             ),
         ],
         common_errors: vec![
-            (
-                404,
-                "`tenant_not_found`: no active tenant by that name; `not_found` and the \
-                 route's own codes",
-            ),
+            (404, "`tenant_not_found`: no active tenant by that name"),
             (
                 503,
                 "`database_unavailable`, `audit_unavailable`, `request_timeout`: retry shortly",
