@@ -120,6 +120,31 @@ async fn list_tenants(app: &TestApp, url: &str) -> Reply {
         .expect("the control plane hung as long as its pool did")
 }
 
+/// A proxy in front of the app's catalog Postgres, and the connection settings through it.
+async fn catalog_behind_a_proxy(app: &TestApp) -> (HangingProxy, tokio_postgres::Config) {
+    let upstream: tokio_postgres::Config = app.control.config.database_url.parse().unwrap();
+    let port = upstream.get_ports().first().copied().unwrap_or(5432);
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = app
+        .control
+        .config
+        .database_url
+        .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    (proxy, shared::db::pg_config(&proxied, None).unwrap())
+}
+
+/// Waits until the control plane at `url` lists tenants again (its Postgres answers again).
+async fn serves_again(app: &TestApp, url: &str) {
+    let recovered = TestApp::eventually(PATIENCE, || async {
+        list_tenants(app, url).await.status() == StatusCode::OK
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "the control plane did not serve again after Postgres did"
+    );
+}
+
 fn assert_database_unavailable(reply: &Reply) {
     assert_eq!(
         reply.error_code(),
@@ -161,15 +186,7 @@ async fn a_control_plane_whose_pool_is_exhausted_answers_503_and_serves_once_a_c
 #[tokio::test]
 async fn a_control_plane_whose_postgres_does_not_answer_answers_503_and_recovers() {
     let app = TestApp::spawn().await;
-    let upstream: tokio_postgres::Config = app.control.config.database_url.parse().unwrap();
-    let port = upstream.get_ports().first().copied().unwrap_or(5432);
-    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
-    let proxied = app
-        .control
-        .config
-        .database_url
-        .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
-    let database = shared::db::pg_config(&proxied, None).unwrap();
+    let (proxy, database) = catalog_behind_a_proxy(&app).await;
     // Frozen before the pool's first connection: making one is what hangs.
     proxy.freeze();
     let (_control, url) = control_plane_with_one_connection(&app, database).await;
@@ -179,29 +196,14 @@ async fn a_control_plane_whose_postgres_does_not_answer_answers_503_and_recovers
     assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
 
     proxy.thaw();
-    let recovered = TestApp::eventually(PATIENCE, || async {
-        list_tenants(&app, &url).await.status() == StatusCode::OK
-    })
-    .await;
-    assert!(
-        recovered.is_some(),
-        "the control plane did not serve again after Postgres did"
-    );
+    serves_again(&app, &url).await;
 }
 
 #[tokio::test]
 async fn a_control_plane_whose_postgres_stops_answering_mid_request_answers_503_within_its_deadline(
 ) {
     let app = TestApp::spawn().await;
-    let upstream: tokio_postgres::Config = app.control.config.database_url.parse().unwrap();
-    let port = upstream.get_ports().first().copied().unwrap_or(5432);
-    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
-    let proxied = app
-        .control
-        .config
-        .database_url
-        .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
-    let database = shared::db::pg_config(&proxied, None).unwrap();
+    let (proxy, database) = catalog_behind_a_proxy(&app).await;
     let (_control, url) =
         control_plane_with(&app, database, std::time::Duration::from_secs(1)).await;
     // The pool holds its one connection, made while Postgres answered; then Postgres stops
@@ -219,12 +221,5 @@ async fn a_control_plane_whose_postgres_stops_answering_mid_request_answers_503_
     assert!(refused.error().unwrap().request_id.is_some());
 
     proxy.thaw();
-    let recovered = TestApp::eventually(PATIENCE, || async {
-        list_tenants(&app, &url).await.status() == StatusCode::OK
-    })
-    .await;
-    assert!(
-        recovered.is_some(),
-        "the control plane did not serve again after Postgres did"
-    );
+    serves_again(&app, &url).await;
 }
