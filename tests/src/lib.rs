@@ -405,13 +405,14 @@ impl TestApp {
     ) -> uuid::Uuid {
         let user = admin.users().invite(email, roles).await.unwrap();
         let mails = self.wait_for_mail(email, Duration::from_secs(10)).await;
-        let body = &mails[0].body;
-        let start = body.find("?token=").unwrap() + "?token=".len();
-        let token = body[start..].split_whitespace().next().unwrap();
+        let slug = admin
+            .tenant_slug()
+            .expect("an admin client names its tenant");
+        let token = mailed_token(&mails[0], slug, "/accept-invitation");
         admin
             .anonymous()
             .auth()
-            .activate(token, PASSWORD)
+            .activate(&token, PASSWORD)
             .await
             .unwrap();
         user.id
