@@ -528,12 +528,12 @@ fn resource_path(prefix: &str, resource: &str, rest: &[&str]) -> String {
 }
 
 /// `?key=value&…` of the pairs whose value is present, values percent-encoded.
-fn query(pairs: &[(&str, Option<String>)]) -> String {
+fn query<K: AsRef<str>>(pairs: &[(K, Option<String>)]) -> String {
     let mut query = String::new();
     for (key, value) in pairs {
         let Some(value) = value else { continue };
         query.push(if query.is_empty() { '?' } else { '&' });
-        query.push_str(key);
+        query.push_str(key.as_ref());
         query.push('=');
         encode_into(&mut query, value);
     }

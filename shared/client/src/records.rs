@@ -76,10 +76,6 @@ impl ListQuery {
                 .iter()
                 .map(|(field, value)| (format!("filter.{field}"), Some(value.clone()))),
         );
-        let pairs: Vec<(&str, Option<String>)> = pairs
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.clone()))
-            .collect();
         query(&pairs)
     }
 }
