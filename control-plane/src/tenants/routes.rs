@@ -234,19 +234,9 @@ async fn get_quotas(
 async fn update_quotas(
     control: web::Data<ControlPlane>,
     slug: web::Path<String>,
-    body: Json<serde_json::Value>,
+    body: Json<QuotaPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    // serde would also read the struct from an array, by position.
-    let body = body.into_inner();
-    if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the quota change is a JSON object",
-        ));
-    }
-    let patch: QuotaPatch = serde_json::from_value(body)
-        .map_err(|error| ApiError::bad_request("invalid_json", error.to_string()))?;
-    let view = service::set_quotas(&control, &parse_slug(&slug)?, &patch).await?;
+    let view = service::set_quotas(&control, &parse_slug(&slug)?, &body).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -349,6 +349,20 @@ async fn a_typed_body_sent_as_an_array_is_refused_on_both_planes_and_creates_not
         (StatusCode::BAD_REQUEST, "invalid_json")
     );
     assert_eq!(app.tenant_count("beta").await, 0);
+    let quotas = operator_api.tenants().quotas("acme").await.unwrap();
+    let reply = send_raw(
+        operator_api.client(),
+        Method::PATCH,
+        "/v1/tenants/acme/quotas",
+        "application/json",
+        "[1, 1, 1, 1, 1, 1]",
+    )
+    .await;
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+    assert_eq!(operator_api.tenants().quotas("acme").await.unwrap(), quotas);
 
     let email = unique_address("array");
     let reply = send_raw(
