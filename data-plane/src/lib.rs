@@ -5,7 +5,6 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod authz;
-pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod fresh_cache;

@@ -10,7 +10,6 @@ use tokio::sync::watch;
 
 use crate::api_keys::ApiKeys;
 use crate::authz::cache::PermissionCache;
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::cors::CorsCache;
 use crate::identity::passwords::PasswordHasher;
@@ -23,6 +22,7 @@ use crate::tenancy::listener::Caches;
 use crate::tenancy::registry::TenantRegistry;
 use crate::tokens::signing_keys::SigningKeys;
 use crate::tokens::verified::VerifiedTokens;
+use shared::clock::Clock;
 
 /// Accepted access tokens remembered per node (about 0.5 KiB each).
 const VERIFIED_TOKENS_CACHED: u64 = 200_000;

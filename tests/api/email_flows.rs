@@ -342,7 +342,7 @@ async fn the_first_admins_activation_token_expires_after_seven_days_of_the_plane
     // Both planes read one manual clock set a month back: the token the control plane issues
     // must expire seven days after *its* now, which the data plane checks against the same.
     let month_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
-    let clock = data_plane::clock::ManualClock::new(month_ago);
+    let clock = shared::clock::ManualClock::new(month_ago);
     let app = TestApp::spawn_with(tenantry_tests::TestOptions {
         clock: Some(clock.clone()),
         ..tenantry_tests::TestOptions::default()

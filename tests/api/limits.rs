@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use data_plane::clock::ManualClock;
 use data_plane::rate_limit::RateLimitSettings;
 use data_plane::tenancy::resolve::TenantKey;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::clock::ManualClock;
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::NewKey;
 use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, OWNER_EMAIL};

@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use data_plane::clock::ManualClock;
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use shared::clock::ManualClock;
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::{ListQuery, Record};
 use tenantry_tests::{unique_address, Client, TestApp, TestOptions, PASSWORD};

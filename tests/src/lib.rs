@@ -112,7 +112,7 @@ pub struct TestOptions {
     pub mail_retry_base: Duration,
     pub mail_retry_cap: Duration,
     /// A manual clock for both planes (`None`: the system clock).
-    pub clock: Option<data_plane::clock::ManualClock>,
+    pub clock: Option<shared::clock::ManualClock>,
     /// The data plane's rate-limit settings (production defaults unless a test changes them).
     pub rate_limit: data_plane::rate_limit::RateLimitSettings,
     /// The data plane's `max_body_bytes`.
@@ -664,7 +664,7 @@ fn parse_mail(file: PathBuf, bytes: &[u8]) -> ReceivedMail {
 fn start_data_plane(config: DataConfig, options: &TestOptions) -> DataPlane {
     let data = DataPlane::new(config).unwrap();
     match &options.clock {
-        Some(clock) => data.with_clock(data_plane::clock::Clock::Manual(clock.clone())),
+        Some(clock) => data.with_clock(shared::clock::Clock::Manual(clock.clone())),
         None => data,
     }
 }
@@ -773,10 +773,10 @@ pub const MAIL_WAIT: Duration = Duration::from_secs(30);
 impl TestApp {
     /// An app whose planes read a manual clock, started 10 seconds into a 30-second TOTP step
     /// near the real time.
-    pub async fn spawn_with_clock() -> (TestApp, data_plane::clock::ManualClock) {
+    pub async fn spawn_with_clock() -> (TestApp, shared::clock::ManualClock) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let start = time::OffsetDateTime::from_unix_timestamp(now - now % 30 + 10).unwrap();
-        let clock = data_plane::clock::ManualClock::new(start);
+        let clock = shared::clock::ManualClock::new(start);
         let app = TestApp::spawn_with(TestOptions {
             clock: Some(clock.clone()),
             ..TestOptions::default()

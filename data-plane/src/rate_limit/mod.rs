@@ -39,7 +39,7 @@ use shared::error::ApiError;
 use uuid::Uuid;
 
 use self::gcra::{Gcra, Outcome, Rate};
-use crate::clock::Clock;
+use shared::clock::Clock;
 
 /// Share of the tenant's rate and burst its writes may use.
 pub const WRITE_SHARE_PERCENT: u32 = 50;
@@ -327,7 +327,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use shared::clock::ManualClock;
     use time::OffsetDateTime;
 
     fn quotas(requests_per_second: i32, burst: i32) -> Quotas {

@@ -5,8 +5,8 @@
 mod enrolment;
 mod sign_in;
 
-use data_plane::clock::ManualClock;
 use serde_json::json;
+use shared::clock::ManualClock;
 use tenantry_tests::client::Error;
 use tenantry_tests::{Client, Reply, TestApp, PASSWORD};
 use time::OffsetDateTime;
