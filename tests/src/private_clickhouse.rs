@@ -113,8 +113,31 @@ impl PrivateClickHouse {
 
     /// Freezes the server (SIGSTOP): it keeps its port, the kernel still accepts connections,
     /// and nothing is ever answered — a hung process, unlike a stopped one.
+    /// Returns once every thread of it is stopped, so nothing sent afterwards is answered.
     pub fn freeze(&self) {
         self.signal("-STOP");
+        let pid = self.child.as_ref().expect("not running").id();
+        let every_thread_stopped = || {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .flatten()
+                .all(|task| {
+                    let stat =
+                        std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                    // The state follows the command name, which is in parentheses.
+                    stat.rfind(')')
+                        .and_then(|end| stat[end + 1..].split_whitespace().next())
+                        .is_some_and(|state| state == "T" || state == "t")
+                })
+        };
+        let started = std::time::Instant::now();
+        while !every_thread_stopped() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "ClickHouse did not stop"
+            );
+            std::thread::yield_now();
+        }
     }
 
     /// Lets a frozen server run again (SIGCONT).
