@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::Block;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -77,16 +77,70 @@ impl HashLimits {
     }
 }
 
-/// No room for more password work now; retrying after [`Busy::RETRY_AFTER_SECONDS`] can
-/// succeed.
+/// No room for more password work now; retrying after `retry_after_seconds` can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many password checks are in progress")]
-pub struct Busy;
+pub struct Busy {
+    /// What `Retry-After` says: the client's turn in its tenant's line ([`Pace`]); one second
+    /// when there is no line.
+    pub retry_after_seconds: u64,
+}
 
-impl Busy {
-    /// What `Retry-After` says. A full queue drains in well under a second (it holds at most
-    /// five computations per permit), so one second is enough for a retry to find room.
-    pub const RETRY_AFTER_SECONDS: u64 = 1;
+/// The longest `Retry-After` the gate gives.
+pub const MAX_RETRY_AFTER_SECONDS: u64 = 30;
+
+/// When to tell a refused client to come back.
+///
+/// A constant `Retry-After: 1` told 1,000 clients that honour it to come back together every
+/// second or so: the node refused ~600 sign-ins a second that it could not check, and each
+/// refusal (routed, audited, answered) took CPU from every other tenant. Instead the gate
+/// hands out turns, as a ticket queue would: each refused request of a tenant is given the
+/// next free moment in that tenant's line, one check's worth of time after the one before
+/// (the time a computation holds a permit, averaged, over the permits). A burst of refusals is
+/// spread over the time the gate needs to check them all, a refusal with no crowd before it
+/// is told one second, and a client that ignores its turn moves the line on only by its own
+/// place, up to [`MAX_RETRY_AFTER_SECONDS`].
+///
+/// Lines are per tenant, because a tenant's admission is: one tenant's crowd does not make
+/// another tenant's users wait. A line whose last turn has passed is forgotten.
+#[derive(Debug)]
+struct Pace {
+    seconds_per_check: f64,
+    next_turn: HashMap<Uuid, Instant>,
+}
+
+impl Pace {
+    /// What a computation is taken to cost before one has been measured (argon2id at
+    /// 19 MiB takes 25-60 ms on the machines we measured).
+    const FIRST_GUESS_SECONDS_PER_CHECK: f64 = 0.05;
+
+    fn new() -> Self {
+        Self {
+            seconds_per_check: Self::FIRST_GUESS_SECONDS_PER_CHECK,
+            next_turn: HashMap::new(),
+        }
+    }
+
+    /// A computation held a permit for `took`.
+    fn finished(&mut self, took: Duration) {
+        self.seconds_per_check = 0.9 * self.seconds_per_check + 0.1 * took.as_secs_f64();
+    }
+
+    /// A request of `tenant` was refused at `now`; the seconds until its turn.
+    fn refused(&mut self, tenant: Uuid, now: Instant, concurrency: usize) -> u64 {
+        let max = Duration::from_secs(MAX_RETRY_AFTER_SECONDS);
+        self.next_turn.retain(|_, turn| *turn > now);
+        let turn = self
+            .next_turn
+            .get(&tenant)
+            .copied()
+            .unwrap_or(now)
+            .min(now + max);
+        let step = Duration::from_secs_f64(self.seconds_per_check / concurrency.max(1) as f64);
+        self.next_turn.insert(tenant, (turn + step).min(now + max));
+        let wait = turn.saturating_duration_since(now).as_secs_f64().ceil() as u64;
+        wait.clamp(1, MAX_RETRY_AFTER_SECONDS)
+    }
 }
 
 /// The gate; clones share it.
@@ -99,6 +153,7 @@ struct Inner {
     limits: HashLimits,
     permits: Arc<Semaphore>,
     admitted: Mutex<Admitted>,
+    pace: Mutex<Pace>,
     /// Buffers of `blocks` blocks not in use right now (at most one per permit).
     memory: Mutex<Vec<Box<[Block]>>>,
     blocks: usize,
@@ -125,6 +180,7 @@ impl HashGate {
                 limits,
                 permits: Arc::new(Semaphore::new(limits.concurrency)),
                 admitted: Mutex::new(Admitted::default()),
+                pace: Mutex::new(Pace::new()),
                 memory: Mutex::new(Vec::new()),
                 blocks,
             }),
@@ -142,7 +198,8 @@ impl HashGate {
         let mut admitted = lock(&self.inner.admitted);
         let of_tenant = admitted.per_tenant.get(&tenant).copied().unwrap_or(0);
         if admitted.total >= limits.admitted() || of_tenant >= limits.per_tenant() {
-            return Err(Busy);
+            drop(admitted);
+            return Err(self.busy(tenant));
         }
         admitted.total += 1;
         admitted.per_tenant.insert(tenant, of_tenant + 1);
@@ -160,15 +217,26 @@ impl HashGate {
         let permit = match tokio::time::timeout(self.inner.limits.wait, acquire).await {
             Ok(Ok(permit)) => permit,
             // Timed out, or the semaphore was closed (it never is).
-            Ok(Err(_)) | Err(_) => return Err(Busy),
+            Ok(Err(_)) | Err(_) => return Err(self.busy(ticket.tenant)),
         };
         let memory = lock(&self.inner.memory).pop();
         Ok(Lease {
+            since: Instant::now(),
             memory,
             oversized: None,
             gate: self.inner.clone(),
             _permit: permit,
         })
+    }
+
+    /// A refusal of `tenant`'s request now, with its turn in the tenant's line.
+    fn busy(&self, tenant: Uuid) -> Busy {
+        let concurrency = self.inner.limits.concurrency;
+        let retry_after_seconds =
+            lock(&self.inner.pace).refused(tenant, Instant::now(), concurrency);
+        Busy {
+            retry_after_seconds,
+        }
     }
 
     /// Computations holding a permit now.
@@ -206,6 +274,7 @@ impl Drop for HashTicket {
 /// The right to run one computation, and the memory to run it in. Moved into the blocking
 /// task, so the permit is held until the computation ends whatever happens to the request.
 pub struct Lease {
+    since: Instant,
     memory: Option<Box<[Block]>>,
     oversized: Option<Box<[Block]>>,
     gate: Arc<Inner>,
@@ -234,6 +303,7 @@ impl Drop for Lease {
     /// The buffer goes back before the permit is released (fields drop after this body), so
     /// the next holder of the permit finds it.
     fn drop(&mut self) {
+        lock(&self.gate.pace).finished(self.since.elapsed());
         if let Some(memory) = self.memory.take() {
             lock(&self.gate.memory).push(memory);
         }
@@ -243,6 +313,12 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn busy() -> Busy {
+        Busy {
+            retry_after_seconds: 1,
+        }
+    }
 
     fn gate(concurrency: usize, queue: usize) -> HashGate {
         HashGate::new(
@@ -273,20 +349,24 @@ mod tests {
         let held: Vec<HashTicket> = (0..4).map(|_| gate.admit(flooding).unwrap()).collect();
         assert_eq!(
             gate.admit(flooding).err(),
-            Some(Busy),
+            Some(busy()),
             "over the tenant's share"
         );
         let others: Vec<HashTicket> = (0..2).map(|_| gate.admit(other).unwrap()).collect();
         assert_eq!(gate.admitted(flooding), (6, 4));
         assert_eq!(
             gate.admit(Uuid::new_v4()).err(),
-            Some(Busy),
+            Some(busy()),
             "the node is full"
         );
 
         drop(others);
         assert_eq!(gate.admitted(other), (4, 0));
-        assert_eq!(gate.admit(flooding).err(), Some(Busy), "still at its share");
+        assert_eq!(
+            gate.admit(flooding).err(),
+            Some(busy()),
+            "still at its share"
+        );
         drop(held);
         assert_eq!(gate.admitted(flooding), (0, 0));
         assert!(
@@ -300,8 +380,8 @@ mod tests {
         let gate = gate(2, 0);
         let tenant = Uuid::new_v4();
         let _held = (gate.admit(tenant).unwrap(), gate.admit(tenant).unwrap());
-        assert_eq!(gate.admit(tenant).err(), Some(Busy));
-        assert_eq!(gate.admit(Uuid::new_v4()).err(), Some(Busy));
+        assert_eq!(gate.admit(tenant).err(), Some(busy()));
+        assert_eq!(gate.admit(Uuid::new_v4()).err(), Some(busy()));
     }
 
     #[tokio::test]
@@ -310,7 +390,7 @@ mod tests {
         let tenant = Uuid::new_v4();
         let (first, second) = (gate.admit(tenant).unwrap(), gate.admit(tenant).unwrap());
         let running = gate.lease(&first).await.unwrap();
-        assert_eq!(gate.lease(&second).await.err(), Some(Busy));
+        assert_eq!(gate.lease(&second).await.err(), Some(busy()));
         drop(running);
         assert!(gate.lease(&second).await.is_ok());
     }
@@ -338,5 +418,79 @@ mod tests {
         let kept = lock(&gate.inner.memory);
         assert_eq!(kept.len(), 2);
         assert!(kept.iter().all(|buffer| buffer.len() == 8));
+    }
+
+    /// A pace whose checks take `millis` each.
+    fn measured(millis: u64) -> Pace {
+        let mut pace = Pace::new();
+        for _ in 0..100 {
+            pace.finished(Duration::from_millis(millis));
+        }
+        pace
+    }
+
+    #[test]
+    fn a_refusal_with_no_line_before_it_is_told_one_second() {
+        let mut pace = measured(25);
+        let (tenant, start) = (Uuid::new_v4(), Instant::now());
+        // Five a second, against 40 checks a second: never a line.
+        for i in 0..100 {
+            let at = start + Duration::from_millis(200 * i);
+            assert_eq!(pace.refused(tenant, at, 1), 1);
+        }
+    }
+
+    #[test]
+    fn a_burst_is_given_turns_over_the_time_it_takes_to_check_it() {
+        // One permit, 25 ms a check: 40 checks a second. 1,000 refused at once are told to
+        // come back over 25 seconds, 40 to each second, and never more than the cap.
+        let mut pace = measured(25);
+        let (tenant, start) = (Uuid::new_v4(), Instant::now());
+        let turns: Vec<u64> = (0..1000).map(|_| pace.refused(tenant, start, 1)).collect();
+        assert_eq!(turns[0], 1);
+        assert_eq!(*turns.last().unwrap(), 25);
+        let in_second_10 = turns.iter().filter(|&&wait| wait == 10).count();
+        assert!((39..=41).contains(&in_second_10), "{in_second_10}");
+        // Two permits halve the wait.
+        let mut two = measured(25);
+        let turns: Vec<u64> = (0..1000).map(|_| two.refused(tenant, start, 2)).collect();
+        assert_eq!(turns.last(), Some(&13));
+        // Another tenant's users are not put behind the crowd.
+        assert_eq!(pace.refused(Uuid::new_v4(), start, 1), 1);
+        // Once the turns have passed, a refusal is alone again.
+        assert_eq!(pace.refused(tenant, start + Duration::from_secs(26), 1), 1);
+        assert_eq!(
+            pace.next_turn.len(),
+            1,
+            "lines that have passed are forgotten"
+        );
+    }
+
+    #[test]
+    fn a_client_that_ignores_its_turn_cannot_push_the_line_past_the_cap() {
+        let mut pace = measured(25);
+        let (tenant, start) = (Uuid::new_v4(), Instant::now());
+        for _ in 0..100_000 {
+            assert!(pace.refused(tenant, start, 1) <= MAX_RETRY_AFTER_SECONDS);
+        }
+        assert_eq!(pace.refused(tenant, start, 1), MAX_RETRY_AFTER_SECONDS);
+        // The end of the line comes nearer with time like any other turn.
+        let later = start + Duration::from_secs(10);
+        assert_eq!(pace.refused(tenant, later, 1), MAX_RETRY_AFTER_SECONDS - 10);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_its_turn_in_the_tenants_line() {
+        let gate = gate(1, 0);
+        let tenant = Uuid::new_v4();
+        let _held = gate.admit(tenant).unwrap();
+        let first = gate.admit(tenant).err().unwrap();
+        assert_eq!(first.retry_after_seconds, 1);
+        let refusals: Vec<Busy> = (0..200)
+            .map(|_| gate.admit(tenant).err().unwrap())
+            .collect();
+        let last = refusals.last();
+        // Nothing measured yet: 50 ms a check, so the 201st turn is ten seconds away.
+        assert_eq!(last.map(|busy| busy.retry_after_seconds), Some(10));
     }
 }
