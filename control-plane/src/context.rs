@@ -25,6 +25,8 @@ pub struct ControlPlane {
     /// What "now" is for time rules (token expiry, retention, timestamps the control plane
     /// writes): the system clock, or a test's manual one ([`Self::with_clock`]).
     pub clock: shared::clock::Clock,
+    /// Pools to the registered clusters other than the catalog's, made at first use.
+    pub clusters: Arc<crate::clusters::pools::ClusterPools>,
 }
 
 impl ControlPlane {
@@ -53,6 +55,7 @@ impl ControlPlane {
             template: Arc::new(template),
             rng: SystemRandom::new(),
             clock: shared::clock::Clock::System,
+            clusters: Arc::default(),
         })
     }
 

@@ -43,6 +43,22 @@ pub enum ControlError {
     DomainTaken(String),
     #[error("domain '{0}' is not registered to this tenant")]
     DomainNotFound(String),
+    #[error("no cluster named '{0}'")]
+    ClusterNotFound(String),
+    #[error("a cluster named '{0}' is registered already")]
+    ClusterExists(String),
+    #[error("cluster '{name}' cannot be reached or prepared: {reason}")]
+    ClusterUnreachable { name: String, reason: String },
+    #[error("cluster '{0}' holds tenants, is the default or is the catalog's own; it stays")]
+    ClusterInUse(String),
+    #[error("cluster '{0}' is drained; undrain it first")]
+    ClusterDrained(String),
+    #[error("cluster '{0}' is the default; make another cluster default first")]
+    ClusterIsDefault(String),
+    #[error(
+        "tenants cannot be placed on cluster '{0}' yet: only the catalog's cluster serves tenants"
+    )]
+    PlacementUnavailable(String),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection available: {0}")]
@@ -89,6 +105,19 @@ impl From<ControlError> for ApiError {
             ControlError::TokenNameTaken(_) => ApiError::conflict("token_name_taken", message),
             ControlError::DomainTaken(_) => ApiError::conflict("domain_taken", message),
             ControlError::DomainNotFound(_) => ApiError::not_found("domain_not_found", message),
+            ControlError::ClusterNotFound(_) => ApiError::not_found("cluster_not_found", message),
+            ControlError::ClusterExists(_) => ApiError::conflict("cluster_exists", message),
+            ControlError::ClusterUnreachable { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "cluster_unreachable",
+                message,
+            ),
+            ControlError::ClusterInUse(_) => ApiError::conflict("cluster_in_use", message),
+            ControlError::ClusterDrained(_) => ApiError::conflict("cluster_drained", message),
+            ControlError::ClusterIsDefault(_) => ApiError::conflict("cluster_is_default", message),
+            ControlError::PlacementUnavailable(_) => {
+                ApiError::conflict("placement_unavailable", message)
+            }
             ControlError::ProvisioningFailed { .. } | ControlError::Interrupted(_) => {
                 tracing::error!(error = %message, "provisioning did not finish");
                 ApiError::new(

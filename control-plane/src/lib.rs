@@ -1,9 +1,11 @@
-//! The Tenantry control plane: the catalog, tenant provisioning and lifecycle, template
+//! The Tenantry control plane: the catalog, the cluster registry, tenant provisioning and
+//! lifecycle, template
 //! roll-outs, operator credentials, and the operator REST API. `main.rs` only parses the
 //! command line and calls into here, so the tests run exactly what the binary runs.
 
 pub mod audit;
 pub mod cli;
+pub mod clusters;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -16,6 +16,7 @@ pub fn table() -> Vec<Route> {
         routes![healthz],
         shared::routes::meta::routes(),
         crate::tenants::routes::routes(),
+        crate::clusters::routes::routes(),
         crate::sso::routes::routes(),
     ]
     .into_iter()
@@ -46,7 +47,7 @@ pub fn document() -> &'static serde_json::Value {
 fn plane() -> Plane {
     Plane {
         title: "Tenantry control plane",
-        description: "The operator API: tenants, their quotas, domains and SSO providers.",
+        description: "The operator API: tenants, their quotas, domains and SSO providers, and the Postgres clusters they are placed on.",
         security_schemes: vec![(
             openapi::OPERATOR_TOKEN,
             SecurityScheme::Http(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops what up.sh and test.sh started: both planes, the private ClickHouse, the test SMTP
-# server, the test identity providers and, when one was started, the private Postgres cluster. Data stays in
+# server, the test identity providers, the second Postgres cluster and, when one was started, the
+# private first one. Data stays in
 # deploy/local/state/ for the next up.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -10,10 +11,12 @@ stop_pidfile "$STATE_DIR/clickhouse/clickhouse.pid" "ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
 stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
 stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"
-if [ -f "$STATE_DIR/postgres/postmaster.pid" ]; then
-    log "stopping the private Postgres"
-    run=()
-    [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
-    "${run[@]}" "$(pg_bin pg_ctl)" -D "$STATE_DIR/postgres" -m fast -w stop >/dev/null
-fi
+for cluster in postgres postgres-2; do
+    if [ -f "$STATE_DIR/$cluster/postmaster.pid" ]; then
+        log "stopping the private Postgres in $STATE_DIR/$cluster"
+        run=()
+        [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+        "${run[@]}" "$(pg_bin pg_ctl)" -D "$STATE_DIR/$cluster" -m fast -w stop >/dev/null
+    fi
+done
 log "stopped"

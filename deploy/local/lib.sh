@@ -3,7 +3,8 @@
 # deploy/local/state/ (git-ignored).
 #
 # Postgres: TENANTRY_DATABASE_URL when set; else the server answering on 127.0.0.1:5432; else a
-# private cluster (initdb) on 127.0.0.1:15432. ClickHouse: a private server on 127.0.0.1:18123
+# private cluster (initdb) on 127.0.0.1:15432. A second Postgres cluster, always private, on
+# 127.0.0.1:15433 (tenants placed on another cluster). ClickHouse: a private server on 127.0.0.1:18123
 # (HTTP) / 19000 (native), whatever else runs on the machine. Mail: a test SMTP server
 # (aiosmtpd, from PyPI into a venv) on 127.0.0.1:18025 that stores every mail in a Maildir.
 
@@ -12,6 +13,7 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE_DIR="$REPO_ROOT/deploy/local/state"
 PRIVATE_PG_PORT=15432
+SECOND_PG_PORT=15433
 CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
@@ -90,10 +92,25 @@ ensure_postgres() {
 }
 
 start_private_postgres() {
-    local url="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres"
+    start_postgres_cluster "$PRIVATE_PG_PORT" "$STATE_DIR/postgres"
+}
+
+# A second cluster, always private, where tenants are placed besides the first (docs/
+# scale-out.md): the tests and the demo register it with `control-plane cluster add`. Sets
+# SECOND_DATABASE_URL, a superuser connection to it.
+ensure_second_postgres() {
+    start_postgres_cluster "$SECOND_PG_PORT" "$STATE_DIR/postgres-2"
+    SECOND_DATABASE_URL="postgres://postgres@127.0.0.1:$SECOND_PG_PORT/postgres"
+    export SECOND_DATABASE_URL
+}
+
+# Starts (creating it first if need be) a Postgres cluster of Debian's packages with its data
+# in $2, listening on 127.0.0.1:$1 only, trusting loopback.
+start_postgres_cluster() {
+    local port=$1 data=$2
+    local url="postgres://postgres@127.0.0.1:$port/postgres"
     pg_answers "$url" && return 0
     apt_install postgresql
-    local data="$STATE_DIR/postgres"
     # initdb refuses to run as root: the cluster belongs to the `postgres` system user.
     local run=()
     if [ "$(id -u)" -eq 0 ]; then run=(runuser -u postgres --); fi
@@ -104,10 +121,10 @@ start_private_postgres() {
         chmod 700 "$data"
         "${run[@]}" "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
     fi
-    log "starting the private Postgres on 127.0.0.1:$PRIVATE_PG_PORT"
+    log "starting a private Postgres on 127.0.0.1:$port"
     "${run[@]}" "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w start \
-        -o "-c listen_addresses=127.0.0.1 -p $PRIVATE_PG_PORT -k $data -c max_connections=300" \
-        >/dev/null || die "private Postgres did not start; see $data/server.log"
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=300" \
+        >/dev/null || die "Postgres on port $port did not start; see $data/server.log"
 }
 
 clickhouse_answers() {

@@ -8,6 +8,7 @@ cd "$REPO_ROOT"
 
 ensure_packages
 ensure_postgres
+ensure_second_postgres
 ensure_clickhouse
 ensure_smtp
 ensure_oidc_provider
@@ -15,6 +16,7 @@ ensure_saml_idp
 ensure_otel_python
 ensure_api_tools
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
+export TENANTRY_TEST_SECOND_DATABASE_URL=$SECOND_DATABASE_URL
 
 # Test databases are `tenantry_test_*` and test roles `tt_*` (roles are cluster-wide). A
 # database still in use (a concurrent run) refuses DROP, and a role that still owns objects
@@ -22,17 +24,20 @@ export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 log "removing leftovers of earlier test runs"
 # One psql session per kind (a session per object took minutes after a few hundred runs);
 # a statement that fails (the object is in use or still owns something) leaves it for later.
-psql "$ADMIN_DATABASE_URL" -tAc \
-    "SELECT format('DROP DATABASE %I;', datname) FROM pg_database
-     WHERE datname LIKE 'tenantry\_test\_%'" |
-    psql "$ADMIN_DATABASE_URL" -q >/dev/null 2>&1 || true
-# A run's roles are `tt_<suffix>_*` and its database `tenantry_test_<suffix>`: a role goes only
-# once its run's database is gone, so a run still going on keeps its roles.
-psql "$ADMIN_DATABASE_URL" -tAc \
-    "SELECT format('DROP ROLE %I;', rolname) FROM pg_roles r WHERE rolname LIKE 'tt\_%' AND NOT EXISTS (
-         SELECT 1 FROM pg_database d
-         WHERE d.datname = 'tenantry_test_' || split_part(substr(r.rolname, 4), '_', 1))" |
-    psql "$ADMIN_DATABASE_URL" -q >/dev/null 2>&1 || true
+# Both clusters: a run places some tenants on the second one, in a database of the same name.
+for url in "$ADMIN_DATABASE_URL" "$SECOND_DATABASE_URL"; do
+    psql "$url" -tAc \
+        "SELECT format('DROP DATABASE %I;', datname) FROM pg_database
+         WHERE datname LIKE 'tenantry\_test\_%'" |
+        psql "$url" -q >/dev/null 2>&1 || true
+    # A run's roles are `tt_<suffix>_*` and its database `tenantry_test_<suffix>`: a role goes
+    # only once its run's database is gone, so a run still going on keeps its roles.
+    psql "$url" -tAc \
+        "SELECT format('DROP ROLE %I;', rolname) FROM pg_roles r WHERE rolname LIKE 'tt\_%' AND NOT EXISTS (
+             SELECT 1 FROM pg_database d
+             WHERE d.datname = 'tenantry_test_' || split_part(substr(r.rolname, 4), '_', 1))" |
+        psql "$url" -q >/dev/null 2>&1 || true
+done
 # Each test run has its own ClickHouse database, named like its Postgres database; it goes
 # once that one is gone (a few at a time: one HTTP request per DROP).
 comm -23 \

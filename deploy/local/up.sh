@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up and runs the whole local stack: Postgres and ClickHouse on loopback (installed from
+# Sets up and runs the whole local stack: Postgres (two clusters, the second registered with
+# `control-plane cluster add`) and ClickHouse on loopback (installed from
 # Debian's packages when missing), a test SMTP server that keeps every mail in a Maildir
 # (unless TENANTRY_SMTP_URL names a real one), release builds of both planes, the catalog, an
 # operator token, control plane and data plane in the background, and the demo tenant `acme`.
@@ -10,6 +11,7 @@ cd "$REPO_ROOT"
 
 ensure_packages
 ensure_postgres
+ensure_second_postgres
 ensure_clickhouse
 if [ -n "${TENANTRY_SMTP_URL:-}" ]; then
     MAIL_NOTE="sent through the configured TENANTRY_SMTP_URL"
@@ -57,6 +59,19 @@ export TENANTRY_DATABASE_URL=$DATABASE_URL TENANTRY_KEK_FILE=$KEK_FILE \
 
 log "migrating the catalog"
 "$CONTROL_PLANE" migrate
+
+# The second Postgres cluster, registered as `second` by a file holding its URL (the catalog
+# keeps the file's path, never the URL; docs/scale-out.md).
+SECOND_URL_FILE="$STATE_DIR/cluster-second.url"
+(umask 077 && database_url "$SECOND_DATABASE_URL" tenantry >"$SECOND_URL_FILE")
+if [ "$(psql "$SECOND_DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'tenantry'")" != 1 ]; then
+    psql "$SECOND_DATABASE_URL" -qc "CREATE DATABASE tenantry" >/dev/null
+fi
+if [ "$(psql "$DATABASE_URL" -tAc "SELECT 1 FROM control.postgres_clusters WHERE id = 'second'")" != 1 ]; then
+    log "registering the second Postgres cluster"
+    "$CONTROL_PLANE" cluster add second --url-file "$SECOND_URL_FILE" \
+        --description "second local cluster (127.0.0.1:$SECOND_PG_PORT)" >/dev/null
+fi
 
 # The operator token is kept (mode 600) so a second run can reuse it; a new one is minted when
 # it is missing or no longer valid.

@@ -84,7 +84,7 @@ async fn migrate_locked(
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA control TO {role};
              GRANT SELECT ON control.tenants, control.tenant_domains, control.tenant_quotas,
-                 control.plans, control.tenant_data_keys TO {role};
+                 control.plans, control.tenant_data_keys, control.postgres_clusters TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO {role};
              GRANT USAGE ON SEQUENCE control.mail_pending_generation TO {role};
              GRANT SELECT, INSERT, UPDATE ON control.audit_chain_heads TO {role};

@@ -12,6 +12,7 @@ extern crate self as shared;
 pub mod account_mail;
 pub mod catalog;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod email;

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod cli;
 mod client;
+mod clusters;
 mod contract;
 mod email_flows;
 mod hangs;

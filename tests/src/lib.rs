@@ -48,6 +48,13 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// A superuser connection to the second Postgres cluster (`deploy/local/test.sh` starts it on
+/// 127.0.0.1:15433 and sets `TENANTRY_TEST_SECOND_DATABASE_URL`).
+pub fn second_cluster_admin_url() -> String {
+    std::env::var("TENANTRY_TEST_SECOND_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:15433/postgres".to_owned())
+}
+
 pub fn clickhouse_url() -> String {
     std::env::var("TENANTRY_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
 }
@@ -498,6 +505,40 @@ impl TestApp {
             applied.is_some(),
             "the data plane did not reload {slug}'s quotas"
         );
+    }
+
+    /// This run's database on the second Postgres cluster (named like its catalog database),
+    /// created at the first call: its superuser URL.
+    pub async fn second_cluster_url(&self) -> String {
+        let config: tokio_postgres::Config = self.database_url.parse().unwrap();
+        let database = config.get_dbname().unwrap().to_owned();
+        let admin = shared::db::connect(&second_cluster_admin_url().parse().unwrap())
+            .await
+            .expect("cannot reach the second test Postgres; run deploy/local/test.sh");
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            // Two tests of one run may race to create it: the loser finds it made.
+            if let Err(error) = admin
+                .batch_execute(&format!("CREATE DATABASE {database}"))
+                .await
+            {
+                assert_eq!(
+                    error.code(),
+                    Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE),
+                    "{error}"
+                );
+            }
+        }
+        database_url_for(&second_cluster_admin_url(), &database)
+    }
+
+    /// A superuser connection to `url`.
+    pub async fn connect_to(url: &str) -> tokio_postgres::Client {
+        shared::db::connect(&url.parse().unwrap()).await.unwrap()
     }
 
     /// A superuser connection to the test's catalog database.

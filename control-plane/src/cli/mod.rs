@@ -4,6 +4,7 @@
 //! concept; the rules are the services'.
 
 mod audit;
+mod clusters;
 mod operators;
 mod sso;
 mod templates;
@@ -19,6 +20,7 @@ use shared::tenant::TenantSlug;
 use crate::context::ControlPlane;
 
 pub use audit::AuditCommand;
+pub use clusters::ClusterCommand;
 pub use operators::{OperatorCommand, TokenCommand};
 pub use sso::SsoCommand;
 pub use templates::TemplatesCommand;
@@ -37,13 +39,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or upgrade the catalog (schema `control`) and the data plane's role.
+    /// Create or upgrade the catalog (schema `control`) and the data plane's role, and
+    /// prepare every registered cluster again.
     Migrate,
     /// Run the operator REST API.
     Serve,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage the Postgres clusters tenants are placed on.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Roll tenant template versions over all tenants.
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -73,9 +79,24 @@ pub async fn execute(
                 control.template.name,
                 control.template.latest_version()
             )?;
+            // Every cluster is tried; one that fails is named and fails the command.
+            let mut failed = Vec::new();
+            for (name, outcome) in crate::clusters::service::prepare_all(control).await? {
+                match outcome {
+                    Ok(()) => writeln!(out, "cluster {name} prepared")?,
+                    Err(error) => {
+                        writeln!(out, "cluster {name} NOT prepared: {error}")?;
+                        failed.push(name);
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("clusters not prepared: {}", failed.join(", "));
+            }
         }
         Command::Serve => anyhow::bail!("`serve` is run by main"),
         Command::Tenant(command) => tenants::run(command, control, out).await?,
+        Command::Cluster(command) => clusters::run(command, control, out).await?,
         Command::Templates(command) => templates::run(command, control, out).await?,
         Command::Sso(command) => sso::run(command, control, out).await?,
         Command::Audit(command) => audit::run(command, control, out).await?,

@@ -38,7 +38,9 @@ pub use admin::{
 pub use auth::{Activated, Auth, LoginOutcome, MfaChallenge, Tokens};
 pub use error::{ApiError, Error};
 pub use me::{Me, MeApi, Session, TotpSetup};
-pub use operator::{NewTenant, Operator, Tenant, TenantPatch, Tenants};
+pub use operator::{
+    Cluster, Clusters, NewCluster, NewTenant, Operator, Tenant, TenantPatch, Tenants,
+};
 pub use records::{ListQuery, Record, RecordPage, Records};
 pub use reqwest::{Method, StatusCode};
 pub use secret::Secret;

@@ -1,4 +1,5 @@
-//! The control plane's operator API (`/v1/tenants…`), with an operator token.
+//! The control plane's operator API (`/v1/tenants…`, `/v1/clusters…`), with an operator
+//! token.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -102,6 +103,12 @@ impl Operator {
         }
     }
 
+    pub fn clusters(&self) -> Clusters<'_> {
+        Clusters {
+            client: &self.client,
+        }
+    }
+
     /// A request to any operator route, with the operator token.
     pub fn call(&self, method: Method, path: impl Into<String>) -> Call<'_> {
         self.client.call(method, path)
@@ -194,6 +201,93 @@ impl Tenants<'_> {
         self.client
             .get(Self::tenant_path(slug, &["export"]))
             .ok()
+            .await
+    }
+}
+
+/// A Postgres cluster tenants are placed on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub description: String,
+    /// `catalog`, `env:VARIABLE` or `file:PATH`: where each plane reads its URL.
+    pub url: String,
+    pub default: bool,
+    pub drained: bool,
+    pub tenants: i64,
+    pub reachable: bool,
+    pub database_bytes: Option<i64>,
+    pub connections: Option<i64>,
+}
+
+/// A cluster to register: a name and exactly one of `url_env` and `url_file`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewCluster {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ClusterList {
+    clusters: Vec<Cluster>,
+}
+
+/// `/v1/clusters`.
+pub struct Clusters<'o> {
+    client: &'o Client,
+}
+
+impl Clusters<'_> {
+    fn cluster_path(name: &str, rest: &[&str]) -> String {
+        resource_path("/v1/clusters", name, rest)
+    }
+
+    /// Registers and prepares a cluster.
+    pub async fn add(&self, cluster: &NewCluster) -> Result<Cluster, Error> {
+        self.client.post("/v1/clusters").json(cluster).ok().await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Cluster>, Error> {
+        let list: ClusterList = self.client.get("/v1/clusters").ok().await?;
+        Ok(list.clusters)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Cluster, Error> {
+        self.client.get(Self::cluster_path(name, &[])).ok().await
+    }
+
+    /// Places no new tenants on the cluster.
+    pub async fn drain(&self, name: &str) -> Result<Cluster, Error> {
+        self.client
+            .post(Self::cluster_path(name, &["drain"]))
+            .ok()
+            .await
+    }
+
+    pub async fn undrain(&self, name: &str) -> Result<Cluster, Error> {
+        self.client
+            .post(Self::cluster_path(name, &["undrain"]))
+            .ok()
+            .await
+    }
+
+    pub async fn set_default(&self, name: &str) -> Result<Cluster, Error> {
+        self.client
+            .post(Self::cluster_path(name, &["default"]))
+            .ok()
+            .await
+    }
+
+    /// Forgets a cluster no tenant is placed on.
+    pub async fn remove(&self, name: &str) -> Result<(), Error> {
+        self.client
+            .delete(Self::cluster_path(name, &[]))
+            .done()
             .await
     }
 }

@@ -1,0 +1,54 @@
+//! The control plane's pools to tenant clusters, one per cluster, made at first use. The
+//! catalog's own cluster is the catalog pool.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use deadpool_postgres::Pool;
+
+use super::service::UrlRef;
+use crate::context::ControlPlane;
+use crate::error::ControlError;
+
+/// Connections the control plane opens to each cluster other than the catalog's, at most.
+const POOL_SIZE: usize = 4;
+
+#[derive(Default)]
+pub struct ClusterPools {
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+impl ClusterPools {
+    /// The pool for cluster `name`, reached through `url` (`None`: the catalog's cluster).
+    /// Building it opens no connection.
+    pub fn pool(
+        &self,
+        control: &ControlPlane,
+        name: &str,
+        url: Option<&UrlRef>,
+    ) -> Result<Pool, ControlError> {
+        let Some(url) = url else {
+            return Ok(control.pool.clone());
+        };
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pool) = pools.get(name) {
+            return Ok(pool.clone());
+        }
+        let invalid = |_| ControlError::InvalidInput {
+            field: "url",
+            message: format!("{url} does not hold a valid Postgres URL"),
+        };
+        let config = shared::db::pg_config(&url.resolve()?, None).map_err(invalid)?;
+        let pool = shared::db::pool(config, POOL_SIZE).map_err(invalid)?;
+        pools.insert(name.to_owned(), pool.clone());
+        Ok(pool)
+    }
+
+    /// Drops the pool of a cluster that was removed.
+    pub fn forget(&self, name: &str) {
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+}

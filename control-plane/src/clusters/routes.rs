@@ -1,0 +1,136 @@
+//! `/v1/clusters`: the Postgres clusters tenants are placed on. Every route is declared
+//! `access = Operator`.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use shared::error::ApiError;
+use shared::json_body::Json;
+use shared::routes::{route, routes, Route};
+
+use super::service::{self, ClusterView, NewCluster};
+use crate::context::ControlPlane;
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        list_clusters,
+        add_cluster,
+        get_cluster,
+        drain_cluster,
+        undrain_cluster,
+        make_default,
+        remove_cluster,
+    ]
+}
+
+/// What `GET /v1/clusters` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ClusterList {
+    clusters: Vec<ClusterView>,
+}
+
+#[route(
+    get, "/v1/clusters",
+    summary = "List the Postgres clusters",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses((status = 200, description = "Every registered cluster, with its tenants and whether it answers now", body = ClusterList)))]
+async fn list_clusters(control: web::Data<ControlPlane>) -> Result<HttpResponse, ApiError> {
+    let clusters = service::list(&control).await?;
+    Ok(HttpResponse::Ok().json(ClusterList { clusters }))
+}
+
+#[route(
+    post, "/v1/clusters",
+    summary = "Register a Postgres cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    request_body = NewCluster,
+    responses(
+        (status = 201, description = "Registered and prepared", body = ClusterView),
+        (status = 409, description = "`cluster_exists`"),
+        (status = 422, description = "`cluster_unreachable`: nothing was stored")))]
+async fn add_cluster(
+    control: web::Data<ControlPlane>,
+    body: Json<NewCluster>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(service::add(&control, &body).await?))
+}
+
+#[route(
+    get, "/v1/clusters/{name}",
+    summary = "Get a Postgres cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses((status = 200, description = "The cluster", body = ClusterView)))]
+async fn get_cluster(
+    control: web::Data<ControlPlane>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::get(&control, &name).await?))
+}
+
+#[route(
+    post, "/v1/clusters/{name}/drain",
+    summary = "Stop placing new tenants on a cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses(
+        (status = 200, description = "Drained; its tenants stay where they are", body = ClusterView),
+        (status = 409, description = "`cluster_is_default`: make another cluster default first")))]
+async fn drain_cluster(
+    control: web::Data<ControlPlane>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::set_drained(&control, &name, true).await?))
+}
+
+#[route(
+    post, "/v1/clusters/{name}/undrain",
+    summary = "Place new tenants on a cluster again",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses((status = 200, description = "Takes new tenants again", body = ClusterView)))]
+async fn undrain_cluster(
+    control: web::Data<ControlPlane>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::set_drained(&control, &name, false).await?))
+}
+
+#[route(
+    post, "/v1/clusters/{name}/default",
+    summary = "Make a cluster the default",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses(
+        (status = 200, description = "The default cluster now", body = ClusterView),
+        (status = 409, description = "`cluster_drained`")))]
+async fn make_default(
+    control: web::Data<ControlPlane>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::set_default(&control, &name).await?))
+}
+
+#[route(
+    delete, "/v1/clusters/{name}",
+    summary = "Forget a cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses(
+        (status = 204, description = "Forgotten (its databases are left alone)"),
+        (status = 409, description = "`cluster_in_use`: tenants are placed on it, or it is the default or the catalog's")))]
+async fn remove_cluster(
+    control: web::Data<ControlPlane>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    service::remove(&control, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

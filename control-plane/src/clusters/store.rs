@@ -1,0 +1,151 @@
+//! SQL over `control.postgres_clusters`.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use super::service::UrlRef;
+use crate::error::ControlError;
+
+/// A cluster as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    pub name: String,
+    pub description: String,
+    /// `None` for the catalog's own cluster.
+    pub url: Option<UrlRef>,
+    pub is_default: bool,
+    pub drained: bool,
+    /// Tenants placed on it, not deleted.
+    pub tenants: i64,
+}
+
+const COLUMNS: &str = "c.id, c.description, c.url_env, c.url_file, c.is_default, c.drained,
+     (SELECT count(*) FROM control.tenants t
+      WHERE t.cluster_id = c.id AND t.status <> 'deleted') AS tenants";
+
+fn from_row(row: &Row) -> Result<ClusterRow, ControlError> {
+    let env: Option<String> = row.try_get("url_env")?;
+    let file: Option<String> = row.try_get("url_file")?;
+    Ok(ClusterRow {
+        name: row.try_get("id")?,
+        description: row.try_get("description")?,
+        url: match (env, file) {
+            (Some(variable), _) => Some(UrlRef::Env(variable)),
+            (None, Some(path)) => Some(UrlRef::File(path.into())),
+            (None, None) => None,
+        },
+        is_default: row.try_get("is_default")?,
+        drained: row.try_get("drained")?,
+        tenants: row.try_get("tenants")?,
+    })
+}
+
+pub async fn list(client: &impl GenericClient) -> Result<Vec<ClusterRow>, ControlError> {
+    let sql = format!("SELECT {COLUMNS} FROM control.postgres_clusters c ORDER BY c.id");
+    client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<ClusterRow>, ControlError> {
+    let sql = format!("SELECT {COLUMNS} FROM control.postgres_clusters c WHERE c.id = $1");
+    client
+        .query_opt(&sql, &[&name])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Inserts the cluster; `false` when the name is taken.
+pub async fn insert(
+    client: &impl GenericClient,
+    name: &str,
+    description: &str,
+    url: &UrlRef,
+) -> Result<bool, ControlError> {
+    let (env, file) = url.columns();
+    let inserted = client
+        .execute(
+            "INSERT INTO control.postgres_clusters (id, description, url_env, url_file)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[&name, &description, &env, &file],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Sets whether the cluster takes new tenants; `false` when there is no such cluster.
+pub async fn set_drained(
+    client: &impl GenericClient,
+    name: &str,
+    drained: bool,
+) -> Result<bool, ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE control.postgres_clusters SET drained = $2 WHERE id = $1",
+            &[&name, &drained],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Makes `name` the default cluster and no other; `false` when there is no such cluster.
+/// Two statements (the one-default index is checked row by row): run it in a transaction.
+pub async fn set_default(client: &impl GenericClient, name: &str) -> Result<bool, ControlError> {
+    if get(client, name).await?.is_none() {
+        return Ok(false);
+    }
+    client
+        .execute(
+            "UPDATE control.postgres_clusters SET is_default = false WHERE is_default AND id <> $1",
+            &[&name],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE control.postgres_clusters SET is_default = true WHERE id = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(true)
+}
+
+/// What removing a cluster found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    NotFound,
+    /// It holds tenants (deleted ones included: their rows still name it), or it is the
+    /// default or the catalog's own.
+    Refused,
+}
+
+pub async fn remove(client: &impl GenericClient, name: &str) -> Result<Removal, ControlError> {
+    let row = client
+        .query_one(
+            "WITH target AS (SELECT id, is_default, url_env, url_file
+                             FROM control.postgres_clusters WHERE id = $1),
+                  removed AS (
+                      DELETE FROM control.postgres_clusters c USING target
+                      WHERE c.id = target.id AND NOT target.is_default
+                        AND (target.url_env IS NOT NULL OR target.url_file IS NOT NULL)
+                        AND NOT EXISTS (SELECT 1 FROM control.tenants t WHERE t.cluster_id = c.id)
+                      RETURNING c.id)
+             SELECT EXISTS (SELECT 1 FROM target) AS found,
+                    EXISTS (SELECT 1 FROM removed) AS removed",
+            &[&name],
+        )
+        .await?;
+    Ok(match (row.try_get("found")?, row.try_get("removed")?) {
+        (_, true) => Removal::Removed,
+        (false, _) => Removal::NotFound,
+        (true, false) => Removal::Refused,
+    })
+}

@@ -1,0 +1,280 @@
+//! The cluster registry: operators register the Postgres clusters tenants are placed on, by a
+//! reference to where the URL is (never the URL itself), and the control plane prepares each
+//! one (the data plane's role, the audit outbox).
+
+use reqwest::StatusCode;
+use tenantry_tests::client::{Cluster, Error, NewCluster};
+use tenantry_tests::TestApp;
+
+/// A file holding `url`, named for the test; the cluster is registered by its path.
+fn url_file(app: &TestApp, name: &str, url: &str) -> String {
+    let dir = std::env::temp_dir().join("tenantry-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("cluster-{}-{name}", app.role_prefix.as_str()));
+    std::fs::write(&path, format!("{url}\n")).unwrap();
+    path.display().to_string()
+}
+
+/// The second cluster's URL with a password in it: trust authentication ignores it, so it
+/// stands for a secret that must never show.
+async fn second_cluster_with_secret(app: &TestApp) -> String {
+    app.second_cluster_url()
+        .await
+        .replacen("postgres@", "postgres:hunter2-not-shown@", 1)
+}
+
+fn refused(outcome: Result<Cluster, Error>) -> (Option<StatusCode>, String) {
+    let error = outcome.expect_err("refused");
+    (error.status(), error.code().unwrap_or_default().to_owned())
+}
+
+fn named<'a>(clusters: &'a [Cluster], name: &str) -> &'a Cluster {
+    clusters
+        .iter()
+        .find(|cluster| cluster.name == name)
+        .unwrap_or_else(|| panic!("no cluster {name} in {clusters:?}"))
+}
+
+#[tokio::test]
+async fn a_cluster_is_added_prepared_listed_drained_made_default_and_removed() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator_api();
+    let clusters = operator.clusters();
+    let path = url_file(&app, "eu-2", &second_cluster_with_secret(&app).await);
+
+    let added = clusters
+        .add(&NewCluster {
+            name: "eu-2".into(),
+            description: Some("second EU cluster".into()),
+            url_file: Some(path.clone()),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.url, format!("file:{path}"));
+    assert!(added.reachable && !added.default && !added.drained);
+    assert_eq!(added.tenants, 0);
+    assert!(added.database_bytes.is_some_and(|bytes| bytes > 0));
+
+    // Prepared: the data plane's role can log in there, and the outbox is in place.
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    let data_plane = app.role_prefix.data_plane_role();
+    let prepared = second
+        .query_one(
+            "SELECT (SELECT rolcanlogin FROM pg_roles WHERE rolname = $1) AS login,
+                    to_regclass('control.audit_outbox') IS NOT NULL AS outbox,
+                    to_regproc('tenantry_outbox.write') IS NOT NULL AS write",
+            &[&data_plane.as_str()],
+        )
+        .await
+        .unwrap();
+    for column in ["login", "outbox", "write"] {
+        assert_eq!(
+            prepared.get::<_, Option<bool>>(column),
+            Some(true),
+            "{column}"
+        );
+    }
+
+    // The catalog keeps the reference only; no answer shows the secret.
+    let stored: String = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT row_to_json(c)::text FROM control.postgres_clusters c WHERE id = 'eu-2'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        stored.contains(&path) && !stored.contains("hunter2"),
+        "{stored}"
+    );
+    let listed = app
+        .run_cli(&["control-plane", "cluster", "list"])
+        .await
+        .unwrap();
+    assert!(!listed.contains("hunter2"), "{listed}");
+    let all = clusters.list().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let primary = named(&all, "primary");
+    assert!(primary.default && primary.reachable && primary.url == "catalog");
+    assert!(named(&all, "eu-2").reachable);
+
+    // Drained, it cannot be the default; the default cannot be drained.
+    assert!(clusters.drain("eu-2").await.unwrap().drained);
+    assert_eq!(
+        refused(clusters.set_default("eu-2").await),
+        (Some(StatusCode::CONFLICT), "cluster_drained".into())
+    );
+    assert_eq!(
+        refused(clusters.drain("primary").await),
+        (Some(StatusCode::CONFLICT), "cluster_is_default".into())
+    );
+    assert!(!clusters.undrain("eu-2").await.unwrap().drained);
+    // Until tenants can be served from it, no cluster but the catalog's is made default.
+    assert_eq!(
+        refused(clusters.set_default("eu-2").await),
+        (Some(StatusCode::CONFLICT), "placement_unavailable".into())
+    );
+    assert!(clusters.set_default("primary").await.unwrap().default);
+
+    // Neither the default nor the catalog's own cluster can be removed.
+    let in_use = clusters.remove("primary").await.unwrap_err();
+    assert_eq!(in_use.code(), Some("cluster_in_use"));
+    clusters.remove("eu-2").await.unwrap();
+    let all = clusters.list().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        refused(clusters.get("eu-2").await),
+        (Some(StatusCode::NOT_FOUND), "cluster_not_found".into())
+    );
+}
+
+#[tokio::test]
+async fn bad_names_references_and_unreachable_clusters_are_refused_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator_api();
+    let clusters = operator.clusters();
+    let good_file = url_file(&app, "good", &app.second_cluster_url().await);
+    // Nothing listens on port 1; a URL that is not one at all.
+    let nowhere = url_file(&app, "nowhere", "postgres://postgres@127.0.0.1:1/postgres");
+    let garbage = url_file(&app, "garbage", "not a url at all");
+    let cases = [
+        (
+            NewCluster {
+                name: "Bad_Name".into(),
+                url_file: Some(good_file.clone()),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "both".into(),
+                url_file: Some(good_file.clone()),
+                url_env: Some("PATH".into()),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "neither".into(),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "unset".into(),
+                url_env: Some("TENANTRY_TEST_SURELY_UNSET_CLUSTER_URL".into()),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "missing-file".into(),
+                url_file: Some("/nonexistent/cluster-url".into()),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "garbage".into(),
+                url_file: Some(garbage),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
+                name: "nowhere".into(),
+                url_file: Some(nowhere),
+                ..NewCluster::default()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cluster_unreachable",
+        ),
+        (
+            NewCluster {
+                name: "primary".into(),
+                url_file: Some(good_file),
+                ..NewCluster::default()
+            },
+            StatusCode::CONFLICT,
+            "cluster_exists",
+        ),
+    ];
+    for (input, status, code) in cases {
+        let name = input.name.clone();
+        assert_eq!(
+            refused(clusters.add(&input).await),
+            (Some(status), code.to_owned()),
+            "{name}"
+        );
+    }
+    assert_eq!(clusters.list().await.unwrap().len(), 1, "nothing stored");
+    for outcome in [
+        clusters.get("nope").await,
+        clusters.drain("nope").await,
+        clusters.undrain("nope").await,
+        clusters.set_default("nope").await,
+    ] {
+        assert_eq!(
+            refused(outcome),
+            (Some(StatusCode::NOT_FOUND), "cluster_not_found".into())
+        );
+    }
+    let removed = clusters.remove("nope").await.unwrap_err();
+    assert_eq!(removed.code(), Some("cluster_not_found"));
+}
+
+#[tokio::test]
+async fn migrate_prepares_every_registered_cluster_again_and_changes_nothing_else() {
+    let app = TestApp::spawn().await;
+    let path = url_file(&app, "eu-3", &app.second_cluster_url().await);
+    let added = app
+        .run_cli(&[
+            "control-plane",
+            "cluster",
+            "add",
+            "eu-3",
+            "--url-file",
+            &path,
+        ])
+        .await
+        .unwrap();
+    assert!(added.contains("cluster eu-3 added and prepared"), "{added}");
+    // Someone dropped the outbox on the second cluster; `migrate` puts it back.
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    second
+        .batch_execute("DROP TABLE control.audit_outbox")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let migrated = app.run_cli(&["control-plane", "migrate"]).await.unwrap();
+        assert!(migrated.contains("cluster eu-3 prepared"), "{migrated}");
+    }
+    let outbox: Option<String> = second
+        .query_one("SELECT to_regclass('control.audit_outbox')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outbox.as_deref(), Some("control.audit_outbox"));
+    let listed = app
+        .run_cli(&["control-plane", "cluster", "list", "--json"])
+        .await
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}
