@@ -38,6 +38,11 @@ const SQL_ALLOWED: &[(&str, &str)] = &[
         "ClickHouse's migrations (DDL and their history table), the counterpart of migrations/",
     ),
     (
+        "shared/src/cluster.rs",
+        "the runner of migrations/cluster/prepare.sql (what every tenant cluster needs), under \
+         its advisory lock, like the catalog's migration",
+    ),
+    (
         "shared/src/mail_outbox.rs",
         "the SQL contract of the mail outbox: two statements both planes' stores run",
     ),

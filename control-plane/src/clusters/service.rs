@@ -140,16 +140,7 @@ async fn probe(control: &ControlPlane, row: &ClusterRow) -> Option<(i64, i64)> {
         let pool = control
             .clusters
             .pool(control, &row.name, row.url.as_ref())?;
-        let client = pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT pg_database_size(current_database()) AS bytes,
-                        (SELECT numbackends FROM pg_stat_database
-                         WHERE datname = current_database())::bigint AS connections",
-                &[],
-            )
-            .await?;
-        Ok::<_, ControlError>((row.try_get("bytes")?, row.try_get("connections")?))
+        store::size_and_connections(&pool.get().await?).await
     };
     tokio::time::timeout(PROBE_TIMEOUT, query).await.ok()?.ok()
 }

@@ -1,4 +1,4 @@
-//! SQL over `control.postgres_clusters`.
+//! SQL over `control.postgres_clusters`, and what a cluster says of itself.
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -115,6 +115,19 @@ pub async fn set_default(client: &impl GenericClient, name: &str) -> Result<bool
         )
         .await?;
     Ok(true)
+}
+
+/// The size of the database `client` is connected to, and the connections open to it.
+pub async fn size_and_connections(client: &impl GenericClient) -> Result<(i64, i64), ControlError> {
+    let row = client
+        .query_one(
+            "SELECT pg_database_size(current_database()) AS bytes,
+                    (SELECT numbackends FROM pg_stat_database
+                     WHERE datname = current_database())::bigint AS connections",
+            &[],
+        )
+        .await?;
+    Ok((row.try_get("bytes")?, row.try_get("connections")?))
 }
 
 /// What removing a cluster found.

@@ -7,6 +7,8 @@ use super::*;
 async fn nobody_gives_a_key_more_than_they_hold() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
+    // More requests in a row than the free plan's burst lets through on a fast machine.
+    app.raise_rate_limits("acme").await;
     let developer_email = unique_address("developer");
     app.invite_and_activate(&owner, &developer_email, &["developer"])
         .await;
@@ -115,6 +117,8 @@ async fn a_key_loses_what_its_creator_loses() {
 async fn keys_get_403_user_required_on_admin_endpoints_and_403_beyond_their_scopes() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
+    // More requests in a row than the free plan's burst lets through on a fast machine.
+    app.raise_rate_limits("acme").await;
     let wide = owner
         .api_keys()
         .create(&NewKey::new(

@@ -163,6 +163,8 @@ async fn a_tenant_requiring_mfa_restricts_sessions_until_the_user_enrols() {
     let (app, clock) = TestApp::spawn_with_clock().await;
     app.tenant_with_active_admin("acme", "ada@acme.example", PASSWORD)
         .await;
+    // More requests in a row than the free plan's burst lets through on a fast machine.
+    app.raise_rate_limits("acme").await;
     // The owner sets the policy through the settings API; it rules the next sign-in.
     let owner = app.signed_in("acme", "ada@acme.example", PASSWORD).await;
     owner
@@ -225,6 +227,8 @@ async fn malformed_codes_and_bodies_get_400_and_change_nothing() {
     let (app, clock) = TestApp::spawn_with_clock().await;
     app.tenant_with_active_admin("acme", "ada@acme.example", PASSWORD)
         .await;
+    // More requests in a row than the free plan's burst lets through on a fast machine.
+    app.raise_rate_limits("acme").await;
     let ada = app.signed_in("acme", "ada@acme.example", PASSWORD).await;
     let setup = ada.me().setup_totp().await.unwrap();
     let secret = setup.secret.expose();
