@@ -64,6 +64,13 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
         .await
         .expect("the request hung as long as Postgres did");
     assert_database_unavailable(&reply);
+    // Reads too, public and signed in: the same 503, never a 500.
+    for path in ["/v1/tenant", "/v1/me/sessions"] {
+        let reply = patiently(on_node.get(path))
+            .await
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        assert_database_unavailable(&reply);
+    }
     let ready = patiently(on_node.anonymous().get("/readyz"))
         .await
         .expect("/readyz hung as long as Postgres did");

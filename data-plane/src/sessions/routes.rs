@@ -32,18 +32,10 @@ async fn list_sessions(
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let mut transaction = state
-        .tenant_db
-        .begin(&context.scope)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
-    let sessions = store::list_live(&mut transaction, principal.user_id, principal.session_id)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
-    transaction
-        .commit()
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
+    let sessions =
+        store::list_live(&mut transaction, principal.user_id, principal.session_id).await?;
+    transaction.commit().await?;
     Ok(HttpResponse::Ok().json(SessionList { sessions }))
 }
 
@@ -54,22 +46,13 @@ async fn end_session(
     reason: &str,
 ) -> Result<u64, ApiError> {
     let principal = context.signed_in()?;
-    let mut transaction = state
-        .tenant_db
-        .begin(&context.scope)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let which = Revoke::One {
         user_id: principal.user_id,
         session_id,
     };
-    let ended = store::revoke(&mut transaction, context.tenant.tenant.id, which, reason)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
-    transaction
-        .commit()
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+    let ended = store::revoke(&mut transaction, context.tenant.tenant.id, which, reason).await?;
+    transaction.commit().await?;
     // This node need not wait for its own notification.
     state
         .sessions

@@ -167,8 +167,7 @@ async fn principal(
     let keys = state
         .signing_keys
         .for_tenant(&state.tenant_db, &state.data_keys, &tenant.scope)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+        .await?;
     let issuer = access::issuer(
         &state.config.public_scheme,
         tenant.tenant.slug.as_str(),
@@ -188,8 +187,7 @@ async fn principal(
             claims.sub,
             state.clock.now(),
         )
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+        .await?;
     if !live {
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,

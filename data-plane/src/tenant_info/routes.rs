@@ -35,9 +35,8 @@ async fn get_tenant(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let display_name = store::display_name(&state.tenant_db, &context)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+    // A pool that has no connection in time is 503 `database_unavailable`, not a 500.
+    let display_name = store::display_name(&state.tenant_db, &context).await?;
     let tenant = &context.tenant.tenant;
     Ok(HttpResponse::Ok().json(TenantInfo {
         id: tenant.id,

@@ -16,6 +16,7 @@ mod store;
 pub mod verified;
 
 use shared::envelope::EnvelopeError;
+use shared::error::ApiError;
 use shared::tenant_context::TenantDbError;
 
 use crate::tenancy::data_keys::DataKeyError;
@@ -32,6 +33,17 @@ pub enum TokenError {
     Db(#[from] TenantDbError),
     #[error("token signing failed: {0}")]
     Signing(String),
+}
+
+/// A database that is down or slow is 503 `database_unavailable` (through the tenant context's
+/// mapping); anything else about the keys is a logged 500.
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Db(error) => error.into(),
+            other => ApiError::internal(&other),
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for TokenError {

@@ -51,8 +51,7 @@ async fn jwks(
     let keys = state
         .signing_keys
         .for_tenant(&state.tenant_db, &state.data_keys, &context.scope)
-        .await
-        .map_err(|error| ApiError::internal(&error))?;
+        .await?;
     let keys = keys
         .published
         .iter()

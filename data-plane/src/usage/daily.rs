@@ -59,8 +59,7 @@ pub async fn usage(
     );
     let storage_bytes = super::service::usage(state, context)
         .await
-        .map(|usage| usage.storage_bytes.used)
-        .map_err(|error| ApiError::internal(&error))?;
+        .map(|usage| usage.storage_bytes.used)?;
     let epoch = OffsetDateTime::UNIX_EPOCH.date();
     let count = |list: &[DayCount], date: Date| {
         let epoch_day = (date - epoch).whole_days();
