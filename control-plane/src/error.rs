@@ -45,6 +45,8 @@ pub enum ControlError {
     DomainNotFound(String),
     #[error("no cluster named '{0}'")]
     ClusterNotFound(String),
+    #[error("unknown cluster '{0}'")]
+    UnknownCluster(String),
     #[error("a cluster named '{0}' is registered already")]
     ClusterExists(String),
     #[error("cluster '{name}' cannot be reached or prepared: {reason}")]
@@ -107,6 +109,7 @@ impl From<ControlError> for ApiError {
             ControlError::DomainNotFound(_) => ApiError::not_found("domain_not_found", message),
             ControlError::ClusterNotFound(_) => ApiError::not_found("cluster_not_found", message),
             ControlError::ClusterExists(_) => ApiError::conflict("cluster_exists", message),
+            ControlError::UnknownCluster(_) => ApiError::bad_request("unknown_cluster", message),
             ControlError::ClusterUnreachable { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "cluster_unreachable",

@@ -11,12 +11,12 @@ stop_pidfile "$STATE_DIR/clickhouse/clickhouse.pid" "ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
 stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
 stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"
-for cluster in postgres postgres-2; do
-    if [ -f "$STATE_DIR/$cluster/postmaster.pid" ]; then
-        log "stopping the private Postgres in $STATE_DIR/$cluster"
+for data in "$STATE_DIR/postgres" "$(second_postgres_dir)"; do
+    if [ -f "$data/postmaster.pid" ]; then
+        log "stopping the private Postgres in $data"
         run=()
         [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
-        "${run[@]}" "$(pg_bin pg_ctl)" -D "$STATE_DIR/$cluster" -m fast -w stop >/dev/null
+        "${run[@]}" "$(pg_bin pg_ctl)" -D "$data" -m fast -w stop >/dev/null
     fi
 done
 log "stopped"

@@ -99,9 +99,18 @@ start_private_postgres() {
 # scale-out.md): the tests and the demo register it with `control-plane cluster add`. Sets
 # SECOND_DATABASE_URL, a superuser connection to it.
 ensure_second_postgres() {
-    start_postgres_cluster "$SECOND_PG_PORT" "$STATE_DIR/postgres-2"
+    start_postgres_cluster "$SECOND_PG_PORT" "$(second_postgres_dir)"
     SECOND_DATABASE_URL="postgres://postgres@127.0.0.1:$SECOND_PG_PORT/postgres"
     export SECOND_DATABASE_URL
+}
+
+# Where the second cluster keeps its data: under state/ for a user, but as root the cluster
+# runs as `postgres`, which may not enter a checkout in a private directory (CI's clone, a
+# mktemp -d), so it lives under that user's home: one per machine, like its port.
+second_postgres_dir() {
+    if [ "$(id -u)" -eq 0 ]; then echo /var/lib/postgresql/tenantry-second
+    else echo "$STATE_DIR/postgres-2"
+    fi
 }
 
 # Starts (creating it first if need be) a Postgres cluster of Debian's packages with its data

@@ -40,3 +40,17 @@ GRANT USAGE ON SCHEMA tenantry_outbox TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenantry_outbox.write(uuid, uuid, jsonb) TO PUBLIC;
 GRANT USAGE ON SCHEMA control TO :data_plane;
 GRANT SELECT, INSERT, UPDATE, DELETE ON control.audit_outbox TO :data_plane;
+
+-- The mail outbox's marks: a tenant's transaction that queues a mail (an invitation, an
+-- activation) marks the tenant here, on its own cluster, in the same commit (catalog migration
+-- V2 has the catalog's, with a foreign key to its tenants, which other clusters do not hold).
+CREATE SEQUENCE IF NOT EXISTS control.mail_pending_generation;
+CREATE TABLE IF NOT EXISTS control.mail_pending (
+    tenant_id  uuid PRIMARY KEY,
+    generation bigint NOT NULL DEFAULT nextval('control.mail_pending_generation'),
+    marked_at  timestamptz NOT NULL DEFAULT now(),
+    due_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS mail_pending_due ON control.mail_pending (due_at);
+GRANT SELECT, INSERT, UPDATE, DELETE ON control.mail_pending TO :data_plane;
+GRANT USAGE ON SEQUENCE control.mail_pending_generation TO :data_plane;

@@ -114,6 +114,10 @@ async fn migrate_locked(
     Ok(())
 }
 
+/// The catalog's own cluster (catalog migration V1 makes it; it can be neither removed nor
+/// re-registered): the one whose tenants the data plane serves today (docs/scale-out.md).
+pub const CATALOG_CLUSTER: &str = "primary";
+
 /// The columns [`tenant_from_row`] reads (by name).
 pub const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.plan, t.schema_name, \
      t.role_name, t.cluster_id, t.template, t.template_version, t.created_at, t.updated_at";

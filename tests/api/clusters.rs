@@ -2,8 +2,10 @@
 //! reference to where the URL is (never the URL itself), and the control plane prepares each
 //! one (the data plane's role, the audit outbox).
 
+use control_plane::error::ControlError;
+use control_plane::provisioning::{ProvisionOptions, Step};
 use reqwest::StatusCode;
-use tenantry_tests::client::{Cluster, Error, NewCluster};
+use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant};
 use tenantry_tests::TestApp;
 
 /// A file holding `url`, named for the test; the cluster is registered by its path.
@@ -277,4 +279,190 @@ async fn migrate_prepares_every_registered_cluster_again_and_changes_nothing_els
         .unwrap();
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}
+
+/// Registers this run's database on the second cluster as `name`.
+async fn register_second(app: &TestApp, name: &str) {
+    let path = url_file(app, name, &app.second_cluster_url().await);
+    app.operator_api()
+        .clusters()
+        .add(&NewCluster {
+            name: name.into(),
+            url_file: Some(path),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Whether schema `schema` exists on the server `client` is connected to.
+async fn has_schema(client: &tokio_postgres::Client, schema: &str) -> bool {
+    client
+        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_tenant_placed_on_another_cluster_is_provisioned_exported_and_deleted_there() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let operator = app.operator_api();
+    let created = operator
+        .tenants()
+        .create(&NewTenant {
+            slug: "faraway".into(),
+            admin_email: Some("ada@faraway.example".into()),
+            cluster: Some("eu-2".into()),
+            ..NewTenant::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (created.cluster.as_str(), created.status.as_str()),
+        ("eu-2", "active")
+    );
+    assert!(created.activation_token.is_some());
+
+    // Its schema, seed and first admin's mail are on the second cluster, not the catalog's.
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    let schema = created.schema.clone();
+    assert!(has_schema(&second, &schema).await);
+    assert!(!has_schema(&app.superuser().await, &schema).await);
+    let seeded = second
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM {schema}.roles WHERE built_in) AS roles,
+                        (SELECT count(*) FROM {schema}.users
+                         WHERE email = 'ada@faraway.example' AND status = 'invited') AS admins,
+                        (SELECT count(*) FROM {schema}.mail_outbox) AS mails,
+                        (SELECT count(*) FROM control.mail_pending WHERE tenant_id = $1)
+                            AS marked"
+            ),
+            &[&created.id],
+        )
+        .await
+        .unwrap();
+    assert!(seeded.get::<_, i64>("roles") >= 4);
+    for column in ["admins", "mails", "marked"] {
+        assert_eq!(seeded.get::<_, i64>(column), 1, "{column}");
+    }
+    let version: i32 = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT template_version FROM control.tenants WHERE slug = 'faraway'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, app.control.template.latest_version());
+
+    // The registry counts it, and will not forget the cluster under it.
+    assert_eq!(operator.clusters().get("eu-2").await.unwrap().tenants, 1);
+    let in_use = operator.clusters().remove("eu-2").await.unwrap_err();
+    assert_eq!(in_use.code(), Some("cluster_in_use"));
+
+    // No data-plane node serves that cluster yet: a clear 503, no query on the wrong server.
+    let reply = app
+        .tenant("faraway")
+        .get("/v1/tenant")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
+    );
+
+    // The export reads its tables there; the deletion drops its schema and role there.
+    let export = operator.tenants().export("faraway").await.unwrap();
+    let roles = export["tables"]["roles"].as_array().map(Vec::len);
+    assert!(roles.is_some_and(|count| count >= 4), "{export}");
+    operator.tenants().delete("faraway").await.unwrap();
+    assert!(!has_schema(&second, &schema).await);
+    let role_left: bool = second
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&created.role],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!role_left, "the tenant's role is dropped on its cluster");
+}
+
+#[tokio::test]
+async fn placement_on_an_unknown_or_drained_cluster_is_refused_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let operator = app.operator_api();
+    let tenants = operator.tenants();
+    let create = |cluster: &str| NewTenant {
+        slug: "nowhere".into(),
+        cluster: Some(cluster.into()),
+        ..NewTenant::default()
+    };
+    let unknown = tenants.create(&create("nope")).await.unwrap_err();
+    assert_eq!(
+        (unknown.status(), unknown.code()),
+        (Some(StatusCode::BAD_REQUEST), Some("unknown_cluster"))
+    );
+    operator.clusters().drain("eu-2").await.unwrap();
+    let drained = tenants.create(&create("eu-2")).await.unwrap_err();
+    assert_eq!(
+        (drained.status(), drained.code()),
+        (Some(StatusCode::CONFLICT), Some("cluster_drained"))
+    );
+    assert!(tenants.list().await.unwrap().is_empty(), "nothing created");
+    // Without a cluster, the default (the catalog's) is used.
+    let placed = tenants
+        .create(&NewTenant {
+            slug: "nearby".into(),
+            ..NewTenant::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(placed.cluster, "primary");
+}
+
+#[tokio::test]
+async fn a_provisioning_on_another_cluster_interrupted_after_any_step_finishes_on_retry() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    for step in Step::ALL.into_iter().filter(|step| *step != Step::Activate) {
+        let slug = format!("cut-{}", step.as_str().replace('_', "-"));
+        let interrupted = TestApp::create_placed(
+            &app.control,
+            &slug,
+            Some("eu-2"),
+            ProvisionOptions {
+                interrupt_after: Some(step),
+            },
+        )
+        .await;
+        assert!(
+            matches!(interrupted, Err(ControlError::Interrupted(at)) if at == step),
+            "{step}: {interrupted:?}"
+        );
+        let finished = app.operator_api().tenants().provision(&slug).await;
+        assert!(finished.is_ok(), "{step}: {finished:?}");
+        let tenant = app.operator_api().tenants().get(&slug).await.unwrap();
+        assert_eq!(tenant.status, "active", "{step}");
+        let roles: i64 = second
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.roles WHERE built_in",
+                    tenant.schema
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(roles >= 4, "{step}: seeded once on retry");
+    }
 }

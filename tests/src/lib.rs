@@ -346,11 +346,23 @@ impl TestApp {
         slug: &str,
         options: ProvisionOptions,
     ) -> Result<Tenant, control_plane::error::ControlError> {
+        Self::create_placed(control, slug, None, options).await
+    }
+
+    /// Creates tenant `slug` on `cluster` (the default when `None`), stopping where `options`
+    /// say.
+    pub async fn create_placed(
+        control: &ControlPlane,
+        slug: &str,
+        cluster: Option<&str>,
+        options: ProvisionOptions,
+    ) -> Result<Tenant, control_plane::error::ControlError> {
         let request = CreateTenant {
             slug: TenantSlug::parse(slug).unwrap(),
             name: Some(TenantName::parse(&format!("{slug} display")).unwrap()),
             plan: None,
             admin_email: None,
+            cluster: cluster.map(str::to_owned),
         };
         service::create(control, request, options).await
     }
@@ -363,6 +375,7 @@ impl TestApp {
             name: None,
             plan: None,
             admin_email: Some(shared::email::Email::parse(email).unwrap()),
+            cluster: None,
         };
         let created = service::create_and_invite(&self.control, request)
             .await

@@ -28,6 +28,9 @@ pub enum TenantCommand {
         /// activation token for `POST /v1/auth/activate` and mails its link to the address.
         #[arg(long)]
         admin_email: Option<String>,
+        /// Place it on this cluster (`cluster list`); the default cluster otherwise.
+        #[arg(long)]
+        cluster: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +115,7 @@ pub(super) async fn run(
             name,
             plan,
             admin_email,
+            cluster,
             json,
         } => {
             let admin_email = admin_email
@@ -124,6 +128,7 @@ pub(super) async fn run(
                 name: name.as_deref().map(TenantName::parse).transpose()?,
                 plan,
                 admin_email,
+                cluster,
             };
             let created = service::create_and_invite(control, request).await?;
             if json {

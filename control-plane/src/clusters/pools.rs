@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use deadpool_postgres::Pool;
+use shared::tenant::Tenant;
 
 use super::service::UrlRef;
 use crate::context::ControlPlane;
@@ -44,6 +45,22 @@ impl ClusterPools {
         Ok(pool)
     }
 
+    /// The pool of the cluster `tenant` is placed on, and whether that is another cluster than
+    /// the catalog's (then a step's work and its record in the catalog are two transactions).
+    pub async fn of_tenant(
+        &self,
+        control: &ControlPlane,
+        tenant: &Tenant,
+    ) -> Result<TenantCluster, ControlError> {
+        let row = super::store::get(&control.pool.get().await?, &tenant.cluster)
+            .await?
+            .ok_or_else(|| ControlError::ClusterNotFound(tenant.cluster.clone()))?;
+        Ok(TenantCluster {
+            pool: self.pool(control, &row.name, row.url.as_ref())?,
+            remote: row.url.is_some(),
+        })
+    }
+
     /// Drops the pool of a cluster that was removed.
     pub fn forget(&self, name: &str) {
         self.pools
@@ -51,4 +68,11 @@ impl ClusterPools {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);
     }
+}
+
+/// Where a tenant's schema lives.
+pub struct TenantCluster {
+    pub pool: Pool,
+    /// Not the catalog's cluster.
+    pub remote: bool,
 }

@@ -238,6 +238,31 @@ pub async fn prepare_all(
     Ok(outcomes)
 }
 
+/// The cluster a new tenant goes to: `asked` if it is registered and not drained, else the
+/// default. (A policy that spreads tenants over the clusters comes with the data plane serving
+/// tenants of every cluster: until then the default is the catalog's cluster.)
+pub async fn placement(
+    catalog: &impl deadpool_postgres::GenericClient,
+    asked: Option<&str>,
+) -> Result<String, ControlError> {
+    let Some(name) = asked else {
+        let default = store::list(catalog)
+            .await?
+            .into_iter()
+            .find(|row| row.is_default);
+        return default
+            .map(|row| row.name)
+            .ok_or_else(|| ControlError::ClusterNotFound("(the default)".to_owned()));
+    };
+    let row = store::get(catalog, name)
+        .await?
+        .ok_or_else(|| ControlError::UnknownCluster(name.to_owned()))?;
+    if row.drained {
+        return Err(ControlError::ClusterDrained(name.to_owned()));
+    }
+    Ok(row.name)
+}
+
 /// Stops (`true`) or resumes (`false`) placing new tenants on the cluster. The default
 /// cluster cannot be drained: make another one default first.
 pub async fn set_drained(

@@ -32,6 +32,15 @@ pub async fn run_step(
     creation: &AuditRow,
 ) -> Result<StepOutcome, ControlError> {
     let client = control.pool.get().await?;
+    // On the catalog's cluster a step's work and its record commit together. On another, the
+    // work commits there first and the record follows in the catalog: a crash between the two
+    // re-runs the step, which changes nothing the second time.
+    let cluster = control.clusters.of_tenant(control, tenant).await?;
+    let remote = match cluster.remote {
+        true => Some(cluster.pool.get().await?),
+        false => None,
+    };
+    let here = remote.as_ref().unwrap_or(&client);
     let state = if step == Step::Activate {
         "done"
     } else {
@@ -48,14 +57,18 @@ pub async fn run_step(
 
         Step::RoleAndSchema => {
             let data_plane_role = control.config.role_prefix.data_plane_role();
-            store::create_role_and_schema(&client, tenant, &data_plane_role, &record).await?;
+            let together = remote.is_none().then_some(&record);
+            store::create_role_and_schema(here, tenant, &data_plane_role, together).await?;
+            if remote.is_some() {
+                store::record_step(&client, &record).await?;
+            }
             Ok(StepOutcome::Done)
         }
 
         Step::TemplateMigrations => {
             let version = control
                 .template
-                .apply_deferred(&client, &tenant.schema, &tenant.role)
+                .apply_deferred(here, &tenant.schema, &tenant.role)
                 .await?;
             store::record_template_version(&client, tenant.id, version, &record).await?;
             Ok(StepOutcome::Done)
@@ -85,7 +98,13 @@ pub async fn run_step(
                 admin_id: uuid::Uuid::now_v7(),
                 admin_email: admin_email.as_deref(),
             };
-            store::seed_tenant(&client, tenant, &seed, &record).await?;
+            // The last step on another cluster commits durably: `activate`'s flush in the
+            // catalog does not flush this server's earlier steps.
+            let together = remote.is_none().then_some(&record);
+            store::seed_tenant(here, tenant, &seed, together, remote.is_some()).await?;
+            if remote.is_some() {
+                store::record_step(&client, &record).await?;
+            }
             Ok(StepOutcome::Done)
         }
 
@@ -106,9 +125,16 @@ pub async fn run_step(
     }
 }
 
-/// Applies the control plane's template to the tenant's schema (used by roll-outs too).
+/// Applies the control plane's template to the tenant's schema, on its cluster (used by
+/// roll-outs too).
 pub async fn apply_template(control: &ControlPlane, tenant: &Tenant) -> Result<i32, ControlError> {
-    let client = control.pool.get().await?;
+    let client = control
+        .clusters
+        .of_tenant(control, tenant)
+        .await?
+        .pool
+        .get()
+        .await?;
     Ok(control
         .template
         .apply(&client, &tenant.schema, &tenant.role)

@@ -187,13 +187,27 @@ impl StepRecord<'_> {
     }
 }
 
+/// Records a step whose work committed on another cluster than the catalog's.
+pub async fn record_step(client: &Object, record: &StepRecord<'_>) -> Result<(), ControlError> {
+    let record = record.params();
+    pipelined_transaction(
+        client,
+        DEFERRED_DURABILITY,
+        &[Typed::new(RECORD_STEP, &record)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The tenant's role (no login, no inherited rights), its membership in the data plane's
 /// role, and its schema, owned by it. Names are quoted identifiers from validated slugs.
+/// With `record`, the step is recorded in the same transaction (the tenant is on the
+/// catalog's cluster).
 pub async fn create_role_and_schema(
     client: &Object,
     tenant: &Tenant,
     data_plane_role: &PgIdentifier,
-    record: &StepRecord<'_>,
+    record: Option<&StepRecord<'_>>,
 ) -> Result<(), ControlError> {
     let role = tenant.role.quoted();
     let ddl = format!(
@@ -205,8 +219,12 @@ pub async fn create_role_and_schema(
         data_plane = data_plane_role.quoted(),
         schema = tenant.schema.quoted(),
     );
-    let record = record.params();
-    pipelined_transaction(client, &ddl, &[Typed::new(RECORD_STEP, &record)]).await?;
+    let record = record.map(StepRecord::params);
+    let statements: Vec<Typed> = record
+        .iter()
+        .map(|record| Typed::new(RECORD_STEP, record))
+        .collect();
+    pipelined_transaction(client, &ddl, &statements).await?;
     Ok(())
 }
 
@@ -288,53 +306,60 @@ pub struct Seed<'a> {
     pub admin_email: Option<&'a str>,
 }
 
-/// Writes `seed` as the tenant's role inside its schema, then goes back to the control
-/// plane's role to record the step. Existing rows are kept (a re-run changes nothing).
+/// Writes `seed` as the tenant's role inside its schema, then (with `record`, on the catalog's
+/// cluster) goes back to the control plane's role to record the step. Existing rows are kept
+/// (a re-run changes nothing). `durable` waits for the WAL flush: on another cluster than the
+/// catalog's, `activate`'s durable commit does not flush this server's earlier steps.
 pub async fn seed_tenant(
     client: &Object,
     tenant: &Tenant,
     seed: &Seed<'_>,
-    record: &StepRecord<'_>,
+    record: Option<&StepRecord<'_>>,
+    durable: bool,
 ) -> Result<(), ControlError> {
-    let record = record.params();
-    pipelined_transaction(
-        client,
-        &format!(
-            "{DEFERRED_DURABILITY}; {}",
-            tenant_settings(&tenant.schema, &tenant.role)
-        ),
-        &[
-            Typed::new(
-                "INSERT INTO roles (name, description, permissions, built_in)
+    let record = record.map(StepRecord::params);
+    let settings = tenant_settings(&tenant.schema, &tenant.role);
+    let setup = if durable {
+        settings
+    } else {
+        format!("{DEFERRED_DURABILITY}; {settings}")
+    };
+    let roles = [(seed.roles as &(dyn ToSql + Sync), Type::JSONB)];
+    let profile = [(&tenant.name as &(dyn ToSql + Sync), Type::TEXT)];
+    let admin = [
+        (&seed.admin_id as &(dyn ToSql + Sync), Type::UUID),
+        (&seed.admin_email, Type::TEXT),
+    ];
+    let mut statements = vec![
+        Typed::new(
+            "INSERT INTO roles (name, description, permissions, built_in)
                  SELECT r->>'name', r->>'description',
                         ARRAY(SELECT jsonb_array_elements_text(r->'permissions')), true
                  FROM jsonb_array_elements($1) AS r
                  ON CONFLICT (name) DO NOTHING",
-                &[(seed.roles, Type::JSONB)],
-            ),
-            Typed::new(
-                "INSERT INTO tenant_profile (id, display_name) VALUES (1, $1)
+            &roles,
+        ),
+        Typed::new(
+            "INSERT INTO tenant_profile (id, display_name) VALUES (1, $1)
                  ON CONFLICT (id) DO NOTHING",
-                &[(&tenant.name, Type::TEXT)],
-            ),
-            // The first admin, invited (no password until activation), as owner.
-            Typed::new(
-                "WITH admin AS (
+            &profile,
+        ),
+        // The first admin, invited (no password until activation), as owner.
+        Typed::new(
+            "WITH admin AS (
                      INSERT INTO users (id, email, status)
                      SELECT $1, $2, 'invited' WHERE $2::text IS NOT NULL
                      ON CONFLICT (email) DO NOTHING
                      RETURNING id)
                  INSERT INTO user_roles (user_id, role_name) SELECT id, 'owner' FROM admin",
-                &[
-                    (&seed.admin_id, Type::UUID),
-                    (&seed.admin_email, Type::TEXT),
-                ],
-            ),
-            Typed::new("SELECT set_config('role', 'none', true)", &[]),
-            Typed::new(RECORD_STEP, &record),
-        ],
-    )
-    .await?;
+            &admin,
+        ),
+    ];
+    if let Some(record) = &record {
+        statements.push(Typed::new("SELECT set_config('role', 'none', true)", &[]));
+        statements.push(Typed::new(RECORD_STEP, record));
+    }
+    pipelined_transaction(client, &setup, &statements).await?;
     Ok(())
 }
 

@@ -21,7 +21,8 @@ async fn live_tenant(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant
 }
 
 async fn begin(control: &ControlPlane, tenant: &Tenant) -> Result<TenantTransaction, ControlError> {
-    Ok(TenantDb::new(control.pool.clone())
+    let cluster = control.clusters.of_tenant(control, tenant).await?;
+    Ok(TenantDb::new(cluster.pool)
         .begin(&TenantScope::for_tenant(tenant))
         .await?)
 }

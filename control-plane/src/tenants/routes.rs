@@ -51,6 +51,8 @@ struct CreateTenantBody {
     name: Option<String>,
     plan: Option<String>,
     admin_email: Option<String>,
+    /// The cluster to place the tenant on (`GET /v1/clusters`); the default when absent.
+    cluster: Option<String>,
 }
 
 #[route(
@@ -79,6 +81,7 @@ async fn create_tenant(
             .map_err(|_| {
                 ApiError::bad_request("invalid_input", "admin_email is not a valid email address")
             })?,
+        cluster: body.cluster,
     };
     let created = service::create_and_invite(&control, request).await?;
     Ok(HttpResponse::Created().json(created))

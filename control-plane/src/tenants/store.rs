@@ -19,6 +19,8 @@ use crate::provisioning::DEFERRED_DURABILITY;
 
 pub struct NewTenant<'a> {
     pub id: Uuid,
+    /// The cluster it is placed on.
+    pub cluster: &'a str,
     pub slug: &'a str,
     pub name: &'a str,
     pub plan: &'a str,
@@ -44,8 +46,7 @@ pub async fn insert_tenant(
         "WITH t AS (
              INSERT INTO control.tenants AS t
                  (id, slug, name, status, plan, schema_name, role_name, cluster_id)
-             VALUES ($1, $2, $3, 'provisioning', $4, $5, $6,
-                     (SELECT id FROM control.postgres_clusters WHERE is_default))
+             VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $8)
              RETURNING {TENANT_COLUMNS}
          ), quotas AS (
              INSERT INTO control.tenant_quotas (tenant_id) SELECT id FROM t
@@ -55,7 +56,7 @@ pub async fn insert_tenant(
          )
          SELECT * FROM t"
     );
-    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 7] = [
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 8] = [
         (&tenant.id, Type::UUID),
         (&tenant.slug, Type::TEXT),
         (&tenant.name, Type::TEXT),
@@ -63,6 +64,7 @@ pub async fn insert_tenant(
         (&tenant.schema.as_str(), Type::TEXT),
         (&tenant.role.as_str(), Type::TEXT),
         (&tenant.admin_email, Type::TEXT),
+        (&tenant.cluster, Type::TEXT),
     ];
     // Like the provisioning steps, the row commits without waiting for its WAL flush: until
     // `activate` (durable, so it flushes this too) nobody has been told the tenant exists,
@@ -269,9 +271,9 @@ pub async fn export_tables(
 }
 
 /// Drops the tenant's schema and role and destroys its data keys and domains. Idempotent.
-pub async fn drop_tenant_storage(
+/// Drops the tenant's schema and role, on the cluster `client` is connected to.
+pub async fn drop_schema_and_role(
     client: &impl GenericClient,
-    tenant_id: Uuid,
     schema: &PgIdentifier,
     role: &PgIdentifier,
 ) -> Result<(), ControlError> {
@@ -284,6 +286,14 @@ pub async fn drop_tenant_storage(
     client
         .batch_execute(&format!("DROP ROLE IF EXISTS {}", role.quoted()))
         .await?;
+    Ok(())
+}
+
+/// Destroys the tenant's data keys and frees its domains, in the catalog.
+pub async fn forget_keys_and_domains(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+) -> Result<(), ControlError> {
     // Crypto-shredding: without its data key, the tenant's encrypted data in any backup is
     // unreadable.
     client

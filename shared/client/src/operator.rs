@@ -58,6 +58,9 @@ pub struct NewTenant {
     /// The first admin, who gets an activation mail (its token is also in the answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_email: Option<String>,
+    /// The cluster to place it on (`clusters().list()`); the default cluster when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// A change to a tenant: name, plan, or status (`suspended` / `active`).

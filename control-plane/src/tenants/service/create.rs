@@ -25,6 +25,8 @@ pub struct CreateTenant {
     /// The tenant's first admin (role `owner`), invited by provisioning; see
     /// [`issue_activation_token`].
     pub admin_email: Option<Email>,
+    /// The cluster to place it on (registered, not drained); the default cluster when absent.
+    pub cluster: Option<String>,
 }
 
 /// What an operator's create answers: the tenant's details and, when a first admin was named,
@@ -131,10 +133,12 @@ pub async fn create(
     let role = control.config.role_prefix.tenant_role(&request.slug);
 
     let client = control.pool.get().await?;
+    let cluster = crate::clusters::service::placement(&client, request.cluster.as_deref()).await?;
     let inserted = store::insert_tenant(
         &client,
         &store::NewTenant {
             id: Uuid::now_v7(),
+            cluster: &cluster,
             slug: request.slug.as_str(),
             name: &name,
             plan: &plan,
@@ -184,7 +188,14 @@ pub async fn issue_activation_token(
     let mail = account_mail::activation(&site, token.as_str(), ACTIVATION_VALID_HOURS);
     let expires_at = control.clock.now() + time::Duration::hours(i64::from(ACTIVATION_VALID_HOURS));
 
-    let mut client = control.pool.get().await?;
+    // In the tenant's schema, with its mail, on the tenant's cluster.
+    let mut client = control
+        .clusters
+        .of_tenant(control, tenant)
+        .await?
+        .pool
+        .get()
+        .await?;
     let issued = store::insert_activation_token(
         &mut client,
         tenant,

@@ -206,8 +206,18 @@ async fn delete_locked(
 
     // Recorded while the data key (the chain key's parent) still exists.
     crate::audit::lifecycle(control, tenant, "tenant.delete", json!({})).await;
+    // On another cluster, the schema and role go first (a re-run finds them gone), then the
+    // catalog's part commits.
+    let cluster = control.clusters.of_tenant(control, tenant).await?;
+    if cluster.remote {
+        let remote = cluster.pool.get().await?;
+        store::drop_schema_and_role(&remote, &tenant.schema, &tenant.role).await?;
+    }
     let transaction = client.transaction().await?;
-    store::drop_tenant_storage(&transaction, tenant.id, &tenant.schema, &tenant.role).await?;
+    if !cluster.remote {
+        store::drop_schema_and_role(&transaction, &tenant.schema, &tenant.role).await?;
+    }
+    store::forget_keys_and_domains(&transaction, tenant.id).await?;
     store::set_status(
         &transaction,
         tenant.id,
