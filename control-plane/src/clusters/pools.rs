@@ -52,13 +52,22 @@ impl ClusterPools {
         control: &ControlPlane,
         tenant: &Tenant,
     ) -> Result<TenantCluster, ControlError> {
-        let row = super::store::get(&control.pool.get().await?, &tenant.cluster)
+        let url = super::store::url_of(&control.pool.get().await?, &tenant.cluster)
             .await?
             .ok_or_else(|| ControlError::ClusterNotFound(tenant.cluster.clone()))?;
         Ok(TenantCluster {
-            pool: self.pool(control, &row.name, row.url.as_ref())?,
-            remote: row.url.is_some(),
+            pool: self.pool(control, &tenant.cluster, url.as_ref())?,
+            remote: url.is_some(),
         })
+    }
+
+    /// A connection to the cluster `tenant` is placed on.
+    pub async fn client_of(
+        &self,
+        control: &ControlPlane,
+        tenant: &Tenant,
+    ) -> Result<deadpool_postgres::Object, ControlError> {
+        Ok(self.of_tenant(control, tenant).await?.pool.get().await?)
     }
 
     /// Drops the pool of a cluster that was removed.

@@ -246,21 +246,15 @@ pub async fn placement(
     asked: Option<&str>,
 ) -> Result<String, ControlError> {
     let Some(name) = asked else {
-        let default = store::list(catalog)
+        return store::default_name(catalog)
             .await?
-            .into_iter()
-            .find(|row| row.is_default);
-        return default
-            .map(|row| row.name)
             .ok_or_else(|| ControlError::ClusterNotFound("(the default)".to_owned()));
     };
-    let row = store::get(catalog, name)
-        .await?
-        .ok_or_else(|| ControlError::UnknownCluster(name.to_owned()))?;
-    if row.drained {
-        return Err(ControlError::ClusterDrained(name.to_owned()));
+    match store::drained(catalog, name).await? {
+        None => Err(ControlError::UnknownCluster(name.to_owned())),
+        Some(true) => Err(ControlError::ClusterDrained(name.to_owned())),
+        Some(false) => Ok(name.to_owned()),
     }
-    Ok(row.name)
 }
 
 /// Stops (`true`) or resumes (`false`) placing new tenants on the cluster. The default

@@ -23,17 +23,21 @@ const COLUMNS: &str = "c.id, c.description, c.url_env, c.url_file, c.is_default,
      (SELECT count(*) FROM control.tenants t
       WHERE t.cluster_id = c.id AND t.status <> 'deleted') AS tenants";
 
-fn from_row(row: &Row) -> Result<ClusterRow, ControlError> {
+fn url_from_row(row: &Row) -> Result<Option<UrlRef>, ControlError> {
     let env: Option<String> = row.try_get("url_env")?;
     let file: Option<String> = row.try_get("url_file")?;
+    Ok(match (env, file) {
+        (Some(variable), _) => Some(UrlRef::Env(variable)),
+        (None, Some(path)) => Some(UrlRef::File(path.into())),
+        (None, None) => None,
+    })
+}
+
+fn from_row(row: &Row) -> Result<ClusterRow, ControlError> {
     Ok(ClusterRow {
         name: row.try_get("id")?,
         description: row.try_get("description")?,
-        url: match (env, file) {
-            (Some(variable), _) => Some(UrlRef::Env(variable)),
-            (None, Some(path)) => Some(UrlRef::File(path.into())),
-            (None, None) => None,
-        },
+        url: url_from_row(row)?,
         is_default: row.try_get("is_default")?,
         drained: row.try_get("drained")?,
         tenants: row.try_get("tenants")?,
@@ -61,6 +65,48 @@ pub async fn get(
         .as_ref()
         .map(from_row)
         .transpose()
+}
+
+/// Where cluster `name`'s URL is (`Some(None)`: the catalog's cluster), by primary key alone:
+/// what every provisioning step asks.
+pub async fn url_of(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<Option<UrlRef>>, ControlError> {
+    client
+        .query_opt(
+            "SELECT url_env, url_file FROM control.postgres_clusters WHERE id = $1",
+            &[&name],
+        )
+        .await?
+        .as_ref()
+        .map(url_from_row)
+        .transpose()
+}
+
+/// The default cluster's name.
+pub async fn default_name(client: &impl GenericClient) -> Result<Option<String>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM control.postgres_clusters WHERE is_default",
+            &[],
+        )
+        .await?;
+    Ok(row.as_ref().map(|row| row.try_get("id")).transpose()?)
+}
+
+/// Whether cluster `name` is drained (`None`: no such cluster), by primary key alone.
+pub async fn drained(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<bool>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT drained FROM control.postgres_clusters WHERE id = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.as_ref().map(|row| row.try_get("drained")).transpose()?)
 }
 
 /// Inserts the cluster; `false` when the name is taken.

@@ -128,13 +128,7 @@ pub async fn run_step(
 /// Applies the control plane's template to the tenant's schema, on its cluster (used by
 /// roll-outs too).
 pub async fn apply_template(control: &ControlPlane, tenant: &Tenant) -> Result<i32, ControlError> {
-    let client = control
-        .clusters
-        .of_tenant(control, tenant)
-        .await?
-        .pool
-        .get()
-        .await?;
+    let client = control.clusters.client_of(control, tenant).await?;
     Ok(control
         .template
         .apply(&client, &tenant.schema, &tenant.role)

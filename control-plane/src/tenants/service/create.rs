@@ -189,13 +189,7 @@ pub async fn issue_activation_token(
     let expires_at = control.clock.now() + time::Duration::hours(i64::from(ACTIVATION_VALID_HOURS));
 
     // In the tenant's schema, with its mail, on the tenant's cluster.
-    let mut client = control
-        .clusters
-        .of_tenant(control, tenant)
-        .await?
-        .pool
-        .get()
-        .await?;
+    let mut client = control.clusters.client_of(control, tenant).await?;
     let issued = store::insert_activation_token(
         &mut client,
         tenant,

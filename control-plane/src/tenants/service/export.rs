@@ -31,8 +31,8 @@ pub async fn export(
     slug: &TenantSlug,
 ) -> Result<TenantExport, ControlError> {
     let details = details(control, slug).await?;
-    let cluster = control.clusters.of_tenant(control, &details.tenant).await?;
-    let tables = store::export_tables(&cluster.pool.get().await?, &details.tenant.schema).await?;
+    let client = control.clusters.client_of(control, &details.tenant).await?;
+    let tables = store::export_tables(&client, &details.tenant.schema).await?;
     let exported_at = control
         .clock
         .now()
