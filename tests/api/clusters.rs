@@ -4,7 +4,10 @@
 
 use control_plane::error::ControlError;
 use control_plane::provisioning::{ProvisionOptions, Step};
+use control_plane::templates::{migrate_all, RolloutOptions};
+use refinery::Migration;
 use reqwest::StatusCode;
+use shared::template::Template;
 use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant};
 use tenantry_tests::TestApp;
 
@@ -465,4 +468,57 @@ async fn a_provisioning_on_another_cluster_interrupted_after_any_step_finishes_o
             .get(0);
         assert!(roles >= 4, "{step}: seeded once on retry");
     }
+}
+
+#[tokio::test]
+async fn a_template_roll_out_reaches_tenants_on_every_cluster() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    app.create_tenant("near").await;
+    TestApp::create_placed(
+        &app.control,
+        "far",
+        Some("eu-2"),
+        ProvisionOptions::default(),
+    )
+    .await
+    .unwrap();
+    let template = Template::default_template().with_extra(vec![Migration::unapplied(
+        "V100__notes",
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)",
+    )
+    .unwrap()]);
+    let report = migrate_all(
+        &app.control.with_template(template),
+        RolloutOptions {
+            concurrency: 2,
+            canary: None,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.behind, report.migrated.len(), report.failed.len()),
+        (2, 2, 0)
+    );
+    // Each tenant's table is on its own cluster, owned by its role.
+    let owner = |client: tokio_postgres::Client, slug: &'static str| async move {
+        client
+            .query_opt(
+                "SELECT tableowner::text FROM pg_tables
+                 WHERE schemaname = $1 AND tablename = 'notes'",
+                &[&format!("tenant_{slug}")],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get::<_, String>(0))
+    };
+    let second = || async { TestApp::connect_to(&app.second_cluster_url().await).await };
+    let far = owner(second().await, "far").await;
+    assert!(far.is_some_and(|role| role.ends_with("_t_far")));
+    assert_eq!(owner(app.superuser().await, "far").await, None);
+    let near = owner(app.superuser().await, "near").await;
+    assert!(near.is_some_and(|role| role.ends_with("_t_near")));
+    assert_eq!(owner(second().await, "near").await, None);
 }
