@@ -6,7 +6,8 @@ use control_plane::error::ControlError;
 use control_plane::provisioning::{ProvisionOptions, Step};
 use control_plane::templates::{migrate_all, RolloutOptions};
 use refinery::Migration;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 use shared::template::Template;
 use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant};
 use tenantry_tests::TestApp;
@@ -379,6 +380,41 @@ async fn a_tenant_placed_on_another_cluster_is_provisioned_exported_and_deleted_
         reply.error_code(),
         (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
     );
+
+    // The operator's SSO management writes the provider into its schema there.
+    let provider = json!({
+        "name": "hub",
+        "provider": {
+            "kind": "oauth2",
+            "authorization_url": "https://idp.faraway.example/auth",
+            "token_url": "https://idp.faraway.example/token",
+            "userinfo_url": "https://idp.faraway.example/me",
+            "client_id": "faraway-client",
+            "scopes": ["openid", "email"],
+            "claims": {"subject": "sub", "email": "email", "name": "name"},
+        },
+        "client_secret": "not-a-real-secret",
+    });
+    let added = operator
+        .call(Method::POST, "/v1/tenants/faraway/sso")
+        .json(&provider)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let listed: Value = operator
+        .client()
+        .get("/v1/tenants/faraway/sso")
+        .ok()
+        .await
+        .unwrap();
+    assert_eq!(listed["providers"][0]["name"], "hub", "{listed}");
+    let stored: i64 = second
+        .query_one(&format!("SELECT count(*) FROM {schema}.sso_providers"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
 
     // The export reads its tables there; the deletion drops its schema and role there.
     let export = operator.tenants().export("faraway").await.unwrap();
