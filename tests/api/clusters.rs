@@ -538,6 +538,19 @@ async fn a_template_roll_out_reaches_tenants_on_every_cluster() {
         (report.behind, report.migrated.len(), report.failed.len()),
         (2, 2, 0)
     );
+    for cluster in ["primary", "eu-2"] {
+        let counts = &report.clusters[cluster];
+        assert_eq!(
+            (counts.behind, counts.migrated, counts.failed),
+            (1, 1, 0),
+            "{cluster}"
+        );
+    }
+    let far_outcome = report.migrated.iter().find(|outcome| outcome.slug == "far");
+    assert_eq!(
+        far_outcome.map(|outcome| outcome.cluster.as_str()),
+        Some("eu-2")
+    );
     // Each tenant's table is on its own cluster, owned by its role.
     let owner = |client: tokio_postgres::Client, slug: &'static str| async move {
         client

@@ -13,7 +13,7 @@ use crate::templates::{self, Progress, RolloutOptions};
 pub enum TemplatesCommand {
     /// Apply the template's newest version to every tenant behind it.
     Migrate {
-        /// Tenants migrated at once.
+        /// Tenants migrated at once on each Postgres cluster.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// Migrate this many tenants first; stop the roll if any of them fails.
@@ -56,13 +56,17 @@ pub(super) async fn run(
                 outcome,
             } => match &outcome.error {
                 None => eprintln!(
-                    "[{done}/{behind}] {} v{} -> v{}",
+                    "[{done}/{behind}] {} ({}) v{} -> v{}",
                     outcome.slug,
+                    outcome.cluster,
                     outcome.from_version,
                     outcome.to_version.unwrap_or_default()
                 ),
                 Some(error) => {
-                    eprintln!("[{done}/{behind}] {} FAILED: {error}", outcome.slug)
+                    eprintln!(
+                        "[{done}/{behind}] {} ({}) FAILED: {error}",
+                        outcome.slug, outcome.cluster
+                    )
                 }
             },
         }
@@ -82,6 +86,13 @@ pub(super) async fn run(
                 ""
             }
         )?;
+        for (cluster, counts) in &report.clusters {
+            writeln!(
+                out,
+                "  cluster {cluster}: {} behind, {} migrated, {} failed",
+                counts.behind, counts.migrated, counts.failed
+            )?;
+        }
         for failed in &report.failed {
             writeln!(
                 out,

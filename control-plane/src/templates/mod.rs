@@ -1,10 +1,14 @@
 //! Rolling the tenant template's new versions over every tenant.
 //!
-//! Tenants behind the template's newest version are migrated with bounded concurrency.
+//! Tenants behind the template's newest version are migrated with bounded concurrency on each
+//! Postgres cluster (each cluster's tenants in a stream of their own, the clusters side by
+//! side), and the report counts each cluster's tenants.
 //! A failing tenant is recorded (`control.tenant_template_status`) and reported, and the roll
 //! goes on; running again resumes, since only tenants still behind are picked. With a canary
 //! group, the first tenants are migrated alone and any failure among them halts the roll.
 //! Tenants still provisioning get the newest version when their provisioning resumes.
+
+use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -26,6 +30,8 @@ pub struct RolloutOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantOutcome {
     pub slug: String,
+    /// The cluster the tenant is placed on.
+    pub cluster: String,
     pub from_version: i32,
     pub to_version: Option<i32>,
     pub error: Option<String>,
@@ -39,6 +45,16 @@ pub struct RolloutReport {
     pub migrated: Vec<TenantOutcome>,
     pub failed: Vec<TenantOutcome>,
     pub halted_by_canary: bool,
+    /// Per cluster: tenants behind, migrated and failed.
+    pub clusters: BTreeMap<String, ClusterProgress>,
+}
+
+/// One cluster's share of a roll.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterProgress {
+    pub behind: usize,
+    pub migrated: usize,
+    pub failed: usize,
 }
 
 /// What a roll reports while it runs, for progress output.
@@ -67,6 +83,10 @@ pub async fn migrate_all(
         target_version,
     });
 
+    let mut clusters: BTreeMap<String, ClusterProgress> = BTreeMap::new();
+    for tenant in &tenants {
+        clusters.entry(tenant.cluster.clone()).or_default().behind += 1;
+    }
     let mut report = RolloutReport {
         template: control.template.name.clone(),
         target_version,
@@ -74,6 +94,7 @@ pub async fn migrate_all(
         migrated: Vec::new(),
         failed: Vec::new(),
         halted_by_canary: false,
+        clusters,
     };
     let canary_size = options.canary.unwrap_or(0).min(behind);
     let (canary, rest) = tenants.split_at(canary_size);
@@ -81,9 +102,18 @@ pub async fn migrate_all(
     let mut done = 0;
 
     for (group, is_canary) in [(canary, true), (rest, false)] {
-        let mut outcomes = stream::iter(group)
-            .map(|tenant| migrate_one(control, tenant))
-            .buffer_unordered(concurrency);
+        // `concurrency` at a time on each cluster: one cluster's slowness or size does not
+        // hold back the others, and none gets more than its share of connections.
+        let mut by_cluster: BTreeMap<&str, Vec<&Tenant>> = BTreeMap::new();
+        for tenant in group {
+            by_cluster.entry(&tenant.cluster).or_default().push(tenant);
+        }
+        let mut outcomes = stream::select_all(by_cluster.into_values().map(|tenants| {
+            stream::iter(tenants)
+                .map(|tenant| migrate_one(control, tenant))
+                .buffer_unordered(concurrency)
+                .boxed()
+        }));
         while let Some(outcome) = outcomes.next().await {
             done += 1;
             on_progress(Progress::Tenant {
@@ -91,9 +121,12 @@ pub async fn migrate_all(
                 behind,
                 outcome: &outcome,
             });
+            let counts = report.clusters.entry(outcome.cluster.clone()).or_default();
             if outcome.error.is_some() {
+                counts.failed += 1;
                 report.failed.push(outcome);
             } else {
+                counts.migrated += 1;
                 report.migrated.push(outcome);
             }
         }
@@ -122,6 +155,7 @@ async fn migrate_one(control: &ControlPlane, tenant: &Tenant) -> TenantOutcome {
     match result {
         Ok(version) => TenantOutcome {
             slug: tenant.slug.to_string(),
+            cluster: tenant.cluster.clone(),
             from_version: tenant.template_version,
             to_version: Some(version),
             error: None,
@@ -141,6 +175,7 @@ async fn migrate_one(control: &ControlPlane, tenant: &Tenant) -> TenantOutcome {
             }
             TenantOutcome {
                 slug: tenant.slug.to_string(),
+                cluster: tenant.cluster.clone(),
                 from_version: tenant.template_version,
                 to_version: None,
                 error: Some(message),
