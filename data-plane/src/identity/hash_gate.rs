@@ -102,11 +102,13 @@ pub const MAX_RETRY_AFTER_SECONDS: u64 = 30;
 /// place, up to [`MAX_RETRY_AFTER_SECONDS`].
 ///
 /// Lines are per tenant, because a tenant's admission is: one tenant's crowd does not make
-/// another tenant's users wait. A line whose last turn has passed is forgotten.
+/// another tenant's users wait. A line whose last turn has passed is forgotten (looked for
+/// at most once a second, so a flood over many tenants costs no scan per refusal).
 #[derive(Debug)]
 struct Pace {
     seconds_per_check: f64,
     next_turn: HashMap<Uuid, Instant>,
+    last_pruned: Option<Instant>,
 }
 
 impl Pace {
@@ -118,6 +120,7 @@ impl Pace {
         Self {
             seconds_per_check: Self::FIRST_GUESS_SECONDS_PER_CHECK,
             next_turn: HashMap::new(),
+            last_pruned: None,
         }
     }
 
@@ -129,11 +132,19 @@ impl Pace {
     /// A request of `tenant` was refused at `now`; the seconds until its turn.
     fn refused(&mut self, tenant: Uuid, now: Instant, concurrency: usize) -> u64 {
         let max = Duration::from_secs(MAX_RETRY_AFTER_SECONDS);
-        self.next_turn.retain(|_, turn| *turn > now);
+        let prune = self
+            .last_pruned
+            .is_none_or(|last| now.saturating_duration_since(last) >= Duration::from_secs(1));
+        if prune {
+            self.next_turn.retain(|_, turn| *turn > now);
+            self.last_pruned = Some(now);
+        }
+        // A line whose last turn has passed (pruned or not yet) starts again from now.
         let turn = self
             .next_turn
             .get(&tenant)
             .copied()
+            .filter(|turn| *turn > now)
             .unwrap_or(now)
             .min(now + max);
         let step = Duration::from_secs_f64(self.seconds_per_check / concurrency.max(1) as f64);
@@ -458,12 +469,17 @@ mod tests {
         // Another tenant's users are not put behind the crowd.
         assert_eq!(pace.refused(Uuid::new_v4(), start, 1), 1);
         // Once the turns have passed, a refusal is alone again.
-        assert_eq!(pace.refused(tenant, start + Duration::from_secs(26), 1), 1);
+        let later = start + Duration::from_secs(26);
+        assert_eq!(pace.refused(tenant, later, 1), 1);
         assert_eq!(
             pace.next_turn.len(),
             1,
             "lines that have passed are forgotten"
         );
+        // A new burst then starts its line from now, not from the old line's end: 400 turns
+        // in all at 25 ms, the last 9.975 s away.
+        let burst: Vec<u64> = (0..399).map(|_| pace.refused(tenant, later, 1)).collect();
+        assert_eq!(burst.last(), Some(&10));
     }
 
     #[test]
