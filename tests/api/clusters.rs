@@ -4,13 +4,10 @@
 
 use control_plane::error::ControlError;
 use control_plane::provisioning::{ProvisionOptions, Step};
-use control_plane::templates::{migrate_all, RolloutOptions};
-use refinery::Migration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::template::Template;
 use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant};
-use tenantry_tests::TestApp;
+use tenantry_tests::{roll_out, template_with_notes, TestApp};
 
 /// A file holding `url`, named for the test; the cluster is registered by its path.
 fn url_file(app: &TestApp, name: &str, url: &str) -> String {
@@ -519,21 +516,7 @@ async fn a_template_roll_out_reaches_tenants_on_every_cluster() {
     )
     .await
     .unwrap();
-    let template = Template::default_template().with_extra(vec![Migration::unapplied(
-        "V100__notes",
-        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)",
-    )
-    .unwrap()]);
-    let report = migrate_all(
-        &app.control.with_template(template),
-        RolloutOptions {
-            concurrency: 2,
-            canary: None,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = roll_out(&app.control.with_template(template_with_notes()), 2).await;
     assert_eq!(
         (report.behind, report.migrated.len(), report.failed.len()),
         (2, 2, 0)

@@ -1,16 +1,7 @@
 use control_plane::templates::{migrate_all, RolloutOptions};
-use refinery::Migration;
 use reqwest::StatusCode;
 use shared::template::Template;
-use tenantry_tests::TestApp;
-
-fn with_notes_table() -> Template {
-    Template::default_template().with_extra(vec![Migration::unapplied(
-        "V100__notes",
-        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)",
-    )
-    .unwrap()])
-}
+use tenantry_tests::{roll_out, template_with_notes, TestApp};
 
 async fn versions(app: &TestApp) -> Vec<(String, i32)> {
     app.superuser()
@@ -46,17 +37,8 @@ async fn a_new_template_version_rolls_over_every_tenant_and_a_second_run_has_not
     for slug in ["one", "two", "three"] {
         app.create_tenant(slug).await;
     }
-    let control = app.control.with_template(with_notes_table());
-    let report = migrate_all(
-        &control,
-        RolloutOptions {
-            concurrency: 2,
-            canary: None,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let control = app.control.with_template(template_with_notes());
+    let report = roll_out(&control, 2).await;
     assert_eq!(
         (report.behind, report.migrated.len(), report.failed.len()),
         (3, 3, 0)
@@ -77,16 +59,7 @@ async fn a_new_template_version_rolls_over_every_tenant_and_a_second_run_has_not
             "notes of {slug} owned by {owner}"
         );
     }
-    let again = migrate_all(
-        &control,
-        RolloutOptions {
-            concurrency: 2,
-            canary: None,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let again = roll_out(&control, 2).await;
     assert_eq!(again.behind, 0);
 }
 
@@ -97,17 +70,8 @@ async fn a_failing_tenant_is_reported_the_rest_continue_and_a_rerun_finishes_it(
         app.create_tenant(slug).await;
     }
     sabotage(&app, "two").await;
-    let control = app.control.with_template(with_notes_table());
-    let report = migrate_all(
-        &control,
-        RolloutOptions {
-            concurrency: 3,
-            canary: None,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let control = app.control.with_template(template_with_notes());
+    let report = roll_out(&control, 3).await;
     assert_eq!(report.migrated.len(), 2);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].slug, "two");
@@ -141,16 +105,7 @@ async fn a_failing_tenant_is_reported_the_rest_continue_and_a_rerun_finishes_it(
         .batch_execute("DROP TABLE tenant_two.notes")
         .await
         .unwrap();
-    let resumed = migrate_all(
-        &control,
-        RolloutOptions {
-            concurrency: 3,
-            canary: None,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let resumed = roll_out(&control, 3).await;
     assert_eq!(
         (resumed.behind, resumed.migrated.len(), resumed.failed.len()),
         (1, 1, 0)
@@ -168,7 +123,7 @@ async fn a_failure_in_the_canary_group_halts_the_roll() {
         app.create_tenant(slug).await;
     }
     sabotage(&app, "first").await;
-    let control = app.control.with_template(with_notes_table());
+    let control = app.control.with_template(template_with_notes());
     let report = migrate_all(
         &control,
         RolloutOptions {

@@ -55,6 +55,31 @@ pub fn second_cluster_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:15433/postgres".to_owned())
 }
 
+/// The default template plus one more version, `V100__notes` (a table `notes`), for roll-out
+/// tests.
+pub fn template_with_notes() -> Template {
+    Template::default_template().with_extra(vec![refinery::Migration::unapplied(
+        "V100__notes",
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)",
+    )
+    .unwrap()])
+}
+
+/// Rolls `control`'s template over every tenant behind it, `concurrency` at a time on each
+/// cluster, without a canary group.
+pub async fn roll_out(
+    control: &ControlPlane,
+    concurrency: usize,
+) -> control_plane::templates::RolloutReport {
+    let options = control_plane::templates::RolloutOptions {
+        concurrency,
+        canary: None,
+    };
+    control_plane::templates::migrate_all(control, options, |_| {})
+        .await
+        .unwrap()
+}
+
 pub fn clickhouse_url() -> String {
     std::env::var("TENANTRY_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
 }
