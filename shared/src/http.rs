@@ -128,7 +128,6 @@ pub fn unsupported_media_type() -> ApiError {
     )
 }
 
-/// The request id of `req`, for handlers that log.
 /// Runs the rest of the chain for `req` within `limit`: past it the handler is dropped (an
 /// open transaction rolls back) and the answer is 503 `request_timeout`. `refused` is told the
 /// path and request id of each such request, for the plane's log and metrics: the answer is
@@ -156,6 +155,7 @@ pub async fn within_deadline(
     }
 }
 
+/// The request id of `req`, for handlers that log.
 pub fn request_id_of(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()

@@ -6,7 +6,9 @@ use control_plane::error::ControlError;
 use control_plane::provisioning::{ProvisionOptions, Step};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant};
+use std::time::Duration;
+
+use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant, TenantPatch};
 use tenantry_tests::{roll_out, template_with_notes, TestApp};
 
 /// A file holding `url`, named for the test; the cluster is registered by its path.
@@ -377,6 +379,36 @@ async fn a_tenant_placed_on_another_cluster_is_provisioned_exported_and_deleted_
         reply.error_code(),
         (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
     );
+
+    // Suspended, it is answered as a suspended tenant on any cluster.
+    let suspend = |status: &str| TenantPatch {
+        status: Some(status.into()),
+        ..TenantPatch::default()
+    };
+    operator
+        .tenants()
+        .update("faraway", &suspend("suspended"))
+        .await
+        .unwrap();
+    let suspended = TestApp::eventually(Duration::from_secs(5), || async {
+        let reply = app
+            .tenant("faraway")
+            .get("/v1/tenant")
+            .send()
+            .await
+            .unwrap();
+        reply.error_code() == (StatusCode::FORBIDDEN, "tenant_suspended")
+    })
+    .await;
+    assert!(
+        suspended.is_some(),
+        "a suspended tenant is 403 tenant_suspended"
+    );
+    operator
+        .tenants()
+        .update("faraway", &suspend("active"))
+        .await
+        .unwrap();
 
     // The operator's SSO management writes the provider into its schema there.
     let provider = json!({

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use shared::tenant::Tenant;
 
 use super::service::UrlRef;
@@ -35,24 +35,23 @@ impl ClusterPools {
         if let Some(pool) = pools.get(name) {
             return Ok(pool.clone());
         }
-        let invalid = |_| ControlError::InvalidInput {
-            field: "url",
-            message: format!("{url} does not hold a valid Postgres URL"),
-        };
-        let config = shared::db::pg_config(&url.resolve()?, None).map_err(invalid)?;
-        let pool = shared::db::pool(config, POOL_SIZE).map_err(invalid)?;
+        // A pool is built without connecting: only settings it refuses can fail here.
+        let pool = shared::db::pool(url.pg_config()?, POOL_SIZE).map_err(|_| url.not_a_url())?;
         pools.insert(name.to_owned(), pool.clone());
         Ok(pool)
     }
 
     /// The pool of the cluster `tenant` is placed on, and whether that is another cluster than
     /// the catalog's (then a step's work and its record in the catalog are two transactions).
+    /// Asks the catalog through `catalog`, the connection the caller holds: taking a second
+    /// one from the catalog pool while holding one could wait on itself when the pool is full.
     pub async fn of_tenant(
         &self,
         control: &ControlPlane,
+        catalog: &impl GenericClient,
         tenant: &Tenant,
     ) -> Result<TenantCluster, ControlError> {
-        let url = super::store::url_of(&control.pool.get().await?, &tenant.cluster)
+        let url = super::store::url_of(catalog, &tenant.cluster)
             .await?
             .ok_or_else(|| ControlError::ClusterNotFound(tenant.cluster.clone()))?;
         Ok(TenantCluster {
@@ -61,13 +60,18 @@ impl ClusterPools {
         })
     }
 
-    /// A connection to the cluster `tenant` is placed on.
+    /// A connection to the cluster `tenant` is placed on, for a caller that holds no catalog
+    /// connection (the one used to look the cluster up is given back first).
     pub async fn client_of(
         &self,
         control: &ControlPlane,
         tenant: &Tenant,
     ) -> Result<deadpool_postgres::Object, ControlError> {
-        Ok(self.of_tenant(control, tenant).await?.pool.get().await?)
+        let cluster = {
+            let catalog = control.pool.get().await?;
+            self.of_tenant(control, &catalog, tenant).await?
+        };
+        Ok(cluster.pool.get().await?)
     }
 
     /// Drops the pool of a cluster that was removed.

@@ -45,6 +45,18 @@ impl UrlRef {
         };
         Ok(url.trim().to_owned())
     }
+
+    /// The connection settings of the URL it refers to.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, ControlError> {
+        shared::db::pg_config(&self.resolve()?, None).map_err(|_| self.not_a_url())
+    }
+
+    pub(super) fn not_a_url(&self) -> ControlError {
+        ControlError::InvalidInput {
+            field: "url",
+            message: format!("{self} does not hold a valid Postgres URL"),
+        }
+    }
 }
 
 impl std::fmt::Display for UrlRef {
@@ -203,11 +215,7 @@ async fn prepare(control: &ControlPlane, name: &str, url: &UrlRef) -> Result<(),
         name: name.to_owned(),
         reason,
     };
-    let config =
-        shared::db::pg_config(&url.resolve()?, None).map_err(|_| ControlError::InvalidInput {
-            field: "url",
-            message: format!("{url} does not hold a valid Postgres URL"),
-        })?;
+    let config = url.pg_config()?;
     let data_plane = control.config.role_prefix.data_plane_role();
     let work = async {
         let client = shared::db::connect(&config)

@@ -35,10 +35,17 @@ pub async fn run_step(
     // On the catalog's cluster a step's work and its record commit together. On another, the
     // work commits there first and the record follows in the catalog: a crash between the two
     // re-runs the step, which changes nothing the second time.
-    let cluster = control.clusters.of_tenant(control, tenant).await?;
-    let remote = match cluster.remote {
-        true => Some(cluster.pool.get().await?),
-        false => None,
+    // Only these steps work in the tenant's schema; the others write the catalog alone.
+    let remote = match step {
+        Step::RoleAndSchema | Step::TemplateMigrations | Step::SeedRoles => {
+            let cluster = control.clusters.of_tenant(control, &client, tenant).await?;
+            if cluster.remote {
+                Some(cluster.pool.get().await?)
+            } else {
+                None
+            }
+        }
+        Step::CatalogRow | Step::DataKey | Step::Activate => None,
     };
     let here = remote.as_ref().unwrap_or(&client);
     let state = if step == Step::Activate {

@@ -21,7 +21,13 @@ async fn live_tenant(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant
 }
 
 async fn begin(control: &ControlPlane, tenant: &Tenant) -> Result<TenantTransaction, ControlError> {
-    let cluster = control.clusters.of_tenant(control, tenant).await?;
+    let cluster = {
+        let catalog = control.pool.get().await?;
+        control
+            .clusters
+            .of_tenant(control, &catalog, tenant)
+            .await?
+    };
     Ok(TenantDb::new(cluster.pool)
         .begin(&TenantScope::for_tenant(tenant))
         .await?)

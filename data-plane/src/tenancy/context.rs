@@ -255,9 +255,13 @@ impl FromRequest for RequestContext {
             )?;
             let tenant = state.registry.lookup(&key).await?;
             match tenant {
-                // Placed on another cluster than the catalog's: provisioned there, not served
-                // by this node yet (docs/scale-out.md). Refused before any tenant query.
-                Some(tenant) if tenant.tenant.cluster != shared::catalog::CATALOG_CLUSTER => {
+                // Active, but placed on another cluster than the catalog's: provisioned there,
+                // not served by this node yet (docs/scale-out.md). Refused before any tenant
+                // query; other statuses are answered as on any cluster.
+                Some(tenant)
+                    if tenant.tenant.status == TenantStatus::Active
+                        && tenant.tenant.cluster != shared::catalog::CATALOG_CLUSTER =>
+                {
                     Err(ApiError::unavailable(
                         "tenant_unavailable",
                         format!(

@@ -208,7 +208,7 @@ async fn delete_locked(
     crate::audit::lifecycle(control, tenant, "tenant.delete", json!({})).await;
     // On another cluster, the schema and role go first (a re-run finds them gone), then the
     // catalog's part commits.
-    let cluster = control.clusters.of_tenant(control, tenant).await?;
+    let cluster = control.clusters.of_tenant(control, &client, tenant).await?;
     if cluster.remote {
         let remote = cluster.pool.get().await?;
         store::drop_schema_and_role(&remote, &tenant.schema, &tenant.role).await?;
