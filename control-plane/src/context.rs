@@ -41,7 +41,13 @@ impl ControlPlane {
             Ok(_) => Some(
                 config
                     .events
-                    .start_writer("control-plane", Some(pool.clone()))
+                    .start_writer(
+                        "control-plane",
+                        Some(shared::events::outbox::Outboxes {
+                            catalog: pool.clone(),
+                            fleet: None,
+                        }),
+                    )
                     .context("starting the event writer")?,
             ),
             Err(_) => None,

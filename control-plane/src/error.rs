@@ -57,10 +57,6 @@ pub enum ControlError {
     ClusterDrained(String),
     #[error("cluster '{0}' is the default; make another cluster default first")]
     ClusterIsDefault(String),
-    #[error(
-        "tenants cannot be placed on cluster '{0}' yet: only the catalog's cluster serves tenants"
-    )]
-    PlacementUnavailable(String),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection available: {0}")]
@@ -75,6 +71,16 @@ pub enum ControlError {
     Sso(#[from] shared::sso::SsoConfigError),
 }
 
+/// A cluster's URL reference that leads nowhere is the operator's input to fix.
+impl From<shared::cluster::UrlError> for ControlError {
+    fn from(error: shared::cluster::UrlError) -> Self {
+        Self::InvalidInput {
+            field: "url",
+            message: error.to_string(),
+        }
+    }
+}
+
 impl From<shared::tenant_context::TenantDbError> for ControlError {
     fn from(error: shared::tenant_context::TenantDbError) -> Self {
         match error {
@@ -85,6 +91,12 @@ impl From<shared::tenant_context::TenantDbError> for ControlError {
                 step: Step::SeedRoles,
                 message: error.to_string(),
             },
+            shared::tenant_context::TenantDbError::ClusterUnavailable(error) => {
+                Self::ClusterUnreachable {
+                    name: error.cluster,
+                    reason: error.reason,
+                }
+            }
         }
     }
 }
@@ -118,9 +130,6 @@ impl From<ControlError> for ApiError {
             ControlError::ClusterInUse(_) => ApiError::conflict("cluster_in_use", message),
             ControlError::ClusterDrained(_) => ApiError::conflict("cluster_drained", message),
             ControlError::ClusterIsDefault(_) => ApiError::conflict("cluster_is_default", message),
-            ControlError::PlacementUnavailable(_) => {
-                ApiError::conflict("placement_unavailable", message)
-            }
             ControlError::ProvisioningFailed { .. } | ControlError::Interrupted(_) => {
                 tracing::error!(error = %message, "provisioning did not finish");
                 ApiError::new(

@@ -23,6 +23,11 @@ pub struct Config {
     /// Postgres connections for requests, split evenly over the HTTP workers (each worker has
     /// a pool of its own; see `shared::tenant_context::TenantDb`).
     pub pool_size: usize,
+    /// Postgres connections for requests to each tenant cluster other than the catalog's
+    /// (`data_cluster_pool_size`, default `data_pool_size`), split over the HTTP workers the
+    /// same way and opened at the first request for one of its tenants (see
+    /// `shared::cluster::fleet`).
+    pub cluster_pool_size: usize,
     /// HTTP worker threads (`data_workers`, or `serve --workers`; default: the number of
     /// cores).
     pub workers: usize,
@@ -122,6 +127,7 @@ impl Config {
                 source.parse_or("password_hash_wait_ms", hash_gate::DEFAULT_WAIT_MS)?,
             ),
         };
+        let pool_size = at_least_one("data_pool_size", source.parse_or("data_pool_size", 16)?)?;
         Ok(Self {
             database,
             role_prefix,
@@ -130,7 +136,11 @@ impl Config {
                 .unwrap_or_else(|| "localhost".to_owned())
                 .to_ascii_lowercase(),
             listen: source.parse_or("data_listen", SocketAddr::from(([127, 0, 0, 1], 8781)))?,
-            pool_size: at_least_one("data_pool_size", source.parse_or("data_pool_size", 16)?)?,
+            pool_size,
+            cluster_pool_size: at_least_one(
+                "data_cluster_pool_size",
+                source.parse_or("data_cluster_pool_size", pool_size)?,
+            )?,
             workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
@@ -197,11 +207,17 @@ mod tests {
     }
 
     #[test]
-    fn workers_and_pool_size_are_read_and_zero_is_refused() {
+    fn workers_and_pool_sizes_are_read_and_zero_is_refused() {
         let read = config(&[("data_workers", "3"), ("data_pool_size", "7")]).unwrap();
         assert_eq!((read.workers, read.pool_size), (3, 7));
+        assert_eq!(
+            read.cluster_pool_size, 7,
+            "a cluster's budget defaults to the pool size"
+        );
+        let budget = config(&[("data_cluster_pool_size", "4")]).unwrap();
+        assert_eq!((budget.pool_size, budget.cluster_pool_size), (16, 4));
         assert!(config(&[]).unwrap().workers >= 1);
-        for key in ["data_workers", "data_pool_size"] {
+        for key in ["data_workers", "data_pool_size", "data_cluster_pool_size"] {
             match config(&[(key, "0")]) {
                 Err(ConfigError::Invalid { key: refused, .. }) => assert_eq!(refused, key),
                 other => panic!("{key} = 0 was not refused: {other:?}"),

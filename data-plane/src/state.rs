@@ -70,6 +70,8 @@ pub struct DataPlane {
     /// The HTTP client that talks to identity providers (no redirects followed, bounded
     /// timeouts).
     pub sso_http: reqwest::Client,
+    /// The other clusters this node serves tenants on.
+    pub clusters: crate::tenancy::clusters::ClusterWatch,
 }
 
 impl DataPlane {
@@ -106,29 +108,45 @@ impl DataPlane {
         // A round trip that outlasts the server's own statement timeout by this much means
         // Postgres is not answering at all (a hung server, a silent network): the request gets
         // 503 instead of waiting as long as the hang.
-        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools).with_deadline(
-            std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
-                + std::time::Duration::from_secs(2),
+        // Tenants on other clusters than the catalog's: pools of their own, opened at the
+        // first request for one of their tenants, reached as this node's own login.
+        let fleet = shared::cluster::fleet::Fleet::new(
+            pool.clone(),
+            database.clone(),
+            config.cluster_pool_size,
+            config.workers,
         );
+        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools)
+            .with_deadline(
+                std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
+                    + std::time::Duration::from_secs(2),
+            )
+            .with_fleet(fleet);
         let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
         let api_keys = ApiKeys::new(
             password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),
             tenant_db.clone(),
         );
-        let listening = crate::tenancy::listener::spawn(
-            config.database.clone(),
-            Caches {
-                registry: registry.clone(),
-                data_keys: data_keys.clone(),
-                signing_keys: signing_keys.clone(),
-                sessions: sessions.clone(),
-                cors: cors.clone(),
-                api_keys: api_keys.cache.clone(),
-                collections: collections.clone(),
-                permissions: permissions.clone(),
-            },
-        );
-        crate::mail::worker::spawn(&config.mail, &database, &config.database, metrics.clone())?;
+        let clusters = crate::tenancy::clusters::ClusterWatch::default();
+        let caches = Caches {
+            registry: registry.clone(),
+            data_keys: data_keys.clone(),
+            signing_keys: signing_keys.clone(),
+            sessions: sessions.clone(),
+            cors: cors.clone(),
+            api_keys: api_keys.cache.clone(),
+            collections: collections.clone(),
+            permissions: permissions.clone(),
+            clusters: clusters.clone(),
+        };
+        let listening = crate::tenancy::listener::spawn(config.database.clone(), caches.clone());
+        crate::mail::worker::spawn(
+            &config.mail,
+            &database,
+            &config.database,
+            tenant_db.shared_pool().clone(),
+            metrics.clone(),
+        )?;
         let clickhouse = config.events.client();
         // Chain heads are anchored through a pool of their own (the data plane's role may
         // write `control.audit_chain_heads` only). Not the request pool: a connection is driven
@@ -137,9 +155,13 @@ impl DataPlane {
         // (measured: +20% p50 on an audited write, docs/benchmarks.md).
         let anchors = shared::db::pool(config.database.clone(), 1)
             .context("building the audit anchor pool")?;
+        let outboxes = shared::events::outbox::Outboxes {
+            catalog: anchors,
+            fleet: tenant_db.fleet().cloned(),
+        };
         let events = config
             .events
-            .start_writer("data-plane", Some(anchors))
+            .start_writer("data-plane", Some(outboxes))
             .context("starting the event writer")?;
         crate::audit::schema::ensure_in_background(clickhouse.clone(), &config.events);
         let sso_http = reqwest::Client::builder()
@@ -171,10 +193,13 @@ impl DataPlane {
             cors,
             listening,
             draining: Arc::default(),
+            clusters,
         };
         if state.config.audit_enabled {
-            crate::audit::recovery::spawn(&state);
+            let catalog = state.tenant_db.shared_pool().clone();
+            crate::audit::recovery::spawn(&state, None, catalog);
         }
+        crate::tenancy::clusters::spawn(&state, caches);
         Ok(state)
     }
 

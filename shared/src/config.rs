@@ -39,6 +39,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "default_plan",
     "data_listen",
     "data_pool_size",
+    "data_cluster_pool_size",
     "data_workers",
     "clickhouse_url",
     "clickhouse_database",

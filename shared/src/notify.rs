@@ -34,7 +34,8 @@ pub const MAIL_PENDING: &str = "tenantry_mail";
 pub const IDENTITY_CHANGED: &str = "tenantry_identity_changed";
 
 /// Tenant settings that nodes cache changed. Payload: `cors:<tenant id>` (the tenant's CORS
-/// allowed origins).
+/// allowed origins), or `clusters` (a Postgres cluster was registered: nodes start serving
+/// it).
 pub const SETTINGS_CHANGED: &str = "tenantry_settings_changed";
 
 /// One change a data-plane node must hear of.
@@ -58,6 +59,8 @@ pub enum Change {
     Collection { tenant: Uuid, name: String },
     /// The tenant's CORS allowed origins changed.
     Cors { tenant: Uuid },
+    /// The cluster registry changed (a cluster was added).
+    Clusters,
 }
 
 /// A notification that is not one of ours: an unknown channel or a payload that does not
@@ -75,7 +78,7 @@ impl Change {
         match self {
             Self::Tenant { .. } => TENANT_CHANGED,
             Self::MailPending { .. } => MAIL_PENDING,
-            Self::Cors { .. } => SETTINGS_CHANGED,
+            Self::Cors { .. } | Self::Clusters => SETTINGS_CHANGED,
             Self::SessionEnded { .. }
             | Self::SigningKeys { .. }
             | Self::Permissions { .. }
@@ -97,6 +100,7 @@ impl Change {
             Self::ApiKey { tenant, prefix } => format!("api_key:{tenant}:{prefix}"),
             Self::Collection { tenant, name } => format!("collection:{tenant}:{name}"),
             Self::Cors { tenant } => format!("cors:{tenant}"),
+            Self::Clusters => "clusters".to_owned(),
         }
     }
 
@@ -112,6 +116,7 @@ impl Change {
             MAIL_PENDING => parse_id(payload).map(|tenant| Self::MailPending { tenant }),
             SETTINGS_CHANGED => match payload.split_once(':') {
                 Some(("cors", tenant)) => parse_id(tenant).map(|tenant| Self::Cors { tenant }),
+                None if payload == "clusters" => Some(Self::Clusters),
                 _ => None,
             },
             IDENTITY_CHANGED => parse_identity(payload),
@@ -310,6 +315,7 @@ mod tests {
                 name: "orders".to_owned(),
             },
             Change::Cors { tenant },
+            Change::Clusters,
         ]
     }
 
@@ -399,6 +405,8 @@ mod tests {
             (SETTINGS_CHANGED, format!("cors:{t}:extra")),
             (SETTINGS_CHANGED, format!("quota:{t}")),
             (SETTINGS_CHANGED, "cors:".to_owned()),
+            (SETTINGS_CHANGED, "clusters:x".to_owned()),
+            (TENANT_CHANGED, "clusters ".to_owned()),
             (IDENTITY_CHANGED, String::new()),
             (IDENTITY_CHANGED, "session".to_owned()),
             (IDENTITY_CHANGED, format!("session:{t}")),

@@ -31,6 +31,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::cluster::fleet::Fleet;
 use crate::events::outbox::AuditIntent;
 use crate::tenant::{PgIdentifier, Tenant, TenantSlug};
 
@@ -40,15 +41,21 @@ pub enum TenantDbError {
     Pool(#[from] PoolError),
     #[error("database error: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// The connection closed (its server went away), or was closed after a missed deadline.
     #[error("the transaction's connection is gone")]
     Closed,
     #[error("Postgres did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// The tenant's cluster (not the catalog's) gave no connection.
+    #[error(transparent)]
+    ClusterUnavailable(#[from] crate::cluster::fleet::Unavailable),
 }
 
-/// A client never causes these: no connection in time or a missed deadline is 503
-/// `database_unavailable` (retry), anything else a logged 500. Every error type of the data
-/// plane that carries a `TenantDbError` maps it through here.
+/// A client never causes these: no connection in time, a missed deadline or a connection
+/// that closed under the transaction is 503 `database_unavailable` (retry), a tenant cluster
+/// that gives no connection or closes it 503 `tenant_unavailable` (retry; other clusters'
+/// tenants are served), anything else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps it through
+/// here.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
@@ -56,6 +63,19 @@ impl From<TenantDbError> for crate::error::ApiError {
             TenantDbError::Timeout(deadline) => {
                 tracing::warn!(?deadline, "Postgres missed a deadline");
                 Self::database_unavailable()
+            }
+            TenantDbError::Closed => {
+                tracing::warn!("a Postgres connection closed under a transaction");
+                Self::database_unavailable()
+            }
+            TenantDbError::ClusterUnavailable(error) => {
+                tracing::warn!(cluster = %error.cluster, reason = %error.reason,
+                    "a tenant's cluster gave no connection");
+                Self::unavailable(
+                    "tenant_unavailable",
+                    "the tenant's database is unavailable; retry shortly",
+                )
+                .with_retry_after(crate::error::DATABASE_RETRY_AFTER_SECONDS)
             }
             other => Self::internal(&other),
         }
@@ -68,6 +88,8 @@ pub struct TenantScope {
     pub tenant_id: Uuid,
     pub slug: TenantSlug,
     role: PgIdentifier,
+    /// The cluster the tenant is placed on (`None`: whichever the pool reaches).
+    cluster: Option<Arc<str>>,
     /// `BEGIN; SET LOCAL …` for this tenant, built once.
     setup: Arc<str>,
     /// The audit event of the request this scope serves, written to the audit outbox by the
@@ -96,6 +118,7 @@ impl TenantScope {
             tenant_id,
             slug,
             role: role.clone(),
+            cluster: None,
             setup: setup.into(),
             audit: None,
         }
@@ -115,8 +138,16 @@ impl TenantScope {
         &self.role
     }
 
+    /// The cluster the tenant is placed on, when the scope knows it.
+    pub fn cluster(&self) -> Option<&Arc<str>> {
+        self.cluster.as_ref()
+    }
+
     pub fn for_tenant(tenant: &Tenant) -> Self {
-        Self::new(tenant.id, tenant.slug.clone(), &tenant.schema, &tenant.role)
+        Self {
+            cluster: Some(tenant.cluster.as_str().into()),
+            ..Self::new(tenant.id, tenant.slug.clone(), &tenant.schema, &tenant.role)
+        }
     }
 }
 
@@ -128,6 +159,9 @@ impl TenantScope {
 /// and then used by another makes every round trip hop between threads (a thread wake-up each
 /// way; a bare handler's reads gained 11-18% from a pool per worker, docs/benchmarks.md). So
 /// each worker takes its connections from its own pool ([`for_worker`](Self::for_worker), called in the worker's app factory).
+///
+/// With a [`Fleet`] the pools above serve the catalog's cluster, and a scope placed on another
+/// cluster takes its connection from that cluster's pools (the same worker's).
 #[derive(Clone)]
 pub struct TenantDb {
     /// The pool this handle takes connections from.
@@ -138,6 +172,10 @@ pub struct TenantDb {
     worker_pools: Arc<[Pool]>,
     /// Longest any round trip of a transaction may take (see [`TenantTransaction`]).
     deadline: Duration,
+    /// The pools to other clusters than the catalog's (none: every scope runs on `pool`).
+    fleet: Option<Fleet>,
+    /// The HTTP worker this handle serves (`None`: work off the workers).
+    worker: Option<usize>,
 }
 
 /// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_deadline`].
@@ -151,6 +189,8 @@ impl TenantDb {
             pool,
             worker_pools: Arc::new([]),
             deadline: DEFAULT_DEADLINE,
+            fleet: None,
+            worker: None,
         }
     }
 
@@ -161,7 +201,20 @@ impl TenantDb {
             shared,
             worker_pools: worker_pools.into(),
             deadline: DEFAULT_DEADLINE,
+            fleet: None,
+            worker: None,
         }
+    }
+
+    /// The same pools for the catalog's cluster, and `fleet`'s for tenants placed elsewhere.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The pools to other clusters, when this handle has them.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
     }
 
     /// The same pools with another round-trip deadline: set it above the server's
@@ -178,9 +231,8 @@ impl TenantDb {
             0 => self.clone(),
             workers => Self {
                 pool: self.worker_pools[worker % workers].clone(),
-                shared: self.shared.clone(),
-                worker_pools: self.worker_pools.clone(),
-                deadline: self.deadline,
+                worker: Some(worker),
+                ..self.clone()
             },
         }
     }
@@ -203,7 +255,17 @@ impl TenantDb {
     /// Takes a connection for a unit of work in `scope`. Nothing is sent until the first
     /// statement, which carries the tenant switch with it.
     pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTransaction, TenantDbError> {
-        let client = self.pool.get().await?;
+        let elsewhere = scope
+            .cluster
+            .as_deref()
+            .filter(|cluster| *cluster != crate::catalog::CATALOG_CLUSTER);
+        let (client, remote) = match (&self.fleet, elsewhere) {
+            (Some(fleet), Some(cluster)) => (
+                fleet.connection(cluster, self.worker).await?,
+                Some(cluster.to_owned()),
+            ),
+            _ => (self.pool.get().await?, None),
+        };
         Ok(TenantTransaction {
             client: Some(client),
             pending_setup: Some(scope.setup.clone()),
@@ -212,6 +274,7 @@ impl TenantDb {
             role: scope.role.clone(),
             audit: scope.audit.clone(),
             deadline: self.deadline,
+            remote,
         })
     }
 
@@ -238,9 +301,29 @@ pub struct TenantTransaction {
     role: PgIdentifier,
     audit: Option<Arc<AuditIntent>>,
     deadline: Duration,
+    /// The tenant's cluster, when it is not the catalog's.
+    remote: Option<String>,
 }
 
 impl TenantTransaction {
+    /// A connection that closed under the transaction (its server stopped or restarted) is
+    /// the database being unavailable, not a bug: [`TenantDbError::Closed`], or
+    /// [`TenantDbError::ClusterUnavailable`] for a tenant on another cluster than the
+    /// catalog's.
+    fn classify(&self, error: TenantDbError) -> TenantDbError {
+        match (error, &self.remote) {
+            (TenantDbError::Query(error), Some(cluster)) if error.is_closed() => {
+                crate::cluster::fleet::Unavailable {
+                    cluster: cluster.clone(),
+                    reason: error.to_string(),
+                }
+                .into()
+            }
+            (TenantDbError::Query(error), None) if error.is_closed() => TenantDbError::Closed,
+            (error, _) => error,
+        }
+    }
+
     fn client(&self) -> Result<&Object, TenantDbError> {
         // `client` is taken in `Drop`, and when Postgres missed a deadline (the transaction
         // then answers `Closed` to anything more).
@@ -249,6 +332,15 @@ impl TenantTransaction {
 
     /// Runs a statement with explicitly typed parameters (no prepare round trip).
     pub async fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        let outcome = self.query_typed_unclassified(sql, params).await;
+        outcome.map_err(|error| self.classify(error))
+    }
+
+    async fn query_typed_unclassified(
         &mut self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
@@ -307,6 +399,15 @@ impl TenantTransaction {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, TenantDbError> {
+        let outcome = self.query_as_session_user_unclassified(sql, params).await;
+        outcome.map_err(|error| self.classify(error))
+    }
+
+    async fn query_as_session_user_unclassified(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
         let setup = self.pending_setup.take();
         self.in_transaction = true;
         let role = self.role.as_str();
@@ -332,6 +433,15 @@ impl TenantTransaction {
     /// Runs the last statement and commits, pipelined (with the request's audit event, see
     /// [`commit`](Self::commit)).
     pub async fn query_then_commit(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, TenantDbError> {
+        let outcome = self.query_then_commit_unclassified(sql, params).await;
+        outcome.map_err(|error| self.classify(error))
+    }
+
+    async fn query_then_commit_unclassified(
         &mut self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
@@ -364,6 +474,11 @@ impl TenantTransaction {
     /// request's audit event goes into the audit outbox in the same commit (pipelined: no
     /// extra round trip); if that insert fails, nothing commits.
     pub async fn commit(mut self) -> Result<(), TenantDbError> {
+        let outcome = self.commit_unclassified().await;
+        outcome.map_err(|error| self.classify(error))
+    }
+
+    async fn commit_unclassified(&mut self) -> Result<(), TenantDbError> {
         if self.pending_setup.take().is_some() {
             return Ok(()); // nothing was sent: the connection is clean
         }
@@ -392,6 +507,11 @@ impl TenantTransaction {
     }
 
     async fn finish(&mut self, statement: &str) -> Result<(), TenantDbError> {
+        let outcome = self.finish_unclassified(statement).await;
+        outcome.map_err(|error| self.classify(error))
+    }
+
+    async fn finish_unclassified(&mut self, statement: &str) -> Result<(), TenantDbError> {
         if self.pending_setup.take().is_some() {
             return Ok(()); // nothing was sent: the connection is clean
         }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant, TenantPatch};
+use tenantry_tests::hanging_proxy::HangingProxy;
 use tenantry_tests::{roll_out, template_with_notes, TestApp};
 
 /// A file holding `url`, named for the test; the cluster is registered by its path.
@@ -118,12 +119,16 @@ async fn a_cluster_is_added_prepared_listed_drained_made_default_and_removed() {
         (Some(StatusCode::CONFLICT), "cluster_is_default".into())
     );
     assert!(!clusters.undrain("eu-2").await.unwrap().drained);
-    // Until tenants can be served from it, no cluster but the catalog's is made default.
+    // Made default, it cannot be drained or removed; the catalog's cluster then can be drained.
+    assert!(clusters.set_default("eu-2").await.unwrap().default);
     assert_eq!(
-        refused(clusters.set_default("eu-2").await),
-        (Some(StatusCode::CONFLICT), "placement_unavailable".into())
+        refused(clusters.drain("eu-2").await),
+        (Some(StatusCode::CONFLICT), "cluster_is_default".into())
     );
+    let primary = clusters.get("primary").await.unwrap();
+    assert!(!primary.default);
     assert!(clusters.set_default("primary").await.unwrap().default);
+    assert!(!clusters.get("eu-2").await.unwrap().default);
 
     // Neither the default nor the catalog's own cluster can be removed.
     let in_use = clusters.remove("primary").await.unwrap_err();
@@ -368,17 +373,14 @@ async fn a_tenant_placed_on_another_cluster_is_provisioned_exported_and_deleted_
     let in_use = operator.clusters().remove("eu-2").await.unwrap_err();
     assert_eq!(in_use.code(), Some("cluster_in_use"));
 
-    // No data-plane node serves that cluster yet: a clear 503, no query on the wrong server.
+    // The data plane serves it there.
     let reply = app
         .tenant("faraway")
         .get("/v1/tenant")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        reply.error_code(),
-        (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
-    );
+    assert_eq!(reply.status(), StatusCode::OK);
 
     // Suspended, it is answered as a suspended tenant on any cluster.
     let suspend = |status: &str| TenantPatch {
@@ -485,7 +487,7 @@ async fn placement_on_an_unknown_or_drained_cluster_is_refused_and_creates_nothi
         (Some(StatusCode::CONFLICT), Some("cluster_drained"))
     );
     assert!(tenants.list().await.unwrap().is_empty(), "nothing created");
-    // Without a cluster, the default (the catalog's) is used.
+    // Without a cluster, the policy passes the drained one over.
     let placed = tenants
         .create(&NewTenant {
             slug: "nearby".into(),
@@ -539,7 +541,14 @@ async fn a_provisioning_on_another_cluster_interrupted_after_any_step_finishes_o
 async fn a_template_roll_out_reaches_tenants_on_every_cluster() {
     let app = TestApp::spawn().await;
     register_second(&app, "eu-2").await;
-    app.create_tenant("near").await;
+    TestApp::create_placed(
+        &app.control,
+        "near",
+        Some("primary"),
+        ProvisionOptions::default(),
+    )
+    .await
+    .unwrap();
     TestApp::create_placed(
         &app.control,
         "far",
@@ -585,4 +594,68 @@ async fn a_template_roll_out_reaches_tenants_on_every_cluster() {
     let near = owner(app.superuser().await, "near").await;
     assert!(near.is_some_and(|role| role.ends_with("_t_near")));
     assert_eq!(owner(second().await, "near").await, None);
+}
+
+/// Where the placement policy puts each of `slugs`, in order.
+async fn placed(app: &TestApp, slugs: &[&str]) -> Vec<String> {
+    let mut clusters = Vec::new();
+    for slug in slugs {
+        let tenant = app
+            .operator_api()
+            .tenants()
+            .create(&NewTenant {
+                slug: (*slug).into(),
+                ..NewTenant::default()
+            })
+            .await
+            .unwrap();
+        clusters.push(tenant.cluster);
+    }
+    clusters
+}
+
+fn count(clusters: &[String], name: &str) -> usize {
+    clusters.iter().filter(|cluster| *cluster == name).count()
+}
+
+#[tokio::test]
+async fn the_placement_policy_evens_out_tenants_and_passes_over_drained_and_unreachable_clusters() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let operator = app.operator_api();
+    let clusters = operator.clusters();
+
+    // Fewest tenants first: four new tenants end up two and two, alternating.
+    let first = placed(&app, &["p-1", "p-2", "p-3", "p-4"]).await;
+    assert_eq!(
+        (count(&first, "primary"), count(&first, "eu-2")),
+        (2, 2),
+        "{first:?}"
+    );
+    assert!(first.windows(2).all(|pair| pair[0] != pair[1]), "{first:?}");
+
+    // A drained cluster takes none, however empty.
+    clusters.drain("eu-2").await.unwrap();
+    assert_eq!(placed(&app, &["p-5", "p-6"]).await, ["primary", "primary"]);
+    clusters.undrain("eu-2").await.unwrap();
+
+    // An empty cluster that does not answer is passed over; once back, it is chosen.
+    let second = app.second_cluster_url().await;
+    let port = second
+        .parse::<tokio_postgres::Config>()
+        .unwrap()
+        .get_ports()[0];
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    app.register_cluster("flaky", &proxied).await;
+    proxy.cut();
+    assert_eq!(placed(&app, &["p-7"]).await, ["eu-2"]);
+    proxy.restore();
+    assert_eq!(placed(&app, &["p-8"]).await, ["flaky"]);
+    let listed = clusters.list().await.unwrap();
+    let tenants: Vec<_> = ["primary", "eu-2", "flaky"]
+        .iter()
+        .map(|name| named(&listed, name).tenants)
+        .collect();
+    assert_eq!(tenants, [4, 3, 1]);
 }

@@ -10,6 +10,7 @@ mod client;
 mod clusters;
 mod contract;
 mod email_flows;
+mod fleet;
 mod hangs;
 mod hygiene;
 mod identity;

@@ -1,7 +1,9 @@
 //! A TCP proxy on loopback in front of a real server, which a test can make hang: while
 //! frozen it keeps every connection open and accepts new ones, but forwards nothing, as a
-//! frozen process or a silent network does. Thawed, it forwards again. (Postgres is shared by
-//! every test run, so it cannot be SIGSTOPped itself.)
+//! frozen process or a silent network does. Thawed, it forwards again. Cut, it closes every
+//! connection and every new one at once, as a server that is down does; restored, it
+//! forwards again. (Postgres is shared by every test run, so it cannot be SIGSTOPped or
+//! stopped itself.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 pub struct HangingProxy {
     address: SocketAddr,
     frozen: watch::Sender<bool>,
+    down: watch::Sender<bool>,
 }
 
 impl HangingProxy {
@@ -21,23 +24,38 @@ impl HangingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (frozen, watching) = watch::channel(false);
+        let (down, watching_down) = watch::channel(false);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if *watching_down.borrow() {
+                    continue; // closed at once
+                }
                 let watching = watching.clone();
+                let mut watching_down = watching_down.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
-                    tokio::join!(
-                        pump(client_read, server_write, watching.clone()),
-                        pump(server_read, client_write, watching),
-                    );
+                    // Both directions end (both sockets close) when the proxy is cut.
+                    tokio::select! {
+                        _ = async {
+                            tokio::join!(
+                                pump(client_read, server_write, watching.clone()),
+                                pump(server_read, client_write, watching),
+                            )
+                        } => {}
+                        _ = watching_down.wait_for(|down| *down) => {}
+                    }
                 });
             }
         });
-        HangingProxy { address, frozen }
+        HangingProxy {
+            address,
+            frozen,
+            down,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -51,6 +69,17 @@ impl HangingProxy {
 
     pub fn thaw(&self) {
         self.frozen.send_replace(false);
+    }
+
+    /// From now on every connection is closed, open ones and new ones, as by a server that
+    /// is down.
+    pub fn cut(&self) {
+        self.down.send_replace(true);
+    }
+
+    /// New connections are forwarded again.
+    pub fn restore(&self) {
+        self.down.send_replace(false);
     }
 }
 

@@ -395,12 +395,22 @@ impl TestApp {
     /// Creates a tenant whose first admin is `email`, as an operator does (`tenant create
     /// --admin-email`); returns it and the activation token.
     pub async fn create_tenant_with_admin(&self, slug: &str, email: &str) -> (Tenant, String) {
+        self.create_tenant_with_admin_on(slug, email, None).await
+    }
+
+    /// [`Self::create_tenant_with_admin`] on `cluster` (the default when `None`).
+    pub async fn create_tenant_with_admin_on(
+        &self,
+        slug: &str,
+        email: &str,
+        cluster: Option<&str>,
+    ) -> (Tenant, String) {
         let request = CreateTenant {
             slug: TenantSlug::parse(slug).unwrap(),
             name: None,
             plan: None,
             admin_email: Some(shared::email::Email::parse(email).unwrap()),
-            cluster: None,
+            cluster: cluster.map(str::to_owned),
         };
         let created = service::create_and_invite(&self.control, request)
             .await
@@ -430,6 +440,52 @@ impl TestApp {
         self.tenant_with_active_admin(slug, OWNER_EMAIL, PASSWORD)
             .await;
         self.signed_in(slug, OWNER_EMAIL, PASSWORD).await
+    }
+
+    /// [`Self::tenant_with_owner`] placed on `cluster`.
+    pub async fn tenant_with_owner_on(&self, slug: &str, cluster: &str) -> Client {
+        let (_, token) = self
+            .create_tenant_with_admin_on(slug, OWNER_EMAIL, Some(cluster))
+            .await;
+        self.tenant(slug)
+            .auth()
+            .activate(&token, PASSWORD)
+            .await
+            .unwrap_or_else(|error| panic!("activating {OWNER_EMAIL} at {slug}: {error}"));
+        self.signed_in(slug, OWNER_EMAIL, PASSWORD).await
+    }
+
+    /// Registers the Postgres `url` as cluster `name` (by a file holding it, as an operator
+    /// would) and waits until the data plane serves it (its change listener is in place).
+    pub async fn register_cluster(&self, name: &str, url: &str) {
+        let dir = std::env::temp_dir().join("tenantry-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("cluster-{}-{name}", self.role_prefix.as_str()));
+        std::fs::write(&path, format!("{url}\n")).unwrap();
+        self.operator_api()
+            .clusters()
+            .add(&client::NewCluster {
+                name: name.into(),
+                url_file: Some(path.display().to_string()),
+                ..client::NewCluster::default()
+            })
+            .await
+            .unwrap_or_else(|error| panic!("registering cluster {name}: {error}"));
+        let served = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.data.clusters.wait_until_listening(name),
+        )
+        .await;
+        assert!(
+            served.is_ok(),
+            "the data plane does not serve cluster {name}"
+        );
+    }
+
+    /// Registers this run's database on the second cluster as `name` ([`Self::register_cluster`]).
+    pub async fn register_second_cluster(&self, name: &str) {
+        self.register_cluster(name, &self.second_cluster_url().await)
+            .await;
     }
 
     /// A client of tenant `slug` signed in as `email` with `password`.
@@ -773,6 +829,7 @@ pub fn data_config(
         base_domain: BASE_DOMAIN.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
         pool_size: options.data_pool_size,
+        cluster_pool_size: options.data_pool_size,
         workers: options.data_workers,
         events: event_settings(kek_file, options),
         audit_enabled: options.audit_enabled,

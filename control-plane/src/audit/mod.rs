@@ -124,7 +124,8 @@ async fn record(control: &ControlPlane, tenant: &Tenant, row: AuditRow, outboxed
         return;
     };
     let recorded = if outboxed {
-        events.record_outboxed_audit(key, row)
+        // The control plane's events wait in the catalog's outbox.
+        events.record_outboxed_audit(key, row, None)
     } else {
         events.record_audit(key, row)
     };

@@ -1,7 +1,6 @@
 //! The cluster registry's rules: names, references to secrets, what adding, draining, making
 //! default and removing may do.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,60 +12,7 @@ use crate::error::ControlError;
 /// How long adding or listing waits for a cluster to answer before calling it unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where a cluster's URL is: an environment variable or a file, read by each plane in its own
-/// environment. The catalog stores only this reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UrlRef {
-    Env(String),
-    File(PathBuf),
-}
-
-impl UrlRef {
-    /// The catalog's two columns (`url_env`, `url_file`).
-    pub fn columns(&self) -> (Option<&str>, Option<String>) {
-        match self {
-            Self::Env(variable) => (Some(variable), None),
-            Self::File(path) => (None, Some(path.display().to_string())),
-        }
-    }
-
-    /// The URL it refers to. Errors name the reference, never what it holds.
-    pub fn resolve(&self) -> Result<String, ControlError> {
-        let unreadable = |reason: String| ControlError::InvalidInput {
-            field: "url",
-            message: format!("{self}: {reason}"),
-        };
-        let url = match self {
-            Self::Env(variable) => {
-                std::env::var(variable).map_err(|_| unreadable("not set".to_owned()))?
-            }
-            Self::File(path) => std::fs::read_to_string(path)
-                .map_err(|error| unreadable(error.kind().to_string()))?,
-        };
-        Ok(url.trim().to_owned())
-    }
-
-    /// The connection settings of the URL it refers to.
-    pub fn pg_config(&self) -> Result<tokio_postgres::Config, ControlError> {
-        shared::db::pg_config(&self.resolve()?, None).map_err(|_| self.not_a_url())
-    }
-
-    pub(super) fn not_a_url(&self) -> ControlError {
-        ControlError::InvalidInput {
-            field: "url",
-            message: format!("{self} does not hold a valid Postgres URL"),
-        }
-    }
-}
-
-impl std::fmt::Display for UrlRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Env(variable) => write!(f, "env:{variable}"),
-            Self::File(path) => write!(f, "file:{}", path.display()),
-        }
-    }
-}
+pub use shared::cluster::UrlRef;
 
 /// A cluster's name: 1-32 characters, lowercase letters, digits and `-`, a letter first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,19 +92,20 @@ pub struct ClusterView {
     pub connections: Option<i64>,
 }
 
-/// The cluster's database size and connections, or `None` when it does not answer in time.
-async fn probe(control: &ControlPlane, row: &ClusterRow) -> Option<(i64, i64)> {
+/// The cluster's database size and connections, or `None` when it does not answer within
+/// `timeout`.
+async fn probe(control: &ControlPlane, row: &ClusterRow, timeout: Duration) -> Option<(i64, i64)> {
     let query = async {
         let pool = control
             .clusters
             .pool(control, &row.name, row.url.as_ref())?;
         store::size_and_connections(&pool.get().await?).await
     };
-    tokio::time::timeout(PROBE_TIMEOUT, query).await.ok()?.ok()
+    tokio::time::timeout(timeout, query).await.ok()?.ok()
 }
 
 async fn view(control: &ControlPlane, row: ClusterRow) -> ClusterView {
-    let probed = probe(control, &row).await;
+    let probed = probe(control, &row, PROBE_TIMEOUT).await;
     ClusterView {
         url: row
             .url
@@ -205,6 +152,9 @@ pub async fn add(control: &ControlPlane, input: &NewCluster) -> Result<ClusterVi
     if !store::insert(&catalog, name.as_str(), description, &url).await? {
         return Err(ControlError::ClusterExists(name.as_str().to_owned()));
     }
+    // Data-plane nodes start serving it now (or at their next look at the registry, should
+    // this be lost).
+    shared::notify::notify(&catalog, &shared::notify::Change::Clusters).await?;
     tracing::info!(cluster = name.as_str(), url = %url, "cluster added and prepared");
     get(control, name.as_str()).await
 }
@@ -246,24 +196,53 @@ pub async fn prepare_all(
     Ok(outcomes)
 }
 
-/// The cluster a new tenant goes to: `asked` if it is registered and not drained, else the
-/// default. (A policy that spreads tenants over the clusters comes with the data plane serving
-/// tenants of every cluster: until then the default is the catalog's cluster.)
+/// The cluster a new tenant goes to: `asked` if it is registered and not drained; without
+/// it, the placement policy's choice (docs/scale-out.md): among the clusters that are not
+/// drained and answer within [`PLACEMENT_PROBE_TIMEOUT`], the one with the fewest tenants,
+/// ties going to the smaller database, then to the default cluster, then by name. When none
+/// answers, the default: its provisioning then fails like any other and is resumed by
+/// `tenant retry`.
+///
+/// Takes catalog connections of its own and gives them back before returning: probing the
+/// catalog's cluster takes one more, which a caller holding one could wait for.
 pub async fn placement(
-    catalog: &impl deadpool_postgres::GenericClient,
+    control: &ControlPlane,
     asked: Option<&str>,
 ) -> Result<String, ControlError> {
-    let Some(name) = asked else {
-        return store::default_name(catalog)
-            .await?
-            .ok_or_else(|| ControlError::ClusterNotFound("(the default)".to_owned()));
+    let rows = {
+        let catalog = control.pool.get().await?;
+        if let Some(name) = asked {
+            return match store::drained(&catalog, name).await? {
+                None => Err(ControlError::UnknownCluster(name.to_owned())),
+                Some(true) => Err(ControlError::ClusterDrained(name.to_owned())),
+                Some(false) => Ok(name.to_owned()),
+            };
+        }
+        store::list(&catalog).await?
     };
-    match store::drained(catalog, name).await? {
-        None => Err(ControlError::UnknownCluster(name.to_owned())),
-        Some(true) => Err(ControlError::ClusterDrained(name.to_owned())),
-        Some(false) => Ok(name.to_owned()),
+    let open: Vec<&ClusterRow> = rows.iter().filter(|row| !row.drained).collect();
+    let probed = futures_util::future::join_all(
+        open.iter()
+            .map(|row| probe(control, row, PLACEMENT_PROBE_TIMEOUT)),
+    )
+    .await;
+    let chosen = open
+        .iter()
+        .zip(probed)
+        .filter_map(|(row, probed)| probed.map(|(bytes, _)| (*row, bytes)))
+        .min_by_key(|(row, bytes)| (row.tenants, *bytes, !row.is_default, row.name.clone()));
+    match chosen {
+        Some((row, _)) => Ok(row.name.clone()),
+        None => rows
+            .iter()
+            .find(|row| row.is_default)
+            .map(|row| row.name.clone())
+            .ok_or_else(|| ControlError::ClusterNotFound("(the default)".to_owned())),
     }
 }
+
+/// How long the placement policy waits for each cluster to answer before passing it over.
+const PLACEMENT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Stops (`true`) or resumes (`false`) placing new tenants on the cluster. The default
 /// cluster cannot be drained: make another one default first.
@@ -284,8 +263,8 @@ pub async fn set_drained(
     get(control, name).await
 }
 
-/// Makes the cluster the default; a drained cluster cannot be, nor (until placement is built)
-/// any but the catalog's.
+/// Makes the cluster the default (the placement policy's fallback and tie-break); a drained
+/// cluster cannot be.
 pub async fn set_default(control: &ControlPlane, name: &str) -> Result<ClusterView, ControlError> {
     let mut catalog = control.pool.get().await?;
     let transaction = catalog.transaction().await?;
@@ -294,11 +273,6 @@ pub async fn set_default(control: &ControlPlane, name: &str) -> Result<ClusterVi
         .ok_or_else(|| ControlError::ClusterNotFound(name.to_owned()))?;
     if row.drained {
         return Err(ControlError::ClusterDrained(name.to_owned()));
-    }
-    // Tenants are provisioned and served on the catalog's cluster only, for now
-    // (docs/scale-out.md): a default elsewhere would place tenants nobody can reach.
-    if row.url.is_some() {
-        return Err(ControlError::PlacementUnavailable(name.to_owned()));
     }
     store::set_default(&transaction, name).await?;
     transaction.commit().await?;
@@ -335,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reference_names_its_secret_and_never_shows_it() {
+    fn exactly_one_reference_is_taken() {
         let input = |env: Option<&str>, file: Option<&str>| NewCluster {
             name: "eu-2".into(),
             description: None,
@@ -345,24 +319,5 @@ mod tests {
         assert!(input(None, None).url().is_err());
         assert!(input(Some("A"), Some("/b")).url().is_err());
         assert!(input(Some(""), None).url().is_err());
-        let missing = UrlRef::Env("TENANTRY_TEST_SURELY_UNSET_VARIABLE".into());
-        assert_eq!(
-            missing.to_string(),
-            "env:TENANTRY_TEST_SURELY_UNSET_VARIABLE"
-        );
-        let error = missing.resolve().unwrap_err().to_string();
-        assert!(
-            error.contains("TENANTRY_TEST_SURELY_UNSET_VARIABLE"),
-            "{error}"
-        );
-        let dir = std::env::temp_dir().join(format!("cluster-url-{}", std::process::id()));
-        std::fs::write(&dir, "postgres://admin:s3cret@db.internal/tenantry\n").unwrap();
-        let file = UrlRef::File(dir.clone());
-        assert_eq!(
-            file.resolve().unwrap(),
-            "postgres://admin:s3cret@db.internal/tenantry"
-        );
-        assert!(!file.to_string().contains("s3cret"));
-        std::fs::remove_file(dir).unwrap();
     }
 }

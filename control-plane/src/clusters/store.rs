@@ -24,13 +24,10 @@ const COLUMNS: &str = "c.id, c.description, c.url_env, c.url_file, c.is_default,
       WHERE t.cluster_id = c.id AND t.status <> 'deleted') AS tenants";
 
 fn url_from_row(row: &Row) -> Result<Option<UrlRef>, ControlError> {
-    let env: Option<String> = row.try_get("url_env")?;
-    let file: Option<String> = row.try_get("url_file")?;
-    Ok(match (env, file) {
-        (Some(variable), _) => Some(UrlRef::Env(variable)),
-        (None, Some(path)) => Some(UrlRef::File(path.into())),
-        (None, None) => None,
-    })
+    Ok(UrlRef::from_columns(
+        row.try_get("url_env")?,
+        row.try_get("url_file")?,
+    ))
 }
 
 fn from_row(row: &Row) -> Result<ClusterRow, ControlError> {

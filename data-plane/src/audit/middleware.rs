@@ -154,7 +154,8 @@ pub async fn record(
         Some(intent) => {
             row.event_id = intent.event_id().to_string();
             if intent.written() {
-                state.events.record_outboxed_audit(&key, row)
+                let cluster = tenant.scope.cluster().cloned();
+                state.events.record_outboxed_audit(&key, row, cluster)
             } else {
                 state.events.record_audit(&key, row)
             }

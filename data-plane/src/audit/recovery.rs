@@ -9,8 +9,10 @@
 //! outbox yet), and hands the rest to its own writer, which links them into its chain for the
 //! tenant, delivers them and deletes their rows. See `shared::events::outbox`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::Pool;
 use shared::events::outbox;
 use shared::events::writer::stored_event_ids;
 use uuid::Uuid;
@@ -24,8 +26,9 @@ const RECLAIM_AFTER: Duration = Duration::from_secs(300);
 /// Deadline of each database round trip of a round.
 const DEADLINE: Duration = Duration::from_secs(5);
 
-/// Starts the periodic recovery on this node.
-pub fn spawn(state: &DataPlane) {
+/// Starts the periodic recovery, on this node, of the audit outbox `pool` reaches: the
+/// catalog cluster's (`cluster` `None`) or another tenant cluster's.
+pub fn spawn(state: &DataPlane, cluster: Option<Arc<str>>, pool: Pool) {
     let state = state.clone();
     let age = state.config.audit_outbox_recover_after;
     let period = (age / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
@@ -35,7 +38,7 @@ pub fn spawn(state: &DataPlane) {
         loop {
             ticks.tick().await;
             // A full batch means more may wait: go on at once.
-            while matches!(recover_once(&state, age).await, Ok(shipped) if shipped as i64 >= BATCH)
+            while matches!(recover_once(&state, age, &cluster, &pool).await, Ok(shipped) if shipped as i64 >= BATCH)
             {
             }
         }
@@ -51,9 +54,13 @@ enum RecoveryError {
 }
 
 /// One round: claims orphans and ships them. Returns how many rows it claimed.
-async fn recover_once(state: &DataPlane, age: Duration) -> Result<usize, ()> {
+async fn recover_once(
+    state: &DataPlane,
+    age: Duration,
+    cluster: &Option<Arc<str>>,
+    pool: &Pool,
+) -> Result<usize, ()> {
     let outcome = async {
-        let pool = state.tenant_db.shared_pool();
         let orphans = outbox::claim_orphans(pool, age, RECLAIM_AFTER, BATCH, DEADLINE).await?;
         if orphans.is_empty() {
             return Ok(0);
@@ -95,7 +102,10 @@ async fn recover_once(state: &DataPlane, age: Duration) -> Result<usize, ()> {
                 metadata.insert("recovered".to_owned(), "outbox".into());
                 row.metadata = serde_json::Value::Object(metadata).to_string();
             }
-            match state.events.record_outboxed_audit(&key, row) {
+            match state
+                .events
+                .record_outboxed_audit(&key, row, cluster.clone())
+            {
                 Ok(()) => shipped += 1,
                 // The queue is full: the row stays claimed and is tried after the claim expires.
                 Err(error) => {
@@ -104,7 +114,7 @@ async fn recover_once(state: &DataPlane, age: Duration) -> Result<usize, ()> {
                 }
             }
         }
-        outbox::delete(state.tenant_db.shared_pool(), &delivered, DEADLINE).await?;
+        outbox::delete(pool, &delivered, DEADLINE).await?;
         if shipped + delivered.len() > 0 {
             tracing::warn!(
                 shipped,
@@ -115,5 +125,10 @@ async fn recover_once(state: &DataPlane, age: Duration) -> Result<usize, ()> {
         Ok::<_, RecoveryError>(claimed)
     }
     .await;
-    outcome.map_err(|error| tracing::warn!(%error, "audit outbox recovery round failed"))
+    outcome.map_err(|error| {
+        let cluster = cluster
+            .as_deref()
+            .unwrap_or(shared::catalog::CATALOG_CLUSTER);
+        tracing::warn!(%error, cluster, "audit outbox recovery round failed");
+    })
 }

@@ -2,6 +2,10 @@
 //! reachable, the event writer has room — ClickHouse may be down while the spool has room —
 //! and the node is not shutting down) and `/metrics` (Prometheus text).
 //!
+//! `/readyz` also reports each other cluster the node serves tenants on, without counting it:
+//! a cluster that is down makes only its own tenants' requests fail (503
+//! `tenant_unavailable`), so the node stays ready for everyone else's.
+//!
 //! `/readyz` answers within [`CHECK_DEADLINE`] whatever its dependencies do: each check runs
 //! concurrently under that deadline, and a store that accepts connections but never answers
 //! (a frozen process) counts as unreachable.
@@ -52,6 +56,18 @@ struct ReadinessChecks {
     clickhouse: &'static str,
     /// Bytes of events waiting in the spool.
     spooled_bytes: u64,
+    /// Each other cluster this node serves tenants on, by name. Reported, not counted: a
+    /// cluster that is down affects only its own tenants.
+    clusters: std::collections::BTreeMap<String, ClusterCheck>,
+}
+
+/// One tenant cluster other than the catalog's, as this node reaches it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ClusterCheck {
+    /// `ok`, or `unavailable` (its tenants get 503 `tenant_unavailable`).
+    postgres: &'static str,
+    /// Its change listener: `ok`, or `unavailable` (reconnecting).
+    notifications: &'static str,
 }
 
 fn check(outcome: &Result<(), String>) -> &'static str {
@@ -79,9 +95,10 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     // events wait on disk and are replayed. Only a node that would have to refuse audited
     // changes (queue or spool full) reports not ready, so the balancer sends work elsewhere.
     let clickhouse = super::store::clickhouse_answers(&state.clickhouse);
-    let (postgres, clickhouse) = tokio::join!(
+    let (postgres, clickhouse, clusters) = tokio::join!(
         tokio::time::timeout(CHECK_DEADLINE, postgres),
         tokio::time::timeout(CHECK_DEADLINE, clickhouse),
+        other_clusters(&state),
     );
     let postgres = postgres.unwrap_or_else(|_| Err(format!("no answer within {CHECK_DEADLINE:?}")));
     let clickhouse_up = matches!(clickhouse, Ok(Ok(_)));
@@ -121,6 +138,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
             shutdown: check(&draining),
             clickhouse: if clickhouse_up { "ok" } else { "spooling" },
             spooled_bytes: state.events.spooled_bytes(),
+            clusters,
         },
     };
     if ready {
@@ -128,6 +146,45 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Each other cluster the node serves, checked concurrently under [`CHECK_DEADLINE`].
+async fn other_clusters(state: &DataPlane) -> std::collections::BTreeMap<String, ClusterCheck> {
+    let Some(fleet) = state.tenant_db.fleet() else {
+        return Default::default();
+    };
+    let checks = state
+        .clusters
+        .listening()
+        .into_iter()
+        .map(|(name, listening)| async move {
+            let answers = async {
+                let pools = fleet
+                    .cluster(&name)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                super::store::postgres_answers(pools.shared()).await
+            };
+            let answers = tokio::time::timeout(CHECK_DEADLINE, answers).await;
+            let postgres = if matches!(answers, Ok(Ok(()))) {
+                "ok"
+            } else {
+                tracing::warn!(cluster = name, "a tenant cluster does not answer");
+                "unavailable"
+            };
+            let notifications = if listening { "ok" } else { "unavailable" };
+            (
+                name,
+                ClusterCheck {
+                    postgres,
+                    notifications,
+                },
+            )
+        });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .collect()
 }
 
 #[route(

@@ -79,11 +79,14 @@ const MAILS_PER_TENANT_ROUND: usize = 50;
 /// worker: that worker clears or reschedules the mark itself when done.
 const RECHECK_HELD_MAIL: Duration = Duration::from_secs(1);
 
-/// What one node needs to deliver mail.
+/// What one node needs to deliver the mail of one cluster's tenants.
 #[derive(Clone)]
 pub(super) struct Delivery {
-    /// The worker's own pool, so sending never takes a connection from requests.
+    /// The worker's own pool to the cluster (its tenants' outboxes and the marks beside them),
+    /// so sending never takes a connection from requests.
     pub db: TenantDb,
+    /// The catalog, which says who the marked tenants are.
+    pub catalog: deadpool_postgres::Pool,
     pub sender: SmtpSender,
     pub settings: Arc<MailSettings>,
     pub metrics: Metrics,
@@ -102,21 +105,39 @@ impl Delivery {
     /// Looks at every due pending mark once: drains active tenants, drops the marks of
     /// deleted ones. Errors of one tenant are logged and do not stop the others.
     pub async fn run_round(&self) -> Result<Round, DeliveryError> {
-        let due = {
+        let marks = {
             let client = self.db.pool().get().await?;
-            store::due_tenants(&client, DUE_TENANTS_PER_ROUND).await?
+            store::due_marks(&client, DUE_TENANTS_PER_ROUND).await?
         };
-        let mut more_due = due.len() as i64 >= DUE_TENANTS_PER_ROUND;
-        for pending in &due {
+        let mut more_due = marks.len() as i64 >= DUE_TENANTS_PER_ROUND;
+        let mut tenants = {
+            let ids: Vec<Uuid> = marks.iter().map(|mark| mark.tenant_id).collect();
+            let catalog = self.catalog.get().await?;
+            store::tenants_by_id(&catalog, &ids).await?
+        };
+        for mark in marks {
+            let Some(at) = tenants
+                .iter()
+                .position(|tenant| tenant.id == mark.tenant_id)
+            else {
+                // Not in this deployment's catalog: left as is, looked at again later.
+                tracing::warn!(tenant = %mark.tenant_id, "a pending-mail mark names no tenant");
+                self.postpone(mark.tenant_id, mark.generation).await?;
+                continue;
+            };
+            let pending = PendingTenant {
+                tenant: tenants.swap_remove(at),
+                generation: mark.generation,
+            };
             let tenant = &pending.tenant;
             match tenant.status {
-                TenantStatus::Active => match self.drain(pending).await {
+                TenantStatus::Active => match self.drain(&pending).await {
                     Ok(Round::MoreDue) => more_due = true,
                     Ok(Round::Done) => {}
                     Err(error) => {
                         tracing::warn!(tenant = %tenant.slug, %error, "mail delivery failed");
                         // Look again after a pause rather than at once, in case it persists.
-                        if let Err(error) = self.postpone(pending).await {
+                        if let Err(error) = self.postpone(tenant.id, pending.generation).await {
                             tracing::warn!(tenant = %tenant.slug, %error,
                                 "cannot postpone the tenant's pending-mail mark");
                         }
@@ -129,8 +150,10 @@ impl Delivery {
                     tracing::info!(tenant = %tenant.slug, status = tenant.status.as_str(),
                         "dropped the pending-mail mark of a tenant that is gone");
                 }
-                // Not listed (see `store::due_tenants`): they wait until active again.
-                TenantStatus::Provisioning | TenantStatus::Failed | TenantStatus::Suspended => {}
+                // Their mail waits until they are active again; looked at after a pause.
+                TenantStatus::Provisioning | TenantStatus::Failed | TenantStatus::Suspended => {
+                    self.postpone(tenant.id, pending.generation).await?;
+                }
             }
         }
         Ok(if more_due {
@@ -140,15 +163,9 @@ impl Delivery {
         })
     }
 
-    async fn postpone(&self, pending: &PendingTenant) -> Result<(), DeliveryError> {
+    async fn postpone(&self, tenant_id: Uuid, generation: i64) -> Result<(), DeliveryError> {
         let client = self.db.pool().get().await?;
-        store::reschedule_mark(
-            &client,
-            pending.tenant.id,
-            pending.generation,
-            self.settings.poll_interval,
-        )
-        .await?;
+        store::reschedule_mark(&client, tenant_id, generation, self.settings.poll_interval).await?;
         Ok(())
     }
 

@@ -51,48 +51,63 @@ pub async fn mark_pending(
         .await
 }
 
-/// A tenant marked as having unsent mail, as read before draining its outbox.
+/// A tenant marked as having unsent mail, as the catalog has it, before draining its outbox.
 #[derive(Debug)]
 pub struct PendingTenant {
     pub generation: i64,
     pub tenant: Tenant,
 }
 
-/// Marks that are due, oldest first, of tenants whose outbox can be drained (`active`) or
-/// whose mark is to be cleared (`deleting`, `deleted`). Marks of suspended or not yet active
-/// tenants wait.
-pub async fn due_tenants(
+/// A due mark: the tenant and the mark's generation.
+#[derive(Debug, Clone, Copy)]
+pub struct DueMark {
+    pub tenant_id: Uuid,
+    pub generation: i64,
+}
+
+/// Marks that are due on the cluster `client` is connected to, oldest first. Which tenants
+/// they are (and whether their mail can go) is the catalog's to say: [`tenants_by_id`].
+pub async fn due_marks(
     client: &tokio_postgres::Client,
     limit: i64,
-) -> Result<Vec<PendingTenant>, CatalogError> {
-    let sql = format!(
-        "SELECT {TENANT_COLUMNS}, p.generation
-         FROM control.mail_pending p JOIN control.tenants t ON t.id = p.tenant_id
-         WHERE p.due_at <= now() AND t.status IN ('active', 'deleting', 'deleted')
-         ORDER BY p.due_at
-         LIMIT $1"
-    );
-    let rows = client.query_typed(&sql, &[(&limit, Type::INT8)]).await?;
+) -> Result<Vec<DueMark>, tokio_postgres::Error> {
+    let rows = client
+        .query_typed(
+            "SELECT tenant_id, generation FROM control.mail_pending
+             WHERE due_at <= now() ORDER BY due_at LIMIT $1",
+            &[(&limit, Type::INT8)],
+        )
+        .await?;
     rows.iter()
         .map(|row| {
-            Ok(PendingTenant {
-                tenant: tenant_from_row(row)?,
+            Ok(DueMark {
+                tenant_id: row.try_get("tenant_id")?,
                 generation: row.try_get("generation")?,
             })
         })
         .collect()
 }
 
-/// Seconds until the earliest mark of a drainable tenant falls due (negative: overdue), if
-/// any.
+/// The catalog's tenants with these ids (deleted ones too).
+pub async fn tenants_by_id(
+    catalog: &tokio_postgres::Client,
+    ids: &[Uuid],
+) -> Result<Vec<Tenant>, CatalogError> {
+    let sql = format!("SELECT {TENANT_COLUMNS} FROM control.tenants t WHERE t.id = ANY($1)");
+    let rows = catalog
+        .query_typed(&sql, &[(&ids, Type::UUID_ARRAY)])
+        .await?;
+    rows.iter().map(tenant_from_row).collect()
+}
+
+/// Seconds until the earliest mark falls due (negative: overdue), if any.
 pub async fn seconds_until_next_due(
     client: &tokio_postgres::Client,
 ) -> Result<Option<f64>, tokio_postgres::Error> {
     let row = client
         .query_typed(
-            "SELECT extract(epoch FROM min(p.due_at) - now())::float8 AS seconds
-             FROM control.mail_pending p JOIN control.tenants t ON t.id = p.tenant_id
-             WHERE t.status IN ('active', 'deleting', 'deleted')",
+            "SELECT extract(epoch FROM min(due_at) - now())::float8 AS seconds
+             FROM control.mail_pending",
             &[],
         )
         .await?;

@@ -30,13 +30,15 @@ pub(crate) enum WorkerError {
     Database(#[from] shared::db::DbSetupError),
 }
 
-/// Starts the mail worker if `settings` name an SMTP server; returns whether it did.
-/// `database` is how the worker connects (the data plane's login role, statement timeout
-/// included). Must run inside a Tokio runtime.
+/// Starts the mail worker of one cluster's tenants if `settings` name an SMTP server; returns
+/// whether it did. `database` is how the worker connects to that cluster (the data plane's
+/// login role, statement timeout included); `catalog` says who the marked tenants are. Must
+/// run inside a Tokio runtime.
 pub(crate) fn spawn(
     settings: &MailSettings,
     database: &tokio_postgres::Config,
     listener_database: &tokio_postgres::Config,
+    catalog: deadpool_postgres::Pool,
     metrics: Metrics,
 ) -> Result<bool, WorkerError> {
     let Some(smtp) = &settings.smtp else {
@@ -45,6 +47,7 @@ pub(crate) fn spawn(
     };
     let delivery = Delivery {
         db: TenantDb::new(shared::db::pool(database.clone(), 1)?),
+        catalog,
         sender: SmtpSender::new(smtp, settings)?,
         settings: Arc::new(settings.clone()),
         metrics,

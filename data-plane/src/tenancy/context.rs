@@ -255,22 +255,6 @@ impl FromRequest for RequestContext {
             )?;
             let tenant = state.registry.lookup(&key).await?;
             match tenant {
-                // Active, but placed on another cluster than the catalog's: provisioned there,
-                // not served by this node yet (docs/scale-out.md). Refused before any tenant
-                // query; other statuses are answered as on any cluster.
-                Some(tenant)
-                    if tenant.tenant.status == TenantStatus::Active
-                        && tenant.tenant.cluster != shared::catalog::CATALOG_CLUSTER =>
-                {
-                    Err(ApiError::unavailable(
-                        "tenant_unavailable",
-                        format!(
-                            "tenant '{}' is placed on cluster '{}', which this node does not \
-                             serve yet",
-                            tenant.tenant.slug, tenant.tenant.cluster
-                        ),
-                    ))
-                }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Active => {
                     let (principal, api_key) =
                         match Credentials::from_headers(authorization, api_key)? {

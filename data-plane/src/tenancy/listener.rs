@@ -29,6 +29,8 @@ pub struct Caches {
     pub api_keys: ApiKeyCache,
     pub collections: CollectionCache,
     pub permissions: PermissionCache,
+    /// Woken when a cluster is registered.
+    pub clusters: super::clusters::ClusterWatch,
 }
 
 impl Caches {
@@ -64,13 +66,15 @@ impl Caches {
             Change::ApiKey { tenant, prefix } => self.api_keys.invalidate(tenant, &prefix).await,
             Change::Collection { tenant, name } => self.collections.invalidate(&(tenant, name)),
             Change::Cors { tenant } => self.cors.invalidate(tenant).await,
+            Change::Clusters => self.clusters.wake(),
             Change::MailPending { .. } => {}
         }
     }
 }
 
-/// Spawns the listener. `ready` turns true each time a LISTEN is in place, so a caller (the
-/// server at start, a test) can wait until changes will be heard.
+/// Spawns the listener on the database `config` reaches (the catalog's, or another cluster
+/// holding tenants: `super::clusters`). `ready` turns true each time a LISTEN is in place, so
+/// a caller (the server at start, a test) can wait until changes will be heard.
 pub fn spawn(config: tokio_postgres::Config, caches: Caches) -> watch::Receiver<bool> {
     let (ready_tx, ready_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -80,8 +84,11 @@ pub fn spawn(config: tokio_postgres::Config, caches: Caches) -> watch::Receiver<
                 Ok(()) => tracing::warn!("notification connection closed; reconnecting"),
                 Err(error) => tracing::warn!(%error, "notification listener failed; reconnecting"),
             }
-            let _ = ready_tx.send(false);
-            caches.invalidate_all();
+            // News may have been missed since the connection was lost; while it stays lost
+            // (its cluster is down) there is nothing more to forget.
+            if ready_tx.send_replace(false) {
+                caches.invalidate_all();
+            }
             tokio::time::sleep(backoff).await; // reconnect backoff, not synchronisation
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }

@@ -83,14 +83,14 @@ impl EventSettings {
     pub fn start_writer(
         &self,
         plane: &str,
-        anchors: Option<deadpool_postgres::Pool>,
+        outboxes: Option<outbox::Outboxes>,
     ) -> Result<EventWriter, spool::SpoolError> {
         let mut last = None;
         for slot in 0..SPOOL_SLOTS {
             let mut settings = WriterSettings::new(self.spool_dir.join(format!("{plane}-{slot}")));
             settings.spool_max_bytes = self.spool_max_bytes;
             settings.flush_interval = self.flush_interval;
-            match EventWriter::start(self.client(), settings, anchors.clone()) {
+            match EventWriter::start(self.client(), settings, outboxes.clone()) {
                 Err(error @ spool::SpoolError::Locked(_)) => last = Some(error),
                 outcome => return outcome,
             }

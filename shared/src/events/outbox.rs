@@ -113,6 +113,67 @@ pub enum OutboxError {
     Query(#[from] tokio_postgres::Error),
     #[error("the audit outbox did not answer within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::fleet::Unavailable),
+}
+
+/// An event that also waits in an audit outbox, and on which cluster: its tenant's (`None`:
+/// the catalog's, where the control plane's events wait too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outboxed {
+    pub cluster: Option<std::sync::Arc<str>>,
+    pub event_id: Uuid,
+}
+
+/// Where audit outboxes are: the catalog's cluster (`catalog`) and, for a data-plane node,
+/// every other cluster its tenants are on (`fleet`).
+#[derive(Clone)]
+pub struct Outboxes {
+    pub catalog: deadpool_postgres::Pool,
+    pub fleet: Option<crate::cluster::fleet::Fleet>,
+}
+
+impl Outboxes {
+    /// Deletes the outbox rows of `events`, each on its own cluster. Returns those whose
+    /// delete failed (to try again), with the first error.
+    pub async fn delete(
+        &self,
+        events: Vec<Outboxed>,
+        deadline: Duration,
+    ) -> (Vec<Outboxed>, Option<OutboxError>) {
+        let mut by_cluster: std::collections::BTreeMap<Option<std::sync::Arc<str>>, Vec<Uuid>> =
+            std::collections::BTreeMap::new();
+        for event in events {
+            let cluster = event
+                .cluster
+                .filter(|cluster| &**cluster != crate::catalog::CATALOG_CLUSTER);
+            by_cluster.entry(cluster).or_default().push(event.event_id);
+        }
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for (cluster, ids) in by_cluster {
+            let pool = match (&cluster, &self.fleet) {
+                (None, _) | (Some(_), None) => Ok(self.catalog.clone()),
+                (Some(name), Some(fleet)) => fleet
+                    .cluster(name)
+                    .await
+                    .map(|pools| pools.shared().clone())
+                    .map_err(OutboxError::Cluster),
+            };
+            let outcome = match pool {
+                Ok(pool) => delete(&pool, &ids, deadline).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                first_error.get_or_insert(error);
+                failed.extend(ids.into_iter().map(|event_id| Outboxed {
+                    cluster: cluster.clone(),
+                    event_id,
+                }));
+            }
+        }
+        (failed, first_error)
+    }
 }
 
 /// Deletes the outbox rows of events now durable elsewhere (in ClickHouse or the spool).

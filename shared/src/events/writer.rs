@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::chain::ChainKey;
+use super::outbox::{Outboxed, Outboxes};
 use super::rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
 use super::spool::{Spool, SpoolError};
 use super::store::{self, ChainHeads};
@@ -101,7 +102,7 @@ struct Queued {
     /// Ids of the audit events among them that also wait in the audit outbox (deleted there
     /// once the events are in ClickHouse or the spool). Kept under the same lock as the events,
     /// so an id is never taken without its event.
-    outboxed: Vec<uuid::Uuid>,
+    outboxed: Vec<Outboxed>,
 }
 
 /// Events enqueued and not yet taken by the task, shared by the request path and the task.
@@ -126,7 +127,7 @@ impl Queue {
     }
 
     /// Appends `events`, all or none; `outboxed` names those also held in the audit outbox.
-    fn push(&self, events: Vec<Event>, outboxed: Option<uuid::Uuid>) -> Result<(), Refused> {
+    fn push(&self, events: Vec<Event>, outboxed: Option<Outboxed>) -> Result<(), Refused> {
         let mut queued = self.lock();
         let before = queued.events.len();
         if before + events.len() > self.capacity {
@@ -167,13 +168,13 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Opens the spool (failing if another process holds it) and starts the task. `anchors`
-    /// is the catalog pool chain heads are written to (`None`: not anchored). Must run inside
-    /// a Tokio runtime.
+    /// Opens the spool (failing if another process holds it) and starts the task.
+    /// `outboxes` says where the audit outboxes are; chain heads are anchored in its catalog
+    /// (`None`: not anchored, nothing outboxed). Must run inside a Tokio runtime.
     pub fn start(
         client: Client,
         settings: WriterSettings,
-        anchors: Option<deadpool_postgres::Pool>,
+        outboxes: Option<Outboxes>,
     ) -> Result<Self, SpoolError> {
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
         let (control, receiver) = mpsc::channel(4);
@@ -198,7 +199,8 @@ impl EventWriter {
             stuck: false,
             retry_at: None,
             backoff: Duration::from_millis(100),
-            anchors,
+            anchors: outboxes.as_ref().map(|outboxes| outboxes.catalog.clone()),
+            outboxes,
             status: status.clone(),
             queue: queue.clone(),
         };
@@ -255,7 +257,7 @@ impl EventWriter {
 
     /// Enqueues whatever the spool's state: for events whose action already happened (the
     /// caller checked [`Self::has_room`] before it), only the queue's bound refuses them.
-    fn enqueue(&self, events: Vec<Event>, outboxed: Option<uuid::Uuid>) -> Result<(), Refused> {
+    fn enqueue(&self, events: Vec<Event>, outboxed: Option<Outboxed>) -> Result<(), Refused> {
         if events.is_empty() {
             return Ok(());
         }
@@ -274,9 +276,16 @@ impl EventWriter {
 
     /// [`Self::record_audit`] for an event that also waits in the audit outbox (its change
     /// committed with it, see [`super::outbox`]): once the event is in ClickHouse or the spool,
-    /// the writer deletes its outbox row.
-    pub fn record_outboxed_audit(&self, key: &ChainKey, row: AuditRow) -> Result<(), Refused> {
-        let outboxed = uuid::Uuid::parse_str(&row.event_id).ok();
+    /// the writer deletes its outbox row, on `cluster` (the tenant's; `None`: the catalog's).
+    pub fn record_outboxed_audit(
+        &self,
+        key: &ChainKey,
+        row: AuditRow,
+        cluster: Option<Arc<str>>,
+    ) -> Result<(), Refused> {
+        let outboxed = uuid::Uuid::parse_str(&row.event_id)
+            .ok()
+            .map(|event_id| Outboxed { cluster, event_id });
         self.link_and_enqueue(key, row, outboxed)
     }
 
@@ -284,7 +293,7 @@ impl EventWriter {
         &self,
         key: &ChainKey,
         mut row: AuditRow,
-        outboxed: Option<uuid::Uuid>,
+        outboxed: Option<Outboxed>,
     ) -> Result<(), Refused> {
         let mut chains = self
             .inner
@@ -331,15 +340,17 @@ struct Task {
     /// Events taken from the queue and not yet in ClickHouse or the spool.
     pending: Vec<Event>,
     /// Ids of the pending audit events that wait in the audit outbox too.
-    pending_outboxed: Vec<uuid::Uuid>,
+    pending_outboxed: Vec<Outboxed>,
     /// Outbox rows of delivered events whose delete failed; tried again with the next batch.
-    undeleted: Vec<uuid::Uuid>,
+    undeleted: Vec<Outboxed>,
     /// A batch the spool refused is back in `pending`: no room until it is written.
     stuck: bool,
     /// When to try ClickHouse again after a failure.
     retry_at: Option<Instant>,
     backoff: Duration,
     anchors: Option<deadpool_postgres::Pool>,
+    /// Where delivered events' outbox rows are deleted (`None`: nothing is outboxed).
+    outboxes: Option<Outboxes>,
     status: Arc<Status>,
     queue: Arc<Queue>,
 }
@@ -490,21 +501,22 @@ impl Task {
     /// Deletes the outbox rows of events now in ClickHouse or the spool (with any whose delete
     /// failed before). A failure keeps them for the next batch; recovery would otherwise find
     /// them in ClickHouse and delete them too (at most `OUTBOX_RETRY_MAX` are kept).
-    async fn release_outbox(&mut self, delivered: Vec<uuid::Uuid>) {
+    async fn release_outbox(&mut self, delivered: Vec<Outboxed>) {
         const OUTBOX_RETRY_MAX: usize = 100_000;
-        let Some(pool) = &self.anchors else {
+        let Some(outboxes) = &self.outboxes else {
             return;
         };
-        let mut ids = std::mem::take(&mut self.undeleted);
-        ids.extend(delivered);
-        if ids.is_empty() {
+        let mut events = std::mem::take(&mut self.undeleted);
+        events.extend(delivered);
+        if events.is_empty() {
             return;
         }
-        if let Err(error) = super::outbox::delete(pool, &ids, self.settings.insert_timeout).await {
-            tracing::warn!(%error, rows = ids.len(), "cannot delete delivered events from the audit outbox; will retry");
-            let excess = ids.len().saturating_sub(OUTBOX_RETRY_MAX);
-            ids.drain(..excess);
-            self.undeleted = ids;
+        let (mut failed, error) = outboxes.delete(events, self.settings.insert_timeout).await;
+        if let Some(error) = error {
+            tracing::warn!(%error, rows = failed.len(), "cannot delete delivered events from the audit outbox; will retry");
+            let excess = failed.len().saturating_sub(OUTBOX_RETRY_MAX);
+            failed.drain(..excess);
+            self.undeleted = failed;
         }
     }
 

@@ -25,7 +25,8 @@ pub struct CreateTenant {
     /// The tenant's first admin (role `owner`), invited by provisioning; see
     /// [`issue_activation_token`].
     pub admin_email: Option<Email>,
-    /// The cluster to place it on (registered, not drained); the default cluster when absent.
+    /// The cluster to place it on (registered, not drained); the placement policy's choice
+    /// when absent (docs/scale-out.md).
     pub cluster: Option<String>,
 }
 
@@ -132,8 +133,8 @@ pub async fn create(
     let schema = tenant_schema(&request.slug);
     let role = control.config.role_prefix.tenant_role(&request.slug);
 
+    let cluster = crate::clusters::service::placement(control, request.cluster.as_deref()).await?;
     let client = control.pool.get().await?;
-    let cluster = crate::clusters::service::placement(&client, request.cluster.as_deref()).await?;
     let inserted = store::insert_tenant(
         &client,
         &store::NewTenant {

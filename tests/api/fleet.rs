@@ -1,0 +1,246 @@
+//! One data-plane node serves tenants on several Postgres clusters: each tenant's requests run
+//! on its own cluster, changes made there reach every node's caches, its audit events and mail
+//! go out, and a cluster that is down costs only its own tenants.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use tenantry_tests::hanging_proxy::{HangingProxy, PATIENCE};
+use tenantry_tests::{unique_address, TestApp, TestOptions, OWNER_EMAIL};
+
+/// Rows of `collection` in the records table of tenant `slug` on the server `client` reaches;
+/// `None` when the tenant's schema is not there.
+async fn stored_records(app: &TestApp, client: &tokio_postgres::Client, slug: &str) -> Option<i64> {
+    let schema = app.tenant_schema(slug).await;
+    let exists: bool = client
+        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
+        .await
+        .unwrap()
+        .get(0);
+    if !exists {
+        return None;
+    }
+    let count = client
+        .query_one(&format!("SELECT count(*) FROM {schema}.records"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    Some(count)
+}
+
+#[tokio::test]
+async fn one_node_serves_tenants_on_both_clusters_each_on_its_own() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let near = app.tenant_with_owner_on("near", "primary").await;
+    let far = app.tenant_with_owner_on("far", "eu-2").await;
+    app.raise_rate_limits("far").await;
+
+    // Each writes and reads its own records, on its own cluster.
+    let mine = far
+        .records("tasks")
+        .create(&json!({"title": "far away"}))
+        .await
+        .unwrap();
+    near.records("tasks")
+        .create(&json!({"title": "close by"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        far.records("tasks").get(mine.id).await.unwrap().data["title"],
+        "far away"
+    );
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    let catalog = app.superuser().await;
+    assert_eq!(stored_records(&app, &second, "far").await, Some(1));
+    assert_eq!(stored_records(&app, &catalog, "far").await, None);
+    assert_eq!(stored_records(&app, &catalog, "near").await, Some(1));
+    assert_eq!(stored_records(&app, &second, "near").await, None);
+
+    // Isolation holds across clusters: a far token is nothing at near, and near's records are
+    // not far's.
+    let far_token = far.access_token().await.unwrap().unwrap();
+    let crossed = app
+        .as_bearer("near", far_token.expose())
+        .get("/v1/me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crossed.status(), StatusCode::UNAUTHORIZED);
+    let not_found = near.records("tasks").get(mine.id).await.unwrap_err();
+    assert_eq!(not_found.status(), Some(StatusCode::NOT_FOUND));
+
+    // Its audit event reaches ClickHouse and leaves nothing in the outbox of its cluster.
+    let far_id = app.tenant_id("far").await;
+    let (rows, ids) = app
+        .wait_for_audit_events(&far_id, "records.create", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!((rows, ids), (1, 1));
+    let tenant: uuid::Uuid = far_id.parse().unwrap();
+    let drained = TestApp::eventually(Duration::from_secs(10), || async {
+        let left: i64 = second
+            .query_one(
+                "SELECT count(*) FROM control.audit_outbox WHERE tenant_id = $1",
+                &[&tenant],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        left == 0
+    })
+    .await;
+    assert!(
+        drained.is_some(),
+        "the far outbox still holds delivered events"
+    );
+
+    // Its mail goes out: an invitation queued on the second cluster is delivered and works.
+    let invited = unique_address("ines");
+    app.invite_and_activate(&far, &invited, &["member"]).await;
+    app.signed_in("far", &invited, tenantry_tests::PASSWORD)
+        .await;
+
+    // /readyz names the cluster and finds it well.
+    let ready: Value = app.data_client().get("/readyz").ok().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["checks"]["clusters"]["eu-2"],
+        json!({"postgres": "ok", "notifications": "ok"}),
+        "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_ended_on_one_node_is_refused_by_another_whatever_the_cluster() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let far = app.tenant_with_owner_on("far", "eu-2").await;
+    // A second node, which caches the session as live when it first sees the token.
+    let (other, other_url) = app.spawn_data_node(&TestOptions::default()).await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        other.clusters.wait_until_listening("eu-2"),
+    )
+    .await
+    .expect("the second node serves eu-2");
+    let on_other = far.on(&other_url);
+    assert_eq!(on_other.me().get().await.unwrap().email, OWNER_EMAIL);
+
+    // Ended through the first node: the end is announced on the tenant's cluster, and the
+    // second node hears it there (its cache would keep the session for ten minutes).
+    let session = far.me().sessions().await.unwrap()[0].id;
+    far.me().end_session(session).await.unwrap();
+    let refused = TestApp::eventually(Duration::from_secs(5), || async {
+        on_other
+            .get("/v1/me")
+            .send()
+            .await
+            .is_ok_and(|reply| reply.status() == StatusCode::UNAUTHORIZED)
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the second node still serves an ended session"
+    );
+}
+
+/// Reads `/v1/tenant` of `slug` `count` times, one after another; the statuses.
+async fn read_tenant(app: &TestApp, slug: &str, count: usize) -> Vec<(StatusCode, Option<String>)> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let reply = app.tenant(slug).get("/v1/tenant").send().await.unwrap();
+        statuses.push((reply.status(), reply.code().map(str::to_owned)));
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_cluster_that_is_down_costs_only_its_own_tenants_and_they_come_back() {
+    let app = TestApp::spawn().await;
+    // The cluster behind a proxy the test can cut, as a server that stops would.
+    let second = app.second_cluster_url().await;
+    let config: tokio_postgres::Config = second.parse().unwrap();
+    let port = config.get_ports()[0];
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    app.register_cluster("flaky", &proxied).await;
+    app.create_tenant_with_admin_on("steady", "sam@steady.example", Some("primary"))
+        .await;
+    app.create_tenant_with_admin_on("fragile", "fay@fragile.example", Some("flaky"))
+        .await;
+    for slug in ["steady", "fragile"] {
+        app.raise_rate_limits(slug).await;
+        assert!(read_tenant(&app, slug, 3)
+            .await
+            .iter()
+            .all(|(status, _)| *status == StatusCode::OK));
+    }
+
+    proxy.cut();
+    // Both tenants' reads at once: only the fragile ones fail, each with a clear 503 that
+    // says when to retry (the patience only turns a hang into a failure).
+    let fragile_reply = async {
+        let reply = app
+            .tenant("fragile")
+            .get("/v1/tenant")
+            .send()
+            .await
+            .unwrap();
+        let code = reply.code().map(str::to_owned);
+        (
+            reply.status(),
+            code,
+            reply.header("retry-after").map(str::to_owned),
+        )
+    };
+    let (fragile, steady, fragile_more) = tokio::time::timeout(PATIENCE, async {
+        tokio::join!(
+            fragile_reply,
+            read_tenant(&app, "steady", 20),
+            read_tenant(&app, "fragile", 3),
+        )
+    })
+    .await
+    .expect("requests hung while a cluster was down");
+    assert_eq!(
+        fragile,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("tenant_unavailable".to_owned()),
+            Some("2".to_owned())
+        )
+    );
+    assert!(
+        fragile_more
+            .iter()
+            .all(|(status, code)| *status == StatusCode::SERVICE_UNAVAILABLE
+                && code.as_deref() == Some("tenant_unavailable")),
+        "{fragile_more:?}"
+    );
+    assert!(
+        steady.iter().all(|(status, _)| *status == StatusCode::OK),
+        "a tenant on another cluster was refused: {steady:?}"
+    );
+
+    // The node stays ready and says which cluster is down.
+    let ready = app.data_client().get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().unwrap();
+    assert_eq!(
+        ready["checks"]["clusters"]["flaky"]["postgres"], "unavailable",
+        "{ready}"
+    );
+
+    // Back up, its tenants are served again without a restart.
+    proxy.restore();
+    let back = TestApp::eventually(Duration::from_secs(15), || async {
+        read_tenant(&app, "fragile", 1).await[0].0 == StatusCode::OK
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the fragile tenant is not served after its cluster came back"
+    );
+}
