@@ -3,9 +3,10 @@
 # `control-plane cluster add`) and ClickHouse on loopback (installed from
 # Debian's packages when missing), a test SMTP server that keeps every mail in a Maildir
 # (unless TENANTRY_SMTP_URL names a real one), release builds of both planes, the catalog, an
-# operator token, control plane and data plane in the background, and the demo tenant `acme`.
-# Writes deploy/local/state/env for the CLI and curl. Safe to run again: it reuses what is
-# there, restarts both planes on the fresh build and keeps the demo tenant.
+# operator token, control plane and data plane in the background, and the demo tenants `acme`
+# (first cluster) and `globex` (second). Writes deploy/local/state/env for the CLI and curl.
+# Safe to run again: it reuses what is there, restarts both planes on the fresh build and
+# keeps the demo tenants.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
@@ -117,7 +118,8 @@ activation_token=
 case "$demo_status" in
     "") log "provisioning the demo tenant acme with admin $DEMO_EMAIL"
         activation_token=$("$CONTROL_PLANE" tenant create acme --name "Acme Corporation" \
-            --plan standard --admin-email "$DEMO_EMAIL" --json | json_field activation_token) ;;
+            --plan standard --admin-email "$DEMO_EMAIL" --cluster primary --json \
+            | json_field activation_token) ;;
     provisioning|failed) log "finishing the demo tenant's provisioning"
         "$CONTROL_PLANE" tenant retry acme ;;
     suspended) log "the demo tenant acme is suspended; resume it with: control-plane tenant resume acme" ;;
@@ -137,6 +139,18 @@ if [ -n "$activation_token" ]; then
         "$DATA_URL/v1/auth/activate" || die "activating the demo admin failed"
     (umask 077 && printf '%s\n' "$demo_password" >"$DEMO_PASSWORD_FILE")
 fi
+
+# A second demo tenant on the second cluster: the same data plane serves both.
+globex_status=$("$CONTROL_PLANE" tenant show globex --json 2>/dev/null | json_field status || true)
+case "$globex_status" in
+    "") log "provisioning the demo tenant globex on the second cluster"
+        "$CONTROL_PLANE" tenant create globex --name "Globex" --cluster second >/dev/null ;;
+    provisioning|failed) log "finishing the demo tenant globex's provisioning"
+        "$CONTROL_PLANE" tenant retry globex >/dev/null ;;
+    *) log "demo tenant globex is $globex_status" ;;
+esac
+curl -sf -o /dev/null -H 'X-Tenant: globex' "$DATA_URL/v1/tenant" \
+    || die "the data plane does not serve globex on the second cluster; see $STATE_DIR/data-plane.log"
 
 cat >"$STATE_DIR/env" <<ENV
 # Written by deploy/local/up.sh. Use with: set -a; . deploy/local/state/env; set +a
@@ -172,6 +186,8 @@ Try:
   set -a; . deploy/local/state/env; set +a
   control-plane tenant list
   control-plane tenant show acme
+  control-plane cluster list                 # acme on primary, globex on second
+  curl -H 'X-Tenant: globex' \$TENANTRY_DATA_URL/v1/tenant
   curl -H "Authorization: Bearer \$TENANTRY_OPERATOR_TOKEN" \$TENANTRY_CONTROL_URL/v1/tenants
   curl -H 'X-Tenant: acme' \$TENANTRY_DATA_URL/v1/tenant
   curl -H 'Host: acme.$BASE_DOMAIN' \$TENANTRY_DATA_URL/v1/tenant
