@@ -4,10 +4,11 @@
 //! within a flush interval and two insert timeouts. A row older than
 //! `audit_outbox_recover_after` was therefore left by a node that died between committing the
 //! change and making its event durable. Every node looks for such rows periodically (and once
-//! at start), on every cluster it serves (each has its own outbox, `crate::tenancy::clusters`), claims a batch (`FOR UPDATE SKIP LOCKED`, so nodes do not ship the same rows),
-//! deletes those ClickHouse already has (the dead node delivered them but had not cleared the
-//! outbox yet), and hands the rest to its own writer, which links them into its chain for the
-//! tenant, delivers them and deletes their rows. See `shared::events::outbox`.
+//! at start) on every cluster it serves (each has its own outbox, `crate::tenancy::clusters`),
+//! claims a batch (`FOR UPDATE SKIP LOCKED`, so nodes do not ship the same rows), deletes those
+//! ClickHouse already has (the dead node delivered them but had not cleared the outbox yet),
+//! and hands the rest to its own writer, which links them into its chain for the tenant,
+//! delivers them and deletes their rows. See `shared::events::outbox`.
 
 use std::sync::Arc;
 use std::time::Duration;
