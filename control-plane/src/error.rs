@@ -57,6 +57,18 @@ pub enum ControlError {
     ClusterDrained(String),
     #[error("cluster '{0}' is the default; make another cluster default first")]
     ClusterIsDefault(String),
+    #[error("tenant is {0}; only an active tenant can be moved")]
+    NotMovable(TenantStatus),
+    #[error("the tenant is on cluster '{0}' already")]
+    SameCluster(String),
+    #[error("a move of this tenant to cluster '{0}' is under way: run it again with that target to finish it, or cancel it")]
+    MoveInProgress(String),
+    #[error("tenant '{0}' has no move before its switch")]
+    NoMove(String),
+    #[error("the move stopped after {0:?} as asked")]
+    MoveInterrupted(crate::moves::Stage),
+    #[error("the copy of table '{0}' differs from the source; the move was cancelled")]
+    MoveVerificationFailed(String),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection available: {0}")]
@@ -87,6 +99,7 @@ impl From<shared::tenant_context::TenantDbError> for ControlError {
             shared::tenant_context::TenantDbError::Pool(error) => Self::Pool(error),
             shared::tenant_context::TenantDbError::Query(error) => Self::Db(error),
             shared::tenant_context::TenantDbError::Closed
+            | shared::tenant_context::TenantDbError::WritesFrozen
             | shared::tenant_context::TenantDbError::Timeout(_) => Self::ProvisioningFailed {
                 step: Step::SeedRoles,
                 message: error.to_string(),
@@ -130,6 +143,18 @@ impl From<ControlError> for ApiError {
             ControlError::ClusterInUse(_) => ApiError::conflict("cluster_in_use", message),
             ControlError::ClusterDrained(_) => ApiError::conflict("cluster_drained", message),
             ControlError::ClusterIsDefault(_) => ApiError::conflict("cluster_is_default", message),
+            ControlError::NotMovable(_) => ApiError::conflict("tenant_not_movable", message),
+            ControlError::SameCluster(_) => ApiError::conflict("same_cluster", message),
+            ControlError::MoveInProgress(_) => ApiError::conflict("move_in_progress", message),
+            ControlError::NoMove(_) => ApiError::conflict("no_move", message),
+            ControlError::MoveInterrupted(_) | ControlError::MoveVerificationFailed(_) => {
+                tracing::error!(error = %message, "a move did not finish");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "move_failed",
+                    "the move did not finish; run it again to finish it, or cancel it",
+                )
+            }
             ControlError::ProvisioningFailed { .. } | ControlError::Interrupted(_) => {
                 tracing::error!(error = %message, "provisioning did not finish");
                 ApiError::new(

@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod moves;
 pub mod operators;
 pub mod provisioning;
 pub mod roles;

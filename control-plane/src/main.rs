@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", control.config.listen))?;
             tracing::info!(address = %control.config.listen, "control plane listening");
             control_plane::audit::spawn_retention_job(control.clone());
+            control_plane::moves::service::spawn_source_drops(control.clone());
             let served = control_plane::server::build(control.clone(), listener)?.await;
             control.flush_events().await;
             served?;

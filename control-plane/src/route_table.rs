@@ -17,6 +17,7 @@ pub fn table() -> Vec<Route> {
         shared::routes::meta::routes(),
         crate::tenants::routes::routes(),
         crate::clusters::routes::routes(),
+        crate::moves::routes::routes(),
         crate::sso::routes::routes(),
     ]
     .into_iter()

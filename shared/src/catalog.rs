@@ -120,7 +120,8 @@ pub const CATALOG_CLUSTER: &str = "primary";
 
 /// The columns [`tenant_from_row`] reads (by name).
 pub const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.plan, t.schema_name, \
-     t.role_name, t.cluster_id, t.template, t.template_version, t.created_at, t.updated_at";
+     t.role_name, t.cluster_id, t.moving, t.template, t.template_version, t.created_at, \
+     t.updated_at";
 
 pub fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {
     let slug: String = row.try_get("slug")?;
@@ -140,6 +141,7 @@ pub fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {
         schema: PgIdentifier::from_catalog(row.try_get("schema_name")?),
         role: PgIdentifier::from_catalog(row.try_get("role_name")?),
         cluster: row.try_get("cluster_id")?,
+        moving: row.try_get("moving")?,
         template: row.try_get("template")?,
         template_version: row.try_get("template_version")?,
         created_at: row.try_get("created_at")?,

@@ -27,7 +27,7 @@ mod embedded {
 pub const DEFAULT_TEMPLATE: &str = "default";
 
 /// The refinery history table, created in the tenant schema.
-const HISTORY_TABLE: &str = "refinery_schema_history";
+pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -114,7 +114,19 @@ impl Template {
         .await
     }
 
-    #[tracing::instrument(skip_all, fields(schema = %schema))]
+    /// Applies the migrations up to `version` only, as [`apply`](Self::apply) does (for a copy
+    /// of a tenant's schema on another cluster, at the version the tenant has).
+    pub async fn apply_up_to(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &PgIdentifier,
+        role: &PgIdentifier,
+        version: i32,
+    ) -> Result<i32, TemplateError> {
+        self.run(client, schema, role, "", Some(version)).await?;
+        Ok(version)
+    }
+
     async fn apply_with(
         &self,
         client: &tokio_postgres::Client,
@@ -122,6 +134,19 @@ impl Template {
         role: &PgIdentifier,
         durability: &str,
     ) -> Result<i32, TemplateError> {
+        self.run(client, schema, role, durability, None).await?;
+        Ok(self.latest_version())
+    }
+
+    #[tracing::instrument(skip_all, fields(schema = %schema))]
+    async fn run(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &PgIdentifier,
+        role: &PgIdentifier,
+        durability: &str,
+        target: Option<i32>,
+    ) -> Result<(), TemplateError> {
         let mut session = TenantMigrationSession {
             client,
             opening: format!(
@@ -131,12 +156,15 @@ impl Template {
             ),
         };
         let mut runner = refinery::Runner::new(&self.migrations).set_grouped(true);
+        if let Some(version) = target {
+            runner = runner.set_target(refinery::Target::Version(version));
+        }
         runner.set_migration_table_name(format!("{}.{HISTORY_TABLE}", schema.quoted()));
         runner
             .run_async(&mut session)
             .await
             .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
-        Ok(self.latest_version())
+        Ok(())
     }
 }
 

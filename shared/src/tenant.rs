@@ -239,6 +239,9 @@ pub struct Tenant {
     pub schema: PgIdentifier,
     pub role: PgIdentifier,
     pub cluster: String,
+    /// A move to another cluster has frozen the tenant's writes (503 `tenant_moving`); its
+    /// reads are served.
+    pub moving: bool,
     pub template: String,
     pub template_version: i32,
     #[serde(with = "time::serde::rfc3339")]

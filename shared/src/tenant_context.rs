@@ -46,6 +46,10 @@ pub enum TenantDbError {
     Closed,
     #[error("Postgres did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// The tenant's tables refused a change: a move to another cluster has fenced them
+    /// (`control-plane/src/moves`), and this node has not heard of the freeze yet.
+    #[error("the tenant's writes are frozen by a move")]
+    WritesFrozen,
     /// The tenant's cluster (not the catalog's) gave no connection.
     #[error(transparent)]
     ClusterUnavailable(#[from] crate::cluster::fleet::Unavailable),
@@ -68,6 +72,7 @@ impl From<TenantDbError> for crate::error::ApiError {
                 tracing::warn!("a Postgres connection closed under a transaction");
                 Self::database_unavailable()
             }
+            TenantDbError::WritesFrozen => tenant_moving(),
             TenantDbError::ClusterUnavailable(error) => {
                 tracing::warn!(cluster = %error.cluster, reason = %error.reason,
                     "a tenant's cluster gave no connection");
@@ -80,6 +85,16 @@ impl From<TenantDbError> for crate::error::ApiError {
             other => Self::internal(&other),
         }
     }
+}
+
+/// 503 `tenant_moving`: a move to another cluster refuses the tenant's writes for a moment;
+/// its reads are served. Retry shortly.
+pub fn tenant_moving() -> crate::error::ApiError {
+    crate::error::ApiError::unavailable(
+        "tenant_moving",
+        "the tenant is moving to another database cluster; writes resume in a moment",
+    )
+    .with_retry_after(crate::error::DATABASE_RETRY_AFTER_SECONDS)
 }
 
 /// What a unit of work needs to reach exactly one tenant's schema.
@@ -320,6 +335,14 @@ impl TenantTransaction {
                 .into()
             }
             (TenantDbError::Query(error), None) if error.is_closed() => TenantDbError::Closed,
+            // Only a move's fence takes rights from a tenant's role on its own tables.
+            (TenantDbError::Query(error), _)
+                if error.code()
+                    == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                tracing::warn!(tenant = %self.tenant_id, "a write met a move's fence");
+                TenantDbError::WritesFrozen
+            }
             (error, _) => error,
         }
     }

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod mail;
 mod mfa;
+mod moves;
 mod node_process;
 mod operator_api;
 mod password_hashing;

@@ -49,6 +49,23 @@ pub enum TenantCommand {
     Suspend { slug: String },
     /// Resume a suspended tenant.
     Resume { slug: String },
+    /// Move a tenant to another cluster while it is served (docs/scale-out.md): its writes are
+    /// refused for the copy's time, its reads are served. Run it again to finish a move cut
+    /// short; `--cancel` puts back a move that has not switched.
+    Move {
+        slug: String,
+        /// The cluster to move it to (`cluster list`).
+        #[arg(long, required_unless_present = "cancel")]
+        to: Option<String>,
+        /// How long the source schema is kept after the switch, in seconds.
+        #[arg(long, default_value_t = 60)]
+        grace_seconds: u64,
+        /// Cancel a move that has not switched: the tenant stays and takes writes again.
+        #[arg(long, conflicts_with = "to")]
+        cancel: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Finish an interrupted or failed provisioning. On an active tenant it does nothing and
     /// succeeds (so recovery scripts may retry blindly); it tells which happened.
     Retry {
@@ -205,6 +222,48 @@ pub(super) async fn run(
         TenantCommand::Resume { slug: raw } => {
             let tenant = service::resume(control, &slug(&raw)?).await?;
             writeln!(out, "tenant {} is {}", tenant.slug, tenant.status)?;
+        }
+        TenantCommand::Move {
+            slug: raw,
+            to,
+            grace_seconds,
+            cancel,
+            json,
+        } => {
+            let slug = slug(&raw)?;
+            let report = match (cancel, to) {
+                (true, _) => crate::moves::service::cancel(control, &slug).await?,
+                (false, Some(to)) => {
+                    let options = crate::moves::service::MoveOptions {
+                        grace: std::time::Duration::from_secs(grace_seconds),
+                        interrupt_after: None,
+                    };
+                    // Progress goes to stderr, the report to `out`.
+                    let progress = |line: &str| eprintln!("{line}");
+                    crate::moves::service::move_tenant(control, &slug, &to, &options, &progress)
+                        .await?
+                }
+                (false, None) => anyhow::bail!("give --to <cluster> or --cancel"),
+            };
+            if json {
+                print_json(out, &report)?;
+            } else {
+                writeln!(
+                    out,
+                    "tenant {}: {} ({} -> {}), {} rows in {} tables, {} ms{}",
+                    report.tenant,
+                    report.step,
+                    report.source,
+                    report.target,
+                    report.rows,
+                    report.tables,
+                    report.total_ms,
+                    report
+                        .freeze_ms
+                        .map(|ms| format!(", writes refused for {ms} ms"))
+                        .unwrap_or_default()
+                )?;
+            }
         }
         TenantCommand::Retry { slug: raw, json } => {
             let report = service::retry_provisioning(control, &slug(&raw)?).await?;

@@ -17,7 +17,7 @@
 //!   lose it: a data-plane node ships it from there.
 
 mod steps;
-mod store;
+pub(crate) mod store;
 
 use std::fmt;
 

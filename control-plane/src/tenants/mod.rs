@@ -3,4 +3,4 @@
 
 pub mod routes;
 pub mod service;
-mod store;
+pub(crate) mod store;

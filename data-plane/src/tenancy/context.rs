@@ -8,7 +8,9 @@
 //! a key's allow-list is checked against is the TCP peer's (no proxy header is trusted yet).
 //!
 //! Only `active` tenants get a context. Suspended tenants get 403 `tenant_suspended`; tenants
-//! still provisioning, failed or being deleted are not served at all (404, as if absent).
+//! still provisioning, failed or being deleted are not served at all (404, as if absent). While
+//! a move to another cluster freezes a tenant's writes, its state-changing requests get 503
+//! `tenant_moving` (its reads are served).
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -228,6 +230,12 @@ impl FromRequest for RequestContext {
             .get(TENANT_HEADER)
             .map(|value| value.to_str().map(str::to_owned));
         let request_id = request_id_of(req);
+        let changes_state = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET
+                | actix_web::http::Method::HEAD
+                | actix_web::http::Method::OPTIONS
+        );
         let source_ip = req.peer_addr().map(|address| address.ip());
         let user_agent = req
             .headers()
@@ -255,6 +263,14 @@ impl FromRequest for RequestContext {
             )?;
             let tenant = state.registry.lookup(&key).await?;
             match tenant {
+                // A move freezes its writes for a moment; its reads are served.
+                Some(tenant)
+                    if tenant.tenant.status == TenantStatus::Active
+                        && tenant.tenant.moving
+                        && changes_state =>
+                {
+                    Err(shared::tenant_context::tenant_moving())
+                }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Active => {
                     let (principal, api_key) =
                         match Credentials::from_headers(authorization, api_key)? {

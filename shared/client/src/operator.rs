@@ -26,6 +26,9 @@ pub struct Tenant {
     pub schema: String,
     pub role: String,
     pub cluster: String,
+    /// A move to another cluster is refusing its writes right now.
+    #[serde(default)]
+    pub moving: bool,
     pub template: String,
     pub template_version: i32,
     #[serde(with = "time::serde::rfc3339")]
@@ -206,6 +209,49 @@ impl Tenants<'_> {
             .ok()
             .await
     }
+
+    /// Moves the tenant to cluster `to`, keeping the source `grace_seconds` after the switch
+    /// (the server's default when `None`); also finishes a move to `to` cut short.
+    pub async fn move_to(
+        &self,
+        slug: &str,
+        to: &str,
+        grace_seconds: Option<u64>,
+    ) -> Result<MoveReport, Error> {
+        let mut body = serde_json::json!({ "to": to });
+        if let Some(grace) = grace_seconds {
+            body["grace_seconds"] = grace.into();
+        }
+        self.client
+            .post(Self::tenant_path(slug, &["move"]))
+            .json(&body)
+            .ok()
+            .await
+    }
+
+    /// Cancels a move of the tenant that has not switched.
+    pub async fn cancel_move(&self, slug: &str) -> Result<MoveReport, Error> {
+        self.client
+            .post(Self::tenant_path(slug, &["move", "cancel"]))
+            .ok()
+            .await
+    }
+}
+
+/// What a move did.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MoveReport {
+    pub tenant: String,
+    pub source: String,
+    pub target: String,
+    /// `copying`, `frozen`, `switched`, `done` or `cancelled`.
+    pub step: String,
+    pub tables: usize,
+    pub rows: u64,
+    pub freeze_ms: Option<u64>,
+    pub total_ms: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub drop_after: Option<OffsetDateTime>,
 }
 
 /// A Postgres cluster tenants are placed on.

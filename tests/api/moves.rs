@@ -1,0 +1,430 @@
+//! Moving a tenant to another cluster while it is served: reads go on, writes pause for the
+//! copy and none is lost or doubled; a move cut short anywhere is finished by running it again
+//! or cancelled; bad requests change nothing.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use control_plane::error::ControlError;
+use control_plane::moves::service::{move_tenant, MoveOptions};
+use control_plane::moves::Stage;
+use reqwest::StatusCode;
+use serde_json::json;
+use shared::tenant::TenantSlug;
+use tenantry_tests::client::TenantPatch;
+use tenantry_tests::hanging_proxy::HangingProxy;
+use tenantry_tests::{Client, TestApp};
+use uuid::Uuid;
+
+/// Rows in the records table of tenant `slug`'s schema on the server `client` reaches, or
+/// `None` when the schema is not there.
+async fn records_on(client: &tokio_postgres::Client, slug: &str) -> Option<i64> {
+    let schema = format!("tenant_{}", slug.replace('-', "_"));
+    let exists: bool = client
+        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
+        .await
+        .unwrap()
+        .get(0);
+    if !exists {
+        return None;
+    }
+    Some(
+        client
+            .query_one(&format!("SELECT count(*) FROM \"{schema}\".records"), &[])
+            .await
+            .unwrap()
+            .get(0),
+    )
+}
+
+/// Tenant `slug` on the catalog's cluster with an owner signed in, `records` tasks written.
+async fn tenant_with_tasks(app: &TestApp, slug: &str, records: usize) -> Client {
+    let owner = app.tenant_with_owner_on(slug, "primary").await;
+    app.raise_rate_limits(slug).await;
+    for n in 0..records {
+        owner
+            .records("tasks")
+            .create(&json!({"title": format!("seed {n}")}))
+            .await
+            .unwrap();
+    }
+    owner
+}
+
+fn no_progress(_: &str) {}
+
+/// Runs a move of `slug` to `to` through the control plane's own code, stopping after `stage`.
+async fn move_cut_after(app: &TestApp, slug: &str, to: &str, stage: Stage) {
+    let outcome = move_tenant(
+        &app.control,
+        &TenantSlug::parse(slug).unwrap(),
+        to,
+        &MoveOptions {
+            grace: Duration::ZERO,
+            interrupt_after: Some(stage),
+        },
+        &no_progress,
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(ControlError::MoveInterrupted(at)) if at == stage),
+        "{stage:?}: {outcome:?}"
+    );
+}
+
+async fn cluster_of(app: &TestApp, slug: &str) -> String {
+    app.operator_api()
+        .tenants()
+        .get(slug)
+        .await
+        .unwrap()
+        .cluster
+}
+
+#[tokio::test]
+async fn a_tenant_moves_under_reads_and_writes_and_no_acknowledged_write_is_lost_or_doubled() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let owner = tenant_with_tasks(&app, "mover", 200).await;
+
+    // Writers and readers run through the whole move.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::<Uuid>::new()));
+    let refused = Arc::new(Mutex::new(Vec::<(StatusCode, String)>::new()));
+    let mut workers = Vec::new();
+    for writer in 0..2 {
+        let (owner, stop) = (owner.clone(), stop.clone());
+        let (acknowledged, refused) = (acknowledged.clone(), refused.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let title = format!("writer {writer} #{n}");
+                match owner
+                    .records("tasks")
+                    .create(&json!({ "title": title }))
+                    .await
+                {
+                    Ok(record) => acknowledged.lock().unwrap().push(record.id),
+                    Err(error) => refused.lock().unwrap().push((
+                        error.status().unwrap_or_default(),
+                        error.code().unwrap_or_default().to_owned(),
+                    )),
+                }
+            }
+        }));
+    }
+    let failed_reads = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (owner, stop) = (owner.clone(), stop.clone());
+        let (failed_reads, reads) = (failed_reads.clone(), reads.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match owner
+                    .get("/v1/collections/tasks/records?limit=5")
+                    .send()
+                    .await
+                {
+                    Ok(reply) if reply.status() == StatusCode::OK => {}
+                    Ok(reply) => failed_reads.lock().unwrap().push(format!(
+                        "{} {:?}",
+                        reply.status(),
+                        reply.code()
+                    )),
+                    Err(error) => failed_reads.lock().unwrap().push(error.to_string()),
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Some writes before the move starts, some after it ends.
+    let written = |count: usize| {
+        let acknowledged = acknowledged.clone();
+        async move {
+            TestApp::eventually(Duration::from_secs(30), || async {
+                acknowledged.lock().unwrap().len() >= count
+            })
+            .await
+            .is_some()
+        }
+    };
+    assert!(written(20).await, "the writers are not writing");
+
+    let report = app
+        .operator_api()
+        .tenants()
+        .move_to("mover", "eu-2", Some(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.source.as_str(),
+            report.target.as_str(),
+            report.step.as_str()
+        ),
+        ("primary", "eu-2", "done")
+    );
+    assert!(report.rows >= 220, "{report:?}");
+    assert!(report.freeze_ms.is_some());
+    let after_move = acknowledged.lock().unwrap().len();
+    assert!(
+        written(after_move + 20).await,
+        "writes did not resume after the move"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    // Reads never failed; writes were only ever refused as `tenant_moving`.
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert_eq!(*failed_reads.lock().unwrap(), Vec::<String>::new());
+    let refused = refused.lock().unwrap().clone();
+    assert!(
+        refused
+            .iter()
+            .all(|(status, code)| *status == StatusCode::SERVICE_UNAVAILABLE
+                && code == "tenant_moving"),
+        "{refused:?}"
+    );
+
+    // Every acknowledged write is on the target exactly once, and nothing else was added.
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let distinct: HashSet<_> = acknowledged.iter().collect();
+    assert_eq!(distinct.len(), acknowledged.len());
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    let found: i64 = second
+        .query_one(
+            "SELECT count(*) FROM tenant_mover.records WHERE id = ANY($1)",
+            &[&acknowledged],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, acknowledged.len() as i64);
+    assert_eq!(
+        records_on(&second, "mover").await,
+        Some(200 + acknowledged.len() as i64)
+    );
+
+    // The catalog names the target, the source is gone, and the tenant is served from the
+    // target: its owner's session, its records.
+    assert_eq!(cluster_of(&app, "mover").await, "eu-2");
+    assert_eq!(records_on(&app.superuser().await, "mover").await, None);
+    let listed = owner
+        .records("tasks")
+        .list_all(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 200 + acknowledged.len());
+    let tenant_id = app.tenant_id("mover").await;
+    app.wait_for_audit_events(&tenant_id, "tenant.move", 1, Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test]
+async fn a_move_cut_short_after_any_stage_is_finished_by_running_it_again() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    for (n, stage) in Stage::ALL.into_iter().enumerate() {
+        let slug = format!("cut-{n}");
+        let owner = tenant_with_tasks(&app, &slug, 3).await;
+        move_cut_after(&app, &slug, "eu-2", stage).await;
+
+        // Exactly one cluster is the tenant's: the source until the switch, then the target.
+        let expected = if stage == Stage::Switched {
+            "eu-2"
+        } else {
+            "primary"
+        };
+        assert_eq!(cluster_of(&app, &slug).await, expected, "{stage:?}");
+        // Reads are served at every point; writes are refused while frozen, never lost.
+        let listed = owner.records("tasks").list_all(&Default::default()).await;
+        assert_eq!(
+            listed.map(|records| records.len()).ok(),
+            Some(3),
+            "{stage:?}"
+        );
+        let write = owner
+            .records("tasks")
+            .create(&json!({"title": "during"}))
+            .await;
+        let written = match (stage, write) {
+            (Stage::Fenced | Stage::Copied, Err(error)) => {
+                assert_eq!(error.code(), Some("tenant_moving"), "{stage:?}");
+                0
+            }
+            (Stage::Prepared | Stage::Switched, Ok(_)) => 1,
+            (stage, outcome) => panic!("{stage:?}: {outcome:?}"),
+        };
+
+        let report = app
+            .operator_api()
+            .tenants()
+            .move_to(&slug, "eu-2", Some(0))
+            .await
+            .unwrap_or_else(|error| panic!("{stage:?}: {error}"));
+        assert_eq!(report.step, "done", "{stage:?}");
+        assert_eq!(cluster_of(&app, &slug).await, "eu-2");
+        let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+        assert_eq!(
+            records_on(&second, &slug).await,
+            Some(3 + written),
+            "{stage:?}"
+        );
+        assert_eq!(
+            records_on(&app.superuser().await, &slug).await,
+            None,
+            "{stage:?}"
+        );
+        owner
+            .records("tasks")
+            .create(&json!({"title": "after"}))
+            .await
+            .unwrap_or_else(|error| panic!("{stage:?}: writing after the move: {error}"));
+    }
+}
+
+#[tokio::test]
+async fn a_move_cancelled_before_its_switch_leaves_the_tenant_where_it_was_taking_writes() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let owner = tenant_with_tasks(&app, "stayer", 2).await;
+    move_cut_after(&app, "stayer", "eu-2", Stage::Copied).await;
+    let refused = owner.records("tasks").create(&json!({"title": "x"})).await;
+    assert_eq!(refused.unwrap_err().code(), Some("tenant_moving"));
+
+    let report = app
+        .operator_api()
+        .tenants()
+        .cancel_move("stayer")
+        .await
+        .unwrap();
+    assert_eq!(report.step, "cancelled");
+    assert_eq!(cluster_of(&app, "stayer").await, "primary");
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    assert_eq!(
+        records_on(&second, "stayer").await,
+        None,
+        "the target's copy is dropped"
+    );
+    let accepted = TestApp::eventually(Duration::from_secs(5), || async {
+        owner
+            .records("tasks")
+            .create(&json!({"title": "again"}))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(accepted.is_some(), "writes are refused after the cancel");
+    assert_eq!(records_on(&app.superuser().await, "stayer").await, Some(3));
+
+    // Nothing left to cancel.
+    let again = app
+        .operator_api()
+        .tenants()
+        .cancel_move("stayer")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(StatusCode::CONFLICT), Some("no_move"))
+    );
+}
+
+#[tokio::test]
+async fn bad_moves_are_refused_with_a_code_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let owner = tenant_with_tasks(&app, "fixed", 1).await;
+    let operator = app.operator_api();
+    let tenants = operator.tenants();
+    let refused =
+        |outcome: Result<tenantry_tests::client::MoveReport, tenantry_tests::client::Error>| {
+            let error = outcome.expect_err("refused");
+            (
+                error.status().map(|status| status.as_u16()),
+                error.code().unwrap_or_default().to_owned(),
+            )
+        };
+
+    assert_eq!(
+        refused(tenants.move_to("fixed", "nowhere", None).await),
+        (Some(400), "unknown_cluster".into())
+    );
+    assert_eq!(
+        refused(tenants.move_to("fixed", "primary", None).await),
+        (Some(409), "same_cluster".into())
+    );
+    assert_eq!(
+        refused(tenants.move_to("nobody", "eu-2", None).await),
+        (Some(404), "tenant_not_found".into())
+    );
+    let too_long = tenants
+        .move_to("fixed", "eu-2", Some(10 * 365 * 24 * 3600))
+        .await;
+    assert_eq!(refused(too_long), (Some(400), "invalid_input".into()));
+
+    app.operator_api().clusters().drain("eu-2").await.unwrap();
+    assert_eq!(
+        refused(tenants.move_to("fixed", "eu-2", None).await),
+        (Some(409), "cluster_drained".into())
+    );
+    app.operator_api().clusters().undrain("eu-2").await.unwrap();
+
+    let suspend = |status: &str| TenantPatch {
+        status: Some(status.into()),
+        ..TenantPatch::default()
+    };
+    tenants
+        .update("fixed", &suspend("suspended"))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(tenants.move_to("fixed", "eu-2", None).await),
+        (Some(409), "tenant_not_movable".into())
+    );
+    tenants.update("fixed", &suspend("active")).await.unwrap();
+
+    // A target that does not answer.
+    let second = app.second_cluster_url().await;
+    let port = second
+        .parse::<tokio_postgres::Config>()
+        .unwrap()
+        .get_ports()[0];
+    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+    app.register_cluster("flaky", &proxied).await;
+    proxy.cut();
+    assert_eq!(
+        refused(tenants.move_to("fixed", "flaky", None).await),
+        (Some(422), "cluster_unreachable".into())
+    );
+    proxy.restore();
+
+    // One move at a time: a move under way to eu-2 is finished (or cancelled) before another.
+    move_cut_after(&app, "fixed", "eu-2", Stage::Prepared).await;
+    assert_eq!(
+        refused(tenants.move_to("fixed", "flaky", None).await),
+        (Some(409), "move_in_progress".into())
+    );
+    tenants.cancel_move("fixed").await.unwrap();
+
+    // Nothing of it changed the tenant: on its cluster, taking writes, its rows all there.
+    assert_eq!(cluster_of(&app, "fixed").await, "primary");
+    let accepted = TestApp::eventually(Duration::from_secs(5), || async {
+        owner
+            .records("tasks")
+            .create(&json!({"title": "still here"}))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(accepted.is_some());
+    assert_eq!(records_on(&app.superuser().await, "fixed").await, Some(2));
+    let second = TestApp::connect_to(&app.second_cluster_url().await).await;
+    assert_eq!(records_on(&second, "fixed").await, None);
+}
