@@ -163,6 +163,15 @@ async fn bad_names_references_and_unreachable_clusters_are_refused_and_store_not
         ),
         (
             NewCluster {
+                name: "rebalance".into(),
+                url_file: Some(good_file.clone()),
+                ..NewCluster::default()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            NewCluster {
                 name: "both".into(),
                 url_file: Some(good_file.clone()),
                 url_env: Some("PATH".into()),
@@ -658,4 +667,81 @@ async fn the_placement_policy_evens_out_tenants_and_passes_over_drained_and_unre
         .map(|name| named(&listed, name).tenants)
         .collect();
     assert_eq!(tenants, [4, 3, 1]);
+}
+
+#[tokio::test]
+async fn rebalance_plans_and_runs_the_moves_that_even_out_the_clusters_and_empty_drained_ones() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    for slug in ["r-one", "r-two", "r-three"] {
+        TestApp::create_placed(
+            &app.control,
+            slug,
+            Some("primary"),
+            ProvisionOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let operator = app.operator_api();
+    let clusters = operator.clusters();
+    let placed = |plan: &Value| {
+        (
+            plan["before"].clone(),
+            plan["after"].clone(),
+            plan["moves"].as_array().map_or(0, Vec::len),
+        )
+    };
+
+    // A dry run plans one move, the smallest tenant, and moves nothing.
+    let plan = clusters.rebalance(false).await.unwrap();
+    assert_eq!(
+        placed(&plan),
+        (
+            json!({"primary": 3, "eu-2": 0}),
+            json!({"primary": 2, "eu-2": 1}),
+            1
+        ),
+        "{plan}"
+    );
+    assert_eq!(plan["moves"][0]["to"], "eu-2");
+    assert!(plan["moves"][0]["bytes"].as_i64().unwrap() > 0, "{plan}");
+    let printed = app
+        .run_cli(&["control-plane", "cluster", "rebalance", "--dry-run"])
+        .await
+        .unwrap();
+    assert!(
+        printed.contains("would move") && printed.contains("-> eu-2"),
+        "{printed}"
+    );
+    assert_eq!(clusters.get("eu-2").await.unwrap().tenants, 0);
+
+    // Applied, the move is made.
+    let applied = clusters.rebalance(true).await.unwrap();
+    assert_eq!(applied["applied"][0]["step"], "switched", "{applied}");
+    let moved = applied["moves"][0]["tenant"].as_str().unwrap().to_owned();
+    assert_eq!(
+        operator.tenants().get(&moved).await.unwrap().cluster,
+        "eu-2"
+    );
+    assert_eq!(clusters.get("eu-2").await.unwrap().tenants, 1);
+    assert_eq!(clusters.get("primary").await.unwrap().tenants, 2);
+    assert_eq!(clusters.rebalance(false).await.unwrap()["moves"], json!([]));
+
+    // A drained cluster's tenants are planned away.
+    clusters.drain("eu-2").await.unwrap();
+    let plan = clusters.rebalance(false).await.unwrap();
+    assert_eq!(
+        placed(&plan),
+        (
+            json!({"primary": 2, "eu-2": 1}),
+            json!({"primary": 3, "eu-2": 0}),
+            1
+        ),
+        "{plan}"
+    );
+    // Moving it back waits for the first move's source to be dropped: that copy is still
+    // on the catalog's cluster for its grace period.
+    let early = clusters.rebalance(true).await.unwrap_err();
+    assert_eq!(early.code(), Some("move_in_progress"));
 }

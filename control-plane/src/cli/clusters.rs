@@ -33,8 +33,18 @@ pub enum ClusterCommand {
     Drain { name: String },
     /// Place new tenants on a drained cluster again.
     Undrain { name: String },
-    /// Make a cluster the default for new tenants.
+    /// Make a cluster the default: the placement policy's fallback and last tie-break.
     SetDefault { name: String },
+    /// Plan the moves that empty drained clusters and even out the others' tenant counts
+    /// (`--dry-run`), or run them one after another (`--apply`).
+    Rebalance {
+        #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+        dry_run: bool,
+        #[arg(long)]
+        apply: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget a cluster no tenant is placed on (its databases are left alone).
     Remove { name: String },
 }
@@ -86,6 +96,37 @@ pub(super) async fn run(
         ClusterCommand::SetDefault { name } => {
             service::set_default(control, &name).await?;
             writeln!(out, "cluster {name} is the default")?;
+        }
+        ClusterCommand::Rebalance { apply, json, .. } => {
+            let progress = |line: &str| eprintln!("{line}");
+            let plan = crate::clusters::rebalance::rebalance(control, apply, &progress).await?;
+            if json {
+                print_json(out, &plan)?;
+            } else {
+                for planned in &plan.moves {
+                    writeln!(
+                        out,
+                        "{} {}: {} -> {} ({} KiB)",
+                        if apply { "moved" } else { "would move" },
+                        planned.tenant,
+                        planned.from,
+                        planned.to,
+                        planned.bytes / 1024
+                    )?;
+                }
+                let counts = |counts: &std::collections::BTreeMap<String, i64>| {
+                    counts
+                        .iter()
+                        .map(|(name, count)| format!("{name} {count}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                writeln!(out, "tenants before: {}", counts(&plan.before))?;
+                writeln!(out, "tenants after:  {}", counts(&plan.after))?;
+                for name in &plan.unreachable {
+                    writeln!(out, "cluster {name} did not answer and was left out")?;
+                }
+            }
         }
         ClusterCommand::Remove { name } => {
             service::remove(control, &name).await?;

@@ -5,15 +5,18 @@
 //! is reached through the control plane's `database_url`; every other one through a
 //! reference to a secret, never the secret itself: the name of an environment variable or
 //! the path of a file holding its URL. Each plane resolves the reference in its own
-//! environment, so the control plane's secret can carry an administrator and the data
-//! plane's its login role (the data plane replaces the user with its role, as it does for
-//! `database_url`).
+//! environment: the control plane connects with the URL as it is (an administrator), the data
+//! plane keeps its hosts, port and database and connects with its own login
+//! (`shared::cluster::fleet`).
 //!
 //! A cluster is prepared when it is added, and again by every `control-plane migrate`: the
 //! data plane's role and the audit outbox that a tenant's transactions write into
 //! (`shared::cluster`). Adding an unreachable cluster is refused, and nothing is stored.
+//!
+//! `rebalance` plans (and runs) the moves that empty drained clusters and even out the others.
 
 pub mod pools;
+pub mod rebalance;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -11,7 +11,10 @@ use super::service::{self, ClusterView, NewCluster};
 use crate::context::ControlPlane;
 
 pub fn routes() -> Vec<Route> {
+    // `rebalance` before `/v1/clusters/{name}`, which would take its path (the name is
+    // reserved, `ClusterName`).
     routes![
+        rebalance,
         list_clusters,
         add_cluster,
         get_cluster,
@@ -20,6 +23,33 @@ pub fn routes() -> Vec<Route> {
         make_default,
         remove_cluster,
     ]
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"apply": false})))]
+struct RebalanceBody {
+    /// Run the planned moves (one after another) instead of only planning them.
+    apply: bool,
+}
+
+#[route(
+    post, "/v1/clusters/rebalance",
+    summary = "Plan, or run, the moves that even out the clusters",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    request_body = RebalanceBody,
+    responses(
+        (status = 200, description = "The plan, and with `apply` the moves run", body = super::rebalance::Rebalance),
+        (status = 409, description = "`tenant_busy`, `move_in_progress`: a move of the plan could not start; the moves before it are done")))]
+async fn rebalance(
+    control: web::Data<ControlPlane>,
+    body: Json<RebalanceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let progress = |line: &str| tracing::info!("{line}");
+    let plan = super::rebalance::rebalance(&control, body.apply, &progress).await?;
+    Ok(HttpResponse::Ok().json(plan))
 }
 
 /// What `GET /v1/clusters` answers.

@@ -14,13 +14,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub use shared::cluster::UrlRef;
 
-/// A cluster's name: 1-32 characters, lowercase letters, digits and `-`, a letter first.
+/// A cluster's name: 1-32 characters, lowercase letters, digits and `-`, a letter first; not
+/// `rebalance` (a path of the API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterName(String);
 
 impl ClusterName {
     pub fn parse(raw: &str) -> Result<Self, ControlError> {
-        let valid = raw.len() <= 32
+        let valid = raw != "rebalance"
+            && raw.len() <= 32
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
             && raw
                 .chars()

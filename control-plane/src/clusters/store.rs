@@ -1,6 +1,8 @@
 //! SQL over `control.postgres_clusters`, and what a cluster says of itself.
 
 use deadpool_postgres::GenericClient;
+use shared::catalog::{tenant_from_row, TENANT_COLUMNS};
+use shared::tenant::Tenant;
 use tokio_postgres::Row;
 
 use super::service::UrlRef;
@@ -204,4 +206,35 @@ pub async fn remove(client: &impl GenericClient, name: &str) -> Result<Removal, 
         (false, _) => Removal::NotFound,
         (true, false) => Removal::Refused,
     })
+}
+
+/// Every tenant that is not deleted, wherever it is placed.
+pub async fn live_tenants(client: &impl GenericClient) -> Result<Vec<Tenant>, ControlError> {
+    let sql = format!(
+        "SELECT {TENANT_COLUMNS} FROM control.tenants t WHERE t.status <> 'deleted' ORDER BY t.slug"
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
+}
+
+/// The size of each of `schemas` on the cluster `client` reaches (tables with their indexes
+/// and TOAST), by schema name; schemas not there are left out.
+pub async fn schema_sizes(
+    client: &impl GenericClient,
+    schemas: &[String],
+) -> Result<std::collections::BTreeMap<String, i64>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text AS schema,
+                    coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS bytes
+             FROM pg_namespace n
+             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm')
+             WHERE n.nspname = ANY($1)
+             GROUP BY n.nspname",
+            &[&schemas],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("schema")?, row.try_get("bytes")?)))
+        .collect()
 }

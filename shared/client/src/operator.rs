@@ -339,4 +339,13 @@ impl Clusters<'_> {
             .done()
             .await
     }
+
+    /// The moves that would even out the clusters (`apply` false), or runs them.
+    pub async fn rebalance(&self, apply: bool) -> Result<Value, Error> {
+        self.client
+            .post("/v1/clusters/rebalance")
+            .json(&serde_json::json!({ "apply": apply }))
+            .ok()
+            .await
+    }
 }
