@@ -51,8 +51,10 @@ pub enum ControlError {
     ClusterExists(String),
     #[error("cluster '{name}' cannot be reached or prepared: {reason}")]
     ClusterUnreachable { name: String, reason: String },
-    #[error("cluster '{0}' holds tenants, is the default or is the catalog's own; it stays")]
+    #[error("cluster '{0}' holds tenants, has a plan pinned to it or a move under way, is the default or is the catalog's own; it stays")]
     ClusterInUse(String),
+    #[error("plan '{plan}' is not pinned to cluster '{cluster}'")]
+    PlanNotPinned { plan: String, cluster: String },
     #[error("cluster '{0}' is drained; undrain it first")]
     ClusterDrained(String),
     #[error("cluster '{0}' is the default; make another cluster default first")]
@@ -141,6 +143,7 @@ impl From<ControlError> for ApiError {
                 message,
             ),
             ControlError::ClusterInUse(_) => ApiError::conflict("cluster_in_use", message),
+            ControlError::PlanNotPinned { .. } => ApiError::not_found("plan_not_pinned", message),
             ControlError::ClusterDrained(_) => ApiError::conflict("cluster_drained", message),
             ControlError::ClusterIsDefault(_) => ApiError::conflict("cluster_is_default", message),
             ControlError::NotMovable(_) => ApiError::conflict("tenant_not_movable", message),

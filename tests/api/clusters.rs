@@ -745,3 +745,74 @@ async fn rebalance_plans_and_runs_the_moves_that_even_out_the_clusters_and_empty
     let early = clusters.rebalance(true).await.unwrap_err();
     assert_eq!(early.code(), Some("move_in_progress"));
 }
+
+#[tokio::test]
+async fn a_plan_pinned_to_a_cluster_places_its_new_tenants_there() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let operator = app.operator_api();
+    let clusters = operator.clusters();
+    let pinned = clusters.pin("eu-2", "enterprise").await.unwrap();
+    assert_eq!(pinned.plans, ["enterprise"]);
+    let create = |slug: &str, plan: &str, cluster: Option<&str>| NewTenant {
+        slug: slug.into(),
+        plan: Some(plan.into()),
+        cluster: cluster.map(Into::into),
+        ..NewTenant::default()
+    };
+    // Pinned: there, even where the policy would choose otherwise; an explicit cluster wins.
+    for slug in ["big-one", "big-two", "big-three"] {
+        let tenant = operator
+            .tenants()
+            .create(&create(slug, "enterprise", None))
+            .await
+            .unwrap();
+        assert_eq!(tenant.cluster, "eu-2", "{slug}");
+    }
+    let chosen = operator
+        .tenants()
+        .create(&create("big-here", "enterprise", Some("primary")))
+        .await
+        .unwrap();
+    assert_eq!(chosen.cluster, "primary");
+    // Rebalancing leaves a pinned plan's tenants where they are.
+    assert_eq!(clusters.rebalance(false).await.unwrap()["moves"], json!([]));
+
+    // Refusals, each changing nothing.
+    let refused = |error: Error| (error.status(), error.code().unwrap_or_default().to_owned());
+    assert_eq!(
+        refused(clusters.pin("eu-2", "platinum").await.unwrap_err()),
+        (Some(StatusCode::BAD_REQUEST), "unknown_plan".into())
+    );
+    assert_eq!(
+        refused(clusters.pin("nowhere", "free").await.unwrap_err()),
+        (Some(StatusCode::NOT_FOUND), "cluster_not_found".into())
+    );
+    assert_eq!(
+        refused(clusters.unpin("primary", "enterprise").await.unwrap_err()),
+        (Some(StatusCode::NOT_FOUND), "plan_not_pinned".into())
+    );
+    operator.tenants().delete("big-one").await.unwrap();
+    operator.tenants().delete("big-two").await.unwrap();
+    operator.tenants().delete("big-three").await.unwrap();
+    assert_eq!(
+        refused(clusters.remove("eu-2").await.unwrap_err()),
+        (Some(StatusCode::CONFLICT), "cluster_in_use".into())
+    );
+
+    // Unpinned, the policy places the plan's tenants again.
+    clusters.unpin("eu-2", "enterprise").await.unwrap();
+    assert!(clusters.get("eu-2").await.unwrap().plans.is_empty());
+    clusters.drain("eu-2").await.unwrap();
+    let placed = operator
+        .tenants()
+        .create(&create("big-later", "enterprise", None))
+        .await
+        .unwrap();
+    assert_eq!(placed.cluster, "primary");
+    // A drained cluster takes no pin.
+    assert_eq!(
+        refused(clusters.pin("eu-2", "free").await.unwrap_err()),
+        (Some(StatusCode::CONFLICT), "cluster_drained".into())
+    );
+}

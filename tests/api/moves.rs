@@ -322,7 +322,8 @@ async fn a_move_cancelled_before_its_switch_leaves_the_tenant_where_it_was_takin
     assert!(accepted.is_some(), "writes are refused after the cancel");
     assert_eq!(records_on(&app.superuser().await, "stayer").await, Some(3));
 
-    // Nothing left to cancel.
+    // Nothing left to cancel, and the cancelled move keeps no cluster: the target can go.
+    app.operator_api().clusters().remove("eu-2").await.unwrap();
     let again = app
         .operator_api()
         .tenants()

@@ -35,6 +35,19 @@ pub enum ClusterCommand {
     Undrain { name: String },
     /// Make a cluster the default: the placement policy's fallback and last tie-break.
     SetDefault { name: String },
+    /// Place a plan's new tenants on this cluster (unless `tenant create --cluster` says
+    /// otherwise); rebalancing leaves them there.
+    Pin {
+        name: String,
+        #[arg(long)]
+        plan: String,
+    },
+    /// Undo `pin`: the plan's new tenants are placed by the policy again.
+    Unpin {
+        name: String,
+        #[arg(long)]
+        plan: String,
+    },
     /// Plan the moves that empty drained clusters and even out the others' tenant counts
     /// (`--dry-run`), or run them one after another (`--apply`).
     Rebalance {
@@ -127,6 +140,14 @@ pub(super) async fn run(
                     writeln!(out, "cluster {name} did not answer and was left out")?;
                 }
             }
+        }
+        ClusterCommand::Pin { name, plan } => {
+            service::pin_plan(control, &name, &plan).await?;
+            writeln!(out, "new tenants of plan {plan} go to cluster {name}")?;
+        }
+        ClusterCommand::Unpin { name, plan } => {
+            service::unpin_plan(control, &name, &plan).await?;
+            writeln!(out, "plan {plan} is no longer pinned to cluster {name}")?;
         }
         ClusterCommand::Remove { name } => {
             service::remove(control, &name).await?;

@@ -5,7 +5,8 @@
 //! divided evenly, the remainder going to those holding most now, so fewer tenants move);
 //! drained clusters get none. Tenants leave the clusters above their share, smallest schema
 //! first (a move's freeze grows with the tenant's size), and go to the clusters furthest below
-//! theirs. Only active tenants move; others count where they are. A cluster that does not
+//! theirs. Only active tenants move, and not those of a plan pinned to a cluster; others count
+//! where they are. A cluster that does not
 //! answer is left out of the plan altogether (neither source nor target), and said so.
 
 use std::collections::BTreeMap;
@@ -84,11 +85,12 @@ pub async fn rebalance(
 }
 
 async fn plan(control: &ControlPlane) -> Result<Rebalance, ControlError> {
-    let (clusters, tenants) = {
+    let (clusters, tenants, pinned) = {
         let catalog = control.pool.get().await?;
         let clusters = store::list(&catalog).await?;
         let tenants = store::live_tenants(&catalog).await?;
-        (clusters, tenants)
+        let pinned = store::pinned_plans(&catalog).await?;
+        (clusters, tenants, pinned)
     };
     let mut placed: BTreeMap<String, Vec<Placed>> = BTreeMap::new();
     let mut unreachable = Vec::new();
@@ -113,7 +115,9 @@ async fn plan(control: &ControlPlane) -> Result<Rebalance, ControlError> {
             .iter()
             .map(|tenant| Placed {
                 slug: tenant.slug.to_string(),
-                movable: tenant.status == TenantStatus::Active,
+                // A tenant of a pinned plan stays on its plan's cluster.
+                movable: tenant.status == TenantStatus::Active
+                    && !pinned.contains_key(&tenant.plan),
                 bytes: sizes.get(tenant.schema.as_str()).copied().unwrap_or(0),
             })
             .collect();

@@ -22,6 +22,8 @@ pub fn routes() -> Vec<Route> {
         undrain_cluster,
         make_default,
         remove_cluster,
+        pin_plan,
+        unpin_plan,
     ]
 }
 
@@ -156,11 +158,49 @@ async fn make_default(
     tag = "clusters",
     responses(
         (status = 204, description = "Forgotten (its databases are left alone)"),
-        (status = 409, description = "`cluster_in_use`: tenants are placed on it, or it is the default or the catalog's")))]
+        (status = 409, description = "`cluster_in_use`: tenants are placed on it, a plan is pinned to it or a move under way names it, or it is the default or the catalog's")))]
 async fn remove_cluster(
     control: web::Data<ControlPlane>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     service::remove(&control, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[route(
+    put, "/v1/clusters/{name}/plans/{plan}",
+    summary = "Pin a plan's new tenants to a cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses(
+        (status = 200, description = "The cluster, with its pinned plans", body = ClusterView),
+        (status = 400, description = "`unknown_plan`"),
+        (status = 404, description = "`cluster_not_found`"),
+        (status = 409, description = "`cluster_drained`")))]
+async fn pin_plan(
+    control: web::Data<ControlPlane>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, plan) = path.into_inner();
+    Ok(HttpResponse::Ok().json(service::pin_plan(&control, &name, &plan).await?))
+}
+
+#[route(
+    delete, "/v1/clusters/{name}/plans/{plan}",
+    summary = "Unpin a plan from a cluster",
+    access = Operator,
+    rate = Unlimited,
+    tag = "clusters",
+    responses(
+        (status = 204, description = "Unpinned: the plan's new tenants are placed by the policy"),
+        (status = 400, description = "`unknown_plan`"),
+        (status = 404, description = "`plan_not_pinned`: the plan is not pinned to this cluster")))]
+async fn unpin_plan(
+    control: web::Data<ControlPlane>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, plan) = path.into_inner();
+    service::unpin_plan(&control, &name, &plan).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -86,6 +86,8 @@ pub struct ClusterView {
     pub drained: bool,
     /// Tenants placed on it (not deleted).
     pub tenants: i64,
+    /// Plans pinned to it: their new tenants are placed here.
+    pub plans: Vec<String>,
     /// Whether the control plane could reach it just now.
     pub reachable: bool,
     /// Size of the cluster's database, when reachable.
@@ -118,6 +120,7 @@ async fn view(control: &ControlPlane, row: ClusterRow) -> ClusterView {
         default: row.is_default,
         drained: row.drained,
         tenants: row.tenants,
+        plans: row.plans,
         reachable: probed.is_some(),
         database_bytes: probed.map(|(bytes, _)| bytes),
         connections: probed.map(|(_, connections)| connections),
@@ -199,7 +202,8 @@ pub async fn prepare_all(
 }
 
 /// The cluster a new tenant goes to: `asked` if it is registered and not drained; without
-/// it, the placement policy's choice (docs/scale-out.md): among the clusters that are not
+/// it, the cluster the tenant's `plan` is pinned to (likewise); without either, the placement
+/// policy's choice (docs/scale-out.md): among the clusters that are not
 /// drained and answer within [`PLACEMENT_PROBE_TIMEOUT`], the one with the fewest tenants,
 /// ties going to the smaller database, then to the default cluster, then by name. When none
 /// answers, the default: its provisioning then fails like any other and is resumed by
@@ -210,10 +214,15 @@ pub async fn prepare_all(
 pub async fn placement(
     control: &ControlPlane,
     asked: Option<&str>,
+    plan: Option<&str>,
 ) -> Result<String, ControlError> {
     let rows = {
         let catalog = control.pool.get().await?;
-        if let Some(name) = asked {
+        let pinned = match plan {
+            Some(plan) => store::pinned_cluster(&catalog, plan).await?,
+            None => None,
+        };
+        if let Some(name) = asked.or(pinned.as_deref()) {
             return match store::drained(&catalog, name).await? {
                 None => Err(ControlError::UnknownCluster(name.to_owned())),
                 Some(true) => Err(ControlError::ClusterDrained(name.to_owned())),
@@ -263,6 +272,45 @@ pub async fn set_drained(
     store::set_drained(&catalog, name, drained).await?;
     tracing::info!(cluster = name, drained, "cluster drain changed");
     get(control, name).await
+}
+
+/// Pins `plan`'s new tenants to cluster `name` (which must take new tenants).
+pub async fn pin_plan(
+    control: &ControlPlane,
+    name: &str,
+    plan: &str,
+) -> Result<ClusterView, ControlError> {
+    let catalog = control.pool.get().await?;
+    let row = store::get(&catalog, name)
+        .await?
+        .ok_or_else(|| ControlError::ClusterNotFound(name.to_owned()))?;
+    if row.drained {
+        return Err(ControlError::ClusterDrained(name.to_owned()));
+    }
+    if !store::pin_plan(&catalog, plan, Some(name)).await? {
+        return Err(ControlError::UnknownPlan(plan.to_owned()));
+    }
+    tracing::info!(cluster = name, plan, "plan pinned to cluster");
+    drop(catalog);
+    get(control, name).await
+}
+
+/// Unpins `plan` from cluster `name`: its new tenants are placed by the policy again.
+pub async fn unpin_plan(
+    control: &ControlPlane,
+    name: &str,
+    plan: &str,
+) -> Result<(), ControlError> {
+    let catalog = control.pool.get().await?;
+    if store::pinned_cluster(&catalog, plan).await?.as_deref() != Some(name) {
+        return Err(ControlError::PlanNotPinned {
+            plan: plan.to_owned(),
+            cluster: name.to_owned(),
+        });
+    }
+    store::pin_plan(&catalog, plan, None).await?;
+    tracing::info!(cluster = name, plan, "plan unpinned");
+    Ok(())
 }
 
 /// Makes the cluster the default (the placement policy's fallback and tie-break); a drained

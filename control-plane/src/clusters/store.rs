@@ -19,11 +19,15 @@ pub struct ClusterRow {
     pub drained: bool,
     /// Tenants placed on it, not deleted.
     pub tenants: i64,
+    /// Plans whose new tenants are placed on it.
+    pub plans: Vec<String>,
 }
 
 const COLUMNS: &str = "c.id, c.description, c.url_env, c.url_file, c.is_default, c.drained,
      (SELECT count(*) FROM control.tenants t
-      WHERE t.cluster_id = c.id AND t.status <> 'deleted') AS tenants";
+      WHERE t.cluster_id = c.id AND t.status <> 'deleted') AS tenants,
+     array(SELECT p.name FROM control.plans p WHERE p.cluster_id = c.id ORDER BY p.name)
+         AS plans";
 
 fn url_from_row(row: &Row) -> Result<Option<UrlRef>, ControlError> {
     Ok(UrlRef::from_columns(
@@ -40,6 +44,7 @@ fn from_row(row: &Row) -> Result<ClusterRow, ControlError> {
         is_default: row.try_get("is_default")?,
         drained: row.try_get("drained")?,
         tenants: row.try_get("tenants")?,
+        plans: row.try_get("plans")?,
     })
 }
 
@@ -186,15 +191,29 @@ pub enum Removal {
 }
 
 pub async fn remove(client: &impl GenericClient, name: &str) -> Result<Removal, ControlError> {
+    // Finished moves that name it are forgotten with it; a move under way, a plan pinned to
+    // it or a tenant row naming it keeps it.
     let row = client
         .query_one(
             "WITH target AS (SELECT id, is_default, url_env, url_file
                              FROM control.postgres_clusters WHERE id = $1),
-                  removed AS (
-                      DELETE FROM control.postgres_clusters c USING target
-                      WHERE c.id = target.id AND NOT target.is_default
+                  removable AS (
+                      SELECT target.id FROM target
+                      WHERE NOT target.is_default
                         AND (target.url_env IS NOT NULL OR target.url_file IS NOT NULL)
-                        AND NOT EXISTS (SELECT 1 FROM control.tenants t WHERE t.cluster_id = c.id)
+                        AND NOT EXISTS (SELECT 1 FROM control.tenants t
+                                        WHERE t.cluster_id = target.id)
+                        AND NOT EXISTS (SELECT 1 FROM control.plans p
+                                        WHERE p.cluster_id = target.id)
+                        AND NOT EXISTS (SELECT 1 FROM control.tenant_moves m
+                                        WHERE target.id IN (m.source, m.target)
+                                          AND m.step IN ('copying', 'frozen', 'switched'))),
+                  forgotten AS (
+                      DELETE FROM control.tenant_moves m USING removable
+                      WHERE removable.id IN (m.source, m.target)),
+                  removed AS (
+                      DELETE FROM control.postgres_clusters c USING removable
+                      WHERE c.id = removable.id
                       RETURNING c.id)
              SELECT EXISTS (SELECT 1 FROM target) AS found,
                     EXISTS (SELECT 1 FROM removed) AS removed",
@@ -206,6 +225,53 @@ pub async fn remove(client: &impl GenericClient, name: &str) -> Result<Removal, 
         (false, _) => Removal::NotFound,
         (true, false) => Removal::Refused,
     })
+}
+
+/// Pins `plan`'s new tenants to cluster `cluster` (`None`: unpins). False when there is no
+/// such plan.
+pub async fn pin_plan(
+    client: &impl GenericClient,
+    plan: &str,
+    cluster: Option<&str>,
+) -> Result<bool, ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE control.plans SET cluster_id = $2 WHERE name = $1",
+            &[&plan, &cluster],
+        )
+        .await?;
+    Ok(updated > 0)
+}
+
+/// The cluster `plan` pins its tenants to, if any; `Err(UnknownPlan)` when there is no such
+/// plan.
+pub async fn pinned_cluster(
+    client: &impl GenericClient,
+    plan: &str,
+) -> Result<Option<String>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT cluster_id FROM control.plans WHERE name = $1",
+            &[&plan],
+        )
+        .await?
+        .ok_or_else(|| ControlError::UnknownPlan(plan.to_owned()))?;
+    Ok(row.try_get("cluster_id")?)
+}
+
+/// Every plan pinned to a cluster, with that cluster.
+pub async fn pinned_plans(
+    client: &impl GenericClient,
+) -> Result<std::collections::BTreeMap<String, String>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT name, cluster_id FROM control.plans WHERE cluster_id IS NOT NULL",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("name")?, row.try_get("cluster_id")?)))
+        .collect()
 }
 
 /// Every tenant that is not deleted, wherever it is placed.

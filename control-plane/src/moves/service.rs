@@ -234,7 +234,7 @@ impl Move<'_> {
             return Err(ControlError::SameCluster(to.to_owned()));
         }
         // Registered and not drained, as for a new tenant.
-        crate::clusters::service::placement(self.control, Some(to)).await?;
+        crate::clusters::service::placement(self.control, Some(to), None).await?;
         let target = cluster_pool(self.control, to).await?;
         let reached = tokio::time::timeout(REACH_TIMEOUT, target.get()).await;
         if let Err(reason) = reached

@@ -264,6 +264,9 @@ pub struct Cluster {
     pub default: bool,
     pub drained: bool,
     pub tenants: i64,
+    /// Plans pinned to it.
+    #[serde(default)]
+    pub plans: Vec<String>,
     pub reachable: bool,
     pub database_bytes: Option<i64>,
     pub connections: Option<i64>,
@@ -336,6 +339,22 @@ impl Clusters<'_> {
     pub async fn remove(&self, name: &str) -> Result<(), Error> {
         self.client
             .delete(Self::cluster_path(name, &[]))
+            .done()
+            .await
+    }
+
+    /// Pins `plan`'s new tenants to cluster `name`.
+    pub async fn pin(&self, name: &str, plan: &str) -> Result<Cluster, Error> {
+        self.client
+            .put(Self::cluster_path(name, &["plans", plan]))
+            .ok()
+            .await
+    }
+
+    /// Unpins `plan` from cluster `name`.
+    pub async fn unpin(&self, name: &str, plan: &str) -> Result<(), Error> {
+        self.client
+            .delete(Self::cluster_path(name, &["plans", plan]))
             .done()
             .await
     }

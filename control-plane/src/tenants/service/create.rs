@@ -133,7 +133,9 @@ pub async fn create(
     let schema = tenant_schema(&request.slug);
     let role = control.config.role_prefix.tenant_role(&request.slug);
 
-    let cluster = crate::clusters::service::placement(control, request.cluster.as_deref()).await?;
+    let cluster =
+        crate::clusters::service::placement(control, request.cluster.as_deref(), Some(&plan))
+            .await?;
     let client = control.pool.get().await?;
     let inserted = store::insert_tenant(
         &client,
