@@ -32,12 +32,16 @@
 //!    and other tenants' read p99 while `--flood` clients send wrong-password sign-ins at one
 //!    tenant, beside the same reads on the idle node (see `signin_flood.rs`).
 //!
+//! 9. Fleet (`fleet`, not in the default set): provisioning, roll-out, reads, backend memory
+//!    and a large tenant's move over `--fleet-tenants` tenants on two clusters (`fleet.rs`).
+//!
 //! Run: `cargo run --release -p tenantry-bench --bin tenantry-bench` with the test Postgres
 //! (see deploy/local/test.sh); `--sections` picks a subset. Results and commands are recorded
 //! in docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod fleet;
 mod signin_flood;
 
 use std::collections::HashMap;
@@ -105,6 +109,12 @@ struct Args {
     /// The data plane's `password_hash_concurrency` (default: the number of cores less one).
     #[arg(long)]
     hash_concurrency: Option<usize>,
+    /// Tenants of the fleet section, placed alternately on two clusters.
+    #[arg(long, default_value_t = 10_000)]
+    fleet_tenants: usize,
+    /// Records of the tenant the fleet section moves.
+    #[arg(long, default_value_t = 100_000)]
+    move_records: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -118,6 +128,7 @@ enum Section {
     Telemetry,
     Audit,
     SigninFlood,
+    Fleet,
 }
 
 /// The password of every bench tenant's owner.
@@ -202,6 +213,9 @@ async fn main() {
     }
     if run(Section::Audit) {
         audit_overhead(&app, &args).await;
+    }
+    if run(Section::Fleet) {
+        fleet::fleet(&app, &args).await;
     }
     if run(Section::SigninFlood) {
         let flood = signin_flood::FloodArgs {
