@@ -101,7 +101,6 @@ impl From<shared::tenant_context::TenantDbError> for ControlError {
             shared::tenant_context::TenantDbError::Pool(error) => Self::Pool(error),
             shared::tenant_context::TenantDbError::Query(error) => Self::Db(error),
             shared::tenant_context::TenantDbError::Closed
-            | shared::tenant_context::TenantDbError::WritesFrozen
             | shared::tenant_context::TenantDbError::Timeout(_) => Self::ProvisioningFailed {
                 step: Step::SeedRoles,
                 message: error.to_string(),

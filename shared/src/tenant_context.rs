@@ -46,10 +46,6 @@ pub enum TenantDbError {
     Closed,
     #[error("Postgres did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    /// The tenant's tables refused a change: a move to another cluster has fenced them
-    /// (`control-plane/src/moves`), and this node has not heard of the freeze yet.
-    #[error("the tenant's writes are frozen by a move")]
-    WritesFrozen,
     /// The tenant's cluster (not the catalog's) gave no connection.
     #[error(transparent)]
     ClusterUnavailable(#[from] crate::cluster::fleet::Unavailable),
@@ -58,8 +54,9 @@ pub enum TenantDbError {
 /// A client never causes these: no connection in time, a missed deadline or a connection
 /// that closed under the transaction is 503 `database_unavailable` (retry), a tenant cluster
 /// that gives no connection or closes it 503 `tenant_unavailable` (retry; other clusters'
-/// tenants are served), anything else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps it through
-/// here.
+/// tenants are served), a privilege refused by a move's fence 503 `tenant_moving`, anything
+/// else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps
+/// it through here.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
@@ -72,7 +69,17 @@ impl From<TenantDbError> for crate::error::ApiError {
                 tracing::warn!("a Postgres connection closed under a transaction");
                 Self::database_unavailable()
             }
-            TenantDbError::WritesFrozen => tenant_moving(),
+            // A tenant's role is refused its own tables only by a move's fence
+            // (`control-plane/src/moves`) that this node has not heard of yet; the statement
+            // failed, nothing changed. (A role reaching beyond its schema is refused the same
+            // way, which a request never does: logged.)
+            TenantDbError::Query(error)
+                if error.code()
+                    == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                tracing::warn!(%error, "a tenant statement was refused a privilege: a move's fence?");
+                tenant_moving()
+            }
             TenantDbError::ClusterUnavailable(error) => {
                 tracing::warn!(cluster = %error.cluster, reason = %error.reason,
                     "a tenant's cluster gave no connection");
@@ -335,14 +342,6 @@ impl TenantTransaction {
                 .into()
             }
             (TenantDbError::Query(error), None) if error.is_closed() => TenantDbError::Closed,
-            // Only a move's fence takes rights from a tenant's role on its own tables.
-            (TenantDbError::Query(error), _)
-                if error.code()
-                    == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
-            {
-                tracing::warn!(tenant = %self.tenant_id, "a write met a move's fence");
-                TenantDbError::WritesFrozen
-            }
             (error, _) => error,
         }
     }

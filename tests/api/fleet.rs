@@ -244,3 +244,92 @@ async fn a_cluster_that_is_down_costs_only_its_own_tenants_and_they_come_back() 
         "the fragile tenant is not served after its cluster came back"
     );
 }
+
+#[tokio::test]
+async fn isolation_holds_on_the_second_cluster_too() {
+    let app = TestApp::spawn_with(TestOptions {
+        // Two connections for requests to each cluster: interleaved tenants share them.
+        data_pool_size: 2,
+        ..TestOptions::default()
+    })
+    .await;
+    app.register_second_cluster("eu-2").await;
+    let slugs = ["alpha", "bravo", "charlie", "delta"];
+    for slug in slugs {
+        TestApp::create_placed(&app.control, slug, Some("eu-2"), Default::default())
+            .await
+            .unwrap();
+        app.raise_rate_limits(slug).await;
+    }
+
+    // A tenant's role reads its own schema there, and neither a sibling's nor the outboxes.
+    let alpha = app.operator_api().tenants().get("alpha").await.unwrap();
+    assert_eq!(alpha.cluster, "eu-2");
+    let served = app
+        .data
+        .registry
+        .lookup(&data_plane::tenancy::resolve::TenantKey::Slug(
+            shared::tenant::TenantSlug::parse("alpha").unwrap(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let own = app
+        .data
+        .tenant_db
+        .query_once(
+            &served.scope,
+            "SELECT display_name FROM tenant_profile",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(own[0].get::<_, String>(0), "alpha display");
+    for sql in [
+        "SELECT display_name FROM tenant_bravo.tenant_profile",
+        "SELECT event FROM control.audit_outbox",
+        "SELECT tenant_id FROM control.mail_pending",
+    ] {
+        match app.data.tenant_db.query_once(&served.scope, sql, &[]).await {
+            Err(shared::tenant_context::TenantDbError::Query(error)) => assert_eq!(
+                error.code(),
+                Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+                "{sql}: {error}"
+            ),
+            other => panic!("{sql} was not refused: {other:?}"),
+        }
+    }
+
+    // Interleaved requests on two connections never see another tenant's rows.
+    let app = &app;
+    let requests = (0..200).map(|index| {
+        let slug = slugs[index % slugs.len()];
+        async move {
+            let body: Value = app.tenant(slug).get("/v1/tenant").ok().await.unwrap();
+            (slug, body)
+        }
+    });
+    for (slug, body) in futures_util::future::join_all(requests).await {
+        assert_eq!(
+            (body["slug"].as_str(), body["display_name"].as_str()),
+            (Some(slug), Some(format!("{slug} display").as_str())),
+            "{slug} saw {body}"
+        );
+    }
+    // Afterwards no connection to that cluster carries a tenant's context.
+    let pools = app
+        .data
+        .tenant_db
+        .fleet()
+        .unwrap()
+        .cluster("eu-2")
+        .await
+        .unwrap();
+    for pool in pools.all() {
+        let open = pool.status().size;
+        let clients = futures_util::future::join_all((0..open).map(|_| pool.get())).await;
+        for client in clients {
+            crate::isolation::assert_no_tenant_context(app, &client.unwrap(), "tenant_").await;
+        }
+    }
+}

@@ -127,7 +127,11 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
 
 /// Asserts that `client` runs as the data plane's login role and that its `search_path` does
 /// not name `schema` (a tenant context left behind by an earlier transaction).
-async fn assert_no_tenant_context(app: &TestApp, client: &tokio_postgres::Client, schema: &str) {
+pub(crate) async fn assert_no_tenant_context(
+    app: &TestApp,
+    client: &tokio_postgres::Client,
+    schema: &str,
+) {
     let row = client
         .query_one(
             "SELECT current_user::text, current_setting('search_path')",

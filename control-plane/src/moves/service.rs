@@ -203,10 +203,7 @@ impl Move<'_> {
             .ok_or_else(|| ControlError::NoMove(tenant.slug.to_string()))?;
         report.drop_after = row.drop_after;
         report.step = row.step;
-        let due = row
-            .drop_after
-            .is_some_and(|at| at <= time::OffsetDateTime::now_utc());
-        if row.step == MoveStep::Switched && due {
+        if row.step == MoveStep::Switched && row.drop_due {
             drop_source(self.control, tenant, &row).await?;
             (self.progress)(&format!(
                 "dropped the source schema and role on {}",
@@ -360,8 +357,12 @@ impl Move<'_> {
         target: &mut deadpool_postgres::Object,
         tables: &[Table],
     ) -> Result<(), ControlError> {
-        let there = store::checksums(source, tables).await?;
-        let here = store::checksums(target, tables).await?;
+        // Both sides at once: the freeze lasts as long as the slower.
+        let (there, here) = tokio::join!(
+            store::checksums(source, tables),
+            store::checksums(target, tables)
+        );
+        let (there, here) = (there?, here?);
         match there.iter().zip(&here).find(|(a, b)| a != b) {
             None if there.len() == here.len() => Ok(()),
             differing => Err(ControlError::MoveVerificationFailed(

@@ -21,9 +21,12 @@ pub struct MoveRow {
     pub frozen_at: Option<OffsetDateTime>,
     pub switched_at: Option<OffsetDateTime>,
     pub drop_after: Option<OffsetDateTime>,
+    /// `drop_after` has passed, by the catalog server's clock.
+    pub drop_due: bool,
 }
 
-const MOVE_COLUMNS: &str = "source, target, step, frozen_at, switched_at, drop_after";
+const MOVE_COLUMNS: &str = "source, target, step, frozen_at, switched_at, drop_after,
+     coalesce(drop_after <= now(), false) AS drop_due";
 
 fn move_from_row(row: &tokio_postgres::Row) -> Result<MoveRow, ControlError> {
     let step: String = row.try_get("step")?;
@@ -39,6 +42,7 @@ fn move_from_row(row: &tokio_postgres::Row) -> Result<MoveRow, ControlError> {
         frozen_at: row.try_get("frozen_at")?,
         switched_at: row.try_get("switched_at")?,
         drop_after: row.try_get("drop_after")?,
+        drop_due: row.try_get("drop_due")?,
     })
 }
 
@@ -357,8 +361,9 @@ pub async fn copy(
     Ok(rows)
 }
 
-/// Each table's row count and a checksum of its rows (the md5 of the sorted md5s of each
-/// row's text), computed the same way on either cluster: UTC, ISO dates, exact floats.
+/// Each table's row count and a checksum of its rows (the sum of the first 64 bits of each
+/// row's md5, which needs no sort), computed the same way on either cluster: UTC, ISO dates,
+/// exact floats.
 pub async fn checksums(
     client: &mut deadpool_postgres::Object,
     tables: &[Table],
@@ -382,8 +387,9 @@ pub async fn checksums(
             .query_one(
                 &format!(
                     "SELECT count(*) AS rows,
-                            coalesce(md5(string_agg(h, '' ORDER BY h)), '') AS sum
-                     FROM (SELECT md5(ROW({})::text) AS h FROM {}) AS hashed",
+                            coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)::bigint
+                                         ::numeric), 0)::text AS sum
+                     FROM {}",
                     table.columns, table.qualified
                 ),
                 &[],

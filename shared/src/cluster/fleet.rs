@@ -69,6 +69,12 @@ impl ClusterPools {
     pub fn shared(&self) -> &Pool {
         &self.shared
     }
+
+    /// Every pool of the cluster: the workers' and the shared one (for checks over every
+    /// connection).
+    pub fn all(&self) -> impl Iterator<Item = &Pool> {
+        self.workers.iter().chain([&self.shared])
+    }
 }
 
 /// A tenant's cluster could not give a connection: not registered, its URL reference leads

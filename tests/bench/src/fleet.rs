@@ -54,7 +54,71 @@ pub async fn fleet(app: &TestApp, args: &Args) {
     }
     let slugs: Vec<String> = (0..tenants).map(slug).collect();
     reads_and_memory(app, args, &slugs, &urls).await;
+    backend_growth(&urls[0], tenants).await;
     move_large_tenant(app, args).await;
+}
+
+/// One backend's memory as it touches more and more tenant schemas (the catalog's cluster's
+/// half of the tenants): what each schema costs a backend's catalog caches, which Postgres
+/// never evicts. From `/proc` (`RssAnon`) and `pg_backend_memory_contexts`.
+async fn backend_growth(url: &str, tenants: usize) {
+    println!("\n### One backend's memory by tenant schemas touched");
+    println!(
+        "| schemas touched | RssAnon MiB | CacheMemoryContext and children MiB |\n|---|---|---|"
+    );
+    let db = TestApp::connect_to(url).await;
+    let pid: i32 = db
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let measure = || async {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let anon_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("RssAnon:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let cache: i64 = db
+            .query_one(
+                "SELECT coalesce(sum(total_bytes), 0)::bigint FROM pg_backend_memory_contexts
+                 WHERE name = 'CacheMemoryContext' OR parent = 'CacheMemoryContext'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (anon_kib as f64 / 1024.0, cache as f64 / (1024.0 * 1024.0))
+    };
+    let (anon, cache) = measure().await;
+    println!("| 0 | {anon:.1} | {cache:.1} |");
+    // The catalog's cluster holds the even-numbered tenants.
+    let on_catalog: Vec<usize> = (0..tenants).step_by(2).collect();
+    let mut touched = 0;
+    for checkpoint in [100, 1000, 2500, on_catalog.len()] {
+        let checkpoint = checkpoint.min(on_catalog.len());
+        if checkpoint <= touched {
+            continue;
+        }
+        while touched < checkpoint {
+            let schema = format!("tenant_{}", slug(on_catalog[touched]).replace('-', "_"));
+            db.simple_query(&format!(
+                "SELECT display_name FROM {}.tenant_profile WHERE id = 1",
+                quote_ident(&schema)
+            ))
+            .await
+            .unwrap();
+            touched += 1;
+        }
+        let (anon, cache) = measure().await;
+        println!("| {touched} | {anon:.1} | {cache:.1} |");
+    }
 }
 
 async fn provisioning(app: &TestApp, tenants: usize, urls: &[String; 2]) {
