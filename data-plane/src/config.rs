@@ -28,6 +28,11 @@ pub struct Config {
     /// same way and opened at the first request for one of its tenants (see
     /// `shared::cluster::fleet`).
     pub cluster_pool_size: usize,
+    /// Transactions a Postgres connection serves before it is closed and replaced
+    /// (`data_connection_max_uses`, default 0: never), which bounds what each backend caches
+    /// of the tenant schemas it touched, at a price in throughput
+    /// (`TenantDb::with_connection_max_uses`, docs/scale-out.md).
+    pub connection_max_uses: usize,
     /// HTTP worker threads (`data_workers`, or `serve --workers`; default: the number of
     /// cores).
     pub workers: usize,
@@ -142,6 +147,7 @@ impl Config {
                 source.parse_or("data_cluster_pool_size", pool_size)?,
             )?,
             workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
+            connection_max_uses: source.parse_or("data_connection_max_uses", 0)?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
             shutdown_drain: Duration::from_millis(source.parse_or("shutdown_drain_ms", 5000)?),

@@ -121,7 +121,8 @@ impl DataPlane {
                 std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
                     + std::time::Duration::from_secs(2),
             )
-            .with_fleet(fleet);
+            .with_fleet(fleet)
+            .with_connection_max_uses(Some(config.connection_max_uses));
         let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
         let api_keys = ApiKeys::new(
             password_hasher.derived_key(crate::api_keys::key::DIGEST_KEY_PURPOSE),

@@ -198,6 +198,9 @@ pub struct TenantDb {
     fleet: Option<Fleet>,
     /// The HTTP worker this handle serves (`None`: work off the workers).
     worker: Option<usize>,
+    /// Transactions a connection serves before it is closed (`None`: no limit); see
+    /// [`TenantDb::with_connection_max_uses`].
+    max_uses: Option<usize>,
 }
 
 /// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_deadline`].
@@ -213,6 +216,7 @@ impl TenantDb {
             deadline: DEFAULT_DEADLINE,
             fleet: None,
             worker: None,
+            max_uses: None,
         }
     }
 
@@ -225,7 +229,19 @@ impl TenantDb {
             deadline: DEFAULT_DEADLINE,
             fleet: None,
             worker: None,
+            max_uses: None,
         }
+    }
+
+    /// Closes each connection once it has served `uses` transactions, so its backend exits
+    /// and gives back its caches. A Postgres backend caches the catalog entries of every schema
+    /// it touches and never evicts them: about 9 KiB per tenant schema (docs/benchmarks.md,
+    /// "Fleet"), so with tenants spread over many schemas a long-lived connection grows
+    /// without bound. A connection that served `uses` transactions has touched at most `uses`
+    /// schemas. The price: each new backend starts cold (docs/scale-out.md).
+    pub fn with_connection_max_uses(mut self, uses: Option<usize>) -> Self {
+        self.max_uses = uses.filter(|uses| *uses > 0);
+        self
     }
 
     /// The same pools for the catalog's cluster, and `fleet`'s for tenants placed elsewhere.
@@ -297,6 +313,7 @@ impl TenantDb {
             audit: scope.audit.clone(),
             deadline: self.deadline,
             remote,
+            max_uses: self.max_uses,
         })
     }
 
@@ -325,6 +342,8 @@ pub struct TenantTransaction {
     deadline: Duration,
     /// The tenant's cluster, when it is not the catalog's.
     remote: Option<String>,
+    /// Close the connection instead of returning it once it has served this many.
+    max_uses: Option<usize>,
 }
 
 impl TenantTransaction {
@@ -614,7 +633,12 @@ impl Drop for TenantTransaction {
             return;
         };
         if !self.in_transaction {
-            return; // back to the pool, clean
+            // Back to the pool, clean; or closed, when it has served its uses.
+            let uses = Object::metrics(&client).recycle_count + 1;
+            if self.max_uses.is_some_and(|max| uses >= max) {
+                drop(Object::take(client));
+            }
+            return;
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {

@@ -146,3 +146,37 @@ pub(crate) async fn assert_no_tenant_context(
     let search_path: String = row.get(1);
     assert!(!search_path.contains(schema), "search_path {search_path}");
 }
+
+#[tokio::test]
+async fn a_connection_is_closed_once_it_has_served_its_uses() {
+    // One connection in the shared pool, closed after three transactions: its backend exits
+    // with whatever it cached of the tenant schemas it touched.
+    let app = TestApp::spawn_with(TestOptions {
+        data_pool_size: 1,
+        connection_max_uses: 3,
+        ..TestOptions::default()
+    })
+    .await;
+    let acme = app.create_tenant("acme").await;
+    let scope = TenantScope::for_tenant(&acme);
+    let mut backends = Vec::new();
+    for _ in 0..9 {
+        let rows = app
+            .data
+            .tenant_db
+            .query_once(&scope, "SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap();
+        backends.push(rows[0].get::<_, i32>(0));
+    }
+    // The pool's one connection may have served the node's own lookups before: each backend
+    // served at most three of these nine, so at least three backends did.
+    let mut served: HashMap<i32, usize> = HashMap::new();
+    for pid in &backends {
+        *served.entry(*pid).or_default() += 1;
+    }
+    assert!(
+        served.len() >= 3 && served.values().all(|uses| *uses <= 3),
+        "backends by transaction: {backends:?}"
+    );
+}

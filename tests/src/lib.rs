@@ -131,6 +131,8 @@ pub fn maildir() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     pub data_pool_size: usize,
+    /// The data plane's `data_connection_max_uses`.
+    pub connection_max_uses: usize,
     pub control_pool_size: usize,
     /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
     pub tenant_cache_ttl: Duration,
@@ -167,6 +169,7 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             data_pool_size: 8,
+            connection_max_uses: 0,
             control_pool_size: 8,
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
@@ -830,6 +833,7 @@ pub fn data_config(
         listen: "127.0.0.1:0".parse().unwrap(),
         pool_size: options.data_pool_size,
         cluster_pool_size: options.data_pool_size,
+        connection_max_uses: options.connection_max_uses,
         workers: options.data_workers,
         events: event_settings(kek_file, options),
         audit_enabled: options.audit_enabled,

@@ -236,6 +236,7 @@ async fn reads_and_memory(app: &TestApp, args: &Args, slugs: &[String], urls: &[
         .unwrap();
     let options = TestOptions {
         data_pool_size: args.pool,
+        connection_max_uses: args.connection_max_uses,
         data_workers: 2,
         rate_limit: data_plane::rate_limit::RateLimitSettings {
             auth_per_minute: 100_000_000,
@@ -259,7 +260,10 @@ async fn reads_and_memory(app: &TestApp, args: &Args, slugs: &[String], urls: &[
     };
 
     // Memory: a fresh node over the first 1,000 tenants, then another over all of them.
-    println!("\n### Postgres backend memory serving reads");
+    println!(
+        "\n### Postgres backend memory serving reads (connections closed after {} uses; 0: never)",
+        args.connection_max_uses
+    );
     println!("| tenants read | node's backends | RssAnon total MiB | RssAnon per backend MiB | Rss total MiB |\n|---|---|---|---|---|");
     let few = &slugs[..1000.min(slugs.len())];
     let mut nodes = Vec::new();

@@ -112,6 +112,9 @@ struct Args {
     /// Tenants of the fleet section, placed alternately on two clusters.
     #[arg(long, default_value_t = 10_000)]
     fleet_tenants: usize,
+    /// The data plane's `data_connection_max_uses` (0: connections are never closed).
+    #[arg(long, default_value_t = 0)]
+    connection_max_uses: usize,
     /// Records of the tenant the fleet section moves.
     #[arg(long, default_value_t = 100_000)]
     move_records: usize,
@@ -160,6 +163,7 @@ async fn main() {
     let args = Args::parse();
     let app = TestApp::spawn_with(TestOptions {
         data_pool_size: args.pool,
+        connection_max_uses: args.connection_max_uses,
         control_pool_size: 8,
         data_workers: 2,
         // The benchmark measures throughput, not the limits: the credential limit per client
