@@ -5,10 +5,12 @@
 //!   Idempotent; run when a cluster is added and by every `control-plane migrate`.
 //! - [`UrlRef`]: where a cluster's URL is. The catalog stores only this reference; each plane
 //!   reads it in its own environment.
-//! - [`registered`]: the clusters the catalog lists, and where their URLs are.
+//! - [`store`]: the registry's rows as the planes read them (which clusters, where their URLs
+//!   are).
 //! - [`fleet`]: the data plane's pools to every cluster other than the catalog's.
 
 pub mod fleet;
+pub mod store;
 
 use std::path::PathBuf;
 
@@ -105,34 +107,6 @@ impl std::fmt::Display for UrlRef {
             Self::File(path) => write!(f, "file:{}", path.display()),
         }
     }
-}
-
-/// A cluster as the catalog registers it, for the planes that connect to it.
-#[derive(Debug, Clone)]
-pub struct Registered {
-    pub name: String,
-    /// `None` for the catalog's own cluster.
-    pub url: Option<UrlRef>,
-}
-
-/// Every registered cluster, by name.
-pub async fn registered(
-    client: &impl deadpool_postgres::GenericClient,
-) -> Result<Vec<Registered>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT id, url_env, url_file FROM control.postgres_clusters ORDER BY id",
-            &[],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Registered {
-                name: row.try_get("id")?,
-                url: UrlRef::from_columns(row.try_get("url_env")?, row.try_get("url_file")?),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -77,15 +77,7 @@ pub async fn url_of(
     client: &impl GenericClient,
     name: &str,
 ) -> Result<Option<Option<UrlRef>>, ControlError> {
-    client
-        .query_opt(
-            "SELECT url_env, url_file FROM control.postgres_clusters WHERE id = $1",
-            &[&name],
-        )
-        .await?
-        .as_ref()
-        .map(url_from_row)
-        .transpose()
+    Ok(shared::cluster::store::url_of(client, name).await?)
 }
 
 /// The default cluster's name.

@@ -108,7 +108,7 @@ async fn look(
             .get()
             .await
             .map_err(|error| error.to_string())?;
-        shared::cluster::registered(&client)
+        shared::cluster::store::registered(&client)
             .await
             .map_err(|error| error.to_string())?
     };

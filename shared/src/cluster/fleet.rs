@@ -142,15 +142,10 @@ impl Fleet {
                 .get()
                 .await
                 .map_err(|error| unavailable(format!("the catalog: {error}")))?;
-            let row = client
-                .query_opt(
-                    "SELECT url_env, url_file FROM control.postgres_clusters WHERE id = $1",
-                    &[&name],
-                )
+            super::store::url_of(&client, name)
                 .await
                 .map_err(|error| unavailable(format!("the catalog: {error}")))?
-                .ok_or_else(|| unavailable("not registered".to_owned()))?;
-            UrlRef::from_columns(row.get("url_env"), row.get("url_file"))
+                .ok_or_else(|| unavailable("not registered".to_owned()))?
                 .ok_or_else(|| unavailable("the catalog's cluster has no pools here".to_owned()))?
         };
         self.open(name, &url)

@@ -1,0 +1,54 @@
+//! The cluster registry (`control.postgres_clusters`) as both planes read it.
+
+use deadpool_postgres::GenericClient;
+
+use super::UrlRef;
+
+/// A cluster as the catalog registers it, for the planes that connect to it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub name: String,
+    /// `None` for the catalog's own cluster.
+    pub url: Option<UrlRef>,
+}
+
+/// Every registered cluster, by name.
+pub async fn registered(
+    client: &impl GenericClient,
+) -> Result<Vec<Registered>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, url_env, url_file FROM control.postgres_clusters ORDER BY id",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Registered {
+                name: row.try_get("id")?,
+                url: UrlRef::from_columns(row.try_get("url_env")?, row.try_get("url_file")?),
+            })
+        })
+        .collect()
+}
+
+/// Where cluster `name`'s URL is: `None` when no such cluster is registered, `Some(None)` for
+/// the catalog's own cluster (reached through the planes' `database_url`).
+pub async fn url_of(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<Option<UrlRef>>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT url_env, url_file FROM control.postgres_clusters WHERE id = $1",
+            &[&name],
+        )
+        .await?;
+    row.map(|row| {
+        Ok(UrlRef::from_columns(
+            row.try_get("url_env")?,
+            row.try_get("url_file")?,
+        ))
+    })
+    .transpose()
+}
