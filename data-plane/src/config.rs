@@ -28,6 +28,10 @@ pub struct Config {
     /// same way and opened at the first request for one of its tenants (see
     /// `shared::cluster::fleet`).
     pub cluster_pool_size: usize,
+    /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
+    /// 1): a tenant always takes its connections from the same group, so each backend sees
+    /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
+    pub affinity_groups: usize,
     /// Transactions a Postgres connection serves before it is closed and replaced
     /// (`data_connection_max_uses`, default 0: never), which bounds what each backend caches
     /// of the tenant schemas it touched, at a price in throughput
@@ -148,6 +152,10 @@ impl Config {
             )?,
             workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
             connection_max_uses: source.parse_or("data_connection_max_uses", 0)?,
+            affinity_groups: at_least_one(
+                "data_affinity_groups",
+                source.parse_or("data_affinity_groups", 1)?,
+            )?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,
             shutdown_drain: Duration::from_millis(source.parse_or("shutdown_drain_ms", 5000)?),

@@ -86,12 +86,13 @@ impl DataPlane {
             config.statement_timeout_ms
         ));
         // `pool_size` connections split over the HTTP workers, each worker a pool of its own
-        // (see `TenantDb`), and a small shared pool for tenant lookups (cached) and background
-        // work.
+        // per affinity group (see `TenantDb`), and a small shared pool for tenant lookups
+        // (cached) and background work.
         let per_worker = config.pool_size.div_ceil(config.workers);
+        let per_group = per_worker.div_ceil(config.affinity_groups);
         let pool = shared::db::pool(database.clone(), per_worker.min(SHARED_POOL_SIZE))?;
-        let worker_pools = (0..config.workers)
-            .map(|_| shared::db::pool(database.clone(), per_worker))
+        let worker_pools = (0..config.workers * config.affinity_groups)
+            .map(|_| shared::db::pool(database.clone(), per_group))
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = Metrics::new()?;
         let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
@@ -105,9 +106,6 @@ impl DataPlane {
         let password_hasher =
             PasswordHasher::from_pepper_file(&config.password_pepper_file, config.password_hashing)
                 .context("loading the password pepper")?;
-        // A round trip that outlasts the server's own statement timeout by this much means
-        // Postgres is not answering at all (a hung server, a silent network): the request gets
-        // 503 instead of waiting as long as the hang.
         // Tenants on other clusters than the catalog's: pools of their own, opened at the
         // first request for one of their tenants, reached as this node's own login.
         let fleet = shared::cluster::fleet::Fleet::new(
@@ -115,8 +113,12 @@ impl DataPlane {
             database.clone(),
             config.cluster_pool_size,
             config.workers,
+            config.affinity_groups,
         );
-        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools)
+        // A round trip that outlasts the server's own statement timeout by this much means
+        // Postgres is not answering at all (a hung server, a silent network): the request gets
+        // 503 instead of waiting as long as the hang.
+        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools, config.affinity_groups)
             .with_deadline(
                 std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
                     + std::time::Duration::from_secs(2),

@@ -41,6 +41,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_pool_size",
     "data_cluster_pool_size",
     "data_connection_max_uses",
+    "data_affinity_groups",
     "data_workers",
     "clickhouse_url",
     "clickhouse_database",

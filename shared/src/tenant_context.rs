@@ -190,8 +190,13 @@ pub struct TenantDb {
     pool: Pool,
     /// The pool for work off the HTTP workers.
     shared: Pool,
-    /// The workers' pools (empty for a single-pool `TenantDb`).
+    /// The workers' pools (empty for a single-pool `TenantDb`): `groups` per worker, worker
+    /// by worker.
     worker_pools: Arc<[Pool]>,
+    /// Affinity groups per worker: a tenant's transactions on a worker always take their
+    /// connection from the group [`affinity_group`] picks, so each backend sees about
+    /// 1/`groups` of the tenants' schemas.
+    groups: usize,
     /// Longest any round trip of a transaction may take (see [`TenantTransaction`]).
     deadline: Duration,
     /// The pools to other clusters than the catalog's (none: every scope runs on `pool`).
@@ -201,6 +206,16 @@ pub struct TenantDb {
     /// Transactions a connection serves before it is closed (`None`: no limit); see
     /// [`TenantDb::with_connection_max_uses`].
     max_uses: Option<usize>,
+}
+
+/// The affinity group, of `groups`, of tenant `tenant_id`: from the id's last 8 bytes (random
+/// in both v4 and v7 ids; the first bytes of a v7 id are its creation time). Every node
+/// computes the same, so a tenant meets the same share of backends whichever node serves it.
+pub fn affinity_group(tenant_id: Uuid, groups: usize) -> usize {
+    let bytes = tenant_id.as_bytes();
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&bytes[8..]);
+    (u64::from_le_bytes(tail) % groups.max(1) as u64) as usize
 }
 
 /// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_deadline`].
@@ -213,6 +228,7 @@ impl TenantDb {
             shared: pool.clone(),
             pool,
             worker_pools: Arc::new([]),
+            groups: 1,
             deadline: DEFAULT_DEADLINE,
             fleet: None,
             worker: None,
@@ -220,12 +236,14 @@ impl TenantDb {
         }
     }
 
-    /// A pool per HTTP worker, and `shared` for work off the workers (this handle's pool).
-    pub fn with_worker_pools(shared: Pool, worker_pools: Vec<Pool>) -> Self {
+    /// `groups` pools per HTTP worker (worker by worker: `worker_pools.len()` is the workers
+    /// times `groups`), and `shared` for work off the workers (this handle's pool).
+    pub fn with_worker_pools(shared: Pool, worker_pools: Vec<Pool>, groups: usize) -> Self {
         Self {
             pool: shared.clone(),
             shared,
             worker_pools: worker_pools.into(),
+            groups: groups.max(1),
             deadline: DEFAULT_DEADLINE,
             fleet: None,
             worker: None,
@@ -265,13 +283,25 @@ impl TenantDb {
     /// The handle the `worker`-th HTTP worker uses: it takes connections from that worker's
     /// pool (the same handle when there are no worker pools).
     pub fn for_worker(&self, worker: usize) -> Self {
-        match self.worker_pools.len() {
+        match self.worker_pools.len() / self.groups {
             0 => self.clone(),
             workers => Self {
-                pool: self.worker_pools[worker % workers].clone(),
-                worker: Some(worker),
+                pool: self.worker_pools[(worker % workers) * self.groups].clone(),
+                worker: Some(worker % workers),
                 ..self.clone()
             },
+        }
+    }
+
+    /// The pool a transaction in `scope` takes its connection from on the catalog's cluster:
+    /// its affinity group's on a worker handle, else this handle's.
+    fn local_pool(&self, scope: &TenantScope) -> &Pool {
+        match self.worker {
+            Some(worker) if self.groups > 1 => {
+                &self.worker_pools
+                    [worker * self.groups + affinity_group(scope.tenant_id, self.groups)]
+            }
+            _ => &self.pool,
         }
     }
 
@@ -299,10 +329,16 @@ impl TenantDb {
             .filter(|cluster| *cluster != crate::catalog::CATALOG_CLUSTER);
         let (client, remote) = match (&self.fleet, elsewhere) {
             (Some(fleet), Some(cluster)) => (
-                fleet.connection(cluster, self.worker).await?,
+                fleet
+                    .connection(
+                        cluster,
+                        self.worker
+                            .map(|worker| (worker, affinity_group(scope.tenant_id, self.groups))),
+                    )
+                    .await?,
                 Some(cluster.to_owned()),
             ),
-            _ => (self.pool.get().await?, None),
+            _ => (self.local_pool(scope).get().await?, None),
         };
         Ok(TenantTransaction {
             client: Some(client),

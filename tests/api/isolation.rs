@@ -180,3 +180,42 @@ async fn a_connection_is_closed_once_it_has_served_its_uses() {
         "backends by transaction: {backends:?}"
     );
 }
+
+#[tokio::test]
+async fn with_affinity_groups_each_tenant_meets_only_its_groups_backends() {
+    // Two workers of four connections, each split into two groups of two.
+    let app = TestApp::spawn_with(TestOptions {
+        data_pool_size: 8,
+        data_workers: 2,
+        affinity_groups: 2,
+        ..TestOptions::default()
+    })
+    .await;
+    // One tenant in each group (the group comes from the tenant's id).
+    let mut by_group = HashMap::new();
+    for n in 0.. {
+        let tenant = app.create_tenant(&format!("aff-{n}")).await;
+        let group = shared::tenant_context::affinity_group(tenant.id, 2);
+        by_group.entry(group).or_insert(tenant);
+        if by_group.len() == 2 {
+            break;
+        }
+    }
+    let worker = app.data.tenant_db.for_worker(0);
+    let mut backends = Vec::new();
+    for group in [0, 1] {
+        let scope = TenantScope::for_tenant(&by_group[&group]);
+        let queries = (0..20).map(|_| worker.query_once(&scope, "SELECT pg_backend_pid()", &[]));
+        let pids: std::collections::HashSet<i32> = join_all(queries)
+            .await
+            .into_iter()
+            .map(|rows| rows.unwrap()[0].get::<_, i32>(0))
+            .collect();
+        assert!(pids.len() <= 2, "group {group} used {pids:?}");
+        backends.push(pids);
+    }
+    assert!(
+        backends[0].is_disjoint(&backends[1]),
+        "the groups shared a backend: {backends:?}"
+    );
+}

@@ -133,6 +133,8 @@ pub struct TestOptions {
     pub data_pool_size: usize,
     /// The data plane's `data_connection_max_uses`.
     pub connection_max_uses: usize,
+    /// The data plane's `data_affinity_groups`.
+    pub affinity_groups: usize,
     pub control_pool_size: usize,
     /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
     pub tenant_cache_ttl: Duration,
@@ -170,6 +172,7 @@ impl Default for TestOptions {
         Self {
             data_pool_size: 8,
             connection_max_uses: 0,
+            affinity_groups: 1,
             control_pool_size: 8,
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
@@ -834,6 +837,7 @@ pub fn data_config(
         pool_size: options.data_pool_size,
         cluster_pool_size: options.data_pool_size,
         connection_max_uses: options.connection_max_uses,
+        affinity_groups: options.affinity_groups,
         workers: options.data_workers,
         events: event_settings(kek_file, options),
         audit_enabled: options.audit_enabled,

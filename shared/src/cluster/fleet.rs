@@ -39,6 +39,8 @@ struct Inner {
     /// Connections to each cluster on this node, at most (split over the workers).
     budget: usize,
     workers: usize,
+    /// Affinity groups per worker (`TenantDb`'s).
+    groups: usize,
     clusters: Mutex<HashMap<String, Arc<ClusterPools>>>,
     /// Held while a cluster's pools are looked up and built, so concurrent first requests
     /// ask the catalog once.
@@ -49,7 +51,9 @@ struct Inner {
 pub struct ClusterPools {
     name: String,
     shared: Pool,
+    /// `groups` pools per worker, worker by worker.
     workers: Vec<Pool>,
+    groups: usize,
 }
 
 impl ClusterPools {
@@ -57,10 +61,14 @@ impl ClusterPools {
         &self.name
     }
 
-    /// The pool the `worker`-th HTTP worker uses (`None`: work off the workers).
-    pub fn pool(&self, worker: Option<usize>) -> &Pool {
+    /// The pool of the `worker`-th HTTP worker's affinity group `group`, given as
+    /// `(worker, group)` (`None`: work off the workers).
+    pub fn pool(&self, worker: Option<(usize, usize)>) -> &Pool {
         match worker {
-            Some(worker) if !self.workers.is_empty() => &self.workers[worker % self.workers.len()],
+            Some((worker, group)) if !self.workers.is_empty() => {
+                let workers = self.workers.len() / self.groups;
+                &self.workers[(worker % workers) * self.groups + group % self.groups]
+            }
             _ => &self.shared,
         }
     }
@@ -89,12 +97,13 @@ pub struct Unavailable {
 impl Fleet {
     /// `login` is how the node connects to its catalog (whose hosts and database are not
     /// used for other clusters); `budget` the connections each other cluster may have from
-    /// this node, split over `workers` HTTP workers.
+    /// this node, split over `workers` HTTP workers and `groups` affinity groups each.
     pub fn new(
         catalog: Pool,
         login: tokio_postgres::Config,
         budget: usize,
         workers: usize,
+        groups: usize,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -102,18 +111,19 @@ impl Fleet {
                 login,
                 budget: budget.max(1),
                 workers: workers.max(1),
+                groups: groups.max(1),
                 clusters: Mutex::default(),
                 opening: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
-    /// A connection to cluster `name` from the pool of the `worker`-th HTTP worker (`None`:
-    /// work off the workers).
+    /// A connection to cluster `name` from the pool of an HTTP worker's affinity group,
+    /// `(worker, group)` (`None`: work off the workers).
     pub async fn connection(
         &self,
         name: &str,
-        worker: Option<usize>,
+        worker: Option<(usize, usize)>,
     ) -> Result<Object, Unavailable> {
         let pools = self.cluster(name).await?;
         pools.pool(worker).get().await.map_err(|error| Unavailable {
@@ -163,15 +173,17 @@ impl Fleet {
                 .map_err(|error| unavailable(error.to_string()))?,
         );
         let per_worker = self.inner.budget.div_ceil(self.inner.workers);
+        let per_group = per_worker.div_ceil(self.inner.groups);
         let pool = |size: usize| {
             crate::db::pool(config.clone(), size).map_err(|error| unavailable(error.to_string()))
         };
         let built = Arc::new(ClusterPools {
             name: name.to_owned(),
             shared: pool(per_worker.min(SHARED_POOL_SIZE))?,
-            workers: (0..self.inner.workers)
-                .map(|_| pool(per_worker))
+            workers: (0..self.inner.workers * self.inner.groups)
+                .map(|_| pool(per_group))
                 .collect::<Result<_, _>>()?,
+            groups: self.inner.groups,
         });
         let mut clusters = self
             .inner

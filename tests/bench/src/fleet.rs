@@ -237,6 +237,7 @@ async fn reads_and_memory(app: &TestApp, args: &Args, slugs: &[String], urls: &[
     let options = TestOptions {
         data_pool_size: args.pool,
         connection_max_uses: args.connection_max_uses,
+        affinity_groups: args.affinity_groups,
         data_workers: 2,
         rate_limit: data_plane::rate_limit::RateLimitSettings {
             auth_per_minute: 100_000_000,
@@ -261,8 +262,8 @@ async fn reads_and_memory(app: &TestApp, args: &Args, slugs: &[String], urls: &[
 
     // Memory: a fresh node over the first 1,000 tenants, then another over all of them.
     println!(
-        "\n### Postgres backend memory serving reads (connections closed after {} uses; 0: never)",
-        args.connection_max_uses
+        "\n### Postgres backend memory serving reads (connections closed after {} uses, 0: never; {} affinity groups)",
+        args.connection_max_uses, args.affinity_groups
     );
     println!("| tenants read | node's backends | RssAnon total MiB | RssAnon per backend MiB | Rss total MiB |\n|---|---|---|---|---|");
     let few = &slugs[..1000.min(slugs.len())];

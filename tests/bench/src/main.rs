@@ -115,6 +115,9 @@ struct Args {
     /// The data plane's `data_connection_max_uses` (0: connections are never closed).
     #[arg(long, default_value_t = 0)]
     connection_max_uses: usize,
+    /// The data plane's `data_affinity_groups`.
+    #[arg(long, default_value_t = 1)]
+    affinity_groups: usize,
     /// Records of the tenant the fleet section moves.
     #[arg(long, default_value_t = 100_000)]
     move_records: usize,
@@ -164,6 +167,7 @@ async fn main() {
     let app = TestApp::spawn_with(TestOptions {
         data_pool_size: args.pool,
         connection_max_uses: args.connection_max_uses,
+        affinity_groups: args.affinity_groups,
         control_pool_size: 8,
         data_workers: 2,
         // The benchmark measures throughput, not the limits: the credential limit per client
