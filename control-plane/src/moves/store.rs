@@ -18,14 +18,12 @@ pub struct MoveRow {
     pub source: String,
     pub target: String,
     pub step: MoveStep,
-    pub frozen_at: Option<OffsetDateTime>,
-    pub switched_at: Option<OffsetDateTime>,
     pub drop_after: Option<OffsetDateTime>,
     /// `drop_after` has passed, by the catalog server's clock.
     pub drop_due: bool,
 }
 
-const MOVE_COLUMNS: &str = "source, target, step, frozen_at, switched_at, drop_after,
+const MOVE_COLUMNS: &str = "source, target, step, drop_after,
      coalesce(drop_after <= now(), false) AS drop_due";
 
 fn move_from_row(row: &tokio_postgres::Row) -> Result<MoveRow, ControlError> {
@@ -39,8 +37,6 @@ fn move_from_row(row: &tokio_postgres::Row) -> Result<MoveRow, ControlError> {
                 value: step.clone(),
             })
         })?,
-        frozen_at: row.try_get("frozen_at")?,
-        switched_at: row.try_get("switched_at")?,
         drop_after: row.try_get("drop_after")?,
         drop_due: row.try_get("drop_due")?,
     })
