@@ -51,11 +51,22 @@ impl ClusterPools {
         catalog: &impl GenericClient,
         tenant: &Tenant,
     ) -> Result<TenantCluster, ControlError> {
-        let url = super::store::url_of(catalog, &tenant.cluster)
+        self.named(control, catalog, &tenant.cluster).await
+    }
+
+    /// The pool of the cluster called `name`, asking the catalog through `catalog` where it
+    /// is (see [`Self::of_tenant`]).
+    pub async fn named(
+        &self,
+        control: &ControlPlane,
+        catalog: &impl GenericClient,
+        name: &str,
+    ) -> Result<TenantCluster, ControlError> {
+        let url = super::store::url_of(catalog, name)
             .await?
-            .ok_or_else(|| ControlError::ClusterNotFound(tenant.cluster.clone()))?;
+            .ok_or_else(|| ControlError::ClusterNotFound(name.to_owned()))?;
         Ok(TenantCluster {
-            pool: self.pool(control, &tenant.cluster, url.as_ref())?,
+            pool: self.pool(control, name, url.as_ref())?,
             remote: url.is_some(),
         })
     }

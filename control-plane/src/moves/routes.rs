@@ -6,19 +6,13 @@ use serde::Deserialize;
 use shared::error::ApiError;
 use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
-use shared::tenant::TenantSlug;
 
 use super::service::{self, MoveOptions};
 use crate::context::ControlPlane;
+use crate::tenants::routes::parse_slug;
 
 pub fn routes() -> Vec<Route> {
     routes![move_tenant, cancel_move]
-}
-
-fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
-    TenantSlug::parse(raw).map_err(|_| {
-        ApiError::not_found("tenant_not_found", format!("no tenant with slug '{raw}'"))
-    })
 }
 
 /// Longest grace period a move may keep its source for (a week).

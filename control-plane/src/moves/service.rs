@@ -405,12 +405,11 @@ async fn drop_source(
     store::finish(&mut control.pool.get().await?, tenant, MoveStep::Done).await
 }
 
-/// The control plane's pool to cluster `name`.
+/// The control plane's pool to cluster `name` (the catalog connection that asks where it is
+/// is given back first).
 async fn cluster_pool(control: &ControlPlane, name: &str) -> Result<Pool, ControlError> {
-    let url = crate::clusters::store::url_of(&control.pool.get().await?, name)
-        .await?
-        .ok_or_else(|| ControlError::UnknownCluster(name.to_owned()))?;
-    control.clusters.pool(control, name, url.as_ref())
+    let catalog = control.pool.get().await?;
+    Ok(control.clusters.named(control, &catalog, name).await?.pool)
 }
 
 fn millis(duration: Duration) -> u64 {

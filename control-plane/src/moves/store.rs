@@ -3,6 +3,7 @@
 
 use deadpool_postgres::GenericClient;
 use futures_util::{SinkExt, TryStreamExt};
+use shared::db::Typed;
 use shared::notify::{notify, Change};
 use shared::tenant::{PgIdentifier, Tenant};
 use time::OffsetDateTime;
@@ -81,29 +82,20 @@ pub async fn freeze(
     client: &mut deadpool_postgres::Object,
     tenant: &Tenant,
 ) -> Result<(), ControlError> {
-    let transaction = client.transaction().await?;
-    transaction
-        .execute(
+    announced_change(
+        client,
+        tenant,
+        Typed::new(
             "UPDATE control.tenants SET moving = true, updated_at = now() WHERE id = $1",
-            &[&tenant.id],
-        )
-        .await?;
-    transaction
-        .execute(
+            &[(&tenant.id, Type::UUID)],
+        ),
+        Typed::new(
             "UPDATE control.tenant_moves SET step = 'frozen', frozen_at = coalesce(frozen_at, now())
              WHERE tenant_id = $1",
-            &[&tenant.id],
-        )
-        .await?;
-    notify(
-        &transaction,
-        &Change::Tenant {
-            slug: tenant.slug.to_string(),
-        },
+            &[(&tenant.id, Type::UUID)],
+        ),
     )
-    .await?;
-    transaction.commit().await?;
-    Ok(())
+    .await
 }
 
 /// The switch: the catalog places the tenant on `target` and lifts the freeze, in one
@@ -114,32 +106,23 @@ pub async fn switch(
     target: &str,
     grace_seconds: f64,
 ) -> Result<(), ControlError> {
-    let transaction = client.transaction().await?;
-    transaction
-        .execute(
+    announced_change(
+        client,
+        tenant,
+        Typed::new(
             "UPDATE control.tenants SET cluster_id = $2, moving = false, updated_at = now()
              WHERE id = $1",
-            &[&tenant.id, &target],
-        )
-        .await?;
-    transaction
-        .execute(
+            &[(&tenant.id, Type::UUID), (&target, Type::TEXT)],
+        ),
+        Typed::new(
             "UPDATE control.tenant_moves
              SET step = 'switched', switched_at = now(),
                  drop_after = now() + make_interval(secs => $2)
              WHERE tenant_id = $1",
-            &[&tenant.id, &grace_seconds],
-        )
-        .await?;
-    notify(
-        &transaction,
-        &Change::Tenant {
-            slug: tenant.slug.to_string(),
-        },
+            &[(&tenant.id, Type::UUID), (&grace_seconds, Type::FLOAT8)],
+        ),
     )
-    .await?;
-    transaction.commit().await?;
-    Ok(())
+    .await
 }
 
 /// Ends the move as `done` (the source is gone) or `cancelled` (the tenant stayed), lifting
@@ -149,20 +132,35 @@ pub async fn finish(
     tenant: &Tenant,
     step: MoveStep,
 ) -> Result<(), ControlError> {
-    let transaction = client.transaction().await?;
-    transaction
-        .execute(
+    let step = step.as_str();
+    announced_change(
+        client,
+        tenant,
+        Typed::new(
             "UPDATE control.tenants SET moving = false, updated_at = now()
              WHERE id = $1 AND moving",
-            &[&tenant.id],
-        )
-        .await?;
-    transaction
-        .execute(
+            &[(&tenant.id, Type::UUID)],
+        ),
+        Typed::new(
             "UPDATE control.tenant_moves SET step = $2, finished_at = now() WHERE tenant_id = $1",
-            &[&tenant.id, &step.as_str()],
-        )
-        .await?;
+            &[(&tenant.id, Type::UUID), (&step, Type::TEXT)],
+        ),
+    )
+    .await
+}
+
+/// A change of the tenant's catalog row and of its move's record, in one transaction that
+/// announces the tenant changed to every node.
+async fn announced_change(
+    client: &mut deadpool_postgres::Object,
+    tenant: &Tenant,
+    tenant_row: Typed<'_>,
+    move_row: Typed<'_>,
+) -> Result<(), ControlError> {
+    let transaction = client.transaction().await?;
+    for change in [tenant_row, move_row] {
+        transaction.execute_typed(change.sql, change.params).await?;
+    }
     notify(
         &transaction,
         &Change::Tenant {

@@ -6,19 +6,13 @@ use shared::error::ApiError;
 use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 use shared::sso::settings::ProviderInput;
-use shared::tenant::TenantSlug;
 
 use super::service;
 use crate::context::ControlPlane;
+use crate::tenants::routes::parse_slug;
 
 pub fn routes() -> Vec<Route> {
     routes![list_providers, add_provider, remove_provider,]
-}
-
-fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
-    TenantSlug::parse(raw).map_err(|_| {
-        ApiError::not_found("tenant_not_found", format!("no tenant with slug '{raw}'"))
-    })
 }
 
 #[route(

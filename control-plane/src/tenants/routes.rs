@@ -31,8 +31,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
-    // A path that cannot be a slug names no tenant.
+/// The slug a `/v1/tenants/{slug}/…` path names; a path that cannot be a slug names no tenant.
+pub(crate) fn parse_slug(raw: &str) -> Result<TenantSlug, ApiError> {
     TenantSlug::parse(raw).map_err(|_| {
         ApiError::not_found("tenant_not_found", format!("no tenant with slug '{raw}'"))
     })

@@ -270,8 +270,7 @@ pub async fn export_tables(
     Ok(exported)
 }
 
-/// Drops the tenant's schema and role and destroys its data keys and domains. Idempotent.
-/// Drops the tenant's schema and role, on the cluster `client` is connected to.
+/// Drops the tenant's schema and role, on the cluster `client` is connected to. Idempotent.
 pub async fn drop_schema_and_role(
     client: &impl GenericClient,
     schema: &PgIdentifier,
