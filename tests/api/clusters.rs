@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use tenantry_tests::client::{Cluster, Error, NewCluster, NewTenant, TenantPatch};
-use tenantry_tests::hanging_proxy::HangingProxy;
-use tenantry_tests::{roll_out, template_with_notes, TestApp};
+use tenantry_tests::{has_schema, roll_out, template_with_notes, TestApp};
 
 /// A file holding `url`, named for the test; the cluster is registered by its path.
 fn url_file(app: &TestApp, name: &str, url: &str) -> String {
@@ -310,15 +309,6 @@ async fn register_second(app: &TestApp, name: &str) {
         })
         .await
         .unwrap();
-}
-
-/// Whether schema `schema` exists on the server `client` is connected to.
-async fn has_schema(client: &tokio_postgres::Client, schema: &str) -> bool {
-    client
-        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test]
@@ -649,14 +639,7 @@ async fn the_placement_policy_evens_out_tenants_and_passes_over_drained_and_unre
     clusters.undrain("eu-2").await.unwrap();
 
     // An empty cluster that does not answer is passed over; once back, it is chosen.
-    let second = app.second_cluster_url().await;
-    let port = second
-        .parse::<tokio_postgres::Config>()
-        .unwrap()
-        .get_ports()[0];
-    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
-    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
-    app.register_cluster("flaky", &proxied).await;
+    let proxy = app.register_second_cluster_behind_a_proxy("flaky").await;
     proxy.cut();
     assert_eq!(placed(&app, &["p-7"]).await, ["eu-2"]);
     proxy.restore();

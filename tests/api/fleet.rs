@@ -7,28 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use tenantry_tests::hanging_proxy::{HangingProxy, PATIENCE};
-use tenantry_tests::{unique_address, TestApp, TestOptions, OWNER_EMAIL};
-
-/// Rows of `collection` in the records table of tenant `slug` on the server `client` reaches;
-/// `None` when the tenant's schema is not there.
-async fn stored_records(app: &TestApp, client: &tokio_postgres::Client, slug: &str) -> Option<i64> {
-    let schema = app.tenant_schema(slug).await;
-    let exists: bool = client
-        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
-        .await
-        .unwrap()
-        .get(0);
-    if !exists {
-        return None;
-    }
-    let count = client
-        .query_one(&format!("SELECT count(*) FROM {schema}.records"), &[])
-        .await
-        .unwrap()
-        .get(0);
-    Some(count)
-}
+use tenantry_tests::hanging_proxy::PATIENCE;
+use tenantry_tests::{records_on, unique_address, TestApp, TestOptions, OWNER_EMAIL};
 
 #[tokio::test]
 async fn one_node_serves_tenants_on_both_clusters_each_on_its_own() {
@@ -54,10 +34,10 @@ async fn one_node_serves_tenants_on_both_clusters_each_on_its_own() {
     );
     let second = TestApp::connect_to(&app.second_cluster_url().await).await;
     let catalog = app.superuser().await;
-    assert_eq!(stored_records(&app, &second, "far").await, Some(1));
-    assert_eq!(stored_records(&app, &catalog, "far").await, None);
-    assert_eq!(stored_records(&app, &catalog, "near").await, Some(1));
-    assert_eq!(stored_records(&app, &second, "near").await, None);
+    assert_eq!(records_on(&second, "far").await, Some(1));
+    assert_eq!(records_on(&catalog, "far").await, None);
+    assert_eq!(records_on(&catalog, "near").await, Some(1));
+    assert_eq!(records_on(&second, "near").await, None);
 
     // Isolation holds across clusters: a far token is nothing at near, and near's records are
     // not far's.
@@ -160,12 +140,7 @@ async fn read_tenant(app: &TestApp, slug: &str, count: usize) -> Vec<(StatusCode
 async fn a_cluster_that_is_down_costs_only_its_own_tenants_and_they_come_back() {
     let app = TestApp::spawn().await;
     // The cluster behind a proxy the test can cut, as a server that stops would.
-    let second = app.second_cluster_url().await;
-    let config: tokio_postgres::Config = second.parse().unwrap();
-    let port = config.get_ports()[0];
-    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
-    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
-    app.register_cluster("flaky", &proxied).await;
+    let proxy = app.register_second_cluster_behind_a_proxy("flaky").await;
     app.create_tenant_with_admin_on("steady", "sam@steady.example", Some("primary"))
         .await;
     app.create_tenant_with_admin_on("fragile", "fay@fragile.example", Some("flaky"))

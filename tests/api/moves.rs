@@ -14,30 +14,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::TenantPatch;
-use tenantry_tests::hanging_proxy::HangingProxy;
-use tenantry_tests::{Client, TestApp};
+use tenantry_tests::{records_on, Client, TestApp};
 use uuid::Uuid;
-
-/// Rows in the records table of tenant `slug`'s schema on the server `client` reaches, or
-/// `None` when the schema is not there.
-async fn records_on(client: &tokio_postgres::Client, slug: &str) -> Option<i64> {
-    let schema = format!("tenant_{}", slug.replace('-', "_"));
-    let exists: bool = client
-        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
-        .await
-        .unwrap()
-        .get(0);
-    if !exists {
-        return None;
-    }
-    Some(
-        client
-            .query_one(&format!("SELECT count(*) FROM \"{schema}\".records"), &[])
-            .await
-            .unwrap()
-            .get(0),
-    )
-}
 
 /// Tenant `slug` on the catalog's cluster with an owner signed in, `records` tasks written.
 async fn tenant_with_tasks(app: &TestApp, slug: &str, records: usize) -> Client {
@@ -391,14 +369,7 @@ async fn bad_moves_are_refused_with_a_code_and_change_nothing() {
     tenants.update("fixed", &suspend("active")).await.unwrap();
 
     // A target that does not answer.
-    let second = app.second_cluster_url().await;
-    let port = second
-        .parse::<tokio_postgres::Config>()
-        .unwrap()
-        .get_ports()[0];
-    let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
-    let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
-    app.register_cluster("flaky", &proxied).await;
+    let proxy = app.register_second_cluster_behind_a_proxy("flaky").await;
     proxy.cut();
     assert_eq!(
         refused(tenants.move_to("fixed", "flaky", None).await),

@@ -28,6 +28,7 @@ use control_plane::ControlPlane;
 use data_plane::config::Config as DataConfig;
 use data_plane::mail::MailSettings;
 use data_plane::DataPlane;
+use hanging_proxy::HangingProxy;
 use ring::rand::SecureRandom;
 use shared::config::ConfigSource;
 use shared::template::Template;
@@ -494,6 +495,21 @@ impl TestApp {
             .await;
     }
 
+    /// Registers this run's database on the second cluster as `name`, reached through a
+    /// proxy the test can cut (as a server that stops would) or freeze: the second Postgres
+    /// is shared by every test of a run, so it cannot be stopped itself.
+    pub async fn register_second_cluster_behind_a_proxy(&self, name: &str) -> HangingProxy {
+        let second = self.second_cluster_url().await;
+        let port = second
+            .parse::<tokio_postgres::Config>()
+            .unwrap()
+            .get_ports()[0];
+        let proxy = HangingProxy::start(([127, 0, 0, 1], port).into()).await;
+        let proxied = second.replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
+        self.register_cluster(name, &proxied).await;
+        proxy
+    }
+
     /// A client of tenant `slug` signed in as `email` with `password`.
     pub async fn signed_in(&self, slug: &str, email: &str, password: &str) -> Client {
         self.tenant(slug)
@@ -714,6 +730,26 @@ impl TestApp {
 }
 
 /// A recipient address no other test uses.
+/// Whether schema `schema` exists on the server `client` is connected to.
+pub async fn has_schema(client: &tokio_postgres::Client, schema: &str) -> bool {
+    client
+        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&schema])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Rows in the records table of tenant `slug`'s schema on the server `client` reaches, or
+/// `None` when the schema is not there (the tenant is on another cluster, or was moved).
+pub async fn records_on(client: &tokio_postgres::Client, slug: &str) -> Option<i64> {
+    let schema = shared::tenant::tenant_schema(&TenantSlug::parse(slug).unwrap());
+    if !has_schema(client, schema.as_str()).await {
+        return None;
+    }
+    let sql = format!("SELECT count(*) FROM {}.records", schema.quoted());
+    Some(client.query_one(&sql, &[]).await.unwrap().get(0))
+}
+
 pub fn unique_address(label: &str) -> String {
     format!("{label}-{}@mail.tenantry.test", random_hex(6))
 }

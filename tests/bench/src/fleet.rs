@@ -27,7 +27,9 @@ use shared::tenant::{quote_ident, TenantSlug};
 use tenantry_tests::{TestApp, TestOptions};
 use tokio_postgres::types::Type;
 
-use super::{measure_paths, median, print_ratio, Args};
+use super::{
+    floor_provisioning, floor_template_sql, measure_paths, median, print_ratio, settle, Args,
+};
 
 const CLUSTERS: [&str; 2] = ["primary", "second"];
 
@@ -73,18 +75,7 @@ async fn backend_growth(url: &str, tenants: usize) {
         .unwrap()
         .get(0);
     let measure = || async {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let anon_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("RssAnon:"))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0);
+        let anon_kib = process_kib(pid, "RssAnon:").unwrap_or(0);
         let cache: i64 = db
             .query_one(
                 "SELECT coalesce(sum(total_bytes), 0)::bigint FROM pg_backend_memory_contexts
@@ -152,25 +143,14 @@ async fn provisioning(app: &TestApp, tenants: usize, urls: &[String; 2]) {
     let last = median(&mut times[tenants - window..].to_vec());
 
     // The floor at the same catalog size: 100 raw-SQL provisionings on each cluster.
-    let template_sql: String = Template::default_template()
-        .migrations()
-        .iter()
-        .filter_map(|migration| migration.sql())
-        .collect::<Vec<_>>()
-        .join(";\n");
+    let template_sql = floor_template_sql();
     let mut floor = Vec::new();
     for (cluster, url) in urls.iter().enumerate() {
         let db = TestApp::connect_to(url).await;
         for index in 0..100 {
-            let role = quote_ident(&format!(
-                "{}_ffloor_{cluster}_{index}",
-                app.role_prefix.as_str()
-            ));
-            let schema = quote_ident(&format!("ffloor_{cluster}_{index}"));
-            let sql = format!(
-                "BEGIN; CREATE ROLE {role} NOLOGIN NOINHERIT; CREATE SCHEMA {schema} AUTHORIZATION {role};
-                 SET LOCAL ROLE {role}; SET LOCAL search_path TO {schema}; {template_sql}; COMMIT"
-            );
+            let role = format!("{}_ffloor_{cluster}_{index}", app.role_prefix.as_str());
+            let sql =
+                floor_provisioning(&role, &format!("ffloor_{cluster}_{index}"), &template_sql);
             let one = Instant::now();
             db.batch_execute(&sql).await.unwrap();
             floor.push(one.elapsed().as_secs_f64() * 1000.0);
@@ -215,18 +195,6 @@ async fn rollout(app: &TestApp, tenants: usize) {
         elapsed * 1000.0 / report.behind.max(1) as f64,
         report.failed.len()
     );
-}
-
-/// Fresh statistics on the catalogs after bulk DDL (FIELD-NOTES), on one cluster.
-async fn settle(url: &str) {
-    let db = TestApp::connect_to(url).await;
-    for statement in [
-        "VACUUM ANALYZE pg_catalog.pg_class",
-        "VACUUM ANALYZE pg_catalog.pg_attribute",
-        "ANALYZE",
-    ] {
-        db.batch_execute(statement).await.unwrap();
-    }
 }
 
 async fn reads_and_memory(app: &TestApp, args: &Args, slugs: &[String], urls: &[String; 2]) {
@@ -355,28 +323,31 @@ async fn backend_memory(urls: &[String; 2], since: &str) -> BackendMemory {
             .unwrap();
         for row in rows {
             let pid: i32 = row.get(0);
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            // A backend that exited since is not counted.
+            let (Some(anon), Some(rss)) =
+                (process_kib(pid, "RssAnon:"), process_kib(pid, "VmRSS:"))
+            else {
                 continue;
             };
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix(name))
-                    .and_then(|rest| {
-                        rest.trim()
-                            .trim_end_matches("kB")
-                            .trim()
-                            .parse::<u64>()
-                            .ok()
-                    })
-                    .unwrap_or(0)
-            };
             memory.backends += 1;
-            memory.anon_kib += field("RssAnon:");
-            memory.rss_kib += field("VmRSS:");
+            memory.anon_kib += anon;
+            memory.rss_kib += rss;
         }
     }
     memory
+}
+
+/// Field `name` (in kB) of process `pid`'s `/proc` status, when the process is there.
+fn process_kib(pid: i32, name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Pools per worker to one cluster each, for the floor.

@@ -204,7 +204,7 @@ async fn main() {
         let slugs: Vec<String> = (0..args.tenants)
             .map(|index| format!("bench-{index:05}"))
             .collect();
-        settle(&app).await;
+        settle(&app.database_url).await;
         reads(&app, &args, &slugs).await;
     }
     if run(Section::Identity) {
@@ -473,21 +473,12 @@ async fn provisioning(app: &TestApp, args: &Args) {
     }
 
     // The floor: role + schema + the same template SQL, as one transaction per tenant.
-    let template_sql: String = Template::default_template()
-        .migrations()
-        .iter()
-        .filter_map(|migration| migration.sql())
-        .collect::<Vec<_>>()
-        .join(";\n");
+    let template_sql = floor_template_sql();
     let db = app.superuser().await;
     let mut floor = Vec::new();
     for index in 0..args.timed {
-        let role = quote_ident(&format!("{}_floor_{index}", app.role_prefix.as_str()));
-        let schema = quote_ident(&format!("floor_{index}"));
-        let sql = format!(
-            "BEGIN; CREATE ROLE {role} NOLOGIN NOINHERIT; CREATE SCHEMA {schema} AUTHORIZATION {role};
-             SET LOCAL ROLE {role}; SET LOCAL search_path TO {schema}; {template_sql}; COMMIT"
-        );
+        let role = format!("{}_floor_{index}", app.role_prefix.as_str());
+        let sql = floor_provisioning(&role, &format!("floor_{index}"), &template_sql);
         let started = Instant::now();
         db.batch_execute(&sql).await.unwrap();
         floor.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -529,10 +520,30 @@ async fn template_rollout(app: &TestApp) {
     }
 }
 
+/// The default template's SQL, every migration in order: what the provisioning floor runs.
+fn floor_template_sql() -> String {
+    Template::default_template()
+        .migrations()
+        .iter()
+        .filter_map(|migration| migration.sql())
+        .collect::<Vec<_>>()
+        .join(";\n")
+}
+
+/// The provisioning floor for one tenant: role, schema and `template_sql` in one transaction.
+fn floor_provisioning(role: &str, schema: &str, template_sql: &str) -> String {
+    let (role, schema) = (quote_ident(role), quote_ident(schema));
+    format!(
+        "BEGIN; CREATE ROLE {role} NOLOGIN NOINHERIT; CREATE SCHEMA {schema} AUTHORIZATION {role};
+         SET LOCAL ROLE {role}; SET LOCAL search_path TO {schema}; {template_sql}; COMMIT"
+    )
+}
+
 /// Bulk DDL leaves the catalogs with stale statistics and autovacuum work; analyse them so
-/// the read benchmark measures steady state (FIELD-NOTES: 1.3-2.5x noise otherwise).
-async fn settle(app: &TestApp) {
-    let db = app.superuser().await;
+/// the read benchmark measures steady state (FIELD-NOTES: 1.3-2.5x noise otherwise). On the
+/// server `url` reaches.
+async fn settle(url: &str) {
+    let db = TestApp::connect_to(url).await;
     for statement in [
         "VACUUM ANALYZE pg_catalog.pg_class",
         "VACUUM ANALYZE pg_catalog.pg_attribute",
