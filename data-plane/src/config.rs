@@ -28,6 +28,10 @@ pub struct Config {
     /// same way and opened at the first request for one of its tenants (see
     /// `shared::cluster::fleet`).
     pub cluster_pool_size: usize,
+    /// A directory holding this node's password on each tenant cluster whose password differs
+    /// from its catalog login's, in a file named like the cluster
+    /// (`data_cluster_password_dir`, default none; see `shared::cluster::fleet`).
+    pub cluster_password_dir: Option<PathBuf>,
     /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
     /// 1): a tenant always takes its connections from the same group, so each backend sees
     /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
@@ -150,6 +154,7 @@ impl Config {
                 "data_cluster_pool_size",
                 source.parse_or("data_cluster_pool_size", pool_size)?,
             )?,
+            cluster_password_dir: source.get("data_cluster_password_dir").map(PathBuf::from),
             workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
             connection_max_uses: source.parse_or("data_connection_max_uses", 0)?,
             affinity_groups: at_least_one(

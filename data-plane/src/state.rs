@@ -111,6 +111,7 @@ impl DataPlane {
         let fleet = shared::cluster::fleet::Fleet::new(
             pool.clone(),
             database.clone(),
+            config.cluster_password_dir.clone(),
             config.cluster_pool_size,
             config.workers,
             config.affinity_groups,

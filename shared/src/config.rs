@@ -40,6 +40,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_listen",
     "data_pool_size",
     "data_cluster_pool_size",
+    "data_cluster_password_dir",
     "data_connection_max_uses",
     "data_affinity_groups",
     "data_workers",

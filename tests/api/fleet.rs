@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use tenantry_tests::hanging_proxy::PATIENCE;
+use tenantry_tests::private_postgres::PrivatePostgres;
 use tenantry_tests::{records_on, unique_address, TestApp, TestOptions, OWNER_EMAIL};
 
 #[tokio::test]
@@ -136,10 +137,157 @@ async fn read_tenant(app: &TestApp, slug: &str, count: usize) -> Vec<(StatusCode
     statuses
 }
 
+/// `/v1/tenant` of `slug`: its status, error code and `Retry-After`.
+async fn tenant_reply(app: &TestApp, slug: &str) -> (StatusCode, Option<String>, Option<String>) {
+    let reply = app.tenant(slug).get("/v1/tenant").send().await.unwrap();
+    let code = reply.code().map(str::to_owned);
+    (
+        reply.status(),
+        code,
+        reply.header("retry-after").map(str::to_owned),
+    )
+}
+
 #[tokio::test]
-async fn a_cluster_that_is_down_costs_only_its_own_tenants_and_they_come_back() {
+async fn a_cluster_that_stops_costs_only_its_own_tenants_and_they_come_back_when_it_starts() {
     let app = TestApp::spawn().await;
-    // The cluster behind a proxy the test can cut, as a server that stops would.
+    let mut cluster = PrivatePostgres::start().await;
+    app.register_private_cluster("third", &cluster).await;
+    app.create_tenant_with_admin_on("steady", "sam@steady.example", Some("primary"))
+        .await;
+    app.create_tenant_with_admin_on("fragile", "fay@fragile.example", Some("third"))
+        .await;
+    for slug in ["steady", "fragile"] {
+        app.raise_rate_limits(slug).await;
+        assert_eq!(tenant_reply(&app, slug).await.0, StatusCode::OK, "{slug}");
+    }
+
+    // The steady tenant is read without a pause while the other's cluster stops and starts.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let steady = {
+        let (client, stop) = (app.tenant("steady"), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let reply = client.get("/v1/tenant").send().await.unwrap();
+                statuses.push((reply.status(), reply.code().map(str::to_owned)));
+            }
+            statuses
+        })
+    };
+
+    cluster.stop().await;
+    // Its pooled connections were ended and new ones are refused: a clear 503 at once.
+    let (fragile, more) = tokio::time::timeout(PATIENCE, async {
+        tokio::join!(
+            tenant_reply(&app, "fragile"),
+            read_tenant(&app, "fragile", 5)
+        )
+    })
+    .await
+    .expect("requests hung while a cluster was stopped");
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("tenant_unavailable".to_owned()),
+        Some("2".to_owned()),
+    );
+    assert_eq!(fragile, unavailable);
+    assert!(
+        more.iter()
+            .all(|(status, code)| *status == StatusCode::SERVICE_UNAVAILABLE
+                && code.as_deref() == Some("tenant_unavailable")),
+        "{more:?}"
+    );
+    let ready = app.data_client().get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().unwrap();
+    assert_eq!(
+        ready["checks"]["clusters"]["third"]["postgres"], "unavailable",
+        "{ready}"
+    );
+
+    cluster.resume().await;
+    let back = TestApp::eventually(Duration::from_secs(15), || async {
+        tenant_reply(&app, "fragile").await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the tenant is not served after its cluster started"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let steady = steady.await.unwrap();
+    assert!(!steady.is_empty());
+    assert!(
+        steady.iter().all(|(status, _)| *status == StatusCode::OK),
+        "a tenant on another cluster was refused: {steady:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_signs_in_to_each_cluster_with_its_own_password_there() {
+    // The node's role has a password on this cluster and none on the catalog's (which trusts
+    // loopback); the password is in a file named like the cluster, as a mounted Secret.
+    let passwords = std::env::temp_dir()
+        .join("tenantry-tests")
+        .join(format!("passwords-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&passwords).unwrap();
+    std::fs::write(passwords.join("vault"), "node-secret-on-vault\n").unwrap();
+    let app = TestApp::spawn_with(TestOptions {
+        cluster_password_dir: Some(passwords.clone()),
+        ..TestOptions::default()
+    })
+    .await;
+    let cluster = PrivatePostgres::start_with_password("admin-secret-on-vault").await;
+    TestApp::connect_to(&cluster.url("postgres"))
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE {} LOGIN NOINHERIT PASSWORD 'node-secret-on-vault'",
+            app.role_prefix.data_plane_role().quoted()
+        ))
+        .await
+        .unwrap();
+    app.register_private_cluster("vault", &cluster).await;
+    app.create_tenant_with_admin_on("kept", "kim@kept.example", Some("vault"))
+        .await;
+    app.raise_rate_limits("kept").await;
+    assert_eq!(tenant_reply(&app, "kept").await.0, StatusCode::OK);
+
+    // A node without that password, or with a wrong one, cannot reach the cluster: its
+    // tenants get a clear 503 there, and tenants elsewhere are served.
+    app.create_tenant_with_admin_on("near", "nia@near.example", Some("primary"))
+        .await;
+    let wrong_dir = passwords.join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    std::fs::write(wrong_dir.join("vault"), "not-the-password").unwrap();
+    let wrong = TestOptions {
+        cluster_password_dir: Some(wrong_dir),
+        ..TestOptions::default()
+    };
+    for options in [TestOptions::default(), wrong] {
+        let (_node, url) = app.spawn_data_node(&options).await;
+        let read = |slug: &'static str| {
+            let client = app.tenant(slug).on(&url);
+            async move {
+                let reply = client.get("/v1/tenant").send().await.unwrap();
+                (reply.status(), reply.code().map(str::to_owned))
+            }
+        };
+        assert_eq!(
+            read("kept").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("tenant_unavailable".to_owned())
+            )
+        );
+        assert_eq!(read("near").await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_that_hangs_costs_only_its_own_tenants_and_they_come_back() {
+    let app = TestApp::spawn().await;
+    // The cluster behind a proxy the test can cut: connections open and nothing answers.
     let proxy = app.register_second_cluster_behind_a_proxy("flaky").await;
     app.create_tenant_with_admin_on("steady", "sam@steady.example", Some("primary"))
         .await;
@@ -156,23 +304,9 @@ async fn a_cluster_that_is_down_costs_only_its_own_tenants_and_they_come_back() 
     proxy.cut();
     // Both tenants' reads at once: only the fragile ones fail, each with a clear 503 that
     // says when to retry (the patience only turns a hang into a failure).
-    let fragile_reply = async {
-        let reply = app
-            .tenant("fragile")
-            .get("/v1/tenant")
-            .send()
-            .await
-            .unwrap();
-        let code = reply.code().map(str::to_owned);
-        (
-            reply.status(),
-            code,
-            reply.header("retry-after").map(str::to_owned),
-        )
-    };
     let (fragile, steady, fragile_more) = tokio::time::timeout(PATIENCE, async {
         tokio::join!(
-            fragile_reply,
+            tenant_reply(&app, "fragile"),
             read_tenant(&app, "steady", 20),
             read_tenant(&app, "fragile", 3),
         )

@@ -16,6 +16,7 @@
 pub mod hanging_proxy;
 pub mod node_process;
 pub mod private_clickhouse;
+pub mod private_postgres;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -136,6 +137,8 @@ pub struct TestOptions {
     pub connection_max_uses: usize,
     /// The data plane's `data_affinity_groups`.
     pub affinity_groups: usize,
+    /// The data plane's `data_cluster_password_dir`.
+    pub cluster_password_dir: Option<PathBuf>,
     pub control_pool_size: usize,
     /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
     pub tenant_cache_ttl: Duration,
@@ -174,6 +177,7 @@ impl Default for TestOptions {
             data_pool_size: 8,
             connection_max_uses: 0,
             affinity_groups: 1,
+            cluster_password_dir: None,
             control_pool_size: 8,
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
@@ -487,6 +491,23 @@ impl TestApp {
             served.is_ok(),
             "the data plane does not serve cluster {name}"
         );
+    }
+
+    /// Registers a database named like this run's catalog database on the test's own
+    /// `cluster` as `name` ([`Self::register_cluster`]).
+    pub async fn register_private_cluster(
+        &self,
+        name: &str,
+        cluster: &private_postgres::PrivatePostgres,
+    ) {
+        let config: tokio_postgres::Config = self.database_url.parse().unwrap();
+        let database = config.get_dbname().unwrap().to_owned();
+        Self::connect_to(&cluster.url("postgres"))
+            .await
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        self.register_cluster(name, &cluster.url(&database)).await;
     }
 
     /// Registers this run's database on the second cluster as `name` ([`Self::register_cluster`]).
@@ -872,6 +893,7 @@ pub fn data_config(
         listen: "127.0.0.1:0".parse().unwrap(),
         pool_size: options.data_pool_size,
         cluster_pool_size: options.data_pool_size,
+        cluster_password_dir: options.cluster_password_dir.clone(),
         connection_max_uses: options.connection_max_uses,
         affinity_groups: options.affinity_groups,
         workers: options.data_workers,

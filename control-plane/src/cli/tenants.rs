@@ -250,13 +250,14 @@ pub(super) async fn run(
             } else {
                 writeln!(
                     out,
-                    "tenant {}: {} ({} -> {}), {} rows in {} tables, {} ms{}",
+                    "tenant {}: {} ({} -> {}), {} rows in {} tables copied, {} caught up, {} ms{}",
                     report.tenant,
                     report.step,
                     report.source,
                     report.target,
                     report.rows,
                     report.tables,
+                    report.caught_up,
                     report.total_ms,
                     report
                         .freeze_ms

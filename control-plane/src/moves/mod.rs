@@ -6,15 +6,23 @@
 //! 1. **prepare**: the tenant's role and an empty schema at the tenant's template version on
 //!    the target (the same migrations provisioning runs). The tenant is served from the source
 //!    as usual.
-//! 2. **freeze**: the catalog marks the tenant `moving` (every node then refuses its writes
+//! 2. **copy**: every table from one source snapshot into the target in one transaction
+//!    (`COPY … (FORMAT binary)`), while the tenant still takes writes on the source. A copy
+//!    cut short left nothing (one transaction); a copy run again over a complete one catches
+//!    up instead, as step 4 does.
+//! 3. **freeze**: the catalog marks the tenant `moving` (every node then refuses its writes
 //!    with 503 `tenant_moving` and serves its reads), and the source is fenced: the tenant's
 //!    role loses the right to change its tables, and a `SHARE` lock on each table waits for
 //!    the transactions that changed them before to end. From then on the source cannot change,
 //!    whatever a node that has not heard of the freeze yet tries.
-//! 3. **copy**: every table from one source snapshot into the target in one transaction
-//!    (`COPY … (FORMAT binary)`), and the sequences.
-//! 4. **verify**: each table's row count and checksum on both sides; a difference cancels
-//!    the move (the tenant stays on the source, unfrozen).
+//! 4. **catch up and verify**: each table is compared row by row on both sides (in primary-key
+//!    order, each row's key and the md5 of its text, streamed and merged); rows written,
+//!    changed or deleted since the copy are copied again or removed, in one target
+//!    transaction, and the sequences follow. A table without a primary key is copied whole
+//!    again. Then each table's row count on both sides, and the hashes of the rows the catch-up
+//!    touched, must agree (the rows it did not touch it found equal); a difference cancels the
+//!    move (the tenant stays on the source, unfrozen). The freeze lasts as long as this
+//!    comparison, which reads but does not write the rows that did not change.
 //! 5. **switch**: one catalog transaction places the tenant on the target, lifts the freeze
 //!    and announces it (`NOTIFY`): nodes route to the target within milliseconds. The
 //!    tenant's pending mail mark moves with it.
@@ -37,9 +45,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MoveStep {
-    /// The target is being prepared; the tenant is served from the source as usual.
+    /// The target is being prepared and copied; the tenant is served from the source as usual.
     Copying,
-    /// The tenant's writes are refused; the fenced source is being copied.
+    /// The tenant's writes are refused; the target catches up with the fenced source.
     Frozen,
     /// The tenant is served from the target; the source waits for its grace period.
     Switched,
@@ -89,14 +97,22 @@ impl std::fmt::Display for MoveStep {
 pub enum Stage {
     /// The target's schema is ready.
     Prepared,
+    /// The target holds the bulk copy; the tenant still takes writes.
+    Copied,
     /// Writes are frozen and the source fenced.
     Fenced,
-    /// The target holds the copy, verified.
-    Copied,
+    /// The target has caught up with the source, verified.
+    Verified,
     /// The catalog names the target.
     Switched,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Self::Prepared, Self::Fenced, Self::Copied, Self::Switched];
+    pub const ALL: [Stage; 5] = [
+        Self::Prepared,
+        Self::Copied,
+        Self::Fenced,
+        Self::Verified,
+        Self::Switched,
+    ];
 }

@@ -39,7 +39,7 @@ impl Default for MoveOptions {
 
 /// What a move did, as the CLI and the API report it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"tenant": "acme", "source": "primary", "target": "eu-2", "step": "switched", "tables": 14, "rows": 100_412, "freeze_ms": 1240, "total_ms": 2210, "drop_after": "2026-12-06T14:31:00Z"}))]
+#[schema(example = json!({"tenant": "acme", "source": "primary", "target": "eu-2", "step": "switched", "tables": 14, "rows": 100_412, "caught_up": 37, "freeze_ms": 310, "total_ms": 2210, "drop_after": "2026-12-06T14:31:00Z"}))]
 pub struct MoveReport {
     pub tenant: String,
     pub source: String,
@@ -48,8 +48,10 @@ pub struct MoveReport {
     pub step: MoveStep,
     /// Tables copied by this run (0 when it had nothing to copy).
     pub tables: usize,
-    /// Rows copied by this run.
+    /// Rows copied by this run's bulk copy, before the freeze.
     pub rows: u64,
+    /// Rows written since the bulk copy, copied again in the freeze.
+    pub caught_up: u64,
     /// How long the tenant's writes were refused, when this run lifted the freeze.
     pub freeze_ms: Option<u64>,
     /// How long this run took.
@@ -106,6 +108,7 @@ pub async fn cancel(control: &ControlPlane, slug: &TenantSlug) -> Result<MoveRep
             step: MoveStep::Cancelled,
             tables: 0,
             rows: 0,
+            caught_up: 0,
             freeze_ms: None,
             total_ms: millis(started.elapsed()),
             drop_after: None,
@@ -191,6 +194,7 @@ impl Move<'_> {
             step: row.step,
             tables: 0,
             rows: 0,
+            caught_up: 0,
             freeze_ms: None,
             total_ms: 0,
             drop_after: row.drop_after,
@@ -261,7 +265,7 @@ impl Move<'_> {
         Ok(())
     }
 
-    /// Steps 1 to 5: prepare, freeze and fence, copy, verify, switch.
+    /// Steps 1 to 5: prepare, copy, freeze and fence, catch up and verify, switch.
     async fn copy_and_switch(
         &self,
         row: &MoveRow,
@@ -294,28 +298,42 @@ impl Move<'_> {
         ));
         self.interrupt(Stage::Prepared)?;
 
-        // 2. Freeze and fence.
+        // 2. The bulk copy, while the tenant takes writes.
+        report.rows = store::sync(&mut source, &mut target, &tenant.schema, &tables)
+            .await?
+            .rows;
+        report.tables = tables.len();
+        (self.progress)(&format!(
+            "copied {} rows in {} tables; the tenant still takes writes",
+            report.rows,
+            tables.len()
+        ));
+        self.interrupt(Stage::Copied)?;
+
+        // 3. Freeze and fence.
         store::freeze(&mut self.control.pool.get().await?, tenant).await?;
         let frozen = Instant::now();
         store::fence(&mut source, &tenant.schema, &tenant.role, &tables).await?;
         (self.progress)("froze the tenant's writes and fenced the source");
         self.interrupt(Stage::Fenced)?;
 
-        // 3. and 4. Copy, verify.
-        report.rows = store::copy(&mut source, &mut target, &tenant.schema, &tables).await?;
-        report.tables = tables.len();
+        // 4. Catch up with what changed since the bulk copy, verify.
+        let caught_up = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
+        report.caught_up = caught_up.rows;
         (self.progress)(&format!(
-            "copied {} rows in {} tables",
-            report.rows,
-            tables.len()
+            "caught up: {} rows written since the copy",
+            caught_up.rows
         ));
-        if let Err(error) = self.verify(&mut source, &mut target, &tables).await {
+        if let Err(error) = self
+            .verify(&mut source, &mut target, &tables, &caught_up.touched)
+            .await
+        {
             tracing::error!(tenant = %tenant.slug, %error, "move verification failed; cancelling");
             cancel_move(self.control, tenant, row).await?;
             return Err(error);
         }
         (self.progress)("verified: every table has the same rows on both clusters");
-        self.interrupt(Stage::Copied)?;
+        self.interrupt(Stage::Verified)?;
 
         // 5. Switch, and the mail mark follows.
         store::switch(
@@ -343,6 +361,7 @@ impl Move<'_> {
                 "target": row.target,
                 "tables": report.tables,
                 "rows": report.rows,
+                "caught_up": report.caught_up,
                 "freeze_ms": report.freeze_ms,
             }),
         )
@@ -356,11 +375,12 @@ impl Move<'_> {
         source: &mut deadpool_postgres::Object,
         target: &mut deadpool_postgres::Object,
         tables: &[Table],
+        touched: &[Option<Vec<String>>],
     ) -> Result<(), ControlError> {
         // Both sides at once: the freeze lasts as long as the slower.
         let (there, here) = tokio::join!(
-            store::checksums(source, tables),
-            store::checksums(target, tables)
+            store::fingerprints(source, tables, touched),
+            store::fingerprints(target, tables, touched)
         );
         let (there, here) = (there?, here?);
         match there.iter().zip(&here).find(|(a, b)| a != b) {

@@ -188,7 +188,7 @@ pub async fn due_cleanups(client: &impl GenericClient) -> Result<Vec<String>, Co
 
 /// The tenant's tables to copy, in name order: every table of the schema but the template's
 /// history (which the target has from running the same migrations), each with the columns a
-/// copy carries (stored ones, in order).
+/// copy carries (stored ones, in order) and its primary key's.
 pub async fn tables(
     client: &impl GenericClient,
     schema: &PgIdentifier,
@@ -196,13 +196,19 @@ pub async fn tables(
     let rows = client
         .query(
             "SELECT c.relname::text AS name,
-                    array_agg(quote_ident(a.attname) ORDER BY a.attnum) AS columns
+                    (SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum)
+                     FROM pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                       AND a.attgenerated = '') AS columns,
+                    (SELECT array_agg(quote_ident(a.attname) ORDER BY k.position)
+                     FROM pg_index i
+                     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY
+                         AS k(attnum, position)
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = c.oid AND i.indisprimary) AS key
              FROM pg_class c
              JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_attribute a ON a.attrelid = c.oid
              WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> $2
-               AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-             GROUP BY c.relname
              ORDER BY c.relname",
             &[&schema.as_str(), &shared::template::HISTORY_TABLE],
         )
@@ -211,10 +217,12 @@ pub async fn tables(
         .map(|row| {
             let name: String = row.try_get("name")?;
             let columns: Vec<String> = row.try_get("columns")?;
+            let key: Option<Vec<String>> = row.try_get("key")?;
             Ok(Table {
                 qualified: format!("{}.{}", schema.quoted(), quote_ident(&name)),
                 name,
-                columns: columns.join(", "),
+                columns,
+                key: key.map(|key| key.join(", ")),
             })
         })
         .collect()
@@ -226,8 +234,16 @@ pub struct Table {
     pub name: String,
     /// `schema.table`, quoted.
     pub qualified: String,
-    /// The stored columns, quoted, comma-separated.
-    pub columns: String,
+    /// The stored columns, quoted, in order.
+    pub columns: Vec<String>,
+    /// The primary key's columns, quoted, comma-separated (`None`: the table has none).
+    pub key: Option<String>,
+}
+
+impl Table {
+    fn column_list(&self) -> String {
+        self.columns.join(", ")
+    }
 }
 
 fn quote_ident(name: &str) -> String {
@@ -253,16 +269,23 @@ pub async fn fence(
     if tables.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = tables
-        .iter()
-        .map(|table| table.qualified.as_str())
-        .collect();
     let transaction = client.transaction().await?;
     transaction
-        .batch_execute(&format!("LOCK TABLE {} IN SHARE MODE", names.join(", ")))
+        .batch_execute(&format!(
+            "LOCK TABLE {} IN SHARE MODE",
+            qualified_list(tables)
+        ))
         .await?;
     transaction.commit().await?;
     Ok(())
+}
+
+fn qualified_list<'a>(tables: impl IntoIterator<Item = &'a Table>) -> String {
+    tables
+        .into_iter()
+        .map(|table| table.qualified.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Lifts the fence (a cancelled move). Idempotent.
@@ -281,56 +304,131 @@ pub async fn unfence(
     Ok(())
 }
 
-/// Copies every table of the fenced source into the target's empty copy of the schema, in one
-/// target transaction (all or nothing), from one source snapshot; then sets the target's
-/// sequences to the source's. Foreign keys and triggers are not checked while loading
-/// (`session_replication_role = replica`): the rows are the source's, already checked.
-/// Returns the rows copied.
-pub async fn copy(
-    source: &mut deadpool_postgres::Object,
-    target: &mut deadpool_postgres::Object,
-    schema: &PgIdentifier,
-    tables: &[Table],
-) -> Result<u64, ControlError> {
-    let reading = source
+/// Settings under which a row's text is the same on either cluster: UTC, ISO dates, exact
+/// floats, hex bytes. Both sides of a comparison run under them, and rows sent as text are
+/// written and read back under them.
+const SAME_TEXT_EVERYWHERE: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
+     SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3;
+     SET LOCAL bytea_output = 'hex'";
+
+/// A read-only transaction on one snapshot, under [`SAME_TEXT_EVERYWHERE`].
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, ControlError> {
+    let transaction = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
-    let writing = target.transaction().await?;
-    writing
-        .batch_execute("SET LOCAL session_replication_role = replica")
+    transaction.batch_execute(SAME_TEXT_EVERYWHERE).await?;
+    Ok(transaction)
+}
+
+/// The target's writing transaction: all or nothing, foreign keys and triggers not checked
+/// while loading (`session_replication_role = replica`: the rows are the source's, already
+/// checked), under [`SAME_TEXT_EVERYWHERE`].
+async fn loading(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, ControlError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL session_replication_role = replica; {SAME_TEXT_EVERYWHERE}"
+        ))
         .await?;
-    if !tables.is_empty() {
-        let names: Vec<&str> = tables
-            .iter()
-            .map(|table| table.qualified.as_str())
-            .collect();
-        writing
-            .batch_execute(&format!("TRUNCATE {}", names.join(", ")))
-            .await?;
+    Ok(transaction)
+}
+
+/// `COPY … (FORMAT binary)` of one table from `reading` into `writing`.
+async fn copy_table(
+    reading: &deadpool_postgres::Transaction<'_>,
+    writing: &deadpool_postgres::Transaction<'_>,
+    table: &Table,
+) -> Result<u64, ControlError> {
+    let columns = table.column_list();
+    let out = reading
+        .copy_out(&format!(
+            "COPY (SELECT {columns} FROM {}) TO STDOUT (FORMAT binary)",
+            table.qualified
+        ))
+        .await?;
+    let sink = writing
+        .copy_in(&format!(
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+            table.qualified
+        ))
+        .await?;
+    futures_util::pin_mut!(sink);
+    let mut out = std::pin::pin!(out);
+    while let Some(chunk) = out.try_next().await? {
+        sink.send(chunk).await?;
     }
-    let mut rows = 0;
+    Ok(sink.as_mut().finish().await?)
+}
+
+/// What a [`sync`] changed on the target: the rows it wrote and, per table, the keys of the
+/// rows it rewrote or removed (`None`: a table copied whole).
+#[derive(Debug, Default)]
+pub struct Synced {
+    pub rows: u64,
+    pub touched: Vec<Option<Vec<String>>>,
+}
+
+/// Brings the target's copy of the schema to the source's rows, in one target transaction
+/// (all or nothing) from one source snapshot. A table empty on the target is copied whole
+/// (`COPY … (FORMAT binary)`): the bulk copy, while the tenant still takes writes. Otherwise,
+/// for a table with a primary key, both sides' rows are read in key order, each as its key
+/// and the md5 of its text, and merged; rows that are new or differ are copied again and rows
+/// gone from the source are removed: the catch-up in the freeze, or a bulk copy resumed. A
+/// table without a primary key is copied whole again. The sequences follow the source's.
+pub async fn sync(
+    source: &mut deadpool_postgres::Object,
+    target: &mut deadpool_postgres::Object,
+    schema: &PgIdentifier,
+    tables: &[Table],
+) -> Result<Synced, ControlError> {
+    let reading = snapshot(source).await?;
+    let writing = loading(target).await?;
+    let mut synced = Synced::default();
     for table in tables {
-        let out = reading
-            .copy_out(&format!(
-                "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
-                table.columns, table.qualified
-            ))
-            .await?;
-        let sink = writing
-            .copy_in(&format!(
-                "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                table.qualified, table.columns
-            ))
-            .await?;
-        futures_util::pin_mut!(sink);
-        let mut out = std::pin::pin!(out);
-        while let Some(chunk) = out.try_next().await? {
-            sink.send(chunk).await?;
+        let empty = !writing
+            .query_one(
+                &format!("SELECT EXISTS (SELECT FROM {})", table.qualified),
+                &[],
+            )
+            .await?
+            .try_get::<_, bool>(0)?;
+        let key = match &table.key {
+            Some(key) if !empty => key,
+            _ => {
+                if !empty {
+                    writing
+                        .batch_execute(&format!("TRUNCATE {}", table.qualified))
+                        .await?;
+                }
+                synced.rows += copy_table(&reading, &writing, table).await?;
+                synced.touched.push(None);
+                continue;
+            }
+        };
+        let (changed, removed) = differences(&reading, &writing, table, key).await?;
+        let touched: Vec<String> = changed.iter().chain(&removed).cloned().collect();
+        if !touched.is_empty() {
+            writing
+                .execute_typed(
+                    &format!(
+                        "DELETE FROM {} WHERE ROW({key})::text = ANY($1)",
+                        table.qualified
+                    ),
+                    &[(&touched, Type::TEXT_ARRAY)],
+                )
+                .await?;
         }
-        rows += sink.as_mut().finish().await?;
+        if !changed.is_empty() {
+            synced.rows += copy_rows(&reading, &writing, table, key, &changed).await?;
+        }
+        synced.touched.push(Some(touched));
     }
     // Sequences: the target's next values continue the source's.
     let sequences = reading
@@ -352,51 +450,169 @@ pub async fn copy(
     }
     writing.commit().await?;
     reading.commit().await?;
-    Ok(rows)
+    Ok(synced)
 }
 
-/// Each table's row count and a checksum of its rows (the sum of the first 64 bits of each
-/// row's md5, which needs no sort), computed the same way on either cluster: UTC, ISO dates,
-/// exact floats.
-pub async fn checksums(
+/// Copies the source's rows with keys `keys` into the target: each row as its text, parsed
+/// back into the table's row type on the target (both under [`SAME_TEXT_EVERYWHERE`]), its
+/// stored columns inserted.
+async fn copy_rows(
+    reading: &deadpool_postgres::Transaction<'_>,
+    writing: &deadpool_postgres::Transaction<'_>,
+    table: &Table,
+    key: &str,
+    keys: &[String],
+) -> Result<u64, ControlError> {
+    let rows: Vec<String> = reading
+        .query_typed(
+            &format!(
+                "SELECT t::text AS row FROM {} t WHERE ROW({key})::text = ANY($1)",
+                table.qualified
+            ),
+            &[(&keys, Type::TEXT_ARRAY)],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get("row"))
+        .collect::<Result<_, _>>()?;
+    let fields: Vec<String> = table
+        .columns
+        .iter()
+        .map(|column| format!("(r).{column}"))
+        .collect();
+    Ok(writing
+        .execute_typed(
+            &format!(
+                "INSERT INTO {table} ({columns})
+                 SELECT {fields} FROM (SELECT x::{table} AS r FROM unnest($1::text[]) x) s",
+                table = table.qualified,
+                columns = table.column_list(),
+                fields = fields.join(", "),
+            ),
+            &[(&rows, Type::TEXT_ARRAY)],
+        )
+        .await?)
+}
+
+/// Each row's key and the md5 of its text, in the keys' byte order (`COLLATE "C"`, the order
+/// Rust compares strings in).
+fn keyed_hashes(table: &Table, key: &str, filter: &str) -> String {
+    format!(
+        "SELECT ROW({key})::text COLLATE \"C\" AS key, md5(ROW({columns})::text) AS hash
+         FROM {table} {filter} ORDER BY 1",
+        columns = table.column_list(),
+        table = table.qualified,
+    )
+}
+
+/// The keys of rows that are on the source and not the same on the target (new or changed),
+/// and of rows on the target that the source no longer has: both sides streamed at once and
+/// merged, so memory holds only the differences.
+async fn differences(
+    source: &deadpool_postgres::Transaction<'_>,
+    target: &deadpool_postgres::Transaction<'_>,
+    table: &Table,
+    key: &str,
+) -> Result<(Vec<String>, Vec<String>), ControlError> {
+    let sql = keyed_hashes(table, key, "");
+    let no_params: [&str; 0] = [];
+    let (there, here) = tokio::try_join!(
+        source.query_raw(&sql, no_params),
+        target.query_raw(&sql, no_params)
+    )?;
+    let (mut there, mut here) = (std::pin::pin!(there), std::pin::pin!(here));
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
+    let (mut a, mut b) = tokio::try_join!(there.try_next(), here.try_next())?;
+    loop {
+        let order = match (&a, &b) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => a.try_get::<_, &str>("key")?.cmp(b.try_get("key")?),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                changed.push(field(&a, "key")?);
+                a = there.try_next().await?;
+            }
+            std::cmp::Ordering::Greater => {
+                removed.push(field(&b, "key")?);
+                b = here.try_next().await?;
+            }
+            std::cmp::Ordering::Equal => {
+                if field(&a, "hash")? != field(&b, "hash")? {
+                    changed.push(field(&a, "key")?);
+                }
+                (a, b) = tokio::try_join!(there.try_next(), here.try_next())?;
+            }
+        }
+    }
+    Ok((changed, removed))
+}
+
+fn field(row: &Option<tokio_postgres::Row>, name: &str) -> Result<String, ControlError> {
+    let row = row.as_ref().ok_or_else(|| {
+        ControlError::Catalog(shared::catalog::CatalogError::Corrupt {
+            what: "move comparison",
+            value: name.to_owned(),
+        })
+    })?;
+    Ok(row.try_get(name)?)
+}
+
+/// What the verification compares of each table on the two sides, after the catch-up (a
+/// [`sync`] in the freeze): its
+/// row count, and the keys and row hashes of the rows the catch-up touched (`touched`, one
+/// entry per table; rows it did not touch were found equal by the catch-up's own
+/// comparison) or, for a table it copied whole, the sum of every row's hash (the first 64
+/// bits of each row's md5, which needs no sort).
+pub async fn fingerprints(
     client: &mut deadpool_postgres::Object,
     tables: &[Table],
+    touched: &[Option<Vec<String>>],
 ) -> Result<Vec<(String, i64, String)>, ControlError> {
-    let transaction = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
-    transaction
-        .batch_execute(
-            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
-             SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3;
-             SET LOCAL bytea_output = 'hex'",
-        )
-        .await?;
-    let mut sums = Vec::with_capacity(tables.len());
-    for table in tables {
-        let row = transaction
-            .query_one(
-                &format!(
-                    "SELECT count(*) AS rows,
-                            coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)::bigint
-                                         ::numeric), 0)::text AS sum
-                     FROM {}",
-                    table.columns, table.qualified
-                ),
-                &[],
-            )
-            .await?;
-        sums.push((
-            table.name.clone(),
-            row.try_get("rows")?,
-            row.try_get("sum")?,
-        ));
+    let transaction = snapshot(client).await?;
+    let mut prints = Vec::with_capacity(tables.len());
+    for (table, touched) in tables.iter().zip(touched) {
+        let rows: i64 = transaction
+            .query_one(&format!("SELECT count(*) FROM {}", table.qualified), &[])
+            .await?
+            .try_get(0)?;
+        let print = match (&table.key, touched) {
+            (Some(key), Some(keys)) if !keys.is_empty() => {
+                let filter = format!("WHERE ROW({key})::text = ANY($1)");
+                let rows = transaction
+                    .query_typed(
+                        &keyed_hashes(table, key, &filter),
+                        &[(keys, Type::TEXT_ARRAY)],
+                    )
+                    .await?;
+                let mut print = String::new();
+                for row in &rows {
+                    let (key, hash): (&str, &str) = (row.try_get("key")?, row.try_get("hash")?);
+                    print.push_str(&format!("{key}={hash};"));
+                }
+                print
+            }
+            (_, Some(_)) => String::new(),
+            (_, None) => transaction
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)
+                                             ::bigint::numeric), 0)::text
+                         FROM {}",
+                        table.column_list(),
+                        table.qualified
+                    ),
+                    &[],
+                )
+                .await?
+                .try_get(0)?,
+        };
+        prints.push((table.name.clone(), rows, print));
     }
     transaction.commit().await?;
-    Ok(sums)
+    Ok(prints)
 }
 
 /// The tenant's unsent mail count on the cluster `client` reaches, and its pending mark there.

@@ -138,7 +138,7 @@ fn start(state: &DataPlane, caches: &Caches, name: &str, url: &UrlRef) -> anyhow
         anyhow::bail!("this node has no pools to other clusters");
     };
     let pools = fleet.open(name, url)?;
-    let config = fleet.connection_config(url)?;
+    let config = fleet.connection_config(name, url)?;
     let listening = listener::spawn(config.clone(), caches.clone());
     state
         .clusters

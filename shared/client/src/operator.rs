@@ -247,7 +247,10 @@ pub struct MoveReport {
     /// `copying`, `frozen`, `switched`, `done` or `cancelled`.
     pub step: String,
     pub tables: usize,
+    /// Rows the bulk copy wrote, before the freeze.
     pub rows: u64,
+    /// Rows written since the bulk copy, copied again in the freeze.
+    pub caught_up: u64,
     pub freeze_ms: Option<u64>,
     pub total_ms: u64,
     #[serde(with = "time::serde::rfc3339::option")]

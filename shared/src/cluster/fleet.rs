@@ -12,13 +12,19 @@
 //! reference in this node's environment) gives where: hosts, ports, database, TLS mode. The
 //! node's own catalog settings give who and how: login role, password, options (the statement
 //! timeout), application name. So the control plane's credentials in that URL are never used
-//! to connect by the data plane.
+//! to connect by the data plane. Where the node's role has another password on a cluster, a
+//! file named like the cluster in the node's `data_cluster_password_dir` holds it (the layout
+//! of a Kubernetes Secret mounted as a directory); it is read when the cluster's pools are
+//! built.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::config::Host;
+
+use zeroize::Zeroizing;
 
 use super::UrlRef;
 
@@ -36,6 +42,8 @@ struct Inner {
     catalog: Pool,
     /// Who the node is: login role, password, options, application name.
     login: tokio_postgres::Config,
+    /// A directory of the node's passwords per cluster, a file per cluster name.
+    passwords: Option<PathBuf>,
     /// Connections to each cluster on this node, at most (split over the workers).
     budget: usize,
     workers: usize,
@@ -96,11 +104,13 @@ pub struct Unavailable {
 
 impl Fleet {
     /// `login` is how the node connects to its catalog (whose hosts and database are not
-    /// used for other clusters); `budget` the connections each other cluster may have from
-    /// this node, split over `workers` HTTP workers and `groups` affinity groups each.
+    /// used for other clusters), with the password of a cluster in `passwords` where there is
+    /// one; `budget` the connections each other cluster may have from this node, split over
+    /// `workers` HTTP workers and `groups` affinity groups each.
     pub fn new(
         catalog: Pool,
         login: tokio_postgres::Config,
+        passwords: Option<PathBuf>,
         budget: usize,
         workers: usize,
         groups: usize,
@@ -109,6 +119,7 @@ impl Fleet {
             inner: Arc::new(Inner {
                 catalog,
                 login,
+                passwords,
                 budget: budget.max(1),
                 workers: workers.max(1),
                 groups: groups.max(1),
@@ -168,10 +179,9 @@ impl Fleet {
             cluster: name.to_owned(),
             reason,
         };
-        let config = self.login_to(
-            &url.pg_config()
-                .map_err(|error| unavailable(error.to_string()))?,
-        );
+        let config = self
+            .connection_config(name, url)
+            .map_err(|error| unavailable(error.to_string()))?;
         let per_worker = self.inner.budget.div_ceil(self.inner.workers);
         let per_group = per_worker.div_ceil(self.inner.groups);
         let pool = |size: usize| {
@@ -221,19 +231,45 @@ impl Fleet {
         &self.inner.catalog
     }
 
-    /// How this node connects to the cluster `url` refers to (for connections outside the
-    /// pools: a listener).
+    /// How this node connects to cluster `name`, which `url` refers to (the pools use it, and
+    /// connections outside them: a listener).
     pub fn connection_config(
         &self,
+        name: &str,
         url: &UrlRef,
     ) -> Result<tokio_postgres::Config, super::UrlError> {
-        Ok(self.login_to(&url.pg_config()?))
+        let mut config = login_to(&url.pg_config()?, &self.inner.login);
+        if let Some(password) = self.password_of(name)? {
+            config.password(password.as_bytes());
+        }
+        Ok(config)
     }
 
-    /// How this node connects to the cluster `target` points at: where from `target`, who
-    /// and how from the node's own login.
-    fn login_to(&self, target: &tokio_postgres::Config) -> tokio_postgres::Config {
-        login_to(target, &self.inner.login)
+    /// The node's password on cluster `name` from its password directory, if it has a file
+    /// for it.
+    fn password_of(&self, name: &str) -> Result<Option<Zeroizing<String>>, super::UrlError> {
+        let Some(dir) = &self.inner.passwords else {
+            return Ok(None);
+        };
+        // Cluster names are checked on registration; a name that is not a plain file name
+        // never leads out of the directory.
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Ok(None);
+        }
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = Zeroizing::new(text);
+                Ok(Some(Zeroizing::new(
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                )))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(super::UrlError::Unreadable {
+                reference: path.display().to_string(),
+                reason: error.to_string(),
+            }),
+        }
     }
 }
 
@@ -311,5 +347,41 @@ mod tests {
                 .parse()
                 .unwrap();
         assert_eq!(login_to(&registered, &no_password).get_password(), None);
+    }
+
+    #[tokio::test]
+    async fn a_cluster_password_comes_from_its_own_file_and_nowhere_else() {
+        let dir = std::env::temp_dir().join(format!(
+            "tenantry-fleet-passwords-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(dir.join("nested")).unwrap();
+        std::fs::write(dir.join("eu-2"), "on-eu-2\n").unwrap();
+        std::fs::write(dir.join("nested").join("x"), "outside").unwrap();
+        let login: tokio_postgres::Config = "postgres://tenantry_dataplane:catalog-pass@db/catalog"
+            .parse()
+            .unwrap();
+        let catalog = crate::db::pool(login.clone(), 1).unwrap();
+        let fleet = Fleet::new(catalog, login, Some(dir.clone()), 4, 2, 1);
+        let url = |name: &str| {
+            let path = dir.join(format!("{name}.url"));
+            std::fs::write(&path, "postgres://admin:admin-pass@db-2/tenantry").unwrap();
+            UrlRef::File(path)
+        };
+        let password = |name: &str| {
+            fleet
+                .connection_config(name, &url(name))
+                .unwrap()
+                .get_password()
+                .map(<[u8]>::to_vec)
+        };
+        // Its file, without the trailing newline.
+        assert_eq!(password("eu-2"), Some(b"on-eu-2".to_vec()));
+        // No file: the catalog login's password, never the registered one.
+        assert_eq!(password("us-1"), Some(b"catalog-pass".to_vec()));
+        // A name that is not a plain file name reads nothing.
+        assert_eq!(password("nested/x"), Some(b"catalog-pass".to_vec()));
+        assert_eq!(password("../eu-2"), Some(b"catalog-pass".to_vec()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -444,9 +444,10 @@ async fn move_large_tenant(app: &TestApp, args: &Args) {
     .unwrap();
     println!("\n### Moving a tenant of {records} records");
     println!(
-        "{source} -> {target}: {} rows in {} tables, total {} ms, writes refused for {} ms (goal < 2000 ms)",
+        "{source} -> {target}: {} rows in {} tables copied, {} caught up in the freeze, total {} ms, writes refused for {} ms (goal < 2000 ms)",
         report.rows,
         report.tables,
+        report.caught_up,
         report.total_ms,
         report.freeze_ms.unwrap_or_default()
     );
