@@ -148,6 +148,17 @@ async fn tenant_reply(app: &TestApp, slug: &str) -> (StatusCode, Option<String>,
     )
 }
 
+/// The node stays ready and says that cluster `name` is down.
+async fn ready_with_cluster_down(app: &TestApp, name: &str) {
+    let ready = app.data_client().get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().unwrap();
+    assert_eq!(
+        ready["checks"]["clusters"][name]["postgres"], "unavailable",
+        "{ready}"
+    );
+}
+
 #[tokio::test]
 async fn a_cluster_that_stops_costs_only_its_own_tenants_and_they_come_back_when_it_starts() {
     let app = TestApp::spawn().await;
@@ -198,13 +209,7 @@ async fn a_cluster_that_stops_costs_only_its_own_tenants_and_they_come_back_when
                 && code.as_deref() == Some("tenant_unavailable")),
         "{more:?}"
     );
-    let ready = app.data_client().get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
-    let ready: Value = ready.json().unwrap();
-    assert_eq!(
-        ready["checks"]["clusters"]["third"]["postgres"], "unavailable",
-        "{ready}"
-    );
+    ready_with_cluster_down(&app, "third").await;
 
     cluster.resume().await;
     let back = TestApp::eventually(Duration::from_secs(15), || async {
@@ -333,14 +338,7 @@ async fn a_cluster_that_hangs_costs_only_its_own_tenants_and_they_come_back() {
         "a tenant on another cluster was refused: {steady:?}"
     );
 
-    // The node stays ready and says which cluster is down.
-    let ready = app.data_client().get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
-    let ready: Value = ready.json().unwrap();
-    assert_eq!(
-        ready["checks"]["clusters"]["flaky"]["postgres"], "unavailable",
-        "{ready}"
-    );
+    ready_with_cluster_down(&app, "flaky").await;
 
     // Back up, its tenants are served again without a restart.
     proxy.restore();

@@ -59,6 +59,18 @@ fn run(program: &str, args: &[&str]) {
     assert!(status.success(), "{} {args:?}: {status}", program.display());
 }
 
+/// Hands `path` to the user who runs the cluster (`postgres` when we are root).
+fn give_to_cluster_owner(path: &std::path::Path) {
+    if as_root() {
+        let status = Command::new("chown")
+            .arg("postgres:")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown postgres {}", path.display());
+    }
+}
+
 impl PrivatePostgres {
     /// Creates a new cluster that trusts loopback and starts it; returns once it accepts
     /// connections.
@@ -77,14 +89,7 @@ impl PrivatePostgres {
             .join("tenantry-tests")
             .join(format!("postgres-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data).unwrap();
-        if as_root() {
-            let status = Command::new("chown")
-                .arg("postgres:")
-                .arg(&data)
-                .status()
-                .unwrap();
-            assert!(status.success(), "chown postgres {}", data.display());
-        }
+        give_to_cluster_owner(&data);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -102,14 +107,7 @@ impl PrivatePostgres {
             // Beside the data directory, readable by the cluster's owner only.
             let file = data.join("superuser-password");
             std::fs::write(&file, password).unwrap();
-            if as_root() {
-                let status = Command::new("chown")
-                    .arg("postgres:")
-                    .arg(&file)
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "chown postgres {}", file.display());
-            }
+            give_to_cluster_owner(&file);
             args.extend([
                 "--auth-host=scram-sha-256".into(),
                 format!("--pwfile={}", file.display()),

@@ -7,9 +7,11 @@
 //!    the target (the same migrations provisioning runs). The tenant is served from the source
 //!    as usual.
 //! 2. **copy**: every table from one source snapshot into the target in one transaction
-//!    (`COPY … (FORMAT binary)`), while the tenant still takes writes on the source. A copy
+//!    (`COPY … (FORMAT binary)`), while the tenant still takes writes on the source; then one
+//!    catch-up as in step 4 with what was written during the copy, still taking writes, so
+//!    that the freeze's catch-up has only what was written during that shorter one. A copy
 //!    cut short left nothing (one transaction); a copy run again over a complete one catches
-//!    up instead, as step 4 does.
+//!    up instead.
 //! 3. **freeze**: the catalog marks the tenant `moving` (every node then refuses its writes
 //!    with 503 `tenant_moving` and serves its reads), and the source is fenced: the tenant's
 //!    role loses the right to change its tables, and a `SHARE` lock on each table waits for

@@ -48,9 +48,10 @@ pub struct MoveReport {
     pub step: MoveStep,
     /// Tables copied by this run (0 when it had nothing to copy).
     pub tables: usize,
-    /// Rows copied by this run's bulk copy, before the freeze.
+    /// Rows this run wrote to the target before the freeze (the bulk copy, and a first
+    /// catch-up with what was written during it).
     pub rows: u64,
-    /// Rows written since the bulk copy, copied again in the freeze.
+    /// Rows written since, copied again in the freeze.
     pub caught_up: u64,
     /// How long the tenant's writes were refused, when this run lifted the freeze.
     pub freeze_ms: Option<u64>,
@@ -298,15 +299,21 @@ impl Move<'_> {
         ));
         self.interrupt(Stage::Prepared)?;
 
-        // 2. The bulk copy, while the tenant takes writes.
-        report.rows = store::sync(&mut source, &mut target, &tenant.schema, &tables)
-            .await?
-            .rows;
+        // 2. The bulk copy, while the tenant takes writes; then one catch-up with what was
+        // written during it, still taking writes, so that the freeze's catch-up has only what
+        // was written during that shorter one.
+        let copied = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
         report.tables = tables.len();
         (self.progress)(&format!(
             "copied {} rows in {} tables; the tenant still takes writes",
-            report.rows,
+            copied.rows,
             tables.len()
+        ));
+        let caught_up = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
+        report.rows = copied.rows + caught_up.rows;
+        (self.progress)(&format!(
+            "caught up: {} rows written during the copy; the tenant still takes writes",
+            caught_up.rows
         ));
         self.interrupt(Stage::Copied)?;
 

@@ -176,60 +176,48 @@ pub fn metrics(
         for scope in &resource_metrics.scope_metrics {
             for metric in &scope.metrics {
                 // (kind, time, value, attributes) of each data point.
-                let mut points: Vec<(&str, u64, f64, &[KeyValue])> = Vec::new();
-                match &metric.data {
-                    Some(metric::Data::Gauge(gauge)) => {
-                        for point in &gauge.data_points {
-                            points.push((
+                type Point<'a> = (&'static str, u64, f64, &'a [KeyValue]);
+                let points: Vec<Point> = match &metric.data {
+                    Some(metric::Data::Gauge(gauge)) => gauge
+                        .data_points
+                        .iter()
+                        .map(|p| {
+                            (
                                 "gauge",
-                                point.time_unix_nano,
-                                number(&point.value),
-                                &point.attributes,
-                            ));
-                        }
-                    }
-                    Some(metric::Data::Sum(sum)) => {
-                        for point in &sum.data_points {
-                            points.push((
-                                "sum",
-                                point.time_unix_nano,
-                                number(&point.value),
-                                &point.attributes,
-                            ));
-                        }
-                    }
-                    Some(metric::Data::Histogram(histogram)) => {
-                        for point in &histogram.data_points {
-                            points.push((
-                                "histogram_sum",
-                                point.time_unix_nano,
-                                point.sum.unwrap_or(0.0),
-                                &point.attributes,
-                            ));
-                        }
-                    }
-                    Some(metric::Data::ExponentialHistogram(histogram)) => {
-                        for point in &histogram.data_points {
-                            points.push((
-                                "histogram_sum",
-                                point.time_unix_nano,
-                                point.sum.unwrap_or(0.0),
-                                &point.attributes,
-                            ));
-                        }
-                    }
-                    Some(metric::Data::Summary(summary)) => {
-                        for point in &summary.data_points {
-                            points.push((
-                                "summary_sum",
-                                point.time_unix_nano,
-                                point.sum,
-                                &point.attributes,
-                            ));
-                        }
-                    }
-                    None => {}
-                }
+                                p.time_unix_nano,
+                                number(&p.value),
+                                &p.attributes[..],
+                            )
+                        })
+                        .collect(),
+                    Some(metric::Data::Sum(sum)) => sum
+                        .data_points
+                        .iter()
+                        .map(|p| ("sum", p.time_unix_nano, number(&p.value), &p.attributes[..]))
+                        .collect(),
+                    Some(metric::Data::Histogram(histogram)) => histogram
+                        .data_points
+                        .iter()
+                        .map(|p| {
+                            let sum = p.sum.unwrap_or(0.0);
+                            ("histogram_sum", p.time_unix_nano, sum, &p.attributes[..])
+                        })
+                        .collect(),
+                    Some(metric::Data::ExponentialHistogram(histogram)) => histogram
+                        .data_points
+                        .iter()
+                        .map(|p| {
+                            let sum = p.sum.unwrap_or(0.0);
+                            ("histogram_sum", p.time_unix_nano, sum, &p.attributes[..])
+                        })
+                        .collect(),
+                    Some(metric::Data::Summary(summary)) => summary
+                        .data_points
+                        .iter()
+                        .map(|p| ("summary_sum", p.time_unix_nano, p.sum, &p.attributes[..]))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 for (kind, nanos, value, point_attributes) in points {
                     let nanos = nanos_or(now_nanos, nanos);
                     events.push(Event::Metric(MetricRow {

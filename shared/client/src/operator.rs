@@ -247,9 +247,9 @@ pub struct MoveReport {
     /// `copying`, `frozen`, `switched`, `done` or `cancelled`.
     pub step: String,
     pub tables: usize,
-    /// Rows the bulk copy wrote, before the freeze.
+    /// Rows written to the target before the freeze (the bulk copy and a first catch-up).
     pub rows: u64,
-    /// Rows written since the bulk copy, copied again in the freeze.
+    /// Rows written since, copied again in the freeze.
     pub caught_up: u64,
     pub freeze_ms: Option<u64>,
     pub total_ms: u64,

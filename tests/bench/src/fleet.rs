@@ -428,8 +428,58 @@ async fn move_large_tenant(app: &TestApp, args: &Args) {
     ))
     .await
     .unwrap();
+    // A writer as the tenant's own role, as a data-plane node's transactions are: a new
+    // record and a changed one per round, from before the move until the fence stops it.
+    let role: String = db
+        .query_one(
+            "SELECT role_name FROM control.tenants WHERE slug = $1",
+            &[&slug],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let ids: Vec<uuid::Uuid> = db
+        .query(&format!("SELECT id FROM {schema}.records LIMIT 5000"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let writer = app.superuser().await;
+    writer
+        .batch_execute(&format!("SET ROLE {}", quote_ident(&role)))
+        .await
+        .unwrap();
+    let (written_tx, written) = tokio::sync::oneshot::channel();
+    let write = !args.move_without_writer;
+    tokio::spawn(async move {
+        if !write {
+            written_tx.send(0).ok();
+            return;
+        }
+        let mut rounds = 0u64;
+        for id in ids.iter().cycle() {
+            let round = writer
+                .batch_execute(&format!(
+                    "INSERT INTO {schema}.records
+                         (id, collection, data, version, size_bytes, created_at, updated_at)
+                     VALUES (gen_random_uuid(), 'tasks', '{{\"title\": \"during\"}}', 1, 20,
+                             now(), now());
+                     UPDATE {schema}.records SET version = version + 1, updated_at = now()
+                     WHERE id = '{id}'"
+                ))
+                .await;
+            if round.is_err() {
+                break; // fenced: the tenant's role may no longer write
+            }
+            rounds += 1;
+        }
+        written_tx.send(rounds).ok();
+    });
     let (source, target) = ("primary", "second");
-    let progress = |_: &str| {};
+    println!("\n### Moving a tenant of {records} records");
+    let started = std::time::Instant::now();
+    let progress = |step: &str| println!("- {:>5} ms {step}", started.elapsed().as_millis());
     let report = move_tenant(
         &app.control,
         &TenantSlug::parse(slug).unwrap(),
@@ -442,7 +492,11 @@ async fn move_large_tenant(app: &TestApp, args: &Args) {
     )
     .await
     .unwrap();
-    println!("\n### Moving a tenant of {records} records");
+    let rounds = written.await.unwrap_or_default();
+    println!(
+        "a writer as the tenant's role wrote {rounds} rounds (a record added, one changed) until \
+         the fence stopped it"
+    );
     println!(
         "{source} -> {target}: {} rows in {} tables copied, {} caught up in the freeze, total {} ms, writes refused for {} ms (goal < 2000 ms)",
         report.rows,

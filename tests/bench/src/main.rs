@@ -121,6 +121,10 @@ struct Args {
     /// Records of the tenant the fleet section moves.
     #[arg(long, default_value_t = 100_000)]
     move_records: usize,
+    /// Move that tenant with no writer during the move (by default one writes as fast as it
+    /// can until the fence stops it).
+    #[arg(long)]
+    move_without_writer: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
