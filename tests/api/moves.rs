@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use control_plane::error::ControlError;
 use control_plane::moves::service::{move_tenant, MoveOptions};
+use control_plane::moves::store::{self, Compare};
 use control_plane::moves::Stage;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -355,6 +356,106 @@ async fn what_changes_after_the_bulk_copy_is_caught_up_in_the_freeze_and_nothing
     );
     let second = TestApp::connect_to(&app.second_cluster_url().await).await;
     assert_eq!(mail_sends(second).await, sends_on_source);
+}
+
+/// A connection of the control plane's to cluster `name`.
+async fn cluster_connection(app: &TestApp, name: &str) -> deadpool_postgres::Object {
+    let catalog = app.control.pool.get().await.unwrap();
+    let cluster = app
+        .control
+        .clusters
+        .named(&app.control, &catalog, name)
+        .await
+        .unwrap();
+    cluster.pool.get().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_freeze_reads_in_full_only_the_rows_written_since_the_last_full_comparison() {
+    let app = TestApp::spawn().await;
+    app.register_second_cluster("eu-2").await;
+    let owner = tenant_with_tasks(&app, "since", 0).await;
+    let tasks = owner.records("tasks");
+    let mut seeded = Vec::new();
+    for n in 0..10 {
+        seeded.push(
+            tasks
+                .create(&json!({"title": format!("seed {n}")}))
+                .await
+                .unwrap(),
+        );
+    }
+    // The target's empty schema, then the move's own steps, driven one by one.
+    move_cut_after(&app, "since", "eu-2", Stage::Prepared).await;
+    let schema = shared::tenant::PgIdentifier::from_catalog("tenant_since".to_owned());
+    let (mut source, mut target) = (
+        cluster_connection(&app, "primary").await,
+        cluster_connection(&app, "eu-2").await,
+    );
+    let tables = store::tables(&source, &schema).await.unwrap();
+    let sync = store::sync(
+        &mut source,
+        &mut target,
+        &schema,
+        &tables,
+        Compare::EveryRow,
+    );
+    let copied = sync.await.unwrap();
+    assert!(copied.rows >= 10, "{copied:?}");
+
+    // Written after that full comparison: a record added, one changed, one deleted.
+    let added = tasks.create(&json!({"title": "new"})).await.unwrap();
+    tasks
+        .update(seeded[3].id, &json!({"title": "changed"}), None)
+        .await
+        .unwrap();
+    tasks.delete(seeded[7].id, None).await.unwrap();
+
+    let since = Compare::WrittenSince(copied.xmin);
+    let caught_up = store::sync(&mut source, &mut target, &schema, &tables, since)
+        .await
+        .unwrap();
+    // In `records`, exactly those three rows were touched, not the ten.
+    let records = tables
+        .iter()
+        .position(|table| table.name == "records")
+        .unwrap();
+    let mut touched = caught_up.touched[records].clone().unwrap();
+    touched.sort();
+    let mut expected: Vec<String> = [added.id, seeded[3].id, seeded[7].id]
+        .iter()
+        .map(|id| format!("({id})"))
+        .collect();
+    expected.sort();
+    assert_eq!(touched, expected);
+
+    // And the two sides are now the same, every row of every table.
+    let whole: Vec<Option<Vec<String>>> = vec![None; tables.len()];
+    let there = store::fingerprints(&mut source, &tables, &whole)
+        .await
+        .unwrap();
+    let here = store::fingerprints(&mut target, &tables, &whole)
+        .await
+        .unwrap();
+    assert_eq!(there, here);
+    let titles: Vec<String> = target
+        .query(
+            "SELECT data->>'title' FROM tenant_since.records ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(titles.len(), 10);
+    assert!(titles.contains(&"changed".to_owned()) && titles.contains(&"new".to_owned()));
+    assert!(!titles.contains(&"seed 7".to_owned()));
+    app.operator_api()
+        .tenants()
+        .cancel_move("since")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -7,24 +7,23 @@
 //!    the target (the same migrations provisioning runs). The tenant is served from the source
 //!    as usual.
 //! 2. **copy**: every table from one source snapshot into the target in one transaction
-//!    (`COPY … (FORMAT binary)`), while the tenant still takes writes on the source; then one
-//!    catch-up as in step 4 with what was written during the copy, still taking writes, so
-//!    that the freeze's catch-up has only what was written during that shorter one. A copy
-//!    cut short left nothing (one transaction); a copy run again over a complete one catches
-//!    up instead.
+//!    (`COPY … (FORMAT binary)`), while the tenant still takes writes on the source; then the
+//!    **full comparison**, still taking writes: each table's rows on both sides, read in
+//!    primary-key order as key and md5 of their text, streamed and merged; rows new or
+//!    changed since the copy are copied again and rows deleted since removed. A copy cut short
+//!    left nothing (one transaction); a copy run again over a complete one compares instead.
 //! 3. **freeze**: the catalog marks the tenant `moving` (every node then refuses its writes
 //!    with 503 `tenant_moving` and serves its reads), and the source is fenced: the tenant's
 //!    role loses the right to change its tables, and a `SHARE` lock on each table waits for
 //!    the transactions that changed them before to end. From then on the source cannot change,
 //!    whatever a node that has not heard of the freeze yet tries.
-//! 4. **catch up and verify**: each table is compared row by row on both sides (in primary-key
-//!    order, each row's key and the md5 of its text, streamed and merged); rows written,
-//!    changed or deleted since the copy are copied again or removed, in one target
-//!    transaction, and the sequences follow. A table without a primary key is copied whole
-//!    again. Then each table's row count on both sides, and the hashes of the rows the catch-up
-//!    touched, must agree (the rows it did not touch it found equal); a difference cancels the
-//!    move (the tenant stays on the source, unfrozen). The freeze lasts as long as this
-//!    comparison, which reads but does not write the rows that did not change.
+//! 4. **catch up and verify**: the same merge, reading of each row only its key and whether a
+//!    transaction from the full comparison's snapshot on wrote it (`store::Compare`): those
+//!    rows and the keys on one side only are all that can differ. They are copied again or
+//!    removed in one target transaction, and the sequences follow; a table without a primary
+//!    key is copied whole again. Then each table's row count on both sides, and the hashes of
+//!    the rows the catch-up touched, must agree; a difference cancels the move (the tenant
+//!    stays on the source, unfrozen).
 //! 5. **switch**: one catalog transaction places the tenant on the target, lifts the freeze
 //!    and announces it (`NOTIFY`): nodes route to the target within milliseconds. The
 //!    tenant's pending mail mark moves with it.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 
-use super::store::{self, MoveRow, Table};
+use super::store::{self, Compare::EveryRow, Compare::WrittenSince, MoveRow, Table};
 use super::{MoveStep, Stage};
 use crate::context::ControlPlane;
 use crate::error::ControlError;
@@ -302,18 +302,19 @@ impl Move<'_> {
         // 2. The bulk copy, while the tenant takes writes; then one catch-up with what was
         // written during it, still taking writes, so that the freeze's catch-up has only what
         // was written during that shorter one.
-        let copied = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
+        let schema = &tenant.schema;
+        let copied = store::sync(&mut source, &mut target, schema, &tables, EveryRow).await?;
         report.tables = tables.len();
         (self.progress)(&format!(
             "copied {} rows in {} tables; the tenant still takes writes",
             copied.rows,
             tables.len()
         ));
-        let caught_up = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
-        report.rows = copied.rows + caught_up.rows;
+        let compared = store::sync(&mut source, &mut target, schema, &tables, EveryRow).await?;
+        report.rows = copied.rows + compared.rows;
         (self.progress)(&format!(
             "caught up: {} rows written during the copy; the tenant still takes writes",
-            caught_up.rows
+            compared.rows
         ));
         self.interrupt(Stage::Copied)?;
 
@@ -325,7 +326,9 @@ impl Move<'_> {
         self.interrupt(Stage::Fenced)?;
 
         // 4. Catch up with what changed since the bulk copy, verify.
-        let caught_up = store::sync(&mut source, &mut target, &tenant.schema, &tables).await?;
+        // Only rows written since the full comparison above need reading in full.
+        let since = WrittenSince(compared.xmin);
+        let caught_up = store::sync(&mut source, &mut target, schema, &tables, since).await?;
         report.caught_up = caught_up.rows;
         (self.progress)(&format!(
             "caught up: {} rows written since the copy",

@@ -367,30 +367,57 @@ async fn copy_table(
     Ok(sink.as_mut().finish().await?)
 }
 
+/// Which rows of a table with a primary key a [`sync`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Every row, by its key and the md5 of its text: finds every difference.
+    EveryRow,
+    /// Only rows written by transactions from this one on (a full transaction id, the `xmin`
+    /// of the snapshot of a sync that compared every row), and the keys: finds every
+    /// difference made since that sync, reading keys and row headers only.
+    WrittenSince(i64),
+}
+
 /// What a [`sync`] changed on the target: the rows it wrote and, per table, the keys of the
-/// rows it rewrote or removed (`None`: a table copied whole).
+/// rows it rewrote or removed (`None`: a table copied whole); and the `xmin` of the source
+/// snapshot it brought the target to (for a later [`Compare::WrittenSince`]).
 #[derive(Debug, Default)]
 pub struct Synced {
     pub rows: u64,
     pub touched: Vec<Option<Vec<String>>>,
+    pub xmin: i64,
 }
 
 /// Brings the target's copy of the schema to the source's rows, in one target transaction
 /// (all or nothing) from one source snapshot. A table empty on the target is copied whole
 /// (`COPY … (FORMAT binary)`): the bulk copy, while the tenant still takes writes. Otherwise,
-/// for a table with a primary key, both sides' rows are read in key order, each as its key
-/// and the md5 of its text, and merged; rows that are new or differ are copied again and rows
-/// gone from the source are removed: the catch-up in the freeze, or a bulk copy resumed. A
-/// table without a primary key is copied whole again. The sequences follow the source's.
+/// for a table with a primary key, both sides' rows are read in key order and merged
+/// (`compare` says what is read of each row); rows that are new or differ are copied again
+/// and rows gone from the source are removed: a catch-up. A table without a primary key is
+/// copied whole again. The sequences follow the source's.
 pub async fn sync(
     source: &mut deadpool_postgres::Object,
     target: &mut deadpool_postgres::Object,
     schema: &PgIdentifier,
     tables: &[Table],
+    compare: Compare,
 ) -> Result<Synced, ControlError> {
     let reading = snapshot(source).await?;
     let writing = loading(target).await?;
-    let mut synced = Synced::default();
+    // The snapshot's bounds, as full (epoch and id) transaction ids.
+    let bounds = reading
+        .query_one(
+            "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin,
+                    pg_snapshot_xmax(s)::text::bigint AS xmax
+             FROM pg_current_snapshot() AS s",
+            &[],
+        )
+        .await?;
+    let (xmin, xmax): (i64, i64) = (bounds.try_get("xmin")?, bounds.try_get("xmax")?);
+    let mut synced = Synced {
+        xmin,
+        ..Synced::default()
+    };
     for table in tables {
         let empty = !writing
             .query_one(
@@ -412,7 +439,7 @@ pub async fn sync(
                 continue;
             }
         };
-        let (changed, removed) = differences(&reading, &writing, table, key).await?;
+        let (changed, removed) = differences(&reading, &writing, table, key, compare, xmax).await?;
         let touched: Vec<String> = changed.iter().chain(&removed).cloned().collect();
         if !touched.is_empty() {
             writing
@@ -505,20 +532,59 @@ fn keyed_hashes(table: &Table, key: &str, filter: &str) -> String {
     )
 }
 
+/// Each row's key, in the keys' byte order (`COLLATE "C"`), and whether a transaction from
+/// `$1` on wrote it: its `xmin` (32 bits, as stored in the row) lies in the circular range
+/// from `$1` (the low 32 bits of a full transaction id) to `$1 + $2`. Every row written since a
+/// full comparison has its writer's id there: an id below that snapshot's `xmin` belonged to a
+/// transaction that had ended before it, whose rows the comparison saw. The range is wider
+/// than needed (it also holds transactions that had committed before the snapshot, and the
+/// subtransactions of those in progress, which a snapshot's list does not name), so some rows
+/// are copied again for nothing, never one missed. The ids 0-2 are permanent (bootstrap,
+/// frozen), and an id more than 2^31 old is frozen by vacuum before it could wrap into the
+/// range; at worst such a row is copied again too.
+fn keyed_writers(table: &Table, key: &str) -> String {
+    format!(
+        "SELECT ROW({key})::text COLLATE \"C\" AS key,
+                xmin::text::bigint >= 3
+                    AND ((xmin::text::bigint - $1) & 4294967295) < $2 AS recent
+         FROM {table} ORDER BY 1",
+        table = table.qualified,
+    )
+}
+
 /// The keys of rows that are on the source and not the same on the target (new or changed),
 /// and of rows on the target that the source no longer has: both sides streamed at once and
-/// merged, so memory holds only the differences.
+/// merged, so memory holds only the differences. `xmax` is the source snapshot's.
 async fn differences(
     source: &deadpool_postgres::Transaction<'_>,
     target: &deadpool_postgres::Transaction<'_>,
     table: &Table,
     key: &str,
+    compare: Compare,
+    xmax: i64,
 ) -> Result<(Vec<String>, Vec<String>), ControlError> {
-    let sql = keyed_hashes(table, key, "");
-    let no_params: [&str; 0] = [];
+    let no_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+    let (low, span) = match compare {
+        Compare::EveryRow => (0, 0),
+        Compare::WrittenSince(since) => (since & 0xFFFF_FFFF, (xmax - since).max(0)),
+    };
+    let (there_sql, here_sql, there_params) = match compare {
+        Compare::EveryRow => {
+            let sql = keyed_hashes(table, key, "");
+            (sql.clone(), sql, no_params.clone())
+        }
+        Compare::WrittenSince(_) => {
+            let range: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&low, &span];
+            let keys = format!(
+                "SELECT ROW({key})::text COLLATE \"C\" AS key FROM {} ORDER BY 1",
+                table.qualified
+            );
+            (keyed_writers(table, key), keys, range)
+        }
+    };
     let (there, here) = tokio::try_join!(
-        source.query_raw(&sql, no_params),
-        target.query_raw(&sql, no_params)
+        source.query_raw(&there_sql, there_params),
+        target.query_raw(&here_sql, no_params)
     )?;
     let (mut there, mut here) = (std::pin::pin!(there), std::pin::pin!(here));
     let (mut changed, mut removed) = (Vec::new(), Vec::new());
@@ -540,7 +606,15 @@ async fn differences(
                 b = here.try_next().await?;
             }
             std::cmp::Ordering::Equal => {
-                if field(&a, "hash")? != field(&b, "hash")? {
+                let differs = match compare {
+                    Compare::EveryRow => field(&a, "hash")? != field(&b, "hash")?,
+                    Compare::WrittenSince(_) => a
+                        .as_ref()
+                        .map(|row| row.try_get::<_, bool>("recent"))
+                        .transpose()?
+                        .unwrap_or(true),
+                };
+                if differs {
                     changed.push(field(&a, "key")?);
                 }
                 (a, b) = tokio::try_join!(there.try_next(), here.try_next())?;
