@@ -32,6 +32,10 @@ pub struct Config {
     /// from its catalog login's, in a file named like the cluster
     /// (`data_cluster_password_dir`, default none; see `shared::cluster::fleet`).
     pub cluster_password_dir: Option<PathBuf>,
+    /// Proxies whose forwarding header names the client (`trusted_proxies`: addresses and
+    /// CIDR ranges, default none; `forwarded_header`: `x-forwarded-for`, the default, or
+    /// `forwarded`). See `crate::hygiene::client_address`.
+    pub trusted_proxies: shared::http::client_address::TrustedProxies,
     /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
     /// 1): a tenant always takes its connections from the same group, so each backend sees
     /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
@@ -155,6 +159,11 @@ impl Config {
                 source.parse_or("data_cluster_pool_size", pool_size)?,
             )?,
             cluster_password_dir: source.get("data_cluster_password_dir").map(PathBuf::from),
+            trusted_proxies: shared::http::client_address::TrustedProxies::parse(
+                &source.get("trusted_proxies").unwrap_or_default(),
+                source.parse_or("forwarded_header", Default::default())?,
+            )
+            .map_err(invalid("trusted_proxies"))?,
             workers: at_least_one("data_workers", source.parse_or("data_workers", cores)?)?,
             connection_max_uses: source.parse_or("data_connection_max_uses", 0)?,
             affinity_groups: at_least_one(

@@ -41,6 +41,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_pool_size",
     "data_cluster_pool_size",
     "data_cluster_password_dir",
+    "trusted_proxies",
+    "forwarded_header",
     "data_connection_max_uses",
     "data_affinity_groups",
     "data_workers",

@@ -15,6 +15,8 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 
+pub mod client_address;
+
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The id of the request being served, stored in the request's extensions.

@@ -27,6 +27,7 @@ mod password_hashing;
 mod password_reset;
 mod privacy;
 mod provisioning;
+mod proxies;
 mod python_client;
 mod rbac;
 mod records;

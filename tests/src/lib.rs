@@ -139,6 +139,8 @@ pub struct TestOptions {
     pub affinity_groups: usize,
     /// The data plane's `data_cluster_password_dir`.
     pub cluster_password_dir: Option<PathBuf>,
+    /// The data plane's `trusted_proxies` and `forwarded_header`.
+    pub trusted_proxies: shared::http::client_address::TrustedProxies,
     pub control_pool_size: usize,
     /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
     pub tenant_cache_ttl: Duration,
@@ -178,6 +180,7 @@ impl Default for TestOptions {
             connection_max_uses: 0,
             affinity_groups: 1,
             cluster_password_dir: None,
+            trusted_proxies: Default::default(),
             control_pool_size: 8,
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
@@ -894,6 +897,7 @@ pub fn data_config(
         pool_size: options.data_pool_size,
         cluster_pool_size: options.data_pool_size,
         cluster_password_dir: options.cluster_password_dir.clone(),
+        trusted_proxies: options.trusted_proxies.clone(),
         connection_max_uses: options.connection_max_uses,
         affinity_groups: options.affinity_groups,
         workers: options.data_workers,

@@ -223,9 +223,8 @@ fn base_parts(
         resource_type: action.resource_type,
         resource_id,
         result: String::new(),
-        ip: request
-            .peer_addr()
-            .map(|address| address.ip().to_string())
+        ip: crate::hygiene::client_address(request)
+            .map(|address| address.to_string())
             .unwrap_or_default(),
         user_agent: request
             .headers()

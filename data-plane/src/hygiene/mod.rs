@@ -15,6 +15,10 @@
 //!   CSP that allows nothing, `no-referrer`, `no-store`, and HSTS when the public scheme is
 //!   https.
 //! - **CORS** per tenant: see `crate::cors`.
+//! - **The client's address** ([`client_address`]): the TCP peer, or behind the proxies in
+//!   `trusted_proxies` the first untrusted hop of their forwarding header read from the right
+//!   (`shared::http::client_address`). Rate limits, API-key allow-lists, role conditions,
+//!   sessions, sign-in attempts and audit events all take it from here.
 //!
 //! None of this touches the database or allocates per request beyond actix's own work.
 
@@ -26,6 +30,15 @@ use actix_web::web;
 use futures_util::StreamExt as _;
 
 use crate::state::DataPlane;
+
+/// The address of the client that sent `request`: the TCP peer, or, when that peer is one of
+/// the node's `trusted_proxies`, the client they forwarded (`None` when the peer is unknown).
+pub fn client_address(request: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    match request.app_data::<web::Data<DataPlane>>() {
+        Some(state) => state.config.trusted_proxies.client_address(request),
+        None => request.peer_addr().map(|peer| peer.ip().to_canonical()),
+    }
+}
 
 /// Middleware: refuses bodies over the node's `max_body_bytes` (413, JSON) and bounds bodies
 /// of unknown length to the same size.

@@ -46,7 +46,7 @@ pub async fn enforce(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let client = req.peer_addr().map(|address| address.ip());
+    let client = crate::hygiene::client_address(req.request());
     let Some(decision) = state
         .rate_limits
         .admit(tenant.tenant.id, &tenant.quotas, class, client)

@@ -236,7 +236,7 @@ impl FromRequest for RequestContext {
                 | actix_web::http::Method::HEAD
                 | actix_web::http::Method::OPTIONS
         );
-        let source_ip = req.peer_addr().map(|address| address.ip());
+        let source_ip = crate::hygiene::client_address(req);
         let user_agent = req
             .headers()
             .get(actix_web::http::header::USER_AGENT)
