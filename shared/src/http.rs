@@ -15,6 +15,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
 
+pub mod body;
 pub mod client_address;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

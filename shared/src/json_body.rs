@@ -12,8 +12,10 @@
 //!   `"a"` and `"\u0061"` are the same key.
 //! - **Shape**: a body read into a struct is an object; an array is 400 `invalid_json`, though
 //!   serde would read it field by field in order ([`ObjectsOnly`]).
-//! - **Size**: at most [`JSON_BODY_LIMIT`] bytes (413), refused from `Content-Length` before
-//!   reading when it is declared.
+//! - **Size**: at most [`JSON_BODY_LIMIT`] bytes (413) once decoded, refused from
+//!   `Content-Length` before reading when it is declared.
+//! - **Coding**: `Content-Encoding` gzip or deflate is undone; another is 415
+//!   `unsupported_content_encoding` (`crate::http::body`, the same rule for every body read).
 //!
 //! [`Json`] is the extractor; `clippy.toml` forbids actix's own `web::Json`, whose content-type
 //! check admits any `*/json` and `*+json` and which keeps duplicate keys, so no handler can
@@ -25,12 +27,9 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Decompress, Payload};
-use actix_web::error::PayloadError;
+use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use futures_util::StreamExt as _;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
 
 use crate::error::ApiError;
@@ -335,12 +334,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let admitted = admit(req);
-        // `Content-Encoding: gzip` is undone, as actix's own extractor did; the limit applies
-        // to the decoded bytes.
-        let payload = Decompress::from_headers(payload.take(), req.headers());
+        // `Content-Encoding` is undone and the limit applies to the decoded bytes
+        // (`crate::http::body`).
+        let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move {
             admitted?;
-            let bytes = read_bounded(payload, JSON_BODY_LIMIT).await?;
+            let bytes = crate::http::body::read(&req, payload, JSON_BODY_LIMIT).await?;
             Ok(Json(parse(&bytes)?))
         })
     }
@@ -351,6 +350,7 @@ fn admit(req: &HttpRequest) -> Result<(), ApiError> {
     if !is_json(req) {
         return Err(unsupported_media_type());
     }
+    crate::http::body::check_coding(req)?;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -360,25 +360,6 @@ fn admit(req: &HttpRequest) -> Result<(), ApiError> {
         return Err(payload_too_large());
     }
     Ok(())
-}
-
-async fn read_bounded(
-    mut payload: Decompress<Payload>,
-    limit: usize,
-) -> Result<BytesMut, ApiError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| match error {
-            // The node's body limit (`hygiene::limit_body`) cut a body of unknown length.
-            PayloadError::Overflow => payload_too_large(),
-            _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(payload_too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

@@ -57,6 +57,17 @@ fn otel_python() -> PathBuf {
 
 #[tokio::test]
 async fn the_python_opentelemetry_sdk_sends_traces_logs_and_metrics_that_are_stored() {
+    sdk_round_trip("none").await;
+}
+
+#[tokio::test]
+async fn the_python_opentelemetry_sdk_with_gzip_compression_is_read_as_well() {
+    sdk_round_trip("gzip").await;
+}
+
+/// The SDK's exporters, compressing as `compression` says, send to a new tenant; what arrives
+/// in ClickHouse and in the usage counts is what they sent.
+async fn sdk_round_trip(compression: &'static str) {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("otel").await;
     app.raise_rate_limits("otel").await;
@@ -73,7 +84,14 @@ async fn the_python_opentelemetry_sdk_sends_traces_logs_and_metrics_that_are_sto
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
-            .args([url.as_str(), "otel", key.as_str(), "checkout", "5"])
+            .args([
+                url.as_str(),
+                "otel",
+                key.as_str(),
+                "checkout",
+                "5",
+                compression,
+            ])
             .output()
             .unwrap()
     })
@@ -190,6 +208,128 @@ async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
         assert!(body["error"]["code"].is_string(), "{body}");
     }
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 1);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_read_and_a_bomb_or_an_unknown_coding_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("squeezed").await;
+    app.raise_rate_limits("squeezed").await;
+    let tenant = app.tenant_id("squeezed").await;
+    let agent = app
+        .tenant("squeezed")
+        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    let post = |path: &'static str, content_type: &'static str, coding: &str, body: Vec<u8>| {
+        agent
+            .post(path)
+            .header("content-encoding", coding)
+            .body(body, content_type)
+            .send()
+    };
+
+    // As an OpenTelemetry Collector sends by default: gzip (here its JSON encoding; the SDK
+    // test above sends gzip protobuf), and a bulk batch the same way.
+    let logs = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"timeUnixNano": "1763900000000000000", "body": {"stringValue": "zipped"}}
+    ]}]}]});
+    let reply = post(
+        "/v1/logs",
+        "application/json",
+        "gzip",
+        gzip(&serde_json::to_vec(&logs).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let lines = concat!(
+        "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"body\":\"one\"}\n",
+        "{\"type\":\"log\",\"time\":\"2026-01-01T00:00:01Z\",\"body\":\"two\"}\n",
+    );
+    let reply = post(
+        "/v1/telemetry/events",
+        "application/x-ndjson",
+        "gzip",
+        gzip(lines.as_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), StatusCode::ACCEPTED, "{:?}", reply.value());
+    wait_for_rows(&app, "telemetry_logs", &tenant, 3).await;
+
+    // 64 MiB of log lines in a body of about 200 KiB: 413 at the limit (4 MiB once decoded).
+    let line = b"{\"type\":\"log\",\"time\":\"2026-01-01T00:00:00Z\",\"body\":\"again\"}\n";
+    let bomb = gzip(&line.repeat((64 << 20) / line.len()));
+    assert!(bomb.len() < 1 << 20);
+    let reply = post("/v1/telemetry/events", "application/x-ndjson", "gzip", bomb)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    // A coding the node does not read, and a body that is not what its coding says.
+    let reply = post("/v1/logs", "application/json", "br", b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_encoding"
+        )
+    );
+    let reply = post(
+        "/v1/logs",
+        "application/json",
+        "gzip",
+        b"{\"resourceLogs\": []}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::BAD_REQUEST, "invalid_body")
+    );
+    // The same rule for JSON endpoints and records.
+    let reply = owner
+        .post("/v1/collections/notes/records")
+        .header("content-encoding", "gzip")
+        .body(gzip(b"{\"title\": \"zipped record\"}"), "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED, "{:?}", reply.value());
+    let reply = owner
+        .post("/v1/collections/notes/records")
+        .header("content-encoding", "zstd")
+        .body(b"{}".to_vec(), "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_encoding"
+        )
+    );
+
+    // Nothing refused was stored.
+    assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 3);
+    let notes = owner
+        .records("notes")
+        .list_all(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(notes.len(), 1);
 }
 
 #[tokio::test]

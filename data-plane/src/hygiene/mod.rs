@@ -7,6 +7,8 @@
 //!   `payload_too_large` before any handler runs; a body without a declared length (chunked)
 //!   is cut off at the same size, which fails its extractor with the same 413. JSON bodies
 //!   are further limited to `shared::json_body::JSON_BODY_LIMIT` by the JSON extractor.
+//! - **Compressed bodies** (`shared::http::body`): gzip and deflate are undone, the endpoint's
+//!   limit counts decoded bytes, other codings are 415 `unsupported_content_encoding`.
 //! - **JSON only where JSON is expected, by one rule** (`shared::json_body`, both planes):
 //!   `application/json` with optional parameters, else 415 `unsupported_media_type`; malformed
 //!   JSON, and an object naming a key twice, 400 `invalid_json`. Any error response actix

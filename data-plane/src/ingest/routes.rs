@@ -46,14 +46,15 @@ fn otlp_encoding(req: &HttpRequest) -> Result<Encoding, ApiError> {
     }
 }
 
-/// The body of a limit the node allows for telemetry.
-async fn body(state: &DataPlane, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+/// The body, decoded (`Content-Encoding: gzip` or `deflate`, as OpenTelemetry Collectors send
+/// it), within the limit the node allows for telemetry once decoded.
+async fn body(
+    state: &DataPlane,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<u8>, ApiError> {
     let limit = state.config.telemetry_max_body_bytes;
-    payload
-        .to_bytes_limited(limit)
-        .await
-        .map_err(|_| shared::http::payload_too_large())?
-        .map_err(|_| ApiError::bad_request("invalid_body", "the request body could not be read"))
+    Ok(shared::http::body::read(req, payload.into_inner(), limit).await?)
 }
 
 /// An empty Export…ServiceResponse in JSON: no `partialSuccess`, so everything was accepted.
@@ -88,7 +89,7 @@ async fn otlp_request(
     decode: Decoder,
 ) -> Result<HttpResponse, ApiError> {
     let encoding = otlp_encoding(&req)?;
-    let body = body(&state, payload).await?;
+    let body = body(&state, &req, payload).await?;
     let now_nanos = u64::try_from(state.clock.now().unix_timestamp_nanos()).unwrap_or(0);
     let events = decode(encoding, &body, context.tenant.tenant.id, now_nanos)
         .map_err(|error| ApiError::bad_request("invalid_otlp", error.to_string()))?;
@@ -171,7 +172,7 @@ async fn post_bulk_events(
         "text/csv" => true,
         _ => return Err(unsupported("application/x-ndjson or text/csv")),
     };
-    let body = body(&state, payload).await?;
+    let body = body(&state, &req, payload).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "the body must be UTF-8"))?;
     let tenant = context.tenant.tenant.id;

@@ -55,11 +55,7 @@ async fn read_bounded(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(RecordsError::TooLarge);
     }
-    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
-        Ok(Err(_)) => Err(RecordsError::BodyUnreadable),
-        Err(_) => Err(RecordsError::TooLarge),
-    }
+    Ok(shared::http::body::read(req, payload.into_inner(), MAX_BODY_BYTES).await?)
 }
 
 /// A JSON body of an accepted content type, within the size limit.

@@ -70,6 +70,8 @@ pub enum RecordsError {
     #[error("the request body could not be read")]
     BodyUnreadable,
     #[error(transparent)]
+    Body(#[from] shared::http::body::BodyError),
+    #[error(transparent)]
     Db(#[from] TenantDbError),
     #[error(transparent)]
     DataKey(#[from] DataKeyError),
@@ -141,6 +143,10 @@ impl From<RecordsError> for ApiError {
                 message,
             ),
             RecordsError::BodyUnreadable => ApiError::bad_request("invalid_body", message),
+            RecordsError::Body(shared::http::body::BodyError::TooLarge) => {
+                RecordsError::TooLarge.into()
+            }
+            RecordsError::Body(error) => error.into(),
             RecordsError::Db(error) => error.into(),
             RecordsError::DataKey(_) | RecordsError::Crypto(_) | RecordsError::Corrupt(_) => {
                 ApiError::internal(&error)

@@ -275,7 +275,9 @@ fn operation(plane: &Plane, route: &RouteInfo) -> Operation {
         ));
         errors.push((
             415,
-            "`unsupported_media_type`: the body is not of a type this route takes".into(),
+            "`unsupported_media_type`: the body is not of a type this route takes; \
+             `unsupported_content_encoding`: its `Content-Encoding` is not gzip or deflate"
+                .into(),
         ));
     }
     for (status, codes) in errors {
