@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod clusters;
 mod contract;
+mod deploy_files;
 mod email_flows;
 mod fleet;
 mod hangs;
