@@ -30,6 +30,9 @@ pub struct Config {
     /// Longest an operator API request may take (`control_request_deadline_ms`): past it the
     /// answer is 503 `request_timeout`, whatever it was waiting for.
     pub request_deadline: std::time::Duration,
+    /// Where `/metrics` is served instead of the operator port (`control_metrics_listen`;
+    /// default none: on the operator port).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -60,6 +63,17 @@ impl Config {
             request_deadline: std::time::Duration::from_millis(
                 source.parse_or("control_request_deadline_ms", 60_000)?,
             ),
+            metrics_listen: source
+                .get("control_metrics_listen")
+                .map(|address| {
+                    address.parse().map_err(|error: std::net::AddrParseError| {
+                        ConfigError::Invalid {
+                            key: "control_metrics_listen".to_owned(),
+                            reason: error.to_string(),
+                        }
+                    })
+                })
+                .transpose()?,
         })
     }
 }

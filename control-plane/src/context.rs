@@ -27,6 +27,8 @@ pub struct ControlPlane {
     pub clock: shared::clock::Clock,
     /// Pools to the registered clusters other than the catalog's, made at first use.
     pub clusters: Arc<crate::clusters::pools::ClusterPools>,
+    /// `/metrics`: the process, the event writer, the pools by cluster.
+    pub metrics: shared::metrics::NodeMetrics,
 }
 
 impl ControlPlane {
@@ -62,7 +64,21 @@ impl ControlPlane {
             rng: SystemRandom::new(),
             clock: shared::clock::Clock::System,
             clusters: Arc::default(),
+            metrics: shared::metrics::NodeMetrics::new()?,
         })
+    }
+
+    /// `/metrics`: the writer's and pools' state read now, then everything registered.
+    pub fn render_metrics(&self) -> String {
+        if let Some(events) = &self.events {
+            self.metrics.observe_writer(events);
+        }
+        self.metrics
+            .observe_pools(shared::catalog::CATALOG_CLUSTER, [&self.pool]);
+        for (name, pool) in self.clusters.opened() {
+            self.metrics.observe_pools(&name, [&pool]);
+        }
+        self.metrics.render()
     }
 
     /// The same control plane reading the time from `clock`.

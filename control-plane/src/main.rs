@@ -30,6 +30,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(control.config.listen)
                 .with_context(|| format!("binding {}", control.config.listen))?;
             tracing::info!(address = %control.config.listen, "control plane listening");
+            if let Some(address) = control.config.metrics_listen {
+                let listener =
+                    TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+                let metrics = control.clone();
+                tokio::spawn(shared::metrics::serve(listener, move || {
+                    metrics.render_metrics()
+                })?);
+                tracing::info!(%address, "metrics listening");
+            }
             control_plane::audit::spawn_retention_job(control.clone());
             control_plane::moves::service::spawn_source_drops(control.clone());
             let served = control_plane::server::build(control.clone(), listener)?.await;

@@ -36,6 +36,9 @@ pub struct Config {
     /// CIDR ranges, default none; `forwarded_header`: `x-forwarded-for`, the default, or
     /// `forwarded`). See `crate::hygiene::client_address`.
     pub trusted_proxies: shared::http::client_address::TrustedProxies,
+    /// Where `/metrics` is served instead of the public port (`data_metrics_listen`; default
+    /// none: on the public port).
+    pub metrics_listen: Option<SocketAddr>,
     /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
     /// 1): a tenant always takes its connections from the same group, so each backend sees
     /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
@@ -159,6 +162,15 @@ impl Config {
                 source.parse_or("data_cluster_pool_size", pool_size)?,
             )?,
             cluster_password_dir: source.get("data_cluster_password_dir").map(PathBuf::from),
+            metrics_listen: source
+                .get("data_metrics_listen")
+                .map(|address| {
+                    address
+                        .parse()
+                        .map_err(|error: std::net::AddrParseError| error.to_string())
+                })
+                .transpose()
+                .map_err(invalid("data_metrics_listen"))?,
             trusted_proxies: shared::http::client_address::TrustedProxies::parse(
                 &source.get("trusted_proxies").unwrap_or_default(),
                 source.parse_or("forwarded_header", Default::default())?,

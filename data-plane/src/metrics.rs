@@ -1,4 +1,7 @@
-//! Prometheus metrics of a data-plane node, served as text at `/metrics`.
+//! Prometheus metrics of a data-plane node, served as text at `/metrics` (or on
+//! `data_metrics_listen` alone): requests by status class and latency, refusals by code, 429s
+//! by rate class, sign-in outcomes (password, MFA, SSO) by error code, the tenant cache, mail,
+//! and what every plane shows (`shared::metrics`: process, event writer, pools by cluster).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,14 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Clone)]
 pub struct Metrics {
+    /// The process, event writer and pool gauges, and the registry everything is in.
+    pub node: shared::metrics::NodeMetrics,
     pub registry: Registry,
+    /// Requests refused with 429 by their route's rate class.
+    pub rate_limited: IntCounterVec,
+    /// Answers of the sign-in routes (password, MFA, SSO), by audit action and outcome
+    /// (`success` or the error code).
+    pub sign_ins: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub tenant_cache_hits: IntCounter,
@@ -36,7 +46,25 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("tenantry".to_owned()), None)?;
+        let node = shared::metrics::NodeMetrics::new()?;
+        let registry = node.registry.clone();
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "requests refused with 429, by rate class",
+            ),
+            &["class"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        let sign_ins = IntCounterVec::new(
+            Opts::new(
+                "sign_ins_total",
+                "answers of the sign-in routes by audit action (auth.login, auth.mfa_verify, \
+                 auth.sso_login) and outcome (success, or the error code)",
+            ),
+            &["action", "outcome"],
+        )?;
+        registry.register(Box::new(sign_ins.clone()))?;
         let http_requests = IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -89,6 +117,9 @@ impl Metrics {
         };
         let by_class = Arc::new([class(0)?, class(1)?, class(2)?, class(3)?, class(4)?]);
         Ok(Self {
+            node,
+            rate_limited,
+            sign_ins,
             by_class,
             registry,
             http_requests,
@@ -147,9 +178,11 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let encoder = prometheus::TextEncoder::new();
-        encoder
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        self.node.render()
+    }
+
+    /// Counts an answer of a sign-in route (`action` is its audit action).
+    pub fn sign_in(&self, action: &str, outcome: &str) {
+        self.sign_ins.with_label_values(&[action, outcome]).inc();
     }
 }

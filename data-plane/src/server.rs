@@ -44,7 +44,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(crate::hygiene::limit_body))
             .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
-            .wrap(from_fn(observe_refusals))
+            .wrap(from_fn(observe_outcomes))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))
@@ -69,6 +69,14 @@ pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()
     let events = state.events.clone();
     let draining = state.draining.clone();
     let drain = state.config.shutdown_drain;
+    if let Some(address) = state.config.metrics_listen {
+        let metrics = state.clone();
+        let listener = TcpListener::bind(address)?;
+        tokio::spawn(shared::metrics::serve(listener, move || {
+            metrics.render_metrics()
+        })?);
+        tracing::info!(%address, "metrics listening");
+    }
     let server = build(state, listener)?;
     let handle = server.handle();
     let served = tokio::spawn(server);
@@ -90,6 +98,30 @@ pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()
     tracing::info!("shut down");
     served??;
     Ok(())
+}
+
+/// The audit actions of the routes that sign users in, whose outcomes `/metrics` counts.
+const SIGN_IN_ACTIONS: [&str; 3] = ["auth.login", "auth.mfa_verify", "auth.sso_login"];
+
+/// Counts the answer of a sign-in route: `success`, or its error code.
+fn count_sign_in<B>(state: &DataPlane, response: &ServiceResponse<B>) {
+    let Some(route) = shared::routes::served_by(response.request()) else {
+        return;
+    };
+    let Some(action) = route.policy.audit.event().map(|event| event.action) else {
+        return;
+    };
+    if !SIGN_IN_ACTIONS.contains(&action) {
+        return;
+    }
+    let outcome = match response.response().error() {
+        _ if response.status().is_success() => "success",
+        Some(error) => error
+            .as_error::<shared::error::ApiError>()
+            .map_or("error", shared::error::ApiError::code),
+        None => "error",
+    };
+    state.metrics.sign_in(action, outcome);
 }
 
 /// Every request is answered within `request_deadline_ms`: past it the handler is dropped
@@ -125,15 +157,20 @@ async fn enforce_deadline(
     .await
 }
 
-/// Makes refusals visible to operators: every 429 and 503 is counted by error code
+/// Makes outcomes visible to operators. Every answer of a sign-in route is counted by outcome
+/// (`tenantry_sign_ins_total`). Every 429 and 503 is counted by error code
 /// (`tenantry_http_refusals_total`) and logged with its tenant and request id, at most once a
 /// second per code (the line says how many like it went unlogged). A flood of refusals then
-/// shows in the log and the metrics without flooding either.
-async fn observe_refusals(
+/// shows in the log and the metrics without flooding either. Inside the request-id layer,
+/// which rebuilds error bodies: here the handler's own error is still on the response.
+async fn observe_outcomes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let response = next.call(req).await?;
+    if let Some(state) = response.request().app_data::<web::Data<DataPlane>>() {
+        count_sign_in(state, &response);
+    }
     let status = response.status().as_u16();
     if status != 429 && status != 503 {
         return Ok(response);

@@ -75,6 +75,25 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
+    /// `/metrics`: the writer's and pools' state read now, then everything registered.
+    pub fn render_metrics(&self) -> String {
+        let node = &self.metrics.node;
+        node.observe_writer(&self.events);
+        node.observe_pools(
+            shared::catalog::CATALOG_CLUSTER,
+            self.tenant_db
+                .worker_pools()
+                .iter()
+                .chain([self.tenant_db.shared_pool()]),
+        );
+        if let Some(fleet) = self.tenant_db.fleet() {
+            for cluster in fleet.opened() {
+                node.observe_pools(cluster.name(), cluster.all());
+            }
+        }
+        self.metrics.render()
+    }
+
     /// Builds the pools and caches and starts the notification listener, and the mail worker
     /// when SMTP is configured. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {

@@ -42,6 +42,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_cluster_pool_size",
     "data_cluster_password_dir",
     "trusted_proxies",
+    "data_metrics_listen",
+    "control_metrics_listen",
     "forwarded_header",
     "data_connection_max_uses",
     "data_affinity_groups",

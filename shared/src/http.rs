@@ -20,6 +20,11 @@ pub mod client_address;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Names the tenant on the current request's span (see [`request_id`]).
+pub fn record_tenant(slug: &str) {
+    tracing::Span::current().record("tenant", slug);
+}
+
 /// The id of the request being served, stored in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -32,7 +37,9 @@ fn acceptable_request_id(value: &str) -> bool {
 }
 
 /// Middleware: assigns the request id, and puts it into the response header and into the
-/// body of every [`ApiError`] response.
+/// body of every [`ApiError`] response. The request runs in a `request` span carrying the id
+/// (and the tenant, once a plane resolves it: [`record_tenant`]), so every log line written
+/// while serving it names both.
 pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -46,7 +53,8 @@ pub async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
 
-    let response = next.call(req).await?;
+    let span = tracing::info_span!("request", request_id = %id, tenant = tracing::field::Empty);
+    let response = tracing::Instrument::instrument(next.call(req), span).await?;
     let mut response = match api_error_of(&response) {
         Some(error) => {
             let (request, original) = response.into_parts();

@@ -22,6 +22,7 @@ pub mod events;
 pub mod http;
 pub mod json_body;
 pub mod mail_outbox;
+pub mod metrics;
 pub mod notify;
 pub mod observability;
 pub mod routes;

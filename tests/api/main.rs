@@ -23,6 +23,7 @@ mod mail;
 mod mfa;
 mod moves;
 mod node_process;
+mod observability;
 mod operator_api;
 mod password_hashing;
 mod password_reset;

@@ -270,6 +270,7 @@ impl TestApp {
             public_scheme: "https".to_owned(),
             events: event_settings(&kek_file, &options),
             request_deadline: Duration::from_secs(60),
+            metrics_listen: None,
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
         let control = match &options.clock {
@@ -898,6 +899,7 @@ pub fn data_config(
         cluster_pool_size: options.data_pool_size,
         cluster_password_dir: options.cluster_password_dir.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
+        metrics_listen: None,
         connection_max_uses: options.connection_max_uses,
         affinity_groups: options.affinity_groups,
         workers: options.data_workers,
@@ -941,15 +943,20 @@ pub async fn metrics_text(http: &reqwest::Client, base_url: &str) -> String {
 
 /// The count of `tenantry_http_refusals_total` for `status` and `code` in `metrics`.
 pub fn refusals_counted(metrics: &str, status: u16, code: &str) -> Option<u64> {
+    metric_value(
+        metrics,
+        &format!("tenantry_http_refusals_total{{code=\"{code}\",status=\"{status}\"}}"),
+    )
+    .map(|value| value as u64)
+}
+
+/// The value of `series` (a name and its labels in name order, as the exposition writes them:
+/// `tenantry_rate_limited_total{class="auth"}`) in the `metrics` text.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
-        .find(|line| {
-            line.starts_with("tenantry_http_refusals_total")
-                && line.contains(&format!("code=\"{code}\""))
-                && line.contains(&format!("status=\"{status}\""))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<u64>().ok())
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 // Domain helpers several test modules share (mail, clocks, tokens, settings, audit, the CLI):

@@ -85,6 +85,16 @@ impl ClusterPools {
         Ok(cluster.pool.get().await?)
     }
 
+    /// Every pool made so far, by cluster name (for `/metrics`).
+    pub fn opened(&self) -> Vec<(String, Pool)> {
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.clone()))
+            .collect()
+    }
+
     /// Drops the pool of a cluster that was removed.
     pub fn forget(&self, name: &str) {
         self.pools

@@ -12,6 +12,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use shared::error::ApiError;
 use shared::routes::meta::Liveness;
 use shared::routes::{route, routes, Route};
 
@@ -195,8 +196,10 @@ async fn other_clusters(state: &DataPlane) -> std::collections::BTreeMap<String,
     rate = Unlimited,
     tag = "health",
     responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String)))]
-async fn metrics(state: web::Data<DataPlane>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+async fn metrics(state: web::Data<DataPlane>) -> Result<HttpResponse, ApiError> {
+    // Served on `data_metrics_listen` alone when the operator set one.
+    if state.config.metrics_listen.is_some() {
+        return Err(ApiError::not_found("not_found", "no such route"));
+    }
+    Ok(shared::metrics::answer(state.render_metrics()))
 }

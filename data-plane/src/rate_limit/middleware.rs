@@ -58,6 +58,11 @@ pub async fn enforce(
             .map(ServiceResponse::map_into_boxed_body);
     };
     if !decision.outcome.admitted {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[decision.class.as_str()])
+            .inc();
         tracing::debug!(
             tenant = %tenant.tenant.slug,
             class = decision.class.as_str(),

@@ -262,6 +262,9 @@ impl FromRequest for RequestContext {
                 &state.config.base_domain,
             )?;
             let tenant = state.registry.lookup(&key).await?;
+            if let Some(served) = &tenant {
+                shared::http::record_tenant(served.tenant.slug.as_str());
+            }
             match tenant {
                 // A move freezes its writes for a moment; its reads are served.
                 Some(tenant)

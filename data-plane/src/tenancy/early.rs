@@ -46,6 +46,9 @@ pub async fn active_tenant(req: &ServiceRequest, state: &DataPlane) -> Option<Ar
             .filter(|served| served.tenant.status == TenantStatus::Active),
         None => None,
     };
+    if let Some(served) = &tenant {
+        shared::http::record_tenant(served.tenant.slug.as_str());
+    }
     req.extensions_mut().insert(Resolved(tenant.clone()));
     tenant
 }

@@ -21,7 +21,7 @@ pub mod store;
 pub mod writer;
 
 pub use rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
-pub use writer::{EventWriter, WriterSettings};
+pub use writer::{EventWriter, WriterSettings, WriterStats};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -95,6 +95,21 @@ struct Status {
     spooled: AtomicU64,
 }
 
+/// A writer's state ([`EventWriter::stats`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterStats {
+    /// Events enqueued and not yet taken by the writing task.
+    pub queued: usize,
+    /// Bytes waiting in the spool.
+    pub spool_bytes: u64,
+    /// Whether the last write to ClickHouse succeeded.
+    pub clickhouse_ok: bool,
+    /// Events written to ClickHouse.
+    pub delivered: u64,
+    /// Batches put in the spool.
+    pub spooled_batches: u64,
+}
+
 /// What the request path has enqueued and the task not yet taken.
 #[derive(Default)]
 struct Queued {
@@ -231,6 +246,18 @@ impl EventWriter {
     /// Bytes waiting in the spool.
     pub fn spooled_bytes(&self) -> u64 {
         self.inner.status.spool_bytes.load(Ordering::Relaxed)
+    }
+
+    /// What the writer holds and has done, for `/metrics`.
+    pub fn stats(&self) -> WriterStats {
+        let (delivered, spooled_batches) = self.counters();
+        WriterStats {
+            queued: self.inner.queue.lock().events.len(),
+            spool_bytes: self.spooled_bytes(),
+            clickhouse_ok: self.clickhouse_ok(),
+            delivered,
+            spooled_batches,
+        }
     }
 
     /// Events written to ClickHouse by this writer, and batches sent to the spool.

@@ -1,0 +1,176 @@
+//! What both planes' `/metrics` show besides their own counters: the process (CPU, memory,
+//! open files, threads), the event writer (queued, spooled, delivered, ClickHouse reachable)
+//! and the Postgres pools by cluster (connections open, idle, allowed, requests waiting).
+//! Gauges of the writer and the pools are read at each scrape ([`NodeMetrics::render`]).
+//!
+//! `/metrics` is served on the public port, or, when the plane's `*_metrics_listen` is set,
+//! only on that address ([`serve`]): operators keep it off the port tenants reach.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use deadpool_postgres::Pool;
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::events::EventWriter;
+
+/// The registry of a plane's metrics (every name prefixed `tenantry_`), with the process's
+/// and the writer's and pools' gauges in it.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    pub registry: Registry,
+    writer_queued: IntGauge,
+    writer_spool_bytes: IntGauge,
+    writer_clickhouse_up: IntGauge,
+    writer_delivered: IntCounter,
+    writer_spooled: IntCounter,
+    pool_connections: IntGaugeVec,
+    pool_idle: IntGaugeVec,
+    pool_max: IntGaugeVec,
+    pool_waiting: IntGaugeVec,
+}
+
+impl NodeMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("tenantry".to_owned()), None)?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let by_cluster = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
+            let gauges = IntGaugeVec::new(Opts::new(name, help), &["cluster"])?;
+            registry.register(Box::new(gauges.clone()))?;
+            Ok(gauges)
+        };
+        Ok(Self {
+            writer_queued: gauge(
+                "event_writer_queued",
+                "events enqueued and not yet written to ClickHouse or the spool",
+            )?,
+            writer_spool_bytes: gauge(
+                "event_writer_spool_bytes",
+                "bytes of events waiting in the spool for ClickHouse",
+            )?,
+            writer_clickhouse_up: gauge(
+                "event_writer_clickhouse_up",
+                "1 when the writer's last write to ClickHouse succeeded",
+            )?,
+            writer_delivered: counter(
+                "event_writer_delivered_total",
+                "events the writer has written to ClickHouse",
+            )?,
+            writer_spooled: counter(
+                "event_writer_spooled_batches_total",
+                "batches the writer has put in the spool while ClickHouse could not take them",
+            )?,
+            pool_connections: by_cluster(
+                "postgres_pool_connections",
+                "Postgres connections open in this process's pools, by cluster",
+            )?,
+            pool_idle: by_cluster(
+                "postgres_pool_idle_connections",
+                "open Postgres connections not in use, by cluster",
+            )?,
+            pool_max: by_cluster(
+                "postgres_pool_max_connections",
+                "Postgres connections this process may open, by cluster",
+            )?,
+            pool_waiting: by_cluster(
+                "postgres_pool_waiting_requests",
+                "work waiting for a Postgres connection, by cluster",
+            )?,
+            registry,
+        })
+    }
+
+    /// Reads the writer's state into its gauges.
+    pub fn observe_writer(&self, writer: &EventWriter) {
+        let stats = writer.stats();
+        self.writer_queued.set(clamp(stats.queued as u64));
+        self.writer_spool_bytes.set(clamp(stats.spool_bytes));
+        self.writer_clickhouse_up
+            .set(i64::from(stats.clickhouse_ok));
+        // Counters follow the writer's own, which only grow.
+        catch_up(&self.writer_delivered, stats.delivered);
+        catch_up(&self.writer_spooled, stats.spooled_batches);
+    }
+
+    /// Reads the pools of `cluster` into its gauges (summed over them).
+    pub fn observe_pools<'a>(&self, cluster: &str, pools: impl IntoIterator<Item = &'a Pool>) {
+        let (mut open, mut idle, mut max, mut waiting) = (0, 0, 0, 0);
+        for pool in pools {
+            let status = pool.status();
+            open += status.size;
+            idle += status.available;
+            max += status.max_size;
+            waiting += status.waiting;
+        }
+        let labels = [cluster];
+        self.pool_connections
+            .with_label_values(&labels)
+            .set(clamp(open as u64));
+        self.pool_idle
+            .with_label_values(&labels)
+            .set(clamp(idle as u64));
+        self.pool_max
+            .with_label_values(&labels)
+            .set(clamp(max as u64));
+        self.pool_waiting
+            .with_label_values(&labels)
+            .set(clamp(waiting as u64));
+    }
+
+    /// The text exposition of everything registered.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
+/// The `/metrics` answer of `render`'s text.
+pub fn answer(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+/// Serves `GET /metrics` (from `render`) on `listener`, apart from the plane's API: one
+/// worker, nothing else routed.
+pub fn serve<F>(listener: TcpListener, render: F) -> std::io::Result<Server>
+where
+    F: Fn() -> String + Clone + Send + 'static,
+{
+    Ok(HttpServer::new(move || {
+        let render = render.clone();
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                let render = render.clone();
+                async move { answer(render()) }
+            }),
+        )
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .run())
+}
