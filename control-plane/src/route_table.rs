@@ -13,8 +13,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// Every route of the control plane.
 pub fn table() -> Vec<Route> {
     [
-        routes![healthz, metrics],
+        routes![healthz],
         shared::routes::meta::routes(),
+        shared::metrics::routes(),
         crate::tenants::routes::routes(),
         crate::clusters::routes::routes(),
         crate::moves::routes::routes(),
@@ -77,25 +78,4 @@ fn plane() -> Plane {
     responses((status = 200, description = "The process is up", body = shared::routes::meta::Liveness)))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(shared::routes::meta::Liveness::UP)
-}
-
-/// Prometheus metrics: the process, the event writer, the Postgres pools by cluster. Not
-/// on this port when `control_metrics_listen` is set (404 here; served there alone).
-#[route(get, "/metrics",
-    summary = "Prometheus metrics",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "health",
-    responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String)))]
-async fn metrics(
-    control: web::Data<crate::context::ControlPlane>,
-) -> Result<HttpResponse, shared::error::ApiError> {
-    if control.config.metrics_listen.is_some() {
-        return Err(shared::error::ApiError::not_found(
-            "not_found",
-            "no such route",
-        ));
-    }
-    Ok(shared::metrics::answer(control.render_metrics()))
 }

@@ -10,10 +10,16 @@ use crate::context::ControlPlane;
 
 pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Server> {
     let hsts = shared::http::Hsts::for_scheme(&control.config.public_scheme);
+    let metrics = web::Data::new({
+        let control = control.clone();
+        let separately = control.config.metrics_listen.is_some();
+        shared::metrics::MetricsSource::new(move || control.render_metrics(), separately)
+    });
     let control = web::Data::new(control);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(control.clone())
+            .app_data(metrics.clone())
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
             // Outermost last: oversized headers are refused (431) inside the request id, so

@@ -23,6 +23,7 @@ pub fn table() -> Vec<Route> {
     [
         crate::health::routes::routes(),
         shared::routes::meta::routes(),
+        shared::metrics::routes(),
         crate::tenant_info::routes::routes(),
         crate::identity::routes::routes(),
         crate::accounts::routes::routes(),

@@ -29,8 +29,14 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
         // Runs on each worker's thread: the worker takes the next pool, so it drives the
         // connections it uses (see `TenantDb`).
         let worker = started_workers.fetch_add(1, Ordering::Relaxed);
+        let metrics = {
+            let separately = state.config.metrics_listen.is_some();
+            let state = state.clone();
+            shared::metrics::MetricsSource::new(move || state.render_metrics(), separately)
+        };
         App::new()
             .app_data(web::Data::new(state.for_worker(worker)))
+            .app_data(web::Data::new(metrics))
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
             // Outermost last. Oversized headers are refused (431) before anything reads them,

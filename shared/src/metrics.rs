@@ -115,19 +115,16 @@ impl NodeMetrics {
             max += status.max_size;
             waiting += status.waiting;
         }
-        let labels = [cluster];
-        self.pool_connections
-            .with_label_values(&labels)
-            .set(clamp(open as u64));
-        self.pool_idle
-            .with_label_values(&labels)
-            .set(clamp(idle as u64));
-        self.pool_max
-            .with_label_values(&labels)
-            .set(clamp(max as u64));
-        self.pool_waiting
-            .with_label_values(&labels)
-            .set(clamp(waiting as u64));
+        for (gauges, value) in [
+            (&self.pool_connections, open),
+            (&self.pool_idle, idle),
+            (&self.pool_max, max),
+            (&self.pool_waiting, waiting),
+        ] {
+            gauges
+                .with_label_values(&[cluster])
+                .set(clamp(value as u64));
+        }
     }
 
     /// The text exposition of everything registered.
@@ -151,6 +148,50 @@ pub fn answer(text: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
+}
+
+/// What a plane's `/metrics` renders, and whether it is served on an address of its own
+/// (then the public port answers 404): app data of each plane's app.
+#[derive(Clone)]
+pub struct MetricsSource {
+    render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+    separately: bool,
+}
+
+impl MetricsSource {
+    pub fn new(render: impl Fn() -> String + Send + Sync + 'static, separately: bool) -> Self {
+        Self {
+            render: std::sync::Arc::new(render),
+            separately,
+        }
+    }
+}
+
+/// `/metrics` on both planes.
+pub fn routes() -> Vec<crate::routes::Route> {
+    crate::routes::routes![get_metrics]
+}
+
+/// Prometheus metrics of this process: what every plane shows (the process, the event
+/// writer, the Postgres pools by cluster) and the plane's own. Not on this port when the
+/// plane's `*_metrics_listen` is set (404 here; served there alone).
+#[crate::routes::route(get, "/metrics",
+    summary = "Prometheus metrics",
+    access = Public,
+    audit = Never,
+    rate = Unlimited,
+    tag = "health",
+    responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String)))]
+async fn get_metrics(
+    source: web::Data<MetricsSource>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    if source.separately {
+        return Err(crate::error::ApiError::not_found(
+            "not_found",
+            "no such route",
+        ));
+    }
+    Ok(answer((source.render)()))
 }
 
 /// Serves `GET /metrics` (from `render`) on `listener`, apart from the plane's API: one

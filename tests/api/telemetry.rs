@@ -20,6 +20,18 @@ async fn api_key(owner: &Client, scopes: &[&str]) -> String {
     created.key.expose().to_owned()
 }
 
+/// Tenant `slug` with its owner signed in and its rate limits lifted, its id, and an agent
+/// holding an API key with `telemetry:write`.
+async fn ingesting_tenant(app: &TestApp, slug: &str) -> (Client, String, Client) {
+    let owner = app.tenant_with_owner(slug).await;
+    app.raise_rate_limits(slug).await;
+    let tenant = app.tenant_id(slug).await;
+    let agent = app
+        .tenant(slug)
+        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    (owner, tenant, agent)
+}
+
 /// Rows of `table` stored for `tenant`.
 async fn stored(app: &TestApp, table: &str, tenant: &str) -> u64 {
     app.data.events.flush().await;
@@ -139,12 +151,7 @@ async fn sdk_round_trip(compression: &'static str) {
 #[tokio::test]
 async fn otlp_json_is_accepted_and_bad_otlp_is_refused_with_4xx() {
     let app = TestApp::spawn().await;
-    let owner = app.tenant_with_owner("otlpjson").await;
-    app.raise_rate_limits("otlpjson").await;
-    let tenant = app.tenant_id("otlpjson").await;
-    let agent = app
-        .tenant("otlpjson")
-        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    let (_, tenant, agent) = ingesting_tenant(&app, "otlpjson").await;
     let request = json!({"resourceLogs": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
         "scopeLogs": [{"logRecords": [
@@ -220,12 +227,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn compressed_bodies_are_read_and_a_bomb_or_an_unknown_coding_changes_nothing() {
     let app = TestApp::spawn().await;
-    let owner = app.tenant_with_owner("squeezed").await;
-    app.raise_rate_limits("squeezed").await;
-    let tenant = app.tenant_id("squeezed").await;
-    let agent = app
-        .tenant("squeezed")
-        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    let (owner, tenant, agent) = ingesting_tenant(&app, "squeezed").await;
     let post = |path: &'static str, content_type: &'static str, coding: &str, body: Vec<u8>| {
         agent
             .post(path)
@@ -366,12 +368,7 @@ async fn ingestion_needs_a_key_with_telemetry_write_of_the_same_tenant() {
 #[tokio::test]
 async fn ndjson_and_csv_batches_are_all_or_nothing_with_bad_lines_reported_by_number() {
     let app = TestApp::spawn().await;
-    let owner = app.tenant_with_owner("bulk").await;
-    app.raise_rate_limits("bulk").await;
-    let tenant = app.tenant_id("bulk").await;
-    let agent = app
-        .tenant("bulk")
-        .with_api_key(api_key(&owner, &["telemetry:write"]).await);
+    let (_, tenant, agent) = ingesting_tenant(&app, "bulk").await;
     let telemetry = agent.telemetry();
 
     let good = concat!(

@@ -1,6 +1,6 @@
 //! `/healthz` (the process answers), `/readyz` (Postgres and the change listener are
 //! reachable, the event writer has room — ClickHouse may be down while the spool has room —
-//! and the node is not shutting down) and `/metrics` (Prometheus text).
+//! and the node is not shutting down); `/metrics` is `shared::metrics`'.
 //!
 //! `/readyz` also reports each other cluster the node serves tenants on, without counting it:
 //! a cluster that is down makes only its own tenants' requests fail (503
@@ -12,14 +12,13 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use shared::error::ApiError;
 use shared::routes::meta::Liveness;
 use shared::routes::{route, routes, Route};
 
 use crate::state::DataPlane;
 
 pub fn routes() -> Vec<Route> {
-    routes![healthz, readyz, metrics,]
+    routes![healthz, readyz]
 }
 
 #[route(
@@ -186,20 +185,4 @@ async fn other_clusters(state: &DataPlane) -> std::collections::BTreeMap<String,
         .await
         .into_iter()
         .collect()
-}
-
-#[route(
-    get, "/metrics",
-    summary = "Prometheus metrics",
-    access = Public,
-    audit = Never,
-    rate = Unlimited,
-    tag = "health",
-    responses((status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", content_type = "text/plain", body = String)))]
-async fn metrics(state: web::Data<DataPlane>) -> Result<HttpResponse, ApiError> {
-    // Served on `data_metrics_listen` alone when the operator set one.
-    if state.config.metrics_listen.is_some() {
-        return Err(ApiError::not_found("not_found", "no such route"));
-    }
-    Ok(shared::metrics::answer(state.render_metrics()))
 }

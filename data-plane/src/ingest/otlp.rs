@@ -177,45 +177,32 @@ pub fn metrics(
             for metric in &scope.metrics {
                 // (kind, time, value, attributes) of each data point.
                 type Point<'a> = (&'static str, u64, f64, &'a [KeyValue]);
+                macro_rules! points {
+                    ($points:expr, $kind:literal, $point:ident => $value:expr) => {
+                        $points
+                            .iter()
+                            .map(|$point| {
+                                ($kind, $point.time_unix_nano, $value, &$point.attributes[..])
+                            })
+                            .collect()
+                    };
+                }
                 let points: Vec<Point> = match &metric.data {
-                    Some(metric::Data::Gauge(gauge)) => gauge
-                        .data_points
-                        .iter()
-                        .map(|p| {
-                            (
-                                "gauge",
-                                p.time_unix_nano,
-                                number(&p.value),
-                                &p.attributes[..],
-                            )
-                        })
-                        .collect(),
-                    Some(metric::Data::Sum(sum)) => sum
-                        .data_points
-                        .iter()
-                        .map(|p| ("sum", p.time_unix_nano, number(&p.value), &p.attributes[..]))
-                        .collect(),
-                    Some(metric::Data::Histogram(histogram)) => histogram
-                        .data_points
-                        .iter()
-                        .map(|p| {
-                            let sum = p.sum.unwrap_or(0.0);
-                            ("histogram_sum", p.time_unix_nano, sum, &p.attributes[..])
-                        })
-                        .collect(),
-                    Some(metric::Data::ExponentialHistogram(histogram)) => histogram
-                        .data_points
-                        .iter()
-                        .map(|p| {
-                            let sum = p.sum.unwrap_or(0.0);
-                            ("histogram_sum", p.time_unix_nano, sum, &p.attributes[..])
-                        })
-                        .collect(),
-                    Some(metric::Data::Summary(summary)) => summary
-                        .data_points
-                        .iter()
-                        .map(|p| ("summary_sum", p.time_unix_nano, p.sum, &p.attributes[..]))
-                        .collect(),
+                    Some(metric::Data::Gauge(gauge)) => {
+                        points!(gauge.data_points, "gauge", p => number(&p.value))
+                    }
+                    Some(metric::Data::Sum(sum)) => {
+                        points!(sum.data_points, "sum", p => number(&p.value))
+                    }
+                    Some(metric::Data::Histogram(histogram)) => {
+                        points!(histogram.data_points, "histogram_sum", p => p.sum.unwrap_or(0.0))
+                    }
+                    Some(metric::Data::ExponentialHistogram(histogram)) => {
+                        points!(histogram.data_points, "histogram_sum", p => p.sum.unwrap_or(0.0))
+                    }
+                    Some(metric::Data::Summary(summary)) => {
+                        points!(summary.data_points, "summary_sum", p => p.sum)
+                    }
                     None => Vec::new(),
                 };
                 for (kind, nanos, value, point_attributes) in points {
