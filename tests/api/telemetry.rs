@@ -278,16 +278,14 @@ async fn compressed_bodies_are_read_and_a_bomb_or_an_unknown_coding_changes_noth
     );
 
     // A coding the node does not read, and a body that is not what its coding says.
+    let unsupported = (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_encoding",
+    );
     let reply = post("/v1/logs", "application/json", "br", b"{}".to_vec())
         .await
         .unwrap();
-    assert_eq!(
-        reply.error_code(),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_encoding"
-        )
-    );
+    assert_eq!(reply.error_code(), unsupported);
     let reply = post(
         "/v1/logs",
         "application/json",
@@ -316,13 +314,7 @@ async fn compressed_bodies_are_read_and_a_bomb_or_an_unknown_coding_changes_noth
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        reply.error_code(),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_encoding"
-        )
-    );
+    assert_eq!(reply.error_code(), unsupported);
 
     // Nothing refused was stored.
     assert_eq!(stored(&app, "telemetry_logs", &tenant).await, 3);
