@@ -33,6 +33,9 @@ pub struct Config {
     /// Where `/metrics` is served instead of the operator port (`control_metrics_listen`;
     /// default none: on the operator port).
     pub metrics_listen: Option<SocketAddr>,
+    /// The CA whose certificates Postgres servers must show (`postgres_ca_file`; see
+    /// `shared::db::tls`).
+    pub postgres_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Config {
             request_deadline: std::time::Duration::from_millis(
                 source.parse_or("control_request_deadline_ms", 60_000)?,
             ),
+            postgres_ca_file: source.get("postgres_ca_file").map(PathBuf::from),
             metrics_listen: source
                 .get("control_metrics_listen")
                 .map(|address| {

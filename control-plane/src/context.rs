@@ -34,6 +34,9 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Connects (lazily) and loads the KEK. Fails on a bad URL or an unreadable KEK.
     pub fn new(config: Config, template: Template) -> anyhow::Result<Self> {
+        if let Some(ca) = &config.postgres_ca_file {
+            shared::db::tls::use_for_process(shared::db::tls::PostgresTls::from_ca_file(ca)?);
+        }
         use anyhow::Context as _;
         let pg_config = shared::db::pg_config(&config.database_url, None)?;
         let pool = shared::db::pool(pg_config, config.pool_size)?;

@@ -27,6 +27,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let control = ControlPlane::new(config, Template::default_template())?;
     match cli.command {
         Command::Serve => {
+            let catalog = shared::db::pg_config(&control.config.database_url, None)?;
+            shared::db::tls::check_at_start(&catalog)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let listener = TcpListener::bind(control.config.listen)
                 .with_context(|| format!("binding {}", control.config.listen))?;
             tracing::info!(address = %control.config.listen, "control plane listening");

@@ -39,6 +39,10 @@ pub struct Config {
     /// Where `/metrics` is served instead of the public port (`data_metrics_listen`; default
     /// none: on the public port).
     pub metrics_listen: Option<SocketAddr>,
+    /// The CA whose certificates Postgres servers must show (`postgres_ca_file`; default none:
+    /// TLS only where a URL says `sslmode=require`, against the system's trust store). See
+    /// `shared::db::tls`.
+    pub postgres_ca_file: Option<PathBuf>,
     /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
     /// 1): a tenant always takes its connections from the same group, so each backend sees
     /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
@@ -162,6 +166,7 @@ impl Config {
                 source.parse_or("data_cluster_pool_size", pool_size)?,
             )?,
             cluster_password_dir: source.get("data_cluster_password_dir").map(PathBuf::from),
+            postgres_ca_file: source.get("postgres_ca_file").map(PathBuf::from),
             metrics_listen: source
                 .get("data_metrics_listen")
                 .map(|address| {

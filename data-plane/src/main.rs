@@ -51,15 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = DataPlane::new(config)?;
     // Serve even if Postgres is not there yet: /readyz tells, and the listener keeps trying.
-    if tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        state.wait_until_listening(),
-    )
-    .await
-    .is_err()
-    {
-        tracing::warn!("tenant-change listener not connected yet; starting anyway");
-    }
+    data_plane::server::prepare(&state).await?;
     let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listen, "data plane listening");
     data_plane::server::serve(state, listener).await

@@ -67,6 +67,25 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
     Ok(server)
 }
 
+/// What `data-plane serve` does before it serves: refuses to start on a TLS failure to
+/// Postgres (a configuration error), then waits up to 10 s for the tenant-change listener
+/// (Postgres may be down: the node serves anyway and `/readyz` tells).
+pub async fn prepare(state: &DataPlane) -> anyhow::Result<()> {
+    shared::db::tls::check_at_start(&state.config.database)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.wait_until_listening(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("tenant-change listener not connected yet; starting anyway");
+    }
+    Ok(())
+}
+
 /// Serves on `listener` until SIGTERM or SIGINT, then shuts down as the module says.
 pub async fn serve(state: DataPlane, listener: TcpListener) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};

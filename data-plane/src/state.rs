@@ -97,6 +97,9 @@ impl DataPlane {
     /// Builds the pools and caches and starts the notification listener, and the mail worker
     /// when SMTP is configured. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        if let Some(ca) = &config.postgres_ca_file {
+            shared::db::tls::use_for_process(shared::db::tls::PostgresTls::from_ca_file(ca)?);
+        }
         // Statement timeout as a connection option: a limit on every statement at no cost per
         // request (a `SET LOCAL` would be one more statement in every transaction).
         let mut database = config.database.clone();

@@ -104,6 +104,51 @@ ensure_second_postgres() {
     export SECOND_DATABASE_URL
 }
 
+# TLS on the second cluster, for the tests of TLS to Postgres: a throw-away CA made here with
+# openssl (state/tls/ca.crt), another one nothing is signed by (other-ca.crt), and a server
+# certificate for `localhost` only, signed by the first, in the cluster's data directory;
+# `ssl = on` by ALTER SYSTEM and a reload. Plain connections keep working (pg_hba's `host`
+# lines match both). Exports TENANTRY_TEST_POSTGRES_CA and TENANTRY_TEST_POSTGRES_OTHER_CA.
+ensure_second_postgres_tls() {
+    local dir="$STATE_DIR/tls" data url="$SECOND_DATABASE_URL" name
+    data=$(second_postgres_dir)
+    mkdir -p "$dir"
+    export TENANTRY_TEST_POSTGRES_CA="$dir/ca.crt"
+    export TENANTRY_TEST_POSTGRES_OTHER_CA="$dir/other-ca.crt"
+    for name in ca other-ca; do
+        [ -f "$dir/$name.crt" ] && continue
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+            -subj "/CN=tenantry-test-$name" -keyout "$dir/$name.key" -out "$dir/$name.crt" \
+            >/dev/null 2>&1 || die "openssl could not make the test CA $name"
+    done
+    if ! openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1; then
+        log "making a TLS certificate for the second Postgres (localhost, test CA)"
+        printf 'subjectAltName=DNS:localhost\n' >"$dir/server.ext"
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" \
+            >/dev/null 2>&1 \
+            && openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+                -CAcreateserial -days 3650 -extfile "$dir/server.ext" -out "$dir/server.crt" \
+                >/dev/null 2>&1 \
+            || die "openssl could not make the second Postgres's certificate"
+        rm -f "$data/tls-server.crt"
+    fi
+    if ! cmp -s "$dir/server.crt" "$data/tls-server.crt" 2>/dev/null; then
+        # The key must belong to the user the server runs as, and be private to it.
+        local owner=()
+        if [ "$(id -u)" -eq 0 ]; then owner=(-o postgres -g postgres); fi
+        install -m 0600 "${owner[@]}" "$dir/server.key" "$data/tls-server.key"
+        install -m 0644 "${owner[@]}" "$dir/server.crt" "$data/tls-server.crt"
+        psql "$url" -qc "ALTER SYSTEM SET ssl_cert_file = '$data/tls-server.crt'" \
+            -c "ALTER SYSTEM SET ssl_key_file = '$data/tls-server.key'" \
+            -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null \
+            || die "cannot turn TLS on in the second Postgres"
+    fi
+    wait_until "TLS on the second Postgres" 10 \
+        bash -c "[ \"\$(psql '$url' -tAc 'SHOW ssl')\" = on ]" \
+        || die "the second Postgres did not turn TLS on; see $data/server.log"
+}
+
 # Where the second cluster keeps its data: under state/ for a user, but as root the cluster
 # runs as `postgres`, which may not enter a checkout in a private directory (CI's clone, a
 # mktemp -d), so it lives under that user's home: one per machine, like its port.

@@ -9,6 +9,7 @@ cd "$REPO_ROOT"
 ensure_packages
 ensure_postgres
 ensure_second_postgres
+ensure_second_postgres_tls
 ensure_clickhouse
 ensure_smtp
 ensure_oidc_provider

@@ -44,6 +44,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "trusted_proxies",
     "data_metrics_listen",
     "control_metrics_listen",
+    "postgres_ca_file",
     "forwarded_header",
     "data_connection_max_uses",
     "data_affinity_groups",

@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+pub mod tls;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::join_all;
 use tokio_postgres::types::{ToSql, Type};
@@ -32,14 +34,15 @@ pub fn pg_config(url: &str, user: Option<&str>) -> Result<tokio_postgres::Config
 
 /// A pool whose connections are handed out without a check round trip. Safe because every
 /// use either ends its transaction or is detached from the pool (see `tenant_context`).
+/// TLS or not as [`tls`] decides.
 pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbSetupError> {
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let settings = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls::for_connection(&config) {
+        Some((config, tls)) => Manager::from_config(config, tls, settings),
+        None => Manager::from_config(config, NoTls, settings),
+    };
     Pool::builder(manager)
         .max_size(size)
         .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -50,17 +53,45 @@ pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbSetup
         .map_err(|error| DbSetupError::Pool(error.to_string()))
 }
 
-/// One connection outside the pool; its driver task runs until the client is dropped.
+/// One connection outside the pool, TLS or not as [`tls`] decides; its driver task runs until
+/// the client is dropped.
 pub async fn connect(
     config: &tokio_postgres::Config,
 ) -> Result<tokio_postgres::Client, DbSetupError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(DbSetupError::Connect)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "postgres connection closed");
+    connect_with(config, tls::for_connection(config)).await
+}
+
+/// [`connect`] with the given TLS settings (`None`: plain text), whatever the process's.
+pub async fn connect_with(
+    config: &tokio_postgres::Config,
+    tls: Option<(
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    )>,
+) -> Result<tokio_postgres::Client, DbSetupError> {
+    fn drive<T>(connection: T)
+    where
+        T: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "postgres connection closed");
+            }
+        });
+    }
+    match tls {
+        Some((config, tls)) => {
+            let (client, connection) = config.connect(tls).await.map_err(DbSetupError::Connect)?;
+            drive(connection);
+            Ok(client)
         }
-    });
-    Ok(client)
+        None => {
+            let (client, connection) =
+                config.connect(NoTls).await.map_err(DbSetupError::Connect)?;
+            drive(connection);
+            Ok(client)
+        }
+    }
 }
 
 /// Whether a Postgres error is a unique violation (SQLSTATE 23505).

@@ -230,23 +230,46 @@ pub struct Listener {
     driver: tokio::task::JoinHandle<()>,
 }
 
+/// Drives `connection`, sending its messages (notifications, notices, its end) to `sink`.
+fn forward_messages<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    sink: tokio::sync::mpsc::UnboundedSender<
+        Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>,
+    >,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use futures_util::StreamExt as _;
+    tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            if sink.send(message).is_err() {
+                break;
+            }
+        }
+    })
+}
+
 impl Listener {
-    /// Connects and listens on `channels` (our own constant names, never client input).
+    /// Connects (TLS or not as `crate::db::tls` decides) and listens on `channels` (our own
+    /// constant names, never client input).
     pub async fn connect(
         config: &tokio_postgres::Config,
         channels: &[&str],
     ) -> Result<Self, tokio_postgres::Error> {
-        use futures_util::StreamExt as _;
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
         let (message_tx, messages) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = stream.next().await {
-                if message_tx.send(message).is_err() {
-                    break;
-                }
+        let (client, driver) = match crate::db::tls::for_connection(config) {
+            Some((config, tls)) => {
+                let (client, connection) = config.connect(tls).await?;
+                (client, forward_messages(connection, message_tx))
             }
-        });
+            None => {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                (client, forward_messages(connection, message_tx))
+            }
+        };
         let listen: String = channels
             .iter()
             .map(|channel| format!("LISTEN {channel};"))

@@ -21,7 +21,7 @@ fn serve_a_data_plane_node_from_the_node_config() {
         let config = data_plane::config::Config::from_source(&source).unwrap();
         let listener = std::net::TcpListener::bind(config.listen).unwrap();
         let state = data_plane::DataPlane::new(config).unwrap();
-        state.wait_until_listening().await;
+        data_plane::server::prepare(&state).await.unwrap();
         data_plane::server::serve(state, listener).await.unwrap();
     });
 }

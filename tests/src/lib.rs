@@ -271,6 +271,7 @@ impl TestApp {
             events: event_settings(&kek_file, &options),
             request_deadline: Duration::from_secs(60),
             metrics_listen: None,
+            postgres_ca_file: None,
         };
         let control = ControlPlane::new(control_config, Template::default_template()).unwrap();
         let control = match &options.clock {
@@ -900,6 +901,7 @@ pub fn data_config(
         cluster_password_dir: options.cluster_password_dir.clone(),
         trusted_proxies: options.trusted_proxies.clone(),
         metrics_listen: None,
+        postgres_ca_file: None,
         connection_max_uses: options.connection_max_uses,
         affinity_groups: options.affinity_groups,
         workers: options.data_workers,

@@ -40,6 +40,25 @@ impl NodeProcess {
     /// Starts a node of `app`'s deployment on `port` with `settings` (config keys) added, and
     /// waits until it answers `/healthz`.
     pub async fn start(app: &TestApp, port: u16, settings: &[(&str, String)]) -> NodeProcess {
+        let mut node = Self::launch(app, port, settings);
+        let http = reqwest::Client::new();
+        let up = TestApp::eventually(Duration::from_secs(30), || async {
+            http.get(format!("{}/healthz", node.url))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        if up.is_none() {
+            node.kill();
+            panic!("the node did not come up: {}", node.log_text());
+        }
+        node
+    }
+
+    /// Starts a node as [`Self::start`] does, without waiting for it to answer (a node that
+    /// should refuse to start).
+    pub fn launch(app: &TestApp, port: u16, settings: &[(&str, String)]) -> NodeProcess {
         let kek_file = app.kek_file();
         let pepper_file = crate::pepper_file_for(&kek_file);
         let events = crate::event_settings(&kek_file, &app.options);
@@ -82,25 +101,12 @@ impl NodeProcess {
             .stderr(output)
             .spawn()
             .unwrap();
-        let mut node = NodeProcess {
+        NodeProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             port,
             log,
-        };
-        let http = reqwest::Client::new();
-        let up = TestApp::eventually(Duration::from_secs(30), || async {
-            http.get(format!("{}/healthz", node.url))
-                .send()
-                .await
-                .is_ok_and(|response| response.status().is_success())
-        })
-        .await;
-        if up.is_none() {
-            node.kill();
-            panic!("the node did not come up: {}", node.log_text());
         }
-        node
     }
 
     pub fn pid(&self) -> u32 {
