@@ -299,9 +299,8 @@ impl Move<'_> {
         ));
         self.interrupt(Stage::Prepared)?;
 
-        // 2. The bulk copy, while the tenant takes writes; then one catch-up with what was
-        // written during it, still taking writes, so that the freeze's catch-up has only what
-        // was written during that shorter one.
+        // 2. The bulk copy, while the tenant takes writes; then the full comparison, which
+        // catches up with what was written during the copy, still taking writes.
         let schema = &tenant.schema;
         let copied = store::sync(&mut source, &mut target, schema, &tables, EveryRow).await?;
         report.tables = tables.len();
@@ -313,7 +312,8 @@ impl Move<'_> {
         let compared = store::sync(&mut source, &mut target, schema, &tables, EveryRow).await?;
         report.rows = copied.rows + compared.rows;
         (self.progress)(&format!(
-            "caught up: {} rows written during the copy; the tenant still takes writes",
+            "compared every row: {} rows written during the copy caught up; the tenant still \
+             takes writes",
             compared.rows
         ));
         self.interrupt(Stage::Copied)?;
@@ -325,13 +325,13 @@ impl Move<'_> {
         (self.progress)("froze the tenant's writes and fenced the source");
         self.interrupt(Stage::Fenced)?;
 
-        // 4. Catch up with what changed since the bulk copy, verify.
-        // Only rows written since the full comparison above need reading in full.
+        // 4. Catch up with what was written since the full comparison (read by `xmin`: only
+        // those rows need reading in full), verify.
         let since = WrittenSince(compared.xmin);
         let caught_up = store::sync(&mut source, &mut target, schema, &tables, since).await?;
         report.caught_up = caught_up.rows;
         (self.progress)(&format!(
-            "caught up: {} rows written since the copy",
+            "caught up: {} rows written since the full comparison",
             caught_up.rows
         ));
         if let Err(error) = self
