@@ -105,13 +105,16 @@ ensure_second_postgres() {
 }
 
 # TLS on the second cluster, for the tests of TLS to Postgres: a throw-away CA made here with
-# openssl (state/tls/ca.crt), another one nothing is signed by (other-ca.crt), and a server
-# certificate for `localhost` only, signed by the first, in the cluster's data directory;
-# `ssl = on` by ALTER SYSTEM and a reload. Plain connections keep working (pg_hba's `host`
-# lines match both). Exports TENANTRY_TEST_POSTGRES_CA and TENANTRY_TEST_POSTGRES_OTHER_CA.
+# openssl (ca.crt), another one nothing is signed by (other-ca.crt), and a server certificate
+# for `localhost` only, signed by the first, in the cluster's data directory; `ssl = on` by
+# ALTER SYSTEM and a reload. Plain connections keep working (pg_hba's `host` lines match both).
+# The CA lives beside the cluster's data, one per machine like the cluster, so checkouts
+# sharing the cluster share it. Exports TENANTRY_TEST_POSTGRES_CA and
+# TENANTRY_TEST_POSTGRES_OTHER_CA.
 ensure_second_postgres_tls() {
-    local dir="$STATE_DIR/tls" data url="$SECOND_DATABASE_URL" name
+    local dir data url="$SECOND_DATABASE_URL" name
     data=$(second_postgres_dir)
+    dir="$data-tls"
     mkdir -p "$dir"
     export TENANTRY_TEST_POSTGRES_CA="$dir/ca.crt"
     export TENANTRY_TEST_POSTGRES_OTHER_CA="$dir/other-ca.crt"
