@@ -4,21 +4,13 @@
 //! tenant.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tenantry_tests::node_process::{free_port, NodeProcess};
-use tenantry_tests::{metric_value, metrics_text, unique_address, TestApp};
+use tenantry_tests::{failed_sign_in, metric_value, metrics_text, TestApp};
 
 /// A wrong-password sign-in at `slug` through `base_url`, with `request_id`; its status.
 async fn wrong_sign_in(app: &TestApp, base_url: &str, slug: &str, request_id: &str) -> StatusCode {
-    app.tenant(slug)
-        .on(base_url)
-        .post("/v1/auth/login")
-        .header("X-Request-Id", request_id)
-        .json(&json!({"email": unique_address("nobody"), "password": "not the password"}))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    failed_sign_in(&app.tenant(slug).on(base_url), "X-Request-Id", request_id).await
 }
 
 #[tokio::test]

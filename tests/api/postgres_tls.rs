@@ -118,7 +118,7 @@ async fn a_node_reaches_its_catalog_over_tls_and_refuses_to_start_with_the_wrong
     // A catalog on the TLS cluster: this run's database there, migrated by a control plane
     // of the test's own (over plain text: the test process keeps its connections plain).
     let admin_url = app.second_cluster_url().await;
-    let database = admin_url.rsplit('/').next().unwrap().to_owned();
+    let database = app.database_name();
     let control = control_plane::ControlPlane::new(
         control_plane::config::Config {
             database_url: admin_url.clone(),

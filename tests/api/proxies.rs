@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::http::client_address::{ForwardedHeader, TrustedProxies};
 use tenantry_tests::client::NewKey;
-use tenantry_tests::{unique_address, TestApp, TestOptions, OWNER_EMAIL, PASSWORD};
+use tenantry_tests::{TestApp, TestOptions, OWNER_EMAIL, PASSWORD};
 
 /// Sign-in attempts admitted per client before 429.
 const BURST: u32 = 3;
@@ -30,14 +30,7 @@ async fn app_behind(proxies: &str, burst: u32) -> TestApp {
 
 /// A wrong-password sign-in at `slug` forwarded as `forwarded_for`; its status.
 async fn failed_sign_in(app: &TestApp, slug: &str, forwarded_for: &str) -> StatusCode {
-    app.tenant(slug)
-        .post("/v1/auth/login")
-        .header("x-forwarded-for", forwarded_for)
-        .json(&json!({"email": unique_address("nobody"), "password": "wrong password"}))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    tenantry_tests::failed_sign_in(&app.tenant(slug), "x-forwarded-for", forwarded_for).await
 }
 
 /// Fails sign-ins forwarded as `forwarded_for` until one is refused with 429; how many were
@@ -92,25 +85,20 @@ async fn behind_a_trusted_proxy_each_client_is_itself() {
 
     // The client's address is what the session records; in a chain, the hop the balancer
     // appended (the rightmost untrusted one), never what the client wrote before it.
-    assert_eq!(
-        session_address(&app, "acme", "203.0.113.7")
-            .await
-            .as_deref(),
-        Some("203.0.113.7")
-    );
-    assert_eq!(
-        session_address(&app, "acme", "198.51.100.1, 203.0.113.8")
-            .await
-            .as_deref(),
-        Some("203.0.113.8")
-    );
     // Trusted hops (another proxy in front of the balancer) are skipped.
-    assert_eq!(
-        session_address(&app, "acme", "203.0.113.9, 127.0.0.1")
-            .await
-            .as_deref(),
-        Some("203.0.113.9")
-    );
+    for (forwarded_for, client) in [
+        ("203.0.113.7", "203.0.113.7"),
+        ("198.51.100.1, 203.0.113.8", "203.0.113.8"),
+        ("203.0.113.9, 127.0.0.1", "203.0.113.9"),
+    ] {
+        assert_eq!(
+            session_address(&app, "acme", forwarded_for)
+                .await
+                .as_deref(),
+            Some(client),
+            "{forwarded_for}"
+        );
+    }
     // And the forged client of an exhausted limit is still refused.
     assert_eq!(
         failed_sign_in(&app, "acme", "10.9.9.9, 203.0.113.1").await,
@@ -198,22 +186,19 @@ async fn garbage_in_the_forwarding_header_is_ignored_never_a_5xx() {
             .unwrap();
         assert_eq!(reply.status(), StatusCode::OK, "{forwarded:?}");
     }
-    // An IPv4-mapped address is its IPv4 form, and a port is not part of the address.
-    assert_eq!(
-        session_address(&app, "acme", "::ffff:203.0.113.5")
-            .await
-            .as_deref(),
-        Some("203.0.113.5")
-    );
-    assert_eq!(
-        session_address(&app, "acme", "[2001:db8::2]:4711")
-            .await
-            .as_deref(),
-        Some("2001:db8::2")
-    );
-    // Garbage where the client should be: the balancer's own address stands.
-    assert_eq!(
-        session_address(&app, "acme", "garbage").await.as_deref(),
-        Some("127.0.0.1")
-    );
+    // An IPv4-mapped address is its IPv4 form, and a port is not part of the address; garbage
+    // where the client should be leaves the balancer's own address.
+    for (forwarded_for, client) in [
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("[2001:db8::2]:4711", "2001:db8::2"),
+        ("garbage", "127.0.0.1"),
+    ] {
+        assert_eq!(
+            session_address(&app, "acme", forwarded_for)
+                .await
+                .as_deref(),
+            Some(client),
+            "{forwarded_for}"
+        );
+    }
 }

@@ -498,6 +498,12 @@ impl TestApp {
         );
     }
 
+    /// The name of this run's catalog database (its databases on other clusters share it).
+    pub fn database_name(&self) -> String {
+        let config: tokio_postgres::Config = self.database_url.parse().unwrap();
+        config.get_dbname().unwrap().to_owned()
+    }
+
     /// Registers a database named like this run's catalog database on the test's own
     /// `cluster` as `name` ([`Self::register_cluster`]).
     pub async fn register_private_cluster(
@@ -505,8 +511,7 @@ impl TestApp {
         name: &str,
         cluster: &private_postgres::PrivatePostgres,
     ) {
-        let config: tokio_postgres::Config = self.database_url.parse().unwrap();
-        let database = config.get_dbname().unwrap().to_owned();
+        let database = self.database_name();
         Self::connect_to(&cluster.url("postgres"))
             .await
             .batch_execute(&format!("CREATE DATABASE {database}"))
@@ -652,8 +657,7 @@ impl TestApp {
     /// This run's database on the second Postgres cluster (named like its catalog database),
     /// created at the first call: its superuser URL.
     pub async fn second_cluster_url(&self) -> String {
-        let config: tokio_postgres::Config = self.database_url.parse().unwrap();
-        let database = config.get_dbname().unwrap().to_owned();
+        let database = self.database_name();
         let admin = shared::db::connect(&second_cluster_admin_url().parse().unwrap())
             .await
             .expect("cannot reach the second test Postgres; run deploy/local/test.sh");
@@ -774,6 +778,21 @@ pub async fn records_on(client: &tokio_postgres::Client, slug: &str) -> Option<i
     }
     let sql = format!("SELECT count(*) FROM {}.records", schema.quoted());
     Some(client.query_one(&sql, &[]).await.unwrap().get(0))
+}
+
+/// A wrong-password sign-in through `client` for an address nobody has, with the extra header
+/// `name: value` (a request id, a forwarding header); its status.
+pub async fn failed_sign_in(client: &Client, name: &str, value: &str) -> reqwest::StatusCode {
+    client
+        .post("/v1/auth/login")
+        .header(name, value)
+        .json(
+            &serde_json::json!({"email": unique_address("nobody"), "password": "not the password"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 pub fn unique_address(label: &str) -> String {
