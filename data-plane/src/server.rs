@@ -25,18 +25,19 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
     let hsts = shared::http::Hsts::for_scheme(&state.config.public_scheme);
     let workers = state.config.workers;
     let started_workers = Arc::new(AtomicUsize::new(0));
+    // One source for every worker: `/metrics` reads the whole node's state.
+    let metrics = web::Data::new({
+        let separately = state.config.metrics_listen.is_some();
+        let state = state.clone();
+        shared::metrics::MetricsSource::new(move || state.render_metrics(), separately)
+    });
     let server = HttpServer::new(move || {
         // Runs on each worker's thread: the worker takes the next pool, so it drives the
         // connections it uses (see `TenantDb`).
         let worker = started_workers.fetch_add(1, Ordering::Relaxed);
-        let metrics = {
-            let separately = state.config.metrics_listen.is_some();
-            let state = state.clone();
-            shared::metrics::MetricsSource::new(move || state.render_metrics(), separately)
-        };
         App::new()
             .app_data(web::Data::new(state.for_worker(worker)))
-            .app_data(web::Data::new(metrics))
+            .app_data(metrics.clone())
             .app_data(hsts)
             .configure(shared::http::configure_extractors)
             // Outermost last. Oversized headers are refused (431) before anything reads them,
