@@ -17,6 +17,11 @@ pub struct Config {
     /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
     /// as the deployment's data-plane role (`<role_prefix>_dataplane`).
     pub database: tokio_postgres::Config,
+    /// Where the node's `LISTEN` connections go (one for cache invalidations, one for the mail
+    /// worker): `listen_database_url`, as the same user as `database`, else `database`
+    /// itself. Set it to Postgres directly when `database` is a transaction-mode pooler,
+    /// which cannot carry a `LISTEN` (docs/scale-out.md, "PgBouncer").
+    pub listen_database: tokio_postgres::Config,
     pub role_prefix: RolePrefix,
     pub base_domain: String,
     pub listen: SocketAddr,
@@ -77,7 +82,8 @@ pub struct Config {
     /// Upper bound on how long a tenant's catalog entry is cached; changes normally arrive
     /// sooner through NOTIFY.
     pub tenant_cache_ttl: Duration,
-    /// Per-statement limit inside tenant transactions.
+    /// Per-statement limit inside tenant transactions, set with `SET LOCAL` in each
+    /// (`TenantDb::with_statement_timeout`).
     pub statement_timeout_ms: u32,
     /// The key-encryption key (the control plane's): opens tenants' data keys, which seal
     /// their JWT signing keys and MFA secrets.
@@ -105,6 +111,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// [`Self::statement_timeout_ms`] as a duration.
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.statement_timeout_ms))
+    }
+
     pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
         source.warn_unknown(shared::config::KNOWN_KEYS);
         let invalid = |key: &str| {
@@ -131,6 +142,12 @@ impl Config {
             key: "database_url".to_owned(),
             reason: error.to_string(),
         })?;
+        let listen_database = match source.get("listen_database_url") {
+            Some(url) => {
+                listener_config(&url, &database).map_err(invalid("listen_database_url"))?
+            }
+            None => database.clone(),
+        };
         let at_least_one = |key: &str, value: usize| match value {
             0 => Err(invalid(key)("must be at least 1".to_owned())),
             value => Ok(value),
@@ -154,6 +171,7 @@ impl Config {
         let pool_size = at_least_one("data_pool_size", source.parse_or("data_pool_size", 16)?)?;
         Ok(Self {
             database,
+            listen_database,
             role_prefix,
             base_domain: source
                 .get("base_domain")
@@ -213,6 +231,24 @@ impl Config {
     }
 }
 
+/// The listener's connection: host, port, database and TLS from `url`, user and password
+/// from `pool` unless `url` names a user, so pointing it past a pooler is the only change.
+fn listener_config(
+    url: &str,
+    pool: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Config, String> {
+    let mut config = shared::db::pg_config(url, None).map_err(|error| error.to_string())?;
+    if config.get_user().is_none() {
+        if let Some(user) = pool.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = pool.get_password() {
+            config.password(password);
+        }
+    }
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +303,47 @@ mod tests {
                 Err(ConfigError::Invalid { key: refused, .. }) => assert_eq!(refused, key),
                 other => panic!("{key} = 0 was not refused: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_listener_goes_where_listen_database_url_says_as_the_pools_user() {
+        let pooled = [(
+            "data_plane_database_url",
+            "postgres://node:secret@127.0.0.1:6432/tenantry",
+        )];
+        let same = config(&pooled).unwrap();
+        assert_eq!(same.listen_database.get_ports(), &[6432]);
+
+        let direct = config(&[
+            pooled[0],
+            ("listen_database_url", "postgres://127.0.0.1:5432/tenantry"),
+        ])
+        .unwrap();
+        let listen = &direct.listen_database;
+        assert_eq!(listen.get_ports(), &[5432]);
+        assert_eq!(listen.get_user(), Some("node"));
+        assert_eq!(listen.get_password(), Some(&b"secret"[..]));
+        assert_eq!(
+            direct.database.get_ports(),
+            &[6432],
+            "the pool stays behind the pooler"
+        );
+
+        let other_user = config(&[
+            pooled[0],
+            (
+                "listen_database_url",
+                "postgres://listener@127.0.0.1/tenantry",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(other_user.listen_database.get_user(), Some("listener"));
+        assert_eq!(other_user.listen_database.get_password(), None);
+
+        match config(&[("listen_database_url", "postgres://[::1")]) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "listen_database_url"),
+            other => panic!("a malformed listen_database_url was not refused: {other:?}"),
         }
     }
 }

@@ -100,13 +100,9 @@ impl DataPlane {
         if let Some(ca) = &config.postgres_ca_file {
             shared::db::tls::use_for_process(shared::db::tls::PostgresTls::from_ca_file(ca)?);
         }
-        // Statement timeout as a connection option: a limit on every statement at no cost per
-        // request (a `SET LOCAL` would be one more statement in every transaction).
-        let mut database = config.database.clone();
-        database.options(format!(
-            "-c statement_timeout={}",
-            config.statement_timeout_ms
-        ));
+        // No connection options (a transaction-mode pooler refuses them): the statement
+        // timeout goes with each tenant transaction (`TenantDb::with_statement_timeout`).
+        let database = &config.database;
         // `pool_size` connections split over the HTTP workers, each worker a pool of its own
         // per affinity group (see `TenantDb`), and a small shared pool for tenant lookups
         // (cached) and background work.
@@ -138,14 +134,8 @@ impl DataPlane {
             config.workers,
             config.affinity_groups,
         );
-        // A round trip that outlasts the server's own statement timeout by this much means
-        // Postgres is not answering at all (a hung server, a silent network): the request gets
-        // 503 instead of waiting as long as the hang.
         let tenant_db = TenantDb::with_worker_pools(pool, worker_pools, config.affinity_groups)
-            .with_deadline(
-                std::time::Duration::from_millis(u64::from(config.statement_timeout_ms))
-                    + std::time::Duration::from_secs(2),
-            )
+            .with_statement_timeout(config.statement_timeout())
             .with_fleet(fleet)
             .with_connection_max_uses(Some(config.connection_max_uses));
         let collections = CollectionCache::new(config.tenant_cache_ttl, COLLECTIONS_CACHED);
@@ -165,11 +155,12 @@ impl DataPlane {
             permissions: permissions.clone(),
             clusters: clusters.clone(),
         };
-        let listening = crate::tenancy::listener::spawn(config.database.clone(), caches.clone());
+        let listening =
+            crate::tenancy::listener::spawn(config.listen_database.clone(), caches.clone());
         crate::mail::worker::spawn(
-            &config.mail,
-            &database,
+            &config,
             &config.database,
+            &config.listen_database,
             tenant_db.shared_pool().clone(),
             metrics.clone(),
         )?;

@@ -14,6 +14,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE_DIR="$REPO_ROOT/deploy/local/state"
 PRIVATE_PG_PORT=15432
 SECOND_PG_PORT=15433
+PGBOUNCER_PORT=16432
 CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
@@ -150,6 +151,63 @@ ensure_second_postgres_tls() {
     wait_until "TLS on the second Postgres" 10 \
         bash -c "[ \"\$(psql '$url' -tAc 'SHOW ssl')\" = on ]" \
         || die "the second Postgres did not turn TLS on; see $data/server.log"
+}
+
+# PgBouncer (Debian's package) in transaction mode on loopback, in front of the Postgres that
+# ADMIN_DATABASE_URL names, for the tests that run the data plane through a pooler: every
+# database of that server, and every role, each looked up by auth_query as `postgres` (the
+# local server trusts loopback, so PgBouncer does too). Eight server connections per database
+# and role (a test's data plane has up to eight clients on it, the benchmark's 16: four
+# backends per core keep two cores busy); idle ones close after 5 s, so test databases can be
+# dropped soon after their run. PgBouncer refuses to run
+# as root: as root it runs as `postgres`, its files under that user's home. Exports
+# TENANTRY_TEST_PGBOUNCER.
+ensure_pgbouncer() {
+    export TENANTRY_TEST_PGBOUNCER="127.0.0.1:$PGBOUNCER_PORT"
+    local probe="postgres://postgres@127.0.0.1:$PGBOUNCER_PORT/postgres"
+    pg_answers "$probe" && return 0
+    apt_install pgbouncer
+    local dir run=() server host port
+    dir=$(pgbouncer_dir)
+    [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+    mkdir -p "$dir"
+    server=${ADMIN_DATABASE_URL#*@}
+    server=${server%%/*}
+    host=${server%:*}
+    port=${server##*:}
+    [ "$port" = "$server" ] && port=5432
+    cat >"$dir/pgbouncer.ini" <<EOF
+[databases]
+* = host=$host port=$port auth_user=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+pool_mode = transaction
+default_pool_size = 8
+max_client_conn = 2000
+server_idle_timeout = 5
+auth_type = trust
+auth_file = $dir/userlist.txt
+auth_user = postgres
+auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename = \$1
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+    echo '"postgres" ""' >"$dir/userlist.txt"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+    log "starting PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
+    "${run[@]}" pgbouncer -d "$dir/pgbouncer.ini" >/dev/null \
+        || die "PgBouncer did not start; see $dir/pgbouncer.log"
+    wait_until "PgBouncer" 10 pg_answers "$probe" \
+        || die "PgBouncer did not answer; see $dir/pgbouncer.log"
+}
+
+pgbouncer_dir() {
+    if [ "$(id -u)" -eq 0 ]; then echo /var/lib/postgresql/tenantry-pgbouncer
+    else echo "$STATE_DIR/pgbouncer"
+    fi
 }
 
 # Where the second cluster keeps its data: under state/ for a user, but as root the cluster

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up the same services as up.sh (Postgres, ClickHouse and a test SMTP server on loopback,
-# installed when missing), removes what earlier test runs left behind, then runs the whole check: rustfmt,
-# clippy with warnings denied, and every test of the workspace. Extra arguments go to
-# `cargo test`, e.g. `deploy/local/test.sh -- lifecycle`. CI runs exactly this (.ci/run).
+# installed when missing) and a PgBouncer, removes what earlier test runs left behind, then
+# runs the whole check: rustfmt, clippy with warnings denied, every test of the workspace, and
+# a slice of them again behind PgBouncer. Extra arguments go to `cargo test`, e.g.
+# `deploy/local/test.sh -- lifecycle`. CI runs exactly this (.ci/run).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 ensure_packages
 ensure_postgres
+ensure_pgbouncer
 ensure_second_postgres
 ensure_second_postgres_tls
 ensure_clickhouse
@@ -59,3 +61,16 @@ log "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test --workspace"
 cargo test --workspace --locked "$@"
+
+# The same tests again with every data plane's pools behind PgBouncer in transaction mode
+# (docs/scale-out.md): the ones that exercise tenant transactions, caches kept by NOTIFY, mail
+# and the audit outbox. Two check what PgBouncer replaces (the node's own backends) and stay
+# out. Only for a whole run: extra arguments chose other tests.
+if [ $# -eq 0 ]; then
+    log "cargo test: a slice again, the data plane behind PgBouncer"
+    TENANTRY_TEST_DATA_PLANE_VIA_PGBOUNCER=1 cargo test -p tenantry-tests --test api --locked -- \
+        isolation:: records:: records_security:: lifecycle:: identity:: tokens:: api_keys:: \
+        rbac:: limits:: mail:: audit:: \
+        --skip isolation::a_connection_is_closed_once_it_has_served_its_uses \
+        --skip isolation::with_affinity_groups_each_tenant_meets_only_its_groups_backends
+fi

@@ -6,7 +6,6 @@
 //! exists with exactly the catalog access it needs (read tenants, domains and quotas; mark
 //! and clear tenants with pending mail).
 
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
@@ -150,24 +149,26 @@ pub fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {
 }
 
 /// The live (not deleted) tenant with this slug.
+///
+/// The reads both planes make outside a transaction are sent unprepared (`query_typed`, one
+/// round trip): a named statement prepared in one round trip and run in the next would not
+/// survive a transaction-mode PgBouncer between the two (docs/scale-out.md).
 pub async fn tenant_by_slug(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     slug: &TenantSlug,
 ) -> Result<Option<Tenant>, CatalogError> {
     let sql = format!(
         "SELECT {TENANT_COLUMNS} FROM control.tenants t WHERE t.slug = $1 AND t.status <> 'deleted'"
     );
-    client
-        .query_opt(&sql, &[&slug.as_str()])
-        .await?
-        .as_ref()
-        .map(tenant_from_row)
-        .transpose()
+    let rows = client
+        .query_typed(&sql, &[(&slug.as_str(), Type::TEXT)])
+        .await?;
+    rows.first().map(tenant_from_row).transpose()
 }
 
 /// The live tenant a custom domain is registered to.
 pub async fn tenant_by_domain(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     domain: &str,
 ) -> Result<Option<Tenant>, CatalogError> {
     let sql = format!(
@@ -175,12 +176,8 @@ pub async fn tenant_by_domain(
          JOIN control.tenant_domains d ON d.tenant_id = t.id
          WHERE d.domain = $1 AND t.status <> 'deleted'"
     );
-    client
-        .query_opt(&sql, &[&domain])
-        .await?
-        .as_ref()
-        .map(tenant_from_row)
-        .transpose()
+    let rows = client.query_typed(&sql, &[(&domain, Type::TEXT)]).await?;
+    rows.first().map(tenant_from_row).transpose()
 }
 
 /// A tenant's effective limits: its overrides where set, its plan's defaults elsewhere.
@@ -195,11 +192,11 @@ pub struct Quotas {
 }
 
 pub async fn effective_quotas(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     tenant_id: Uuid,
 ) -> Result<Option<Quotas>, CatalogError> {
-    let row = client
-        .query_opt(
+    let rows = client
+        .query_typed(
             "SELECT coalesce(q.max_users, p.max_users) AS max_users,
                     coalesce(q.max_storage_bytes, p.max_storage_bytes) AS max_storage_bytes,
                     coalesce(q.max_api_keys, p.max_api_keys) AS max_api_keys,
@@ -211,25 +208,25 @@ pub async fn effective_quotas(
              JOIN control.plans p ON p.name = t.plan
              LEFT JOIN control.tenant_quotas q ON q.tenant_id = t.id
              WHERE t.id = $1",
-            &[&tenant_id],
+            &[(&tenant_id, Type::UUID)],
         )
         .await?;
-    row.map(|row| {
-        Ok(Quotas {
-            max_users: row.try_get("max_users")?,
-            max_storage_bytes: row.try_get("max_storage_bytes")?,
-            max_api_keys: row.try_get("max_api_keys")?,
-            requests_per_second: row.try_get("requests_per_second")?,
-            burst: row.try_get("burst")?,
-            events_per_day: row.try_get("events_per_day")?,
+    rows.first()
+        .map(|row| {
+            Ok(Quotas {
+                max_users: row.try_get("max_users")?,
+                max_storage_bytes: row.try_get("max_storage_bytes")?,
+                max_api_keys: row.try_get("max_api_keys")?,
+                requests_per_second: row.try_get("requests_per_second")?,
+                burst: row.try_get("burst")?,
+                events_per_day: row.try_get("events_per_day")?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 /// A tenant's wrapped data keys, oldest version first (the last is the one new values are
-/// sealed with). Sent unprepared (`query_typed`): callers run it outside a transaction, where
-/// a named statement would not survive PgBouncer in transaction mode.
+/// sealed with). Sent unprepared, as [`tenant_by_slug`].
 pub async fn wrapped_data_keys(
     client: &tokio_postgres::Client,
     tenant_id: Uuid,

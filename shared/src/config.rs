@@ -31,6 +31,7 @@ pub enum ConfigError {
 pub const KNOWN_KEYS: &[&str] = &[
     "database_url",
     "data_plane_database_url",
+    "listen_database_url",
     "kek_file",
     "base_domain",
     "role_prefix",

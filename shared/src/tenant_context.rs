@@ -19,7 +19,9 @@
 //! - In an audited request (its scope carries an [`AuditIntent`]), the first transaction that
 //!   changed something commits the request's audit event with it, into the audit outbox, in
 //!   the same pipelined message as `COMMIT` (see [`crate::events::outbox`]).
-//! - Every round trip has a deadline ([`TenantDb::with_deadline`]). A server that does not
+//! - Every statement has the server's `statement_timeout`, set with `SET LOCAL` in the tenant
+//!   switch (never as a connection option, which a pooler refuses), and every round trip a
+//!   deadline just above it ([`TenantDb::with_statement_timeout`]). A server that does not
 //!   answer in time costs the request a 503, and the connection is closed, never reused.
 
 use std::future::Future;
@@ -199,6 +201,9 @@ pub struct TenantDb {
     groups: usize,
     /// Longest any round trip of a transaction may take (see [`TenantTransaction`]).
     deadline: Duration,
+    /// `SET LOCAL statement_timeout = …`, sent with each transaction's tenant switch (`None`:
+    /// the server's default).
+    statement_timeout: Option<Arc<str>>,
     /// The pools to other clusters than the catalog's (none: every scope runs on `pool`).
     fleet: Option<Fleet>,
     /// The HTTP worker this handle serves (`None`: work off the workers).
@@ -218,8 +223,12 @@ pub fn affinity_group(tenant_id: Uuid, groups: usize) -> usize {
     (u64::from_le_bytes(tail) % groups.max(1) as u64) as usize
 }
 
-/// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_deadline`].
+/// Round-trip deadline of a `TenantDb` unless set with [`TenantDb::with_statement_timeout`].
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How much longer than the server's statement timeout a round trip may take before Postgres
+/// is taken not to be answering at all (a hung server, a silent network).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 impl TenantDb {
     /// One pool for all work.
@@ -230,6 +239,7 @@ impl TenantDb {
             worker_pools: Arc::new([]),
             groups: 1,
             deadline: DEFAULT_DEADLINE,
+            statement_timeout: None,
             fleet: None,
             worker: None,
             max_uses: None,
@@ -245,6 +255,7 @@ impl TenantDb {
             worker_pools: worker_pools.into(),
             groups: groups.max(1),
             deadline: DEFAULT_DEADLINE,
+            statement_timeout: None,
             fleet: None,
             worker: None,
             max_uses: None,
@@ -273,10 +284,15 @@ impl TenantDb {
         self.fleet.as_ref()
     }
 
-    /// The same pools with another round-trip deadline: set it above the server's
-    /// `statement_timeout`, so it only fires when Postgres does not answer at all.
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+    /// The same pools with every statement of a tenant transaction limited to `timeout` on
+    /// the server (`SET LOCAL statement_timeout`, in the same message as the tenant switch:
+    /// no extra round trip, and nothing a transaction-mode pooler refuses), and every round
+    /// trip to `timeout` and 2 s more: past that Postgres is not answering at all, and the
+    /// request gets a 503 instead of waiting as long as the hang.
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout =
+            Some(format!("SET LOCAL statement_timeout = {}", timeout.as_millis()).into());
+        self.deadline = timeout + DEADLINE_MARGIN;
         self
     }
 
@@ -340,9 +356,13 @@ impl TenantDb {
             ),
             _ => (self.local_pool(scope).get().await?, None),
         };
+        let setup = match &self.statement_timeout {
+            Some(timeout) => format!("{}; {timeout}", scope.setup).into(),
+            None => scope.setup.clone(),
+        };
         Ok(TenantTransaction {
             client: Some(client),
-            pending_setup: Some(scope.setup.clone()),
+            pending_setup: Some(setup),
             in_transaction: false,
             tenant_id: scope.tenant_id,
             role: scope.role.clone(),

@@ -40,6 +40,7 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
         .replace(&format!(":{port}/"), &format!(":{}/", proxy.port()));
     config.database =
         shared::db::pg_config(&proxied, Some(app.role_prefix.data_plane_role().as_str())).unwrap();
+    config.listen_database = config.database.clone();
     config.statement_timeout_ms = 1000;
     let data = data_plane::DataPlane::new(config).unwrap();
     data.wait_until_listening().await;

@@ -132,13 +132,16 @@ pub(crate) async fn assert_no_tenant_context(
     client: &tokio_postgres::Client,
     schema: &str,
 ) {
-    let row = client
-        .query_one(
+    // Unprepared: a statement prepared in one round trip and run in the next would not
+    // survive a transaction-mode PgBouncer (these tests also run behind one).
+    let rows = client
+        .query_typed(
             "SELECT current_user::text, current_setting('search_path')",
             &[],
         )
         .await
         .unwrap();
+    let row = &rows[0];
     assert_eq!(
         row.get::<_, String>(0),
         app.role_prefix.data_plane_role().as_str()

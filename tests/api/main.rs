@@ -27,6 +27,7 @@ mod observability;
 mod operator_api;
 mod password_hashing;
 mod password_reset;
+mod pgbouncer;
 mod postgres_tls;
 mod privacy;
 mod provisioning;

@@ -50,6 +50,25 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Where the local PgBouncer listens (transaction pooling, in front of the server
+/// [`admin_database_url`] names; `deploy/local/test.sh` starts it on 127.0.0.1:16432 and sets
+/// `TENANTRY_TEST_PGBOUNCER`).
+pub fn pgbouncer_address() -> String {
+    std::env::var("TENANTRY_TEST_PGBOUNCER").unwrap_or_else(|_| "127.0.0.1:16432".to_owned())
+}
+
+/// `database_url` (a test's database, as [`database_url_for`] writes it) through the local
+/// PgBouncer: the same database and user, PgBouncer's address.
+pub fn through_pgbouncer(database_url: &str) -> String {
+    let config: tokio_postgres::Config = database_url.parse().unwrap();
+    format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or("postgres"),
+        pgbouncer_address(),
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
 /// A superuser connection to the second Postgres cluster (`deploy/local/test.sh` starts it on
 /// 127.0.0.1:15433 and sets `TENANTRY_TEST_SECOND_DATABASE_URL`).
 pub fn second_cluster_admin_url() -> String {
@@ -171,6 +190,11 @@ pub struct TestOptions {
     pub outbox_recover_after: Duration,
     /// The data plane's hashing gate (production defaults for this machine's cores).
     pub password_hashing: data_plane::identity::hash_gate::HashLimits,
+    /// Whether the data plane's pools reach Postgres through the local PgBouncer in
+    /// transaction mode (its `LISTEN`s go directly, as `listen_database_url` says). Default:
+    /// `TENANTRY_TEST_DATA_PLANE_VIA_PGBOUNCER=1`, which `deploy/local/test.sh` sets to run a
+    /// slice of the tests a second time that way.
+    pub via_pgbouncer: bool,
 }
 
 impl Default for TestOptions {
@@ -200,6 +224,8 @@ impl Default for TestOptions {
             password_hashing: data_plane::identity::hash_gate::HashLimits::for_cores(
                 std::thread::available_parallelism().map_or(2, usize::from),
             ),
+            via_pgbouncer: std::env::var("TENANTRY_TEST_DATA_PLANE_VIA_PGBOUNCER")
+                .is_ok_and(|value| value == "1"),
         }
     }
 }
@@ -909,9 +935,16 @@ pub fn data_config(
     options: &TestOptions,
 ) -> DataConfig {
     let pepper_file = pepper_file_for(kek_file);
+    let as_data_plane = |url: &str| {
+        shared::db::pg_config(url, Some(role_prefix.data_plane_role().as_str())).unwrap()
+    };
+    let direct = as_data_plane(database_url);
     DataConfig {
-        database: shared::db::pg_config(database_url, Some(role_prefix.data_plane_role().as_str()))
-            .unwrap(),
+        database: match options.via_pgbouncer {
+            true => as_data_plane(&through_pgbouncer(database_url)),
+            false => direct.clone(),
+        },
+        listen_database: direct,
         role_prefix: role_prefix.clone(),
         base_domain: BASE_DOMAIN.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use shared::tenant::Tenant;
 
 use super::service::UrlRef;
@@ -48,7 +48,7 @@ impl ClusterPools {
     pub async fn of_tenant(
         &self,
         control: &ControlPlane,
-        catalog: &impl GenericClient,
+        catalog: &tokio_postgres::Client,
         tenant: &Tenant,
     ) -> Result<TenantCluster, ControlError> {
         self.named(control, catalog, &tenant.cluster).await
@@ -59,7 +59,7 @@ impl ClusterPools {
     pub async fn named(
         &self,
         control: &ControlPlane,
-        catalog: &impl GenericClient,
+        catalog: &tokio_postgres::Client,
         name: &str,
     ) -> Result<TenantCluster, ControlError> {
         let url = super::store::url_of(catalog, name)

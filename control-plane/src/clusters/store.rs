@@ -74,7 +74,7 @@ pub async fn get(
 /// Where cluster `name`'s URL is (`Some(None)`: the catalog's cluster), by primary key alone:
 /// what every provisioning step asks.
 pub async fn url_of(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     name: &str,
 ) -> Result<Option<Option<UrlRef>>, ControlError> {
     Ok(shared::cluster::store::url_of(client, name).await?)

@@ -18,8 +18,8 @@ use shared::tenant_context::TenantDb;
 use tokio::sync::Notify;
 
 use super::service::{Delivery, Round};
-use super::settings::MailSettings;
 use super::transport::{SmtpSender, TransportError};
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,23 +30,26 @@ pub(crate) enum WorkerError {
     Database(#[from] shared::db::DbSetupError),
 }
 
-/// Starts the mail worker of one cluster's tenants if `settings` name an SMTP server; returns
-/// whether it did. `database` is how the worker connects to that cluster (the data plane's
-/// login role, statement timeout included); `catalog` says who the marked tenants are. Must
-/// run inside a Tokio runtime.
+/// Starts the mail worker of one cluster's tenants if the node's mail settings name an SMTP
+/// server; returns whether it did. `database` is how the worker reaches that cluster (the data
+/// plane's login role), `listen_database` where its `LISTEN` goes (the same, or Postgres
+/// directly past a pooler); `catalog` says who the marked tenants are. Must run inside a
+/// Tokio runtime.
 pub(crate) fn spawn(
-    settings: &MailSettings,
+    config: &Config,
     database: &tokio_postgres::Config,
-    listener_database: &tokio_postgres::Config,
+    listen_database: &tokio_postgres::Config,
     catalog: deadpool_postgres::Pool,
     metrics: Metrics,
 ) -> Result<bool, WorkerError> {
+    let settings = &config.mail;
     let Some(smtp) = &settings.smtp else {
         tracing::info!("mail delivery off on this node: smtp_url is not set");
         return Ok(false);
     };
+    let pool = shared::db::pool(database.clone(), 1)?;
     let delivery = Delivery {
-        db: TenantDb::new(shared::db::pool(database.clone(), 1)?),
+        db: TenantDb::new(pool).with_statement_timeout(config.statement_timeout()),
         catalog,
         sender: SmtpSender::new(smtp, settings)?,
         settings: Arc::new(settings.clone()),
@@ -54,7 +57,7 @@ pub(crate) fn spawn(
     };
     tracing::info!(smtp = %smtp, from = %settings.from, "mail delivery on");
     let wake = Arc::new(Notify::new());
-    tokio::spawn(listen_forever(listener_database.clone(), wake.clone()));
+    tokio::spawn(listen_forever(listen_database.clone(), wake.clone()));
     tokio::spawn(deliver_forever(delivery, wake));
     Ok(true)
 }

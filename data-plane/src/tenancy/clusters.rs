@@ -150,7 +150,7 @@ fn start(state: &DataPlane, caches: &Caches, name: &str, url: &UrlRef) -> anyhow
         crate::audit::recovery::spawn(state, Some(name.into()), pools.shared().clone());
     }
     crate::mail::worker::spawn(
-        &state.config.mail,
+        &state.config,
         &config,
         &config,
         fleet.catalog().clone(),

@@ -10,8 +10,8 @@
 //!
 //! The node connects to every cluster as itself. The cluster's registered URL (read from the
 //! reference in this node's environment) gives where: hosts, ports, database, TLS mode. The
-//! node's own catalog settings give who and how: login role, password, options (the statement
-//! timeout), application name. So the control plane's credentials in that URL are never used
+//! node's own catalog settings give who and how: login role, password, options (none from the
+//! data plane, whose statement timeout goes with each transaction), application name. So the control plane's credentials in that URL are never used
 //! to connect by the data plane. Where the node's role has another password on a cluster, a
 //! file named like the cluster in the node's `data_cluster_password_dir` holds it (the layout
 //! of a Kubernetes Secret mounted as a directory); it is read when the cluster's pools are

@@ -1,6 +1,6 @@
 //! The cluster registry (`control.postgres_clusters`) as both planes read it.
 
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Type;
 
 use super::UrlRef;
 
@@ -12,12 +12,13 @@ pub struct Registered {
     pub url: Option<UrlRef>,
 }
 
-/// Every registered cluster, by name.
+/// Every registered cluster, by name. Sent unprepared, as the catalog's reads
+/// (`crate::catalog::tenant_by_slug`).
 pub async fn registered(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
 ) -> Result<Vec<Registered>, tokio_postgres::Error> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT id, url_env, url_file FROM control.postgres_clusters ORDER BY id",
             &[],
         )
@@ -35,20 +36,21 @@ pub async fn registered(
 /// Where cluster `name`'s URL is: `None` when no such cluster is registered, `Some(None)` for
 /// the catalog's own cluster (reached through the planes' `database_url`).
 pub async fn url_of(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     name: &str,
 ) -> Result<Option<Option<UrlRef>>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
+    let rows = client
+        .query_typed(
             "SELECT url_env, url_file FROM control.postgres_clusters WHERE id = $1",
-            &[&name],
+            &[(&name, Type::TEXT)],
         )
         .await?;
-    row.map(|row| {
-        Ok(UrlRef::from_columns(
-            row.try_get("url_env")?,
-            row.try_get("url_file")?,
-        ))
-    })
-    .transpose()
+    rows.first()
+        .map(|row| {
+            Ok(UrlRef::from_columns(
+                row.try_get("url_env")?,
+                row.try_get("url_file")?,
+            ))
+        })
+        .transpose()
 }

@@ -8,7 +8,8 @@
 //!    cached registry, `SET LOCAL` role + search_path pipelined with a primary-key select)
 //!    spread uniformly over every tenant, beside a bare actix-web handler running the same
 //!    schema-qualified select on a plain pooled connection with no tenant context (the floor,
-//!    one pool shared by its workers), and the same handler on a pool per worker.
+//!    one pool shared by its workers), the same handler on a pool per worker, and a second
+//!    node whose pools go through the local PgBouncer in transaction mode.
 //!
 //! 3. Identity: password sign-ins per second (argon2id-bound), and requests/s of the same
 //!    tenant-routed read with a bearer token (signature, claims and session liveness checked)
@@ -917,16 +918,45 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
                 .collect(),
         )
     };
-    let paths = [on_floor("floor"), ours, on_floor("floor-worker")];
+    // A second node like the first, its pools behind the local PgBouncer in transaction mode
+    // (deploy/local/lib.sh: eight server connections per database and role).
+    let (_pooled_node, pooled_url) = app
+        .spawn_data_node(&TestOptions {
+            via_pgbouncer: true,
+            ..app.options.clone()
+        })
+        .await;
+    let behind_pgbouncer: Arc<Vec<reqwest::Request>> = Arc::new(
+        ours.iter()
+            .map(|request| {
+                let mut request = request.try_clone().unwrap();
+                *request.url_mut() = format!("{pooled_url}/v1/tenant").parse().unwrap();
+                request
+            })
+            .collect(),
+    );
+    let paths = [
+        on_floor("floor"),
+        ours,
+        on_floor("floor-worker"),
+        behind_pgbouncer,
+    ];
     let names = [
         "floor (bare handler, plain pooled query, one shared pool)",
         "data plane GET /v1/tenant",
         "floor handler on a pool per HTTP worker",
+        "data plane GET /v1/tenant, its pools behind PgBouncer (transaction mode)",
     ];
     let ratios = measure_paths(&http, &paths, &names, args).await;
     print_ratio("ours/floor", &ratios[1], "(goal >= 70%)");
     print_ratio("per-worker floor/floor", &ratios[2], "");
     print_ratio("ours/per-worker floor", &divide(&ratios[1], &ratios[2]), "");
+    print_ratio("ours behind PgBouncer/floor", &ratios[3], "");
+    print_ratio(
+        "ours behind PgBouncer/ours direct",
+        &divide(&ratios[3], &ratios[1]),
+        "",
+    );
     floor_server.stop(false).await;
 }
 
