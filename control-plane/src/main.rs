@@ -31,6 +31,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shared::db::tls::check_at_start(&catalog)
                 .await
                 .map_err(anyhow::Error::msg)?;
+            shared::events::tls::check_at_start(&control.config.events)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let listener = TcpListener::bind(control.config.listen)
                 .with_context(|| format!("binding {}", control.config.listen))?;
             tracing::info!(address = %control.config.listen, "control plane listening");

@@ -69,10 +69,13 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
 }
 
 /// What `data-plane serve` does before it serves: refuses to start on a TLS failure to
-/// Postgres (a configuration error), then waits up to 10 s for the tenant-change listener
+/// Postgres or ClickHouse (a configuration error), then waits up to 10 s for the tenant-change listener
 /// (Postgres may be down: the node serves anyway and `/readyz` tells).
 pub async fn prepare(state: &DataPlane) -> anyhow::Result<()> {
     shared::db::tls::check_at_start(&state.config.database)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    shared::events::tls::check_at_start(&state.config.events)
         .await
         .map_err(anyhow::Error::msg)?;
     if tokio::time::timeout(

@@ -18,6 +18,7 @@ PGBOUNCER_PORT=16432
 CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
+CLICKHOUSE_HTTPS_PORT=18443
 SMTP_PORT=18025
 AIOSMTPD_VERSION=1.4.6
 OIDC_PORT=18090
@@ -110,33 +111,15 @@ ensure_second_postgres() {
 # for `localhost` only, signed by the first, in the cluster's data directory; `ssl = on` by
 # ALTER SYSTEM and a reload. Plain connections keep working (pg_hba's `host` lines match both).
 # The CA lives beside the cluster's data, one per machine like the cluster, so checkouts
-# sharing the cluster share it. Exports TENANTRY_TEST_POSTGRES_CA and
-# TENANTRY_TEST_POSTGRES_OTHER_CA.
+# sharing the cluster share it (see make_test_certificates). Exports TENANTRY_TEST_POSTGRES_CA
+# and TENANTRY_TEST_POSTGRES_OTHER_CA.
 ensure_second_postgres_tls() {
-    local dir data url="$SECOND_DATABASE_URL" name
+    local dir data url="$SECOND_DATABASE_URL"
     data=$(second_postgres_dir)
     dir="$data-tls"
-    mkdir -p "$dir"
     export TENANTRY_TEST_POSTGRES_CA="$dir/ca.crt"
     export TENANTRY_TEST_POSTGRES_OTHER_CA="$dir/other-ca.crt"
-    for name in ca other-ca; do
-        [ -f "$dir/$name.crt" ] && continue
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-            -subj "/CN=tenantry-test-$name" -keyout "$dir/$name.key" -out "$dir/$name.crt" \
-            >/dev/null 2>&1 || die "openssl could not make the test CA $name"
-    done
-    if ! openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1; then
-        log "making a TLS certificate for the second Postgres (localhost, test CA)"
-        printf 'subjectAltName=DNS:localhost\n' >"$dir/server.ext"
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-            -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" \
-            >/dev/null 2>&1 \
-            && openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
-                -CAcreateserial -days 3650 -extfile "$dir/server.ext" -out "$dir/server.crt" \
-                >/dev/null 2>&1 \
-            || die "openssl could not make the second Postgres's certificate"
-        rm -f "$data/tls-server.crt"
-    fi
+    make_test_certificates "$dir" "the second Postgres"
     if ! cmp -s "$dir/server.crt" "$data/tls-server.crt" 2>/dev/null; then
         # The key must belong to the user the server runs as, and be private to it.
         local owner=()
@@ -159,8 +142,8 @@ ensure_second_postgres_tls() {
 # local server trusts loopback, so PgBouncer does too). Eight server connections per database
 # and role (a test's data plane has up to eight clients on it, the benchmark's 16: four
 # backends per core keep two cores busy); idle ones close after 5 s, so test databases can be
-# dropped soon after their run. PgBouncer refuses to run
-# as root: as root it runs as `postgres`, its files under that user's home. Exports
+# dropped soon after their run. PgBouncer refuses to run as root: as root it runs as
+# `postgres`, its files under that user's home. Exports
 # TENANTRY_TEST_PGBOUNCER.
 ensure_pgbouncer() {
     export TENANTRY_TEST_PGBOUNCER="127.0.0.1:$PGBOUNCER_PORT"
@@ -210,6 +193,29 @@ pgbouncer_dir() {
     fi
 }
 
+# A throw-away CA made with openssl (ca.crt), another one nothing is signed by (other-ca.crt),
+# and a certificate for `localhost` only signed by the first (server.crt, server.key), in $1;
+# made once, kept while the CA still verifies the certificate. $2 names the server, for logs.
+make_test_certificates() {
+    local dir=$1 server=$2 name
+    mkdir -p "$dir"
+    for name in ca other-ca; do
+        [ -f "$dir/$name.crt" ] && continue
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+            -subj "/CN=tenantry-test-$name" -keyout "$dir/$name.key" -out "$dir/$name.crt" \
+            >/dev/null 2>&1 || die "openssl could not make the test CA $name"
+    done
+    openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1 && return 0
+    log "making a TLS certificate for $server (localhost, test CA)"
+    printf 'subjectAltName=DNS:localhost\n' >"$dir/server.ext"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1 \
+        && openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$dir/server.ext" -out "$dir/server.crt" \
+            >/dev/null 2>&1 \
+        || die "openssl could not make a certificate for $server"
+}
+
 # Where the second cluster keeps its data: under state/ for a user, but as root the cluster
 # runs as `postgres`, which may not enter a checkout in a private directory (CI's clone, a
 # mktemp -d), so it lives under that user's home: one per machine, like its port.
@@ -246,16 +252,40 @@ clickhouse_answers() {
     curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping" >/dev/null 2>&1
 }
 
-# A private ClickHouse from the packaged config with our ports, paths and loopback only.
+clickhouse_https_answers() {
+    curl -sf --cacert "$TENANTRY_TEST_CLICKHOUSE_CA" \
+        "https://localhost:$CLICKHOUSE_HTTPS_PORT/ping" >/dev/null 2>&1
+}
+
+# A private ClickHouse from the packaged config with our ports, paths and loopback only. It
+# also serves HTTPS on CLICKHOUSE_HTTPS_PORT with a certificate for `localhost` from a
+# throw-away CA (make_test_certificates), for the tests of TLS to ClickHouse; a running one
+# that does not (started by an older script) is restarted. Exports TENANTRY_CLICKHOUSE_URL,
+# TENANTRY_TEST_CLICKHOUSE_HTTPS_URL, TENANTRY_TEST_CLICKHOUSE_CA and
+# TENANTRY_TEST_CLICKHOUSE_OTHER_CA.
 ensure_clickhouse() {
     export TENANTRY_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
-    clickhouse_answers && return 0
     local dir="$STATE_DIR/clickhouse"
+    export TENANTRY_TEST_CLICKHOUSE_HTTPS_URL="https://localhost:$CLICKHOUSE_HTTPS_PORT"
+    export TENANTRY_TEST_CLICKHOUSE_CA="$dir/tls/ca.crt"
+    export TENANTRY_TEST_CLICKHOUSE_OTHER_CA="$dir/tls/other-ca.crt"
+    make_test_certificates "$dir/tls" "ClickHouse"
+    if clickhouse_answers; then
+        clickhouse_https_answers && return 0
+        log "restarting the private ClickHouse to serve HTTPS as well"
+        stop_pidfile "$dir/clickhouse.pid" "ClickHouse"
+    fi
     mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
+    # The packaged config has HTTPS commented out; its dhparam file does not exist (ECDHE
+    # needs none).
     sed -e "s#<http_port>8123</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
         -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
         -e "s#<interserver_http_port>9009</interserver_http_port>#<interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>#" \
         -e "s#<listen_host>::1</listen_host>##" \
+        -e "s#^ *<https_port>8443</https_port>#    --><https_port>$CLICKHOUSE_HTTPS_PORT</https_port><!--#" \
+        -e "s#/etc/clickhouse-server/server.crt#$dir/tls/server.crt#" \
+        -e "s#/etc/clickhouse-server/server.key#$dir/tls/server.key#" \
+        -e "s#<dhParamsFile>.*</dhParamsFile>##" \
         -e "s#/var/lib/clickhouse/tmp/#$dir/tmp/#" \
         -e "s#/var/lib/clickhouse/user_files/#$dir/user_files/#" \
         -e "s#/var/lib/clickhouse/format_schemas/#$dir/format_schemas/#" \
@@ -270,6 +300,8 @@ ensure_clickhouse() {
         >"$dir/log/start.log" 2>&1 || die "ClickHouse did not start; see $dir/log/"
     wait_until "ClickHouse" 60 clickhouse_answers \
         || die "ClickHouse did not answer; see $dir/log/"
+    wait_until "ClickHouse over HTTPS" 10 clickhouse_https_answers \
+        || die "ClickHouse did not answer over HTTPS; see $dir/log/"
 }
 
 # Whether an SMTP server greets on 127.0.0.1:$SMTP_PORT.

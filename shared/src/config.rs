@@ -51,6 +51,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_affinity_groups",
     "data_workers",
     "clickhouse_url",
+    "clickhouse_ca_file",
     "clickhouse_database",
     "tenant_cache_ttl_seconds",
     "statement_timeout_ms",

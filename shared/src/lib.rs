@@ -31,3 +31,4 @@ pub mod sso;
 pub mod template;
 pub mod tenant;
 pub mod tenant_context;
+pub mod tls;

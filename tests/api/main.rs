@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod cli;
+mod clickhouse_tls;
 mod client;
 mod clusters;
 mod contract;

@@ -4,26 +4,13 @@
 //! second test cluster serves TLS with a throw-away CA that `deploy/local/lib.sh` makes
 //! (`ensure_second_postgres_tls`); its certificate names `localhost` only.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use shared::db::tls::{is_tls_failure, PostgresTls};
 use shared::db::DbSetupError;
 use tenantry_tests::node_process::{free_port, NodeProcess};
-use tenantry_tests::TestApp;
-
-fn ca(variable: &str) -> PathBuf {
-    let path = PathBuf::from(std::env::var(variable).unwrap_or_else(|_| {
-        panic!("{variable} is not set: run deploy/local/test.sh (it makes the test CA)")
-    }));
-    assert!(
-        path.exists(),
-        "{}: run deploy/local/test.sh",
-        path.display()
-    );
-    path
-}
+use tenantry_tests::{test_ca as ca, TestApp};
 
 /// The second cluster's database `database`, reached by host name `host`.
 fn second_cluster(host: &str, database: &str) -> tokio_postgres::Config {

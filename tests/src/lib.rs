@@ -69,6 +69,20 @@ pub fn through_pgbouncer(database_url: &str) -> String {
     )
 }
 
+/// The CA file an environment variable names: one of the throw-away CAs `deploy/local/lib.sh`
+/// makes for the TLS tests (`make_test_certificates`).
+pub fn test_ca(variable: &str) -> PathBuf {
+    let path = PathBuf::from(std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: run deploy/local/test.sh (it makes the test CAs)")
+    }));
+    assert!(
+        path.exists(),
+        "{}: run deploy/local/test.sh",
+        path.display()
+    );
+    path
+}
+
 /// A superuser connection to the second Postgres cluster (`deploy/local/test.sh` starts it on
 /// 127.0.0.1:15433 and sets `TENANTRY_TEST_SECOND_DATABASE_URL`).
 pub fn second_cluster_admin_url() -> String {
@@ -127,6 +141,10 @@ pub fn event_settings(kek_file: &Path, options: &TestOptions) -> shared::events:
     let suffix = suffix_of(kek_file);
     shared::events::EventSettings {
         clickhouse_url: options.clickhouse_url.clone(),
+        clickhouse_tls: options
+            .clickhouse_ca_file
+            .as_deref()
+            .map(|ca_file| shared::events::tls::ClickHouseTls::from_ca_file(ca_file).unwrap()),
         clickhouse_database: clickhouse_database_for(&suffix),
         spool_dir: options
             .spool_dir
@@ -164,6 +182,8 @@ pub struct TestOptions {
     /// Long by default, so tests prove that NOTIFY, not expiry, evicts tenant entries.
     pub tenant_cache_ttl: Duration,
     pub clickhouse_url: String,
+    /// Both planes' `clickhouse_ca_file` (for an `https://` [`Self::clickhouse_url`]).
+    pub clickhouse_ca_file: Option<PathBuf>,
     pub data_workers: usize,
     /// The data plane's `smtp_url`; `None` starts no mail worker.
     pub smtp_url: Option<String>,
@@ -208,6 +228,7 @@ impl Default for TestOptions {
             control_pool_size: 8,
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
+            clickhouse_ca_file: None,
             data_workers: 2,
             smtp_url: Some(smtp_url()),
             maildir: maildir(),

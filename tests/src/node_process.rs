@@ -62,7 +62,7 @@ impl NodeProcess {
         let kek_file = app.kek_file();
         let pepper_file = crate::pepper_file_for(&kek_file);
         let events = crate::event_settings(&kek_file, &app.options);
-        let defaults = [
+        let mut defaults = vec![
             ("database_url", app.database_url.clone()),
             ("role_prefix", app.role_prefix.as_str().to_owned()),
             ("kek_file", kek_file.display().to_string()),
@@ -76,6 +76,9 @@ impl NodeProcess {
             ("audit_spool_dir", events.spool_dir.display().to_string()),
             ("shutdown_drain_ms", "0".to_owned()),
         ];
+        if let Some(ca_file) = &app.options.clickhouse_ca_file {
+            defaults.push(("clickhouse_ca_file", ca_file.display().to_string()));
+        }
         let mut config = toml_table(
             &defaults
                 .into_iter()

@@ -9,20 +9,16 @@
 //! - rustls with ring; a certificate error is an error, never a downgrade.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why the TLS settings could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("cannot read the Postgres CA file {path}: {reason}")]
-    CaFile { path: String, reason: String },
-    #[error("the Postgres CA file {path} holds no certificate a TLS client can trust: {reason}")]
-    NoCertificate { path: String, reason: String },
+    #[error(transparent)]
+    CaFile(#[from] crate::tls::CaFileError),
     #[error("cannot set up TLS to Postgres: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -38,32 +34,7 @@ pub struct PostgresTls {
 impl PostgresTls {
     /// Servers whose certificates the CA in `path` (PEM, one or more certificates) signed.
     pub fn from_ca_file(path: &Path) -> Result<Self, TlsSetupError> {
-        let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|error| TlsSetupError::CaFile {
-            path: shown.clone(),
-            reason: error.to_string(),
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        let mut found = 0;
-        for certificate in CertificateDer::pem_slice_iter(&pem) {
-            let certificate = certificate.map_err(|error| TlsSetupError::NoCertificate {
-                path: shown.clone(),
-                reason: error.to_string(),
-            })?;
-            roots
-                .add(certificate)
-                .map_err(|error| TlsSetupError::NoCertificate {
-                    path: shown.clone(),
-                    reason: error.to_string(),
-                })?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(TlsSetupError::NoCertificate {
-                path: shown,
-                reason: "no PEM certificate in it".to_owned(),
-            });
-        }
+        let roots = crate::tls::roots_from_ca_file("Postgres", path)?;
         Ok(Self {
             connector: connector(roots)?,
             everywhere: true,
@@ -72,13 +43,8 @@ impl PostgresTls {
 
     /// Servers the system's trust store vouches for, for URLs with `sslmode=require`.
     pub fn system() -> Result<Self, TlsSetupError> {
-        let mut roots = rustls::RootCertStore::empty();
-        // Certificates the store holds but rustls cannot use are skipped, as libpq would.
-        let (added, skipped) =
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        tracing::debug!(added, skipped, "system trust store for Postgres TLS");
         Ok(Self {
-            connector: connector(roots)?,
+            connector: connector(crate::tls::system_roots())?,
             everywhere: false,
         })
     }
@@ -103,13 +69,7 @@ impl PostgresTls {
 }
 
 fn connector(roots: rustls::RootCertStore) -> Result<MakeRustlsConnect, TlsSetupError> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Ok(MakeRustlsConnect::new(crate::tls::client_config(roots)?))
 }
 
 static PROCESS: OnceLock<PostgresTls> = OnceLock::new();
@@ -149,30 +109,7 @@ pub fn for_connection(
     for_process()?.applied(config)
 }
 
-/// Whether `error` (a failed connection) is a TLS failure: a certificate not trusted, a
-/// name that does not match, a server that speaks no TLS. Such an error is a configuration
-/// error, not an outage: the planes refuse to start on it.
-pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return true;
-            }
-        }
-        if error.to_string().contains("server does not support TLS") {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
+pub use crate::tls::{describe, is_tls_failure};
 
 /// Refuses to start on a TLS failure: one connection to `config` within 5 s. A certificate
 /// that is not trusted, a name that does not match, a server without TLS are configuration
@@ -201,21 +138,6 @@ pub async fn check_at_start(config: &tokio_postgres::Config) -> Result<(), Strin
             Ok(())
         }
     }
-}
-
-/// `error` and what caused it, outermost first (`error performing TLS handshake: invalid peer
-/// certificate: UnknownIssuer`).
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut current = error.source();
-    while let Some(cause) = current {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = cause.source();
-    }
-    parts.join(": ")
 }
 
 fn hosts(config: &tokio_postgres::Config) -> String {

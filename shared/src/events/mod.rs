@@ -18,6 +18,7 @@ pub mod rows;
 pub mod schema;
 pub mod spool;
 pub mod store;
+pub mod tls;
 pub mod writer;
 
 pub use rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
@@ -28,16 +29,52 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, ConfigSource};
 
-/// Where events go and how they wait: `clickhouse_url`, `clickhouse_database`,
-/// `audit_spool_dir`, `audit_spool_max_bytes`, `audit_flush_interval_ms`.
+/// Where events go and how they wait: `clickhouse_url`, `clickhouse_ca_file`,
+/// `clickhouse_database`, `audit_spool_dir`, `audit_spool_max_bytes`,
+/// `audit_flush_interval_ms`.
 #[derive(Debug, Clone)]
 pub struct EventSettings {
     pub clickhouse_url: String,
+    /// TLS to ClickHouse, for an `https://` URL (see [`tls`]); `None`: plain HTTP.
+    pub clickhouse_tls: Option<tls::ClickHouseTls>,
     pub clickhouse_database: String,
     /// Base directory; each writer process takes the first free `<plane>-<n>` slot in it.
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub flush_interval: Duration,
+}
+
+/// The TLS `url` asks for: `https://` with the CA in `ca_file` (else the system's trust
+/// store), `http://` none, and a CA file for an `http://` URL is refused.
+fn clickhouse_tls(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<tls::ClickHouseTls>, ConfigError> {
+    let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        key: key.to_owned(),
+        reason,
+    };
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match (scheme.as_deref(), ca_file) {
+        (Some("https"), Some(path)) => tls::ClickHouseTls::from_ca_file(path)
+            .map(Some)
+            .map_err(|error| invalid("clickhouse_ca_file", error.to_string())),
+        (Some("https"), None) => tls::ClickHouseTls::system()
+            .map(Some)
+            .map_err(|error| invalid("clickhouse_url", error.to_string())),
+        (Some("http"), None) => Ok(None),
+        (Some("http"), Some(_)) => Err(invalid(
+            "clickhouse_ca_file",
+            "set, but clickhouse_url is http:// (plain text): use https:// or drop the CA file"
+                .to_owned(),
+        )),
+        _ => Err(invalid(
+            "clickhouse_url",
+            "must start with http:// or https://".to_owned(),
+        )),
+    }
 }
 
 /// Writer processes of one plane that may share a spool base directory.
@@ -54,10 +91,14 @@ impl EventSettings {
                 reason: "use [a-z0-9_], starting with a letter".to_owned(),
             });
         }
+        let clickhouse_url = source
+            .get("clickhouse_url")
+            .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned());
+        let ca_file = source.get("clickhouse_ca_file").map(PathBuf::from);
+        let clickhouse_tls = clickhouse_tls(&clickhouse_url, ca_file.as_deref())?;
         Ok(Self {
-            clickhouse_url: source
-                .get("clickhouse_url")
-                .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned()),
+            clickhouse_url,
+            clickhouse_tls,
             clickhouse_database,
             spool_dir: PathBuf::from(
                 source
@@ -72,7 +113,11 @@ impl EventSettings {
     /// A client of the events database. ClickHouse 18.16 (Debian's) rejects the settings
     /// that the crate's schema validation sends, so validation is off.
     pub fn client(&self) -> clickhouse::Client {
-        clickhouse::Client::default()
+        let client = match &self.clickhouse_tls {
+            Some(tls) => tls.client(),
+            None => clickhouse::Client::default(),
+        };
+        client
             .with_url(&self.clickhouse_url)
             .with_database(&self.clickhouse_database)
             .with_validation(false)
