@@ -103,7 +103,7 @@ impl ControlPlane {
         use anyhow::Context as _;
         let mut client = self.pool.get().await?;
         shared::catalog::migrate(&mut client, &self.config.role_prefix, &self.template).await?;
-        shared::events::schema::migrate(&self.clickhouse, &self.config.events.clickhouse_database)
+        shared::events::schema::migrate_settings(&self.config.events)
             .await
             .context("migrating the ClickHouse schema")?;
         Ok(())

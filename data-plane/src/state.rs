@@ -180,7 +180,7 @@ impl DataPlane {
             .events
             .start_writer("data-plane", Some(outboxes))
             .context("starting the event writer")?;
-        crate::audit::schema::ensure_in_background(clickhouse.clone(), &config.events);
+        crate::audit::schema::ensure_in_background(&config.events);
         let sso_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(5))

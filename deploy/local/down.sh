@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Stops what up.sh and test.sh started: both planes, the private ClickHouse, the test SMTP
-# server, the test identity providers, PgBouncer, the second Postgres cluster and, when one was started, the
-# private first one. Data stays in
-# deploy/local/state/ for the next up.sh.
+# Stops what up.sh and test.sh started: both planes, the private ClickHouse servers, the test
+# SMTP server, the test identity providers, PgBouncer, the second Postgres cluster and, when
+# one was started, the private first one. Data stays in deploy/local/state/ for the next
+# up.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop_pidfile "$STATE_DIR/data-plane.pid" "data plane"
 stop_pidfile "$STATE_DIR/control-plane.pid" "control plane"
 stop_pidfile "$STATE_DIR/clickhouse/clickhouse.pid" "ClickHouse"
+stop_pidfile "$STATE_DIR/clickhouse-2/clickhouse.pid" "the second ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
 stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
 stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"

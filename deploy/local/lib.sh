@@ -19,6 +19,11 @@ CLICKHOUSE_HTTP_PORT=18123
 CLICKHOUSE_TCP_PORT=19000
 CLICKHOUSE_INTERSERVER_PORT=19009
 CLICKHOUSE_HTTPS_PORT=18443
+# The second ClickHouse: with the first, the two shards of cluster tenantry_events.
+CLICKHOUSE2_HTTP_PORT=18124
+CLICKHOUSE2_TCP_PORT=19001
+CLICKHOUSE2_INTERSERVER_PORT=19010
+CLICKHOUSE_CLUSTER=tenantry_events
 SMTP_PORT=18025
 AIOSMTPD_VERSION=1.4.6
 OIDC_PORT=18090
@@ -249,7 +254,7 @@ start_postgres_cluster() {
 }
 
 clickhouse_answers() {
-    curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping" >/dev/null 2>&1
+    curl -sf "http://127.0.0.1:${1:-$CLICKHOUSE_HTTP_PORT}/ping" >/dev/null 2>&1
 }
 
 clickhouse_https_answers() {
@@ -270,19 +275,62 @@ ensure_clickhouse() {
     export TENANTRY_TEST_CLICKHOUSE_CA="$dir/tls/ca.crt"
     export TENANTRY_TEST_CLICKHOUSE_OTHER_CA="$dir/tls/other-ca.crt"
     make_test_certificates "$dir/tls" "ClickHouse"
-    if clickhouse_answers; then
+    write_clickhouse_cluster "$dir"
+    if clickhouse_answers "$CLICKHOUSE_HTTP_PORT"; then
         clickhouse_https_answers && return 0
         log "restarting the private ClickHouse to serve HTTPS as well"
         stop_pidfile "$dir/clickhouse.pid" "ClickHouse"
     fi
+    start_private_clickhouse "$dir" "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" \
+        "$CLICKHOUSE_INTERSERVER_PORT" "$CLICKHOUSE_HTTPS_PORT"
+    wait_until "ClickHouse over HTTPS" 10 clickhouse_https_answers \
+        || die "ClickHouse did not answer over HTTPS; see $dir/log/"
+}
+
+# A second private ClickHouse, plain HTTP only: with the first, the two shards of cluster
+# $CLICKHOUSE_CLUSTER (docs/scale-out.md, "ClickHouse as a cluster"). Exports
+# TENANTRY_TEST_CLICKHOUSE_CLUSTER and TENANTRY_TEST_CLICKHOUSE_SHARD_URLS.
+ensure_clickhouse_second_shard() {
+    local dir="$STATE_DIR/clickhouse-2"
+    export TENANTRY_TEST_CLICKHOUSE_CLUSTER=$CLICKHOUSE_CLUSTER
+    export TENANTRY_TEST_CLICKHOUSE_SHARD_URLS="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT,http://127.0.0.1:$CLICKHOUSE2_HTTP_PORT"
+    write_clickhouse_cluster "$dir"
+    clickhouse_answers "$CLICKHOUSE2_HTTP_PORT" && return 0
+    start_private_clickhouse "$dir" "$CLICKHOUSE2_HTTP_PORT" "$CLICKHOUSE2_TCP_PORT" \
+        "$CLICKHOUSE2_INTERSERVER_PORT" ""
+}
+
+# Both local servers as the shards of cluster $CLICKHOUSE_CLUSTER, in $1/config.d (merged
+# into the server's remote_servers, re-read while it runs).
+write_clickhouse_cluster() {
+    mkdir -p "$1/config.d"
+    cat >"$1/config.d/tenantry-cluster.xml" <<EOF
+<yandex>
+    <remote_servers>
+        <$CLICKHOUSE_CLUSTER>
+            <shard><replica><host>127.0.0.1</host><port>$CLICKHOUSE_TCP_PORT</port></replica></shard>
+            <shard><replica><host>127.0.0.1</host><port>$CLICKHOUSE2_TCP_PORT</port></replica></shard>
+        </$CLICKHOUSE_CLUSTER>
+    </remote_servers>
+</yandex>
+EOF
+}
+
+# Starts a private ClickHouse in $1 on loopback ports $2 (HTTP), $3 (native), $4
+# (interserver) and, unless empty, $5 (HTTPS, with the certificate in $1/tls), from the
+# packaged config; waits until it answers.
+start_private_clickhouse() {
+    local dir=$1 http=$2 tcp=$3 interserver=$4 https=$5 https_line='s#^$##'
     mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
     # The packaged config has HTTPS commented out; its dhparam file does not exist (ECDHE
     # needs none).
-    sed -e "s#<http_port>8123</http_port>#<http_port>$CLICKHOUSE_HTTP_PORT</http_port>#" \
-        -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>#" \
-        -e "s#<interserver_http_port>9009</interserver_http_port>#<interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>#" \
+    [ -n "$https" ] \
+        && https_line="s#^ *<https_port>8443</https_port>#    --><https_port>$https</https_port><!--#"
+    sed -e "s#<http_port>8123</http_port>#<http_port>$http</http_port>#" \
+        -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$tcp</tcp_port>#" \
+        -e "s#<interserver_http_port>9009</interserver_http_port>#<interserver_http_port>$interserver</interserver_http_port>#" \
         -e "s#<listen_host>::1</listen_host>##" \
-        -e "s#^ *<https_port>8443</https_port>#    --><https_port>$CLICKHOUSE_HTTPS_PORT</https_port><!--#" \
+        -e "$https_line" \
         -e "s#/etc/clickhouse-server/server.crt#$dir/tls/server.crt#" \
         -e "s#/etc/clickhouse-server/server.key#$dir/tls/server.key#" \
         -e "s#<dhParamsFile>.*</dhParamsFile>##" \
@@ -294,14 +342,13 @@ ensure_clickhouse() {
         -e "s#<level>warning</level>#<level>warning</level><size>100M</size><count>2</count>#" \
         /etc/clickhouse-server/config.xml >"$dir/config.xml"
     cp /etc/clickhouse-server/users.xml "$dir/users.xml"
-    log "starting a private ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
-    # The server reads users.xml relative to its config file; it detaches with --daemon.
+    log "starting a private ClickHouse on 127.0.0.1:$http"
+    # The server reads users.xml and config.d beside its config file; it detaches with
+    # --daemon.
     clickhouse-server --config-file="$dir/config.xml" --pid-file="$dir/clickhouse.pid" --daemon \
         >"$dir/log/start.log" 2>&1 || die "ClickHouse did not start; see $dir/log/"
-    wait_until "ClickHouse" 60 clickhouse_answers \
+    wait_until "ClickHouse on $http" 60 clickhouse_answers "$http" \
         || die "ClickHouse did not answer; see $dir/log/"
-    wait_until "ClickHouse over HTTPS" 10 clickhouse_https_answers \
-        || die "ClickHouse did not answer over HTTPS; see $dir/log/"
 }
 
 # Whether an SMTP server greets on 127.0.0.1:$SMTP_PORT.

@@ -13,6 +13,7 @@ ensure_pgbouncer
 ensure_second_postgres
 ensure_second_postgres_tls
 ensure_clickhouse
+ensure_clickhouse_second_shard
 ensure_smtp
 ensure_oidc_provider
 ensure_saml_idp

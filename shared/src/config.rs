@@ -52,6 +52,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_workers",
     "clickhouse_url",
     "clickhouse_ca_file",
+    "clickhouse_cluster",
+    "clickhouse_shard_urls",
     "clickhouse_database",
     "tenant_cache_ttl_seconds",
     "statement_timeout_ms",

@@ -141,6 +141,7 @@ pub fn event_settings(kek_file: &Path, options: &TestOptions) -> shared::events:
     let suffix = suffix_of(kek_file);
     shared::events::EventSettings {
         clickhouse_url: options.clickhouse_url.clone(),
+        clickhouse_cluster: options.clickhouse_cluster.clone(),
         clickhouse_tls: options
             .clickhouse_ca_file
             .as_deref()
@@ -152,6 +153,19 @@ pub fn event_settings(kek_file: &Path, options: &TestOptions) -> shared::events:
             .unwrap_or_else(|| kek_file.with_file_name(format!("spool-{suffix}"))),
         spool_max_bytes: options.spool_max_bytes,
         flush_interval: options.event_flush_interval,
+    }
+}
+
+/// The local two-shard ClickHouse cluster: `deploy/local/test.sh` starts a second server
+/// beside the first and names both shards of `tenantry_events`
+/// (`TENANTRY_TEST_CLICKHOUSE_CLUSTER`, `TENANTRY_TEST_CLICKHOUSE_SHARD_URLS`).
+pub fn local_cluster() -> shared::events::ClickHouseCluster {
+    let shard_urls = std::env::var("TENANTRY_TEST_CLICKHOUSE_SHARD_URLS")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123,http://127.0.0.1:18124".to_owned());
+    shared::events::ClickHouseCluster {
+        name: std::env::var("TENANTRY_TEST_CLICKHOUSE_CLUSTER")
+            .unwrap_or_else(|_| "tenantry_events".to_owned()),
+        shard_urls: shard_urls.split(',').map(str::to_owned).collect(),
     }
 }
 
@@ -184,6 +198,8 @@ pub struct TestOptions {
     pub clickhouse_url: String,
     /// Both planes' `clickhouse_ca_file` (for an `https://` [`Self::clickhouse_url`]).
     pub clickhouse_ca_file: Option<PathBuf>,
+    /// Both planes' `clickhouse_cluster` and `clickhouse_shard_urls` (see [`local_cluster`]).
+    pub clickhouse_cluster: Option<shared::events::ClickHouseCluster>,
     pub data_workers: usize,
     /// The data plane's `smtp_url`; `None` starts no mail worker.
     pub smtp_url: Option<String>,
@@ -229,6 +245,7 @@ impl Default for TestOptions {
             tenant_cache_ttl: Duration::from_secs(600),
             clickhouse_url: clickhouse_url(),
             clickhouse_ca_file: None,
+            clickhouse_cluster: None,
             data_workers: 2,
             smtp_url: Some(smtp_url()),
             maildir: maildir(),

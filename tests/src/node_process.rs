@@ -79,6 +79,10 @@ impl NodeProcess {
         if let Some(ca_file) = &app.options.clickhouse_ca_file {
             defaults.push(("clickhouse_ca_file", ca_file.display().to_string()));
         }
+        if let Some(cluster) = &events.clickhouse_cluster {
+            defaults.push(("clickhouse_cluster", cluster.name.clone()));
+            defaults.push(("clickhouse_shard_urls", cluster.shard_urls.join(",")));
+        }
         let mut config = toml_table(
             &defaults
                 .into_iter()

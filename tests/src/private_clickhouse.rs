@@ -23,18 +23,63 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A server's loopback ports.
+struct Ports {
+    http: u16,
+    tcp: u16,
+    interserver: u16,
+}
+
+impl Ports {
+    fn free() -> Self {
+        Self {
+            http: free_port(),
+            tcp: free_port(),
+            interserver: free_port(),
+        }
+    }
+}
+
 impl PrivateClickHouse {
     /// Starts a new server and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(Ports::free(), None).await
+    }
+
+    /// Starts `count` servers, each a shard of cluster `name` (in every one's
+    /// `remote_servers`), and waits until each answers.
+    pub async fn start_cluster(name: &str, count: usize) -> Vec<Self> {
+        let ports: Vec<Ports> = (0..count).map(|_| Ports::free()).collect();
+        let shards: String = ports
+            .iter()
+            .map(|ports| {
+                format!(
+                    "<shard><replica><host>127.0.0.1</host><port>{}</port></replica></shard>",
+                    ports.tcp
+                )
+            })
+            .collect();
+        let cluster =
+            format!("<yandex><remote_servers><{name}>{shards}</{name}></remote_servers></yandex>");
+        let mut servers = Vec::new();
+        for ports in ports {
+            servers.push(Self::start_with(ports, Some(&cluster)).await);
+        }
+        servers
+    }
+
+    async fn start_with(ports: Ports, cluster: Option<&str>) -> Self {
+        let Ports {
+            http: http_port,
+            tcp: tcp_port,
+            interserver: interserver_port,
+        } = ports;
         let dir = std::env::temp_dir()
             .join("tenantry-tests")
             .join(format!("clickhouse-{}", uuid::Uuid::new_v4().simple()));
         for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        let http_port = free_port();
-        let tcp_port = free_port();
-        let interserver_port = free_port();
         let d = dir.display();
         let config = std::fs::read_to_string("/etc/clickhouse-server/config.xml")
             .expect("ClickHouse is not installed (/etc/clickhouse-server/config.xml)")
@@ -67,6 +112,10 @@ impl PrivateClickHouse {
             .replace("/var/log/clickhouse-server/", &format!("{d}/log/"));
         std::fs::write(dir.join("config.xml"), config).unwrap();
         std::fs::copy("/etc/clickhouse-server/users.xml", dir.join("users.xml")).unwrap();
+        if let Some(cluster) = cluster {
+            std::fs::create_dir_all(dir.join("config.d")).unwrap();
+            std::fs::write(dir.join("config.d/cluster.xml"), cluster).unwrap();
+        }
         let mut server = Self {
             dir,
             http_port,

@@ -193,6 +193,8 @@ pub async fn apply_retention(
 ) -> Result<RetentionRun, AuditError> {
     let client = control.pool.get().await.map_err(ControlError::from)?;
     let tenants = store::retentions(&client).await?;
+    // Rows are deleted where they are stored: each shard's local tables on a cluster.
+    let storages = control.config.events.storage();
     let mut run = RetentionRun::default();
     let now_seconds = now.unix_timestamp();
     let cutoff =
@@ -217,8 +219,11 @@ pub async fn apply_retention(
                     if *table == "audit_log" {
                         record_pruning(control, id, cutoff(days)).await?;
                     }
-                    store::delete_expired(&control.clickhouse, table, column, id, cutoff(days))
-                        .await?;
+                    for storage in &storages {
+                        let local = storage.local(table);
+                        store::delete_expired(&storage.client, &local, column, id, cutoff(days))
+                            .await?;
+                    }
                 }
             }
         }
@@ -236,16 +241,24 @@ pub async fn apply_retention(
             .map(|date| date.midnight().assume_utc().unix_timestamp())
             .unwrap_or(0);
         for table in tables {
-            let partitions = store::active_partitions(
-                &control.clickhouse,
-                &control.config.events.clickhouse_database,
-                table,
-            )
-            .await?;
-            for partition in partitions {
-                let Ok(month) = partition.trim_matches('\'').parse::<i32>() else {
-                    continue;
-                };
+            // Every shard's partitions: a month any of them holds past the boundary goes on
+            // each that holds it.
+            let mut months: std::collections::BTreeMap<i32, Vec<&shared::events::Storage>> =
+                std::collections::BTreeMap::new();
+            for storage in &storages {
+                let partitions = store::active_partitions(
+                    &storage.client,
+                    &control.config.events.clickhouse_database,
+                    &storage.local(table),
+                )
+                .await?;
+                for partition in partitions {
+                    if let Ok(month) = partition.trim_matches('\'').parse::<i32>() {
+                        months.entry(month).or_default().push(storage);
+                    }
+                }
+            }
+            for (month, holders) in months {
                 if month < boundary_month {
                     if *table == "audit_log" {
                         for tenant in &tenants {
@@ -253,7 +266,10 @@ pub async fn apply_retention(
                             record_pruning(control, tenant.tenant_id, cut).await?;
                         }
                     }
-                    store::drop_partition(&control.clickhouse, table, month).await?;
+                    for storage in holders {
+                        store::drop_partition(&storage.client, &storage.local(table), month)
+                            .await?;
+                    }
                     run.partitions_dropped.push(format!("{table}:{month}"));
                 }
             }

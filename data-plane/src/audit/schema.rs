@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use shared::events::EventSettings;
 
-pub fn ensure_in_background(client: clickhouse::Client, settings: &EventSettings) {
-    let database = settings.clickhouse_database.clone();
+pub fn ensure_in_background(settings: &EventSettings) {
+    let settings = settings.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(500);
         loop {
-            match shared::events::schema::migrate(&client, &database).await {
+            match shared::events::schema::migrate_settings(&settings).await {
                 Ok(_) => return,
                 Err(error) => {
                     tracing::warn!(%error, "ClickHouse schema not applied yet; retrying");

@@ -30,18 +30,98 @@ use std::time::Duration;
 use crate::config::{ConfigError, ConfigSource};
 
 /// Where events go and how they wait: `clickhouse_url`, `clickhouse_ca_file`,
-/// `clickhouse_database`, `audit_spool_dir`, `audit_spool_max_bytes`,
-/// `audit_flush_interval_ms`.
+/// `clickhouse_database`, `clickhouse_cluster`, `clickhouse_shard_urls`, `audit_spool_dir`,
+/// `audit_spool_max_bytes`, `audit_flush_interval_ms`.
 #[derive(Debug, Clone)]
 pub struct EventSettings {
+    /// The server the planes send inserts and queries to (with a cluster: any of its shards,
+    /// or a balancer in front of them).
     pub clickhouse_url: String,
     /// TLS to ClickHouse, for an `https://` URL (see [`tls`]); `None`: plain HTTP.
     pub clickhouse_tls: Option<tls::ClickHouseTls>,
     pub clickhouse_database: String,
+    /// A cluster of shards instead of one server (see [`schema`]); `None`: one server.
+    pub clickhouse_cluster: Option<ClickHouseCluster>,
     /// Base directory; each writer process takes the first free `<plane>-<n>` slot in it.
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub flush_interval: Duration,
+}
+
+/// A ClickHouse cluster: its name in every shard's `remote_servers`, and each shard's own URL
+/// (the migrator creates the local tables on each; retention deletes on each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseCluster {
+    pub name: String,
+    pub shard_urls: Vec<String>,
+}
+
+/// Where rows are stored: a server and the suffix of its local tables (`_local` on a shard
+/// of a cluster, where the unsuffixed name is the `Distributed` table over all shards; none
+/// on a single server).
+#[derive(Clone)]
+pub struct Storage {
+    pub client: clickhouse::Client,
+    pub local_suffix: &'static str,
+}
+
+impl Storage {
+    /// The table holding this server's rows of `table`.
+    pub fn local(&self, table: &str) -> String {
+        format!("{table}{}", self.local_suffix)
+    }
+}
+
+/// The suffix of a shard's local tables.
+pub const LOCAL_SUFFIX: &str = "_local";
+
+/// `clickhouse_cluster` and `clickhouse_shard_urls`: both or neither, a cluster name of
+/// `[A-Za-z0-9_]`, each shard URL of the same scheme as `clickhouse_url` (one TLS setting).
+fn clickhouse_cluster(
+    source: &ConfigSource,
+    url: &str,
+) -> Result<Option<ClickHouseCluster>, ConfigError> {
+    let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let shard_urls: Vec<String> = source
+        .get("clickhouse_shard_urls")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|shard| !shard.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let Some(name) = source.get("clickhouse_cluster") else {
+        return match shard_urls.is_empty() {
+            true => Ok(None),
+            false => Err(invalid(
+                "clickhouse_shard_urls",
+                "set, but clickhouse_cluster is not",
+            )),
+        };
+    };
+    if !schema::valid_cluster_name(&name) {
+        return Err(invalid("clickhouse_cluster", "use [A-Za-z0-9_]"));
+    }
+    if shard_urls.is_empty() {
+        return Err(invalid(
+            "clickhouse_shard_urls",
+            "a cluster needs each shard's URL (comma-separated)",
+        ));
+    }
+    let scheme = |url: &str| {
+        url.split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+    };
+    if shard_urls.iter().any(|shard| scheme(shard) != scheme(url)) {
+        return Err(invalid(
+            "clickhouse_shard_urls",
+            "every shard URL must use clickhouse_url's scheme (http:// or https://)",
+        ));
+    }
+    Ok(Some(ClickHouseCluster { name, shard_urls }))
 }
 
 /// The TLS `url` asks for: `https://` with the CA in `ca_file` (else the system's trust
@@ -96,10 +176,12 @@ impl EventSettings {
             .unwrap_or_else(|| "http://127.0.0.1:18123".to_owned());
         let ca_file = source.get("clickhouse_ca_file").map(PathBuf::from);
         let clickhouse_tls = clickhouse_tls(&clickhouse_url, ca_file.as_deref())?;
+        let clickhouse_cluster = clickhouse_cluster(source, &clickhouse_url)?;
         Ok(Self {
             clickhouse_url,
             clickhouse_tls,
             clickhouse_database,
+            clickhouse_cluster,
             spool_dir: PathBuf::from(
                 source
                     .get("audit_spool_dir")
@@ -112,15 +194,47 @@ impl EventSettings {
 
     /// A client of the events database. ClickHouse 18.16 (Debian's) rejects the settings
     /// that the crate's schema validation sends, so validation is off.
+    ///
+    /// With a cluster, an insert into a `Distributed` table returns once every shard holds
+    /// its rows (`insert_distributed_sync`): a shard that is down fails the insert, and the
+    /// writer spools the batch and replays it later (asking first which rows landed), rather
+    /// than ClickHouse queueing it on the receiving server's disk, out of our sight.
     pub fn client(&self) -> clickhouse::Client {
+        let client = self.client_of(&self.clickhouse_url);
+        match &self.clickhouse_cluster {
+            Some(_) => client.with_setting("insert_distributed_sync", "1"),
+            None => client,
+        }
+    }
+
+    fn client_of(&self, url: &str) -> clickhouse::Client {
         let client = match &self.clickhouse_tls {
             Some(tls) => tls.client(),
             None => clickhouse::Client::default(),
         };
         client
-            .with_url(&self.clickhouse_url)
+            .with_url(url)
             .with_database(&self.clickhouse_database)
             .with_validation(false)
+    }
+
+    /// Every server holding rows, and its local tables: each shard of the cluster, or the
+    /// one server.
+    pub fn storage(&self) -> Vec<Storage> {
+        match &self.clickhouse_cluster {
+            Some(cluster) => cluster
+                .shard_urls
+                .iter()
+                .map(|url| Storage {
+                    client: self.client_of(url),
+                    local_suffix: LOCAL_SUFFIX,
+                })
+                .collect(),
+            None => vec![Storage {
+                client: self.client_of(&self.clickhouse_url),
+                local_suffix: "",
+            }],
+        }
     }
 
     /// Starts a writer on the first spool slot `<plane>-<n>` no other process holds (a slot

@@ -7,7 +7,16 @@
 //! versions are read as a set.
 //!
 //! Every table is ordered by tenant first, then time, and partitioned by month, so a tenant's
-//! time-range query reads a narrow slice, and retention can drop whole months. The SQL runs on
+//! time-range query reads a narrow slice, and retention can drop whole months.
+//!
+//! **On a cluster** (`clickhouse_cluster`; docs/scale-out.md, "ClickHouse as a cluster") each
+//! table is made on every shard twice: `<table>_local`, holding that shard's rows, and
+//! `<table>`, a `Distributed` table over every shard's `<table>_local` with
+//! `sipHash64(tenant_id)` as the sharding key, so a tenant's rows all live on one shard and
+//! the planes keep using the plain names for inserts and queries on any shard. ClickHouse
+//! 18.16 without ZooKeeper has neither `ON CLUSTER` DDL nor replication, so the migrator
+//! connects to each shard itself (`clickhouse_shard_urls`); each shard records its own
+//! `schema_migrations`. A later migration that changes a table must change both forms. The SQL runs on
 //! ClickHouse 18.16 (Debian's); on servers from 20.1 on, low-cardinality columns are declared
 //! `LowCardinality(String)` and tables get a TTL as a ceiling on retention (per-tenant
 //! retention itself is the control plane's job, see `docs/audit.md`).
@@ -18,6 +27,8 @@ use clickhouse::Client;
 pub enum SchemaError {
     #[error("invalid ClickHouse database name {0:?}: use [a-z0-9_], at most 60 characters")]
     DatabaseName(String),
+    #[error("invalid ClickHouse cluster name {0:?}: use [A-Za-z0-9_]")]
+    ClusterName(String),
     #[error("ClickHouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
 }
@@ -69,26 +80,62 @@ pub const MAX_RETENTION_DAYS: u32 = 3660;
 struct Migration {
     version: u32,
     name: &'static str,
-    statements: fn(&ServerFeatures) -> Vec<String>,
+    tables: fn(&ServerFeatures) -> Vec<Table>,
+}
+
+/// A table a migration makes: its name, and its columns and engine.
+struct Table {
+    name: &'static str,
+    definition: String,
+}
+
+/// How a server holds the tables.
+enum Layout<'a> {
+    /// One server: each table as it is defined.
+    Single,
+    /// A shard of cluster `cluster`: each table as `<table>_local`, and a `Distributed`
+    /// table of the plain name over every shard's.
+    Shard { cluster: &'a str, database: &'a str },
+}
+
+impl Layout<'_> {
+    fn statements(&self, table: &Table) -> Vec<String> {
+        let Table { name, definition } = table;
+        match self {
+            Layout::Single => vec![format!("CREATE TABLE IF NOT EXISTS {name} {definition}")],
+            Layout::Shard { cluster, database } => {
+                let local = format!("{name}{}", super::LOCAL_SUFFIX);
+                vec![
+                    format!("CREATE TABLE IF NOT EXISTS {local} {definition}"),
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {name} AS {local} \
+                         ENGINE = Distributed({cluster}, {database}, {local}, sipHash64(tenant_id))"
+                    ),
+                ]
+            }
+        }
+    }
 }
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "audit_log",
-        statements: audit_log,
+        tables: audit_log,
     },
     Migration {
         version: 2,
         name: "telemetry",
-        statements: telemetry,
+        tables: telemetry,
     },
 ];
 
-fn audit_log(features: &ServerFeatures) -> Vec<String> {
+fn audit_log(features: &ServerFeatures) -> Vec<Table> {
     let lc = features.low_cardinality();
-    vec![format!(
-        "CREATE TABLE IF NOT EXISTS audit_log (
+    vec![Table {
+        name: "audit_log",
+        definition: format!(
+            "(
             tenant_id String,
             occurred_at DateTime,
             occurred_at_ms UInt64,
@@ -116,16 +163,19 @@ fn audit_log(features: &ServerFeatures) -> Vec<String> {
         PARTITION BY toYYYYMM(occurred_at)
         ORDER BY (tenant_id, occurred_at, event_id)
         {ttl}",
-        ttl = features.ttl("occurred_at")
-    )]
+            ttl = features.ttl("occurred_at")
+        ),
+    }]
 }
 
-fn telemetry(features: &ServerFeatures) -> Vec<String> {
+fn telemetry(features: &ServerFeatures) -> Vec<Table> {
     let lc = features.low_cardinality();
     let ttl = features.ttl("time");
     vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS telemetry_logs (
+        Table {
+            name: "telemetry_logs",
+            definition: format!(
+                "(
                 tenant_id String,
                 time DateTime,
                 time_unix_nano UInt64,
@@ -141,9 +191,12 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)
             {ttl}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS telemetry_metrics (
+            ),
+        },
+        Table {
+            name: "telemetry_metrics",
+            definition: format!(
+                "(
                 tenant_id String,
                 time DateTime,
                 time_unix_nano UInt64,
@@ -159,9 +212,12 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)
             {ttl}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS telemetry_spans (
+            ),
+        },
+        Table {
+            name: "telemetry_spans",
+            definition: format!(
+                "(
                 tenant_id String,
                 time DateTime,
                 start_unix_nano UInt64,
@@ -180,7 +236,8 @@ fn telemetry(features: &ServerFeatures) -> Vec<String> {
             PARTITION BY toYYYYMM(time)
             ORDER BY (tenant_id, time, event_id)
             {ttl}"
-        ),
+            ),
+        },
     ]
 }
 
@@ -193,9 +250,50 @@ pub fn valid_database_name(name: &str) -> bool {
         && !name.as_bytes()[0].is_ascii_digit()
 }
 
-/// Creates `database` if needed and applies the migrations it lacks; returns the versions
-/// applied by this call. `client` may point at any database (it is re-pointed).
+/// Migrates where `settings` say events go: the one server, or every shard of the cluster;
+/// returns the versions applied by this call (on any shard).
+pub async fn migrate_settings(settings: &super::EventSettings) -> Result<Vec<u32>, SchemaError> {
+    let database = &settings.clickhouse_database;
+    let Some(cluster) = &settings.clickhouse_cluster else {
+        return migrate(&settings.client(), database).await;
+    };
+    if !valid_cluster_name(&cluster.name) {
+        return Err(SchemaError::ClusterName(cluster.name.clone()));
+    }
+    let layout = Layout::Shard {
+        cluster: &cluster.name,
+        database,
+    };
+    let mut applied = Vec::new();
+    for shard in settings.storage() {
+        for version in migrate_with(&shard.client, database, &layout).await? {
+            if !applied.contains(&version) {
+                applied.push(version);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Whether `name` may name a cluster here (it is written into DDL).
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
+/// Creates `database` on one server if needed and applies the migrations it lacks; returns
+/// the versions applied by this call. `client` may point at any database (it is re-pointed).
 pub async fn migrate(client: &Client, database: &str) -> Result<Vec<u32>, SchemaError> {
+    migrate_with(client, database, &Layout::Single).await
+}
+
+async fn migrate_with(
+    client: &Client,
+    database: &str,
+    layout: &Layout<'_>,
+) -> Result<Vec<u32>, SchemaError> {
     if !valid_database_name(database) {
         return Err(SchemaError::DatabaseName(database.to_owned()));
     }
@@ -226,8 +324,10 @@ pub async fn migrate(client: &Client, database: &str) -> Result<Vec<u32>, Schema
         if applied.contains(&migration.version) {
             continue;
         }
-        for statement in (migration.statements)(&features) {
-            client.query(&statement).execute().await?;
+        for table in (migration.tables)(&features) {
+            for statement in layout.statements(&table) {
+                client.query(&statement).execute().await?;
+            }
         }
         client
             .query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shared::events::rows::AuditRow;
-use tenantry_tests::TestApp;
+use tenantry_tests::{TestApp, TestOptions};
 
 use super::create_records;
 
@@ -271,7 +271,24 @@ async fn the_clickhouse_schema_is_versioned_and_migrating_again_changes_nothing(
 
 #[tokio::test]
 async fn retention_deletes_each_tenants_expired_events_and_keeps_the_rest() {
-    let app = TestApp::spawn().await;
+    retention_keeps_what_each_tenant_keeps(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn on_a_clickhouse_cluster_retention_deletes_on_each_shard() {
+    // The deletes and partition drops go to each shard's local tables (a `Distributed`
+    // table takes neither).
+    retention_keeps_what_each_tenant_keeps(
+        TestApp::spawn_with(TestOptions {
+            clickhouse_cluster: Some(tenantry_tests::local_cluster()),
+            ..TestOptions::default()
+        })
+        .await,
+    )
+    .await;
+}
+
+async fn retention_keeps_what_each_tenant_keeps(app: TestApp) {
     let short = tenant_with_events(&app, "shortkeep", 2).await;
     let long = tenant_with_events(&app, "longkeep", 2).await;
     // Old events (40 days ago) for both tenants, written straight into ClickHouse.

@@ -1,6 +1,7 @@
 //! Audit log (issue #5): events of requests and lifecycle changes, the query API, the writer's
 //! spool through ClickHouse outages and restarts, tamper evidence and retention.
 
+mod cluster;
 mod crash;
 mod durability;
 mod events;
