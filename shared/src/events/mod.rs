@@ -111,10 +111,6 @@ fn clickhouse_cluster(
             "a cluster needs each shard's URL (comma-separated)",
         ));
     }
-    let scheme = |url: &str| {
-        url.split_once("://")
-            .map(|(scheme, _)| scheme.to_ascii_lowercase())
-    };
     if shard_urls.iter().any(|shard| scheme(shard) != scheme(url)) {
         return Err(invalid(
             "clickhouse_shard_urls",
@@ -122,6 +118,12 @@ fn clickhouse_cluster(
         ));
     }
     Ok(Some(ClickHouseCluster { name, shard_urls }))
+}
+
+/// A URL's scheme, lowercased (`None` without `://`).
+fn scheme(url: &str) -> Option<String> {
+    url.split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
 }
 
 /// The TLS `url` asks for: `https://` with the CA in `ca_file` (else the system's trust
@@ -134,10 +136,7 @@ fn clickhouse_tls(
         key: key.to_owned(),
         reason,
     };
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match (scheme.as_deref(), ca_file) {
+    match (scheme(url).as_deref(), ca_file) {
         (Some("https"), Some(path)) => tls::ClickHouseTls::from_ca_file(path)
             .map(Some)
             .map_err(|error| invalid("clickhouse_ca_file", error.to_string())),
@@ -255,5 +254,78 @@ impl EventSettings {
             }
         }
         Err(last.unwrap_or_else(|| spool::SpoolError::Locked(self.spool_dir.display().to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<EventSettings, ConfigError> {
+        EventSettings::from_source(&ConfigSource::from_pairs(pairs.iter().copied()))
+    }
+
+    fn refused_key(outcome: Result<EventSettings, ConfigError>) -> String {
+        match outcome {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cluster_takes_its_name_and_every_shards_url_of_the_urls_scheme() {
+        assert_eq!(settings(&[]).unwrap().clickhouse_cluster, None);
+        let read = settings(&[
+            ("clickhouse_cluster", "events"),
+            (
+                "clickhouse_shard_urls",
+                "http://ch-1:8123, http://ch-2:8123",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            read.clickhouse_cluster,
+            Some(ClickHouseCluster {
+                name: "events".to_owned(),
+                shard_urls: vec!["http://ch-1:8123".to_owned(), "http://ch-2:8123".to_owned()],
+            })
+        );
+        let locals: Vec<String> = read
+            .storage()
+            .iter()
+            .map(|storage| storage.local("audit_log"))
+            .collect();
+        assert_eq!(locals, ["audit_log_local", "audit_log_local"]);
+        assert_eq!(
+            settings(&[]).unwrap().storage()[0].local("audit_log"),
+            "audit_log"
+        );
+
+        for (pairs, key) in [
+            (
+                &[("clickhouse_shard_urls", "http://ch-1:8123")][..],
+                "clickhouse_shard_urls",
+            ),
+            (
+                &[("clickhouse_cluster", "events")][..],
+                "clickhouse_shard_urls",
+            ),
+            (
+                &[
+                    ("clickhouse_cluster", "events; DROP"),
+                    ("clickhouse_shard_urls", "http://ch-1:8123"),
+                ][..],
+                "clickhouse_cluster",
+            ),
+            (
+                &[
+                    ("clickhouse_cluster", "events"),
+                    ("clickhouse_shard_urls", "https://ch-1:8443"),
+                ][..],
+                "clickhouse_shard_urls",
+            ),
+        ] {
+            assert_eq!(refused_key(settings(pairs)), key, "{pairs:?}");
+        }
     }
 }

@@ -126,6 +126,10 @@ struct Args {
     /// can until the fence stops it).
     #[arg(long)]
     move_without_writer: bool,
+    /// Both planes' events go to the local two-shard ClickHouse cluster (`tenantry_events`,
+    /// started by deploy/local/test.sh) instead of one server.
+    #[arg(long)]
+    clickhouse_cluster: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,13 +193,24 @@ async fn main() {
             || TestOptions::default().password_hashing,
             data_plane::identity::hash_gate::HashLimits::with_concurrency,
         ),
+        clickhouse_cluster: args.clickhouse_cluster.then(tenantry_tests::local_cluster),
         ..TestOptions::default()
     })
     .await;
     println!("# Tenantry foundation benchmark");
     println!(
-        "database {} · {} tenants · {} timed",
-        app.database_url, args.tenants, args.timed
+        "database {} · {} tenants · {} timed · ClickHouse {}",
+        app.database_url,
+        args.tenants,
+        args.timed,
+        match &app.options.clickhouse_cluster {
+            Some(cluster) => format!(
+                "cluster {} ({} shards)",
+                cluster.name,
+                cluster.shard_urls.len()
+            ),
+            None => "one server".to_owned(),
+        }
     );
 
     let run = |section| args.sections.contains(&section);
@@ -1155,7 +1170,9 @@ async fn telemetry(app: &TestApp, args: &Args) {
     };
     // Ceiling: the best raw insert of the same rows this machine does: RowBinary `INSERT`s of
     // 100,000 rows each, straight into ClickHouse, from 1, 2 and 4 parallel streams (the best
-    // of them), for `--seconds` each. Measured before the ingestion runs (an idle server),
+    // of them), for `--seconds` each. On a cluster they go into the `Distributed` table with
+    // the planes' own client settings (synchronous), like the ingestion's; one tenant's rows
+    // all land on its one shard, as the bench tenant's do. Measured before the ingestion runs (an idle server),
     // between them and after them. The rows carry a tenant id of their own: every batch
     // repeats the same event ids, and the table's merges collapse them, which would make the
     // bench tenant's count shrink under the ingestion runs' feet.
