@@ -270,7 +270,8 @@ clickhouse_https_answers() {
 # TENANTRY_TEST_CLICKHOUSE_OTHER_CA.
 ensure_clickhouse() {
     export TENANTRY_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
-    local dir="$STATE_DIR/clickhouse"
+    local dir
+    dir=$(clickhouse_dir "$CLICKHOUSE_HTTP_PORT" "$STATE_DIR/clickhouse")
     export TENANTRY_TEST_CLICKHOUSE_HTTPS_URL="https://localhost:$CLICKHOUSE_HTTPS_PORT"
     export TENANTRY_TEST_CLICKHOUSE_CA="$dir/tls/ca.crt"
     export TENANTRY_TEST_CLICKHOUSE_OTHER_CA="$dir/tls/other-ca.crt"
@@ -291,13 +292,27 @@ ensure_clickhouse() {
 # $CLICKHOUSE_CLUSTER (docs/scale-out.md, "ClickHouse as a cluster"). Exports
 # TENANTRY_TEST_CLICKHOUSE_CLUSTER and TENANTRY_TEST_CLICKHOUSE_SHARD_URLS.
 ensure_clickhouse_second_shard() {
-    local dir="$STATE_DIR/clickhouse-2"
+    local dir
+    dir=$(clickhouse_dir "$CLICKHOUSE2_HTTP_PORT" "$STATE_DIR/clickhouse-2")
     export TENANTRY_TEST_CLICKHOUSE_CLUSTER=$CLICKHOUSE_CLUSTER
     export TENANTRY_TEST_CLICKHOUSE_SHARD_URLS="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT,http://127.0.0.1:$CLICKHOUSE2_HTTP_PORT"
     write_clickhouse_cluster "$dir"
     clickhouse_answers "$CLICKHOUSE2_HTTP_PORT" && return 0
     start_private_clickhouse "$dir" "$CLICKHOUSE2_HTTP_PORT" "$CLICKHOUSE2_TCP_PORT" \
         "$CLICKHOUSE2_INTERSERVER_PORT" ""
+}
+
+# The directory of the ClickHouse serving HTTP on port $1 (beside its --config-file), which
+# may belong to another checkout of the repository sharing this machine; else $2. Its
+# certificates and cluster file are the ones that count.
+clickhouse_dir() {
+    local cmdline config
+    for cmdline in /proc/[0-9]*/cmdline; do
+        config=$(tr '\0' '\n' 2>/dev/null <"$cmdline" | sed -n 's/^--config-file=//p') || continue
+        [ -n "$config" ] && grep -q "<http_port>$1</http_port>" "$config" 2>/dev/null \
+            && { dirname "$config"; return 0; }
+    done
+    echo "$2"
 }
 
 # Both local servers as the shards of cluster $CLICKHOUSE_CLUSTER, in $1/config.d (merged
