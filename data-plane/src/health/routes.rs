@@ -94,7 +94,7 @@ async fn readyz(state: web::Data<DataPlane>) -> HttpResponse {
     // ClickHouse being down does not make the node unready while the event spool has room:
     // events wait on disk and are replayed. Only a node that would have to refuse audited
     // changes (queue or spool full) reports not ready, so the balancer sends work elsewhere.
-    let clickhouse = super::store::clickhouse_answers(&state.clickhouse);
+    let clickhouse = shared::events::store::answers(&state.clickhouse);
     let (postgres, clickhouse, clusters) = tokio::join!(
         tokio::time::timeout(CHECK_DEADLINE, postgres),
         tokio::time::timeout(CHECK_DEADLINE, clickhouse),

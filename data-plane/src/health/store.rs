@@ -1,5 +1,5 @@
-//! The trivial queries readiness asks each store: they prove a connection answers, nothing
-//! more.
+//! The trivial query readiness asks Postgres: it proves a connection answers, nothing more
+//! (ClickHouse's is `shared::events::store::answers`, which the start-up TLS check asks too).
 
 /// Whether a pooled Postgres connection answers a query. Simple protocol: one round trip,
 /// no statement left behind.
@@ -10,16 +10,4 @@ pub async fn postgres_answers(pool: &deadpool_postgres::Pool) -> Result<(), Stri
         .await
         .map_err(|error| error.to_string())
         .map(|_| ())
-}
-
-/// Whether ClickHouse answers a query (in its `system` database, which always exists).
-pub async fn clickhouse_answers(
-    client: &clickhouse::Client,
-) -> Result<u8, clickhouse::error::Error> {
-    client
-        .clone()
-        .with_database("system")
-        .query("SELECT 1")
-        .fetch_one::<u8>()
-        .await
 }

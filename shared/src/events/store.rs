@@ -115,3 +115,13 @@ pub async fn stored_event_ids(
         .fetch_all::<String>()
         .await
 }
+
+/// Whether ClickHouse answers a query (in its `system` database, which always exists).
+pub async fn answers(client: &clickhouse::Client) -> Result<u8, clickhouse::error::Error> {
+    client
+        .clone()
+        .with_database("system")
+        .query("SELECT 1")
+        .fetch_one::<u8>()
+        .await
+}

@@ -86,11 +86,8 @@ pub async fn check_at_start(settings: &super::EventSettings) -> Result<(), Strin
     if settings.clickhouse_tls.is_none() {
         return Ok(());
     }
-    let probe = settings
-        .client()
-        .with_database("system")
-        .query("SELECT 1")
-        .fetch_one::<u8>();
+    let client = settings.client();
+    let probe = super::store::answers(&client);
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) if crate::tls::is_tls_failure(&error) => Err(format!(
