@@ -1,6 +1,6 @@
 //! The events store as a ClickHouse cluster (`clickhouse_cluster`, `clickhouse_shard_urls`):
-//! each tenant's rows on the one shard its id hashes to, its chain verifying over the
-//! `Distributed` tables, and nothing lost while a shard is down. `deploy/local/test.sh` runs
+//! each tenant's rows on the one shard its id hashes to, its chain, audit query and usage
+//! answered over the `Distributed` tables, and nothing lost while a shard is down. `deploy/local/test.sh` runs
 //! two local servers as the shards of `tenantry_events`; the outage test starts a cluster of
 //! its own, since the shared one serves concurrent tests.
 
@@ -87,7 +87,7 @@ async fn verifies(app: &TestApp, slug: &str) {
 }
 
 #[tokio::test]
-async fn each_tenants_events_live_on_the_shard_its_id_picks_and_its_chain_verifies() {
+async fn each_tenants_events_live_on_the_shard_its_id_picks_and_its_chain_query_and_usage_work() {
     let app = TestApp::spawn_with(on_cluster(
         tenantry_tests::clickhouse_url(),
         local_cluster(),
@@ -131,6 +131,18 @@ async fn each_tenants_events_live_on_the_shard_its_id_picks_and_its_chain_verifi
             .await
             .unwrap();
         assert_eq!(page.events.len(), 2, "{}: {page:?}", tenant.slug);
+        // Daily usage is counted from the same `Distributed` tables.
+        let reply = tenant
+            .owner
+            .get("/v1/admin/usage?days=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        let usage = reply.value();
+        let today = &usage["days"][0];
+        assert!(today["requests"].as_u64().unwrap() >= 2, "{usage}");
+        assert_eq!(today["active_users"], 1, "{usage}");
     }
 }
 
