@@ -3,7 +3,14 @@
 //! Entries (also "no such tenant") live at most the configured TTL; the control plane's
 //! NOTIFY normally evicts them within milliseconds of a change (see `listener`). Concurrent
 //! misses for one key share a single catalog query.
+//!
+//! A load and an eviction can cross: a load that read the catalog before a change and is
+//! stored after the change's eviction would keep the old entry until its TTL (seen: a moved
+//! tenant's writes sent to its dropped source schema, a 500). So every eviction moves a
+//! generation on, and a load that sees the generation move while it reads reads again (up to
+//! three times): what it stores was read after the last eviction it could have missed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,11 +34,16 @@ pub struct ServedTenant {
     pub quotas: Quotas,
 }
 
+/// Reads of one load at most while evictions keep crossing it.
+const LOAD_ATTEMPTS: usize = 3;
+
 #[derive(Clone)]
 pub struct TenantRegistry {
     pool: Pool,
     by_slug: Cache<TenantSlug, Option<Arc<ServedTenant>>>,
     domains: Cache<String, Option<TenantSlug>>,
+    /// Moved on by every eviction (see the module's doc).
+    generation: Arc<AtomicU64>,
     metrics: Metrics,
 }
 
@@ -47,6 +59,7 @@ impl TenantRegistry {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build(),
+            generation: Arc::new(AtomicU64::new(0)),
             metrics,
         }
     }
@@ -73,27 +86,43 @@ impl TenantRegistry {
         let loaded = self
             .by_slug
             .try_get_with(slug.clone(), async {
-                let client = self.pool.get().await.map_err(|error| error.to_string())?;
-                let Some(tenant) = catalog::tenant_by_slug(&client, &slug)
-                    .await
-                    .map_err(|error| error.to_string())?
-                else {
-                    return Ok(None);
-                };
-                let quotas = catalog::effective_quotas(&client, tenant.id)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                // No quotas means the row vanished between the two reads: not served.
-                Ok::<_, String>(quotas.map(|quotas| {
-                    Arc::new(ServedTenant {
-                        scope: TenantScope::for_tenant(&tenant),
-                        tenant,
-                        quotas,
-                    })
-                }))
+                let mut served = None;
+                for _ in 0..LOAD_ATTEMPTS {
+                    let generation = self.generation.load(Ordering::Acquire);
+                    let read = self.load(&slug).await?;
+                    if self.generation.load(Ordering::Acquire) == generation {
+                        return Ok::<_, String>(read);
+                    }
+                    served = Some(read);
+                }
+                // Evictions kept coming (a storm of changes): keep the last read, which the
+                // next eviction or the TTL replaces.
+                Ok(served.flatten())
             })
             .await;
         loaded.map_err(|error| catalog_unavailable(&error))
+    }
+
+    /// The tenant with `slug` and its quotas, read from the catalog.
+    async fn load(&self, slug: &TenantSlug) -> Result<Option<Arc<ServedTenant>>, String> {
+        let client = self.pool.get().await.map_err(|error| error.to_string())?;
+        let Some(tenant) = catalog::tenant_by_slug(&client, slug)
+            .await
+            .map_err(|error| error.to_string())?
+        else {
+            return Ok(None);
+        };
+        let quotas = catalog::effective_quotas(&client, tenant.id)
+            .await
+            .map_err(|error| error.to_string())?;
+        // No quotas means the row vanished between the two reads: not served.
+        Ok(quotas.map(|quotas| {
+            Arc::new(ServedTenant {
+                scope: TenantScope::for_tenant(&tenant),
+                tenant,
+                quotas,
+            })
+        }))
     }
 
     async fn domain_slug(&self, domain: &str) -> Result<Option<TenantSlug>, ApiError> {
@@ -122,6 +151,7 @@ impl TenantRegistry {
     /// Forgets what is cached about `slug` (and every domain mapping, which are few and
     /// cheap to reload).
     pub async fn invalidate(&self, slug: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(slug) = TenantSlug::parse(slug) {
             self.by_slug.invalidate(&slug).await;
         }
@@ -130,6 +160,7 @@ impl TenantRegistry {
 
     /// Forgets everything: after the listener lost its connection and may have missed news.
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.by_slug.invalidate_all();
         self.domains.invalidate_all();
     }
