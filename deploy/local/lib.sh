@@ -144,10 +144,10 @@ ensure_second_postgres_tls() {
 # PgBouncer (Debian's package) in transaction mode on loopback, in front of the Postgres that
 # ADMIN_DATABASE_URL names, for the tests that run the data plane through a pooler: every
 # database of that server, and every role, each looked up by auth_query as `postgres` (the
-# local server trusts loopback, so PgBouncer does too). Eight server connections per database
-# and role (a test's data plane has up to eight clients on it, the benchmark's 16: four
-# backends per core keep two cores busy); idle ones close after 5 s, so test databases can be
-# dropped soon after their run. PgBouncer refuses to run as root: as root it runs as
+# local server trusts loopback, so PgBouncer does too). Four server connections per database
+# and role (a test's data plane has up to eight clients on it, the benchmark's 16: two
+# backends per core keep two cores busy); idle ones close after 1 s, so a finished test's do
+# not add up (the local server allows 100 connections) and its database can be dropped. PgBouncer refuses to run as root: as root it runs as
 # `postgres`, its files under that user's home. Exports
 # TENANTRY_TEST_PGBOUNCER.
 ensure_pgbouncer() {
@@ -173,9 +173,9 @@ listen_addr = 127.0.0.1
 listen_port = $PGBOUNCER_PORT
 unix_socket_dir =
 pool_mode = transaction
-default_pool_size = 8
+default_pool_size = 4
 max_client_conn = 2000
-server_idle_timeout = 5
+server_idle_timeout = 1
 auth_type = trust
 auth_file = $dir/userlist.txt
 auth_user = postgres

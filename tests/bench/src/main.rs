@@ -934,7 +934,7 @@ async fn reads(app: &TestApp, args: &Args, slugs: &[String]) {
         )
     };
     // A second node like the first, its pools behind the local PgBouncer in transaction mode
-    // (deploy/local/lib.sh: eight server connections per database and role).
+    // (deploy/local/lib.sh: four server connections per database and role).
     let (_pooled_node, pooled_url) = app
         .spawn_data_node(&TestOptions {
             via_pgbouncer: true,
