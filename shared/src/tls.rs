@@ -76,6 +76,40 @@ pub fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfi
     .with_no_client_auth())
 }
 
+/// A store's start-up check: `probe` (one connection or query) within 5 s. A TLS failure (a
+/// certificate that is not trusted, a name that does not match, a server without TLS) is a
+/// configuration error: `Err` with a message naming the `store`, where it is (`at`) and what
+/// to check (`hint`), and the process ends. An unreachable or silent store is an outage,
+/// which the planes ride out (readiness reports it): it only warns.
+pub async fn refuse_tls_failure<E>(
+    store: &str,
+    at: &str,
+    hint: &str,
+    probe: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+            if is_tls_failure(&*error) {
+                return Err(format!(
+                    "TLS to {store} at {at} failed: {} ({hint})",
+                    describe(&*error)
+                ));
+            }
+            tracing::warn!(%error, "{store} is not reachable yet; starting anyway");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("{store} did not answer within 5 s; starting anyway");
+            Ok(())
+        }
+    }
+}
+
 /// Whether `error` (a failed connection) is a TLS failure: a certificate not trusted, a
 /// name that does not match, a server that speaks no TLS. Such an error is a configuration
 /// error, not an outage: the planes refuse to start on it.

@@ -111,33 +111,29 @@ pub fn for_connection(
 
 pub use crate::tls::{describe, is_tls_failure};
 
-/// Refuses to start on a TLS failure: one connection to `config` within 5 s. A certificate
-/// that is not trusted, a name that does not match, a server without TLS are configuration
-/// errors and end the process with a message saying so; an unreachable server is an outage,
-/// which the planes ride out (readiness reports it), so it only warns.
+/// Refuses to start on a TLS failure to Postgres: one connection to `config` within 5 s
+/// ([`crate::tls::refuse_tls_failure`]).
 pub async fn check_at_start(config: &tokio_postgres::Config) -> Result<(), String> {
     if for_connection(config).is_none() {
         return Ok(());
     }
-    let attempt =
-        tokio::time::timeout(std::time::Duration::from_secs(5), super::connect(config)).await;
-    match attempt {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(super::DbSetupError::Connect(error))) if is_tls_failure(&error) => Err(format!(
-            "TLS to Postgres at {} failed: {} (check postgres_ca_file and the host name in \
-             the URL)",
-            hosts(config),
-            describe(&error)
-        )),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "Postgres is not reachable yet; starting anyway");
-            Ok(())
+    let probe = async {
+        match super::connect(config).await {
+            Ok(_) => Ok(()),
+            // The driver's own error, whose causes say what TLS refused.
+            Err(super::DbSetupError::Connect(error)) => {
+                Err(Box::<dyn std::error::Error + Send + Sync>::from(error))
+            }
+            Err(other) => Err(other.into()),
         }
-        Err(_) => {
-            tracing::warn!("Postgres did not answer within 5 s; starting anyway");
-            Ok(())
-        }
-    }
+    };
+    crate::tls::refuse_tls_failure(
+        "Postgres",
+        &hosts(config),
+        "check postgres_ca_file and the host name in the URL",
+        probe,
+    )
+    .await
 }
 
 fn hosts(config: &tokio_postgres::Config) -> String {

@@ -78,31 +78,18 @@ impl ClickHouseTls {
     }
 }
 
-/// Refuses to start on a TLS failure: one query within 5 s. A certificate that is not
-/// trusted or a name that does not match ends the process with a message saying so; an
-/// unreachable or failing ClickHouse is an outage, which the event writer rides out on its
-/// spool, so it only warns.
+/// Refuses to start on a TLS failure to ClickHouse: one query within 5 s
+/// ([`crate::tls::refuse_tls_failure`]); the writers ride an outage out on their spools.
 pub async fn check_at_start(settings: &super::EventSettings) -> Result<(), String> {
     if settings.clickhouse_tls.is_none() {
         return Ok(());
     }
     let client = settings.client();
-    let probe = super::store::answers(&client);
-    match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) if crate::tls::is_tls_failure(&error) => Err(format!(
-            "TLS to ClickHouse at {} failed: {} (check clickhouse_ca_file and the host name in \
-             clickhouse_url)",
-            settings.clickhouse_url,
-            crate::tls::describe(&error)
-        )),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "ClickHouse is not reachable yet; starting anyway");
-            Ok(())
-        }
-        Err(_) => {
-            tracing::warn!("ClickHouse did not answer within 5 s; starting anyway");
-            Ok(())
-        }
-    }
+    crate::tls::refuse_tls_failure(
+        "ClickHouse",
+        &settings.clickhouse_url,
+        "check clickhouse_ca_file and the host name in clickhouse_url",
+        async { super::store::answers(&client).await.map(|_| ()) },
+    )
+    .await
 }
