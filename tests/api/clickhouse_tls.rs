@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use shared::config::{ConfigError, ConfigSource};
 use shared::events::EventSettings;
-use tenantry_tests::node_process::{free_port, NodeProcess};
+use tenantry_tests::node_process::NodeProcess;
 use tenantry_tests::{test_ca as ca, TestApp, TestOptions};
 
 /// The local ClickHouse's HTTPS address (`https://localhost:<port>`).
@@ -144,23 +144,16 @@ async fn audit_events_travel_over_tls_and_a_node_with_the_wrong_ca_refuses_to_st
     assert_eq!(page.events.len(), 1, "{page:?}");
 
     // The wrong CA: the node exits at start, saying why.
-    let mut refused = NodeProcess::launch(
+    let log = NodeProcess::refused(
         &app,
-        free_port(),
         &[(
             "clickhouse_ca_file",
             ca("TENANTRY_TEST_CLICKHOUSE_OTHER_CA")
                 .display()
                 .to_string(),
         )],
-    );
-    let status = refused.exit_status(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|status| !status.success()),
-        "the node did not refuse to start:\n{}",
-        refused.log_text()
-    );
-    let log = refused.log_text();
+    )
+    .await;
     assert!(
         log.contains(&format!("TLS to ClickHouse at {} failed", https_url()))
             && log.contains("UnknownIssuer"),

@@ -56,9 +56,9 @@ impl NodeProcess {
         node
     }
 
-    /// Starts a node as [`Self::start`] does, without waiting for it to answer (a node that
-    /// should refuse to start).
-    pub fn launch(app: &TestApp, port: u16, settings: &[(&str, String)]) -> NodeProcess {
+    /// Starts a node as [`Self::start`] does, without waiting for it to answer (for
+    /// [`Self::refused`]).
+    fn launch(app: &TestApp, port: u16, settings: &[(&str, String)]) -> NodeProcess {
         let kek_file = app.kek_file();
         let pepper_file = crate::pepper_file_for(&kek_file);
         let events = crate::event_settings(&kek_file, &app.options);
@@ -135,6 +135,19 @@ impl NodeProcess {
             .status()
             .unwrap();
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Launches a node with `settings` that must refuse to start: asserts that it exits
+    /// unsuccessfully within 30 s; what it logged.
+    pub async fn refused(app: &TestApp, settings: &[(&str, String)]) -> String {
+        let mut node = Self::launch(app, free_port(), settings);
+        let status = node.exit_status(Duration::from_secs(30)).await;
+        assert!(
+            status.is_some_and(|status| !status.success()),
+            "the node did not refuse to start:\n{}",
+            node.log_text()
+        );
+        node.log_text()
     }
 
     /// Waits up to `limit` for the process to exit.
