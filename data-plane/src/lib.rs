@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod authz;
 pub mod config;
+pub mod console;
 pub mod cors;
 pub mod fresh_cache;
 pub mod health;

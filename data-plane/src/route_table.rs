@@ -41,6 +41,7 @@ pub fn table() -> Vec<Route> {
         crate::records::routes::routes(),
         crate::audit::routes::routes(),
         crate::ingest::routes::routes(),
+        crate::console::routes::routes(),
     ]
     .into_iter()
     .flatten()

@@ -33,10 +33,10 @@ pub enum Page {
 impl Page {
     pub fn path(self) -> &'static str {
         match self {
-            Page::Activate => "/activate",
-            Page::AcceptInvitation => "/accept-invitation",
-            Page::VerifyEmail => "/verify-email",
-            Page::ResetPassword => "/reset-password",
+            Page::Activate => "/console/activate",
+            Page::AcceptInvitation => "/console/accept-invitation",
+            Page::VerifyEmail => "/console/verify-email",
+            Page::ResetPassword => "/console/reset-password",
         }
     }
 }
@@ -199,18 +199,22 @@ mod tests {
     #[test]
     fn every_token_mail_links_to_its_page_and_carries_the_token_only_in_the_body() {
         let mails = [
-            (activation(&SITE, TOKEN, 168), "/activate", "7 days"),
+            (activation(&SITE, TOKEN, 168), "/console/activate", "7 days"),
             (
                 invitation(&SITE, TOKEN, 72, Some("ada@acme.example")),
-                "/accept-invitation",
+                "/console/accept-invitation",
                 "3 days",
             ),
             (
                 email_verification(&SITE, TOKEN, 24),
-                "/verify-email",
+                "/console/verify-email",
                 "24 hours",
             ),
-            (password_reset(&SITE, TOKEN, 1), "/reset-password", "1 hour"),
+            (
+                password_reset(&SITE, TOKEN, 1),
+                "/console/reset-password",
+                "1 hour",
+            ),
         ];
         for (mail, page, validity) in mails {
             let link = format!("https://acme.tenantry.example{page}?token={TOKEN}");

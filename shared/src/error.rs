@@ -150,6 +150,10 @@ impl ApiError {
         &self.message
     }
 
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
+    }
+
     /// The same error, answered with the request id in its body.
     pub fn with_request_id(mut self, request_id: &str) -> Self {
         self.request_id = Some(request_id.to_owned());

@@ -282,14 +282,17 @@ pub async fn security_headers(
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
     ] {
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
+        );
+    }
+    // A console page sets its own (stricter than none: its stylesheet, its forms).
+    if !headers.contains_key(actix_web::http::header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            actix_web::http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
     }
     if !headers.contains_key(actix_web::http::header::CACHE_CONTROL) {

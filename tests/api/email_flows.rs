@@ -77,7 +77,7 @@ async fn a_registered_user_signs_in_only_after_following_the_mailed_link_which_w
     let mails = app.wait_for_mail(&email, MAIL_WAIT).await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].subject.contains("Confirm your email"), "{mails:?}");
-    let token = mailed_token(&mails[0], "open", "/verify-email");
+    let token = mailed_token(&mails[0], "open", "/console/verify-email");
 
     open.auth().verify_email(&token).await.unwrap();
     let grace = app.signed_in("open", &email, PASSWORD).await;
@@ -223,7 +223,7 @@ async fn resends_go_only_to_pending_users_and_no_address_gets_more_than_three_an
     let tokens: Vec<String> = mails
         .iter()
         .filter(|mail| mail.subject.contains("Confirm your email"))
-        .map(|mail| mailed_token(mail, "resend", "/verify-email"))
+        .map(|mail| mailed_token(mail, "resend", "/console/verify-email"))
         .collect();
     assert_eq!(tokens.len(), 3);
     resend.auth().verify_email(&tokens[1]).await.unwrap();
@@ -247,7 +247,7 @@ async fn a_verification_token_of_one_tenant_is_refused_at_another() {
     let email = unique_address("twotenants");
     register(&alpha, &email, PASSWORD).await;
     let mails = app.wait_for_mail(&email, MAIL_WAIT).await;
-    let token = mailed_token(&mails[0], "alpha", "/verify-email");
+    let token = mailed_token(&mails[0], "alpha", "/console/verify-email");
     // Even with a pending user of the same address at beta.
     register(&beta, &email, PASSWORD).await;
 
@@ -287,7 +287,7 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
     let mails = app.wait_for_mail(&admin, MAIL_WAIT).await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].subject.contains("Initech"), "{}", mails[0].subject);
-    let token = mailed_token(&mails[0], "initech", "/activate");
+    let token = mailed_token(&mails[0], "initech", "/console/activate");
     assert_eq!(created["activation_token"], token.as_str());
 
     app.tenant("initech")
@@ -333,7 +333,7 @@ async fn tenant_create_with_an_admin_email_mails_the_activation_link_and_the_mai
     let mails = app.wait_for_mail(&rest_admin, MAIL_WAIT).await;
     assert_eq!(
         created.activation_token.unwrap().expose(),
-        mailed_token(&mails[0], "hooli", "/activate")
+        mailed_token(&mails[0], "hooli", "/console/activate")
     );
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod clickhouse_tls;
 mod client;
 mod clusters;
+mod console;
 mod contract;
 mod deploy_files;
 mod email_flows;

@@ -35,7 +35,7 @@ async fn mailed_reset_token(app: &TestApp, slug: &str, email: &str) -> String {
         StatusCode::ACCEPTED
     );
     let mail = app.wait_for_subject(email, "Reset your").await;
-    mailed_token(&mail, slug, "/reset-password")
+    mailed_token(&mail, slug, "/console/reset-password")
 }
 
 /// A self-registration at `tenant` that stays pending until its mail is followed.
@@ -213,7 +213,7 @@ async fn a_token_mailed_for_one_purpose_is_refused_for_another() {
     let verification = mailed_token(
         &app.wait_for_subject(&newcomer, "Confirm your email").await,
         "purpose",
-        "/verify-email",
+        "/console/verify-email",
     );
     let reset = mailed_reset_token(&app, "purpose", &owner).await;
 
@@ -258,7 +258,7 @@ async fn expired_verification_and_reset_tokens_are_refused() {
     let verification = mailed_token(
         &app.wait_for_subject(&newcomer, "Confirm your email").await,
         "expiry",
-        "/verify-email",
+        "/console/verify-email",
     );
     let reset = mailed_reset_token(&app, "expiry", &owner).await;
     // Time passes: both tokens' lifetimes (24 hours, 1 hour) end.

@@ -61,6 +61,31 @@ async fn call(caller: &Client, route: &RouteInfo) -> (StatusCode, String) {
     (reply.status(), request_id)
 }
 
+/// A console page: not an API operation; a state-changing one records an event; called
+/// anonymously, a page that needs a user sends the browser to sign in, and a form posted
+/// without its CSRF token is refused before the route runs.
+async fn walk_page(anonymous: &Client, route: &RouteInfo, operation: &Value) {
+    let name = format!("{} {}", route.method, route.path);
+    assert!(
+        operation.is_null(),
+        "{name}: a console page in the API document"
+    );
+    let changes_state = route.method != actix_web::http::Method::GET;
+    if changes_state {
+        assert_ne!(
+            route.policy.audit,
+            Audit::Refusals,
+            "{name} records no audit event"
+        );
+    }
+    let (status, _) = call(anonymous, route).await;
+    match (changes_state, route.policy.access) {
+        (true, _) => assert_eq!(status, StatusCode::FORBIDDEN, "{name} without a CSRF token"),
+        (false, Access::Public) => assert!(status.as_u16() < 500, "{name}: {status}"),
+        (false, _) => assert_eq!(status, StatusCode::SEE_OTHER, "{name}, anonymous"),
+    }
+}
+
 #[tokio::test]
 async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_its_event() {
     let app = TestApp::spawn().await;
@@ -96,6 +121,10 @@ async fn every_data_plane_route_is_documented_refuses_whom_it_must_and_records_i
     for route in &routes {
         let name = format!("{} {}", route.method, route.path);
         let operation = documented(&document, route);
+        if route.is_page() {
+            walk_page(&anonymous_caller, route, operation).await;
+            continue;
+        }
         assert!(operation.is_object(), "{name} is not in the document");
         assert!(
             reference.contains(&format!("<code>{name}</code>")),

@@ -120,7 +120,7 @@ async fn an_invited_user_gets_the_mail_activates_and_signs_in_and_is_listed() {
     assert!(
         mails[0]
             .body
-            .contains("https://acme.tenantry.test/accept-invitation?token=tnut_"),
+            .contains("https://acme.tenantry.test/console/accept-invitation?token=tnut_"),
         "{}",
         mails[0].body
     );
@@ -128,7 +128,7 @@ async fn an_invited_user_gets_the_mail_activates_and_signs_in_and_is_listed() {
     let acme = app.tenant("acme");
     let early = acme.auth().login(&email, PASSWORD).await.unwrap_err();
     assert_eq!(early.status(), Some(StatusCode::UNAUTHORIZED));
-    let token = mailed_token(&mails[0], "acme", "/accept-invitation");
+    let token = mailed_token(&mails[0], "acme", "/console/accept-invitation");
     acme.auth().activate(&token, PASSWORD).await.unwrap();
     let manager = app.signed_in("acme", &email, PASSWORD).await;
 

@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod console;
 pub mod hanging_proxy;
 pub mod node_process;
 pub mod private_clickhouse;
@@ -504,6 +505,11 @@ impl TestApp {
         Client::with_http(self.http.clone(), &self.data_url).tenant(slug)
     }
 
+    /// A browser on tenant `slug`'s console, with no cookies yet.
+    pub fn browser(&self, slug: &str) -> console::Browser {
+        console::Browser::new(self.http.clone(), &self.data_url, slug)
+    }
+
     /// A client of tenant `slug` presenting `token` as a bearer token (an access token, or an
     /// API key presented that way); it does not refresh.
     pub fn as_bearer(&self, slug: &str, token: &str) -> Client {
@@ -626,7 +632,7 @@ impl TestApp {
         let slug = admin
             .tenant_slug()
             .expect("an admin client names its tenant");
-        let token = mailed_token(&mails[0], slug, "/accept-invitation");
+        let token = mailed_token(&mails[0], slug, "/console/accept-invitation");
         admin
             .anonymous()
             .auth()

@@ -46,6 +46,10 @@ pub struct TokenResponse {
     pub refresh_token: Zeroizing<String>,
     pub token_type: &'static str,
     pub expires_in: u64,
+    /// The session the tokens belong to, for the console's cookie (not sent to API clients:
+    /// their tokens name it).
+    #[serde(skip)]
+    pub session_id: Uuid,
 }
 
 fn expose<S: serde::Serializer>(
@@ -66,7 +70,7 @@ pub fn mfa_required(policy: &AuthPolicy, roles: &[String]) -> bool {
 }
 
 /// Restrictions a session of `user` starts with under `policy`.
-fn restrictions(
+pub(crate) fn restrictions(
     policy: &AuthPolicy,
     user: &UserRow,
     roles: &[String],
@@ -133,6 +137,7 @@ async fn token_response(
         refresh_token: tokens.refresh_token,
         token_type: "Bearer",
         expires_in: state.config.access_token_ttl.as_secs(),
+        session_id: tokens.session_id,
     })
 }
 

@@ -8,6 +8,7 @@
 //! be refreshed, and its last access token dies at its own expiry.
 
 pub mod routes;
+pub mod service;
 pub mod store;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
-use super::store::{self, Revoke};
+use super::{service, store};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
@@ -31,34 +31,8 @@ async fn list_sessions(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = context.signed_in()?;
-    let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    let sessions =
-        store::list_live(&mut transaction, principal.user_id, principal.session_id).await?;
-    transaction.commit().await?;
+    let sessions = service::list(&state, &context, context.signed_in()?).await?;
     Ok(HttpResponse::Ok().json(SessionList { sessions }))
-}
-
-async fn end_session(
-    state: &DataPlane,
-    context: &RequestContext,
-    session_id: Uuid,
-    reason: &str,
-) -> Result<u64, ApiError> {
-    let principal = context.signed_in()?;
-    let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    let which = Revoke::One {
-        user_id: principal.user_id,
-        session_id,
-    };
-    let ended = store::revoke(&mut transaction, context.tenant.tenant.id, which, reason).await?;
-    transaction.commit().await?;
-    // This node need not wait for its own notification.
-    state
-        .sessions
-        .forget(context.tenant.tenant.id, session_id)
-        .await;
-    Ok(ended)
 }
 
 #[route(
@@ -76,7 +50,15 @@ async fn delete_session(
 ) -> Result<HttpResponse, ApiError> {
     let session_id = Uuid::parse_str(&path)
         .map_err(|_| ApiError::not_found("session_not_found", "no such session"))?;
-    if end_session(&state, &context, session_id, "revoked_by_user").await? == 0 {
+    if !service::end(
+        &state,
+        &context,
+        context.signed_in()?,
+        session_id,
+        "revoked_by_user",
+    )
+    .await?
+    {
         return Err(ApiError::not_found("session_not_found", "no such session"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -94,7 +76,7 @@ async fn logout(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
-    let session_id = context.signed_in()?.session_id;
-    end_session(&state, &context, session_id, "logout").await?;
+    let principal = context.signed_in()?;
+    service::end(&state, &context, principal, principal.session_id, "logout").await?;
     Ok(HttpResponse::NoContent().finish())
 }

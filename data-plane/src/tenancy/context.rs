@@ -126,9 +126,13 @@ fn invalid_token(reason: &dyn std::fmt::Display) -> ApiError {
     )
 }
 
-/// The credentials a request carries, from its `Authorization` and `X-API-Key` headers.
+/// The credentials a request carries, from its `Authorization` and `X-API-Key` headers, or
+/// on a console page from its session cookie (and nothing else: a page is for browsers, and
+/// an API route never reads the cookie, so no cross-site form can act through the API).
 enum Credentials {
     None,
+    /// A console session cookie's secret.
+    ConsoleCookie(zeroize::Zeroizing<String>),
     /// The `Authorization` header's value, for [`principal`].
     AccessToken(String),
     ApiKey(String),
@@ -246,6 +250,13 @@ impl FromRequest for RequestContext {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|value| value.to_str().map(str::to_owned));
+        let console_cookie = shared::routes::is_console_path(req.path()).then(|| {
+            crate::console::cookies::read(
+                req,
+                crate::console::cookies::SESSION_COOKIE,
+                crate::console::cookies::SESSION_PREFIX,
+            )
+        });
         let request = req.clone();
         let api_key = req
             .headers()
@@ -275,23 +286,31 @@ impl FromRequest for RequestContext {
                     Err(shared::tenant_context::tenant_moving())
                 }
                 Some(tenant) if tenant.tenant.status == TenantStatus::Active => {
-                    let (principal, api_key) =
-                        match Credentials::from_headers(authorization, api_key)? {
-                            Credentials::None => (None, None),
-                            Credentials::AccessToken(header) => (
-                                Some(Arc::new(principal(&state, &tenant, &header).await?)),
-                                None,
-                            ),
-                            Credentials::ApiKey(key) => (
-                                None,
-                                Some(
-                                    api_keys::service::authenticate(
-                                        &state, &tenant, &key, source_ip,
-                                    )
+                    let credentials = match console_cookie {
+                        Some(Some(secret)) => Credentials::ConsoleCookie(secret),
+                        Some(None) => Credentials::None,
+                        None => Credentials::from_headers(authorization, api_key)?,
+                    };
+                    let (principal, api_key) = match credentials {
+                        Credentials::None => (None, None),
+                        Credentials::ConsoleCookie(secret) => (
+                            crate::console::service::principal(&state, &tenant, &secret)
+                                .await?
+                                .map(Arc::new),
+                            None,
+                        ),
+                        Credentials::AccessToken(header) => (
+                            Some(Arc::new(principal(&state, &tenant, &header).await?)),
+                            None,
+                        ),
+                        Credentials::ApiKey(key) => (
+                            None,
+                            Some(
+                                api_keys::service::authenticate(&state, &tenant, &key, source_ip)
                                     .await?,
-                                ),
                             ),
-                        };
+                        ),
+                    };
                     let scope;
                     {
                         use actix_web::HttpMessage as _;

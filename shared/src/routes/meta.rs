@@ -16,9 +16,10 @@ pub struct ApiDocuments {
 }
 
 impl ApiDocuments {
-    /// The documents of `plane`, whose routes are `routes`.
+    /// The documents of `plane`, whose routes are `routes` (its console pages are not API
+    /// operations and are left out).
     pub fn build(plane: &super::openapi::Plane, routes: &[Route]) -> Self {
-        let openapi = super::openapi::document(plane, &super::infos(routes));
+        let openapi = super::openapi::document(plane, &super::operations(routes));
         let reference = super::reference::page(&openapi);
         Self { openapi, reference }
     }

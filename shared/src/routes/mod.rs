@@ -49,6 +49,25 @@ pub struct RouteInfo {
     pub schemas: Vec<(String, RefOr<Schema>)>,
 }
 
+/// Where each plane's console pages live: routes under it answer HTML to browsers (cookie
+/// sessions, CSRF-checked forms) and are not part of the API's OpenAPI document.
+pub const CONSOLE_PREFIX: &str = "/console";
+
+impl RouteInfo {
+    /// Whether this route is a console page rather than an API operation.
+    pub fn is_page(&self) -> bool {
+        is_console_path(&self.path)
+    }
+}
+
+/// Whether `path` (a route pattern or a request's path) is the console's.
+pub fn is_console_path(path: &str) -> bool {
+    path == CONSOLE_PREFIX
+        || path
+            .strip_prefix(CONSOLE_PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 impl std::fmt::Debug for RouteInfo {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
@@ -117,6 +136,15 @@ fn actix_method(method: &HttpMethod) -> Method {
 /// the tests read.
 pub fn infos(routes: &[Route]) -> Vec<Arc<RouteInfo>> {
     routes.iter().map(|route| route.info.clone()).collect()
+}
+
+/// The API operations of a route table: its declarations without the console's pages.
+pub fn operations(routes: &[Route]) -> Vec<Arc<RouteInfo>> {
+    routes
+        .iter()
+        .filter(|route| !route.info.is_page())
+        .map(|route| route.info.clone())
+        .collect()
 }
 
 /// Registers `routes` with actix: the routes of one path share a resource, which answers 405

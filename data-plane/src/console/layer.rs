@@ -1,0 +1,185 @@
+//! The layer every console request passes (`server::build` puts it around the app; it acts
+//! only on paths under `/console`):
+//! - a browser without a CSRF cookie gets one with its first page, and the page's forms the
+//!   token of it ([`Csrf`]);
+//! - a state-changing request must carry, in its form, the token of the CSRF cookie it sends;
+//!   otherwise it is refused (403 page) before any route, guard or service runs;
+//! - the answer carries the console's content security policy (no script, no inline style,
+//!   no framing, forms post only to us);
+//! - an error from any layer inside (the guard's 401/403, a suspended tenant, a rate limit,
+//!   a database outage) becomes an HTML page with the same status, and "sign in first"
+//!   becomes a redirect to the sign-in page that comes back here afterwards.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+use shared::error::ApiError;
+
+use super::cookies::{self, CookiePolicy, CSRF_COOKIE, CSRF_FIELD, CSRF_PREFIX};
+use super::page;
+use crate::state::DataPlane;
+
+/// The console's content security policy: our stylesheet and images (and the `data:` QR code
+/// of MFA enrolment), forms posting only to this origin, nothing else — no script at all.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Largest console form body (forms are a few fields).
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The CSRF token this request's forms carry.
+#[derive(Debug, Clone)]
+pub struct Csrf(pub String);
+
+impl FromRequest for Csrf {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Csrf>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal(&"console page outside the console layer")),
+        )
+    }
+}
+
+/// App middleware: see the module documentation.
+pub async fn pages(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !shared::routes::is_console_path(req.path()) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let Some(state) = req.app_data::<web::Data<DataPlane>>().cloned() else {
+        return Ok(req.error_response(ApiError::internal(&"data plane state missing")));
+    };
+    let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
+    let secret = cookies::read(req.request(), CSRF_COOKIE, CSRF_PREFIX);
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut new_secret = None;
+    match (&secret, changes_state) {
+        (Some(secret), true) => {
+            let body = match read_form(&mut req).await {
+                Ok(body) => body,
+                Err(error) => return Ok(finish(req.error_response(error), &policy, None)),
+            };
+            let presented = url::form_urlencoded::parse(&body)
+                .find(|(name, _)| name == CSRF_FIELD)
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default();
+            if !cookies::form_token_matches(secret, &presented) {
+                return Ok(finish(req.error_response(stale_form()), &policy, None));
+            }
+            req.set_payload(payload_of(body));
+            req.extensions_mut()
+                .insert(Csrf(cookies::form_token(secret)));
+        }
+        (None, true) => return Ok(finish(req.error_response(stale_form()), &policy, None)),
+        (Some(secret), false) => {
+            req.extensions_mut()
+                .insert(Csrf(cookies::form_token(secret)));
+        }
+        (None, false) => {
+            let fresh = match cookies::new_csrf_secret(&state.rng) {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    return Ok(finish(
+                        req.error_response(ApiError::internal(&error)),
+                        &policy,
+                        None,
+                    ))
+                }
+            };
+            req.extensions_mut()
+                .insert(Csrf(cookies::form_token(&fresh)));
+            new_secret = Some(fresh);
+        }
+    }
+    let response = next.call(req).await?.map_into_boxed_body();
+    Ok(finish(
+        response,
+        &policy,
+        new_secret.as_deref().map(String::as_str),
+    ))
+}
+
+/// A form whose token is missing or not its cookie's: an old page, another site's form, or a
+/// browser that lost its cookies.
+fn stale_form() -> ApiError {
+    ApiError::forbidden(
+        "csrf_token_invalid",
+        "this form has expired or did not come from this site; reload the page and try again",
+    )
+}
+
+async fn read_form(req: &mut ServiceRequest) -> Result<web::Bytes, ApiError> {
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("invalid_body", "the form did not arrive"))?;
+        if body.len() + chunk.len() > FORM_LIMIT {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the form is too large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn payload_of(body: web::Bytes) -> actix_web::dev::Payload {
+    actix_web::dev::Payload::from(body)
+}
+
+/// The console's headers on `response`, its error as a page, and the new CSRF cookie.
+fn finish(
+    response: ServiceResponse<BoxBody>,
+    policy: &CookiePolicy,
+    new_csrf: Option<&str>,
+) -> ServiceResponse<BoxBody> {
+    let mut response = match response.response().error() {
+        Some(error)
+            if response.status().is_client_error() || response.status().is_server_error() =>
+        {
+            let (status, code, message) = match error.as_error::<ApiError>() {
+                Some(error) => (error.status(), error.code(), error.message().to_owned()),
+                None => (
+                    response.status(),
+                    "error",
+                    "the request could not be served".to_owned(),
+                ),
+            };
+            let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+            let (request, _) = response.into_parts();
+            let answer = page::error_answer(&request, status, code, &message, retry_after);
+            ServiceResponse::new(request, answer)
+        }
+        _ => response,
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    if let Some(secret) = new_csrf {
+        headers.append(header::SET_COOKIE, policy.set(CSRF_COOKIE, secret, None));
+    }
+    response
+}
+
+/// A redirect (303: the browser follows it with a GET) to `location`, a path of ours.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}

@@ -1,0 +1,13 @@
+-- Version 9 of the default tenant template: the tenant console's browser sessions (issue #19).
+-- Additive only.
+--
+-- A browser signed in to the console holds an opaque cookie; its digest names one of the
+-- tenant's sessions (the same rows the API's tokens name), so ending the session — sign-out,
+-- revocation from another device, an admin disabling the user — ends the cookie too.
+
+CREATE TABLE console_cookies (
+    digest      bytea PRIMARY KEY,
+    session_id  uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX console_cookies_by_session ON console_cookies (session_id);
