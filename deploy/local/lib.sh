@@ -31,6 +31,7 @@ SAML_IDP_PORT=18092
 PYSAML2_VERSION=7.5.4
 OTEL_PYTHON_VERSION=1.45.2
 SCHEMATHESIS_VERSION=4.32.0
+PLAYWRIGHT_VERSION=1.65.3
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -556,6 +557,29 @@ $OPENAPI_PYTHON_CLIENT_VERSION (pip, into $venv)"
     export TENANTRY_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
     export TENANTRY_TEST_OPENAPI_PYTHON_CLIENT="$venv/bin/openapi-python-client"
     export TENANTRY_TEST_API_PYTHON="$venv/bin/python"
+}
+
+# The console's browser tests: Debian's Chromium (apt) driven by Playwright for Python
+# (pinned, from PyPI, in a venv under state/browser/). Nothing downloads a browser: the tests
+# launch /usr/bin/chromium. Exports TENANTRY_TEST_BROWSER_PYTHON and TENANTRY_TEST_CHROMIUM.
+ensure_browser() {
+    local dir="$STATE_DIR/browser"
+    local venv="$dir/venv"
+    mkdir -p "$dir"
+    apt_install chromium
+    local installed
+    installed=$("$venv/bin/python" -c 'from importlib.metadata import version
+print(version("playwright"))' 2>/dev/null) || true
+    if [ "$installed" != "$PLAYWRIGHT_VERSION" ]; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+        log "installing Playwright $PLAYWRIGHT_VERSION for Python (pip, into $venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
+            && "$venv/bin/pip" install --quiet "playwright==$PLAYWRIGHT_VERSION" >>"$dir/pip.log" 2>&1 \
+            || die "cannot install Playwright; see $dir/pip.log"
+    fi
+    export TENANTRY_TEST_BROWSER_PYTHON="$venv/bin/python"
+    export TENANTRY_TEST_CHROMIUM=/usr/bin/chromium
 }
 
 # The OpenTelemetry Python SDK with its OTLP/HTTP exporter (pinned, from PyPI, in a venv

@@ -19,6 +19,7 @@ ensure_oidc_provider
 ensure_saml_idp
 ensure_otel_python
 ensure_api_tools
+ensure_browser
 export TENANTRY_TEST_DATABASE_URL=$ADMIN_DATABASE_URL
 export TENANTRY_TEST_SECOND_DATABASE_URL=$SECOND_DATABASE_URL
 

@@ -196,6 +196,7 @@ Try:
        \$TENANTRY_DATA_URL/v1/auth/login
 
 Demo admin: $DEMO_EMAIL / $(cat "$DEMO_PASSWORD_FILE" 2>/dev/null)
+Tenant console: http://acme.$BASE_DOMAIN:${DATA_URL##*:}/console (sign in as the demo admin)
 
 Stop it with deploy/local/down.sh.
 DONE

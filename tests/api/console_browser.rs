@@ -1,0 +1,91 @@
+//! The tenant console in a real browser: Debian's Chromium driven by Playwright for Python
+//! (`deploy/local/test.sh` installs both and sets `TENANTRY_TEST_BROWSER_PYTHON` and
+//! `TENANTRY_TEST_CHROMIUM`). The scripts in `console_browser/` do what a person would; this
+//! side starts the stack and then checks, through the API and the audit log, that what the
+//! browser showed is what the server holds. Screenshots go to `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tenantry_tests::{unique_address, TestApp};
+
+/// A path from environment variable `name`, which `deploy/local/test.sh` sets.
+fn tool(name: &str) -> PathBuf {
+    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{name} is not set: deploy/local/test.sh installs the browser tools and sets it")
+    })
+}
+
+/// Runs `script` (in `console_browser/`) with `arguments`; its JSON summary.
+async fn run_script(script: &str, arguments: Value) -> Value {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new(tool("TENANTRY_TEST_BROWSER_PYTHON"))
+        .arg(here.join("api/console_browser").join(script))
+        .arg(arguments.to_string())
+        .output()
+        .await
+        .expect("the browser script starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{script} printed no summary: {stdout}"))
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots")
+}
+
+#[tokio::test]
+async fn a_new_user_signs_up_confirms_by_mail_enrols_totp_and_signs_back_in_in_a_browser() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme").await;
+    app.allow_self_signup("acme").await;
+    let email = unique_address("browser");
+    let password = "a browser's long passphrase";
+    let summary = run_script(
+        "end_user.py",
+        json!({
+            "base_url": app.data_url,
+            "tenant": "acme",
+            "chromium": tool("TENANTRY_TEST_CHROMIUM"),
+            "maildir": tool("TENANTRY_TEST_MAILDIR"),
+            "screenshots": screenshots(),
+            "name": "Bea Browser",
+            "email": email,
+            "password": password,
+        }),
+    )
+    .await;
+    assert_eq!(summary["backup_codes"], 10);
+
+    // The server's side: the password the browser chose signs in, and asks for the second
+    // factor the browser enrolled.
+    let login: Value = app
+        .tenant("acme")
+        .post("/v1/auth/login")
+        .json(&json!({ "email": email, "password": password }))
+        .ok()
+        .await
+        .unwrap();
+    assert_eq!(login["mfa_required"], true, "{login}");
+
+    // Each step left its audit event, as the API's would.
+    let tenant_id = app.tenant_id("acme").await;
+    for action in [
+        "auth.register",
+        "auth.verify_email",
+        "auth.login",
+        "mfa.totp_setup",
+        "mfa.totp_enable",
+        "auth.logout",
+        "auth.mfa_verify",
+    ] {
+        app.wait_for_audit_events(&tenant_id, action, 1, Duration::from_secs(30))
+            .await;
+    }
+}
