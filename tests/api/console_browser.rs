@@ -12,9 +12,11 @@ use tenantry_tests::{unique_address, TestApp};
 
 /// A path from environment variable `name`, which `deploy/local/test.sh` sets.
 fn tool(name: &str) -> PathBuf {
-    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{name} is not set: deploy/local/test.sh installs the browser tools and sets it")
-    })
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!("{name} is not set: deploy/local/test.sh installs the browser tools and sets it")
+        })
 }
 
 /// Runs `script` (in `console_browser/`) with `arguments`; its JSON summary.
