@@ -10,6 +10,7 @@ mod clickhouse_tls;
 mod client;
 mod clusters;
 mod console;
+mod console_admin;
 mod console_browser;
 mod contract;
 mod deploy_files;

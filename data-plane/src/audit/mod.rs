@@ -12,6 +12,9 @@
 //!   the request context, never from the query).
 //! - [`schema`]: applies the ClickHouse schema at start, retrying in the background.
 
+/// The permission to read the tenant's audit log.
+pub const READ: &str = "audit:read";
+
 pub mod actions;
 pub mod middleware;
 pub mod recovery;

@@ -16,7 +16,7 @@ pub fn routes() -> Vec<Route> {
 #[route(
     get, "/v1/admin/audit",
     summary = "Search the audit log",
-    access = Permission("audit:read"),
+    access = Permission(super::READ),
     rate = Read,
     tag = "audit",
     params(AuditQuery),

@@ -12,7 +12,7 @@ use super::store::{self, Filter};
 
 pub const MAX_LIMIT: u32 = 500;
 const DEFAULT_LIMIT: u32 = 100;
-const RESULTS: &[&str] = &["success", "failure", "denied", "refused", "error"];
+pub const RESULTS: &[&str] = &["success", "failure", "denied", "refused", "error"];
 
 /// `GET /v1/admin/audit` query parameters; unknown ones are refused.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

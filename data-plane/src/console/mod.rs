@@ -13,6 +13,7 @@
 //!   from `data-plane/templates/console/`.
 
 pub mod account_routes;
+pub mod admin_routes;
 pub mod cookies;
 pub mod layer;
 pub mod page;

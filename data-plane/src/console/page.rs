@@ -12,7 +12,10 @@ use askama::Template;
 use shared::error::ApiError;
 
 use super::layer::Csrf;
-use crate::tenancy::RequestContext;
+use crate::authz;
+use crate::identity::service::Me;
+use crate::state::DataPlane;
+use crate::tenancy::{Principal, RequestContext};
 
 /// The frame of a page.
 pub struct Frame {
@@ -20,16 +23,95 @@ pub struct Frame {
     pub csrf: String,
     /// The signed-in user's email address, when someone is signed in.
     pub user: Option<String>,
+    /// The admin pages the signed-in user's permissions open.
+    pub nav: Nav,
+}
+
+/// Which admin pages the navigation links to: those whose route the user's permissions
+/// admit (the guard decides again on each page; this only hides links that would be 403).
+#[derive(Default)]
+pub struct Nav {
+    pub users: bool,
+    pub api_keys: bool,
+    pub audit: bool,
+}
+
+impl Nav {
+    fn for_patterns(held: &[String]) -> Self {
+        let has = |required: &str| held.iter().any(|granted| authz::grants(granted, required));
+        Self {
+            users: has(crate::users::READ),
+            api_keys: has(crate::api_keys::MANAGE),
+            audit: has(crate::audit::READ),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.users || self.api_keys || self.audit
+    }
 }
 
 impl Frame {
-    /// The frame of a page for whoever `context` says is calling (`user`: their address).
+    /// The frame of a page for someone not signed in.
     pub fn new(context: &RequestContext, csrf: &Csrf, user: Option<String>) -> Self {
         Self {
             tenant_name: context.tenant.tenant.name.clone(),
             csrf: csrf.0.clone(),
             user,
+            nav: Nav::default(),
         }
+    }
+
+    /// The frame of a page for the signed-in `principal`, and who they are.
+    pub async fn signed_in(
+        state: &DataPlane,
+        context: &RequestContext,
+        csrf: &Csrf,
+        principal: &Principal,
+    ) -> Result<(Self, Me), ApiError> {
+        let me = crate::identity::service::me(state, context, principal).await?;
+        let held = if principal.restrictions.is_empty() {
+            authz::in_force(state, context, principal).await?
+        } else {
+            Vec::new()
+        };
+        let frame = Self {
+            tenant_name: context.tenant.tenant.name.clone(),
+            csrf: csrf.0.clone(),
+            user: Some(me.email.as_str().to_owned()),
+            nav: Nav::for_patterns(&held),
+        };
+        Ok((frame, me))
+    }
+}
+
+/// A posted form's fields, repeated names kept (checkbox lists).
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(
+            url::form_urlencoded::parse(body)
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`, or "".
+    pub fn one(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(field, _)| field == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    /// Every non-empty value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(field, value)| field == name && !value.trim().is_empty())
+            .map(|(_, value)| value.trim().to_owned())
+            .collect()
     }
 }
 
@@ -132,6 +214,7 @@ pub fn error_answer(
             tenant_name,
             csrf: String::new(),
             user: None,
+            nav: Nav::default(),
         },
         heading,
         code,

@@ -39,6 +39,7 @@ pub fn routes() -> Vec<Route> {
         stylesheet,
     ];
     routes.extend(super::account_routes::routes());
+    routes.extend(super::admin_routes::routes());
     routes
 }
 
@@ -60,11 +61,7 @@ async fn signed_in_frame(
     csrf: &Csrf,
     principal: &Principal,
 ) -> Result<(Frame, crate::identity::service::Me), ApiError> {
-    let me = crate::identity::service::me(state, context, principal).await?;
-    Ok((
-        Frame::new(context, csrf, Some(me.email.as_str().to_owned())),
-        me,
-    ))
+    Frame::signed_in(state, context, csrf, principal).await
 }
 
 /// Signed in: the session cookie, a new CSRF cookie (a browser's token before sign-in is not

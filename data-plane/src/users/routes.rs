@@ -17,7 +17,6 @@ use crate::tenancy::RequestContext;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
-const MAX_DISPLAY_NAME: usize = 200;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -129,17 +128,9 @@ async fn invite_user(
     let body = body.into_inner();
     let email = Email::parse(&body.email)
         .map_err(|error| ApiError::bad_request("invalid_email", error.to_string()))?;
-    let display_name = body.display_name.unwrap_or_default().trim().to_owned();
-    if display_name.chars().count() > MAX_DISPLAY_NAME || display_name.chars().any(char::is_control)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            format!("display_name must be at most {MAX_DISPLAY_NAME} characters, without control characters"),
-        ));
-    }
     let invitation = NewInvitation {
         email,
-        display_name,
+        display_name: service::display_name(body.display_name.as_deref())?,
         roles: body.roles,
     };
     let user = service::invite(&state, &context, caller, invitation).await?;

@@ -173,6 +173,20 @@ async fn is_owner(
     Ok(roles.iter().any(|role| role == OWNER))
 }
 
+/// Longest display name an admin may give an invited user.
+const MAX_DISPLAY_NAME: usize = 200;
+
+/// An invited user's display name as given (absent: none), trimmed and checked.
+pub fn display_name(input: Option<&str>) -> Result<String, UsersError> {
+    let name = input.unwrap_or_default().trim().to_owned();
+    if name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+        return Err(UsersError::InvalidInput(format!(
+            "display_name must be at most {MAX_DISPLAY_NAME} characters, without control characters"
+        )));
+    }
+    Ok(name)
+}
+
 /// An invitation as an admin sends it.
 pub struct NewInvitation {
     pub email: Email,

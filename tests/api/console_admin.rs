@@ -1,0 +1,240 @@
+//! The tenant console's admin pages over plain HTTP: the same permissions as the API (a
+//! member sees no admin link and gets 403 pages), users invited and disabled, API keys
+//! created with a one-time reveal that works on the API and revoked, the audit log filtered
+//! and exported as CSV. The browser test (`console_browser`) does the same through Chromium.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tenantry_tests::console::Browser;
+use tenantry_tests::{unique_address, TestApp, OWNER_EMAIL, PASSWORD};
+
+async fn signed_in(app: &TestApp, slug: &str, email: &str) -> Browser {
+    let mut browser = app.browser(slug);
+    let landed = browser.sign_in(email, PASSWORD).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+    browser
+}
+
+#[tokio::test]
+async fn admin_pages_need_the_permissions_their_api_routes_need() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let member = unique_address("member");
+    app.invite_and_activate(&owner, &member, &["member"]).await;
+
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+    let home = admin.get("/console").await;
+    for link in [
+        "/console/admin/users",
+        "/console/admin/api-keys",
+        "/console/admin/audit",
+    ] {
+        assert!(
+            home.html.contains(&format!("href=\"{link}\"")),
+            "owner lacks {link}"
+        );
+    }
+
+    let mut browser = signed_in(&app, "acme", &member).await;
+    let home = browser.get("/console").await;
+    assert!(!home.html.contains("/console/admin/"), "{}", home.html);
+    for page in [
+        "/console/admin/users",
+        "/console/admin/api-keys",
+        "/console/admin/audit",
+    ] {
+        let refused = browser.get(page).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{page}");
+        assert!(refused.html.contains("Not allowed"), "{}", refused.html);
+    }
+    // A form the member could post by hand: refused by the guard, nothing invited.
+    let csrf = home.csrf().unwrap();
+    let victim = unique_address("not-invited");
+    let refused = browser
+        .post_raw(
+            "/console/admin/users/invite",
+            &[("email", &victim), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let users = owner.users().list(None, None, None).await.unwrap().users;
+    assert!(users.iter().all(|user| user.email != victim));
+}
+
+#[tokio::test]
+async fn an_admin_invites_a_user_and_disabling_them_ends_their_sessions() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+    let invited = unique_address("invited");
+
+    let bad = admin
+        .submit(
+            "/console/admin/users",
+            "/console/admin/users/invite",
+            &[("email", "not an address"), ("display_name", "Ivy")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("id=\"invite-error\""));
+    assert!(bad.html.contains("value=\"Ivy\""), "what was typed is kept");
+
+    let done = admin
+        .submit(
+            "/console/admin/users",
+            "/console/admin/users/invite",
+            &[
+                ("email", &invited),
+                ("display_name", "Ivy"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.html);
+    assert!(done.html.contains(&invited));
+    let mail = app.wait_for_mail(&invited, Duration::from_secs(10)).await;
+    let token = tenantry_tests::mailed_token(&mail[0], "acme", "/console/accept-invitation");
+
+    // The invited user accepts through the invitation page and signs in.
+    let mut newcomer = app.browser("acme");
+    let page = format!("/console/accept-invitation?token={token}");
+    let set = newcomer
+        .submit(
+            &page,
+            "/console/accept-invitation",
+            &[("token", &token), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.html);
+    let api_client = app.signed_in("acme", &invited, PASSWORD).await;
+    assert_eq!(
+        newcomer.sign_in(&invited, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let user = owner
+        .users()
+        .list(None, None, None)
+        .await
+        .unwrap()
+        .users
+        .into_iter()
+        .find(|user| user.email == invited)
+        .unwrap();
+    assert_eq!(user.roles, vec!["member".to_owned()]);
+    let user_page = format!("/console/admin/users/{}", user.id);
+    let disabled = admin
+        .submit(&user_page, &format!("{user_page}/disable"), &[])
+        .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
+    assert!(admin
+        .get(&user_page)
+        .await
+        .html
+        .contains("<dd id=\"user-status\">disabled</dd>"));
+    assert_eq!(newcomer.get("/console").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        api_client.get("/v1/me").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_made_in_the_console_is_shown_once_works_on_the_api_and_can_be_revoked() {
+    let app = TestApp::spawn().await;
+    app.tenant_with_owner("acme").await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+
+    let refused = admin
+        .submit(
+            "/console/admin/api-keys",
+            "/console/admin/api-keys",
+            &[("name", "exporter"), ("scopes", "no-such-scope")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(refused.html.contains("id=\"key-error\""));
+
+    let created = admin
+        .submit(
+            "/console/admin/api-keys",
+            "/console/admin/api-keys",
+            &[("name", "exporter"), ("scopes", "usage:read")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.html);
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let marker = "<code id=\"revealed-key\">";
+    let start = created.html.find(marker).unwrap() + marker.len();
+    let key = created.html[start..start + created.html[start..].find('<').unwrap()].to_owned();
+    assert!(key.starts_with("tnt_"), "{key}");
+
+    let with_key = app.tenant("acme").with_api_key(&key);
+    let usage = with_key.get("/v1/admin/usage").send().await.unwrap();
+    assert_eq!(usage.status(), StatusCode::OK);
+    let list = admin.get("/console/admin/api-keys").await;
+    assert!(list.html.contains("exporter"));
+    assert!(!list.html.contains(&key), "the secret shown again");
+
+    let start = list.html.find("/console/admin/api-keys/").unwrap();
+    let id = &list.html[start + "/console/admin/api-keys/".len()..][..36];
+    let revoked = admin
+        .submit(
+            "/console/admin/api-keys",
+            &format!("/console/admin/api-keys/{id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let refused = with_key.get("/v1/admin/usage").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_pages_and_exports_what_the_tenant_did() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+    let invited = unique_address("audited");
+    app.invite_and_activate(&owner, &invited, &["member"]).await;
+    let tenant_id = app.tenant_id("acme").await;
+    app.wait_for_audit_events(&tenant_id, "users.invite", 1, Duration::from_secs(30))
+        .await;
+
+    let all = admin.get("/console/admin/audit").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.html);
+    assert!(all.html.contains("<td>users.invite</td>"), "{}", all.html);
+    assert!(all.html.contains("<td>auth.login</td>"));
+
+    let filtered = admin.get("/console/admin/audit?action=users.invite").await;
+    assert!(filtered.html.contains("<td>users.invite</td>"));
+    assert!(
+        !filtered.html.contains("<td>auth.login</td>"),
+        "the filter did nothing"
+    );
+
+    let export = admin
+        .get("/console/admin/audit/export.csv?action=users.invite&actor=&result=&from=&to=")
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert_eq!(export.headers["content-type"], "text/csv; charset=utf-8");
+    let mut lines = export.html.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("occurred_at,actor_type,actor_id,action"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{}", export.html);
+    assert!(rows[0].contains(",users.invite,"));
+
+    let bad = admin
+        .get("/console/admin/audit?from=2026-12-06&to=2026-01-01")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.html.contains("`from` must be before `to`"),
+        "{}",
+        bad.html
+    );
+}
