@@ -11,3 +11,9 @@ CREATE TABLE console_cookies (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX console_cookies_by_session ON console_cookies (session_id);
+
+-- An SSO sign-in started from the console lands signed in to it (`return_to`, a console path)
+-- and must finish in the browser that started it: the digest of the secret that browser was
+-- given in a cookie at the start (no login CSRF: nobody can finish their sign-in in another's
+-- browser).
+ALTER TABLE sso_login_transactions ADD COLUMN browser_digest bytea;

@@ -93,7 +93,8 @@ async fn a_new_user_signs_up_confirms_by_mail_enrols_totp_and_signs_back_in_in_a
 }
 
 #[tokio::test]
-async fn a_tenant_admin_invites_a_user_makes_an_api_key_for_curl_and_finds_both_in_the_audit_view() {
+async fn a_tenant_admin_invites_a_user_makes_an_api_key_for_curl_and_finds_both_in_the_audit_view()
+{
     let app = TestApp::spawn().await;
     app.tenant_with_owner("acme").await;
     let invitee = unique_address("invitee");
@@ -111,7 +112,10 @@ async fn a_tenant_admin_invites_a_user_makes_an_api_key_for_curl_and_finds_both_
     )
     .await;
     assert_eq!(summary["curl_status"], 200);
-    assert!(summary["exported_lines"].as_u64().unwrap() >= 3, "{summary}");
+    assert!(
+        summary["exported_lines"].as_u64().unwrap() >= 3,
+        "{summary}"
+    );
     // The invitation the browser sent is real: its mail went out.
     let mails = app.wait_for_mail(&invitee, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1);

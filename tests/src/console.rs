@@ -63,6 +63,11 @@ impl Browser {
         }
     }
 
+    /// A browser on `tenant`'s console of `app` (the same as `TestApp::browser`).
+    pub fn new_for(app: &crate::TestApp, tenant: &str) -> Self {
+        app.browser(tenant)
+    }
+
     /// The same browser's cookies sent to another tenant's host (what a browser never does:
     /// cookies are host-only; a test of what happens if they were).
     pub fn on_tenant(&self, tenant: &str) -> Self {

@@ -30,6 +30,12 @@ pub const CSRF_PREFIX: &str = "tncf_";
 pub const CSRF_FIELD: &str = "csrf";
 /// The short-lived cookie that holds an MFA challenge between the two sign-in steps.
 pub const MFA_COOKIE: &str = "tenantry_mfa";
+/// The cookie that ties an SSO sign-in the console started to the browser that started it.
+pub const SSO_COOKIE: &str = "tenantry_sso";
+/// Prefix of its secret.
+pub const SSO_PREFIX: &str = "tnss_";
+/// Where the identity provider sends the browser back: the only path the SSO cookie goes to.
+const SSO_PATH: &str = "/v1/auth";
 
 /// The value of cookie `name` in the request, when it is there and well formed for `prefix`.
 pub fn read(request: &HttpRequest, name: &str, prefix: &str) -> Option<Zeroizing<String>> {
@@ -82,6 +88,37 @@ impl CookiePolicy {
             cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
         }
         header_value(&cookie.build())
+    }
+
+    /// The SSO cookie, for the ten minutes a sign-in may take. It must reach the SAML ACS,
+    /// which the identity provider's page posts to from another site: `SameSite=None` (which
+    /// browsers accept only with `Secure`) on https deployments, `Lax` on plain http ones,
+    /// where only OIDC/OAuth2 callbacks (top-level GETs) bring it back.
+    pub fn set_sso(&self, value: &str) -> HeaderValue {
+        let same_site = if self.secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        };
+        let cookie = Cookie::build((SSO_COOKIE, value.to_owned()))
+            .path(SSO_PATH)
+            .http_only(true)
+            .same_site(same_site)
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::minutes(10))
+            .build();
+        header_value(&cookie)
+    }
+
+    /// Removes the SSO cookie.
+    pub fn clear_sso(&self) -> HeaderValue {
+        let cookie = Cookie::build((SSO_COOKIE, String::new()))
+            .path(SSO_PATH)
+            .http_only(true)
+            .secure(self.secure)
+            .max_age(cookie::time::Duration::ZERO)
+            .build();
+        header_value(&cookie)
     }
 
     /// A `Set-Cookie` value that removes cookie `name`.

@@ -19,4 +19,5 @@ pub mod layer;
 pub mod page;
 pub mod routes;
 pub mod service;
+pub mod sso;
 mod store;

@@ -40,6 +40,7 @@ pub fn routes() -> Vec<Route> {
     ];
     routes.extend(super::account_routes::routes());
     routes.extend(super::admin_routes::routes());
+    routes.extend(super::sso::routes());
     routes
 }
 
@@ -96,6 +97,32 @@ struct SignInPage {
     error: Option<String>,
     notice: Option<String>,
     self_signup: bool,
+    /// The tenant's enabled SSO providers: name and what the button says.
+    providers: Vec<(String, String)>,
+    /// After `sso_required`: the provider the address must use.
+    sso_required: Option<String>,
+}
+
+impl SignInPage {
+    /// The sign-in page for this tenant, with its sign-up link and SSO buttons.
+    async fn new(
+        state: &DataPlane,
+        context: &RequestContext,
+        csrf: &Csrf,
+        next: String,
+    ) -> Result<Self, ApiError> {
+        let options = service::sign_in_options(state, context).await?;
+        Ok(Self {
+            frame: Frame::new(context, csrf, None),
+            email: String::new(),
+            next,
+            error: None,
+            notice: None,
+            self_signup: options.self_signup,
+            providers: options.providers,
+            sso_required: None,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -110,14 +137,7 @@ async fn sign_in_page(
     csrf: Csrf,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = SignInPage {
-        self_signup: service::self_signup_open(&state, &context).await?,
-        frame: Frame::new(&context, &csrf, None),
-        email: String::new(),
-        next: safe_next(query.next.as_deref()),
-        error: None,
-        notice: None,
-    };
+    let page = SignInPage::new(&state, &context, &csrf, safe_next(query.next.as_deref())).await?;
     render(StatusCode::OK, &page)
 }
 
@@ -168,15 +188,16 @@ async fn sign_in(
             Ok(answer)
         }
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
-            let page = SignInPage {
-                self_signup: service::self_signup_open(&state, &context).await?,
-                frame: Frame::new(&context, &csrf, None),
-                email: form.email,
-                next,
-                error: Some(message),
-                notice: None,
-            };
+            let (status, message) = form_error(&error).ok_or_else(|| error.clone())?;
+            let mut page = SignInPage::new(&state, &context, &csrf, next).await?;
+            page.email = form.email;
+            page.error = Some(message);
+            page.sso_required = error
+                .details()
+                .filter(|_| error.code() == "sso_required")
+                .and_then(|details| details.get("provider"))
+                .and_then(|provider| provider.as_str())
+                .map(str::to_owned);
             render(status, &page)
         }
     }

@@ -4,6 +4,7 @@
 //! the cookie's digest and checks it as the API checks a token's: live, its user active,
 //! within the tenant's idle timeout; roles and restrictions are read afresh.
 
+use shared::error::ApiError;
 use shared::secret_token::{token_digest, SecretToken};
 use zeroize::Zeroizing;
 
@@ -101,13 +102,36 @@ pub async fn principal(
     }))
 }
 
-/// Whether the tenant lets visitors create accounts (the sign-in page links to sign-up).
-pub async fn self_signup_open(
+/// What the sign-in page offers besides a password.
+pub struct SignInOptions {
+    /// Whether visitors may create accounts (a link to sign-up).
+    pub self_signup: bool,
+    /// The enabled SSO providers: name, and the name people know them by.
+    pub providers: Vec<(String, String)>,
+}
+
+pub async fn sign_in_options(
     state: &DataPlane,
     context: &RequestContext,
-) -> Result<bool, IdentityError> {
+) -> Result<SignInOptions, ApiError> {
     let mut transaction = state.tenant_db.begin(&context.tenant.scope).await?;
     let policy = users::policy(&mut transaction).await?;
     transaction.commit().await?;
-    Ok(policy.self_signup)
+    let providers = crate::sso::admin::list(state, context)
+        .await?
+        .into_iter()
+        .filter(|provider| provider.enabled)
+        .map(|provider| {
+            let shown = if provider.display_name.is_empty() {
+                provider.name.clone()
+            } else {
+                provider.display_name
+            };
+            (provider.name, shown)
+        })
+        .collect();
+    Ok(SignInOptions {
+        self_signup: policy.self_signup,
+        providers,
+    })
 }

@@ -27,8 +27,33 @@ use shared::error::ApiError;
 use shared::sso::SsoConfigError;
 use shared::tenant_context::TenantDbError;
 
+use crate::identity::service::TokenResponse;
 use crate::identity::IdentityError;
 use crate::tenancy::data_keys::DataKeyError;
+
+/// Where a browser sign-in started from the console lands: a console path, and the digest
+/// of the secret the starting browser holds (cookie `tenantry_sso`), which the callback must
+/// be shown again.
+#[derive(Debug, Clone)]
+pub struct Landing {
+    pub return_to: String,
+    pub browser_digest: Vec<u8>,
+}
+
+/// A finished SSO sign-in: the session's tokens, and where it lands if the console started it.
+pub struct SignedIn {
+    pub tokens: TokenResponse,
+    pub landing: Option<Landing>,
+}
+
+/// Whether `landing` is the browser presenting `browser` (the digest of its `tenantry_sso`
+/// cookie, if it sent one), compared in constant time.
+pub fn same_browser(landing: &Landing, browser: Option<&[u8]>) -> bool {
+    browser.is_some_and(|browser| {
+        browser.len() == landing.browser_digest.len()
+            && openssl::memcmp::eq(browser, &landing.browser_digest)
+    })
+}
 
 /// Permission to read the SSO configuration.
 pub const READ: &str = "sso:read";
@@ -51,6 +76,10 @@ pub enum SsoError {
     /// The callback's transaction is unknown, spent, expired or another provider's.
     #[error("the sign-in is unknown, expired or already finished; start again")]
     InvalidState,
+    /// A sign-in the console started, finished in another browser (or one without its
+    /// cookie): never a session for whoever holds this browser.
+    #[error("this sign-in was started in another browser; start it again here")]
+    OtherBrowser,
     /// The IdP said no, or what it sent did not pass our checks (detail in the log only).
     #[error("the identity provider's answer was refused")]
     Rejected(String),
@@ -94,6 +123,7 @@ impl From<SsoError> for ApiError {
             SsoError::InvalidConfig(_) => ApiError::bad_request("invalid_sso_config", message),
             SsoError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             SsoError::InvalidState => ApiError::bad_request("invalid_sso_state", message),
+            SsoError::OtherBrowser => ApiError::forbidden("sso_other_browser", message),
             SsoError::Rejected(detail) => {
                 tracing::warn!(%detail, "SSO answer refused");
                 ApiError::new(

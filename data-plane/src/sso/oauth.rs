@@ -21,7 +21,7 @@ use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
 use super::transactions;
 use super::{admin, SsoError, TRANSACTION_LIFETIME};
-use crate::identity::service::{Client, TokenResponse};
+use crate::identity::service::Client;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use crate::tokens::access;
@@ -80,6 +80,7 @@ pub async fn start(
     context: &RequestContext,
     provider: &ProviderRow,
     login_hint: Option<&str>,
+    landing: Option<&super::Landing>,
 ) -> Result<Url, SsoError> {
     let redirect = RedirectUrl::new(redirect_uri(state, context, &provider.name))
         .map_err(|error| config_error("redirect URI", error))?;
@@ -149,6 +150,7 @@ pub async fn start(
             pkce_verifier: Some(&verifier),
             now,
             expires_at: now + TRANSACTION_LIFETIME,
+            landing,
         },
     )
     .await?;
@@ -175,7 +177,8 @@ pub async fn callback(
     provider: &ProviderRow,
     query: CallbackQuery,
     client: Client<'_>,
-) -> Result<TokenResponse, SsoError> {
+    browser: Option<&[u8]>,
+) -> Result<super::SignedIn, SsoError> {
     let state_value = query
         .state
         .as_deref()
@@ -206,6 +209,13 @@ pub async fn callback(
         .code
         .filter(|code| !code.is_empty() && code.len() <= 4096)
         .ok_or_else(|| SsoError::InvalidInput("the callback has no code".to_owned()))?;
+    if let Some(landing) = &taken.landing {
+        if !super::same_browser(landing, browser) {
+            sign_in::record_refusal(state, context, provider, "other_browser", client).await?;
+            return Err(SsoError::OtherBrowser);
+        }
+    }
+    let landing_of_callback = taken.landing.clone();
     let verifier = taken
         .pkce_verifier
         .ok_or_else(|| SsoError::Rejected("transaction without PKCE verifier".to_owned()))?;
@@ -249,7 +259,11 @@ pub async fn callback(
             return Err(error);
         }
     };
-    sign_in::complete(state, context, provider, identity, client).await
+    let tokens = sign_in::complete(state, context, provider, identity, client).await?;
+    Ok(super::SignedIn {
+        tokens,
+        landing: landing_of_callback,
+    })
 }
 
 struct OidcExchange<'a> {

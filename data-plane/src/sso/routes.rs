@@ -2,7 +2,7 @@
 //! the browser-facing sign-in endpoints (start, OIDC/OAuth2 callback, SAML metadata and ACS).
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
@@ -44,6 +44,21 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(tokens)
+}
+
+/// A finished sign-in's answer: the tokens, or for a sign-in the console started, the
+/// console's session cookie and a redirect to where it started.
+async fn finish(
+    state: &DataPlane,
+    context: &RequestContext,
+    signed_in: super::SignedIn,
+) -> Result<HttpResponse, ApiError> {
+    match signed_in.landing {
+        None => Ok(tokens(signed_in.tokens)),
+        Some(landing) => {
+            crate::console::sso::land(state, context, &signed_in.tokens, &landing).await
+        }
+    }
 }
 
 #[route(
@@ -190,8 +205,8 @@ async fn start_sign_in(
         .as_deref()
         .filter(|hint| hint.len() <= 254 && !hint.chars().any(char::is_control));
     let url = match &provider.settings.provider {
-        ProviderKind::Saml(_) => saml::start(&state, &context, &provider).await?,
-        _ => oauth::start(&state, &context, &provider, login_hint).await?,
+        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, None).await?,
+        _ => oauth::start(&state, &context, &provider, login_hint, None).await?,
     };
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
@@ -230,6 +245,7 @@ async fn oauth_callback(
     state: web::Data<DataPlane>,
     path: web::Path<String>,
     query: web::Query<oauth::CallbackQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let provider = oauth::enabled_provider(&state, &context, &path).await?;
     if matches!(provider.settings.provider, ProviderKind::Saml(_)) {
@@ -241,9 +257,10 @@ async fn oauth_callback(
         &provider,
         query.into_inner(),
         client(&context),
+        crate::console::sso::browser_digest(&request).as_deref(),
     )
     .await?;
-    Ok(tokens(answer))
+    finish(&state, &context, answer).await
 }
 
 #[route(
@@ -292,6 +309,7 @@ async fn saml_acs(
     state: web::Data<DataPlane>,
     path: web::Path<String>,
     body: web::Bytes,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let provider = oauth::enabled_provider(&state, &context, &path).await?;
     let mut saml_response = None;
@@ -314,7 +332,8 @@ async fn saml_acs(
             relay_state,
         },
         client(&context),
+        crate::console::sso::browser_digest(&request).as_deref(),
     )
     .await?;
-    Ok(tokens(answer))
+    finish(&state, &context, answer).await
 }

@@ -27,7 +27,7 @@ use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
 use super::transactions;
 use super::{SsoError, TRANSACTION_LIFETIME};
-use crate::identity::service::{Client, TokenResponse};
+use crate::identity::service::Client;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use crate::tokens::access;
@@ -110,6 +110,7 @@ pub async fn start(
     state: &DataPlane,
     context: &RequestContext,
     provider: &ProviderRow,
+    landing: Option<&super::Landing>,
 ) -> Result<Url, SsoError> {
     let saml = saml_settings(provider)?;
     let idp = IdentityProvider::from_settings(saml)?;
@@ -143,6 +144,7 @@ pub async fn start(
             pkce_verifier: None,
             now,
             expires_at: now + TRANSACTION_LIFETIME,
+            landing,
         },
     )
     .await?;
@@ -200,7 +202,8 @@ pub async fn acs(
     provider: &ProviderRow,
     form: AcsForm,
     client: Client<'_>,
-) -> Result<TokenResponse, SsoError> {
+    browser: Option<&[u8]>,
+) -> Result<super::SignedIn, SsoError> {
     let saml = saml_settings(provider)?;
     if form.saml_response.is_empty() || form.saml_response.len() > MAX_RESPONSE_BYTES {
         return Err(SsoError::InvalidInput(
@@ -208,6 +211,7 @@ pub async fn acs(
         ));
     }
     let now = state.clock.now();
+    let mut landing = None;
     // SP-initiated: RelayState names our transaction and with it the request id the response
     // must answer. Without one, only a provider allowing IdP-initiated sign-in goes on.
     let request_id = match form
@@ -225,7 +229,18 @@ pub async fn acs(
             )
             .await?;
             transaction.commit().await?;
-            match taken.and_then(|taken| taken.nonce) {
+            if let Some(expected) = taken.as_ref().and_then(|taken| taken.landing.as_ref()) {
+                if !super::same_browser(expected, browser) {
+                    sign_in::record_refusal(state, context, provider, "other_browser", client)
+                        .await?;
+                    return Err(SsoError::OtherBrowser);
+                }
+            }
+            let taken = taken.map(|taken| {
+                landing = taken.landing;
+                taken.nonce
+            });
+            match taken.flatten() {
                 Some(request_id) => Some(request_id),
                 None if saml.allow_idp_initiated => None,
                 None => {
@@ -306,7 +321,8 @@ pub async fn acs(
             .next(),
         groups: attribute_values(&assertion, &saml.attributes.groups),
     };
-    sign_in::complete(state, context, provider, identity, client).await
+    let tokens = sign_in::complete(state, context, provider, identity, client).await?;
+    Ok(super::SignedIn { tokens, landing })
 }
 
 /// What samael leaves to us: an audience restriction must exist and name us (samael accepts

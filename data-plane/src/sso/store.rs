@@ -47,6 +47,8 @@ pub struct NewTransaction<'a> {
     pub pkce_verifier: Option<&'a str>,
     pub now: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// A sign-in that lands in the console.
+    pub landing: Option<&'a super::Landing>,
 }
 
 pub async fn insert_transaction(
@@ -64,8 +66,9 @@ pub async fn insert_transaction(
     transaction
         .query_typed(
             "INSERT INTO sso_login_transactions
-                 (state_digest, provider_id, nonce, pkce_verifier, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                 (state_digest, provider_id, nonce, pkce_verifier, created_at, expires_at,
+                  return_to, browser_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 (&login.state_digest, Type::BYTEA),
                 (&login.provider_id, Type::UUID),
@@ -73,6 +76,16 @@ pub async fn insert_transaction(
                 (&login.pkce_verifier, Type::TEXT),
                 (&login.now, Type::TIMESTAMPTZ),
                 (&login.expires_at, Type::TIMESTAMPTZ),
+                (
+                    &login.landing.map(|landing| landing.return_to.as_str()),
+                    Type::TEXT,
+                ),
+                (
+                    &login
+                        .landing
+                        .map(|landing| landing.browser_digest.as_slice()),
+                    Type::BYTEA,
+                ),
             ],
         )
         .await?;
@@ -83,6 +96,7 @@ pub async fn insert_transaction(
 pub struct TakenTransaction {
     pub nonce: Option<String>,
     pub pkce_verifier: Option<String>,
+    pub landing: Option<super::Landing>,
 }
 
 /// Spends the live, unspent transaction of `provider_id` with this digest. `None` when there
@@ -98,7 +112,7 @@ pub async fn take_transaction(
             "UPDATE sso_login_transactions SET consumed_at = $3
              WHERE state_digest = $1 AND provider_id = $2 AND consumed_at IS NULL
                AND expires_at > $3
-             RETURNING nonce, pkce_verifier",
+             RETURNING nonce, pkce_verifier, return_to, browser_digest",
             &[
                 (&state_digest, Type::BYTEA),
                 (&provider_id, Type::UUID),
@@ -107,10 +121,20 @@ pub async fn take_transaction(
         )
         .await?;
     match rows.first() {
-        Some(row) => Ok(Some(TakenTransaction {
-            nonce: row.try_get("nonce")?,
-            pkce_verifier: row.try_get("pkce_verifier")?,
-        })),
+        Some(row) => {
+            let return_to: Option<String> = row.try_get("return_to")?;
+            let browser_digest: Option<Vec<u8>> = row.try_get("browser_digest")?;
+            Ok(Some(TakenTransaction {
+                nonce: row.try_get("nonce")?,
+                pkce_verifier: row.try_get("pkce_verifier")?,
+                landing: return_to
+                    .zip(browser_digest)
+                    .map(|(return_to, browser_digest)| super::Landing {
+                        return_to,
+                        browser_digest,
+                    }),
+            }))
+        }
         None => Ok(None),
     }
 }

@@ -5,6 +5,7 @@
 //! tenant's host (`Host: <slug>.tenantry.test`), as a browser would.
 
 mod admin;
+mod console;
 mod oidc;
 mod oidc_security;
 mod operator;
@@ -317,8 +318,21 @@ impl Browser {
         victim: &str,
     ) -> SamlPost {
         let redirect = self.start(slug, provider).await;
+        self.saml_response_from(&redirect, login, variant, victim)
+            .await
+    }
+
+    /// Signs in at the IdP as `login` from `redirect`, the start's redirect to the IdP; what
+    /// the IdP's page would post to the ACS.
+    pub async fn saml_response_from(
+        &self,
+        redirect: &str,
+        login: &str,
+        variant: &str,
+        victim: &str,
+    ) -> SamlPost {
         assert!(redirect.contains("SAMLRequest="), "{redirect}");
-        let page = self.http.get(&redirect).send().await.unwrap();
+        let page = self.http.get(redirect).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK);
         let page = page.text().await.unwrap();
         let hidden = |html: &str, name: &str| {
@@ -330,7 +344,7 @@ impl Browser {
         };
         let request = hidden(&page, "SAMLRequest").unwrap();
         let relay_state = hidden(&page, "RelayState").unwrap_or_default();
-        let login_url = reqwest::Url::parse(&redirect)
+        let login_url = reqwest::Url::parse(redirect)
             .unwrap()
             .join("/sso/login")
             .unwrap();
