@@ -17,3 +17,15 @@ CREATE INDEX console_cookies_by_session ON console_cookies (session_id);
 -- given in a cookie at the start (no login CSRF: nobody can finish their sign-in in another's
 -- browser).
 ALTER TABLE sso_login_transactions ADD COLUMN browser_digest bytea;
+
+-- A sign-in an admin starts from the SSO set-up to test a provider (it may be disabled yet):
+-- it signs nobody in; what the provider sent and what the mapping made of it wait here,
+-- for an hour at most, for the admin's result page.
+ALTER TABLE sso_login_transactions ADD COLUMN is_test boolean NOT NULL DEFAULT false;
+
+CREATE TABLE sso_test_results (
+    id          uuid PRIMARY KEY,
+    provider_id uuid NOT NULL REFERENCES sso_providers (id) ON DELETE CASCADE,
+    result      jsonb NOT NULL,
+    created_at  timestamptz NOT NULL
+);

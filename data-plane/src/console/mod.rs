@@ -20,4 +20,5 @@ pub mod page;
 pub mod routes;
 pub mod service;
 pub mod sso;
+pub mod sso_setup;
 mod store;

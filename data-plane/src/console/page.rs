@@ -34,6 +34,7 @@ pub struct Nav {
     pub users: bool,
     pub api_keys: bool,
     pub audit: bool,
+    pub sso: bool,
 }
 
 impl Nav {
@@ -43,11 +44,12 @@ impl Nav {
             users: has(crate::users::READ),
             api_keys: has(crate::api_keys::MANAGE),
             audit: has(crate::audit::READ),
+            sso: has(crate::sso::READ),
         }
     }
 
     pub fn any(&self) -> bool {
-        self.users || self.api_keys || self.audit
+        self.users || self.api_keys || self.audit || self.sso
     }
 }
 
@@ -93,6 +95,16 @@ impl Fields {
         Self(
             url::form_urlencoded::parse(body)
                 .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// Fields with these values (a form's defaults).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
         )
     }

@@ -41,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::account_routes::routes());
     routes.extend(super::admin_routes::routes());
     routes.extend(super::sso::routes());
+    routes.extend(super::sso_setup::routes());
     routes
 }
 

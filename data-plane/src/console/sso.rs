@@ -77,6 +77,7 @@ async fn start(
     let landing = Landing {
         return_to: safe_next(query.next.as_deref()),
         browser_digest: secret.digest().to_vec(),
+        test: false,
     };
     let login_hint = query
         .login_hint

@@ -38,6 +38,18 @@ use crate::tenancy::data_keys::DataKeyError;
 pub struct Landing {
     pub return_to: String,
     pub browser_digest: Vec<u8>,
+    /// An admin's test of the provider: nobody is signed in; the result is kept for them.
+    pub test: bool,
+}
+
+/// How a callback ended: a sign-in, or an admin's test of the provider.
+pub enum Outcome {
+    SignedIn(SignedIn),
+    /// The test's result, kept under this id (`store::test_result`); where the admin goes.
+    Tested {
+        result_id: uuid::Uuid,
+        landing: Landing,
+    },
 }
 
 /// A finished SSO sign-in: the session's tokens, and where it lands if the console started it.

@@ -43,13 +43,26 @@ pub async fn enabled_provider(
     context: &RequestContext,
     name: &str,
 ) -> Result<ProviderRow, SsoError> {
+    let provider = any_provider(state, context, name).await?;
+    if !provider.enabled {
+        return Err(SsoError::ProviderNotFound);
+    }
+    Ok(provider)
+}
+
+/// The provider of this name, enabled or not (metadata, callbacks that may be an admin's
+/// test of a provider not yet enabled, the set-up pages).
+pub async fn any_provider(
+    state: &DataPlane,
+    context: &RequestContext,
+    name: &str,
+) -> Result<ProviderRow, SsoError> {
     if !settings::valid_name(name) {
         return Err(SsoError::ProviderNotFound);
     }
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     let provider = store::provider_by_name(&mut transaction, name)
         .await?
-        .filter(|provider| provider.enabled)
         .ok_or(SsoError::ProviderNotFound)?;
     transaction.commit().await?;
     Ok(provider)
@@ -178,7 +191,7 @@ pub async fn callback(
     query: CallbackQuery,
     client: Client<'_>,
     browser: Option<&[u8]>,
-) -> Result<super::SignedIn, SsoError> {
+) -> Result<super::Outcome, SsoError> {
     let state_value = query
         .state
         .as_deref()
@@ -216,6 +229,12 @@ pub async fn callback(
         }
     }
     let landing_of_callback = taken.landing.clone();
+    let test = landing_of_callback
+        .as_ref()
+        .is_some_and(|landing| landing.test);
+    if !provider.enabled && !test {
+        return Err(SsoError::ProviderNotFound);
+    }
     let verifier = taken
         .pkce_verifier
         .ok_or_else(|| SsoError::Rejected("transaction without PKCE verifier".to_owned()))?;
@@ -259,11 +278,15 @@ pub async fn callback(
             return Err(error);
         }
     };
+    if let Some(landing) = landing_of_callback.clone().filter(|landing| landing.test) {
+        let result_id = sign_in::record_test(state, context, provider, &identity).await?;
+        return Ok(super::Outcome::Tested { result_id, landing });
+    }
     let tokens = sign_in::complete(state, context, provider, identity, client).await?;
-    Ok(super::SignedIn {
+    Ok(super::Outcome::SignedIn(super::SignedIn {
         tokens,
         landing: landing_of_callback,
-    })
+    }))
 }
 
 struct OidcExchange<'a> {
@@ -426,5 +449,6 @@ fn identity_from_claims(
         email_verified,
         name: settings::claim_text(claims, &mapping.name),
         groups: settings::claim_list(claims, &mapping.groups),
+        received: claims.clone(),
     }
 }

@@ -51,13 +51,20 @@ fn tokens(tokens: TokenResponse) -> HttpResponse {
 async fn finish(
     state: &DataPlane,
     context: &RequestContext,
-    signed_in: super::SignedIn,
+    outcome: super::Outcome,
 ) -> Result<HttpResponse, ApiError> {
-    match signed_in.landing {
-        None => Ok(tokens(signed_in.tokens)),
-        Some(landing) => {
-            crate::console::sso::land(state, context, &signed_in.tokens, &landing).await
-        }
+    match outcome {
+        super::Outcome::SignedIn(super::SignedIn {
+            tokens: signed_in,
+            landing: None,
+        }) => Ok(tokens(signed_in)),
+        super::Outcome::SignedIn(super::SignedIn {
+            tokens,
+            landing: Some(landing),
+        }) => crate::console::sso::land(state, context, &tokens, &landing).await,
+        super::Outcome::Tested { result_id, landing } => Ok(crate::console::sso_setup::tested(
+            state, &landing, result_id,
+        )),
     }
 }
 
@@ -247,7 +254,8 @@ async fn oauth_callback(
     query: web::Query<oauth::CallbackQuery>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = oauth::enabled_provider(&state, &context, &path).await?;
+    // Enabled, or an admin's test of it (checked with the transaction, `oauth::callback`).
+    let provider = oauth::any_provider(&state, &context, &path).await?;
     if matches!(provider.settings.provider, ProviderKind::Saml(_)) {
         return Err(SsoError::ProviderNotFound.into());
     }
@@ -275,7 +283,8 @@ async fn saml_metadata(
     state: web::Data<DataPlane>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = oauth::enabled_provider(&state, &context, &path).await?;
+    // Also before the provider is enabled: its set-up pastes this into the IdP.
+    let provider = oauth::any_provider(&state, &context, &path).await?;
     let xml = saml::metadata(&state, &context, &provider)?;
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
@@ -311,7 +320,8 @@ async fn saml_acs(
     body: web::Bytes,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = oauth::enabled_provider(&state, &context, &path).await?;
+    // Enabled, or an admin's test of it (checked with the transaction, `saml::acs`).
+    let provider = oauth::any_provider(&state, &context, &path).await?;
     let mut saml_response = None;
     let mut relay_state = None;
     for (key, value) in url::form_urlencoded::parse(&body) {

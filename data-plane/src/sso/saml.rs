@@ -203,7 +203,7 @@ pub async fn acs(
     form: AcsForm,
     client: Client<'_>,
     browser: Option<&[u8]>,
-) -> Result<super::SignedIn, SsoError> {
+) -> Result<super::Outcome, SsoError> {
     let saml = saml_settings(provider)?;
     if form.saml_response.is_empty() || form.saml_response.len() > MAX_RESPONSE_BYTES {
         return Err(SsoError::InvalidInput(
@@ -256,6 +256,12 @@ pub async fn acs(
             return Err(SsoError::InvalidState);
         }
     };
+    let test = landing
+        .as_ref()
+        .is_some_and(|landing: &super::Landing| landing.test);
+    if !provider.enabled && !test {
+        return Err(SsoError::ProviderNotFound);
+    }
 
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
@@ -320,9 +326,50 @@ pub async fn acs(
             .into_iter()
             .next(),
         groups: attribute_values(&assertion, &saml.attributes.groups),
+        received: received_attributes(&assertion),
     };
+    if let Some(landing) = landing.clone().filter(|landing| landing.test) {
+        let result_id = sign_in::record_test(state, context, provider, &identity).await?;
+        return Ok(super::Outcome::Tested { result_id, landing });
+    }
     let tokens = sign_in::complete(state, context, provider, identity, client).await?;
-    Ok(super::SignedIn { tokens, landing })
+    Ok(super::Outcome::SignedIn(super::SignedIn {
+        tokens,
+        landing,
+    }))
+}
+
+/// The assertion's NameID (and its format) and every attribute, by name, as JSON: what an
+/// admin testing the provider is shown.
+fn received_attributes(assertion: &Assertion) -> serde_json::Value {
+    let name_id = assertion
+        .subject
+        .as_ref()
+        .and_then(|subject| subject.name_id.as_ref());
+    let mut attributes = serde_json::Map::new();
+    for attribute in assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|statement| statement.attributes.iter())
+    {
+        let name = attribute
+            .name
+            .clone()
+            .or_else(|| attribute.friendly_name.clone())
+            .unwrap_or_default();
+        let values: Vec<serde_json::Value> = attribute
+            .values
+            .iter()
+            .filter_map(|value| value.value.clone().map(serde_json::Value::String))
+            .collect();
+        attributes.insert(name, serde_json::Value::Array(values));
+    }
+    serde_json::json!({
+        "name_id": name_id.map(|name_id| name_id.value.clone()),
+        "name_id_format": name_id.and_then(|name_id| name_id.format.clone()),
+        "attributes": attributes,
+    })
 }
 
 /// What samael leaves to us: an audience restriction must exist and name us (samael accepts

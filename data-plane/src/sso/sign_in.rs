@@ -31,6 +31,48 @@ pub struct ExternalIdentity {
     pub email_verified: bool,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// What the IdP sent, as it sent it (OIDC claims and userinfo; SAML NameID and
+    /// attributes): shown to an admin testing the provider, never stored otherwise.
+    pub received: serde_json::Value,
+}
+
+/// An admin's test sign-in through `provider`: what the IdP sent and what the provider's
+/// mapping makes of it, kept for the admin's result page. Nobody is signed in and no user is
+/// made or changed.
+pub async fn record_test(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    identity: &ExternalIdentity,
+) -> Result<uuid::Uuid, SsoError> {
+    let mut roles = mapped_roles(provider, &identity.groups);
+    if roles.is_empty() {
+        roles.push(provider.settings.users.default_role.clone());
+    }
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|email| Email::parse(email).ok());
+    let result = serde_json::json!({
+        "received": identity.received,
+        "mapped": {
+            "subject": identity.subject,
+            "email": email.as_ref().map(Email::as_str),
+            "email_problem": if email.is_none() {
+                Some("no usable email address: a sign-in would be refused")
+            } else {
+                None
+            },
+            "name": identity.name,
+            "groups": identity.groups,
+            "roles": roles,
+        },
+    });
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
+    let id = store::insert_test_result(&mut transaction, provider.id, &result, state.clock.now())
+        .await?;
+    transaction.commit().await?;
+    Ok(id)
 }
 
 /// The roles `groups` map to under the provider's `role_mapping`.
@@ -214,4 +256,17 @@ pub async fn record_refusal(
     .await?;
     transaction.commit().await?;
     Ok(())
+}
+
+/// A test result of `provider` kept for its admin, while it is kept.
+pub async fn test_result(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    id: uuid::Uuid,
+) -> Result<Option<serde_json::Value>, SsoError> {
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
+    let result = store::test_result(&mut transaction, id, provider.id, state.clock.now()).await?;
+    transaction.commit().await?;
+    Ok(result)
 }

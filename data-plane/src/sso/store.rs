@@ -67,8 +67,8 @@ pub async fn insert_transaction(
         .query_typed(
             "INSERT INTO sso_login_transactions
                  (state_digest, provider_id, nonce, pkce_verifier, created_at, expires_at,
-                  return_to, browser_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                  return_to, browser_digest, is_test)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 (&login.state_digest, Type::BYTEA),
                 (&login.provider_id, Type::UUID),
@@ -85,6 +85,10 @@ pub async fn insert_transaction(
                         .landing
                         .map(|landing| landing.browser_digest.as_slice()),
                     Type::BYTEA,
+                ),
+                (
+                    &login.landing.is_some_and(|landing| landing.test),
+                    Type::BOOL,
                 ),
             ],
         )
@@ -112,7 +116,7 @@ pub async fn take_transaction(
             "UPDATE sso_login_transactions SET consumed_at = $3
              WHERE state_digest = $1 AND provider_id = $2 AND consumed_at IS NULL
                AND expires_at > $3
-             RETURNING nonce, pkce_verifier, return_to, browser_digest",
+             RETURNING nonce, pkce_verifier, return_to, browser_digest, is_test",
             &[
                 (&state_digest, Type::BYTEA),
                 (&provider_id, Type::UUID),
@@ -124,6 +128,7 @@ pub async fn take_transaction(
         Some(row) => {
             let return_to: Option<String> = row.try_get("return_to")?;
             let browser_digest: Option<Vec<u8>> = row.try_get("browser_digest")?;
+            let test: bool = row.try_get("is_test")?;
             Ok(Some(TakenTransaction {
                 nonce: row.try_get("nonce")?,
                 pkce_verifier: row.try_get("pkce_verifier")?,
@@ -132,6 +137,7 @@ pub async fn take_transaction(
                     .map(|(return_to, browser_digest)| super::Landing {
                         return_to,
                         browser_digest,
+                        test,
                     }),
             }))
         }
@@ -297,4 +303,57 @@ pub async fn activate(
         )
         .await?;
     Ok(())
+}
+
+/// Keeps a test's result for the admin's page (and drops results over an hour old).
+pub async fn insert_test_result(
+    transaction: &mut TenantTransaction,
+    provider_id: Uuid,
+    result: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<Uuid, TenantDbError> {
+    transaction
+        .query_typed(
+            "DELETE FROM sso_test_results WHERE created_at < $1",
+            &[(&(now - time::Duration::hours(1)), Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    let id = Uuid::now_v7();
+    transaction
+        .query_typed(
+            "INSERT INTO sso_test_results (id, provider_id, result, created_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                (&id, Type::UUID),
+                (&provider_id, Type::UUID),
+                (result, Type::JSONB),
+                (&now, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(id)
+}
+
+/// A test result of provider `provider_id`, while it is kept.
+pub async fn test_result(
+    transaction: &mut TenantTransaction,
+    id: Uuid,
+    provider_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<serde_json::Value>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT result FROM sso_test_results
+             WHERE id = $1 AND provider_id = $2 AND created_at >= $3",
+            &[
+                (&id, Type::UUID),
+                (&provider_id, Type::UUID),
+                (&(now - time::Duration::hours(1)), Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some(row.try_get("result")?)),
+        None => Ok(None),
+    }
 }

@@ -144,3 +144,252 @@ async fn a_saml_sign_in_started_in_the_console_lands_signed_in() {
     let home = browser.get("/console").await;
     assert!(home.html.contains(&login), "{}", home.html);
 }
+
+/// The set-up wizard's form for `preset`, filled with `fields`, posted; the answer.
+async fn save_through_the_wizard(
+    browser: &mut ConsoleBrowser,
+    preset: &str,
+    fields: &[(&str, &str)],
+) -> tenantry_tests::console::Page {
+    let mut fields = fields.to_vec();
+    fields.push(("preset", preset));
+    browser
+        .submit(
+            &format!("/console/admin/sso/new?preset={preset}"),
+            "/console/admin/sso",
+            &fields,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_wizard_saves_an_oidc_provider_disabled_its_test_signs_nobody_in_and_enabling_offers_it(
+) {
+    let app = TestApp::spawn().await;
+    let owner_email = idp_address("owner");
+    tenant_with_admin(&app, "wizard", &owner_email).await;
+    let mut admin = ConsoleBrowser::new_for(&app, "wizard");
+    admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
+    let idp = OidcProvider::new();
+    let client = idp
+        .register(&[format!(
+            "{}/v1/auth/sso/okta/callback",
+            tenant_base("wizard")
+        )])
+        .await;
+    let tester = idp_address("tester");
+    idp.set_account(&tester, "Tess Tester", &["engineering"])
+        .await;
+
+    let presets = admin.get("/console/admin/sso").await;
+    assert!(presets
+        .html
+        .contains("href=\"/console/admin/sso/new?preset=okta\""));
+    let form = admin.get("/console/admin/sso/new?preset=okta").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.html
+            .contains("<code>https://wizard.tenantry.test/v1/auth/sso/okta/callback</code>"),
+        "{}",
+        form.html
+    );
+    assert!(
+        form.html.contains("value=\"email profile groups\""),
+        "the preset's scopes"
+    );
+
+    // Bad input: the form again with the message, nothing saved.
+    let bad = save_through_the_wizard(
+        &mut admin,
+        "okta",
+        &[
+            ("name", "okta"),
+            ("issuer", "not a url"),
+            ("client_id", "x"),
+            ("email", "email"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"sso-error\""));
+    assert!(
+        bad.html.contains("value=\"not a url\""),
+        "what was typed is kept"
+    );
+    assert_eq!(
+        admin.get("/console/admin/sso/okta").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let saved = save_through_the_wizard(
+        &mut admin,
+        "okta",
+        &[
+            ("name", "okta"),
+            ("display_name", "Okta"),
+            ("issuer", &idp.issuer),
+            ("client_id", &client.client_id),
+            ("client_secret", &client.client_secret),
+            ("scopes", "email profile groups"),
+            ("email", "email"),
+            ("full_name", "name"),
+            ("groups", "groups"),
+            ("default_role", "member"),
+            ("role_mapping", "engineering = admin"),
+            ("domains", "corp.example"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(saved.location(), Some("/console/admin/sso/okta"));
+    let page = admin.get("/console/admin/sso/okta").await;
+    assert!(
+        page.html.contains("Disabled: nobody signs in with it"),
+        "{}",
+        page.html
+    );
+
+    // Disabled: not offered, and an ordinary sign-in through it is refused.
+    let mut visitor = ConsoleBrowser::new_for(&app, "wizard");
+    assert!(!visitor
+        .get("/console/sign-in")
+        .await
+        .html
+        .contains("/console/sso/okta"));
+    assert_eq!(
+        visitor.get("/console/sso/okta").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The test: a real sign-in at the provider, ending on the result page.
+    let start = admin.get("/console/admin/sso/okta/test").await;
+    assert_eq!(start.status, StatusCode::FOUND, "{}", start.html);
+    let callback = Browser::new(&app)
+        .sign_in_at_oidc_provider(start.location().unwrap(), &tester, &tenant_base("wizard"))
+        .await;
+    let tested = admin.get(&at_tenant("wizard", &callback)).await;
+    assert_eq!(tested.status, StatusCode::SEE_OTHER, "{}", tested.html);
+    let result_page = tested.location().unwrap().to_owned();
+    assert!(result_page.starts_with("/console/admin/sso/okta/test-result?result="));
+    let result = admin.get(&result_page).await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.html);
+    assert!(
+        result
+            .html
+            .contains(&format!("<dd id=\"mapped-email\">{tester}")),
+        "{}",
+        result.html
+    );
+    assert!(result.html.contains("<dd id=\"mapped-roles\">admin</dd>"));
+    assert!(
+        result.html.contains("&#34;groups&#34;"),
+        "the received claims are shown"
+    );
+    assert_eq!(
+        super::count(&app, "wizard", &format!("users WHERE email = '{tester}'")).await,
+        0,
+        "a test made a user"
+    );
+    // The result is the admin's: a member cannot read it.
+    let member = idp_address("member");
+    let owner = app
+        .signed_in("wizard", &owner_email, tenantry_tests::PASSWORD)
+        .await;
+    app.invite_and_activate(&owner, &member, &["member"]).await;
+    let mut member_browser = ConsoleBrowser::new_for(&app, "wizard");
+    member_browser
+        .sign_in(&member, tenantry_tests::PASSWORD)
+        .await;
+    assert_eq!(
+        member_browser.get(&result_page).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Enabled: offered on the sign-in page, and the same person now signs in for real.
+    let enabled = admin
+        .submit(
+            "/console/admin/sso/okta",
+            "/console/admin/sso/okta/enabled",
+            &[("enabled", "true")],
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::SEE_OTHER, "{}", enabled.html);
+    assert!(visitor
+        .get("/console/sign-in")
+        .await
+        .html
+        .contains("href=\"/console/sso/okta?next=/console\""));
+    let start = visitor.get("/console/sso/okta").await;
+    let callback = Browser::new(&app)
+        .sign_in_at_oidc_provider(start.location().unwrap(), &tester, &tenant_base("wizard"))
+        .await;
+    let landed = visitor.get(&at_tenant("wizard", &callback)).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+    let home = visitor.get("/console").await;
+    assert!(
+        home.html.contains("<dd>admin</dd>"),
+        "the mapped role: {}",
+        home.html
+    );
+}
+
+#[tokio::test]
+async fn the_wizard_sets_up_saml_from_pasted_metadata_and_its_test_shows_the_attributes() {
+    let app = TestApp::spawn().await;
+    let owner_email = idp_address("owner");
+    tenant_with_admin(&app, "wizard-saml", &owner_email).await;
+    let mut admin = ConsoleBrowser::new_for(&app, "wizard-saml");
+    admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
+    let idp = SamlIdp::new();
+    let tester = idp_address("saml-tester");
+    idp.set_account(&tester, "Sam Tester", &["auditors"]).await;
+
+    let saved = save_through_the_wizard(
+        &mut admin,
+        "saml",
+        &[
+            ("name", "adfs"),
+            ("display_name", "Corp ADFS"),
+            ("idp_metadata_xml", &idp.metadata().await),
+            ("email", "email"),
+            ("full_name", "name"),
+            ("groups", "groups"),
+            ("default_role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    // The IdP learns our metadata from the (still disabled) provider's URL.
+    let metadata = admin.get("/v1/auth/saml/adfs/metadata").await;
+    assert_eq!(metadata.status, StatusCode::OK);
+    idp.register_sp(metadata.html).await;
+
+    let start = admin.get("/console/admin/sso/adfs/test").await;
+    assert_eq!(start.status, StatusCode::FOUND, "{}", start.html);
+    let post = Browser::new(&app)
+        .saml_response_from(start.location().unwrap(), &tester, "", "")
+        .await;
+    let mut form = vec![("SAMLResponse", post.saml_response.as_str())];
+    if let Some(relay) = post.relay_state.as_deref() {
+        form.push(("RelayState", relay));
+    }
+    let tested = admin.post_raw("/v1/auth/saml/adfs/acs", &form).await;
+    assert_eq!(tested.status, StatusCode::SEE_OTHER, "{}", tested.html);
+    let result = admin.get(tested.location().unwrap()).await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.html);
+    assert!(
+        result
+            .html
+            .contains(&format!("<dd id=\"mapped-email\">{tester}")),
+        "{}",
+        result.html
+    );
+    assert!(
+        result
+            .html
+            .contains("<dd id=\"mapped-groups\">auditors</dd>"),
+        "{}",
+        result.html
+    );
+    assert!(result.html.contains("name_id"), "{}", result.html);
+}

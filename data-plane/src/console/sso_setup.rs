@@ -1,0 +1,559 @@
+//! The SSO set-up wizard of the tenant console: a tenant's IT admin picks their identity
+//! provider (a preset fills in what it sends by default), sees the values to paste into it,
+//! saves the provider *disabled*, tests it with a real sign-in in a new tab — whose page shows
+//! what the provider sent and what the mapping made of it, signing nobody in — and enables it.
+//! Saving goes through the same service as `POST /v1/admin/sso` (its checks, its audit event).
+
+use actix_web::http::header::{self, SET_COOKIE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
+use shared::secret_token::SecretToken;
+use uuid::Uuid;
+
+use super::cookies::{CookiePolicy, SSO_PREFIX};
+use super::layer::{see_other, Csrf};
+use super::page::{form_error, render, Fields, Frame};
+use crate::sso::settings::{ProviderInput, ProviderKind};
+use crate::sso::{admin, oauth, saml, Landing};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        providers_page,
+        new_provider_page,
+        create_provider,
+        provider_page,
+        set_enabled,
+        start_test,
+        test_result,
+    ]
+}
+
+/// An identity provider as the wizard knows it: the protocol, what it sends by default, and
+/// where its admin pastes our values.
+pub struct Preset {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub saml: bool,
+    pub issuer_example: &'static str,
+    pub scopes: &'static str,
+    pub email: &'static str,
+    pub name: &'static str,
+    pub groups: &'static str,
+    pub steps: &'static str,
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        key: "okta",
+        label: "Okta",
+        saml: false,
+        issuer_example: "https://your-org.okta.com",
+        scopes: "email profile groups",
+        email: "email",
+        name: "name",
+        groups: "groups",
+        steps: "In the Okta Admin Console: Applications → Create App Integration → OIDC - OpenID \
+                Connect, Web Application. Paste the sign-in redirect URI below, assign the \
+                people or groups who may sign in, and under Sign On add a Groups claim (filter \
+                \"Matches regex\" .*) to send their groups. Copy the Client ID and Client secret \
+                here; the issuer is your Okta domain.",
+    },
+    Preset {
+        key: "entra",
+        label: "Microsoft Entra ID",
+        saml: false,
+        issuer_example: "https://login.microsoftonline.com/<directory (tenant) id>/v2.0",
+        scopes: "email profile",
+        email: "email",
+        name: "name",
+        groups: "groups",
+        steps: "In the Azure portal: Microsoft Entra ID → App registrations → New registration; \
+                Redirect URI (Web): the value below. Under Certificates & secrets make a new \
+                client secret; under Token configuration add the groups claim (group ids are \
+                sent: map those ids to roles below). The issuer names your directory (tenant) \
+                id.",
+    },
+    Preset {
+        key: "google",
+        label: "Google Workspace",
+        saml: false,
+        issuer_example: "https://accounts.google.com",
+        scopes: "email profile",
+        email: "email",
+        name: "name",
+        groups: "groups",
+        steps: "In the Google Cloud console: APIs & Services → Credentials → Create credentials → \
+                OAuth client ID, Web application; Authorized redirect URI: the value below. \
+                Google sends no groups: everyone gets the default role.",
+    },
+    Preset {
+        key: "oidc",
+        label: "Another OpenID Connect provider",
+        saml: false,
+        issuer_example: "https://idp.example.com",
+        scopes: "email profile",
+        email: "email",
+        name: "name",
+        groups: "groups",
+        steps: "Register a web application (confidential client, authorization code flow) with \
+                the redirect URI below; copy its client id and secret here. The issuer is the \
+                URL its /.well-known/openid-configuration lives under.",
+    },
+    Preset {
+        key: "saml",
+        label: "A SAML 2.0 provider",
+        saml: true,
+        issuer_example: "",
+        scopes: "",
+        email: "email",
+        name: "name",
+        groups: "groups",
+        steps: "Make a SAML application in your provider with the ACS URL and entity id below (or \
+                give it our metadata), signed assertions, SHA-256; then paste its metadata XML \
+                here and name the attributes that carry the email address, name and groups.",
+    },
+];
+
+fn preset(key: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|preset| preset.key == key)
+}
+
+/// The values an admin pastes into their provider, for a provider named `name`.
+struct OurValues {
+    redirect_uri: String,
+    acs_url: String,
+    entity_id: String,
+    metadata_url: String,
+}
+
+fn our_values(state: &DataPlane, context: &RequestContext, name: &str) -> OurValues {
+    let urls = saml::sp_urls(state, context, name);
+    OurValues {
+        redirect_uri: oauth::redirect_uri(state, context, name),
+        metadata_url: urls.entity_id.clone(),
+        acs_url: urls.acs_url,
+        entity_id: urls.entity_id,
+    }
+}
+
+// --- The list ---------------------------------------------------------------------------------
+
+struct ProviderRow {
+    name: String,
+    display_name: String,
+    kind: &'static str,
+    enabled: bool,
+    domains: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/sso_providers.html")]
+struct ProvidersPage {
+    frame: Frame,
+    providers: Vec<ProviderRow>,
+    presets: &'static [Preset],
+}
+
+#[route(get, "/console/admin/sso", access = Permission(crate::sso::READ), rate = Read)]
+async fn providers_page(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, context.signed_in()?).await?;
+    let providers = admin::list(&state, &context)
+        .await?
+        .into_iter()
+        .map(|provider| ProviderRow {
+            domains: provider
+                .domains
+                .iter()
+                .map(|binding| binding.domain.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            name: provider.name,
+            display_name: provider.display_name,
+            kind: provider.kind,
+            enabled: provider.enabled,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &ProvidersPage {
+            frame,
+            providers,
+            presets: PRESETS,
+        },
+    )
+}
+
+// --- A new provider ---------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "console/sso_new.html")]
+struct NewProviderPage {
+    frame: Frame,
+    preset: &'static Preset,
+    values: OurValues,
+    roles: Vec<String>,
+    /// What was typed, by field name (or the preset's defaults).
+    typed: Fields,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PresetQuery {
+    preset: String,
+}
+
+async fn new_provider_answer(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    preset: &'static Preset,
+    typed: Fields,
+    outcome: (StatusCode, Option<String>),
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
+    let roles = crate::roles::service::list(state, context)
+        .await?
+        .into_iter()
+        .map(|role| role.name)
+        .collect();
+    let name = match typed.one("name") {
+        "" => "<name>",
+        name => name,
+    };
+    let page = NewProviderPage {
+        frame,
+        preset,
+        values: our_values(state, context, name),
+        roles,
+        typed,
+        error: outcome.1,
+    };
+    render(outcome.0, &page)
+}
+
+#[route(get, "/console/admin/sso/new", access = Permission(crate::sso::MANAGE), rate = Read)]
+async fn new_provider_page(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    query: web::Query<PresetQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let preset = preset(&query.preset)
+        .ok_or_else(|| ApiError::not_found("unknown_preset", "no such identity provider preset"))?;
+    let defaults = Fields::from_pairs(&[
+        ("name", preset.key),
+        ("display_name", preset.label),
+        ("scopes", preset.scopes),
+        ("email", preset.email),
+        ("full_name", preset.name),
+        ("groups", preset.groups),
+        ("default_role", "member"),
+    ]);
+    new_provider_answer(
+        &state,
+        &context,
+        &csrf,
+        preset,
+        defaults,
+        (StatusCode::OK, None),
+    )
+    .await
+}
+
+/// `group = role` lines as the provider's role mapping.
+fn role_mapping(text: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut mapping = serde_json::Map::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let Some((group, role)) = line.split_once('=') else {
+            return Err(ApiError::bad_request(
+                "invalid_role_mapping",
+                format!("write each mapping as `group = role`: {line}"),
+            ));
+        };
+        mapping.insert(
+            group.trim().to_owned(),
+            Value::String(role.trim().to_owned()),
+        );
+    }
+    Ok(mapping)
+}
+
+/// The API's provider input for the wizard's form.
+fn provider_input(preset: &Preset, fields: &Fields) -> Result<ProviderInput, ApiError> {
+    let provider = if preset.saml {
+        json!({
+            "kind": "saml",
+            "idp_metadata_xml": fields.one("idp_metadata_xml"),
+            "attributes": {
+                "email": fields.one("email"),
+                "name": fields.one("full_name"),
+                "groups": fields.one("groups"),
+            },
+        })
+    } else {
+        json!({
+            "kind": "oidc",
+            "issuer": fields.one("issuer").trim(),
+            "client_id": fields.one("client_id").trim(),
+            "scopes": fields.one("scopes").split_whitespace().collect::<Vec<_>>(),
+            "claims": {
+                "email": fields.one("email"),
+                "name": fields.one("full_name"),
+                "groups": fields.one("groups"),
+            },
+        })
+    };
+    let require_sso = fields.one("require_sso") == "on";
+    let domains: Vec<Value> = fields
+        .one("domains")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|domain| !domain.is_empty())
+        .map(|domain| json!({ "domain": domain, "require_sso": require_sso }))
+        .collect();
+    let secret = Some(fields.one("client_secret")).filter(|secret| !secret.is_empty());
+    let input = json!({
+        "name": fields.one("name").trim(),
+        "display_name": fields.one("display_name").trim(),
+        "provider": provider,
+        "client_secret": if preset.saml { None } else { secret },
+        "users": {
+            "default_role": fields.one("default_role"),
+            "role_mapping": role_mapping(fields.one("role_mapping"))?,
+            "link_existing_users": fields.one("link_existing_users") == "on",
+        },
+        "domains": domains,
+        "enabled": false,
+    });
+    serde_json::from_value(input).map_err(|error| {
+        ApiError::bad_request("invalid_sso_config", format!("check the form: {error}"))
+    })
+}
+
+#[route(post, "/console/admin/sso",
+    access = Permission(crate::sso::MANAGE),
+    audit = event("sso.create", "sso_provider"),
+    rate = Write)]
+async fn create_provider(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let preset = preset(fields.one("preset"))
+        .ok_or_else(|| ApiError::bad_request("unknown_preset", "no such preset"))?;
+    let caller = context.authenticated()?;
+    let saved = match provider_input(preset, &fields) {
+        Ok(input) => admin::save(&state, &context, caller, input, false)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match saved {
+        Ok(view) => Ok(see_other(&format!("/console/admin/sso/{}", view.name))),
+        Err(error) => {
+            let (status, message) = form_error(&error).ok_or(error)?;
+            new_provider_answer(
+                &state,
+                &context,
+                &csrf,
+                preset,
+                fields,
+                (status, Some(message)),
+            )
+            .await
+        }
+    }
+}
+
+// --- A provider -------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "console/sso_provider.html")]
+struct ProviderPage {
+    frame: Frame,
+    name: String,
+    display_name: String,
+    kind: &'static str,
+    enabled: bool,
+    values: OurValues,
+    domains: String,
+    default_role: String,
+    role_mapping: Vec<(String, String)>,
+}
+
+#[route(get, "/console/admin/sso/{name}", access = Permission(crate::sso::READ), rate = Read)]
+async fn provider_page(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, context.signed_in()?).await?;
+    let view = admin::get(&state, &context, &path).await?;
+    let page = ProviderPage {
+        frame,
+        values: our_values(&state, &context, &view.name),
+        domains: view
+            .domains
+            .iter()
+            .map(|binding| {
+                let required = if binding.require_sso {
+                    " (SSO required)"
+                } else {
+                    ""
+                };
+                format!("{}{required}", binding.domain)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        default_role: view.users.default_role.clone(),
+        role_mapping: view.users.role_mapping.clone().into_iter().collect(),
+        name: view.name,
+        display_name: view.display_name,
+        kind: view.kind,
+        enabled: view.enabled,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[route(post, "/console/admin/sso/{name}/enabled",
+    access = Permission(crate::sso::MANAGE),
+    audit = event("sso.update", "sso_provider").id_from("name"),
+    rate = Write)]
+async fn set_enabled(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let enabled = Fields::parse(&body).one("enabled") == "true";
+    let view = admin::get(&state, &context, &path).await?;
+    // The stored provider as the API would take it back (no secret: the stored one stays).
+    let input: ProviderInput = serde_json::from_value(json!({
+        "name": view.name,
+        "display_name": view.display_name,
+        "provider": view.provider,
+        "users": view.users,
+        "domains": view.domains,
+        "enabled": enabled,
+    }))
+    .map_err(|error| ApiError::internal(&error))?;
+    admin::save(&state, &context, context.authenticated()?, input, true).await?;
+    Ok(see_other(&format!("/console/admin/sso/{}", view.name)))
+}
+
+/// Starts a test sign-in through the provider (enabled or not). Opened in a new tab; it ends
+/// on the result page, not signed in as anyone.
+#[route(get, "/console/admin/sso/{name}/test", access = Permission(crate::sso::MANAGE), rate = Read)]
+async fn start_test(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = oauth::any_provider(&state, &context, &path).await?;
+    let secret = SecretToken::generate(&state.rng, SSO_PREFIX)
+        .map_err(|error| ApiError::internal(&error))?;
+    let landing = Landing {
+        return_to: format!("/console/admin/sso/{}/test-result", provider.name),
+        browser_digest: secret.digest().to_vec(),
+        test: true,
+    };
+    let url = match &provider.settings.provider {
+        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, Some(&landing)).await?,
+        _ => oauth::start(&state, &context, &provider, None, Some(&landing)).await?,
+    };
+    let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url.as_str()))
+        .append_header((SET_COOKIE, policy.set_sso(secret.as_str())))
+        .finish())
+}
+
+#[derive(Template)]
+#[template(path = "console/sso_test_result.html")]
+struct TestResultPage {
+    frame: Frame,
+    name: String,
+    enabled: bool,
+    received: String,
+    email: String,
+    email_problem: Option<String>,
+    display_name: String,
+    groups: String,
+    roles: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResultQuery {
+    result: String,
+}
+
+#[route(get, "/console/admin/sso/{name}/test-result", access = Permission(crate::sso::MANAGE), rate = Read)]
+async fn test_result(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    path: web::Path<String>,
+    query: web::Query<ResultQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, context.signed_in()?).await?;
+    let provider = oauth::any_provider(&state, &context, &path).await?;
+    let gone = || {
+        ApiError::not_found(
+            "test_result_not_found",
+            "no such test result (they are kept for an hour)",
+        )
+    };
+    let id = Uuid::parse_str(&query.result).map_err(|_| gone())?;
+    let result = crate::sso::sign_in::test_result(&state, &context, &provider, id)
+        .await?
+        .ok_or_else(gone)?;
+    let mapped = &result["mapped"];
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let list = |value: &Value| {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let page = TestResultPage {
+        frame,
+        name: provider.name.clone(),
+        enabled: provider.enabled,
+        received: serde_json::to_string_pretty(&result["received"]).unwrap_or_default(),
+        email: text(&mapped["email"]),
+        email_problem: mapped["email_problem"].as_str().map(str::to_owned),
+        display_name: text(&mapped["name"]),
+        groups: list(&mapped["groups"]),
+        roles: list(&mapped["roles"]),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// Where a finished test goes: its result page, in the admin's tab.
+pub fn tested(state: &DataPlane, landing: &Landing, result_id: Uuid) -> HttpResponse {
+    let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
+    let mut answer = see_other(&format!("{}?result={result_id}", landing.return_to));
+    answer.headers_mut().append(SET_COOKIE, policy.clear_sso());
+    answer
+}
