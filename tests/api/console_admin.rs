@@ -238,3 +238,269 @@ async fn the_audit_page_filters_pages_and_exports_what_the_tenant_did() {
         bad.html
     );
 }
+
+#[tokio::test]
+async fn the_usage_page_draws_each_quota_and_the_days_requests() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    app.invite_and_activate(&owner, &unique_address("second"), &["member"])
+        .await;
+    let tenant_id = app.tenant_id("acme").await;
+    app.wait_for_audit_events(&tenant_id, "users.invite", 1, Duration::from_secs(30))
+        .await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+    let page = admin.get("/console/admin/usage").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let quotas = owner
+        .get("/v1/usage")
+        .ok::<serde_json::Value>()
+        .await
+        .unwrap();
+    let users = format!(
+        "data-meter=\"Users\">2 of {}</span>",
+        quotas["users"]["limit"]
+    );
+    assert!(page.html.contains(&users), "{users} in {}", page.html);
+    assert!(page
+        .html
+        .contains("<svg class=\"chart\" id=\"chart-requests\""));
+    // Today's bar is drawn with its count (the invitation and the sign-ins at least).
+    let today = time::OffsetDateTime::now_utc().date();
+    assert!(
+        page.html.contains(&format!("<title>{today}: ")),
+        "{}",
+        page.html
+    );
+}
+
+#[tokio::test]
+async fn a_user_changes_their_password_and_downloads_their_data_from_the_profile() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let mut browser = signed_in(&app, "acme", OWNER_EMAIL).await;
+
+    let wrong = browser
+        .submit(
+            "/console",
+            "/console/password",
+            &[
+                ("current_password", "wrong"),
+                ("new_password", "another long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.html);
+    assert!(wrong.html.contains("id=\"password-change-error\""));
+    let weak = browser
+        .submit(
+            "/console",
+            "/console/password",
+            &[("current_password", PASSWORD), ("new_password", "short")],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(
+        weak.html.contains("id=\"new-password-error\""),
+        "{}",
+        weak.html
+    );
+
+    let new_password = "a brand new long passphrase";
+    let changed = browser
+        .submit(
+            "/console",
+            "/console/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.html);
+    assert!(changed.html.contains("Your password is changed"));
+    // This browser stays signed in; the API client's session (another one) has ended.
+    assert_eq!(browser.get("/console").await.status, StatusCode::OK);
+    assert_eq!(
+        owner.get("/v1/me").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.signed_in("acme", OWNER_EMAIL, new_password).await;
+
+    let export = browser.get("/console/export").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(export.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"export-"));
+    let document: serde_json::Value = serde_json::from_str(&export.html).unwrap();
+    assert_eq!(document["user"]["email"], OWNER_EMAIL, "{document}");
+    assert_eq!(document["tenant"]["slug"], "acme");
+}
+
+#[tokio::test]
+async fn an_admin_makes_a_role_from_the_permission_picker_and_gives_it_to_a_user() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+
+    let page = admin.get("/console/admin/roles").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    // The picker offers the permissions the routes check, collections widened.
+    for permission in [
+        "users:read",
+        "api_keys:manage",
+        "records:read",
+        "audit:read",
+    ] {
+        assert!(
+            page.html.contains(&format!("value=\"{permission}\"")),
+            "{permission} not offered"
+        );
+    }
+    assert!(!page.html.contains("{collection}"));
+
+    let bad = admin
+        .submit(
+            "/console/admin/roles",
+            "/console/admin/roles",
+            &[
+                ("name", "Not A Name"),
+                ("description", "kept"),
+                ("permission", "users:read"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"role-error\""));
+    assert!(
+        bad.html.contains("value=\"users:read\" checked"),
+        "the picked box stays ticked"
+    );
+
+    let made = admin
+        .submit(
+            "/console/admin/roles",
+            "/console/admin/roles",
+            &[
+                ("name", "support"),
+                ("description", "Reads users and tickets"),
+                ("permission", "users:read"),
+                ("other_permissions", "records.tickets:read"),
+                ("include", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    let role = admin.get("/console/admin/roles/support").await;
+    assert!(role.html.contains("records.tickets:read"), "{}", role.html);
+    let api_role = owner.roles().get("support").await.unwrap();
+    assert_eq!(
+        api_role.permissions,
+        vec!["records.tickets:read".to_owned(), "users:read".to_owned()]
+    );
+
+    // Given to a user through the user page, it opens the users page to them.
+    let agent = unique_address("agent");
+    let agent_id = app.invite_and_activate(&owner, &agent, &["member"]).await;
+    let set = admin
+        .submit(
+            &format!("/console/admin/users/{agent_id}"),
+            &format!("/console/admin/users/{agent_id}/roles"),
+            &[("role", "member"), ("role", "support")],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
+    let mut agent_browser = signed_in(&app, "acme", &agent).await;
+    assert_eq!(
+        agent_browser.get("/console/admin/users").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        agent_browser.get("/console/admin/api-keys").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A built-in role is shown, not edited.
+    assert!(admin
+        .get("/console/admin/roles/owner")
+        .await
+        .html
+        .contains("A built-in role"));
+}
+
+#[tokio::test]
+async fn the_settings_page_saves_the_sign_in_policy_and_cors_origins_or_says_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
+    let page = admin.get("/console/admin/settings").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let policy_fields = |min_length: &'static str| {
+        vec![
+            ("min_length", min_length),
+            ("history", "3"),
+            ("max_age_days", ""),
+            ("max_failures", "5"),
+            ("lockout_minutes", "15"),
+            ("idle_timeout_minutes", "60"),
+            ("absolute_lifetime_hours", "24"),
+            ("max_concurrent", "3"),
+            // (`admins` would restrict this owner, who has no second factor, at once.)
+            ("mfa", "optional"),
+            ("self_signup", "on"),
+        ]
+    };
+    let before: serde_json::Value = owner.get("/v1/settings/auth-policy").ok().await.unwrap();
+
+    let bad = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/auth-policy",
+            &policy_fields("twelve"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"policy-error\""));
+    let unchanged: serde_json::Value = owner.get("/v1/settings/auth-policy").ok().await.unwrap();
+    assert_eq!(unchanged, before, "a refused form changed the policy");
+
+    let saved = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/auth-policy",
+            &policy_fields("14"),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let policy: serde_json::Value = owner.get("/v1/settings/auth-policy").ok().await.unwrap();
+    assert_eq!(policy["password"]["min_length"], 14);
+    assert_eq!(policy["sessions"]["max_concurrent"], 3);
+    assert_eq!(policy["mfa"], "optional");
+    assert_eq!(policy["self_signup"], true);
+
+    let bad = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/cors",
+            &[("origins", "not an origin")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"cors-error\""));
+    let saved = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/cors",
+            &[(
+                "origins",
+                "https://app.acme.example\nhttps://admin.acme.example",
+            )],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let cors: serde_json::Value = owner.get("/v1/settings/cors").ok().await.unwrap();
+    assert_eq!(
+        cors["allowed_origins"],
+        serde_json::json!(["https://admin.acme.example", "https://app.acme.example"])
+    );
+}

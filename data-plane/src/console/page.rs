@@ -35,6 +35,9 @@ pub struct Nav {
     pub api_keys: bool,
     pub audit: bool,
     pub sso: bool,
+    pub usage: bool,
+    pub roles: bool,
+    pub settings: bool,
 }
 
 impl Nav {
@@ -45,11 +48,10 @@ impl Nav {
             api_keys: has(crate::api_keys::MANAGE),
             audit: has(crate::audit::READ),
             sso: has(crate::sso::READ),
+            usage: has(crate::usage::READ),
+            roles: has(crate::roles::READ),
+            settings: has(crate::settings::MANAGE),
         }
-    }
-
-    pub fn any(&self) -> bool {
-        self.users || self.api_keys || self.audit || self.sso
     }
 }
 

@@ -36,12 +36,17 @@ pub fn routes() -> Vec<Route> {
         mfa_settings,
         mfa_setup,
         mfa_enable,
+        change_password,
+        export,
         stylesheet,
     ];
     routes.extend(super::account_routes::routes());
     routes.extend(super::admin_routes::routes());
     routes.extend(super::sso::routes());
     routes.extend(super::sso_setup::routes());
+    routes.extend(super::usage_routes::routes());
+    routes.extend(super::roles_routes::routes());
+    routes.extend(super::settings_routes::routes());
     routes
 }
 
@@ -309,16 +314,21 @@ struct HomePage {
     frame: Frame,
     me: crate::identity::service::Me,
     restrictions: Vec<&'static str>,
+    notice: Option<String>,
+    password_error: Option<String>,
+    password_rules: Vec<String>,
 }
 
-#[route(get, "/console", access = RestrictedOk, rate = Read)]
-async fn home(
-    context: RequestContext,
-    state: web::Data<DataPlane>,
-    csrf: Csrf,
+/// The profile page, with the outcome of a password change if one was just tried.
+async fn home_answer(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    status: StatusCode,
+    outcome: (Option<String>, Option<String>, Vec<String>),
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, me) = signed_in_frame(&state, &context, &csrf, principal).await?;
+    let (frame, me) = signed_in_frame(state, context, csrf, principal).await?;
     let restrictions = principal
         .restrictions
         .iter()
@@ -327,14 +337,98 @@ async fn home(
             crate::tokens::access::Restriction::MfaEnrollment => "set up two-factor authentication",
         })
         .collect();
+    let (notice, password_error, password_rules) = outcome;
     render(
-        StatusCode::OK,
+        status,
         &HomePage {
             frame,
             me,
             restrictions,
+            notice,
+            password_error,
+            password_rules,
         },
     )
+}
+
+#[route(get, "/console", access = RestrictedOk, rate = Read)]
+async fn home(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
+    home_answer(
+        &state,
+        &context,
+        &csrf,
+        StatusCode::OK,
+        (None, None, Vec::new()),
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordChangeForm {
+    current_password: String,
+    new_password: String,
+}
+
+#[route(post, "/console/password",
+    access = RestrictedOk,
+    audit = event("me.password_change", "user"),
+    rate = Auth)]
+async fn change_password(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    form: web::Form<PasswordChangeForm>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form.into_inner();
+    let changed = crate::identity::service::change_password(
+        &state,
+        &context,
+        context.signed_in()?,
+        &Password::new(form.current_password),
+        &Password::new(form.new_password),
+    )
+    .await
+    .map_err(ApiError::from);
+    match changed {
+        Ok(()) => {
+            let notice = "Your password is changed; your other sessions are ended.".to_owned();
+            home_answer(
+                &state,
+                &context,
+                &csrf,
+                StatusCode::OK,
+                (Some(notice), None, Vec::new()),
+            )
+            .await
+        }
+        Err(error) => {
+            let (status, message) = form_error(&error).ok_or_else(|| error.clone())?;
+            let rules = page::failed_rules(&error);
+            let message = rules.is_empty().then_some(message);
+            home_answer(&state, &context, &csrf, status, (None, message, rules)).await
+        }
+    }
+}
+
+/// Everything the tenant holds about the signed-in user, as a JSON download.
+#[route(get, "/console/export", access = SignedIn, rate = Read)]
+async fn export(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = context.authenticated()?;
+    let document = crate::privacy::service::export(&state, &context, principal).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"export-{}.json\"", principal.user_id),
+        ))
+        .json(document))
 }
 
 #[derive(Template)]

@@ -11,6 +11,7 @@
 //!   nothing does.
 
 pub mod routes;
+pub mod service;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -2,37 +2,16 @@
 //! `GET`/`PUT /v1/settings/privacy` (`settings:manage`).
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use serde_json::{Map, Value};
 use shared::error::ApiError;
 use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
-use super::{store, PrivacyPolicy, MANAGE};
+use super::{service, store, PrivacyPolicy, MANAGE};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 pub fn routes() -> Vec<Route> {
     routes![export, get_policy, replace_policy,]
-}
-
-/// Everything the tenant holds about the caller: the sections `user`, `roles`,
-/// `backup_codes_remaining`, `sessions`, `api_keys`, `records` (their sensitive fields
-/// withheld) and `sign_in_attempts`, with the tenant and the time of the export.
-#[derive(Serialize, utoipa::ToSchema)]
-struct PersonalExport {
-    #[serde(flatten)]
-    #[schema(ignore)]
-    sections: Map<String, Value>,
-    tenant: ExportedTenant,
-    /// When the export was taken (RFC 3339).
-    exported_at: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ExportedTenant {
-    slug: String,
-    name: String,
 }
 
 #[route(
@@ -41,34 +20,13 @@ struct ExportedTenant {
     access = SignedIn,
     rate = Read,
     tag = "me",
-    responses((status = 200, description = "Everything the tenant holds about the caller (JSON download)", body = PersonalExport)))]
+    responses((status = 200, description = "Everything the tenant holds about the caller (JSON download)", body = super::service::PersonalExport)))]
 async fn export(
     context: RequestContext,
     state: web::Data<DataPlane>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.authenticated()?;
-    let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    let document = store::export(&mut transaction, principal.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the signed-in user no longer exists"))?;
-    transaction.commit().await?;
-    let sections = match document {
-        Value::Object(sections) => sections,
-        _ => return Err(ApiError::internal(&"the export is not a JSON object")),
-    };
-    let tenant = &context.tenant.tenant;
-    let document = PersonalExport {
-        sections,
-        tenant: ExportedTenant {
-            slug: tenant.slug.as_str().to_owned(),
-            name: tenant.name.clone(),
-        },
-        exported_at: state
-            .clock
-            .now()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-    };
+    let document = service::export(&state, &context, principal).await?;
     Ok(HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::CONTENT_DISPOSITION,

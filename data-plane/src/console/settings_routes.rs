@@ -1,0 +1,146 @@
+//! The tenant console's settings page: the sign-in policy (passwords, lockout, sessions,
+//! two-factor, self-registration) and the origins allowed to call the API from a browser
+//! (CORS). Each form is saved through the service of its API route, with its checks.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde_json::{json, Value};
+use shared::error::ApiError;
+use shared::routes::{route, routes, Route};
+
+use super::layer::{see_other, Csrf};
+use super::page::{form_error, render, Fields, Frame};
+use crate::identity::policy::{AuthPolicy, MfaRequirement};
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
+
+pub fn routes() -> Vec<Route> {
+    routes![settings_page, save_auth_policy, save_cors]
+}
+
+#[derive(Template)]
+#[template(path = "console/settings.html")]
+struct SettingsPage {
+    frame: Frame,
+    policy: AuthPolicy,
+    mfa: &'static str,
+    origins: String,
+    policy_error: Option<String>,
+    cors_error: Option<String>,
+}
+
+async fn settings_answer(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    status: StatusCode,
+    errors: (Option<String>, Option<String>),
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
+    let policy = crate::settings::service::auth_policy(state, context).await?;
+    let cors = crate::cors::service::policy(state, context).await?;
+    let mfa = match policy.mfa {
+        MfaRequirement::Optional => "optional",
+        MfaRequirement::Admins => "admins",
+        MfaRequirement::All => "all",
+    };
+    render(
+        status,
+        &SettingsPage {
+            frame,
+            policy,
+            mfa,
+            origins: cors.allowed_origins.join("\n"),
+            policy_error: errors.0,
+            cors_error: errors.1,
+        },
+    )
+}
+
+#[route(get, "/console/admin/settings", access = Permission(crate::settings::MANAGE), rate = Read)]
+async fn settings_page(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
+    settings_answer(&state, &context, &csrf, StatusCode::OK, (None, None)).await
+}
+
+/// A whole number from a form field, or the text itself (the policy's check names it).
+fn number(fields: &Fields, name: &str) -> Value {
+    let text = fields.one(name).trim();
+    text.parse::<u64>()
+        .map_or_else(|_| Value::String(text.to_owned()), Value::from)
+}
+
+#[route(post, "/console/admin/settings/auth-policy",
+    access = Permission(crate::settings::MANAGE),
+    audit = event("settings.auth_policy_update", "settings"),
+    rate = Write)]
+async fn save_auth_policy(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let on = |name: &str| fields.one(name) == "on";
+    let max_age = match fields.one("max_age_days").trim() {
+        "" => Value::Null,
+        _ => number(&fields, "max_age_days"),
+    };
+    let submitted = json!({
+        "password": {
+            "min_length": number(&fields, "min_length"),
+            "require_lowercase": on("require_lowercase"),
+            "require_uppercase": on("require_uppercase"),
+            "require_digit": on("require_digit"),
+            "require_symbol": on("require_symbol"),
+            "history": number(&fields, "history"),
+            "max_age_days": max_age,
+        },
+        "lockout": {
+            "max_failures": number(&fields, "max_failures"),
+            "lockout_minutes": number(&fields, "lockout_minutes"),
+        },
+        "sessions": {
+            "idle_timeout_minutes": number(&fields, "idle_timeout_minutes"),
+            "absolute_lifetime_hours": number(&fields, "absolute_lifetime_hours"),
+            "max_concurrent": number(&fields, "max_concurrent"),
+        },
+        "mfa": fields.one("mfa"),
+        "self_signup": on("self_signup"),
+    });
+    match crate::settings::service::replace_auth_policy(&state, &context, submitted).await {
+        Ok(_) => Ok(see_other("/console/admin/settings")),
+        Err(error) => {
+            let error = ApiError::from(error);
+            let (status, message) = form_error(&error).ok_or(error)?;
+            settings_answer(&state, &context, &csrf, status, (Some(message), None)).await
+        }
+    }
+}
+
+#[route(post, "/console/admin/settings/cors",
+    access = Permission(crate::settings::MANAGE),
+    audit = event("settings.cors_update", "settings"),
+    rate = Write)]
+async fn save_cors(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let origins: Vec<&str> = fields.one("origins").split_whitespace().collect();
+    let submitted = json!({ "allowed_origins": origins });
+    match crate::cors::service::replace_policy(&state, &context, submitted).await {
+        Ok(_) => Ok(see_other("/console/admin/settings")),
+        Err(error) => {
+            let error = ApiError::from(error);
+            let (status, message) = form_error(&error).ok_or(error)?;
+            settings_answer(&state, &context, &csrf, status, (None, Some(message))).await
+        }
+    }
+}
