@@ -24,6 +24,8 @@ use crate::state::DataPlane;
 pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server> {
     let hsts = shared::http::Hsts::for_scheme(&state.config.public_scheme);
     let workers = state.config.workers;
+    let console_cookies =
+        shared::console::cookies::CookiePolicy::for_scheme(&state.config.public_scheme);
     let started_workers = Arc::new(AtomicUsize::new(0));
     // One source for every worker: `/metrics` reads the whole node's state.
     let metrics = web::Data::new({
@@ -39,6 +41,10 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .app_data(web::Data::new(state.for_worker(worker)))
             .app_data(metrics.clone())
             .app_data(hsts)
+            .app_data(console_cookies)
+            .app_data(shared::console::ErrorPages(
+                crate::console::page::error_answer,
+            ))
             .configure(shared::http::configure_extractors)
             // Outermost last. Oversized headers are refused (431) before anything reads them,
             // inside the request id so the refusal is the JSON envelope. Bodies are bounded;
@@ -52,7 +58,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(crate::audit::middleware::record))
             .wrap(from_fn(crate::cors::middleware::apply))
             .wrap(from_fn(observe_outcomes))
-            .wrap(from_fn(crate::console::layer::pages))
+            .wrap(from_fn(shared::console::layer::pages))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))

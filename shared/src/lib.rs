@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod email;
 pub mod envelope;

@@ -11,12 +11,12 @@ use shared::email::Email;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::layer::Csrf;
 use super::page::{failed_rules, form_error, render, Frame, MessagePage};
 use crate::accounts::service::{self as accounts, Registration};
 use crate::identity::passwords::Password;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::Csrf;
 
 pub fn routes() -> Vec<Route> {
     routes![

@@ -13,12 +13,12 @@ use shared::routes::{route, routes, Route};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::layer::{see_other, Csrf};
 use super::page::{form_error, render, Fields, Frame};
 use crate::api_keys::input::{GracePeriod, KeyName, Scopes};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use crate::users::service::{self as users, NewInvitation, PageRequest, RoleAssignment};
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     routes![

@@ -8,14 +8,13 @@
 //! - A browser is signed in by a cookie that names one of the tenant's sessions (`service`,
 //!   `store`); on console paths the request context takes its caller from that cookie and
 //!   from nothing else (`tenancy::context`), and API paths never read it.
-//! - `layer` checks every form's CSRF token, sets the content security policy and turns
-//!   errors into pages; `cookies` writes and reads the cookies; `page` renders templates
-//!   from `data-plane/templates/console/`.
+//! - `shared::console` holds what the operator console shares: the cookies, the layer that
+//!   checks every form's CSRF token, sets the content security policy and turns errors into
+//!   pages (through [`page::error_answer`]), the stylesheet; `page` has this console's frame
+//!   and error page, from `data-plane/templates/console/`.
 
 pub mod account_routes;
 pub mod admin_routes;
-pub mod cookies;
-pub mod layer;
 pub mod page;
 pub mod roles_routes;
 pub mod routes;

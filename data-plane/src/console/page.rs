@@ -11,7 +11,9 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use askama::Template;
 use shared::error::ApiError;
 
-use super::layer::Csrf;
+use shared::console::Csrf;
+pub use shared::console::{failed_rules, form_error, render, safe_next, Fields};
+
 use crate::authz;
 use crate::identity::service::Me;
 use crate::state::DataPlane;
@@ -89,93 +91,6 @@ impl Frame {
     }
 }
 
-/// A posted form's fields, repeated names kept (checkbox lists).
-pub struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    pub fn parse(body: &[u8]) -> Self {
-        Self(
-            url::form_urlencoded::parse(body)
-                .map(|(name, value)| (name.into_owned(), value.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// Fields with these values (a form's defaults).
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        Self(
-            pairs
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                .collect(),
-        )
-    }
-
-    /// The first value of `name`, or "".
-    pub fn one(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(field, _)| field == name)
-            .map_or("", |(_, value)| value.as_str())
-    }
-
-    /// Every non-empty value of `name`.
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(field, value)| field == name && !value.trim().is_empty())
-            .map(|(_, value)| value.trim().to_owned())
-            .collect()
-    }
-}
-
-/// `template` as an HTML answer with `status`.
-pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpResponse, ApiError> {
-    let html = template
-        .render()
-        .map_err(|error| ApiError::internal(&error))?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-/// A refused form's answer: the error a service gave for what was typed, to show beside the
-/// form with the error's status. `None` for errors that are not about the input (a database
-/// outage, a busy node): those become the error page.
-pub fn form_error(error: &ApiError) -> Option<(StatusCode, String)> {
-    (!error.status().is_server_error()).then(|| (error.status(), error.message().to_owned()))
-}
-
-/// The rules a refused password broke (`password_policy`'s details), one per line.
-pub fn failed_rules(error: &ApiError) -> Vec<String> {
-    error
-        .details()
-        .and_then(|details| details.get("failed_rules"))
-        .and_then(|rules| rules.as_array())
-        .map(|rules| {
-            rules
-                .iter()
-                .filter_map(|rule| rule.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A `next` target after sign-in: a console path of ours, never another site.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(next)
-            if shared::routes::is_console_path(next.split('?').next().unwrap_or_default())
-                && !next.starts_with("//")
-                && !next.contains('\\')
-                && !next.starts_with("/console/sign-in") =>
-        {
-            next.to_owned()
-        }
-        _ => shared::routes::CONSOLE_PREFIX.to_owned(),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/error.html")]
 struct ErrorPage<'a> {
@@ -186,8 +101,8 @@ struct ErrorPage<'a> {
     retry_after: Option<String>,
 }
 
-/// The answer to an error on a console request: "sign in first" redirects to the sign-in
-/// page (coming back to this page afterwards), anything else is a page with the status.
+/// The tenant console's error page ([`shared::console::ErrorPages`]): the status, what went
+/// wrong, and when to try again.
 pub fn error_answer(
     request: &HttpRequest,
     status: StatusCode,
@@ -195,21 +110,6 @@ pub fn error_answer(
     message: &str,
     retry_after: Option<HeaderValue>,
 ) -> HttpResponse {
-    if status == StatusCode::UNAUTHORIZED {
-        let next = if request.method() == actix_web::http::Method::GET {
-            request.uri().path_and_query().map(|path| path.as_str())
-        } else {
-            None
-        };
-        let location = match next.map(|next| safe_next(Some(next))) {
-            Some(next) if next != shared::routes::CONSOLE_PREFIX => format!(
-                "/console/sign-in?next={}",
-                percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
-            ),
-            _ => "/console/sign-in".to_owned(),
-        };
-        return super::layer::see_other(&location);
-    }
     let heading = match status {
         StatusCode::FORBIDDEN if code == "tenant_suspended" => "This account is suspended",
         StatusCode::FORBIDDEN => "Not allowed",
@@ -247,28 +147,6 @@ pub fn error_answer(
         }
     }
     answer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn only_console_paths_are_followed_after_sign_in() {
-        assert_eq!(safe_next(Some("/console/sessions")), "/console/sessions");
-        assert_eq!(safe_next(Some("/console/x?y=1")), "/console/x?y=1");
-        for elsewhere in [
-            "https://evil.example/console",
-            "//evil.example/console",
-            "/consolex",
-            "/v1/me",
-            "/console\\..\\x",
-            "/console/sign-in?next=/console",
-        ] {
-            assert_eq!(safe_next(Some(elsewhere)), "/console", "{elsewhere}");
-        }
-        assert_eq!(safe_next(None), "/console");
-    }
 }
 
 /// A page that says one thing and offers one link on (`notice.html`).

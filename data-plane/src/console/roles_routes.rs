@@ -9,11 +9,11 @@ use askama::Template;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::layer::{see_other, Csrf};
 use super::page::{form_error, render, Fields, Frame};
 use crate::roles::service::{self as roles, RoleDefinition, RoleName};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     routes![roles_page, create_role, role_page, update_role, delete_role]

@@ -13,8 +13,6 @@ use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
-use super::cookies::{self, CookiePolicy, CSRF_COOKIE, MFA_COOKIE, SESSION_COOKIE};
-use super::layer::{see_other, Csrf};
 use super::page::{self, form_error, render, safe_next, Frame};
 use super::service::{self, SignIn};
 use crate::identity::passwords::Password;
@@ -22,6 +20,8 @@ use crate::identity::service::Client;
 use crate::mfa::codes::{OneTimeCode, TotpCode};
 use crate::state::DataPlane;
 use crate::tenancy::{Principal, RequestContext};
+use shared::console::cookies::{self, CookiePolicy, CSRF_COOKIE, MFA_COOKIE, SESSION_COOKIE};
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     let mut routes = routes![
@@ -38,8 +38,8 @@ pub fn routes() -> Vec<Route> {
         mfa_enable,
         change_password,
         export,
-        stylesheet,
     ];
+    routes.extend(shared::console::routes());
     routes.extend(super::account_routes::routes());
     routes.extend(super::admin_routes::routes());
     routes.extend(super::sso::routes());
@@ -82,14 +82,6 @@ fn signed_in(state: &DataPlane, secret: &str, next: &str) -> Result<HttpResponse
     headers.append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf, None));
     headers.append(SET_COOKIE, policy.clear(MFA_COOKIE));
     Ok(answer)
-}
-
-#[route(get, "/console/assets/console.css", access = Public, audit = Never, rate = Unlimited)]
-async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../assets/console.css"))
 }
 
 // --- Signing in ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ use shared::error::ApiError;
 use shared::secret_token::{token_digest, SecretToken};
 use zeroize::Zeroizing;
 
-use super::cookies::SESSION_PREFIX;
 use super::store;
 use crate::identity::service::{self as identity, Client, LoginOutcome, TokenResponse};
 use crate::identity::{store as users, IdentityError};
@@ -16,6 +15,7 @@ use crate::sessions::store::{self as sessions, Revoke};
 use crate::state::DataPlane;
 use crate::tenancy::registry::ServedTenant;
 use crate::tenancy::{Principal, RequestContext};
+use shared::console::cookies::SESSION_PREFIX;
 
 /// Where a password sign-in ends in the console.
 pub enum SignIn {

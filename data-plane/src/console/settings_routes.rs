@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::layer::{see_other, Csrf};
 use super::page::{form_error, render, Fields, Frame};
 use crate::identity::policy::{AuthPolicy, MfaRequirement};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     routes![settings_page, save_auth_policy, save_cors]

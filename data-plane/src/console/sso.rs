@@ -14,8 +14,6 @@ use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use shared::secret_token::{token_digest, SecretToken};
 
-use super::cookies::{self, CookiePolicy, CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PREFIX};
-use super::layer::{see_other, Csrf};
 use super::page::{render, safe_next, Fields, Frame};
 use crate::identity::service::TokenResponse;
 use crate::sso::settings::ProviderKind;
@@ -23,6 +21,10 @@ use crate::sso::store::ProviderRow;
 use crate::sso::{oauth, saml, Landing};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::cookies::{
+    self, CookiePolicy, CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PREFIX,
+};
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     routes![start, discover_page, discover]

@@ -15,13 +15,13 @@ use shared::routes::{route, routes, Route};
 use shared::secret_token::SecretToken;
 use uuid::Uuid;
 
-use super::cookies::{CookiePolicy, SSO_PREFIX};
-use super::layer::{see_other, Csrf};
 use super::page::{form_error, render, Fields, Frame};
 use crate::sso::settings::{ProviderInput, ProviderKind};
 use crate::sso::{admin, oauth, saml, Landing};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::cookies::{CookiePolicy, SSO_PREFIX};
+use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
     routes![

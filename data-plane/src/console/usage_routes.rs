@@ -8,10 +8,10 @@ use askama::Template;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::layer::Csrf;
 use super::page::{render, Frame};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::console::Csrf;
 
 pub fn routes() -> Vec<Route> {
     routes![usage_page]

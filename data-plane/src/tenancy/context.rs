@@ -251,10 +251,10 @@ impl FromRequest for RequestContext {
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|value| value.to_str().map(str::to_owned));
         let console_cookie = shared::routes::is_console_path(req.path()).then(|| {
-            crate::console::cookies::read(
+            shared::console::cookies::read(
                 req,
-                crate::console::cookies::SESSION_COOKIE,
-                crate::console::cookies::SESSION_PREFIX,
+                shared::console::cookies::SESSION_COOKIE,
+                shared::console::cookies::SESSION_PREFIX,
             )
         });
         let request = req.clone();

@@ -12,12 +12,12 @@
 //! tenant's host never receives another's cookies) and `Secure` when the public scheme is
 //! https.
 
+use crate::secret_token::{token_digest, well_formed, SecretToken};
 use actix_web::http::header::{HeaderValue, COOKIE};
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cookie::{Cookie, SameSite};
-use shared::secret_token::{token_digest, well_formed, SecretToken};
 use zeroize::Zeroizing;
 
 pub const SESSION_COOKIE: &str = "tenantry_session";
@@ -80,7 +80,7 @@ impl CookiePolicy {
     /// for `max_age` seconds.
     pub fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
         let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
-            .path(shared::routes::CONSOLE_PREFIX)
+            .path(crate::routes::CONSOLE_PREFIX)
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.secure);
@@ -124,7 +124,7 @@ impl CookiePolicy {
     /// A `Set-Cookie` value that removes cookie `name`.
     pub fn clear(&self, name: &str) -> HeaderValue {
         let cookie = Cookie::build((name.to_owned(), String::new()))
-            .path(shared::routes::CONSOLE_PREFIX)
+            .path(crate::routes::CONSOLE_PREFIX)
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.secure)
@@ -142,7 +142,7 @@ fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
 /// A new CSRF cookie secret.
 pub fn new_csrf_secret(
     rng: &ring::rand::SystemRandom,
-) -> Result<Zeroizing<String>, shared::envelope::EnvelopeError> {
+) -> Result<Zeroizing<String>, crate::envelope::EnvelopeError> {
     SecretToken::generate(rng, CSRF_PREFIX).map(SecretToken::into_text)
 }
 

@@ -1,5 +1,5 @@
-//! The layer every console request passes (`server::build` puts it around the app; it acts
-//! only on paths under `/console`):
+//! The layer every console request passes (each plane's `server::build` puts it around the
+//! app; it acts only on paths under `/console`):
 //! - a browser without a CSRF cookie gets one with its first page, and the page's forms the
 //!   token of it ([`Csrf`]);
 //! - a state-changing request must carry, in its form, the token of the CSRF cookie it sends;
@@ -10,6 +10,7 @@
 //!   a database outage) becomes an HTML page with the same status, and "sign in first"
 //!   becomes a redirect to the sign-in page that comes back here afterwards.
 
+use crate::error::ApiError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
@@ -17,11 +18,15 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
-use shared::error::ApiError;
 
 use super::cookies::{self, CookiePolicy, CSRF_COOKIE, CSRF_FIELD, CSRF_PREFIX};
-use super::page;
-use crate::state::DataPlane;
+
+/// How a plane renders an error as a page of its console: app data each plane registers
+/// (its pages carry its own frame). 401 never reaches it: that is a redirect to sign-in.
+#[derive(Clone, Copy)]
+pub struct ErrorPages(
+    pub fn(&HttpRequest, StatusCode, &str, &str, Option<HeaderValue>) -> HttpResponse,
+);
 
 /// The console's content security policy: our stylesheet and images (and the `data:` QR code
 /// of MFA enrolment), forms posting only to this origin, nothing else — no script at all.
@@ -54,13 +59,16 @@ pub async fn pages(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if !shared::routes::is_console_path(req.path()) {
+    if !crate::routes::is_console_path(req.path()) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let Some(state) = req.app_data::<web::Data<DataPlane>>().cloned() else {
-        return Ok(req.error_response(ApiError::internal(&"data plane state missing")));
+    let (Some(policy), Some(pages)) = (
+        req.app_data::<CookiePolicy>().copied(),
+        req.app_data::<ErrorPages>().copied(),
+    ) else {
+        return Ok(req.error_response(ApiError::internal(&"console layer without its app data")));
     };
-    let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
+    let rng = ring::rand::SystemRandom::new();
     let secret = cookies::read(req.request(), CSRF_COOKIE, CSRF_PREFIX);
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
     let mut new_secret = None;
@@ -68,31 +76,44 @@ pub async fn pages(
         (Some(secret), true) => {
             let body = match read_form(&mut req).await {
                 Ok(body) => body,
-                Err(error) => return Ok(finish(req.error_response(error), &policy, None)),
+                Err(error) => return Ok(finish(req.error_response(error), &policy, pages, None)),
             };
             let presented = url::form_urlencoded::parse(&body)
                 .find(|(name, _)| name == CSRF_FIELD)
                 .map(|(_, value)| value.into_owned())
                 .unwrap_or_default();
             if !cookies::form_token_matches(secret, &presented) {
-                return Ok(finish(req.error_response(stale_form()), &policy, None));
+                return Ok(finish(
+                    req.error_response(stale_form()),
+                    &policy,
+                    pages,
+                    None,
+                ));
             }
             req.set_payload(payload_of(body));
             req.extensions_mut()
                 .insert(Csrf(cookies::form_token(secret)));
         }
-        (None, true) => return Ok(finish(req.error_response(stale_form()), &policy, None)),
+        (None, true) => {
+            return Ok(finish(
+                req.error_response(stale_form()),
+                &policy,
+                pages,
+                None,
+            ))
+        }
         (Some(secret), false) => {
             req.extensions_mut()
                 .insert(Csrf(cookies::form_token(secret)));
         }
         (None, false) => {
-            let fresh = match cookies::new_csrf_secret(&state.rng) {
+            let fresh = match cookies::new_csrf_secret(&rng) {
                 Ok(fresh) => fresh,
                 Err(error) => {
                     return Ok(finish(
                         req.error_response(ApiError::internal(&error)),
                         &policy,
+                        pages,
                         None,
                     ))
                 }
@@ -106,6 +127,7 @@ pub async fn pages(
     Ok(finish(
         response,
         &policy,
+        pages,
         new_secret.as_deref().map(String::as_str),
     ))
 }
@@ -145,6 +167,7 @@ fn payload_of(body: web::Bytes) -> actix_web::dev::Payload {
 fn finish(
     response: ServiceResponse<BoxBody>,
     policy: &CookiePolicy,
+    pages: ErrorPages,
     new_csrf: Option<&str>,
 ) -> ServiceResponse<BoxBody> {
     let mut response = match response.response().error() {
@@ -161,7 +184,11 @@ fn finish(
             };
             let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
             let (request, _) = response.into_parts();
-            let answer = page::error_answer(&request, status, code, &message, retry_after);
+            let answer = if status == StatusCode::UNAUTHORIZED {
+                to_sign_in(&request)
+            } else {
+                (pages.0)(&request, status, code, &message, retry_after)
+            };
             ServiceResponse::new(request, answer)
         }
         _ => response,
@@ -182,4 +209,22 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// "Sign in first": to the sign-in page, which comes back to this page afterwards (a GET's
+/// own path; a form's answer goes to sign-in alone).
+fn to_sign_in(request: &HttpRequest) -> HttpResponse {
+    let next = if request.method() == Method::GET {
+        request.uri().path_and_query().map(|path| path.as_str())
+    } else {
+        None
+    };
+    let location = match next.map(|next| super::safe_next(Some(next))) {
+        Some(next) if next != crate::routes::CONSOLE_PREFIX => format!(
+            "/console/sign-in?next={}",
+            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        _ => "/console/sign-in".to_owned(),
+    };
+    see_other(&location)
 }
