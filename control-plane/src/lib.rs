@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod clusters;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod error;
 pub mod moves;

@@ -20,6 +20,7 @@ pub fn table() -> Vec<Route> {
         crate::clusters::routes::routes(),
         crate::moves::routes::routes(),
         crate::sso::routes::routes(),
+        crate::console::routes::routes(),
     ]
     .into_iter()
     .flatten()

@@ -15,17 +15,22 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
         let separately = control.config.metrics_listen.is_some();
         shared::metrics::MetricsSource::new(move || control.render_metrics(), separately)
     });
+    let console_cookies =
+        shared::console::cookies::CookiePolicy::for_scheme(&control.config.public_scheme);
     let control = web::Data::new(control);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(control.clone())
             .app_data(metrics.clone())
             .app_data(hsts)
+            .app_data(console_cookies)
+            .app_data(shared::console::ErrorPages(crate::console::error_answer))
             .configure(shared::http::configure_extractors)
             // Outermost last: oversized headers are refused (431) inside the request id, so
             // the refusal is the JSON envelope; request ids are set before the security
             // headers are added, so error bodies rebuilt with the request id keep the headers.
             .wrap(from_fn(enforce_deadline))
+            .wrap(from_fn(shared::console::layer::pages))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
             .wrap(from_fn(shared::http::security_headers))

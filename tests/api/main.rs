@@ -29,6 +29,7 @@ mod moves;
 mod node_process;
 mod observability;
 mod operator_api;
+mod operator_console;
 mod password_hashing;
 mod password_reset;
 mod pgbouncer;

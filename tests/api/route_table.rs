@@ -210,6 +210,21 @@ async fn every_control_plane_route_is_documented_and_operator_routes_refuse_ever
     let routes = shared::routes::infos(&control_plane::route_table::table());
     for route in &routes {
         let name = format!("{} {}", route.method, route.path);
+        if route.is_page() {
+            // The operator console: a page, refused to anyone without its session cookie
+            // (an operator token included: pages read only the cookie).
+            walk_page(&anonymous, route, documented(&document, route)).await;
+            let (with_token, _) = call(app.operator_api().client(), route).await;
+            if route.policy.access != Access::Public {
+                let expected = if route.method == actix_web::http::Method::GET {
+                    StatusCode::SEE_OTHER
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(with_token, expected, "{name} with an operator token");
+            }
+            continue;
+        }
         assert!(
             documented(&document, route).is_object(),
             "{name} is not in the document"

@@ -10,6 +10,18 @@ use crate::context::ControlPlane;
 pub enum OperatorCommand {
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Operator accounts, for the operator console.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Make an account; its password is read from standard input (one line).
+    Add {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,7 +40,20 @@ pub(super) async fn run(
     control: &ControlPlane,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let OperatorCommand::Token(TokenCommand::Create { name, raw }) = command;
+    let (name, raw) = match command {
+        OperatorCommand::Token(TokenCommand::Create { name, raw }) => (name, raw),
+        OperatorCommand::Account(AccountCommand::Add { email }) => {
+            let email = shared::email::Email::parse(&email)
+                .map_err(|error| anyhow::anyhow!("--email: {error}"))?;
+            let mut password = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut password)?;
+            let password =
+                zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
+            crate::operators::accounts::add(control, &email, password).await?;
+            writeln!(out, "operator account {email} added")?;
+            return Ok(());
+        }
+    };
     let token = crate::operators::create_token(control, &name).await?;
     if raw {
         writeln!(out, "{}", token.as_str())?;

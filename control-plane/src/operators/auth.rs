@@ -1,6 +1,7 @@
 //! The route guard of the control plane: every declared route with `access = Operator` needs
-//! `Authorization: Bearer <operator token>` ([`authorize`]); a handler that needs to know
-//! which token called takes [`Operator`].
+//! `Authorization: Bearer <operator token>` ([`authorize`]) — or, on the operator console's
+//! pages (and only there), the console's session cookie of an operator account; a handler
+//! that needs to know who called takes [`Operator`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use crate::context::ControlPlane;
 /// An authenticated operator: the route guard put it in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Operator {
+    /// The token's name, or `account <email>` for an operator signed in to the console.
     pub token_name: String,
 }
 
@@ -29,6 +31,28 @@ impl FromRequest for Operator {
             }
         }
         let control = req.app_data::<web::Data<ControlPlane>>().cloned();
+        // A console page takes its operator from the session cookie, and from nothing else.
+        if shared::routes::is_console_path(req.path()) {
+            let cookie = shared::console::cookies::read(
+                req,
+                shared::console::cookies::SESSION_COOKIE,
+                shared::console::cookies::SESSION_PREFIX,
+            );
+            return Box::pin(async move {
+                let control =
+                    control.ok_or_else(|| ApiError::internal(&"control plane state missing"))?;
+                let cookie = cookie.ok_or_else(|| ApiError::unauthorized("sign in first"))?;
+                match crate::operators::accounts::session(&control, &cookie).await {
+                    Ok(Some(email)) => Ok(Operator {
+                        token_name: format!("account {email}"),
+                    }),
+                    Ok(None) => Err(ApiError::unauthorized(
+                        "the session has ended; sign in again",
+                    )),
+                    Err(error) => Err(error.into()),
+                }
+            });
+        }
         let token = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)

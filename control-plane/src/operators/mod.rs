@@ -1,9 +1,11 @@
-//! Operator tokens: bearer credentials for the control plane's REST API.
+//! Operator tokens: bearer credentials for the control plane's REST API; and operator
+//! accounts, for people signing in to the operator console ([`accounts`]).
 //!
 //! A token is 256 random bits, shown once and stored only as its SHA-256 digest (a fast hash
 //! is right for a full-entropy secret; slow hashes are for passwords). Lookup is by digest, so
 //! comparing secrets byte by byte never happens and timing reveals nothing about the token.
 
+pub mod accounts;
 pub mod auth;
 mod store;
 

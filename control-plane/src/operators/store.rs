@@ -40,3 +40,92 @@ pub async fn use_token(
         None => Ok(None),
     }
 }
+
+/// Stores an operator account; `false` when the address has one.
+pub async fn insert_account(
+    client: &impl GenericClient,
+    email: &str,
+    password_hash: &str,
+) -> Result<bool, ControlError> {
+    let inserted = client
+        .execute(
+            "INSERT INTO control.operator_accounts (id, email, password_hash) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO NOTHING",
+            &[&Uuid::now_v7(), &email, &password_hash],
+        )
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// An enabled account's id and password hash, by address.
+pub async fn account_by_email(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<Option<(Uuid, String)>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT id, password_hash FROM control.operator_accounts
+             WHERE email = $1 AND disabled_at IS NULL",
+            &[&email],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some((row.try_get("id")?, row.try_get("password_hash")?))),
+        None => Ok(None),
+    }
+}
+
+/// Opens a console session for `account_id` under a cookie's digest.
+pub async fn insert_session(
+    client: &impl GenericClient,
+    digest: &[u8],
+    account_id: Uuid,
+    now: time::OffsetDateTime,
+    expires_at: time::OffsetDateTime,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "INSERT INTO control.operator_console_sessions
+                 (digest, account_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&digest, &account_id, &now, &expires_at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The address of the enabled account whose live session the digest names.
+pub async fn session_account(
+    client: &impl GenericClient,
+    digest: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<Option<String>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT a.email FROM control.operator_console_sessions s
+             JOIN control.operator_accounts a ON a.id = s.account_id AND a.disabled_at IS NULL
+             WHERE s.digest = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+            &[&digest, &now],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(row.try_get("email")?)),
+        None => Ok(None),
+    }
+}
+
+/// Ends the session the digest names.
+pub async fn revoke_session(
+    client: &impl GenericClient,
+    digest: &[u8],
+    now: time::OffsetDateTime,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE control.operator_console_sessions SET revoked_at = $2
+             WHERE digest = $1 AND revoked_at IS NULL",
+            &[&digest, &now],
+        )
+        .await?;
+    Ok(())
+}

@@ -91,6 +91,33 @@ pub async fn list(client: &impl GenericClient) -> Result<Vec<Tenant>, ControlErr
         .collect::<Result<_, CatalogError>>()?)
 }
 
+/// One page of tenants in slug order after `after`, whose slug starts with `query` or whose
+/// name contains it (case-insensitive); `limit` at most. Served by the slug's unique index.
+pub async fn search(
+    client: &impl GenericClient,
+    query: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Tenant>, ControlError> {
+    let escaped = query
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let sql = format!(
+        "SELECT {TENANT_COLUMNS} FROM control.tenants t
+         WHERE t.status <> 'deleted' AND t.slug > $1
+           AND ($2 = '' OR t.slug LIKE $3 || '%' OR t.name ILIKE '%' || $3 || '%')
+         ORDER BY t.slug LIMIT $4"
+    );
+    let rows = client
+        .query(&sql, &[&after, &query, &escaped, &limit])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(tenant_from_row)
+        .collect::<Result<_, CatalogError>>()?)
+}
+
 pub async fn set_status(
     client: &impl GenericClient,
     tenant_id: Uuid,

@@ -58,6 +58,21 @@ pub async fn get(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant, Co
         .ok_or_else(|| ControlError::TenantNotFound(slug.to_string()))
 }
 
+/// One page of the tenants matching `query` (a slug prefix or part of a name), after slug
+/// `after`; whether there are more.
+pub async fn search(
+    control: &ControlPlane,
+    query: &str,
+    after: &str,
+    limit: i64,
+) -> Result<(Vec<Tenant>, bool), ControlError> {
+    let client = control.pool.get().await?;
+    let mut tenants = store::search(&client, query, after, limit + 1).await?;
+    let more = tenants.len() as i64 > limit;
+    tenants.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok((tenants, more))
+}
+
 pub async fn list(control: &ControlPlane) -> Result<Vec<Tenant>, ControlError> {
     let client = control.pool.get().await?;
     store::list(&client).await

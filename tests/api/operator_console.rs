@@ -1,0 +1,245 @@
+//! The operator console on the control plane, over plain HTTP: operator accounts sign in
+//! (tokens do not open pages, cookies do not open the API), tenants are found by slug or name
+//! a page at a time, created with their first admin invited, suspended (the tenant's own
+//! console then says so), given quotas, and deleted only after their slug is typed.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use shared::email::Email;
+use tenantry_tests::console::Browser;
+use tenantry_tests::{unique_address, TestApp};
+
+const OPERATOR: &str = "ops@tenantry.example";
+const OPERATOR_PASSWORD: &str = "an operator's long passphrase";
+
+/// A browser on the control plane, signed in as a fresh operator account.
+async fn operator_browser(app: &TestApp) -> Browser {
+    control_plane::operators::accounts::add(
+        &app.control,
+        &Email::parse(OPERATOR).unwrap(),
+        zeroize::Zeroizing::new(OPERATOR_PASSWORD.to_owned()),
+    )
+    .await
+    .unwrap();
+    let mut browser = Browser::new(reqwest_client(), &app.control_url, "");
+    let landed = browser.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+    browser
+}
+
+fn reqwest_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_account_signs_in_and_only_its_cookie_opens_the_console() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme").await;
+    let mut anonymous = Browser::new(reqwest_client(), &app.control_url, "");
+    let refused = anonymous.get("/console").await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert_eq!(refused.location(), Some("/console/sign-in"));
+    control_plane::operators::accounts::add(
+        &app.control,
+        &Email::parse(OPERATOR).unwrap(),
+        zeroize::Zeroizing::new(OPERATOR_PASSWORD.to_owned()),
+    )
+    .await
+    .unwrap();
+    for (email, password) in [
+        (OPERATOR, "wrong password!!"),
+        ("nobody@example.com", OPERATOR_PASSWORD),
+    ] {
+        let wrong = anonymous.sign_in(email, password).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{email}");
+        assert!(wrong.html.contains("invalid email or password"));
+    }
+    let landed = anonymous.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER);
+    let list = anonymous.get("/console").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.html);
+    assert!(list.html.contains("href=\"/console/tenants/acme\""));
+    assert_eq!(
+        list.headers["content-security-policy"],
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+
+    // The cookie is no API credential, and an operator token opens no page.
+    let api = reqwest_client()
+        .get(format!("{}/v1/tenants", app.control_url))
+        .header(
+            "Cookie",
+            format!("tenantry_session={}", anonymous.cookies["tenantry_session"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    let token_page = app
+        .operator_api()
+        .client()
+        .get("/console")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token_page.status(), StatusCode::SEE_OTHER);
+
+    // Signed out, the same cookie opens nothing.
+    let cookie = anonymous.cookies["tenantry_session"].clone();
+    anonymous.submit("/console", "/console/sign-out", &[]).await;
+    anonymous
+        .cookies
+        .insert("tenantry_session".to_owned(), cookie);
+    assert_eq!(
+        anonymous.get("/console").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn tenants_are_searched_by_slug_or_name_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    for slug in ["alpha-one", "alpha-two", "beta"] {
+        app.create_tenant(slug).await;
+    }
+    let mut browser = operator_browser(&app).await;
+    let found = browser.get("/console?q=alpha").await;
+    assert!(found.html.contains("/console/tenants/alpha-one"));
+    assert!(found.html.contains("/console/tenants/alpha-two"));
+    assert!(!found.html.contains("/console/tenants/beta"));
+    let after = browser.get("/console?after=alpha-one").await;
+    assert!(!after.html.contains("/console/tenants/alpha-one\""));
+    assert!(after.html.contains("/console/tenants/beta"));
+    // Names match anywhere, case aside; LIKE's wildcards are plain characters.
+    let by_name = browser.get("/console?q=BETA%20DISPLAY").await;
+    assert!(
+        by_name.html.contains("/console/tenants/beta"),
+        "{}",
+        by_name.html
+    );
+    let wildcard = browser.get("/console?q=%25").await;
+    assert!(
+        wildcard.html.contains("No tenant matches."),
+        "{}",
+        wildcard.html
+    );
+}
+
+#[tokio::test]
+async fn an_operator_creates_suspends_limits_and_deletes_a_tenant_from_the_console() {
+    let app = TestApp::spawn().await;
+    let mut browser = operator_browser(&app).await;
+    let admin = unique_address("first-admin");
+
+    let bad = browser
+        .submit(
+            "/console/tenants/new",
+            "/console/tenants",
+            &[("slug", "Not A Slug")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"tenant-error\""));
+
+    let created = browser
+        .submit(
+            "/console/tenants/new",
+            "/console/tenants",
+            &[
+                ("slug", "initech"),
+                ("name", "Initech"),
+                ("admin_email", &admin),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    assert_eq!(created.location(), Some("/console/tenants/initech"));
+    assert_eq!(app.tenant_status("initech").await, "active");
+    let mails = app.wait_for_mail(&admin, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1, "the first admin's invitation");
+
+    // Suspended: the tenant's own console says so.
+    let mut tenant_browser = app.browser("initech");
+    assert_eq!(
+        tenant_browser.get("/console/sign-in").await.status,
+        StatusCode::OK
+    );
+    let suspended = browser
+        .submit(
+            "/console/tenants/initech",
+            "/console/tenants/initech/status",
+            &[("status", "suspended")],
+        )
+        .await;
+    assert_eq!(
+        suspended.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        suspended.html
+    );
+    assert_eq!(app.tenant_status("initech").await, "suspended");
+    let shown = TestApp::eventually(Duration::from_secs(5), || {
+        let mut tenant_browser = tenant_browser.clone();
+        async move { tenant_browser.get("/console/sign-in").await.status == StatusCode::FORBIDDEN }
+    })
+    .await;
+    assert!(shown.is_some(), "the tenant's console still served");
+    assert!(tenant_browser
+        .get("/console/sign-in")
+        .await
+        .html
+        .contains("This account is suspended"));
+
+    // Quotas: a number is kept, a word is refused, empty means the plan's.
+    let refused = browser
+        .submit(
+            "/console/tenants/initech",
+            "/console/tenants/initech/quotas",
+            &[("max_users", "seven")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let saved = browser
+        .submit(
+            "/console/tenants/initech",
+            "/console/tenants/initech/quotas",
+            &[("max_users", "7")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let quotas = app
+        .operator_api()
+        .tenants()
+        .quotas("initech")
+        .await
+        .unwrap();
+    assert_eq!(quotas["overrides"]["max_users"], 7, "{quotas}");
+
+    // Deleting needs the slug typed.
+    let kept = browser
+        .submit(
+            "/console/tenants/initech",
+            "/console/tenants/initech/delete",
+            &[("confirm", "initec")],
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.tenant_status("initech").await, "suspended");
+    let deleted = browser
+        .submit(
+            "/console/tenants/initech",
+            "/console/tenants/initech/delete",
+            &[("confirm", "initech")],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.html);
+    assert_eq!(
+        browser.get("/console/tenants/initech").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
