@@ -92,6 +92,19 @@ if ! token_is_live; then
 fi
 OPERATOR_TOKEN=$(cat "$TOKEN_FILE")
 
+# An operator account for the operator console; its password is kept (mode 600) like the
+# token. Made once: a second run finds it.
+OPERATOR_EMAIL=ops@localhost.example
+OPERATOR_PASSWORD_FILE="$STATE_DIR/operator-password"
+if [ ! -s "$OPERATOR_PASSWORD_FILE" ]; then
+    log "creating the operator account $OPERATOR_EMAIL"
+    operator_password=$(openssl rand -base64 18)
+    printf '%s\n' "$operator_password" \
+        | "$CONTROL_PLANE" operator account add --email "$OPERATOR_EMAIL" >/dev/null \
+        && (umask 077 && printf '%s\n' "$operator_password" >"$OPERATOR_PASSWORD_FILE") \
+        || log "the operator account $OPERATOR_EMAIL exists, but its password is not in $OPERATOR_PASSWORD_FILE"
+fi
+
 stop_pidfile "$STATE_DIR/control-plane.pid" "control plane"
 stop_pidfile "$STATE_DIR/data-plane.pid" "data plane"
 log "starting the control plane on $CONTROL_LISTEN and the data plane on $DATA_LISTEN"
@@ -197,6 +210,7 @@ Try:
 
 Demo admin: $DEMO_EMAIL / $(cat "$DEMO_PASSWORD_FILE" 2>/dev/null)
 Tenant console: http://acme.$BASE_DOMAIN:${DATA_URL##*:}/console (sign in as the demo admin)
+Operator console: $CONTROL_URL/console ($OPERATOR_EMAIL / $(cat "$OPERATOR_PASSWORD_FILE" 2>/dev/null))
 
 Stop it with deploy/local/down.sh.
 DONE
