@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::console::cookies::{self, CookiePolicy, CSRF_COOKIE, SESSION_COOKIE, SESSION_PREFIX};
-use shared::console::{form_error, render, safe_next, see_other, Csrf, Fields};
+use shared::console::{refused, render, safe_next, see_other, Csrf, Fields};
 use shared::email::Email;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
@@ -263,7 +263,7 @@ async fn create_tenant(
             created.details.tenant.slug
         ))),
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             let page = NewTenantPage {
                 frame: frame(&csrf, Some(&operator)),
                 typed: fields,
@@ -394,8 +394,7 @@ async fn set_status(
     match changed {
         Ok(_) => Ok(see_other(&format!("/console/tenants/{slug}"))),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             tenant_answer(&control, &operator, &csrf, &slug, status, Some(message)).await
         }
     }
@@ -454,7 +453,7 @@ async fn set_quotas(
     match saved {
         Ok(_) => Ok(see_other(&format!("/console/tenants/{slug}"))),
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             tenant_answer(&control, &operator, &csrf, &slug, status, Some(message)).await
         }
     }

@@ -11,7 +11,7 @@ use shared::email::Email;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::page::{failed_rules, form_error, render, Frame, MessagePage};
+use super::page::{failed_rules, form_error, refused, render, Frame, MessagePage};
 use crate::accounts::service::{self as accounts, Registration};
 use crate::identity::passwords::Password;
 use crate::state::DataPlane;
@@ -193,8 +193,7 @@ async fn verify_email(
             ),
         ),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, text) = form_error(&error).ok_or(error)?;
+            let (status, text) = refused(error)?;
             render(
                 status,
                 &message(

@@ -13,7 +13,7 @@ use shared::routes::{route, routes, Route};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::page::{form_error, render, Fields, Frame};
+use super::page::{refused, render, Fields, Frame};
 use crate::api_keys::input::{GracePeriod, KeyName, Scopes};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -187,7 +187,7 @@ async fn invite_user(
             users_answer(&state, &context, &csrf, None, outcome, Default::default()).await
         }
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             users_answer(
                 &state,
                 &context,
@@ -283,8 +283,7 @@ async fn set_user_roles(
     match users::set_roles(&state, &context, caller, user_id, assignments).await {
         Ok(_) => Ok(see_other(&format!("/console/admin/users/{user_id}"))),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             user_answer(&state, &context, &csrf, user_id, (status, Some(message))).await
         }
     }
@@ -305,8 +304,7 @@ async fn disable_user(
     match users::disable(&state, &context, caller, user_id).await {
         Ok(_) => Ok(see_other(&format!("/console/admin/users/{user_id}"))),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             user_answer(&state, &context, &csrf, user_id, (status, Some(message))).await
         }
     }
@@ -461,8 +459,7 @@ async fn create_api_key(
             .await
         }
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             keys_answer(&state, &context, &csrf, status, Some(message), typed, None).await
         }
     }
@@ -595,7 +592,7 @@ async fn audit_page(
         match crate::audit::service::filter(filters.query(EVENTS_PER_PAGE), state.clock.now()) {
             Ok(filter) => filter,
             Err(error) => {
-                let (status, message) = form_error(&error).ok_or(error)?;
+                let (status, message) = refused(error)?;
                 let page = AuditPage {
                     frame,
                     export: filters.query_string(),

@@ -12,7 +12,7 @@ use askama::Template;
 use shared::error::ApiError;
 
 use shared::console::Csrf;
-pub use shared::console::{failed_rules, form_error, render, safe_next, Fields};
+pub use shared::console::{failed_rules, form_error, refused, render, safe_next, Fields};
 
 use crate::authz;
 use crate::identity::service::Me;

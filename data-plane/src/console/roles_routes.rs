@@ -9,7 +9,7 @@ use askama::Template;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::page::{form_error, render, Fields, Frame};
+use super::page::{refused, render, Fields, Frame};
 use crate::roles::service::{self as roles, RoleDefinition, RoleName};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -207,8 +207,7 @@ async fn create_role(
             name.as_str()
         ))),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             roles_answer(
                 &state,
                 &context,
@@ -310,8 +309,7 @@ async fn update_role(
             name.as_str()
         ))),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             role_answer(
                 &state,
                 &context,

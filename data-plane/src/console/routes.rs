@@ -13,7 +13,7 @@ use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
-use super::page::{self, form_error, render, safe_next, Frame};
+use super::page::{self, form_error, refused, render, safe_next, Frame};
 use super::service::{self, SignIn};
 use crate::identity::passwords::Password;
 use crate::identity::service::Client;
@@ -267,7 +267,7 @@ async fn mfa_answer(
         // A dead challenge (expired, spent, too many wrong codes): start again.
         Err(error) if error.code() == "invalid_mfa_token" => Ok(see_other("/console/sign-in")),
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             let page = MfaChallengePage {
                 frame: Frame::new(&context, &csrf, None),
                 next,
@@ -612,8 +612,7 @@ async fn mfa_enable(
             },
         ),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             // The pending secret stays; a new one is made only by starting again.
             let page = page::MessagePage {
                 frame,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::page::{form_error, render, Fields, Frame};
+use super::page::{refused, render, Fields, Frame};
 use crate::identity::policy::{AuthPolicy, MfaRequirement};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -115,8 +115,7 @@ async fn save_auth_policy(
     match crate::settings::service::replace_auth_policy(&state, &context, submitted).await {
         Ok(_) => Ok(see_other("/console/admin/settings")),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             settings_answer(&state, &context, &csrf, status, (Some(message), None)).await
         }
     }
@@ -138,8 +137,7 @@ async fn save_cors(
     match crate::cors::service::replace_policy(&state, &context, submitted).await {
         Ok(_) => Ok(see_other("/console/admin/settings")),
         Err(error) => {
-            let error = ApiError::from(error);
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             settings_answer(&state, &context, &csrf, status, (None, Some(message))).await
         }
     }

@@ -15,7 +15,7 @@ use shared::routes::{route, routes, Route};
 use shared::secret_token::SecretToken;
 use uuid::Uuid;
 
-use super::page::{form_error, render, Fields, Frame};
+use super::page::{refused, render, Fields, Frame};
 use crate::sso::settings::{ProviderInput, ProviderKind};
 use crate::sso::{admin, oauth, saml, Landing};
 use crate::state::DataPlane;
@@ -364,7 +364,7 @@ async fn create_provider(
     match saved {
         Ok(view) => Ok(see_other(&format!("/console/admin/sso/{}", view.name))),
         Err(error) => {
-            let (status, message) = form_error(&error).ok_or(error)?;
+            let (status, message) = refused(error)?;
             new_provider_answer(
                 &state,
                 &context,

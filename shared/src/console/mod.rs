@@ -47,6 +47,13 @@ pub fn form_error(error: &ApiError) -> Option<(StatusCode, String)> {
     (!error.status().is_server_error()).then(|| (error.status(), error.message().to_owned()))
 }
 
+/// A service's refusal of what a form sent: its status and message, to show beside the form,
+/// or, for errors that are not about the input, the error itself to answer as a page.
+pub fn refused(error: impl Into<ApiError>) -> Result<(StatusCode, String), ApiError> {
+    let error = error.into();
+    form_error(&error).ok_or(error)
+}
+
 /// The rules a refused password broke (`password_policy`'s details), one per line.
 pub fn failed_rules(error: &ApiError) -> Vec<String> {
     error
