@@ -120,3 +120,48 @@ async fn a_tenant_admin_invites_a_user_makes_an_api_key_for_curl_and_finds_both_
     let mails = app.wait_for_mail(&invitee, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1);
 }
+
+#[tokio::test]
+async fn an_operator_creates_suspends_and_limits_a_tenant_in_a_browser() {
+    let app = TestApp::spawn().await;
+    let email = "ops@tenantry.example";
+    let password = "an operator's long passphrase";
+    control_plane::operators::accounts::add(
+        &app.control,
+        &shared::email::Email::parse(email).unwrap(),
+        zeroize::Zeroizing::new(password.to_owned()),
+    )
+    .await
+    .unwrap();
+    let admin = unique_address("umbrella-admin");
+    let summary = run_script(
+        "platform_operator.py",
+        json!({
+            "control_url": app.control_url,
+            "data_url": app.data_url,
+            "chromium": tool("TENANTRY_TEST_CHROMIUM"),
+            "screenshots": screenshots(),
+            "email": email,
+            "password": password,
+            "slug": "umbrella",
+            "admin_email": admin,
+        }),
+    )
+    .await;
+    assert_eq!(summary["suspended_page"], true);
+    // What the browser did is what the catalog holds.
+    assert_eq!(app.tenant_status("umbrella").await, "suspended");
+    let quotas = app
+        .operator_api()
+        .tenants()
+        .quotas("umbrella")
+        .await
+        .unwrap();
+    assert_eq!(quotas["overrides"]["max_users"], 25, "{quotas}");
+    assert_eq!(
+        app.wait_for_mail(&admin, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+}
