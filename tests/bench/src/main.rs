@@ -42,6 +42,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod console;
 mod fleet;
 mod signin_flood;
 
@@ -130,6 +131,9 @@ struct Args {
     /// started by deploy/local/test.sh) instead of one server.
     #[arg(long)]
     clickhouse_cluster: bool,
+    /// Audit events of the console section's tenant.
+    #[arg(long, default_value_t = 100_000)]
+    console_events: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,6 +148,7 @@ enum Section {
     Audit,
     SigninFlood,
     Fleet,
+    Console,
 }
 
 /// The password of every bench tenant's owner.
@@ -244,6 +249,9 @@ async fn main() {
     }
     if run(Section::Fleet) {
         fleet::fleet(&app, &args).await;
+    }
+    if run(Section::Console) {
+        console::console(&app, &args).await;
     }
     if run(Section::SigninFlood) {
         let flood = signin_flood::FloodArgs {

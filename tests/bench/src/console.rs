@@ -1,0 +1,137 @@
+//! The console section (`--sections console`, not in the default set): issue #19 item 7.
+//! The audit view over `--console-events` (100,000) events of one tenant, rendered as the
+//! console's page (`GET /console/admin/audit`, cookie session, 50 events) beside the JSON API
+//! call that serves the same page (`GET /v1/admin/audit?limit=50`, bearer token), one client
+//! at a time, alternating, so the figure is the page's own cost: p50 and p99 of each and
+//! their ratio (goal: the page within 1.5× of the API call).
+
+use std::time::Instant;
+
+use shared::events::rows::AuditRow;
+use tenantry_tests::TestApp;
+
+use super::{signed_in_owner, Args, PASSWORD};
+
+/// Writes `count` audit events of tenant `tenant_id`, one a second back from now.
+async fn seed_events(app: &TestApp, tenant_id: &str, count: usize) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut insert = app
+        .clickhouse()
+        .insert::<AuditRow>("audit_log")
+        .await
+        .expect("an insert into audit_log");
+    for index in 0..count {
+        let at = u32::try_from(now).unwrap_or(u32::MAX) - u32::try_from(index).unwrap_or(0);
+        let row = AuditRow {
+            tenant_id: tenant_id.to_owned(),
+            occurred_at: at,
+            occurred_at_ms: u64::from(at) * 1000,
+            event_id: uuid::Uuid::new_v4().to_string(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            actor_type: "user".to_owned(),
+            actor_id: uuid::Uuid::new_v4().to_string(),
+            action: ["records.create", "auth.login", "users.invite"][index % 3].to_owned(),
+            resource_type: "record".to_owned(),
+            resource_id: index.to_string(),
+            result: "success".to_owned(),
+            ip: "203.0.113.7".to_owned(),
+            user_agent: "bench".to_owned(),
+            http_method: "POST".to_owned(),
+            http_path: "/v1/collections/notes/records".to_owned(),
+            http_status: 201,
+            duration_ms: 3,
+            metadata: "{}".to_owned(),
+            chain_stream: "bench".to_owned(),
+            chain_seq: index as u64 + 1,
+            key_version: 1,
+            prev_mac: String::new(),
+            mac: String::new(),
+        };
+        insert.write(&row).await.expect("an audit row");
+    }
+    insert.end().await.expect("the audit rows written");
+}
+
+/// Milliseconds of each request, sent one after another.
+async fn timed(http: &reqwest::Client, request: &reqwest::Request, count: usize) -> Vec<f64> {
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let request = request
+            .try_clone()
+            .expect("a request without a streamed body");
+        let started = Instant::now();
+        let reply = http.execute(request).await.expect("an answer");
+        assert!(reply.status().is_success(), "{}", reply.status());
+        let body = reply.bytes().await.expect("a body");
+        assert!(!body.is_empty());
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+fn percentile(times: &mut [f64], p: f64) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[((times.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub async fn console(app: &TestApp, args: &Args) {
+    let events = args.console_events;
+    println!("\n## Console: the audit view over {events} events, page against API");
+    let (tenant, _, access) =
+        signed_in_owner(app, "console-bench", "owner@console-bench.example").await;
+    let tenant_id = tenant.id.to_string();
+    let started = Instant::now();
+    seed_events(app, &tenant_id, events).await;
+    println!(
+        "seeded {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut browser = app.browser("console-bench");
+    let landed = browser
+        .sign_in("owner@console-bench.example", PASSWORD)
+        .await;
+    assert_eq!(landed.status, reqwest::StatusCode::SEE_OTHER);
+    let cookies = browser
+        .cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{}/console/admin/audit", app.data_url))
+        .header("X-Tenant", "console-bench")
+        .header("Cookie", &cookies)
+        .build()
+        .unwrap();
+    let api = http
+        .get(format!("{}/v1/admin/audit?limit=50", app.data_url))
+        .header("X-Tenant", "console-bench")
+        .bearer_auth(&access)
+        .build()
+        .unwrap();
+    // Warm both (caches, ClickHouse's marks), then alternate rounds.
+    timed(&http, &page, 20).await;
+    timed(&http, &api, 20).await;
+    println!("| round | path | requests | p50 ms | p99 ms |\n|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds {
+        let mut api_times = timed(&http, &api, 200).await;
+        let mut page_times = timed(&http, &page, 200).await;
+        let (api_p50, page_p50) = (
+            percentile(&mut api_times, 0.5),
+            percentile(&mut page_times, 0.5),
+        );
+        println!(
+            "| {round} | GET /v1/admin/audit?limit=50 (JSON) | 200 | {api_p50:.2} | {:.2} |",
+            percentile(&mut api_times, 0.99)
+        );
+        println!(
+            "| {round} | GET /console/admin/audit (HTML, 50 events) | 200 | {page_p50:.2} | {:.2} |",
+            percentile(&mut page_times, 0.99)
+        );
+        ratios.push(page_p50 / api_p50);
+    }
+    println!("ratio page p50 / API p50 per round: {ratios:.2?} (goal <= 1.5)");
+}
