@@ -5,6 +5,11 @@ CREATE TABLE control.operator_accounts (
     email         text NOT NULL UNIQUE CHECK (email = lower(email)),
     -- argon2id, PHC string.
     password_hash text NOT NULL,
+    -- The TOTP secret sealed with the KEK (`Kek::seal`, context `operator-totp:<id>`), pending
+    -- until a code confirms it (`totp_enabled`); the last step accepted (no code twice).
+    totp_secret   bytea,
+    totp_enabled  boolean NOT NULL DEFAULT false,
+    totp_last_step bigint,
     created_at    timestamptz NOT NULL DEFAULT now(),
     disabled_at   timestamptz
 );

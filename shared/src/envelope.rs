@@ -128,6 +128,12 @@ impl std::fmt::Debug for Kek {
     }
 }
 
+fn kek_sealing_context(context: &[u8]) -> Vec<u8> {
+    let mut aad = b"tenantry-kek-sealed:".to_vec();
+    aad.extend_from_slice(context);
+    aad
+}
+
 fn associated_data(tenant_id: Uuid, version: i32) -> Vec<u8> {
     format!("tenantry-data-key:{tenant_id}:{version}").into_bytes()
 }
@@ -158,6 +164,46 @@ impl Kek {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Encrypts a small secret of the control plane's own (an operator's TOTP secret) under
+    /// the KEK, `context` bound as associated data (domain-separated from data keys' wrapping).
+    /// Output: nonce followed by ciphertext and tag. Re-seal after a KEK rotation.
+    pub fn seal(
+        &self,
+        rng: &SystemRandom,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce).map_err(|_| EnvelopeError::Random)?;
+        let mut in_out = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kek_sealing_context(context)),
+                &mut in_out,
+            )
+            .map_err(|_| EnvelopeError::Random)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&in_out);
+        in_out.zeroize();
+        Ok(sealed)
+    }
+
+    /// Opens what [`Kek::seal`] made with this KEK and `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(EnvelopeError::Unwrap);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Unwrap)?;
+        let mut in_out = Zeroizing::new(ciphertext.to_vec());
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(kek_sealing_context(context)), &mut in_out)
+            .map_err(|_| EnvelopeError::Unwrap)?;
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 
     pub fn wrap(
@@ -231,6 +277,30 @@ mod tests {
         let mut tampered = wrapped.clone();
         tampered.ciphertext[0] ^= 1;
         assert!(kek.unwrap_key(&tampered, tenant, 1).is_err());
+    }
+
+    #[test]
+    fn a_kek_sealed_value_opens_only_with_its_context_and_never_as_a_data_key() {
+        let rng = SystemRandom::new();
+        let kek = Kek::from_bytes(&[9u8; 32]).unwrap();
+        let sealed = kek
+            .seal(&rng, b"operator-totp:1", b"twenty secret bytes!")
+            .unwrap();
+        assert_eq!(
+            &*kek.open(b"operator-totp:1", &sealed).unwrap(),
+            b"twenty secret bytes!"
+        );
+        assert!(kek.open(b"operator-totp:2", &sealed).is_err());
+        assert!(Kek::from_bytes(&[8u8; 32])
+            .unwrap()
+            .open(b"operator-totp:1", &sealed)
+            .is_err());
+        let as_wrapped = WrappedKey {
+            kek_id: kek.id().to_owned(),
+            nonce: sealed[..NONCE_LEN].to_vec(),
+            ciphertext: sealed[NONCE_LEN..].to_vec(),
+        };
+        assert!(kek.unwrap_key(&as_wrapped, Uuid::nil(), 1).is_err());
     }
 
     #[test]

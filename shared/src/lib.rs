@@ -33,3 +33,4 @@ pub mod template;
 pub mod tenant;
 pub mod tenant_context;
 pub mod tls;
+pub mod totp;

@@ -56,7 +56,9 @@ async fn an_operator_account_signs_in_and_only_its_cookie_opens_the_console() {
     ] {
         let wrong = anonymous.sign_in(email, password).await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{email}");
-        assert!(wrong.html.contains("invalid email or password"));
+        assert!(wrong
+            .html
+            .contains("invalid email, password or two-factor code"));
     }
     let landed = anonymous.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
     assert_eq!(landed.status, StatusCode::SEE_OTHER);
@@ -241,5 +243,83 @@ async fn an_operator_creates_suspends_limits_and_deletes_a_tenant_from_the_conso
     assert_eq!(
         browser.get("/console/tenants/initech").await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in() {
+    let app = TestApp::spawn().await;
+    let mut browser = operator_browser(&app).await;
+    let setup = browser
+        .submit("/console/mfa", "/console/mfa/setup", &[])
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.html);
+    let marker = "<code id=\"totp-secret\">";
+    let start = setup.html.find(marker).unwrap() + marker.len();
+    let secret = setup.html[start..start + setup.html[start..].find('<').unwrap()].to_owned();
+    // The secret is sealed with the KEK at rest, never stored as it is shown.
+    let stored: Vec<u8> = app
+        .superuser()
+        .await
+        .query_one(
+            "SELECT totp_secret FROM control.operator_accounts WHERE email = $1",
+            &[&OPERATOR],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.len() > 20 + 12, "nonce, ciphertext and tag");
+
+    let now = time::OffsetDateTime::now_utc();
+    let wrong = browser
+        .post_raw(
+            "/console/mfa/enable",
+            &[("code", "000000"), ("csrf", &setup.csrf().unwrap())],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let enabled = browser
+        .post_raw(
+            "/console/mfa/enable",
+            &[
+                ("code", &crate::mfa::oathtool(&secret, now)),
+                ("csrf", &setup.csrf().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::SEE_OTHER, "{}", enabled.html);
+    assert!(browser
+        .get("/console/mfa")
+        .await
+        .html
+        .contains("On: signing in asks"));
+
+    let mut other = Browser::new(reqwest_client(), &app.control_url, "");
+    let without = other.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
+    assert_eq!(without.status, StatusCode::UNAUTHORIZED, "a password alone");
+    // The enabling code's step is spent; the next step's code (within the skew) signs in once.
+    let next = crate::mfa::oathtool(&secret, now + time::Duration::seconds(30));
+    let fields = [
+        ("email", OPERATOR),
+        ("password", OPERATOR_PASSWORD),
+        ("code", next.as_str()),
+    ];
+    let signed_in = other
+        .submit("/console/sign-in", "/console/sign-in", &fields)
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let mut third = Browser::new(reqwest_client(), &app.control_url, "");
+    let replayed = third
+        .submit("/console/sign-in", "/console/sign-in", &fields)
+        .await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::UNAUTHORIZED,
+        "a code used twice"
     );
 }

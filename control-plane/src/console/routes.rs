@@ -31,6 +31,9 @@ pub fn routes() -> Vec<Route> {
         set_status,
         set_quotas,
         delete_tenant,
+        mfa_page,
+        mfa_setup,
+        mfa_enable,
     ];
     routes.extend(shared::console::routes());
     routes
@@ -91,8 +94,13 @@ async fn sign_in(
     let fields = Fields::parse(&body);
     let next = safe_next(Some(fields.one("next")));
     let password = Zeroizing::new(fields.one("password").to_owned());
-    match crate::operators::accounts::sign_in(&control, fields.one("email").trim(), password)
-        .await?
+    match crate::operators::accounts::sign_in(
+        &control,
+        fields.one("email").trim(),
+        password,
+        fields.one("code"),
+    )
+    .await?
     {
         Some(secret) => {
             let policy = policy(&control);
@@ -116,7 +124,7 @@ async fn sign_in(
                 frame: frame(&csrf, None),
                 email: fields.one("email").to_owned(),
                 next,
-                error: Some("invalid email or password".to_owned()),
+                error: Some("invalid email, password or two-factor code".to_owned()),
             };
             render(StatusCode::UNAUTHORIZED, &page)
         }
@@ -485,4 +493,90 @@ async fn delete_tenant(
     }
     tenants::delete(&control, &slug, None).await?;
     Ok(see_other("/console"))
+}
+
+// --- The operator's two-factor ------------------------------------------------------------------
+
+/// The signed-in operator's address (`Operator` of a console session: `account <email>`).
+fn account_email(operator: &Operator) -> Result<&str, ApiError> {
+    operator
+        .token_name
+        .strip_prefix("account ")
+        .ok_or_else(|| ApiError::forbidden("account_required", "sign in with an operator account"))
+}
+
+#[derive(Template)]
+#[template(path = "console/mfa.html")]
+struct MfaPage {
+    frame: Frame,
+    enabled: bool,
+    /// The pending secret's enrolment, right after set-up.
+    setup: Option<(String, String)>,
+    error: Option<String>,
+}
+
+#[route(get, "/console/mfa", access = Operator, rate = Unlimited)]
+async fn mfa_page(
+    control: web::Data<ControlPlane>,
+    operator: Operator,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
+    let enabled =
+        crate::operators::accounts::totp_enabled(&control, account_email(&operator)?).await?;
+    let page = MfaPage {
+        frame: frame(&csrf, Some(&operator)),
+        enabled,
+        setup: None,
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[route(post, "/console/mfa/setup",
+    access = Operator,
+    audit = event("operator.totp_setup", "operator"),
+    rate = Unlimited)]
+async fn mfa_setup(
+    control: web::Data<ControlPlane>,
+    operator: Operator,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
+    let enrolment =
+        crate::operators::accounts::setup_totp(&control, account_email(&operator)?).await?;
+    use base64::Engine as _;
+    let qr = format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(enrolment.qr_svg.as_bytes())
+    );
+    let page = MfaPage {
+        frame: frame(&csrf, Some(&operator)),
+        enabled: false,
+        setup: Some((enrolment.secret.to_string(), qr)),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[route(post, "/console/mfa/enable",
+    access = Operator,
+    audit = event("operator.totp_enable", "operator"),
+    rate = Unlimited)]
+async fn mfa_enable(
+    control: web::Data<ControlPlane>,
+    operator: Operator,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let email = account_email(&operator)?;
+    let code = Fields::parse(&body).one("code").to_owned();
+    if crate::operators::accounts::enable_totp(&control, email, &code).await? {
+        return Ok(see_other("/console/mfa"));
+    }
+    let page = MfaPage {
+        frame: frame(&csrf, Some(&operator)),
+        enabled: false,
+        setup: None,
+        error: Some("that code did not work; set up again to see the key".to_owned()),
+    };
+    render(StatusCode::BAD_REQUEST, &page)
 }

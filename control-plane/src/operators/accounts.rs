@@ -73,11 +73,13 @@ pub async fn add(
     Ok(())
 }
 
-/// Signs in: the new session cookie's secret, or `None` for a wrong address or password.
+/// Signs in: the new session cookie's secret, or `None` for a wrong address, password or
+/// (when the account has two-factor on) code — one answer for all three.
 pub async fn sign_in(
     control: &ControlPlane,
     email: &str,
     password: Zeroizing<String>,
+    code: &str,
 ) -> Result<Option<Zeroizing<String>>, ControlError> {
     let email = Email::parse(email)
         .map(|email| email.as_str().to_owned())
@@ -90,13 +92,23 @@ pub async fn sign_in(
     drop(client);
     let stored = account
         .as_ref()
-        .map_or_else(decoy_hash, |(_, hash)| hash.clone());
+        .map_or_else(decoy_hash, |account| account.password_hash.clone());
     let right = tokio::task::spawn_blocking(move || verify(&password, &stored))
         .await
         .unwrap_or(false);
-    let Some((account_id, _)) = account.filter(|_| right) else {
+    let Some(account) = account.filter(|_| right) else {
         return Ok(None);
     };
+    let account_id = account.id;
+    if let Some(sealed) = &account.totp_secret {
+        let Some(step) = code_step(control, account_id, sealed, code)? else {
+            return Ok(None);
+        };
+        let client = control.pool.get().await?;
+        if !store::accept_totp_step(&client, account_id, step, false).await? {
+            return Ok(None);
+        }
+    }
     let secret = SecretToken::generate(&control.rng, shared::console::cookies::SESSION_PREFIX)?;
     let now = time::OffsetDateTime::now_utc();
     let client = control.pool.get().await?;
@@ -131,4 +143,93 @@ pub async fn sign_out(control: &ControlPlane, secret: &str) -> Result<(), Contro
         time::OffsetDateTime::now_utc(),
     )
     .await
+}
+
+fn totp_context(account_id: uuid::Uuid) -> Vec<u8> {
+    format!("operator-totp:{account_id}").into_bytes()
+}
+
+/// The step of `code` under the account's sealed secret, if it is a current code.
+fn code_step(
+    control: &ControlPlane,
+    account_id: uuid::Uuid,
+    sealed: &[u8],
+    code: &str,
+) -> Result<Option<i64>, ControlError> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let secret = control.kek.open(&totp_context(account_id), sealed)?;
+    let secret = shared::totp::TotpSecret::from_bytes(secret);
+    secret
+        .check(code, time::OffsetDateTime::now_utc())
+        .map_err(|error| ControlError::InvalidInput {
+            field: "code",
+            message: error.to_string(),
+        })
+}
+
+/// Whether the operator `email` has two-factor on.
+pub async fn totp_enabled(control: &ControlPlane, email: &str) -> Result<bool, ControlError> {
+    let client = control.pool.get().await?;
+    Ok(store::totp_state(&client, email)
+        .await?
+        .is_some_and(|(_, enabled, _)| enabled))
+}
+
+/// A new pending TOTP secret for the operator `email` (two-factor off): what their app needs.
+pub async fn setup_totp(
+    control: &ControlPlane,
+    email: &str,
+) -> Result<shared::totp::Enrolment, ControlError> {
+    let client = control.pool.get().await?;
+    let (account_id, enabled, _) =
+        store::totp_state(&client, email)
+            .await?
+            .ok_or_else(|| ControlError::InvalidInput {
+                field: "account",
+                message: "no such operator account".to_owned(),
+            })?;
+    let already = || ControlError::InvalidInput {
+        field: "totp",
+        message: "two-factor is on already".to_owned(),
+    };
+    if enabled {
+        return Err(already());
+    }
+    let secret = shared::totp::TotpSecret::generate(&control.rng).map_err(|error| {
+        ControlError::InvalidInput {
+            field: "totp",
+            message: error.to_string(),
+        }
+    })?;
+    let sealed = control
+        .kek
+        .seal(&control.rng, &totp_context(account_id), secret.as_bytes())?;
+    if !store::set_pending_totp(&client, account_id, &sealed).await? {
+        return Err(already());
+    }
+    secret
+        .enrolment("Tenantry operators", email)
+        .map_err(|error| ControlError::InvalidInput {
+            field: "totp",
+            message: error.to_string(),
+        })
+}
+
+/// Turns two-factor on with a code of the pending secret; whether the code was right.
+pub async fn enable_totp(
+    control: &ControlPlane,
+    email: &str,
+    code: &str,
+) -> Result<bool, ControlError> {
+    let client = control.pool.get().await?;
+    let Some((account_id, false, Some(sealed))) = store::totp_state(&client, email).await? else {
+        return Ok(false);
+    };
+    let Some(step) = code_step(control, account_id, &sealed, code)? else {
+        return Ok(false);
+    };
+    store::accept_totp_step(&client, account_id, step, true).await
 }

@@ -57,22 +57,92 @@ pub async fn insert_account(
     Ok(inserted > 0)
 }
 
-/// An enabled account's id and password hash, by address.
+/// An enabled operator account, as sign-in needs it.
+pub struct AccountRow {
+    pub id: Uuid,
+    pub password_hash: String,
+    /// The sealed TOTP secret when two-factor is on.
+    pub totp_secret: Option<Vec<u8>>,
+}
+
+/// An enabled account, by address.
 pub async fn account_by_email(
     client: &impl GenericClient,
     email: &str,
-) -> Result<Option<(Uuid, String)>, ControlError> {
+) -> Result<Option<AccountRow>, ControlError> {
     let row = client
         .query_opt(
-            "SELECT id, password_hash FROM control.operator_accounts
+            "SELECT id, password_hash, CASE WHEN totp_enabled THEN totp_secret END AS totp_secret
+             FROM control.operator_accounts WHERE email = $1 AND disabled_at IS NULL",
+            &[&email],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(AccountRow {
+            id: row.try_get("id")?,
+            password_hash: row.try_get("password_hash")?,
+            totp_secret: row.try_get("totp_secret")?,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// An account's id, whether two-factor is on and its sealed secret (pending or on).
+pub async fn totp_state(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<Option<(Uuid, bool, Option<Vec<u8>>)>, ControlError> {
+    let row = client
+        .query_opt(
+            "SELECT id, totp_enabled, totp_secret FROM control.operator_accounts
              WHERE email = $1 AND disabled_at IS NULL",
             &[&email],
         )
         .await?;
     match row {
-        Some(row) => Ok(Some((row.try_get("id")?, row.try_get("password_hash")?))),
+        Some(row) => Ok(Some((
+            row.try_get("id")?,
+            row.try_get("totp_enabled")?,
+            row.try_get("totp_secret")?,
+        ))),
         None => Ok(None),
     }
+}
+
+/// Stores a pending TOTP secret (only while two-factor is off); whether it was stored.
+pub async fn set_pending_totp(
+    client: &impl GenericClient,
+    account_id: Uuid,
+    sealed: &[u8],
+) -> Result<bool, ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE control.operator_accounts SET totp_secret = $2
+             WHERE id = $1 AND NOT totp_enabled",
+            &[&account_id, &sealed],
+        )
+        .await?;
+    Ok(updated > 0)
+}
+
+/// Records `step` as used by the account (turning two-factor on when `enable`); false when
+/// a step at least as late was used already (a replayed code).
+pub async fn accept_totp_step(
+    client: &impl GenericClient,
+    account_id: Uuid,
+    step: i64,
+    enable: bool,
+) -> Result<bool, ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE control.operator_accounts
+             SET totp_last_step = $2, totp_enabled = totp_enabled OR $3
+             WHERE id = $1 AND totp_secret IS NOT NULL
+               AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            &[&account_id, &step, &enable],
+        )
+        .await?;
+    Ok(updated > 0)
 }
 
 /// Opens a console session for `account_id` under a cookie's digest.

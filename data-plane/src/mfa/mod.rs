@@ -73,6 +73,15 @@ pub enum MfaError {
     Identity(#[from] IdentityError),
 }
 
+impl From<shared::totp::TotpError> for MfaError {
+    fn from(error: shared::totp::TotpError) -> Self {
+        match error {
+            shared::totp::TotpError::Totp(message) => Self::Totp(message),
+            shared::totp::TotpError::Envelope(error) => Self::Envelope(error),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for MfaError {
     fn from(error: tokio_postgres::Error) -> Self {
         Self::Db(TenantDbError::Query(error))

@@ -139,7 +139,7 @@ async fn check_totp(
     code: &TotpCode,
     now: OffsetDateTime,
 ) -> Result<Checked, MfaError> {
-    let Some(step) = secret.check(code, now)? else {
+    let Some(step) = secret.check(code.as_str(), now)? else {
         return Ok(Checked::Wrong);
     };
     Ok(if store::accept_step(transaction, user_id, step).await? {
