@@ -110,19 +110,18 @@ mod tests {
     fn codes_match_the_rfc_test_vectors_within_one_step() {
         let secret = TotpSecret::from_bytes(Zeroizing::new(b"12345678901234567890".to_vec()));
         let at = |seconds| OffsetDateTime::from_unix_timestamp(seconds).unwrap();
-        let code = |text: &'static str| text;
-        assert_eq!(secret.check(code("287082"), at(59)).unwrap(), Some(1));
+        assert_eq!(secret.check("287082", at(59)).unwrap(), Some(1));
         assert_eq!(
-            secret.check(code("005924"), at(1_234_567_890)).unwrap(),
+            secret.check("005924", at(1_234_567_890)).unwrap(),
             Some(41_152_263)
         );
         // One step late is accepted, two are not.
         assert!(secret
-            .check(code("005924"), at(1_234_567_890 + 30))
+            .check("005924", at(1_234_567_890 + 30))
             .unwrap()
             .is_some());
         assert!(secret
-            .check(code("005924"), at(1_234_567_890 + 60))
+            .check("005924", at(1_234_567_890 + 60))
             .unwrap()
             .is_none());
     }
