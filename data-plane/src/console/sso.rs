@@ -74,20 +74,35 @@ async fn start(
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let provider: ProviderRow = oauth::enabled_provider(&state, &context, &path).await?;
-    let secret = SecretToken::generate(&state.rng, SSO_PREFIX)
-        .map_err(|error| ApiError::internal(&error))?;
-    let landing = Landing {
-        return_to: safe_next(query.next.as_deref()),
-        browser_digest: secret.digest().to_vec(),
-        test: false,
-    };
     let login_hint = query
         .login_hint
         .as_deref()
         .filter(|hint| hint.len() <= 254 && !hint.chars().any(char::is_control));
+    let return_to = safe_next(query.next.as_deref());
+    to_provider(&state, &context, &provider, return_to, login_hint, false).await
+}
+
+/// Sends this browser to `provider` for a sign-in (or, `test`, an admin's test of it) that
+/// comes back to `return_to` in the console, giving the browser the secret the callback
+/// will ask to see again.
+pub async fn to_provider(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    return_to: String,
+    login_hint: Option<&str>,
+    test: bool,
+) -> Result<HttpResponse, ApiError> {
+    let secret = SecretToken::generate(&state.rng, SSO_PREFIX)
+        .map_err(|error| ApiError::internal(&error))?;
+    let landing = Landing {
+        return_to,
+        browser_digest: secret.digest().to_vec(),
+        test,
+    };
     let url = match &provider.settings.provider {
-        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, Some(&landing)).await?,
-        _ => oauth::start(&state, &context, &provider, login_hint, Some(&landing)).await?,
+        ProviderKind::Saml(_) => saml::start(state, context, provider, Some(&landing)).await?,
+        _ => oauth::start(state, context, provider, login_hint, Some(&landing)).await?,
     };
     let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
     Ok(HttpResponse::Found()

@@ -4,7 +4,7 @@
 //! what the provider sent and what the mapping made of it, signing nobody in — and enables it.
 //! Saving goes through the same service as `POST /v1/admin/sso` (its checks, its audit event).
 
-use actix_web::http::header::{self, SET_COOKIE};
+use actix_web::http::header::SET_COOKIE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -12,15 +12,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
-use shared::secret_token::SecretToken;
 use uuid::Uuid;
 
 use super::page::{refused, render, Fields, Frame};
-use crate::sso::settings::{ProviderInput, ProviderKind};
+use crate::sso::settings::ProviderInput;
 use crate::sso::{admin, oauth, saml, Landing};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
-use shared::console::cookies::{CookiePolicy, SSO_PREFIX};
+use shared::console::cookies::CookiePolicy;
 use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
@@ -464,22 +463,8 @@ async fn start_test(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = oauth::any_provider(&state, &context, &path).await?;
-    let secret = SecretToken::generate(&state.rng, SSO_PREFIX)
-        .map_err(|error| ApiError::internal(&error))?;
-    let landing = Landing {
-        return_to: format!("/console/admin/sso/{}/test-result", provider.name),
-        browser_digest: secret.digest().to_vec(),
-        test: true,
-    };
-    let url = match &provider.settings.provider {
-        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, Some(&landing)).await?,
-        _ => oauth::start(&state, &context, &provider, None, Some(&landing)).await?,
-    };
-    let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url.as_str()))
-        .append_header((SET_COOKIE, policy.set_sso(secret.as_str())))
-        .finish())
+    let result_page = format!("/console/admin/sso/{}/test-result", provider.name);
+    super::sso::to_provider(&state, &context, &provider, result_page, None, true).await
 }
 
 #[derive(Template)]
