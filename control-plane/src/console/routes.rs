@@ -1,12 +1,11 @@
 //! The operator console's pages. Each calls the service its REST route calls.
 
-use actix_web::http::header::SET_COOKIE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::console::cookies::{self, CookiePolicy, CSRF_COOKIE, SESSION_COOKIE, SESSION_PREFIX};
+use shared::console::cookies::{self, CookiePolicy, SESSION_COOKIE, SESSION_PREFIX};
 use shared::console::{refused, render, safe_next, see_other, Csrf, Fields};
 use shared::email::Email;
 use shared::error::ApiError;
@@ -103,16 +102,7 @@ async fn sign_in(
     .await?
     {
         Some(secret) => {
-            let policy = policy(&control);
-            let csrf_secret =
-                cookies::new_csrf_secret(&control.rng).map_err(crate::error::ControlError::from)?;
-            let mut answer = see_other(&next);
-            answer
-                .headers_mut()
-                .append(SET_COOKIE, policy.set(SESSION_COOKIE, &secret, None));
-            answer
-                .headers_mut()
-                .append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf_secret, None));
+            let answer = shared::console::signed_in(&policy(&control), &next, &secret)?;
             tracing::info!(
                 operator = fields.one("email"),
                 "operator signed in to the console"
@@ -142,17 +132,7 @@ async fn sign_out(
     if let Some(secret) = cookies::read(&request, SESSION_COOKIE, SESSION_PREFIX) {
         crate::operators::accounts::sign_out(&control, &secret).await?;
     }
-    let policy = policy(&control);
-    let csrf_secret =
-        cookies::new_csrf_secret(&control.rng).map_err(crate::error::ControlError::from)?;
-    let mut answer = see_other("/console/sign-in");
-    answer
-        .headers_mut()
-        .append(SET_COOKIE, policy.clear(SESSION_COOKIE));
-    answer
-        .headers_mut()
-        .append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf_secret, None));
-    Ok(answer)
+    shared::console::signed_out(&policy(&control), "/console/sign-in")
 }
 
 // --- Tenants ----------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ use crate::identity::passwords::Password;
 use crate::identity::service::Client;
 use crate::mfa::codes::{OneTimeCode, TotpCode};
 use crate::state::DataPlane;
-use crate::tenancy::{Principal, RequestContext};
-use shared::console::cookies::{self, CookiePolicy, CSRF_COOKIE, MFA_COOKIE, SESSION_COOKIE};
+use crate::tenancy::RequestContext;
+use shared::console::cookies::{self, CookiePolicy, MFA_COOKIE};
 use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
@@ -61,26 +61,13 @@ fn cookie_policy(state: &DataPlane) -> CookiePolicy {
     CookiePolicy::for_scheme(&state.config.public_scheme)
 }
 
-/// The frame of a page for the signed-in `principal`.
-async fn signed_in_frame(
-    state: &DataPlane,
-    context: &RequestContext,
-    csrf: &Csrf,
-    principal: &Principal,
-) -> Result<(Frame, crate::identity::service::Me), ApiError> {
-    Frame::signed_in(state, context, csrf, principal).await
-}
-
-/// Signed in: the session cookie, a new CSRF cookie (a browser's token before sign-in is not
-/// its token after), and on to `next`.
+/// Signed in (`shared::console::signed_in`), the MFA step's cookie no longer needed.
 fn signed_in(state: &DataPlane, secret: &str, next: &str) -> Result<HttpResponse, ApiError> {
     let policy = cookie_policy(state);
-    let csrf = cookies::new_csrf_secret(&state.rng).map_err(|error| ApiError::internal(&error))?;
-    let mut answer = see_other(next);
-    let headers = answer.headers_mut();
-    headers.append(SET_COOKIE, policy.set(SESSION_COOKIE, secret, None));
-    headers.append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf, None));
-    headers.append(SET_COOKIE, policy.clear(MFA_COOKIE));
+    let mut answer = shared::console::signed_in(&policy, next, secret)?;
+    answer
+        .headers_mut()
+        .append(SET_COOKIE, policy.clear(MFA_COOKIE));
     Ok(answer)
 }
 
@@ -289,13 +276,7 @@ async fn sign_out(
     let principal = context.signed_in()?;
     crate::sessions::service::end(&state, &context, principal, principal.session_id, "logout")
         .await?;
-    let policy = cookie_policy(&state);
-    let csrf = cookies::new_csrf_secret(&state.rng).map_err(|error| ApiError::internal(&error))?;
-    let mut answer = see_other("/console/sign-in");
-    let headers = answer.headers_mut();
-    headers.append(SET_COOKIE, policy.clear(SESSION_COOKIE));
-    headers.append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf, None));
-    Ok(answer)
+    shared::console::signed_out(&cookie_policy(&state), "/console/sign-in")
 }
 
 // --- The signed-in user's pages ------------------------------------------------------------
@@ -320,7 +301,7 @@ async fn home_answer(
     outcome: (Option<String>, Option<String>, Vec<String>),
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, me) = signed_in_frame(state, context, csrf, principal).await?;
+    let (frame, me) = Frame::signed_in(state, context, csrf, principal).await?;
     let restrictions = principal
         .restrictions
         .iter()
@@ -455,7 +436,7 @@ async fn sessions_answer(
     notice: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, _) = signed_in_frame(state, context, csrf, principal).await?;
+    let (frame, _) = Frame::signed_in(state, context, csrf, principal).await?;
     let sessions = crate::sessions::service::list(state, context, principal)
         .await?
         .into_iter()
@@ -531,7 +512,7 @@ async fn mfa_settings(
     csrf: Csrf,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, _) = signed_in_frame(&state, &context, &csrf, principal).await?;
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, principal).await?;
     let status = crate::mfa::service::status(&state, &context, principal).await?;
     render(
         StatusCode::OK,
@@ -562,7 +543,7 @@ async fn mfa_setup(
     csrf: Csrf,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, _) = signed_in_frame(&state, &context, &csrf, principal).await?;
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, principal).await?;
     let setup = crate::mfa::service::setup(&state, &context, principal).await?;
     use base64::Engine as _;
     let qr_data_uri = format!(
@@ -598,7 +579,7 @@ async fn mfa_enable(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
-    let (frame, _) = signed_in_frame(&state, &context, &csrf, principal).await?;
+    let (frame, _) = Frame::signed_in(&state, &context, &csrf, principal).await?;
     let outcome = match TotpCode::parse(&form.code) {
         Ok(code) => crate::mfa::service::enable(&state, &context, principal, &code).await,
         Err(error) => Err(error),

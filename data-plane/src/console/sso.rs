@@ -21,10 +21,8 @@ use crate::sso::store::ProviderRow;
 use crate::sso::{oauth, saml, Landing};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
-use shared::console::cookies::{
-    self, CookiePolicy, CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PREFIX,
-};
-use shared::console::{see_other, Csrf};
+use shared::console::cookies::{self, CookiePolicy, SSO_COOKIE, SSO_PREFIX};
+use shared::console::Csrf;
 
 pub fn routes() -> Vec<Route> {
     routes![start, discover_page, discover]
@@ -45,11 +43,9 @@ pub async fn land(
 ) -> Result<HttpResponse, ApiError> {
     let secret = super::service::bind(state, context, tokens).await?;
     let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
-    let csrf = cookies::new_csrf_secret(&state.rng).map_err(|error| ApiError::internal(&error))?;
-    let mut answer = see_other(&safe_next(Some(&landing.return_to)));
+    let next = safe_next(Some(&landing.return_to));
+    let mut answer = shared::console::signed_in(&policy, &next, &secret)?;
     let headers = answer.headers_mut();
-    headers.append(SET_COOKIE, policy.set(SESSION_COOKIE, &secret, None));
-    headers.append(SET_COOKIE, policy.set(CSRF_COOKIE, &csrf, None));
     headers.append(SET_COOKIE, policy.clear_sso());
     headers.insert(
         header::CACHE_CONTROL,

@@ -27,6 +27,46 @@ async fn stylesheet() -> HttpResponse {
         .body(include_str!("../../assets/console.css"))
 }
 
+/// The answer to a sign-in: on to `location` with the new session's cookie and a new CSRF
+/// cookie (a browser's token before sign-in is not its token after).
+pub fn signed_in(
+    policy: &cookies::CookiePolicy,
+    location: &str,
+    session: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut answer = with_new_csrf(policy, location)?;
+    answer.headers_mut().append(
+        actix_web::http::header::SET_COOKIE,
+        policy.set(cookies::SESSION_COOKIE, session, None),
+    );
+    Ok(answer)
+}
+
+/// The answer to a sign-out: on to `location`, the session cookie cleared and a new CSRF
+/// cookie.
+pub fn signed_out(
+    policy: &cookies::CookiePolicy,
+    location: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut answer = with_new_csrf(policy, location)?;
+    answer.headers_mut().append(
+        actix_web::http::header::SET_COOKIE,
+        policy.clear(cookies::SESSION_COOKIE),
+    );
+    Ok(answer)
+}
+
+fn with_new_csrf(policy: &cookies::CookiePolicy, location: &str) -> Result<HttpResponse, ApiError> {
+    let csrf = cookies::new_csrf_secret(&ring::rand::SystemRandom::new())
+        .map_err(|error| ApiError::internal(&error))?;
+    let mut answer = see_other(location);
+    answer.headers_mut().append(
+        actix_web::http::header::SET_COOKIE,
+        policy.set(cookies::CSRF_COOKIE, &csrf, None),
+    );
+    Ok(answer)
+}
+
 /// `template` as an HTML answer with `status`.
 pub fn render(
     status: StatusCode,
