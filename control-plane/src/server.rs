@@ -24,7 +24,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
             .app_data(metrics.clone())
             .app_data(hsts)
             .app_data(console_cookies)
-            .app_data(shared::console::ErrorPages(crate::console::error_answer))
+            .app_data(shared::console::ErrorPages(crate::console::error_page))
             .configure(shared::http::configure_extractors)
             // Outermost last: oversized headers are refused (431) inside the request id, so
             // the refusal is the JSON envelope; request ids are set before the security

@@ -43,7 +43,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .app_data(hsts)
             .app_data(console_cookies)
             .app_data(shared::console::ErrorPages(
-                crate::console::page::error_answer,
+                crate::console::page::error_page,
             ))
             .configure(shared::http::configure_extractors)
             // Outermost last. Oversized headers are refused (431) before anything reads them,

@@ -7,10 +7,10 @@
 
 pub mod routes;
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use askama::Template;
+use shared::console::ErrorView;
+use shared::error::ApiError;
 
 /// The frame of an operator page.
 pub struct Frame {
@@ -26,44 +26,20 @@ struct ErrorPage<'a> {
     heading: &'a str,
     code: &'a str,
     message: &'a str,
-    retry_after: Option<String>,
+    retry_after: Option<&'a str>,
 }
 
 /// The operator console's error page ([`shared::console::ErrorPages`]).
-pub fn error_answer(
-    _request: &HttpRequest,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    retry_after: Option<HeaderValue>,
-) -> HttpResponse {
-    let heading = match status {
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        status if status.is_server_error() => "Temporarily unavailable",
-        _ => "Something is wrong with this request",
-    };
+pub fn error_page(_request: &HttpRequest, error: &ErrorView<'_>) -> Result<String, ApiError> {
     let page = ErrorPage {
         frame: Frame {
             csrf: String::new(),
             operator: None,
         },
-        heading,
-        code,
-        message,
-        retry_after: retry_after.and_then(|value| value.to_str().ok().map(str::to_owned)),
+        heading: error.heading,
+        code: error.code,
+        message: error.message,
+        retry_after: error.retry_after.as_deref(),
     };
-    let mut answer = shared::console::render(status, &page).unwrap_or_else(|_| {
-        HttpResponse::build(status)
-            .content_type("text/plain; charset=utf-8")
-            .body(message.to_owned())
-    });
-    if let Some(value) = page
-        .retry_after
-        .as_deref()
-        .and_then(|value| HeaderValue::from_str(value).ok())
-    {
-        answer.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    answer
+    page.render().map_err(|error| ApiError::internal(&error))
 }

@@ -5,14 +5,12 @@
 //! Templates live in `data-plane/templates/console/` (askama: checked at compile time,
 //! every value HTML-escaped unless a template says otherwise, which none does).
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{HttpMessage as _, HttpRequest};
 use askama::Template;
 use shared::error::ApiError;
 
-use shared::console::Csrf;
 pub use shared::console::{failed_rules, form_error, refused, render, safe_next, Fields};
+use shared::console::{Csrf, ErrorView};
 
 use crate::authz;
 use crate::identity::service::Me;
@@ -98,26 +96,12 @@ struct ErrorPage<'a> {
     heading: &'a str,
     code: &'a str,
     message: &'a str,
-    retry_after: Option<String>,
+    retry_after: Option<&'a str>,
 }
 
-/// The tenant console's error page ([`shared::console::ErrorPages`]): the status, what went
-/// wrong, and when to try again.
-pub fn error_answer(
-    request: &HttpRequest,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    retry_after: Option<HeaderValue>,
-) -> HttpResponse {
-    let heading = match status {
-        StatusCode::FORBIDDEN if code == "tenant_suspended" => "This account is suspended",
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
-        status if status.is_server_error() => "Temporarily unavailable",
-        _ => "Something is wrong with this request",
-    };
+/// The tenant console's error page ([`shared::console::ErrorPages`]), in the frame of the
+/// tenant the request named, when it got that far.
+pub fn error_page(request: &HttpRequest, error: &ErrorView<'_>) -> Result<String, ApiError> {
     let tenant_name = request
         .extensions()
         .get::<RequestContext>()
@@ -130,23 +114,12 @@ pub fn error_answer(
             user: None,
             nav: Nav::default(),
         },
-        heading,
-        code,
-        message,
-        retry_after: retry_after.and_then(|value| value.to_str().ok().map(str::to_owned)),
+        heading: error.heading,
+        code: error.code,
+        message: error.message,
+        retry_after: error.retry_after.as_deref(),
     };
-    let mut answer = match render(status, &page) {
-        Ok(answer) => answer,
-        Err(_) => HttpResponse::build(status)
-            .content_type("text/plain; charset=utf-8")
-            .body(message.to_owned()),
-    };
-    if let Some(value) = page.retry_after.as_deref() {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            answer.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-    }
-    answer
+    page.render().map_err(|error| ApiError::internal(&error))
 }
 
 /// A page that says one thing and offers one link on (`notice.html`).

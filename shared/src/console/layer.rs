@@ -21,12 +21,65 @@ use futures_util::StreamExt as _;
 
 use super::cookies::{self, CookiePolicy, CSRF_COOKIE, CSRF_FIELD, CSRF_PREFIX};
 
-/// How a plane renders an error as a page of its console: app data each plane registers
-/// (its pages carry its own frame). 401 never reaches it: that is a redirect to sign-in.
+/// An error as a console page tells it.
+pub struct ErrorView<'a> {
+    pub heading: &'static str,
+    /// The error's machine code (`csrf_token_invalid`, `tenant_suspended`, …).
+    pub code: &'a str,
+    pub message: &'a str,
+    /// Seconds to wait, when the error said (`Retry-After`).
+    pub retry_after: Option<String>,
+}
+
+/// How a plane renders an error page of its console (its pages carry its own frame): app
+/// data each plane registers. The layer answers with the error's status, its `Retry-After`
+/// and, should the page not render, the message as plain text. 401 never reaches it: that is
+/// a redirect to sign-in.
 #[derive(Clone, Copy)]
-pub struct ErrorPages(
-    pub fn(&HttpRequest, StatusCode, &str, &str, Option<HeaderValue>) -> HttpResponse,
-);
+pub struct ErrorPages(pub fn(&HttpRequest, &ErrorView<'_>) -> Result<String, ApiError>);
+
+/// A page's heading for an error of `status` and `code`.
+fn heading(status: StatusCode, code: &str) -> &'static str {
+    match status {
+        StatusCode::FORBIDDEN if code == "tenant_suspended" => "This account is suspended",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+        status if status.is_server_error() => "Temporarily unavailable",
+        _ => "Something is wrong with this request",
+    }
+}
+
+/// The error page of `pages` for an error, with its status and `Retry-After`.
+fn error_page(
+    pages: ErrorPages,
+    request: &HttpRequest,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    retry_after: Option<HeaderValue>,
+) -> HttpResponse {
+    let view = ErrorView {
+        heading: heading(status, code),
+        code,
+        message,
+        retry_after: retry_after
+            .as_ref()
+            .and_then(|value| value.to_str().ok().map(str::to_owned)),
+    };
+    let mut answer = match (pages.0)(request, &view) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(_) => HttpResponse::build(status)
+            .content_type("text/plain; charset=utf-8")
+            .body(message.to_owned()),
+    };
+    if let Some(value) = retry_after {
+        answer.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    answer
+}
 
 /// The console's content security policy: our stylesheet and images (and the `data:` QR code
 /// of MFA enrolment), forms posting only to this origin, nothing else — no script at all.
@@ -187,7 +240,7 @@ fn finish(
             let answer = if status == StatusCode::UNAUTHORIZED {
                 to_sign_in(&request)
             } else {
-                (pages.0)(&request, status, code, &message, retry_after)
+                error_page(pages, &request, status, code, &message, retry_after)
             };
             ServiceResponse::new(request, answer)
         }
