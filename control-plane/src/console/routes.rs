@@ -346,6 +346,23 @@ async fn tenant_answer(
     render(status, &page)
 }
 
+/// After a change to a tenant: back to its page, or its page with what the service refused.
+async fn tenant_changed<T>(
+    control: &ControlPlane,
+    operator: &Operator,
+    csrf: &Csrf,
+    slug: &TenantSlug,
+    changed: Result<T, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    match changed {
+        Ok(_) => Ok(see_other(&format!("/console/tenants/{slug}"))),
+        Err(error) => {
+            let (status, message) = refused(error)?;
+            tenant_answer(control, operator, csrf, slug, status, Some(message)).await
+        }
+    }
+}
+
 #[route(get, "/console/tenants/{slug}", access = Operator, rate = Unlimited)]
 async fn tenant_page(
     control: web::Data<ControlPlane>,
@@ -379,13 +396,14 @@ async fn set_status(
             ))
         }
     };
-    match changed {
-        Ok(_) => Ok(see_other(&format!("/console/tenants/{slug}"))),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            tenant_answer(&control, &operator, &csrf, &slug, status, Some(message)).await
-        }
-    }
+    tenant_changed(
+        &control,
+        &operator,
+        &csrf,
+        &slug,
+        changed.map_err(ApiError::from),
+    )
+    .await
 }
 
 #[route(post, "/console/tenants/{slug}/quotas",
@@ -438,13 +456,7 @@ async fn set_quotas(
             .map_err(ApiError::from),
         Err(error) => Err(ApiError::bad_request("invalid_input", error.to_string())),
     };
-    match saved {
-        Ok(_) => Ok(see_other(&format!("/console/tenants/{slug}"))),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            tenant_answer(&control, &operator, &csrf, &slug, status, Some(message)).await
-        }
-    }
+    tenant_changed(&control, &operator, &csrf, &slug, saved).await
 }
 
 #[route(post, "/console/tenants/{slug}/delete",

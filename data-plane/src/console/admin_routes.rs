@@ -248,6 +248,23 @@ async fn user_answer(
     )
 }
 
+/// After a change to a user: back to their page, or their page with what the service refused.
+async fn user_changed<T>(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    user_id: Uuid,
+    changed: Result<T, crate::users::UsersError>,
+) -> Result<HttpResponse, ApiError> {
+    match changed {
+        Ok(_) => Ok(see_other(&format!("/console/admin/users/{user_id}"))),
+        Err(error) => {
+            let (status, message) = refused(error)?;
+            user_answer(state, context, csrf, user_id, (status, Some(message))).await
+        }
+    }
+}
+
 #[route(get, "/console/admin/users/{id}", access = Permission(crate::users::READ), rate = Read)]
 async fn user_page(
     context: RequestContext,
@@ -280,13 +297,8 @@ async fn set_user_roles(
             conditions: None,
         })
         .collect();
-    match users::set_roles(&state, &context, caller, user_id, assignments).await {
-        Ok(_) => Ok(see_other(&format!("/console/admin/users/{user_id}"))),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            user_answer(&state, &context, &csrf, user_id, (status, Some(message))).await
-        }
-    }
+    let changed = users::set_roles(&state, &context, caller, user_id, assignments).await;
+    user_changed(&state, &context, &csrf, user_id, changed).await
 }
 
 #[route(post, "/console/admin/users/{id}/disable",
@@ -301,13 +313,8 @@ async fn disable_user(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = not_found(&path)?;
     let caller = context.authenticated()?;
-    match users::disable(&state, &context, caller, user_id).await {
-        Ok(_) => Ok(see_other(&format!("/console/admin/users/{user_id}"))),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            user_answer(&state, &context, &csrf, user_id, (status, Some(message))).await
-        }
-    }
+    let changed = users::disable(&state, &context, caller, user_id).await;
+    user_changed(&state, &context, &csrf, user_id, changed).await
 }
 
 #[route(post, "/console/admin/users/{id}/enable",
