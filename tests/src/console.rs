@@ -135,6 +135,37 @@ impl Browser {
         self.post_raw(action, &fields).await
     }
 
+    /// Opens `page_path`, then posts `fields` and `files` (field, file name, content) to
+    /// `action` as a `multipart/form-data` form with that page's CSRF token, as submitting a
+    /// form with a file field does.
+    pub async fn upload(
+        &mut self,
+        page_path: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, Vec<u8>)],
+    ) -> Page {
+        let page = self.get(page_path).await;
+        let csrf = page
+            .csrf()
+            .unwrap_or_else(|| panic!("{page_path} has no form: {} {}", page.status, page.html));
+        let mut form = reqwest::multipart::Form::new().text("csrf", csrf);
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        for (name, file_name, content) in files {
+            form = form.part(
+                name.to_string(),
+                reqwest::multipart::Part::bytes(content.clone()).file_name(file_name.to_string()),
+            );
+        }
+        let request = self
+            .http
+            .post(format!("{}{action}", self.base_url))
+            .multipart(form);
+        self.send(request).await
+    }
+
     /// Signs in with a password (no second factor); the page the sign-in redirected to.
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         self.submit(

@@ -21,6 +21,7 @@ use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use shared::console::cookies::CookiePolicy;
 use shared::console::{see_other, Csrf};
+use shared::sso::providers::ProviderView;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -29,6 +30,7 @@ pub fn routes() -> Vec<Route> {
         create_provider,
         provider_page,
         set_enabled,
+        set_sign_in,
         start_test,
         test_result,
     ]
@@ -289,12 +291,40 @@ fn role_mapping(text: &str) -> Result<serde_json::Map<String, Value>, ApiError> 
     Ok(mapping)
 }
 
+/// The domain bindings of a form's `domains` (separated by commas or spaces) and
+/// `require_sso` checkbox.
+fn domain_bindings(fields: &Fields) -> Vec<Value> {
+    let require_sso = fields.one("require_sso") == "on";
+    fields
+        .one("domains")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|domain| !domain.is_empty())
+        .map(|domain| json!({ "domain": domain, "require_sso": require_sso }))
+        .collect()
+}
+
+/// The IdP's metadata: the uploaded file, else the pasted XML.
+fn idp_metadata(fields: &Fields) -> Result<&str, ApiError> {
+    [
+        fields.one("idp_metadata_file"),
+        fields.one("idp_metadata_xml"),
+    ]
+    .into_iter()
+    .find(|xml| !xml.trim().is_empty())
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_sso_config",
+            "upload your provider's metadata file or paste its XML",
+        )
+    })
+}
+
 /// The API's provider input for the wizard's form.
 fn provider_input(preset: &Preset, fields: &Fields) -> Result<ProviderInput, ApiError> {
     let provider = if preset.saml {
         json!({
             "kind": "saml",
-            "idp_metadata_xml": fields.one("idp_metadata_xml"),
+            "idp_metadata_xml": idp_metadata(fields)?,
             "attributes": {
                 "email": fields.one("email"),
                 "name": fields.one("full_name"),
@@ -314,13 +344,6 @@ fn provider_input(preset: &Preset, fields: &Fields) -> Result<ProviderInput, Api
             },
         })
     };
-    let require_sso = fields.one("require_sso") == "on";
-    let domains: Vec<Value> = fields
-        .one("domains")
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|domain| !domain.is_empty())
-        .map(|domain| json!({ "domain": domain, "require_sso": require_sso }))
-        .collect();
     let secret = Some(fields.one("client_secret")).filter(|secret| !secret.is_empty());
     let input = json!({
         "name": fields.one("name").trim(),
@@ -332,7 +355,7 @@ fn provider_input(preset: &Preset, fields: &Fields) -> Result<ProviderInput, Api
             "role_mapping": role_mapping(fields.one("role_mapping"))?,
             "link_existing_users": fields.one("link_existing_users") == "on",
         },
-        "domains": domains,
+        "domains": domain_bindings(fields),
         "enabled": false,
     });
     serde_json::from_value(input).map_err(|error| {
@@ -389,8 +412,10 @@ struct ProviderPage {
     enabled: bool,
     values: OurValues,
     domains: String,
-    default_role: String,
-    role_mapping: Vec<(String, String)>,
+    roles: Vec<String>,
+    /// The sign-in form's values: the stored ones, or what was typed when it was refused.
+    typed: Fields,
+    error: Option<String>,
 }
 
 #[route(get, "/console/admin/sso/{name}", access = Permission(crate::sso::READ), rate = Read)]
@@ -400,11 +425,50 @@ async fn provider_page(
     csrf: Csrf,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (frame, _) = Frame::signed_in(&state, &context, &csrf, context.signed_in()?).await?;
     let view = admin::get(&state, &context, &path).await?;
+    provider_answer(&state, &context, &csrf, view, None, (StatusCode::OK, None)).await
+}
+
+/// The provider's page; `typed` is the sign-in form as it was posted (else the stored values).
+async fn provider_answer(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    view: ProviderView,
+    typed: Option<Fields>,
+    outcome: (StatusCode, Option<String>),
+) -> Result<HttpResponse, ApiError> {
+    let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
+    let roles = crate::roles::service::list(state, context)
+        .await?
+        .into_iter()
+        .map(|role| role.name)
+        .collect();
+    let typed = typed.unwrap_or_else(|| {
+        let domains = view
+            .domains
+            .iter()
+            .map(|binding| binding.domain.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mapping = view
+            .users
+            .role_mapping
+            .iter()
+            .map(|(group, role)| format!("{group} = {role}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let required = view.domains.iter().any(|binding| binding.require_sso);
+        Fields::from_pairs(&[
+            ("domains", &domains),
+            ("require_sso", if required { "on" } else { "" }),
+            ("default_role", &view.users.default_role),
+            ("role_mapping", &mapping),
+        ])
+    });
     let page = ProviderPage {
         frame,
-        values: our_values(&state, &context, &view.name),
+        values: our_values(state, context, &view.name),
         domains: view
             .domains
             .iter()
@@ -418,14 +482,35 @@ async fn provider_page(
             })
             .collect::<Vec<_>>()
             .join(", "),
-        default_role: view.users.default_role.clone(),
-        role_mapping: view.users.role_mapping.clone().into_iter().collect(),
+        roles,
+        typed,
+        error: outcome.1,
         name: view.name,
         display_name: view.display_name,
         kind: view.kind,
         enabled: view.enabled,
     };
-    render(StatusCode::OK, &page)
+    render(outcome.0, &page)
+}
+
+/// The stored provider as the API would take it back, with `change` made (no secret: the
+/// stored one stays).
+fn stored_input(
+    view: &ProviderView,
+    change: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+) -> Result<ProviderInput, ApiError> {
+    let mut input = json!({
+        "name": view.name,
+        "display_name": view.display_name,
+        "provider": view.provider,
+        "users": view.users,
+        "domains": view.domains,
+        "enabled": view.enabled,
+    });
+    change(&mut input)?;
+    serde_json::from_value(input).map_err(|error| {
+        ApiError::bad_request("invalid_sso_config", format!("check the form: {error}"))
+    })
 }
 
 #[route(post, "/console/admin/sso/{name}/enabled",
@@ -440,18 +525,55 @@ async fn set_enabled(
 ) -> Result<HttpResponse, ApiError> {
     let enabled = Fields::parse(&body).one("enabled") == "true";
     let view = admin::get(&state, &context, &path).await?;
-    // The stored provider as the API would take it back (no secret: the stored one stays).
-    let input: ProviderInput = serde_json::from_value(json!({
-        "name": view.name,
-        "display_name": view.display_name,
-        "provider": view.provider,
-        "users": view.users,
-        "domains": view.domains,
-        "enabled": enabled,
-    }))
-    .map_err(|error| ApiError::internal(&error))?;
+    let input = stored_input(&view, |input| {
+        input["enabled"] = Value::Bool(enabled);
+        Ok(())
+    })?;
     admin::save(&state, &context, context.authenticated()?, input, true).await?;
     Ok(see_other(&format!("/console/admin/sso/{}", view.name)))
+}
+
+/// Who signs in with the provider: its email domains (and whether they must), the default
+/// role and the groups-to-roles mapping. A refusal shows the page again with what was typed.
+#[route(post, "/console/admin/sso/{name}/sign-in",
+    access = Permission(crate::sso::MANAGE),
+    audit = event("sso.update", "sso_provider").id_from("name"),
+    rate = Write)]
+async fn set_sign_in(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let view = admin::get(&state, &context, &path).await?;
+    let saved = match stored_input(&view, |input| {
+        input["domains"] = Value::Array(domain_bindings(&fields));
+        input["users"]["default_role"] = Value::String(fields.one("default_role").to_owned());
+        input["users"]["role_mapping"] = Value::Object(role_mapping(fields.one("role_mapping"))?);
+        Ok(())
+    }) {
+        Ok(input) => admin::save(&state, &context, context.authenticated()?, input, true)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match saved {
+        Ok(_) => Ok(see_other(&format!("/console/admin/sso/{}", view.name))),
+        Err(error) => {
+            let outcome = refused(error)?;
+            provider_answer(
+                &state,
+                &context,
+                &csrf,
+                view,
+                Some(fields),
+                (outcome.0, Some(outcome.1)),
+            )
+            .await
+        }
+    }
 }
 
 /// Starts a test sign-in through the provider (enabled or not). Opened in a new tab; it ends

@@ -4,6 +4,8 @@
 //!   token of it ([`Csrf`]);
 //! - a state-changing request must carry, in its form, the token of the CSRF cookie it sends;
 //!   otherwise it is refused (403 page) before any route, guard or service runs;
+//! - a `multipart/form-data` form (one with a file field) reaches its route as the same
+//!   url-encoded fields, a file's text as its field's value, so every route reads one format;
 //! - the answer carries the console's content security policy (no script, no inline style,
 //!   no framing, forms post only to us);
 //! - an error from any layer inside (the guard's 401/403, a suspended tenant, a rate limit,
@@ -86,8 +88,9 @@ fn error_page(
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Largest console form body (forms are a few fields).
-const FORM_LIMIT: usize = 64 * 1024;
+/// Largest console form body: forms are a few fields, the largest an identity provider's
+/// metadata file (Entra's, with its signing certificates, is tens of KiB).
+const FORM_LIMIT: usize = 256 * 1024;
 
 /// The CSRF token this request's forms carry.
 #[derive(Debug, Clone)]
@@ -128,6 +131,10 @@ pub async fn pages(
     match (&secret, changes_state) {
         (Some(secret), true) => {
             let body = match read_form(&mut req).await {
+                Ok(body) => body,
+                Err(error) => return Ok(finish(req.error_response(error), &policy, pages, None)),
+            };
+            let body = match url_encoded(&mut req, body).await {
                 Ok(body) => body,
                 Err(error) => return Ok(finish(req.error_response(error), &policy, pages, None)),
             };
@@ -210,6 +217,50 @@ async fn read_form(req: &mut ServiceRequest) -> Result<web::Bytes, ApiError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// `body` as url-encoded fields: a `multipart/form-data` body is decoded (each part's text
+/// under its name; a file must be UTF-8 text) and the request's content type changed to match.
+async fn url_encoded(req: &mut ServiceRequest, body: web::Bytes) -> Result<web::Bytes, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        return Ok(body);
+    }
+    let invalid = || ApiError::bad_request("invalid_body", "the form did not arrive whole");
+    let boundary = multer::parse_boundary(content_type).map_err(|_| invalid())?;
+    let mut multipart = multer::Multipart::new(
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) }),
+        boundary,
+    );
+    let mut fields = url::form_urlencoded::Serializer::new(String::new());
+    while let Some(field) = multipart.next_field().await.map_err(|_| invalid())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let is_file = field.file_name().is_some();
+        let bytes = field.bytes().await.map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_upload",
+                if is_file {
+                    "the file is not text: upload the XML file itself"
+                } else {
+                    "a field is not UTF-8 text"
+                },
+            )
+        })?;
+        fields.append_pair(&name, &text);
+    }
+    req.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    Ok(web::Bytes::from(fields.finish()))
 }
 
 fn payload_of(body: web::Bytes) -> actix_web::dev::Payload {

@@ -334,7 +334,8 @@ async fn the_wizard_saves_an_oidc_provider_disabled_its_test_signs_nobody_in_and
 }
 
 #[tokio::test]
-async fn the_wizard_sets_up_saml_from_pasted_metadata_and_its_test_shows_the_attributes() {
+async fn the_wizard_sets_up_saml_from_an_uploaded_metadata_file_and_its_test_shows_the_attributes()
+{
     let app = TestApp::spawn().await;
     let owner_email = idp_address("owner");
     tenant_with_admin(&app, "wizard-saml", &owner_email).await;
@@ -343,21 +344,75 @@ async fn the_wizard_sets_up_saml_from_pasted_metadata_and_its_test_shows_the_att
     let idp = SamlIdp::new();
     let tester = idp_address("saml-tester");
     idp.set_account(&tester, "Sam Tester", &["auditors"]).await;
+    let fields = [
+        ("preset", "saml"),
+        ("name", "adfs"),
+        ("display_name", "Corp ADFS"),
+        ("email", "email"),
+        ("full_name", "name"),
+        ("groups", "groups"),
+        ("default_role", "member"),
+    ];
+    let wizard = "/console/admin/sso/new?preset=saml";
+    let form = admin.get(wizard).await;
+    assert!(
+        form.html.contains("enctype=\"multipart/form-data\"")
+            && form.html.contains("type=\"file\" accept=\".xml"),
+        "{}",
+        form.html
+    );
 
-    let saved = save_through_the_wizard(
-        &mut admin,
-        "saml",
-        &[
-            ("name", "adfs"),
-            ("display_name", "Corp ADFS"),
-            ("idp_metadata_xml", &idp.metadata().await),
-            ("email", "email"),
-            ("full_name", "name"),
-            ("groups", "groups"),
-            ("default_role", "member"),
-        ],
-    )
-    .await;
+    // Neither a file nor pasted XML; a file that is not text: the form again, nothing saved.
+    let empty = admin
+        .upload(wizard, "/console/admin/sso", &fields, &[])
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.html);
+    assert!(
+        empty
+            .html
+            .contains("upload your provider&#39;s metadata file"),
+        "{}",
+        empty.html
+    );
+    assert!(
+        empty.html.contains("value=\"Corp ADFS\""),
+        "what was typed stays"
+    );
+    let binary = admin
+        .upload(
+            wizard,
+            "/console/admin/sso",
+            &fields,
+            &[(
+                "idp_metadata_file",
+                "metadata.xml",
+                vec![0xff, 0xfe, 0x00, 0x3c],
+            )],
+        )
+        .await;
+    assert_eq!(binary.status, StatusCode::BAD_REQUEST, "{}", binary.html);
+    assert!(
+        binary.html.contains("the file is not text"),
+        "{}",
+        binary.html
+    );
+    assert_eq!(
+        admin.get("/console/admin/sso/adfs").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let saved = admin
+        .upload(
+            wizard,
+            "/console/admin/sso",
+            &fields,
+            &[(
+                "idp_metadata_file",
+                "FederationMetadata.xml",
+                idp.metadata().await.into_bytes(),
+            )],
+        )
+        .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
     // The IdP learns our metadata from the (still disabled) provider's URL.
     let metadata = admin.get("/v1/auth/saml/adfs/metadata").await;
@@ -392,4 +447,101 @@ async fn the_wizard_sets_up_saml_from_pasted_metadata_and_its_test_shows_the_att
         result.html
     );
     assert!(result.html.contains("name_id"), "{}", result.html);
+}
+
+#[tokio::test]
+async fn an_admin_binds_email_domains_requires_sso_and_maps_groups_on_the_providers_page() {
+    let app = TestApp::spawn().await;
+    let owner_email = idp_address("owner");
+    let api = tenant_with_admin(&app, "sso-domains", &owner_email).await;
+    oidc_provider("sso-domains", &api, "corp", json!({})).await;
+    let mut admin = ConsoleBrowser::new_for(&app, "sso-domains");
+    admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
+    let page = "/console/admin/sso/corp";
+    let action = "/console/admin/sso/corp/sign-in";
+
+    // An unknown role: refused beside the form, what was typed kept, nothing changed.
+    let refused = admin
+        .submit(
+            page,
+            action,
+            &[
+                ("domains", "acme.example"),
+                ("require_sso", "on"),
+                ("default_role", "member"),
+                ("role_mapping", "engineers = no-such-role"),
+            ],
+        )
+        .await;
+    assert!(
+        refused.status.is_client_error(),
+        "{} {}",
+        refused.status,
+        refused.html
+    );
+    assert!(
+        refused.html.contains("id=\"sso-error\""),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.html.contains("engineers = no-such-role"),
+        "{}",
+        refused.html
+    );
+    let before: serde_json::Value = api.get("/v1/admin/sso/corp").ok().await.unwrap();
+    assert!(
+        before["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|binding| binding["domain"] != "acme.example"),
+        "{before}"
+    );
+
+    let saved = admin
+        .submit(
+            page,
+            action,
+            &[
+                ("domains", "acme.example, eu.acme.example"),
+                ("require_sso", "on"),
+                ("default_role", "member"),
+                ("role_mapping", "engineers = admin"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let after: serde_json::Value = api.get("/v1/admin/sso/corp").ok().await.unwrap();
+    assert_eq!(
+        after["domains"],
+        json!([
+            { "domain": "acme.example", "require_sso": true },
+            { "domain": "eu.acme.example", "require_sso": true },
+        ]),
+        "{after}"
+    );
+    assert_eq!(
+        after["users"]["role_mapping"],
+        json!({ "engineers": "admin" })
+    );
+    let shown = admin.get(page).await;
+    assert!(
+        shown
+            .html
+            .contains("<dd id=\"sso-domains-now\">acme.example (SSO required), eu.acme.example (SSO required)</dd>"),
+        "{}",
+        shown.html
+    );
+
+    // The binding holds: a password sign-in at a bound domain is sent to the provider.
+    let password = app
+        .tenant("sso-domains")
+        .post("/v1/auth/login")
+        .json(&json!({ "email": "someone@acme.example", "password": "whatever it is" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(password.status(), StatusCode::FORBIDDEN);
+    assert_eq!(password.code(), Some("sso_required"));
 }
