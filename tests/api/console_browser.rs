@@ -165,3 +165,76 @@ async fn an_operator_creates_suspends_and_limits_a_tenant_in_a_browser() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_tenant_admin_sets_up_oidc_and_saml_in_the_wizard_and_new_people_sign_in_with_them_in_a_browser(
+) {
+    use crate::sso::{idp_address, oidc_issuer, saml_idp_url, tenant_with_admin};
+    let app = TestApp::spawn().await;
+    let admin_email = idp_address("owner");
+    let admin = tenant_with_admin(&app, "sso-browser", &admin_email).await;
+    let oidc = crate::sso::OidcProvider::new();
+    let saml = crate::sso::SamlIdp::new();
+    let (oidc_tester, oidc_user) = (idp_address("oidc-tester"), idp_address("oidc-newcomer"));
+    oidc.set_account(&oidc_tester, "Olga Tester", &["engineers"])
+        .await;
+    oidc.set_account(&oidc_user, "Otto Newcomer", &[]).await;
+    // The SAML provider's people are at a domain of their own, bound to it in the wizard.
+    let saml_domain = format!(
+        "saml-{}.example",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (saml_tester, saml_user) = (
+        format!("sam-tester@{saml_domain}"),
+        format!("sara-newcomer@{saml_domain}"),
+    );
+    saml.set_account(&saml_tester, "Sam Tester", &[]).await;
+    saml.set_account(&saml_user, "Sara Newcomer", &[]).await;
+
+    let summary = run_script(
+        "sso_admin.py",
+        json!({
+            "data_url": app.data_url,
+            "tenant": "sso-browser",
+            "chromium": tool("TENANTRY_TEST_CHROMIUM"),
+            "screenshots": screenshots(),
+            "admin_email": admin_email,
+            "admin_password": tenantry_tests::PASSWORD,
+            "oidc_issuer": oidc_issuer(),
+            "saml_idp": saml_idp_url(),
+            "saml_domain": saml_domain,
+            "oidc_tester": oidc_tester,
+            "oidc_user": oidc_user,
+            "saml_tester": saml_tester,
+            "saml_user": saml_user,
+        }),
+    )
+    .await;
+    assert_eq!(summary["providers_enabled"], 2, "{summary}");
+
+    // The server's side: both providers enabled, the SAML one bound to its domain; the two
+    // newcomers are users who signed in by SSO; the testers are not users at all.
+    let providers: Value = admin.get("/v1/admin/sso").ok().await.unwrap();
+    let enabled: Vec<&str> = providers["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|provider| provider["enabled"] == true)
+        .map(|provider| provider["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(enabled, ["adfs", "corp"], "{providers}");
+    let page = admin.users().list(None, None, None).await.unwrap();
+    let emails: Vec<&str> = page.users.iter().map(|user| user.email.as_str()).collect();
+    for newcomer in [&oidc_user, &saml_user] {
+        assert!(
+            emails.contains(&newcomer.as_str()),
+            "{newcomer} not in {emails:?}"
+        );
+    }
+    for tester in [&oidc_tester, &saml_tester] {
+        assert!(
+            !emails.contains(&tester.as_str()),
+            "the test sign-in made {tester} a user"
+        );
+    }
+}

@@ -207,12 +207,18 @@ struct NewProviderPage {
     /// What was typed, by field name (or the preset's defaults).
     typed: Fields,
     error: Option<String>,
+    name_error: Option<&'static str>,
 }
+
+const NAME_RULE: &str =
+    "a name is 2 to 40 lowercase letters, digits and dashes, starting with a letter";
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct PresetQuery {
     preset: String,
+    /// The provider's name, which its URLs are made of (the preset's key until chosen).
+    name: Option<String>,
 }
 
 async fn new_provider_answer(
@@ -229,9 +235,11 @@ async fn new_provider_answer(
         .into_iter()
         .map(|role| role.name)
         .collect();
-    let name = match typed.one("name") {
-        "" => "<name>",
-        name => name,
+    let name = typed.one("name");
+    let (name, name_error) = if shared::sso::settings::valid_name(name) {
+        (name, None)
+    } else {
+        ("<name>", Some(NAME_RULE))
     };
     let page = NewProviderPage {
         frame,
@@ -240,6 +248,7 @@ async fn new_provider_answer(
         roles,
         typed,
         error: outcome.1,
+        name_error,
     };
     render(outcome.0, &page)
 }
@@ -253,8 +262,9 @@ async fn new_provider_page(
 ) -> Result<HttpResponse, ApiError> {
     let preset = preset(&query.preset)
         .ok_or_else(|| ApiError::not_found("unknown_preset", "no such identity provider preset"))?;
+    let name = query.name.as_deref().unwrap_or(preset.key).trim();
     let defaults = Fields::from_pairs(&[
-        ("name", preset.key),
+        ("name", name),
         ("display_name", preset.label),
         ("scopes", preset.scopes),
         ("email", preset.email),
@@ -262,15 +272,12 @@ async fn new_provider_page(
         ("groups", preset.groups),
         ("default_role", "member"),
     ]);
-    new_provider_answer(
-        &state,
-        &context,
-        &csrf,
-        preset,
-        defaults,
-        (StatusCode::OK, None),
-    )
-    .await
+    let status = if shared::sso::settings::valid_name(name) {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    new_provider_answer(&state, &context, &csrf, preset, defaults, (status, None)).await
 }
 
 /// `group = role` lines as the provider's role mapping.

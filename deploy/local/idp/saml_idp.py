@@ -132,12 +132,16 @@ def wrapped_response(request, login, victim):
     return xml.replace(signed, evil + signed), args["destination"]
 
 
-def form_page(action, fields):
+def form_page(action, fields, visible=""):
     inputs = "".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}"/>'
         for name, value in fields.items()
     )
-    return f'<html><body><form method="post" action="{html.escape(action)}">{inputs}<input type="submit"/></form></body></html>'
+    return f'<html><body><form method="post" action="{html.escape(action)}">{inputs}{visible}<input type="submit" value="Continue"/></form></body></html>'
+
+
+# What a person types at the login page (a test posts `username` itself).
+USERNAME_FIELD = '<label for="username">Username</label><input id="username" name="username"/>'
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -170,7 +174,7 @@ class Handler(BaseHTTPRequestHandler):
             except Exception as error:  # the page says why, as IdPs do
                 return self.reply(400, f"bad AuthnRequest: {html.escape(str(error))}", "text/plain")
             fields = {"SAMLRequest": query["SAMLRequest"], "RelayState": query.get("RelayState", "")}
-            return self.reply(200, form_page("/sso/login", fields))
+            return self.reply(200, form_page("/sso/login", fields, USERNAME_FIELD))
         return self.reply(404, "not found", "text/plain")
 
     def do_POST(self):

@@ -197,6 +197,27 @@ async fn the_wizard_saves_an_oidc_provider_disabled_its_test_signs_nobody_in_and
         form.html.contains("value=\"email profile groups\""),
         "the preset's scopes"
     );
+    // The name comes first: the values to paste into the IdP are made of it.
+    let named = admin
+        .get("/console/admin/sso/new?preset=okta&name=okta-eu")
+        .await;
+    assert!(named
+        .html
+        .contains("<code>https://wizard.tenantry.test/v1/auth/sso/okta-eu/callback</code>"));
+    let misnamed = admin
+        .get("/console/admin/sso/new?preset=okta&name=Okta%20EU")
+        .await;
+    assert_eq!(misnamed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        misnamed.html.contains("id=\"sso-name-error\""),
+        "{}",
+        misnamed.html
+    );
+    assert!(
+        !misnamed.html.contains("/v1/auth/sso/Okta"),
+        "{}",
+        misnamed.html
+    );
 
     // Bad input: the form again with the message, nothing saved.
     let bad = save_through_the_wizard(
