@@ -18,7 +18,7 @@ use super::page::{render, safe_next, Fields, Frame};
 use crate::identity::service::TokenResponse;
 use crate::sso::settings::ProviderKind;
 use crate::sso::store::ProviderRow;
-use crate::sso::{oauth, saml, Landing};
+use crate::sso::{oauth, saml, Destination, Landing};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use shared::console::cookies::{self, CookiePolicy, SSO_COOKIE, SSO_PREFIX};
@@ -91,14 +91,14 @@ pub async fn to_provider(
 ) -> Result<HttpResponse, ApiError> {
     let secret = SecretToken::generate(&state.rng, SSO_PREFIX)
         .map_err(|error| ApiError::internal(&error))?;
-    let landing = Landing {
+    let destination = Destination::Console(Landing {
         return_to,
         browser_digest: secret.digest().to_vec(),
         test,
-    };
+    });
     let url = match &provider.settings.provider {
-        ProviderKind::Saml(_) => saml::start(state, context, provider, Some(&landing)).await?,
-        _ => oauth::start(state, context, provider, login_hint, Some(&landing)).await?,
+        ProviderKind::Saml(_) => saml::start(state, context, provider, &destination).await?,
+        _ => oauth::start(state, context, provider, login_hint, &destination).await?,
     };
     let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
     Ok(HttpResponse::Found()

@@ -9,11 +9,15 @@
 //!   spent before the IdP's answer is looked at, and at most ten minutes old. A callback at
 //!   another tenant, for another provider, or a second time finds nothing.
 //! - Client secrets are stored only sealed with the tenant's data key and never returned.
+//! - A sign-in an application started returns to one of the tenant's allow-listed redirect
+//!   URIs with a one-time code (single use, 60 s) that only the application's PKCE verifier
+//!   exchanges for tokens (`handoff`).
 //! - A SAML provider without a signing certificate is refused at configuration time (samael
 //!   would check no signature at all), and only RSA-SHA256 or stronger is accepted.
 
 pub mod admin;
 pub mod discovery;
+pub mod handoff;
 pub mod oauth;
 pub mod routes;
 pub mod saml;
@@ -42,9 +46,32 @@ pub struct Landing {
     pub test: bool,
 }
 
-/// How a callback ended: a sign-in, or an admin's test of the provider.
+/// Where a finished sign-in goes; its login transaction keeps it from the start.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// Whoever calls the callback gets the tokens (JSON).
+    Tokens,
+    /// The console, signed in, in the browser that started it (or an admin's test).
+    Console(Landing),
+    /// The application that started it, with a one-time code.
+    App(handoff::AppReturn),
+}
+
+impl Destination {
+    /// An admin's test of the provider (which may not be enabled yet).
+    pub fn is_test(&self) -> bool {
+        matches!(self, Destination::Console(landing) if landing.test)
+    }
+}
+
+/// How a callback ended: a sign-in, a code handed to an application, or an admin's test of
+/// the provider.
 pub enum Outcome {
     SignedIn(SignedIn),
+    /// The application's redirect URI with the code and its `state`.
+    HandedOff {
+        redirect: String,
+    },
     /// The test's result, kept under this id (`store::test_result`); where the admin goes.
     Tested {
         result_id: uuid::Uuid,
@@ -105,6 +132,14 @@ pub enum SsoError {
     AccountDisabled,
     #[error("granting these roles needs permissions you do not hold")]
     Escalation(Vec<String>),
+    /// An application's start: a redirect URI the tenant does not allow, or a PKCE challenge
+    /// missing or not S256.
+    #[error("{0}")]
+    InvalidAppReturn(String),
+    /// A code exchange that fails: unknown, spent, expired, another redirect URI or the wrong
+    /// verifier (one answer for all; the code is spent either way).
+    #[error("the code is unknown, expired, already used, or does not match this verifier and redirect URI")]
+    InvalidGrant,
     #[error(transparent)]
     Db(#[from] TenantDbError),
     /// The admin's permissions could not be loaded (what they may hand out).
@@ -152,6 +187,8 @@ impl From<SsoError> for ApiError {
                     message,
                 )
             }
+            SsoError::InvalidAppReturn(_) => ApiError::bad_request("invalid_app_return", message),
+            SsoError::InvalidGrant => ApiError::bad_request("invalid_grant", message),
             SsoError::AccountExists => ApiError::conflict("sso_account_exists", message),
             SsoError::NoEmail => ApiError::bad_request("sso_no_email", message),
             SsoError::AccountDisabled => ApiError::forbidden("account_disabled", message),

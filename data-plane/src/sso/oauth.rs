@@ -93,7 +93,7 @@ pub async fn start(
     context: &RequestContext,
     provider: &ProviderRow,
     login_hint: Option<&str>,
-    landing: Option<&super::Landing>,
+    destination: &super::Destination,
 ) -> Result<Url, SsoError> {
     let redirect = RedirectUrl::new(redirect_uri(state, context, &provider.name))
         .map_err(|error| config_error("redirect URI", error))?;
@@ -163,7 +163,7 @@ pub async fn start(
             pkce_verifier: Some(&verifier),
             now,
             expires_at: now + TRANSACTION_LIFETIME,
-            landing,
+            destination,
         },
     )
     .await?;
@@ -222,17 +222,13 @@ pub async fn callback(
         .code
         .filter(|code| !code.is_empty() && code.len() <= 4096)
         .ok_or_else(|| SsoError::InvalidInput("the callback has no code".to_owned()))?;
-    if let Some(landing) = &taken.landing {
+    if let super::Destination::Console(landing) = &taken.destination {
         if !super::same_browser(landing, browser) {
             sign_in::record_refusal(state, context, provider, "other_browser", client).await?;
             return Err(SsoError::OtherBrowser);
         }
     }
-    let landing_of_callback = taken.landing.clone();
-    let test = landing_of_callback
-        .as_ref()
-        .is_some_and(|landing| landing.test);
-    if !provider.enabled && !test {
+    if !provider.enabled && !taken.destination.is_test() {
         return Err(SsoError::ProviderNotFound);
     }
     let verifier = taken
@@ -278,15 +274,15 @@ pub async fn callback(
             return Err(error);
         }
     };
-    if let Some(landing) = landing_of_callback.clone().filter(|landing| landing.test) {
-        let result_id = sign_in::record_test(state, context, provider, &identity).await?;
-        return Ok(super::Outcome::Tested { result_id, landing });
-    }
-    let tokens = sign_in::complete(state, context, provider, identity, client).await?;
-    Ok(super::Outcome::SignedIn(super::SignedIn {
-        tokens,
-        landing: landing_of_callback,
-    }))
+    sign_in::conclude(
+        state,
+        context,
+        provider,
+        identity,
+        client,
+        taken.destination,
+    )
+    .await
 }
 
 struct OidcExchange<'a> {

@@ -11,7 +11,7 @@ use shared::routes::{route, routes, Route};
 
 use super::admin;
 use super::settings::{ProviderInput, ProviderKind};
-use super::{discovery, oauth, saml, SsoError, MANAGE, READ};
+use super::{discovery, handoff, oauth, saml, Destination, SsoError, MANAGE, READ};
 use crate::identity::service::{Client, TokenResponse};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -30,6 +30,9 @@ pub fn routes() -> Vec<Route> {
         saml_metadata,
         start_saml_sign_in,
         saml_acs,
+        exchange_code,
+        get_redirects,
+        replace_redirects,
     ]
 }
 
@@ -65,6 +68,10 @@ async fn finish(
         super::Outcome::Tested { result_id, landing } => Ok(crate::console::sso_setup::tested(
             state, &landing, result_id,
         )),
+        super::Outcome::HandedOff { redirect } => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, redirect))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
     }
 }
 
@@ -189,7 +196,18 @@ async fn discover(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct StartQuery {
+    /// An address the IdP may fill in (OIDC `login_hint`).
     login_hint: Option<String>,
+    /// An application's return: one of the tenant's allowed redirect URIs
+    /// (`/v1/settings/sso-redirects`). With it, the sign-in ends there with a one-time `code`
+    /// for `POST /v1/auth/sso/token`; without it, the callback answers the tokens.
+    redirect_uri: Option<String>,
+    /// With `redirect_uri`: base64url(SHA-256(code_verifier)).
+    code_challenge: Option<String>,
+    /// With `redirect_uri`: `S256`.
+    code_challenge_method: Option<String>,
+    /// With `redirect_uri`: the application's own value, returned with the code.
+    state: Option<String>,
 }
 
 /// Sends the browser to the provider (302).
@@ -199,7 +217,7 @@ struct StartQuery {
     rate = Read,
     tag = "auth",
     params(StartQuery),
-    responses((status = 302, description = "Redirect to the identity provider")))]
+    responses((status = 302, description = "Redirect to the identity provider"), (status = 400, description = "`invalid_app_return`: a redirect URI the tenant does not allow, or a missing or non-S256 PKCE challenge")))]
 async fn start_sign_in(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -211,9 +229,19 @@ async fn start_sign_in(
         .login_hint
         .as_deref()
         .filter(|hint| hint.len() <= 254 && !hint.chars().any(char::is_control));
+    let app = handoff::AppStart {
+        redirect_uri: query.redirect_uri.as_deref(),
+        code_challenge: query.code_challenge.as_deref(),
+        code_challenge_method: query.code_challenge_method.as_deref(),
+        state: query.state.as_deref(),
+    };
+    let destination = match handoff::app_return(&state, &context, app).await? {
+        Some(app) => Destination::App(app),
+        None => Destination::Tokens,
+    };
     let url = match &provider.settings.provider {
-        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, None).await?,
-        _ => oauth::start(&state, &context, &provider, login_hint, None).await?,
+        ProviderKind::Saml(_) => saml::start(&state, &context, &provider, &destination).await?,
+        _ => oauth::start(&state, &context, &provider, login_hint, &destination).await?,
     };
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
@@ -346,4 +374,54 @@ async fn saml_acs(
     )
     .await?;
     finish(&state, &context, answer).await
+}
+
+#[route(
+    post, "/v1/auth/sso/token",
+    summary = "Exchange an SSO sign-in's one-time code for tokens",
+    access = Public,
+    audit = event("auth.sso_code_exchange", "session"),
+    rate = Auth,
+    tag = "auth",
+    request_body = handoff::CodeExchange,
+    responses((status = 400, description = "`invalid_grant`: the code is unknown, expired (60 s), already used, or the verifier or redirect URI does not match (the code is spent either way)"), (status = 403, description = "`account_disabled`"), (status = 200, description = "Signed in: access and refresh tokens", body = TokenResponse)))]
+async fn exchange_code(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: Json<handoff::CodeExchange>,
+) -> Result<HttpResponse, ApiError> {
+    let signed_in = handoff::exchange(&state, &context, &body, client(&context)).await?;
+    Ok(tokens(signed_in))
+}
+
+#[route(
+    get, "/v1/settings/sso-redirects",
+    summary = "Get the redirect URIs applications' SSO sign-ins may return to",
+    access = Permission(crate::settings::MANAGE),
+    rate = Read,
+    tag = "settings",
+    responses((status = 200, description = "The allow-list", body = handoff::SsoRedirects)))]
+async fn get_redirects(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(handoff::redirects(&state, &context).await?))
+}
+
+#[route(
+    put, "/v1/settings/sso-redirects",
+    summary = "Replace the redirect URIs applications' SSO sign-ins may return to",
+    access = Permission(crate::settings::MANAGE),
+    audit = event("settings.sso_redirects_update", "settings"),
+    rate = Write,
+    tag = "settings",
+    request_body = handoff::SsoRedirects,
+    responses((status = 400, description = "`invalid_app_return`: a URI that is not https, loopback http or a private-use scheme, has a fragment or credentials; more than 20"), (status = 200, description = "Saved (normalised, sorted)", body = handoff::SsoRedirects)))]
+async fn replace_redirects(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let saved = handoff::replace_redirects(&state, &context, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(saved))
 }

@@ -110,7 +110,7 @@ pub async fn start(
     state: &DataPlane,
     context: &RequestContext,
     provider: &ProviderRow,
-    landing: Option<&super::Landing>,
+    destination: &super::Destination,
 ) -> Result<Url, SsoError> {
     let saml = saml_settings(provider)?;
     let idp = IdentityProvider::from_settings(saml)?;
@@ -144,7 +144,7 @@ pub async fn start(
             pkce_verifier: None,
             now,
             expires_at: now + TRANSACTION_LIFETIME,
-            landing,
+            destination,
         },
     )
     .await?;
@@ -211,7 +211,8 @@ pub async fn acs(
         ));
     }
     let now = state.clock.now();
-    let mut landing = None;
+    // IdP-initiated (no transaction): the tokens are the answer.
+    let mut destination = super::Destination::Tokens;
     // SP-initiated: RelayState names our transaction and with it the request id the response
     // must answer. Without one, only a provider allowing IdP-initiated sign-in goes on.
     let request_id = match form
@@ -229,7 +230,9 @@ pub async fn acs(
             )
             .await?;
             transaction.commit().await?;
-            if let Some(expected) = taken.as_ref().and_then(|taken| taken.landing.as_ref()) {
+            if let Some(super::Destination::Console(expected)) =
+                taken.as_ref().map(|taken| &taken.destination)
+            {
                 if !super::same_browser(expected, browser) {
                     sign_in::record_refusal(state, context, provider, "other_browser", client)
                         .await?;
@@ -237,7 +240,7 @@ pub async fn acs(
                 }
             }
             let taken = taken.map(|taken| {
-                landing = taken.landing;
+                destination = taken.destination;
                 taken.nonce
             });
             match taken.flatten() {
@@ -256,10 +259,7 @@ pub async fn acs(
             return Err(SsoError::InvalidState);
         }
     };
-    let test = landing
-        .as_ref()
-        .is_some_and(|landing: &super::Landing| landing.test);
-    if !provider.enabled && !test {
+    if !provider.enabled && !destination.is_test() {
         return Err(SsoError::ProviderNotFound);
     }
 
@@ -328,15 +328,7 @@ pub async fn acs(
         groups: attribute_values(&assertion, &saml.attributes.groups),
         received: received_attributes(&assertion),
     };
-    if let Some(landing) = landing.clone().filter(|landing| landing.test) {
-        let result_id = sign_in::record_test(state, context, provider, &identity).await?;
-        return Ok(super::Outcome::Tested { result_id, landing });
-    }
-    let tokens = sign_in::complete(state, context, provider, identity, client).await?;
-    Ok(super::Outcome::SignedIn(super::SignedIn {
-        tokens,
-        landing,
-    }))
+    sign_in::conclude(state, context, provider, identity, client, destination).await
 }
 
 /// The assertion's NameID (and its format) and every attribute, by name, as JSON: what an

@@ -16,12 +16,13 @@ use shared::email::Email;
 use uuid::Uuid;
 
 use super::store::{self, ProviderRow};
-use super::SsoError;
+use super::{Destination, Outcome, SignedIn, SsoError};
 use crate::authz::store as authz_store;
 use crate::identity::service::{self as identity, Client, NewSignIn, TokenResponse};
 use crate::identity::store::{self as users, Attempt};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
+use shared::tenant_context::TenantTransaction;
 
 /// Who the IdP says signed in, after every check of its answer passed.
 #[derive(Debug, Clone)]
@@ -93,13 +94,84 @@ fn limited(text: &str, max: usize) -> String {
         .collect()
 }
 
-pub async fn complete(
+/// How a checked answer of the IdP ends, by where its sign-in was to go: an admin's test
+/// keeps the result; an application gets a one-time code; otherwise a session opens (its
+/// tokens answered as JSON, or the console signed in).
+pub async fn conclude(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    identity: ExternalIdentity,
+    client: Client<'_>,
+    destination: Destination,
+) -> Result<Outcome, SsoError> {
+    match destination {
+        Destination::Console(landing) if landing.test => {
+            let result_id = record_test(state, context, provider, &identity).await?;
+            Ok(Outcome::Tested { result_id, landing })
+        }
+        Destination::App(app) => {
+            let (transaction, admitted) = admit(state, context, provider, identity, client).await?;
+            let redirect = super::handoff::issue_code(state, transaction, &admitted, &app).await?;
+            state
+                .permissions
+                .invalidate_user(context.tenant.tenant.id, admitted.user.id)
+                .await;
+            Ok(Outcome::HandedOff { redirect })
+        }
+        Destination::Console(landing) => Ok(Outcome::SignedIn(SignedIn {
+            tokens: complete(state, context, provider, identity, client).await?,
+            landing: Some(landing),
+        })),
+        Destination::Tokens => Ok(Outcome::SignedIn(SignedIn {
+            tokens: complete(state, context, provider, identity, client).await?,
+            landing: None,
+        })),
+    }
+}
+
+/// A user the IdP's answer admitted: found, linked or made, roles synced, active.
+pub struct Admitted {
+    pub user: users::UserRow,
+    pub provider_id: Uuid,
+}
+
+/// Signs the user in: a new session and its tokens.
+async fn complete(
     state: &DataPlane,
     context: &RequestContext,
     provider: &ProviderRow,
     identity: ExternalIdentity,
     client: Client<'_>,
 ) -> Result<TokenResponse, SsoError> {
+    let (mut transaction, admitted) = admit(state, context, provider, identity, client).await?;
+    let policy = users::policy(&mut transaction).await?;
+    let sign_in = NewSignIn {
+        user: &admitted.user,
+        policy: &policy,
+        amr: vec![provider.settings.provider.name().to_owned()],
+        idp: Some(&provider.name),
+        client,
+        now: state.clock.now(),
+    };
+    let tokens = identity::open_session(state, context, transaction, sign_in).await?;
+    state
+        .permissions
+        .invalidate_user(context.tenant.tenant.id, admitted.user.id)
+        .await;
+    Ok(tokens)
+}
+
+/// Finds, links or makes the user the IdP vouches for (roles synced from their groups) and
+/// records the successful attempt, in the transaction it returns uncommitted (whoever opens
+/// the session or leaves the code commits it).
+async fn admit(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+    identity: ExternalIdentity,
+    client: Client<'_>,
+) -> Result<(TenantTransaction, Admitted), SsoError> {
     let kind = provider.settings.provider.name();
     let email = identity
         .email
@@ -125,7 +197,6 @@ pub async fn complete(
     };
 
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    let policy = users::policy(&mut transaction).await?;
     let managed: Vec<String> = {
         let mut managed: Vec<String> = provider
             .settings
@@ -218,17 +289,13 @@ pub async fn complete(
     }
     users::record_attempt(&mut transaction, &attempt(Some(user.id), "success")).await?;
     authz_store::notify_changed(&mut transaction, tenant_id, Some(user.id)).await?;
-    let sign_in = NewSignIn {
-        user: &user,
-        policy: &policy,
-        amr: vec![kind.to_owned()],
-        idp: Some(&provider.name),
-        client,
-        now,
-    };
-    let tokens = identity::open_session(state, context, transaction, sign_in).await?;
-    state.permissions.invalidate_user(tenant_id, user.id).await;
-    Ok(tokens)
+    Ok((
+        transaction,
+        Admitted {
+            user,
+            provider_id: provider.id,
+        },
+    ))
 }
 
 /// Records an SSO sign-in the IdP's answer failed, for the audit log (the address is not

@@ -1,10 +1,13 @@
-//! SQL of providers, domain bindings, login transactions, consumed SAML assertions and
-//! linked identities, run in the tenant's transaction.
+//! SQL of providers, domain bindings, login transactions, consumed SAML assertions, linked
+//! identities and applications' one-time codes, run in the tenant's transaction.
 
 use shared::tenant_context::{TenantDbError, TenantTransaction};
 use time::OffsetDateTime;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
+
+use super::handoff::AppReturn;
+use super::Destination;
 
 pub use shared::sso::store::{existing_roles, provider_by_name, ProviderRow};
 
@@ -47,8 +50,8 @@ pub struct NewTransaction<'a> {
     pub pkce_verifier: Option<&'a str>,
     pub now: OffsetDateTime,
     pub expires_at: OffsetDateTime,
-    /// A sign-in that lands in the console.
-    pub landing: Option<&'a super::Landing>,
+    /// Where the finished sign-in goes.
+    pub destination: &'a Destination,
 }
 
 pub async fn insert_transaction(
@@ -63,12 +66,18 @@ pub async fn insert_transaction(
             &[(&(login.now - time::Duration::hours(1)), Type::TIMESTAMPTZ)],
         )
         .await?;
+    let (landing, app) = match login.destination {
+        Destination::Tokens => (None, None),
+        Destination::Console(landing) => (Some(landing), None),
+        Destination::App(app) => (None, Some(app)),
+    };
     transaction
         .query_typed(
             "INSERT INTO sso_login_transactions
                  (state_digest, provider_id, nonce, pkce_verifier, created_at, expires_at,
-                  return_to, browser_digest, is_test)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  return_to, browser_digest, is_test,
+                  app_redirect_uri, app_code_challenge, app_state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 (&login.state_digest, Type::BYTEA),
                 (&login.provider_id, Type::UUID),
@@ -77,19 +86,17 @@ pub async fn insert_transaction(
                 (&login.now, Type::TIMESTAMPTZ),
                 (&login.expires_at, Type::TIMESTAMPTZ),
                 (
-                    &login.landing.map(|landing| landing.return_to.as_str()),
+                    &landing.map(|landing| landing.return_to.as_str()),
                     Type::TEXT,
                 ),
                 (
-                    &login
-                        .landing
-                        .map(|landing| landing.browser_digest.as_slice()),
+                    &landing.map(|landing| landing.browser_digest.as_slice()),
                     Type::BYTEA,
                 ),
-                (
-                    &login.landing.is_some_and(|landing| landing.test),
-                    Type::BOOL,
-                ),
+                (&landing.is_some_and(|landing| landing.test), Type::BOOL),
+                (&app.map(|app| app.redirect_uri.as_str()), Type::TEXT),
+                (&app.map(|app| app.code_challenge.as_str()), Type::TEXT),
+                (&app.and_then(|app| app.state.as_deref()), Type::TEXT),
             ],
         )
         .await?;
@@ -100,7 +107,7 @@ pub async fn insert_transaction(
 pub struct TakenTransaction {
     pub nonce: Option<String>,
     pub pkce_verifier: Option<String>,
-    pub landing: Option<super::Landing>,
+    pub destination: Destination,
 }
 
 /// Spends the live, unspent transaction of `provider_id` with this digest. `None` when there
@@ -116,7 +123,8 @@ pub async fn take_transaction(
             "UPDATE sso_login_transactions SET consumed_at = $3
              WHERE state_digest = $1 AND provider_id = $2 AND consumed_at IS NULL
                AND expires_at > $3
-             RETURNING nonce, pkce_verifier, return_to, browser_digest, is_test",
+             RETURNING nonce, pkce_verifier, return_to, browser_digest, is_test,
+                       app_redirect_uri, app_code_challenge, app_state",
             &[
                 (&state_digest, Type::BYTEA),
                 (&provider_id, Type::UUID),
@@ -128,17 +136,32 @@ pub async fn take_transaction(
         Some(row) => {
             let return_to: Option<String> = row.try_get("return_to")?;
             let browser_digest: Option<Vec<u8>> = row.try_get("browser_digest")?;
-            let test: bool = row.try_get("is_test")?;
+            let app_redirect_uri: Option<String> = row.try_get("app_redirect_uri")?;
+            let app_code_challenge: Option<String> = row.try_get("app_code_challenge")?;
+            let destination = match (
+                return_to,
+                browser_digest,
+                app_redirect_uri,
+                app_code_challenge,
+            ) {
+                (Some(return_to), Some(browser_digest), _, _) => {
+                    Destination::Console(super::Landing {
+                        return_to,
+                        browser_digest,
+                        test: row.try_get("is_test")?,
+                    })
+                }
+                (_, _, Some(redirect_uri), Some(code_challenge)) => Destination::App(AppReturn {
+                    redirect_uri,
+                    code_challenge,
+                    state: row.try_get("app_state")?,
+                }),
+                _ => Destination::Tokens,
+            };
             Ok(Some(TakenTransaction {
                 nonce: row.try_get("nonce")?,
                 pkce_verifier: row.try_get("pkce_verifier")?,
-                landing: return_to
-                    .zip(browser_digest)
-                    .map(|(return_to, browser_digest)| super::Landing {
-                        return_to,
-                        browser_digest,
-                        test,
-                    }),
+                destination,
             }))
         }
         None => Ok(None),
@@ -356,4 +379,87 @@ pub async fn test_result(
         Some(row) => Ok(Some(row.try_get("result")?)),
         None => Ok(None),
     }
+}
+
+/// A one-time code to store: what its exchange checks and whom it signs in.
+pub struct NewHandoffCode<'a> {
+    pub code_digest: &'a [u8],
+    pub user_id: Uuid,
+    pub provider_id: Uuid,
+    pub redirect_uri: &'a str,
+    pub code_challenge: &'a str,
+    pub now: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn insert_handoff_code(
+    transaction: &mut TenantTransaction,
+    code: &NewHandoffCode<'_>,
+) -> Result<(), TenantDbError> {
+    // Expired codes go as new ones come (the table holds a minute's worth at most).
+    transaction
+        .query_typed(
+            "DELETE FROM sso_handoff_codes WHERE expires_at < $1",
+            &[(&code.now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    transaction
+        .query_typed(
+            "INSERT INTO sso_handoff_codes
+                 (code_digest, user_id, provider_id, redirect_uri, code_challenge, created_at,
+                  expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                (&code.code_digest, Type::BYTEA),
+                (&code.user_id, Type::UUID),
+                (&code.provider_id, Type::UUID),
+                (&code.redirect_uri, Type::TEXT),
+                (&code.code_challenge, Type::TEXT),
+                (&code.now, Type::TIMESTAMPTZ),
+                (&code.expires_at, Type::TIMESTAMPTZ),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A code taken for its exchange.
+pub struct TakenHandoffCode {
+    pub user_id: Uuid,
+    pub provider_name: String,
+    pub provider_kind: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+}
+
+/// Takes (deletes) the live code with this digest: a code is taken once, whatever the
+/// exchange then decides. `None` when unknown, spent or expired.
+pub async fn take_handoff_code(
+    transaction: &mut TenantTransaction,
+    code_digest: &[u8],
+    now: OffsetDateTime,
+) -> Result<Option<TakenHandoffCode>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "WITH taken AS (
+                 DELETE FROM sso_handoff_codes WHERE code_digest = $1
+                 RETURNING user_id, provider_id, redirect_uri, code_challenge, expires_at)
+             SELECT taken.user_id, taken.redirect_uri, taken.code_challenge,
+                    p.name AS provider_name, p.kind AS provider_kind
+             FROM taken JOIN sso_providers p ON p.id = taken.provider_id
+             WHERE taken.expires_at > $2",
+            &[(&code_digest, Type::BYTEA), (&now, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(TakenHandoffCode {
+                user_id: row.try_get("user_id")?,
+                provider_name: row.try_get("provider_name")?,
+                provider_kind: row.try_get("provider_kind")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                code_challenge: row.try_get("code_challenge")?,
+            })
+        })
+        .transpose()
 }

@@ -388,7 +388,7 @@ impl Client {
         self.get(format!("/v1/admin/audit{query}")).ok().await
     }
 
-    /// `GET /v1/settings/{name}` (`auth-policy`, `cors`, `privacy`).
+    /// `GET /v1/settings/{name}` (`auth-policy`, `cors`, `privacy`, `sso-redirects`).
     pub async fn setting(&self, name: &str) -> Result<Value, Error> {
         self.get(path("/v1/settings", &[name])).ok().await
     }

@@ -86,6 +86,26 @@ impl Auth<'_> {
             .await
     }
 
+    /// `POST /v1/auth/sso/token`: the tokens for the one-time code an SSO sign-in an
+    /// application started brought to its redirect URI, with the application's PKCE verifier
+    /// and the same redirect URI (the code is spent whatever the answer).
+    pub async fn exchange_sso_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<Tokens, Error> {
+        self.client
+            .post("/v1/auth/sso/token")
+            .json(&serde_json::json!({
+                "code": code,
+                "code_verifier": code_verifier,
+                "redirect_uri": redirect_uri,
+            }))
+            .ok()
+            .await
+    }
+
     /// `POST /v1/auth/logout`: ends the caller's session.
     pub async fn logout(&self) -> Result<(), Error> {
         self.client.post("/v1/auth/logout").done().await

@@ -5,6 +5,7 @@
 //! tenant's host (`Host: <slug>.tenantry.test`), as a browser would.
 
 mod admin;
+mod apps;
 mod console;
 mod oidc;
 mod oidc_security;
