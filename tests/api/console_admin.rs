@@ -429,7 +429,8 @@ async fn an_admin_makes_a_role_from_the_permission_picker_and_gives_it_to_a_user
 }
 
 #[tokio::test]
-async fn the_settings_page_saves_the_sign_in_policy_and_cors_origins_or_says_what_is_wrong() {
+async fn the_settings_page_saves_the_sign_in_policy_cors_origins_and_app_redirects_or_says_what_is_wrong(
+) {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
     let mut admin = signed_in(&app, "acme", OWNER_EMAIL).await;
@@ -502,5 +503,43 @@ async fn the_settings_page_saves_the_sign_in_policy_and_cors_origins_or_says_wha
     assert_eq!(
         cors["allowed_origins"],
         serde_json::json!(["https://admin.acme.example", "https://app.acme.example"])
+    );
+
+    // Applications' SSO redirect URIs: a plain-http one refused with the list as typed,
+    // nothing saved; a good list saved.
+    let bad = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/sso-redirects",
+            &[(
+                "redirect_uris",
+                "https://app.acme.example/cb
+http://app.acme.example/cb",
+            )],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"redirects-error\""), "{}", bad.html);
+    assert!(
+        bad.html.contains("http://app.acme.example/cb</textarea>"),
+        "{}",
+        bad.html
+    );
+    let unchanged = owner.setting("sso-redirects").await.unwrap();
+    assert_eq!(unchanged["redirect_uris"], serde_json::json!([]));
+    let saved = admin
+        .submit(
+            "/console/admin/settings",
+            "/console/admin/settings/sso-redirects",
+            &[(
+                "redirect_uris",
+                "https://app.acme.example/cb http://127.0.0.1/cb",
+            )],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(
+        owner.setting("sso-redirects").await.unwrap()["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1/cb", "https://app.acme.example/cb"])
     );
 }

@@ -1,6 +1,7 @@
 //! The tenant console's settings page: the sign-in policy (passwords, lockout, sessions,
-//! two-factor, self-registration) and the origins allowed to call the API from a browser
-//! (CORS). Each form is saved through the service of its API route, with its checks.
+//! two-factor, self-registration), the origins allowed to call the API from a browser (CORS)
+//! and the redirect URIs applications' SSO sign-ins may return to. Each form is saved through
+//! the service of its API route, with its checks; a refused list is shown again as typed.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -16,7 +17,12 @@ use crate::tenancy::RequestContext;
 use shared::console::{see_other, Csrf};
 
 pub fn routes() -> Vec<Route> {
-    routes![settings_page, save_auth_policy, save_cors]
+    routes![
+        settings_page,
+        save_auth_policy,
+        save_cors,
+        save_sso_redirects
+    ]
 }
 
 #[derive(Template)]
@@ -26,8 +32,17 @@ struct SettingsPage {
     policy: AuthPolicy,
     mfa: &'static str,
     origins: String,
+    redirect_uris: String,
     policy_error: Option<String>,
     cors_error: Option<String>,
+    redirects_error: Option<String>,
+}
+
+/// A form the service refused: which, why, and what was typed in its list.
+enum Refused {
+    Policy(String),
+    Cors { message: String, typed: String },
+    Redirects { message: String, typed: String },
 }
 
 async fn settings_answer(
@@ -35,11 +50,27 @@ async fn settings_answer(
     context: &RequestContext,
     csrf: &Csrf,
     status: StatusCode,
-    errors: (Option<String>, Option<String>),
+    refused: Option<Refused>,
 ) -> Result<HttpResponse, ApiError> {
     let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
     let policy = crate::settings::service::auth_policy(state, context).await?;
     let cors = crate::cors::service::policy(state, context).await?;
+    let redirects = crate::sso::handoff::redirects(state, context).await?;
+    let mut page_errors = (None, None, None);
+    let mut origins = cors.allowed_origins.join("\n");
+    let mut redirect_uris = redirects.redirect_uris.join("\n");
+    match refused {
+        Some(Refused::Policy(message)) => page_errors.0 = Some(message),
+        Some(Refused::Cors { message, typed }) => {
+            page_errors.1 = Some(message);
+            origins = typed;
+        }
+        Some(Refused::Redirects { message, typed }) => {
+            page_errors.2 = Some(message);
+            redirect_uris = typed;
+        }
+        None => {}
+    }
     let mfa = match policy.mfa {
         MfaRequirement::Optional => "optional",
         MfaRequirement::Admins => "admins",
@@ -51,9 +82,11 @@ async fn settings_answer(
             frame,
             policy,
             mfa,
-            origins: cors.allowed_origins.join("\n"),
-            policy_error: errors.0,
-            cors_error: errors.1,
+            origins,
+            redirect_uris,
+            policy_error: page_errors.0,
+            cors_error: page_errors.1,
+            redirects_error: page_errors.2,
         },
     )
 }
@@ -64,7 +97,7 @@ async fn settings_page(
     state: web::Data<DataPlane>,
     csrf: Csrf,
 ) -> Result<HttpResponse, ApiError> {
-    settings_answer(&state, &context, &csrf, StatusCode::OK, (None, None)).await
+    settings_answer(&state, &context, &csrf, StatusCode::OK, None).await
 }
 
 /// A whole number from a form field, or the text itself (the policy's check names it).
@@ -116,7 +149,8 @@ async fn save_auth_policy(
         Ok(_) => Ok(see_other("/console/admin/settings")),
         Err(error) => {
             let (status, message) = refused(error)?;
-            settings_answer(&state, &context, &csrf, status, (Some(message), None)).await
+            let refused = Some(Refused::Policy(message));
+            settings_answer(&state, &context, &csrf, status, refused).await
         }
     }
 }
@@ -138,7 +172,33 @@ async fn save_cors(
         Ok(_) => Ok(see_other("/console/admin/settings")),
         Err(error) => {
             let (status, message) = refused(error)?;
-            settings_answer(&state, &context, &csrf, status, (None, Some(message))).await
+            let typed = fields.one("origins").to_owned();
+            let refused = Some(Refused::Cors { message, typed });
+            settings_answer(&state, &context, &csrf, status, refused).await
+        }
+    }
+}
+
+#[route(post, "/console/admin/settings/sso-redirects",
+    access = Permission(crate::settings::MANAGE),
+    audit = event("settings.sso_redirects_update", "settings"),
+    rate = Write)]
+async fn save_sso_redirects(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let uris: Vec<&str> = fields.one("redirect_uris").split_whitespace().collect();
+    let submitted = json!({ "redirect_uris": uris });
+    match crate::sso::handoff::replace_redirects(&state, &context, submitted).await {
+        Ok(_) => Ok(see_other("/console/admin/settings")),
+        Err(error) => {
+            let (status, message) = refused(error)?;
+            let typed = fields.one("redirect_uris").to_owned();
+            let refused = Some(Refused::Redirects { message, typed });
+            settings_answer(&state, &context, &csrf, status, refused).await
         }
     }
 }
