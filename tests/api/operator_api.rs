@@ -117,3 +117,51 @@ async fn quotas_start_at_the_plan_defaults_and_take_validated_overrides() {
     let not_a_slug = tenants.get("NOT A SLUG").await.unwrap_err();
     assert_eq!(not_a_slug.status(), Some(StatusCode::NOT_FOUND));
 }
+
+#[tokio::test]
+async fn the_tenant_list_comes_a_page_at_a_time_and_searches_slugs_and_names() {
+    let app = TestApp::spawn().await;
+    for slug in ["alpha", "beta", "gamma"] {
+        app.create_tenant(slug).await;
+    }
+    let operator = app.operator_api();
+    let tenants = operator.tenants();
+    let first = tenants.page("", "", 2).await.unwrap();
+    let slugs = |page: &tenantry_tests::client::TenantPage| {
+        page.tenants
+            .iter()
+            .map(|tenant| tenant.slug.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(slugs(&first), ["alpha", "beta"]);
+    assert_eq!(first.next_after.as_deref(), Some("beta"));
+    let last = tenants.page("", "beta", 2).await.unwrap();
+    assert_eq!(slugs(&last), ["gamma"]);
+    assert_eq!(last.next_after, None);
+    assert_eq!(
+        slugs(&tenants.page("GAM", "", 10).await.unwrap()),
+        ["gamma"]
+    );
+    assert_eq!(
+        tenants.list().await.unwrap().len(),
+        3,
+        "list() follows the pages"
+    );
+
+    for bad in [
+        "/v1/tenants?limit=0",
+        "/v1/tenants?limit=1001",
+        "/v1/tenants?limit=ten",
+        "/v1/tenants?unknown=1",
+    ] {
+        let refused = app
+            .operator_api()
+            .call(reqwest::Method::GET, bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let long = tenants.page(&"x".repeat(101), "", 10).await.unwrap_err();
+    assert_eq!(long.code(), Some("invalid_input"));
+}

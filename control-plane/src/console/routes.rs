@@ -163,24 +163,18 @@ async fn tenants_page(
     csrf: Csrf,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let search = query.q.trim().to_ascii_lowercase();
-    if search.len() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "the search is at most 100 characters",
-        ));
-    }
-    let (tenants, more) =
-        tenants::search(&control, &search, &query.after, TENANTS_PER_PAGE).await?;
-    let next_page = more.then(|| tenants.last()).flatten().map(|last| {
+    let search = query.q.trim().to_lowercase();
+    let page = tenants::search(&control, &search, &query.after, TENANTS_PER_PAGE).await?;
+    let next_page = page.next_after.map(|after| {
         format!(
             "/console?{}",
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("q", &search)
-                .append_pair("after", last.slug.as_str())
+                .append_pair("after", &after)
                 .finish()
         )
     });
+    let tenants = page.tenants;
     render(
         StatusCode::OK,
         &TenantsPage {

@@ -4,7 +4,7 @@
 //! CLI shares.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::email::Email;
 use shared::error::ApiError;
 use shared::json_body::Json;
@@ -13,7 +13,6 @@ use shared::tenant::{TenantSlug, TenantStatus};
 
 use super::service::{self, CreateTenant, DomainName, QuotaPatch, TenantName, TenantPatch};
 use crate::context::ControlPlane;
-use shared::tenant::Tenant;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -87,22 +86,36 @@ async fn create_tenant(
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Every tenant, as `GET /v1/tenants` answers.
-#[derive(Serialize, utoipa::ToSchema)]
-struct TenantList {
-    tenants: Vec<Tenant>,
+/// `GET /v1/tenants`'s query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// A slug prefix or part of a name (case-insensitive); empty for every tenant.
+    #[serde(default)]
+    q: String,
+    /// The `next_after` of the previous page.
+    #[serde(default)]
+    after: String,
+    /// Tenants per page: 1 to 1000 (default 100).
+    limit: Option<i64>,
 }
 
 #[route(
     get, "/v1/tenants",
-    summary = "List tenants",
+    summary = "List tenants, a page at a time",
     access = Operator,
     rate = Unlimited,
     tag = "tenants",
-    responses((status = 200, description = "Every tenant", body = TenantList)))]
-async fn list_tenants(control: web::Data<ControlPlane>) -> Result<HttpResponse, ApiError> {
-    let tenants = service::list(&control).await?;
-    Ok(HttpResponse::Ok().json(TenantList { tenants }))
+    params(ListQuery),
+    responses((status = 400, description = "`invalid_input`: a search or `after` over 100 characters, a limit outside 1..=1000"), (status = 200, description = "A page of tenants in slug order; `next_after` names the next page", body = service::TenantPage)))]
+async fn list_tenants(
+    control: web::Data<ControlPlane>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    let page = service::search(&control, &query.q, &query.after, limit).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[route(

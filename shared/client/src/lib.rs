@@ -39,7 +39,8 @@ pub use auth::{Activated, Auth, LoginOutcome, MfaChallenge, Tokens};
 pub use error::{ApiError, Error};
 pub use me::{Me, MeApi, Session, TotpSetup};
 pub use operator::{
-    Cluster, Clusters, MoveReport, NewCluster, NewTenant, Operator, Tenant, TenantPatch, Tenants,
+    Cluster, Clusters, MoveReport, NewCluster, NewTenant, Operator, Tenant, TenantPage,
+    TenantPatch, Tenants,
 };
 pub use records::{ListQuery, Record, RecordPage, Records};
 pub use reqwest::{Method, StatusCode};

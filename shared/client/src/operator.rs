@@ -77,9 +77,12 @@ pub struct TenantPatch {
     pub status: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct TenantList {
-    tenants: Vec<Tenant>,
+/// A page of `GET /v1/tenants`.
+#[derive(Debug, Deserialize)]
+pub struct TenantPage {
+    pub tenants: Vec<Tenant>,
+    /// The `after` of the next page; `None` on the last.
+    pub next_after: Option<String>,
 }
 
 /// `/v1/tenants`.
@@ -136,9 +139,29 @@ impl Tenants<'_> {
         self.client.post("/v1/tenants").json(tenant).ok().await
     }
 
+    /// `GET /v1/tenants`: one page of the tenants matching `search` (a slug prefix or part of
+    /// a name; "" for all) after slug `after`, at most `limit`.
+    pub async fn page(&self, search: &str, after: &str, limit: u32) -> Result<TenantPage, Error> {
+        let query = crate::query(&[
+            ("q", Some(search.to_owned())),
+            ("after", Some(after.to_owned())),
+            ("limit", Some(limit.to_string())),
+        ]);
+        self.client.get(format!("/v1/tenants{query}")).ok().await
+    }
+
+    /// Every tenant, page after page.
     pub async fn list(&self) -> Result<Vec<Tenant>, Error> {
-        let list: TenantList = self.client.get("/v1/tenants").ok().await?;
-        Ok(list.tenants)
+        let mut tenants = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.page("", &after, 1000).await?;
+            tenants.extend(page.tenants);
+            match page.next_after {
+                Some(next) => after = next,
+                None => return Ok(tenants),
+            }
+        }
     }
 
     pub async fn get(&self, slug: &str) -> Result<Tenant, Error> {

@@ -134,6 +134,9 @@ struct Args {
     /// Audit events of the console section's tenant.
     #[arg(long, default_value_t = 100_000)]
     console_events: usize,
+    /// Tenants in the catalog for the console section's operator tenant list.
+    #[arg(long, default_value_t = 10_000)]
+    console_tenants: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

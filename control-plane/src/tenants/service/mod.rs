@@ -58,19 +58,49 @@ pub async fn get(control: &ControlPlane, slug: &TenantSlug) -> Result<Tenant, Co
         .ok_or_else(|| ControlError::TenantNotFound(slug.to_string()))
 }
 
-/// One page of the tenants matching `query` (a slug prefix or part of a name), after slug
-/// `after`; whether there are more.
+/// A page of tenants in slug order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantPage {
+    pub tenants: Vec<Tenant>,
+    /// The slug to pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+/// Most tenants a page may hold.
+pub const MAX_PAGE: i64 = 1000;
+
+/// One page of the tenants matching `query` (a slug prefix or part of a name,
+/// case-insensitive), in slug order after slug `after`, at most `limit`.
 pub async fn search(
     control: &ControlPlane,
     query: &str,
     after: &str,
     limit: i64,
-) -> Result<(Vec<Tenant>, bool), ControlError> {
+) -> Result<TenantPage, ControlError> {
+    let query = query.trim().to_lowercase();
+    if query.chars().count() > 100 || after.len() > 100 {
+        return Err(ControlError::InvalidInput {
+            field: "q",
+            message: "a search or `after` is at most 100 characters".to_owned(),
+        });
+    }
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ControlError::InvalidInput {
+            field: "limit",
+            message: format!("a page holds 1 to {MAX_PAGE} tenants"),
+        });
+    }
     let client = control.pool.get().await?;
-    let mut tenants = store::search(&client, query, after, limit + 1).await?;
+    let mut tenants = store::search(&client, &query, after, limit + 1).await?;
     let more = tenants.len() as i64 > limit;
     tenants.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok((tenants, more))
+    let next_after = more
+        .then(|| tenants.last().map(|tenant| tenant.slug.to_string()))
+        .flatten();
+    Ok(TenantPage {
+        tenants,
+        next_after,
+    })
 }
 
 pub async fn list(control: &ControlPlane) -> Result<Vec<Tenant>, ControlError> {
