@@ -338,6 +338,72 @@ async fn a_user_changes_their_password_and_downloads_their_data_from_the_profile
 }
 
 #[tokio::test]
+async fn a_user_renames_and_erases_themselves_from_the_profile() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let email = unique_address("leaver");
+    let id = app.invite_and_activate(&owner, &email, &["member"]).await;
+    let mut browser = signed_in(&app, "acme", &email).await;
+
+    // A name with a control character: refused beside the field, kept as typed.
+    let bad = browser
+        .submit(
+            "/console",
+            "/console/name",
+            &[("display_name", "Lea\u{7}ver")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.html);
+    assert!(bad.html.contains("id=\"name-error\""), "{}", bad.html);
+    let renamed = browser
+        .submit(
+            "/console",
+            "/console/name",
+            &[("display_name", "Lea Leaver")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.html);
+    assert!(browser
+        .get("/console")
+        .await
+        .html
+        .contains("<h1>Lea Leaver</h1>"));
+    assert_eq!(
+        owner.users().get(id).await.unwrap().display_name,
+        "Lea Leaver"
+    );
+
+    // Erasure: another address refused, nothing changed; their own erases and signs out.
+    let wrong = browser
+        .submit(
+            "/console",
+            "/console/erase",
+            &[("confirm_email", OWNER_EMAIL)],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.html);
+    assert!(wrong.html.contains("id=\"erasure-error\""));
+    assert!(owner.users().get(id).await.is_ok());
+    let erased = browser
+        .submit("/console", "/console/erase", &[("confirm_email", &email)])
+        .await;
+    assert_eq!(erased.status, StatusCode::SEE_OTHER, "{}", erased.html);
+    assert_eq!(erased.location(), Some("/console/sign-in?erased=1"));
+    assert!(erased
+        .set_cookie("tenantry_session")
+        .is_some_and(|cookie| cookie.contains("Max-Age=0")));
+    assert!(browser
+        .get("/console/sign-in?erased=1")
+        .await
+        .html
+        .contains("Your account is erased."));
+    assert_eq!(
+        owner.users().get(id).await.unwrap_err().status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+}
+
+#[tokio::test]
 async fn an_admin_makes_a_role_from_the_permission_picker_and_gives_it_to_a_user() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;

@@ -1,4 +1,5 @@
-//! Personal data (GDPR): a user's own export, an admin's erasure, the tenant's privacy policy.
+//! Personal data (GDPR): a user's own export, an admin's erasure, a user's own erasure, the
+//! tenant's privacy policy.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -189,4 +190,71 @@ async fn the_privacy_policy_is_validated_and_kept_per_tenant() {
         (refused.status(), refused.code()),
         (Some(StatusCode::FORBIDDEN), Some("forbidden"))
     );
+}
+
+#[tokio::test]
+async fn a_user_erases_their_own_account_with_a_fresh_sign_in_and_their_address_typed() {
+    let (app, clock) = TestApp::spawn_with_clock().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let email = unique_address("self-erase");
+    let id = app.invite_and_activate(&owner, &email, &["member"]).await;
+    let user = app.signed_in("acme", &email, PASSWORD).await;
+    let record = user
+        .records("notes")
+        .create(&json!({ "text": "mine" }))
+        .await
+        .unwrap();
+
+    // Another address typed: refused, nothing changed.
+    let wrong = user.me().erase(OWNER_EMAIL).await.unwrap_err();
+    assert_eq!(wrong.code(), Some("invalid_input"));
+    assert_eq!(user.me().get().await.unwrap().email, email);
+
+    // A sign-in older than ten minutes: refused; a fresh one erases.
+    clock.advance(time::Duration::minutes(11));
+    let stale = user.me().erase(&email).await.unwrap_err();
+    assert_eq!(stale.status(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(stale.code(), Some("recent_sign_in_required"));
+    let fresh = app.signed_in("acme", &email, PASSWORD).await;
+    fresh.me().erase(&email.to_uppercase()).await.unwrap();
+
+    // Gone: the user, their sessions (both tokens refused), their traces; their record kept
+    // by the tenant's default policy, now the owner's.
+    assert_eq!(
+        owner.users().get(id).await.unwrap_err().status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    for session in [&user, &fresh] {
+        let refused = session.me().get().await.unwrap_err();
+        assert_eq!(refused.status(), Some(StatusCode::UNAUTHORIZED));
+    }
+    let db = app.superuser().await;
+    assert_eq!(traces(&db, &email).await, [0, 0, 0]);
+    let kept = owner.records("notes").get(record.id).await.unwrap();
+    assert_eq!(kept.data["text"], "mine");
+    let me = owner.me().get().await.unwrap();
+    assert_eq!(kept.owner_id, Some(me.id), "the owner keeps the record");
+}
+
+#[tokio::test]
+async fn the_last_owner_cannot_erase_themselves() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let refused = owner.me().erase(OWNER_EMAIL).await.unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::CONFLICT));
+    assert_eq!(refused.code(), Some("last_owner"));
+    assert_eq!(owner.me().get().await.unwrap().email, OWNER_EMAIL);
+}
+
+#[tokio::test]
+async fn a_user_renames_themselves_within_the_rules() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let renamed = owner.me().rename("  Ada Lovelace  ").await.unwrap();
+    assert_eq!(renamed.display_name, "Ada Lovelace");
+    for bad in ["", "   ", "tab\there", &"x".repeat(201)] {
+        let refused = owner.me().rename(bad).await.unwrap_err();
+        assert_eq!(refused.code(), Some("invalid_input"), "{bad:?}");
+    }
+    assert_eq!(owner.me().get().await.unwrap().display_name, "Ada Lovelace");
 }

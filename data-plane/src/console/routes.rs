@@ -13,7 +13,7 @@ use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
-use super::page::{self, form_error, refused, render, safe_next, Frame};
+use super::page::{self, form_error, refused, render, safe_next, Fields, Frame};
 use super::service::{self, SignIn};
 use crate::identity::passwords::Password;
 use crate::identity::service::Client;
@@ -37,6 +37,8 @@ pub fn routes() -> Vec<Route> {
         mfa_setup,
         mfa_enable,
         change_password,
+        rename,
+        erase,
         export,
     ];
     routes.extend(shared::console::routes());
@@ -113,6 +115,8 @@ impl SignInPage {
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    /// Set after the user erased their account.
+    erased: Option<String>,
 }
 
 #[route(get, "/console/sign-in", access = Public, rate = Read)]
@@ -122,7 +126,11 @@ async fn sign_in_page(
     csrf: Csrf,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = SignInPage::new(&state, &context, &csrf, safe_next(query.next.as_deref())).await?;
+    let mut page =
+        SignInPage::new(&state, &context, &csrf, safe_next(query.next.as_deref())).await?;
+    if query.erased.is_some() {
+        page.notice = Some("Your account is erased.".to_owned());
+    }
     render(StatusCode::OK, &page)
 }
 
@@ -287,18 +295,27 @@ struct HomePage {
     frame: Frame,
     me: crate::identity::service::Me,
     restrictions: Vec<&'static str>,
+    outcome: HomeOutcome,
+}
+
+/// What the profile page says about the form just posted, if any.
+#[derive(Default)]
+struct HomeOutcome {
     notice: Option<String>,
     password_error: Option<String>,
     password_rules: Vec<String>,
+    /// The name as typed, when refused.
+    name_error: Option<(String, String)>,
+    erasure_error: Option<String>,
 }
 
-/// The profile page, with the outcome of a password change if one was just tried.
+/// The profile page, with the outcome of a form if one was just posted.
 async fn home_answer(
     state: &DataPlane,
     context: &RequestContext,
     csrf: &Csrf,
     status: StatusCode,
-    outcome: (Option<String>, Option<String>, Vec<String>),
+    outcome: HomeOutcome,
 ) -> Result<HttpResponse, ApiError> {
     let principal = context.signed_in()?;
     let (frame, me) = Frame::signed_in(state, context, csrf, principal).await?;
@@ -310,16 +327,13 @@ async fn home_answer(
             crate::tokens::access::Restriction::MfaEnrollment => "set up two-factor authentication",
         })
         .collect();
-    let (notice, password_error, password_rules) = outcome;
     render(
         status,
         &HomePage {
             frame,
             me,
             restrictions,
-            notice,
-            password_error,
-            password_rules,
+            outcome,
         },
     )
 }
@@ -335,7 +349,7 @@ async fn home(
         &context,
         &csrf,
         StatusCode::OK,
-        (None, None, Vec::new()),
+        HomeOutcome::default(),
     )
     .await
 }
@@ -370,20 +384,78 @@ async fn change_password(
     match changed {
         Ok(()) => {
             let notice = "Your password is changed; your other sessions are ended.".to_owned();
-            home_answer(
-                &state,
-                &context,
-                &csrf,
-                StatusCode::OK,
-                (Some(notice), None, Vec::new()),
-            )
-            .await
+            let outcome = HomeOutcome {
+                notice: Some(notice),
+                ..HomeOutcome::default()
+            };
+            home_answer(&state, &context, &csrf, StatusCode::OK, outcome).await
         }
         Err(error) => {
             let (status, message) = form_error(&error).ok_or_else(|| error.clone())?;
             let rules = page::failed_rules(&error);
-            let message = rules.is_empty().then_some(message);
-            home_answer(&state, &context, &csrf, status, (None, message, rules)).await
+            let outcome = HomeOutcome {
+                password_error: rules.is_empty().then_some(message),
+                password_rules: rules,
+                ..HomeOutcome::default()
+            };
+            home_answer(&state, &context, &csrf, status, outcome).await
+        }
+    }
+}
+
+#[route(post, "/console/name",
+    access = SignedIn,
+    audit = event("me.update", "user"),
+    rate = Write)]
+async fn rename(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let typed = fields.one("display_name");
+    let renamed =
+        crate::identity::service::rename(&state, &context, context.authenticated()?, typed).await;
+    match renamed {
+        Ok(_) => Ok(see_other("/console")),
+        Err(error) => {
+            let (status, message) = refused(error)?;
+            let outcome = HomeOutcome {
+                name_error: Some((typed.to_owned(), message)),
+                ..HomeOutcome::default()
+            };
+            home_answer(&state, &context, &csrf, status, outcome).await
+        }
+    }
+}
+
+/// The user erases their account: the same service as `POST /v1/me/erasure`. Afterwards the
+/// browser's cookie names nothing; it is cleared and the user sees the signed-out page.
+#[route(post, "/console/erase",
+    access = SignedIn,
+    audit = event("me.erase", "user"),
+    rate = Auth)]
+async fn erase(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let principal = context.authenticated()?;
+    let erased =
+        crate::users::service::erase_self(&state, &context, principal, fields.one("confirm_email"))
+            .await;
+    match erased {
+        Ok(()) => shared::console::signed_out(&cookie_policy(&state), "/console/sign-in?erased=1"),
+        Err(error) => {
+            let (status, message) = refused(error)?;
+            let outcome = HomeOutcome {
+                erasure_error: Some(message),
+                ..HomeOutcome::default()
+            };
+            home_answer(&state, &context, &csrf, status, outcome).await
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 pub fn routes() -> Vec<Route> {
-    routes![login, refresh, activate, get_me, change_password,]
+    routes![login, refresh, activate, get_me, update_me, change_password,]
 }
 
 fn client(context: &RequestContext) -> Client<'_> {
@@ -137,6 +137,33 @@ async fn get_me(
 struct PasswordChange {
     current_password: Password,
     new_password: Password,
+}
+
+/// `PATCH /v1/me`: what the user may change about themselves.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeUpdate {
+    /// 1 to 200 characters, no control characters.
+    pub display_name: String,
+}
+
+#[route(
+    patch, "/v1/me",
+    summary = "Change my display name",
+    access = SignedIn,
+    audit = event("me.update", "user"),
+    rate = Write,
+    tag = "me",
+    request_body = MeUpdate,
+    responses((status = 400, description = "`invalid_input`: an empty or too long name, or one with control characters"), (status = 200, description = "The signed-in user, renamed", body = crate::identity::service::Me)))]
+async fn update_me(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: Json<MeUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = context.authenticated()?;
+    let me = service::rename(&state, &context, principal, &body.display_name).await?;
+    Ok(HttpResponse::Ok().json(me))
 }
 
 #[route(

@@ -605,6 +605,28 @@ pub struct Me {
     pub created_at: OffsetDateTime,
 }
 
+/// The signed-in user's new display name (1 to 200 characters, no control characters); the
+/// user as `me` shows them. An SSO user's name follows their IdP again at their next SSO
+/// sign-in.
+pub async fn rename(
+    state: &DataPlane,
+    context: &RequestContext,
+    principal: &crate::tenancy::Principal,
+    display_name: &str,
+) -> Result<Me, IdentityError> {
+    let name = crate::users::service::display_name(Some(display_name))
+        .map_err(|error| IdentityError::InvalidInput(error.to_string()))?;
+    if name.is_empty() {
+        return Err(IdentityError::InvalidInput(
+            "display_name must not be empty".to_owned(),
+        ));
+    }
+    let mut transaction = state.tenant_db.begin(&context.scope).await?;
+    store::set_display_name(&mut transaction, principal.user_id, &name).await?;
+    transaction.commit().await?;
+    me(state, context, principal).await
+}
+
 pub async fn me(
     state: &DataPlane,
     context: &RequestContext,

@@ -325,3 +325,18 @@ pub async fn rehash(
         .await?;
     Ok(())
 }
+
+/// Sets the user's display name (the user's own change, or what their IdP sends).
+pub async fn set_display_name(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+    display_name: &str,
+) -> Result<(), TenantDbError> {
+    transaction
+        .query_typed(
+            "UPDATE users SET display_name = $2 WHERE id = $1 AND display_name <> $2",
+            &[(&user_id, Type::UUID), (&display_name, Type::TEXT)],
+        )
+        .await?;
+    Ok(())
+}

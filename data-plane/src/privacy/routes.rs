@@ -1,5 +1,6 @@
-//! HTTP for personal data: `GET /v1/me/export` (the caller's own data) and
-//! `GET`/`PUT /v1/settings/privacy` (`settings:manage`).
+//! HTTP for personal data: `GET /v1/me/export` (the caller's own data),
+//! `POST /v1/me/erasure` (the caller erases themselves) and `GET`/`PUT /v1/settings/privacy`
+//! (`settings:manage`).
 
 use actix_web::{web, HttpResponse};
 use shared::error::ApiError;
@@ -11,7 +12,7 @@ use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 
 pub fn routes() -> Vec<Route> {
-    routes![export, get_policy, replace_policy,]
+    routes![export, erase_me, get_policy, replace_policy,]
 }
 
 #[route(
@@ -34,6 +35,33 @@ async fn export(
         ))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(document))
+}
+
+/// `POST /v1/me/erasure`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// The caller's own email address, typed to confirm.
+    pub confirm_email: String,
+}
+
+#[route(
+    post, "/v1/me/erasure",
+    summary = "Erase my account",
+    access = SignedIn,
+    audit = event("me.erase", "user"),
+    rate = Auth,
+    tag = "me",
+    request_body = ErasureRequest,
+    responses((status = 204, description = "Erased: the account, its sessions and tokens are gone; the sign-in history keeps no personal data; owned records go by the privacy policy"), (status = 400, description = "`invalid_input`: the address typed is not the caller's"), (status = 403, description = "`recent_sign_in_required`: the session's sign-in is over ten minutes old"), (status = 409, description = "`last_owner`: the tenant's last active owner; `no_heir`: records are kept and no other owner could keep them")))]
+async fn erase_me(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    body: Json<ErasureRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = context.authenticated()?;
+    crate::users::service::erase_self(&state, &context, principal, &body.confirm_email).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[route(

@@ -54,6 +54,8 @@ pub async fn create(
 pub struct SessionRow {
     pub user_id: Uuid,
     pub revoked: bool,
+    /// When the user signed in (the session's start).
+    pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub amr: Vec<String>,
@@ -66,7 +68,8 @@ pub async fn get(
 ) -> Result<Option<SessionRow>, TenantDbError> {
     let rows = transaction
         .query_typed(
-            "SELECT user_id, revoked_at IS NOT NULL AS revoked, expires_at, last_seen_at, amr, idp
+            "SELECT user_id, revoked_at IS NOT NULL AS revoked, created_at, expires_at,
+                    last_seen_at, amr, idp
              FROM sessions WHERE id = $1",
             &[(&session_id, Type::UUID)],
         )
@@ -75,6 +78,7 @@ pub async fn get(
         Some(row) => Ok(Some(SessionRow {
             user_id: row.try_get("user_id")?,
             revoked: row.try_get("revoked")?,
+            created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
             last_seen_at: row.try_get("last_seen_at")?,
             amr: row.try_get("amr")?,

@@ -280,7 +280,7 @@ async fn admit(
         return Err(SsoError::AccountDisabled);
     }
     if let Some(name) = &name {
-        store::update_display_name(&mut transaction, user.id, name).await?;
+        users::set_display_name(&mut transaction, user.id, name).await?;
     }
     if user.status != "active" {
         // An invited or unverified user whose address the IdP vouches for (linking needs a

@@ -267,20 +267,6 @@ pub async fn insert_sso_user(
     Ok(!rows.is_empty())
 }
 
-pub async fn update_display_name(
-    transaction: &mut TenantTransaction,
-    user_id: Uuid,
-    display_name: &str,
-) -> Result<(), TenantDbError> {
-    transaction
-        .query_typed(
-            "UPDATE users SET display_name = $2 WHERE id = $1 AND display_name <> $2",
-            &[(&user_id, Type::UUID), (&display_name, Type::TEXT)],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Makes the user's roles among `managed` exactly `wanted` (roles outside `managed` are left
 /// alone). Returns whether anything changed.
 pub async fn sync_roles(

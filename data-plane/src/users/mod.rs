@@ -51,6 +51,10 @@ pub enum UsersError {
     LastOwner,
     #[error("you cannot {0} yourself")]
     SelfAction(&'static str),
+    #[error("sign in again (within the last ten minutes) to erase your account")]
+    RecentSignInRequired,
+    #[error("no other active owner could keep your records; ask an admin to erase your account")]
+    NoHeir,
     #[error("{0}")]
     InvalidInput(String),
     #[error("cannot mail this address: {0}")]
@@ -81,6 +85,10 @@ impl From<UsersError> for ApiError {
                 .with_details(serde_json::json!({ "missing_permissions": missing })),
             UsersError::LastOwner => ApiError::conflict("last_owner", message),
             UsersError::SelfAction(_) => ApiError::forbidden("self_action", message),
+            UsersError::RecentSignInRequired => {
+                ApiError::forbidden("recent_sign_in_required", message)
+            }
+            UsersError::NoHeir => ApiError::conflict("no_heir", message),
             UsersError::InvalidInput(_) => ApiError::bad_request("invalid_input", message),
             UsersError::InvalidMail(_) => ApiError::bad_request("invalid_email", message),
             UsersError::Quota(error) => error.into(),

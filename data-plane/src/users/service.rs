@@ -441,6 +441,56 @@ pub async fn delete(
     }
     let mut change = begin_change(state, context, caller, user_id).await?;
     change.keep_an_owner().await?;
+    erase(state, context, change, Some(caller.user_id)).await
+}
+
+/// How recent a sign-in must be for its user to erase themselves.
+pub const ERASURE_SIGN_IN_WINDOW: time::Duration = time::Duration::minutes(10);
+
+/// The signed-in user erases themselves (`confirm_email`: their address, typed), as an
+/// admin's `delete` would: the same erasure, in one transaction. It needs a sign-in of the
+/// last ten minutes (a stolen long-lived session cannot), and another active owner when the
+/// user is one; the records they own go by the tenant's privacy policy (kept: to the
+/// longest-standing other owner).
+pub async fn erase_self(
+    state: &DataPlane,
+    context: &RequestContext,
+    caller: &Principal,
+    confirm_email: &str,
+) -> Result<(), UsersError> {
+    let mut change = begin_change(state, context, caller, caller.user_id).await?;
+    let user = store::get(&mut change.transaction, caller.user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    if !user
+        .email
+        .as_str()
+        .eq_ignore_ascii_case(confirm_email.trim())
+    {
+        return Err(UsersError::InvalidInput(
+            "type your email address to confirm the erasure".to_owned(),
+        ));
+    }
+    let signed_in_at = sessions::get(&mut change.transaction, caller.session_id)
+        .await?
+        .map(|session| session.created_at);
+    if signed_in_at.is_none_or(|at| at + ERASURE_SIGN_IN_WINDOW < state.clock.now()) {
+        return Err(UsersError::RecentSignInRequired);
+    }
+    change.keep_an_owner().await?;
+    let heir = store::senior_other_owner(&mut change.transaction, caller.user_id).await?;
+    erase(state, context, change, heir).await
+}
+
+/// The erasure of `change`'s target, whose records pass to `heir` when the tenant keeps
+/// them (none: refused, nothing changed); commits.
+async fn erase(
+    state: &DataPlane,
+    context: &RequestContext,
+    mut change: Change,
+    heir: Option<Uuid>,
+) -> Result<(), UsersError> {
+    let user_id = change.target.id;
     // Announce the sessions' end before the rows go, so every node drops its cached entry.
     sessions::revoke(
         &mut change.transaction,
@@ -459,16 +509,16 @@ pub async fn delete(
         .ok_or(UsersError::NotFound)?;
     crate::privacy::store::forget_address(&mut change.transaction, user_id, user.email.as_str())
         .await?;
-    // The records they own go or pass to the caller, by the tenant's privacy policy.
+    // The records they own go or pass to the heir, by the tenant's privacy policy.
     let policy = crate::privacy::store::policy(&mut change.transaction).await?;
     match policy.erased_user_records {
         ErasedUserRecords::Delete => {
             records::delete_owned_by(&mut change.transaction, user_id).await?;
         }
         ErasedUserRecords::Reassign => {
+            let heir = heir.ok_or(UsersError::NoHeir)?;
             let now = state.clock.now();
-            records::reassign_owned_by(&mut change.transaction, user_id, caller.user_id, now)
-                .await?;
+            records::reassign_owned_by(&mut change.transaction, user_id, heir, now).await?;
         }
     }
     store::delete(&mut change.transaction, user_id).await?;

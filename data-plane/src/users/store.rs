@@ -140,6 +140,27 @@ pub async fn other_active_owners(
     }
 }
 
+/// The longest-standing active owner other than `user_id`: who inherits the records of a
+/// user who erases themselves, when the tenant keeps erased users' records.
+pub async fn senior_other_owner(
+    transaction: &mut TenantTransaction,
+    user_id: Uuid,
+) -> Result<Option<Uuid>, TenantDbError> {
+    let rows = transaction
+        .query_typed(
+            "SELECT u.id FROM users u
+             WHERE u.status = 'active' AND u.id <> $1
+               AND EXISTS (SELECT 1 FROM user_roles WHERE user_id = u.id AND role_name = 'owner')
+             ORDER BY u.created_at, u.id LIMIT 1",
+            &[(&user_id, Type::UUID)],
+        )
+        .await?;
+    rows.first()
+        .map(|row| row.try_get("id"))
+        .transpose()
+        .map_err(Into::into)
+}
+
 /// The user an admin acts on, locked for the rest of the transaction.
 pub struct Target {
     pub id: Uuid,

@@ -71,6 +71,25 @@ impl MeApi<'_> {
         self.client.get("/v1/me").ok().await
     }
 
+    /// `PATCH /v1/me`: changes the user's display name.
+    pub async fn rename(&self, display_name: &str) -> Result<Me, Error> {
+        self.client
+            .patch("/v1/me")
+            .json(&serde_json::json!({ "display_name": display_name }))
+            .ok()
+            .await
+    }
+
+    /// `POST /v1/me/erasure`: the user erases their account, typing their address to confirm
+    /// (a sign-in of the last ten minutes is needed).
+    pub async fn erase(&self, confirm_email: &str) -> Result<(), Error> {
+        self.client
+            .post("/v1/me/erasure")
+            .json(&serde_json::json!({ "confirm_email": confirm_email }))
+            .done()
+            .await
+    }
+
     pub async fn sessions(&self) -> Result<Vec<Session>, Error> {
         let sessions: Sessions = self.client.get("/v1/me/sessions").ok().await?;
         Ok(sessions.sessions)
