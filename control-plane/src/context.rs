@@ -29,6 +29,8 @@ pub struct ControlPlane {
     pub clusters: Arc<crate::clusters::pools::ClusterPools>,
     /// `/metrics`: the process, the event writer, the pools by cluster.
     pub metrics: shared::metrics::NodeMetrics,
+    /// The template roll-out this process runs in the background, if any.
+    pub rollouts: Arc<crate::templates::Rollouts>,
 }
 
 impl ControlPlane {
@@ -68,6 +70,7 @@ impl ControlPlane {
             clock: shared::clock::Clock::System,
             clusters: Arc::default(),
             metrics: shared::metrics::NodeMetrics::new()?,
+            rollouts: Arc::default(),
         })
     }
 

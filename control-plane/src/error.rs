@@ -65,6 +65,8 @@ pub enum ControlError {
     SameCluster(String),
     #[error("a move of this tenant to cluster '{0}' is under way: run it again with that target to finish it, or cancel it")]
     MoveInProgress(String),
+    #[error("a template roll-out is running in this control plane; wait for it to finish")]
+    RolloutRunning,
     #[error("tenant '{0}' has no move before its switch")]
     NoMove(String),
     #[error("the move stopped after {0:?} as asked")]
@@ -148,6 +150,7 @@ impl From<ControlError> for ApiError {
             ControlError::NotMovable(_) => ApiError::conflict("tenant_not_movable", message),
             ControlError::SameCluster(_) => ApiError::conflict("same_cluster", message),
             ControlError::MoveInProgress(_) => ApiError::conflict("move_in_progress", message),
+            ControlError::RolloutRunning => ApiError::conflict("rollout_running", message),
             ControlError::NoMove(_) => ApiError::conflict("no_move", message),
             ControlError::MoveInterrupted(_) | ControlError::MoveVerificationFailed(_) => {
                 tracing::error!(error = %message, "a move did not finish");

@@ -799,3 +799,36 @@ async fn a_plan_pinned_to_a_cluster_places_its_new_tenants_there() {
         (Some(StatusCode::CONFLICT), "cluster_drained".into())
     );
 }
+
+#[tokio::test]
+async fn the_operator_console_places_a_new_tenant_on_the_cluster_chosen() {
+    let app = TestApp::spawn().await;
+    register_second(&app, "eu-2").await;
+    let mut operator = crate::operator_console::operator_browser(&app).await;
+    let form = operator.get("/console/tenants/new").await;
+    assert!(
+        form.html.contains("<option value=\"eu-2\">eu-2</option>"),
+        "{}",
+        form.html
+    );
+
+    let unknown = operator
+        .submit(
+            "/console/tenants/new",
+            "/console/tenants",
+            &[("slug", "placed"), ("cluster", "nowhere")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.html);
+    assert_eq!(app.tenant_count("placed").await, 0);
+    let created = operator
+        .submit(
+            "/console/tenants/new",
+            "/console/tenants",
+            &[("slug", "placed"), ("cluster", "eu-2")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    let tenant = app.operator_api().tenants().get("placed").await.unwrap();
+    assert_eq!(tenant.cluster, "eu-2");
+}

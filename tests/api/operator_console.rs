@@ -14,7 +14,7 @@ const OPERATOR: &str = "ops@tenantry.example";
 const OPERATOR_PASSWORD: &str = "an operator's long passphrase";
 
 /// A browser on the control plane, signed in as a fresh operator account.
-async fn operator_browser(app: &TestApp) -> Browser {
+pub(crate) async fn operator_browser(app: &TestApp) -> Browser {
     control_plane::operators::accounts::add(
         &app.control,
         &Email::parse(OPERATOR).unwrap(),
@@ -321,5 +321,89 @@ async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in(
         replayed.status,
         StatusCode::UNAUTHORIZED,
         "a code used twice"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_rolls_the_template_out_from_the_console_and_watches_it_finish() {
+    let app = TestApp::spawn().await;
+    for slug in ["roll-one", "roll-two", "roll-three"] {
+        app.create_tenant(slug).await;
+    }
+    let latest = shared::template::Template::default_template().latest_version();
+    // Three tenants the catalog has one version behind (their schemas are current: the roll
+    // finds nothing to apply and records them current).
+    app.superuser()
+        .await
+        .execute(
+            "UPDATE control.tenants SET template_version = $1 WHERE slug LIKE 'roll-%'",
+            &[&(latest - 1)],
+        )
+        .await
+        .unwrap();
+    let mut operator = operator_browser(&app).await;
+    let page = operator.get("/console/templates").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains("<dd id=\"tenants-behind\">3</dd>"),
+        "{}",
+        page.html
+    );
+
+    let refused = operator
+        .submit(
+            "/console/templates",
+            "/console/templates/rollout",
+            &[("concurrency", "0")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(refused.html.contains("id=\"rollout-error\""));
+
+    let started = operator
+        .submit(
+            "/console/templates",
+            "/console/templates/rollout",
+            &[("concurrency", "2"), ("canary", "1")],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.html);
+    let done = format!("Finished: 3 of 3 tenants migrated to version {latest}, 0 failed");
+    let watcher = operator.clone();
+    let finished = TestApp::eventually(Duration::from_secs(30), || {
+        let mut watcher = watcher.clone();
+        let done = done.clone();
+        async move { watcher.get("/console/templates").await.html.contains(&done) }
+    })
+    .await;
+    assert!(
+        finished.is_some(),
+        "the roll-out finishes and the page says so"
+    );
+    let finished = operator.get("/console/templates").await;
+    assert!(
+        finished.html.contains("<dd id=\"tenants-behind\">0</dd>"),
+        "{}",
+        finished.html
+    );
+    assert!(
+        !finished.html.contains("http-equiv=\"refresh\""),
+        "a finished roll-out's page stops reloading"
+    );
+}
+
+#[tokio::test]
+async fn a_tenants_page_lists_its_sso_providers() {
+    let app = TestApp::spawn().await;
+    let admin = crate::sso::tenant_with_admin(&app, "sso-listed", &unique_address("owner")).await;
+    crate::sso::oidc_provider("sso-listed", &admin, "corp", serde_json::json!({})).await;
+    let mut operator = operator_browser(&app).await;
+    let page = operator.get("/console/tenants/sso-listed").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html
+            .contains("<tr><td>corp</td><td>oidc</td><td>Corp SSO</td><td>enabled</td><td>corp.example</td></tr>"),
+        "{}",
+        page.html
     );
 }

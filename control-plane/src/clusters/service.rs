@@ -136,6 +136,17 @@ pub async fn list(control: &ControlPlane) -> Result<Vec<ClusterView>, ControlErr
     Ok(views)
 }
 
+/// The clusters a new tenant may be placed on (not drained), by name, and which is the
+/// default: what a create form offers (no reachability probe).
+pub async fn placeable(control: &ControlPlane) -> Result<Vec<(String, bool)>, ControlError> {
+    let rows = store::list(&control.pool.get().await?).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| !row.drained)
+        .map(|row| (row.name, row.is_default))
+        .collect())
+}
+
 pub async fn get(control: &ControlPlane, name: &str) -> Result<ClusterView, ControlError> {
     let row = store::get(&control.pool.get().await?, name)
         .await?

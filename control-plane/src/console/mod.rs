@@ -1,11 +1,14 @@
 //! The operator console at `/console` on the control plane (docs/console.md): operators
 //! sign in with an operator account (`control-plane operator account add`), find tenants by
 //! slug or name a page at a time (usable at 10,000 tenants), create one with its first admin
-//! invited, suspend and resume it, change its quotas, and delete it after typing its slug.
+//! invited, suspend and resume it, change its quotas, see its SSO providers, verify its audit
+//! chain, and delete it after typing its slug; and roll the tenant template's newest version
+//! over the fleet, watching its progress.
 //! Pages are declared routes like the REST API's (`access = Operator`, the same services);
 //! `shared::console` gives the cookies, the CSRF check, the CSP and the stylesheet.
 
 pub mod routes;
+pub mod templates_routes;
 
 use actix_web::HttpRequest;
 use askama::Template;

@@ -29,12 +29,14 @@ pub fn routes() -> Vec<Route> {
         tenant_page,
         set_status,
         set_quotas,
+        verify_audit,
         delete_tenant,
         mfa_page,
         mfa_setup,
         mfa_enable,
     ];
     routes.extend(shared::console::routes());
+    routes.extend(super::templates_routes::routes());
     routes
 }
 
@@ -192,14 +194,21 @@ struct NewTenantPage {
     frame: Frame,
     typed: Fields,
     error: Option<String>,
+    /// Clusters that take new tenants: name, whether it is the default.
+    clusters: Vec<(String, bool)>,
 }
 
 #[route(get, "/console/tenants/new", access = Operator, rate = Unlimited)]
-async fn new_tenant_page(operator: Operator, csrf: Csrf) -> Result<HttpResponse, ApiError> {
+async fn new_tenant_page(
+    control: web::Data<ControlPlane>,
+    operator: Operator,
+    csrf: Csrf,
+) -> Result<HttpResponse, ApiError> {
     let page = NewTenantPage {
         frame: frame(&csrf, Some(&operator)),
         typed: Fields::from_pairs(&[]),
         error: None,
+        clusters: crate::clusters::service::placeable(&control).await?,
     };
     render(StatusCode::OK, &page)
 }
@@ -230,7 +239,7 @@ async fn create_tenant(
                 .map_err(|_| {
                     ApiError::bad_request("invalid_input", "the admin's address is not valid")
                 })?,
-            cluster: None,
+            cluster: some("cluster").map(str::to_owned),
         })
     })();
     let created = match request {
@@ -250,6 +259,7 @@ async fn create_tenant(
                 frame: frame(&csrf, Some(&operator)),
                 typed: fields,
                 error: Some(message),
+                clusters: crate::clusters::service::placeable(&control).await?,
             };
             render(status, &page)
         }
@@ -275,6 +285,10 @@ struct TenantPage {
     active: bool,
     suspended: bool,
     error: Option<String>,
+    /// The tenant's identity providers: name, kind, shown as, enabled, domains.
+    sso: Vec<(String, &'static str, String, bool, String)>,
+    /// The outcome of "verify the audit chain", on its answer.
+    verification: Option<shared::events::chain::Verification>,
 }
 
 async fn tenant_answer(
@@ -285,7 +299,45 @@ async fn tenant_answer(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = tenant_page_of(control, operator, csrf, slug, error).await?;
+    render(status, &page)
+}
+
+async fn tenant_page_of(
+    control: &ControlPlane,
+    operator: &Operator,
+    csrf: &Csrf,
+    slug: &TenantSlug,
+    error: Option<String>,
+) -> Result<TenantPage, ApiError> {
     let details = tenants::details(control, slug).await?;
+    // A tenant still provisioning (or failed) has no schema to read providers from yet.
+    let sso = if matches!(
+        details.tenant.status,
+        TenantStatus::Active | TenantStatus::Suspended
+    ) {
+        crate::sso::service::list(control, slug)
+            .await?
+            .into_iter()
+            .map(|provider| {
+                let domains = provider
+                    .domains
+                    .iter()
+                    .map(|binding| binding.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (
+                    provider.name,
+                    provider.kind,
+                    provider.display_name,
+                    provider.enabled,
+                    domains,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let view = tenants::quotas(control, slug).await?;
     let value = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
     let effective = view.effective.as_ref();
@@ -328,7 +380,7 @@ async fn tenant_answer(
             effective: value(effective.map(|quotas| quotas.events_per_day)),
         },
     ];
-    let page = TenantPage {
+    Ok(TenantPage {
         frame: frame(csrf, Some(operator)),
         active: details.tenant.status == TenantStatus::Active,
         suspended: details.tenant.status == TenantStatus::Suspended,
@@ -336,8 +388,9 @@ async fn tenant_answer(
         details,
         quotas,
         error,
-    };
-    render(status, &page)
+        sso,
+        verification: None,
+    })
 }
 
 /// After a change to a tenant: back to its page, or its page with what the service refused.
@@ -451,6 +504,33 @@ async fn set_quotas(
         Err(error) => Err(ApiError::bad_request("invalid_input", error.to_string())),
     };
     tenant_changed(&control, &operator, &csrf, &slug, saved).await
+}
+
+/// Checks the tenant's audit log against its chains (as `control-plane audit verify`): the
+/// tenant's page with the outcome.
+#[route(post, "/console/tenants/{slug}/audit/verify", access = Operator, rate = Unlimited)]
+async fn verify_audit(
+    control: web::Data<ControlPlane>,
+    operator: Operator,
+    csrf: Csrf,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = slug_of(&path)?;
+    let tenant = tenants::get(&control, &slug).await?;
+    let verification =
+        crate::audit::verify(&control, &tenant)
+            .await
+            .map_err(|error| match error {
+                crate::audit::AuditError::ClickHouse(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_unavailable",
+                    "the audit log cannot be read right now; try again",
+                ),
+                other => ApiError::internal(&other),
+            })?;
+    let mut page = tenant_page_of(&control, &operator, &csrf, &slug, None).await?;
+    page.verification = Some(verification);
+    render(StatusCode::OK, &page)
 }
 
 #[route(post, "/console/tenants/{slug}/delete",

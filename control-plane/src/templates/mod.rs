@@ -196,3 +196,120 @@ async fn record_status(
     let client = control.pool.get().await?;
     store::record_status(&client, tenant.id, target_version, error).await
 }
+
+/// Where the template stands over the fleet, from the catalog (every control-plane process
+/// sees the same): tenants by version, and the failures of the newest version's roll-outs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub template: String,
+    pub latest_version: i32,
+    /// (version, served tenants at it), lowest first.
+    pub versions: Vec<(i32, i64)>,
+    pub behind: i64,
+    /// (slug, error) of tenants whose migration to the newest version failed.
+    pub failures: Vec<(String, String)>,
+}
+
+pub async fn overview(control: &ControlPlane) -> Result<Overview, ControlError> {
+    let client = control.pool.get().await?;
+    let latest_version = control.template.latest_version();
+    let versions = store::version_counts(&client, &control.template.name).await?;
+    let behind = versions
+        .iter()
+        .filter(|(version, _)| *version < latest_version)
+        .map(|(_, tenants)| tenants)
+        .sum();
+    let failures = store::failures(&client, latest_version, 50).await?;
+    Ok(Overview {
+        template: control.template.name.clone(),
+        latest_version,
+        versions,
+        behind,
+        failures,
+    })
+}
+
+/// The roll-out this process runs in the background (the operator console starts one), as
+/// it goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progressing {
+    pub target_version: i32,
+    pub behind: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub finished: bool,
+    pub halted_by_canary: bool,
+}
+
+/// This process's background roll-out, at most one at a time.
+#[derive(Debug, Default)]
+pub struct Rollouts {
+    current: std::sync::Mutex<Option<Progressing>>,
+}
+
+impl Rollouts {
+    /// The running or last finished roll-out of this process.
+    pub fn current(&self) -> Option<Progressing> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Progressing>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Starts rolling the newest version over every tenant behind it, in the background; its
+/// progress is [`Rollouts::current`]. Refused while one runs in this process.
+pub fn start_in_background(
+    control: &ControlPlane,
+    options: RolloutOptions,
+) -> Result<(), ControlError> {
+    {
+        let mut current = control.rollouts.lock();
+        if current.as_ref().is_some_and(|running| !running.finished) {
+            return Err(ControlError::RolloutRunning);
+        }
+        *current = Some(Progressing {
+            target_version: control.template.latest_version(),
+            behind: 0,
+            done: 0,
+            failed: 0,
+            finished: false,
+            halted_by_canary: false,
+        });
+    }
+    let control = control.clone();
+    tokio::spawn(async move {
+        let rollouts = control.rollouts.clone();
+        let report = migrate_all(&control, options, |progress| {
+            let mut current = rollouts.lock();
+            let Some(state) = current.as_mut() else {
+                return;
+            };
+            match progress {
+                Progress::Started { behind, .. } => state.behind = behind,
+                Progress::Tenant { done, outcome, .. } => {
+                    state.done = done;
+                    if outcome.error.is_some() {
+                        state.failed += 1;
+                    }
+                }
+            }
+        })
+        .await;
+        let mut current = rollouts.lock();
+        if let Some(state) = current.as_mut() {
+            state.finished = true;
+            match report {
+                Ok(report) => state.halted_by_canary = report.halted_by_canary,
+                Err(error) => {
+                    tracing::error!(%error, "template roll-out failed to run");
+                    state.failed += 1;
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -59,3 +59,40 @@ pub async fn record_status(
         .await?;
     Ok(())
 }
+
+/// Served tenants (active or suspended) of `template` by version: (version, tenants), lowest
+/// version first.
+pub async fn version_counts(
+    client: &impl GenericClient,
+    template: &str,
+) -> Result<Vec<(i32, i64)>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT template_version, count(*) FROM control.tenants
+             WHERE status IN ('active', 'suspended') AND template = $1
+             GROUP BY template_version ORDER BY template_version",
+            &[&template],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The tenants whose last roll-out towards `target_version` failed, and why: (slug, error),
+/// most recent first, at most `limit`.
+pub async fn failures(
+    client: &impl GenericClient,
+    target_version: i32,
+    limit: i64,
+) -> Result<Vec<(String, String)>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT t.slug, coalesce(s.error, '') FROM control.tenant_template_status s
+             JOIN control.tenants t ON t.id = s.tenant_id
+             WHERE s.state = 'failed' AND s.target_version = $1
+               AND t.template_version < $1 AND t.status IN ('active', 'suspended')
+             ORDER BY s.updated_at DESC LIMIT $2",
+            &[&target_version, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}

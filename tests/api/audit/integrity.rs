@@ -364,3 +364,38 @@ async fn retention_keeps_what_each_tenant_keeps(app: TestApp) {
     assert_eq!(app.stored_audit_events(&long, "records.old").await.0, 1);
     assert_eq!(app.stored_audit_events(&short, "records.create").await.0, 2);
 }
+
+#[tokio::test]
+async fn the_operator_console_verifies_a_tenants_audit_chain_and_names_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let tenant = tenant_with_events(&app, "console-verify", 3).await;
+    let mut operator = crate::operator_console::operator_browser(&app).await;
+    let page = "/console/tenants/console-verify";
+    let action = "/console/tenants/console-verify/audit/verify";
+
+    let good = operator.submit(page, action, &[]).await;
+    assert_eq!(good.status, reqwest::StatusCode::OK, "{}", good.html);
+    assert!(
+        good.html.contains("The audit log verifies"),
+        "{}",
+        good.html
+    );
+
+    let target = rows(&app, &tenant, "records.create").await[1].clone();
+    let event = &target.event_id;
+    mutate(
+        &app,
+        &format!("ALTER TABLE audit_log UPDATE result = 'failure' WHERE event_id = '{event}'"),
+        &format!("SELECT count() FROM audit_log WHERE event_id = '{event}' AND result = 'failure'"),
+        1,
+    )
+    .await;
+    let bad = operator.submit(page, action, &[]).await;
+    assert_eq!(bad.status, reqwest::StatusCode::OK, "{}", bad.html);
+    assert!(bad.html.contains("does not verify"), "{}", bad.html);
+    assert!(
+        bad.html.contains(&format!("event {event} (sequence")),
+        "the finding names the event: {}",
+        bad.html
+    );
+}
