@@ -508,7 +508,10 @@ async fn set_quotas(
 
 /// Checks the tenant's audit log against its chains (as `control-plane audit verify`): the
 /// tenant's page with the outcome.
-#[route(post, "/console/tenants/{slug}/audit/verify", access = Operator, rate = Unlimited)]
+#[route(post, "/console/tenants/{slug}/audit/verify",
+    access = Operator,
+    audit = event("audit.verify", "tenant").id_from("slug"),
+    rate = Unlimited)]
 async fn verify_audit(
     control: web::Data<ControlPlane>,
     operator: Operator,

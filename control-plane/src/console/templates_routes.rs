@@ -73,7 +73,10 @@ fn bounded(fields: &Fields, name: &str, default: usize, max: usize) -> Result<us
     }
 }
 
-#[route(post, "/console/templates/rollout", access = Operator, rate = Unlimited)]
+#[route(post, "/console/templates/rollout",
+    access = Operator,
+    audit = event("template.rollout", "template"),
+    rate = Unlimited)]
 async fn start_rollout(
     control: web::Data<ControlPlane>,
     operator: Operator,

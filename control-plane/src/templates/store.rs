@@ -68,13 +68,15 @@ pub async fn version_counts(
 ) -> Result<Vec<(i32, i64)>, ControlError> {
     let rows = client
         .query(
-            "SELECT template_version, count(*) FROM control.tenants
+            "SELECT template_version, count(*) AS tenants FROM control.tenants
              WHERE status IN ('active', 'suspended') AND template = $1
              GROUP BY template_version ORDER BY template_version",
             &[&template],
         )
         .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    rows.iter()
+        .map(|row| Ok((row.try_get("template_version")?, row.try_get("tenants")?)))
+        .collect()
 }
 
 /// The tenants whose last roll-out towards `target_version` failed, and why: (slug, error),
@@ -86,7 +88,7 @@ pub async fn failures(
 ) -> Result<Vec<(String, String)>, ControlError> {
     let rows = client
         .query(
-            "SELECT t.slug, coalesce(s.error, '') FROM control.tenant_template_status s
+            "SELECT t.slug, coalesce(s.error, '') AS error FROM control.tenant_template_status s
              JOIN control.tenants t ON t.id = s.tenant_id
              WHERE s.state = 'failed' AND s.target_version = $1
                AND t.template_version < $1 AND t.status IN ('active', 'suspended')
@@ -94,5 +96,7 @@ pub async fn failures(
             &[&target_version, &limit],
         )
         .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    rows.iter()
+        .map(|row| Ok((row.try_get("slug")?, row.try_get("error")?)))
+        .collect()
 }
