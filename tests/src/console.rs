@@ -86,7 +86,11 @@ impl Browser {
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let mut request = request.header("X-Tenant", &self.tenant);
+        // What a browser asks for when it follows a link or posts a form.
+        let mut request = request.header("X-Tenant", &self.tenant).header(
+            reqwest::header::ACCEPT,
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        );
         if !self.cookies.is_empty() {
             request = request.header(COOKIE, self.cookie_header());
         }

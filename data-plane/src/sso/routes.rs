@@ -282,21 +282,26 @@ async fn oauth_callback(
     query: web::Query<oauth::CallbackQuery>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // Enabled, or an admin's test of it (checked with the transaction, `oauth::callback`).
-    let provider = oauth::any_provider(&state, &context, &path).await?;
-    if matches!(provider.settings.provider, ProviderKind::Saml(_)) {
-        return Err(SsoError::ProviderNotFound.into());
+    let answer = async {
+        // Enabled, or an admin's test of it (checked with the transaction, `oauth::callback`).
+        let provider = oauth::any_provider(&state, &context, &path).await?;
+        if matches!(provider.settings.provider, ProviderKind::Saml(_)) {
+            return Err(SsoError::ProviderNotFound.into());
+        }
+        let outcome = oauth::callback(
+            &state,
+            &context,
+            &provider,
+            query.into_inner(),
+            client(&context),
+            crate::console::sso::browser_digest(&request).as_deref(),
+        )
+        .await?;
+        finish(&state, &context, outcome).await
     }
-    let answer = oauth::callback(
-        &state,
-        &context,
-        &provider,
-        query.into_inner(),
-        client(&context),
-        crate::console::sso::browser_digest(&request).as_deref(),
-    )
-    .await?;
-    finish(&state, &context, answer).await
+    .await;
+    // A person's browser lands here: a refusal is a page for it, JSON for an API client.
+    answer.or_else(|error| shared::console::page_for_browser(&request, error))
 }
 
 #[route(
@@ -348,32 +353,37 @@ async fn saml_acs(
     body: web::Bytes,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // Enabled, or an admin's test of it (checked with the transaction, `saml::acs`).
-    let provider = oauth::any_provider(&state, &context, &path).await?;
-    let mut saml_response = None;
-    let mut relay_state = None;
-    for (key, value) in url::form_urlencoded::parse(&body) {
-        match key.as_ref() {
-            "SAMLResponse" => saml_response = Some(value.into_owned()),
-            "RelayState" => relay_state = Some(value.into_owned()),
-            _ => {}
+    let answer = async {
+        // Enabled, or an admin's test of it (checked with the transaction, `saml::acs`).
+        let provider = oauth::any_provider(&state, &context, &path).await?;
+        let mut saml_response = None;
+        let mut relay_state = None;
+        for (key, value) in url::form_urlencoded::parse(&body) {
+            match key.as_ref() {
+                "SAMLResponse" => saml_response = Some(value.into_owned()),
+                "RelayState" => relay_state = Some(value.into_owned()),
+                _ => {}
+            }
         }
+        let saml_response = saml_response
+            .ok_or_else(|| SsoError::InvalidInput("the form has no SAMLResponse".to_owned()))?;
+        let outcome = saml::acs(
+            &state,
+            &context,
+            &provider,
+            saml::AcsForm {
+                saml_response,
+                relay_state,
+            },
+            client(&context),
+            crate::console::sso::browser_digest(&request).as_deref(),
+        )
+        .await?;
+        finish(&state, &context, outcome).await
     }
-    let saml_response = saml_response
-        .ok_or_else(|| SsoError::InvalidInput("the form has no SAMLResponse".to_owned()))?;
-    let answer = saml::acs(
-        &state,
-        &context,
-        &provider,
-        saml::AcsForm {
-            saml_response,
-            relay_state,
-        },
-        client(&context),
-        crate::console::sso::browser_digest(&request).as_deref(),
-    )
-    .await?;
-    finish(&state, &context, answer).await
+    .await;
+    // The IdP's page posts from a person's browser: a refusal is a page for it.
+    answer.or_else(|error| shared::console::page_for_browser(&request, error))
 }
 
 #[route(

@@ -83,6 +83,36 @@ fn error_page(
     answer
 }
 
+/// For a browser-facing route outside `/console` (an SSO callback or ACS, where a person's
+/// browser lands): `error` as the console's error page when the request asks for HTML (a
+/// browser's `Accept`), with the console's CSP; otherwise `error` itself, for the API's JSON.
+pub fn page_for_browser(request: &HttpRequest, error: ApiError) -> Result<HttpResponse, ApiError> {
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let Some(pages) = request.app_data::<ErrorPages>().copied() else {
+        return Err(error);
+    };
+    if !wants_html || error.status() == StatusCode::UNAUTHORIZED && error.code() == "unauthorized" {
+        return Err(error);
+    }
+    let mut answer = error_page(
+        pages,
+        request,
+        error.status(),
+        error.code(),
+        error.message(),
+        None,
+    );
+    answer.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    Ok(answer)
+}
+
 /// The console's content security policy: our stylesheet and images (and the `data:` QR code
 /// of MFA enrolment), forms posting only to this origin, nothing else — no script at all.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \

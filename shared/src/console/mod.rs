@@ -12,7 +12,7 @@ use actix_web::HttpResponse;
 use crate::error::ApiError;
 use crate::routes::{route, routes, Route};
 
-pub use layer::{see_other, Csrf, ErrorPages, ErrorView};
+pub use layer::{page_for_browser, see_other, Csrf, ErrorPages, ErrorView};
 
 /// The console's one stylesheet, served by both planes.
 pub fn routes() -> Vec<Route> {

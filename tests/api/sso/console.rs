@@ -89,7 +89,17 @@ async fn an_oidc_sign_in_started_in_the_console_lands_signed_in_only_in_the_brow
     other.get("/console/sign-in").await;
     let refused = other.get(&callback).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
-    assert!(refused.html.contains("sso_other_browser"));
+    // A browser gets a page that says why (an API client the JSON error).
+    assert!(refused.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        refused.html.contains("data-code=\"sso_other_browser\"")
+            && refused.html.contains("started in another browser"),
+        "{}",
+        refused.html
+    );
     assert!(!other.cookies.contains_key("tenantry_session"));
 
     // The transaction is spent by that attempt: the starting browser starts again.
