@@ -357,7 +357,7 @@ mod tests {
     fn a_verifier_matches_only_its_own_s256_challenge() {
         // RFC 7636 appendix B.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCQaoWA5nJHn3hPUEDUP9Wsk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verifier_matches(verifier, challenge));
         assert!(!verifier_matches(
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
