@@ -96,9 +96,14 @@ pub fn metadata(
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
     let sp = service_provider(&urls, &idp, saml)?;
-    let descriptor = sp
+    let mut descriptor = sp
         .metadata()
         .map_err(|error| SsoError::InvalidConfig(format!("SP metadata: {error}")))?;
+    // samael always describes a single logout service (at its default localhost URL when
+    // none is set); we serve none, so the metadata names none (docs/sso.md, "Known limits").
+    for sp_descriptor in descriptor.sp_sso_descriptors.iter_mut().flatten() {
+        sp_descriptor.single_logout_services = None;
+    }
     descriptor
         .to_string()
         .map_err(|error| SsoError::InvalidConfig(format!("SP metadata: {error:?}")))

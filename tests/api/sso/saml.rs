@@ -23,6 +23,9 @@ async fn saml_sign_in_with_a_signed_response_creates_the_user() {
         .await
         .text();
     assert!(metadata.contains(&format!("{}/v1/auth/saml/okta/acs", tenant_base("saml-ok"))));
+    // Only what the SP serves: no single logout service, no library default URL.
+    assert!(!metadata.contains("SingleLogoutService"), "{metadata}");
+    assert!(!metadata.contains("localhost"), "{metadata}");
 
     let login = idp_address("sam");
     SamlIdp::new()
