@@ -1,7 +1,9 @@
 //! SAML 2.0 service provider (samael with libxmlsec): per-tenant SP metadata, SP-initiated
 //! login (AuthnRequest over HTTP-Redirect) and the assertion consumer service (HTTP-POST).
 //!
-//! Checks on every response: an XML signature on the Response or the Assertion by the
+//! Checks on every response: exactly one assertion in the whole document (an extra one
+//! anywhere — before or after the signed one, in `Extensions`, nested — is refused before
+//! any signature work), an XML signature on the Response or the Assertion by the
 //! configured IdP certificate with RSA-SHA256 or stronger (samael keeps only the signed part
 //! of the document, so an unsigned assertion injected beside a signed one is never read), the
 //! issuer, `Destination` and `Recipient` = our ACS URL, the audience = our entity id (an
@@ -181,6 +183,52 @@ fn attribute_values(assertion: &Assertion, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the response holds exactly one assertion, plain or encrypted, at any depth (in
+/// `Extensions`, nested, before or after the signed one): the assertion the signature covers
+/// must be the only one there is, so no reader can be handed another (XML signature
+/// wrapping), as ruby-saml, python3-saml and Spring Security refuse too. Not well-formed XML
+/// is refused here as well.
+fn exactly_one_assertion(response: &str) -> Result<(), SsoError> {
+    use base64::Engine as _;
+    use quick_xml::events::Event;
+    let compact: String = response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| SsoError::Rejected("SAMLResponse is not base64".to_owned()))?;
+    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
+    let mut buffer = Vec::new();
+    let mut assertions = 0usize;
+    loop {
+        match reader.read_event_into(&mut buffer) {
+            Ok(Event::Start(element) | Event::Empty(element))
+                if matches!(
+                    element.local_name().as_ref(),
+                    b"Assertion" | b"EncryptedAssertion"
+                ) =>
+            {
+                assertions += 1;
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(error) => {
+                return Err(SsoError::Rejected(format!(
+                    "SAMLResponse is not well-formed XML: {error}"
+                )))
+            }
+        }
+        buffer.clear();
+    }
+    match assertions {
+        1 => Ok(()),
+        count => Err(SsoError::Rejected(format!(
+            "the response holds {count} assertions; exactly one is allowed"
+        ))),
+    }
+}
+
 /// Verifies the response (signature and every condition) on the blocking pool: xmlsec is
 /// CPU work, and samael's errors are not `Send`, so they become text here.
 async fn verify(
@@ -268,6 +316,10 @@ pub async fn acs(
         return Err(SsoError::ProviderNotFound);
     }
 
+    if let Err(error) = exactly_one_assertion(&form.saml_response) {
+        sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+        return Err(error);
+    }
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
     let sp = service_provider(&urls, &idp, saml)?;

@@ -105,9 +105,10 @@ def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=
     return str(response), args["destination"]
 
 
-def wrapped_response(request, login, victim):
+def wrapped_response(request, login, victim, placement="before"):
     """A response whose signed assertion is `login`'s, with an unsigned copy naming `victim`
-    injected before it (XML signature wrapping)."""
+    injected (XML signature wrapping): `before` or `after` the signed one, or in the
+    Response's `extensions`."""
     import re
 
     args = IDP.response_args(request.message, [BINDING_HTTP_POST])
@@ -129,6 +130,16 @@ def wrapped_response(request, login, victim):
     evil = re.sub(r"<(\w+:)?Signature\b.*?</(\w+:)?Signature>", "", signed, flags=re.S)
     evil = evil.replace(login, victim)
     evil = re.sub(r'ID="([^"]+)"', r'ID="\1-evil"', evil, count=1)
+    if placement == "after":
+        return xml.replace(signed, signed + evil), args["destination"]
+    if placement == "extensions":
+        issuer = re.search(r"</(\w+:)?Issuer>", xml).group(0)
+        extensions = (
+            '<samlp:Extensions xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">'
+            + evil
+            + "</samlp:Extensions>"
+        )
+        return xml.replace(issuer, issuer + extensions, 1), args["destination"]
     return xml.replace(signed, evil + signed), args["destination"]
 
 
@@ -201,8 +212,9 @@ class Handler(BaseHTTPRequestHandler):
         variant = form.get("variant", "")
         server = {"foreign_key": FOREIGN, "expired": EXPIRED}.get(variant, IDP)
         request = server.parse_authn_request(form["SAMLRequest"], BINDING_HTTP_REDIRECT)
-        if variant == "wrapped":
-            xml, destination = wrapped_response(request, login, form["victim"])
+        if variant.startswith("wrapped"):
+            placement = {"wrapped": "before", "wrapped_after": "after"}.get(variant, "extensions")
+            xml, destination = wrapped_response(request, login, form["victim"], placement)
         elif variant == "unsigned":
             xml, destination = signed_response(server, request, login, sign=False)
         elif variant == "sha1":

@@ -166,29 +166,37 @@ async fn forged_or_stale_saml_responses_are_refused() {
 }
 
 #[tokio::test]
-async fn an_injected_unsigned_assertion_never_signs_anyone_in() {
+async fn a_response_with_an_injected_assertion_anywhere_is_refused_and_signs_nobody_in() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "saml-xsw", &idp_address("owner")).await;
     saml_provider(&app, "saml-xsw", &admin, "okta", json!({})).await;
     let browser = Browser::new(&app);
     let attacker = idp_address("attacker");
     let victim = idp_address("ceo");
-    let post = browser
-        .saml_response("saml-xsw", "okta", &attacker, "wrapped", &victim)
-        .await;
-    let reply = browser.post_to_acs("saml-xsw", "okta", &post, true).await;
-    // Whatever the outcome, the injected identity is never signed in or created.
-    if reply.status() == StatusCode::OK {
-        let signed_in = session_of(&app, "saml-xsw", &reply);
-        let me = signed_in.me().get().await.unwrap();
-        assert_eq!(me.email, attacker, "the wrapped assertion was read");
-    } else {
-        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{}", reply.text());
+    // An unsigned copy naming the victim before the signed assertion, after it, and in the
+    // Response's Extensions: the signed one alone would pass, the response does not.
+    for variant in ["wrapped", "wrapped_after", "wrapped_extensions"] {
+        let post = browser
+            .saml_response("saml-xsw", "okta", &attacker, variant, &victim)
+            .await;
+        let reply = browser.post_to_acs("saml-xsw", "okta", &post, true).await;
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "{variant}: {}",
+            reply.text()
+        );
     }
-    assert_eq!(
-        count(&app, "saml-xsw", &format!("users WHERE email = '{victim}'")).await,
-        0
-    );
+    for who in [&attacker, &victim] {
+        assert_eq!(
+            count(&app, "saml-xsw", &format!("users WHERE email = '{who}'")).await,
+            0,
+            "{who}"
+        );
+    }
+    // The same flow without the injection signs the attacker in: the refusals were the
+    // extra assertion's.
+    browser.saml_sign_in("saml-xsw", "okta", &attacker).await;
 }
 
 #[tokio::test]
