@@ -40,7 +40,7 @@ pub fn routes() -> Vec<Route> {
     routes
 }
 
-fn frame(csrf: &Csrf, operator: Option<&Operator>) -> Frame {
+pub(super) fn frame(csrf: &Csrf, operator: Option<&Operator>) -> Frame {
     Frame {
         csrf: csrf.0.clone(),
         operator: operator.map(|operator| operator.token_name.clone()),

@@ -36,10 +36,7 @@ async fn templates_answer(
     error: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let page = TemplatesPage {
-        frame: Frame {
-            csrf: csrf.0.clone(),
-            operator: Some(operator.token_name.clone()),
-        },
+        frame: super::routes::frame(csrf, Some(operator)),
         overview: templates::overview(control).await?,
         rollout: control.rollouts.current(),
         error,

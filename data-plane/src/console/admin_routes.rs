@@ -100,11 +100,7 @@ async fn users_answer(
         },
     )
     .await?;
-    let roles = crate::roles::service::list(state, context)
-        .await?
-        .into_iter()
-        .map(|role| role.name)
-        .collect();
+    let roles = super::page::role_names(state, context).await?;
     let (status, notice, error) = outcome;
     let users = page
         .users

@@ -99,6 +99,18 @@ struct ErrorPage<'a> {
     retry_after: Option<&'a str>,
 }
 
+/// The names of the tenant's roles (built-in and custom), for a form's role choices.
+pub async fn role_names(
+    state: &DataPlane,
+    context: &RequestContext,
+) -> Result<Vec<String>, ApiError> {
+    Ok(crate::roles::service::list(state, context)
+        .await?
+        .into_iter()
+        .map(|role| role.name)
+        .collect())
+}
+
 /// The tenant console's error page ([`shared::console::ErrorPages`]), in the frame of the
 /// tenant the request named, when it got that far.
 pub fn error_page(request: &HttpRequest, error: &ErrorView<'_>) -> Result<String, ApiError> {

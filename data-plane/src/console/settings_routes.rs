@@ -145,12 +145,26 @@ async fn save_auth_policy(
         "mfa": fields.one("mfa"),
         "self_signup": on("self_signup"),
     });
-    match crate::settings::service::replace_auth_policy(&state, &context, submitted).await {
+    let saved = crate::settings::service::replace_auth_policy(&state, &context, submitted)
+        .await
+        .map_err(ApiError::from);
+    settings_saved(&state, &context, &csrf, saved, Refused::Policy).await
+}
+
+/// After one of the page's forms: back to the page, or the page again with the service's
+/// refusal (`refusal` says which form, and keeps what was typed).
+async fn settings_saved<T>(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    saved: Result<T, ApiError>,
+    refusal: impl FnOnce(String) -> Refused,
+) -> Result<HttpResponse, ApiError> {
+    match saved {
         Ok(_) => Ok(see_other("/console/admin/settings")),
         Err(error) => {
             let (status, message) = refused(error)?;
-            let refused = Some(Refused::Policy(message));
-            settings_answer(&state, &context, &csrf, status, refused).await
+            settings_answer(state, context, csrf, status, Some(refusal(message))).await
         }
     }
 }
@@ -168,15 +182,12 @@ async fn save_cors(
     let fields = Fields::parse(&body);
     let origins: Vec<&str> = fields.one("origins").split_whitespace().collect();
     let submitted = json!({ "allowed_origins": origins });
-    match crate::cors::service::replace_policy(&state, &context, submitted).await {
-        Ok(_) => Ok(see_other("/console/admin/settings")),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            let typed = fields.one("origins").to_owned();
-            let refused = Some(Refused::Cors { message, typed });
-            settings_answer(&state, &context, &csrf, status, refused).await
-        }
-    }
+    let saved = crate::cors::service::replace_policy(&state, &context, submitted)
+        .await
+        .map_err(ApiError::from);
+    let typed = fields.one("origins").to_owned();
+    let refusal = |message| Refused::Cors { message, typed };
+    settings_saved(&state, &context, &csrf, saved, refusal).await
 }
 
 #[route(post, "/console/admin/settings/sso-redirects",
@@ -192,13 +203,10 @@ async fn save_sso_redirects(
     let fields = Fields::parse(&body);
     let uris: Vec<&str> = fields.one("redirect_uris").split_whitespace().collect();
     let submitted = json!({ "redirect_uris": uris });
-    match crate::sso::handoff::replace_redirects(&state, &context, submitted).await {
-        Ok(_) => Ok(see_other("/console/admin/settings")),
-        Err(error) => {
-            let (status, message) = refused(error)?;
-            let typed = fields.one("redirect_uris").to_owned();
-            let refused = Some(Refused::Redirects { message, typed });
-            settings_answer(&state, &context, &csrf, status, refused).await
-        }
-    }
+    let saved = crate::sso::handoff::replace_redirects(&state, &context, submitted)
+        .await
+        .map_err(ApiError::from);
+    let typed = fields.one("redirect_uris").to_owned();
+    let refusal = |message| Refused::Redirects { message, typed };
+    settings_saved(&state, &context, &csrf, saved, refusal).await
 }

@@ -230,11 +230,7 @@ async fn new_provider_answer(
     outcome: (StatusCode, Option<String>),
 ) -> Result<HttpResponse, ApiError> {
     let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
-    let roles = crate::roles::service::list(state, context)
-        .await?
-        .into_iter()
-        .map(|role| role.name)
-        .collect();
+    let roles = super::page::role_names(state, context).await?;
     let name = typed.one("name");
     let (name, name_error) = if shared::sso::settings::valid_name(name) {
         (name, None)
@@ -446,11 +442,7 @@ async fn provider_answer(
     outcome: (StatusCode, Option<String>),
 ) -> Result<HttpResponse, ApiError> {
     let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
-    let roles = crate::roles::service::list(state, context)
-        .await?
-        .into_iter()
-        .map(|role| role.name)
-        .collect();
+    let roles = super::page::role_names(state, context).await?;
     let typed = typed.unwrap_or_else(|| {
         let domains = view
             .domains

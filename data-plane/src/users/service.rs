@@ -441,7 +441,10 @@ pub async fn delete(
     }
     let mut change = begin_change(state, context, caller, user_id).await?;
     change.keep_an_owner().await?;
-    erase(state, context, change, Some(caller.user_id)).await
+    let user = store::get(&mut change.transaction, user_id)
+        .await?
+        .ok_or(UsersError::NotFound)?;
+    erase(state, context, change, &user, Some(caller.user_id)).await
 }
 
 /// How recent a sign-in must be for its user to erase themselves.
@@ -479,15 +482,16 @@ pub async fn erase_self(
     }
     change.keep_an_owner().await?;
     let heir = store::senior_other_owner(&mut change.transaction, caller.user_id).await?;
-    erase(state, context, change, heir).await
+    erase(state, context, change, &user, heir).await
 }
 
-/// The erasure of `change`'s target, whose records pass to `heir` when the tenant keeps
-/// them (none: refused, nothing changed); commits.
+/// The erasure of `change`'s target `user`, whose records pass to `heir` when the tenant
+/// keeps them (none: refused, nothing changed); commits.
 async fn erase(
     state: &DataPlane,
     context: &RequestContext,
     mut change: Change,
+    user: &UserView,
     heir: Option<Uuid>,
 ) -> Result<(), UsersError> {
     let user_id = change.target.id;
@@ -504,9 +508,6 @@ async fn erase(
     .await?;
     // Erasure: what is kept about the address outside the user's own rows loses its
     // personal data in the same transaction (see `privacy`).
-    let user = store::get(&mut change.transaction, user_id)
-        .await?
-        .ok_or(UsersError::NotFound)?;
     crate::privacy::store::forget_address(&mut change.transaction, user_id, user.email.as_str())
         .await?;
     // The records they own go or pass to the heir, by the tenant's privacy policy.
