@@ -6,12 +6,10 @@
 use std::time::Duration;
 
 use data_plane::rate_limit::RateLimitSettings;
-use data_plane::tenancy::resolve::TenantKey;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::clock::ManualClock;
-use shared::tenant::TenantSlug;
 use tenantry_tests::client::NewKey;
 use tenantry_tests::{unique_address, Client, Reply, TestApp, TestOptions, OWNER_EMAIL};
 use time::OffsetDateTime;
@@ -28,28 +26,6 @@ async fn app_with_clock(rate_limit: RateLimitSettings) -> (TestApp, ManualClock)
     (app, clock)
 }
 
-/// Changes the tenant's quota overrides through the operator API and waits (up to the
-/// second NOTIFY is given) until the data plane serves the tenant with them.
-async fn set_quotas(app: &TestApp, slug: &str, patch: Value) {
-    let quotas = app
-        .operator_api()
-        .tenants()
-        .set_quotas(slug, &patch)
-        .await
-        .unwrap();
-    let effective = quotas["effective"].clone();
-    let key = TenantKey::Slug(TenantSlug::parse(slug).unwrap());
-    let applied = TestApp::eventually(Duration::from_secs(1), || async {
-        let served = app.data.registry.lookup(&key).await.unwrap().unwrap();
-        serde_json::to_value(&served.quotas).unwrap() == effective
-    })
-    .await;
-    assert!(
-        applied.is_some(),
-        "the data plane did not reload {slug}'s quotas"
-    );
-}
-
 fn header<'a>(response: &'a Reply, name: &str) -> &'a str {
     response
         .header(name)
@@ -64,7 +40,8 @@ async fn get_tenant(app: &TestApp, slug: &str) -> Reply {
 async fn a_burst_is_admitted_then_429_with_retry_after_and_rate_limit_headers() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
-    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 3})).await;
+    app.set_quotas("acme", json!({"requests_per_second": 1, "burst": 3}))
+        .await;
 
     for remaining in ["2", "1", "0"] {
         let response = get_tenant(&app, "acme").await;
@@ -97,7 +74,8 @@ async fn a_refused_request_never_reaches_its_handler() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
     app.allow_self_signup("acme").await;
-    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
+    app.set_quotas("acme", json!({"requests_per_second": 1, "burst": 2}))
+        .await;
     for _ in 0..2 {
         get_tenant(&app, "acme").await;
     }
@@ -117,7 +95,8 @@ async fn a_refused_request_never_reaches_its_handler() {
 async fn the_limit_refills_as_the_clock_advances() {
     let (app, clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
-    set_quotas(&app, "acme", json!({"requests_per_second": 2, "burst": 2})).await;
+    app.set_quotas("acme", json!({"requests_per_second": 2, "burst": 2}))
+        .await;
     for _ in 0..2 {
         assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
     }
@@ -144,13 +123,10 @@ async fn one_tenant_exhausting_its_limit_does_not_affect_another() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
     app.create_tenant("globex").await;
-    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
-    set_quotas(
-        &app,
-        "globex",
-        json!({"requests_per_second": 1, "burst": 2}),
-    )
-    .await;
+    app.set_quotas("acme", json!({"requests_per_second": 1, "burst": 2}))
+        .await;
+    app.set_quotas("globex", json!({"requests_per_second": 1, "burst": 2}))
+        .await;
     for _ in 0..5 {
         get_tenant(&app, "acme").await;
     }
@@ -259,7 +235,8 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
 async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;
     app.create_tenant("acme").await;
-    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 2})).await;
+    app.set_quotas("acme", json!({"requests_per_second": 1, "burst": 2}))
+        .await;
     for _ in 0..2 {
         assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
     }
@@ -324,7 +301,7 @@ async fn user_count(owner: &Client) -> usize {
 async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
-    set_quotas(&app, "acme", json!({"max_users": 2})).await;
+    app.set_quotas("acme", json!({"max_users": 2})).await;
 
     let first = unique_address("first");
     assert_eq!(invite(&owner, &first).await.status(), StatusCode::CREATED);
@@ -346,7 +323,7 @@ async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
         "no mail was sent"
     );
 
-    set_quotas(&app, "acme", json!({"max_users": 3})).await;
+    app.set_quotas("acme", json!({"max_users": 3})).await;
     assert_eq!(invite(&owner, &second).await.status(), StatusCode::CREATED);
     assert_eq!(user_count(&owner).await, 3);
 }
@@ -355,7 +332,7 @@ async fn invitations_beyond_max_users_are_refused_until_the_quota_is_raised() {
 async fn concurrent_invitations_never_overshoot_max_users() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
-    set_quotas(&app, "acme", json!({"max_users": 3})).await;
+    app.set_quotas("acme", json!({"max_users": 3})).await;
     let addresses: Vec<String> = (0..6).map(|_| unique_address("rush")).collect();
     let statuses: Vec<StatusCode> = join_all(
         addresses
@@ -380,7 +357,7 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
     app.allow_self_signup("acme").await;
-    set_quotas(&app, "acme", json!({"max_users": 1})).await;
+    app.set_quotas("acme", json!({"max_users": 1})).await;
     let register = |email: String| {
         let app = &app;
         async move {
@@ -404,7 +381,7 @@ async fn self_sign_up_in_a_full_tenant_is_refused_alike_for_known_and_new_addres
     assert_eq!(app.queued_mails("acme", &newcomer).await, 0);
     assert_eq!(user_count(&owner).await, 1);
 
-    set_quotas(&app, "acme", json!({"max_users": 2})).await;
+    app.set_quotas("acme", json!({"max_users": 2})).await;
     assert_eq!(
         register(newcomer.clone()).await.status(),
         StatusCode::ACCEPTED
@@ -427,7 +404,8 @@ async fn one_api_key_may_use_only_its_share_of_the_tenant_rate() {
     let first = usage_key().await;
     let second = usage_key().await;
     // Each key gets half: a burst of 4 of the tenant's 8.
-    set_quotas(&app, "acme", json!({"requests_per_second": 1, "burst": 8})).await;
+    app.set_quotas("acme", json!({"requests_per_second": 1, "burst": 8}))
+        .await;
 
     for _ in 0..4 {
         let response = usage(&first).await;

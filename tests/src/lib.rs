@@ -521,6 +521,28 @@ impl TestApp {
         Operator::with_http(self.http.clone(), &self.control_url, &self.operator_token)
     }
 
+    /// Changes the tenant's quota overrides through the operator API and waits (up to the
+    /// second NOTIFY is given) until the data plane serves the tenant with them.
+    pub async fn set_quotas(&self, slug: &str, patch: serde_json::Value) {
+        let quotas = self
+            .operator_api()
+            .tenants()
+            .set_quotas(slug, &patch)
+            .await
+            .unwrap();
+        let effective = quotas["effective"].clone();
+        let key = data_plane::tenancy::resolve::TenantKey::Slug(TenantSlug::parse(slug).unwrap());
+        let applied = Self::eventually(Duration::from_secs(1), || async {
+            let served = self.data.registry.lookup(&key).await.unwrap().unwrap();
+            serde_json::to_value(&served.quotas).unwrap() == effective
+        })
+        .await;
+        assert!(
+            applied.is_some(),
+            "the data plane did not reload {slug}'s quotas"
+        );
+    }
+
     /// Tenant `slug` with an active owner ([`OWNER_EMAIL`], [`PASSWORD`]), signed in.
     pub async fn tenant_with_owner(&self, slug: &str) -> Client {
         self.tenant_with_active_admin(slug, OWNER_EMAIL, PASSWORD)
