@@ -36,6 +36,9 @@ pub struct Config {
     /// The CA whose certificates Postgres servers must show (`postgres_ca_file`; see
     /// `shared::db::tls`).
     pub postgres_ca_file: Option<PathBuf>,
+    /// Internal networks a SAML metadata URL given for a tenant may reach
+    /// (`egress_allow_networks`, default none; see `shared::egress`).
+    pub egress: shared::egress::EgressPolicy,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
                 source.parse_or("control_request_deadline_ms", 60_000)?,
             ),
             postgres_ca_file: source.get("postgres_ca_file").map(PathBuf::from),
+            egress: shared::egress::EgressPolicy::from_source(source)?,
             metrics_listen: source
                 .get("control_metrics_listen")
                 .map(|address| {

@@ -31,6 +31,8 @@ pub struct ControlPlane {
     pub metrics: shared::metrics::NodeMetrics,
     /// The template roll-out this process runs in the background, if any.
     pub rollouts: Arc<crate::templates::Rollouts>,
+    /// The HTTP client for URLs given for a tenant (a SAML IdP's metadata URL).
+    pub egress: shared::egress::Egress,
 }
 
 impl ControlPlane {
@@ -59,6 +61,8 @@ impl ControlPlane {
             ),
             Err(_) => None,
         };
+        let egress = shared::egress::Egress::new(config.egress.clone())
+            .context("building the HTTP client for IdP metadata")?;
         Ok(Self {
             clickhouse,
             events,
@@ -71,6 +75,7 @@ impl ControlPlane {
             clusters: Arc::default(),
             metrics: shared::metrics::NodeMetrics::new()?,
             rollouts: Arc::default(),
+            egress,
         })
     }
 

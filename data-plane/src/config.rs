@@ -41,6 +41,10 @@ pub struct Config {
     /// CIDR ranges, default none; `forwarded_header`: `x-forwarded-for`, the default, or
     /// `forwarded`). See `crate::hygiene::client_address`.
     pub trusted_proxies: shared::http::client_address::TrustedProxies,
+    /// Internal networks (addresses and CIDR ranges) that the URLs a tenant admin configures
+    /// (OIDC issuers and what their discovery names, SAML metadata URLs) may reach
+    /// (`egress_allow_networks`, default none: only public addresses). See `shared::egress`.
+    pub egress: shared::egress::EgressPolicy,
     /// Where `/metrics` is served instead of the public port (`data_metrics_listen`; default
     /// none: on the public port).
     pub metrics_listen: Option<SocketAddr>,
@@ -194,6 +198,7 @@ impl Config {
                 })
                 .transpose()
                 .map_err(invalid("data_metrics_listen"))?,
+            egress: shared::egress::EgressPolicy::from_source(source)?,
             trusted_proxies: shared::http::client_address::TrustedProxies::parse(
                 &source.get("trusted_proxies").unwrap_or_default(),
                 source.parse_or("forwarded_header", Default::default())?,

@@ -67,9 +67,9 @@ pub struct DataPlane {
     pub listening: watch::Receiver<bool>,
     /// Set when the node shuts down: `/readyz` answers 503 so the balancer drains it.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
-    /// The HTTP client that talks to identity providers (no redirects followed, bounded
-    /// timeouts).
-    pub sso_http: reqwest::Client,
+    /// The HTTP client that talks to identity providers: only the addresses
+    /// `egress_allow_networks` allows, no redirects followed, bounded timeouts.
+    pub egress: shared::egress::Egress,
     /// The other clusters this node serves tenants on.
     pub clusters: crate::tenancy::clusters::ClusterWatch,
 }
@@ -181,14 +181,10 @@ impl DataPlane {
             .start_writer("data-plane", Some(outboxes))
             .context("starting the event writer")?;
         crate::audit::schema::ensure_in_background(&config.events);
-        let sso_http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
+        let egress = shared::egress::Egress::new(config.egress.clone())
             .context("building the identity providers' HTTP client")?;
         let state = Self {
-            sso_http,
+            egress,
             rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
             tenant_db,

@@ -43,6 +43,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_cluster_pool_size",
     "data_cluster_password_dir",
     "trusted_proxies",
+    "egress_allow_networks",
     "data_metrics_listen",
     "control_metrics_listen",
     "postgres_ca_file",

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod egress;
 pub mod email;
 pub mod envelope;
 pub mod error;

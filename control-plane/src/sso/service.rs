@@ -66,14 +66,8 @@ pub async fn add(
     slug: &TenantSlug,
     input: &ProviderInput,
 ) -> Result<ProviderView, ControlError> {
-    // The operator's own HTTP client for the one metadata fetch (no redirects, bounded).
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|error| shared::sso::SsoConfigError::Invalid(error.to_string()))?;
     let mut input = input.clone();
-    input.fetch_saml_metadata(&http).await?;
+    input.fetch_saml_metadata(&control.egress).await?;
     let input = &input;
     input.validate()?;
     let tenant = live_tenant(control, slug).await?;

@@ -81,7 +81,7 @@ pub async fn save(
     mut input: ProviderInput,
     replace: bool,
 ) -> Result<ProviderView, SsoError> {
-    input.fetch_saml_metadata(&state.sso_http).await?;
+    input.fetch_saml_metadata(&state.egress).await?;
     input.validate()?;
     let tenant_id = context.tenant.tenant.id;
     let data_keys = state.data_keys.for_tenant(tenant_id).await?;

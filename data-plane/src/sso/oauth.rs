@@ -13,6 +13,7 @@ use openidconnect::{
     TokenResponse as _,
 };
 use serde_json::Value;
+use shared::egress::EgressError;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -68,8 +69,29 @@ pub async fn any_provider(
     Ok(provider)
 }
 
-fn unavailable(what: &str, error: impl std::fmt::Display) -> SsoError {
-    SsoError::ProviderUnavailable(format!("{what}: {error}"))
+/// The HTTP client the OAuth 2.0 / OpenID Connect library calls: every request goes through
+/// the node's egress guard (`shared::egress`).
+fn idp_http<'a>(
+    state: &'a DataPlane,
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, EgressError>> + Send + 'a>,
+> + 'a {
+    move |request| Box::pin(state.egress.execute_http(request))
+}
+
+/// What a failed request to the IdP means: a configuration error when the egress guard
+/// refused its address, else `otherwise` with the whole chain of causes.
+fn idp_failure(
+    what: &str,
+    error: &(dyn std::error::Error + 'static),
+    otherwise: fn(String) -> SsoError,
+) -> SsoError {
+    match shared::egress::refused_in(error) {
+        Some(refused) => config_error(what, refused),
+        None => otherwise(format!("{what}: {}", shared::egress::describe(error))),
+    }
 }
 
 fn config_error(what: &str, error: impl std::fmt::Display) -> SsoError {
@@ -82,9 +104,9 @@ async fn discover(
 ) -> Result<CoreProviderMetadata, SsoError> {
     let issuer = IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_owned())
         .map_err(|error| config_error("issuer", error))?;
-    CoreProviderMetadata::discover_async(issuer, &state.sso_http)
+    CoreProviderMetadata::discover_async(issuer, &idp_http(state))
         .await
-        .map_err(|error| unavailable("OIDC discovery", error))
+        .map_err(|error| idp_failure("OIDC discovery", &error, SsoError::ProviderUnavailable))
 }
 
 /// Starts a sign-in: the URL to send the browser to.
@@ -319,9 +341,9 @@ async fn oidc_identity(
         .exchange_code(AuthorizationCode::new(exchange.code))
         .map_err(|error| config_error("token endpoint", error))?
         .set_pkce_verifier(PkceCodeVerifier::new(exchange.verifier))
-        .request_async(&state.sso_http)
+        .request_async(&idp_http(state))
         .await
-        .map_err(|error| SsoError::Rejected(format!("code exchange failed: {error}")))?;
+        .map_err(|error| idp_failure("code exchange", &error, SsoError::Rejected))?;
     let id_token = token_response
         .id_token()
         .ok_or_else(|| SsoError::Rejected("the token response has no ID token".to_owned()))?;
@@ -378,9 +400,9 @@ async fn oauth2_identity(
     let token_response = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-        .request_async(&state.sso_http)
+        .request_async(&idp_http(state))
         .await
-        .map_err(|error| SsoError::Rejected(format!("code exchange failed: {error}")))?;
+        .map_err(|error| idp_failure("code exchange", &error, SsoError::Rejected))?;
     let userinfo = fetch_json(
         state,
         oauth2.userinfo_url.clone(),
@@ -398,27 +420,26 @@ async fn fetch_json(
     url: Url,
     access_token: &AccessToken,
 ) -> Result<Value, SsoError> {
+    let failed =
+        |error: EgressError| idp_failure("userinfo", &error, SsoError::ProviderUnavailable);
     let response = state
-        .sso_http
+        .egress
         .get(url)
+        .map_err(failed)?
         .bearer_auth(access_token.secret())
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|error| unavailable("userinfo", error))?;
+        .map_err(|error| failed(error.into()))?;
     if !response.status().is_success() {
         return Err(SsoError::Rejected(format!(
             "userinfo answered {}",
             response.status()
         )));
     }
-    let bytes = response
-        .bytes()
+    let bytes = shared::egress::read_body(response, 256 * 1024)
         .await
-        .map_err(|error| unavailable("userinfo", error))?;
-    if bytes.len() > 256 * 1024 {
-        return Err(SsoError::Rejected("userinfo is too large".to_owned()));
-    }
+        .map_err(failed)?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|error| SsoError::Rejected(format!("userinfo is not JSON: {error}")))?;
     if !value.is_object() {

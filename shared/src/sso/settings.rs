@@ -333,7 +333,10 @@ impl ProviderInput {
     /// later change at the IdP needs a `PUT` (re-fetch) — a deliberate pin, so a hijacked
     /// metadata URL cannot swap the signing certificate behind the tenant's back. Runs before
     /// any transaction is opened.
-    pub async fn fetch_saml_metadata(&mut self, http: &reqwest::Client) -> Result<(), SsoError> {
+    pub async fn fetch_saml_metadata(
+        &mut self,
+        egress: &crate::egress::Egress,
+    ) -> Result<(), SsoError> {
         let ProviderKind::Saml(saml) = &mut self.provider else {
             return Ok(());
         };
@@ -346,22 +349,25 @@ impl ProviderInput {
             ));
         }
         check_fetchable("idp_metadata_url", &url)?;
-        let fetch_error =
-            |error: reqwest::Error| SsoError::Invalid(format!("idp_metadata_url: {error}"));
-        let response = http.get(url).send().await.map_err(fetch_error)?;
+        let fetch_error = |error: crate::egress::EgressError| {
+            SsoError::Invalid(format!("idp_metadata_url: {error}"))
+        };
+        let response = egress
+            .get(url)
+            .map_err(fetch_error)?
+            .send()
+            .await
+            .map_err(|error| fetch_error(error.into()))?;
         if !response.status().is_success() {
             return Err(SsoError::Invalid(format!(
                 "idp_metadata_url answered {}",
                 response.status()
             )));
         }
-        let bytes = response.bytes().await.map_err(fetch_error)?;
-        if bytes.len() > MAX_METADATA_BYTES {
-            return Err(SsoError::Invalid(
-                "the IdP metadata is too large".to_owned(),
-            ));
-        }
-        let xml = String::from_utf8(bytes.to_vec())
+        let bytes = crate::egress::read_body(response, MAX_METADATA_BYTES)
+            .await
+            .map_err(fetch_error)?;
+        let xml = String::from_utf8(bytes)
             .map_err(|_| SsoError::Invalid("the IdP metadata is not UTF-8".to_owned()))?;
         saml.idp_metadata_xml = Some(xml);
         Ok(())

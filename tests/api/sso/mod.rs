@@ -7,6 +7,7 @@
 mod admin;
 mod apps;
 mod console;
+mod egress;
 mod oidc;
 mod oidc_security;
 mod operator;
