@@ -29,6 +29,9 @@ pub struct Metrics {
     pub sign_ins: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// Documents fetched from OpenID providers, by `document` (`discovery`, `jwks`): with the
+    /// per-issuer cache, far fewer than sign-ins.
+    pub idp_fetches: IntCounterVec,
     pub tenant_cache_hits: IntCounter,
     pub tenant_cache_misses: IntCounter,
     pub mail_sent: IntCounter,
@@ -84,6 +87,14 @@ impl Metrics {
             IntCounter::new("tenant_cache_hits_total", "tenant registry cache hits")?;
         let tenant_cache_misses =
             IntCounter::new("tenant_cache_misses_total", "tenant registry cache misses")?;
+        let idp_fetches = IntCounterVec::new(
+            Opts::new(
+                "sso_idp_fetches_total",
+                "documents fetched from OpenID providers, by document (discovery, jwks)",
+            ),
+            &["document"],
+        )?;
+        registry.register(Box::new(idp_fetches.clone()))?;
         let mail_sent = IntCounter::new("mail_sent_total", "mails the SMTP server accepted")?;
         let mail_send_failures = IntCounter::new(
             "mail_send_failures_total",
@@ -124,6 +135,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            idp_fetches,
             tenant_cache_hits,
             tenant_cache_misses,
             mail_sent,
@@ -182,6 +194,11 @@ impl Metrics {
     }
 
     /// Counts an answer of a sign-in route (`action` is its audit action).
+    /// A document fetched from an OpenID provider (`discovery` or `jwks`).
+    pub fn idp_fetched(&self, document: &str) {
+        self.idp_fetches.with_label_values(&[document]).inc();
+    }
+
     pub fn sign_in(&self, action: &str, outcome: &str) {
         self.sign_ins.with_label_values(&[action, outcome]).inc();
     }

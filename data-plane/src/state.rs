@@ -70,6 +70,8 @@ pub struct DataPlane {
     /// The HTTP client that talks to identity providers: only the addresses
     /// `egress_allow_networks` allows, no redirects followed, bounded timeouts.
     pub egress: shared::egress::Egress,
+    /// OpenID providers' discovery documents and keys, per issuer (`sso::oidc_metadata`).
+    pub oidc_metadata: crate::sso::oidc_metadata::MetadataCache,
     /// The other clusters this node serves tenants on.
     pub clusters: crate::tenancy::clusters::ClusterWatch,
 }
@@ -185,6 +187,7 @@ impl DataPlane {
             .context("building the identity providers' HTTP client")?;
         let state = Self {
             egress,
+            oidc_metadata: Default::default(),
             rate_limits: RateLimits::new(config.rate_limit, Clock::System),
             config: Arc::new(config),
             tenant_db,

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod discovery;
 pub mod handoff;
 pub mod oauth;
+pub mod oidc_metadata;
 pub mod routes;
 pub mod saml;
 pub mod settings;

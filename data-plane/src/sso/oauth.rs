@@ -6,22 +6,30 @@
 //! browser to the IdP; `callback` spends the transaction **before** it looks at the IdP's
 //! answer, so a `state` works once whatever happens next.
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use std::sync::Arc;
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
-    AccessToken, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse as _,
+    AccessToken, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse as _,
 };
 use serde_json::Value;
 use shared::egress::EgressError;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::settings::{self, ClaimMapping, OAuth2Settings, OidcSettings, ProviderKind};
+use super::settings::{
+    self, ClaimMapping, IdTokenAlgorithm, OAuth2Settings, OidcSettings, ProviderKind,
+    TokenEndpointAuth,
+};
 use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
-use super::transactions;
 use super::{admin, SsoError, TRANSACTION_LIFETIME};
+use super::{oidc_metadata, transactions};
 use crate::identity::service::Client;
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -98,15 +106,127 @@ fn config_error(what: &str, error: impl std::fmt::Display) -> SsoError {
     SsoError::InvalidConfig(format!("{what}: {error}"))
 }
 
+fn issuer_of(oidc: &OidcSettings) -> Result<IssuerUrl, SsoError> {
+    IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_owned())
+        .map_err(|error| config_error("issuer", error))
+}
+
+/// The issuer's discovery document and keys, from the node's cache (`oidc_metadata`).
 async fn discover(
     state: &DataPlane,
     oidc: &OidcSettings,
-) -> Result<CoreProviderMetadata, SsoError> {
-    let issuer = IssuerUrl::new(oidc.issuer.as_str().trim_end_matches('/').to_owned())
-        .map_err(|error| config_error("issuer", error))?;
-    CoreProviderMetadata::discover_async(issuer, &idp_http(state))
-        .await
-        .map_err(|error| idp_failure("OIDC discovery", &error, SsoError::ProviderUnavailable))
+) -> Result<Arc<oidc_metadata::Fetched>, SsoError> {
+    state.oidc_metadata.get(state, &issuer_of(oidc)?).await
+}
+
+/// Our client at the issuer `fetched` describes, authenticating at its token endpoint as the
+/// provider's settings say (else as its discovery document allows: Basic unless it lists only
+/// `client_secret_post`).
+fn oidc_client(
+    fetched: &oidc_metadata::Fetched,
+    oidc: &OidcSettings,
+    secret: Option<&Zeroizing<String>>,
+    redirect: RedirectUrl,
+) -> OidcClient {
+    let metadata = &fetched.metadata;
+    let post_only = metadata
+        .token_endpoint_auth_methods_supported()
+        .is_some_and(|methods| {
+            !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                && methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+        });
+    let auth = match oidc.token_endpoint_auth {
+        Some(TokenEndpointAuth::ClientSecretPost) => AuthType::RequestBody,
+        Some(TokenEndpointAuth::ClientSecretBasic) => AuthType::BasicAuth,
+        None if post_only => AuthType::RequestBody,
+        None => AuthType::BasicAuth,
+    };
+    CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(oidc.client_id.clone()),
+        secret.map(|secret| ClientSecret::new(secret.to_string())),
+    )
+    .set_auth_type(auth)
+    .set_redirect_uri(redirect)
+}
+
+type OidcClient = openidconnect::core::CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// The ID token's claims, checked with the provider's algorithms against the issuer's keys:
+/// signature, issuer, audience (our client id; with several audiences, `azp` must be ours),
+/// expiry and nonce. A key id the cached JWKS lacks gets one fresh fetch of the keys first
+/// (the IdP rotated its key), at most once a minute per issuer.
+async fn checked_id_token_claims(
+    state: &DataPlane,
+    oidc: &OidcSettings,
+    fetched: &oidc_metadata::Fetched,
+    id_token: &CoreIdToken,
+    nonce: &Nonce,
+) -> Result<Value, SsoError> {
+    let algorithms: Vec<CoreJwsSigningAlgorithm> = oidc
+        .id_token_algorithms
+        .iter()
+        .map(|algorithm| signing_algorithm(*algorithm))
+        .collect();
+    let issuer = issuer_of(oidc)?;
+    // A public client's verifier: the client secret only ever verifies HMAC signatures, and
+    // no HMAC algorithm is allowed.
+    let check = |fetched: &oidc_metadata::Fetched| {
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(oidc.client_id.clone()),
+            issuer.clone(),
+            fetched.metadata.jwks().clone(),
+        )
+        .set_allowed_algs(algorithms.iter().cloned());
+        id_token
+            .claims(&verifier, nonce)
+            .map_err(|error| match error {
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                ) => None,
+                error => Some(SsoError::Rejected(format!("ID token refused: {error}"))),
+            })
+            .and_then(|claims| {
+                serde_json::to_value(claims)
+                    .map_err(|error| Some(SsoError::Rejected(format!("ID token claims: {error}"))))
+            })
+    };
+    let unknown_key = || {
+        SsoError::Rejected("ID token refused: signed with no key the issuer publishes".to_owned())
+    };
+    match check(fetched) {
+        Ok(claims) => Ok(claims),
+        Err(Some(refused)) => Err(refused),
+        Err(None) => {
+            let fresh = state
+                .oidc_metadata
+                .refresh_for_unknown_key(state, &issuer, fetched)
+                .await?
+                .ok_or_else(unknown_key)?;
+            check(&fresh).map_err(|refused| refused.unwrap_or_else(unknown_key))
+        }
+    }
+}
+
+fn signing_algorithm(algorithm: IdTokenAlgorithm) -> CoreJwsSigningAlgorithm {
+    match algorithm {
+        IdTokenAlgorithm::RS256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        IdTokenAlgorithm::RS384 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        IdTokenAlgorithm::RS512 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        IdTokenAlgorithm::PS256 => CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        IdTokenAlgorithm::PS384 => CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+        IdTokenAlgorithm::PS512 => CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        IdTokenAlgorithm::ES256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        IdTokenAlgorithm::ES384 => CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+        IdTokenAlgorithm::EdDSA => CoreJwsSigningAlgorithm::EdDsa,
+    }
 }
 
 /// Starts a sign-in: the URL to send the browser to.
@@ -127,13 +247,8 @@ pub async fn start(
 
     let (url, nonce) = match &provider.settings.provider {
         ProviderKind::Oidc(oidc) => {
-            let metadata = discover(state, oidc).await?;
-            let client = CoreClient::from_provider_metadata(
-                metadata,
-                ClientId::new(oidc.client_id.clone()),
-                None,
-            )
-            .set_redirect_uri(redirect);
+            let fetched = discover(state, oidc).await?;
+            let client = oidc_client(&fetched, oidc, None, redirect);
             let csrf = state_value.clone();
             let nonce = nonce_value.clone();
             let mut request = client
@@ -321,22 +436,15 @@ async fn oidc_identity(
     oidc: &OidcSettings,
     exchange: OidcExchange<'_>,
 ) -> Result<ExternalIdentity, SsoError> {
-    let metadata = discover(state, oidc).await?;
+    let fetched = discover(state, oidc).await?;
     if let Some(issuer) = exchange.issuer_param {
-        if issuer != metadata.issuer().as_str() {
+        if issuer != fetched.metadata.issuer().as_str() {
             return Err(SsoError::Rejected(format!(
                 "the callback's iss {issuer:?} is not the provider's issuer"
             )));
         }
     }
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(oidc.client_id.clone()),
-        exchange
-            .secret
-            .map(|secret| ClientSecret::new(secret.to_string())),
-    )
-    .set_redirect_uri(exchange.redirect);
+    let client = oidc_client(&fetched, oidc, exchange.secret, exchange.redirect);
     let token_response = client
         .exchange_code(AuthorizationCode::new(exchange.code))
         .map_err(|error| config_error("token endpoint", error))?
@@ -347,15 +455,11 @@ async fn oidc_identity(
     let id_token = token_response
         .id_token()
         .ok_or_else(|| SsoError::Rejected("the token response has no ID token".to_owned()))?;
-    // Signature (the issuer's JWKS; RS256 unless the client says otherwise), issuer,
-    // audience (our client id; with several audiences, `azp` must be ours), expiry, nonce.
-    let verifier = client.id_token_verifier();
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(exchange.nonce))
-        .map_err(|error| SsoError::Rejected(format!("ID token refused: {error}")))?;
-    let subject = claims.subject().as_str().to_owned();
-    let mut merged = serde_json::to_value(claims)
-        .map_err(|error| SsoError::Rejected(format!("ID token claims: {error}")))?;
+    let mut merged =
+        checked_id_token_claims(state, oidc, &fetched, id_token, &Nonce::new(exchange.nonce))
+            .await?;
+    let subject = settings::claim_text(&merged, "sub")
+        .ok_or_else(|| SsoError::Rejected("the ID token has no subject".to_owned()))?;
 
     // Userinfo adds what the ID token left out (groups, often the name). It must be about the
     // same subject (checked by openidconnect), and never overrides the ID token's claims.

@@ -6,11 +6,24 @@
 // Test hooks (loopback only, under /__test/):
 //   POST /__test/accounts {login, email?, name?, groups?, email_verified?}
 //       the claims the account `login` gets (default: email = login, verified, no groups).
-//   POST /__test/tamper {client_id, claims?, foreign_key?}
+//   POST /__test/tamper {client_id, claims?, foreign_key?, rotated_key?, kid?, hmac?}
 //       the next token response for that client carries an ID token whose payload is
-//       changed by `claims` (e.g. {"aud": "someone-else"}) and re-signed with the provider's
-//       key, or with another key under the same `kid` when `foreign_key` is true. This lets the
-//       tests prove the relying party's checks against a real provider's flow.
+//       changed by `claims` (e.g. {"aud": "someone-else"}) and re-signed (RS256) with the
+//       provider's key, or with another key under the same `kid` when `foreign_key` is true,
+//       or with the key /__test/rotate published last when `rotated_key` is true; `kid` names another key id in the header; `hmac` signs it HS256 with the
+//       client's secret instead (an algorithm-confusion attempt). This lets the tests prove
+//       the relying party's checks against a real provider's flow.
+//   GET /__test/token-auth?client_id=…
+//       how that client last authenticated at the token endpoint: {"method":
+//       "client_secret_basic"} (an Authorization header) or "client_secret_post" (the form
+//       body). oidc-provider, like most IdPs, takes either for a secret; this says which came.
+//   POST /__test/rotate
+//       makes a new RSA key and publishes it in /jwks from now on, as an IdP does before it
+//       starts signing with it; answers {kid} ("rotated-1", "rotated-2", …).
+//
+// Signing keys: RSA "test-key" (RS256, PS256), EC P-256 "ec-key" (ES256) and Ed25519
+// "ed-key" (EdDSA); a client picks one with `id_token_signed_response_alg` at registration,
+// and its token endpoint authentication with `token_endpoint_auth_method`.
 
 import { createServer } from 'node:http';
 
@@ -22,14 +35,22 @@ const issuer = process.env.OIDC_ISSUER || `http://127.0.0.1:${port}`;
 
 const accounts = new Map();
 const tampering = new Map();
+const tokenAuth = new Map();
 
-const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+const { privateKey } = await generateKeyPair('RS256', { extractable: true });
 const foreign = await generateKeyPair('RS256', { extractable: true });
-const signingJwk = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
-void publicKey;
+const ec = await generateKeyPair('ES256', { extractable: true });
+const ed = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+const signingJwks = [
+  { ...(await exportJWK(privateKey)), kid: 'test-key', use: 'sig' },
+  { ...(await exportJWK(ec.privateKey)), kid: 'ec-key', alg: 'ES256', use: 'sig' },
+  { ...(await exportJWK(ed.privateKey)), kid: 'ed-key', alg: 'EdDSA', use: 'sig' },
+];
+const rotatedJwks = [];
+let rotated = null;
 
 const configuration = {
-  jwks: { keys: [signingJwk] },
+  jwks: { keys: signingJwks },
   features: {
     devInteractions: { enabled: true },
     registration: { enabled: true },
@@ -70,6 +91,15 @@ async function readJson(req) {
 
 provider.use(async (ctx, next) => {
   await next();
+  if (ctx.path === '/jwks' && ctx.body && Array.isArray(ctx.body.keys)) {
+    ctx.body = { keys: [...ctx.body.keys, ...rotatedJwks] };
+    return;
+  }
+  if (ctx.path === '/token' && ctx.oidc && ctx.oidc.client) {
+    const basic = (ctx.headers.authorization || '').startsWith('Basic ');
+    const post = ctx.oidc.params && ctx.oidc.params.client_secret !== undefined;
+    tokenAuth.set(ctx.oidc.client.clientId, basic ? 'client_secret_basic' : post ? 'client_secret_post' : 'other');
+  }
   if (ctx.path !== '/token' || !ctx.body || typeof ctx.body !== 'object' || !ctx.body.id_token) {
     return;
   }
@@ -78,12 +108,19 @@ provider.use(async (ctx, next) => {
   if (!tamper) return;
   tampering.delete(clientId);
   const payload = { ...decodeJwt(ctx.body.id_token), ...(tamper.claims || {}) };
-  const key = tamper.foreign_key ? foreign.privateKey : privateKey;
+  let key = tamper.foreign_key ? foreign.privateKey : privateKey;
+  let header = { alg: 'RS256', kid: tamper.kid || 'test-key', typ: 'JWT' };
+  if (tamper.rotated_key) {
+    key = rotated.privateKey;
+    header = { ...header, kid: tamper.kid || rotated.kid };
+  }
+  if (tamper.hmac) {
+    key = new TextEncoder().encode(ctx.oidc.client.clientSecret);
+    header = { alg: 'HS256', typ: 'JWT' };
+  }
   ctx.body = {
     ...ctx.body,
-    id_token: await new SignJWT(payload)
-      .setProtectedHeader({ alg: 'RS256', kid: 'test-key', typ: 'JWT' })
-      .sign(key),
+    id_token: await new SignJWT(payload).setProtectedHeader(header).sign(key),
   };
 });
 
@@ -94,6 +131,20 @@ const server = createServer(async (req, res) => {
       const body = await readJson(req);
       accounts.set(String(body.login), body);
       res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'GET' && req.url.startsWith('/__test/token-auth?')) {
+      const clientId = new URL(req.url, issuer).searchParams.get('client_id');
+      const method = tokenAuth.get(clientId) || null;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ method }));
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/__test/rotate') {
+      const pair = await generateKeyPair('RS256', { extractable: true });
+      const kid = `rotated-${rotatedJwks.length + 1}`;
+      rotatedJwks.push({ ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256', use: 'sig' });
+      rotated = { privateKey: pair.privateKey, kid };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kid }));
       return;
     }
     if (req.method === 'POST' && req.url === '/__test/tamper') {

@@ -49,6 +49,45 @@ pub struct OidcSettings {
     /// Which claims (ID token, then userinfo) hold the email, name and groups.
     #[serde(default)]
     pub claims: ClaimMapping,
+    /// The algorithms an ID token may be signed with (default `RS256`, `ES256`, `PS256`,
+    /// `EdDSA`). Only public-key ones: a token signed with the client secret (`HS256`) or not
+    /// signed at all is always refused.
+    #[serde(default = "IdTokenAlgorithm::defaults")]
+    pub id_token_algorithms: Vec<IdTokenAlgorithm>,
+    /// How the client authenticates at the token endpoint (default: `client_secret_basic`
+    /// unless the discovery document lists only `client_secret_post`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth: Option<TokenEndpointAuth>,
+}
+
+/// An ID token signature algorithm (RFC 7518, RFC 8037).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum IdTokenAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl IdTokenAlgorithm {
+    fn defaults() -> Vec<Self> {
+        vec![Self::RS256, Self::ES256, Self::PS256, Self::EdDSA]
+    }
+}
+
+/// Client authentication at an OIDC token endpoint with the client secret (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuth {
+    /// HTTP Basic authentication (the protocol's default).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
 }
 
 /// A plain OAuth 2.0 provider (GitHub-style): the user is whatever its userinfo URL returns.
@@ -396,6 +435,11 @@ impl ProviderInput {
                 check_fetchable("issuer", &oidc.issuer)?;
                 check_text("client_id", &oidc.client_id, 500)?;
                 check_scopes(&oidc.scopes)?;
+                if oidc.id_token_algorithms.is_empty() || oidc.id_token_algorithms.len() > 9 {
+                    return Err(SsoError::Invalid(
+                        "id_token_algorithms must name 1 to 9 algorithms".to_owned(),
+                    ));
+                }
             }
             ProviderKind::Oauth2(oauth2) => {
                 check_fetchable("authorization_url", &oauth2.authorization_url)?;

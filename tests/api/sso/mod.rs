@@ -9,6 +9,7 @@ mod apps;
 mod console;
 mod egress;
 mod oidc;
+mod oidc_interop;
 mod oidc_security;
 mod operator;
 mod saml;
@@ -64,15 +65,29 @@ impl OidcProvider {
 
     /// Registers a client (dynamic client registration) for these redirect URIs.
     pub async fn register(&self, redirect_uris: &[String]) -> RegisteredClient {
+        self.register_with(redirect_uris, json!({})).await
+    }
+
+    /// [`Self::register`] with more client metadata (`id_token_signed_response_alg`,
+    /// `token_endpoint_auth_method`, …), which overrides the defaults.
+    pub async fn register_with(
+        &self,
+        redirect_uris: &[String],
+        metadata: Value,
+    ) -> RegisteredClient {
+        let mut body = json!({
+            "redirect_uris": redirect_uris,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        });
+        if let (Value::Object(body), Value::Object(metadata)) = (&mut body, metadata) {
+            body.extend(metadata);
+        }
         let response = self
             .http
             .post(format!("{}/reg", self.issuer))
-            .json(&json!({
-                "redirect_uris": redirect_uris,
-                "grant_types": ["authorization_code"],
-                "response_types": ["code"],
-                "token_endpoint_auth_method": "client_secret_basic",
-            }))
+            .json(&body)
             .send()
             .await
             .expect("the test OIDC provider answers (deploy/local/test.sh starts it)");
@@ -99,10 +114,55 @@ impl OidcProvider {
     /// The next ID token issued to `client_id` gets `claims` merged in and is re-signed (with
     /// a key the provider does not publish when `foreign_key`).
     pub async fn tamper(&self, client_id: &str, claims: Value, foreign_key: bool) {
+        self.tamper_with(
+            client_id,
+            json!({"claims": claims, "foreign_key": foreign_key}),
+        )
+        .await;
+    }
+
+    /// The next ID token issued to `client_id` is re-signed as `how` says (the IdP script's
+    /// `/__test/tamper`: `claims`, `foreign_key`, `rotated_key`, `kid`, `hmac`).
+    pub async fn tamper_with(&self, client_id: &str, mut how: Value) {
+        how["client_id"] = json!(client_id);
+        self.hook("tamper", &how).await;
+    }
+
+    /// The IdP publishes a new signing key from now on (`tamper_with` `rotated_key` signs
+    /// with it); its key id.
+    pub async fn rotate_key(&self) -> String {
         let response = self
             .http
-            .post(format!("{}/__test/tamper", self.issuer))
-            .json(&json!({"client_id": client_id, "claims": claims, "foreign_key": foreign_key}))
+            .post(format!("{}/__test/rotate", self.issuer))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["kid"].as_str().unwrap().to_owned()
+    }
+
+    /// How `client_id` last authenticated at the token endpoint (`client_secret_basic` or
+    /// `client_secret_post`), as the IdP saw it.
+    pub async fn token_auth_of(&self, client_id: &str) -> Option<String> {
+        let body: Value = self
+            .http
+            .get(format!("{}/__test/token-auth", self.issuer))
+            .query(&[("client_id", client_id)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["method"].as_str().map(str::to_owned)
+    }
+
+    async fn hook(&self, name: &str, body: &Value) {
+        let response = self
+            .http
+            .post(format!("{}/__test/{name}", self.issuer))
+            .json(body)
             .send()
             .await
             .unwrap();

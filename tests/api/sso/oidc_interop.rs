@@ -1,0 +1,228 @@
+//! OIDC as providers configure it: ID tokens signed with ES256, PS256 or EdDSA as well as
+//! RS256 (an explicit allow-list per provider, never HMAC), the client secret sent in the form
+//! body where the IdP wants `client_secret_post`, and discovery documents and keys cached per
+//! issuer, fetched again when a token names a key the cache lacks (a rotation).
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tenantry_tests::{metric_value, metrics_text, TestApp};
+
+use super::*;
+
+/// A provider `name` at `slug` with its own client at the test IdP, registered with
+/// `registration` (client metadata) and configured with `settings` (merged into
+/// `provider`); what the IdP registered.
+async fn provider_with(
+    slug: &str,
+    admin: &Client,
+    name: &str,
+    registration: Value,
+    settings: Value,
+) -> RegisteredClient {
+    let idp = OidcProvider::new();
+    let client = idp
+        .register_with(
+            &[format!("{}/v1/auth/sso/{name}/callback", tenant_base(slug))],
+            registration,
+        )
+        .await;
+    let mut provider = json!({
+        "kind": "oidc",
+        "issuer": idp.issuer,
+        "client_id": client.client_id,
+        "scopes": ["email", "profile"],
+    });
+    if let (Value::Object(provider), Value::Object(settings)) = (&mut provider, settings) {
+        provider.extend(settings);
+    }
+    let created = create_provider(
+        admin,
+        &json!({"name": name, "provider": provider, "client_secret": client.client_secret}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    client
+}
+
+fn refused(reply: &Reply) {
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{}", reply.text());
+    assert_eq!(reply.value()["error"]["code"], "sso_rejected");
+}
+
+#[tokio::test]
+async fn id_tokens_signed_with_each_default_algorithm_sign_in_and_others_are_refused() {
+    let app = TestApp::spawn().await;
+    let slug = "oidc-algs";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+
+    // The default list takes what Okta, Entra ID, Google and Keycloak sign with.
+    for (name, algorithm) in [
+        ("es", "ES256"),
+        ("ps", "PS256"),
+        ("ed", "EdDSA"),
+        ("rs", "RS256"),
+    ] {
+        provider_with(
+            slug,
+            &admin,
+            name,
+            json!({"id_token_signed_response_alg": algorithm}),
+            json!({}),
+        )
+        .await;
+        let login = idp_address(name);
+        let signed_in = oidc_sign_in(&app, slug, name, &login).await;
+        assert_eq!(
+            claims(tokens_of(&signed_in).access_token.expose())["amr"],
+            json!(["oidc"]),
+            "{algorithm}"
+        );
+    }
+
+    // A provider narrowed to RS256 refuses an ES256 token, and creates no user.
+    provider_with(
+        slug,
+        &admin,
+        "rs-only",
+        json!({"id_token_signed_response_alg": "ES256"}),
+        json!({"id_token_algorithms": ["RS256"]}),
+    )
+    .await;
+    let login = idp_address("narrowed");
+    refused(&oidc_sign_in(&app, slug, "rs-only", &login).await);
+
+    // A token signed with the client secret (HS256) is refused whatever the list says: the
+    // secret is no key of the issuer's.
+    let hmac = provider_with(slug, &admin, "hmac", json!({}), json!({})).await;
+    OidcProvider::new()
+        .tamper_with(&hmac.client_id, json!({"hmac": true}))
+        .await;
+    refused(&oidc_sign_in(&app, slug, "hmac", &idp_address("hmac")).await);
+    assert_eq!(
+        count(
+            &app,
+            slug,
+            "users WHERE email LIKE 'narrowed-%' OR email LIKE 'hmac-%'"
+        )
+        .await,
+        0
+    );
+
+    // Lists that cannot be right are refused when saved, and nothing is saved.
+    for bad in [json!(["HS256"]), json!(["none"]), json!([]), json!("RS256")] {
+        let reply = create_provider(
+            &admin,
+            &json!({"name": "bad-algs", "provider": {"kind": "oidc",
+                    "issuer": oidc_issuer(), "client_id": "x", "id_token_algorithms": bad}}),
+        )
+        .await;
+        assert_eq!(
+            reply.status(),
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        count(&app, slug, "sso_providers WHERE name = 'bad-algs'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_client_secret_goes_where_the_provider_says() {
+    let app = TestApp::spawn().await;
+    let slug = "oidc-auth";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let idp = OidcProvider::new();
+
+    // Unset: HTTP Basic, since the test IdP's discovery lists it; set: as set.
+    for (name, setting, expected) in [
+        ("default", json!({}), "client_secret_basic"),
+        (
+            "basic",
+            json!({"token_endpoint_auth": "client_secret_basic"}),
+            "client_secret_basic",
+        ),
+        (
+            "post",
+            json!({"token_endpoint_auth": "client_secret_post"}),
+            "client_secret_post",
+        ),
+    ] {
+        let registration = json!({"token_endpoint_auth_method": expected});
+        let client = provider_with(slug, &admin, name, registration, setting).await;
+        tokens_of(&oidc_sign_in(&app, slug, name, &idp_address(name)).await);
+        assert_eq!(
+            idp.token_auth_of(&client.client_id).await.as_deref(),
+            Some(expected),
+            "{name}"
+        );
+    }
+    let view: Value = admin.get("/v1/admin/sso/post").ok().await.unwrap();
+    assert_eq!(
+        view["provider"]["token_endpoint_auth"],
+        "client_secret_post"
+    );
+
+    // private_key_jwt and client_secret_jwt are not offered: refused when saved.
+    for method in ["client_secret_jwt", "private_key_jwt"] {
+        let bad = create_provider(
+            &admin,
+            &json!({"name": "jwt", "provider": {"kind": "oidc", "issuer": oidc_issuer(),
+                    "client_id": "x", "token_endpoint_auth": method}}),
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{}", bad.text());
+    }
+}
+
+/// How many times this node fetched `document` (`discovery`, `jwks`) from OpenID providers.
+async fn fetches(app: &TestApp, document: &str) -> f64 {
+    let metrics = metrics_text(&app.http, &app.data_url).await;
+    metric_value(
+        &metrics,
+        &format!("tenantry_sso_idp_fetches_total{{document=\"{document}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn discovery_and_keys_are_fetched_once_and_again_when_the_idp_rotates_its_key() {
+    let app = TestApp::spawn().await;
+    let slug = "oidc-cache";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    app.set_quotas(slug, json!({"max_users": 100})).await;
+    let client = provider_with(slug, &admin, "corp", json!({}), json!({})).await;
+    let idp = OidcProvider::new();
+
+    // Three sign-ins (a start and a callback each): one discovery, one JWKS.
+    for person in ["ann", "bob", "cy"] {
+        tokens_of(&oidc_sign_in(&app, slug, "corp", &idp_address(person)).await);
+    }
+    assert_eq!(fetches(&app, "discovery").await, 1.0);
+    assert_eq!(fetches(&app, "jwks").await, 1.0);
+
+    // The IdP publishes a new key and signs with it: the cached keys lack it, so the node
+    // fetches them once more and the sign-in works.
+    idp.rotate_key().await;
+    idp.tamper_with(&client.client_id, json!({"rotated_key": true}))
+        .await;
+    tokens_of(&oidc_sign_in(&app, slug, "corp", &idp_address("dee")).await);
+    assert_eq!(fetches(&app, "discovery").await, 2.0);
+    assert_eq!(fetches(&app, "jwks").await, 2.0);
+
+    // A key id nobody publishes, right after: refused, and no third fetch (one forced
+    // refresh a minute per issuer).
+    idp.tamper_with(
+        &client.client_id,
+        json!({"kid": "made-up", "foreign_key": true}),
+    )
+    .await;
+    refused(&oidc_sign_in(&app, slug, "corp", &idp_address("eve")).await);
+    assert_eq!(fetches(&app, "jwks").await, 2.0);
+    // The cached keys still sign people in, without a fetch.
+    tokens_of(&oidc_sign_in(&app, slug, "corp", &idp_address("fay")).await);
+    assert_eq!(fetches(&app, "discovery").await, 2.0);
+    assert_eq!(fetches(&app, "jwks").await, 2.0);
+}
