@@ -24,7 +24,7 @@ use url::Url;
 
 use shared::sso::saml_metadata::IdentityProvider;
 
-use super::settings::{ProviderKind, SamlSettings};
+use super::settings::{NameIdFormat, ProviderKind, SamlSettings};
 use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
 use super::transactions;
@@ -75,6 +75,7 @@ fn service_provider(
         .metadata_url(urls.entity_id.clone())
         .idp_metadata(idp.metadata.clone())
         .allow_idp_initiated(saml.allow_idp_initiated)
+        .authn_name_id_format(Some(saml.name_id_format.uri().to_owned()))
         .max_clock_skew(chrono::Duration::seconds(CLOCK_SKEW_SECONDS))
         .allowed_signature_algorithms(vec![
             AllowedSignatureAlgorithm::RsaSha256,
@@ -363,13 +364,7 @@ pub async fn acs(
         )));
     }
 
-    let subject = assertion
-        .subject
-        .as_ref()
-        .and_then(|subject| subject.name_id.as_ref())
-        .map(|name_id| name_id.value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| SsoError::Rejected("the assertion has no NameID".to_owned()))?;
+    let subject = subject_of(&assertion, saml)?;
     let email = attribute_values(&assertion, &saml.attributes.email)
         .into_iter()
         .next()
@@ -386,6 +381,41 @@ pub async fn acs(
         received: received_attributes(&assertion),
     };
     sign_in::conclude(state, context, provider, identity, client, destination).await
+}
+
+/// Who the assertion is about, for good: its NameID, unless that is transient (asked for, or
+/// sent with the transient format), which changes at every sign-in; then the value of the
+/// provider's `subject_attribute` (default: its email attribute).
+fn subject_of(assertion: &Assertion, saml: &SamlSettings) -> Result<String, SsoError> {
+    let name_id = assertion
+        .subject
+        .as_ref()
+        .and_then(|subject| subject.name_id.as_ref())
+        .ok_or_else(|| SsoError::Rejected("the assertion has no NameID".to_owned()))?;
+    let transient = saml.name_id_format == NameIdFormat::Transient
+        || name_id.format.as_deref() == Some(NameIdFormat::TRANSIENT_URI);
+    let subject = match transient {
+        false => Some(name_id.value.trim().to_owned()),
+        true => {
+            let attribute = saml
+                .subject_attribute
+                .as_deref()
+                .unwrap_or(&saml.attributes.email);
+            let value = attribute_values(assertion, attribute)
+                .into_iter()
+                .next()
+                .map(|value| value.trim().to_owned());
+            if value.is_none() {
+                return Err(SsoError::Rejected(format!(
+                    "the NameID is transient and the assertion has no {attribute:?} attribute to identify the user by"
+                )));
+            }
+            value
+        }
+    };
+    subject
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| SsoError::Rejected("the assertion names no subject".to_owned()))
 }
 
 /// The assertion's NameID (and its format) and every attribute, by name, as JSON: what an

@@ -15,9 +15,16 @@ The login form takes a `variant` so tests can get responses a real IdP must neve
 with real XML-DSig: `unsigned`, `foreign_key` (signed by a key the SP does not trust),
 `expired` (NotOnOrAfter 10 minutes ago), `wrapped` (a signed assertion plus an injected
 unsigned one naming another user; field `victim`), `sha1` (signed with RSA-SHA1).
+
+NameIDs follow the AuthnRequest's NameIDPolicy, as IdPs do: `transient` gets a new random
+value at every sign-in (Shibboleth's and often ADFS's default), `persistent` a stable opaque
+one derived from the login, anything else (emailAddress, unspecified, none) the address. The
+variant `transient` sends a transient NameID whatever the request asked (an IdP configured
+that way).
 """
 
 import base64
+import hashlib
 import html
 import json
 import os
@@ -27,7 +34,14 @@ from urllib.parse import parse_qs, urlparse
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
-from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.saml import (
+    NAME_FORMAT_BASIC,
+    NAMEID_FORMAT_EMAILADDRESS,
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_TRANSIENT,
+    NAMEID_FORMAT_UNSPECIFIED,
+    NameID,
+)
 from saml2.server import Server
 from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
@@ -51,7 +65,12 @@ def make_server(key, cert, lifetime_minutes=15):
                     "endpoints": {
                         "single_sign_on_service": [(f"{BASE}/sso/redirect", BINDING_HTTP_REDIRECT)],
                     },
-                    "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+                    "name_id_format": [
+                        NAMEID_FORMAT_EMAILADDRESS,
+                        NAMEID_FORMAT_PERSISTENT,
+                        NAMEID_FORMAT_TRANSIENT,
+                        NAMEID_FORMAT_UNSPECIFIED,
+                    ],
                     "want_authn_requests_signed": False,
                     "policy": {
                         "default": {
@@ -83,7 +102,19 @@ def metadata_xml():
     return str(entity_descriptor(IDP.config))
 
 
-def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True):
+def name_id_for(request, login, force_transient=False):
+    """The NameID an IdP would send `login` for this AuthnRequest (see the module's text)."""
+    policy = request.message.name_id_policy
+    asked = policy.format if policy is not None else None
+    if force_transient or asked == NAMEID_FORMAT_TRANSIENT:
+        return NameID(format=NAMEID_FORMAT_TRANSIENT, text="_" + os.urandom(16).hex())
+    if asked == NAMEID_FORMAT_PERSISTENT:
+        opaque = hashlib.sha256(f"tenantry-test-idp:{login}".encode()).hexdigest()[:32]
+        return NameID(format=NAMEID_FORMAT_PERSISTENT, text=opaque)
+    return NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login)
+
+
+def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True, force_transient=False):
     account = ACCOUNTS.get(login, {})
     identity = {
         "email": [login],
@@ -94,7 +125,7 @@ def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=
     response = server.create_authn_response(
         identity,
         userid=login,
-        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
+        name_id=name_id_for(request, login, force_transient),
         authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
         sign_response=sign,
         sign_assertion=sign,
@@ -219,6 +250,8 @@ class Handler(BaseHTTPRequestHandler):
             xml, destination = signed_response(server, request, login, sign=False)
         elif variant == "sha1":
             xml, destination = signed_response(server, request, login, SIG_RSA_SHA1, DIGEST_SHA1)
+        elif variant == "transient":
+            xml, destination = signed_response(server, request, login, force_transient=True)
         else:
             xml, destination = signed_response(server, request, login)
         fields = {"SAMLResponse": base64.b64encode(xml.encode("utf-8")).decode("ascii")}

@@ -178,15 +178,49 @@ pub struct SamlSettings {
     /// PEM or bare base64 DER.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_certificate: Option<String>,
-    /// Attribute names (the NameID is the subject).
+    /// Attribute names (the NameID is the subject, unless it is transient).
     #[serde(default)]
     pub attributes: SamlAttributes,
+    /// The NameID format the AuthnRequest asks for (its `NameIDPolicy`): `unspecified` (the
+    /// default: the IdP's choice), `persistent`, `transient` or `email`.
+    #[serde(default)]
+    pub name_id_format: NameIdFormat,
+    /// The attribute that identifies a user when the NameID is transient (asked for, or
+    /// sent as such): a transient NameID changes at every sign-in, so it cannot. Default: the
+    /// `email` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_attribute: Option<String>,
     /// Whether assertions must arrive encrypted. Not supported yet: `true` is refused.
     #[serde(default)]
     pub require_encrypted_assertions: bool,
     /// Accept responses no AuthnRequest of ours asked for. Off by default.
     #[serde(default)]
     pub allow_idp_initiated: bool,
+}
+
+/// A SAML NameID format (SAML 2.0 core §8.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NameIdFormat {
+    #[default]
+    Unspecified,
+    Persistent,
+    Transient,
+    Email,
+}
+
+impl NameIdFormat {
+    pub const TRANSIENT_URI: &'static str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+
+    /// The format's URI, as a `NameIDPolicy` states it.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            Self::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            Self::Transient => Self::TRANSIENT_URI,
+            Self::Email => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -458,6 +492,9 @@ impl ProviderInput {
                     return Err(SsoError::Invalid(
                         "encrypted assertions are not supported yet".to_owned(),
                     ));
+                }
+                if let Some(attribute) = &saml.subject_attribute {
+                    check_text("subject_attribute", attribute, 500)?;
                 }
                 super::saml_metadata::IdentityProvider::from_settings(saml)?;
             }

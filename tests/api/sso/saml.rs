@@ -316,3 +316,132 @@ async fn a_malformed_acs_post_is_a_clear_400() {
         .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+/// The user id a SAML sign-in at `slug` through `provider` as `login` signed in (`variant`:
+/// the IdP's, see deploy/local/idp/saml_idp.py), asserted to succeed.
+async fn saml_user(
+    browser: &Browser,
+    slug: &str,
+    provider: &str,
+    login: &str,
+    variant: &str,
+) -> String {
+    let post = browser
+        .saml_response(slug, provider, login, variant, "")
+        .await;
+    let reply = browser.post_to_acs(slug, provider, &post, true).await;
+    claims(tokens_of(&reply).access_token.expose())["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The subjects provider `name` of tenant `slug` has linked.
+async fn linked_subjects(app: &TestApp, slug: &str, name: &str) -> Vec<String> {
+    let schema = format!("tenant_{}", slug.replace('-', "_"));
+    app.superuser()
+        .await
+        .query(
+            &format!(
+                "SELECT i.subject FROM \"{schema}\".sso_identities i \
+                 JOIN \"{schema}\".sso_providers p ON p.id = i.provider_id \
+                 WHERE p.name = $1 ORDER BY i.subject"
+            ),
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("subject"))
+        .collect()
+}
+
+#[tokio::test]
+async fn transient_name_ids_sign_users_in_by_a_stable_attribute_and_persistent_ones_by_the_name_id()
+{
+    let app = TestApp::spawn().await;
+    let slug = "saml-nameid";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    app.set_quotas(slug, json!({"max_users": 100})).await;
+    // The IdP answers each AuthnRequest's NameIDPolicy as IdPs do (transient: a new random
+    // value each time; persistent: a stable opaque one), or always transient (variant).
+    saml_provider(
+        &app,
+        slug,
+        &admin,
+        "shib",
+        json!({"name_id_format": "transient"}),
+    )
+    .await;
+    saml_provider(&app, slug, &admin, "adfs", json!({})).await;
+    saml_provider(
+        &app,
+        slug,
+        &admin,
+        "okta",
+        json!({"name_id_format": "persistent"}),
+    )
+    .await;
+    saml_provider(
+        &app,
+        slug,
+        &admin,
+        "strict",
+        json!({"name_id_format": "transient", "subject_attribute": "employeeNumber"}),
+    )
+    .await;
+    let browser = Browser::new(&app);
+
+    // Transient, asked for: two sign-ins, one user, one identity — by the email attribute.
+    let ann = idp_address("ann");
+    let first = saml_user(&browser, slug, "shib", &ann, "").await;
+    assert_eq!(saml_user(&browser, slug, "shib", &ann, "").await, first);
+    assert_eq!(linked_subjects(&app, slug, "shib").await, vec![ann.clone()]);
+
+    // Transient though the request left the format to the IdP (ADFS's way): the same.
+    let bob = idp_address("bob");
+    let first = saml_user(&browser, slug, "adfs", &bob, "transient").await;
+    assert_eq!(
+        saml_user(&browser, slug, "adfs", &bob, "transient").await,
+        first
+    );
+    assert_eq!(linked_subjects(&app, slug, "adfs").await, vec![bob.clone()]);
+
+    // Persistent: the NameID itself, stable and not the address.
+    let cy = idp_address("cy");
+    let first = saml_user(&browser, slug, "okta", &cy, "").await;
+    assert_eq!(saml_user(&browser, slug, "okta", &cy, "").await, first);
+    let subjects = linked_subjects(&app, slug, "okta").await;
+    assert_eq!(subjects.len(), 1);
+    assert!(
+        !subjects[0].contains('@') && subjects[0].len() == 32,
+        "{subjects:?}"
+    );
+
+    // Transient, and the attribute that should identify the user is not sent: refused,
+    // nobody signed in or created.
+    let dee = idp_address("dee");
+    let post = browser.saml_response(slug, "strict", &dee, "", "").await;
+    let refused = browser.post_to_acs(slug, "strict", &post, true).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        count(&app, slug, &format!("users WHERE email = '{dee}'")).await,
+        0
+    );
+    assert!(linked_subjects(&app, slug, "strict").await.is_empty());
+
+    // A format that does not exist is refused when saved.
+    let bad = create_provider(
+        &admin,
+        &json!({"name": "bad-format", "provider": {"kind": "saml",
+                "idp_metadata_xml": SamlIdp::new().metadata().await,
+                "name_id_format": "kerberos"}}),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{}", bad.text());
+}
