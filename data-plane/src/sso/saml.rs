@@ -184,33 +184,78 @@ fn attribute_values(assertion: &Assertion, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether the response holds exactly one assertion, plain or encrypted, at any depth (in
-/// `Extensions`, nested, before or after the signed one): the assertion the signature covers
-/// must be the only one there is, so no reader can be handed another (XML signature
-/// wrapping), as ruby-saml, python3-saml and Spring Security refuse too. Not well-formed XML
-/// is refused here as well.
-fn exactly_one_assertion(response: &str) -> Result<(), SsoError> {
+/// What a response says about itself, read before any verification: how many assertions it
+/// holds, each signature's algorithm, and the certificates its signatures carry (to say why
+/// a signature failed: the log tells a missing signature, a refused algorithm and a foreign
+/// key apart).
+#[derive(Debug, Default)]
+struct Scanned {
+    algorithms: Vec<String>,
+    certificates: Vec<Vec<u8>>,
+}
+
+/// The signature algorithms samael is told to accept (`service_provider`), by URI.
+const ALLOWED_SIGNATURE_URIS: [&str; 6] = [
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+];
+
+/// Reads the response, and refuses it unless it holds exactly one assertion, plain or
+/// encrypted, at any depth (in `Extensions`, nested, before or after the signed one): the
+/// assertion the signature covers must be the only one there is, so no reader can be handed
+/// another (XML signature wrapping), as ruby-saml, python3-saml and Spring Security refuse
+/// too. Not well-formed XML is refused here as well.
+fn scan(response: &str) -> Result<Scanned, SsoError> {
     use base64::Engine as _;
     use quick_xml::events::Event;
+    let base64 = base64::engine::general_purpose::STANDARD;
     let compact: String = response
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
-    let xml = base64::engine::general_purpose::STANDARD
+    let xml = base64
         .decode(compact)
         .map_err(|_| SsoError::Rejected("SAMLResponse is not base64".to_owned()))?;
     let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
     let mut buffer = Vec::new();
     let mut assertions = 0usize;
+    let mut scanned = Scanned::default();
+    let mut certificate: Option<String> = None;
     loop {
         match reader.read_event_into(&mut buffer) {
-            Ok(Event::Start(element) | Event::Empty(element))
-                if matches!(
-                    element.local_name().as_ref(),
-                    b"Assertion" | b"EncryptedAssertion"
-                ) =>
-            {
-                assertions += 1;
+            Ok(Event::Start(element) | Event::Empty(element)) => {
+                match element.local_name().as_ref() {
+                    b"Assertion" | b"EncryptedAssertion" => assertions += 1,
+                    b"SignatureMethod" => {
+                        if let Ok(Some(algorithm)) = element.try_get_attribute("Algorithm") {
+                            scanned
+                                .algorithms
+                                .push(String::from_utf8_lossy(&algorithm.value).into_owned());
+                        }
+                    }
+                    b"X509Certificate" => certificate = Some(String::new()),
+                    _ => {}
+                }
+            }
+            Ok(Event::Text(text)) => {
+                if let Some(certificate) = &mut certificate {
+                    certificate.push_str(&String::from_utf8_lossy(&text));
+                }
+            }
+            Ok(Event::End(element)) if element.local_name().as_ref() == b"X509Certificate" => {
+                let text: String = certificate
+                    .take()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect();
+                if let Ok(der) = base64.decode(text) {
+                    scanned.certificates.push(der);
+                }
             }
             Ok(Event::Eof) => break,
             Ok(_) => {}
@@ -223,11 +268,41 @@ fn exactly_one_assertion(response: &str) -> Result<(), SsoError> {
         buffer.clear();
     }
     match assertions {
-        1 => Ok(()),
+        1 => Ok(scanned),
         count => Err(SsoError::Rejected(format!(
             "the response holds {count} assertions; exactly one is allowed"
         ))),
     }
+}
+
+/// Why verification failed, as precisely as the response tells: samael says "must be
+/// signed" for every signature failure (FIELD-NOTES), so a missing signature, a refused
+/// algorithm and a key other than the provider's are told apart here, for the log.
+fn refusal_reason(scanned: &Scanned, configured: &[Vec<u8>], samael: &str) -> String {
+    if !samael.contains("must be signed") {
+        return samael.to_owned();
+    }
+    if scanned.algorithms.is_empty() {
+        return "missing signature: neither the Response nor its Assertion is signed".to_owned();
+    }
+    if let Some(algorithm) = scanned
+        .algorithms
+        .iter()
+        .find(|algorithm| !ALLOWED_SIGNATURE_URIS.contains(&algorithm.as_str()))
+    {
+        return format!(
+            "disallowed signature algorithm {algorithm}: RSA or ECDSA with SHA-256 or stronger is accepted"
+        );
+    }
+    if !scanned.certificates.is_empty()
+        && !scanned
+            .certificates
+            .iter()
+            .any(|certificate| configured.contains(certificate))
+    {
+        return "wrong key: signed with a certificate other than the provider's".to_owned();
+    }
+    "the signature does not verify with the provider's certificate (the signed content was changed, or another key signed it)".to_owned()
 }
 
 /// Verifies the response (signature and every condition) on the blocking pool: xmlsec is
@@ -236,7 +311,7 @@ async fn verify(
     sp: ServiceProvider,
     response: String,
     request_id: Option<String>,
-) -> Result<Assertion, SsoError> {
+) -> Result<Assertion, String> {
     let sp = Arc::new(sp);
     tokio::task::spawn_blocking(move || {
         let ids: Vec<&str> = request_id.iter().map(String::as_str).collect();
@@ -245,8 +320,7 @@ async fn verify(
             .map_err(|error| error.to_string())
     })
     .await
-    .map_err(|error| SsoError::Rejected(format!("verification task: {error}")))?
-    .map_err(SsoError::Rejected)
+    .unwrap_or_else(|error| Err(format!("verification task: {error}")))
 }
 
 /// The assertion consumer service: checks the response and signs the user in.
@@ -317,18 +391,33 @@ pub async fn acs(
         return Err(SsoError::ProviderNotFound);
     }
 
-    if let Err(error) = exactly_one_assertion(&form.saml_response) {
-        sign_in::record_refusal(state, context, provider, "rejected", client).await?;
-        return Err(error);
-    }
-    let idp = IdentityProvider::from_settings(saml)?;
-    let urls = sp_urls(state, context, &provider.name);
-    let sp = service_provider(&urls, &idp, saml)?;
-    let assertion = match verify(sp, form.saml_response, request_id).await {
-        Ok(assertion) => assertion,
+    let scanned = match scan(&form.saml_response) {
+        Ok(scanned) => scanned,
         Err(error) => {
             sign_in::record_refusal(state, context, provider, "rejected", client).await?;
             return Err(error);
+        }
+    };
+    let idp = IdentityProvider::from_settings(saml)?;
+    let urls = sp_urls(state, context, &provider.name);
+    let sp = service_provider(&urls, &idp, saml)?;
+    let configured: Vec<Vec<u8>> = sp
+        .idp_signing_certs()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .iter()
+        .map(|certificate| certificate.der_data().to_vec())
+        .collect();
+    let assertion = match verify(sp, form.saml_response, request_id).await {
+        Ok(assertion) => assertion,
+        Err(samael) => {
+            sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+            return Err(SsoError::Rejected(refusal_reason(
+                &scanned,
+                &configured,
+                &samael,
+            )));
         }
     };
     let checked = check_assertion(&assertion, &urls);

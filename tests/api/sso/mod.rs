@@ -189,13 +189,19 @@ fn html_attribute(html: &str, tag_start: &str, attribute: &str) -> Option<String
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
+        Self::at(&app.data_url)
+    }
+
+    /// A browser whose requests to the tenant go to the data plane at `data_url` (a node
+    /// process of its own, say).
+    pub fn at(data_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         Self {
-            data_plane: Client::with_http(http.clone(), &app.data_url),
+            data_plane: Client::with_http(http.clone(), data_url),
             http,
         }
     }

@@ -4,6 +4,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tenantry_tests::node_process::{free_port, NodeProcess};
 use tenantry_tests::TestApp;
 
 use super::*;
@@ -121,12 +122,28 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
 }
 
 #[tokio::test]
-async fn forged_or_stale_saml_responses_are_refused() {
+async fn forged_or_stale_saml_responses_are_refused_and_the_log_says_why() {
     let app = TestApp::spawn().await;
     let admin = tenant_with_admin(&app, "saml-forged", &idp_address("owner")).await;
     saml_provider(&app, "saml-forged", &admin, "okta", json!({})).await;
-    let browser = Browser::new(&app);
-    for variant in ["unsigned", "foreign_key", "expired", "sha1"] {
+    // A node process of its own, whose log the test reads.
+    let node = NodeProcess::start(&app, free_port(), &[]).await;
+    let browser = Browser::at(&node.url);
+    for (variant, logged) in [
+        (
+            "unsigned",
+            "missing signature: neither the Response nor its Assertion is signed",
+        ),
+        (
+            "foreign_key",
+            "wrong key: signed with a certificate other than the provider's",
+        ),
+        ("expired", "expired"),
+        (
+            "sha1",
+            "disallowed signature algorithm http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        ),
+    ] {
         let login = idp_address(variant);
         let post = browser
             .saml_response("saml-forged", "okta", &login, variant, "")
@@ -148,6 +165,15 @@ async fn forged_or_stale_saml_responses_are_refused() {
             .await,
             0,
             "{variant} created a user"
+        );
+        let said = TestApp::eventually(std::time::Duration::from_secs(5), || async {
+            node.log_text().contains(logged)
+        })
+        .await;
+        assert!(
+            said.is_some(),
+            "the log does not say {logged:?}:\n{}",
+            node.log_text()
         );
     }
     assert!(
