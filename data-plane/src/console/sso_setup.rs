@@ -15,6 +15,7 @@ use shared::routes::{route, routes, Route};
 use uuid::Uuid;
 
 use super::page::{refused, render, Fields, Frame};
+use crate::sso::presets::{preset, Preset, PRESETS};
 use crate::sso::settings::ProviderInput;
 use crate::sso::{admin, oauth, saml, Landing};
 use crate::state::DataPlane;
@@ -34,96 +35,6 @@ pub fn routes() -> Vec<Route> {
         start_test,
         test_result,
     ]
-}
-
-/// An identity provider as the wizard knows it: the protocol, what it sends by default, and
-/// where its admin pastes our values.
-pub struct Preset {
-    pub key: &'static str,
-    pub label: &'static str,
-    pub saml: bool,
-    pub issuer_example: &'static str,
-    pub scopes: &'static str,
-    pub email: &'static str,
-    pub name: &'static str,
-    pub groups: &'static str,
-    pub steps: &'static str,
-}
-
-pub const PRESETS: &[Preset] = &[
-    Preset {
-        key: "okta",
-        label: "Okta",
-        saml: false,
-        issuer_example: "https://your-org.okta.com",
-        scopes: "email profile groups",
-        email: "email",
-        name: "name",
-        groups: "groups",
-        steps: "In the Okta Admin Console: Applications → Create App Integration → OIDC - OpenID \
-                Connect, Web Application. Paste the sign-in redirect URI below, assign the \
-                people or groups who may sign in, and under Sign On add a Groups claim (filter \
-                \"Matches regex\" .*) to send their groups. Copy the Client ID and Client secret \
-                here; the issuer is your Okta domain.",
-    },
-    Preset {
-        key: "entra",
-        label: "Microsoft Entra ID",
-        saml: false,
-        issuer_example: "https://login.microsoftonline.com/<directory (tenant) id>/v2.0",
-        scopes: "email profile",
-        email: "email",
-        name: "name",
-        groups: "groups",
-        steps: "In the Azure portal: Microsoft Entra ID → App registrations → New registration; \
-                Redirect URI (Web): the value below. Under Certificates & secrets make a new \
-                client secret; under Token configuration add the groups claim (group ids are \
-                sent: map those ids to roles below). The issuer names your directory (tenant) \
-                id.",
-    },
-    Preset {
-        key: "google",
-        label: "Google Workspace",
-        saml: false,
-        issuer_example: "https://accounts.google.com",
-        scopes: "email profile",
-        email: "email",
-        name: "name",
-        groups: "groups",
-        steps: "In the Google Cloud console: APIs & Services → Credentials → Create credentials → \
-                OAuth client ID, Web application; Authorized redirect URI: the value below. \
-                Google sends no groups: everyone gets the default role.",
-    },
-    Preset {
-        key: "oidc",
-        label: "Another OpenID Connect provider",
-        saml: false,
-        issuer_example: "https://idp.example.com",
-        scopes: "email profile",
-        email: "email",
-        name: "name",
-        groups: "groups",
-        steps: "Register a web application (confidential client, authorization code flow) with \
-                the redirect URI below; copy its client id and secret here. The issuer is the \
-                URL its /.well-known/openid-configuration lives under.",
-    },
-    Preset {
-        key: "saml",
-        label: "A SAML 2.0 provider",
-        saml: true,
-        issuer_example: "",
-        scopes: "",
-        email: "email",
-        name: "name",
-        groups: "groups",
-        steps: "Make a SAML application in your provider with the ACS URL and entity id below (or \
-                give it our metadata), signed assertions, SHA-256; then paste its metadata XML \
-                here and name the attributes that carry the email address, name and groups.",
-    },
-];
-
-fn preset(key: &str) -> Option<&'static Preset> {
-    PRESETS.iter().find(|preset| preset.key == key)
 }
 
 /// The values an admin pastes into their provider, for a provider named `name`.

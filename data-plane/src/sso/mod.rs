@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod handoff;
 pub mod oauth;
 pub mod oidc_metadata;
+pub mod presets;
 pub mod routes;
 pub mod saml;
 pub mod settings;

@@ -20,6 +20,7 @@ use shared::sso::providers::{ProviderList, ProviderView};
 pub fn routes() -> Vec<Route> {
     routes![
         list_providers,
+        list_presets,
         create_provider,
         get_provider,
         replace_provider,
@@ -88,6 +89,19 @@ async fn list_providers(
 ) -> Result<HttpResponse, ApiError> {
     let providers = admin::list(&state, &context).await?;
     Ok(HttpResponse::Ok().json(ProviderList { providers }))
+}
+
+#[route(
+    get, "/v1/admin/sso/presets",
+    summary = "List the identity provider presets",
+    access = Permission(READ),
+    rate = Read,
+    tag = "sso",
+    responses((status = 200, description = "Okta, Entra ID, Google Workspace, ADFS, Keycloak and generic OIDC/SAML: the claim or attribute names each sends by default, and the steps in its console", body = super::presets::PresetList)))]
+async fn list_presets() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(super::presets::PresetList {
+        presets: super::presets::PRESETS,
+    }))
 }
 
 #[route(

@@ -10,7 +10,10 @@ Endpoints:
                                    the SP's ACS (as a browser would auto-submit it)
 Test hooks (loopback only):
   POST /__test/sp                  body: an SP's metadata XML (each test tenant has its own SP)
-  POST /__test/accounts            JSON {login, name?, groups?}
+  POST /__test/accounts            JSON {login, name?, groups?, attribute_names?}: with
+                                   attribute_names ({"email": …, "name": …, "groups": …}) the
+                                   attributes go out under those names, as ADFS, Entra ID or
+                                   Keycloak name them
 The login form takes a `variant` so tests can get responses a real IdP must never send, made
 with real XML-DSig: `unsigned`, `foreign_key` (signed by a key the SP does not trust),
 `expired` (NotOnOrAfter 10 minutes ago), `wrapped` (a signed assertion plus an injected
@@ -116,10 +119,11 @@ def name_id_for(request, login, force_transient=False):
 
 def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True, force_transient=False):
     account = ACCOUNTS.get(login, {})
+    names = {"email": "email", "name": "name", "groups": "groups", **account.get("attribute_names", {})}
     identity = {
-        "email": [login],
-        "name": [account.get("name", f"User {login}")],
-        "groups": account.get("groups", []),
+        names["email"]: [login],
+        names["name"]: [account.get("name", f"User {login}")],
+        names["groups"]: account.get("groups", []),
     }
     args = server.response_args(request.message, [BINDING_HTTP_POST])
     response = server.create_authn_response(

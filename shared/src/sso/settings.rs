@@ -456,6 +456,11 @@ impl ProviderInput {
                     .to_owned(),
             ));
         }
+        if self.name == "presets" {
+            return Err(SsoError::Invalid(
+                "\"presets\" is taken (GET /v1/admin/sso/presets); choose another name".to_owned(),
+            ));
+        }
         if self.display_name.len() > 200 || self.display_name.chars().any(char::is_control) {
             return Err(SsoError::Invalid(
                 "display_name must be at most 200 printable characters".to_owned(),

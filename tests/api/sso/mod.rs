@@ -12,6 +12,7 @@ mod oidc;
 mod oidc_interop;
 mod oidc_security;
 mod operator;
+mod presets;
 mod saml;
 
 use reqwest::header::LOCATION;
@@ -355,10 +356,18 @@ impl SamlIdp {
     }
 
     pub async fn set_account(&self, login: &str, name: &str, groups: &[&str]) {
+        self.set_account_with(login, json!({"name": name, "groups": groups}))
+            .await;
+    }
+
+    /// The account `login` as `account` says (`name`, `groups`, `attribute_names`: see
+    /// deploy/local/idp/saml_idp.py).
+    pub async fn set_account_with(&self, login: &str, mut account: Value) {
+        account["login"] = json!(login);
         let response = self
             .http
             .post(format!("{}/__test/accounts", self.url))
-            .json(&json!({"login": login, "name": name, "groups": groups}))
+            .json(&account)
             .send()
             .await
             .unwrap();
