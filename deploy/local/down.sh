@@ -12,6 +12,7 @@ stop_pidfile "$STATE_DIR/clickhouse-2/clickhouse.pid" "the second ClickHouse"
 stop_pidfile "$STATE_DIR/mail/aiosmtpd.pid" "test SMTP server"
 stop_pidfile "$STATE_DIR/idp/oidc-provider.pid" "test OIDC provider"
 stop_pidfile "$STATE_DIR/saml-idp/saml-idp.pid" "test SAML IdP"
+stop_pidfile "$STATE_DIR/idp/samlify-idp.pid" "samlify SAML IdP"
 stop_pidfile "$(pgbouncer_dir)/pgbouncer.pid" "PgBouncer"
 for data in "$STATE_DIR/postgres" "$(second_postgres_dir)"; do
     if [ -f "$data/postmaster.pid" ]; then

@@ -28,6 +28,7 @@ SMTP_PORT=18025
 AIOSMTPD_VERSION=1.4.6
 OIDC_PORT=18090
 SAML_IDP_PORT=18092
+SAMLIFY_IDP_PORT=18094
 PYSAML2_VERSION=7.5.4
 OTEL_PYTHON_VERSION=1.45.2
 SCHEMATHESIS_VERSION=4.32.0
@@ -497,6 +498,32 @@ ensure_saml_idp() {
         SAML_IDP_STATE="$dir" "$venv/bin/python" "$dir/saml_idp.py"
     wait_until "SAML IdP" 30 http_answers "$TENANTRY_TEST_SAML_IDP_URL/metadata" \
         || die "the SAML IdP did not start; see $dir/saml-idp.log"
+}
+
+# The second SAML IdP of the SSO tests: npm samlify (pinned in deploy/local/idp/package-lock.json,
+# installed with the OIDC provider) running deploy/local/idp/samlify-idp.mjs on
+# 127.0.0.1:$SAMLIFY_IDP_PORT, with key pairs made here with openssl. Exports
+# TENANTRY_TEST_SAMLIFY_IDP_URL. Needs ensure_oidc_provider first (the npm install).
+ensure_samlify_idp() {
+    export TENANTRY_TEST_SAMLIFY_IDP_URL="http://127.0.0.1:$SAMLIFY_IDP_PORT"
+    local source="$REPO_ROOT/deploy/local/idp/samlify-idp.mjs" dir="$STATE_DIR/idp"
+    local name
+    for name in idp foreign; do
+        [ -f "$dir/samlify-$name.crt" ] && continue
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=tenantry-samlify-$name" \
+            -keyout "$dir/samlify-$name.key" -out "$dir/samlify-$name.crt" >/dev/null 2>&1 \
+            || die "openssl could not make the samlify IdP's $name key"
+    done
+    if ! cmp -s "$source" "$dir/samlify-idp.mjs"; then
+        stop_pidfile "$dir/samlify-idp.pid" "the samlify SAML IdP"
+        cp "$source" "$dir/"
+    fi
+    http_answers "$TENANTRY_TEST_SAMLIFY_IDP_URL/metadata" && return 0
+    log "starting the samlify SAML IdP on $TENANTRY_TEST_SAMLIFY_IDP_URL"
+    (cd "$dir" && start_detached "$dir/samlify-idp.log" "$dir/samlify-idp.pid" \
+        env SAMLIFY_IDP_PORT="$SAMLIFY_IDP_PORT" SAMLIFY_IDP_STATE="$dir" node samlify-idp.mjs)
+    wait_until "samlify IdP" 30 http_answers "$TENANTRY_TEST_SAMLIFY_IDP_URL/metadata" \
+        || die "the samlify IdP did not start; see $dir/samlify-idp.log"
 }
 
 # wait_until NAME SECONDS COMMAND...: polls COMMAND (a readiness probe, not a sleep-for-sync).

@@ -17,6 +17,7 @@ ensure_clickhouse_second_shard
 ensure_smtp
 ensure_oidc_provider
 ensure_saml_idp
+ensure_samlify_idp
 ensure_otel_python
 ensure_api_tools
 ensure_browser

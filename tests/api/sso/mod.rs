@@ -310,8 +310,21 @@ pub struct SamlIdp {
 
 impl SamlIdp {
     pub fn new() -> Self {
+        Self::at(saml_idp_url())
+    }
+
+    /// The second SAML implementation: the samlify IdP (deploy/local/idp/samlify-idp.mjs),
+    /// whose endpoints and login form have the pysaml2 IdP's shape.
+    pub fn samlify() -> Self {
+        Self::at(
+            std::env::var("TENANTRY_TEST_SAMLIFY_IDP_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:18094".to_owned()),
+        )
+    }
+
+    fn at(url: String) -> Self {
         Self {
-            url: saml_idp_url(),
+            url,
             http: reqwest::Client::new(),
         }
     }
@@ -410,8 +423,9 @@ impl Browser {
     ) -> SamlPost {
         assert!(redirect.contains("SAMLRequest="), "{redirect}");
         let page = self.http.get(redirect).send().await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
+        let status = page.status();
         let page = page.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "the IdP answered {page}");
         let hidden = |html: &str, name: &str| {
             html_attribute(
                 html,

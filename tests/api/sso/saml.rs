@@ -471,3 +471,61 @@ async fn transient_name_ids_sign_users_in_by_a_stable_attribute_and_persistent_o
     .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{}", bad.text());
 }
+
+#[tokio::test]
+async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_are_refused() {
+    let app = TestApp::spawn().await;
+    let slug = "saml-samlify";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let idp = SamlIdp::samlify();
+    let created = create_provider(
+        &admin,
+        &json!({"name": "samlify", "provider": {"kind": "saml",
+                "idp_metadata_xml": idp.metadata().await}}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let browser = Browser::new(&app);
+    idp.register_sp(
+        browser
+            .tenant_get(slug, "/v1/auth/saml/samlify/metadata")
+            .await
+            .text(),
+    )
+    .await;
+
+    // xml-crypto's signature (not libxmlsec1's) verifies; the NameID is the address.
+    let ann = idp_address("ann");
+    let user = saml_user(&browser, slug, "samlify", &ann, "").await;
+    assert_eq!(
+        count(
+            &app,
+            slug,
+            &format!("users WHERE id = '{user}' AND email = '{ann}'")
+        )
+        .await,
+        1
+    );
+
+    // Signed by a key the provider does not have, or changed after signing: refused, and
+    // nobody is signed in or created.
+    let victim = idp_address("victim");
+    for variant in ["foreign_key", "tampered"] {
+        let login = idp_address(variant);
+        let post = browser
+            .saml_response(slug, "samlify", &login, variant, &victim)
+            .await;
+        let reply = browser.post_to_acs(slug, "samlify", &post, true).await;
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "{variant}: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        count(&app, slug, &format!("users WHERE email IN ('{victim}')")).await
+            + count(&app, slug, "users WHERE email LIKE 'foreign_key-%'").await,
+        0
+    );
+}
