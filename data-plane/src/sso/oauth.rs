@@ -464,13 +464,16 @@ async fn oidc_identity(
     // Userinfo adds what the ID token left out (groups, often the name). It must be about the
     // same subject (checked by openidconnect), and never overrides the ID token's claims.
     if client.user_info_url().is_some() {
-        let userinfo = fetch_json(
+        let userinfo = oidc_userinfo(
             state,
+            oidc,
+            &fetched,
             client
                 .user_info_url()
                 .map(|url| url.url().clone())
                 .ok_or_else(|| SsoError::Rejected("no userinfo URL".to_owned()))?,
             token_response.access_token(),
+            &subject,
         )
         .await?;
         if settings::claim_text(&userinfo, "sub").as_deref() != Some(subject.as_str()) {
@@ -507,7 +510,7 @@ async fn oauth2_identity(
         .request_async(&idp_http(state))
         .await
         .map_err(|error| idp_failure("code exchange", &error, SsoError::Rejected))?;
-    let userinfo = fetch_json(
+    let userinfo = fetch_userinfo(
         state,
         oauth2.userinfo_url.clone(),
         token_response.access_token(),
@@ -515,37 +518,151 @@ async fn oauth2_identity(
     .await?;
     let subject = settings::claim_text(&userinfo, &oauth2.claims.subject)
         .ok_or_else(|| SsoError::Rejected("userinfo has no subject".to_owned()))?;
-    Ok(identity_from_claims(subject, &userinfo, &oauth2.claims))
+    let mut identity = identity_from_claims(subject, &userinfo, &oauth2.claims);
+    if let Some(emails_url) = &oauth2.emails_url {
+        let listed = fetch_json(
+            state,
+            "emails",
+            emails_url.clone(),
+            token_response.access_token(),
+        )
+        .await?;
+        let (email, verified) = primary_email(&listed)?;
+        identity.email = email;
+        identity.email_verified = verified;
+    }
+    Ok(identity)
 }
 
-/// GETs a JSON object with the access token (userinfo).
-async fn fetch_json(
+/// The address a GitHub-style list (`[{email, primary, verified}]`) makes the user's: the
+/// primary one if verified, else the first verified one; none verified, no address (userinfo's
+/// unverified one would let anyone claim any address).
+fn primary_email(listed: &Value) -> Result<(Option<String>, bool), SsoError> {
+    let entries = listed.as_array().ok_or_else(|| {
+        SsoError::Rejected("the emails endpoint did not answer a list".to_owned())
+    })?;
+    let verified = |entry: &&Value| entry["verified"] == Value::Bool(true);
+    let chosen = entries
+        .iter()
+        .filter(verified)
+        .find(|entry| entry["primary"] == Value::Bool(true))
+        .or_else(|| entries.iter().find(verified))
+        .and_then(|entry| entry["email"].as_str());
+    Ok((chosen.map(str::to_owned), chosen.is_some()))
+}
+
+/// GETs `url` with the access token: the body, and whether it is a signed JWT
+/// (`application/jwt`, a signed userinfo) rather than JSON.
+async fn fetch_with_token(
     state: &DataPlane,
+    what: &str,
     url: Url,
     access_token: &AccessToken,
-) -> Result<Value, SsoError> {
-    let failed =
-        |error: EgressError| idp_failure("userinfo", &error, SsoError::ProviderUnavailable);
+) -> Result<(Vec<u8>, bool), SsoError> {
+    let failed = |error: EgressError| idp_failure(what, &error, SsoError::ProviderUnavailable);
     let response = state
         .egress
         .get(url)
         .map_err(failed)?
         .bearer_auth(access_token.secret())
-        .header("Accept", "application/json")
+        .header("Accept", "application/json, application/jwt")
         .send()
         .await
         .map_err(|error| failed(error.into()))?;
     if !response.status().is_success() {
         return Err(SsoError::Rejected(format!(
-            "userinfo answered {}",
+            "{what} answered {}",
             response.status()
         )));
     }
+    let jwt = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().starts_with("application/jwt"));
     let bytes = shared::egress::read_body(response, 256 * 1024)
         .await
         .map_err(failed)?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|error| SsoError::Rejected(format!("userinfo is not JSON: {error}")))?;
+    Ok((bytes, jwt))
+}
+
+/// GETs JSON with the access token (an emails list).
+async fn fetch_json(
+    state: &DataPlane,
+    what: &str,
+    url: Url,
+    access_token: &AccessToken,
+) -> Result<Value, SsoError> {
+    let (bytes, _) = fetch_with_token(state, what, url, access_token).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| SsoError::Rejected(format!("{what} is not JSON: {error}")))
+}
+
+/// A plain OAuth 2.0 provider's userinfo: a JSON object.
+async fn fetch_userinfo(
+    state: &DataPlane,
+    url: Url,
+    access_token: &AccessToken,
+) -> Result<Value, SsoError> {
+    let value = fetch_json(state, "userinfo", url, access_token).await?;
+    if !value.is_object() {
+        return Err(SsoError::Rejected(
+            "userinfo is not a JSON object".to_owned(),
+        ));
+    }
+    Ok(value)
+}
+
+/// Claims besides the standard ones (groups and the like), kept as they came.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct OtherClaims {
+    #[serde(flatten)]
+    claims: serde_json::Map<String, Value>,
+}
+
+impl openidconnect::AdditionalClaims for OtherClaims {}
+
+type SignedUserInfo = openidconnect::UserInfoJsonWebToken<
+    OtherClaims,
+    openidconnect::core::CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// An OpenID provider's userinfo about `subject`: JSON, or a JWT signed with one of the
+/// issuer's keys (RS256: what openidconnect's userinfo verifier accepts), naming the issuer,
+/// our client and the same subject.
+async fn oidc_userinfo(
+    state: &DataPlane,
+    oidc: &OidcSettings,
+    fetched: &oidc_metadata::Fetched,
+    url: Url,
+    access_token: &AccessToken,
+    subject: &str,
+) -> Result<Value, SsoError> {
+    let (bytes, jwt) = fetch_with_token(state, "userinfo", url, access_token).await?;
+    let value: Value = if jwt {
+        let text = String::from_utf8(bytes)
+            .map_err(|_| SsoError::Rejected("signed userinfo is not text".to_owned()))?;
+        let token: SignedUserInfo = serde_json::from_value(Value::String(text.trim().to_owned()))
+            .map_err(|error| {
+            SsoError::Rejected(format!("signed userinfo is not a JWT: {error}"))
+        })?;
+        let verifier = openidconnect::core::CoreUserInfoVerifier::new(
+            ClientId::new(oidc.client_id.clone()),
+            issuer_of(oidc)?,
+            fetched.metadata.jwks().clone(),
+            Some(openidconnect::SubjectIdentifier::new(subject.to_owned())),
+        );
+        let claims = token
+            .claims(&verifier)
+            .map_err(|error| SsoError::Rejected(format!("signed userinfo refused: {error}")))?;
+        serde_json::to_value(claims)
+            .map_err(|error| SsoError::Rejected(format!("signed userinfo claims: {error}")))?
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|error| SsoError::Rejected(format!("userinfo is not JSON: {error}")))?
+    };
     if !value.is_object() {
         return Err(SsoError::Rejected(
             "userinfo is not a JSON object".to_owned(),

@@ -21,6 +21,11 @@
 //       makes a new RSA key and publishes it in /jwks from now on, as an IdP does before it
 //       starts signing with it; answers {kid} ("rotated-1", "rotated-2", …).
 //
+// A GitHub-style emails endpoint (a resource the access token opens, as GitHub's
+// /user/emails): GET /__github/user/emails with `Authorization: Bearer <access token>` answers
+// [{email, primary, verified}, …]: the account's address (primary, verified), an unverified
+// one listed first, and a verified secondary one.
+//
 // Signing keys: RSA "test-key" (RS256, PS256), EC P-256 "ec-key" (ES256) and Ed25519
 // "ed-key" (EdDSA); a client picks one with `id_token_signed_response_alg` at registration,
 // and its token endpoint authentication with `token_endpoint_auth_method`.
@@ -55,6 +60,9 @@ const configuration = {
     devInteractions: { enabled: true },
     registration: { enabled: true },
     userinfo: { enabled: true },
+    // Signed userinfo (`application/jwt`) for clients registered with
+    // userinfo_signed_response_alg.
+    jwtUserinfo: { enabled: true },
   },
   scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
   claims: {
@@ -124,9 +132,31 @@ provider.use(async (ctx, next) => {
   };
 });
 
+async function githubEmails(req, res) {
+  const token = (req.headers.authorization || '').replace(/^Bearer /, '');
+  const accessToken = token && (await provider.AccessToken.find(token));
+  if (!accessToken) {
+    res.writeHead(401, { 'content-type': 'application/json' }).end('{"message":"Bad credentials"}');
+    return;
+  }
+  const login = accessToken.accountId;
+  const account = accounts.get(login) || {};
+  const primary = account.email ?? login;
+  const emails = [
+    { email: `unverified-${primary}`, primary: false, verified: false },
+    { email: primary, primary: true, verified: true },
+    { email: `secondary-${primary}`, primary: false, verified: true },
+  ];
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(emails));
+}
+
 const callback = provider.callback();
 const server = createServer(async (req, res) => {
   try {
+    if (req.method === 'GET' && req.url === '/__github/user/emails') {
+      await githubEmails(req, res);
+      return;
+    }
     if (req.method === 'POST' && req.url === '/__test/accounts') {
       const body = await readJson(req);
       accounts.set(String(body.login), body);

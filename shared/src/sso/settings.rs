@@ -103,6 +103,11 @@ pub struct OAuth2Settings {
     /// Fields of the userinfo JSON (`subject` defaults to `id`, as on GitHub).
     #[serde(default = "ClaimMapping::oauth2_default")]
     pub claims: ClaimMapping,
+    /// Where the user's addresses are listed when userinfo does not say which is verified, as
+    /// GitHub's `https://api.github.com/user/emails` (`[{email, primary, verified}]`): the
+    /// primary verified one is the user's address, verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emails_url: Option<Url>,
 }
 
 /// Names of the claims or userinfo fields that hold the user's attributes. A dotted name
@@ -484,6 +489,9 @@ impl ProviderInput {
                 check_fetchable("authorization_url", &oauth2.authorization_url)?;
                 check_fetchable("token_url", &oauth2.token_url)?;
                 check_fetchable("userinfo_url", &oauth2.userinfo_url)?;
+                if let Some(emails_url) = &oauth2.emails_url {
+                    check_fetchable("emails_url", emails_url)?;
+                }
                 check_text("client_id", &oauth2.client_id, 500)?;
                 check_scopes(&oauth2.scopes)?;
             }

@@ -226,3 +226,82 @@ async fn discovery_and_keys_are_fetched_once_and_again_when_the_idp_rotates_its_
     assert_eq!(fetches(&app, "discovery").await, 2.0);
     assert_eq!(fetches(&app, "jwks").await, 2.0);
 }
+
+#[tokio::test]
+async fn a_signed_userinfo_is_verified_and_read() {
+    let app = TestApp::spawn().await;
+    let slug = "oidc-jwt-userinfo";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    // The IdP answers userinfo as a JWT (`application/jwt`) signed with its key; the name is
+    // only there (the ID token carries the subject alone).
+    provider_with(
+        slug,
+        &admin,
+        "signed",
+        json!({"userinfo_signed_response_alg": "RS256"}),
+        json!({}),
+    )
+    .await;
+    let login = idp_address("signed");
+    OidcProvider::new()
+        .set_account(&login, "Signed Person", &[])
+        .await;
+    let signed_in = tokens_of(&oidc_sign_in(&app, slug, "signed", &login).await);
+    let me: Value = app
+        .tenant(slug)
+        .with_tokens(signed_in)
+        .get("/v1/me")
+        .ok()
+        .await
+        .unwrap();
+    assert_eq!(me["display_name"], "Signed Person", "{me}");
+}
+
+#[tokio::test]
+async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_address() {
+    let app = TestApp::spawn().await;
+    let slug = "oauth-emails";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let idp = OidcProvider::new();
+    let client = idp
+        .register(&[format!("{}/v1/auth/sso/hub/callback", tenant_base(slug))])
+        .await;
+    // GitHub's shape: userinfo without an address (no `email` scope), and a list at
+    // /user/emails: an unverified one first, the primary verified one, a verified secondary.
+    let created = create_provider(
+        &admin,
+        &json!({"name": "hub", "provider": {
+            "kind": "oauth2",
+            "authorization_url": format!("{}/auth", idp.issuer),
+            "token_url": format!("{}/token", idp.issuer),
+            "userinfo_url": format!("{}/me", idp.issuer),
+            "emails_url": format!("{}/__github/user/emails", idp.issuer),
+            "client_id": client.client_id,
+            "scopes": ["openid", "profile"],
+            "claims": {"subject": "sub", "email": "email", "name": "name"}},
+            "client_secret": client.client_secret}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let login = idp_address("octo");
+    idp.set_account(&login, "Octo Cat", &[]).await;
+    tokens_of(&oidc_sign_in(&app, slug, "hub", &login).await);
+    assert_eq!(
+        count(
+            &app,
+            slug,
+            &format!("users WHERE email = '{login}' AND email_verified_at IS NOT NULL")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            slug,
+            "users WHERE email LIKE '%unverified-%' OR email LIKE 'secondary-%'"
+        )
+        .await,
+        0
+    );
+}
