@@ -16,6 +16,7 @@
 //!   would check no signature at all), and only RSA-SHA256 or stronger is accepted.
 
 pub mod admin;
+pub mod client_key;
 pub mod discovery;
 pub mod handoff;
 pub mod oauth;

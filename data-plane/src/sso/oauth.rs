@@ -136,7 +136,10 @@ fn oidc_client(
                 && methods.contains(&CoreClientAuthMethod::ClientSecretPost)
         });
     let auth = match oidc.token_endpoint_auth {
-        Some(TokenEndpointAuth::ClientSecretPost) => AuthType::RequestBody,
+        // No secret to send: the client id goes in the body beside the assertion.
+        Some(TokenEndpointAuth::ClientSecretPost | TokenEndpointAuth::PrivateKeyJwt) => {
+            AuthType::RequestBody
+        }
         Some(TokenEndpointAuth::ClientSecretBasic) => AuthType::BasicAuth,
         None if post_only => AuthType::RequestBody,
         None => AuthType::BasicAuth,
@@ -444,11 +447,38 @@ async fn oidc_identity(
             )));
         }
     }
-    let client = oidc_client(&fetched, oidc, exchange.secret, exchange.redirect);
-    let token_response = client
+    // With private_key_jwt the sealed credential is our key: no secret goes to the IdP, a
+    // signed assertion does.
+    let client_key = oidc.token_endpoint_auth == Some(TokenEndpointAuth::PrivateKeyJwt);
+    let secret = exchange.secret.filter(|_| !client_key);
+    let client = oidc_client(&fetched, oidc, secret, exchange.redirect);
+    let mut request = client
         .exchange_code(AuthorizationCode::new(exchange.code))
         .map_err(|error| config_error("token endpoint", error))?
-        .set_pkce_verifier(PkceCodeVerifier::new(exchange.verifier))
+        .set_pkce_verifier(PkceCodeVerifier::new(exchange.verifier));
+    if client_key {
+        let key = exchange
+            .secret
+            .ok_or_else(|| SsoError::InvalidConfig("the provider has no client key".to_owned()))?;
+        let token_endpoint = fetched
+            .metadata
+            .token_endpoint()
+            .map(|url| url.url().to_string())
+            .ok_or_else(|| {
+                SsoError::InvalidConfig("the issuer has no token endpoint".to_owned())
+            })?;
+        let assertion = super::client_key::assertion(
+            key,
+            &oidc.client_id,
+            &token_endpoint,
+            state.clock.now(),
+            &transactions::random_value(&state.rng)?,
+        )?;
+        request = request
+            .add_extra_param("client_assertion_type", super::client_key::ASSERTION_TYPE)
+            .add_extra_param("client_assertion", assertion);
+    }
+    let token_response = request
         .request_async(&idp_http(state))
         .await
         .map_err(|error| idp_failure("code exchange", &error, SsoError::Rejected))?;

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         start_sign_in,
         oauth_callback,
         saml_metadata,
+        client_jwks,
         start_saml_sign_in,
         saml_acs,
         exchange_code,
@@ -336,6 +337,33 @@ async fn saml_metadata(
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
         .body(xml))
+}
+
+#[route(
+    get, "/v1/auth/sso/{name}/jwks",
+    summary = "The public key of a private_key_jwt provider",
+    access = Public,
+    rate = Read,
+    tag = "auth",
+    responses((status = 200, description = "A JWKS with the RSA key our token requests to this provider's IdP are signed with (provider setting token_endpoint_auth = private_key_jwt)", body = Object)))]
+async fn client_jwks(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // Also before the provider is enabled: its set-up registers this key at the IdP.
+    let provider = oauth::any_provider(&state, &context, &path).await?;
+    if !provider.settings.provider.uses_client_key() {
+        return Err(SsoError::ProviderNotFound.into());
+    }
+    let data_keys = state
+        .data_keys
+        .for_tenant(context.tenant.tenant.id)
+        .await
+        .map_err(SsoError::from)?;
+    let key = admin::open_secret(&data_keys, context.tenant.tenant.id, &provider)?
+        .ok_or_else(|| SsoError::InvalidConfig("the provider has no client key".to_owned()))?;
+    Ok(HttpResponse::Ok().json(super::client_key::public_jwks(&key)?))
 }
 
 /// The form an identity provider's page posts to the ACS (SAML HTTP-POST binding); other

@@ -16,7 +16,8 @@
 //   GET /__test/token-auth?client_id=…
 //       how that client last authenticated at the token endpoint: {"method":
 //       "client_secret_basic"} (an Authorization header) or "client_secret_post" (the form
-//       body). oidc-provider, like most IdPs, takes either for a secret; this says which came.
+//       body), or "private_key_jwt" (a signed client assertion). oidc-provider, like most IdPs,
+//       takes Basic or the body for a secret; this says which came.
 //   POST /__test/rotate
 //       makes a new RSA key and publishes it in /jwks from now on, as an IdP does before it
 //       starts signing with it; answers {kid} ("rotated-1", "rotated-2", …).
@@ -106,7 +107,9 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/token' && ctx.oidc && ctx.oidc.client) {
     const basic = (ctx.headers.authorization || '').startsWith('Basic ');
     const post = ctx.oidc.params && ctx.oidc.params.client_secret !== undefined;
-    tokenAuth.set(ctx.oidc.client.clientId, basic ? 'client_secret_basic' : post ? 'client_secret_post' : 'other');
+    const jwt = ctx.oidc.params && ctx.oidc.params.client_assertion !== undefined;
+    const method = basic ? 'client_secret_basic' : post ? 'client_secret_post' : jwt ? 'private_key_jwt' : 'other';
+    tokenAuth.set(ctx.oidc.client.clientId, method);
   }
   if (ctx.path !== '/token' || !ctx.body || typeof ctx.body !== 'object' || !ctx.body.id_token) {
     return;

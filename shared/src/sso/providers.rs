@@ -28,6 +28,10 @@ pub struct ProviderView {
     pub users: settings::UserSettings,
     pub domains: Vec<DomainBinding>,
     pub has_client_secret: bool,
+    /// With `private_key_jwt`: where the public key the IdP checks our token requests with is
+    /// published (a JWKS; public, so the IdP can fetch it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_jwks_path: Option<String>,
     pub enabled: bool,
     /// Where users start a sign-in; for SAML also the SP metadata.
     pub start_path: String,
@@ -52,7 +56,10 @@ pub async fn view(
 ) -> Result<ProviderView, SsoError> {
     let domains = domains_of(transaction, provider.id).await?;
     let kind = provider.settings.provider.name();
+    let client_key = provider.settings.provider.uses_client_key();
     Ok(ProviderView {
+        client_jwks_path: client_key.then(|| format!("/v1/auth/sso/{}/jwks", provider.name)),
+        has_client_secret: provider.client_secret.is_some() && !client_key,
         id: provider.id,
         start_path: format!("/v1/auth/sso/{}/start", provider.name),
         saml_metadata_path: (kind == "saml")
@@ -63,7 +70,6 @@ pub async fn view(
         provider: provider.settings.provider,
         users: provider.settings.users,
         domains,
-        has_client_secret: provider.client_secret.is_some(),
         enabled: provider.enabled,
         created_at: provider.created_at,
         updated_at: provider.updated_at,
@@ -157,11 +163,28 @@ pub async fn save(
         (None, false) => Uuid::now_v7(),
     };
     let needs_secret = !matches!(input.provider, settings::ProviderKind::Saml(_));
-    let sealed = match (&input.client_secret, needs_secret) {
-        (Some(secret), true) => Some(sealing.data_key.seal(
+    // With private_key_jwt the sealed credential is the provider's private key: kept across a
+    // replace that keeps the method, made anew otherwise.
+    let client_key = input.provider.uses_client_key();
+    let had_client_key = existing
+        .as_ref()
+        .is_some_and(|existing| existing.settings.provider.uses_client_key());
+    if had_client_key && !client_key && input.client_secret.is_none() {
+        return Err(SsoError::Invalid(
+            "leaving private_key_jwt needs the client_secret the IdP now expects".to_owned(),
+        ));
+    }
+    let credential = match (&input.client_secret, client_key) {
+        (_, true) if had_client_key => None,
+        (_, true) => Some(zeroize::Zeroizing::new(new_client_key()?)),
+        (Some(secret), false) => Some(zeroize::Zeroizing::new(secret.clone())),
+        (None, false) => None,
+    };
+    let sealed = match (credential, needs_secret) {
+        (Some(credential), true) => Some(sealing.data_key.seal(
             sealing.rng,
             &secret_context(sealing.tenant_id, provider_id),
-            secret.as_bytes(),
+            credential.as_bytes(),
         )?),
         _ => None,
     };
@@ -195,4 +218,15 @@ pub async fn save(
         )));
     }
     view(transaction, saved).await
+}
+
+/// A new RSA-2048 private key (PKCS#8 PEM) for a `private_key_jwt` provider.
+fn new_client_key() -> Result<String, SsoError> {
+    let failed = |error: openssl::error::ErrorStack| {
+        SsoError::Invalid(format!("making the client key: {error}"))
+    };
+    let rsa = openssl::rsa::Rsa::generate(2048).map_err(failed)?;
+    let key = openssl::pkey::PKey::from_rsa(rsa).map_err(failed)?;
+    let pem = key.private_key_to_pem_pkcs8().map_err(failed)?;
+    String::from_utf8(pem).map_err(|_| SsoError::Invalid("the client key is not PEM".to_owned()))
 }

@@ -55,7 +55,9 @@ pub struct OidcSettings {
     #[serde(default = "IdTokenAlgorithm::defaults")]
     pub id_token_algorithms: Vec<IdTokenAlgorithm>,
     /// How the client authenticates at the token endpoint (default: `client_secret_basic`
-    /// unless the discovery document lists only `client_secret_post`).
+    /// unless the discovery document lists only `client_secret_post`). With
+    /// `private_key_jwt` there is no client secret: we make the provider a key pair and
+    /// publish its public key (`client_jwks_path`) for the IdP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth: Option<TokenEndpointAuth>,
 }
@@ -80,14 +82,31 @@ impl IdTokenAlgorithm {
     }
 }
 
-/// Client authentication at an OIDC token endpoint with the client secret (RFC 6749 §2.3.1).
+/// Client authentication at an OIDC token endpoint (RFC 6749 §2.3.1, OIDC Core §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpointAuth {
-    /// HTTP Basic authentication (the protocol's default).
+    /// The client secret by HTTP Basic authentication (the protocol's default).
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the provider's own private key (RS256), which we make and keep
+    /// sealed; the IdP is given the public key.
+    PrivateKeyJwt,
+}
+
+impl ProviderKind {
+    /// Whether the provider signs its token requests with a key of ours (`private_key_jwt`)
+    /// instead of sending a client secret.
+    pub fn uses_client_key(&self) -> bool {
+        matches!(
+            self,
+            Self::Oidc(OidcSettings {
+                token_endpoint_auth: Some(TokenEndpointAuth::PrivateKeyJwt),
+                ..
+            })
+        )
+    }
 }
 
 /// A plain OAuth 2.0 provider (GitHub-style): the user is whatever its userinfo URL returns.
@@ -473,6 +492,11 @@ impl ProviderInput {
         }
         if let Some(secret) = &self.client_secret {
             check_text("client_secret", secret, 1000)?;
+            if self.provider.uses_client_key() {
+                return Err(SsoError::Invalid(
+                    "with private_key_jwt there is no client_secret: give the IdP the public key at client_jwks_path".to_owned(),
+                ));
+            }
         }
         match &self.provider {
             ProviderKind::Oidc(oidc) => {

@@ -96,7 +96,10 @@ impl OidcProvider {
         let body: Value = response.json().await.unwrap();
         RegisteredClient {
             client_id: body["client_id"].as_str().unwrap().to_owned(),
-            client_secret: body["client_secret"].as_str().unwrap().to_owned(),
+            client_secret: body["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         }
     }
 

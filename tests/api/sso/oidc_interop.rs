@@ -165,8 +165,8 @@ async fn the_client_secret_goes_where_the_provider_says() {
         "client_secret_post"
     );
 
-    // private_key_jwt and client_secret_jwt are not offered: refused when saved.
-    for method in ["client_secret_jwt", "private_key_jwt"] {
+    // client_secret_jwt is not offered, nor made-up methods: refused when saved.
+    for method in ["client_secret_jwt", "tls_client_auth"] {
         let bad = create_provider(
             &admin,
             &json!({"name": "jwt", "provider": {"kind": "oidc", "issuer": oidc_issuer(),
@@ -304,4 +304,91 @@ async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_a
         .await,
         0
     );
+}
+
+#[tokio::test]
+async fn a_private_key_jwt_provider_signs_its_token_requests_with_a_key_only_it_holds() {
+    let app = TestApp::spawn().await;
+    let slug = "oidc-pkjwt";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let idp = OidcProvider::new();
+    let browser = Browser::new(&app);
+    let redirect = |name: &str| format!("{}/v1/auth/sso/{name}/callback", tenant_base(slug));
+    let provider = |name: &str, client_id: &str| {
+        json!({"name": name, "provider": {"kind": "oidc", "issuer": idp.issuer,
+               "client_id": client_id, "scopes": ["email", "profile"],
+               "token_endpoint_auth": "private_key_jwt"}})
+    };
+
+    // Saved first (the key is made then), its public key read, a client registered at the
+    // IdP with that key, the provider told the client id.
+    let mut keys = Vec::new();
+    for name in ["signed", "other"] {
+        let created = create_provider(&admin, &provider(name, "to-be-registered")).await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+        let view = created.value();
+        assert_eq!(view["has_client_secret"], false);
+        let jwks = browser
+            .tenant_get(slug, view["client_jwks_path"].as_str().unwrap())
+            .await;
+        assert_eq!(jwks.status(), StatusCode::OK, "{}", jwks.text());
+        let jwks = jwks.value();
+        let key = &jwks["keys"][0];
+        assert_eq!(
+            (key["kty"].as_str(), key["alg"].as_str()),
+            (Some("RSA"), Some("RS256"))
+        );
+        assert!(
+            key.get("d").is_none() && key.get("p").is_none(),
+            "a private part: {key}"
+        );
+        keys.push(jwks);
+    }
+    // "signed" registers its own key; "other" registers signed's key, not its own.
+    for (name, jwks) in [("signed", &keys[0]), ("other", &keys[0])] {
+        let client = idp
+            .register_with(
+                &[redirect(name)],
+                json!({"token_endpoint_auth_method": "private_key_jwt",
+                       "token_endpoint_auth_signing_alg": "RS256", "jwks": jwks}),
+            )
+            .await;
+        let replaced = admin
+            .put(format!("/v1/admin/sso/{name}"))
+            .json(&provider(name, &client.client_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replaced.status(), StatusCode::OK, "{}", replaced.text());
+        if name == "signed" {
+            tokens_of(&oidc_sign_in(&app, slug, name, &idp_address("pk")).await);
+            assert_eq!(
+                idp.token_auth_of(&client.client_id).await.as_deref(),
+                Some("private_key_jwt")
+            );
+        } else {
+            // Its own key does not match what the IdP holds: the token request is refused.
+            refused(&oidc_sign_in(&app, slug, name, &idp_address("nokey")).await);
+        }
+    }
+    // The key survived the replace: the published key is still the one registered.
+    let again = browser
+        .tenant_get(slug, "/v1/auth/sso/signed/jwks")
+        .await
+        .value();
+    assert_eq!(again, keys[0]);
+
+    // No client secret with private_key_jwt; no JWKS for a provider without it.
+    let mut with_secret = provider("secret", "x");
+    with_secret["client_secret"] = json!("s3cret");
+    let refused_secret = create_provider(&admin, &with_secret).await;
+    assert_eq!(
+        refused_secret.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused_secret.text()
+    );
+    oidc_provider(slug, &admin, "plain", json!({})).await;
+    let none = browser.tenant_get(slug, "/v1/auth/sso/plain/jwks").await;
+    assert_eq!(none.status(), StatusCode::NOT_FOUND);
 }
