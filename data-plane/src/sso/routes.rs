@@ -333,7 +333,7 @@ async fn saml_metadata(
 ) -> Result<HttpResponse, ApiError> {
     // Also before the provider is enabled: its set-up pastes this into the IdP.
     let provider = oauth::any_provider(&state, &context, &path).await?;
-    let xml = saml::metadata(&state, &context, &provider)?;
+    let xml = saml::metadata(&state, &context, &provider).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
         .body(xml))

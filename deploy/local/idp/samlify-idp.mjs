@@ -5,7 +5,10 @@
 //
 // Endpoints:
 //   GET  /metadata        the IdP's metadata (entity id, HTTP-Redirect SSO URL, signing cert)
-//   GET  /sso/redirect    parses the AuthnRequest (HTTP-Redirect binding), shows a login form
+//   GET  /sso/redirect    parses the AuthnRequest (HTTP-Redirect binding), shows a login form;
+//                         a request that is signed, or whose SP's metadata says its requests
+//                         are (AuthnRequestsSigned), must verify with the SP's certificate
+//                         from that metadata, else the answer is 400
 //   POST /sso/login       form {SAMLRequest, RelayState, username, variant}: an HTML form that
 //                         posts the signed Response to the SP's ACS. The NameID is the
 //                         address (emailAddress format); no attributes.
@@ -44,6 +47,11 @@ function identityProvider(name) {
 
 const idp = identityProvider('idp');
 const foreign = identityProvider('foreign');
+// The same IdP, demanding signed AuthnRequests (samlify checks them only then).
+const strict = samlify.IdentityProvider({
+  ...idp.entitySetting,
+  wantAuthnRequestsSigned: true,
+});
 const serviceProviders = new Map();
 
 function escape(text) {
@@ -108,7 +116,19 @@ const server = createServer(async (req, res) => {
         RelayState: url.searchParams.get('RelayState') || '',
       };
       const requestXml = samlify.Utility.inflateString(fields.SAMLRequest);
-      serviceProviderOf(requestXml);
+      const sp = serviceProviderOf(requestXml);
+      if (url.searchParams.has('Signature') || sp.entityMeta.isAuthnRequestSigned()) {
+        // The signed octets: the query's parameters as sent, in the binding's order.
+        const raw = Object.fromEntries(
+          url.search.slice(1).split('&').map((pair) => pair.split('=')),
+        );
+        const octetString = ['SAMLRequest', 'RelayState', 'SigAlg']
+          .filter((name) => raw[name] !== undefined)
+          .map((name) => `${name}=${raw[name]}`)
+          .join('&');
+        const query = Object.fromEntries(url.searchParams);
+        await strict.parseLoginRequest(sp, 'redirect', { query, octetString });
+      }
       return reply(200, formPage('/sso/login', fields, '<input name="username">'));
     }
     if (req.method === 'POST' && url.pathname === '/__test/sp') {

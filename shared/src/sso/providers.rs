@@ -59,7 +59,8 @@ pub async fn view(
     let client_key = provider.settings.provider.uses_client_key();
     Ok(ProviderView {
         client_jwks_path: client_key.then(|| format!("/v1/auth/sso/{}/jwks", provider.name)),
-        has_client_secret: provider.client_secret.is_some() && !client_key,
+        has_client_secret: provider.client_secret.is_some()
+            && provider.settings.provider.own_key().is_none(),
         id: provider.id,
         start_path: format!("/v1/auth/sso/{}/start", provider.name),
         saml_metadata_path: (kind == "saml")
@@ -163,33 +164,39 @@ pub async fn save(
         (None, false) => Uuid::now_v7(),
     };
     let needs_secret = !matches!(input.provider, settings::ProviderKind::Saml(_));
-    // With private_key_jwt the sealed credential is the provider's private key: kept across a
-    // replace that keeps the method, made anew otherwise.
-    let client_key = input.provider.uses_client_key();
-    let had_client_key = existing
+    // A key of ours (private_key_jwt, signed AuthnRequests) is sealed where a secret would be:
+    // kept across a replace that keeps needing it, made anew otherwise.
+    let own_key = input.provider.own_key();
+    let had_own_key = existing
         .as_ref()
-        .is_some_and(|existing| existing.settings.provider.uses_client_key());
-    if had_client_key && !client_key && input.client_secret.is_none() {
+        .and_then(|existing| existing.settings.provider.own_key());
+    if had_own_key == Some(settings::OwnKey::ClientAssertion)
+        && own_key.is_none()
+        && needs_secret
+        && input.client_secret.is_none()
+    {
         return Err(SsoError::Invalid(
             "leaving private_key_jwt needs the client_secret the IdP now expects".to_owned(),
         ));
     }
-    let credential = match (&input.client_secret, client_key) {
-        (_, true) if had_client_key => None,
-        (_, true) => Some(zeroize::Zeroizing::new(new_client_key()?)),
-        (Some(secret), false) => Some(zeroize::Zeroizing::new(secret.clone())),
-        (None, false) => None,
+    let keep_key = own_key.is_some() && had_own_key == own_key;
+    let credential = match (&input.client_secret, own_key) {
+        (_, Some(_)) if keep_key => None,
+        (_, Some(kind)) => Some(zeroize::Zeroizing::new(new_own_key(kind, &input.name)?)),
+        (Some(secret), None) if needs_secret => Some(zeroize::Zeroizing::new(secret.clone())),
+        _ => None,
     };
-    let sealed = match (credential, needs_secret) {
-        (Some(credential), true) => Some(sealing.data_key.seal(
+    let sealed = match credential {
+        Some(credential) => Some(sealing.data_key.seal(
             sealing.rng,
             &secret_context(sealing.tenant_id, provider_id),
             credential.as_bytes(),
         )?),
-        _ => None,
+        None => None,
     };
-    // A SAML provider keeps no secret; a replace without a secret keeps the stored one.
-    let keep_secret = needs_secret && sealed.is_none();
+    // A replace without a new secret keeps the stored one (or key); a SAML provider without a
+    // key of ours keeps nothing.
+    let keep_secret = sealed.is_none() && (keep_key || (needs_secret && own_key.is_none()));
     let row = NewProvider {
         id: provider_id,
         name: &input.name,
@@ -220,13 +227,41 @@ pub async fn save(
     view(transaction, saved).await
 }
 
-/// A new RSA-2048 private key (PKCS#8 PEM) for a `private_key_jwt` provider.
-fn new_client_key() -> Result<String, SsoError> {
-    let failed = |error: openssl::error::ErrorStack| {
-        SsoError::Invalid(format!("making the client key: {error}"))
-    };
+/// A new RSA-2048 private key (PKCS#8 PEM) for provider `name`; for SAML followed by its
+/// self-signed certificate (PEM, ten years: IdPs pin it from our metadata, they do not check
+/// a chain).
+fn new_own_key(kind: settings::OwnKey, name: &str) -> Result<String, SsoError> {
+    let failed =
+        |error: openssl::error::ErrorStack| SsoError::Invalid(format!("making a key: {error}"));
     let rsa = openssl::rsa::Rsa::generate(2048).map_err(failed)?;
     let key = openssl::pkey::PKey::from_rsa(rsa).map_err(failed)?;
-    let pem = key.private_key_to_pem_pkcs8().map_err(failed)?;
-    String::from_utf8(pem).map_err(|_| SsoError::Invalid("the client key is not PEM".to_owned()))
+    let mut pem = key.private_key_to_pem_pkcs8().map_err(failed)?;
+    if kind == settings::OwnKey::SamlSigning {
+        pem.extend(self_signed_certificate(&key, name).map_err(failed)?);
+    }
+    String::from_utf8(pem).map_err(|_| SsoError::Invalid("the key is not PEM".to_owned()))
+}
+
+fn self_signed_certificate(
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    name: &str,
+) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    use openssl::asn1::Asn1Time;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let mut subject = X509NameBuilder::new()?;
+    subject.append_entry_by_text("CN", &format!("tenantry SAML SP {name}"))?;
+    let subject = subject.build();
+    let mut serial = openssl::bn::BigNum::new()?;
+    serial.rand(128, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    let mut builder = X509Builder::new()?;
+    builder.set_version(2)?;
+    let serial = serial.to_asn1_integer()?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(&subject)?;
+    builder.set_issuer_name(&subject)?;
+    builder.set_pubkey(key)?;
+    builder.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+    builder.set_not_after(&*Asn1Time::days_from_now(3650)?)?;
+    builder.sign(key, openssl::hash::MessageDigest::sha256())?;
+    builder.build().to_pem()
 }

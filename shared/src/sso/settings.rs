@@ -95,17 +95,36 @@ pub enum TokenEndpointAuth {
     PrivateKeyJwt,
 }
 
+/// A key pair we make and keep for a provider (sealed where a client secret would be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnKey {
+    /// OIDC `private_key_jwt`: signs our token requests.
+    ClientAssertion,
+    /// SAML `sign_authn_requests`: signs our AuthnRequests; its certificate is in our SP
+    /// metadata.
+    SamlSigning,
+}
+
 impl ProviderKind {
     /// Whether the provider signs its token requests with a key of ours (`private_key_jwt`)
     /// instead of sending a client secret.
     pub fn uses_client_key(&self) -> bool {
-        matches!(
-            self,
+        self.own_key() == Some(OwnKey::ClientAssertion)
+    }
+
+    /// The key pair of ours this provider's settings need, if any.
+    pub fn own_key(&self) -> Option<OwnKey> {
+        match self {
             Self::Oidc(OidcSettings {
                 token_endpoint_auth: Some(TokenEndpointAuth::PrivateKeyJwt),
                 ..
-            })
-        )
+            }) => Some(OwnKey::ClientAssertion),
+            Self::Saml(SamlSettings {
+                sign_authn_requests: true,
+                ..
+            }) => Some(OwnKey::SamlSigning),
+            _ => None,
+        }
     }
 }
 
@@ -220,6 +239,11 @@ pub struct SamlSettings {
     /// Accept responses no AuthnRequest of ours asked for. Off by default.
     #[serde(default)]
     pub allow_idp_initiated: bool,
+    /// Sign our AuthnRequests (HTTP-Redirect binding, RSA-SHA256) with a key made for this
+    /// provider, whose certificate our SP metadata then names (`AuthnRequestsSigned`), for
+    /// IdPs that want signed requests. Off by default.
+    #[serde(default)]
+    pub sign_authn_requests: bool,
 }
 
 /// A SAML NameID format (SAML 2.0 core §8.3).

@@ -529,3 +529,85 @@ async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_
         0
     );
 }
+
+#[tokio::test]
+async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_one_does_not() {
+    let app = TestApp::spawn().await;
+    let slug = "saml-signed-requests";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    // The samlify IdP checks the signature of every request whose SP metadata says its
+    // requests are signed, with the certificate in that metadata.
+    let idp = SamlIdp::samlify();
+    let created = create_provider(
+        &admin,
+        &json!({"name": "signed", "provider": {"kind": "saml",
+                "idp_metadata_xml": idp.metadata().await, "sign_authn_requests": true}}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    assert_eq!(created.value()["has_client_secret"], false);
+    let browser = Browser::new(&app);
+    let metadata = browser
+        .tenant_get(slug, "/v1/auth/saml/signed/metadata")
+        .await
+        .text();
+    assert!(
+        metadata.contains("AuthnRequestsSigned=\"true\""),
+        "{metadata}"
+    );
+    assert!(metadata.contains("X509Certificate"), "{metadata}");
+    assert!(!metadata.contains("EncryptionMethod"), "{metadata}");
+    idp.register_sp(metadata.clone()).await;
+
+    let start = browser.start(slug, "signed").await;
+    assert!(
+        start.contains("&Signature=") && start.contains("&SigAlg="),
+        "{start}"
+    );
+    saml_user(&browser, slug, "signed", &idp_address("ann"), "").await;
+
+    // A request changed on the way (its RelayState) no longer verifies: the IdP refuses it.
+    let start = browser.start(slug, "signed").await;
+    let relay = start
+        .split('&')
+        .find(|pair| pair.starts_with("RelayState="))
+        .unwrap()
+        .to_owned();
+    let changed = start.replace(&relay, "RelayState=somebody-elses");
+    let refused = reqwest::get(&changed).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // The key survives a replace that keeps signing; turned off, the metadata says so.
+    let mut body = json!({"name": "signed", "provider": {"kind": "saml",
+        "idp_metadata_xml": idp.metadata().await, "sign_authn_requests": true}});
+    let kept = admin
+        .put("/v1/admin/sso/signed")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), StatusCode::OK, "{}", kept.text());
+    let again = browser
+        .tenant_get(slug, "/v1/auth/saml/signed/metadata")
+        .await
+        .text();
+    assert_eq!(again, metadata);
+    body["provider"]["sign_authn_requests"] = json!(false);
+    let off = admin
+        .put("/v1/admin/sso/signed")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::OK, "{}", off.text());
+    let unsigned = browser
+        .tenant_get(slug, "/v1/auth/saml/signed/metadata")
+        .await
+        .text();
+    assert!(
+        unsigned.contains("AuthnRequestsSigned=\"false\""),
+        "{unsigned}"
+    );
+    assert!(!unsigned.contains("X509Certificate"), "{unsigned}");
+    assert!(!browser.start(slug, "signed").await.contains("Signature="));
+}
