@@ -483,10 +483,7 @@ ensure_saml_idp() {
     fi
     local name
     for name in idp foreign; do
-        [ -f "$dir/$name.crt" ] && continue
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=tenantry-test-$name" \
-            -keyout "$dir/$name.key" -out "$dir/$name.crt" >/dev/null 2>&1 \
-            || die "openssl could not make the test IdP's $name key"
+        signing_pair "$dir/$name" "tenantry-test-$name"
     done
     if ! cmp -s "$source" "$dir/saml_idp.py"; then
         stop_pidfile "$dir/saml-idp.pid" "the test SAML IdP"
@@ -500,6 +497,15 @@ ensure_saml_idp() {
         || die "the SAML IdP did not start; see $dir/saml-idp.log"
 }
 
+# signing_pair STEM CN: a test IdP's signing key and its ten-year self-signed certificate
+# (RSA-2048; STEM.key, STEM.crt), made once.
+signing_pair() {
+    [ -f "$1.crt" ] && return 0
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$2" \
+        -keyout "$1.key" -out "$1.crt" >/dev/null 2>&1 \
+        || die "openssl could not make the test IdP key $1.key"
+}
+
 # The second SAML IdP of the SSO tests: npm samlify (pinned in deploy/local/idp/package-lock.json,
 # installed with the OIDC provider) running deploy/local/idp/samlify-idp.mjs on
 # 127.0.0.1:$SAMLIFY_IDP_PORT, with key pairs made here with openssl. Exports
@@ -509,10 +515,7 @@ ensure_samlify_idp() {
     local source="$REPO_ROOT/deploy/local/idp/samlify-idp.mjs" dir="$STATE_DIR/idp"
     local name
     for name in idp foreign; do
-        [ -f "$dir/samlify-$name.crt" ] && continue
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=tenantry-samlify-$name" \
-            -keyout "$dir/samlify-$name.key" -out "$dir/samlify-$name.crt" >/dev/null 2>&1 \
-            || die "openssl could not make the samlify IdP's $name key"
+        signing_pair "$dir/samlify-$name" "tenantry-samlify-$name"
     done
     if ! cmp -s "$source" "$dir/samlify-idp.mjs"; then
         stop_pidfile "$dir/samlify-idp.pid" "the samlify SAML IdP"

@@ -198,3 +198,19 @@ impl ConfigSource {
 pub fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
     flag.or_else(|| std::env::var_os("TENANTRY_CONFIG").map(PathBuf::from))
 }
+
+/// A setting that lists networks (`trusted_proxies`, `egress_allow_networks`): addresses and
+/// CIDR ranges separated by commas or spaces; an address is its own /32 or /128, and a range
+/// is kept as its network (`10.1.2.3/8` is `10.0.0.0/8`).
+pub fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    use std::str::FromStr;
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            ipnet::IpNet::from_str(part)
+                .or_else(|_| std::net::IpAddr::from_str(part).map(ipnet::IpNet::from))
+                .map(|network| network.trunc())
+                .map_err(|_| format!("'{part}' is not an IP address or CIDR range"))
+        })
+        .collect()
+}

@@ -20,7 +20,6 @@
 //! and CIDR ranges): an IdP inside the company network, or the local IdPs the tests run.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,17 +149,9 @@ impl EgressPolicy {
     /// `networks`: addresses and CIDR ranges separated by commas or spaces (config
     /// `egress_allow_networks`; empty: only public addresses).
     pub fn parse(networks: &str) -> Result<Self, String> {
-        let allowed = networks
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                IpNet::from_str(part)
-                    .or_else(|_| IpAddr::from_str(part).map(IpNet::from))
-                    .map(|network| network.trunc())
-                    .map_err(|_| format!("'{part}' is not an IP address or CIDR range"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { allowed })
+        Ok(Self {
+            allowed: crate::config::parse_networks(networks)?,
+        })
     }
 
     /// Config `egress_allow_networks`, which both planes read.

@@ -6,25 +6,26 @@ use shared::sso::providers::{self, ProviderView, Sealing};
 use shared::sso::secret_context;
 use shared::sso::settings::ProviderInput;
 use shared::tenant_context::TenantTransaction;
-use uuid::Uuid;
 
 use super::store::ProviderRow;
 use super::SsoError;
 use crate::authz;
 use crate::authz::store as authz_store;
 use crate::state::DataPlane;
-use crate::tenancy::data_keys::TenantDataKeys;
 use crate::tenancy::{Principal, RequestContext};
 
-/// Opens a provider's client secret.
-pub fn open_secret(
-    data_keys: &TenantDataKeys,
-    tenant_id: Uuid,
+/// Opens a provider's sealed credential: its client secret, or the key of ours it signs with
+/// (`shared::sso::settings::OwnKey`: a `private_key_jwt` key, a SAML key and certificate).
+pub async fn open_credential(
+    state: &DataPlane,
+    context: &RequestContext,
     provider: &ProviderRow,
 ) -> Result<Option<zeroize::Zeroizing<String>>, SsoError> {
     let Some((sealed, version)) = &provider.client_secret else {
         return Ok(None);
     };
+    let tenant_id = context.tenant.tenant.id;
+    let data_keys = state.data_keys.for_tenant(tenant_id).await?;
     let bytes = data_keys
         .version(*version)?
         .open(&secret_context(tenant_id, provider.id), sealed)?;

@@ -8,10 +8,15 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use openssl::pkey::Private;
+use openssl::rsa::Rsa;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::store::ProviderRow;
 use super::SsoError;
+use crate::state::DataPlane;
+use crate::tenancy::RequestContext;
 
 /// The `client_assertion_type` of a JWT assertion.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -20,10 +25,13 @@ fn key_error(error: impl std::fmt::Display) -> SsoError {
     SsoError::InvalidConfig(format!("the provider's client key: {error}"))
 }
 
-/// The public key of `pem` as a JWK, with its RFC 7638 thumbprint as `kid`.
-fn public_jwk(pem: &str) -> Result<Value, SsoError> {
-    let key = openssl::pkey::PKey::private_key_from_pem(pem.as_bytes()).map_err(key_error)?;
-    let rsa = key.rsa().map_err(key_error)?;
+/// The RSA key in `pem` (what `shared::sso::providers` sealed).
+fn rsa_key(pem: &str) -> Result<Rsa<Private>, SsoError> {
+    Rsa::private_key_from_pem(pem.as_bytes()).map_err(key_error)
+}
+
+/// The public half of `rsa` as a JWK, with its RFC 7638 thumbprint as `kid`.
+fn public_jwk(rsa: &Rsa<Private>) -> Value {
     let n = URL_SAFE_NO_PAD.encode(rsa.n().to_vec());
     let e = URL_SAFE_NO_PAD.encode(rsa.e().to_vec());
     // The thumbprint hashes the required members in lexicographic order, no spaces.
@@ -32,12 +40,23 @@ fn public_jwk(pem: &str) -> Result<Value, SsoError> {
         &ring::digest::SHA256,
         canonical.as_bytes(),
     ));
-    Ok(json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}))
+    json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e})
 }
 
-/// The JWKS the IdP checks our assertions with.
-pub fn public_jwks(pem: &Zeroizing<String>) -> Result<Value, SsoError> {
-    Ok(json!({ "keys": [public_jwk(pem)?] }))
+/// The JWKS the IdP checks a `private_key_jwt` provider's assertions with; not found for a
+/// provider without that method.
+pub async fn published_jwks(
+    state: &DataPlane,
+    context: &RequestContext,
+    provider: &ProviderRow,
+) -> Result<Value, SsoError> {
+    if !provider.settings.provider.uses_client_key() {
+        return Err(SsoError::ProviderNotFound);
+    }
+    let pem = super::admin::open_credential(state, context, provider)
+        .await?
+        .ok_or_else(|| SsoError::InvalidConfig("the provider has no client key".to_owned()))?;
+    Ok(json!({ "keys": [public_jwk(&rsa_key(&pem)?)] }))
 }
 
 /// A client assertion for one token request to `token_endpoint`.
@@ -48,9 +67,9 @@ pub fn assertion(
     now: time::OffsetDateTime,
     jti: &str,
 ) -> Result<String, SsoError> {
-    let kid = public_jwk(pem)?["kid"].as_str().map(str::to_owned);
+    let rsa = rsa_key(pem)?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = kid;
+    header.kid = public_jwk(&rsa)["kid"].as_str().map(str::to_owned);
     let issued = now.unix_timestamp();
     let claims = json!({
         "iss": client_id,
@@ -60,11 +79,7 @@ pub fn assertion(
         "iat": issued,
         "exp": issued + 60,
     });
-    let rsa = openssl::pkey::PKey::private_key_from_pem(pem.as_bytes())
-        .and_then(|key| key.rsa())
-        .and_then(|rsa| rsa.private_key_to_der())
-        .map(Zeroizing::new)
-        .map_err(key_error)?;
-    let key = jsonwebtoken::EncodingKey::from_rsa_der(&rsa);
+    let der = Zeroizing::new(rsa.private_key_to_der().map_err(key_error)?);
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
     jsonwebtoken::encode(&header, &claims, &key).map_err(key_error)
 }

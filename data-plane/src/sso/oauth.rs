@@ -375,10 +375,7 @@ pub async fn callback(
         .pkce_verifier
         .ok_or_else(|| SsoError::Rejected("transaction without PKCE verifier".to_owned()))?;
 
-    let secret = {
-        let data_keys = state.data_keys.for_tenant(context.tenant.tenant.id).await?;
-        admin::open_secret(&data_keys, context.tenant.tenant.id, provider)?
-    };
+    let secret = admin::open_credential(state, context, provider).await?;
     let redirect = RedirectUrl::new(redirect_uri(state, context, &provider.name))
         .map_err(|error| config_error("redirect URI", error))?;
     let outcome = match &provider.settings.provider {

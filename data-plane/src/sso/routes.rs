@@ -353,17 +353,8 @@ async fn client_jwks(
 ) -> Result<HttpResponse, ApiError> {
     // Also before the provider is enabled: its set-up registers this key at the IdP.
     let provider = oauth::any_provider(&state, &context, &path).await?;
-    if !provider.settings.provider.uses_client_key() {
-        return Err(SsoError::ProviderNotFound.into());
-    }
-    let data_keys = state
-        .data_keys
-        .for_tenant(context.tenant.tenant.id)
-        .await
-        .map_err(SsoError::from)?;
-    let key = admin::open_secret(&data_keys, context.tenant.tenant.id, &provider)?
-        .ok_or_else(|| SsoError::InvalidConfig("the provider has no client key".to_owned()))?;
-    Ok(HttpResponse::Ok().json(super::client_key::public_jwks(&key)?))
+    let jwks = super::client_key::published_jwks(&state, &context, &provider).await?;
+    Ok(HttpResponse::Ok().json(jwks))
 }
 
 /// The form an identity provider's page posts to the ACS (SAML HTTP-POST binding); other

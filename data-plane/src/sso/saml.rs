@@ -81,8 +81,8 @@ pub async fn sp_key(
     if !saml_settings(provider)?.sign_authn_requests {
         return Ok(None);
     }
-    let data_keys = state.data_keys.for_tenant(context.tenant.tenant.id).await?;
-    let pem = super::admin::open_secret(&data_keys, context.tenant.tenant.id, provider)?
+    let pem = super::admin::open_credential(state, context, provider)
+        .await?
         .ok_or_else(|| SsoError::InvalidConfig("the provider has no signing key".to_owned()))?;
     let failed = |error: openssl::error::ErrorStack| {
         SsoError::InvalidConfig(format!("the provider's signing key: {error}"))
@@ -110,14 +110,12 @@ fn service_provider(
         .allow_idp_initiated(saml.allow_idp_initiated)
         .authn_name_id_format(Some(saml.name_id_format.uri().to_owned()))
         .max_clock_skew(chrono::Duration::seconds(CLOCK_SKEW_SECONDS))
-        .allowed_signature_algorithms(vec![
-            AllowedSignatureAlgorithm::RsaSha256,
-            AllowedSignatureAlgorithm::RsaSha384,
-            AllowedSignatureAlgorithm::RsaSha512,
-            AllowedSignatureAlgorithm::EcdsaSha256,
-            AllowedSignatureAlgorithm::EcdsaSha384,
-            AllowedSignatureAlgorithm::EcdsaSha512,
-        ])
+        .allowed_signature_algorithms(
+            ALLOWED_SIGNATURES
+                .iter()
+                .map(|(algorithm, _)| *algorithm)
+                .collect::<Vec<_>>(),
+        )
         .build()
         .map_err(|error| SsoError::InvalidConfig(format!("service provider: {error}")))
 }
@@ -238,14 +236,33 @@ struct Scanned {
     certificates: Vec<Vec<u8>>,
 }
 
-/// The signature algorithms samael is told to accept (`service_provider`), by URI.
-const ALLOWED_SIGNATURE_URIS: [&str; 6] = [
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+/// The signature algorithms samael is told to accept (`service_provider`), with their URIs
+/// (to name a refused one in the log).
+const ALLOWED_SIGNATURES: [(AllowedSignatureAlgorithm, &str); 6] = [
+    (
+        AllowedSignatureAlgorithm::RsaSha256,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    ),
+    (
+        AllowedSignatureAlgorithm::RsaSha384,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    ),
+    (
+        AllowedSignatureAlgorithm::RsaSha512,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    ),
+    (
+        AllowedSignatureAlgorithm::EcdsaSha256,
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    ),
+    (
+        AllowedSignatureAlgorithm::EcdsaSha384,
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    ),
+    (
+        AllowedSignatureAlgorithm::EcdsaSha512,
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+    ),
 ];
 
 /// Reads the response, and refuses it unless it holds exactly one assertion, plain or
@@ -332,7 +349,7 @@ fn refusal_reason(scanned: &Scanned, configured: &[Vec<u8>], samael: &str) -> St
     if let Some(algorithm) = scanned
         .algorithms
         .iter()
-        .find(|algorithm| !ALLOWED_SIGNATURE_URIS.contains(&algorithm.as_str()))
+        .find(|algorithm| !ALLOWED_SIGNATURES.iter().any(|(_, uri)| uri == algorithm))
     {
         return format!(
             "disallowed signature algorithm {algorithm}: RSA or ECDSA with SHA-256 or stronger is accepted"

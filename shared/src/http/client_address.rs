@@ -56,17 +56,10 @@ impl TrustedProxies {
     /// `networks`: addresses and CIDR ranges separated by commas or spaces (empty: no proxy
     /// is trusted, the TCP peer is the client).
     pub fn parse(networks: &str, header: ForwardedHeader) -> Result<Self, String> {
-        let networks = networks
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                IpNet::from_str(part)
-                    .or_else(|_| IpAddr::from_str(part).map(IpNet::from))
-                    .map(|network| network.trunc())
-                    .map_err(|_| format!("'{part}' is not an IP address or CIDR range"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { networks, header })
+        Ok(Self {
+            networks: crate::config::parse_networks(networks)?,
+            header,
+        })
     }
 
     fn trusts(&self, address: IpAddr) -> bool {

@@ -45,8 +45,12 @@ async fn provider_with(
 }
 
 fn refused(reply: &Reply) {
-    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{}", reply.text());
-    assert_eq!(reply.value()["error"]["code"], "sso_rejected");
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::UNAUTHORIZED, "sso_rejected"),
+        "{}",
+        reply.text()
+    );
 }
 
 #[tokio::test]
@@ -246,10 +250,8 @@ async fn a_signed_userinfo_is_verified_and_read() {
     OidcProvider::new()
         .set_account(&login, "Signed Person", &[])
         .await;
-    let signed_in = tokens_of(&oidc_sign_in(&app, slug, "signed", &login).await);
-    let me: Value = app
-        .tenant(slug)
-        .with_tokens(signed_in)
+    let signed_in = oidc_sign_in(&app, slug, "signed", &login).await;
+    let me: Value = session_of(&app, slug, &signed_in)
         .get("/v1/me")
         .ok()
         .await

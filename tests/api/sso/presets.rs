@@ -75,12 +75,10 @@ async fn a_provider_made_from_each_preset_signs_people_in_with_their_name_and_gr
         let login = idp_address(key);
         oidc.set_account(&login, &format!("Person of {key}"), &["auditors"])
             .await;
-        let signed_in = tokens_of(&oidc_sign_in(&app, slug, key, &login).await);
-        let claims = claims(signed_in.access_token.expose());
+        let signed_in = oidc_sign_in(&app, slug, key, &login).await;
+        let claims = claims(tokens_of(&signed_in).access_token.expose());
         assert_eq!(claims["roles"], json!(["manager"]), "{key}");
-        let me: Value = app
-            .tenant(slug)
-            .with_tokens(signed_in)
+        let me: Value = session_of(&app, slug, &signed_in)
             .get("/v1/me")
             .ok()
             .await
@@ -111,12 +109,10 @@ async fn a_provider_made_from_each_preset_signs_people_in_with_their_name_and_gr
         // ADFS often sends a transient NameID: the user is then known by the address.
         let variant = if key == "adfs" { "transient" } else { "" };
         let post = browser.saml_response(slug, key, &login, variant, "").await;
-        let signed_in = tokens_of(&browser.post_to_acs(slug, key, &post, true).await);
-        let claims = claims(signed_in.access_token.expose());
+        let signed_in = browser.post_to_acs(slug, key, &post, true).await;
+        let claims = claims(tokens_of(&signed_in).access_token.expose());
         assert_eq!(claims["roles"], json!(["manager"]), "{key}");
-        let me: Value = app
-            .tenant(slug)
-            .with_tokens(signed_in)
+        let me: Value = session_of(&app, slug, &signed_in)
             .get("/v1/me")
             .ok()
             .await
