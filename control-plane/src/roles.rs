@@ -22,6 +22,8 @@ pub const BUILT_IN_ROLES: &[BuiltInRole] = &[
             "roles:manage",
             "api_keys:manage",
             "sso:manage",
+            // A directory's SCIM token is an API key with this scope (template V11).
+            "scim:manage",
             "settings:manage",
             "audit:read",
             "usage:read",

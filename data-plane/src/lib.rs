@@ -22,6 +22,7 @@ pub mod rate_limit;
 pub mod records;
 pub mod roles;
 pub mod route_table;
+pub mod scim;
 pub mod server;
 pub mod sessions;
 pub mod settings;

@@ -42,6 +42,7 @@ pub fn table() -> Vec<Route> {
         crate::audit::routes::routes(),
         crate::ingest::routes::routes(),
         crate::console::routes::routes(),
+        crate::scim::routes::routes(),
     ]
     .into_iter()
     .flatten()

@@ -61,6 +61,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .wrap(from_fn(shared::console::layer::pages))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
+            .wrap(from_fn(crate::scim::response::reshape))
             .wrap(from_fn(shared::http::security_headers))
             .wrap(from_fn(record_metrics))
             .wrap(from_fn(close_when_draining))

@@ -34,6 +34,7 @@ OTEL_PYTHON_VERSION=1.45.2
 SCHEMATHESIS_VERSION=4.32.0
 PLAYWRIGHT_VERSION=1.65.3
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+SCIM2_TESTER_VERSION=0.5.2
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -563,9 +564,10 @@ database_url() {
 # Contract fuzzing of both planes' OpenAPI documents (tests/api/contract.rs, schemathesis), and
 # the Python client generated from the data plane's document (tests/api/python_client.rs,
 # openapi-python-client; the generated code needs httpx and attrs, which the generator itself
-# depends on, so the same venv runs it). Both pinned, from PyPI, in one venv under
-# state/api-tools/. Exports TENANTRY_TEST_SCHEMATHESIS, TENANTRY_TEST_OPENAPI_PYTHON_CLIENT and
-# TENANTRY_TEST_API_PYTHON.
+# depends on, so the same venv runs it), and scim2-tester, the SCIM 2.0 compliance checker
+# (tests/api/scim/compliance.rs, with its httpx2 engine). All pinned, from PyPI, in one venv
+# under state/api-tools/. Exports TENANTRY_TEST_SCHEMATHESIS,
+# TENANTRY_TEST_OPENAPI_PYTHON_CLIENT and TENANTRY_TEST_API_PYTHON.
 ensure_api_tools() {
     local dir="$STATE_DIR/api-tools"
     local venv="$dir/venv"
@@ -573,15 +575,18 @@ ensure_api_tools() {
     # The installed versions from the packages' metadata: one Python start, neither tool loaded.
     local installed
     installed=$("$venv/bin/python" -c 'from importlib.metadata import version
-print(version("schemathesis"), version("openapi-python-client"))' 2>/dev/null) || true
-    if [ "$installed" != "$SCHEMATHESIS_VERSION $OPENAPI_PYTHON_CLIENT_VERSION" ]; then
+print(version("schemathesis"), version("openapi-python-client"), version("scim2-tester"))' \
+        2>/dev/null) || true
+    local wanted="$SCHEMATHESIS_VERSION $OPENAPI_PYTHON_CLIENT_VERSION $SCIM2_TESTER_VERSION"
+    if [ "$installed" != "$wanted" ]; then
         python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
-        log "installing schemathesis $SCHEMATHESIS_VERSION and openapi-python-client \
-$OPENAPI_PYTHON_CLIENT_VERSION (pip, into $venv)"
+        log "installing schemathesis $SCHEMATHESIS_VERSION, openapi-python-client \
+$OPENAPI_PYTHON_CLIENT_VERSION and scim2-tester $SCIM2_TESTER_VERSION (pip, into $venv)"
         rm -rf "$venv"
         python3 -m venv "$venv" >"$dir/pip.log" 2>&1 \
             && "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
-                "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" >>"$dir/pip.log" 2>&1 \
+                "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" \
+                "scim2-tester[httpx2]==$SCIM2_TESTER_VERSION" >>"$dir/pip.log" 2>&1 \
             || die "cannot install the API tools; see $dir/pip.log"
     fi
     export TENANTRY_TEST_SCHEMATHESIS="$venv/bin/schemathesis"

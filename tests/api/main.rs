@@ -44,6 +44,7 @@ mod records_security;
 mod refusals;
 mod route_table;
 mod routing;
+mod scim;
 mod session_policy;
 mod settings;
 mod sso;

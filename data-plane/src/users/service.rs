@@ -128,7 +128,7 @@ impl RoleAssignment {
 
 /// Refuses `roles` unless `held` (the caller's permissions in force) covers every pattern they
 /// grant, inherited ones included.
-async fn check_can_grant(
+pub(crate) async fn check_can_grant(
     transaction: &mut TenantTransaction,
     held: &[String],
     roles: &[String],
@@ -148,7 +148,7 @@ async fn check_can_grant(
     }
 }
 
-async fn check_roles_exist(
+pub(crate) async fn check_roles_exist(
     transaction: &mut TenantTransaction,
     roles: &[String],
 ) -> Result<(), UsersError> {
@@ -165,11 +165,8 @@ async fn check_roles_exist(
     }
 }
 
-async fn is_owner(
-    transaction: &mut TenantTransaction,
-    principal: &Principal,
-) -> Result<bool, UsersError> {
-    let roles = identity_store::role_names(transaction, principal.user_id).await?;
+async fn is_owner(transaction: &mut TenantTransaction, user_id: Uuid) -> Result<bool, UsersError> {
+    let roles = identity_store::role_names(transaction, user_id).await?;
     Ok(roles.iter().any(|role| role == OWNER))
 }
 
@@ -220,7 +217,8 @@ pub async fn invite(
 
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     check_roles_exist(&mut transaction, &roles).await?;
-    if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller).await? {
+    if roles.iter().any(|role| role == OWNER) && !is_owner(&mut transaction, caller.user_id).await?
+    {
         return Err(UsersError::OwnerRequired);
     }
     check_can_grant(&mut transaction, held, &roles).await?;
@@ -256,21 +254,22 @@ pub async fn invite(
 
 /// A change to one user in progress: the transaction holds the active owners' rows and the
 /// target's row locked.
-struct Change {
-    transaction: TenantTransaction,
-    target: Target,
+pub(crate) struct Change {
+    pub(crate) transaction: TenantTransaction,
+    pub(crate) target: Target,
     caller_is_owner: bool,
     tenant_id: Uuid,
     permissions: crate::authz::cache::PermissionCache,
 }
 
-/// Opens a change to `user_id` by `caller`: locks the active owners (always first, in id
-/// order, so concurrent changes cannot deadlock), then the target; refuses an unknown user,
-/// and an owner target unless the caller is an owner.
-async fn begin_change(
+/// Opens a change to `user_id` by `actor` (the signed-in caller, or the user whose API key
+/// acts): locks the active owners (always first, in id order, so concurrent changes cannot
+/// deadlock), then the target; refuses an unknown user, and an owner target unless the actor
+/// is an owner.
+pub(crate) async fn begin_change(
     state: &DataPlane,
     context: &RequestContext,
-    caller: &Principal,
+    actor: Uuid,
     user_id: Uuid,
 ) -> Result<Change, UsersError> {
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
@@ -278,7 +277,7 @@ async fn begin_change(
     let target = store::lock_user(&mut transaction, user_id)
         .await?
         .ok_or(UsersError::NotFound)?;
-    let caller_is_owner = is_owner(&mut transaction, caller).await?;
+    let caller_is_owner = is_owner(&mut transaction, actor).await?;
     if target.is_owner() && !caller_is_owner {
         return Err(UsersError::OwnerRequired);
     }
@@ -294,7 +293,7 @@ async fn begin_change(
 impl Change {
     /// Refuses when the change would leave no active owner: the target is one, and no other
     /// active owner remains (counted after the owners' locks were taken).
-    async fn keep_an_owner(&mut self) -> Result<(), UsersError> {
+    pub(crate) async fn keep_an_owner(&mut self) -> Result<(), UsersError> {
         if self.target.is_active_owner()
             && store::other_active_owners(&mut self.transaction, self.target.id).await? == 0
         {
@@ -303,7 +302,7 @@ impl Change {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<UserView, UsersError> {
+    pub(crate) async fn finish(mut self) -> Result<UserView, UsersError> {
         let user = store::get(&mut self.transaction, self.target.id)
             .await?
             .ok_or(UsersError::NotFound)?;
@@ -313,7 +312,7 @@ impl Change {
 
     /// Commits, telling every node to forget the user's cached permissions; this node forgets
     /// them before the change is answered, so the caller's next request sees it.
-    async fn commit(mut self) -> Result<(), UsersError> {
+    pub(crate) async fn commit(mut self) -> Result<(), UsersError> {
         authz_store::notify_changed(&mut self.transaction, self.tenant_id, Some(self.target.id))
             .await?;
         self.transaction.commit().await?;
@@ -334,8 +333,19 @@ pub async fn disable(
     if user_id == caller.user_id {
         return Err(UsersError::SelfAction("disable"));
     }
-    let mut change = begin_change(state, context, caller, user_id).await?;
+    let mut change = begin_change(state, context, caller.user_id, user_id).await?;
+    disable_in(&mut change, context).await?;
+    change.finish().await
+}
+
+/// Disables `change`'s target (never the tenant's last active owner) and ends every session
+/// of theirs; every node refuses their tokens once the change commits.
+pub(crate) async fn disable_in(
+    change: &mut Change,
+    context: &RequestContext,
+) -> Result<(), UsersError> {
     change.keep_an_owner().await?;
+    let user_id = change.target.id;
     store::disable(&mut change.transaction, user_id).await?;
     sessions::revoke(
         &mut change.transaction,
@@ -347,7 +357,7 @@ pub async fn disable(
         "user_disabled",
     )
     .await?;
-    change.finish().await
+    Ok(())
 }
 
 /// Re-enables a disabled user (a no-op for any other status).
@@ -357,7 +367,7 @@ pub async fn enable(
     caller: &Principal,
     user_id: Uuid,
 ) -> Result<UserView, UsersError> {
-    let mut change = begin_change(state, context, caller, user_id).await?;
+    let mut change = begin_change(state, context, caller.user_id, user_id).await?;
     store::enable(&mut change.transaction, user_id).await?;
     change.finish().await
 }
@@ -387,7 +397,7 @@ pub async fn set_roles(
         ));
     }
     assignments.dedup_by(|a, b| a.role == b.role);
-    let mut change = begin_change(state, context, caller, user_id).await?;
+    let mut change = begin_change(state, context, caller.user_id, user_id).await?;
     check_roles_exist(&mut change.transaction, &roles).await?;
     let grants_owner = roles.iter().any(|role| role == OWNER);
     if grants_owner != change.target.is_owner() && !change.caller_is_owner {
@@ -423,7 +433,7 @@ pub async fn reset_mfa(
     caller: &Principal,
     user_id: Uuid,
 ) -> Result<UserView, UsersError> {
-    let mut change = begin_change(state, context, caller, user_id).await?;
+    let mut change = begin_change(state, context, caller.user_id, user_id).await?;
     store::clear_mfa(&mut change.transaction, user_id).await?;
     change.finish().await
 }
@@ -439,12 +449,23 @@ pub async fn delete(
     if user_id == caller.user_id {
         return Err(UsersError::SelfAction("delete"));
     }
-    let mut change = begin_change(state, context, caller, user_id).await?;
+    delete_as(state, context, caller.user_id, user_id).await
+}
+
+/// Erases `user_id` on `actor`'s behalf (an admin, or the user whose key a directory uses):
+/// the records they own pass to `actor` when the tenant keeps them.
+pub(crate) async fn delete_as(
+    state: &DataPlane,
+    context: &RequestContext,
+    actor: Uuid,
+    user_id: Uuid,
+) -> Result<(), UsersError> {
+    let mut change = begin_change(state, context, actor, user_id).await?;
     change.keep_an_owner().await?;
     let user = store::get(&mut change.transaction, user_id)
         .await?
         .ok_or(UsersError::NotFound)?;
-    erase(state, context, change, &user, Some(caller.user_id)).await
+    erase(state, context, change, &user, Some(actor)).await
 }
 
 /// How recent a sign-in must be for its user to erase themselves.
@@ -461,7 +482,7 @@ pub async fn erase_self(
     caller: &Principal,
     confirm_email: &str,
 ) -> Result<(), UsersError> {
-    let mut change = begin_change(state, context, caller, caller.user_id).await?;
+    let mut change = begin_change(state, context, caller.user_id, caller.user_id).await?;
     let user = store::get(&mut change.transaction, caller.user_id)
         .await?
         .ok_or(UsersError::NotFound)?;

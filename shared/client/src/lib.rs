@@ -21,6 +21,7 @@ mod error;
 mod me;
 mod operator;
 mod records;
+mod scim;
 mod secret;
 mod telemetry;
 
@@ -44,6 +45,7 @@ pub use operator::{
 };
 pub use records::{ListQuery, Record, RecordPage, Records};
 pub use reqwest::{Method, StatusCode};
+pub use scim::{Scim, PATCH_OP, SCIM_JSON};
 pub use secret::Secret;
 pub use telemetry::{OtlpEncoding, Telemetry};
 
@@ -275,6 +277,11 @@ impl Client {
 
     pub fn users(&self) -> Users<'_> {
         Users { client: self }
+    }
+
+    /// SCIM 2.0, as a directory (authenticated with a `scim:manage` key as a bearer token).
+    pub fn scim(&self) -> Scim<'_> {
+        Scim { client: self }
     }
 
     pub fn roles(&self) -> Roles<'_> {

@@ -53,11 +53,34 @@ pub struct RouteInfo {
 /// sessions, CSRF-checked forms) and are not part of the API's OpenAPI document.
 pub const CONSOLE_PREFIX: &str = "/console";
 
+/// Where the data plane's SCIM 2.0 service lives. Its contract is RFC 7644 and its own
+/// discovery endpoints (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`), checked by an
+/// independent SCIM tool; its routes are not part of the OpenAPI document.
+pub const SCIM_PREFIX: &str = "/scim/v2";
+
 impl RouteInfo {
     /// Whether this route is a console page rather than an API operation.
     pub fn is_page(&self) -> bool {
         is_console_path(&self.path)
     }
+
+    /// Whether this route is part of the SCIM service rather than the REST API.
+    pub fn is_scim(&self) -> bool {
+        is_scim_path(&self.path)
+    }
+
+    /// Whether the OpenAPI document describes this route: neither a page nor SCIM.
+    pub fn in_api_document(&self) -> bool {
+        !self.is_page() && !self.is_scim()
+    }
+}
+
+/// Whether `path` (a route pattern or a request's path) is the SCIM service's.
+pub fn is_scim_path(path: &str) -> bool {
+    path == SCIM_PREFIX
+        || path
+            .strip_prefix(SCIM_PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether `path` (a route pattern or a request's path) is the console's.
@@ -138,11 +161,12 @@ pub fn infos(routes: &[Route]) -> Vec<Arc<RouteInfo>> {
     routes.iter().map(|route| route.info.clone()).collect()
 }
 
-/// The API operations of a route table: its declarations without the console's pages.
+/// The API operations of a route table: its declarations without the console's pages and
+/// the SCIM service.
 pub fn operations(routes: &[Route]) -> Vec<Arc<RouteInfo>> {
     routes
         .iter()
-        .filter(|route| !route.info.is_page())
+        .filter(|route| route.info.in_api_document())
         .map(|route| route.info.clone())
         .collect()
 }
