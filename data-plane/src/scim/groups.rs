@@ -55,7 +55,6 @@ pub fn resource(row: &GroupRow, base: &str) -> Value {
                 let id = member["value"].as_str().unwrap_or_default();
                 json!({
                     "value": id,
-                    "display": member["display"],
                     "$ref": format!("{base}/Users/{id}"),
                     "type": "User",
                 })

@@ -496,6 +496,28 @@ fn apply_operation(
             }
             Ok(())
         }
+        (Some(path), op) if whole_extension(path, resource_type).is_some() => {
+            let Some(extension) = whole_extension(path, resource_type) else {
+                return Ok(());
+            };
+            // The extension as a whole: removed, replaced by the value, or the value's
+            // attributes added to it.
+            if op != Op::Add {
+                if let Value::Object(object) = resource {
+                    object.retain(|key, _| !key.eq_ignore_ascii_case(extension.id));
+                }
+            }
+            match (op, value) {
+                (Op::Remove, _) => Ok(()),
+                (op, Some(value)) => {
+                    apply_path_less_member(resource, resource_type, op, extension.id, value)
+                }
+                (_, None) => Err(PatchError::new(
+                    ErrorKind::InvalidValue,
+                    format!("the operation on \"{}\" needs a value", extension.id),
+                )),
+            }
+        }
         (Some(path), Op::Remove) => apply_at_path(resource, resource_type, Op::Remove, path, value),
         (Some(path), op) => match value {
             Some(value) => apply_at_path(resource, resource_type, op, path, Some(value)),
@@ -505,6 +527,16 @@ fn apply_operation(
             }
         },
     }
+}
+
+/// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.
+fn whole_extension(path: &PatchPath, resource_type: &ResourceType) -> Option<&'static Schema> {
+    let attribute = &path.attribute;
+    if path.filter.is_some() || path.sub_attribute.is_some() || attribute.sub_attribute.is_some() {
+        return None;
+    }
+    let urn = attribute.urn.as_deref()?;
+    resource_type.extension(&format!("{urn}:{}", attribute.attribute))
 }
 
 fn path_without_filter(mut attribute: AttributePath) -> PatchPath {
@@ -543,6 +575,10 @@ fn apply_path_less_member(
             return Err(invalid_value(key, "an object of attributes", value));
         };
         for (name, member) in members {
+            // Clients that model an extension as a resource part repeat its `schemas`.
+            if name.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             let attribute = AttributePath::parse(name).map_err(PatchError::from)?;
             if attribute.urn.is_some() {
                 return Err(invalid_path(format!(

@@ -33,6 +33,7 @@ pub fn routes() -> Vec<Route> {
         get_resource_type,
         list_schemas,
         get_schema,
+        search_all,
         list_users,
         create_user,
         search_users,
@@ -303,15 +304,47 @@ fn shown(document: &Value, resource_type: &ResourceType, query: &Query) -> Value
     schema::project(document, resource_type, &query.attributes, &query.excluded)
 }
 
-fn page(matching: Vec<Value>, resource_type: &ResourceType, query: &Query) -> Value {
-    let total = matching.len();
+/// The page `query` asks for of `matching` (each document with its resource type).
+fn page_of(matching: &[(Value, &ResourceType)], query: &Query) -> Value {
     let resources: Vec<Value> = matching
         .iter()
         .skip(query.start_index - 1)
         .take(query.count)
-        .map(|document| shown(document, resource_type, query))
+        .map(|(document, resource_type)| shown(document, resource_type, query))
         .collect();
-    list(resources, total, query.start_index)
+    list(resources, matching.len(), query.start_index)
+}
+
+fn page(matching: Vec<Value>, resource_type: &'static ResourceType, query: &Query) -> Value {
+    let typed: Vec<(Value, &ResourceType)> = matching
+        .into_iter()
+        .map(|document| (document, resource_type))
+        .collect();
+    page_of(&typed, query)
+}
+
+#[route(post, "/scim/v2/.search",
+    access = UserOrKey(MANAGE),
+    audit = event("scim.search", "directory"),
+    rate = Read)]
+async fn search_all(
+    req: HttpRequest,
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let query = search_query(read_body(&req, payload).await?)?;
+    let base = base_url(&state, &req);
+    let filter = query.filter.as_ref();
+    let mut matching: Vec<(Value, &ResourceType)> =
+        users::matching(&state, &context, filter, &base)
+            .await?
+            .into_iter()
+            .map(|document| (document, &USER_TYPE))
+            .collect();
+    let groups = groups::matching(&state, &context, filter, &base).await?;
+    matching.extend(groups.into_iter().map(|document| (document, &GROUP_TYPE)));
+    Ok(answer(StatusCode::OK, &page_of(&matching, &query)))
 }
 
 // ---- users ---------------------------------------------------------------------------------

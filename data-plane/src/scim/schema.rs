@@ -366,7 +366,9 @@ const NAME_SUB_ATTRIBUTES: &[Attribute] = &[
 ];
 
 const EMAIL_SUB_ATTRIBUTES: &[Attribute] = &[
-    Attribute::string("value", "The email address."),
+    // Required here (not in RFC 7643's schema): an email without an address means nothing,
+    // and the user's sign-in address comes from it.
+    Attribute::string("value", "The email address.").required(),
     Attribute::string("type", "The kind of address.").canonical_values(WORK_HOME_OTHER),
     Attribute::boolean("primary", "Whether this is the preferred address."),
     Attribute::string("display", "A label for display."),
@@ -433,7 +435,9 @@ pub static USER: Schema = Schema {
             "timezone",
             "Time zone (IANA name, e.g. 'America/Los_Angeles').",
         ),
-        Attribute::boolean("active", "Whether the user may sign in."),
+        // Required: every user is active or not (a document without it creates an active
+        // user); so it is replaced, never removed.
+        Attribute::boolean("active", "Whether the user may sign in.").required(),
         // Required, unlike RFC 7643: we need an address to reach the user.
         Attribute::complex(
             "emails",
@@ -488,7 +492,8 @@ pub static ENTERPRISE_USER: Schema = Schema {
 const MEMBER_SUB_ATTRIBUTES: &[Attribute] = &[
     Attribute::string("value", "The id of the member.").immutable(),
     Attribute::reference("$ref", &["User", "Group"], "The URI of the member.").immutable(),
-    Attribute::string("display", "The member's display name.").read_only(),
+    // No `display`: RFC 7643 §8.7.1 gives members value, $ref and type only (a display a
+    // directory sends is dropped like any sub-attribute we do not keep).
     Attribute::string("type", "The kind of member.")
         .canonical_values(&["User", "Group"])
         .immutable(),

@@ -237,7 +237,7 @@ pub struct GroupRow {
     pub display_name: String,
     pub external_id: Option<String>,
     pub role: Option<String>,
-    /// `[{"value": user id, "display": their name or address}]`, in member order.
+    /// `[{"value": user id}]`, in id order.
     pub members: Value,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -245,10 +245,7 @@ pub struct GroupRow {
 
 const GROUP_COLUMNS: &str = "g.id, g.display_name, g.external_id, g.role_name, g.created_at,
      g.updated_at,
-     (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                 'value', u.id::text,
-                 'display', CASE WHEN u.display_name = '' THEN u.email ELSE u.display_name END)
-             ORDER BY u.id), '[]')
+     (SELECT coalesce(jsonb_agg(jsonb_build_object('value', u.id::text) ORDER BY u.id), '[]')
       FROM scim_group_members m JOIN users u ON u.id = m.user_id
       WHERE m.group_id = g.id) AS members";
 
