@@ -25,7 +25,7 @@ async fn spawn() -> (TestApp, Client, Client) {
 
 #[tokio::test]
 async fn okta_provisions_updates_deactivates_and_groups_a_user() {
-    let (_app, owner, scim) = spawn().await;
+    let (app, owner, scim) = spawn().await;
     let scim = scim.scim();
     let email = unique_address("okta.user");
     let lookup = format!("Users?filter=userName%20eq%20%22{email}%22&startIndex=1&count=100");
@@ -149,6 +149,33 @@ async fn okta_provisions_updates_deactivates_and_groups_a_user() {
         "group delete",
     )
     .await;
+
+    // Audited: each change names the user (or group) and the directory's key as its actor.
+    let tenant = app.tenant_id("acme").await;
+    for (action, resource) in [
+        ("scim.users.create", id),
+        ("scim.users.replace", id),
+        ("scim.users.patch", id),
+        ("scim.groups.create", group_id),
+        ("scim.groups.delete", group_id),
+    ] {
+        app.wait_for_audit_events(&tenant, action, 1, std::time::Duration::from_secs(10))
+            .await;
+        let page = owner
+            .audit(&tenantry_tests::client::AuditQuery {
+                action: Some(action.to_owned()),
+                resource_id: Some(resource.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let event = page
+            .events
+            .first()
+            .unwrap_or_else(|| panic!("no {action} event"));
+        assert_eq!(event.actor["type"], "api_key", "{action}: {event:?}");
+        assert_eq!(event.result, "success");
+    }
 }
 
 #[tokio::test]
