@@ -16,6 +16,7 @@ use shared::secret_token::{token_digest, SecretToken};
 
 use super::page::{render, safe_next, Fields, Frame};
 use crate::identity::service::TokenResponse;
+use crate::sso::departure::Departure;
 use crate::sso::settings::ProviderKind;
 use crate::sso::store::ProviderRow;
 use crate::sso::{oauth, saml, Destination, Landing};
@@ -96,15 +97,14 @@ pub async fn to_provider(
         browser_digest: secret.digest().to_vec(),
         test,
     });
-    let url = match &provider.settings.provider {
+    let departure = match &provider.settings.provider {
         ProviderKind::Saml(_) => saml::start(state, context, provider, &destination).await?,
-        _ => oauth::start(state, context, provider, login_hint, &destination).await?,
+        _ => Departure::Redirect(
+            oauth::start(state, context, provider, login_hint, &destination).await?,
+        ),
     };
     let policy = CookiePolicy::for_scheme(&state.config.public_scheme);
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url.as_str()))
-        .append_header((SET_COOKIE, policy.set_sso(secret.as_str())))
-        .finish())
+    Ok(departure.response(&[(SET_COOKIE, policy.set_sso(secret.as_str()))]))
 }
 
 #[derive(Template)]

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod client_key;
+pub mod departure;
 pub mod discovery;
 pub mod handoff;
 pub mod oauth;

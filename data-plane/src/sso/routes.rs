@@ -10,6 +10,7 @@ use shared::json_body::Json;
 use shared::routes::{route, routes, Route};
 
 use super::admin;
+use super::departure::Departure;
 use super::settings::{ProviderInput, ProviderKind};
 use super::{discovery, handoff, oauth, saml, Destination, SsoError, MANAGE, READ};
 use crate::identity::service::{Client, TokenResponse};
@@ -232,7 +233,7 @@ struct StartQuery {
     rate = Read,
     tag = "auth",
     params(StartQuery),
-    responses((status = 302, description = "Redirect to the identity provider"), (status = 400, description = "`invalid_app_return`: a redirect URI the tenant does not allow, or a missing or non-S256 PKCE challenge")))]
+    responses((status = 302, description = "Redirect to the identity provider"), (status = 200, description = "A SAML identity provider that takes requests only by HTTP-POST: a page whose form the browser posts to it", content_type = "text/html"), (status = 400, description = "`invalid_app_return`: a redirect URI the tenant does not allow, or a missing or non-S256 PKCE challenge")))]
 async fn start_sign_in(
     context: RequestContext,
     state: web::Data<DataPlane>,
@@ -254,14 +255,13 @@ async fn start_sign_in(
         Some(app) => Destination::App(app),
         None => Destination::Tokens,
     };
-    let url = match &provider.settings.provider {
+    let departure = match &provider.settings.provider {
         ProviderKind::Saml(_) => saml::start(&state, &context, &provider, &destination).await?,
-        _ => oauth::start(&state, &context, &provider, login_hint, &destination).await?,
+        _ => Departure::Redirect(
+            oauth::start(&state, &context, &provider, login_hint, &destination).await?,
+        ),
     };
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(departure.response(&[]))
 }
 
 #[route(
@@ -271,7 +271,7 @@ async fn start_sign_in(
     rate = Read,
     tag = "auth",
     params(StartQuery),
-    responses((status = 302, description = "Redirect to the SAML identity provider")))]
+    responses((status = 302, description = "Redirect to the SAML identity provider"), (status = 200, description = "An identity provider that takes requests only by HTTP-POST: a page whose form the browser posts to it", content_type = "text/html")))]
 async fn start_saml_sign_in(
     context: RequestContext,
     state: web::Data<DataPlane>,

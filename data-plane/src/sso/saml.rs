@@ -16,14 +16,16 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use samael::crypto::AllowedSignatureAlgorithm;
-use samael::schema::Assertion;
+use samael::schema::{Assertion, AuthnRequest};
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
 use url::Url;
 
-use shared::sso::saml_metadata::IdentityProvider;
+use shared::sso::saml_metadata::{IdentityProvider, SsoBinding};
 
+use super::departure::Departure;
 use super::settings::{NameIdFormat, ProviderKind, SamlSettings};
 use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
@@ -151,14 +153,15 @@ pub async fn metadata(
         .map_err(|error| SsoError::InvalidConfig(format!("SP metadata: {error:?}")))
 }
 
-/// Starts an SP-initiated sign-in: the IdP URL carrying the AuthnRequest and a `RelayState`
-/// that names the login transaction.
+/// Starts an SP-initiated sign-in: the way to the IdP carrying the AuthnRequest and a
+/// `RelayState` that names the login transaction (a redirect, or a form to post when the IdP
+/// takes requests only by HTTP-POST; signed either way when the provider signs requests).
 pub async fn start(
     state: &DataPlane,
     context: &RequestContext,
     provider: &ProviderRow,
     destination: &super::Destination,
-) -> Result<Url, SsoError> {
+) -> Result<Departure, SsoError> {
     let saml = saml_settings(provider)?;
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
@@ -175,12 +178,27 @@ pub async fn start(
     request.issue_instant = chrono::DateTime::from_timestamp(state.clock.now().unix_timestamp(), 0)
         .unwrap_or(request.issue_instant);
     let relay_state = transactions::random_value(&state.rng)?;
-    let url = match &sp_key {
-        Some(sp_key) => request.signed_redirect(&relay_state, &sp_key.key),
-        None => request.redirect(&relay_state),
-    }
-    .map_err(|error| SsoError::InvalidConfig(format!("AuthnRequest: {error}")))?
-    .ok_or_else(|| SsoError::InvalidConfig("AuthnRequest has no destination".to_owned()))?;
+    let departure = match idp.sso_binding {
+        SsoBinding::Redirect => Departure::Redirect(
+            match &sp_key {
+                Some(sp_key) => request.signed_redirect(&relay_state, &sp_key.key),
+                None => request.redirect(&relay_state),
+            }
+            .map_err(|error| SsoError::InvalidConfig(format!("AuthnRequest: {error}")))?
+            .ok_or_else(|| SsoError::InvalidConfig("AuthnRequest has no destination".to_owned()))?,
+        ),
+        SsoBinding::Post => Departure::Post {
+            action: Url::parse(&idp.sso_url)
+                .map_err(|_| SsoError::InvalidConfig("the IdP SSO URL is not a URL".to_owned()))?,
+            fields: vec![
+                (
+                    "SAMLRequest",
+                    posted_request(request.clone(), sp_key.as_ref())?,
+                ),
+                ("RelayState", relay_state.clone()),
+            ],
+        },
+    };
 
     let now = state.clock.now();
     let digest = transactions::digest(&relay_state);
@@ -199,7 +217,31 @@ pub async fn start(
     )
     .await?;
     transaction.commit().await?;
-    Ok(url)
+    Ok(departure)
+}
+
+/// The HTTP-POST binding's `SAMLRequest`: the request's XML in base64, with an enveloped
+/// signature when the provider signs its requests.
+fn posted_request(mut request: AuthnRequest, sp_key: Option<&SpKey>) -> Result<String, SsoError> {
+    let failed = |error: Box<dyn std::error::Error>| {
+        SsoError::InvalidConfig(format!("AuthnRequest: {error}"))
+    };
+    let xml = match sp_key {
+        Some(sp_key) => {
+            let certificate = samael::crypto::CertificateDer::from(sp_key.certificate.clone());
+            request.signature = Some(samael::signature::Signature::template(
+                &request.id,
+                &certificate,
+            ));
+            let key = sp_key
+                .key
+                .private_key_to_der()
+                .map_err(|error| SsoError::InvalidConfig(format!("SP key: {error}")))?;
+            request.to_signed_xml(&key).map_err(failed)?
+        }
+        None => request.to_string().map_err(failed)?,
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(xml))
 }
 
 /// What the IdP's browser form posts to the ACS.

@@ -9,9 +9,14 @@
 //                         a request that is signed, or whose SP's metadata says its requests
 //                         are (AuthnRequestsSigned), must verify with the SP's certificate
 //                         from that metadata, else the answer is 400
-//   POST /sso/login       form {SAMLRequest, RelayState, username, variant}: an HTML form that
-//                         posts the signed Response to the SP's ACS. The NameID is the
-//                         address (emailAddress format); no attributes.
+//   GET  /post-only/metadata  the same IdP under another entity id, offering its SSO service
+//                         only by HTTP-POST (as some IdPs do)
+//   POST /sso/post        the HTTP-POST binding's AuthnRequest (form {SAMLRequest, RelayState},
+//                         base64 XML), checked like the redirect one (an enveloped signature),
+//                         then the same login form
+//   POST /sso/login       form {SAMLRequest, RelayState, username, variant, binding}: an HTML
+//                         form that posts the signed Response to the SP's ACS. The NameID is
+//                         the address (emailAddress format); no attributes.
 // Test hooks:
 //   POST /__test/sp       body: an SP's metadata XML (each test tenant has its own SP)
 // Variants (responses a real IdP must never send, with real xml-crypto signatures):
@@ -32,24 +37,30 @@ samlify.setSchemaValidator({ validate: () => Promise.resolve('skipped') });
 
 const EMAIL = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
 
-function identityProvider(name) {
+const REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+const POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+
+function identityProvider(name, entityID = `${base}/metadata`, sso = { Binding: REDIRECT, Location: `${base}/sso/redirect` }) {
   return samlify.IdentityProvider({
-    entityID: `${base}/metadata`,
+    entityID,
     signingCert: readFileSync(`${state}/samlify-${name}.crt`, 'utf8'),
     privateKey: readFileSync(`${state}/samlify-${name}.key`, 'utf8'),
     wantAuthnRequestsSigned: false,
     nameIDFormat: [EMAIL],
-    singleSignOnService: [
-      { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${base}/sso/redirect` },
-    ],
+    singleSignOnService: [sso],
   });
 }
 
 const idp = identityProvider('idp');
 const foreign = identityProvider('foreign');
-// The same IdP, demanding signed AuthnRequests (samlify checks them only then).
+const postOnly = identityProvider('idp', `${base}/post-only/metadata`, { Binding: POST, Location: `${base}/sso/post` });
+// The same IdPs, demanding signed AuthnRequests (samlify checks them only then).
 const strict = samlify.IdentityProvider({
   ...idp.entitySetting,
+  wantAuthnRequestsSigned: true,
+});
+const strictPostOnly = samlify.IdentityProvider({
+  ...postOnly.entitySetting,
   wantAuthnRequestsSigned: true,
 });
 const serviceProviders = new Map();
@@ -85,10 +96,16 @@ function serviceProviderOf(requestXml) {
 
 async function login(form) {
   const query = { SAMLRequest: form.SAMLRequest, RelayState: form.RelayState || '' };
-  const requestXml = samlify.Utility.inflateString(form.SAMLRequest);
+  const posted = form.binding === 'post';
+  const requestXml = posted
+    ? Buffer.from(form.SAMLRequest, 'base64').toString('utf8')
+    : samlify.Utility.inflateString(form.SAMLRequest);
   const sp = serviceProviderOf(requestXml);
-  const signer = form.variant === 'foreign_key' ? foreign : idp;
-  const request = await signer.parseLoginRequest(sp, 'redirect', { query });
+  let signer = posted ? postOnly : idp;
+  if (form.variant === 'foreign_key') signer = foreign;
+  const request = posted
+    ? await postOnly.parseLoginRequest(sp, 'post', { body: query })
+    : await signer.parseLoginRequest(sp, 'redirect', { query });
   const { context, entityEndpoint } = await signer.createLoginResponse(sp, request, 'post', {
     email: form.username,
   });
@@ -130,6 +147,18 @@ const server = createServer(async (req, res) => {
         await strict.parseLoginRequest(sp, 'redirect', { query, octetString });
       }
       return reply(200, formPage('/sso/login', fields, '<input name="username">'));
+    }
+    if (req.method === 'GET' && url.pathname === '/post-only/metadata') {
+      return reply(200, postOnly.getMetadata(), 'application/samlmetadata+xml');
+    }
+    if (req.method === 'POST' && url.pathname === '/sso/post') {
+      const posted = Object.fromEntries(new URLSearchParams(await readBody(req)));
+      const fields = { SAMLRequest: posted.SAMLRequest || '', RelayState: posted.RelayState || '' };
+      const sp = serviceProviderOf(Buffer.from(fields.SAMLRequest, 'base64').toString('utf8'));
+      // Signed or said to be: the enveloped signature must verify with the SP's certificate.
+      const checker = sp.entityMeta.isAuthnRequestSigned() ? strictPostOnly : postOnly;
+      await checker.parseLoginRequest(sp, 'post', { body: fields });
+      return reply(200, formPage('/sso/login', { ...fields, binding: 'post' }, '<input name="username">'));
     }
     if (req.method === 'POST' && url.pathname === '/__test/sp') {
       const metadata = await readBody(req);

@@ -13,11 +13,22 @@ use super::settings::SamlSettings;
 use super::SsoConfigError as SsoError;
 
 pub const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 
-/// An IdP's metadata, checked: it has a signing certificate and an HTTP-Redirect SSO URL.
+/// How an AuthnRequest reaches the IdP: in the URL of a redirect (preferred, when the IdP
+/// offers it), or in a form the browser posts (for IdPs that take only that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsoBinding {
+    Redirect,
+    Post,
+}
+
+/// An IdP's metadata, checked: it has a signing certificate and an HTTP-Redirect or HTTP-POST
+/// SSO URL.
 pub struct IdentityProvider {
     pub metadata: EntityDescriptor,
     pub sso_url: String,
+    pub sso_binding: SsoBinding,
 }
 
 fn xml_escape(text: &str) -> String {
@@ -106,11 +117,18 @@ impl IdentityProvider {
                     .to_owned(),
             ));
         }
-        let sso_url = probe.sso_binding_location(HTTP_REDIRECT).ok_or_else(|| {
-            SsoError::Invalid(
-                "the IdP metadata has no HTTP-Redirect SingleSignOnService".to_owned(),
-            )
-        })?;
+        let (sso_url, sso_binding) = match probe.sso_binding_location(HTTP_REDIRECT) {
+            Some(url) => (url, SsoBinding::Redirect),
+            None => probe
+                .sso_binding_location(HTTP_POST)
+                .map(|url| (url, SsoBinding::Post))
+                .ok_or_else(|| {
+                    SsoError::Invalid(
+                        "the IdP metadata has no HTTP-Redirect or HTTP-POST SingleSignOnService"
+                            .to_owned(),
+                    )
+                })?,
+        };
         let parsed = Url::parse(&sso_url)
             .map_err(|_| SsoError::Invalid("the IdP SSO URL is not a URL".to_owned()))?;
         if !matches!(parsed.scheme(), "https" | "http") {
@@ -118,6 +136,10 @@ impl IdentityProvider {
                 "the IdP SSO URL must be http(s)".to_owned(),
             ));
         }
-        Ok(Self { metadata, sso_url })
+        Ok(Self {
+            metadata,
+            sso_url,
+            sso_binding,
+        })
     }
 }

@@ -343,6 +343,18 @@ impl SamlIdp {
         response.text().await.unwrap()
     }
 
+    /// The same IdP under another entity id, offering its SSO service only by HTTP-POST.
+    pub async fn post_only_metadata(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/post-only/metadata", self.url))
+            .send()
+            .await
+            .expect("the samlify IdP answers (deploy/local/test.sh starts it)");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     pub async fn certificate(&self) -> String {
         self.http
             .get(format!("{}/cert.pem", self.url))
@@ -463,6 +475,65 @@ impl Browser {
             saml_response: hidden(&answer, "SAMLResponse").unwrap(),
             relay_state: hidden(&answer, "RelayState"),
         }
+    }
+
+    /// The form of a start's page for an IdP that takes requests by HTTP-POST: where it posts,
+    /// and its fields (`SAMLRequest`, `RelayState`).
+    pub fn posted_form(page: &str) -> (String, Vec<(String, String)>) {
+        let action = html_attribute(page, "<form", "action").expect("a form");
+        let fields = ["SAMLRequest", "RelayState"]
+            .iter()
+            .map(|name| {
+                let value = html_attribute(
+                    page,
+                    &format!("<input type=\"hidden\" name=\"{name}\""),
+                    "value",
+                )
+                .unwrap_or_else(|| panic!("no {name} in {page}"));
+                ((*name).to_owned(), value)
+            })
+            .collect();
+        (action, fields)
+    }
+
+    /// Posts `fields` to the IdP at `action` as the page's form would, then signs in there as
+    /// `login`: what the IdP's page would post to the ACS. The IdP's answer to the posted
+    /// request when it refuses it.
+    pub async fn saml_response_posted(
+        &self,
+        action: &str,
+        fields: &[(String, String)],
+        login: &str,
+    ) -> Result<SamlPost, (StatusCode, String)> {
+        let page = self.http.post(action).form(fields).send().await.unwrap();
+        let status = page.status();
+        let page = page.text().await.unwrap();
+        if status != StatusCode::OK {
+            return Err((status, page));
+        }
+        let mut form: Vec<(String, String)> = fields.to_vec();
+        form.push(("username".to_owned(), login.to_owned()));
+        form.push(("binding".to_owned(), "post".to_owned()));
+        let login_url = reqwest::Url::parse(action)
+            .unwrap()
+            .join("/sso/login")
+            .unwrap();
+        let answer = self.http.post(login_url).form(&form).send().await.unwrap();
+        let status = answer.status();
+        let answer = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "the IdP answered {answer}");
+        let hidden = |name: &str| {
+            html_attribute(
+                &answer,
+                &format!("<input type=\"hidden\" name=\"{name}\""),
+                "value",
+            )
+        };
+        Ok(SamlPost {
+            acs: html_attribute(&answer, "<form", "action").unwrap(),
+            saml_response: hidden("SAMLResponse").unwrap(),
+            relay_state: hidden("RelayState"),
+        })
     }
 
     /// Posts a SAML response to `provider`'s ACS at `slug` (with its RelayState unless

@@ -2,6 +2,7 @@
 //! (unsigned, wrongly signed, expired, SHA-1, wrapped, replayed, unsolicited and cross-tenant
 //! responses), all with real XML-DSig made by xmlsec1.
 
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::node_process::{free_port, NodeProcess};
@@ -528,6 +529,86 @@ async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_
             + count(&app, slug, "users WHERE email LIKE 'foreign_key-%'").await,
         0
     );
+}
+
+#[tokio::test]
+async fn an_idp_that_takes_requests_only_by_http_post_gets_them_posted_and_signed() {
+    let app = TestApp::spawn().await;
+    let slug = "saml-post-binding";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let idp = SamlIdp::samlify();
+    let metadata = idp.post_only_metadata().await;
+    assert!(
+        metadata.contains("HTTP-POST") && !metadata.contains("HTTP-Redirect"),
+        "{metadata}"
+    );
+    let created = create_provider(
+        &admin,
+        &json!({"name": "posted", "provider": {"kind": "saml",
+                "idp_metadata_xml": metadata, "sign_authn_requests": true}}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    let browser = Browser::new(&app);
+    idp.register_sp(
+        browser
+            .tenant_get(slug, "/v1/auth/saml/posted/metadata")
+            .await
+            .text(),
+    )
+    .await;
+
+    // The start answers a page whose form posts the request to the IdP, and whose policy
+    // lets the form go there and nowhere else.
+    let page = browser.tenant_get(slug, "/v1/auth/sso/posted/start").await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", page.text());
+    let policy = page.header("content-security-policy").unwrap().to_owned();
+    assert!(
+        policy.contains("form-action http://127.0.0.1:18094;")
+            && policy.contains("script-src 'sha256-"),
+        "{policy}"
+    );
+    let (action, fields) = Browser::posted_form(&page.text());
+    assert_eq!(action, format!("{}/sso/post", idp.url));
+    let request = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&fields[0].1)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(request.contains("SignatureValue"), "{request}");
+
+    // The IdP checks the enveloped signature with the certificate in our metadata; the
+    // response it sends back signs the person in.
+    let post = browser
+        .saml_response_posted(&action, &fields, &idp_address("ann"))
+        .await
+        .unwrap();
+    let reply = browser.post_to_acs(slug, "posted", &post, true).await;
+    assert_eq!(reply.status(), StatusCode::OK, "{}", reply.text());
+
+    // A request changed after it was signed does not verify: the IdP refuses it.
+    let page = browser.tenant_get(slug, "/v1/auth/sso/posted/start").await;
+    let (action, mut fields) = Browser::posted_form(&page.text());
+    let request = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&fields[0].1)
+            .unwrap(),
+    )
+    .unwrap();
+    let changed = request.replacen("ForceAuthn", "IsPassive", 1);
+    let changed = if changed == request {
+        request.replacen("Version=\"2.0\"", "Version=\"2.0\" ForceAuthn=\"true\"", 1)
+    } else {
+        changed
+    };
+    assert_ne!(changed, request);
+    fields[0].1 = base64::engine::general_purpose::STANDARD.encode(changed);
+    let refused = browser
+        .saml_response_posted(&action, &fields, &idp_address("ann"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.0, StatusCode::BAD_REQUEST, "{}", refused.1);
 }
 
 #[tokio::test]
