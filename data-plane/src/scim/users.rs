@@ -269,7 +269,7 @@ pub async fn replace(
     base: &str,
 ) -> Result<Value, ScimError> {
     patch::clean(&mut document, &USER_TYPE)?;
-    write(state, context, actor, id, document, base).await
+    write(state, context, actor, id, Some(document), &[], base).await
 }
 
 /// Applies a PATCH's `operations` to user `id`, all or nothing.
@@ -281,19 +281,19 @@ pub async fn patch(
     operations: &[Operation],
     base: &str,
 ) -> Result<Value, ScimError> {
-    let mut document = get(state, context, id, base).await?;
-    patch::apply(&mut document, &USER_TYPE, operations)?;
-    patch::clean(&mut document, &USER_TYPE)?;
-    write(state, context, actor, id, document, base).await
+    write(state, context, actor, id, None, operations, base).await
 }
 
-/// Writes a cleaned document over user `id` under the users admin's rules.
+/// Writes user `id` under the users admin's rules: `document` (cleaned) when given, else their
+/// current document with `operations` applied. The user's row is locked before it is read, so
+/// concurrent PATCHes apply one after another and none is lost.
 async fn write(
     state: &DataPlane,
     context: &RequestContext,
     actor: Uuid,
     id: Uuid,
-    document: Value,
+    document: Option<Value>,
+    operations: &[Operation],
     base: &str,
 ) -> Result<Value, ScimError> {
     let now = state.clock.now();
@@ -303,6 +303,15 @@ async fn write(
     let current = store::user(&mut change.transaction, id)
         .await?
         .ok_or(ScimError::NotFound("User"))?;
+    let document = match document {
+        Some(document) => document,
+        None => {
+            let mut document = resource(&current, base);
+            patch::apply(&mut document, &USER_TYPE, operations)?;
+            patch::clean(&mut document, &USER_TYPE)?;
+            document
+        }
+    };
     let fields = Fields::of(&document, Some(&current.email))?;
     store::lock_names(
         &mut change.transaction,

@@ -515,3 +515,65 @@ async fn lists_page_with_start_index_and_count_and_show_only_the_attributes_aske
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_patches_of_one_user_and_one_group_each_take_effect() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    app.raise_rate_limits("acme").await;
+    app.set_quotas("acme", json!({"max_users": 100})).await;
+    let scim = directory(&app, "acme", &owner).await;
+    let user = scim
+        .scim()
+        .post("Users", &user_document("busy", &unique_address("busy")))
+        .await
+        .unwrap()
+        .value();
+    let user_path = format!("Users/{}", user["id"].as_str().unwrap());
+    let group = scim
+        .scim()
+        .post(
+            "Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Busy"}),
+        )
+        .await
+        .unwrap()
+        .value();
+    let group_path = format!("Groups/{}", group["id"].as_str().unwrap());
+    let mut members = Vec::new();
+    for index in 0..8 {
+        let member = scim
+            .scim()
+            .post(
+                "Users",
+                &user_document(&format!("member-{index}"), &unique_address("member")),
+            )
+            .await
+            .unwrap()
+            .value();
+        members.push(member["id"].as_str().unwrap().to_owned());
+    }
+
+    let patches = (0..8).map(|index| {
+        let scim = scim.clone();
+        let (user_path, group_path, member) = (user_path.clone(), group_path.clone(), members[index].clone());
+        async move {
+            let number = json!({"op": "add", "path": "phoneNumbers", "value": [{"value": format!("+1555000{index}"), "type": "work"}]});
+            let joined = json!({"op": "add", "path": "members", "value": [{"value": member}]});
+            let (user_number, group_member) = ([number], [joined]);
+            let (user_api, group_api) = (scim.scim(), scim.scim());
+            let (user, group) = tokio::join!(
+                user_api.patch(&user_path, &user_number),
+                group_api.patch(&group_path, &group_member),
+            );
+            (user.unwrap().status(), group.unwrap().status())
+        }
+    });
+    for (user, group) in futures_util::future::join_all(patches).await {
+        assert_eq!((user, group), (StatusCode::OK, StatusCode::OK));
+    }
+    let user = scim.scim().get(&user_path).await.unwrap().value();
+    assert_eq!(user["phoneNumbers"].as_array().unwrap().len(), 8, "{user}");
+    let group = scim.scim().get(&group_path).await.unwrap().value();
+    assert_eq!(group["members"].as_array().unwrap().len(), 8, "{group}");
+}
