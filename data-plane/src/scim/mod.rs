@@ -79,6 +79,17 @@ impl From<ScimError> for ApiError {
             ScimError::InvalidSyntax(_) => ApiError::bad_request("invalid_syntax", message),
             ScimError::Patch(error) => ApiError::bad_request(error.kind.code(), message),
             ScimError::Users(error) => error.into(),
+            // A write that raced another to the same name or address (an invitation, say)
+            // after our check: the database's unique index decided, and it is the same 409.
+            ScimError::Db(TenantDbError::Query(error))
+                if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
+                ApiError::conflict(
+                    "uniqueness",
+                    "another user has this userName or email address, or another group this \
+                     displayName",
+                )
+            }
             ScimError::Db(error) => error.into(),
         }
     }
