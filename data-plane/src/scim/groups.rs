@@ -16,21 +16,14 @@ use super::patch::{self, Operation};
 use super::schema::{self, GROUP_TYPE};
 use super::store::{self, GroupRow};
 use super::users::narrowing;
-use super::ScimError;
+use super::{bounded_name, timestamp, ScimError};
 use crate::authz::{self, store as authz_store};
 use crate::state::DataPlane;
 use crate::tenancy::{Principal, RequestContext};
 use crate::users::{service as users, UsersError, OWNER};
 
-/// The longest group name and `externalId` we keep.
-const MAX_NAME: usize = 256;
 /// The most members one request may name.
 const MAX_MEMBERS: usize = 10_000;
-
-fn timestamp(at: time::OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 /// The group's SCIM document; `base` is the service's URL.
 pub fn resource(row: &GroupRow, base: &str) -> Value {
@@ -72,30 +65,11 @@ struct Fields {
     members: Vec<Uuid>,
 }
 
-fn name(document: &Value, attribute: &str) -> Result<Option<String>, ScimError> {
-    match document.get(attribute) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) => {
-            let value = value.trim();
-            if value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
-                return Err(ScimError::InvalidValue(format!(
-                    "{attribute} must be at most {MAX_NAME} characters, without control \
-                     characters"
-                )));
-            }
-            Ok((!value.is_empty()).then(|| value.to_owned()))
-        }
-        Some(_) => Err(ScimError::InvalidValue(format!(
-            "{attribute} must be a string"
-        ))),
-    }
-}
-
 impl Fields {
     fn of(document: &Value) -> Result<Self, ScimError> {
-        let display_name = name(document, "displayName")?
+        let display_name = bounded_name(document, "displayName")?
             .ok_or_else(|| ScimError::InvalidValue("displayName is required".to_owned()))?;
-        let external_id = name(document, "externalId")?;
+        let external_id = bounded_name(document, "externalId")?;
         let listed = document["members"].as_array().cloned().unwrap_or_default();
         if listed.len() > MAX_MEMBERS {
             return Err(ScimError::InvalidValue(format!(

@@ -62,6 +62,39 @@ pub enum ScimError {
     Db(#[from] TenantDbError),
 }
 
+/// The longest name (`userName`, a group's `displayName`) or `externalId` we keep.
+const MAX_NAME: usize = 256;
+
+/// A SCIM timestamp (`meta.created`, `meta.lastModified`): RFC 3339.
+fn timestamp(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `document[attribute]` as a name: a string of at most [`MAX_NAME`] characters without
+/// control characters, trimmed; absent, null or empty: `None`.
+fn bounded_name(
+    document: &serde_json::Value,
+    attribute: &str,
+) -> Result<Option<String>, ScimError> {
+    match document.get(attribute) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(value)) => {
+            let value = value.trim();
+            if value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
+                return Err(ScimError::InvalidValue(format!(
+                    "{attribute} must be at most {MAX_NAME} characters, without control \
+                     characters"
+                )));
+            }
+            Ok((!value.is_empty()).then(|| value.to_owned()))
+        }
+        Some(_) => Err(ScimError::InvalidValue(format!(
+            "{attribute} must be a string"
+        ))),
+    }
+}
+
 impl From<tokio_postgres::Error> for ScimError {
     fn from(error: tokio_postgres::Error) -> Self {
         Self::Db(TenantDbError::Query(error))

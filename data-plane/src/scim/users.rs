@@ -15,13 +15,10 @@ use super::filter::Filter;
 use super::patch::{self, Operation};
 use super::schema::{self, USER_TYPE};
 use super::store::{self, Narrowing, UserFields, UserRow};
-use super::ScimError;
+use super::{bounded_name, timestamp, ScimError};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use crate::users::{service as users, UsersError};
-
-/// The longest `userName` and `externalId` we keep.
-const MAX_NAME: usize = 256;
 
 /// Attributes with a column of their own (or made by us), not kept among the directory's.
 const COLUMN_ATTRIBUTES: &[&str] = &[
@@ -34,11 +31,6 @@ const COLUMN_ATTRIBUTES: &[&str] = &[
     "active",
     "groups",
 ];
-
-fn timestamp(at: time::OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 /// The user's SCIM document; `base` is the service's URL (`https://…/scim/v2`).
 pub fn resource(row: &UserRow, base: &str) -> Value {
@@ -107,22 +99,6 @@ struct Fields {
     attributes: Value,
 }
 
-fn bounded_string(document: &Value, name: &str) -> Result<Option<String>, ScimError> {
-    match document.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) => {
-            let value = value.trim();
-            if value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
-                return Err(ScimError::InvalidValue(format!(
-                    "{name} must be at most {MAX_NAME} characters, without control characters"
-                )));
-            }
-            Ok((!value.is_empty()).then(|| value.to_owned()))
-        }
-        Some(_) => Err(ScimError::InvalidValue(format!("{name} must be a string"))),
-    }
-}
-
 /// The address a document gives its user: the primary email, else the first, else an
 /// email-shaped `userName`, else `current` (the address the user has now).
 fn email_of(document: &Value, user_name: &str, current: Option<&str>) -> Result<Email, ScimError> {
@@ -151,9 +127,9 @@ fn email_of(document: &Value, user_name: &str, current: Option<&str>) -> Result<
 impl Fields {
     /// The fields of a cleaned user document; `current`: the user's address now, if any.
     fn of(document: &Value, current: Option<&str>) -> Result<Self, ScimError> {
-        let user_name = bounded_string(document, "userName")?
+        let user_name = bounded_name(document, "userName")?
             .ok_or_else(|| ScimError::InvalidValue("userName is required".to_owned()))?;
-        let external_id = bounded_string(document, "externalId")?;
+        let external_id = bounded_name(document, "externalId")?;
         let display_name = users::display_name(document["displayName"].as_str())
             .map_err(|error| ScimError::InvalidValue(format!("displayName: {error}")))?;
         let email = email_of(document, &user_name, current)?;
