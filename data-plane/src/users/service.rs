@@ -453,7 +453,8 @@ pub async fn delete(
 }
 
 /// Erases `user_id` on `actor`'s behalf (an admin, or the user whose key a directory uses):
-/// the records they own pass to `actor` when the tenant keeps them.
+/// the records they own pass to `actor` when the tenant keeps them (to the longest-standing
+/// other owner when a directory erases the very user whose key it uses).
 pub(crate) async fn delete_as(
     state: &DataPlane,
     context: &RequestContext,
@@ -465,7 +466,12 @@ pub(crate) async fn delete_as(
     let user = store::get(&mut change.transaction, user_id)
         .await?
         .ok_or(UsersError::NotFound)?;
-    erase(state, context, change, &user, Some(actor)).await
+    let heir = if actor == user_id {
+        store::senior_other_owner(&mut change.transaction, user_id).await?
+    } else {
+        Some(actor)
+    };
+    erase(state, context, change, &user, heir).await
 }
 
 /// How recent a sign-in must be for its user to erase themselves.

@@ -577,3 +577,40 @@ async fn concurrent_patches_of_one_user_and_one_group_each_take_effect() {
     let group = scim.scim().get(&group_path).await.unwrap().value();
     assert_eq!(group["members"].as_array().unwrap().len(), 8, "{group}");
 }
+
+#[tokio::test]
+async fn a_directory_may_erase_the_user_whose_key_it_uses_and_their_records_go_to_an_owner() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    let admin_email = unique_address("admin");
+    let admin_id = app
+        .invite_and_activate(&owner, &admin_email, &["admin"])
+        .await;
+    let admin = app.signed_in("acme", &admin_email, PASSWORD).await;
+    let record = admin
+        .records("notes")
+        .create(&json!({"text": "the admin's"}))
+        .await
+        .unwrap();
+    let scim = directory(&app, "acme", &admin).await;
+
+    let deleted = scim
+        .scim()
+        .delete(&format!("Users/{admin_id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        deleted.text()
+    );
+    // The record stays, now the longest-standing owner's; the key grants nothing once its
+    // maker is gone.
+    let kept = owner.records("notes").get(record.id).await.unwrap();
+    assert_eq!(kept.owner_id, Some(owner.me().get().await.unwrap().id));
+    assert_eq!(
+        scim.scim().get("Users").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
