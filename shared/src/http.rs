@@ -130,6 +130,22 @@ pub fn payload_too_large() -> ApiError {
     )
 }
 
+/// `raw` as HTML text or a quoted attribute value: `& < > " '` escaped.
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for character in raw.chars() {
+        match character {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// 415, for a JSON endpoint sent anything but `application/json` (`crate::json_body`).
 pub fn unsupported_media_type() -> ApiError {
     ApiError::new(

@@ -15,8 +15,7 @@ use super::filter::Filter;
 use super::patch::{self, Operation};
 use super::schema::{self, GROUP_TYPE};
 use super::store::{self, GroupRow};
-use super::users::narrowing;
-use super::{bounded_name, timestamp, ScimError};
+use super::{bounded_name, narrowing, patched, timestamp, ScimError};
 use crate::authz::{self, store as authz_store};
 use crate::state::DataPlane;
 use crate::tenancy::{Principal, RequestContext};
@@ -226,12 +225,7 @@ async fn write(
         .ok_or(ScimError::NotFound("Group"))?;
     let document = match document {
         Some(document) => document,
-        None => {
-            let mut document = resource(&current, base);
-            patch::apply(&mut document, &GROUP_TYPE, operations)?;
-            patch::clean(&mut document, &GROUP_TYPE)?;
-            document
-        }
+        None => patched(resource(&current, base), &GROUP_TYPE, operations)?,
     };
     let fields = Fields::of(&document)?;
     check_members(&mut transaction, &fields.members).await?;

@@ -36,6 +36,8 @@ pub mod users;
 use shared::error::ApiError;
 use shared::tenant_context::TenantDbError;
 
+use self::filter::Filter;
+use self::store::Narrowing;
 use crate::users::UsersError;
 
 /// The permission a directory's key needs (and its maker holds).
@@ -93,6 +95,48 @@ fn bounded_name(
             "{attribute} must be a string"
         ))),
     }
+}
+
+/// What a list filter's equality lets the store narrow to.
+fn narrowing(filter: Option<&Filter>, name_attribute: &str) -> Narrowing {
+    let Some(filter) = filter else {
+        return Narrowing::All;
+    };
+    match filter {
+        Filter::Compare {
+            path,
+            op: filter::CompareOp::Eq,
+            value: serde_json::Value::String(value),
+        } if path.urn.is_none() && path.sub_attribute.is_none() => {
+            let attribute = path.attribute.as_str();
+            if attribute.eq_ignore_ascii_case("id") {
+                uuid::Uuid::parse_str(value).map_or(Narrowing::Id(uuid::Uuid::nil()), Narrowing::Id)
+            } else if attribute.eq_ignore_ascii_case(name_attribute) {
+                Narrowing::Name(value.clone())
+            } else if attribute.eq_ignore_ascii_case("externalId") {
+                Narrowing::ExternalId(value.clone())
+            } else {
+                Narrowing::All
+            }
+        }
+        Filter::And(left, right) => match narrowing(Some(left), name_attribute) {
+            Narrowing::All => narrowing(Some(right), name_attribute),
+            narrowed => narrowed,
+        },
+        _ => Narrowing::All,
+    }
+}
+
+/// A resource's current document with a PATCH's `operations` applied and cleaned, all or
+/// nothing: what a PATCH writes.
+fn patched(
+    mut document: serde_json::Value,
+    resource_type: &schema::ResourceType,
+    operations: &[patch::Operation],
+) -> Result<serde_json::Value, ScimError> {
+    patch::apply(&mut document, resource_type, operations)?;
+    patch::clean(&mut document, resource_type)?;
+    Ok(document)
 }
 
 impl From<tokio_postgres::Error> for ScimError {

@@ -61,20 +61,28 @@ pub enum Narrowing {
     ExternalId(String),
 }
 
+impl Narrowing {
+    /// The `WHERE` condition on the table aliased `alias` (columns `id`, `external_id`), with
+    /// `name_condition` for [`Narrowing::Name`], and its one text parameter (`$1`).
+    fn condition(&self, alias: &str, name_condition: &str) -> (String, Option<String>) {
+        match self {
+            Self::All => ("$1::text IS NULL".to_owned(), None),
+            Self::Id(id) => (format!("{alias}.id = $1::text::uuid"), Some(id.to_string())),
+            Self::Name(name) => (name_condition.to_owned(), Some(name.clone())),
+            Self::ExternalId(id) => (format!("{alias}.external_id = $1"), Some(id.clone())),
+        }
+    }
+}
+
 /// Users in creation order, narrowed by `narrowing`.
 pub async fn users(
     transaction: &mut TenantTransaction,
     narrowing: &Narrowing,
 ) -> Result<Vec<UserRow>, TenantDbError> {
-    let (condition, value): (&str, Option<String>) = match narrowing {
-        Narrowing::All => ("$1::text IS NULL", None),
-        Narrowing::Id(id) => ("u.id = $1::text::uuid", Some(id.to_string())),
-        Narrowing::Name(name) => (
-            "(lower(u.user_name) = lower($1) OR (u.user_name IS NULL AND u.email = lower($1)))",
-            Some(name.clone()),
-        ),
-        Narrowing::ExternalId(id) => ("u.external_id = $1", Some(id.clone())),
-    };
+    let (condition, value) = narrowing.condition(
+        "u",
+        "(lower(u.user_name) = lower($1) OR (u.user_name IS NULL AND u.email = lower($1)))",
+    );
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users u
          WHERE {condition}
@@ -266,12 +274,7 @@ pub async fn groups(
     transaction: &mut TenantTransaction,
     narrowing: &Narrowing,
 ) -> Result<Vec<GroupRow>, TenantDbError> {
-    let (condition, value): (&str, Option<String>) = match narrowing {
-        Narrowing::All => ("$1::text IS NULL", None),
-        Narrowing::Id(id) => ("g.id = $1::text::uuid", Some(id.to_string())),
-        Narrowing::Name(name) => ("lower(g.display_name) = lower($1)", Some(name.clone())),
-        Narrowing::ExternalId(id) => ("g.external_id = $1", Some(id.clone())),
-    };
+    let (condition, value) = narrowing.condition("g", "lower(g.display_name) = lower($1)");
     let sql = format!(
         "SELECT {GROUP_COLUMNS} FROM scim_groups g
          WHERE {condition}

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::filter::Filter;
 use super::patch::{self, Operation};
 use super::schema::{self, USER_TYPE};
-use super::store::{self, Narrowing, UserFields, UserRow};
-use super::{bounded_name, timestamp, ScimError};
+use super::store::{self, UserFields, UserRow};
+use super::{bounded_name, narrowing, patched, timestamp, ScimError};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
 use crate::users::{service as users, UsersError};
@@ -281,12 +281,7 @@ async fn write(
         .ok_or(ScimError::NotFound("User"))?;
     let document = match document {
         Some(document) => document,
-        None => {
-            let mut document = resource(&current, base);
-            patch::apply(&mut document, &USER_TYPE, operations)?;
-            patch::clean(&mut document, &USER_TYPE)?;
-            document
-        }
+        None => patched(resource(&current, base), &USER_TYPE, operations)?,
     };
     let fields = Fields::of(&document, Some(&current.email))?;
     store::lock_names(
@@ -334,36 +329,6 @@ pub async fn delete(
     users::delete_as(state, context, actor, id)
         .await
         .map_err(not_found)
-}
-
-/// What a list filter's equality lets the store narrow to.
-pub fn narrowing(filter: Option<&Filter>, name_attribute: &str) -> Narrowing {
-    let Some(filter) = filter else {
-        return Narrowing::All;
-    };
-    match filter {
-        Filter::Compare {
-            path,
-            op: super::filter::CompareOp::Eq,
-            value: Value::String(value),
-        } if path.urn.is_none() && path.sub_attribute.is_none() => {
-            let attribute = path.attribute.as_str();
-            if attribute.eq_ignore_ascii_case("id") {
-                Uuid::parse_str(value).map_or(Narrowing::Id(Uuid::nil()), Narrowing::Id)
-            } else if attribute.eq_ignore_ascii_case(name_attribute) {
-                Narrowing::Name(value.clone())
-            } else if attribute.eq_ignore_ascii_case("externalId") {
-                Narrowing::ExternalId(value.clone())
-            } else {
-                Narrowing::All
-            }
-        }
-        Filter::And(left, right) => match narrowing(Some(left), name_attribute) {
-            Narrowing::All => narrowing(Some(right), name_attribute),
-            narrowed => narrowed,
-        },
-        _ => Narrowing::All,
-    }
 }
 
 /// Every user `filter` matches, as SCIM documents, in creation order.

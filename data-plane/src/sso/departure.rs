@@ -10,6 +10,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::HttpResponse;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use shared::http::escape_html;
 use url::Url;
 
 /// Where the browser goes to sign in.
@@ -26,14 +27,6 @@ pub enum Departure {
 
 /// The page's only script.
 const SUBMIT: &str = "document.forms[0].submit();";
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
 
 impl Departure {
     /// The answer sending the browser on, with `extra` headers (a console's cookie).
@@ -59,8 +52,8 @@ fn post_page(action: &Url, fields: &[(&'static str, String)]) -> HttpResponse {
         .map(|(name, value)| {
             format!(
                 r#"<input type="hidden" name="{}" value="{}">"#,
-                escape(name),
-                escape(value)
+                escape_html(name),
+                escape_html(value)
             )
         })
         .collect();
@@ -69,7 +62,7 @@ fn post_page(action: &Url, fields: &[(&'static str, String)]) -> HttpResponse {
          </title></head><body><form method=\"post\" action=\"{action}\">{inputs}<p>Sending you \
          to your identity provider.</p><button type=\"submit\">Continue</button></form>\
          <script>{SUBMIT}</script></body></html>",
-        action = escape(action.as_str()),
+        action = escape_html(action.as_str()),
     );
     let script_hash = STANDARD.encode(ring::digest::digest(
         &ring::digest::SHA256,

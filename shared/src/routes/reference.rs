@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::http::escape_html as escape;
+
 /// The page for `document`.
 pub fn page(document: &Value) -> String {
     let title = text(&document["info"]["title"]);
@@ -133,21 +135,6 @@ fn prose(value: &Value) -> String {
             out.push_str("</code>");
         } else {
             out.push_str(part);
-        }
-    }
-    out
-}
-
-fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for character in raw.chars() {
-        match character {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
         }
     }
     out
