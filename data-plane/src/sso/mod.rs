@@ -25,6 +25,7 @@ pub mod oidc_metadata;
 pub mod presets;
 pub mod routes;
 pub mod saml;
+pub mod saml_encryption;
 pub mod settings;
 pub mod sign_in;
 pub mod store;

@@ -1,5 +1,6 @@
 //! SAML 2.0 service provider (samael with libxmlsec): per-tenant SP metadata, SP-initiated
-//! login (AuthnRequest over HTTP-Redirect) and the assertion consumer service (HTTP-POST).
+//! login (AuthnRequest over HTTP-Redirect or HTTP-POST) and the assertion consumer service
+//! (HTTP-POST; encrypted assertions are opened by `saml_encryption`).
 //!
 //! Checks on every response: exactly one assertion in the whole document (an extra one
 //! anywhere — before or after the signed one, in `Extensions`, nested — is refused before
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use samael::crypto::AllowedSignatureAlgorithm;
+use samael::metadata::{EncryptionMethod, KeyDescriptor};
 use samael::schema::{Assertion, AuthnRequest};
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
@@ -26,6 +28,7 @@ use url::Url;
 use shared::sso::saml_metadata::{IdentityProvider, SsoBinding};
 
 use super::departure::Departure;
+use super::saml_encryption;
 use super::settings::{NameIdFormat, ProviderKind, SamlSettings};
 use super::sign_in::{self, ExternalIdentity};
 use super::store::{self, NewTransaction, ProviderRow};
@@ -66,21 +69,23 @@ fn saml_settings(provider: &ProviderRow) -> Result<&SamlSettings, SsoError> {
     }
 }
 
-/// The key our AuthnRequests are signed with and its certificate, for a provider that signs
-/// them (`sign_authn_requests`; made when the provider was saved, sealed with the tenant's
-/// data key).
+/// A provider's own key and its certificate (made when a provider with `sign_authn_requests`
+/// or `require_encrypted_assertions` was saved, sealed with the tenant's data key): it signs
+/// our AuthnRequests when the provider signs them, and opens the assertions the IdP encrypts
+/// to it.
 pub struct SpKey {
     key: openssl::pkey::PKey<openssl::pkey::Private>,
     certificate: Vec<u8>,
 }
 
-/// The provider's [`SpKey`], if it signs its AuthnRequests.
+/// The provider's [`SpKey`], if it has one.
 pub async fn sp_key(
     state: &DataPlane,
     context: &RequestContext,
     provider: &ProviderRow,
 ) -> Result<Option<SpKey>, SsoError> {
-    if !saml_settings(provider)?.sign_authn_requests {
+    saml_settings(provider)?;
+    if provider.settings.provider.own_key().is_none() {
         return Ok(None);
     }
     let pem = super::admin::open_credential(state, context, provider)
@@ -141,12 +146,31 @@ pub async fn metadata(
         // none is set); we serve none, so the metadata names none (docs/sso.md, "Known
         // limits").
         sp_descriptor.single_logout_services = None;
-        // With a key: one signing certificate (samael adds a second copy offering encryption,
-        // which we do not do yet), and the requests are said to be signed.
+        // With a key, samael names its certificate twice, both times for signing (the second
+        // with encryption methods). Ours: for signing when the requests are signed, and for
+        // encryption with the algorithms we decrypt, most preferred first.
         if let Some(descriptors) = &mut sp_descriptor.key_descriptors {
             descriptors.retain(|descriptor| descriptor.encryption_methods.is_none());
+            if let Some(signing) = descriptors.pop() {
+                let encryption = KeyDescriptor {
+                    key_use: Some("encryption".to_owned()),
+                    encryption_methods: Some(
+                        saml_encryption::OFFERED
+                            .iter()
+                            .map(|algorithm| EncryptionMethod {
+                                algorithm: (*algorithm).to_owned(),
+                            })
+                            .collect(),
+                    ),
+                    key_info: signing.key_info.clone(),
+                };
+                if saml.sign_authn_requests {
+                    descriptors.push(signing);
+                }
+                descriptors.push(encryption);
+            }
         }
-        sp_descriptor.authn_requests_signed = Some(sp_key.is_some());
+        sp_descriptor.authn_requests_signed = Some(saml.sign_authn_requests);
     }
     descriptor
         .to_string()
@@ -166,6 +190,7 @@ pub async fn start(
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
     let sp_key = sp_key(state, context, provider).await?;
+    let signing_key = sp_key.as_ref().filter(|_| saml.sign_authn_requests);
     let sp = service_provider(&urls, &idp, saml, sp_key.as_ref())?;
     let mut request = sp
         .make_authentication_request(&idp.sso_url)
@@ -180,7 +205,7 @@ pub async fn start(
     let relay_state = transactions::random_value(&state.rng)?;
     let departure = match idp.sso_binding {
         SsoBinding::Redirect => Departure::Redirect(
-            match &sp_key {
+            match signing_key {
                 Some(sp_key) => request.signed_redirect(&relay_state, &sp_key.key),
                 None => request.redirect(&relay_state),
             }
@@ -191,10 +216,7 @@ pub async fn start(
             action: Url::parse(&idp.sso_url)
                 .map_err(|_| SsoError::InvalidConfig("the IdP SSO URL is not a URL".to_owned()))?,
             fields: vec![
-                (
-                    "SAMLRequest",
-                    posted_request(request.clone(), sp_key.as_ref())?,
-                ),
+                ("SAMLRequest", posted_request(request.clone(), signing_key)?),
                 ("RelayState", relay_state.clone()),
             ],
         },
@@ -274,6 +296,8 @@ fn attribute_values(assertion: &Assertion, name: &str) -> Vec<String> {
 /// key apart).
 #[derive(Debug, Default)]
 struct Scanned {
+    /// Whether the one assertion is an `EncryptedAssertion`.
+    encrypted: bool,
     algorithms: Vec<String>,
     certificates: Vec<Vec<u8>>,
 }
@@ -312,27 +336,22 @@ const ALLOWED_SIGNATURES: [(AllowedSignatureAlgorithm, &str); 6] = [
 /// assertion the signature covers must be the only one there is, so no reader can be handed
 /// another (XML signature wrapping), as ruby-saml, python3-saml and Spring Security refuse
 /// too. Not well-formed XML is refused here as well.
-fn scan(response: &str) -> Result<Scanned, SsoError> {
-    use base64::Engine as _;
+fn scan(xml: &str) -> Result<Scanned, SsoError> {
     use quick_xml::events::Event;
     let base64 = base64::engine::general_purpose::STANDARD;
-    let compact: String = response
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let xml = base64
-        .decode(compact)
-        .map_err(|_| SsoError::Rejected("SAMLResponse is not base64".to_owned()))?;
-    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
-    let mut buffer = Vec::new();
+    let mut reader = quick_xml::Reader::from_str(xml);
     let mut assertions = 0usize;
     let mut scanned = Scanned::default();
     let mut certificate: Option<String> = None;
     loop {
-        match reader.read_event_into(&mut buffer) {
+        match reader.read_event() {
             Ok(Event::Start(element) | Event::Empty(element)) => {
                 match element.local_name().as_ref() {
-                    b"Assertion" | b"EncryptedAssertion" => assertions += 1,
+                    b"Assertion" => assertions += 1,
+                    b"EncryptedAssertion" => {
+                        assertions += 1;
+                        scanned.encrypted = true;
+                    }
                     b"SignatureMethod" => {
                         if let Ok(Some(algorithm)) = element.try_get_attribute("Algorithm") {
                             scanned
@@ -368,7 +387,6 @@ fn scan(response: &str) -> Result<Scanned, SsoError> {
                 )))
             }
         }
-        buffer.clear();
     }
     match assertions {
         1 => Ok(scanned),
@@ -408,22 +426,49 @@ fn refusal_reason(scanned: &Scanned, configured: &[Vec<u8>], samael: &str) -> St
     "the signature does not verify with the provider's certificate (the signed content was changed, or another key signed it)".to_owned()
 }
 
-/// Verifies the response (signature and every condition) on the blocking pool: xmlsec is
-/// CPU work, and samael's errors are not `Send`, so they become text here.
+/// The response's XML.
+fn decode(response: &str) -> Result<String, SsoError> {
+    let compact: String = response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| SsoError::Rejected("SAMLResponse is not base64".to_owned()))?;
+    String::from_utf8(xml).map_err(|_| SsoError::Rejected("SAMLResponse is not UTF-8".to_owned()))
+}
+
+/// Verifies the response (signature and every condition; with `decryption_key`, its
+/// encrypted assertion opened) on the blocking pool: xmlsec is CPU work, and samael's errors
+/// are not `Send`, so they become text here.
 async fn verify(
     sp: ServiceProvider,
-    response: String,
+    xml: String,
     request_id: Option<String>,
-) -> Result<Assertion, String> {
+    decryption_key: Option<SpKey>,
+) -> Result<Assertion, saml_encryption::Refused> {
     let sp = Arc::new(sp);
     tokio::task::spawn_blocking(move || {
         let ids: Vec<&str> = request_id.iter().map(String::as_str).collect();
         let possible = (!ids.is_empty()).then_some(ids.as_slice());
-        sp.parse_base64_response(response.trim(), possible)
-            .map_err(|error| error.to_string())
+        match decryption_key {
+            Some(key) => saml_encryption::open_and_verify(&sp, &xml, possible, &key.key),
+            None => {
+                sp.parse_xml_response(&xml, possible)
+                    .map_err(|error| saml_encryption::Refused {
+                        reason: error.to_string(),
+                        document: xml,
+                    })
+            }
+        }
     })
     .await
-    .unwrap_or_else(|error| Err(format!("verification task: {error}")))
+    .unwrap_or_else(|error| {
+        Err(saml_encryption::Refused {
+            reason: format!("verification task: {error}"),
+            document: String::new(),
+        })
+    })
 }
 
 /// The assertion consumer service: checks the response and signs the user in.
@@ -494,13 +539,31 @@ pub async fn acs(
         return Err(SsoError::ProviderNotFound);
     }
 
-    let scanned = match scan(&form.saml_response) {
-        Ok(scanned) => scanned,
+    let read = decode(&form.saml_response).and_then(|xml| Ok((scan(&xml)?, xml)));
+    let (scanned, xml) = match read {
+        Ok(read) => read,
         Err(error) => {
             sign_in::record_refusal(state, context, provider, "rejected", client).await?;
             return Err(error);
         }
     };
+    let decryption_key = match scanned.encrypted {
+        true => sp_key(state, context, provider).await?,
+        false => None,
+    };
+    let unopenable = match (scanned.encrypted, &decryption_key) {
+        (false, _) if saml.require_encrypted_assertions => Some(
+            "the provider requires encrypted assertions and this one came in plain text",
+        ),
+        (true, None) => Some(
+            "the assertion is encrypted and the provider has no key to open it (require_encrypted_assertions makes one and offers it in our metadata)",
+        ),
+        _ => None,
+    };
+    if let Some(reason) = unopenable {
+        sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+        return Err(SsoError::Rejected(reason.to_owned()));
+    }
     let idp = IdentityProvider::from_settings(saml)?;
     let urls = sp_urls(state, context, &provider.name);
     let sp = service_provider(&urls, &idp, saml, None)?;
@@ -512,14 +575,16 @@ pub async fn acs(
         .iter()
         .map(|certificate| certificate.der_data().to_vec())
         .collect();
-    let assertion = match verify(sp, form.saml_response, request_id).await {
+    let assertion = match verify(sp, xml, request_id, decryption_key).await {
         Ok(assertion) => assertion,
-        Err(samael) => {
+        Err(refused) => {
             sign_in::record_refusal(state, context, provider, "rejected", client).await?;
+            // The document refused: with an encrypted assertion, the one opened.
+            let scanned = scan(&refused.document).unwrap_or(scanned);
             return Err(SsoError::Rejected(refusal_reason(
                 &scanned,
                 &configured,
-                &samael,
+                &refused.reason,
             )));
         }
     };

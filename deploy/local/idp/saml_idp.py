@@ -19,6 +19,19 @@ with real XML-DSig: `unsigned`, `foreign_key` (signed by a key the SP does not t
 `expired` (NotOnOrAfter 10 minutes ago), `wrapped` (a signed assertion plus an injected
 unsigned one naming another user; field `victim`), `sha1` (signed with RSA-SHA1).
 
+Encrypted assertions (XML Encryption by xmlsec1, to the encryption certificate in the SP's
+metadata), as IdPs ship them:
+  `encrypted`                  the assertion signed, then encrypted with AES-256-CBC and
+                               RSA-OAEP-MGF1P; the Response unsigned (Entra ID's and ADFS's
+                               default shape)
+  `encrypted_signed_response`  the assertion encrypted with AES-128-GCM (XML Encryption
+                               1.1) and RSA-OAEP-MGF1P, not signed itself; the Response
+                               signed
+and ones an SP must refuse: `encrypted_unsigned` (nothing signed: anyone can encrypt to the
+SP's public key), `encrypted_3des` (pysaml2's default, Triple DES), `encrypted_rsa15` (RSA
+PKCS#1 v1.5 key transport), `encrypted_tampered` (`encrypted_signed_response` with a byte of
+the cipher text changed after signing).
+
 NameIDs follow the AuthnRequest's NameIDPolicy, as IdPs do: `transient` gets a new random
 value at every sign-in (Shibboleth's and often ADFS's default), `persistent` a stable opaque
 one derived from the login, anything else (emailAddress, unspecified, none) the address. The
@@ -27,6 +40,7 @@ that way).
 """
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -35,7 +49,8 @@ import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+import saml2.entity
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, sigver
 from saml2.config import IdPConfig
 from saml2.saml import (
     NAME_FORMAT_BASIC,
@@ -117,6 +132,71 @@ def name_id_for(request, login, force_transient=False):
     return NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login)
 
 
+# XML Encryption algorithms (pysaml2 encrypts with Triple DES unless told otherwise).
+AES128_GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+RSA_1_5 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+
+# variant: (sign the Response, sign the Assertion, data algorithm, xmlsec1 session key, key
+# transport); data algorithm None: pysaml2's own default (Triple DES).
+ENCRYPTED = {
+    "encrypted": (False, True, AES256_CBC, "aes-256", sigver.RSA_OAEP_MGF1P),
+    "encrypted_signed_response": (True, False, AES128_GCM, "aes-128", sigver.RSA_OAEP_MGF1P),
+    "encrypted_tampered": (True, False, AES128_GCM, "aes-128", sigver.RSA_OAEP_MGF1P),
+    "encrypted_unsigned": (False, False, AES256_CBC, "aes-256", sigver.RSA_OAEP_MGF1P),
+    "encrypted_3des": (False, True, None, "des-192", sigver.RSA_OAEP_MGF1P),
+    "encrypted_rsa15": (False, True, AES256_CBC, "aes-256", RSA_1_5),
+}
+
+
+def encrypting_with(server, data_algorithm, session_key, key_transport):
+    """Makes pysaml2 encrypt with these algorithms: its template (pre_encryption_part, read
+    by saml2.entity) and the session key xmlsec1 makes for it."""
+    template = {"key_enc": key_transport}
+    if data_algorithm:
+        template["msg_enc"] = data_algorithm
+    saml2.entity.pre_encryption_part = functools.partial(sigver.pre_encryption_part, **template)
+    server.sec.encrypt_assertion = functools.partial(
+        type(server.sec).encrypt_assertion, server.sec, key_type=session_key
+    )
+
+
+def encrypted_response(server, request, login, variant):
+    """A response whose assertion is encrypted to the SP's encryption certificate (its
+    metadata's), signed as ENCRYPTED says."""
+    sign_response, sign_assertion, data_algorithm, session_key, key_transport = ENCRYPTED[variant]
+    encrypting_with(server, data_algorithm, session_key, key_transport)
+    args = server.response_args(request.message, [BINDING_HTTP_POST])
+    xml = str(
+        server.create_authn_response(
+            {"email": [login], "name": [f"User {login}"]},
+            userid=login,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
+            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+            sign_response=sign_response,
+            sign_assertion=sign_assertion,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+            encrypt_assertion=True,
+            encrypt_assertion_self_contained=True,
+            **args,
+        )
+    )
+    if "EncryptedAssertion" not in xml:
+        raise ValueError("the SP's metadata offers no encryption certificate")
+    if variant == "encrypted_tampered":
+        import re
+
+        values = list(re.finditer(r"<(\w+:)?CipherValue>([^<]+)</", xml))
+        # The last CipherValue is the data's (the key's sits in its KeyInfo, before it).
+        value = values[-1]
+        data = bytearray(base64.b64decode(value.group(2)))
+        data[20] ^= 1
+        changed = base64.b64encode(bytes(data)).decode("ascii")
+        xml = xml[: value.start(2)] + changed + xml[value.end(2) :]
+    return xml, args["destination"]
+
+
 def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True, force_transient=False):
     account = ACCOUNTS.get(login, {})
     names = {"email": "email", "name": "name", "groups": "groups", **account.get("attribute_names", {})}
@@ -178,6 +258,18 @@ def wrapped_response(request, login, victim, placement="before"):
     return xml.replace(signed, evil + signed), args["destination"]
 
 
+def register_sp(server, xml):
+    """Loads an SP's metadata in place of what the IdP knew of the same entity (each test
+    run makes its tenants anew, under the same names, with new keys)."""
+    store = server.metadata.metadata
+    server.metadata.load("inline", xml)
+    newest = list(store)[-1]
+    entities = set(store[newest].entity)
+    for key in list(store):
+        if key != newest and entities & set(store[key].entity):
+            del store[key]
+
+
 def form_page(action, fields, visible=""):
     inputs = "".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}"/>'
@@ -229,7 +321,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/__test/sp":
                 xml = self.body()
                 for server in SERVERS:
-                    server.metadata.load("inline", xml)
+                    register_sp(server, xml)
                 return self.reply(204, "")
             if url.path == "/__test/accounts":
                 account = json.loads(self.body())
@@ -247,7 +339,9 @@ class Handler(BaseHTTPRequestHandler):
         variant = form.get("variant", "")
         server = {"foreign_key": FOREIGN, "expired": EXPIRED}.get(variant, IDP)
         request = server.parse_authn_request(form["SAMLRequest"], BINDING_HTTP_REDIRECT)
-        if variant.startswith("wrapped"):
+        if variant in ENCRYPTED:
+            xml, destination = encrypted_response(server, request, login, variant)
+        elif variant.startswith("wrapped"):
             placement = {"wrapped": "before", "wrapped_after": "after"}.get(variant, "extensions")
             xml, destination = wrapped_response(request, login, form["victim"], placement)
         elif variant == "unsigned":

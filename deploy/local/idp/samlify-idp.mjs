@@ -22,6 +22,10 @@
 // Variants (responses a real IdP must never send, with real xml-crypto signatures):
 //   foreign_key  signed by a key the SP does not trust
 //   tampered     signed, then the NameID changed to `victim`'s address
+// and encrypted assertions (npm xml-encryption, to the encryption certificate in the SP's
+// metadata; its KeyInfo in the default namespace), signed before they are encrypted:
+//   encrypted      samlify's default algorithms, AES-256-CBC and RSA-OAEP-MGF1P
+//   encrypted_gcm  AES-256-GCM
 
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -63,6 +67,16 @@ const strictPostOnly = samlify.IdentityProvider({
   ...postOnly.entitySetting,
   wantAuthnRequestsSigned: true,
 });
+// The same IdP, encrypting its assertions.
+const encrypting = Object.fromEntries(
+  [
+    ['encrypted', 'http://www.w3.org/2001/04/xmlenc#aes256-cbc'],
+    ['encrypted_gcm', 'http://www.w3.org/2009/xmlenc11#aes256-gcm'],
+  ].map(([variant, dataEncryptionAlgorithm]) => [
+    variant,
+    samlify.IdentityProvider({ ...idp.entitySetting, isAssertionEncrypted: true, dataEncryptionAlgorithm }),
+  ]),
+);
 const serviceProviders = new Map();
 
 function escape(text) {
@@ -103,6 +117,7 @@ async function login(form) {
   const sp = serviceProviderOf(requestXml);
   let signer = posted ? postOnly : idp;
   if (form.variant === 'foreign_key') signer = foreign;
+  if (encrypting[form.variant]) signer = encrypting[form.variant];
   const request = posted
     ? await postOnly.parseLoginRequest(sp, 'post', { body: query })
     : await signer.parseLoginRequest(sp, 'redirect', { query });

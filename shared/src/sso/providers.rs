@@ -236,7 +236,7 @@ fn new_own_key(kind: settings::OwnKey, name: &str) -> Result<String, SsoError> {
     let rsa = openssl::rsa::Rsa::generate(2048).map_err(failed)?;
     let key = openssl::pkey::PKey::from_rsa(rsa).map_err(failed)?;
     let mut pem = key.private_key_to_pem_pkcs8().map_err(failed)?;
-    if kind == settings::OwnKey::SamlSigning {
+    if kind == settings::OwnKey::SamlKey {
         pem.extend(self_signed_certificate(&key, name).map_err(failed)?);
     }
     String::from_utf8(pem).map_err(|_| SsoError::Invalid("the key is not PEM".to_owned()))

@@ -100,9 +100,10 @@ pub enum TokenEndpointAuth {
 pub enum OwnKey {
     /// OIDC `private_key_jwt`: signs our token requests.
     ClientAssertion,
-    /// SAML `sign_authn_requests`: signs our AuthnRequests; its certificate is in our SP
+    /// SAML `sign_authn_requests` or `require_encrypted_assertions`: signs our AuthnRequests
+    /// and decrypts the assertions the IdP encrypts to it; its certificate is in our SP
     /// metadata.
-    SamlSigning,
+    SamlKey,
 }
 
 impl ProviderKind {
@@ -119,10 +120,9 @@ impl ProviderKind {
                 token_endpoint_auth: Some(TokenEndpointAuth::PrivateKeyJwt),
                 ..
             }) => Some(OwnKey::ClientAssertion),
-            Self::Saml(SamlSettings {
-                sign_authn_requests: true,
-                ..
-            }) => Some(OwnKey::SamlSigning),
+            Self::Saml(saml) if saml.sign_authn_requests || saml.require_encrypted_assertions => {
+                Some(OwnKey::SamlKey)
+            }
             _ => None,
         }
     }
@@ -233,7 +233,10 @@ pub struct SamlSettings {
     /// `email` attribute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_attribute: Option<String>,
-    /// Whether assertions must arrive encrypted. Not supported yet: `true` is refused.
+    /// Whether assertions must arrive encrypted (XML Encryption, to a key made for this
+    /// provider whose certificate our SP metadata offers for encryption): a plain assertion is
+    /// then refused. A provider with a key (this, or `sign_authn_requests`) decrypts encrypted
+    /// assertions either way. Off by default.
     #[serde(default)]
     pub require_encrypted_assertions: bool,
     /// Accept responses no AuthnRequest of ours asked for. Off by default.
@@ -547,11 +550,6 @@ impl ProviderInput {
                 if self.client_secret.is_some() {
                     return Err(SsoError::Invalid(
                         "a SAML provider has no client_secret".to_owned(),
-                    ));
-                }
-                if saml.require_encrypted_assertions {
-                    return Err(SsoError::Invalid(
-                        "encrypted assertions are not supported yet".to_owned(),
                     ));
                 }
                 if let Some(attribute) = &saml.subject_attribute {

@@ -636,8 +636,11 @@ async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_o
         metadata.contains("AuthnRequestsSigned=\"true\""),
         "{metadata}"
     );
-    assert!(metadata.contains("X509Certificate"), "{metadata}");
-    assert!(!metadata.contains("EncryptionMethod"), "{metadata}");
+    // The key signs, and (as any key of a provider's) is offered for encryption too.
+    assert!(
+        metadata.contains("use=\"signing\"") && metadata.contains("use=\"encryption\""),
+        "{metadata}"
+    );
     idp.register_sp(metadata.clone()).await;
 
     let start = browser.start(slug, "signed").await;
@@ -698,4 +701,198 @@ async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_o
     );
     assert!(!unsigned.contains("X509Certificate"), "{unsigned}");
     assert!(!browser.start(slug, "signed").await.contains("Signature="));
+}
+
+/// The `<md:KeyDescriptor use="…">` blocks of SP metadata, by use.
+fn key_uses(metadata: &str) -> Vec<String> {
+    metadata
+        .split("<md:KeyDescriptor use=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_or_unsigned_ones_do_not(
+) {
+    let app = TestApp::spawn().await;
+    let slug = "saml-encrypted";
+    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let view = saml_provider(
+        &app,
+        slug,
+        &admin,
+        "sealed",
+        json!({"require_encrypted_assertions": true}),
+    )
+    .await;
+    assert_eq!(view["provider"]["require_encrypted_assertions"], true);
+    assert_eq!(view["has_client_secret"], false);
+    // A node process of its own, whose log the test reads.
+    let node = NodeProcess::start(&app, free_port(), &[]).await;
+    let browser = Browser::at(&node.url);
+
+    // The metadata offers the provider's certificate for encryption only (requests are not
+    // signed), with the algorithms the SP decrypts, GCM first.
+    let metadata = browser
+        .tenant_get(slug, "/v1/auth/saml/sealed/metadata")
+        .await
+        .text();
+    assert_eq!(key_uses(&metadata), ["encryption"], "{metadata}");
+    assert!(
+        metadata.contains("AuthnRequestsSigned=\"false\"")
+            && metadata.find("xmlenc11#aes256-gcm") < metadata.find("xmlenc#aes256-cbc"),
+        "{metadata}"
+    );
+
+    // xmlsec1 (through pysaml2): a signed assertion encrypted with AES-256-CBC in an unsigned
+    // Response (Entra ID's and ADFS's shape), and an unsigned one encrypted with AES-128-GCM
+    // in a signed Response.
+    for variant in ["encrypted", "encrypted_signed_response"] {
+        let login = idp_address(variant);
+        let user = saml_user(&browser, slug, "sealed", &login, variant).await;
+        assert_eq!(
+            count(
+                &app,
+                slug,
+                &format!("users WHERE id = '{user}' AND email = '{login}' AND display_name = 'User {login}'")
+            )
+            .await,
+            1,
+            "{variant}"
+        );
+    }
+
+    // Refused, and the log says why: an assertion in plain text (the provider requires
+    // encryption), one nobody signed (anyone can encrypt to our public key), Triple DES,
+    // RSA PKCS#1 v1.5 key transport, and cipher text changed after the Response was signed.
+    for (variant, logged) in [
+        ("", "this one came in plain text"),
+        (
+            "encrypted_unsigned",
+            "missing signature: neither the Response nor its Assertion is signed",
+        ),
+        (
+            "encrypted_3des",
+            "Triple DES (xmlenc#tripledes-cbc) is refused",
+        ),
+        (
+            "encrypted_rsa15",
+            "RSA PKCS#1 v1.5 (xmlenc#rsa-1_5) is refused",
+        ),
+        (
+            "encrypted_tampered",
+            "the encrypted assertion does not decrypt",
+        ),
+    ] {
+        let login = idp_address(&format!("refused{variant}"));
+        let post = browser
+            .saml_response(slug, "sealed", &login, variant, "")
+            .await;
+        let reply = browser.post_to_acs(slug, "sealed", &post, true).await;
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "{variant:?} was not refused"
+        );
+        assert_eq!(
+            count(&app, slug, &format!("users WHERE email = '{login}'")).await,
+            0,
+            "{variant:?} created a user"
+        );
+        let said = TestApp::eventually(std::time::Duration::from_secs(5), || async {
+            node.log_text().contains(logged)
+        })
+        .await;
+        assert!(
+            said.is_some(),
+            "the log does not say {logged:?}:\n{}",
+            node.log_text()
+        );
+    }
+
+    // npm samlify (xml-encryption: its KeyInfo in the default namespace), signing the
+    // assertion and then encrypting it with AES-256-CBC, or AES-256-GCM.
+    let samlify = SamlIdp::samlify();
+    let created = create_provider(
+        &admin,
+        &json!({"name": "samlify-sealed", "provider": {"kind": "saml",
+                "idp_metadata_xml": samlify.metadata().await,
+                "require_encrypted_assertions": true}}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
+    samlify
+        .register_sp(
+            browser
+                .tenant_get(slug, "/v1/auth/saml/samlify-sealed/metadata")
+                .await
+                .text(),
+        )
+        .await;
+    for variant in ["encrypted", "encrypted_gcm"] {
+        let login = idp_address(&format!("samlify-{variant}"));
+        let user = saml_user(&browser, slug, "samlify-sealed", &login, variant).await;
+        assert_eq!(
+            count(
+                &app,
+                slug,
+                &format!("users WHERE id = '{user}' AND email = '{login}'")
+            )
+            .await,
+            1,
+            "{variant}"
+        );
+    }
+
+    // Encryption turned off: the key is gone with it, and an IdP that still encrypts to the
+    // old certificate is refused.
+    let mut body = json!({"name": "sealed", "provider": {"kind": "saml",
+        "idp_metadata_xml": SamlIdp::new().metadata().await}});
+    let off = admin
+        .put("/v1/admin/sso/sealed")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::OK, "{}", off.text());
+    let plain = browser
+        .tenant_get(slug, "/v1/auth/saml/sealed/metadata")
+        .await
+        .text();
+    assert!(key_uses(&plain).is_empty(), "{plain}");
+    let post = browser
+        .saml_response(slug, "sealed", &idp_address("keyless"), "encrypted", "")
+        .await;
+    let reply = browser.post_to_acs(slug, "sealed", &post, true).await;
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::UNAUTHORIZED, "sso_rejected")
+    );
+    assert!(
+        TestApp::eventually(std::time::Duration::from_secs(5), || async {
+            node.log_text()
+                .contains("the provider has no key to open it")
+        })
+        .await
+        .is_some()
+    );
+    // And back on: a new key, in new metadata.
+    body["provider"]["require_encrypted_assertions"] = json!(true);
+    let on = admin
+        .put("/v1/admin/sso/sealed")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), StatusCode::OK, "{}", on.text());
+    let renewed = browser
+        .tenant_get(slug, "/v1/auth/saml/sealed/metadata")
+        .await
+        .text();
+    assert_eq!(key_uses(&renewed), ["encryption"]);
+    assert_ne!(
+        renewed.split("X509Certificate>").nth(1),
+        metadata.split("X509Certificate>").nth(1)
+    );
 }
