@@ -3,6 +3,10 @@
 //! saves the provider *disabled*, tests it with a real sign-in in a new tab — whose page shows
 //! what the provider sent and what the mapping made of it, signing nobody in — and enables it.
 //! Saving goes through the same service as `POST /v1/admin/sso` (its checks, its audit event).
+//! The provider's page edits who signs in (domains, roles) and the connection itself: what the
+//! provider sends, and for SAML the NameID format, signed requests, encrypted assertions and
+//! IdP-initiated sign-in; for OIDC the scopes, token endpoint authentication, ID token
+//! algorithms and a new client secret.
 
 use actix_web::http::header::SET_COOKIE;
 use actix_web::http::StatusCode;
@@ -32,6 +36,7 @@ pub fn routes() -> Vec<Route> {
         provider_page,
         set_enabled,
         set_sign_in,
+        set_connection,
         start_test,
         test_result,
     ]
@@ -43,12 +48,16 @@ struct OurValues {
     acs_url: String,
     entity_id: String,
     metadata_url: String,
+    /// Where a `private_key_jwt` provider's public key is published.
+    jwks_url: String,
 }
 
 fn our_values(state: &DataPlane, context: &RequestContext, name: &str) -> OurValues {
     let urls = saml::sp_urls(state, context, name);
+    let redirect_uri = oauth::redirect_uri(state, context, name);
     OurValues {
-        redirect_uri: oauth::redirect_uri(state, context, name),
+        jwks_url: redirect_uri.replace("/callback", "/jwks"),
+        redirect_uri,
         metadata_url: urls.entity_id.clone(),
         acs_url: urls.acs_url,
         entity_id: urls.entity_id,
@@ -330,6 +339,40 @@ struct ProviderPage {
     /// The sign-in form's values: the stored ones, or what was typed when it was refused.
     typed: Fields,
     error: Option<String>,
+    /// The connection form's values, likewise.
+    connection: Fields,
+    connection_error: Option<String>,
+    /// OIDC: each ID token algorithm, and whether it is allowed.
+    algorithms: Vec<(String, bool)>,
+    /// OIDC: the client authenticates with a key of ours (`private_key_jwt`).
+    uses_client_key: bool,
+    /// SAML: the provider has a key of its own (its certificate is in our metadata).
+    has_saml_key: bool,
+    name_id_formats: &'static [(&'static str, &'static str)],
+    token_endpoint_auths: &'static [(&'static str, &'static str)],
+}
+
+/// The NameID formats a SAML provider may ask for: value, label.
+const NAME_ID_FORMATS: [(&str, &str); 4] = [
+    ("unspecified", "The provider's choice"),
+    ("persistent", "Persistent"),
+    ("transient", "Transient (people are known by an attribute)"),
+    ("email", "Email address"),
+];
+
+/// Client authentications at an OIDC token endpoint: value, label.
+const TOKEN_ENDPOINT_AUTHS: [(&str, &str); 4] = [
+    ("", "As the provider's discovery document says"),
+    ("client_secret_basic", "Client secret, HTTP Basic"),
+    ("client_secret_post", "Client secret, in the form"),
+    ("private_key_jwt", "A JWT signed with our key (no secret)"),
+];
+
+/// Which form of the provider's page was posted and refused, with what was typed in it.
+enum Posted {
+    Nothing,
+    SignIn(Fields),
+    Connection(Fields),
 }
 
 #[route(get, "/console/admin/sso/{name}", access = Permission(crate::sso::READ), rate = Read)]
@@ -340,20 +383,103 @@ async fn provider_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = admin::get(&state, &context, &path).await?;
-    provider_answer(&state, &context, &csrf, view, None, (StatusCode::OK, None)).await
+    provider_answer(
+        &state,
+        &context,
+        &csrf,
+        view,
+        Posted::Nothing,
+        (StatusCode::OK, None),
+    )
+    .await
 }
 
-/// The provider's page; `typed` is the sign-in form as it was posted (else the stored values).
+/// The connection form's stored values.
+fn stored_connection(view: &ProviderView) -> Fields {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let provider = serde_json::to_value(&view.provider).unwrap_or_default();
+    let names = match view.kind {
+        "saml" => &provider["attributes"],
+        _ => &provider["claims"],
+    };
+    let flag = |name: &str| {
+        if provider[name] == Value::Bool(true) {
+            "on".to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let scopes = provider["scopes"]
+        .as_array()
+        .map(|scopes| scopes.iter().map(text).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let mut pairs = vec![
+        ("email".to_owned(), text(&names["email"])),
+        ("full_name".to_owned(), text(&names["name"])),
+        ("groups".to_owned(), text(&names["groups"])),
+        ("scopes".to_owned(), scopes),
+        (
+            "name_id_format".to_owned(),
+            text(&provider["name_id_format"]),
+        ),
+        (
+            "subject_attribute".to_owned(),
+            text(&provider["subject_attribute"]),
+        ),
+        (
+            "token_endpoint_auth".to_owned(),
+            text(&provider["token_endpoint_auth"]),
+        ),
+    ];
+    for name in [
+        "sign_authn_requests",
+        "require_encrypted_assertions",
+        "allow_idp_initiated",
+    ] {
+        pairs.push((name.to_owned(), flag(name)));
+    }
+    for algorithm in provider["id_token_algorithms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        pairs.push(("id_token_algorithms".to_owned(), text(algorithm)));
+    }
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    Fields::from_pairs(&pairs)
+}
+
+/// The provider's page; a refused form shows again as it was posted (the other one with the
+/// stored values).
 async fn provider_answer(
     state: &DataPlane,
     context: &RequestContext,
     csrf: &Csrf,
     view: ProviderView,
-    typed: Option<Fields>,
+    posted: Posted,
     outcome: (StatusCode, Option<String>),
 ) -> Result<HttpResponse, ApiError> {
     let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
     let roles = super::page::role_names(state, context).await?;
+    let (typed, connection, error, connection_error) = match posted {
+        Posted::Nothing => (None, None, None, None),
+        Posted::SignIn(fields) => (Some(fields), None, outcome.1, None),
+        Posted::Connection(fields) => (None, Some(fields), None, outcome.1),
+    };
+    let connection = connection.unwrap_or_else(|| stored_connection(&view));
+    let allowed = connection.all("id_token_algorithms");
+    let algorithms = shared::sso::settings::IdTokenAlgorithm::ALL
+        .iter()
+        .filter_map(|algorithm| serde_json::to_value(algorithm).ok())
+        .filter_map(|name| name.as_str().map(str::to_owned))
+        .map(|name| {
+            let on = allowed.contains(&name);
+            (name, on)
+        })
+        .collect();
     let typed = typed.unwrap_or_else(|| {
         let domains = view
             .domains
@@ -394,7 +520,14 @@ async fn provider_answer(
             .join(", "),
         roles,
         typed,
-        error: outcome.1,
+        error,
+        connection,
+        connection_error,
+        algorithms,
+        uses_client_key: view.client_jwks_path.is_some(),
+        has_saml_key: view.provider.own_key().is_some() && view.kind == "saml",
+        name_id_formats: &NAME_ID_FORMATS,
+        token_endpoint_auths: &TOKEN_ENDPOINT_AUTHS,
         name: view.name,
         display_name: view.display_name,
         kind: view.kind,
@@ -478,7 +611,98 @@ async fn set_sign_in(
                 &context,
                 &csrf,
                 view,
-                Some(fields),
+                Posted::SignIn(fields),
+                (outcome.0, Some(outcome.1)),
+            )
+            .await
+        }
+    }
+}
+
+/// The connection form's changes to a stored provider (its kind stays).
+fn connection_change(fields: &Fields, input: &mut Value) -> Result<(), ApiError> {
+    let names = json!({
+        "email": fields.one("email").trim(),
+        "name": fields.one("full_name").trim(),
+        "groups": fields.one("groups").trim(),
+    });
+    let provider = &mut input["provider"];
+    match provider["kind"].as_str() {
+        Some("saml") => {
+            provider["attributes"] = names;
+            provider["name_id_format"] = json!(fields.one("name_id_format"));
+            provider["subject_attribute"] = match fields.one("subject_attribute").trim() {
+                "" => Value::Null,
+                attribute => json!(attribute),
+            };
+            for flag in [
+                "sign_authn_requests",
+                "require_encrypted_assertions",
+                "allow_idp_initiated",
+            ] {
+                provider[flag] = Value::Bool(fields.one(flag) == "on");
+            }
+        }
+        Some("oidc") => {
+            provider["scopes"] = json!(fields.one("scopes").split_whitespace().collect::<Vec<_>>());
+            for (claim, value) in ["email", "name", "groups"].iter().zip([
+                &names["email"],
+                &names["name"],
+                &names["groups"],
+            ]) {
+                provider["claims"][*claim] = value.clone();
+            }
+            provider["token_endpoint_auth"] = match fields.one("token_endpoint_auth") {
+                "" => Value::Null,
+                method => json!(method),
+            };
+            provider["id_token_algorithms"] = json!(fields.all("id_token_algorithms"));
+            if let Some(secret) =
+                Some(fields.one("client_secret")).filter(|secret| !secret.is_empty())
+            {
+                input["client_secret"] = json!(secret);
+            }
+        }
+        _ => return Err(ApiError::bad_request(
+            "invalid_sso_config",
+            "change an OAuth 2.0 provider's connection through the API (PUT /v1/admin/sso/{name})",
+        )),
+    }
+    Ok(())
+}
+
+/// The connection: what the provider sends, and how we talk to it. A refusal shows the page
+/// again with what was typed; a change that needs a new key of ours makes one (SAML: give the
+/// IdP our metadata again).
+#[route(post, "/console/admin/sso/{name}/connection",
+    access = Permission(crate::sso::MANAGE),
+    audit = event("sso.update", "sso_provider").id_from("name"),
+    rate = Write)]
+async fn set_connection(
+    context: RequestContext,
+    state: web::Data<DataPlane>,
+    csrf: Csrf,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(&body);
+    let view = admin::get(&state, &context, &path).await?;
+    let saved = match stored_input(&view, |input| connection_change(&fields, input)) {
+        Ok(input) => admin::save(&state, &context, context.authenticated()?, input, true)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match saved {
+        Ok(_) => Ok(see_other(&format!("/console/admin/sso/{}", view.name))),
+        Err(error) => {
+            let outcome = refused(error)?;
+            provider_answer(
+                &state,
+                &context,
+                &csrf,
+                view,
+                Posted::Connection(fields),
                 (outcome.0, Some(outcome.1)),
             )
             .await

@@ -77,6 +77,18 @@ pub enum IdTokenAlgorithm {
 }
 
 impl IdTokenAlgorithm {
+    pub const ALL: [Self; 9] = [
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
     fn defaults() -> Vec<Self> {
         vec![Self::RS256, Self::ES256, Self::PS256, Self::EdDSA]
     }

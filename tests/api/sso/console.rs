@@ -576,3 +576,214 @@ async fn an_admin_binds_email_domains_requires_sso_and_maps_groups_on_the_provid
     assert_eq!(password.status(), StatusCode::FORBIDDEN);
     assert_eq!(password.code(), Some("sso_required"));
 }
+
+#[tokio::test]
+async fn the_providers_page_edits_the_connection_and_a_saml_provider_turned_to_encryption_signs_people_in(
+) {
+    let app = TestApp::spawn().await;
+    let slug = "sso-connection";
+    let owner_email = idp_address("owner");
+    let api = tenant_with_admin(&app, slug, &owner_email).await;
+    saml_provider(&app, slug, &api, "corp-saml", json!({})).await;
+    oidc_provider(slug, &api, "corp-oidc", json!({})).await;
+    let mut admin = ConsoleBrowser::new_for(&app, slug);
+    admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
+    let saml_page = "/console/admin/sso/corp-saml";
+    let saml_action = "/console/admin/sso/corp-saml/connection";
+    let view = |name: &'static str| {
+        let api = &api;
+        async move {
+            let view: serde_json::Value =
+                api.get(format!("/v1/admin/sso/{name}")).ok().await.unwrap();
+            view
+        }
+    };
+
+    // The stored settings show: the provider's choice of NameID, nothing signed or encrypted.
+    let page = admin.get(saml_page).await;
+    assert!(
+        page.html
+            .contains("<option value=\"unspecified\" selected>The provider&#39;s choice"),
+        "{}",
+        page.html
+    );
+    assert!(!page
+        .html
+        .contains("name=\"require_encrypted_assertions\" checked"));
+
+    // Bad input: refused beside the form, what was typed kept, nothing changed.
+    let before = view("corp-saml").await;
+    let refused = admin
+        .submit(
+            saml_page,
+            saml_action,
+            &[
+                ("email", "email"),
+                ("name_id_format", "kerberos"),
+                ("require_encrypted_assertions", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(refused.html.contains("id=\"sso-connection-error\""));
+    assert!(
+        refused
+            .html
+            .contains("name=\"require_encrypted_assertions\" checked"),
+        "what was typed is kept"
+    );
+    assert_eq!(view("corp-saml").await, before);
+
+    // Encryption and persistent NameIDs, with ADFS's attribute names.
+    let email_claim = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
+    let saved = admin
+        .submit(
+            saml_page,
+            saml_action,
+            &[
+                ("email", email_claim),
+                ("full_name", "name"),
+                ("groups", "groups"),
+                ("name_id_format", "persistent"),
+                ("require_encrypted_assertions", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let after = view("corp-saml").await;
+    assert_eq!(after["provider"]["require_encrypted_assertions"], true);
+    assert_eq!(after["provider"]["sign_authn_requests"], false);
+    assert_eq!(after["provider"]["name_id_format"], "persistent");
+    assert_eq!(after["provider"]["attributes"]["email"], email_claim);
+    assert_eq!(
+        after["domains"], before["domains"],
+        "the other form's part stays"
+    );
+    let page = admin.get(saml_page).await;
+    assert!(page
+        .html
+        .contains("name=\"require_encrypted_assertions\" checked"));
+    assert!(
+        page.html
+            .contains("Our metadata names this provider's certificate, for encrypted"),
+        "{}",
+        page.html
+    );
+
+    // Our metadata now offers a certificate for encryption; the IdP, given it, encrypts, and
+    // the person it names (under ADFS's attribute name) is signed in.
+    let browser = Browser::new(&app);
+    let metadata = browser
+        .tenant_get(slug, "/v1/auth/saml/corp-saml/metadata")
+        .await
+        .text();
+    assert!(metadata.contains("use=\"encryption\""), "{metadata}");
+    let idp = SamlIdp::new();
+    idp.register_sp(metadata).await;
+    let login = idp_address("sealed");
+    idp.set_account_with(
+        &login,
+        json!({"name": "Sealed Person", "attribute_names": {"email": email_claim}}),
+    )
+    .await;
+    let post = browser
+        .saml_response(slug, "corp-saml", &login, "", "")
+        .await;
+    let plain = browser.post_to_acs(slug, "corp-saml", &post, true).await;
+    assert_eq!(
+        plain.error_code(),
+        (StatusCode::UNAUTHORIZED, "sso_rejected"),
+        "a plain assertion, now that encryption is required"
+    );
+    let post = browser
+        .saml_response(slug, "corp-saml", &login, "encrypted", "")
+        .await;
+    let sealed = browser.post_to_acs(slug, "corp-saml", &post, true).await;
+    assert_eq!(sealed.status(), StatusCode::OK, "{}", sealed.text());
+
+    // OIDC: a JWT signed with our key instead of the secret; the page names our public key.
+    let oidc_page = "/console/admin/sso/corp-oidc";
+    let oidc_action = "/console/admin/sso/corp-oidc/connection";
+    let page = admin.get(oidc_page).await;
+    for algorithm in ["RS256", "ES256", "PS256", "EdDSA"] {
+        assert!(
+            page.html
+                .contains(&format!("value=\"{algorithm}\" checked")),
+            "{algorithm} is allowed by default: {}",
+            page.html
+        );
+    }
+    assert!(!page.html.contains("value=\"RS384\" checked"));
+    assert!(!page.html.contains("id=\"sso-jwks\""));
+    let keyed = admin
+        .submit(
+            oidc_page,
+            oidc_action,
+            &[
+                ("email", "email"),
+                ("scopes", "email profile"),
+                ("token_endpoint_auth", "private_key_jwt"),
+                ("id_token_algorithms", "RS256"),
+                ("id_token_algorithms", "ES384"),
+            ],
+        )
+        .await;
+    assert_eq!(keyed.status, StatusCode::SEE_OTHER, "{}", keyed.html);
+    let after = view("corp-oidc").await;
+    assert_eq!(after["provider"]["token_endpoint_auth"], "private_key_jwt");
+    assert_eq!(
+        after["provider"]["id_token_algorithms"],
+        json!(["RS256", "ES384"])
+    );
+    assert_eq!(after["provider"]["scopes"], json!(["email", "profile"]));
+    assert_eq!(after["has_client_secret"], false);
+    let page = admin.get(oidc_page).await;
+    let jwks = format!("{}/v1/auth/sso/corp-oidc/jwks", tenant_base(slug));
+    assert!(
+        page.html.contains(&format!("<code>{jwks}</code>")),
+        "{}",
+        page.html
+    );
+    let published = browser
+        .tenant_get(slug, "/v1/auth/sso/corp-oidc/jwks")
+        .await;
+    assert_eq!(published.status(), StatusCode::OK);
+
+    // No algorithm at all, or back to a secret without giving one: refused, nothing changed.
+    for fields in [
+        vec![
+            ("email", "email"),
+            ("token_endpoint_auth", "private_key_jwt"),
+        ],
+        vec![
+            ("email", "email"),
+            ("token_endpoint_auth", "client_secret_basic"),
+            ("id_token_algorithms", "RS256"),
+        ],
+    ] {
+        let refused = admin.submit(oidc_page, oidc_action, &fields).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+        assert!(refused.html.contains("id=\"sso-connection-error\""));
+        assert_eq!(view("corp-oidc").await, after);
+    }
+    // With a secret, the client is back to it.
+    let back = admin
+        .submit(
+            oidc_page,
+            oidc_action,
+            &[
+                ("email", "email"),
+                ("token_endpoint_auth", "client_secret_basic"),
+                ("client_secret", "a-new-secret-from-the-idp"),
+                ("id_token_algorithms", "RS256"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.html);
+    let after = view("corp-oidc").await;
+    assert_eq!(after["has_client_secret"], true);
+    assert_eq!(
+        after["provider"]["token_endpoint_auth"],
+        "client_secret_basic"
+    );
+}
