@@ -216,7 +216,11 @@ pub async fn register(
         return Ok(());
     }
     let user_id = Uuid::now_v7();
-    store::insert_pending_user(&mut transaction, user_id, email, &display_name, now).await?;
+    if !store::insert_pending_user(&mut transaction, user_id, email, &display_name, now).await? {
+        // A directory's name for another user: nobody can register it, and the answer is
+        // the same as for any address (nothing made, nothing sent).
+        return Ok(());
+    }
     identity::set_password(
         &mut transaction,
         user_id,

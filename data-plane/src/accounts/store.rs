@@ -76,18 +76,20 @@ pub async fn record_mail_sent(
 }
 
 /// A self-registered user: `pending` until the address is verified, role `member` (when
-/// the tenant has that role).
+/// the tenant has that role). `false` (nothing made) when the address is a directory's
+/// `userName` for another user (template V12).
 pub async fn insert_pending_user(
     transaction: &mut TenantTransaction,
     user_id: Uuid,
     email: &Email,
     display_name: &str,
     now: OffsetDateTime,
-) -> Result<(), TenantDbError> {
-    transaction
+) -> Result<bool, TenantDbError> {
+    let inserted = transaction
         .query_typed(
             "INSERT INTO users (id, email, display_name, status, created_at, updated_at)
-             VALUES ($1, $2, $3, 'pending', $4, $4)",
+             VALUES ($1, $2, $3, 'pending', $4, $4)
+             ON CONFLICT DO NOTHING RETURNING id",
             &[
                 (&user_id, Type::UUID),
                 (&email.as_str(), Type::TEXT),
@@ -96,6 +98,9 @@ pub async fn insert_pending_user(
             ],
         )
         .await?;
+    if inserted.is_empty() {
+        return Ok(false);
+    }
     transaction
         .query_typed(
             "INSERT INTO user_roles (user_id, role_name)
@@ -103,7 +108,7 @@ pub async fn insert_pending_user(
             &[(&user_id, Type::UUID)],
         )
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Stores a mailed token's digest.

@@ -81,7 +81,8 @@ pub async fn users(
 ) -> Result<Vec<UserRow>, TenantDbError> {
     let (condition, value) = narrowing.condition(
         "u",
-        "(lower(u.user_name) = lower($1) OR (u.user_name IS NULL AND u.email = lower($1)))",
+        // The expression of the unique index users_scim_user_name (template V12).
+        "lower(coalesce(u.user_name, u.email)) = lower($1)",
     );
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users u

@@ -241,7 +241,8 @@ pub async fn link_identity(
     Ok(())
 }
 
-/// Creates an active user signed in through SSO (no password).
+/// Creates an active user signed in through SSO (no password); `false` when the address is
+/// taken (a user's address, or a directory's `userName`: template V12).
 pub async fn insert_sso_user(
     transaction: &mut TenantTransaction,
     user_id: Uuid,
@@ -255,7 +256,7 @@ pub async fn insert_sso_user(
         .query_typed(
             "INSERT INTO users (id, email, display_name, status, email_verified_at)
              VALUES ($1, $2, $3, 'active', $4)
-             ON CONFLICT (email) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
             &[
                 (&user_id, Type::UUID),
                 (&email, Type::TEXT),

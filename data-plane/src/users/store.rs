@@ -201,7 +201,8 @@ pub async fn lock_user(
     }
 }
 
-/// Creates an invited user; `false` when the address is taken.
+/// Creates an invited user; `false` when the address is taken (a user's address, or the
+/// `userName` a directory gave a user: template V12).
 pub async fn insert_invited(
     transaction: &mut TenantTransaction,
     user_id: Uuid,
@@ -211,7 +212,7 @@ pub async fn insert_invited(
     let rows = transaction
         .query_typed(
             "INSERT INTO users (id, email, display_name, status) VALUES ($1, $2, $3, 'invited')
-             ON CONFLICT (email) DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING RETURNING id",
             &[
                 (&user_id, Type::UUID),
                 (&email.as_str(), Type::TEXT),

@@ -86,6 +86,51 @@ async fn a_directory_creates_a_user_and_finds_them_by_user_name_and_external_id(
 }
 
 #[tokio::test]
+async fn a_directory_given_user_name_is_nobody_elses_address_and_no_invitation_or_registration_takes_it(
+) {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    app.raise_rate_limits("acme").await;
+    app.allow_self_signup("acme").await;
+    let scim = directory(&app, "acme", &owner).await;
+    // The directory names a user by one address and mails them at another.
+    let name = unique_address("named");
+    let created = scim
+        .scim()
+        .post("Users", &user_document(&name, &unique_address("mailed")))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = id_of(&created.value());
+    let before = crate::sso::count(&app, "acme", "users").await;
+
+    // An invitation to that address: 409, as for any address taken.
+    let invited = owner
+        .users()
+        .invite(&name.to_uppercase(), &["member"])
+        .await
+        .unwrap_err();
+    assert_eq!(invited.status(), Some(StatusCode::CONFLICT));
+    assert_eq!(invited.code(), Some("user_exists"));
+    // A registration: the same answer as ever, and nothing made.
+    owner
+        .anonymous()
+        .auth()
+        .register(&name, "a long enough passphrase 1", None)
+        .await
+        .unwrap();
+    assert_eq!(crate::sso::count(&app, "acme", "users").await, before);
+    // The userName still answers for that one user.
+    let found = scim
+        .scim()
+        .list(&format!("Users?filter=userName%20eq%20%22{name}%22"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(id_of(&found[0]), id);
+}
+
+#[tokio::test]
 async fn a_user_needs_an_address_and_an_email_shaped_user_name_is_one() {
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("acme").await;
