@@ -368,11 +368,30 @@ const TOKEN_ENDPOINT_AUTHS: [(&str, &str); 4] = [
     ("private_key_jwt", "A JWT signed with our key (no secret)"),
 ];
 
-/// Which form of the provider's page was posted and refused, with what was typed in it.
-enum Posted {
-    Nothing,
-    SignIn(Fields),
-    Connection(Fields),
+/// The forms of the provider's page.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// Who signs in: domains, default role, group mapping.
+    SignIn,
+    /// What the provider sends and how we talk to it.
+    Connection,
+}
+
+impl Form {
+    /// The form's changes to the stored provider.
+    fn change(self, fields: &Fields, input: &mut Value) -> Result<(), ApiError> {
+        match self {
+            Self::SignIn => {
+                input["domains"] = Value::Array(domain_bindings(fields));
+                input["users"]["default_role"] =
+                    Value::String(fields.one("default_role").to_owned());
+                input["users"]["role_mapping"] =
+                    Value::Object(role_mapping(fields.one("role_mapping"))?);
+                Ok(())
+            }
+            Self::Connection => connection_change(fields, input),
+        }
+    }
 }
 
 #[route(get, "/console/admin/sso/{name}", access = Permission(crate::sso::READ), rate = Read)]
@@ -383,15 +402,7 @@ async fn provider_page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = admin::get(&state, &context, &path).await?;
-    provider_answer(
-        &state,
-        &context,
-        &csrf,
-        view,
-        Posted::Nothing,
-        (StatusCode::OK, None),
-    )
-    .await
+    provider_answer(&state, &context, &csrf, view, None, (StatusCode::OK, None)).await
 }
 
 /// The connection form's stored values.
@@ -459,15 +470,15 @@ async fn provider_answer(
     context: &RequestContext,
     csrf: &Csrf,
     view: ProviderView,
-    posted: Posted,
+    posted: Option<(Form, Fields)>,
     outcome: (StatusCode, Option<String>),
 ) -> Result<HttpResponse, ApiError> {
     let (frame, _) = Frame::signed_in(state, context, csrf, context.signed_in()?).await?;
     let roles = super::page::role_names(state, context).await?;
     let (typed, connection, error, connection_error) = match posted {
-        Posted::Nothing => (None, None, None, None),
-        Posted::SignIn(fields) => (Some(fields), None, outcome.1, None),
-        Posted::Connection(fields) => (None, Some(fields), None, outcome.1),
+        None => (None, None, None, None),
+        Some((Form::SignIn, fields)) => (Some(fields), None, outcome.1, None),
+        Some((Form::Connection, fields)) => (None, Some(fields), None, outcome.1),
     };
     let connection = connection.unwrap_or_else(|| stored_connection(&view));
     let allowed = connection.all("id_token_algorithms");
@@ -589,15 +600,23 @@ async fn set_sign_in(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = Fields::parse(&body);
-    let view = admin::get(&state, &context, &path).await?;
-    let saved = match stored_input(&view, |input| {
-        input["domains"] = Value::Array(domain_bindings(&fields));
-        input["users"]["default_role"] = Value::String(fields.one("default_role").to_owned());
-        input["users"]["role_mapping"] = Value::Object(role_mapping(fields.one("role_mapping"))?);
-        Ok(())
-    }) {
-        Ok(input) => admin::save(&state, &context, context.authenticated()?, input, true)
+    save_form(&state, &context, &csrf, &path, &body, Form::SignIn).await
+}
+
+/// Saves what `form` of provider `name`'s page posted; a refusal shows the page again with
+/// that form as typed, nothing changed.
+async fn save_form(
+    state: &DataPlane,
+    context: &RequestContext,
+    csrf: &Csrf,
+    name: &str,
+    body: &[u8],
+    form: Form,
+) -> Result<HttpResponse, ApiError> {
+    let fields = Fields::parse(body);
+    let view = admin::get(state, context, name).await?;
+    let saved = match stored_input(&view, |input| form.change(&fields, input)) {
+        Ok(input) => admin::save(state, context, context.authenticated()?, input, true)
             .await
             .map_err(ApiError::from),
         Err(error) => Err(error),
@@ -607,11 +626,11 @@ async fn set_sign_in(
         Err(error) => {
             let outcome = refused(error)?;
             provider_answer(
-                &state,
-                &context,
-                &csrf,
+                state,
+                context,
+                csrf,
                 view,
-                Posted::SignIn(fields),
+                Some((form, fields)),
                 (outcome.0, Some(outcome.1)),
             )
             .await
@@ -685,29 +704,7 @@ async fn set_connection(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = Fields::parse(&body);
-    let view = admin::get(&state, &context, &path).await?;
-    let saved = match stored_input(&view, |input| connection_change(&fields, input)) {
-        Ok(input) => admin::save(&state, &context, context.authenticated()?, input, true)
-            .await
-            .map_err(ApiError::from),
-        Err(error) => Err(error),
-    };
-    match saved {
-        Ok(_) => Ok(see_other(&format!("/console/admin/sso/{}", view.name))),
-        Err(error) => {
-            let outcome = refused(error)?;
-            provider_answer(
-                &state,
-                &context,
-                &csrf,
-                view,
-                Posted::Connection(fields),
-                (outcome.0, Some(outcome.1)),
-            )
-            .await
-        }
-    }
+    save_form(&state, &context, &csrf, &path, &body, Form::Connection).await
 }
 
 /// Starts a test sign-in through the provider (enabled or not). Opened in a new tab; it ends

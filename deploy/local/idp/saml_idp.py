@@ -166,21 +166,15 @@ def encrypted_response(server, request, login, variant):
     metadata's), signed as ENCRYPTED says."""
     sign_response, sign_assertion, data_algorithm, session_key, key_transport = ENCRYPTED[variant]
     encrypting_with(server, data_algorithm, session_key, key_transport)
-    args = server.response_args(request.message, [BINDING_HTTP_POST])
-    xml = str(
-        server.create_authn_response(
-            {"email": [login], "name": [f"User {login}"]},
-            userid=login,
-            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
-            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
-            sign_response=sign_response,
-            sign_assertion=sign_assertion,
-            sign_alg=SIG_RSA_SHA256,
-            digest_alg=DIGEST_SHA256,
-            encrypt_assertion=True,
-            encrypt_assertion_self_contained=True,
-            **args,
-        )
+    xml, destination = email_response(
+        server,
+        request,
+        login,
+        f"User {login}",
+        sign_response=sign_response,
+        sign_assertion=sign_assertion,
+        encrypt_assertion=True,
+        encrypt_assertion_self_contained=True,
     )
     if "EncryptedAssertion" not in xml:
         raise ValueError("the SP's metadata offers no encryption certificate")
@@ -194,7 +188,24 @@ def encrypted_response(server, request, login, variant):
         data[20] ^= 1
         changed = base64.b64encode(bytes(data)).decode("ascii")
         xml = xml[: value.start(2)] + changed + xml[value.end(2) :]
-    return xml, args["destination"]
+    return xml, destination
+
+
+def email_response(server, request, login, name, **signing):
+    """`server`'s response for `login` (NameID their address; attributes email and `name`),
+    signed (and encrypted) as `signing` says, with RSA-SHA256; and where it goes."""
+    args = server.response_args(request.message, [BINDING_HTTP_POST])
+    xml = server.create_authn_response(
+        {"email": [login], "name": [name]},
+        userid=login,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
+        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+        sign_alg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+        **signing,
+        **args,
+    )
+    return str(xml), args["destination"]
 
 
 def signed_response(server, request, login, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, sign=True, force_transient=False):
@@ -226,19 +237,8 @@ def wrapped_response(request, login, victim, placement="before"):
     Response's `extensions`."""
     import re
 
-    args = IDP.response_args(request.message, [BINDING_HTTP_POST])
-    xml = str(
-        IDP.create_authn_response(
-            {"email": [login], "name": ["Signed User"]},
-            userid=login,
-            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login),
-            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
-            sign_response=False,
-            sign_assertion=True,
-            sign_alg=SIG_RSA_SHA256,
-            digest_alg=DIGEST_SHA256,
-            **args,
-        )
+    xml, destination = email_response(
+        IDP, request, login, "Signed User", sign_response=False, sign_assertion=True
     )
     match = re.search(r"<(\w+:)?Assertion\b.*?</(\w+:)?Assertion>", xml, re.S)
     signed = match.group(0)
@@ -246,7 +246,7 @@ def wrapped_response(request, login, victim, placement="before"):
     evil = evil.replace(login, victim)
     evil = re.sub(r'ID="([^"]+)"', r'ID="\1-evil"', evil, count=1)
     if placement == "after":
-        return xml.replace(signed, signed + evil), args["destination"]
+        return xml.replace(signed, signed + evil), destination
     if placement == "extensions":
         issuer = re.search(r"</(\w+:)?Issuer>", xml).group(0)
         extensions = (
@@ -254,8 +254,8 @@ def wrapped_response(request, login, victim, placement="before"):
             + evil
             + "</samlp:Extensions>"
         )
-        return xml.replace(issuer, issuer + extensions, 1), args["destination"]
-    return xml.replace(signed, evil + signed), args["destination"]
+        return xml.replace(issuer, issuer + extensions, 1), destination
+    return xml.replace(signed, evil + signed), destination
 
 
 def register_sp(server, xml):

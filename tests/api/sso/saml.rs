@@ -664,17 +664,7 @@ async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_o
     // The key survives a replace that keeps signing; turned off, the metadata says so.
     let mut body = json!({"name": "signed", "provider": {"kind": "saml",
         "idp_metadata_xml": idp.metadata().await, "sign_authn_requests": true}});
-    let kept = admin
-        .put("/v1/admin/sso/signed")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(kept.status(), StatusCode::OK, "{}", kept.text());
-    let again = browser
-        .tenant_get(slug, "/v1/auth/saml/signed/metadata")
-        .await
-        .text();
+    let again = replaced_metadata(&admin, &browser, slug, &body).await;
     // The same certificate (the document also carries a validUntil of now + 48 h, which moves
     // with the clock).
     let certificate = |xml: &str| {
@@ -684,23 +674,35 @@ async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_o
     };
     assert_eq!(certificate(&again), certificate(&metadata));
     body["provider"]["sign_authn_requests"] = json!(false);
-    let off = admin
-        .put("/v1/admin/sso/signed")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(off.status(), StatusCode::OK, "{}", off.text());
-    let unsigned = browser
-        .tenant_get(slug, "/v1/auth/saml/signed/metadata")
-        .await
-        .text();
+    let unsigned = replaced_metadata(&admin, &browser, slug, &body).await;
     assert!(
         unsigned.contains("AuthnRequestsSigned=\"false\""),
         "{unsigned}"
     );
     assert!(!unsigned.contains("X509Certificate"), "{unsigned}");
     assert!(!browser.start(slug, "signed").await.contains("Signature="));
+}
+
+/// Replaces the provider `body` names at `slug` with `body` (asserted to succeed); its SP
+/// metadata then.
+async fn replaced_metadata(
+    admin: &Client,
+    browser: &Browser,
+    slug: &str,
+    body: &serde_json::Value,
+) -> String {
+    let name = body["name"].as_str().unwrap();
+    let replaced = admin
+        .put(format!("/v1/admin/sso/{name}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), StatusCode::OK, "{}", replaced.text());
+    browser
+        .tenant_get(slug, &format!("/v1/auth/saml/{name}/metadata"))
+        .await
+        .text()
 }
 
 /// The `<md:KeyDescriptor use="…">` blocks of SP metadata, by use.
@@ -849,17 +851,7 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
     // old certificate is refused.
     let mut body = json!({"name": "sealed", "provider": {"kind": "saml",
         "idp_metadata_xml": SamlIdp::new().metadata().await}});
-    let off = admin
-        .put("/v1/admin/sso/sealed")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(off.status(), StatusCode::OK, "{}", off.text());
-    let plain = browser
-        .tenant_get(slug, "/v1/auth/saml/sealed/metadata")
-        .await
-        .text();
+    let plain = replaced_metadata(&admin, &browser, slug, &body).await;
     assert!(key_uses(&plain).is_empty(), "{plain}");
     let post = browser
         .saml_response(slug, "sealed", &idp_address("keyless"), "encrypted", "")
@@ -879,17 +871,7 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
     );
     // And back on: a new key, in new metadata.
     body["provider"]["require_encrypted_assertions"] = json!(true);
-    let on = admin
-        .put("/v1/admin/sso/sealed")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(on.status(), StatusCode::OK, "{}", on.text());
-    let renewed = browser
-        .tenant_get(slug, "/v1/auth/saml/sealed/metadata")
-        .await
-        .text();
+    let renewed = replaced_metadata(&admin, &browser, slug, &body).await;
     assert_eq!(key_uses(&renewed), ["encryption"]);
     assert_ne!(
         renewed.split("X509Certificate>").nth(1),
