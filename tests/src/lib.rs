@@ -786,6 +786,21 @@ impl TestApp {
             .get(0)
     }
 
+    /// Rows of active tenant `slug`'s `sql_from_where` (a table, with a `WHERE` when wanted:
+    /// `users WHERE email = '…'`), counted by the superuser.
+    pub async fn count_in(&self, slug: &str, sql_from_where: &str) -> i64 {
+        let schema = self.tenant_schema(slug).await;
+        self.superuser()
+            .await
+            .query_one(
+                &format!("SELECT count(*) FROM {schema}.{sql_from_where}"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     pub async fn tenant_count(&self, slug: &str) -> i64 {
         self.superuser()
             .await

@@ -102,7 +102,7 @@ async fn a_directory_given_user_name_is_nobody_elses_address_and_no_invitation_o
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let id = id_of(&created.value());
-    let before = crate::sso::count(&app, "acme", "users").await;
+    let before = app.count_in("acme", "users").await;
 
     // An invitation to that address: 409, as for any address taken.
     let invited = owner
@@ -119,7 +119,7 @@ async fn a_directory_given_user_name_is_nobody_elses_address_and_no_invitation_o
         .register(&name, "a long enough passphrase 1", None)
         .await
         .unwrap();
-    assert_eq!(crate::sso::count(&app, "acme", "users").await, before);
+    assert_eq!(app.count_in("acme", "users").await, before);
     // The userName still answers for that one user.
     let found = scim
         .scim()

@@ -64,13 +64,13 @@ async fn admins_manage_providers_and_secrets_stay_sealed() {
         other.error_code(),
         (StatusCode::CONFLICT, "sso_domain_taken")
     );
-    assert_eq!(count(&app, "sso-admin", "sso_providers").await, 1);
+    assert_eq!(app.count_in("sso-admin", "sso_providers").await, 1);
 
     let deleted = admin.delete("/v1/admin/sso/corp").send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let gone = admin.get("/v1/admin/sso/corp").send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    assert_eq!(count(&app, "sso-admin", "sso_domains").await, 0);
+    assert_eq!(app.count_in("sso-admin", "sso_domains").await, 0);
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn bad_provider_configurations_are_refused_and_change_nothing() {
             refused.text()
         );
     }
-    assert_eq!(count(&app, "sso-bad", "sso_providers").await, 0);
+    assert_eq!(app.count_in("sso-bad", "sso_providers").await, 0);
 }
 
 #[tokio::test]
@@ -165,5 +165,5 @@ async fn only_holders_of_sso_permissions_see_or_change_providers() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(count(&app, "sso-rbac", "sso_providers").await, 1);
+    assert_eq!(app.count_in("sso-rbac", "sso_providers").await, 1);
 }

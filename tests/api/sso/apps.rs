@@ -9,7 +9,7 @@ use serde_json::json;
 use tenantry_tests::{Client, TestApp};
 
 use super::{
-    count, idp_address, oidc_provider, saml_provider, tenant_base, tenant_with_admin, Browser,
+    idp_address, oidc_provider, saml_provider, tenant_base, tenant_with_admin, Browser,
     OidcProvider,
 };
 
@@ -98,7 +98,7 @@ async fn an_app_gets_a_one_time_code_that_only_its_verifier_exchanges_once() {
     let acme = app.tenant("sso-apps");
 
     // The code comes to the app's redirect URI with the app's state; no session yet.
-    let sessions_before = count(&app, "sso-apps", "sessions").await;
+    let sessions_before = app.count_in("sso-apps", "sessions").await;
     let (verifier, challenge) = pkce();
     let landed = app_oidc_sign_in(&app, "sso-apps", &login, APP, &challenge).await;
     assert!(landed.starts_with(&format!("{APP}?code=")), "{landed}");
@@ -107,7 +107,7 @@ async fn an_app_gets_a_one_time_code_that_only_its_verifier_exchanges_once() {
         Some("app-state-1")
     );
     let code = query_value(&landed, "code").unwrap();
-    assert_eq!(count(&app, "sso-apps", "sessions").await, sessions_before);
+    assert_eq!(app.count_in("sso-apps", "sessions").await, sessions_before);
 
     // Another verifier: refused, and the code is spent by the attempt.
     let (other_verifier, _) = pkce();
@@ -143,13 +143,13 @@ async fn an_app_gets_a_one_time_code_that_only_its_verifier_exchanges_once() {
     // Stored only as its SHA-256, and deleted by the exchange.
     let stored =
         format!("sso_handoff_codes WHERE code_digest = sha256(convert_to('{code}', 'UTF8'))");
-    assert_eq!(count(&app, "sso-apps", &stored).await, 1);
+    assert_eq!(app.count_in("sso-apps", &stored).await, 1);
     let tokens = acme
         .auth()
         .exchange_sso_code(&code, &verifier, APP)
         .await
         .unwrap();
-    assert_eq!(count(&app, "sso-apps", &stored).await, 0);
+    assert_eq!(app.count_in("sso-apps", &stored).await, 0);
     let me = acme.with_tokens(tokens.clone()).me().get().await.unwrap();
     assert_eq!(me.email, login);
     let claims = super::claims(tokens.access_token.expose());
@@ -171,7 +171,9 @@ async fn an_app_start_must_name_an_allowed_redirect_uri_and_an_s256_challenge() 
     allow_app(&admin, &[APP, "http://127.0.0.1/callback"]).await;
     let browser = Browser::new(&app);
     let (_, challenge) = pkce();
-    let before = count(&app, "sso-app-starts", "sso_login_transactions").await;
+    let before = app
+        .count_in("sso-app-starts", "sso_login_transactions")
+        .await;
 
     let mut refused = vec![
         app_start("corp", "https://evil.example/callback", &challenge, "s"),
@@ -201,7 +203,8 @@ async fn an_app_start_must_name_an_allowed_redirect_uri_and_an_s256_challenge() 
         assert_eq!(answer.code(), Some("invalid_app_return"), "{start}");
     }
     assert_eq!(
-        count(&app, "sso-app-starts", "sso_login_transactions").await,
+        app.count_in("sso-app-starts", "sso_login_transactions")
+            .await,
         before,
         "a refused start leaves no transaction"
     );

@@ -317,7 +317,8 @@ async fn the_wizard_saves_an_oidc_provider_disabled_its_test_signs_nobody_in_and
         "the received claims are shown"
     );
     assert_eq!(
-        super::count(&app, "wizard", &format!("users WHERE email = '{tester}'")).await,
+        app.count_in("wizard", &format!("users WHERE email = '{tester}'"))
+            .await,
         0,
         "a test made a user"
     );

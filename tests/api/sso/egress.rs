@@ -81,7 +81,7 @@ async fn a_saml_metadata_url_reaching_an_internal_address_is_refused_and_nothing
         assert!(message.contains("egress_allow_networks"), "{message}");
     }
     assert_eq!(
-        count(&app, "egress-saml", "sso_providers").await,
+        app.count_in("egress-saml", "sso_providers").await,
         0,
         "a refused provider was saved"
     );
@@ -169,5 +169,5 @@ async fn a_redirect_is_not_followed_even_to_an_allowed_address() {
         Some(std::io::ErrorKind::WouldBlock),
         "the node followed the redirect"
     );
-    assert_eq!(count(&app, "egress-redirect", "sso_providers").await, 0);
+    assert_eq!(app.count_in("egress-redirect", "sso_providers").await, 0);
 }

@@ -671,17 +671,3 @@ pub fn claims(access_token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
-
-/// Rows of a tenant table counted by the superuser.
-pub async fn count(app: &TestApp, slug: &str, sql_from_where: &str) -> i64 {
-    let schema = format!("tenant_{}", slug.replace('-', "_"));
-    app.superuser()
-        .await
-        .query_one(
-            &format!("SELECT count(*) FROM \"{schema}\".{sql_from_where}"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}

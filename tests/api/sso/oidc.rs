@@ -49,9 +49,7 @@ async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in(
 
     // The sign-in is in the attempt log; the user has no password.
     assert_eq!(
-        count(
-            &app,
-            "sso-oidc",
+        app.count_in("sso-oidc",
             &format!("login_attempts WHERE email = '{login}' AND method = 'oidc' AND outcome = 'success'")
         )
         .await,
@@ -98,12 +96,8 @@ async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
         .unwrap();
     assert_eq!(me.display_name, "Grace Hopper");
     assert_eq!(
-        count(
-            &app,
-            "sso-groups",
-            &format!("users WHERE email = '{login}'")
-        )
-        .await,
+        app.count_in("sso-groups", &format!("users WHERE email = '{login}'"))
+            .await,
         1
     );
 }
@@ -123,7 +117,7 @@ async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
         refused.error_code(),
         (StatusCode::CONFLICT, "sso_account_exists")
     );
-    assert_eq!(count(&app, "sso-link", "sso_identities").await, 0);
+    assert_eq!(app.count_in("sso-link", "sso_identities").await, 0);
 
     // The tenant opts in: the same sign-in now lands on the existing user.
     let mut provider: Value = admin.get("/v1/admin/sso/corp").ok().await.unwrap();
@@ -184,8 +178,7 @@ async fn oauth2_provider_signs_users_in_through_its_userinfo() {
     assert_eq!(claims["amr"], json!(["oauth2"]));
     assert_eq!(claims["idp"], "hub");
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             "sso-oauth",
             &format!("users WHERE email = '{login}' AND display_name = 'Octo Cat'")
         )
@@ -299,8 +292,8 @@ async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
         (StatusCode::FORBIDDEN, "quota_exceeded")
     );
     assert_eq!(refused.value()["error"]["details"]["quota"], "max_users");
-    assert_eq!(count(&app, "sso-full", "users").await, 1);
-    assert_eq!(count(&app, "sso-full", "sso_identities").await, 0);
+    assert_eq!(app.count_in("sso-full", "users").await, 1);
+    assert_eq!(app.count_in("sso-full", "sso_identities").await, 0);
 }
 
 #[tokio::test]

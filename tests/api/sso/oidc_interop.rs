@@ -103,8 +103,7 @@ async fn id_tokens_signed_with_each_default_algorithm_sign_in_and_others_are_ref
         .await;
     refused(&oidc_sign_in(&app, slug, "hmac", &idp_address("hmac")).await);
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             slug,
             "users WHERE email LIKE 'narrowed-%' OR email LIKE 'hmac-%'"
         )
@@ -128,7 +127,8 @@ async fn id_tokens_signed_with_each_default_algorithm_sign_in_and_others_are_ref
         );
     }
     assert_eq!(
-        count(&app, slug, "sso_providers WHERE name = 'bad-algs'").await,
+        app.count_in(slug, "sso_providers WHERE name = 'bad-algs'")
+            .await,
         0
     );
 }
@@ -289,8 +289,7 @@ async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_a
     idp.set_account(&login, "Octo Cat", &[]).await;
     tokens_of(&oidc_sign_in(&app, slug, "hub", &login).await);
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             slug,
             &format!("users WHERE email = '{login}' AND email_verified_at IS NOT NULL")
         )
@@ -298,8 +297,7 @@ async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_a
         1
     );
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             slug,
             "users WHERE email LIKE '%unverified-%' OR email LIKE 'secondary-%'"
         )

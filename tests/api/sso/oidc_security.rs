@@ -52,7 +52,8 @@ async fn a_callback_state_works_once_and_only_as_issued() {
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
     assert_eq!(
-        count(&app, "sso-state", &format!("users WHERE email = '{login}'")).await,
+        app.count_in("sso-state", &format!("users WHERE email = '{login}'"))
+            .await,
         0
     );
 
@@ -86,8 +87,7 @@ async fn a_callback_state_works_once_and_only_as_issued() {
         (StatusCode::UNAUTHORIZED, "sso_rejected")
     );
     assert!(
-        count(
-            &app,
+        app.count_in(
             "sso-state",
             "login_attempts WHERE method = 'oidc' AND outcome = 'invalid_state'"
         )
@@ -135,12 +135,8 @@ async fn id_tokens_that_fail_any_check_are_refused() {
             "an ID token with {case} was not refused"
         );
         assert_eq!(
-            count(
-                &app,
-                "sso-idtoken",
-                &format!("users WHERE email = '{login}'")
-            )
-            .await,
+            app.count_in("sso-idtoken", &format!("users WHERE email = '{login}'"))
+                .await,
             0,
             "{case} created a user"
         );
@@ -172,12 +168,8 @@ async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
         (StatusCode::BAD_REQUEST, "invalid_sso_state")
     );
     assert_eq!(
-        count(
-            &app,
-            "sso-tenant-b",
-            &format!("users WHERE email = '{login}'")
-        )
-        .await,
+        app.count_in("sso-tenant-b", &format!("users WHERE email = '{login}'"))
+            .await,
         0
     );
 

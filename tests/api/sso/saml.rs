@@ -145,41 +145,18 @@ async fn forged_or_stale_saml_responses_are_refused_and_the_log_says_why() {
             "disallowed signature algorithm http://www.w3.org/2000/09/xmldsig#rsa-sha1",
         ),
     ] {
-        let login = idp_address(variant);
-        let post = browser
-            .saml_response("saml-forged", "okta", &login, variant, "")
+        let refusal = Refusal {
+            slug: "saml-forged",
+            provider: "okta",
+            variant,
+            logged,
+        };
+        refusal
+            .assert(&app, &browser, &node, &idp_address(variant))
             .await;
-        let reply = browser
-            .post_to_acs("saml-forged", "okta", &post, true)
-            .await;
-        assert_eq!(
-            reply.error_code(),
-            (StatusCode::UNAUTHORIZED, "sso_rejected"),
-            "a response {variant} was not refused"
-        );
-        assert_eq!(
-            count(
-                &app,
-                "saml-forged",
-                &format!("users WHERE email = '{login}'")
-            )
-            .await,
-            0,
-            "{variant} created a user"
-        );
-        let said = TestApp::eventually(std::time::Duration::from_secs(5), || async {
-            node.log_text().contains(logged)
-        })
-        .await;
-        assert!(
-            said.is_some(),
-            "the log does not say {logged:?}:\n{}",
-            node.log_text()
-        );
     }
     assert!(
-        count(
-            &app,
+        app.count_in(
             "saml-forged",
             "login_attempts WHERE method = 'saml' AND outcome = 'rejected'"
         )
@@ -216,7 +193,8 @@ async fn a_response_with_an_injected_assertion_anywhere_is_refused_and_signs_nob
     }
     for who in [&attacker, &victim] {
         assert_eq!(
-            count(&app, "saml-xsw", &format!("users WHERE email = '{who}'")).await,
+            app.count_in("saml-xsw", &format!("users WHERE email = '{who}'"))
+                .await,
             0,
             "{who}"
         );
@@ -259,12 +237,8 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
         );
     }
     assert_eq!(
-        count(
-            &app,
-            "saml-replay-b",
-            &format!("users WHERE email = '{login}'")
-        )
-        .await,
+        app.count_in("saml-replay-b", &format!("users WHERE email = '{login}'"))
+            .await,
         0
     );
 
@@ -306,8 +280,7 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
         (StatusCode::UNAUTHORIZED, "sso_rejected")
     );
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             "saml-replay",
             "login_attempts WHERE outcome = 'replayed_assertion'"
         )
@@ -342,6 +315,52 @@ async fn a_malformed_acs_post_is_a_clear_400() {
         )
         .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+/// A response the SP must refuse: the IdP's `variant` (deploy/local/idp/saml_idp.py) for a
+/// sign-in at `slug` through `provider`, and what the log must say of it.
+struct Refusal<'a> {
+    slug: &'a str,
+    provider: &'a str,
+    variant: &'a str,
+    logged: &'a str,
+}
+
+impl Refusal<'_> {
+    /// Signs in as `login` with the variant: 401 `sso_rejected`, no user made, and `node`'s
+    /// log says why.
+    async fn assert(&self, app: &TestApp, browser: &Browser, node: &NodeProcess, login: &str) {
+        let Self {
+            slug,
+            provider,
+            variant,
+            logged,
+        } = self;
+        let post = browser
+            .saml_response(slug, provider, login, variant, "")
+            .await;
+        let reply = browser.post_to_acs(slug, provider, &post, true).await;
+        assert_eq!(
+            reply.error_code(),
+            (StatusCode::UNAUTHORIZED, "sso_rejected"),
+            "{variant:?} was not refused"
+        );
+        assert_eq!(
+            app.count_in(slug, &format!("users WHERE email = '{login}'"))
+                .await,
+            0,
+            "{variant:?} created a user"
+        );
+        let said = TestApp::eventually(std::time::Duration::from_secs(5), || async {
+            node.log_text().contains(logged)
+        })
+        .await;
+        assert!(
+            said.is_some(),
+            "the log does not say {logged:?}:\n{}",
+            node.log_text()
+        );
+    }
 }
 
 /// The user id a SAML sign-in at `slug` through `provider` as `login` signed in (`variant`:
@@ -457,7 +476,8 @@ async fn transient_name_ids_sign_users_in_by_a_stable_attribute_and_persistent_o
         refused.text()
     );
     assert_eq!(
-        count(&app, slug, &format!("users WHERE email = '{dee}'")).await,
+        app.count_in(slug, &format!("users WHERE email = '{dee}'"))
+            .await,
         0
     );
     assert!(linked_subjects(&app, slug, "strict").await.is_empty());
@@ -499,8 +519,7 @@ async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_
     let ann = idp_address("ann");
     let user = saml_user(&browser, slug, "samlify", &ann, "").await;
     assert_eq!(
-        count(
-            &app,
+        app.count_in(
             slug,
             &format!("users WHERE id = '{user}' AND email = '{ann}'")
         )
@@ -525,8 +544,11 @@ async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_
         );
     }
     assert_eq!(
-        count(&app, slug, &format!("users WHERE email IN ('{victim}')")).await
-            + count(&app, slug, "users WHERE email LIKE 'foreign_key-%'").await,
+        app.count_in(slug, &format!("users WHERE email IN ('{victim}')"))
+            .await
+            + app
+                .count_in(slug, "users WHERE email LIKE 'foreign_key-%'")
+                .await,
         0
     );
 }
@@ -754,9 +776,7 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
         let login = idp_address(variant);
         let user = saml_user(&browser, slug, "sealed", &login, variant).await;
         assert_eq!(
-            count(
-                &app,
-                slug,
+            app.count_in(slug,
                 &format!("users WHERE id = '{user}' AND email = '{login}' AND display_name = 'User {login}'")
             )
             .await,
@@ -787,30 +807,14 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
             "the encrypted assertion does not decrypt",
         ),
     ] {
+        let refusal = Refusal {
+            slug,
+            provider: "sealed",
+            variant,
+            logged,
+        };
         let login = idp_address(&format!("refused{variant}"));
-        let post = browser
-            .saml_response(slug, "sealed", &login, variant, "")
-            .await;
-        let reply = browser.post_to_acs(slug, "sealed", &post, true).await;
-        assert_eq!(
-            reply.error_code(),
-            (StatusCode::UNAUTHORIZED, "sso_rejected"),
-            "{variant:?} was not refused"
-        );
-        assert_eq!(
-            count(&app, slug, &format!("users WHERE email = '{login}'")).await,
-            0,
-            "{variant:?} created a user"
-        );
-        let said = TestApp::eventually(std::time::Duration::from_secs(5), || async {
-            node.log_text().contains(logged)
-        })
-        .await;
-        assert!(
-            said.is_some(),
-            "the log does not say {logged:?}:\n{}",
-            node.log_text()
-        );
+        refusal.assert(&app, &browser, &node, &login).await;
     }
 
     // npm samlify (xml-encryption: its KeyInfo in the default namespace), signing the
@@ -836,8 +840,7 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
         let login = idp_address(&format!("samlify-{variant}"));
         let user = saml_user(&browser, slug, "samlify-sealed", &login, variant).await;
         assert_eq!(
-            count(
-                &app,
+            app.count_in(
                 slug,
                 &format!("users WHERE id = '{user}' AND email = '{login}'")
             )
@@ -853,22 +856,15 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
         "idp_metadata_xml": SamlIdp::new().metadata().await}});
     let plain = replaced_metadata(&admin, &browser, slug, &body).await;
     assert!(key_uses(&plain).is_empty(), "{plain}");
-    let post = browser
-        .saml_response(slug, "sealed", &idp_address("keyless"), "encrypted", "")
+    let keyless = Refusal {
+        slug,
+        provider: "sealed",
+        variant: "encrypted",
+        logged: "the provider has no key to open it",
+    };
+    keyless
+        .assert(&app, &browser, &node, &idp_address("keyless"))
         .await;
-    let reply = browser.post_to_acs(slug, "sealed", &post, true).await;
-    assert_eq!(
-        reply.error_code(),
-        (StatusCode::UNAUTHORIZED, "sso_rejected")
-    );
-    assert!(
-        TestApp::eventually(std::time::Duration::from_secs(5), || async {
-            node.log_text()
-                .contains("the provider has no key to open it")
-        })
-        .await
-        .is_some()
-    );
     // And back on: a new key, in new metadata.
     body["provider"]["require_encrypted_assertions"] = json!(true);
     let renewed = replaced_metadata(&admin, &browser, slug, &body).await;
