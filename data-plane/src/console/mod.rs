@@ -15,6 +15,7 @@
 
 pub mod account_routes;
 pub mod admin_routes;
+pub mod directory_routes;
 pub mod page;
 pub mod roles_routes;
 pub mod routes;

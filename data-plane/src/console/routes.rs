@@ -46,6 +46,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::admin_routes::routes());
     routes.extend(super::sso::routes());
     routes.extend(super::sso_setup::routes());
+    routes.extend(super::directory_routes::routes());
     routes.extend(super::usage_routes::routes());
     routes.extend(super::roles_routes::routes());
     routes.extend(super::settings_routes::routes());

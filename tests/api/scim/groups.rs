@@ -226,3 +226,138 @@ async fn group_names_are_unique_and_members_are_users_of_this_tenant() {
         .unwrap();
     assert!(found.is_empty(), "a refused group was kept");
 }
+
+#[tokio::test]
+async fn the_consoles_directory_page_makes_a_directory_token_and_maps_its_groups_to_roles() {
+    let app = TestApp::spawn().await;
+    let owner_email = unique_address("owner");
+    app.tenant_with_active_admin("acme", &owner_email, tenantry_tests::PASSWORD)
+        .await;
+    app.raise_rate_limits("acme").await;
+    let mut console = tenantry_tests::console::Browser::new_for(&app, "acme");
+    console
+        .sign_in(&owner_email, tenantry_tests::PASSWORD)
+        .await;
+    let page = "/console/admin/directory";
+
+    // What to give the directory, and nothing mapped yet.
+    let shown = console.get(page).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.html);
+    assert!(
+        shown
+            .html
+            .contains("<code id=\"scim-url\">https://acme.tenantry.test/scim/v2</code>"),
+        "{}",
+        shown.html
+    );
+    assert!(shown.html.contains("id=\"no-groups\""));
+    assert!(console
+        .get("/console")
+        .await
+        .html
+        .contains("href=\"/console/admin/directory\""));
+
+    // The page's token: an API key with the SCIM scope, shown once; the directory uses it.
+    let made = console
+        .submit(
+            page,
+            "/console/admin/api-keys",
+            &[("name", "directory"), ("scopes", "scim:manage")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.html);
+    let key = made
+        .html
+        .split("<code id=\"revealed-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the new key is shown")
+        .to_owned();
+    let scim = app.tenant("acme").with_bearer(&key);
+    let ada = id_of(
+        &scim
+            .scim()
+            .post("Users", &user_document("ada", &unique_address("ada")))
+            .await
+            .unwrap()
+            .value(),
+    );
+    let group = scim
+        .scim()
+        .post(
+            "Groups",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Engineering",
+                "members": [{ "value": ada.to_string() }],
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.status(), StatusCode::CREATED, "{}", group.text());
+    let group_id = id_of(&group.value());
+    let action = format!("/console/admin/directory/groups/{group_id}/role");
+
+    // The group is listed; an unknown role is refused beside it and changes nothing.
+    let listed = console.get(page).await;
+    assert!(
+        listed.html.contains(&format!("data-group=\"{group_id}\""))
+            && listed.html.contains("<td>Engineering</td><td>1</td>"),
+        "{}",
+        listed.html
+    );
+    assert!(
+        !listed.html.contains("<option value=\"owner\""),
+        "owner is never offered"
+    );
+    let refused = console
+        .submit(page, &action, &[("role", "no-such-role")])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(refused.html.contains("id=\"directory-error\""));
+    let ada_roles = || async {
+        app.count_in("acme", &format!("user_roles WHERE user_id = '{ada}'"))
+            .await
+    };
+    assert_eq!(ada_roles().await, 1, "member only");
+
+    // Mapped: the member holds the role at once; mapped to none: it is gone again.
+    let mapped = console
+        .submit(page, &action, &[("role", "developer")])
+        .await;
+    assert_eq!(mapped.status, StatusCode::SEE_OTHER, "{}", mapped.html);
+    assert_eq!(
+        app.count_in(
+            "acme",
+            &format!("user_roles WHERE user_id = '{ada}' AND role_name = 'developer'")
+        )
+        .await,
+        1
+    );
+    assert!(console
+        .get(page)
+        .await
+        .html
+        .contains("<option value=\"developer\" selected>developer</option>"));
+    let unmapped = console.submit(page, &action, &[("role", "")]).await;
+    assert_eq!(unmapped.status, StatusCode::SEE_OTHER, "{}", unmapped.html);
+    assert_eq!(ada_roles().await, 1, "member only again");
+
+    // A member of the tenant without the SCIM permission does not get the page.
+    let member_email = unique_address("member");
+    let owner = app
+        .signed_in("acme", &owner_email, tenantry_tests::PASSWORD)
+        .await;
+    app.invite_and_activate(&owner, &member_email, &["member"])
+        .await;
+    let mut member = tenantry_tests::console::Browser::new_for(&app, "acme");
+    member
+        .sign_in(&member_email, tenantry_tests::PASSWORD)
+        .await;
+    assert_eq!(member.get(page).await.status, StatusCode::FORBIDDEN);
+    assert!(!member
+        .get("/console")
+        .await
+        .html
+        .contains("/console/admin/directory"));
+}
