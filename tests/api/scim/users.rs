@@ -659,3 +659,43 @@ async fn a_directory_may_erase_the_user_whose_key_it_uses_and_their_records_go_t
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_make_one_user_and_the_others_get_409_uniqueness() {
+    let app = TestApp::spawn().await;
+    let owner = app.tenant_with_owner("acme").await;
+    app.raise_rate_limits("acme").await;
+    app.set_quotas("acme", json!({"max_users": 100})).await;
+    let scim = directory(&app, "acme", &owner).await;
+    // Eight creates of one userName at once, each with its own address: one user, and the
+    // others refused as a directory expects (never a 500, never two users of one name).
+    let creates = (0..8).map(|index| {
+        let scim = scim.clone();
+        async move {
+            let document = user_document("Racer", &unique_address(&format!("racer{index}")));
+            scim.scim().post("Users", &document).await.unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|answer| answer.status()).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|status| **status == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    for refused in answers
+        .iter()
+        .filter(|answer| answer.status() != StatusCode::CREATED)
+    {
+        assert_eq!(refused.status(), StatusCode::CONFLICT, "{}", refused.text());
+        assert_eq!(refused.value()["scimType"], "uniqueness");
+    }
+    assert_eq!(
+        app.count_in("acme", "users WHERE lower(user_name) = 'racer'")
+            .await,
+        1
+    );
+}
