@@ -804,7 +804,7 @@ async fn a_plan_pinned_to_a_cluster_places_its_new_tenants_there() {
 async fn the_operator_console_places_a_new_tenant_on_the_cluster_chosen() {
     let app = TestApp::spawn().await;
     register_second(&app, "eu-2").await;
-    let mut operator = crate::operator_console::operator_browser(&app).await;
+    let mut operator = tenantry_tests::console::Browser::operator(&app).await;
     let form = operator.get("/console/tenants/new").await;
     assert!(
         form.html.contains("<option value=\"eu-2\">eu-2</option>"),

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tenantry_tests::console::Browser;
 use tenantry_tests::{unique_address, TestApp, OWNER_EMAIL, PASSWORD};
 
-use crate::mfa::{oathtool, STEP};
+use tenantry_tests::totp::{oathtool, STEP};
 
 const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -169,12 +169,12 @@ async fn an_operator_creates_suspends_and_limits_a_tenant_in_a_browser() {
 #[tokio::test]
 async fn a_tenant_admin_sets_up_oidc_and_saml_in_the_wizard_and_new_people_sign_in_with_them_in_a_browser(
 ) {
-    use crate::sso::{idp_address, oidc_issuer, saml_idp_url, tenant_with_admin};
+    use tenantry_tests::idp::{idp_address, oidc_issuer, saml_idp_url, OidcProvider, SamlIdp};
     let app = TestApp::spawn().await;
     let admin_email = idp_address("owner");
-    let admin = tenant_with_admin(&app, "sso-browser", &admin_email).await;
-    let oidc = crate::sso::OidcProvider::new();
-    let saml = crate::sso::SamlIdp::new();
+    let admin = app.tenant_with_admin("sso-browser", &admin_email).await;
+    let oidc = OidcProvider::new();
+    let saml = SamlIdp::new();
     let (oidc_tester, oidc_user) = (idp_address("oidc-tester"), idp_address("oidc-newcomer"));
     oidc.set_account(&oidc_tester, "Olga Tester", &["engineers"])
         .await;

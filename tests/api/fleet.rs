@@ -436,7 +436,8 @@ async fn isolation_holds_on_the_second_cluster_too() {
         let open = pool.status().size;
         let clients = futures_util::future::join_all((0..open).map(|_| pool.get())).await;
         for client in clients {
-            crate::isolation::assert_no_tenant_context(app, &client.unwrap(), "tenant_").await;
+            app.assert_no_tenant_context(&client.unwrap(), "tenant_")
+                .await;
         }
     }
 }

@@ -88,7 +88,8 @@ async fn interleaved_requests_on_a_pool_of_two_never_see_another_tenants_rows() 
         let open = pool.status().size;
         let clients = join_all((0..open).map(|_| pool.get())).await;
         for client in clients {
-            assert_no_tenant_context(app, &client.unwrap(), "tenant_").await;
+            app.assert_no_tenant_context(&client.unwrap(), "tenant_")
+                .await;
         }
     }
 }
@@ -114,7 +115,7 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
         // Dropped here without commit, as when a request is cancelled mid-way.
     }
     let client = app.data.tenant_db.pool().get().await.unwrap();
-    assert_no_tenant_context(&app, &client, "tenant_acme").await;
+    app.assert_no_tenant_context(&client, "tenant_acme").await;
     drop(client);
     let rows = app
         .data
@@ -123,31 +124,6 @@ async fn an_abandoned_tenant_transaction_is_rolled_back_before_its_connection_is
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, String>(0), "acme display");
-}
-
-/// Asserts that `client` runs as the data plane's login role and that its `search_path` does
-/// not name `schema` (a tenant context left behind by an earlier transaction).
-pub(crate) async fn assert_no_tenant_context(
-    app: &TestApp,
-    client: &tokio_postgres::Client,
-    schema: &str,
-) {
-    // Unprepared: a statement prepared in one round trip and run in the next would not
-    // survive a transaction-mode PgBouncer (these tests also run behind one).
-    let rows = client
-        .query_typed(
-            "SELECT current_user::text, current_setting('search_path')",
-            &[],
-        )
-        .await
-        .unwrap();
-    let row = &rows[0];
-    assert_eq!(
-        row.get::<_, String>(0),
-        app.role_prefix.data_plane_role().as_str()
-    );
-    let search_path: String = row.get(1);
-    assert!(!search_path.contains(schema), "search_path {search_path}");
 }
 
 #[tokio::test]

@@ -7,26 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use shared::email::Email;
-use tenantry_tests::console::Browser;
+use tenantry_tests::console::{Browser, OPERATOR, OPERATOR_PASSWORD};
 use tenantry_tests::{unique_address, TestApp};
-
-const OPERATOR: &str = "ops@tenantry.example";
-const OPERATOR_PASSWORD: &str = "an operator's long passphrase";
-
-/// A browser on the control plane, signed in as a fresh operator account.
-pub(crate) async fn operator_browser(app: &TestApp) -> Browser {
-    control_plane::operators::accounts::add(
-        &app.control,
-        &Email::parse(OPERATOR).unwrap(),
-        zeroize::Zeroizing::new(OPERATOR_PASSWORD.to_owned()),
-    )
-    .await
-    .unwrap();
-    let mut browser = Browser::new(reqwest_client(), &app.control_url, "");
-    let landed = browser.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
-    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
-    browser
-}
 
 fn reqwest_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -39,7 +21,7 @@ fn reqwest_client() -> reqwest::Client {
 async fn an_operator_account_signs_in_and_only_its_cookie_opens_the_console() {
     let app = TestApp::spawn().await;
     app.create_tenant("acme").await;
-    let mut anonymous = Browser::new(reqwest_client(), &app.control_url, "");
+    let mut anonymous = Browser::on_control_plane(&app);
     let refused = anonymous.get("/console").await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER);
     assert_eq!(refused.location(), Some("/console/sign-in"));
@@ -109,7 +91,7 @@ async fn tenants_are_searched_by_slug_or_name_a_page_at_a_time() {
     for slug in ["alpha-one", "alpha-two", "beta"] {
         app.create_tenant(slug).await;
     }
-    let mut browser = operator_browser(&app).await;
+    let mut browser = Browser::operator(&app).await;
     let found = browser.get("/console?q=alpha").await;
     assert!(found.html.contains("/console/tenants/alpha-one"));
     assert!(found.html.contains("/console/tenants/alpha-two"));
@@ -135,7 +117,7 @@ async fn tenants_are_searched_by_slug_or_name_a_page_at_a_time() {
 #[tokio::test]
 async fn an_operator_creates_suspends_limits_and_deletes_a_tenant_from_the_console() {
     let app = TestApp::spawn().await;
-    let mut browser = operator_browser(&app).await;
+    let mut browser = Browser::operator(&app).await;
     let admin = unique_address("first-admin");
 
     let bad = browser
@@ -249,7 +231,7 @@ async fn an_operator_creates_suspends_limits_and_deletes_a_tenant_from_the_conso
 #[tokio::test]
 async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in() {
     let app = TestApp::spawn().await;
-    let mut browser = operator_browser(&app).await;
+    let mut browser = Browser::operator(&app).await;
     let setup = browser
         .submit("/console/mfa", "/console/mfa/setup", &[])
         .await;
@@ -282,7 +264,7 @@ async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in(
         .post_raw(
             "/console/mfa/enable",
             &[
-                ("code", &crate::mfa::oathtool(&secret, now)),
+                ("code", &tenantry_tests::totp::oathtool(&secret, now)),
                 ("csrf", &setup.csrf().unwrap()),
             ],
         )
@@ -294,11 +276,11 @@ async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in(
         .html
         .contains("On: signing in asks"));
 
-    let mut other = Browser::new(reqwest_client(), &app.control_url, "");
+    let mut other = Browser::on_control_plane(&app);
     let without = other.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
     assert_eq!(without.status, StatusCode::UNAUTHORIZED, "a password alone");
     // The enabling code's step is spent; the next step's code (within the skew) signs in once.
-    let next = crate::mfa::oathtool(&secret, now + time::Duration::seconds(30));
+    let next = tenantry_tests::totp::oathtool(&secret, now + time::Duration::seconds(30));
     let fields = [
         ("email", OPERATOR),
         ("password", OPERATOR_PASSWORD),
@@ -313,7 +295,7 @@ async fn an_operator_turns_on_two_factor_and_then_needs_a_fresh_code_to_sign_in(
         "{}",
         signed_in.html
     );
-    let mut third = Browser::new(reqwest_client(), &app.control_url, "");
+    let mut third = Browser::on_control_plane(&app);
     let replayed = third
         .submit("/console/sign-in", "/console/sign-in", &fields)
         .await;
@@ -341,7 +323,7 @@ async fn an_operator_rolls_the_template_out_from_the_console_and_watches_it_fini
         )
         .await
         .unwrap();
-    let mut operator = operator_browser(&app).await;
+    let mut operator = Browser::operator(&app).await;
     let page = operator.get("/console/templates").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(
@@ -395,9 +377,11 @@ async fn an_operator_rolls_the_template_out_from_the_console_and_watches_it_fini
 #[tokio::test]
 async fn a_tenants_page_lists_its_sso_providers() {
     let app = TestApp::spawn().await;
-    let admin = crate::sso::tenant_with_admin(&app, "sso-listed", &unique_address("owner")).await;
-    crate::sso::oidc_provider("sso-listed", &admin, "corp", serde_json::json!({})).await;
-    let mut operator = operator_browser(&app).await;
+    let admin = app
+        .tenant_with_admin("sso-listed", &unique_address("owner"))
+        .await;
+    tenantry_tests::idp::oidc_provider("sso-listed", &admin, "corp", serde_json::json!({})).await;
+    let mut operator = Browser::operator(&app).await;
     let page = operator.get("/console/tenants/sso-listed").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(

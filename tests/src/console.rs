@@ -180,3 +180,33 @@ impl Browser {
         .await
     }
 }
+
+/// The operator account [`Browser::operator`] signs in as.
+pub const OPERATOR: &str = "ops@tenantry.example";
+pub const OPERATOR_PASSWORD: &str = "an operator's long passphrase";
+
+impl Browser {
+    /// A browser on the control plane (the operator console), nobody signed in.
+    pub fn on_control_plane(app: &crate::TestApp) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self::new(http, &app.control_url, "")
+    }
+
+    /// A browser on the control plane, signed in as a fresh operator account ([`OPERATOR`]).
+    pub async fn operator(app: &crate::TestApp) -> Self {
+        control_plane::operators::accounts::add(
+            &app.control,
+            &shared::email::Email::parse(OPERATOR).unwrap(),
+            zeroize::Zeroizing::new(OPERATOR_PASSWORD.to_owned()),
+        )
+        .await
+        .unwrap();
+        let mut browser = Self::on_control_plane(app);
+        let landed = browser.sign_in(OPERATOR, OPERATOR_PASSWORD).await;
+        assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+        browser
+    }
+}

@@ -15,9 +15,11 @@
 
 pub mod console;
 pub mod hanging_proxy;
+pub mod idp;
 pub mod node_process;
 pub mod private_clickhouse;
 pub mod private_postgres;
+pub mod totp;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -784,6 +786,35 @@ impl TestApp {
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// Asserts that `client` runs as the data plane's login role and that its `search_path`
+    /// does not name `schema` (a tenant context left behind by an earlier transaction).
+    pub async fn assert_no_tenant_context(&self, client: &tokio_postgres::Client, schema: &str) {
+        // Unprepared: a statement prepared in one round trip and run in the next would not
+        // survive a transaction-mode PgBouncer (these tests also run behind one).
+        let rows = client
+            .query_typed(
+                "SELECT current_user::text, current_setting('search_path')",
+                &[],
+            )
+            .await
+            .unwrap();
+        let row = &rows[0];
+        assert_eq!(
+            row.get::<_, String>(0),
+            self.role_prefix.data_plane_role().as_str()
+        );
+        let search_path: String = row.get(1);
+        assert!(!search_path.contains(schema), "search_path {search_path}");
+    }
+
+    /// A tenant with an active admin `admin_email`, its limits lifted; the admin, signed in.
+    pub async fn tenant_with_admin(&self, slug: &str, admin_email: &str) -> Client {
+        self.tenant_with_active_admin(slug, admin_email, PASSWORD)
+            .await;
+        self.raise_rate_limits(slug).await;
+        self.signed_in(slug, admin_email, PASSWORD).await
     }
 
     /// Rows of active tenant `slug`'s `sql_from_where` (a table, with a `WHERE` when wanted:

@@ -369,7 +369,7 @@ async fn retention_keeps_what_each_tenant_keeps(app: TestApp) {
 async fn the_operator_console_verifies_a_tenants_audit_chain_and_names_what_is_wrong() {
     let app = TestApp::spawn().await;
     let tenant = tenant_with_events(&app, "console-verify", 3).await;
-    let mut operator = crate::operator_console::operator_browser(&app).await;
+    let mut operator = tenantry_tests::console::Browser::operator(&app).await;
     let page = "/console/tenants/console-verify";
     let action = "/console/tenants/console-verify/audit/verify";
 

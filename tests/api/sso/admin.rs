@@ -23,7 +23,9 @@ fn oidc_body(name: &str) -> Value {
 #[tokio::test]
 async fn admins_manage_providers_and_secrets_stay_sealed() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-admin", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-admin", &idp_address("owner"))
+        .await;
 
     let created = create_provider(&admin, &oidc_body("corp")).await;
     assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text());
@@ -76,7 +78,9 @@ async fn admins_manage_providers_and_secrets_stay_sealed() {
 #[tokio::test]
 async fn bad_provider_configurations_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-bad", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-bad", &idp_address("owner"))
+        .await;
     let mut cases: Vec<(&str, Value, &str)> = Vec::new();
     let mut bad_name = oidc_body("Corp/../x");
     bad_name["domains"] = json!([]);
@@ -149,7 +153,9 @@ async fn bad_provider_configurations_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn only_holders_of_sso_permissions_see_or_change_providers() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-rbac", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-rbac", &idp_address("owner"))
+        .await;
     // A member signs in through SSO (default role member) and tries the admin API.
     oidc_provider("sso-rbac", &admin, "corp", json!({})).await;
     let signed_in = oidc_sign_in(&app, "sso-rbac", "corp", &idp_address("member")).await;

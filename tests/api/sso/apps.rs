@@ -8,10 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::{Client, TestApp};
 
-use super::{
-    idp_address, oidc_provider, saml_provider, tenant_base, tenant_with_admin, Browser,
-    OidcProvider,
-};
+use super::{idp_address, oidc_provider, saml_provider, tenant_base, Browser, OidcProvider};
 
 const APP: &str = "https://app.example.com/callback";
 
@@ -88,7 +85,9 @@ async fn allow_app(admin: &Client, uris: &[&str]) {
 #[tokio::test]
 async fn an_app_gets_a_one_time_code_that_only_its_verifier_exchanges_once() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-apps", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-apps", &idp_address("owner"))
+        .await;
     oidc_provider("sso-apps", &admin, "corp", json!({})).await;
     allow_app(&admin, &[APP]).await;
     let login = idp_address("ada");
@@ -166,7 +165,9 @@ async fn an_app_gets_a_one_time_code_that_only_its_verifier_exchanges_once() {
 #[tokio::test]
 async fn an_app_start_must_name_an_allowed_redirect_uri_and_an_s256_challenge() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-app-starts", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-app-starts", &idp_address("owner"))
+        .await;
     oidc_provider("sso-app-starts", &admin, "corp", json!({})).await;
     allow_app(&admin, &[APP, "http://127.0.0.1/callback"]).await;
     let browser = Browser::new(&app);
@@ -222,7 +223,9 @@ async fn an_app_start_must_name_an_allowed_redirect_uri_and_an_s256_challenge() 
 #[tokio::test]
 async fn the_redirect_allow_list_takes_only_safe_uris_and_only_from_settings_managers() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-app-list", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-app-list", &idp_address("owner"))
+        .await;
     let saved = admin
         .put_setting(
             "sso-redirects",
@@ -265,7 +268,9 @@ async fn the_redirect_allow_list_takes_only_safe_uris_and_only_from_settings_man
 #[tokio::test]
 async fn a_saml_sign_in_an_app_started_posts_through_to_the_app_with_a_code() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-app-saml", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-app-saml", &idp_address("owner"))
+        .await;
     saml_provider(&app, "sso-app-saml", &admin, "adfs", json!({})).await;
     allow_app(&admin, &[APP]).await;
     let login = idp_address("sam");
@@ -309,7 +314,9 @@ async fn a_saml_sign_in_an_app_started_posts_through_to_the_app_with_a_code() {
 #[tokio::test]
 async fn a_code_not_exchanged_within_60_seconds_is_worthless() {
     let (app, clock) = TestApp::spawn_with_clock().await;
-    let admin = tenant_with_admin(&app, "sso-app-late", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-app-late", &idp_address("owner"))
+        .await;
     oidc_provider("sso-app-late", &admin, "corp", json!({})).await;
     allow_app(&admin, &[APP]).await;
     let login = idp_address("late");

@@ -8,8 +8,7 @@ use tenantry_tests::console::Browser as ConsoleBrowser;
 use tenantry_tests::TestApp;
 
 use super::{
-    idp_address, oidc_provider, saml_provider, tenant_base, tenant_with_admin, Browser,
-    OidcProvider, SamlIdp,
+    idp_address, oidc_provider, saml_provider, tenant_base, Browser, OidcProvider, SamlIdp,
 };
 
 /// The path of a URL at `slug`'s host.
@@ -23,7 +22,9 @@ fn at_tenant(slug: &str, url: &str) -> String {
 async fn an_oidc_sign_in_started_in_the_console_lands_signed_in_only_in_the_browser_that_started_it(
 ) {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-console", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-console", &idp_address("owner"))
+        .await;
     oidc_provider("sso-console", &admin, "corp", json!({})).await;
     let login = idp_address("ada");
     OidcProvider::new()
@@ -130,7 +131,9 @@ async fn an_oidc_sign_in_started_in_the_console_lands_signed_in_only_in_the_brow
 #[tokio::test]
 async fn a_saml_sign_in_started_in_the_console_lands_signed_in() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-console", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-console", &idp_address("owner"))
+        .await;
     saml_provider(&app, "saml-console", &admin, "okta", json!({})).await;
     let login = idp_address("grace");
     SamlIdp::new()
@@ -177,7 +180,7 @@ async fn the_wizard_saves_an_oidc_provider_disabled_its_test_signs_nobody_in_and
 ) {
     let app = TestApp::spawn().await;
     let owner_email = idp_address("owner");
-    tenant_with_admin(&app, "wizard", &owner_email).await;
+    app.tenant_with_admin("wizard", &owner_email).await;
     let mut admin = ConsoleBrowser::new_for(&app, "wizard");
     admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
     let idp = OidcProvider::new();
@@ -370,7 +373,7 @@ async fn the_wizard_sets_up_saml_from_an_uploaded_metadata_file_and_its_test_sho
 {
     let app = TestApp::spawn().await;
     let owner_email = idp_address("owner");
-    tenant_with_admin(&app, "wizard-saml", &owner_email).await;
+    app.tenant_with_admin("wizard-saml", &owner_email).await;
     let mut admin = ConsoleBrowser::new_for(&app, "wizard-saml");
     admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
     let idp = SamlIdp::new();
@@ -485,7 +488,7 @@ async fn the_wizard_sets_up_saml_from_an_uploaded_metadata_file_and_its_test_sho
 async fn an_admin_binds_email_domains_requires_sso_and_maps_groups_on_the_providers_page() {
     let app = TestApp::spawn().await;
     let owner_email = idp_address("owner");
-    let api = tenant_with_admin(&app, "sso-domains", &owner_email).await;
+    let api = app.tenant_with_admin("sso-domains", &owner_email).await;
     oidc_provider("sso-domains", &api, "corp", json!({})).await;
     let mut admin = ConsoleBrowser::new_for(&app, "sso-domains");
     admin.sign_in(&owner_email, tenantry_tests::PASSWORD).await;
@@ -584,7 +587,7 @@ async fn the_providers_page_edits_the_connection_and_a_saml_provider_turned_to_e
     let app = TestApp::spawn().await;
     let slug = "sso-connection";
     let owner_email = idp_address("owner");
-    let api = tenant_with_admin(&app, slug, &owner_email).await;
+    let api = app.tenant_with_admin(slug, &owner_email).await;
     saml_provider(&app, slug, &api, "corp-saml", json!({})).await;
     oidc_provider(slug, &api, "corp-oidc", json!({})).await;
     let mut admin = ConsoleBrowser::new_for(&app, slug);

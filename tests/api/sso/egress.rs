@@ -42,7 +42,9 @@ fn refusal(reply: &Reply) -> String {
 #[tokio::test]
 async fn a_saml_metadata_url_reaching_an_internal_address_is_refused_and_nothing_is_saved() {
     let app = app_with("").await;
-    let admin = tenant_with_admin(&app, "egress-saml", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("egress-saml", &idp_address("owner"))
+        .await;
     // The pysaml2 IdP really answers there: a refusal is the guard's, not a dead address's.
     let idp = port_of(&saml_idp_url());
     for (url, class) in [
@@ -100,7 +102,9 @@ async fn a_saml_metadata_url_reaching_an_internal_address_is_refused_and_nothing
 #[tokio::test]
 async fn an_oidc_issuer_at_an_internal_address_is_a_configuration_error_at_sign_in() {
     let app = app_with("").await;
-    let admin = tenant_with_admin(&app, "egress-oidc", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("egress-oidc", &idp_address("owner"))
+        .await;
     let issuer = oidc_issuer();
     let by_name = issuer.replace("127.0.0.1", "localhost");
     for (name, issuer) in [("literal", issuer.as_str()), ("by-name", by_name.as_str())] {
@@ -149,7 +153,9 @@ async fn redirecting_server(location: String) -> u16 {
 async fn a_redirect_is_not_followed_even_to_an_allowed_address() {
     // Loopback allowed, so a redirect to 127.0.0.2 would be followed if redirects were.
     let app = app_with("127.0.0.0/8").await;
-    let admin = tenant_with_admin(&app, "egress-redirect", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("egress-redirect", &idp_address("owner"))
+        .await;
     let target = StdListener::bind("127.0.0.2:0").unwrap();
     target.set_nonblocking(true).unwrap();
     let target_port = target.local_addr().unwrap().port();

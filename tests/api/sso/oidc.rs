@@ -10,7 +10,9 @@ use super::*;
 #[tokio::test]
 async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-oidc", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-oidc", &idp_address("owner"))
+        .await;
     oidc_provider("sso-oidc", &admin, "corp", json!({})).await;
     let login = idp_address("ada");
     OidcProvider::new()
@@ -66,7 +68,9 @@ async fn oidc_sign_in_creates_the_user_and_gives_tokens_like_a_password_sign_in(
 #[tokio::test]
 async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-groups", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-groups", &idp_address("owner"))
+        .await;
     oidc_provider(
         "sso-groups",
         &admin,
@@ -106,7 +110,7 @@ async fn later_sign_ins_update_the_name_and_the_roles_groups_map_to() {
 async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
     let app = TestApp::spawn().await;
     let owner = idp_address("owner");
-    let admin = tenant_with_admin(&app, "sso-link", &owner).await;
+    let admin = app.tenant_with_admin("sso-link", &owner).await;
     // A second, password user of the same address as an IdP account.
     let login = idp_address("linus");
     let invited = admin.users().invite(&login, &["member"]).await.unwrap();
@@ -142,7 +146,9 @@ async fn an_existing_password_user_is_linked_only_when_the_tenant_allows_it() {
 #[tokio::test]
 async fn oauth2_provider_signs_users_in_through_its_userinfo() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-oauth", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-oauth", &idp_address("owner"))
+        .await;
     let idp = OidcProvider::new();
     let client = idp
         .register(&[format!(
@@ -192,7 +198,7 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
     let app = TestApp::spawn().await;
     // The owner's address is at the domain that will require SSO.
     let owner = idp_address("owner");
-    let admin = tenant_with_admin(&app, "sso-disc", &owner).await;
+    let admin = app.tenant_with_admin("sso-disc", &owner).await;
     oidc_provider("sso-disc", &admin, "corp", json!({})).await;
 
     let disc = app.tenant("sso-disc");
@@ -259,7 +265,9 @@ async fn discovery_names_the_provider_and_required_sso_refuses_passwords() {
 #[tokio::test]
 async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-full", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-full", &idp_address("owner"))
+        .await;
     oidc_provider("sso-full", &admin, "corp", json!({})).await;
     // One seat, taken by the admin.
     app.operator_api()
@@ -299,7 +307,9 @@ async fn a_first_sso_sign_in_in_a_full_tenant_is_refused_and_creates_no_user() {
 #[tokio::test]
 async fn sso_provider_changes_and_sso_sign_ins_are_audited() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-audit", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-audit", &idp_address("owner"))
+        .await;
     let tenant = app.tenant_id("sso-audit").await;
     oidc_provider("sso-audit", &admin, "corp", json!({})).await;
     let login = idp_address("grace");

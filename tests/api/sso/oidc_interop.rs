@@ -57,7 +57,7 @@ fn refused(reply: &Reply) {
 async fn id_tokens_signed_with_each_default_algorithm_sign_in_and_others_are_refused() {
     let app = TestApp::spawn().await;
     let slug = "oidc-algs";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
 
     // The default list takes what Okta, Entra ID, Google and Keycloak sign with.
     for (name, algorithm) in [
@@ -137,7 +137,7 @@ async fn id_tokens_signed_with_each_default_algorithm_sign_in_and_others_are_ref
 async fn the_client_secret_goes_where_the_provider_says() {
     let app = TestApp::spawn().await;
     let slug = "oidc-auth";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let idp = OidcProvider::new();
 
     // Unset: HTTP Basic, since the test IdP's discovery lists it; set: as set.
@@ -195,7 +195,7 @@ async fn fetches(app: &TestApp, document: &str) -> f64 {
 async fn discovery_and_keys_are_fetched_once_and_again_when_the_idp_rotates_its_key() {
     let app = TestApp::spawn().await;
     let slug = "oidc-cache";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     app.set_quotas(slug, json!({"max_users": 100})).await;
     let client = provider_with(slug, &admin, "corp", json!({}), json!({})).await;
     let idp = OidcProvider::new();
@@ -235,7 +235,7 @@ async fn discovery_and_keys_are_fetched_once_and_again_when_the_idp_rotates_its_
 async fn a_signed_userinfo_is_verified_and_read() {
     let app = TestApp::spawn().await;
     let slug = "oidc-jwt-userinfo";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     // The IdP answers userinfo as a JWT (`application/jwt`) signed with its key; the name is
     // only there (the ID token carries the subject alone).
     provider_with(
@@ -263,7 +263,7 @@ async fn a_signed_userinfo_is_verified_and_read() {
 async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_address() {
     let app = TestApp::spawn().await;
     let slug = "oauth-emails";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let idp = OidcProvider::new();
     let client = idp
         .register(&[format!("{}/v1/auth/sso/hub/callback", tenant_base(slug))])
@@ -310,7 +310,7 @@ async fn an_oauth2_provider_with_an_emails_endpoint_gives_the_primary_verified_a
 async fn a_private_key_jwt_provider_signs_its_token_requests_with_a_key_only_it_holds() {
     let app = TestApp::spawn().await;
     let slug = "oidc-pkjwt";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let idp = OidcProvider::new();
     let browser = Browser::new(&app);
     let redirect = |name: &str| format!("{}/v1/auth/sso/{name}/callback", tenant_base(slug));

@@ -28,7 +28,9 @@ fn with_query_param(url: &str, name: &str, value: &str) -> String {
 #[tokio::test]
 async fn a_callback_state_works_once_and_only_as_issued() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-state", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-state", &idp_address("owner"))
+        .await;
     oidc_provider("sso-state", &admin, "corp", json!({})).await;
     let login = idp_address("eve");
     let browser = Browser::new(&app);
@@ -99,7 +101,9 @@ async fn a_callback_state_works_once_and_only_as_issued() {
 #[tokio::test]
 async fn id_tokens_that_fail_any_check_are_refused() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "sso-idtoken", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("sso-idtoken", &idp_address("owner"))
+        .await;
     let client = oidc_provider("sso-idtoken", &admin, "corp", json!({})).await;
     let idp = OidcProvider::new();
     let now = std::time::SystemTime::now()
@@ -149,8 +153,12 @@ async fn id_tokens_that_fail_any_check_are_refused() {
 #[tokio::test]
 async fn a_sign_in_started_at_one_tenant_cannot_finish_at_another() {
     let app = TestApp::spawn().await;
-    let admin_a = tenant_with_admin(&app, "sso-tenant-a", &idp_address("owner")).await;
-    let admin_b = tenant_with_admin(&app, "sso-tenant-b", &idp_address("owner")).await;
+    let admin_a = app
+        .tenant_with_admin("sso-tenant-a", &idp_address("owner"))
+        .await;
+    let admin_b = app
+        .tenant_with_admin("sso-tenant-b", &idp_address("owner"))
+        .await;
     oidc_provider("sso-tenant-a", &admin_a, "corp", json!({})).await;
     oidc_provider("sso-tenant-b", &admin_b, "corp", json!({})).await;
     let login = idp_address("trudy");

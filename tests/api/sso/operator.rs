@@ -11,7 +11,8 @@ use super::*;
 #[tokio::test]
 async fn the_operator_adds_lists_and_removes_providers_that_then_sign_users_in() {
     let app = TestApp::spawn().await;
-    tenant_with_admin(&app, "sso-operator", &idp_address("owner")).await;
+    app.tenant_with_admin("sso-operator", &idp_address("owner"))
+        .await;
     let idp = OidcProvider::new();
     let client = idp
         .register(&[format!(

@@ -23,7 +23,7 @@ fn preset<'a>(presets: &'a Value, key: &str) -> &'a Value {
 async fn a_provider_made_from_each_preset_signs_people_in_with_their_name_and_groups() {
     let app = TestApp::spawn().await;
     let slug = "sso-presets";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     app.set_quotas(slug, json!({"max_users": 100})).await;
     let presets: Value = admin.get("/v1/admin/sso/presets").ok().await.unwrap();
     let keys: Vec<&str> = presets["presets"]

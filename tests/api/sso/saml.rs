@@ -13,7 +13,9 @@ use super::*;
 #[tokio::test]
 async fn saml_sign_in_with_a_signed_response_creates_the_user() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-ok", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-ok", &idp_address("owner"))
+        .await;
     let view = saml_provider(&app, "saml-ok", &admin, "okta", json!({})).await;
     assert_eq!(view["saml_metadata_path"], "/v1/auth/saml/okta/metadata");
     assert_eq!(view["provider"]["allow_idp_initiated"], false);
@@ -61,7 +63,9 @@ async fn saml_sign_in_with_a_signed_response_creates_the_user() {
 #[tokio::test]
 async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-cert", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-cert", &idp_address("owner"))
+        .await;
     let idp = SamlIdp::new();
     let created = create_provider(
         &admin,
@@ -125,7 +129,9 @@ async fn saml_providers_from_a_certificate_or_a_metadata_url_work() {
 #[tokio::test]
 async fn forged_or_stale_saml_responses_are_refused_and_the_log_says_why() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-forged", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-forged", &idp_address("owner"))
+        .await;
     saml_provider(&app, "saml-forged", &admin, "okta", json!({})).await;
     // A node process of its own, whose log the test reads.
     let node = NodeProcess::start(&app, free_port(), &[]).await;
@@ -172,7 +178,9 @@ async fn forged_or_stale_saml_responses_are_refused_and_the_log_says_why() {
 #[tokio::test]
 async fn a_response_with_an_injected_assertion_anywhere_is_refused_and_signs_nobody_in() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-xsw", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-xsw", &idp_address("owner"))
+        .await;
     saml_provider(&app, "saml-xsw", &admin, "okta", json!({})).await;
     let browser = Browser::new(&app);
     let attacker = idp_address("attacker");
@@ -207,8 +215,12 @@ async fn a_response_with_an_injected_assertion_anywhere_is_refused_and_signs_nob
 #[tokio::test]
 async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-replay", &idp_address("owner")).await;
-    let admin_b = tenant_with_admin(&app, "saml-replay-b", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-replay", &idp_address("owner"))
+        .await;
+    let admin_b = app
+        .tenant_with_admin("saml-replay-b", &idp_address("owner"))
+        .await;
     saml_provider(&app, "saml-replay", &admin, "okta", json!({})).await;
     saml_provider(&app, "saml-replay-b", &admin_b, "okta", json!({})).await;
     saml_provider(
@@ -292,7 +304,9 @@ async fn a_saml_response_is_good_once_and_only_where_it_was_asked_for() {
 #[tokio::test]
 async fn a_malformed_acs_post_is_a_clear_400() {
     let app = TestApp::spawn().await;
-    let admin = tenant_with_admin(&app, "saml-bad", &idp_address("owner")).await;
+    let admin = app
+        .tenant_with_admin("saml-bad", &idp_address("owner"))
+        .await;
     saml_provider(&app, "saml-bad", &admin, "okta", json!({})).await;
     let browser = Browser::new(&app);
     let missing = browser
@@ -407,7 +421,7 @@ async fn transient_name_ids_sign_users_in_by_a_stable_attribute_and_persistent_o
 {
     let app = TestApp::spawn().await;
     let slug = "saml-nameid";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     app.set_quotas(slug, json!({"max_users": 100})).await;
     // The IdP answers each AuthnRequest's NameIDPolicy as IdPs do (transient: a new random
     // value each time; persistent: a stable opaque one), or always transient (variant).
@@ -497,7 +511,7 @@ async fn transient_name_ids_sign_users_in_by_a_stable_attribute_and_persistent_o
 async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_are_refused() {
     let app = TestApp::spawn().await;
     let slug = "saml-samlify";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let idp = SamlIdp::samlify();
     let created = create_provider(
         &admin,
@@ -557,7 +571,7 @@ async fn samlify_a_second_saml_implementation_signs_people_in_and_its_forgeries_
 async fn an_idp_that_takes_requests_only_by_http_post_gets_them_posted_and_signed() {
     let app = TestApp::spawn().await;
     let slug = "saml-post-binding";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let idp = SamlIdp::samlify();
     let metadata = idp.post_only_metadata().await;
     assert!(
@@ -637,7 +651,7 @@ async fn an_idp_that_takes_requests_only_by_http_post_gets_them_posted_and_signe
 async fn signed_authn_requests_verify_at_an_idp_that_checks_them_and_a_changed_one_does_not() {
     let app = TestApp::spawn().await;
     let slug = "saml-signed-requests";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     // The samlify IdP checks the signature of every request whose SP metadata says its
     // requests are signed, with the certificate in that metadata.
     let idp = SamlIdp::samlify();
@@ -741,7 +755,7 @@ async fn encrypted_assertions_from_two_implementations_sign_people_in_and_weak_o
 ) {
     let app = TestApp::spawn().await;
     let slug = "saml-encrypted";
-    let admin = tenant_with_admin(&app, slug, &idp_address("owner")).await;
+    let admin = app.tenant_with_admin(slug, &idp_address("owner")).await;
     let view = saml_provider(
         &app,
         slug,
