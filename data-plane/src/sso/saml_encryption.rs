@@ -450,6 +450,14 @@ pub fn open_and_verify(
         .idp_signing_certs()
         .map_err(|error| refused(error.to_string(), xml))?
         .unwrap_or_default();
+    // Without a certificate samael checks no signature at all (providers are refused without
+    // one when saved; this keeps it so here too).
+    if certificates.is_empty() {
+        return Err(refused(
+            "the provider has no IdP signing certificate".to_owned(),
+            xml,
+        ));
+    }
     let signed_response = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
         &certificates,
