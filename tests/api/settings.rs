@@ -63,6 +63,21 @@ async fn an_invalid_policy_is_refused_unchanged_and_a_valid_one_rules_the_next_p
         .await
         .unwrap();
     assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    // One that passes the rules but is the current password: refused by the history.
+    let reused = owner
+        .me()
+        .change_password(
+            "A long passphrase with 1 digit",
+            "A long passphrase with 1 digit",
+        )
+        .await
+        .unwrap_err();
+    let details = reused.api().unwrap().details.clone().unwrap_or_default();
+    assert_eq!(
+        details["failed_rules"],
+        json!(["must differ from the last 5 passwords"]),
+        "{details}"
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::store;
 use super::AccountsError;
-use crate::identity::passwords::{Password, Verdict};
+use crate::identity::passwords::Password;
 use crate::identity::store as identity;
 use crate::mail::{self, OutgoingMail};
 use crate::sessions::store::{self as sessions, Revoke};
@@ -278,27 +278,7 @@ pub async fn resend_verification(
     context: &RequestContext,
     email: &Email,
 ) -> Result<(), AccountsError> {
-    let now = state.clock.now();
-    let mut transaction = state.tenant_db.begin(&context.scope).await?;
-    store::lock_address(&mut transaction, email).await?;
-    let user = identity::user_by_email(&mut transaction, email)
-        .await?
-        .filter(|user| user.status == "pending");
-    if let Some(user) = user {
-        if may_mail(&mut transaction, email, Purpose::EmailVerification, now).await? {
-            mail_new_token(
-                state,
-                &mut transaction,
-                context,
-                (user.id, email),
-                &VERIFICATION_MAIL,
-                now,
-            )
-            .await?;
-        }
-    }
-    transaction.commit().await?;
-    Ok(())
+    mail_token_if(state, context, email, "pending", &VERIFICATION_MAIL).await
 }
 
 /// Mails a password-reset token, but only to an `active` user and within the throttle.
@@ -307,20 +287,33 @@ pub async fn request_password_reset(
     context: &RequestContext,
     email: &Email,
 ) -> Result<(), AccountsError> {
+    mail_token_if(state, context, email, "active", &RESET_MAIL).await
+}
+
+/// Mails `mail`'s new token to `email`, but only when the address is a user's whose status is
+/// `status`, and within the throttle of the mail's purpose. The caller answers the same either
+/// way, so nobody learns which addresses have accounts.
+async fn mail_token_if(
+    state: &DataPlane,
+    context: &RequestContext,
+    email: &Email,
+    status: &str,
+    mail: &TokenMail,
+) -> Result<(), AccountsError> {
     let now = state.clock.now();
     let mut transaction = state.tenant_db.begin(&context.scope).await?;
     store::lock_address(&mut transaction, email).await?;
     let user = identity::user_by_email(&mut transaction, email)
         .await?
-        .filter(|user| user.status == "active");
+        .filter(|user| user.status == status);
     if let Some(user) = user {
-        if may_mail(&mut transaction, email, Purpose::PasswordReset, now).await? {
+        if may_mail(&mut transaction, email, mail.purpose, now).await? {
             mail_new_token(
                 state,
                 &mut transaction,
                 context,
                 (user.id, email),
-                &RESET_MAIL,
+                mail,
                 now,
             )
             .await?;
@@ -363,26 +356,16 @@ pub async fn confirm_password_reset(
         identity::password_history(&mut transaction, user.id, policy.password.history).await?;
     transaction.commit().await?;
 
-    let mut failed = policy
-        .password
-        .violations(password.as_str(), user.email.as_str());
-    if failed.is_empty() {
-        for old in history.into_iter().chain(user.password_hash.clone()) {
-            if matches!(
-                state
-                    .password_hasher
-                    .verify(&ticket, password, Some(old))
-                    .await?,
-                Verdict::Right { .. }
-            ) {
-                failed.push(format!(
-                    "must differ from the last {} passwords",
-                    policy.password.history.max(1)
-                ));
-                break;
-            }
-        }
-    }
+    let failed = state
+        .password_hasher
+        .refusals_of_new(
+            &ticket,
+            &policy.password,
+            password,
+            user.email.as_str(),
+            history.into_iter().chain(user.password_hash.clone()),
+        )
+        .await?;
     if !failed.is_empty() {
         return Err(AccountsError::WeakPassword(failed));
     }

@@ -310,6 +310,35 @@ impl PasswordHasher {
         .await
         .map_err(hashing_error)?
     }
+
+    /// Why `password` may not be the new password of the user at `email`: the policy's rules;
+    /// when those pass, a match with one of `used` (their current hash and their last
+    /// `policy.history`), each checked by hashing, so only then. Empty: it may.
+    pub async fn refusals_of_new(
+        &self,
+        ticket: &HashTicket,
+        policy: &PasswordPolicy,
+        password: &Password,
+        email: &str,
+        used: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<String>, PasswordError> {
+        let failed = policy.violations(password.as_str(), email);
+        if !failed.is_empty() {
+            return Ok(failed);
+        }
+        for old in used {
+            if matches!(
+                self.verify(ticket, password, Some(old)).await?,
+                Verdict::Right { .. }
+            ) {
+                return Ok(vec![format!(
+                    "must differ from the last {} passwords",
+                    policy.history.max(1)
+                )]);
+            }
+        }
+        Ok(Vec::new())
+    }
 }
 
 /// A tenant's password rules (part of its auth policy, editable by tenant admins).

@@ -540,24 +540,16 @@ pub async fn change_password(
     {
         return Err(IdentityError::InvalidCredentials);
     }
-    let mut failed = policy
-        .password
-        .violations(new.as_str(), user.email.as_str());
-    for old in history.into_iter().chain(user.password_hash.clone()) {
-        if matches!(
-            state
-                .password_hasher
-                .verify(&ticket, new, Some(old))
-                .await?,
-            Verdict::Right { .. }
-        ) {
-            failed.push(format!(
-                "must differ from the last {} passwords",
-                policy.password.history.max(1)
-            ));
-            break;
-        }
-    }
+    let failed = state
+        .password_hasher
+        .refusals_of_new(
+            &ticket,
+            &policy.password,
+            new,
+            user.email.as_str(),
+            history.into_iter().chain(user.password_hash.clone()),
+        )
+        .await?;
     if !failed.is_empty() {
         return Err(IdentityError::WeakPassword(failed));
     }
