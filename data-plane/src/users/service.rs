@@ -152,7 +152,7 @@ pub(crate) async fn check_roles_exist(
     transaction: &mut TenantTransaction,
     roles: &[String],
 ) -> Result<(), UsersError> {
-    let existing = store::existing_roles(transaction, roles).await?;
+    let existing = crate::roles::store::existing(transaction, roles).await?;
     let unknown: Vec<String> = roles
         .iter()
         .filter(|role| !existing.contains(role))

@@ -86,23 +86,6 @@ pub async fn get(
     Ok(rows.first().map(view_from_row).transpose()?)
 }
 
-/// Which of `names` are roles of this tenant.
-pub async fn existing_roles(
-    transaction: &mut TenantTransaction,
-    names: &[String],
-) -> Result<Vec<String>, TenantDbError> {
-    let rows = transaction
-        .query_typed(
-            "SELECT name FROM roles WHERE name = ANY($1)",
-            &[(&names, Type::TEXT_ARRAY)],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| row.try_get("name"))
-        .collect::<Result<_, _>>()?)
-}
-
 /// Locks the rows of every active owner, in id order (so two transactions never wait on each
 /// other in a cycle). Every change that could leave the tenant without an active owner takes
 /// these locks first, so such changes run one after another.
