@@ -135,7 +135,7 @@ async fn a_tenant_moves_under_reads_and_writes_and_no_acknowledged_write_is_lost
     let report = app
         .operator_api()
         .tenants()
-        .move_to("mover", "eu-2", Some(0))
+        .move_to("mover", "eu-2", Some(1))
         .await
         .unwrap();
     assert_eq!(
@@ -144,7 +144,7 @@ async fn a_tenant_moves_under_reads_and_writes_and_no_acknowledged_write_is_lost
             report.target.as_str(),
             report.step.as_str()
         ),
-        ("primary", "eu-2", "done")
+        ("primary", "eu-2", "switched")
     );
     assert!(report.rows >= 220, "{report:?}");
     assert!(report.freeze_ms.is_some());
@@ -152,6 +152,23 @@ async fn a_tenant_moves_under_reads_and_writes_and_no_acknowledged_write_is_lost
     assert!(
         written(after_move + 20).await,
         "writes did not resume after the move"
+    );
+    // The source is dropped once its grace (1 s here; a request that had resolved the tenant
+    // just before the switch finishes on it meanwhile) has passed, by running the move again,
+    // the readers and writers still at work.
+    let dropped = TestApp::eventually(Duration::from_secs(15), || async {
+        let again = app
+            .operator_api()
+            .tenants()
+            .move_to("mover", "eu-2", Some(1))
+            .await
+            .unwrap();
+        again.step == "done"
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "the source was not dropped after its grace"
     );
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
