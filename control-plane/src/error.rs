@@ -101,7 +101,8 @@ impl From<shared::tenant_context::TenantDbError> for ControlError {
     fn from(error: shared::tenant_context::TenantDbError) -> Self {
         match error {
             shared::tenant_context::TenantDbError::Pool(error) => Self::Pool(error),
-            shared::tenant_context::TenantDbError::Query(error) => Self::Db(error),
+            shared::tenant_context::TenantDbError::Query(error)
+            | shared::tenant_context::TenantDbError::Setup(error) => Self::Db(error),
             shared::tenant_context::TenantDbError::Closed
             | shared::tenant_context::TenantDbError::Timeout(_) => Self::ProvisioningFailed {
                 step: Step::SeedRoles,

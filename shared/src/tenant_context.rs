@@ -51,13 +51,18 @@ pub enum TenantDbError {
     /// The tenant's cluster (not the catalog's) gave no connection.
     #[error(transparent)]
     ClusterUnavailable(#[from] crate::cluster::fleet::Unavailable),
+    /// Switching to the tenant's role and schema failed: they are gone from the cluster this
+    /// node routed to (a move's drop, or a deletion, it has not heard of yet).
+    #[error("the tenant's role or schema is gone: {0}")]
+    Setup(tokio_postgres::Error),
 }
 
 /// A client never causes these: no connection in time, a missed deadline or a connection
 /// that closed under the transaction is 503 `database_unavailable` (retry), a tenant cluster
 /// that gives no connection or closes it 503 `tenant_unavailable` (retry; other clusters'
-/// tenants are served), a privilege refused by a move's fence 503 `tenant_moving`, anything
-/// else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps
+/// tenants are served), as does a tenant role or schema gone from the cluster routed to (a
+/// move's drop this node has not heard of yet), a privilege refused by a move's fence 503
+/// `tenant_moving`, anything else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps
 /// it through here.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
@@ -81,6 +86,15 @@ impl From<TenantDbError> for crate::error::ApiError {
             {
                 tracing::warn!(%error, "a tenant statement was refused a privilege: a move's fence?");
                 tenant_moving()
+            }
+            TenantDbError::Setup(error) => {
+                tracing::warn!(%error,
+                    "a tenant's role or schema is gone under a request: a move or deletion this node has not heard of yet?");
+                Self::unavailable(
+                    "tenant_unavailable",
+                    "the tenant's database is unavailable; retry shortly",
+                )
+                .with_retry_after(crate::error::DATABASE_RETRY_AFTER_SECONDS)
             }
             TenantDbError::ClusterUnavailable(error) => {
                 tracing::warn!(cluster = %error.cluster, reason = %error.reason,
@@ -453,7 +467,7 @@ impl TenantTransaction {
                 let client = self.client()?;
                 let outcome = within(self.deadline, async {
                     tokio::join!(
-                        client.batch_execute(&setup),
+                        send_setup(client, Some(&setup)),
                         client.query_typed(sql, params)
                     )
                 })
@@ -637,10 +651,16 @@ impl TenantTransaction {
 }
 
 /// Sends the tenant switch when it has not gone out yet (with the transaction's first
-/// statement).
-async fn send_setup(client: &Object, setup: Option<&str>) -> Result<(), tokio_postgres::Error> {
+/// statement). Its failure on a live connection is [`TenantDbError::Setup`].
+async fn send_setup(client: &Object, setup: Option<&str>) -> Result<(), TenantDbError> {
     match setup {
-        Some(setup) => client.batch_execute(setup).await,
+        Some(setup) => client.batch_execute(setup).await.map_err(|error| {
+            if error.is_closed() {
+                TenantDbError::Query(error)
+            } else {
+                TenantDbError::Setup(error)
+            }
+        }),
         None => Ok(()),
     }
 }

@@ -609,3 +609,35 @@ async fn bad_moves_are_refused_with_a_code_and_change_nothing() {
     let second = TestApp::connect_to(&app.second_cluster_url().await).await;
     assert_eq!(records_on(&second, "fixed").await, None);
 }
+
+#[tokio::test]
+async fn a_request_that_meets_its_tenants_dropped_source_gets_a_retryable_503_not_a_500() {
+    // What a node that has not heard of a move's switch meets once the source is dropped
+    // (a move with no grace): the tenant's role and schema gone from the cluster it routes to.
+    let app = TestApp::spawn().await;
+    let owner = tenant_with_tasks(&app, "dropped", 1).await;
+    let slug = TenantSlug::parse("dropped").unwrap();
+    let role = app.role_prefix.tenant_role(&slug);
+    let schema = shared::tenant::tenant_schema(&slug);
+    app.superuser()
+        .await
+        .batch_execute(&format!(
+            "DROP SCHEMA \"{}\" CASCADE; DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\"",
+            schema.as_str(),
+            role = role.as_str()
+        ))
+        .await
+        .unwrap();
+    let reply = owner
+        .get("/v1/collections/tasks/records?limit=5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable"),
+        "{}",
+        reply.text()
+    );
+    assert!(reply.header("retry-after").is_some());
+}
