@@ -62,8 +62,8 @@ pub enum TenantDbError {
 /// that gives no connection or closes it 503 `tenant_unavailable` (retry; other clusters'
 /// tenants are served), as does a tenant role or schema gone from the cluster routed to (a
 /// move's drop this node has not heard of yet), a privilege refused by a move's fence 503
-/// `tenant_moving`, anything else a logged 500. Every error type of the data plane that carries a `TenantDbError` maps
-/// it through here.
+/// `tenant_moving`, anything else a logged 500. Every error type of the data plane that
+/// carries a `TenantDbError` maps it through here.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
