@@ -352,6 +352,13 @@ struct ProviderPage {
     token_endpoint_auths: &'static [(&'static str, &'static str)],
 }
 
+/// The SAML settings the connection form shows as checkboxes.
+const SAML_FLAGS: [&str; 3] = [
+    "sign_authn_requests",
+    "require_encrypted_assertions",
+    "allow_idp_initiated",
+];
+
 /// The NameID formats a SAML provider may ask for: value, label.
 const NAME_ID_FORMATS: [(&str, &str); 4] = [
     ("unspecified", "The provider's choice"),
@@ -442,11 +449,7 @@ fn stored_connection(view: &ProviderView) -> Fields {
             text(&provider["token_endpoint_auth"]),
         ),
     ];
-    for name in [
-        "sign_authn_requests",
-        "require_encrypted_assertions",
-        "allow_idp_initiated",
-    ] {
+    for name in SAML_FLAGS {
         pairs.push((name.to_owned(), flag(name)));
     }
     for algorithm in provider["id_token_algorithms"]
@@ -456,11 +459,7 @@ fn stored_connection(view: &ProviderView) -> Fields {
     {
         pairs.push(("id_token_algorithms".to_owned(), text(algorithm)));
     }
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    Fields::from_pairs(&pairs)
+    Fields::from_owned(pairs)
 }
 
 /// The provider's page; a refused form shows again as it was posted (the other one with the
@@ -536,7 +535,7 @@ async fn provider_answer(
         connection_error,
         algorithms,
         uses_client_key: view.client_jwks_path.is_some(),
-        has_saml_key: view.provider.own_key().is_some() && view.kind == "saml",
+        has_saml_key: view.provider.own_key() == Some(shared::sso::settings::OwnKey::SamlKey),
         name_id_formats: &NAME_ID_FORMATS,
         token_endpoint_auths: &TOKEN_ENDPOINT_AUTHS,
         name: view.name,
@@ -654,22 +653,14 @@ fn connection_change(fields: &Fields, input: &mut Value) -> Result<(), ApiError>
                 "" => Value::Null,
                 attribute => json!(attribute),
             };
-            for flag in [
-                "sign_authn_requests",
-                "require_encrypted_assertions",
-                "allow_idp_initiated",
-            ] {
+            for flag in SAML_FLAGS {
                 provider[flag] = Value::Bool(fields.one(flag) == "on");
             }
         }
         Some("oidc") => {
             provider["scopes"] = json!(fields.one("scopes").split_whitespace().collect::<Vec<_>>());
-            for (claim, value) in ["email", "name", "groups"].iter().zip([
-                &names["email"],
-                &names["name"],
-                &names["groups"],
-            ]) {
-                provider["claims"][*claim] = value.clone();
+            for claim in ["email", "name", "groups"] {
+                provider["claims"][claim] = names[claim].clone();
             }
             provider["token_endpoint_auth"] = match fields.one("token_endpoint_auth") {
                 "" => Value::Null,

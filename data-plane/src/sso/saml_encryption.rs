@@ -31,14 +31,18 @@ const RSA_OAEP: &str = "http://www.w3.org/2009/xmlenc11#rsa-oaep";
 const RSA_1_5: &str = "http://www.w3.org/2001/04/xmlenc#rsa-1_5";
 const TRIPLE_DES: &str = "http://www.w3.org/2001/04/xmlenc#tripledes-cbc";
 const ELEMENT_TYPE: &str = "http://www.w3.org/2001/04/xmlenc#Element";
+const AES128_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes128-gcm";
+const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
+const AES128_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes128-cbc";
+const AES256_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes256-cbc";
 
 /// The algorithms our SP metadata offers an IdP, most preferred first (AES-GCM before CBC:
 /// only GCM authenticates the ciphertext).
 pub const OFFERED: [&str; 6] = [
-    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
-    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
-    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
-    "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+    AES256_GCM,
+    AES128_GCM,
+    AES256_CBC,
+    AES128_CBC,
     RSA_OAEP,
     RSA_OAEP_MGF1P,
 ];
@@ -46,12 +50,12 @@ pub const OFFERED: [&str; 6] = [
 /// The data-encryption algorithms we decrypt: URI, cipher, GCM or CBC.
 fn data_cipher(algorithm: &str) -> Result<(Cipher, bool), String> {
     Ok(match algorithm {
-        "http://www.w3.org/2009/xmlenc11#aes128-gcm" => (Cipher::aes_128_gcm(), true),
+        AES128_GCM => (Cipher::aes_128_gcm(), true),
         "http://www.w3.org/2009/xmlenc11#aes192-gcm" => (Cipher::aes_192_gcm(), true),
-        "http://www.w3.org/2009/xmlenc11#aes256-gcm" => (Cipher::aes_256_gcm(), true),
-        "http://www.w3.org/2001/04/xmlenc#aes128-cbc" => (Cipher::aes_128_cbc(), false),
+        AES256_GCM => (Cipher::aes_256_gcm(), true),
+        AES128_CBC => (Cipher::aes_128_cbc(), false),
         "http://www.w3.org/2001/04/xmlenc#aes192-cbc" => (Cipher::aes_192_cbc(), false),
-        "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => (Cipher::aes_256_cbc(), false),
+        AES256_CBC => (Cipher::aes_256_cbc(), false),
         TRIPLE_DES => {
             return Err(
                 "data encryption Triple DES (xmlenc#tripledes-cbc) is refused: set the IdP to AES (GCM preferred)"

@@ -146,6 +146,11 @@ impl Fields {
         )
     }
 
+    /// Fields with these owned values.
+    pub fn from_owned(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
     /// The first value of `name`, or "".
     pub fn one(&self, name: &str) -> &str {
         self.0

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::{unique_address, TestApp};
 
-use super::{directory, id_of, user_document};
+use super::{directory, group_document, id_of, user_document};
 
 #[tokio::test]
 async fn a_group_mapped_to_a_role_gives_it_to_its_members_and_takes_it_back() {
@@ -26,14 +26,7 @@ async fn a_group_mapped_to_a_role_gives_it_to_its_members_and_takes_it_back() {
     let (ada, alan) = (members[0], members[1]);
     let created = scim
         .scim()
-        .post(
-            "Groups",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": "Engineering",
-                "members": [{ "value": ada.to_string() }],
-            }),
-        )
+        .post("Groups", &group_document("Engineering", &[ada]))
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -134,7 +127,7 @@ async fn a_group_gives_no_owner_role_no_unknown_role_and_nothing_beyond_its_mapp
     let scim = directory(&app, "acme", &owner).await;
     let group = scim
         .scim()
-        .post("Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Admins"}))
+        .post("Groups", &group_document("Admins", &[]))
         .await
         .unwrap()
         .value();
@@ -284,14 +277,7 @@ async fn the_consoles_directory_page_makes_a_directory_token_and_maps_its_groups
     );
     let group = scim
         .scim()
-        .post(
-            "Groups",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": "Engineering",
-                "members": [{ "value": ada.to_string() }],
-            }),
-        )
+        .post("Groups", &group_document("Engineering", &[ada]))
         .await
         .unwrap();
     assert_eq!(group.status(), StatusCode::CREATED, "{}", group.text());

@@ -33,6 +33,22 @@ fn user_document(user_name: &str, email: &str) -> Value {
     })
 }
 
+/// A group document named `display_name` with the users `members` (no `members` at all when
+/// there are none).
+fn group_document(display_name: &str, members: &[uuid::Uuid]) -> Value {
+    let mut group = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": display_name,
+    });
+    if !members.is_empty() {
+        group["members"] = members
+            .iter()
+            .map(|id| serde_json::json!({ "value": id.to_string() }))
+            .collect();
+    }
+    group
+}
+
 /// The `id` of a SCIM document.
 fn id_of(document: &Value) -> uuid::Uuid {
     uuid::Uuid::parse_str(document["id"].as_str().unwrap()).unwrap()

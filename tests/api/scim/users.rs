@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tenantry_tests::{unique_address, TestApp, TestOptions, PASSWORD};
 
-use super::{directory, id_of, user_document};
+use super::{directory, group_document, id_of, user_document};
 
 #[tokio::test]
 async fn a_directory_creates_a_user_and_finds_them_by_user_name_and_external_id() {
@@ -577,10 +577,7 @@ async fn concurrent_patches_of_one_user_and_one_group_each_take_effect() {
     let user_path = format!("Users/{}", user["id"].as_str().unwrap());
     let group = scim
         .scim()
-        .post(
-            "Groups",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Busy"}),
-        )
+        .post("Groups", &group_document("Busy", &[]))
         .await
         .unwrap()
         .value();
