@@ -293,6 +293,25 @@ mod tests {
     }
 
     #[test]
+    fn credential_refusals_are_held_two_seconds_by_default_and_the_hold_is_read() {
+        let defaults = config(&[]).unwrap().rate_limit;
+        assert_eq!(
+            (defaults.refusal_hold, defaults.refusal_holds),
+            (Duration::from_secs(2), 4096)
+        );
+        let read = config(&[
+            ("credential_refusal_hold_ms", "0"),
+            ("credential_refusal_holds", "10"),
+        ])
+        .unwrap()
+        .rate_limit;
+        assert_eq!(
+            (read.refusal_hold, read.refusal_holds),
+            (Duration::ZERO, 10)
+        );
+    }
+
+    #[test]
     fn workers_and_pool_sizes_are_read_and_zero_is_refused() {
         let read = config(&[("data_workers", "3"), ("data_pool_size", "7")]).unwrap();
         assert_eq!((read.workers, read.pool_size), (3, 7));

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub audit_events_dropped: IntCounter,
     /// Requests refused with 429 or 503, by status and error code.
     pub refusals: IntCounterVec,
+    /// Refusals of credential routes by what became of them (`held`, or `full`: answered at
+    /// once with the connection closed, every hold taken); see `rate_limit::hold`.
+    pub refusals_held: IntCounterVec,
     /// When each (status, code) was last logged, and how many refusals went unlogged since.
     refusal_log: Arc<Mutex<RefusalLog>>,
     /// The counter and histogram of each status class, resolved once: a request records
@@ -118,6 +121,15 @@ impl Metrics {
             &["status", "code"],
         )?;
         registry.register(Box::new(refusals.clone()))?;
+        let refusals_held = IntCounterVec::new(
+            Opts::new(
+                "credential_refusals_held_total",
+                "refusals of credential routes held before their answer (held), or answered at \
+                 once with the connection closed because every hold was taken (full)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(refusals_held.clone()))?;
         registry.register(Box::new(mail_sent.clone()))?;
         registry.register(Box::new(mail_send_failures.clone()))?;
         let class = |index: usize| -> Result<(IntCounter, Histogram), prometheus::Error> {
@@ -142,6 +154,7 @@ impl Metrics {
             mail_send_failures,
             audit_events_dropped,
             refusals,
+            refusals_held,
             refusal_log: Arc::default(),
         })
     }

@@ -59,6 +59,7 @@ fn wrap(route: actix_web::Route) -> actix_web::Route {
         .wrap(from_fn(crate::authz::guard::authorize))
         .wrap(from_fn(crate::audit::middleware::admit))
         .wrap(from_fn(crate::rate_limit::middleware::enforce))
+        .wrap(from_fn(crate::rate_limit::hold::hold_refusals))
 }
 
 /// The data plane's OpenAPI document and reference page (built once).

@@ -48,8 +48,8 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
             .configure(shared::http::configure_extractors)
             // Outermost last. Oversized headers are refused (431) before anything reads them,
             // inside the request id so the refusal is the JSON envelope. Bodies are bounded;
-            // each route's own layers (its rate limit, audit admission and access,
-            // `route_table`) run inside all of these. CORS marks every answer, 429s included;
+            // each route's own layers (its refusals' hold, rate limit, audit admission and
+            // access, `route_table`) run inside all of these. CORS marks every answer, 429s included;
             // request ids are set before the security headers are added, so error bodies
             // rebuilt with the request id keep the headers. The audit recorder sees rate-limit
             // refusals, inside CORS so its 503s are readable by browsers.

@@ -231,6 +231,120 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
     assert_eq!(read.status(), StatusCode::OK);
 }
 
+/// A wrong-password sign-in at `slug`, from a new address (no lockout involved).
+async fn guess(app: &TestApp, slug: &str) -> Reply {
+    app.tenant(slug)
+        .post("/v1/auth/login")
+        .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_credential_attempt_is_answered_only_after_its_hold_and_holds_no_one_else() {
+    // One attempt a minute: the second is refused with `Retry-After: 60`, held for five
+    // seconds.
+    let hold = Duration::from_secs(5);
+    let (app, _clock) = app_with_clock(RateLimitSettings {
+        auth_per_minute: 1,
+        auth_burst: 1,
+        refusal_hold: hold,
+        ..RateLimitSettings::default()
+    })
+    .await;
+    app.create_tenant("acme").await;
+    app.raise_rate_limits("acme").await;
+    assert_eq!(guess(&app, "acme").await.status(), StatusCode::UNAUTHORIZED);
+
+    let started = std::time::Instant::now();
+    let refused = tokio::spawn({
+        let client = app.tenant("acme");
+        async move {
+            let reply = client
+                .post("/v1/auth/login")
+                .json(&json!({"email": unique_address("guess"), "password": "guess guess"}))
+                .send()
+                .await
+                .unwrap();
+            (reply, started.elapsed())
+        }
+    });
+    // Once the refusal is held, the same tenant's other routes are answered meanwhile: the
+    // hold waits on a timer, not on the worker.
+    let held = TestApp::eventually(Duration::from_secs(10), || async {
+        let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
+        tenantry_tests::metric_value(
+            &metrics,
+            "tenantry_credential_refusals_held_total{outcome=\"held\"}",
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(held.is_some(), "the refusal was never held");
+    assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
+    assert!(
+        !refused.is_finished(),
+        "the refusal was answered before the read"
+    );
+
+    let (refused, took) = refused.await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.value()["error"]["details"]["limit_class"], "auth");
+    // Answered as it was refused: `Retry-After` counts from the answer.
+    assert_eq!(header(&refused, "retry-after"), "60");
+    assert!(took >= hold, "answered after {took:?}, before its hold");
+    assert_eq!(refused.header("connection"), None);
+}
+
+#[tokio::test]
+async fn past_the_holds_a_node_has_a_refusal_is_answered_at_once_and_its_connection_closed() {
+    let (app, _clock) = app_with_clock(RateLimitSettings {
+        auth_per_minute: 1,
+        auth_burst: 1,
+        refusal_hold: Duration::from_secs(30),
+        refusal_holds: 1,
+        ..RateLimitSettings::default()
+    })
+    .await;
+    app.create_tenant("acme").await;
+    app.raise_rate_limits("acme").await;
+    assert_eq!(guess(&app, "acme").await.status(), StatusCode::UNAUTHORIZED);
+    // The one hold, taken for 30 s.
+    let first = tokio::spawn({
+        let app_client = app.tenant("acme");
+        async move {
+            app_client
+                .post("/v1/auth/login")
+                .json(&json!({"email": unique_address("guess"), "password": "guess guess"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let metrics = || async { tenantry_tests::metrics_text(&app.http, &app.data_url).await };
+    let held = TestApp::eventually(Duration::from_secs(10), || async {
+        tenantry_tests::metric_value(
+            &metrics().await,
+            "tenantry_credential_refusals_held_total{outcome=\"held\"}",
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(held.is_some(), "the first refusal was never held");
+
+    let second = guess(&app, "acme").await;
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.header("connection"), Some("close"));
+    assert!(!first.is_finished(), "the held refusal was answered early");
+    assert_eq!(
+        tenantry_tests::metric_value(
+            &metrics().await,
+            "tenantry_credential_refusals_held_total{outcome=\"full\"}",
+        ),
+        Some(1.0)
+    );
+    first.abort();
+}
+
 #[tokio::test]
 async fn operational_endpoints_and_unknown_tenants_are_not_rate_limited() {
     let (app, _clock) = app_with_clock(RateLimitSettings::default()).await;

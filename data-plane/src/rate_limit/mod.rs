@@ -26,6 +26,7 @@
 //!   a new limiter.
 
 pub mod gcra;
+pub mod hold;
 pub mod middleware;
 
 use std::net::IpAddr;
@@ -53,7 +54,8 @@ const CLIENTS_CACHED: u64 = 200_000;
 const KEYS_CACHED: u64 = 100_000;
 
 /// The node's rate-limit settings (config keys `rate_limit_nodes`,
-/// `auth_rate_limit_per_minute`, `auth_rate_limit_burst`).
+/// `auth_rate_limit_per_minute`, `auth_rate_limit_burst`, `credential_refusal_hold_ms`,
+/// `credential_refusal_holds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitSettings {
     /// Data-plane nodes sharing each tenant's limits; each enforces 1/N of them.
@@ -62,6 +64,12 @@ pub struct RateLimitSettings {
     pub auth_per_minute: u32,
     /// Credential attempts per tenant and client IP admitted at once.
     pub auth_burst: u32,
+    /// The longest a refused credential attempt is held before its answer ([`hold`]); zero
+    /// answers refusals at once.
+    pub refusal_hold: Duration,
+    /// Refusals held at once on this node; past that they are answered at once and their
+    /// connection closed.
+    pub refusal_holds: usize,
 }
 
 impl Default for RateLimitSettings {
@@ -70,6 +78,8 @@ impl Default for RateLimitSettings {
             nodes: 1,
             auth_per_minute: 20,
             auth_burst: 20,
+            refusal_hold: hold::DEFAULT_HOLD,
+            refusal_holds: hold::DEFAULT_HOLDS,
         }
     }
 }
@@ -82,6 +92,11 @@ impl RateLimitSettings {
             auth_per_minute: source
                 .parse_or("auth_rate_limit_per_minute", defaults.auth_per_minute)?,
             auth_burst: source.parse_or("auth_rate_limit_burst", defaults.auth_burst)?,
+            refusal_hold: Duration::from_millis(source.parse_or(
+                "credential_refusal_hold_ms",
+                defaults.refusal_hold.as_millis() as u64,
+            )?),
+            refusal_holds: source.parse_or("credential_refusal_holds", defaults.refusal_holds)?,
         };
         if settings.nodes == 0 {
             return Err(ConfigError::Invalid {
@@ -213,7 +228,7 @@ where
         .build()
 }
 
-/// Every limiter of this node.
+/// Every limiter of this node, and its held refusals.
 #[derive(Clone)]
 pub struct RateLimits {
     settings: RateLimitSettings,
@@ -221,6 +236,7 @@ pub struct RateLimits {
     tenants: Cache<Uuid, Arc<TenantLimiters>>,
     clients: Cache<(Uuid, IpAddr), Arc<Gcra>>,
     keys: Cache<Uuid, Arc<Gcra>>,
+    pub holds: hold::Holds,
 }
 
 impl RateLimits {
@@ -231,6 +247,7 @@ impl RateLimits {
             tenants: bounded_cache(TENANTS_CACHED),
             clients: bounded_cache(CLIENTS_CACHED),
             keys: bounded_cache(KEYS_CACHED),
+            holds: hold::Holds::new(settings.refusal_hold, settings.refusal_holds),
         }
     }
 

@@ -111,6 +111,9 @@ struct Args {
     /// The data plane's `password_hash_concurrency` (default: the number of cores less one).
     #[arg(long)]
     hash_concurrency: Option<usize>,
+    /// The data plane's `credential_refusal_hold_ms` (0: refusals answered at once).
+    #[arg(long, default_value_t = data_plane::rate_limit::hold::DEFAULT_HOLD.as_millis() as u64)]
+    refusal_hold_ms: u64,
     /// Tenants of the fleet section, placed alternately on two clusters.
     #[arg(long, default_value_t = 10_000)]
     fleet_tenants: usize,
@@ -193,6 +196,7 @@ async fn main() {
         rate_limit: data_plane::rate_limit::RateLimitSettings {
             auth_per_minute: 100_000_000,
             auth_burst: 1_000_000,
+            refusal_hold: Duration::from_millis(args.refusal_hold_ms),
             ..data_plane::rate_limit::RateLimitSettings::default()
         },
         // The production batching interval (tests use a shorter one).
