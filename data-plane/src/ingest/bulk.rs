@@ -59,6 +59,7 @@ struct Record {
 pub type Parsed = Result<Vec<Event>, Vec<LineError>>;
 
 pub fn parse_ndjson(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
+    let tenant = tenant.to_string();
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for (index, line) in body.lines().enumerate() {
@@ -68,7 +69,7 @@ pub fn parse_ndjson(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
         }
         let outcome = shared::json_body::parse::<Record>(line.as_bytes())
             .map_err(|error| format!("not a valid event object: {error}"))
-            .and_then(|record| event_of(record, tenant, now));
+            .and_then(|record| event_of(record, &tenant, now));
         match outcome {
             Ok(event) => events.push(event),
             Err(message) => errors.push(LineError {
@@ -88,6 +89,7 @@ pub fn parse_ndjson(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
 }
 
 pub fn parse_csv(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
+    let tenant = tenant.to_string();
     const COLUMNS: &[&str] = &[
         "type", "time", "service", "severity", "body", "trace_id", "span_id", "name", "value",
         "unit", "kind",
@@ -158,7 +160,7 @@ pub fn parse_csv(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
                 }
             }
         }
-        match event_of(record, tenant, now) {
+        match event_of(record, &tenant, now) {
             Ok(event) => events.push(event),
             Err(message) => errors.push(LineError { line, message }),
         }
@@ -200,7 +202,7 @@ fn hex_id(value: Option<String>, length: usize, field: &str) -> Result<String, S
     }
 }
 
-fn event_of(record: Record, tenant: Uuid, now: OffsetDateTime) -> Result<Event, String> {
+fn event_of(record: Record, tenant: &str, now: OffsetDateTime) -> Result<Event, String> {
     let time = record.time.as_deref().ok_or("`time` is required")?;
     let time = OffsetDateTime::parse(time, &Rfc3339)
         .map_err(|_| "`time` must be an RFC 3339 time".to_owned())?;
@@ -256,7 +258,7 @@ fn event_of(record: Record, tenant: Uuid, now: OffsetDateTime) -> Result<Event, 
                 return Err(format!("`body` is longer than {MAX_BODY} bytes"));
             }
             Ok(Event::Log(LogRow {
-                tenant_id: tenant.to_string(),
+                tenant_id: tenant.to_owned(),
                 time: seconds,
                 time_unix_nano: nanos,
                 event_id: new_event_id(),
@@ -302,7 +304,7 @@ fn event_of(record: Record, tenant: Uuid, now: OffsetDateTime) -> Result<Event, 
                 return Err("`kind` must be gauge or sum".to_owned());
             }
             Ok(Event::Metric(MetricRow {
-                tenant_id: tenant.to_string(),
+                tenant_id: tenant.to_owned(),
                 time: seconds,
                 time_unix_nano: nanos,
                 event_id: new_event_id(),

@@ -85,13 +85,33 @@ fn service_of(resource: Option<&Resource>) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn merged(resource: Option<&Resource>, own: &[KeyValue]) -> String {
-    let mut map = resource
-        .map(|r| attributes(&r.attributes))
-        .unwrap_or_default();
-    map.remove("service.name");
-    map.extend(attributes(own));
-    Value::Object(map).to_string()
+/// A resource's attributes but `service.name` (which is the row's service), read once for
+/// all of the resource's records rather than once for each.
+struct ResourceAttributes {
+    map: Map<String, Value>,
+    /// `map` as a JSON object: the attributes of a record that has none of its own.
+    json: String,
+}
+
+impl ResourceAttributes {
+    fn of(resource: Option<&Resource>) -> Self {
+        let mut map = resource
+            .map(|resource| attributes(&resource.attributes))
+            .unwrap_or_default();
+        map.remove("service.name");
+        let json = Value::Object(map.clone()).to_string();
+        Self { map, json }
+    }
+
+    /// These merged with a record's own attributes (which win), as a JSON object.
+    fn with(&self, own: &[KeyValue]) -> String {
+        if own.is_empty() {
+            return self.json.clone();
+        }
+        let mut map = self.map.clone();
+        map.extend(attributes(own));
+        Value::Object(map).to_string()
+    }
 }
 
 /// A time in nanoseconds, or `now` when the sender left it 0.
@@ -134,10 +154,12 @@ pub fn logs(
     now_nanos: u64,
 ) -> Result<Vec<Event>, DecodeError> {
     let request: ExportLogsServiceRequest = decode(encoding, body)?;
+    let tenant_id = tenant.to_string();
     let mut events = Vec::new();
     for resource_logs in &request.resource_logs {
         let resource = resource_logs.resource.as_ref();
         let service = service_of(resource);
+        let resource_attributes = ResourceAttributes::of(resource);
         for scope in &resource_logs.scope_logs {
             for record in &scope.log_records {
                 let nanos = nanos_or(
@@ -145,7 +167,7 @@ pub fn logs(
                     nanos_or(record.observed_time_unix_nano, record.time_unix_nano),
                 );
                 events.push(Event::Log(LogRow {
-                    tenant_id: tenant.to_string(),
+                    tenant_id: tenant_id.clone(),
                     time: (nanos / 1_000_000_000) as u32,
                     time_unix_nano: nanos,
                     event_id: new_event_id(),
@@ -154,7 +176,7 @@ pub fn logs(
                     body: body_text(record.body.as_ref()),
                     trace_id: hex::encode(&record.trace_id),
                     span_id: hex::encode(&record.span_id),
-                    attributes: merged(resource, &record.attributes),
+                    attributes: resource_attributes.with(&record.attributes),
                 }));
             }
         }
@@ -169,10 +191,12 @@ pub fn metrics(
     now_nanos: u64,
 ) -> Result<Vec<Event>, DecodeError> {
     let request: ExportMetricsServiceRequest = decode(encoding, body)?;
+    let tenant_id = tenant.to_string();
     let mut events = Vec::new();
     for resource_metrics in &request.resource_metrics {
         let resource = resource_metrics.resource.as_ref();
         let service = service_of(resource);
+        let resource_attributes = ResourceAttributes::of(resource);
         for scope in &resource_metrics.scope_metrics {
             for metric in &scope.metrics {
                 // (kind, time, value, attributes) of each data point.
@@ -208,7 +232,7 @@ pub fn metrics(
                 for (kind, nanos, value, point_attributes) in points {
                     let nanos = nanos_or(now_nanos, nanos);
                     events.push(Event::Metric(MetricRow {
-                        tenant_id: tenant.to_string(),
+                        tenant_id: tenant_id.clone(),
                         time: (nanos / 1_000_000_000) as u32,
                         time_unix_nano: nanos,
                         event_id: new_event_id(),
@@ -217,7 +241,7 @@ pub fn metrics(
                         kind: kind.to_owned(),
                         value: if value.is_finite() { value } else { 0.0 },
                         unit: metric.unit.clone(),
-                        attributes: merged(resource, point_attributes),
+                        attributes: resource_attributes.with(point_attributes),
                     }));
                 }
             }
@@ -241,15 +265,17 @@ pub fn traces(
     now_nanos: u64,
 ) -> Result<Vec<Event>, DecodeError> {
     let request: ExportTraceServiceRequest = decode(encoding, body)?;
+    let tenant_id = tenant.to_string();
     let mut events = Vec::new();
     for resource_spans in &request.resource_spans {
         let resource = resource_spans.resource.as_ref();
         let service = service_of(resource);
+        let resource_attributes = ResourceAttributes::of(resource);
         for scope in &resource_spans.scope_spans {
             for span in &scope.spans {
                 let start = nanos_or(now_nanos, span.start_time_unix_nano);
                 events.push(Event::Span(SpanRow {
-                    tenant_id: tenant.to_string(),
+                    tenant_id: tenant_id.clone(),
                     time: (start / 1_000_000_000) as u32,
                     start_unix_nano: start,
                     end_unix_nano: span.end_time_unix_nano.max(start),
@@ -274,7 +300,7 @@ pub fn traces(
                         _ => "unset",
                     }
                     .to_owned(),
-                    attributes: merged(resource, &span.attributes),
+                    attributes: resource_attributes.with(&span.attributes),
                 }));
             }
         }
