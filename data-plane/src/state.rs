@@ -117,7 +117,12 @@ impl DataPlane {
         let metrics = Metrics::new()?;
         let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
-        let data_keys = DataKeys::new(pool.clone(), Arc::new(kek), config.tenant_cache_ttl);
+        let data_keys = DataKeys::new(
+            pool.clone(),
+            Arc::new(kek),
+            config.tenant_cache_ttl,
+            shared::tenant_context::round_trip_deadline(config.statement_timeout()),
+        );
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);
         let sessions = SessionCache::new();

@@ -244,6 +244,12 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// is taken not to be answering at all (a hung server, a silent network).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
+/// The round-trip deadline that goes with a statement timeout of `timeout`: past it Postgres
+/// is taken not to be answering at all.
+pub fn round_trip_deadline(timeout: Duration) -> Duration {
+    timeout + DEADLINE_MARGIN
+}
+
 impl TenantDb {
     /// One pool for all work.
     pub fn new(pool: Pool) -> Self {
@@ -306,7 +312,7 @@ impl TenantDb {
     pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout =
             Some(format!("SET LOCAL statement_timeout = {}", timeout.as_millis()).into());
-        self.deadline = timeout + DEADLINE_MARGIN;
+        self.deadline = round_trip_deadline(timeout);
         self
     }
 

@@ -4,6 +4,7 @@
 //! catalog pool has no connection to give, busy or unreachable, and 503 `request_timeout`
 //! when Postgres stops answering in the middle of a request.
 
+use data_plane::tenancy::data_keys::DataKeyError;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tenantry_tests::client::Call;
@@ -46,7 +47,7 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     data.wait_until_listening().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(data_plane::server::build(data, listener).unwrap());
+    tokio::spawn(data_plane::server::build(data.clone(), listener).unwrap());
     let on_node = owner.on(&url);
     let create = |title: &str| {
         patiently(
@@ -72,6 +73,23 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
             .unwrap_or_else(|error| panic!("{path}: {error}"));
         assert_database_unavailable(&reply);
     }
+    // A tenant's data keys, not cached (a tenant change evicts them), are read from the catalog
+    // within the same deadline: the 503 of any other wait, never a 500 or a hang.
+    let tenant_id: uuid::Uuid = app.tenant_id("hung").await.parse().unwrap();
+    data.data_keys.invalidate(tenant_id).await;
+    let keys = tokio::time::timeout(PATIENCE, data.data_keys.for_tenant(tenant_id))
+        .await
+        .expect("reading the data keys hung as long as Postgres did");
+    let error = keys.err().expect("data keys read from a hung catalog");
+    assert!(
+        matches!(error, DataKeyError::CatalogUnavailable(_)),
+        "{error:?}"
+    );
+    let refusal = shared::error::ApiError::from(error);
+    assert_eq!(
+        (refusal.status().as_u16(), refusal.code()),
+        (503, "database_unavailable")
+    );
     let ready = patiently(on_node.anonymous().get("/readyz"))
         .await
         .expect("/readyz hung as long as Postgres did");

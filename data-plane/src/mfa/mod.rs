@@ -112,9 +112,8 @@ impl From<MfaError> for ApiError {
             MfaError::RequiredByPolicy => ApiError::conflict("mfa_required_by_policy", message),
             MfaError::Identity(error) => error.into(),
             MfaError::Db(error) => error.into(),
-            MfaError::Totp(_) | MfaError::DataKey(_) | MfaError::Envelope(_) => {
-                ApiError::internal(&error)
-            }
+            MfaError::DataKey(error) => error.into(),
+            MfaError::Totp(_) | MfaError::Envelope(_) => ApiError::internal(&error),
         }
     }
 }

@@ -148,9 +148,8 @@ impl From<RecordsError> for ApiError {
             }
             RecordsError::Body(error) => error.into(),
             RecordsError::Db(error) => error.into(),
-            RecordsError::DataKey(_) | RecordsError::Crypto(_) | RecordsError::Corrupt(_) => {
-                ApiError::internal(&error)
-            }
+            RecordsError::DataKey(error) => error.into(),
+            RecordsError::Crypto(_) | RecordsError::Corrupt(_) => ApiError::internal(&error),
         }
     }
 }

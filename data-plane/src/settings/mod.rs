@@ -48,7 +48,8 @@ impl From<SettingsError> for ApiError {
                 ApiError::bad_request("invalid_policy", error.to_string())
             }
             SettingsError::Db(error) => error.into(),
-            SettingsError::Token(_) | SettingsError::DataKey(_) => ApiError::internal(&error),
+            SettingsError::DataKey(error) => error.into(),
+            SettingsError::Token(_) => ApiError::internal(&error),
         }
     }
 }

@@ -203,7 +203,8 @@ impl From<SsoError> for ApiError {
             SsoError::Quota(error) => error.into(),
             SsoError::Db(error) => error.into(),
             SsoError::Permissions(error) => error,
-            SsoError::DataKey(_) | SsoError::Envelope(_) => ApiError::internal(&error),
+            SsoError::DataKey(error) => error.into(),
+            SsoError::Envelope(_) => ApiError::internal(&error),
         }
     }
 }

@@ -16,7 +16,12 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataKeyError {
+    /// The catalog gave no connection in time, or the connection failed under the query:
+    /// 503 `database_unavailable`, like every other such wait.
     #[error("catalog unavailable: {0}")]
+    CatalogUnavailable(String),
+    /// The catalog refused the query itself.
+    #[error("reading the data keys failed: {0}")]
     Catalog(String),
     #[error("tenant {0} has no data key")]
     Missing(Uuid),
@@ -24,6 +29,21 @@ pub enum DataKeyError {
     UnknownVersion { tenant: Uuid, version: i32 },
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+}
+
+/// A catalog that gave no connection in time is 503 `database_unavailable` (retry), as every
+/// other wait for a connection is; anything else is a logged 500. Every error type of the data
+/// plane that carries a `DataKeyError` maps it through here.
+impl From<DataKeyError> for shared::error::ApiError {
+    fn from(error: DataKeyError) -> Self {
+        match error {
+            DataKeyError::CatalogUnavailable(reason) => {
+                tracing::warn!(%reason, "a tenant's data keys could not be read: catalog unavailable");
+                Self::database_unavailable()
+            }
+            other => Self::internal(&other),
+        }
+    }
 }
 
 /// One tenant's opened data keys, by version; the newest seals new values.
@@ -55,13 +75,16 @@ pub struct DataKeys {
     pool: Pool,
     kek: Arc<Kek>,
     cache: Cache<Uuid, Arc<TenantDataKeys>>,
+    /// The longest the catalog may take to answer a load.
+    deadline: Duration,
 }
 
 impl DataKeys {
-    pub fn new(pool: Pool, kek: Arc<Kek>, ttl: Duration) -> Self {
+    pub fn new(pool: Pool, kek: Arc<Kek>, ttl: Duration, deadline: Duration) -> Self {
         Self {
             pool,
             kek,
+            deadline,
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
@@ -75,7 +98,13 @@ impl DataKeys {
             .await
             .map_err(|error| match Arc::try_unwrap(error) {
                 Ok(error) => error,
-                Err(shared) => DataKeyError::Catalog(shared.to_string()),
+                // Another request's load failed, and this one waited for it.
+                Err(shared) => match &*shared {
+                    DataKeyError::CatalogUnavailable(reason) => {
+                        DataKeyError::CatalogUnavailable(reason.clone())
+                    }
+                    other => DataKeyError::Catalog(other.to_string()),
+                },
             })
     }
 
@@ -84,10 +113,24 @@ impl DataKeys {
             .pool
             .get()
             .await
-            .map_err(|error| DataKeyError::Catalog(error.to_string()))?;
-        let wrapped_keys = shared::catalog::wrapped_data_keys(&client, tenant_id)
-            .await
-            .map_err(|error| DataKeyError::Catalog(error.to_string()))?;
+            .map_err(|error| DataKeyError::CatalogUnavailable(error.to_string()))?;
+        let read = shared::catalog::wrapped_data_keys(&client, tenant_id);
+        let Ok(read) = tokio::time::timeout(self.deadline, read).await else {
+            // Postgres is not answering: the connection may be mid-statement, so it is not
+            // given back to the pool.
+            drop(deadpool_postgres::Object::take(client));
+            return Err(DataKeyError::CatalogUnavailable(format!(
+                "no answer within {:?}",
+                self.deadline
+            )));
+        };
+        let wrapped_keys = read.map_err(|error| match &error {
+            // No SQL state: the connection failed, not the query.
+            shared::catalog::CatalogError::Db(db) if db.code().is_none() => {
+                DataKeyError::CatalogUnavailable(error.to_string())
+            }
+            _ => DataKeyError::Catalog(error.to_string()),
+        })?;
         let mut keys = BTreeMap::new();
         for (version, wrapped) in wrapped_keys {
             keys.insert(version, self.kek.unwrap_key(&wrapped, tenant_id, version)?);
@@ -104,5 +147,32 @@ impl DataKeys {
 
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_catalog_that_gives_no_connection_is_a_503_to_retry_not_a_500() {
+        // Nothing listens on port 1 of loopback: every connection is refused.
+        let unreachable = "postgres://tenantry@127.0.0.1:1/catalog".parse().unwrap();
+        let pool = shared::db::pool(unreachable, 1).unwrap();
+        let kek = Arc::new(Kek::from_bytes(&[7; 32]).unwrap());
+        let keys = DataKeys::new(pool, kek, Duration::from_secs(60), Duration::from_secs(3));
+        let error = keys.for_tenant(Uuid::now_v7()).await.err().unwrap();
+        assert!(
+            matches!(error, DataKeyError::CatalogUnavailable(_)),
+            "{error:?}"
+        );
+        let refusal = shared::error::ApiError::from(error);
+        assert_eq!(
+            (refusal.status().as_u16(), refusal.code()),
+            (503, "database_unavailable")
+        );
+        // What the catalog refuses is a fault of ours: logged, 500.
+        let refused = shared::error::ApiError::from(DataKeyError::Missing(Uuid::now_v7()));
+        assert_eq!(refused.status().as_u16(), 500);
     }
 }

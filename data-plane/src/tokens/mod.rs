@@ -41,6 +41,7 @@ impl From<TokenError> for ApiError {
     fn from(error: TokenError) -> Self {
         match error {
             TokenError::Db(error) => error.into(),
+            TokenError::DataKey(error) => error.into(),
             other => ApiError::internal(&other),
         }
     }
