@@ -1,6 +1,6 @@
 //! Prometheus metrics of a data-plane node, served as text at `/metrics` (or on
 //! `data_metrics_listen` alone): requests by status class and latency, refusals by code, 429s
-//! by rate class, sign-in outcomes (password, MFA, SSO) by error code, the tenant cache, mail,
+//! by rate class, credential refusals held (`rate_limit::hold`), sign-in outcomes (password, MFA, SSO) by error code, the tenant cache, mail,
 //! and what every plane shows (`shared::metrics`: process, event writer, pools by cluster).
 
 use std::collections::HashMap;
