@@ -115,13 +115,20 @@ impl DataPlane {
             .map(|_| shared::db::pool(database.clone(), per_group))
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = Metrics::new()?;
-        let registry = TenantRegistry::new(pool.clone(), config.tenant_cache_ttl, metrics.clone());
+        let catalog_deadline =
+            shared::tenant_context::round_trip_deadline(config.statement_timeout());
+        let registry = TenantRegistry::new(
+            pool.clone(),
+            config.tenant_cache_ttl,
+            catalog_deadline,
+            metrics.clone(),
+        );
         let kek = Kek::from_file(&config.kek_file).context("loading the key-encryption key")?;
         let data_keys = DataKeys::new(
             pool.clone(),
             Arc::new(kek),
             config.tenant_cache_ttl,
-            shared::tenant_context::round_trip_deadline(config.statement_timeout()),
+            catalog_deadline,
         );
         let signing_keys = SigningKeys::new(config.access_token_ttl, config.tenant_cache_ttl);
         let verified_tokens = VerifiedTokens::new(config.access_token_ttl, VERIFIED_TOKENS_CACHED);

@@ -25,6 +25,8 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     let app = TestApp::spawn().await;
     let owner = app.tenant_with_owner("hung").await;
     app.raise_rate_limits("hung").await;
+    // A tenant the node has not looked up yet.
+    app.create_tenant("unseen").await;
     // A node whose Postgres connections all go through the proxy, with a 1 s statement
     // timeout (so its round-trip deadline is 3 s).
     let upstream: tokio_postgres::Config = app.database_url.parse().unwrap();
@@ -73,6 +75,17 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
             .unwrap_or_else(|error| panic!("{path}: {error}"));
         assert_database_unavailable(&reply);
     }
+    // A tenant not cached on the node is looked up in the catalog within the same deadline.
+    let unseen = patiently(app.tenant("unseen").on(&url).get("/v1/tenant"))
+        .await
+        .expect("a tenant lookup hung as long as Postgres did");
+    assert_eq!(
+        unseen.error_code(),
+        (StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable"),
+        "{}",
+        unseen.text()
+    );
+    assert!(unseen.header("retry-after").is_some());
     // A tenant's data keys, not cached (a tenant change evicts them), are read from the catalog
     // within the same deadline: the 503 of any other wait, never a 500 or a hang.
     let tenant_id: uuid::Uuid = app.tenant_id("hung").await.parse().unwrap();

@@ -107,9 +107,11 @@ pub async fn hold_refusals(
     let arrived = Instant::now();
     let credential = shared::routes::served_by(req.request())
         .is_some_and(|route| route.policy.rate == RateClass::Auth);
-    let state = req.app_data::<web::Data<DataPlane>>().cloned();
+    let state = credential
+        .then(|| req.app_data::<web::Data<DataPlane>>().cloned())
+        .flatten();
     let mut response = next.call(req).await?.map_into_boxed_body();
-    let (true, Some(state)) = (credential, state) else {
+    let Some(state) = state else {
         return Ok(response);
     };
     let Some(retry_after) = refusal_retry_after(&response) else {

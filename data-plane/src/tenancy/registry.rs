@@ -2,7 +2,9 @@
 //!
 //! Entries (also "no such tenant") live at most the configured TTL; the control plane's
 //! NOTIFY normally evicts them within milliseconds of a change (see `listener`). Concurrent
-//! misses for one key share a single catalog query.
+//! misses for one key share a single catalog query, which has the tenant transactions'
+//! round-trip deadline: a catalog that gives no connection in time or does not answer is 503
+//! `catalog_unavailable` with `Retry-After`, never a request that waits as long as the hang.
 //!
 //! A load and an eviction can cross: a load that read the catalog before a change and is
 //! stored after the change's eviction would keep the old entry until its TTL (seen: a moved
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
 use moka::future::Cache;
 use shared::catalog::{self, Quotas};
 use shared::error::ApiError;
@@ -40,6 +42,8 @@ const LOAD_ATTEMPTS: usize = 3;
 #[derive(Clone)]
 pub struct TenantRegistry {
     pool: Pool,
+    /// The longest the catalog may take to answer a load.
+    deadline: Duration,
     by_slug: Cache<TenantSlug, Option<Arc<ServedTenant>>>,
     domains: Cache<String, Option<TenantSlug>>,
     /// Moved on by every eviction (see the module's doc).
@@ -48,9 +52,10 @@ pub struct TenantRegistry {
 }
 
 impl TenantRegistry {
-    pub fn new(pool: Pool, ttl: Duration, metrics: Metrics) -> Self {
+    pub fn new(pool: Pool, ttl: Duration, deadline: Duration, metrics: Metrics) -> Self {
         Self {
             pool,
+            deadline,
             by_slug: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
@@ -106,17 +111,17 @@ impl TenantRegistry {
     /// The tenant with `slug` and its quotas, read from the catalog.
     async fn load(&self, slug: &TenantSlug) -> Result<Option<Arc<ServedTenant>>, String> {
         let client = self.pool.get().await.map_err(|error| error.to_string())?;
-        let Some(tenant) = catalog::tenant_by_slug(&client, slug)
-            .await
-            .map_err(|error| error.to_string())?
-        else {
-            return Ok(None);
+        let read = async {
+            let Some(tenant) = catalog::tenant_by_slug(&client, slug).await? else {
+                return Ok(None);
+            };
+            // No quotas means the row vanished between the two reads: not served.
+            let quotas = catalog::effective_quotas(&client, tenant.id).await?;
+            Ok::<_, catalog::CatalogError>(quotas.map(|quotas| (tenant, quotas)))
         };
-        let quotas = catalog::effective_quotas(&client, tenant.id)
-            .await
-            .map_err(|error| error.to_string())?;
-        // No quotas means the row vanished between the two reads: not served.
-        Ok(quotas.map(|quotas| {
+        let read = tokio::time::timeout(self.deadline, read).await;
+        let read = self.answered(client, read)?;
+        Ok(read.map(|(tenant, quotas)| {
             Arc::new(ServedTenant {
                 scope: TenantScope::for_tenant(&tenant),
                 tenant,
@@ -125,13 +130,29 @@ impl TenantRegistry {
         }))
     }
 
+    /// What a read on `client` within the deadline gave. Past the deadline the connection may
+    /// be mid-statement, so it is not given back to the pool.
+    fn answered<T>(
+        &self,
+        client: Object,
+        read: Result<Result<T, catalog::CatalogError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, String> {
+        match read {
+            Ok(read) => read.map_err(|error| error.to_string()),
+            Err(_) => {
+                drop(Object::take(client));
+                Err(format!("no answer within {:?}", self.deadline))
+            }
+        }
+    }
+
     async fn domain_slug(&self, domain: &str) -> Result<Option<TenantSlug>, ApiError> {
         self.domains
             .try_get_with(domain.to_owned(), async {
                 let client = self.pool.get().await.map_err(|error| error.to_string())?;
-                let tenant = catalog::tenant_by_domain(&client, domain)
-                    .await
-                    .map_err(|error| error.to_string())?;
+                let read = catalog::tenant_by_domain(&client, domain);
+                let read = tokio::time::timeout(self.deadline, read).await;
+                let tenant = self.answered(client, read)?;
                 Ok::<_, String>(tenant.map(|tenant| tenant.slug))
             })
             .await
@@ -172,4 +193,5 @@ fn catalog_unavailable(error: &str) -> ApiError {
         "catalog_unavailable",
         "the tenant catalog is unavailable; retry shortly",
     )
+    .with_retry_after(shared::error::DATABASE_RETRY_AFTER_SECONDS)
 }
