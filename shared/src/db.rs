@@ -53,6 +53,22 @@ pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbSetup
         .map_err(|error| DbSetupError::Pool(error.to_string()))
 }
 
+/// What a read on `client` gave within its deadline (the outcome of `tokio::time::timeout`
+/// around it), or `None` past the deadline: then the connection may be mid-statement, so it is
+/// closed rather than given back to the pool.
+pub fn answered_in_time<T>(
+    client: deadpool_postgres::Object,
+    outcome: Result<T, tokio::time::error::Elapsed>,
+) -> Option<T> {
+    match outcome {
+        Ok(answer) => Some(answer),
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            None
+        }
+    }
+}
+
 /// One connection outside the pool, TLS or not as [`tls`] decides; its driver task runs until
 /// the client is dropped.
 pub async fn connect(

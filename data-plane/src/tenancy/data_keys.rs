@@ -115,10 +115,8 @@ impl DataKeys {
             .await
             .map_err(|error| DataKeyError::CatalogUnavailable(error.to_string()))?;
         let read = shared::catalog::wrapped_data_keys(&client, tenant_id);
-        let Ok(read) = tokio::time::timeout(self.deadline, read).await else {
-            // Postgres is not answering: the connection may be mid-statement, so it is not
-            // given back to the pool.
-            drop(deadpool_postgres::Object::take(client));
+        let read = tokio::time::timeout(self.deadline, read).await;
+        let Some(read) = shared::db::answered_in_time(client, read) else {
             return Err(DataKeyError::CatalogUnavailable(format!(
                 "no answer within {:?}",
                 self.deadline

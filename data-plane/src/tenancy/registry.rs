@@ -130,20 +130,15 @@ impl TenantRegistry {
         }))
     }
 
-    /// What a read on `client` within the deadline gave. Past the deadline the connection may
-    /// be mid-statement, so it is not given back to the pool.
+    /// What a read on `client` within the deadline gave, or why not.
     fn answered<T>(
         &self,
         client: Object,
         read: Result<Result<T, catalog::CatalogError>, tokio::time::error::Elapsed>,
     ) -> Result<T, String> {
-        match read {
-            Ok(read) => read.map_err(|error| error.to_string()),
-            Err(_) => {
-                drop(Object::take(client));
-                Err(format!("no answer within {:?}", self.deadline))
-            }
-        }
+        shared::db::answered_in_time(client, read)
+            .ok_or_else(|| format!("no answer within {:?}", self.deadline))?
+            .map_err(|error| error.to_string())
     }
 
     async fn domain_slug(&self, domain: &str) -> Result<Option<TenantSlug>, ApiError> {
