@@ -4,7 +4,6 @@
 //! catalog pool has no connection to give, busy or unreachable, and 503 `request_timeout`
 //! when Postgres stops answering in the middle of a request.
 
-use data_plane::tenancy::data_keys::DataKeyError;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tenantry_tests::client::Call;
@@ -93,12 +92,7 @@ async fn a_hung_postgres_gets_requests_a_503_within_the_deadline_and_the_node_re
     let keys = tokio::time::timeout(PATIENCE, data.data_keys.for_tenant(tenant_id))
         .await
         .expect("reading the data keys hung as long as Postgres did");
-    let error = keys.err().expect("data keys read from a hung catalog");
-    assert!(
-        matches!(error, DataKeyError::CatalogUnavailable(_)),
-        "{error:?}"
-    );
-    let refusal = shared::error::ApiError::from(error);
+    let refusal = shared::error::ApiError::from(keys.err().expect("keys from a hung catalog"));
     assert_eq!(
         (refusal.status().as_u16(), refusal.code()),
         (503, "database_unavailable")

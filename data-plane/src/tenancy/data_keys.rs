@@ -160,10 +160,6 @@ mod tests {
         let kek = Arc::new(Kek::from_bytes(&[7; 32]).unwrap());
         let keys = DataKeys::new(pool, kek, Duration::from_secs(60), Duration::from_secs(3));
         let error = keys.for_tenant(Uuid::now_v7()).await.err().unwrap();
-        assert!(
-            matches!(error, DataKeyError::CatalogUnavailable(_)),
-            "{error:?}"
-        );
         let refusal = shared::error::ApiError::from(error);
         assert_eq!(
             (refusal.status().as_u16(), refusal.code()),
