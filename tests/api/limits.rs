@@ -196,23 +196,11 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
     .await;
     app.create_tenant("acme").await;
     // Different unknown addresses, so no account lockout is involved.
+    let acme = app.tenant("acme");
     for _ in 0..3 {
-        let response = app
-            .tenant("acme")
-            .post("/v1/auth/login")
-            .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(guess(&acme).await.status(), StatusCode::UNAUTHORIZED);
     }
-    let refused = app
-        .tenant("acme")
-        .post("/v1/auth/login")
-        .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
-        .send()
-        .await
-        .unwrap();
+    let refused = guess(&acme).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&refused, "retry-after"), "20");
     let body = refused.value();
@@ -231,14 +219,32 @@ async fn the_credential_limit_per_client_trips_before_the_tenant_limit() {
     assert_eq!(read.status(), StatusCode::OK);
 }
 
-/// A wrong-password sign-in at `slug`, from a new address (no lockout involved).
-async fn guess(app: &TestApp, slug: &str) -> Reply {
-    app.tenant(slug)
+/// A wrong-password sign-in through `client`, from a new address (no lockout involved).
+async fn guess(client: &Client) -> Reply {
+    client
         .post("/v1/auth/login")
         .json(&json!({"email": unique_address("guess"), "password": "guess guess guess"}))
         .send()
         .await
         .unwrap()
+}
+
+/// The node's count of refused credential attempts by what became of them (`held`, `full`).
+async fn refusals_held(app: &TestApp, outcome: &str) -> Option<f64> {
+    let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
+    tenantry_tests::metric_value(
+        &metrics,
+        &format!("tenantry_credential_refusals_held_total{{outcome=\"{outcome}\"}}"),
+    )
+}
+
+/// Waits until the node holds its first refusal; whether it did.
+async fn first_refusal_held(app: &TestApp) -> bool {
+    TestApp::eventually(Duration::from_secs(10), || async {
+        refusals_held(app, "held").await == Some(1.0)
+    })
+    .await
+    .is_some()
 }
 
 #[tokio::test]
@@ -255,32 +261,17 @@ async fn a_refused_credential_attempt_is_answered_only_after_its_hold_and_holds_
     .await;
     app.create_tenant("acme").await;
     app.raise_rate_limits("acme").await;
-    assert_eq!(guess(&app, "acme").await.status(), StatusCode::UNAUTHORIZED);
+    let acme = app.tenant("acme");
+    assert_eq!(guess(&acme).await.status(), StatusCode::UNAUTHORIZED);
 
     let started = std::time::Instant::now();
     let refused = tokio::spawn({
-        let client = app.tenant("acme");
-        async move {
-            let reply = client
-                .post("/v1/auth/login")
-                .json(&json!({"email": unique_address("guess"), "password": "guess guess"}))
-                .send()
-                .await
-                .unwrap();
-            (reply, started.elapsed())
-        }
+        let acme = acme.clone();
+        async move { (guess(&acme).await, started.elapsed()) }
     });
     // Once the refusal is held, the same tenant's other routes are answered meanwhile: the
     // hold waits on a timer, not on the worker.
-    let held = TestApp::eventually(Duration::from_secs(10), || async {
-        let metrics = tenantry_tests::metrics_text(&app.http, &app.data_url).await;
-        tenantry_tests::metric_value(
-            &metrics,
-            "tenantry_credential_refusals_held_total{outcome=\"held\"}",
-        ) == Some(1.0)
-    })
-    .await;
-    assert!(held.is_some(), "the refusal was never held");
+    assert!(first_refusal_held(&app).await, "the refusal was never held");
     assert_eq!(get_tenant(&app, "acme").await.status(), StatusCode::OK);
     assert!(
         !refused.is_finished(),
@@ -308,40 +299,23 @@ async fn past_the_holds_a_node_has_a_refusal_is_answered_at_once_and_its_connect
     .await;
     app.create_tenant("acme").await;
     app.raise_rate_limits("acme").await;
-    assert_eq!(guess(&app, "acme").await.status(), StatusCode::UNAUTHORIZED);
+    let acme = app.tenant("acme");
+    assert_eq!(guess(&acme).await.status(), StatusCode::UNAUTHORIZED);
     // The one hold, taken for 30 s.
     let first = tokio::spawn({
-        let app_client = app.tenant("acme");
-        async move {
-            app_client
-                .post("/v1/auth/login")
-                .json(&json!({"email": unique_address("guess"), "password": "guess guess"}))
-                .send()
-                .await
-                .unwrap()
-        }
+        let acme = acme.clone();
+        async move { guess(&acme).await }
     });
-    let metrics = || async { tenantry_tests::metrics_text(&app.http, &app.data_url).await };
-    let held = TestApp::eventually(Duration::from_secs(10), || async {
-        tenantry_tests::metric_value(
-            &metrics().await,
-            "tenantry_credential_refusals_held_total{outcome=\"held\"}",
-        ) == Some(1.0)
-    })
-    .await;
-    assert!(held.is_some(), "the first refusal was never held");
+    assert!(
+        first_refusal_held(&app).await,
+        "the first refusal was never held"
+    );
 
-    let second = guess(&app, "acme").await;
+    let second = guess(&acme).await;
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.header("connection"), Some("close"));
     assert!(!first.is_finished(), "the held refusal was answered early");
-    assert_eq!(
-        tenantry_tests::metric_value(
-            &metrics().await,
-            "tenantry_credential_refusals_held_total{outcome=\"full\"}",
-        ),
-        Some(1.0)
-    );
+    assert_eq!(refusals_held(&app, "full").await, Some(1.0));
     first.abort();
 }
 

@@ -200,38 +200,29 @@ impl SamlIdp {
         }
     }
 
-    pub async fn metadata(&self) -> String {
+    /// What the IdP serves at `path`.
+    async fn text(&self, path: &str) -> String {
         let response = self
             .http
-            .get(format!("{}/metadata", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
             .expect("the test SAML IdP answers (deploy/local/test.sh starts it)");
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
         response.text().await.unwrap()
+    }
+
+    pub async fn metadata(&self) -> String {
+        self.text("/metadata").await
     }
 
     /// The same IdP under another entity id, offering its SSO service only by HTTP-POST.
     pub async fn post_only_metadata(&self) -> String {
-        let response = self
-            .http
-            .get(format!("{}/post-only/metadata", self.url))
-            .send()
-            .await
-            .expect("the samlify IdP answers (deploy/local/test.sh starts it)");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.text().await.unwrap()
+        self.text("/post-only/metadata").await
     }
 
     pub async fn certificate(&self) -> String {
-        self.http
-            .get(format!("{}/cert.pem", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.text("/cert.pem").await
     }
 
     /// Tells the IdP about an SP (its metadata, as our data plane serves it).

@@ -93,7 +93,8 @@ impl Holds {
     }
 
     /// Refusals held now.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }
