@@ -109,10 +109,12 @@ impl DataPlane {
         // per affinity group (see `TenantDb`), and a small shared pool for tenant lookups
         // (cached) and background work.
         let per_worker = config.pool_size.div_ceil(config.workers);
-        let per_group = per_worker.div_ceil(config.affinity_groups);
+        let group_sizes = shared::db::group_sizes(per_worker, config.affinity_groups);
+        let groups = group_sizes.len();
         let pool = shared::db::pool(database.clone(), per_worker.min(SHARED_POOL_SIZE))?;
-        let worker_pools = (0..config.workers * config.affinity_groups)
-            .map(|_| shared::db::pool(database.clone(), per_group))
+        let worker_pools = (0..config.workers)
+            .flat_map(|_| group_sizes.iter())
+            .map(|size| shared::db::pool(database.clone(), *size))
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = Metrics::new()?;
         let catalog_deadline =
@@ -146,9 +148,9 @@ impl DataPlane {
             config.cluster_password_dir.clone(),
             config.cluster_pool_size,
             config.workers,
-            config.affinity_groups,
+            groups,
         );
-        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools, config.affinity_groups)
+        let tenant_db = TenantDb::with_worker_pools(pool, worker_pools, groups)
             .with_statement_timeout(config.statement_timeout())
             .with_fleet(fleet)
             .with_connection_max_uses(Some(config.connection_max_uses));

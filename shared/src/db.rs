@@ -53,6 +53,69 @@ pub fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbSetup
         .map_err(|error| DbSetupError::Pool(error.to_string()))
 }
 
+/// `size` connections split over `groups` affinity groups, as evenly as they go (the first
+/// groups take one more when they do not divide): the groups' pools together hold exactly
+/// `size`. There are never more groups than connections (a group has at least one).
+pub fn group_sizes(size: usize, groups: usize) -> Vec<usize> {
+    let groups = groups.clamp(1, size.max(1));
+    (0..groups)
+        .map(|group| size / groups + usize::from(group < size % groups))
+        .collect()
+}
+
+/// A connection for a tenant of affinity group `preferred`, from the pools of one HTTP
+/// worker's groups (`groups`, side by side). A group is a preference, not a partition:
+///
+/// 1. the tenant's own group, when it has an idle connection or room for one more;
+/// 2. else an idle connection of another group, then room in another group: a busy tenant is
+///    served by connections its neighbours are not using (their backends then cache its
+///    schema too) rather than waiting beside them;
+/// 3. else the first connection any group gives back (each group serves its waiters in
+///    order, so a group's own tenants keep their turn).
+///
+/// So one busy tenant can use all of a worker's connections, as with a single group, and
+/// tenants spread over many schemas still meet the same share of backends while the pools
+/// are not all busy. Waiting ends with the pools' wait timeout, as for a single pool.
+pub async fn get_preferring(
+    groups: &[Pool],
+    preferred: usize,
+) -> Result<deadpool_postgres::Object, deadpool_postgres::PoolError> {
+    use deadpool_postgres::{PoolError, TimeoutType, Timeouts};
+
+    let own = preferred % groups.len().max(1);
+    let pool = &groups[own];
+    if groups.len() == 1 {
+        return pool.get().await;
+    }
+    let at_once = |pool: &Pool| Timeouts {
+        wait: Some(std::time::Duration::ZERO),
+        ..pool.timeouts()
+    };
+    match pool.timeout_get(&at_once(pool)).await {
+        Err(PoolError::Timeout(TimeoutType::Wait)) => {}
+        answer => return answer,
+    }
+    let others = || {
+        groups
+            .iter()
+            .enumerate()
+            .filter(move |(group, _)| *group != own)
+            .map(|(_, pool)| pool)
+    };
+    let idle_first = others()
+        .filter(|pool| pool.status().available > 0)
+        .chain(others());
+    for pool in idle_first {
+        if let Ok(connection) = pool.timeout_get(&at_once(pool)).await {
+            return Ok(connection);
+        }
+    }
+    let waits = std::iter::once(pool)
+        .chain(others())
+        .map(|pool| Box::pin(pool.get()));
+    futures_util::future::select_all(waits).await.0
+}
+
 /// What a read on `client` gave within its deadline (the outcome of `tokio::time::timeout`
 /// around it), or `None` past the deadline: then the connection may be mid-statement, so it is
 /// closed rather than given back to the pool.
@@ -158,4 +221,21 @@ pub async fn pipelined_transaction(
 /// Whether a Postgres error is a foreign-key violation (SQLSTATE 23503).
 pub fn is_foreign_key_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_sizes;
+
+    #[test]
+    fn the_groups_share_a_workers_connections_exactly_and_each_has_one_at_least() {
+        assert_eq!(group_sizes(8, 4), [2, 2, 2, 2]);
+        assert_eq!(group_sizes(10, 4), [3, 3, 2, 2]);
+        assert_eq!(group_sizes(3, 4), [1, 1, 1]);
+        assert_eq!(group_sizes(8, 1), [8]);
+        assert_eq!(group_sizes(5, 0), [5]);
+        for (size, groups) in [(16, 3), (7, 7), (9, 2)] {
+            assert_eq!(group_sizes(size, groups).iter().sum::<usize>(), size);
+        }
+    }
 }

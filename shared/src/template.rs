@@ -10,6 +10,15 @@
 //! Rule for authors: a new version is additive (new tables, nullable columns, indexes) until
 //! every tenant has it, because the data plane serves tenants one version behind during a
 //! roll-out.
+//!
+//! A new tenant's schema is not built by replaying every version: it is made from the
+//! template's *baseline*, one script of plain `CREATE` statements that leaves the schema as
+//! versions 1 to N leave it, with refinery's history of those versions written beside it in
+//! the same transaction; the versions after N are then applied as usual. Replaying costs time
+//! that grows with the cluster: on PostgreSQL 15, `ALTER TABLE … ADD COLUMN … DEFAULT` reads
+//! the whole of `pg_index` (every index of every tenant), so provisioning slowed with each
+//! tenant already there (docs/benchmarks.md, "Fleet"). `tests/api/templates.rs` checks that
+//! the baseline and the versions it stands for make the same schema.
 
 use refinery::Migration;
 use refinery_core::traits::r#async::{AsyncMigrate, AsyncQuery, AsyncTransaction};
@@ -28,6 +37,20 @@ pub const DEFAULT_TEMPLATE: &str = "default";
 
 /// The refinery history table, created in the tenant schema.
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
+
+/// A template's versions 1 to `version` as one script (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct Baseline {
+    pub version: i32,
+    pub sql: &'static str,
+}
+
+/// The default template's baseline. To move it to a newer version: make a tenant at that
+/// version, dump its schema (docs/tenancy.md, "Templates"), and set the version here.
+const DEFAULT_BASELINE: Baseline = Baseline {
+    version: 12,
+    sql: include_str!("../../tenant-templates/default.baseline.sql"),
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -52,6 +75,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 pub struct Template {
     pub name: String,
     migrations: Vec<Migration>,
+    baseline: Option<Baseline>,
 }
 
 impl Template {
@@ -62,7 +86,20 @@ impl Template {
         Self {
             name: DEFAULT_TEMPLATE.to_owned(),
             migrations,
+            baseline: Some(DEFAULT_BASELINE),
         }
+    }
+
+    /// This template with every new schema built by replaying its versions one by one (for
+    /// the test that compares the baseline with them).
+    pub fn without_baseline(mut self) -> Self {
+        self.baseline = None;
+        self
+    }
+
+    /// The baseline new schemas are made from, if the template has one.
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.baseline
     }
 
     /// This template plus `extra` migrations (used by tests and by operators trying a
@@ -155,15 +192,83 @@ impl Template {
                 schema.quoted()
             ),
         };
+        let history = format!("{}.{HISTORY_TABLE}", schema.quoted());
+        if let Some(baseline) = self
+            .baseline
+            .filter(|baseline| target.is_none_or(|target| target >= baseline.version))
+        {
+            self.lay_baseline(&mut session, &history, baseline)
+                .await
+                .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
+        }
         let mut runner = refinery::Runner::new(&self.migrations).set_grouped(true);
         if let Some(version) = target {
             runner = runner.set_target(refinery::Target::Version(version));
         }
-        runner.set_migration_table_name(format!("{}.{HISTORY_TABLE}", schema.quoted()));
+        runner.set_migration_table_name(history);
         runner
             .run_async(&mut session)
             .await
             .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
+        Ok(())
+    }
+}
+
+impl Template {
+    /// Makes a schema that has no history yet from `baseline`, and records versions 1 to
+    /// `baseline.version` as applied, in one transaction; a schema with a history is left to
+    /// refinery. The history table and its rows are refinery's own (refinery-core's
+    /// `assert_migrations_table_query` and `insert_migration_query`), so later runs see those
+    /// versions as applied with the checksums of their files.
+    async fn lay_baseline(
+        &self,
+        session: &mut TenantMigrationSession<'_>,
+        history: &str,
+        baseline: Baseline,
+    ) -> Result<(), SessionError> {
+        let fresh = pipelined_transaction(
+            session.client,
+            &session.opening,
+            &[Typed::new(
+                "SELECT to_regclass($1) IS NULL",
+                &[(&history, tokio_postgres::types::Type::TEXT)],
+            )],
+        )
+        .await?;
+        let fresh: bool = match fresh.first().and_then(|rows| rows.first()) {
+            Some(row) => row.try_get(0)?,
+            None => false,
+        };
+        if !fresh {
+            return Ok(());
+        }
+        let applied_on = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(|_| SessionError::History("the time now".to_owned()))?;
+        let mut statements = vec![
+            baseline.sql.to_owned(),
+            format!(
+                "CREATE TABLE {history} (version INT4 PRIMARY KEY, name VARCHAR(255), \
+                 applied_on VARCHAR(255), checksum VARCHAR(255))"
+            ),
+        ];
+        statements.extend(
+            self.migrations
+                .iter()
+                .filter(|migration| migration.version() <= baseline.version)
+                .map(|migration| {
+                    format!(
+                        "INSERT INTO {history} (version, name, applied_on, checksum) \
+                         VALUES ({}, '{}', '{applied_on}', '{}')",
+                        migration.version(),
+                        migration.name().replace('\'', "''"),
+                        migration.checksum()
+                    )
+                }),
+        );
+        session
+            .execute(statements.iter().map(String::as_str))
+            .await?;
         Ok(())
     }
 }

@@ -329,15 +329,20 @@ impl TenantDb {
         }
     }
 
-    /// The pool a transaction in `scope` takes its connection from on the catalog's cluster:
-    /// its affinity group's on a worker handle, else this handle's.
-    fn local_pool(&self, scope: &TenantScope) -> &Pool {
+    /// A connection for a transaction in `scope` on the catalog's cluster: on a worker handle
+    /// with affinity groups, preferably from the tenant's group of the worker's pools
+    /// ([`crate::db::get_preferring`]), else from this handle's pool.
+    async fn local_connection(&self, scope: &TenantScope) -> Result<Object, PoolError> {
         match self.worker {
             Some(worker) if self.groups > 1 => {
-                &self.worker_pools
-                    [worker * self.groups + affinity_group(scope.tenant_id, self.groups)]
+                let first = worker * self.groups;
+                crate::db::get_preferring(
+                    &self.worker_pools[first..first + self.groups],
+                    affinity_group(scope.tenant_id, self.groups),
+                )
+                .await
             }
-            _ => &self.pool,
+            _ => self.pool.get().await,
         }
     }
 
@@ -374,7 +379,7 @@ impl TenantDb {
                     .await?,
                 Some(cluster.to_owned()),
             ),
-            _ => (self.local_pool(scope).get().await?, None),
+            _ => (self.local_connection(scope).await?, None),
         };
         let setup = match &self.statement_timeout {
             Some(timeout) => format!("{}; {timeout}", scope.setup).into(),

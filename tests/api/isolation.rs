@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use futures_util::future::join_all;
-use shared::tenant_context::{TenantDbError, TenantScope};
+use shared::tenant_context::{TenantDbError, TenantScope, TenantTransaction};
 use tenantry_tests::{TestApp, TestOptions};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -160,8 +160,18 @@ async fn a_connection_is_closed_once_it_has_served_its_uses() {
     );
 }
 
+/// The backend serving `transaction`.
+async fn backend_of(transaction: &mut TenantTransaction) -> i32 {
+    transaction
+        .query_typed("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()[0]
+        .get(0)
+}
+
 #[tokio::test]
-async fn with_affinity_groups_each_tenant_meets_only_its_groups_backends() {
+async fn with_affinity_groups_a_tenant_meets_its_groups_backends_and_borrows_only_when_they_are_busy(
+) {
     // Two workers of four connections, each split into two groups of two.
     let app = TestApp::spawn_with(TestOptions {
         data_pool_size: 8,
@@ -180,21 +190,77 @@ async fn with_affinity_groups_each_tenant_meets_only_its_groups_backends() {
             break;
         }
     }
+    let scopes = [0, 1].map(|group| TenantScope::for_tenant(&by_group[&group]));
     let worker = app.data.tenant_db.for_worker(0);
+
+    // While its group has a connection to give, a tenant is served by its group's backends.
     let mut backends = Vec::new();
-    for group in [0, 1] {
-        let scope = TenantScope::for_tenant(&by_group[&group]);
-        let queries = (0..20).map(|_| worker.query_once(&scope, "SELECT pg_backend_pid()", &[]));
-        let pids: std::collections::HashSet<i32> = join_all(queries)
-            .await
-            .into_iter()
-            .map(|rows| rows.unwrap()[0].get::<_, i32>(0))
-            .collect();
-        assert!(pids.len() <= 2, "group {group} used {pids:?}");
+    for scope in &scopes {
+        let mut pids = std::collections::HashSet::new();
+        for _ in 0..10 {
+            let rows = worker
+                .query_once(scope, "SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap();
+            pids.insert(rows[0].get::<_, i32>(0));
+        }
         backends.push(pids);
     }
     assert!(
-        backends[0].is_disjoint(&backends[1]),
+        backends.iter().all(|pids| pids.len() <= 2) && backends[0].is_disjoint(&backends[1]),
         "the groups shared a backend: {backends:?}"
     );
+
+    // With both of its group's connections taken, the first tenant borrows one of the other
+    // group's at once (without lending it would wait the pool's 5 s, then get a 503).
+    let mut own = Vec::new();
+    for _ in 0..2 {
+        let mut transaction = worker.begin(&scopes[0]).await.unwrap();
+        backend_of(&mut transaction).await;
+        own.push(transaction);
+    }
+    let mut borrowed = worker.begin(&scopes[0]).await.unwrap();
+    let lender = backend_of(&mut borrowed).await;
+    assert!(
+        !backends[0].contains(&lender),
+        "a busy group's tenant was not lent another group's connection"
+    );
+    borrowed.commit().await.unwrap();
+
+    // With every connection of the worker taken, it waits for the first one given back,
+    // whichever group's.
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut transaction = worker.begin(&scopes[1]).await.unwrap();
+        let pid = backend_of(&mut transaction).await;
+        others.push((transaction, pid));
+    }
+    let waiting = tokio::spawn({
+        let (worker, scope) = (worker.clone(), scopes[0].clone());
+        async move {
+            let rows = worker
+                .query_once(&scope, "SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap();
+            rows[0].get::<_, i32>(0)
+        }
+    });
+    let pools = &app.data.tenant_db.worker_pools()[..2];
+    while pools
+        .iter()
+        .map(|pool| pool.status().waiting)
+        .sum::<usize>()
+        == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished());
+    let (given_back, pid) = others.pop().unwrap();
+    given_back.commit().await.unwrap();
+    assert_eq!(
+        waiting.await.unwrap(),
+        pid,
+        "the waiting request was not served by the connection given back"
+    );
+    drop((own, others));
 }

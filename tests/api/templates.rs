@@ -141,3 +141,169 @@ async fn a_failure_in_the_canary_group_halts_the_roll() {
         .iter()
         .all(|(_, version)| *version == current_version()));
 }
+
+/// Every object of `tenant`'s schema as lines of text, sorted, with the schema's and the role's
+/// names replaced by `S` and `R`: tables and indexes (and who owns them), columns in order with
+/// their types, defaults and nullability, constraints, index definitions, triggers; then how
+/// many rows each table holds (the template's own, like V7's storage counter, and the seed's,
+/// which is the same for every new tenant). Plus the
+/// migration history (version, name, checksum), and whether any column got its value for
+/// existing rows from `ALTER TABLE … ADD COLUMN … DEFAULT` (Postgres's "missing value").
+async fn described(
+    app: &TestApp,
+    tenant: &shared::tenant::Tenant,
+) -> (Vec<String>, Vec<String>, bool) {
+    let db = app.superuser().await;
+    let schema = tenant.schema.as_str();
+    let objects = db
+        .query(
+            "SELECT format('relation %s kind=%s owned=%s acl=%s', c.relname, c.relkind,
+                           c.relowner = n.nspowner, c.relacl)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1
+             UNION ALL
+             SELECT format('column %s #%s %s %s notnull=%s default=%s identity=%s generated=%s \
+                            collation=%s dropped=%s',
+                           c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
+                           a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity,
+                           a.attgenerated, a.attcollation::regcollation, a.attisdropped)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE n.nspname = $1 AND a.attnum > 0
+             UNION ALL
+             SELECT format('constraint %s %s %s deferrable=%s', c.relname, k.conname,
+                           pg_get_constraintdef(k.oid), k.condeferrable)
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1
+             UNION ALL
+             SELECT format('index %s', pg_get_indexdef(i.indexrelid))
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1
+             UNION ALL
+             SELECT format('trigger %s', pg_get_triggerdef(t.oid))
+             FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND NOT t.tgisinternal
+             UNION ALL
+             SELECT format('type %s %s', t.typname, t.typtype)
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname = $1
+             UNION ALL
+             SELECT format('function %s %s', p.proname, pg_get_function_identity_arguments(p.oid))
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1
+             ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.get::<_, String>(0)
+                .replace(tenant.role.as_str(), "R")
+                .replace(schema, "S")
+        })
+        .collect();
+    let mut objects: Vec<String> = objects;
+    let tables = db
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename <> $2
+             ORDER BY 1",
+            &[&schema, &shared::template::HISTORY_TABLE],
+        )
+        .await
+        .unwrap();
+    for table in tables.iter().map(|row| row.get::<_, String>(0)) {
+        let rows = db
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.{}",
+                    tenant.schema.quoted(),
+                    shared::tenant::quote_ident(&table)
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        objects.push(format!("rows of {table}: {}", rows.get::<_, i64>(0)));
+    }
+    let history = db
+        .query(
+            &format!(
+                "SELECT version || ' ' || name || ' ' || checksum FROM {}.refinery_schema_history
+                 ORDER BY version",
+                tenant.schema.quoted()
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let missing_values: bool = db
+        .query_one(
+            "SELECT count(*) > 0 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE c.relnamespace = $1::text::regnamespace AND a.atthasmissing",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (objects, history, missing_values)
+}
+
+#[tokio::test]
+async fn a_new_tenant_is_made_from_the_baseline_and_gets_the_schema_its_versions_make() {
+    let app = TestApp::spawn().await;
+    let baseline = Template::default_template()
+        .baseline()
+        .expect("the default template has a baseline");
+    assert!(baseline.version <= current_version());
+
+    let from_baseline = app.create_tenant("based").await;
+    let replaying = app
+        .control
+        .with_template(Template::default_template().without_baseline());
+    let replayed = app
+        .create_tenant_on(&replaying, "replayed", Default::default())
+        .await
+        .unwrap();
+
+    let (based_objects, based_history, based_missing) = described(&app, &from_baseline).await;
+    let (replayed_objects, replayed_history, replayed_missing) = described(&app, &replayed).await;
+    // Versions 5 and 9 add columns with defaults: replayed, they leave Postgres's missing
+    // values behind; made from the baseline, the columns are created with their tables.
+    assert!(
+        replayed_missing && !based_missing,
+        "the new tenant was not made from the baseline"
+    );
+    assert!(based_objects.len() > 200, "{based_objects:?}");
+    let only_based: Vec<_> = based_objects
+        .iter()
+        .filter(|line| !replayed_objects.contains(line))
+        .collect();
+    let only_replayed: Vec<_> = replayed_objects
+        .iter()
+        .filter(|line| !based_objects.contains(line))
+        .collect();
+    assert!(
+        only_based.is_empty() && only_replayed.is_empty(),
+        "the baseline (version {}) and versions 1 to {} make different schemas or rows:\n\
+         only from the baseline: {only_based:#?}\nonly from the versions: {only_replayed:#?}",
+        baseline.version,
+        baseline.version,
+    );
+    assert_eq!(based_objects, replayed_objects);
+    assert_eq!(based_history, replayed_history);
+    assert_eq!(based_history.len(), current_version() as usize);
+
+    // A later version applies to a tenant made from the baseline like to any other: refinery
+    // takes the history written beside the baseline as its own.
+    let control = app.control.with_template(template_with_notes());
+    let report = roll_out(&control, 2).await;
+    assert_eq!((report.migrated.len(), report.failed.len()), (2, 0));
+}

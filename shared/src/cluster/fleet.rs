@@ -69,15 +69,19 @@ impl ClusterPools {
         &self.name
     }
 
-    /// The pool of the `worker`-th HTTP worker's affinity group `group`, given as
-    /// `(worker, group)` (`None`: work off the workers).
-    pub fn pool(&self, worker: Option<(usize, usize)>) -> &Pool {
+    /// A connection for a tenant of affinity group `group` on the `worker`-th HTTP worker,
+    /// given as `(worker, group)`: preferably from that group's pool
+    /// ([`crate::db::get_preferring`]). `None`: from the pool for work off the workers.
+    pub async fn connection(
+        &self,
+        worker: Option<(usize, usize)>,
+    ) -> Result<Object, deadpool_postgres::PoolError> {
         match worker {
             Some((worker, group)) if !self.workers.is_empty() => {
-                let workers = self.workers.len() / self.groups;
-                &self.workers[(worker % workers) * self.groups + group % self.groups]
+                let first = (worker % (self.workers.len() / self.groups)) * self.groups;
+                crate::db::get_preferring(&self.workers[first..first + self.groups], group).await
             }
-            _ => &self.shared,
+            _ => self.shared.get().await,
         }
     }
 
@@ -137,7 +141,7 @@ impl Fleet {
         worker: Option<(usize, usize)>,
     ) -> Result<Object, Unavailable> {
         let pools = self.cluster(name).await?;
-        pools.pool(worker).get().await.map_err(|error| Unavailable {
+        pools.connection(worker).await.map_err(|error| Unavailable {
             cluster: name.to_owned(),
             reason: error.to_string(),
         })
@@ -183,17 +187,17 @@ impl Fleet {
             .connection_config(name, url)
             .map_err(|error| unavailable(error.to_string()))?;
         let per_worker = self.inner.budget.div_ceil(self.inner.workers);
-        let per_group = per_worker.div_ceil(self.inner.groups);
+        let group_sizes = crate::db::group_sizes(per_worker, self.inner.groups);
         let pool = |size: usize| {
             crate::db::pool(config.clone(), size).map_err(|error| unavailable(error.to_string()))
         };
         let built = Arc::new(ClusterPools {
             name: name.to_owned(),
             shared: pool(per_worker.min(SHARED_POOL_SIZE))?,
-            workers: (0..self.inner.workers * self.inner.groups)
-                .map(|_| pool(per_group))
+            workers: (0..self.inner.workers)
+                .flat_map(|_| group_sizes.iter().map(|size| pool(*size)))
                 .collect::<Result<_, _>>()?,
-            groups: self.inner.groups,
+            groups: group_sizes.len(),
         });
         let mut clusters = self
             .inner

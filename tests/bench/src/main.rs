@@ -555,12 +555,22 @@ async fn template_rollout(app: &TestApp) {
     }
 }
 
-/// The default template's SQL, every migration in order: what the provisioning floor runs.
+/// The default template's SQL as a new tenant gets it: its baseline, then every later
+/// migration in order (without refinery's history). What the provisioning floor runs.
 fn floor_template_sql() -> String {
-    Template::default_template()
-        .migrations()
-        .iter()
-        .filter_map(|migration| migration.sql())
+    let template = Template::default_template();
+    let baseline = template.baseline();
+    let after = baseline.map_or(0, |baseline| baseline.version);
+    baseline
+        .map(|baseline| baseline.sql)
+        .into_iter()
+        .chain(
+            template
+                .migrations()
+                .iter()
+                .filter(|migration| migration.version() > after)
+                .filter_map(|migration| migration.sql()),
+        )
         .collect::<Vec<_>>()
         .join(";\n")
 }
