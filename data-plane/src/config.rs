@@ -12,6 +12,11 @@ use crate::identity::hash_gate::{self, HashLimits};
 use crate::mail::MailSettings;
 use crate::rate_limit::RateLimitSettings;
 
+/// Affinity groups per HTTP worker unless configured: over 10,000 tenants four lending groups
+/// gave reads at 72-76% of a bare pooled query (67-68% with one group), and one busy tenant
+/// loses nothing measurable to them (docs/benchmarks.md, "Fleet" and "groups that lend").
+pub const DEFAULT_AFFINITY_GROUPS: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
@@ -53,8 +58,10 @@ pub struct Config {
     /// `shared::db::tls`.
     pub postgres_ca_file: Option<PathBuf>,
     /// Affinity groups each HTTP worker's pool is split into (`data_affinity_groups`, default
-    /// 1): a tenant always takes its connections from the same group, so each backend sees
-    /// about 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`).
+    /// [`DEFAULT_AFFINITY_GROUPS`], at most the worker's connections): a tenant takes its
+    /// connections from the same group while it has one to give, so each backend sees about
+    /// 1/groups of the tenants' schemas (`shared::tenant_context::affinity_group`); past that
+    /// it borrows another group's (`shared::db::get_preferring`).
     pub affinity_groups: usize,
     /// Transactions a Postgres connection serves before it is closed and replaced
     /// (`data_connection_max_uses`, default 0: never), which bounds what each backend caches
@@ -208,7 +215,7 @@ impl Config {
             connection_max_uses: source.parse_or("data_connection_max_uses", 0)?,
             affinity_groups: at_least_one(
                 "data_affinity_groups",
-                source.parse_or("data_affinity_groups", 1)?,
+                source.parse_or("data_affinity_groups", DEFAULT_AFFINITY_GROUPS)?,
             )?,
             events: shared::events::EventSettings::from_source(source)?,
             audit_enabled: source.parse_or("audit_enabled", true)?,

@@ -75,5 +75,5 @@ if [ $# -eq 0 ]; then
         isolation:: records:: records_security:: lifecycle:: identity:: tokens:: api_keys:: \
         rbac:: limits:: mail:: audit:: \
         --skip isolation::a_connection_is_closed_once_it_has_served_its_uses \
-        --skip isolation::with_affinity_groups_each_tenant_meets_only_its_groups_backends
+        --skip isolation::with_affinity_groups_a_tenant_meets_its_groups_backends_and_borrows_only_when_they_are_busy
 fi

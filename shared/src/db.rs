@@ -70,12 +70,12 @@ pub fn group_sizes(size: usize, groups: usize) -> Vec<usize> {
 /// 2. else an idle connection of another group, then room in another group: a busy tenant is
 ///    served by connections its neighbours are not using (their backends then cache its
 ///    schema too) rather than waiting beside them;
-/// 3. else the first connection any group gives back (each group serves its waiters in
-///    order, so a group's own tenants keep their turn).
+/// 3. else it waits for its own group's next connection.
 ///
-/// So one busy tenant can use all of a worker's connections, as with a single group, and
-/// tenants spread over many schemas still meet the same share of backends while the pools
-/// are not all busy. Waiting ends with the pools' wait timeout, as for a single pool.
+/// So one busy tenant can use all of a worker's connections, as with a single group, while a
+/// load spread evenly over many tenants, which keeps every group busy, still meets each
+/// group's own backends: it waits in its group rather than taking whichever connection frees
+/// first. Waiting ends with the pool's wait timeout, as for a single pool.
 pub async fn get_preferring(
     groups: &[Pool],
     preferred: usize,
@@ -105,15 +105,12 @@ pub async fn get_preferring(
     let idle_first = others()
         .filter(|pool| pool.status().available > 0)
         .chain(others());
-    for pool in idle_first {
-        if let Ok(connection) = pool.timeout_get(&at_once(pool)).await {
+    for other in idle_first {
+        if let Ok(connection) = other.timeout_get(&at_once(other)).await {
             return Ok(connection);
         }
     }
-    let waits = std::iter::once(pool)
-        .chain(others())
-        .map(|pool| Box::pin(pool.get()));
-    futures_util::future::select_all(waits).await.0
+    pool.get().await
 }
 
 /// What a read on `client` gave within its deadline (the outcome of `tokio::time::timeout`

@@ -227,13 +227,12 @@ async fn with_affinity_groups_a_tenant_meets_its_groups_backends_and_borrows_onl
     );
     borrowed.commit().await.unwrap();
 
-    // With every connection of the worker taken, it waits for the first one given back,
-    // whichever group's.
+    // With every connection of the worker taken, it waits for its own group's next one.
     let mut others = Vec::new();
     for _ in 0..2 {
         let mut transaction = worker.begin(&scopes[1]).await.unwrap();
-        let pid = backend_of(&mut transaction).await;
-        others.push((transaction, pid));
+        backend_of(&mut transaction).await;
+        others.push(transaction);
     }
     let waiting = tokio::spawn({
         let (worker, scope) = (worker.clone(), scopes[0].clone());
@@ -255,12 +254,13 @@ async fn with_affinity_groups_a_tenant_meets_its_groups_backends_and_borrows_onl
         tokio::task::yield_now().await;
     }
     assert!(!waiting.is_finished());
-    let (given_back, pid) = others.pop().unwrap();
+    let mut given_back = own.pop().unwrap();
+    let pid = backend_of(&mut given_back).await;
     given_back.commit().await.unwrap();
     assert_eq!(
         waiting.await.unwrap(),
         pid,
-        "the waiting request was not served by the connection given back"
+        "the waiting request was not served by its group's connection given back"
     );
     drop((own, others));
 }

@@ -120,8 +120,8 @@ struct Args {
     /// The data plane's `data_connection_max_uses` (0: connections are never closed).
     #[arg(long, default_value_t = 0)]
     connection_max_uses: usize,
-    /// The data plane's `data_affinity_groups`.
-    #[arg(long, default_value_t = 1)]
+    /// The data plane's `data_affinity_groups` (its default unless given).
+    #[arg(long, default_value_t = data_plane::config::DEFAULT_AFFINITY_GROUPS)]
     affinity_groups: usize,
     /// Records of the tenant the fleet section moves.
     #[arg(long, default_value_t = 100_000)]
