@@ -212,9 +212,7 @@ impl Template {
             .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
         Ok(())
     }
-}
 
-impl Template {
     /// Makes a schema that has no history yet from `baseline`, and records versions 1 to
     /// `baseline.version` as applied, in one transaction; a schema with a history is left to
     /// refinery. The history table and its rows are refinery's own (refinery-core's
