@@ -6,7 +6,7 @@ use std::time::Duration;
 use data_plane::mail::{enqueue, EnqueueError, OutgoingMail};
 use shared::tenant::{Tenant, TenantSlug};
 use shared::tenant_context::{TenantDbError, TenantScope};
-use tenantry_tests::{unique_address, TestApp, TestOptions};
+use tenantry_tests::{column, unique_address, TestApp, TestOptions};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -321,21 +321,14 @@ async fn two_nodes_draining_one_tenant_deliver_each_mail_exactly_once() {
     for to in &addresses {
         assert_eq!(app.mails_to(to).len(), 1, "{to}");
     }
-    let attempts: Vec<i32> = app
-        .superuser()
-        .await
-        .query(
-            &format!(
-                "SELECT attempts FROM {}.mail_outbox WHERE sent_at IS NOT NULL",
-                tenant.schema.quoted()
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let attempts: Vec<i32> = column(
+        &app.superuser().await,
+        &format!(
+            "SELECT attempts FROM {}.mail_outbox WHERE sent_at IS NOT NULL",
+            tenant.schema.quoted()
+        ),
+    )
+    .await;
     assert_eq!(attempts, vec![1; addresses.len()]);
 }
 

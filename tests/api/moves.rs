@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use shared::tenant::TenantSlug;
 use tenantry_tests::client::TenantPatch;
-use tenantry_tests::{records_on, Client, TestApp};
+use tenantry_tests::{column, records_on, Client, TestApp};
 use uuid::Uuid;
 
 /// Tenant `slug` on the catalog's cluster with an owner signed in, `records` tasks written.
@@ -455,16 +455,11 @@ async fn the_freeze_reads_in_full_only_the_rows_written_since_the_last_full_comp
         .await
         .unwrap();
     assert_eq!(there, here);
-    let titles: Vec<String> = target
-        .query(
-            "SELECT data->>'title' FROM tenant_since.records ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let titles: Vec<String> = column(
+        &target,
+        "SELECT data->>'title' FROM tenant_since.records ORDER BY 1",
+    )
+    .await;
     assert_eq!(titles.len(), 10);
     assert!(titles.contains(&"changed".to_owned()) && titles.contains(&"new".to_owned()));
     assert!(!titles.contains(&"seed 7".to_owned()));

@@ -1,7 +1,7 @@
 use control_plane::templates::{migrate_all, RolloutOptions};
 use reqwest::StatusCode;
 use shared::template::Template;
-use tenantry_tests::{roll_out, template_with_notes, TestApp};
+use tenantry_tests::{column, roll_out, template_with_notes, TestApp};
 
 async fn versions(app: &TestApp) -> Vec<(String, i32)> {
     app.superuser()
@@ -230,20 +230,15 @@ async fn described(
             .unwrap();
         objects.push(format!("rows of {table}: {}", rows.get::<_, i64>(0)));
     }
-    let history = db
-        .query(
-            &format!(
-                "SELECT version || ' ' || name || ' ' || checksum FROM {}.refinery_schema_history
-                 ORDER BY version",
-                tenant.schema.quoted()
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let history = column(
+        &db,
+        &format!(
+            "SELECT version || ' ' || name || ' ' || checksum FROM {}.refinery_schema_history
+             ORDER BY version",
+            tenant.schema.quoted()
+        ),
+    )
+    .await;
     let missing_values: bool = db
         .query_one(
             "SELECT count(*) > 0 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid

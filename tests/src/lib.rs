@@ -885,7 +885,20 @@ impl TestApp {
     }
 }
 
-/// A recipient address no other test uses.
+/// The first column of every row `sql` returns on `client`.
+pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Vec<T> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// Whether schema `schema` exists on the server `client` is connected to.
 pub async fn has_schema(client: &tokio_postgres::Client, schema: &str) -> bool {
     client
@@ -921,6 +934,7 @@ pub async fn failed_sign_in(client: &Client, name: &str, value: &str) -> reqwest
         .status()
 }
 
+/// A recipient address no other test uses.
 pub fn unique_address(label: &str) -> String {
     format!("{label}-{}@mail.tenantry.test", random_hex(6))
 }
