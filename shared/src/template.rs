@@ -58,6 +58,23 @@ pub enum TemplateError {
     Migration(String),
 }
 
+/// Whether `sql` holds an `ALTER TABLE … ADD COLUMN … DEFAULT` statement (read word by word,
+/// statements split at `;`, `--` comments left out).
+fn adds_column_with_default(sql: &str) -> bool {
+    sql.split(';').any(|statement| {
+        let words: Vec<String> = statement
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or_default())
+            .flat_map(str::split_whitespace)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let has = |pair: [&str; 2]| words.windows(2).any(|window| window == pair);
+        has(["ALTER", "TABLE"])
+            && has(["ADD", "COLUMN"])
+            && words.iter().any(|word| word == "DEFAULT")
+    })
+}
+
 /// An error and its sources on one line: refinery's own message names only the step.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
@@ -100,6 +117,20 @@ impl Template {
     /// The baseline new schemas are made from, if the template has one.
     pub fn baseline(&self) -> Option<Baseline> {
         self.baseline
+    }
+
+    /// The versions every new tenant replays after the baseline (all of them without one)
+    /// that add a column with a default: on PostgreSQL 15 each such statement reads the whole
+    /// of `pg_index`, so they make provisioning slow down as the cluster fills. Non-empty
+    /// means the baseline should move past them (docs/tenancy.md, "Templates").
+    pub fn replayed_column_defaults(&self) -> Vec<i32> {
+        let after = self.baseline.map_or(0, |baseline| baseline.version);
+        self.migrations
+            .iter()
+            .filter(|migration| migration.version() > after)
+            .filter(|migration| migration.sql().is_some_and(adds_column_with_default))
+            .map(|migration| migration.version())
+            .collect()
     }
 
     /// This template plus `extra` migrations (used by tests and by operators trying a
@@ -334,3 +365,45 @@ impl AsyncQuery<Vec<Migration>> for TenantMigrationSession<'_> {
 }
 
 impl AsyncMigrate for TenantMigrationSession<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::Template;
+
+    fn migration(name: &str, sql: &str) -> refinery::Migration {
+        refinery::Migration::unapplied(name, sql).expect("a migration name")
+    }
+
+    #[test]
+    fn no_version_after_the_baseline_adds_a_column_with_a_default() {
+        assert_eq!(
+            Template::default_template().replayed_column_defaults(),
+            Vec::<i32>::new(),
+            "move the baseline past these versions (docs/tenancy.md, \"Templates\")"
+        );
+    }
+
+    #[test]
+    fn a_replayed_column_default_is_found_and_the_baseline_covers_its_own() {
+        let template = Template::default_template().with_extra(vec![
+            migration(
+                "V100__flag",
+                "CREATE TABLE notes (id int);\n\
+                 -- a comment naming ALTER TABLE ADD COLUMN DEFAULT\n\
+                 ALTER TABLE notes\n    ADD COLUMN pinned boolean NOT NULL default false;",
+            ),
+            migration("V101__plain", "ALTER TABLE notes ADD COLUMN body text"),
+            migration(
+                "V102__comment",
+                "-- ALTER TABLE notes ADD COLUMN x int DEFAULT 1\nSELECT 1",
+            ),
+        ]);
+        assert_eq!(template.replayed_column_defaults(), [100]);
+        // Replaying every version, V5 and V9 are found too (their defaults are in the baseline).
+        let replaying = template.without_baseline().replayed_column_defaults();
+        assert!(
+            replaying.contains(&5) && replaying.contains(&9),
+            "{replaying:?}"
+        );
+    }
+}
