@@ -146,16 +146,16 @@ async fn a_failure_in_the_canary_group_halts_the_roll() {
 /// names replaced by `S` and `R`: tables and indexes (and who owns them), columns in order with
 /// their types, defaults and nullability, constraints, index definitions, triggers; then how
 /// many rows each table holds (the template's own, like V7's storage counter, and the seed's,
-/// which is the same for every new tenant). Plus the
-/// migration history (version, name, checksum), and whether any column got its value for
-/// existing rows from `ALTER TABLE … ADD COLUMN … DEFAULT` (Postgres's "missing value").
+/// which is the same for every new tenant). Plus the migration history (version, name,
+/// checksum), and whether any column got its value for existing rows from
+/// `ALTER TABLE … ADD COLUMN … DEFAULT` (Postgres's "missing value").
 async fn described(
     app: &TestApp,
     tenant: &shared::tenant::Tenant,
 ) -> (Vec<String>, Vec<String>, bool) {
     let db = app.superuser().await;
     let schema = tenant.schema.as_str();
-    let objects = db
+    let mut objects: Vec<String> = db
         .query(
             "SELECT format('relation %s kind=%s owned=%s acl=%s', c.relname, c.relkind,
                            c.relowner = n.nspowner, c.relacl)
@@ -207,7 +207,6 @@ async fn described(
                 .replace(schema, "S")
         })
         .collect();
-    let mut objects: Vec<String> = objects;
     let tables = db
         .query(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename <> $2
