@@ -154,36 +154,37 @@ impl Template {
 
     /// Applies every migration the tenant schema lacks, as the tenant role, in one
     /// transaction. Returns the tenant's version afterwards (the newest: refinery refuses to
-    /// run when the schema's history diverges from the template).
+    /// run when the schema's history diverges from the template). For roll-outs: the schema
+    /// has its history already (a new one is made by [`apply_deferred`](Self::apply_deferred)),
+    /// so no baseline is looked for.
     pub async fn apply(
         &self,
         client: &tokio_postgres::Client,
         schema: &PgIdentifier,
         role: &PgIdentifier,
     ) -> Result<i32, TemplateError> {
-        self.apply_with(client, schema, role, "").await
+        self.run(client, schema, role, "", None, None).await?;
+        Ok(self.latest_version())
     }
 
-    /// [`apply`](Self::apply) with commits that do not wait for their WAL flush: for
-    /// provisioning, whose later durable commit flushes these too and which re-runs whatever
-    /// a crash lost.
+    /// [`apply`](Self::apply) for provisioning: a schema without a history is made from the
+    /// baseline first, and commits do not wait for their WAL flush (provisioning's later
+    /// durable commit flushes these too, and it re-runs whatever a crash lost).
     pub async fn apply_deferred(
         &self,
         client: &tokio_postgres::Client,
         schema: &PgIdentifier,
         role: &PgIdentifier,
     ) -> Result<i32, TemplateError> {
-        self.apply_with(
-            client,
-            schema,
-            role,
-            "SET LOCAL synchronous_commit TO off; ",
-        )
-        .await
+        let durability = "SET LOCAL synchronous_commit TO off; ";
+        self.run(client, schema, role, durability, None, self.baseline)
+            .await?;
+        Ok(self.latest_version())
     }
 
-    /// Applies the migrations up to `version` only, as [`apply`](Self::apply) does (for a copy
-    /// of a tenant's schema on another cluster, at the version the tenant has).
+    /// Applies the migrations up to `version` only, as provisioning does (for a copy of a
+    /// tenant's schema on another cluster, at the version the tenant has): from the baseline
+    /// when `version` is at least the baseline's.
     pub async fn apply_up_to(
         &self,
         client: &tokio_postgres::Client,
@@ -191,21 +192,14 @@ impl Template {
         role: &PgIdentifier,
         version: i32,
     ) -> Result<i32, TemplateError> {
-        self.run(client, schema, role, "", Some(version)).await?;
+        let baseline = self.baseline.filter(|baseline| baseline.version <= version);
+        self.run(client, schema, role, "", Some(version), baseline)
+            .await?;
         Ok(version)
     }
 
-    async fn apply_with(
-        &self,
-        client: &tokio_postgres::Client,
-        schema: &PgIdentifier,
-        role: &PgIdentifier,
-        durability: &str,
-    ) -> Result<i32, TemplateError> {
-        self.run(client, schema, role, durability, None).await?;
-        Ok(self.latest_version())
-    }
-
+    /// refinery's run up to `target` (the newest without one), after making a schema that has
+    /// no history from `baseline`, when one is given.
     #[tracing::instrument(skip_all, fields(schema = %schema))]
     async fn run(
         &self,
@@ -214,6 +208,7 @@ impl Template {
         role: &PgIdentifier,
         durability: &str,
         target: Option<i32>,
+        baseline: Option<Baseline>,
     ) -> Result<(), TemplateError> {
         let mut session = TenantMigrationSession {
             client,
@@ -224,10 +219,7 @@ impl Template {
             ),
         };
         let history = format!("{}.{HISTORY_TABLE}", schema.quoted());
-        if let Some(baseline) = self
-            .baseline
-            .filter(|baseline| target.is_none_or(|target| target >= baseline.version))
-        {
+        if let Some(baseline) = baseline {
             self.lay_baseline(&mut session, &history, baseline)
                 .await
                 .map_err(|error| TemplateError::Migration(error_chain(&error)))?;
@@ -246,9 +238,9 @@ impl Template {
 
     /// Makes a schema that has no history yet from `baseline`, and records versions 1 to
     /// `baseline.version` as applied, in one transaction; a schema with a history is left to
-    /// refinery. The history table and its rows are refinery's own (refinery-core's
-    /// `assert_migrations_table_query` and `insert_migration_query`), so later runs see those
-    /// versions as applied with the checksums of their files.
+    /// refinery. The history table is made by refinery's own statement, and its rows are
+    /// written as refinery-core's (crate-private) `insert_migration_query` writes them, so
+    /// later runs see those versions as applied with the checksums of their files.
     async fn lay_baseline(
         &self,
         session: &mut TenantMigrationSession<'_>,
@@ -276,10 +268,7 @@ impl Template {
             .map_err(|_| SessionError::History("the time now".to_owned()))?;
         let mut statements = vec![
             baseline.sql.to_owned(),
-            format!(
-                "CREATE TABLE {history} (version INT4 PRIMARY KEY, name VARCHAR(255), \
-                 applied_on VARCHAR(255), checksum VARCHAR(255))"
-            ),
+            TenantMigrationSession::assert_migrations_table_query(history),
         ];
         statements.extend(
             self.migrations
