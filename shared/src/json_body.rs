@@ -109,7 +109,7 @@ fn echo(text: &str) -> String {
 /// allocates nothing for a document of small objects: the keys of the objects being read sit
 /// on one stack, borrowed from the body unless they hold escapes, and an object's keys are
 /// compared one by one up to [`LINEAR_KEYS`], through a hash set beyond.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InvalidJson> {
+pub fn parse<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, InvalidJson> {
     let mut checker = KeyChecker::default();
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let checked = Seed(&mut checker)

@@ -15,6 +15,8 @@
 //!
 //! Unknown fields or columns are errors, not ignored.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use shared::events::rows::{new_event_id, LogRow, MetricRow};
@@ -36,23 +38,52 @@ pub struct LineError {
     pub message: String,
 }
 
+/// One event as read: its strings borrowed from the NDJSON line when they have no escapes
+/// (and from a CSV row).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Record {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    time: Option<String>,
-    service: Option<String>,
-    severity: Option<String>,
-    body: Option<String>,
-    trace_id: Option<String>,
-    span_id: Option<String>,
-    name: Option<String>,
+struct Record<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    time: Option<Text<'a>>,
+    #[serde(borrow)]
+    service: Option<Text<'a>>,
+    #[serde(borrow)]
+    severity: Option<Text<'a>>,
+    #[serde(borrow)]
+    body: Option<Text<'a>>,
+    #[serde(borrow)]
+    trace_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    span_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
     value: Option<Value>,
-    unit: Option<String>,
-    #[serde(rename = "kind")]
-    metric_kind: Option<String>,
+    #[serde(borrow)]
+    unit: Option<Text<'a>>,
+    #[serde(rename = "kind", borrow)]
+    metric_kind: Option<Text<'a>>,
     attributes: Option<Map<String, Value>>,
+}
+
+/// A string field.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The outcome of parsing a batch: its events, or the bad lines.
@@ -139,23 +170,23 @@ pub fn parse_csv(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
             if value.is_empty() {
                 continue;
             }
-            let value = value.to_owned();
+            let text = Some(Text(Cow::Borrowed(value)));
             match header {
-                "type" => record.kind = Some(value),
-                "time" => record.time = Some(value),
-                "service" => record.service = Some(value),
-                "severity" => record.severity = Some(value),
-                "body" => record.body = Some(value),
-                "trace_id" => record.trace_id = Some(value),
-                "span_id" => record.span_id = Some(value),
-                "name" => record.name = Some(value),
-                "unit" => record.unit = Some(value),
-                "kind" => record.metric_kind = Some(value),
+                "type" => record.kind = text,
+                "time" => record.time = text,
+                "service" => record.service = text,
+                "severity" => record.severity = text,
+                "body" => record.body = text,
+                "trace_id" => record.trace_id = text,
+                "span_id" => record.span_id = text,
+                "name" => record.name = text,
+                "unit" => record.unit = text,
+                "kind" => record.metric_kind = text,
                 _ => {
                     record.value = Some(match value.parse::<f64>() {
                         Ok(number) => serde_json::Number::from_f64(number)
-                            .map_or(Value::String(value), Value::Number),
-                        Err(_) => Value::String(value),
+                            .map_or(Value::String(value.to_owned()), Value::Number),
+                        Err(_) => Value::String(value.to_owned()),
                     })
                 }
             }
@@ -192,7 +223,7 @@ fn printable(value: &str, max: usize, field: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn hex_id(value: Option<String>, length: usize, field: &str) -> Result<String, String> {
+fn hex_id(value: Option<Text>, length: usize, field: &str) -> Result<String, String> {
     match value {
         None => Ok(String::new()),
         Some(value) if value.len() == length && value.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -212,7 +243,9 @@ fn event_of(record: Record, tenant: &str, now: OffsetDateTime) -> Result<Event, 
     }
     let nanos = u64::try_from(time.unix_timestamp_nanos()).map_err(|_| "`time` out of range")?;
     let seconds = (nanos / 1_000_000_000) as u32;
-    let service = record.service.unwrap_or_else(|| "unknown".to_owned());
+    let service = record
+        .service
+        .map_or_else(|| "unknown".to_owned(), Text::into_owned);
     printable(&service, 200, "service")?;
     let attributes = match record.attributes {
         None => "{}".to_owned(),
@@ -246,14 +279,15 @@ fn event_of(record: Record, tenant: &str, now: OffsetDateTime) -> Result<Event, 
             }
             let severity = record
                 .severity
-                .unwrap_or_else(|| "info".to_owned())
+                .as_deref()
+                .unwrap_or("info")
                 .to_ascii_lowercase();
             if !["trace", "debug", "info", "warn", "error", "fatal"].contains(&severity.as_str()) {
                 return Err(
                     "`severity` must be trace, debug, info, warn, error or fatal".to_owned(),
                 );
             }
-            let body = record.body.unwrap_or_default();
+            let body = record.body.map(Text::into_owned).unwrap_or_default();
             if body.len() > MAX_BODY {
                 return Err(format!("`body` is longer than {MAX_BODY} bytes"));
             }
@@ -295,11 +329,11 @@ fn event_of(record: Record, tenant: &str, now: OffsetDateTime) -> Result<Event, 
                 .and_then(Value::as_f64)
                 .filter(|value| value.is_finite())
                 .ok_or("`value` must be a finite number")?;
-            let unit = record.unit.unwrap_or_default();
+            let unit = record.unit.map(Text::into_owned).unwrap_or_default();
             if unit.len() > 50 || unit.chars().any(char::is_control) {
                 return Err("`unit` is at most 50 printable characters".to_owned());
             }
-            let kind = record.metric_kind.unwrap_or_else(|| "gauge".to_owned());
+            let kind = record.metric_kind.as_deref().unwrap_or("gauge").to_owned();
             if kind != "gauge" && kind != "sum" {
                 return Err("`kind` must be gauge or sum".to_owned());
             }
@@ -309,7 +343,7 @@ fn event_of(record: Record, tenant: &str, now: OffsetDateTime) -> Result<Event, 
                 time_unix_nano: nanos,
                 event_id: new_event_id(),
                 service,
-                name,
+                name: name.into_owned(),
                 kind,
                 value,
                 unit,

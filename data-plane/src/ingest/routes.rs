@@ -7,7 +7,7 @@ use serde_json::json;
 use shared::error::ApiError;
 use shared::routes::{route, routes, Route};
 
-use super::otlp::{self, Encoding};
+use super::otlp::{self, Decoder, Encoding};
 use super::{bulk, service, WRITE};
 use crate::state::DataPlane;
 use crate::tenancy::RequestContext;
@@ -77,9 +77,6 @@ struct BulkAccepted {
     /// The number of events stored.
     accepted: usize,
 }
-
-type Decoder =
-    fn(Encoding, &[u8], uuid::Uuid, u64) -> Result<Vec<shared::events::Event>, otlp::DecodeError>;
 
 async fn otlp_request(
     req: HttpRequest,
