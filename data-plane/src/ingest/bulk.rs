@@ -25,6 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Text;
+
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
 /// Most bad lines reported in one answer.
@@ -65,25 +67,6 @@ struct Record<'a> {
     #[serde(rename = "kind", borrow)]
     metric_kind: Option<Text<'a>>,
     attributes: Option<Map<String, Value>>,
-}
-
-/// A string field.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl Text<'_> {
-    fn into_owned(self) -> String {
-        self.0.into_owned()
-    }
-}
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
 }
 
 /// The outcome of parsing a batch: its events, or the bad lines.

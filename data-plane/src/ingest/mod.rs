@@ -14,3 +14,23 @@ pub mod service;
 
 /// The permission every ingestion endpoint needs.
 pub const WRITE: &str = "telemetry:write";
+
+/// A string of a request body, borrowed from it when it has no escapes (OTLP/JSON, NDJSON) or
+/// from a CSV row.
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+impl Text<'_> {
+    fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}

@@ -27,6 +27,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::ingest::Text;
+
 /// An attribute's value (OTLP `AnyValue`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum AnyValue<'a> {
@@ -340,10 +342,6 @@ fn hex_id<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'a, 
         ),
     })
 }
-
-/// A string, borrowed from the body when it has no escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// `{"values": [...]}`: the content of `arrayValue` and `kvlistValue`.
 #[derive(Deserialize)]
