@@ -270,6 +270,31 @@ async fn main() {
         };
         signin_flood::signin_flood(&app, &flood, PASSWORD).await;
     }
+    drop_event_databases(&app).await;
+}
+
+/// Drops this run's ClickHouse database on every server. A telemetry run leaves millions of
+/// rows there, and their background merges would take ClickHouse's CPU from the next run for
+/// minutes. (The run's Postgres database and roles are small; `deploy/local/test.sh` removes
+/// them with every other leftover.)
+async fn drop_event_databases(app: &TestApp) {
+    let events = &app.control.config.events;
+    for storage in events.storage() {
+        let dropped = storage
+            .client
+            .query(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                events.clickhouse_database
+            ))
+            .execute()
+            .await;
+        if let Err(error) = dropped {
+            eprintln!(
+                "could not drop ClickHouse database {}: {error}",
+                events.clickhouse_database
+            );
+        }
+    }
 }
 
 /// An authorised record read against the floor, over `identity_tenants` tenants (one owner and
