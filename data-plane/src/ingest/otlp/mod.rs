@@ -7,7 +7,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use serde_json::{Map, Value};
 use shared::events::rows::{new_event_id, LogRow, MetricRow, SpanRow};
 use shared::events::Event;
 use uuid::Uuid;
@@ -50,33 +49,6 @@ macro_rules! read {
     };
 }
 
-fn any_to_json(value: &AnyValue) -> Value {
-    match value {
-        AnyValue::Str(text) => Value::String(text.clone().into_owned()),
-        AnyValue::Bool(flag) => Value::Bool(*flag),
-        AnyValue::Int(number) => Value::from(*number),
-        AnyValue::Double(number) => {
-            serde_json::Number::from_f64(*number).map_or(Value::Null, Value::Number)
-        }
-        AnyValue::Array(values) => Value::Array(values.iter().map(any_to_json).collect()),
-        AnyValue::Kvlist(values) => Value::Object(attributes(values)),
-        AnyValue::Bytes(bytes) => Value::String(hex::encode(bytes)),
-        AnyValue::Empty => Value::Null,
-    }
-}
-
-fn attributes(values: &[Attribute]) -> Map<String, Value> {
-    values
-        .iter()
-        .map(|attribute| {
-            (
-                attribute.key.clone().into_owned(),
-                any_to_json(&attribute.value),
-            )
-        })
-        .collect()
-}
-
 fn service_of(resource: Option<&Resource>) -> String {
     resource
         .and_then(|resource| {
@@ -94,20 +66,20 @@ fn service_of(resource: Option<&Resource>) -> String {
 
 /// A resource's attributes but `service.name` (which is the row's service), read once for
 /// all of the resource's records rather than once for each.
-struct ResourceAttributes {
-    map: Map<String, Value>,
-    /// `map` as a JSON object: the attributes of a record that has none of its own.
+struct ResourceAttributes<'r> {
+    /// In key order, a key named again keeping its last value.
+    entries: Vec<(&'r str, &'r AnyValue<'r>)>,
+    /// `entries` as a JSON object: the attributes of a record that has none of its own.
     json: String,
 }
 
-impl ResourceAttributes {
-    fn of(resource: Option<&Resource>) -> Self {
-        let mut map = resource
-            .map(|resource| attributes(&resource.attributes))
-            .unwrap_or_default();
-        map.remove("service.name");
-        let json = Value::Object(map.clone()).to_string();
-        Self { map, json }
+impl<'r> ResourceAttributes<'r> {
+    fn of(resource: Option<&'r Resource<'r>>) -> Self {
+        let mut entries =
+            resource.map_or_else(Vec::new, |resource| in_key_order(&resource.attributes));
+        entries.retain(|(key, _)| *key != "service.name");
+        let json = merged(&entries, Vec::new());
+        Self { entries, json }
     }
 
     /// These merged with a record's own attributes (which win), as a JSON object: the object
@@ -117,12 +89,14 @@ impl ResourceAttributes {
         if own.is_empty() {
             return self.json.clone();
         }
-        let merged = Merged {
-            resource: &self.map,
-            own: in_key_order(own),
-        };
-        serde_json::to_string(&merged).unwrap_or_else(|_| self.json.clone())
+        merged(&self.entries, in_key_order(own))
     }
+}
+
+/// `resource` and `own` attributes (both in key order) as one JSON object, `own` winning.
+fn merged(resource: &[(&str, &AnyValue)], own: Vec<(&str, &AnyValue)>) -> String {
+    // Writing strings, numbers and objects with string keys cannot fail.
+    serde_json::to_string(&Merged { resource, own }).unwrap_or_default()
 }
 
 /// Attributes sorted by key, a key named again keeping its last value (what collecting them
@@ -146,7 +120,7 @@ fn in_key_order<'v>(attributes: &'v [Attribute<'v>]) -> Vec<(&'v str, &'v AnyVal
 
 /// A resource's attributes (in key order) under a record's own ones, also in key order.
 struct Merged<'r, 'v> {
-    resource: &'r Map<String, Value>,
+    resource: &'r [(&'r str, &'r AnyValue<'r>)],
     own: Vec<(&'v str, &'v AnyValue<'v>)>,
 }
 
@@ -156,11 +130,11 @@ impl serde::Serialize for Merged<'_, '_> {
         let mut object = serializer.serialize_map(None)?;
         let mut resource = self.resource.iter().peekable();
         for (key, value) in &self.own {
-            while let Some((name, value)) = resource.next_if(|(name, _)| name.as_str() < *key) {
+            while let Some((name, value)) = resource.next_if(|(name, _)| name < key) {
                 object.serialize_entry(name, value)?;
             }
             // The record's own value wins over the resource's.
-            resource.next_if(|(name, _)| name.as_str() == *key);
+            resource.next_if(|(name, _)| name == key);
             object.serialize_entry(key, value)?;
         }
         for (name, value) in resource {
@@ -170,7 +144,8 @@ impl serde::Serialize for Merged<'_, '_> {
     }
 }
 
-/// An attribute's value as the JSON [`any_to_json`] makes of it.
+/// An attribute's value as JSON: bytes as hex, a number JSON cannot hold (NaN, infinities)
+/// and no value as `null`, a key-value list as an object ([`in_key_order`]).
 impl serde::Serialize for AnyValue<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -199,7 +174,8 @@ fn body_text(body: Option<AnyValue>) -> String {
     match body {
         Some(AnyValue::Str(text)) => text.into_owned(),
         Some(AnyValue::Empty) | None => String::new(),
-        Some(other) => any_to_json(&other).to_string(),
+        // Writing strings, numbers and objects with string keys cannot fail.
+        Some(other) => serde_json::to_string(&other).unwrap_or_default(),
     }
 }
 
@@ -373,6 +349,7 @@ mod tests {
     };
     use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
     use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+    use serde_json::{Map, Value};
 
     const NOW: u64 = 1_800_000_000_000_000_000;
 
@@ -700,6 +677,35 @@ mod tests {
         assert_eq!(field(&rows[1], "parent_span_id"), "");
     }
 
+    /// Attribute values to JSON through `serde_json::Value` maps, as the node did before it
+    /// wrote them in place: the reference the written attributes are checked against.
+    fn any_to_json(value: &AnyValue) -> Value {
+        match value {
+            AnyValue::Str(text) => Value::String(text.clone().into_owned()),
+            AnyValue::Bool(flag) => Value::Bool(*flag),
+            AnyValue::Int(number) => Value::from(*number),
+            AnyValue::Double(number) => {
+                serde_json::Number::from_f64(*number).map_or(Value::Null, Value::Number)
+            }
+            AnyValue::Array(values) => Value::Array(values.iter().map(any_to_json).collect()),
+            AnyValue::Kvlist(values) => Value::Object(attributes(values)),
+            AnyValue::Bytes(bytes) => Value::String(hex::encode(bytes)),
+            AnyValue::Empty => Value::Null,
+        }
+    }
+
+    fn attributes(values: &[Attribute]) -> Map<String, Value> {
+        values
+            .iter()
+            .map(|attribute| {
+                (
+                    attribute.key.clone().into_owned(),
+                    any_to_json(&attribute.value),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn a_records_attributes_are_written_as_the_merged_map_of_them_would_be() {
         let resource = ProtoResource {
@@ -729,8 +735,9 @@ mod tests {
         let own = model::attributes(&own);
         let attributes = ResourceAttributes::of(Some(&resource));
         // What the map of them gives: the resource's attributes, then the record's in turn.
-        let mut map = attributes.map.clone();
-        map.extend(super::attributes(&own));
+        let mut map = self::attributes(&resource.attributes);
+        map.remove("service.name");
+        map.extend(self::attributes(&own));
         let expected = Value::Object(map).to_string();
         assert_eq!(attributes.with(&own), expected);
         assert_eq!(

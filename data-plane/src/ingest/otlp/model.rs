@@ -45,22 +45,13 @@ pub enum AnyValue<'a> {
 }
 
 /// A key and its value (OTLP `KeyValue`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default)]
 pub struct Attribute<'a> {
     #[serde(borrow)]
     pub key: Cow<'a, str>,
     #[serde(borrow)]
     pub value: AnyValue<'a>,
-}
-
-impl Default for Attribute<'_> {
-    fn default() -> Self {
-        Self {
-            key: Cow::Borrowed(""),
-            value: AnyValue::Empty,
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
