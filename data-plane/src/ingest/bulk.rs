@@ -74,7 +74,9 @@ pub type Parsed = Result<Vec<Event>, Vec<LineError>>;
 
 pub fn parse_ndjson(body: &str, tenant: Uuid, now: OffsetDateTime) -> Parsed {
     let tenant = tenant.to_string();
-    let mut events = Vec::new();
+    // At most one event a line.
+    let lines = body.bytes().filter(|byte| *byte == b'\n').count() + 1;
+    let mut events = Vec::with_capacity(lines.min(MAX_EVENTS + 1));
     let mut errors = Vec::new();
     for (index, line) in body.lines().enumerate() {
         let number = index + 1;

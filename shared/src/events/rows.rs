@@ -95,10 +95,14 @@ pub struct SpanRow {
 }
 
 /// Anything the writer carries to ClickHouse.
+///
+/// The audit row is boxed: it is more than twice the size of a telemetry row, and an event is
+/// as large as its largest kind, so unboxed every log record would carry an audit row's size
+/// through each move from the request to the writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "row", rename_all = "snake_case")]
 pub enum Event {
-    Audit(AuditRow),
+    Audit(Box<AuditRow>),
     Log(LogRow),
     Metric(MetricRow),
     Span(SpanRow),
@@ -121,6 +125,74 @@ impl Event {
             Event::Metric(_) => "telemetry_metrics",
             Event::Span(_) => "telemetry_spans",
         }
+    }
+}
+
+/// Events in the order they were enqueued, kept in the chunks they came in (one request's rows
+/// are one chunk): taking a request's rows into the writer's queue, and the queue into a batch,
+/// moves chunks, never the events themselves. Serialised as one JSON array of events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    chunks: Vec<Vec<Event>>,
+    len: usize,
+}
+
+impl Batch {
+    /// Appends `events` as one chunk.
+    pub fn push(&mut self, events: Vec<Event>) {
+        if !events.is_empty() {
+            self.len += events.len();
+            self.chunks.push(events);
+        }
+    }
+
+    /// Appends `other`'s chunks.
+    pub fn append(&mut self, other: Batch) {
+        self.len += other.len;
+        self.chunks.extend(other.chunks);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.chunks.iter().flatten()
+    }
+
+    /// The events for which `keep` holds, in order.
+    pub fn retain(self, mut keep: impl FnMut(&Event) -> bool) -> Batch {
+        let events: Vec<Event> = self
+            .chunks
+            .into_iter()
+            .flatten()
+            .filter(|event| keep(event))
+            .collect();
+        Batch::from(events)
+    }
+}
+
+impl From<Vec<Event>> for Batch {
+    fn from(events: Vec<Event>) -> Self {
+        let mut batch = Batch::default();
+        batch.push(events);
+        batch
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Event>::deserialize(deserializer).map(Batch::from)
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use ring::digest::{digest, SHA256};
 
-use super::rows::Event;
+use super::rows::Batch;
 
 const HEADER: usize = 12;
 
@@ -153,7 +153,7 @@ impl Spool {
     }
 
     /// Appends one batch and fsyncs. Refused when the spool would grow past its limit.
-    pub fn append(&mut self, batch: &[Event]) -> Result<(), SpoolError> {
+    pub fn append(&mut self, batch: &Batch) -> Result<(), SpoolError> {
         let payload = serde_json::to_vec(batch)?;
         let size = (HEADER + payload.len()) as u64;
         if self.len + size > self.max_bytes && self.len > 0 {
@@ -181,7 +181,7 @@ impl Spool {
     }
 
     /// The oldest batch not yet replayed, and the offset just after it.
-    pub fn oldest(&mut self) -> Result<Option<(Vec<Event>, u64)>, SpoolError> {
+    pub fn oldest(&mut self) -> Result<Option<(Batch, u64)>, SpoolError> {
         if self.offset >= self.len {
             return Ok(None);
         }
@@ -233,7 +233,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::events::rows::LogRow;
+    use crate::events::rows::{Event, LogRow};
 
     fn event(body: &str) -> Event {
         Event::Log(LogRow {
@@ -256,11 +256,22 @@ mod tests {
             .join(format!("spool-unit-{}", uuid::Uuid::new_v4().simple()))
     }
 
-    fn body_of(batch: &[Event]) -> &str {
-        match &batch[0] {
-            Event::Log(row) => &row.body,
-            _ => panic!("not a log"),
-        }
+    fn one(body: &str) -> Batch {
+        Batch::from(vec![event(body)])
+    }
+
+    fn bodies(batch: &Batch) -> Vec<&str> {
+        batch
+            .iter()
+            .map(|event| match event {
+                Event::Log(row) => row.body.as_str(),
+                _ => panic!("not a log"),
+            })
+            .collect()
+    }
+
+    fn body_of(batch: &Batch) -> &str {
+        bodies(batch)[0]
     }
 
     #[test]
@@ -268,8 +279,8 @@ mod tests {
         let dir = temp_dir();
         {
             let mut spool = Spool::open(&dir, 1 << 20).unwrap();
-            spool.append(&[event("first")]).unwrap();
-            spool.append(&[event("second")]).unwrap();
+            spool.append(&one("first")).unwrap();
+            spool.append(&one("second")).unwrap();
             let (batch, end) = spool.oldest().unwrap().unwrap();
             assert_eq!(body_of(&batch), "first");
             spool.mark_replayed(end).unwrap();
@@ -285,12 +296,29 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_several_requests_chunks_comes_back_as_its_events_in_order() {
+        let dir = temp_dir();
+        let mut spool = Spool::open(&dir, 1 << 20).unwrap();
+        let mut batch = Batch::from(vec![event("a"), event("b")]);
+        batch.push(Vec::new());
+        let mut later = Batch::from(vec![event("c")]);
+        later.push(vec![event("d"), event("e")]);
+        batch.append(later);
+        assert_eq!(batch.len(), 5);
+        spool.append(&batch).unwrap();
+        let (back, _) = spool.oldest().unwrap().unwrap();
+        assert_eq!(bodies(&back), ["a", "b", "c", "d", "e"]);
+        assert_eq!(back.len(), 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_torn_or_corrupt_record_ends_the_log_and_what_precedes_it_survives() {
         let dir = temp_dir();
         {
             let mut spool = Spool::open(&dir, 1 << 20).unwrap();
-            spool.append(&[event("kept")]).unwrap();
-            spool.append(&[event("torn")]).unwrap();
+            spool.append(&one("kept")).unwrap();
+            spool.append(&one("torn")).unwrap();
         }
         // Cut the last record short, as a crash during its append would.
         let log = dir.join("spool.log");
@@ -307,7 +335,7 @@ mod tests {
 
         // A flipped byte fails the checksum.
         let mut spool = Spool::open(&dir, 1 << 20).unwrap();
-        spool.append(&[event("flipped")]).unwrap();
+        spool.append(&one("flipped")).unwrap();
         drop(spool);
         let mut bytes = std::fs::read(&log).unwrap();
         let last = bytes.len() - 3;
@@ -324,9 +352,9 @@ mod tests {
         let mut spool = Spool::open(&dir, 10).unwrap();
         assert!(matches!(Spool::open(&dir, 10), Err(SpoolError::Locked(_))));
         // The first batch always fits (so a single large batch is never stuck), the next not.
-        spool.append(&[event("one")]).unwrap();
+        spool.append(&one("one")).unwrap();
         assert!(matches!(
-            spool.append(&[event("two")]),
+            spool.append(&one("two")),
             Err(SpoolError::Full { .. })
         ));
         drop(spool);

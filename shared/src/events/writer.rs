@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use super::chain::ChainKey;
 use super::outbox::{Outboxed, Outboxes};
-use super::rows::{AuditRow, Event, LogRow, MetricRow, SpanRow};
+use super::rows::{AuditRow, Batch, Event, LogRow, MetricRow, SpanRow};
 use super::spool::{Spool, SpoolError};
 use super::store::{self, ChainHeads};
 
@@ -113,7 +113,7 @@ pub struct WriterStats {
 /// What the request path has enqueued and the task not yet taken.
 #[derive(Default)]
 struct Queued {
-    events: Vec<Event>,
+    events: Batch,
     /// Ids of the audit events among them that also wait in the audit outbox (deleted there
     /// once the events are in ClickHouse or the spool). Kept under the same lock as the events,
     /// so an id is never taken without its event.
@@ -148,7 +148,7 @@ impl Queue {
         if before + events.len() > self.capacity {
             return Err(Refused::NoRoom);
         }
-        queued.events.extend(events);
+        queued.events.push(events);
         queued.outboxed.extend(outboxed);
         let after = queued.events.len();
         drop(queued);
@@ -208,7 +208,7 @@ impl EventWriter {
             client,
             settings,
             spool,
-            pending: Vec::new(),
+            pending: Batch::default(),
             pending_outboxed: Vec::new(),
             undeleted: Vec::new(),
             stuck: false,
@@ -338,7 +338,7 @@ impl EventWriter {
         row.mac = key.mac(&row);
         let tenant = row.tenant_id.clone();
         let mac = row.mac.clone();
-        self.enqueue(vec![Event::Audit(row)], outboxed)?;
+        self.enqueue(vec![Event::Audit(Box::new(row))], outboxed)?;
         chains.insert(tenant, Head { seq, mac });
         Ok(())
     }
@@ -365,7 +365,7 @@ struct Task {
     settings: WriterSettings,
     spool: Spool,
     /// Events taken from the queue and not yet in ClickHouse or the spool.
-    pending: Vec<Event>,
+    pending: Batch,
     /// Ids of the pending audit events that wait in the audit outbox too.
     pending_outboxed: Vec<Outboxed>,
     /// Outbox rows of delivered events whose delete failed; tried again with the next batch.
@@ -457,7 +457,7 @@ impl Task {
     /// Moves the buffer's events behind those already pending.
     fn take(&mut self) {
         let queued = self.queue.take();
-        self.pending.extend(queued.events);
+        self.pending.append(queued.events);
         self.pending_outboxed.extend(queued.outboxed);
     }
 
@@ -615,9 +615,9 @@ impl Task {
     }
 
     /// The events of `batch` whose ids ClickHouse does not have yet.
-    async fn not_yet_stored(&self, batch: Vec<Event>) -> Result<Vec<Event>, WriteError> {
+    async fn not_yet_stored(&self, batch: Batch) -> Result<Batch, WriteError> {
         let mut by_table: HashMap<&'static str, Vec<String>> = HashMap::new();
-        for event in &batch {
+        for event in batch.iter() {
             by_table
                 .entry(event.table())
                 .or_default()
@@ -633,20 +633,17 @@ impl Task {
                 })?;
             stored.extend(found);
         }
-        Ok(batch
-            .into_iter()
-            .filter(|event| !stored.contains(event.event_id()))
-            .collect())
+        Ok(batch.retain(|event| !stored.contains(event.event_id())))
     }
 
-    async fn insert(&self, batch: &[Event]) -> Result<(), WriteError> {
+    async fn insert(&self, batch: &Batch) -> Result<(), WriteError> {
         let mut audit = Vec::new();
         let mut logs = Vec::new();
         let mut metrics = Vec::new();
         let mut spans = Vec::new();
-        for event in batch {
+        for event in batch.iter() {
             match event {
-                Event::Audit(row) => audit.push(row),
+                Event::Audit(row) => audit.push(&**row),
                 Event::Log(row) => logs.push(row),
                 Event::Metric(row) => metrics.push(row),
                 Event::Span(row) => spans.push(row),
@@ -670,12 +667,12 @@ impl Task {
     }
 
     /// Records the newest (tenant, stream) heads of `batch` in the catalog.
-    async fn anchor(&self, batch: &[Event]) {
+    async fn anchor(&self, batch: &Batch) {
         let Some(pool) = &self.anchors else {
             return;
         };
         let mut heads: HashMap<(&str, &str), (u64, &str)> = HashMap::new();
-        for event in batch {
+        for event in batch.iter() {
             if let Event::Audit(row) = event {
                 let head = heads
                     .entry((row.tenant_id.as_str(), row.chain_stream.as_str()))

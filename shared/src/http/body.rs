@@ -137,14 +137,25 @@ impl Decoder {
     }
 }
 
+/// The most a body's buffer is given before its bytes arrive.
+const PRESIZE_MAX: usize = 4 << 20;
+
 /// The body of `req`, decoded, at most `limit` bytes once decoded.
 pub async fn read(
     req: &HttpRequest,
     mut payload: Payload,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {
+    // Room for what `Content-Length` announces (within the limit, and no more than
+    // `PRESIZE_MAX` on a sender's word), so a large body is not copied again as it grows.
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(0);
     let out = Bounded {
-        bytes: Vec::new(),
+        bytes: Vec::with_capacity(announced.min(limit).min(PRESIZE_MAX)),
         limit,
     };
     let mut decoder = match coding(req)? {

@@ -208,7 +208,13 @@ pub fn logs(
 
 fn log_rows(request: LogsRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let mut events = Vec::new();
+    let count = request
+        .resource_logs
+        .iter()
+        .flat_map(|resource| &resource.scope_logs)
+        .map(|scope| scope.log_records.len())
+        .sum();
+    let mut events = Vec::with_capacity(count);
     for resource_logs in request.resource_logs {
         let resource = resource_logs.resource.as_ref();
         let service = service_of(resource);
@@ -250,7 +256,14 @@ pub fn metrics(
 
 fn metric_rows(request: MetricsRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let mut events = Vec::new();
+    let count = request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| metric.points().1.len())
+        .sum();
+    let mut events = Vec::with_capacity(count);
     for resource_metrics in request.resource_metrics {
         let resource = resource_metrics.resource.as_ref();
         let service = service_of(resource);
@@ -293,7 +306,13 @@ pub fn traces(
 
 fn span_rows(request: TracesRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let mut events = Vec::new();
+    let count = request
+        .resource_spans
+        .iter()
+        .flat_map(|resource| &resource.scope_spans)
+        .map(|scope| scope.spans.len())
+        .sum();
+    let mut events = Vec::with_capacity(count);
     for resource_spans in request.resource_spans {
         let resource = resource_spans.resource.as_ref();
         let service = service_of(resource);
