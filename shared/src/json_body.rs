@@ -104,12 +104,117 @@ fn echo(text: &str) -> String {
 
 /// `bytes` as a `T`, refusing malformed JSON and any object that names a key twice.
 ///
-/// Two passes: the first walks the document and only checks keys (no value is kept), the
-/// second is serde_json's own, so `T`'s errors keep their line and column. The first pass
-/// allocates nothing for a document of small objects: the keys of the objects being read sit
-/// on one stack, borrowed from the body unless they hold escapes, and an object's keys are
-/// compared one by one up to [`LINEAR_KEYS`], through a hash set beyond.
+/// The keys are checked first, then serde_json reads the body, so `T`'s errors keep their
+/// line and column. Most bodies' keys are proved unique by [`keys_unique_by_scan`], a pass
+/// over the bytes that reads no value; what it cannot prove, and every body that turns out
+/// not to be a `T`, goes through [`check_keys`], so the outcome, each error message included,
+/// is the same as if every body did.
 pub fn parse<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, InvalidJson> {
+    if !keys_unique_by_scan(bytes) {
+        check_keys(bytes)?;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    T::deserialize(ObjectsOnly(&mut deserializer))
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| {
+            // A key or syntax error the scan let through is reported as the full check
+            // reports it (it reads the body in order, as before).
+            if let Err(found) = check_keys(bytes) {
+                return found;
+            }
+            match error.classify() {
+                serde_json::error::Category::Data => InvalidJson {
+                    message: error.to_string(),
+                    duplicate: None,
+                },
+                _ => not_json(&error),
+            }
+        })
+}
+
+/// Whether a scan of the bytes proves that no object names a key twice, reading no value:
+/// strings are skipped to their closing quote (`memchr`), and each object's keys, borrowed from
+/// the body, are compared as written. `false` is "not proved", not "repeated": a repeated key,
+/// a key with an escape (`"a"` and `"\u0061"` are one key), an object of more than
+/// [`LINEAR_KEYS`] keys, or bytes that are not UTF-8 or not balanced JSON, all of which
+/// [`check_keys`] then decides. For malformed JSON a `true` means nothing, which is fine:
+/// serde_json reads the body next and refuses it.
+fn keys_unique_by_scan(bytes: &[u8]) -> bool {
+    if std::str::from_utf8(bytes).is_err() {
+        return false;
+    }
+    // Each open container: an object's first key's place in `keys`, `None` for an array.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut key_next = false;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'{' => {
+                open.push(Some(keys.len()));
+                key_next = true;
+            }
+            b'[' => {
+                open.push(None);
+                key_next = false;
+            }
+            b'}' | b']' => {
+                match open.pop() {
+                    Some(Some(first)) => keys.truncate(first),
+                    Some(None) => {}
+                    None => return false,
+                }
+                key_next = false;
+            }
+            b',' => key_next = matches!(open.last(), Some(Some(_))),
+            b':' => key_next = false,
+            b'"' => {
+                let Some((end, escaped)) = string_end(bytes, at + 1) else {
+                    return false;
+                };
+                if key_next {
+                    let Some(&Some(first)) = open.last() else {
+                        return false;
+                    };
+                    let key = &bytes[at + 1..end];
+                    let mine = &keys[first..];
+                    if escaped || mine.len() >= LINEAR_KEYS || mine.contains(&key) {
+                        return false;
+                    }
+                    keys.push(key);
+                    key_next = false;
+                }
+                at = end;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    open.is_empty()
+}
+
+/// The closing quote of the string whose text starts at `start`, and whether it holds an
+/// escape; `None` when it does not end.
+fn string_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut at = start;
+    let mut escaped = false;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        if bytes[at] == b'"' {
+            return Some((at, escaped));
+        }
+        // A backslash and the character it escapes (`\uXXXX`'s hex digits hold no quote).
+        escaped = true;
+        at += 2;
+    }
+}
+
+/// The full key check: walks the whole document through serde_json, refusing malformed JSON
+/// and naming a repeated key with the pointer of its object. It allocates nothing for a
+/// document of small objects: the keys of the objects being read sit on one stack, borrowed
+/// from the body unless they hold escapes, and an object's keys are compared one by one up to
+/// [`LINEAR_KEYS`], through a hash set beyond.
+fn check_keys(bytes: &[u8]) -> Result<(), InvalidJson> {
     let mut checker = KeyChecker::default();
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let checked = Seed(&mut checker)
@@ -143,16 +248,7 @@ pub fn parse<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Inv
             None => not_json(&error),
         });
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    T::deserialize(ObjectsOnly(&mut deserializer))
-        .and_then(|value| deserializer.end().map(|()| value))
-        .map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => InvalidJson {
-                message: error.to_string(),
-                duplicate: None,
-            },
-            _ => not_json(&error),
-        })
+    Ok(())
 }
 
 /// serde_json's deserializer, except that a struct is read only from an object. serde's
@@ -536,6 +632,96 @@ mod tests {
             let error = parse::<Value>(body).unwrap_err();
             assert!(error.to_string().starts_with("not valid JSON"), "{error}");
         }
+    }
+
+    /// Bodies whose keys the scan must prove unique, so that the fast path is really taken:
+    /// strings holding the characters that shape JSON, escapes in values, nesting, objects
+    /// of `LINEAR_KEYS` keys, the same key in sibling and nested objects.
+    const PROVABLE: &[&str] = &[
+        r#"{}"#,
+        r#"[]"#,
+        r#""text""#,
+        r#"{"a": 1, "b": [1, 2, {"a": 2, "b": {"a": null}}], "c": {"c": {"c": true}}}"#,
+        r#"{"a": "{\"a\": 1, \"a\": 2}", "b": "x\\", "c": "\u00e9\n", "d": ":,[]{}"}"#,
+        r#"[{"a": 1}, {"a": 2}, [{"a": 3}], "a", "a"]"#,
+        r#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15}"#,
+        r#"{"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
+            "scopeLogs": [{"logRecords": [{"timeUnixNano": "1", "body": {"stringValue": "x"},
+            "attributes": [{"key": "k", "value": {"intValue": "2"}}, {"key": "k", "value": {"intValue": "3"}}]}]}]}]}"#,
+        " \n{ \"é\" : [ ] , \"e\" : { } } \n",
+    ];
+
+    /// Bodies the scan must not prove: each repeats a key, has a key with an escape, has more
+    /// keys than it compares, or is not JSON.
+    const UNPROVABLE: &[&[u8]] = &[
+        br#"{"a": 1, "a": 2}"#,
+        br#"{"a": "x\"y", "b": [{"c": 1, "c": 2}]}"#,
+        br#"{"a": {"b": 1}, "c": [], "a": 3}"#,
+        br#"{"admin": false, "\u0061dmin": true}"#,
+        br#"{"k\"": 1}"#,
+        br#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16}"#,
+        b"{\"a\": \"\xff\"}",
+        br#"{"a": 1}}"#,
+        br#"{"a": [1"#,
+        br#"{"a": "never closed}"#,
+    ];
+
+    #[test]
+    fn the_scan_proves_common_bodies_unique_and_nothing_it_cannot_compare_as_written() {
+        for body in PROVABLE {
+            assert!(keys_unique_by_scan(body.as_bytes()), "not proved: {body}");
+            assert!(check_keys(body.as_bytes()).is_ok(), "{body}");
+            assert!(parse::<Value>(body.as_bytes()).is_ok(), "{body}");
+        }
+        for body in UNPROVABLE {
+            assert!(
+                !keys_unique_by_scan(body),
+                "proved: {}",
+                String::from_utf8_lossy(body)
+            );
+            // Decided by the full check and serde alone, as every body was before the scan.
+            let expected = check_keys(body)
+                .ok()
+                .and_then(|()| serde_json::from_slice::<Value>(body).ok());
+            assert_eq!(
+                parse::<Value>(body).ok(),
+                expected,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_the_scan_lets_through_are_refused_as_the_full_check_refuses_them() {
+        // Malformed JSON the scan cannot tell from JSON, and a body that is JSON but not the
+        // type: the messages are those of the full check, then of serde.
+        for body in [
+            &br#"{"a" 1}"#[..],
+            br#"{"a": tru}"#,
+            br#"{"a": 1} x"#,
+            br#"{"a": 1,}"#,
+        ] {
+            assert!(
+                keys_unique_by_scan(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            let error = parse::<Value>(body).unwrap_err();
+            let full = check_keys(body).unwrap_err();
+            assert_eq!(error.to_string(), full.to_string());
+            assert!(error.to_string().starts_with("not valid JSON"), "{error}");
+        }
+        // A field of the wrong type before a syntax error: the body is not JSON, which is
+        // what the full check says; serde alone would name the field's type.
+        let body = br#"{"email": 5, "password": "x" x}"#;
+        assert!(keys_unique_by_scan(body));
+        let error = parse::<Login>(body).unwrap_err();
+        assert!(error.to_string().starts_with("not valid JSON"), "{error}");
+        // A value with a character JSON does not allow in a string, past a repeated key: the
+        // key is what the full check meets first.
+        let body = b"{\"a\": 1, \"a\": \"\x01\"}";
+        assert_eq!(parse::<Value>(body).unwrap_err().duplicate_key(), Some("a"));
     }
 
     #[test]
