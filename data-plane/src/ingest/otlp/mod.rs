@@ -208,18 +208,14 @@ pub fn logs(
 
 fn log_rows(request: LogsRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let count = request
-        .resource_logs
-        .iter()
-        .flat_map(|resource| &resource.scope_logs)
-        .map(|scope| scope.log_records.len())
-        .sum();
-    let mut events = Vec::with_capacity(count);
+    let mut events = Vec::new();
     for resource_logs in request.resource_logs {
         let resource = resource_logs.resource.as_ref();
         let service = service_of(resource);
         let resource_attributes = ResourceAttributes::of(resource);
         for scope in resource_logs.scope_logs {
+            // Room for the scope's rows at once: they are moved, not copied, from here on.
+            events.reserve(scope.log_records.len());
             for record in scope.log_records {
                 let nanos = nanos_or(
                     now_nanos,
@@ -256,14 +252,7 @@ pub fn metrics(
 
 fn metric_rows(request: MetricsRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let count = request
-        .resource_metrics
-        .iter()
-        .flat_map(|resource| &resource.scope_metrics)
-        .flat_map(|scope| &scope.metrics)
-        .map(|metric| metric.points().1.len())
-        .sum();
-    let mut events = Vec::with_capacity(count);
+    let mut events = Vec::new();
     for resource_metrics in request.resource_metrics {
         let resource = resource_metrics.resource.as_ref();
         let service = service_of(resource);
@@ -271,6 +260,7 @@ fn metric_rows(request: MetricsRequest, tenant: Uuid, now_nanos: u64) -> Vec<Eve
         for scope in resource_metrics.scope_metrics {
             for metric in scope.metrics {
                 let (kind, points) = metric.points();
+                events.reserve(points.len());
                 for point in points {
                     let nanos = nanos_or(now_nanos, point.time_unix_nano);
                     let value = point.value(kind);
@@ -306,18 +296,13 @@ pub fn traces(
 
 fn span_rows(request: TracesRequest, tenant: Uuid, now_nanos: u64) -> Vec<Event> {
     let tenant_id = tenant.to_string();
-    let count = request
-        .resource_spans
-        .iter()
-        .flat_map(|resource| &resource.scope_spans)
-        .map(|scope| scope.spans.len())
-        .sum();
-    let mut events = Vec::with_capacity(count);
+    let mut events = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans.resource.as_ref();
         let service = service_of(resource);
         let resource_attributes = ResourceAttributes::of(resource);
         for scope in resource_spans.scope_spans {
+            events.reserve(scope.spans.len());
             for span in scope.spans {
                 let start = nanos_or(now_nanos, span.start_time_unix_nano);
                 events.push(Event::Span(SpanRow {
