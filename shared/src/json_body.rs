@@ -29,7 +29,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
 
@@ -110,7 +109,8 @@ fn echo(text: &str) -> String {
 /// not to be a `T`, goes through [`check_keys`], so the outcome, each error message included,
 /// is the same as if every body did.
 pub fn parse<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, InvalidJson> {
-    if !keys_unique_by_scan(bytes) {
+    let checked = !keys_unique_by_scan(bytes);
+    if checked {
         check_keys(bytes)?;
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -119,8 +119,10 @@ pub fn parse<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Inv
         .map_err(|error| {
             // A key or syntax error the scan let through is reported as the full check
             // reports it (it reads the body in order, as before).
-            if let Err(found) = check_keys(bytes) {
-                return found;
+            if !checked {
+                if let Err(found) = check_keys(bytes) {
+                    return found;
+                }
             }
             match error.classify() {
                 serde_json::error::Category::Data => InvalidJson {
@@ -510,11 +512,7 @@ fn admit(req: &HttpRequest) -> Result<(), ApiError> {
         return Err(unsupported_media_type());
     }
     crate::http::body::check_coding(req)?;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared = crate::http::body::declared_length(req);
     if declared.is_some_and(|length| length > JSON_BODY_LIMIT as u64) {
         return Err(payload_too_large());
     }

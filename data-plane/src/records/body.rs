@@ -6,7 +6,6 @@
 //! (`shared::json_body::{is_json, parse}`: `application/json`, no key named twice). The one
 //! addition is JSON merge patch's own media type on PATCH.
 
-use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{web, HttpMessage as _, HttpRequest};
 use serde_json::Value;
 use shared::json_body;
@@ -47,11 +46,7 @@ fn check_content_type(req: &HttpRequest, accept: Accept) -> Result<(), RecordsEr
 
 /// The body's bytes, bounded.
 async fn read_bounded(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, RecordsError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared = shared::http::body::declared_length(req);
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(RecordsError::TooLarge);
     }

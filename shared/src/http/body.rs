@@ -137,6 +137,15 @@ impl Decoder {
     }
 }
 
+/// The body's length as its `Content-Length` declares it (`None`: not declared, or not a
+/// number).
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+}
+
 /// The most a body's buffer is given before its bytes arrive.
 const PRESIZE_MAX: usize = 4 << 20;
 
@@ -148,12 +157,8 @@ pub async fn read(
 ) -> Result<Vec<u8>, BodyError> {
     // Room for what `Content-Length` announces (within the limit, and no more than
     // `PRESIZE_MAX` on a sender's word), so a large body is not copied again as it grows.
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok())
-        .unwrap_or(0);
+    let announced =
+        declared_length(req).map_or(0, |length| usize::try_from(length).unwrap_or(usize::MAX));
     let out = Bounded {
         bytes: Vec::with_capacity(announced.min(limit).min(PRESIZE_MAX)),
         limit,
