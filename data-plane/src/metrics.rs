@@ -1,18 +1,14 @@
 //! Prometheus metrics of a data-plane node, served as text at `/metrics` (or on
-//! `data_metrics_listen` alone): requests by status class and latency, refusals by code, 429s
-//! by rate class, credential refusals held (`rate_limit::hold`), sign-in outcomes (password, MFA, SSO) by error code, the tenant cache, mail,
-//! and what every plane shows (`shared::metrics`: process, event writer, pools by cluster).
+//! `data_metrics_listen` alone): requests by status class and latency, 429s by rate class,
+//! credential refusals held (`rate_limit::hold`), sign-in outcomes (password, MFA, SSO) by
+//! error code, the tenant cache, mail, and what every plane shows (`shared::metrics`: process,
+//! event writer, pools by cluster, refusals by code).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
-
-/// Per (status, error code): when a refusal was last logged, and how many went unlogged since.
-type RefusalLog = HashMap<(u16, &'static str), (Instant, u64)>;
 
 /// The status classes requests are counted by, 1xx to 5xx.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -38,13 +34,9 @@ pub struct Metrics {
     pub mail_send_failures: IntCounter,
     /// Audit events lost after their change was made (the queue filled up in between).
     pub audit_events_dropped: IntCounter,
-    /// Requests refused with 429 or 503, by status and error code.
-    pub refusals: IntCounterVec,
     /// Refusals of credential routes by what became of them (`held`, or `full`: answered at
     /// once with the connection closed, every hold taken); see `rate_limit::hold`.
     pub refusals_held: IntCounterVec,
-    /// When each (status, code) was last logged, and how many refusals went unlogged since.
-    refusal_log: Arc<Mutex<RefusalLog>>,
     /// The counter and histogram of each status class, resolved once: a request records
     /// without a label lookup.
     by_class: Arc<[(IntCounter, Histogram); 5]>,
@@ -112,15 +104,6 @@ impl Metrics {
             "audit events that could not be queued after their change was made",
         )?;
         registry.register(Box::new(audit_events_dropped.clone()))?;
-        let refusals = IntCounterVec::new(
-            Opts::new(
-                "http_refusals_total",
-                "requests refused with 429 (limits) or 503 (pool exhausted, audit unavailable, \
-                 busy), by status and error code",
-            ),
-            &["status", "code"],
-        )?;
-        registry.register(Box::new(refusals.clone()))?;
         let refusals_held = IntCounterVec::new(
             Opts::new(
                 "credential_refusals_held_total",
@@ -153,41 +136,8 @@ impl Metrics {
             mail_sent,
             mail_send_failures,
             audit_events_dropped,
-            refusals,
             refusals_held,
-            refusal_log: Arc::default(),
         })
-    }
-
-    /// Counts a refusal. Returns `Some(unlogged)` when it should be logged — at most once per
-    /// second for each (status, code), so a flood cannot flood the log — with the number of
-    /// like refusals since the last line that was logged.
-    pub fn refused(&self, status: u16, code: &'static str) -> Option<u64> {
-        const EVERY: Duration = Duration::from_secs(1);
-        self.refusals
-            .with_label_values(&[status.to_string().as_str(), code])
-            .inc();
-        let now = Instant::now();
-        let mut log = self
-            .refusal_log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match log.get_mut(&(status, code)) {
-            Some((last, unlogged)) if now.duration_since(*last) < EVERY => {
-                *unlogged += 1;
-                None
-            }
-            Some((last, unlogged)) => {
-                let skipped = *unlogged;
-                *last = now;
-                *unlogged = 0;
-                Some(skipped)
-            }
-            None => {
-                log.insert((status, code), (now, 0));
-                Some(0)
-            }
-        }
     }
 
     /// Counts an answered request and its latency under its status class.

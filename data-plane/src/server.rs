@@ -181,7 +181,7 @@ async fn enforce_deadline(
         req,
         next,
         |path, request_id| {
-            if let Some(unlogged) = state.metrics.refused(503, "request_timeout") {
+            if let Some(unlogged) = state.metrics.node.refused(503, "request_timeout") {
                 tracing::warn!(
                     path,
                     request_id,
@@ -197,7 +197,7 @@ async fn enforce_deadline(
 /// Makes outcomes visible to operators. Every answer of a sign-in route is counted by outcome
 /// (`tenantry_sign_ins_total`). Every 429 and 503 is counted by error code
 /// (`tenantry_http_refusals_total`) and logged with its tenant and request id, at most once a
-/// second per code (the line says how many like it went unlogged). A flood of refusals then
+/// second per code (`shared::metrics::NodeMetrics::observe_refusal`). A flood of refusals then
 /// shows in the log and the metrics without flooding either. Inside the request-id layer,
 /// which rebuilds error bodies: here the handler's own error is still on the response.
 async fn observe_outcomes(
@@ -207,40 +207,18 @@ async fn observe_outcomes(
     let response = next.call(req).await?;
     if let Some(state) = response.request().app_data::<web::Data<DataPlane>>() {
         count_sign_in(state, &response);
-    }
-    let status = response.status().as_u16();
-    if status != 429 && status != 503 {
-        return Ok(response);
-    }
-    let request = response.request();
-    let code = response
-        .response()
-        .error()
-        .and_then(|error| error.as_error::<shared::error::ApiError>())
-        .map_or("unknown", shared::error::ApiError::code);
-    let Some(state) = request.app_data::<web::Data<DataPlane>>() else {
-        return Ok(response);
-    };
-    if let Some(unlogged) = state.metrics.refused(status, code) {
-        let header = |name| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(64).collect::<String>())
-        };
-        let tenant = header(crate::tenancy::resolve::TENANT_HEADER)
-            .or_else(|| header(actix_web::http::header::HOST.as_str()))
-            .unwrap_or_default();
-        tracing::warn!(
-            status,
-            code,
-            tenant,
-            request_id = %shared::http::request_id_of(request),
-            path = request.path(),
-            unlogged,
-            "request refused"
-        );
+        state.metrics.node.observe_refusal(&response, |request| {
+            let header = |name| {
+                request
+                    .headers()
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(|value| value.chars().take(64).collect::<String>())
+            };
+            header(crate::tenancy::resolve::TENANT_HEADER)
+                .or_else(|| header(actix_web::http::header::HOST.as_str()))
+                .unwrap_or_default()
+        });
     }
     Ok(response)
 }

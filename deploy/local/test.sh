@@ -44,15 +44,19 @@ for url in "$ADMIN_DATABASE_URL" "$SECOND_DATABASE_URL"; do
              WHERE d.datname = 'tenantry_test_' || split_part(substr(r.rolname, 4), '_', 1))" |
         psql "$url" -q >/dev/null 2>&1 || true
 done
-# Each test run has its own ClickHouse database, named like its Postgres database; it goes
-# once that one is gone (a few at a time: one HTTP request per DROP).
-comm -23 \
-    <(curl -sf "$TENANTRY_CLICKHOUSE_URL/" --data-binary \
-        "SELECT name FROM system.databases WHERE name LIKE 'tenantry\\_test\\_%'" | sort) \
-    <(psql "$ADMIN_DATABASE_URL" -tAc \
-        "SELECT datname FROM pg_database WHERE datname LIKE 'tenantry\_test\_%'" | sort) |
-    xargs -r -P 4 -I{} curl -sf "$TENANTRY_CLICKHOUSE_URL/" \
-        --data-binary "DROP DATABASE IF EXISTS {}" >/dev/null 2>&1 || true
+# Each test run has its own ClickHouse database, named like its Postgres database, on every
+# ClickHouse server (the cluster tests put one on each shard); it goes once that one is gone
+# (a few at a time: one HTTP request per DROP).
+for clickhouse in $(echo "$TENANTRY_CLICKHOUSE_URL,${TENANTRY_TEST_CLICKHOUSE_SHARD_URLS:-}" |
+    tr ',' '\n' | sort -u); do
+    comm -23 \
+        <(curl -sf "$clickhouse/" --data-binary \
+            "SELECT name FROM system.databases WHERE name LIKE 'tenantry\\_test\\_%'" | sort) \
+        <(psql "$ADMIN_DATABASE_URL" -tAc \
+            "SELECT datname FROM pg_database WHERE datname LIKE 'tenantry\_test\_%'" | sort) |
+        xargs -r -P 4 -I{} curl -sf "$clickhouse/" \
+            --data-binary "DROP DATABASE IF EXISTS {}" >/dev/null 2>&1 || true
+done
 find "${TMPDIR:-/tmp}/tenantry-tests" -type f -mmin +60 -delete 2>/dev/null || true
 find "${TMPDIR:-/tmp}/tenantry-tests" -mindepth 1 -type d -empty -mmin +60 -delete 2>/dev/null || true
 # Tests tell their mail apart by unique recipients; old mail only slows the Maildir scan.

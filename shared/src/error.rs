@@ -180,7 +180,9 @@ impl std::error::Error for ApiError {}
 /// or the pool is closed (the node is stopping).
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        tracing::warn!(%error, "no database connection");
+        crate::observability::at_most_once_a_second("no database connection", |unlogged| {
+            tracing::warn!(%error, unlogged, "no database connection");
+        });
         Self::database_unavailable()
     }
 }

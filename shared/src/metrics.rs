@@ -1,19 +1,25 @@
 //! What both planes' `/metrics` show besides their own counters: the process (CPU, memory,
 //! open files, threads), the event writer (queued, spooled, delivered, ClickHouse reachable)
-//! and the Postgres pools by cluster (connections open, idle, allowed, requests waiting).
-//! Gauges of the writer and the pools are read at each scrape ([`NodeMetrics::render`]).
+//! and the Postgres pools by cluster (connections open, idle, allowed, requests waiting), and
+//! the requests refused with 429 or 503 by error code, each kind logged at most once a second
+//! ([`NodeMetrics::observe_refusal`]). Gauges of the writer and the pools are read at each
+//! scrape ([`NodeMetrics::render`]).
 //!
 //! `/metrics` is served on the public port, or, when the plane's `*_metrics_listen` is set,
 //! only on that address ([`serve`]): operators keep it off the port tenants reach.
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use deadpool_postgres::Pool;
-use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::events::EventWriter;
+use crate::observability::LogThrottle;
 
 /// The registry of a plane's metrics (every name prefixed `tenantry_`), with the process's
 /// and the writer's and pools' gauges in it.
@@ -29,6 +35,10 @@ pub struct NodeMetrics {
     pool_idle: IntGaugeVec,
     pool_max: IntGaugeVec,
     pool_waiting: IntGaugeVec,
+    /// Requests refused with 429 or 503, by status and error code.
+    refusals: IntCounterVec,
+    /// The log lines of refusals: one a second per (status, code).
+    refusal_lines: Arc<LogThrottle<(u16, &'static str)>>,
 }
 
 impl NodeMetrics {
@@ -52,7 +62,18 @@ impl NodeMetrics {
             registry.register(Box::new(gauges.clone()))?;
             Ok(gauges)
         };
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "http_refusals_total",
+                "requests refused with 429 (limits) or 503 (pool exhausted, audit unavailable, \
+                 busy, past the request's deadline), by status and error code",
+            ),
+            &["status", "code"],
+        )?;
+        registry.register(Box::new(refusals.clone()))?;
         Ok(Self {
+            refusals,
+            refusal_lines: Arc::new(LogThrottle::new(Duration::from_secs(1))),
             writer_queued: gauge(
                 "event_writer_queued",
                 "events enqueued and not yet written to ClickHouse or the spool",
@@ -91,6 +112,48 @@ impl NodeMetrics {
             )?,
             registry,
         })
+    }
+
+    /// Counts a refusal. Returns `Some(unlogged)` when it should be logged (at most once a
+    /// second for each status and code, so a flood cannot flood the log) with the number of
+    /// like refusals since the last line that was logged.
+    pub fn refused(&self, status: u16, code: &'static str) -> Option<u64> {
+        self.refusals
+            .with_label_values(&[status.to_string().as_str(), code])
+            .inc();
+        self.refusal_lines.admit((status, code))
+    }
+
+    /// Counts `response` if it is a refusal (429 or 503) and logs it with its request id, its
+    /// path and the tenant `tenant_of` names, at most once a second per status and code (the
+    /// line says how many like it went unlogged). For a layer inside the request-id layer,
+    /// which rebuilds error bodies: there the handler's own error is still on the response.
+    pub fn observe_refusal<B>(
+        &self,
+        response: &ServiceResponse<B>,
+        tenant_of: impl FnOnce(&HttpRequest) -> String,
+    ) {
+        let status = response.status().as_u16();
+        if status != 429 && status != 503 {
+            return;
+        }
+        let code = response
+            .response()
+            .error()
+            .and_then(|error| error.as_error::<crate::error::ApiError>())
+            .map_or("unknown", crate::error::ApiError::code);
+        if let Some(unlogged) = self.refused(status, code) {
+            let request = response.request();
+            tracing::warn!(
+                status,
+                code,
+                tenant = tenant_of(request),
+                request_id = %crate::http::request_id_of(request),
+                path = request.path(),
+                unlogged,
+                "request refused"
+            );
+        }
     }
 
     /// Reads the writer's state into its gauges.

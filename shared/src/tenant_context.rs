@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::cluster::fleet::Fleet;
 use crate::events::outbox::AuditIntent;
+use crate::observability::at_most_once_a_second;
 use crate::tenant::{PgIdentifier, Tenant, TenantSlug};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,16 +65,22 @@ pub enum TenantDbError {
 /// move's drop this node has not heard of yet), a privilege refused by a move's fence 503
 /// `tenant_moving`, anything else a logged 500. Every error type of the data plane that
 /// carries a `TenantDbError` maps it through here.
+/// Their warnings are written at most once a second per kind (the line says how many like it
+/// went unlogged): a database outage under load must not flood the log.
 impl From<TenantDbError> for crate::error::ApiError {
     fn from(error: TenantDbError) -> Self {
         match error {
             TenantDbError::Pool(error) => error.into(),
             TenantDbError::Timeout(deadline) => {
-                tracing::warn!(?deadline, "Postgres missed a deadline");
+                at_most_once_a_second("Postgres missed a deadline", |unlogged| {
+                    tracing::warn!(?deadline, unlogged, "Postgres missed a deadline");
+                });
                 Self::database_unavailable()
             }
             TenantDbError::Closed => {
-                tracing::warn!("a Postgres connection closed under a transaction");
+                at_most_once_a_second("connection closed", |unlogged| {
+                    tracing::warn!(unlogged, "a Postgres connection closed under a transaction");
+                });
                 Self::database_unavailable()
             }
             // A tenant's role is refused its own tables only by a move's fence
@@ -97,8 +104,10 @@ impl From<TenantDbError> for crate::error::ApiError {
                 .with_retry_after(crate::error::DATABASE_RETRY_AFTER_SECONDS)
             }
             TenantDbError::ClusterUnavailable(error) => {
-                tracing::warn!(cluster = %error.cluster, reason = %error.reason,
-                    "a tenant's cluster gave no connection");
+                at_most_once_a_second("cluster gave no connection", |unlogged| {
+                    tracing::warn!(cluster = %error.cluster, reason = %error.reason, unlogged,
+                        "a tenant's cluster gave no connection");
+                });
                 Self::unavailable(
                     "tenant_unavailable",
                     "the tenant's database is unavailable; retry shortly",

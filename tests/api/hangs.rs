@@ -206,11 +206,15 @@ async fn a_control_plane_whose_pool_is_exhausted_answers_503_and_serves_once_a_c
     let (control, url) = control_plane_with_one_connection(&app, database).await;
     assert_eq!(list_tenants(&app, &url).await.status(), StatusCode::OK);
 
+    assert_eq!(refusals(&app, &url, "database_unavailable").await, None);
+
     let held = control.pool.get().await.unwrap();
     let asked = std::time::Instant::now();
     assert_database_unavailable(&list_tenants(&app, &url).await);
     // The pool's wait (5 s) bounds it, far inside the client's patience.
     assert!(asked.elapsed() < PATIENCE / 2, "took {:?}", asked.elapsed());
+    // Operators see it in the control plane's metrics, counted by code.
+    assert_eq!(refusals(&app, &url, "database_unavailable").await, Some(1));
 
     drop(held);
     assert_eq!(list_tenants(&app, &url).await.status(), StatusCode::OK);
@@ -252,7 +256,14 @@ async fn a_control_plane_whose_postgres_stops_answering_mid_request_answers_503_
         refused.text()
     );
     assert!(refused.error().unwrap().request_id.is_some());
+    assert_eq!(refusals(&app, &url, "request_timeout").await, Some(1));
 
     proxy.thaw();
     serves_again(&app, &url).await;
+}
+
+/// How many 503s with `code` the control plane at `url` counts in its metrics.
+async fn refusals(app: &TestApp, url: &str, code: &str) -> Option<u64> {
+    let metrics = tenantry_tests::metrics_text(&app.http, url).await;
+    tenantry_tests::refusals_counted(&metrics, 503, code)
 }
