@@ -369,12 +369,20 @@ fn a_missing_or_misspelt_setting_is_caught() {
         error.to_string().contains("TENANTRY_PASSWORD_PEPPER_FILE"),
         "{error}"
     );
+    // A reference to a key the kustomization does not define fails the check, naming it.
+    let reference: Value = serde_yaml_ng::from_str("{name: tenantry-db, key: no-such-key}").unwrap();
     let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let reference: Value =
-            serde_yaml_ng::from_str("{name: tenantry-db, key: no-such-key}").unwrap();
         deployment.key_of(&deployment.secrets, &reference, "Secret", node)
     }));
-    assert!(missing.is_err());
+    let message = missing
+        .expect_err("a Secret key the kustomization does not define was found")
+        .downcast::<String>()
+        .map(|message| *message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("Secret tenantry-db has no key no-such-key"),
+        "{message}"
+    );
 }
 
 /// Packages of `debian:bookworm-slim` itself (what `dpkg` and `apt` depend on): the runtime
