@@ -9,7 +9,6 @@
 //! only on that address ([`serve`]): operators keep it off the port tenants reach.
 
 use std::net::TcpListener;
-
 use std::sync::Arc;
 use std::time::Duration;
 

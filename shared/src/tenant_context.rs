@@ -65,6 +65,7 @@ pub enum TenantDbError {
 /// move's drop this node has not heard of yet), a privilege refused by a move's fence 503
 /// `tenant_moving`, anything else a logged 500. Every error type of the data plane that
 /// carries a `TenantDbError` maps it through here.
+///
 /// Their warnings are written at most once a second per kind (the line says how many like it
 /// went unlogged): a database outage under load must not flood the log.
 impl From<TenantDbError> for crate::error::ApiError {
@@ -91,12 +92,17 @@ impl From<TenantDbError> for crate::error::ApiError {
                 if error.code()
                     == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
             {
-                tracing::warn!(%error, "a tenant statement was refused a privilege: a move's fence?");
+                at_most_once_a_second("privilege refused", |unlogged| {
+                    tracing::warn!(%error, unlogged,
+                        "a tenant statement was refused a privilege: a move's fence?");
+                });
                 tenant_moving()
             }
             TenantDbError::Setup(error) => {
-                tracing::warn!(%error,
-                    "a tenant's role or schema is gone under a request: a move or deletion this node has not heard of yet?");
+                at_most_once_a_second("role or schema gone", |unlogged| {
+                    tracing::warn!(%error, unlogged,
+                        "a tenant's role or schema is gone under a request: a move or deletion this node has not heard of yet?");
+                });
                 Self::unavailable(
                     "tenant_unavailable",
                     "the tenant's database is unavailable; retry shortly",

@@ -370,7 +370,8 @@ fn a_missing_or_misspelt_setting_is_caught() {
         "{error}"
     );
     // A reference to a key the kustomization does not define fails the check, naming it.
-    let reference: Value = serde_yaml_ng::from_str("{name: tenantry-db, key: no-such-key}").unwrap();
+    let reference: Value =
+        serde_yaml_ng::from_str("{name: tenantry-db, key: no-such-key}").unwrap();
     let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         deployment.key_of(&deployment.secrets, &reference, "Secret", node)
     }));
