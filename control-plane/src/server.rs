@@ -2,8 +2,9 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpServer};
 
 use crate::context::ControlPlane;
@@ -30,6 +31,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
             // the refusal is the JSON envelope; request ids are set before the security
             // headers are added, so error bodies rebuilt with the request id keep the headers.
             .wrap(from_fn(enforce_deadline))
+            .wrap(from_fn(observe_refusals))
             .wrap(from_fn(shared::console::layer::pages))
             .wrap(from_fn(shared::http::limit_headers))
             .wrap(from_fn(shared::http::request_id))
@@ -47,22 +49,48 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
 /// handler is dropped and the answer is 503 `request_timeout`. The ceiling over a Postgres
 /// that stops answering after the pool handed out its connection (the pool's own wait bounds
 /// only getting one). A provisioning cut short this way is finished by the next
-/// `POST /v1/tenants/{slug}/provision`, like any other interrupted one.
+/// `POST /v1/tenants/{slug}/provision`, like any other interrupted one. Counted and logged
+/// here (at most a line a second), as the outer layers do not see it.
 async fn enforce_deadline(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let limit = req
-        .app_data::<web::Data<ControlPlane>>()
-        .map_or(std::time::Duration::MAX, |control| {
-            control.config.request_deadline
-        });
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(control) = req.app_data::<web::Data<ControlPlane>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let limit = control.config.request_deadline;
     shared::http::within_deadline(limit, req, next, |path, request_id| {
-        tracing::warn!(
-            path,
-            request_id,
-            "request did not finish within its deadline"
-        );
+        if let Some(unlogged) = control.metrics.refused(503, "request_timeout") {
+            tracing::warn!(
+                path,
+                request_id,
+                unlogged,
+                "request did not finish within its deadline"
+            );
+        }
     })
     .await
+}
+
+/// Every 429 and 503 (a catalog pool with no connection to give, most often) is counted by
+/// error code (`tenantry_http_refusals_total`) and logged with its request id and the tenant
+/// its path names, at most once a second per code, as on the data plane.
+async fn observe_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    if let Some(control) = response.request().app_data::<web::Data<ControlPlane>>() {
+        control.metrics.observe_refusal(&response, |request| {
+            request
+                .match_info()
+                .get("slug")
+                .unwrap_or_default()
+                .to_owned()
+        });
+    }
+    Ok(response)
 }
