@@ -55,10 +55,12 @@ fn status_mib(field: &str) -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
-/// Latencies (µs) and errors of open-loop reads, in the order they were sent.
+/// Latencies (µs) and errors of open-loop reads, in the order they were sent; each error by
+/// its kind (an HTTP status and the envelope's code, or the transport's failure).
 struct Reads {
     latencies_us: Vec<u64>,
     errors: usize,
+    error_kinds: std::collections::BTreeMap<String, usize>,
 }
 
 impl Reads {
@@ -75,17 +77,28 @@ impl Reads {
         Reads {
             latencies_us: self.latencies_us.get(skip..).unwrap_or_default().to_vec(),
             errors: 0,
+            error_kinds: Default::default(),
         }
     }
 
     fn summary(&mut self) -> String {
+        let kinds: Vec<String> = self
+            .error_kinds
+            .iter()
+            .map(|(kind, count)| format!("{count} × {kind}"))
+            .collect();
         format!(
-            "{} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors",
+            "{} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors{}",
             self.latencies_us.len(),
             self.percentile(0.50),
             self.percentile(0.99),
             self.percentile(1.0),
-            self.errors
+            self.errors,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            }
         )
     }
 }
@@ -132,22 +145,46 @@ async fn open_loop_reads_here(
         let http = http.clone();
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
-            let ok = match http.execute(request).await {
-                Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
-                _ => false,
+            let failure = match http.execute(request).await {
+                Ok(response) if response.status().is_success() => response
+                    .bytes()
+                    .await
+                    .err()
+                    .map(|error| format!("body: {error}")),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    Some(format!(
+                        "{status} {}",
+                        body["error"]["code"].as_str().unwrap_or("")
+                    ))
+                }
+                Err(error) if error.is_timeout() => Some("transport: timeout".to_owned()),
+                Err(error) if error.is_connect() => Some("transport: connect".to_owned()),
+                Err(error) => {
+                    // The innermost cause names it ("connection closed before message
+                    // completed", "connection reset by peer", …).
+                    let mut cause: &dyn std::error::Error = &error;
+                    while let Some(source) = cause.source() {
+                        cause = source;
+                    }
+                    Some(format!("transport: {cause}"))
+                }
             };
-            (ok, sent.elapsed().as_micros() as u64)
+            (failure, sent.elapsed().as_micros() as u64)
         }));
     }
     let mut reads = Reads {
         latencies_us: Vec::new(),
         errors: 0,
+        error_kinds: Default::default(),
     };
     for task in tasks {
-        let (ok, latency) = task.await.unwrap();
+        let (failure, latency) = task.await.unwrap();
         reads.latencies_us.push(latency);
-        if !ok {
+        if let Some(kind) = failure {
             reads.errors += 1;
+            *reads.error_kinds.entry(kind).or_default() += 1;
         }
     }
     reads
@@ -307,6 +344,7 @@ pub async fn signin_flood(app: &TestApp, args: &FloodArgs, password: &str) {
     let mut sign_ins = Reads {
         latencies_us: std::mem::take(&mut *latencies.lock().unwrap()),
         errors: 0,
+        error_kinds: Default::default(),
     };
     println!(
         "flood: {answered} sign-ins answered in {flood_seconds:.1} s: {} 401 (password checked), \
