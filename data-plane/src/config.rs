@@ -17,6 +17,9 @@ use crate::rate_limit::RateLimitSettings;
 /// loses nothing measurable to them (docs/benchmarks.md, "Fleet" and "groups that lend").
 pub const DEFAULT_AFFINITY_GROUPS: usize = 4;
 
+/// The default of `http_keep_alive_seconds`: above the idle timeouts of common load balancers.
+pub const DEFAULT_KEEP_ALIVE_SECONDS: u64 = 75;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the data plane connects: `data_plane_database_url` if set, else `database_url`
@@ -84,6 +87,12 @@ pub struct Config {
     /// Longest any request may take before it is answered 503 `request_timeout`
     /// (`request_deadline_ms`, default 30000).
     pub request_deadline: Duration,
+    /// How long an idle keep-alive connection stays open (`http_keep_alive_seconds`, default
+    /// [`DEFAULT_KEEP_ALIVE_SECONDS`]). Longer than a load balancer's idle timeout (AWS ALB
+    /// 60 s, nginx's upstream 60 s), so the balancer, not the node, closes an idle connection:
+    /// a node that closes first races the balancer's next request on it, which then fails
+    /// (a 502 at the balancer).
+    pub keep_alive: Duration,
     /// How long a stopping node keeps serving after `/readyz` turned `draining`, so the load
     /// balancer stops sending before the node stops accepting (`shutdown_drain_ms`, default
     /// 5000; 0 in tests that stop nodes).
@@ -223,6 +232,9 @@ impl Config {
             request_deadline: Duration::from_millis(
                 source.parse_or("request_deadline_ms", 30_000)?,
             ),
+            keep_alive: Duration::from_secs(
+                source.parse_or("http_keep_alive_seconds", DEFAULT_KEEP_ALIVE_SECONDS)?,
+            ),
             audit_outbox_recover_after: Duration::from_millis(
                 source.parse_or("audit_outbox_recover_after_ms", 60_000)?,
             ),
@@ -316,6 +328,14 @@ mod tests {
             (read.refusal_hold, read.refusal_holds),
             (Duration::ZERO, 10)
         );
+    }
+
+    #[test]
+    fn idle_connections_are_kept_longer_than_a_balancers_idle_timeout_and_the_setting_is_read() {
+        assert_eq!(config(&[]).unwrap().keep_alive, Duration::from_secs(75));
+        let read = config(&[("http_keep_alive_seconds", "620")]).unwrap();
+        assert_eq!(read.keep_alive, Duration::from_secs(620));
+        assert!(config(&[("http_keep_alive_seconds", "soon")]).is_err());
     }
 
     #[test]

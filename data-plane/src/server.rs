@@ -24,6 +24,7 @@ use crate::state::DataPlane;
 pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server> {
     let hsts = shared::http::Hsts::for_scheme(&state.config.public_scheme);
     let workers = state.config.workers;
+    let keep_alive = state.config.keep_alive;
     let console_cookies =
         shared::console::cookies::CookiePolicy::for_scheme(&state.config.public_scheme);
     let started_workers = Arc::new(AtomicUsize::new(0));
@@ -70,6 +71,7 @@ pub fn build(state: DataPlane, listener: TcpListener) -> std::io::Result<Server>
     })
     .listen(listener)?
     .workers(workers)
+    .keep_alive(keep_alive)
     // Signals are handled by `serve`, which drains before it stops the server.
     .disable_signals()
     .run();

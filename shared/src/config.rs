@@ -74,6 +74,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "audit_outbox_recover_after_ms",
     "shutdown_drain_ms",
     "request_deadline_ms",
+    "http_keep_alive_seconds",
     "control_request_deadline_ms",
     "audit_spool_dir",
     "audit_spool_max_bytes",

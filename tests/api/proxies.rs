@@ -202,3 +202,39 @@ async fn garbage_in_the_forwarding_header_is_ignored_never_a_5xx() {
         );
     }
 }
+
+/// A load balancer keeps idle connections to a node open for up to its idle timeout (AWS
+/// ALB: 60 s) and sends the next request on one. If the node closed it first, that request
+/// fails (a 502 at the balancer). The node keeps an idle connection longer than that
+/// (`http_keep_alive_seconds`, 75 s), not actix-web's 5 s: here a connection idle past 5 s
+/// still serves its next request.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_a_few_seconds_for_the_balancer_to_reuse() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let address = app.data_url.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    let answer = async |connection: &mut tokio::net::TcpStream| {
+        connection.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            connection.read(&mut buffer),
+        )
+        .await
+        .expect("no answer")
+        .unwrap();
+        String::from_utf8_lossy(&buffer[..read]).into_owned()
+    };
+    let first = answer(&mut connection).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Idle for longer than actix-web's default keep-alive (5 s): what the balancer does
+    // between two requests on a quiet connection.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let second = answer(&mut connection).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the node closed an idle connection after a few seconds: {second:?}"
+    );
+}

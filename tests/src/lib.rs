@@ -1077,6 +1077,7 @@ pub fn data_config(
         audit_outbox_recover_after: options.outbox_recover_after,
         shutdown_drain: Duration::ZERO,
         request_deadline: Duration::from_secs(30),
+        keep_alive: Duration::from_secs(data_plane::config::DEFAULT_KEEP_ALIVE_SECONDS),
         telemetry_max_body_bytes: 4 << 20,
         tenant_cache_ttl: options.tenant_cache_ttl,
         statement_timeout_ms: 5000,
