@@ -50,7 +50,7 @@ pub fn build(control: ControlPlane, listener: TcpListener) -> std::io::Result<Se
 /// that stops answering after the pool handed out its connection (the pool's own wait bounds
 /// only getting one). A provisioning cut short this way is finished by the next
 /// `POST /v1/tenants/{slug}/provision`, like any other interrupted one. Counted and logged
-/// here (at most a line a second), as the outer layers do not see it.
+/// there (at most a line a second), as the outer layers do not see it.
 async fn enforce_deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -61,18 +61,8 @@ async fn enforce_deadline(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let limit = control.config.request_deadline;
-    shared::http::within_deadline(limit, req, next, |path, request_id| {
-        if let Some(unlogged) = control.metrics.refused(503, "request_timeout") {
-            tracing::warn!(
-                path,
-                request_id,
-                unlogged,
-                "request did not finish within its deadline"
-            );
-        }
-    })
-    .await
+    shared::http::within_deadline(control.config.request_deadline, &control.metrics, req, next)
+        .await
 }
 
 /// Every 429 and 503 (a catalog pool with no connection to give, most often) is counted by

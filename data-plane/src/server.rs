@@ -167,7 +167,7 @@ fn count_sign_in<B>(state: &DataPlane, response: &ServiceResponse<B>) {
 /// (an open tenant transaction rolls back, see `TenantTransaction`) and the answer is 503
 /// `request_timeout` (`shared::http::within_deadline`). The ceiling over every dependency
 /// call, including those without a deadline of their own (catalog lookups on a cache miss).
-/// Counted and logged here, as the outer middleware do not see it.
+/// Counted and logged there, as the outer middleware do not see it.
 async fn enforce_deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -180,18 +180,9 @@ async fn enforce_deadline(
     };
     shared::http::within_deadline(
         state.config.request_deadline,
+        &state.metrics.node,
         req,
         next,
-        |path, request_id| {
-            if let Some(unlogged) = state.metrics.node.refused(503, "request_timeout") {
-                tracing::warn!(
-                    path,
-                    request_id,
-                    unlogged,
-                    "request did not finish within its deadline"
-                );
-            }
-        },
     )
     .await
 }

@@ -156,22 +156,29 @@ pub fn unsupported_media_type() -> ApiError {
 }
 
 /// Runs the rest of the chain for `req` within `limit`: past it the handler is dropped (an
-/// open transaction rolls back) and the answer is 503 `request_timeout`. `refused` is told the
-/// path and request id of each such request, for the plane's log and metrics: the answer is
-/// an error the outer middleware pass on as it is (the request it would need for a full
-/// response is gone with the dropped handler), so they cannot see it.
+/// open transaction rolls back) and the answer is 503 `request_timeout`, counted in `metrics`
+/// and logged with its path and request id at most once a second. Counted here because the
+/// answer is an error the outer middleware pass on as it is (the request they would need for
+/// a full response is gone with the dropped handler), so the refusal layer cannot see it.
 pub async fn within_deadline(
     limit: std::time::Duration,
+    metrics: &crate::metrics::NodeMetrics,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-    refused: impl FnOnce(&str, &str),
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let path = req.path().to_owned();
     let request_id = request_id_of(req.request());
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
         Err(_) => {
-            refused(&path, &request_id);
+            if let Some(unlogged) = metrics.refused(503, "request_timeout") {
+                tracing::warn!(
+                    path,
+                    request_id,
+                    unlogged,
+                    "request did not finish within its deadline"
+                );
+            }
             Err(ApiError::unavailable(
                 "request_timeout",
                 "the request could not be completed in time; retry shortly",

@@ -116,7 +116,7 @@ impl NodeMetrics {
     /// Counts a refusal. Returns `Some(unlogged)` when it should be logged (at most once a
     /// second for each status and code, so a flood cannot flood the log) with the number of
     /// like refusals since the last line that was logged.
-    pub fn refused(&self, status: u16, code: &'static str) -> Option<u64> {
+    pub(crate) fn refused(&self, status: u16, code: &'static str) -> Option<u64> {
         self.refusals
             .with_label_values(&[status.to_string().as_str(), code])
             .inc();
